@@ -1,0 +1,29 @@
+# Entry points that work on a fresh machine: they install what they need first.
+SHELL := /bin/bash
+NODE_DIR := $(shell bash scripts/ensure-node.sh)
+export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup demo test bench build clean
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+setup: node_modules/.package-lock.json
+	bash scripts/install-system-deps.sh
+
+build: setup
+	npm run build
+
+## The main job on its embedded default: a local V2 swarm on /dev/shm.
+demo: build
+	node bin/cfn.js run --agents 500 --topology flat
+
+## Every test: lint, types, unit, bash, integration.
+test: build
+	npm test
+
+bench: build
+	npm run bench
+
+clean:
+	rm -rf dist coverage

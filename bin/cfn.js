@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Launcher: re-executes under Node >= 22.19 (installed by scripts/ensure-node.sh
+// when the machine's Node is older), then runs the compiled CLI.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const [major, minor] = process.versions.node.split('.').map(Number);
+
+if (major < 22 || (major === 22 && minor < 19)) {
+  const found = spawnSync('bash', [join(root, 'scripts/ensure-node.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (found.status !== 0) {
+    console.error(`cfn: needs Node >= 22.19 (this is ${process.version}) and could not install one`);
+    process.exit(1);
+  }
+  const node = join(found.stdout.trim(), 'node');
+  const child = spawnSync(node, process.argv.slice(1), { stdio: 'inherit' });
+  process.exit(child.status ?? 1);
+}
+
+const main = join(root, 'dist/operator/cli/main.js');
+if (!existsSync(main)) {
+  console.error('cfn: not built yet; run `npm run build` (or `make build`) first');
+  process.exit(1);
+}
+const { runCli } = await import(main);
+process.exitCode = await runCli(process.argv.slice(2));

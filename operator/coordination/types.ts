@@ -1,0 +1,90 @@
+// The contract both coordinators implement (V2 bash, V1 TypeScript), so that a
+// swarm's results compare one to one whichever path ran it.
+import type { EventEmitter } from 'node:events';
+
+export type CoordinationVersion = 'v1' | 'v2';
+export type Topology = 'flat' | 'hybrid';
+
+/** One agent's answer: the same shape from V1 and V2 (see docs/agent-contract.md). */
+export interface AgentResponse {
+  agentId: string;
+  index: number;
+  status: 'completed' | 'failed';
+  exitCode: number | null;
+  attempts: number;
+  durationMs: number;
+  output: string;
+  outputBytes: number;
+  outputTruncated: boolean;
+  error: string | null;
+}
+
+export type AgentState = 'pending' | 'running' | 'completed' | 'failed';
+
+export type SwarmRunState = 'pending' | 'running' | 'completed' | 'failed' | 'timeout' | 'stopped';
+
+export interface SwarmStatus {
+  objectiveId: string;
+  status: SwarmRunState;
+  agents: { total: number; completed: number; failed: number };
+  /** Share of agents whose response was delivered (completed or failed with a response), 0..100. */
+  deliveryRate: number;
+  /** Milliseconds from start to the last response (or now, while running). */
+  coordinationTime: number;
+  throughputAgentsPerSec: number;
+}
+
+/** What to run: an objective fanned out to N agents. */
+export interface ObjectiveSpec {
+  /** Also the swarm id on disk: validated as a file name (see ids). */
+  id: string;
+  description: string;
+  agents: number;
+  /** Per-agent task text; agent i gets tasks[i] or, when absent, the description. */
+  tasks?: readonly string[];
+  topology: Topology;
+  /** argv of the agent command; never passed through a shell. */
+  agentCommand: readonly string[];
+  agentTimeoutSeconds: number;
+  retries: number;
+  concurrency: number;
+  /** Overall deadline for the objective. */
+  timeoutSeconds: number;
+  maxOutputBytes: number;
+  /** Agent indexes already delivered by an earlier run: counted, not re-run. */
+  completedIndexes?: readonly number[];
+}
+
+export interface HealthReport {
+  healthy: boolean;
+  /** The precise cause when unhealthy, for example `/dev/shm/cfn not writable`. */
+  reason?: string;
+  checks: Record<string, { ok: boolean; detail: string }>;
+}
+
+export interface Capabilities {
+  version: CoordinationVersion;
+  topologies: readonly Topology[];
+  maxAgents: number;
+  persistentResume: boolean;
+}
+
+export interface ObjectiveResult {
+  status: SwarmStatus;
+  responses: AgentResponse[];
+}
+
+/** Lifecycle, agents, objectives, status and health, for either version. */
+export interface ICoordinator extends EventEmitter {
+  readonly version: CoordinationVersion;
+  capabilities(): Capabilities;
+  /** Prepares the runtime; rejects with the precise reason when it cannot run. */
+  start(): Promise<void>;
+  /** Stops everything it started: no process, timer, handle or file left. */
+  stop(): Promise<void>;
+  healthCheck(): Promise<HealthReport>;
+  /** Runs an objective to completion (or deadline) and returns every response. */
+  executeObjective(spec: ObjectiveSpec): Promise<ObjectiveResult>;
+  getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined>;
+  getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined>;
+}

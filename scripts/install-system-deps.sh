@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the V2 engine and the test suite need, when missing.
+set -euo pipefail
+
+# command-or-file -> Debian package
+declare -A NEEDS=(
+  [bats]=bats
+  [shellcheck]=shellcheck
+  [inotifywait]=inotify-tools
+  [jq]=jq
+  [/usr/lib/bash/ln]=bash-builtins
+)
+
+missing=()
+for probe in "${!NEEDS[@]}"; do
+  if [[ "$probe" == /* ]]; then
+    [[ -e "$probe" ]] || missing+=("${NEEDS[$probe]}")
+  else
+    command -v "$probe" >/dev/null 2>&1 || missing+=("${NEEDS[$probe]}")
+  fi
+done
+
+((${#missing[@]})) || exit 0
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-system-deps: please install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-system-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
