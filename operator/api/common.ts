@@ -1,0 +1,60 @@
+// Schema pieces shared by the project's CRDs. Metadata keys starting with
+// `x-kubernetes-` pass through to the generated OpenAPI unchanged.
+import { z } from 'zod';
+
+export const API_GROUP = 'swarm.cfn.dev';
+export const API_VERSION = 'v1alpha1';
+export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+/** A Kubernetes resource quantity: "256Mi", "1", 2. */
+export const quantity = z
+  .union([z.string().regex(/^[+-]?[0-9.]+([eE][+-]?[0-9]+|[KMGTPE]i?|[munkMGTPE])?$/), z.number().int()])
+  .meta({ 'x-kubernetes-int-or-string': true });
+
+export const resourceRequirements = z
+  .object({
+    limits: z.record(z.string(), quantity).optional(),
+    requests: z.record(z.string(), quantity).optional(),
+  })
+  .describe('Compute resources, as in a container spec.');
+
+export const envVar = z.object({
+  name: z.string().min(1).max(253).regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/),
+  value: z.string().optional(),
+  valueFrom: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ 'x-kubernetes-preserve-unknown-fields': true })
+    .describe('A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, ...).'),
+});
+
+export const condition = z.object({
+  type: z.string().min(1).max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string(),
+  reason: z.string().min(1).max(1024),
+  message: z.string().max(32768),
+});
+export type Condition = z.infer<typeof condition>;
+
+export const conditions = z
+  .array(condition)
+  .max(16)
+  .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
+
+export const localObjectReference = z.object({ name: z.string().min(1).max(253) });
+
+/** metadata as the API server returns it: only what the operator reads. */
+export const objectMeta = z.looseObject({
+  name: z.string(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  generation: z.number().int().optional(),
+  resourceVersion: z.string().optional(),
+  creationTimestamp: z.string().optional(),
+  deletionTimestamp: z.string().optional(),
+  finalizers: z.array(z.string()).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});

@@ -1,0 +1,93 @@
+// CustomResourceDefinitions generated from the zod schemas (crds/ is their
+// output; test/unit/api/crds.test.ts fails when the two drift apart).
+import { stringify } from 'yaml';
+import { API_GROUP, API_VERSION } from './common.js';
+import { toStructuralSchema } from './openapi.js';
+import { swarmSpec, swarmStatus } from './swarm.js';
+import type { JsonSchema } from './openapi.js';
+import type { z } from 'zod';
+
+interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+interface ResourceDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  description: string;
+  spec: z.ZodType;
+  status: z.ZodType;
+  printerColumns: PrinterColumn[];
+}
+
+const RESOURCES: ResourceDefinition[] = [
+  {
+    kind: 'Swarm',
+    plural: 'swarms',
+    singular: 'swarm',
+    shortNames: ['sw'],
+    description: 'A swarm of agent processes working on one objective, run by a V2 (bash, tmpfs) or V1 (TypeScript) coordinator pod.',
+    spec: swarmSpec,
+    status: swarmStatus,
+    printerColumns: [
+      { name: 'Version', type: 'string', jsonPath: '.status.version' },
+      { name: 'Topology', type: 'string', jsonPath: '.status.topology' },
+      { name: 'Agents', type: 'integer', jsonPath: '.spec.agents' },
+      { name: 'Delivered', type: 'integer', jsonPath: '.status.agents.completed' },
+      { name: 'Rate', type: 'number', jsonPath: '.status.deliveryRate' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+];
+
+function crdFor(r: ResourceDefinition): JsonSchema {
+  const openAPIV3Schema: JsonSchema = {
+    description: r.description,
+    type: 'object',
+    required: ['spec'],
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: toStructuralSchema(r.spec),
+      status: toStructuralSchema(r.status),
+    },
+  };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${r.plural}.${API_GROUP}` },
+    spec: {
+      group: API_GROUP,
+      names: { kind: r.kind, listKind: `${r.kind}List`, plural: r.plural, singular: r.singular, shortNames: r.shortNames, categories: ['cfn'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: API_VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: r.printerColumns,
+          schema: { openAPIV3Schema },
+        },
+      ],
+    },
+  };
+}
+
+/** Every CRD as a YAML document keyed by its file name under crds/. */
+export function generateCrdFiles(): Map<string, string> {
+  const header = '# Generated from operator/api by `npm run gen:crds`. Do not edit.\n';
+  return new Map(RESOURCES.map((r) => [`${API_GROUP}_${r.plural}.yaml`, header + stringify(crdFor(r), { lineWidth: 0 })]));
+}
+
+export function generateCrds(): JsonSchema[] {
+  return RESOURCES.map(crdFor);
+}

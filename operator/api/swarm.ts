@@ -1,0 +1,129 @@
+// The Swarm resource: the single source of truth for its CRD (crds/), its
+// TypeScript types and the operator's parsing of what the API server returns.
+import { z } from 'zod';
+import { conditions, envVar, GROUP_VERSION, localObjectReference, objectMeta, quantity, resourceRequirements } from './common.js';
+
+export const MAX_AGENTS = 10000;
+export const FLAT_MAX_AGENTS = 300;
+
+const rule = (r: string, message: string, fieldPath?: string) => (fieldPath ? { rule: r, message, fieldPath } : { rule: r, message });
+
+export const coordinationSpec = z
+  .object({
+    version: z
+      .enum(['v1', 'v2', 'auto'])
+      .default('auto')
+      .describe('Coordinator to run: v2 (bash on tmpfs), v1 (TypeScript), or auto (the RolloutPolicy or operator default decides).'),
+    fallbackEnabled: z.boolean().default(true).describe('Move the swarm to V1 when its V2 coordinator cannot start or is lost.'),
+    fallbackTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(600)
+      .default(5)
+      .describe('How long a V2 coordinator may take to become ready before the swarm falls back to V1.'),
+  })
+  .describe('How the swarm is coordinated.');
+
+export const agentSpec = z
+  .object({
+    image: z.string().min(1).max(512).optional().describe('Image holding the agent command; defaults to the operator image.'),
+    command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
+    args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
+    env: z.array(envVar).max(128).optional(),
+    resources: resourceRequirements.optional(),
+    timeoutSeconds: z.number().int().min(1).max(86400).default(300).describe('Per-agent attempt timeout.'),
+    retries: z.number().int().min(0).max(10).default(2).describe('Retries after a failed attempt, with exponential backoff.'),
+    concurrency: z.number().int().min(1).max(1000).default(32).describe('Agents running at once in the coordinator.'),
+    maxOutputBytes: z.number().int().min(0).max(16777216).default(65536).describe('Bound on each agent output kept in its response.'),
+  })
+  .describe('The agent process run once per agent (see the agent contract).');
+
+export const v2Spec = z
+  .object({
+    shmSizeLimit: quantity.default('256Mi').describe('Size of the memory-backed /dev/shm of the V2 coordinator pod.'),
+    coordinators: z.number().int().min(1).max(100).optional().describe('Hybrid topology: sub-coordinators (default: derived from agents).'),
+    workersPerCoordinator: z.number().int().min(1).max(1000).optional().describe('Hybrid topology: concurrent agents per sub-coordinator.'),
+  })
+  .describe('Settings of the V2 (bash, tmpfs) coordinator.');
+
+export const resultsSpec = z
+  .object({
+    type: z.enum(['emptyDir', 'persistentVolumeClaim']).default('emptyDir').describe('Where full responses are written.'),
+    claimName: z.string().min(1).max(253).optional().describe('The PersistentVolumeClaim, when type is persistentVolumeClaim.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      rule("self.type != 'persistentVolumeClaim' || has(self.claimName)", 'claimName is required when type is persistentVolumeClaim', '.claimName'),
+    ],
+  })
+  .describe('Where the coordinator writes the full responses (JSON lines).');
+
+export const swarmSpec = z
+  .object({
+    objective: z.string().min(1).max(65536).describe('What the swarm works on; each agent receives it as its task (data, never evaluated).'),
+    agents: z.number().int().min(1).max(MAX_AGENTS).describe('Number of agents.'),
+    topology: z.enum(['flat', 'hybrid', 'auto']).default('auto').describe(`flat (up to ${FLAT_MAX_AGENTS} agents), hybrid, or auto (by agent count).`),
+    timeoutSeconds: z.number().int().min(1).max(604800).default(3600).describe('Deadline for the whole objective.'),
+    coordination: coordinationSpec.prefault({}),
+    agent: agentSpec,
+    v2: v2Spec.prefault({}),
+    results: resultsSpec.prefault({}),
+    ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the Swarm this long after it finished.'),
+    rolloutPolicyRef: localObjectReference.optional().describe('RolloutPolicy deciding the version when coordination.version is auto.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      rule(`self.topology != 'flat' || self.agents <= ${FLAT_MAX_AGENTS}`, `topology flat supports at most ${FLAT_MAX_AGENTS} agents; use hybrid or auto`, '.topology'),
+      rule('self.objective == oldSelf.objective', 'objective is immutable', '.objective'),
+      rule('self.agents == oldSelf.agents', 'agents is immutable', '.agents'),
+      rule('self.topology == oldSelf.topology', 'topology is immutable', '.topology'),
+      rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
+      rule('self.agent == oldSelf.agent', 'agent is immutable', '.agent'),
+    ],
+  });
+
+export const swarmPhase = z.enum(['Pending', 'Running', 'FallingBack', 'Succeeded', 'Failed']);
+
+export const fallbackRecord = z.object({
+  from: z.enum(['v1', 'v2']),
+  to: z.enum(['v1', 'v2']),
+  reason: z.string().max(4096),
+  time: z.string(),
+});
+
+export const swarmStatus = z.object({
+  phase: swarmPhase.optional(),
+  observedGeneration: z.number().int().optional(),
+  version: z.enum(['v1', 'v2']).optional().describe('The version chosen for this swarm; set once, never flipped.'),
+  versionReason: z.string().max(1024).optional(),
+  topology: z.enum(['flat', 'hybrid']).optional(),
+  agents: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int() }).optional(),
+  deliveryRate: z.number().min(0).max(100).optional().describe('Share of agents whose response was delivered, in percent.'),
+  coordinationTimeMs: z.number().int().min(0).optional(),
+  completedAgents: z.string().max(65536).optional().describe('Indexes of agents that delivered, compressed: "0-9,12".'),
+  failedAgents: z
+    .array(z.object({ index: z.number().int(), reason: z.string().max(1024) }))
+    .max(50)
+    .optional()
+    .describe('The first failed agents with reasons (bounded).'),
+  fallback: fallbackRecord.optional(),
+  fallbackHistory: z.array(fallbackRecord).max(10).optional(),
+  coordinatorPod: z.string().optional(),
+  startTime: z.string().optional(),
+  completionTime: z.string().optional(),
+  lastError: z.string().max(4096).optional(),
+  conditions: conditions.optional(),
+});
+
+export const swarm = z.object({
+  apiVersion: z.literal(GROUP_VERSION),
+  kind: z.literal('Swarm'),
+  metadata: objectMeta,
+  spec: swarmSpec,
+  status: swarmStatus.optional(),
+});
+
+export type SwarmSpec = z.output<typeof swarmSpec>;
+export type SwarmStatusT = z.output<typeof swarmStatus>;
+export type Swarm = z.output<typeof swarm>;

@@ -1,0 +1,46 @@
+import { describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateCrdFiles, generateCrds } from '../../../operator/api/crds.js';
+import { swarmSpec } from '../../../operator/api/swarm.js';
+
+const CRD_DIR = join(process.cwd(), 'crds');
+
+describe('crds/', () => {
+  it('matches what the zod schemas generate (run `npm run gen:crds` after changing operator/api)', () => {
+    const generated = generateCrdFiles();
+    const onDisk = readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml'));
+    expect(onDisk.sort()).toEqual([...generated.keys()].sort());
+    for (const [name, text] of generated) expect(readFileSync(join(CRD_DIR, name), 'utf8')).toBe(text);
+  });
+
+  it('emits only structural keywords the API server accepts', () => {
+    const text = JSON.stringify(generateCrds());
+    expect(text).not.toMatch(/"anyOf"|"oneOf"|"\$schema"|"additionalProperties":false/);
+  });
+
+  it('carries defaults and CEL rules for cross-field and immutable fields', () => {
+    const [crd] = generateCrds();
+    const text = JSON.stringify(crd);
+    expect(text).toContain('"x-kubernetes-validations"');
+    expect(text).toContain('self.agents == oldSelf.agents');
+    expect(text).toContain('"default":"auto"');
+  });
+});
+
+describe('swarmSpec', () => {
+  it('fills defaults like the API server does', () => {
+    const spec = swarmSpec.parse({ objective: 'fix lint', agents: 3, agent: { command: ['true'] } });
+    expect(spec.topology).toBe('auto');
+    expect(spec.coordination).toEqual({ version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 5 });
+    expect(spec.agent.retries).toBe(2);
+    expect(spec.v2.shmSizeLimit).toBe('256Mi');
+    expect(spec.results.type).toBe('emptyDir');
+  });
+
+  it('rejects out-of-range agents naming the field', () => {
+    const r = swarmSpec.safeParse({ objective: 'x', agents: 0, agent: { command: ['true'] } });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['agents']);
+  });
+});
