@@ -1,0 +1,50 @@
+// TS -> bash: the objective and per-agent tasks go into the swarm root as raw
+// bytes (objective.txt, tasks/<i>), each written atomically so the engine never
+// reads a partial task. The text is data: no escaping, no interpretation.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { atomicWrite } from '../../util/atomic-write.js';
+
+export interface BridgeInput {
+  objective: string;
+  /** tasks[i] for agent i; undefined/absent entries fall back to the objective (engine side). */
+  tasks?: readonly (string | undefined)[];
+}
+
+export class BridgeInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BridgeInputError';
+  }
+}
+
+const WRITE_CONCURRENCY = 32;
+
+function assertNoNul(what: string, text: string): void {
+  // The engine hands task text to agents via an environment variable, which cannot hold NUL.
+  if (text.includes('\0')) throw new BridgeInputError(`${what} contains a NUL byte, which cannot be passed to an agent`);
+}
+
+/** Creates the root (0700) when missing and writes objective.txt and tasks/<i>. */
+export async function writeObjective(root: string, input: BridgeInput): Promise<void> {
+  assertNoNul('objective', input.objective);
+  const tasks = input.tasks ?? [];
+  tasks.forEach((t, i) => {
+    if (t !== undefined) assertNoNul(`task ${i}`, t);
+  });
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  await atomicWrite(join(root, 'objective.txt'), input.objective);
+  if (tasks.length === 0) return;
+  const taskDir = join(root, 'tasks');
+  await mkdir(taskDir, { recursive: true, mode: 0o700 });
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const i = next;
+      next += 1;
+      const text = tasks[i];
+      if (text !== undefined) await atomicWrite(join(taskDir, String(i)), text);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, tasks.length) }, worker));
+}
