@@ -1,0 +1,164 @@
+// The only module that talks to the API server: a thin REST client over the
+// kubeconfig's transport (TLS, client certs, tokens come from client-node),
+// with server-side apply on objects and subresources and typed errors.
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { fetch } from 'undici';
+import { KubeApiError } from './errors.js';
+
+export type KubeObject = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+};
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  method: keyof typeof HttpMethod;
+  path: string;
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: KubeObject;
+}
+
+export interface WatchHandle {
+  abort(): void;
+  /** Settles when the stream ends: resolves on a clean close, rejects on an error. */
+  done: Promise<void>;
+}
+
+export interface ApplyOptions {
+  fieldManager: string;
+  force?: boolean;
+  subresource?: 'status';
+}
+
+export const APPLY_PATCH = 'application/apply-patch+yaml';
+export const MERGE_PATCH = 'application/merge-patch+json';
+
+/** The REST path of a resource collection or object. */
+export function resourcePath(r: { group: string; version: string; plural: string; namespace?: string; name?: string; subresource?: string }): string {
+  const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
+  const ns = r.namespace ? `/namespaces/${encodeURIComponent(r.namespace)}` : '';
+  const name = r.name ? `/${encodeURIComponent(r.name)}` : '';
+  const sub = r.name && r.subresource ? `/${r.subresource}` : '';
+  return `${base}${ns}/${r.plural}${name}${sub}`;
+}
+
+export class KubeClient {
+  private readonly server: string;
+
+  constructor(readonly config: KubeConfig) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = cluster.server.replace(/\/$/, '');
+  }
+
+  /** From a kubeconfig file, else $KUBECONFIG / ~/.kube/config / in-cluster. */
+  static load(kubeconfigPath?: string): KubeClient {
+    const kc = new KubeConfig();
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else kc.loadFromDefault();
+    return new KubeClient(kc);
+  }
+
+  async request<T = KubeObject>(opts: RequestOptions): Promise<T> {
+    const res = await this.send(opts);
+    const text = await res.text();
+    if (res.status < 200 || res.status >= 300) throw KubeApiError.fromResponse(res.status, text, opts.method, opts.path);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  get<T = KubeObject>(path: string, query?: Query): Promise<T> {
+    return this.request<T>({ method: 'GET', path, ...(query ? { query } : {}) });
+  }
+
+  create<T = KubeObject>(collectionPath: string, body: object, fieldManager?: string): Promise<T> {
+    return this.request<T>({ method: 'POST', path: collectionPath, body, query: { fieldManager } });
+  }
+
+  delete(path: string, query?: Query): Promise<KubeObject> {
+    return this.request({ method: 'DELETE', path, query: { propagationPolicy: 'Background', ...query } });
+  }
+
+  mergePatch<T = KubeObject>(path: string, patch: unknown, fieldManager?: string): Promise<T> {
+    return this.request<T>({ method: 'PATCH', path, body: patch, contentType: MERGE_PATCH, query: { fieldManager } });
+  }
+
+  /** Server-side apply of `obj` (which must carry apiVersion, kind, name) at `objectPath`. */
+  apply<T = KubeObject>(objectPath: string, obj: object, opts: ApplyOptions): Promise<T> {
+    const path = opts.subresource ? `${objectPath}/${opts.subresource}` : objectPath;
+    return this.request<T>({
+      method: 'PATCH',
+      path,
+      body: obj,
+      contentType: APPLY_PATCH,
+      query: { fieldManager: opts.fieldManager, force: opts.force ?? true },
+    });
+  }
+
+  /** One watch stream; callers restart it (see informer.ts). */
+  watch(path: string, query: Query, onEvent: (e: WatchEvent) => void): WatchHandle {
+    const controller = new AbortController();
+    let abortedByCaller = false;
+    const done = (async () => {
+      try {
+        const res = await this.send({ method: 'GET', path, query: { ...query, watch: true }, signal: controller.signal });
+        if (res.status !== 200) throw KubeApiError.fromResponse(res.status, await res.text(), 'GET', path);
+        if (!res.body) return;
+        const lines = createInterface({ input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) });
+        for await (const line of lines) {
+          if (line) onEvent(JSON.parse(line) as WatchEvent);
+        }
+      } finally {
+        // Release the connection whichever way the stream ended.
+        controller.abort();
+      }
+    })().catch((e: unknown) => {
+      if (abortedByCaller) return;
+      throw e;
+    });
+    return {
+      abort: () => {
+        abortedByCaller = true;
+        controller.abort();
+      },
+      done,
+    };
+  }
+
+  private async send(opts: RequestOptions) {
+    const url = new URL(this.server + opts.path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), HttpMethod[opts.method]);
+    await this.config.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['Content-Type'] = opts.contentType ?? 'application/json';
+    }
+    try {
+      return await fetch(url, {
+        method: opts.method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        dispatcher: ctx.getDispatcher(),
+      });
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      // Connection refused, reset, TLS trouble: the API server may come back.
+      throw new KubeApiError(0, 'NetworkError', `${opts.method} ${opts.path}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`, opts.method, opts.path);
+    }
+  }
+}

@@ -1,0 +1,155 @@
+// Leader election on a coordination.k8s.io/v1 Lease, like client-go's: the
+// holder renews before leaseDuration passes; others take over once it has.
+// Updates carry the resourceVersion read, so two candidates never both win.
+import { isConflict, isNotFound } from './errors.js';
+import { resourcePath } from './client.js';
+import type { KubeClient } from './client.js';
+
+export interface LeaderElectionOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationSeconds?: number;
+  renewDeadlineSeconds?: number;
+  retryPeriodSeconds?: number;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  onError?: (err: unknown) => void;
+}
+
+interface Lease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+const microTime = (d = new Date()): string => d.toISOString().replace(/Z$/, '000Z');
+
+export class LeaderElector {
+  private leading = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastRenew = 0;
+  private readonly leaseDuration: number;
+  private readonly renewDeadline: number;
+  private readonly retryPeriod: number;
+
+  constructor(private readonly opts: LeaderElectionOptions) {
+    this.leaseDuration = (opts.leaseDurationSeconds ?? 15) * 1000;
+    this.renewDeadline = (opts.renewDeadlineSeconds ?? 10) * 1000;
+    this.retryPeriod = (opts.retryPeriodSeconds ?? 2) * 1000;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  /** Stops campaigning and, when leading, releases the lease so a successor starts at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.leading) {
+      try {
+        const lease = await this.read();
+        if (lease?.spec.holderIdentity === this.opts.identity) {
+          lease.spec.holderIdentity = '';
+          lease.spec.leaseDurationSeconds = 1;
+          await this.opts.client.request({ method: 'PUT', path: this.path(), body: lease });
+        }
+      } catch (e) {
+        this.opts.onError?.(e);
+      }
+      this.setLeading(false);
+    }
+  }
+
+  private path(): string {
+    return resourcePath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: this.opts.namespace, name: this.opts.name });
+  }
+
+  private async read(): Promise<Lease | undefined> {
+    try {
+      return await this.opts.client.get<Lease>(this.path());
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const ok = await this.tryAcquireOrRenew();
+      if (ok) this.lastRenew = Date.now();
+      if (ok && !this.leading) this.setLeading(true);
+      if (!ok && this.leading && Date.now() - this.lastRenew > this.renewDeadline) this.setLeading(false);
+    } catch (e) {
+      this.opts.onError?.(e);
+      if (this.leading && Date.now() - this.lastRenew > this.renewDeadline) this.setLeading(false);
+    }
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryPeriod);
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = new Date();
+    const lease = await this.read();
+    const spec = {
+      holderIdentity: this.opts.identity,
+      leaseDurationSeconds: this.leaseDuration / 1000,
+      renewTime: microTime(now),
+    };
+    if (!lease) {
+      const body: Lease = {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: this.opts.name, namespace: this.opts.namespace },
+        spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 },
+      };
+      try {
+        await this.opts.client.create(resourcePath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: this.opts.namespace }), body);
+        return true;
+      } catch (e) {
+        if (isConflict(e)) return false;
+        throw e;
+      }
+    }
+    const holder = lease.spec.holderIdentity ?? '';
+    const renewed = lease.spec.renewTime ? Date.parse(lease.spec.renewTime) : 0;
+    const duration = (lease.spec.leaseDurationSeconds ?? 0) * 1000;
+    const held = holder !== '' && holder !== this.opts.identity && renewed + duration > now.getTime();
+    if (held) return false;
+    const takingOver = holder !== this.opts.identity;
+    lease.spec = {
+      ...lease.spec,
+      ...spec,
+      ...(takingOver ? { acquireTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 } : {}),
+    };
+    try {
+      // PUT with the resourceVersion read: a concurrent writer makes this a 409.
+      await this.opts.client.request({ method: 'PUT', path: this.path(), body: lease });
+      return true;
+    } catch (e) {
+      if (isConflict(e)) return false;
+      throw e;
+    }
+  }
+
+  private setLeading(v: boolean): void {
+    if (this.leading === v) return;
+    this.leading = v;
+    if (v) this.opts.onStartedLeading();
+    else this.opts.onStoppedLeading();
+  }
+}
