@@ -1,0 +1,43 @@
+// Validation of an ObjectiveSpec before the engine sees it: a bad spec is a
+// clear error up front, not a half-started swarm.
+import { z } from 'zod';
+import type { ObjectiveSpec } from '../types.js';
+import { ID_PATTERN } from '../../util/ids.js';
+
+export const objectiveSpecSchema = z
+  .object({
+    id: z.string().regex(ID_PATTERN, `must match ${ID_PATTERN.source}`).refine((s) => s !== '.' && s !== '..', 'must not be . or ..'),
+    description: z.string(),
+    agents: z.number().int().min(1).max(100_000),
+    tasks: z.array(z.string()).optional(),
+    topology: z.enum(['flat', 'hybrid']),
+    agentCommand: z.array(z.string()).min(1, 'agent command is empty'),
+    agentTimeoutSeconds: z.number().positive(),
+    retries: z.number().int().min(0).max(100),
+    concurrency: z.number().int().min(1).max(100_000),
+    timeoutSeconds: z.number().positive(),
+    maxOutputBytes: z.number().int().min(1),
+    completedIndexes: z.array(z.number().int().nonnegative()).optional(),
+  })
+  .refine((s) => !s.tasks || s.tasks.length <= s.agents, { message: 'more tasks than agents', path: ['tasks'] })
+  .refine((s) => !s.completedIndexes || s.completedIndexes.every((i) => i < s.agents), {
+    message: 'completed index out of range',
+    path: ['completedIndexes'],
+  });
+
+export class InvalidSpecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidSpecError';
+  }
+}
+
+export function validateSpec(spec: ObjectiveSpec): ObjectiveSpec {
+  const parsed = objectiveSpecSchema.safeParse(spec);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'spec';
+    throw new InvalidSpecError(`invalid objective spec: ${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return spec;
+}

@@ -1,0 +1,98 @@
+// Linux /proc helpers: find a swarm's processes (cleanup safety net and tests)
+// and measure a process tree's resident memory (benchmark).
+import { readdir, readFile } from 'node:fs/promises';
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  rssKb: number;
+  comm: string;
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined; // the process exited meanwhile, or is not ours to read
+  }
+}
+
+async function listPids(): Promise<number[]> {
+  const names = await readdir('/proc');
+  return names.filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+/** Parses /proc/<pid>/stat (comm may contain spaces and parentheses). */
+export async function readProc(pid: number): Promise<ProcInfo | undefined> {
+  const stat = await readText(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  const close = stat.lastIndexOf(')');
+  const comm = stat.slice(stat.indexOf('(') + 1, close);
+  const fields = stat.slice(close + 2).split(' ');
+  // fields[0] = state, [1] = ppid, [2] = pgrp, ... [21] = rss in pages
+  const pageKb = 4;
+  return {
+    pid,
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    rssKb: Number(fields[21]) * pageKb,
+    comm,
+  };
+}
+
+export async function listProcesses(): Promise<ProcInfo[]> {
+  const infos = await Promise.all((await listPids()).map((pid) => readProc(pid)));
+  return infos.filter((p): p is ProcInfo => p !== undefined);
+}
+
+/** pid and every descendant, from one /proc snapshot. */
+export function descendants(all: readonly ProcInfo[], rootPid: number): ProcInfo[] {
+  const children = new Map<number, ProcInfo[]>();
+  for (const p of all) {
+    const list = children.get(p.ppid) ?? [];
+    list.push(p);
+    children.set(p.ppid, list);
+  }
+  const out: ProcInfo[] = [];
+  const root = all.find((p) => p.pid === rootPid);
+  if (root) out.push(root);
+  const stack = [rootPid];
+  while (stack.length > 0) {
+    const pid = stack.pop() as number;
+    for (const c of children.get(pid) ?? []) {
+      out.push(c);
+      stack.push(c.pid);
+    }
+  }
+  return out;
+}
+
+/** Sum of RSS (kB) of a process and all its descendants right now. */
+export async function treeRssKb(rootPid: number): Promise<number> {
+  return descendants(await listProcesses(), rootPid).reduce((sum, p) => sum + p.rssKb, 0);
+}
+
+/**
+ * Processes carrying `NAME=value` in their initial environment (the engine gives
+ * every agent SWARM_ID=<id>), excluding this process.
+ */
+export async function processesWithEnv(name: string, value: string): Promise<number[]> {
+  const needle = Buffer.from(`${name}=${value}\0`);
+  const found: number[] = [];
+  await Promise.all(
+    (await listPids()).map(async (pid) => {
+      if (pid === process.pid) return;
+      let env: Buffer;
+      try {
+        env = await readFile(`/proc/${pid}/environ`);
+      } catch {
+        return;
+      }
+      // environ starts with the first variable; match at start or after a NUL.
+      const idx = env.indexOf(needle);
+      if (idx === 0 || (idx > 0 && env[idx - 1] === 0)) found.push(pid);
+    }),
+  );
+  return found.sort((a, b) => a - b);
+}
