@@ -1,0 +1,40 @@
+// config/v2-config.json: the defaults every swarm starts from (CLI flags and
+// the Swarm resource override them). Strict: an unknown key is a typo, not data.
+import { z } from 'zod';
+import { parseConfig } from './config-error.js';
+import { shippedConfigPath } from './package-root.js';
+import { readJsonFile } from './read-json-file.js';
+
+const positiveInt = z.number().int().min(1);
+
+export const v2ConfigSchema = z.strictObject({
+  topology: z.enum(['flat', 'hybrid']),
+  maxAgents: positiveInt,
+  coordinators: positiveInt,
+  workersPerCoordinator: positiveInt,
+  shmPath: z.string().min(1).refine((p) => p.startsWith('/'), { message: 'expected an absolute path' }),
+  concurrency: positiveInt,
+  agentTimeoutSeconds: z.number().positive(),
+  timeoutSeconds: z.number().positive(),
+  retries: z.number().int().min(0).max(20),
+  maxOutputBytes: positiveInt,
+  inboxCapacity: positiveInt,
+  publishTimeoutSeconds: z.number().positive(),
+  busMode: z.enum(['auto', 'inotify', 'poll']),
+  fallbackEnabled: z.boolean(),
+  fallbackTimeoutMs: z.number().int().min(0),
+  /** SQLite file of the V1 MemoryManager, relative to the working directory unless absolute. */
+  memoryPath: z.string().min(1),
+});
+export type V2Config = z.infer<typeof v2ConfigSchema>;
+
+export const V2_CONFIG_FILE = 'v2-config.json';
+
+/** Loads and validates a v2-config.json (default: the one shipped in config/). */
+export function loadV2Config(file: string = shippedConfigPath(V2_CONFIG_FILE)): V2Config {
+  return parseV2Config(readJsonFile(file), file);
+}
+
+export function parseV2Config(data: unknown, file: string): V2Config {
+  return parseConfig(v2ConfigSchema, data, file);
+}

@@ -1,0 +1,225 @@
+// Runs tasks with a concurrency limit, a per-attempt timeout, retries with
+// exponential backoff and dependencies resolved by task id (the prototype looked
+// dependencies up by the wrong key, so dependent tasks never ran).
+import { buildDependencyGraph } from './dependency-graph.js';
+
+export interface AttemptContext {
+  attempt: number;
+  /** Aborted on timeout (reason: TaskTimeoutError) or cancel (reason: TaskCancelledError). */
+  signal: AbortSignal;
+}
+
+export type AttemptOutcome<T> = { ok: true; value: T } | { ok: false; value?: T; error: string };
+
+export interface ScheduledTask<T> {
+  id: string;
+  dependsOn?: readonly string[];
+  /** Must settle soon after `signal` aborts (the scheduler never abandons a running attempt). */
+  run(ctx: AttemptContext): Promise<AttemptOutcome<T>>;
+}
+
+export type TaskStatus = 'completed' | 'failed' | 'skipped' | 'cancelled';
+
+export interface TaskResult<T> {
+  id: string;
+  status: TaskStatus;
+  attempts: number;
+  value?: T;
+  error?: string;
+  /** From the first attempt's start to the last attempt's end (0 when never started). */
+  durationMs: number;
+}
+
+export interface SchedulerOptions {
+  concurrency: number;
+  /** Per-attempt timeout; none when undefined. */
+  timeoutMs?: number;
+  /** Extra attempts after the first. */
+  retries: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+export interface SchedulerHooks<T> {
+  onAttemptStart?(id: string, attempt: number): void;
+  onRetry?(id: string, nextAttempt: number, delayMs: number, error: string, timedOut: boolean): void;
+  onTaskDone?(result: TaskResult<T>): void;
+}
+
+export class TaskTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`timed out after ${timeoutMs / 1000}s`);
+    this.name = 'TaskTimeoutError';
+  }
+}
+
+export class TaskCancelledError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'TaskCancelledError';
+  }
+}
+
+/** 100 ms, 200 ms, 400 ms, ... capped. */
+export function backoffDelay(failedAttempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, failedAttempt - 1));
+}
+
+export class AdvancedScheduler<T> {
+  private readonly controllers = new Set<AbortController>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sleepers = new Set<() => void>();
+  private cancelReason: string | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly options: SchedulerOptions,
+    private readonly hooks: SchedulerHooks<T> = {},
+  ) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`concurrency: expected an integer >= 1, got ${options.concurrency}`);
+    }
+    if (!Number.isInteger(options.retries) || options.retries < 0) {
+      throw new RangeError(`retries: expected an integer >= 0, got ${options.retries}`);
+    }
+  }
+
+  get cancelled(): boolean {
+    return this.cancelReason !== undefined;
+  }
+
+  /** Aborts running attempts, drops backoff waits; unstarted tasks end `cancelled`. */
+  cancel(reason: string): void {
+    if (this.cancelReason !== undefined) return;
+    this.cancelReason = reason;
+    for (const wakeSleeper of [...this.sleepers]) wakeSleeper();
+    for (const c of this.controllers) c.abort(new TaskCancelledError(reason));
+    this.wake?.();
+  }
+
+  /** Runs every task; resolves with one result per task id once all have settled. */
+  async run(tasks: readonly ScheduledTask<T>[]): Promise<Map<string, TaskResult<T>>> {
+    const { indegree, dependents } = buildDependencyGraph(tasks);
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    const results = new Map<string, TaskResult<T>>();
+    const ready: string[] = tasks.filter((t) => indegree.get(t.id) === 0).map((t) => t.id);
+    let readyHead = 0;
+    let active = 0;
+    let hookError: unknown;
+
+    const settle = (result: TaskResult<T>): void => {
+      results.set(result.id, result);
+      try {
+        this.hooks.onTaskDone?.(result);
+      } catch (err) {
+        // A broken hook (say, the database refusing a write) stops the run
+        // rather than hanging it; run() rethrows once everything has settled.
+        hookError ??= err;
+        this.cancel(`internal error: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      for (const dep of dependents.get(result.id) ?? []) {
+        if (results.has(dep)) continue;
+        if (result.status !== 'completed') {
+          // A dependent of a failed task cannot run; its own dependents follow.
+          settle({ id: dep, status: 'skipped', attempts: 0, error: `dependency ${result.id} ${result.status}`, durationMs: 0 });
+          continue;
+        }
+        const left = (indegree.get(dep) ?? 0) - 1;
+        indegree.set(dep, left);
+        if (left === 0) ready.push(dep);
+      }
+    };
+
+    await new Promise<void>((resolve) => {
+      const pump = (): void => {
+        if (this.cancelReason !== undefined) {
+          while (readyHead < ready.length) {
+            const id = ready[readyHead++]!;
+            if (!results.has(id)) settle({ id, status: 'cancelled', attempts: 0, error: this.cancelReason, durationMs: 0 });
+          }
+        }
+        while (this.cancelReason === undefined && active < this.options.concurrency && readyHead < ready.length) {
+          const id = ready[readyHead++]!;
+          if (results.has(id)) continue;
+          active += 1;
+          void this.runTask(byId.get(id)!).then((r) => {
+            active -= 1;
+            settle(r);
+            pump();
+          });
+        }
+        if (active === 0 && (readyHead >= ready.length || this.cancelReason !== undefined)) {
+          // Anything still unsettled was waiting on a cancelled chain.
+          for (const t of tasks) {
+            if (!results.has(t.id)) settle({ id: t.id, status: 'cancelled', attempts: 0, error: this.cancelReason ?? 'not run', durationMs: 0 });
+          }
+          this.wake = undefined;
+          resolve();
+        }
+      };
+      this.wake = pump;
+      pump();
+    });
+    if (hookError !== undefined) throw hookError;
+    return results;
+  }
+
+  private async runTask(task: ScheduledTask<T>): Promise<TaskResult<T>> {
+    const start = performance.now();
+    const base = this.options.backoffBaseMs ?? 100;
+    const max = this.options.backoffMaxMs ?? 10_000;
+    let last: { value?: T; error: string } = { error: 'not run' };
+    let attempt = 0;
+    while (attempt <= this.options.retries) {
+      if (this.cancelReason !== undefined) {
+        return { id: task.id, status: 'cancelled', attempts: attempt, value: last.value, error: this.cancelReason, durationMs: performance.now() - start };
+      }
+      attempt += 1;
+      const outcome = await this.attempt(task, attempt);
+      if (outcome.ok) return { id: task.id, status: 'completed', attempts: attempt, value: outcome.value, durationMs: performance.now() - start };
+      last = outcome;
+      if (attempt <= this.options.retries && this.cancelReason === undefined) {
+        const delay = backoffDelay(attempt, base, max);
+        this.hooks.onRetry?.(task.id, attempt + 1, delay, outcome.error, outcome.timedOut);
+        await this.sleep(delay);
+      }
+    }
+    return { id: task.id, status: 'failed', attempts: attempt, value: last.value, error: last.error, durationMs: performance.now() - start };
+  }
+
+  private async attempt(task: ScheduledTask<T>, attempt: number): Promise<{ ok: true; value: T } | { ok: false; value?: T; error: string; timedOut: boolean }> {
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    let timer: NodeJS.Timeout | undefined;
+    if (this.options.timeoutMs !== undefined) {
+      const ms = this.options.timeoutMs;
+      timer = setTimeout(() => controller.abort(new TaskTimeoutError(ms)), ms);
+    }
+    this.hooks.onAttemptStart?.(task.id, attempt);
+    try {
+      const outcome = await task.run({ attempt, signal: controller.signal });
+      const timedOut = controller.signal.reason instanceof TaskTimeoutError;
+      return outcome.ok ? outcome : { ...outcome, timedOut };
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err), timedOut: controller.signal.reason instanceof TaskTimeoutError };
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.controllers.delete(controller);
+    }
+  }
+
+  /** Resolves after `ms`, or at once when cancelled (the timer is cleared, nothing lingers). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.timers.delete(t);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.timers.add(t);
+      this.sleepers.add(done);
+    });
+  }
+}

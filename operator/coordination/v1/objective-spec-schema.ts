@@ -1,0 +1,45 @@
+// ObjectiveSpec as data: validated when an objective is submitted and again
+// when read back from the database (nothing on disk is trusted unparsed).
+import { z } from 'zod';
+import { isValidId } from '../../util/ids.js';
+import type { ObjectiveSpec } from '../types.js';
+
+export const objectiveSpecSchema = z.object({
+  id: z.string().refine(isValidId, { message: 'expected an id matching ^[a-z0-9][a-z0-9._-]{0,62}$' }),
+  description: z.string(),
+  agents: z.number().int().min(1),
+  tasks: z.array(z.string()).readonly().optional(),
+  topology: z.enum(['flat', 'hybrid']),
+  agentCommand: z.array(z.string()).min(1).readonly(),
+  agentTimeoutSeconds: z.number().positive(),
+  retries: z.number().int().min(0),
+  concurrency: z.number().int().min(1),
+  timeoutSeconds: z.number().positive(),
+  maxOutputBytes: z.number().int().min(1),
+  completedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
+}) satisfies z.ZodType<ObjectiveSpec>;
+
+export class InvalidObjectiveError extends Error {
+  constructor(detail: string) {
+    super(`invalid objective: ${detail}`);
+    this.name = 'InvalidObjectiveError';
+  }
+}
+
+export function parseObjectiveSpec(data: unknown): ObjectiveSpec {
+  const parsed = objectiveSpecSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length ? issue.path.join('.') : '(root)';
+    throw new InvalidObjectiveError(`${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  const spec = parsed.data;
+  const bad = spec.completedIndexes?.find((i) => i >= spec.agents);
+  if (bad !== undefined) throw new InvalidObjectiveError(`completedIndexes: ${bad} is not below agents (${spec.agents})`);
+  return spec;
+}
+
+/** The fields that define what an objective runs (a resume must not change them). */
+export function objectiveIdentity(spec: ObjectiveSpec): string {
+  return JSON.stringify([spec.description, spec.agents, spec.tasks ?? null, spec.agentCommand]);
+}

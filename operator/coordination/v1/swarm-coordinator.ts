@@ -1,0 +1,362 @@
+// The V1 coordinator: the TypeScript fallback. Agents are real processes run
+// with the same contract as V2 (agent-process.ts), scheduled by the
+// AdvancedScheduler, and every response is committed to SQLite as it arrives,
+// so a coordinator killed mid-run resumes without re-running delivered agents.
+import { EventEmitter } from 'node:events';
+import type {
+  AgentResponse,
+  AgentState,
+  Capabilities,
+  HealthReport,
+  ICoordinator,
+  ObjectiveResult,
+  ObjectiveSpec,
+  SwarmRunState,
+  SwarmStatus,
+} from '../types.js';
+import { AdvancedScheduler } from './advanced-scheduler.js';
+import type { ScheduledTask, TaskResult } from './advanced-scheduler.js';
+import { runAgentAttempt } from './agent-process.js';
+import type { AgentAttemptResult } from './agent-process.js';
+import { EventBus } from './event-bus.js';
+import type { SwarmEventName, SwarmEvents } from './event-bus.js';
+import { DEFAULT_MEMORY_PATH, MemoryManager } from './memory-manager.js';
+import { objectiveIdentity, parseObjectiveSpec } from './objective-spec-schema.js';
+import { SwarmMonitor } from './swarm-monitor.js';
+import type { MonitorSnapshot } from './swarm-monitor.js';
+
+export interface SwarmCoordinatorOptions {
+  /** SQLite file; default `.claude-flow/memory.sqlite` under the working directory. */
+  memoryPath?: string;
+  /** Shared event bus (the factory passes one); default: a private one. */
+  bus?: EventBus;
+  /** Between TERM and KILL of a timed-out or stopped agent (default 1000 ms). */
+  killGraceMs?: number;
+  /** First retry delay (default 100 ms, doubling each retry, like V2). */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** Largest objective accepted (default 1000; config/performance-limits.json v1.maxAgents). */
+  maxAgents?: number;
+  /** Extra environment for agents, under the contract variables. */
+  agentEnv?: Readonly<Record<string, string>>;
+}
+
+interface ActiveRun {
+  spec: ObjectiveSpec;
+  scheduler: AdvancedScheduler<AgentAttemptResult>;
+  monitor: SwarmMonitor;
+  startedAt: number;
+  lastResponseAt: number | undefined;
+  running: Set<number>;
+  delivered: Map<number, AgentResponse>;
+  /** completedIndexes without a stored response: counted as delivered, not re-run. */
+  countedOnly: Set<number>;
+  ranThisRun: number;
+  stopRequested: boolean;
+  timedOut: boolean;
+  done: Promise<unknown>;
+}
+
+export class CoordinatorNotStartedError extends Error {
+  constructor() {
+    super('V1 coordinator is not started (call start() first)');
+    this.name = 'CoordinatorNotStartedError';
+  }
+}
+
+const agentIndex = (taskId: string): number => Number(taskId.slice('agent-'.length));
+
+export class SwarmCoordinator extends EventEmitter implements ICoordinator {
+  readonly version = 'v1' as const;
+  readonly bus: EventBus;
+  readonly memory: MemoryManager;
+  private started = false;
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly lastMonitors = new Map<string, SwarmMonitor>();
+
+  constructor(private readonly options: SwarmCoordinatorOptions = {}) {
+    super();
+    this.bus = options.bus ?? new EventBus();
+    this.memory = new MemoryManager(options.memoryPath ?? DEFAULT_MEMORY_PATH);
+  }
+
+  capabilities(): Capabilities {
+    return { version: 'v1', topologies: ['flat', 'hybrid'], maxAgents: this.options.maxAgents ?? 1000, persistentResume: true };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.memory.open();
+    this.started = true;
+  }
+
+  /** Cancels running objectives (agents get TERM, then KILL), waits for them, closes the database. */
+  async stop(): Promise<void> {
+    const runs = [...this.active.values()];
+    for (const run of runs) {
+      run.stopRequested = true;
+      run.scheduler.cancel('coordinator stopped');
+    }
+    await Promise.allSettled(runs.map((r) => r.done));
+    this.memory.close();
+    this.started = false;
+  }
+
+  async healthCheck(): Promise<HealthReport> {
+    const checks: HealthReport['checks'] = {
+      started: { ok: this.started, detail: this.started ? 'started' : 'not started' },
+    };
+    if (this.memory.isOpen) {
+      try {
+        this.memory.kvSet('health', 'last-check', new Date().toISOString());
+        checks.memory = { ok: true, detail: `${this.memory.file} writable` };
+      } catch (err) {
+        checks.memory = { ok: false, detail: `${this.memory.file}: ${(err as Error).message}` };
+      }
+    } else {
+      checks.memory = { ok: false, detail: `${this.memory.file} not open` };
+    }
+    const failing = Object.values(checks).find((c) => !c.ok);
+    return failing ? { healthy: false, reason: failing.detail, checks } : { healthy: true, checks };
+  }
+
+  /** Objectives in the database that did not complete: what resumeObjective can pick up. */
+  listResumableObjectives(): string[] {
+    this.assertStarted();
+    return this.memory.listObjectiveIds().filter((id) => this.memory.getObjective(id)?.status !== 'completed' && !this.active.has(id));
+  }
+
+  /** Runs a stored objective again; agents that already delivered are not re-run. */
+  async resumeObjective(id: string): Promise<ObjectiveResult> {
+    this.assertStarted();
+    const stored = this.memory.getObjective(id);
+    if (!stored) throw new Error(`objective ${JSON.stringify(id)} not found in ${this.memory.file}`);
+    return this.executeObjective(stored.spec);
+  }
+
+  async executeObjective(input: ObjectiveSpec): Promise<ObjectiveResult> {
+    this.assertStarted();
+    const requested = parseObjectiveSpec(input);
+    const maxAgents = this.capabilities().maxAgents;
+    if (requested.agents > maxAgents) throw new Error(`${requested.agents} agents exceed the V1 coordinator's maximum of ${maxAgents}`);
+    if (this.active.has(requested.id)) throw new Error(`objective ${requested.id} is already running`);
+    const existing = this.memory.getObjective(requested.id);
+    if (existing && objectiveIdentity(existing.spec) !== objectiveIdentity(requested)) {
+      throw new Error(`objective ${requested.id} already exists in ${this.memory.file} with a different description, agents, tasks or agentCommand`);
+    }
+    const { spec } = this.memory.beginObjective(requested);
+
+    const delivered = new Map(this.memory.listResponses(spec.id).map((r) => [r.index, r] as const));
+    const countedOnly = new Set((spec.completedIndexes ?? []).filter((i) => !delivered.has(i)));
+    const monitor = new SwarmMonitor();
+    const run: ActiveRun = {
+      spec,
+      scheduler: undefined as unknown as AdvancedScheduler<AgentAttemptResult>,
+      monitor,
+      startedAt: Date.now(),
+      lastResponseAt: undefined,
+      running: new Set(),
+      delivered,
+      countedOnly,
+      ranThisRun: 0,
+      stopRequested: false,
+      timedOut: false,
+      done: Promise.resolve(),
+    };
+    run.scheduler = this.makeScheduler(run);
+    this.active.set(spec.id, run);
+    this.lastMonitors.set(spec.id, monitor);
+
+    const tasks: ScheduledTask<AgentAttemptResult>[] = [];
+    for (let i = 0; i < spec.agents; i++) {
+      if (!delivered.has(i) && !countedOnly.has(i)) tasks.push(this.agentTask(run, i));
+    }
+    this.publish('objective:started', { objectiveId: spec.id, agents: spec.agents, alreadyDelivered: spec.agents - tasks.length, timestamp: Date.now() });
+
+    const deadline = setTimeout(() => {
+      run.timedOut = true;
+      run.scheduler.cancel(`objective deadline of ${spec.timeoutSeconds}s passed`);
+    }, spec.timeoutSeconds * 1000);
+    const execution = run.scheduler.run(tasks);
+    run.done = execution.catch(() => undefined);
+    let runState: SwarmRunState;
+    try {
+      await execution;
+      runState = this.finalState(run);
+    } catch (err) {
+      this.finish(run, 'failed');
+      throw err;
+    } finally {
+      clearTimeout(deadline);
+    }
+    const status = this.finish(run, runState);
+    const responses = [...run.delivered.values()].sort((a, b) => a.index - b.index);
+    return { status, responses };
+  }
+
+  async getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined> {
+    const run = this.active.get(objectiveId);
+    if (run) return this.liveStatus(run, 'running');
+    if (!this.memory.isOpen) return undefined;
+    const stored = this.memory.getObjective(objectiveId);
+    if (!stored) return undefined;
+    const counts = this.memory.countResponses(objectiveId);
+    const extra = (stored.spec.completedIndexes ?? []).filter((i) => this.memory.getResponse(objectiveId, i) === undefined).length;
+    const completed = counts.completed + extra;
+    const deliveredCount = completed + counts.failed;
+    const coordinationTime = stored.startedAt !== null ? (stored.finishedAt ?? Date.now()) - stored.startedAt : 0;
+    return {
+      objectiveId,
+      status: stored.status,
+      agents: { total: stored.spec.agents, completed, failed: counts.failed },
+      deliveryRate: rate(deliveredCount, stored.spec.agents),
+      coordinationTime,
+      throughputAgentsPerSec: coordinationTime > 0 ? round1((deliveredCount * 1000) / coordinationTime) : 0,
+    };
+  }
+
+  async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
+    const run = this.active.get(objectiveId);
+    if (run) {
+      if (!Number.isInteger(index) || index < 0 || index >= run.spec.agents) return undefined;
+      const r = run.delivered.get(index);
+      if (r) return r.status;
+      if (run.countedOnly.has(index)) return 'completed';
+      return run.running.has(index) ? 'running' : 'pending';
+    }
+    if (!this.memory.isOpen) return undefined;
+    const stored = this.memory.getObjective(objectiveId);
+    if (!stored || !Number.isInteger(index) || index < 0 || index >= stored.spec.agents) return undefined;
+    const r = this.memory.getResponse(objectiveId, index);
+    if (r) return r.status;
+    return stored.spec.completedIndexes?.includes(index) ? 'completed' : 'pending';
+  }
+
+  /** Counters and durations of the latest run of an objective in this process. */
+  getMetrics(objectiveId: string): MonitorSnapshot | undefined {
+    return this.lastMonitors.get(objectiveId)?.snapshot();
+  }
+
+  private assertStarted(): void {
+    if (!this.started) throw new CoordinatorNotStartedError();
+  }
+
+  private publish<K extends SwarmEventName>(event: K, payload: SwarmEvents[K]): void {
+    this.bus.publish(event, payload);
+    this.emit(event, payload);
+  }
+
+  private makeScheduler(run: ActiveRun): AdvancedScheduler<AgentAttemptResult> {
+    const { spec, monitor } = run;
+    return new AdvancedScheduler<AgentAttemptResult>(
+      {
+        concurrency: spec.concurrency,
+        timeoutMs: spec.agentTimeoutSeconds * 1000,
+        retries: spec.retries,
+        backoffBaseMs: this.options.backoffBaseMs ?? 100,
+        backoffMaxMs: this.options.backoffMaxMs ?? 10_000,
+      },
+      {
+        onAttemptStart: (id, attempt) => {
+          const index = agentIndex(id);
+          if (attempt === 1) monitor.agentStarted();
+          run.running.add(index);
+          this.publish('agent:started', { objectiveId: spec.id, agentId: id, index, attempt, timestamp: Date.now() });
+        },
+        onRetry: (id, nextAttempt, delayMs, error, timedOut) => {
+          monitor.agentRetried(timedOut);
+          this.publish('agent:retry', { objectiveId: spec.id, agentId: id, index: agentIndex(id), attempt: nextAttempt, delayMs, error, timestamp: Date.now() });
+        },
+        onTaskDone: (result) => this.onAgentDone(run, result),
+      },
+    );
+  }
+
+  private agentTask(run: ActiveRun, index: number): ScheduledTask<AgentAttemptResult> {
+    const { spec } = run;
+    return {
+      id: `agent-${index}`,
+      run: async ({ attempt, signal }) => {
+        const r = await runAgentAttempt({
+          argv: spec.agentCommand,
+          agentIndex: index,
+          objectiveId: spec.id,
+          task: spec.tasks?.[index] ?? spec.description,
+          objective: spec.description,
+          attempt,
+          agentsTotal: spec.agents,
+          maxOutputBytes: spec.maxOutputBytes,
+          signal,
+          killGraceMs: this.options.killGraceMs,
+          env: this.options.agentEnv,
+        });
+        return r.ok ? { ok: true, value: r } : { ok: false, value: r, error: r.error ?? 'failed' };
+      },
+    };
+  }
+
+  private onAgentDone(run: ActiveRun, result: TaskResult<AgentAttemptResult>): void {
+    const index = agentIndex(result.id);
+    run.running.delete(index);
+    // Cancelled (stop, deadline) means not delivered: a resume runs it again.
+    if (result.status !== 'completed' && result.status !== 'failed') return;
+    const v = result.value;
+    const ok = result.status === 'completed';
+    const response: AgentResponse = {
+      agentId: result.id,
+      index,
+      status: ok ? 'completed' : 'failed',
+      exitCode: v?.exitCode ?? null,
+      attempts: result.attempts,
+      durationMs: Math.round(result.durationMs),
+      output: v?.output ?? '',
+      outputBytes: v?.outputBytes ?? 0,
+      outputTruncated: v?.outputTruncated ?? false,
+      error: ok ? null : (v?.error ?? result.error ?? 'failed'),
+    };
+    // Committed before anyone hears of it: a crash after this line loses nothing.
+    if (!this.memory.recordResponse(run.spec.id, response)) return;
+    run.delivered.set(index, response);
+    run.ranThisRun += 1;
+    run.lastResponseAt = Date.now();
+    run.monitor.agentFinished(ok, response.durationMs);
+    if (v?.aborted) run.monitor.agentTimedOut();
+    this.publish(ok ? 'agent:completed' : 'agent:failed', { objectiveId: run.spec.id, response, timestamp: Date.now() });
+  }
+
+  private finalState(run: ActiveRun): SwarmRunState {
+    if (run.delivered.size + run.countedOnly.size >= run.spec.agents) return 'completed';
+    if (run.stopRequested) return 'stopped';
+    if (run.timedOut) return 'timeout';
+    return 'failed';
+  }
+
+  private finish(run: ActiveRun, state: SwarmRunState): SwarmStatus {
+    this.active.delete(run.spec.id);
+    const status = this.liveStatus(run, state);
+    if (this.memory.isOpen) this.memory.setObjectiveStatus(run.spec.id, state);
+    this.publish('objective:completed', { objectiveId: run.spec.id, status, timestamp: Date.now() });
+    return status;
+  }
+
+  private liveStatus(run: ActiveRun, state: SwarmRunState): SwarmStatus {
+    let completed = run.countedOnly.size;
+    let failed = 0;
+    for (const r of run.delivered.values()) {
+      if (r.status === 'completed') completed += 1;
+      else failed += 1;
+    }
+    const coordinationTime = (run.lastResponseAt ?? Date.now()) - run.startedAt;
+    return {
+      objectiveId: run.spec.id,
+      status: state,
+      agents: { total: run.spec.agents, completed, failed },
+      deliveryRate: rate(completed + failed, run.spec.agents),
+      coordinationTime,
+      throughputAgentsPerSec: coordinationTime > 0 ? round1((run.ranThisRun * 1000) / coordinationTime) : 0,
+    };
+  }
+}
+
+const round1 = (n: number): number => Math.round(n * 10) / 10;
+const rate = (delivered: number, total: number): number => (total > 0 ? round1((delivered / total) * 100) : 100);
