@@ -251,7 +251,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       '--timeout', String(spec.timeoutSeconds),
       '--max-output', String(spec.maxOutputBytes),
     ];
-    if (spec.completedIndexes && spec.completedIndexes.length > 0) args.push('--skip', compressRanges(spec.completedIndexes));
+    if (spec.completedIndexes && spec.completedIndexes.length > 0) args.push('--completed-indexes', compressRanges(spec.completedIndexes));
     args.push('--', ...spec.agentCommand);
     return args;
   }

@@ -1,0 +1,118 @@
+// `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
+import type { ICoordinator, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import type { Logger } from '../observability/logger.js';
+import { obtainCoordinator, resolveTopology } from './coordinator-factory.js';
+import type { CliIo } from './io.js';
+import { ProgressBar } from './progress.js';
+import type { RunOptions } from './run-options.js';
+import { formatTable, toSummary } from './summary.js';
+import type { RunSummary } from './summary.js';
+import { EXIT } from './usage-error.js';
+
+export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
+  return {
+    id: o.swarmId,
+    description: o.objective,
+    agents: o.agents,
+    topology: resolveTopology(o.topology, o.agents),
+    agentCommand: o.agentCommand,
+    agentTimeoutSeconds: o.agentTimeoutSeconds,
+    retries: o.retries,
+    concurrency: o.concurrency,
+    timeoutSeconds: o.timeoutSeconds,
+    maxOutputBytes: o.maxOutputBytes,
+  };
+}
+
+function failedSummary(o: RunOptions, error: string): RunSummary {
+  return {
+    objectiveId: o.swarmId,
+    status: 'failed',
+    agents: { total: o.agents, completed: 0, failed: 0 },
+    deliveryRate: 0,
+    coordinationTime: 0,
+    throughputAgentsPerSec: 0,
+    version: 'v2',
+    topology: resolveTopology(o.topology, o.agents),
+    error,
+  };
+}
+
+function emit(io: CliIo, o: RunOptions, summary: RunSummary): void {
+  if (o.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
+  else io.stdout.write(formatTable(summary));
+}
+
+export function exitCodeFor(status: SwarmStatus, minDelivery: number): number {
+  if (status.status === 'stopped') return EXIT.interrupted;
+  if (status.status !== 'completed') return EXIT.runFailed;
+  return status.deliveryRate + 1e-9 >= minDelivery ? EXIT.ok : EXIT.runFailed;
+}
+
+export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Promise<number> {
+  const spec = toObjectiveSpec(o);
+  let coordinator: ICoordinator;
+  try {
+    ({ coordinator } = await obtainCoordinator(o, { logger, env: io.env }));
+  } catch (err) {
+    const message = (err as Error).message;
+    io.stderr.write(`cfn: ${message}\n`);
+    if (o.json) emit(io, o, failedSummary(o, message));
+    return EXIT.unavailable;
+  }
+
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) return;
+    interrupted = true;
+    io.stderr.write('\ncfn: interrupted, stopping the swarm\n');
+    void coordinator.stop();
+  };
+  if (io.signals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+
+  const bar = io.isTTY && !o.json ? new ProgressBar(io.stderr) : undefined;
+  const counts = { total: o.agents, completed: 0, failed: 0, elapsedMs: 0 };
+  const startedAt = Date.now();
+  const onResponse = (r: { status: 'completed' | 'failed' }): void => {
+    if (r.status === 'completed') counts.completed += 1;
+    else counts.failed += 1;
+    counts.elapsedMs = Date.now() - startedAt;
+    bar?.update(counts);
+  };
+  if (bar) coordinator.on('response', onResponse);
+
+  try {
+    const result = await coordinator.executeObjective(spec);
+    if (bar) {
+      counts.elapsedMs = Date.now() - startedAt;
+      bar.finish(counts);
+    }
+    const summary = toSummary(result.status, coordinator.version, spec.topology);
+    emit(io, o, summary);
+    const code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
+    if (code === EXIT.runFailed) {
+      const why =
+        result.status.status !== 'completed'
+          ? `run ${result.status.status}`
+          : `delivery ${result.status.deliveryRate}% is below --min-delivery ${o.minDelivery}%`;
+      const firstFailure = result.responses.find((r) => r.status === 'failed');
+      io.stderr.write(`cfn: ${why}${firstFailure?.error ? ` (first agent error: ${firstFailure.error})` : ''}\n`);
+    }
+    return code;
+  } catch (err) {
+    const message = (err as Error).message;
+    io.stderr.write(`cfn: ${message}\n`);
+    if (o.json) emit(io, o, failedSummary(o, message));
+    return EXIT.runFailed;
+  } finally {
+    coordinator.off('response', onResponse);
+    if (io.signals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    await coordinator.stop();
+  }
+}

@@ -1,0 +1,193 @@
+// `cfn run` flags -> one typed RunOptions object. The flag table and the zod
+// schema are the single place to add options (V1 adds --version, --config, ...).
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { z } from 'zod';
+import { ID_PATTERN, generateId } from '../util/ids.js';
+import { ShellWordsError, splitShellWords } from '../util/shell-words.js';
+import { DEFAULT_AGENT_COMMAND, DEFAULT_OBJECTIVE, DEFAULTS } from './defaults.js';
+import { UsageError } from './usage-error.js';
+
+export type TopologyChoice = 'flat' | 'hybrid' | 'auto';
+
+export interface RunOptions {
+  agents: number;
+  topology: TopologyChoice;
+  /** argv; never passed through a shell. */
+  agentCommand: string[];
+  objective: string;
+  timeoutSeconds: number;
+  agentTimeoutSeconds: number;
+  retries: number;
+  concurrency: number;
+  shmPath: string | undefined;
+  /** Minimum delivery rate in percent for exit code 0. */
+  minDelivery: number;
+  maxOutputBytes: number;
+  json: boolean;
+  swarmId: string;
+  help: boolean;
+}
+
+type OptionTable = NonNullable<ParseArgsConfig['options']>;
+
+export const RUN_FLAGS = {
+  agents: { type: 'string' },
+  topology: { type: 'string' },
+  'agent-command': { type: 'string' },
+  objective: { type: 'string' },
+  timeout: { type: 'string' },
+  'agent-timeout': { type: 'string' },
+  retries: { type: 'string' },
+  concurrency: { type: 'string' },
+  'shm-path': { type: 'string' },
+  'min-delivery': { type: 'string' },
+  'max-output': { type: 'string' },
+  json: { type: 'boolean' },
+  'swarm-id': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionTable;
+
+export const RUN_HELP = `Usage: cfn run --agents N [options] [-- AGENT-COMMAND ARGS...]
+
+Runs one objective on N agents with the V2 coordinator (bash on tmpfs).
+
+Options:
+  --agents N              number of agents (required, 1-100000)
+  --topology T            flat | hybrid | auto (default auto: hybrid from 500 agents)
+  --agent-command CMD     agent command, split like a shell but never evaluated
+                          (default: cat, which answers with its task); or give it after --
+  --objective TEXT        objective text given to every agent (default: a built-in review task)
+  --timeout S             overall deadline in seconds (default ${DEFAULTS.timeoutSeconds})
+  --agent-timeout S       per-attempt agent timeout in seconds (default ${DEFAULTS.agentTimeoutSeconds})
+  --retries R             retries of a failed attempt (default ${DEFAULTS.retries})
+  --concurrency C         agents running at once (default min(N, ${DEFAULTS.concurrency}))
+  --shm-path DIR          tmpfs directory for swarm roots (default $CFN_SHM_PATH or /dev/shm/cfn)
+  --min-delivery PCT      exit non-zero below this delivery rate (default ${DEFAULTS.minDelivery})
+  --max-output BYTES      bytes of agent stdout kept per response (default ${DEFAULTS.maxOutputBytes})
+  --swarm-id ID           swarm id, ${ID_PATTERN.source} (default: generated)
+  --json                  print exactly one JSON object with the result on stdout
+  -h, --help              this help
+
+Exit codes: 0 ok; 1 run failed or delivery below --min-delivery; 2 usage error;
+3 coordinator unavailable (for example the shm path is not writable); 130 interrupted.
+`;
+
+function intFlag(flag: string, min: number, max: number) {
+  return z.string().transform((s, ctx) => {
+    const n = /^\s*\d+\s*$/.test(s) ? Number(s) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `--${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(s)})` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+function numberFlag(flag: string, min: number, max: number, exclusiveMin = false) {
+  return z.string().transform((s, ctx) => {
+    const n = /^\s*\d+(\.\d+)?\s*$/.test(s) ? Number(s) : Number.NaN;
+    if (!Number.isFinite(n) || (exclusiveMin ? n <= min : n < min) || n > max) {
+      const range = exclusiveMin ? `greater than ${min} and at most ${max}` : `from ${min} to ${max}`;
+      ctx.addIssue({ code: 'custom', message: `--${flag} must be a number ${range} (got ${JSON.stringify(s)})` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+/** The raw flag values as parseArgs returns them, validated and converted. */
+export const runFlagsSchema = z.object({
+  agents: intFlag('agents', 1, 100_000).optional(),
+  topology: z
+    .string()
+    .transform((s, ctx): TopologyChoice => {
+      if (s === 'flat' || s === 'hybrid' || s === 'auto') return s;
+      ctx.addIssue({ code: 'custom', message: `--topology must be flat, hybrid or auto (got ${JSON.stringify(s)})` });
+      return z.NEVER;
+    })
+    .optional(),
+  'agent-command': z.string().optional(),
+  objective: z.string().optional(),
+  timeout: numberFlag('timeout', 0, 86_400, true).optional(),
+  'agent-timeout': numberFlag('agent-timeout', 0, 86_400, true).optional(),
+  retries: intFlag('retries', 0, 100).optional(),
+  concurrency: intFlag('concurrency', 1, 100_000).optional(),
+  'shm-path': z.string().min(1, '--shm-path must not be empty').optional(),
+  'min-delivery': numberFlag('min-delivery', 0, 100).optional(),
+  'max-output': intFlag('max-output', 1, 64 * 1024 * 1024).optional(),
+  json: z.boolean().optional(),
+  'swarm-id': z
+    .string()
+    .transform((s, ctx) => {
+      if (ID_PATTERN.test(s)) return s;
+      ctx.addIssue({ code: 'custom', message: `--swarm-id must match ${ID_PATTERN.source} (got ${JSON.stringify(s)})` });
+      return z.NEVER;
+    })
+    .optional(),
+  help: z.boolean().optional(),
+});
+
+function firstSentence(message: string): string {
+  const line = message.split('\n')[0] ?? message;
+  const end = line.indexOf('. ');
+  return end === -1 ? line : line.slice(0, end);
+}
+
+/** Parses `cfn run` arguments (without the `run` word). Throws UsageError with one line. */
+export function parseRunOptions(argv: readonly string[]): RunOptions {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof RUN_FLAGS; strict: true; allowPositionals: true; tokens: true }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options: RUN_FLAGS, strict: true, allowPositionals: true, tokens: true });
+  } catch (err) {
+    throw new UsageError(firstSentence((err as Error).message).replace(/^Unknown option/, 'unknown option'));
+  }
+  const { values, positionals, tokens } = parsed;
+  const checked = runFlagsSchema.safeParse(values);
+  if (!checked.success) {
+    throw new UsageError(checked.error.issues[0]?.message ?? 'invalid options');
+  }
+  const v = checked.data;
+  const help = v.help ?? false;
+
+  // Words after `--` are the agent argv as given; anything else positional is a mistake.
+  const terminator = tokens.findIndex((t) => t.kind === 'option-terminator');
+  const strayPositional = tokens.find((t, i) => t.kind === 'positional' && (terminator === -1 || i < terminator));
+  if (strayPositional && strayPositional.kind === 'positional') {
+    throw new UsageError(`unexpected argument ${JSON.stringify(strayPositional.value)} (put the agent command after -- or in --agent-command)`);
+  }
+  let agentCommand: string[];
+  if (positionals.length > 0) {
+    if (v['agent-command'] !== undefined) throw new UsageError('give the agent command either with --agent-command or after --, not both');
+    agentCommand = positionals;
+  } else {
+    try {
+      agentCommand = splitShellWords(v['agent-command'] ?? DEFAULT_AGENT_COMMAND);
+    } catch (err) {
+      if (err instanceof ShellWordsError) throw new UsageError(`--agent-command: ${err.message}`);
+      throw err;
+    }
+  }
+  if (agentCommand.length === 0 && !help) throw new UsageError('--agent-command is empty');
+
+  if (v.agents === undefined && !help) throw new UsageError('--agents N is required (see cfn run --help)');
+  const agents = v.agents ?? 1;
+  if (v.objective !== undefined && v.objective.includes('\0')) throw new UsageError('--objective must not contain a NUL byte');
+
+  return {
+    agents,
+    topology: v.topology ?? DEFAULTS.topology,
+    agentCommand,
+    objective: v.objective ?? DEFAULT_OBJECTIVE,
+    timeoutSeconds: v.timeout ?? DEFAULTS.timeoutSeconds,
+    agentTimeoutSeconds: v['agent-timeout'] ?? DEFAULTS.agentTimeoutSeconds,
+    retries: v.retries ?? DEFAULTS.retries,
+    concurrency: Math.min(v.concurrency ?? DEFAULTS.concurrency, agents),
+    shmPath: v['shm-path'],
+    minDelivery: v['min-delivery'] ?? DEFAULTS.minDelivery,
+    maxOutputBytes: v['max-output'] ?? DEFAULTS.maxOutputBytes,
+    json: v.json ?? false,
+    swarmId: v['swarm-id'] ?? generateId('run'),
+    help,
+  };
+}

@@ -1,0 +1,44 @@
+// The run's result: a human table, or the one JSON object of `--json`.
+import type { CoordinationVersion, SwarmStatus, Topology } from '../coordination/types.js';
+
+export interface RunSummary {
+  objectiveId: string;
+  status: SwarmStatus['status'];
+  agents: { total: number; completed: number; failed: number };
+  deliveryRate: number;
+  coordinationTime: number;
+  throughputAgentsPerSec: number;
+  version: CoordinationVersion;
+  topology: Topology;
+  /** Present only when the run could not produce a status (why). */
+  error?: string;
+}
+
+export function toSummary(status: SwarmStatus, version: CoordinationVersion, topology: Topology): RunSummary {
+  return {
+    objectiveId: status.objectiveId,
+    status: status.status,
+    agents: { ...status.agents },
+    deliveryRate: status.deliveryRate,
+    coordinationTime: status.coordinationTime,
+    throughputAgentsPerSec: status.throughputAgentsPerSec,
+    version,
+    topology,
+  };
+}
+
+export function formatTable(s: RunSummary, extra: readonly [string, string][] = []): string {
+  const rows: [string, string][] = [
+    ['swarm', s.objectiveId],
+    ['status', s.status],
+    ['coordinator', `${s.version} (${s.topology})`],
+    ['agents', `${s.agents.total} total, ${s.agents.completed} completed, ${s.agents.failed} failed`],
+    ['delivery', `${s.deliveryRate.toFixed(1)}%`],
+    ['time', `${(s.coordinationTime / 1000).toFixed(2)} s`],
+    ['throughput', `${s.throughputAgentsPerSec.toFixed(1)} agents/s`],
+    ...extra,
+    ...(s.error ? ([['error', s.error]] as [string, string][]) : []),
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
+}

@@ -1,0 +1,17 @@
+// A bad command line: reported as one line on stderr, exit code 2.
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const EXIT = {
+  ok: 0,
+  /** The run failed, or delivered less than --min-delivery. */
+  runFailed: 1,
+  usage: 2,
+  /** No coordinator could start (for example the shm path is not writable). */
+  unavailable: 3,
+  interrupted: 130,
+} as const;
