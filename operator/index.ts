@@ -1,0 +1,34 @@
+// Library exports of swarm-operator (package "exports" -> dist/operator/index.js).
+export type {
+  AgentResponse,
+  AgentState,
+  Capabilities,
+  CoordinationVersion,
+  HealthReport,
+  ICoordinator,
+  ObjectiveResult,
+  ObjectiveSpec,
+  SwarmRunState,
+  SwarmStatus,
+  Topology,
+} from './coordination/types.js';
+
+export {
+  BashCoordinator,
+  CoordinatorUnavailableError,
+  DEFAULT_SHM_PATH,
+  EngineError,
+  ENGINE_EXIT,
+} from './coordination/v2/bash-coordinator.js';
+export type { BashCoordinatorOptions, BashCoordinatorEvents } from './coordination/v2/bash-coordinator.js';
+export { ResultCollector } from './coordination/v2/result-collector.js';
+export { writeObjective } from './coordination/v2/message-bridge.js';
+export { agentResponseSchema, statusFileSchema, healthFileSchema, busMessageSchema } from './coordination/v2/schemas.js';
+export { validateSpec, InvalidSpecError } from './coordination/v2/spec.js';
+
+export { runCli } from './cli/main.js';
+export { createLogger } from './observability/logger.js';
+export { assertValidId, generateId, isValidId } from './util/ids.js';
+export { compressRanges, expandRanges } from './util/ranges.js';
+export { splitShellWords } from './util/shell-words.js';
+export { atomicWrite } from './util/atomic-write.js';
