@@ -36,7 +36,7 @@ const RESOURCES: ResourceDefinition[] = [
     spec: swarmSpec,
     status: swarmStatus,
     printerColumns: [
-      { name: 'Version', type: 'string', jsonPath: '.status.version' },
+      { name: 'Version', type: 'string', jsonPath: '.status.activeVersion', description: 'Version of the coordinator running now (status.version is the one decided)' },
       { name: 'Topology', type: 'string', jsonPath: '.status.topology' },
       { name: 'Agents', type: 'integer', jsonPath: '.spec.agents' },
       { name: 'Delivered', type: 'integer', jsonPath: '.status.agents.completed' },

@@ -92,7 +92,18 @@ export const fallbackRecord = z.object({
   time: z.string(),
 });
 
-export const swarmStatus = z.object({
+export const coordinatorResult = z.object({
+  status: z.enum(['completed', 'failed', 'timeout', 'stopped']),
+  message: z.string().max(4096).optional(),
+});
+
+/**
+ * Status has two writers, each with its own server-side-apply field manager:
+ * the operator (decisions: phase, version, fallback, conditions) and the
+ * coordinator pod (progress: agents, deliveryRate, completedAgents, result).
+ */
+export const swarmStatus = z
+  .object({
   phase: swarmPhase.optional(),
   observedGeneration: z.number().int().optional(),
   version: z.enum(['v1', 'v2']).optional().describe('The version chosen for this swarm; set once, never flipped.'),
@@ -107,14 +118,22 @@ export const swarmStatus = z.object({
     .max(50)
     .optional()
     .describe('The first failed agents with reasons (bounded).'),
+  result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
+  activeVersion: z.enum(['v1', 'v2']).optional().describe('The version of the coordinator running now: differs from version after a fallback.'),
   fallback: fallbackRecord.optional(),
   fallbackHistory: z.array(fallbackRecord).max(10).optional(),
   coordinatorPod: z.string().optional(),
+  coordinatorAttempts: z.number().int().min(0).optional().describe('Coordinator pods created so far (pod names end in the attempt).'),
   startTime: z.string().optional(),
   completionTime: z.string().optional(),
   lastError: z.string().max(4096).optional(),
   conditions: conditions.optional(),
-});
+})
+  .meta({
+    'x-kubernetes-validations': [
+      rule('!has(oldSelf.version) || (has(self.version) && self.version == oldSelf.version)', 'status.version is decided once and never changes', '.version'),
+    ],
+  });
 
 export const swarm = z.object({
   apiVersion: z.literal(GROUP_VERSION),

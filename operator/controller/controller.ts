@@ -1,0 +1,110 @@
+// Runs a reconcile function over a work queue with a bounded number of
+// workers: never two reconciles of one key at once, retryable errors come back
+// with backoff, permanent ones do not, and every outcome is counted.
+import { isRetryable, RetryLaterError } from '../k8s/errors.js';
+import { WorkQueue } from './work-queue.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
+import type { RateLimiter } from './rate-limiter.js';
+import type { Logger } from 'pino';
+
+export interface ReconcileResult {
+  /** Look again after this long even if nothing changes (timeouts, TTLs). */
+  requeueAfterMs?: number;
+}
+
+export type Reconciler = (key: string) => Promise<ReconcileResult | void>;
+
+export interface ControllerOptions {
+  name: string;
+  reconcile: Reconciler;
+  workers?: number;
+  metrics?: OperatorMetrics;
+  logger?: Logger;
+  rateLimiter?: RateLimiter;
+}
+
+export class Controller {
+  readonly queue: WorkQueue;
+  private workers: Promise<void>[] = [];
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: ControllerOptions) {
+    const m = opts.metrics;
+    const name = opts.name;
+    this.queue = new WorkQueue(opts.rateLimiter, {
+      depth: (d) => m?.workqueueDepth.set({ name }, d),
+      added: () => m?.workqueueAdds.inc({ name }),
+      retried: () => m?.workqueueRetries.inc({ name }),
+      queueLatency: (s) => m?.workqueueQueueDuration.observe({ name }, s),
+    });
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  start(): void {
+    const n = this.opts.workers ?? 4;
+    for (let i = 0; i < n; i++) this.workers.push(this.worker());
+  }
+
+  /** Stops taking work and waits for reconciles in flight to finish. */
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    this.workers = [];
+  }
+
+  /** Resolves when the queue is empty and no reconcile runs (for tests and benchmarks). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      this.inFlight++;
+      this.opts.metrics?.activeWorkers.inc({ controller: this.opts.name });
+      try {
+        await this.process(key);
+      } finally {
+        this.queue.done(key);
+        this.inFlight--;
+        this.opts.metrics?.activeWorkers.dec({ controller: this.opts.name });
+        if (this.inFlight === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const controller = this.opts.name;
+    const m = this.opts.metrics;
+    const end = m?.reconcileTime.startTimer({ controller });
+    try {
+      const result = await this.opts.reconcile(key);
+      this.queue.forget(key);
+      if (result?.requeueAfterMs !== undefined) {
+        this.queue.addAfter(key, result.requeueAfterMs);
+        m?.reconcileTotal.inc({ controller, result: 'requeue_after' });
+      } else {
+        m?.reconcileTotal.inc({ controller, result: 'success' });
+      }
+    } catch (err) {
+      m?.reconcileErrors.inc({ controller });
+      m?.reconcileTotal.inc({ controller, result: 'error' });
+      if (isRetryable(err)) {
+        if (err instanceof RetryLaterError && err.afterMs !== undefined) this.queue.addAfter(key, err.afterMs);
+        else this.queue.addRateLimited(key);
+        this.opts.logger?.warn({ key, err: String(err), failures: this.queue.failures(key) }, 'reconcile failed, retrying');
+      } else {
+        this.queue.forget(key);
+        this.opts.logger?.error({ key, err: String(err) }, 'reconcile failed permanently');
+      }
+    } finally {
+      end?.();
+    }
+  }
+}

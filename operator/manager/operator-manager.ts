@@ -1,0 +1,190 @@
+// Wires the operator together: informers on Swarms and coordinator pods feed
+// the Swarm controller's queue; only the elected leader reconciles; /metrics,
+// /healthz and /readyz are served throughout.
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { Controller } from '../controller/controller.js';
+import { KubeClient } from '../k8s/client.js';
+import { EventRecorder } from '../k8s/events.js';
+import { Informer } from '../k8s/informer.js';
+import { LeaderElector } from '../k8s/leader-election.js';
+import { createOperatorMetrics } from '../observability/metrics.js';
+import { LABEL_MANAGED_BY, MANAGED_BY } from '../swarm/coordinator-pod.js';
+import { swarmKeyOfPod, SwarmReconciler } from '../swarm/swarm-reconciler.js';
+import type { CoordinationVersion } from '../coordination/types.js';
+import type { KubeObject } from '../k8s/client.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+
+export interface OperatorOptions {
+  logger: Logger;
+  kubeconfig?: string;
+  client?: KubeClient;
+  /** Watch only these namespaces; all when empty. */
+  namespaces?: string[];
+  image: string;
+  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
+  workers?: number;
+  /** Port of /metrics, /healthz, /readyz; 0 picks a free one; -1 serves nothing. */
+  metricsPort?: number;
+  metricsHost?: string;
+  leaderElection?: { enabled: boolean; namespace: string; name?: string; identity?: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
+  defaultVersion?: CoordinationVersion;
+  operatorVersion?: CoordinationVersion;
+}
+
+export interface RunningOperator {
+  metrics: OperatorMetrics;
+  controller: Controller;
+  port: number | undefined;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+const swarmPath = (ns?: string) => (ns ? `/apis/swarm.cfn.dev/v1alpha1/namespaces/${ns}/swarms` : '/apis/swarm.cfn.dev/v1alpha1/swarms');
+const podPath = (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods');
+const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
+  const log = opts.logger;
+  const client = opts.client ?? KubeClient.load(opts.kubeconfig);
+  const metrics = createOperatorMetrics();
+  const recorder = new EventRecorder(client, 'swarm-operator', (e) => log.warn({ err: String(e) }, 'event not recorded'));
+  const namespaces = opts.namespaces?.length ? opts.namespaces : [undefined];
+
+  // Pods indexed by the swarm they belong to, so a reconcile reads O(own pods).
+  const podsBySwarm = new Map<string, Map<string, KubeObject>>();
+  const swarmInformers: Informer[] = [];
+  const podInformers: Informer[] = [];
+  const synced = new Set<Informer>();
+
+  const reconciler = new SwarmReconciler({
+    client,
+    getSwarm: (key) => {
+      for (const inf of swarmInformers) {
+        const o = inf.get(key);
+        if (o) return o;
+      }
+      return undefined;
+    },
+    listPods: (ns, name) => [...(podsBySwarm.get(`${ns}/${name}`)?.values() ?? [])],
+    recorder,
+    logger: log,
+    metrics,
+    image: opts.image,
+    ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
+    versionPolicy: { defaultVersion: opts.defaultVersion ?? 'v2', ...(opts.operatorVersion ? { operatorVersion: opts.operatorVersion } : {}) },
+  });
+  const controller = new Controller({ name: 'swarm', reconcile: reconciler.reconcile, workers: opts.workers ?? 4, metrics, logger: log });
+
+  for (const ns of namespaces) {
+    const sw: Informer = new Informer({
+      client,
+      path: swarmPath(ns),
+      onEvent: (_type, obj) => controller.enqueue(keyOf(obj)),
+      onError: (err, retryInMs) => log.warn({ err: String(err), retryInMs, resource: 'swarms' }, 'watch failed, restarting'),
+      onSynced: () => synced.add(sw),
+    });
+    swarmInformers.push(sw);
+    const pods: Informer = new Informer({
+      client,
+      path: podPath(ns),
+      labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}`,
+      onEvent: (type, obj) => {
+        const swarmKey = swarmKeyOfPod(obj);
+        if (!swarmKey) return;
+        let index = podsBySwarm.get(swarmKey);
+        if (!index) podsBySwarm.set(swarmKey, (index = new Map()));
+        if (type === 'delete') index.delete(keyOf(obj));
+        else index.set(keyOf(obj), obj);
+        if (index.size === 0) podsBySwarm.delete(swarmKey);
+        controller.enqueue(swarmKey);
+      },
+      onError: (err, retryInMs) => log.warn({ err: String(err), retryInMs, resource: 'pods' }, 'watch failed, restarting'),
+      onSynced: () => synced.add(pods),
+    });
+    podInformers.push(pods);
+  }
+
+  metrics.setSwarmSource(function* () {
+    for (const inf of swarmInformers) {
+      for (const o of inf.list()) {
+        const st = (o as { status?: { phase?: string; activeVersion?: string; deliveryRate?: number } }).status;
+        yield { namespace: o.metadata?.namespace ?? '', name: o.metadata?.name ?? '', phase: st?.phase, version: st?.activeVersion, deliveryRate: st?.deliveryRate };
+      }
+    }
+  });
+
+  let leading = false;
+  const startWork = () => {
+    leading = true;
+    metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 1);
+    log.info('started leading: reconciling');
+    for (const inf of [...podInformers, ...swarmInformers]) inf.start();
+    controller.start();
+  };
+
+  const le = opts.leaderElection?.enabled
+    ? new LeaderElector({
+        client,
+        namespace: opts.leaderElection.namespace,
+        name: opts.leaderElection.name ?? 'swarm-operator-leader',
+        identity: opts.leaderElection.identity ?? `${hostname()}-${process.pid}`,
+        ...(opts.leaderElection.leaseDurationSeconds ? { leaseDurationSeconds: opts.leaderElection.leaseDurationSeconds } : {}),
+        ...(opts.leaderElection.renewDeadlineSeconds ? { renewDeadlineSeconds: opts.leaderElection.renewDeadlineSeconds } : {}),
+        ...(opts.leaderElection.retryPeriodSeconds ? { retryPeriodSeconds: opts.leaderElection.retryPeriodSeconds } : {}),
+        onStartedLeading: startWork,
+        onStoppedLeading: () => {
+          // Like client-go: a process that lost its lease stops reconciling at once.
+          leading = false;
+          metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 0);
+          log.error('lost leadership: stopping');
+          void controller.stop();
+        },
+        onError: (e) => log.warn({ err: String(e) }, 'leader election'),
+      })
+    : undefined;
+  metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 0);
+  if (le) le.start();
+  else startWork();
+
+  let server: Server | undefined;
+  let port: number | undefined;
+  if ((opts.metricsPort ?? 8080) >= 0) {
+    server = createServer((req, res) => {
+      void (async () => {
+        if (req.url === '/metrics') {
+          res.setHeader('Content-Type', metrics.registry.contentType);
+          res.end(await metrics.registry.metrics());
+        } else if (req.url === '/healthz') {
+          res.end('ok');
+        } else if (req.url === '/readyz') {
+          // A standby is ready (it serves and campaigns); a leader once its caches synced.
+          const ok = !leading || synced.size === swarmInformers.length + podInformers.length;
+          res.statusCode = ok ? 200 : 503;
+          res.end(ok ? 'ok' : 'caches not synced');
+        } else {
+          res.statusCode = 404;
+          res.end();
+        }
+      })();
+    });
+    await new Promise<void>((resolve) => server!.listen(opts.metricsPort ?? 8080, opts.metricsHost ?? '0.0.0.0', resolve));
+    port = (server.address() as AddressInfo).port;
+  }
+
+  return {
+    metrics,
+    controller,
+    port,
+    isLeader: () => leading,
+    stop: async () => {
+      await controller.stop();
+      await Promise.all([...swarmInformers, ...podInformers].map((i) => i.stop()));
+      await le?.stop();
+      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    },
+  };
+}

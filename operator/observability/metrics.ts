@@ -1,0 +1,95 @@
+// Prometheus metrics of the operator: controller-runtime and workqueue names
+// (so existing dashboards work) plus the swarm metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface OperatorMetrics {
+  registry: Registry;
+  reconcileTotal: Counter<'controller' | 'result'>;
+  reconcileErrors: Counter<'controller'>;
+  reconcileTime: Histogram<'controller'>;
+  activeWorkers: Gauge<'controller'>;
+  workqueueDepth: Gauge<'name'>;
+  workqueueAdds: Counter<'name'>;
+  workqueueRetries: Counter<'name'>;
+  workqueueQueueDuration: Histogram<'name'>;
+  swarmPhase: Gauge<'phase' | 'version'>;
+  swarmDeliveryRate: Gauge<'namespace' | 'name'>;
+  swarmCoordinationSeconds: Histogram<'version'>;
+  swarmFallbackTotal: Counter<'reason'>;
+  leaderElectionMaster: Gauge<'name'>;
+  /** Where swarm_phase and swarm_delivery_rate read swarms from at scrape time. */
+  setSwarmSource(source: () => Iterable<SwarmSample>): void;
+}
+
+export interface SwarmSample {
+  namespace: string;
+  name: string;
+  phase?: string;
+  version?: string;
+  deliveryRate?: number;
+}
+
+export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): OperatorMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  let source: () => Iterable<SwarmSample> = () => [];
+  // Counted from the operator's cache at scrape time, so always consistent with it.
+  const swarmDeliveryRate = new Gauge({
+    name: 'swarm_delivery_rate',
+    help: 'Delivery rate of a Swarm, 0-100',
+    labelNames: ['namespace', 'name'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of source()) if (s.deliveryRate !== undefined) this.set({ namespace: s.namespace, name: s.name }, s.deliveryRate);
+    },
+  });
+  const swarmPhase = new Gauge({
+    name: 'swarm_phase',
+    help: 'Number of Swarms per phase and version',
+    labelNames: ['phase', 'version'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of source()) this.inc({ phase: s.phase ?? 'Pending', version: s.version ?? 'undecided' });
+    },
+  });
+  return {
+    setSwarmSource: (fn) => {
+      source = fn;
+    },
+    swarmPhase,
+    swarmDeliveryRate,
+    registry,
+    reconcileTotal: new Counter({ name: 'controller_runtime_reconcile_total', help: 'Total number of reconciliations per controller', labelNames: ['controller', 'result'], registers }),
+    reconcileErrors: new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers }),
+    reconcileTime: new Histogram({
+      name: 'controller_runtime_reconcile_time_seconds',
+      help: 'Length of time per reconciliation per controller',
+      labelNames: ['controller'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    activeWorkers: new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers }),
+    workqueueDepth: new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers }),
+    workqueueAdds: new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers }),
+    workqueueRetries: new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers }),
+    workqueueQueueDuration: new Histogram({
+      name: 'workqueue_queue_duration_seconds',
+      help: 'How long in seconds an item stays in workqueue before being requested',
+      labelNames: ['name'],
+      buckets: [0.001, 0.01, 0.1, 1, 10, 100],
+      registers,
+    }),
+    swarmCoordinationSeconds: new Histogram({
+      name: 'swarm_coordination_seconds',
+      help: 'Coordination time of finished Swarms',
+      labelNames: ['version'],
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600],
+      registers,
+    }),
+    swarmFallbackTotal: new Counter({ name: 'swarm_fallback_total', help: 'V2 to V1 fallbacks by reason', labelNames: ['reason'], registers }),
+    leaderElectionMaster: new Gauge({ name: 'leader_election_master_status', help: 'Whether this process is the leader (1) or not (0)', labelNames: ['name'], registers }),
+  };
+}

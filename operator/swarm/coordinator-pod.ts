@@ -1,0 +1,138 @@
+// The coordinator pod of a Swarm: V2 with a memory-backed /dev/shm, V1 without;
+// both under the restricted Pod Security Standard and owned by the Swarm.
+import { GROUP_VERSION } from '../api/common.js';
+import type { Swarm } from '../api/swarm.js';
+import type { CoordinationVersion } from '../coordination/types.js';
+
+export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
+export const LABEL_VERSION = 'swarm.cfn.dev/version';
+export const LABEL_ATTEMPT = 'swarm.cfn.dev/attempt';
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'swarm-operator';
+/** Exit code of `cfn coordinate` when V2 preflight fails: the operator falls back on it. */
+export const EXIT_PREFLIGHT_FAILED = 3;
+export const SHM_PATH = '/dev/shm/cfn';
+export const CONTAINER_NAME = 'coordinator';
+
+export interface PodOptions {
+  image: string;
+  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
+  /** Resume: indexes already delivered, from status.completedAgents. */
+  completedAgents?: string;
+  attempt: number;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller: boolean;
+  blockOwnerDeletion: boolean;
+}
+
+export function ownerReference(swarm: Swarm): OwnerReference {
+  return { apiVersion: GROUP_VERSION, kind: 'Swarm', name: swarm.metadata.name, uid: swarm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+/** Per-swarm ServiceAccount name (the coordinator's identity, see rbac.ts). */
+export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, 230)}-coordinator`;
+
+export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, attempt: number): string =>
+  `${swarm.metadata.name.slice(0, 230)}-${version}-${attempt}`;
+
+/** The swarm's directory name on the tmpfs: its UID (a valid file name, unique). */
+export const swarmRunId = (swarm: Swarm): string => swarm.metadata.uid ?? swarm.metadata.name;
+
+export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts: PodOptions) {
+  const name = coordinatorPodName(swarm, version, opts.attempt);
+  const runId = swarmRunId(swarm);
+  const spec = swarm.spec;
+  const results =
+    spec.results.type === 'persistentVolumeClaim' && spec.results.claimName
+      ? { name: 'results', persistentVolumeClaim: { claimName: spec.results.claimName } }
+      : { name: 'results', emptyDir: {} };
+  const volumes: object[] = [{ name: 'tmp', emptyDir: {} }, results];
+  const mounts: object[] = [
+    { name: 'tmp', mountPath: '/tmp' },
+    { name: 'results', mountPath: '/results' },
+  ];
+  if (version === 'v2') {
+    volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: String(spec.v2.shmSizeLimit) } });
+    mounts.push({ name: 'dshm', mountPath: '/dev/shm' });
+  } else {
+    volumes.push({ name: 'data', emptyDir: {} });
+    mounts.push({ name: 'data', mountPath: '/data' });
+  }
+  const env = [
+    { name: 'SWARM_NAME', value: swarm.metadata.name },
+    { name: 'SWARM_NAMESPACE', value: swarm.metadata.namespace ?? 'default' },
+    { name: 'SWARM_UID', value: runId },
+    { name: 'COORDINATION_VERSION', value: version },
+    { name: 'CFN_SHM_PATH', value: SHM_PATH },
+    { name: 'CFN_RESULTS_DIR', value: '/results' },
+    { name: 'CFN_MEMORY_DB', value: '/data/memory.sqlite' },
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    ...(opts.completedAgents ? [{ name: 'CFN_COMPLETED_AGENTS', value: opts.completedAgents }] : []),
+    ...(spec.agent.env ?? []),
+  ];
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: swarm.metadata.namespace,
+      labels: {
+        [LABEL_SWARM]: swarm.metadata.name,
+        [LABEL_VERSION]: version,
+        [LABEL_ATTEMPT]: String(opts.attempt),
+        [LABEL_MANAGED_BY]: MANAGED_BY,
+        'app.kubernetes.io/name': 'swarm-coordinator',
+      },
+      ownerReferences: [ownerReference(swarm)],
+    },
+    spec: {
+      restartPolicy: 'Never',
+      serviceAccountName: coordinatorServiceAccount(swarm),
+      automountServiceAccountToken: true,
+      terminationGracePeriodSeconds: 30,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        fsGroup: 65532,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      containers: [
+        {
+          name: CONTAINER_NAME,
+          image: opts.image,
+          imagePullPolicy: opts.imagePullPolicy ?? 'IfNotPresent',
+          args: ['coordinate', '--swarm', swarm.metadata.name, '--namespace', swarm.metadata.namespace ?? 'default', '--version', version],
+          env,
+          ...(spec.agent.resources ? { resources: spec.agent.resources } : {}),
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          ...(version === 'v2'
+            ? {
+                readinessProbe: {
+                  exec: { command: ['test', '-s', `${SHM_PATH}/${runId}/health.json`] },
+                  periodSeconds: 1,
+                  failureThreshold: 1,
+                },
+              }
+            : {}),
+          terminationMessagePath: '/dev/termination-log',
+          terminationMessagePolicy: 'FallbackToLogsOnError',
+          volumeMounts: mounts,
+        },
+      ],
+      volumes,
+    },
+  };
+}

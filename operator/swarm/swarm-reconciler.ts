@@ -1,0 +1,370 @@
+// The Swarm reconcile loop: decide the version once, run the coordinator pod,
+// fall back from V2 to V1 with the real reason, replace a coordinator lost
+// mid-run (the replacement resumes from status.completedAgents), finish, clean up.
+import { GROUP_VERSION } from '../api/common.js';
+import { setCondition } from '../api/conditions.js';
+import { swarm as swarmSchema } from '../api/swarm.js';
+import { resourcePath } from '../k8s/client.js';
+import { errorMessage, isAlreadyExists, isNotFound, PermanentError } from '../k8s/errors.js';
+import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
+import { coordinatorRbac } from './coordinator-rbac.js';
+import { podState } from './pod-state.js';
+import { decideVersion, resolveTopology } from './version-decision.js';
+import type { Swarm, SwarmStatusT } from '../api/swarm.js';
+import type { ReconcileResult } from '../controller/controller.js';
+import type { CoordinationVersion } from '../coordination/types.js';
+import type { KubeClient, KubeObject } from '../k8s/client.js';
+import type { EventRecorder, EventType } from '../k8s/events.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
+import type { PodState } from './pod-state.js';
+import type { VersionPolicy } from './version-decision.js';
+import type { Logger } from 'pino';
+
+export const FIELD_MANAGER = 'swarm-operator';
+export const FINALIZER = 'swarm.cfn.dev/cleanup';
+/** Replacements of a lost coordinator before the swarm is declared Failed. */
+export const MAX_COORDINATOR_ATTEMPTS = 5;
+
+/** Status fields the operator owns; the coordinator owns the rest (see api/swarm.ts). */
+const OPERATOR_FIELDS = [
+  'phase',
+  'observedGeneration',
+  'version',
+  'versionReason',
+  'activeVersion',
+  'topology',
+  'fallback',
+  'fallbackHistory',
+  'coordinatorPod',
+  'coordinatorAttempts',
+  'startTime',
+  'completionTime',
+  'lastError',
+  'conditions',
+] as const satisfies readonly (keyof SwarmStatusT)[];
+
+export interface SwarmReconcilerDeps {
+  client: KubeClient;
+  /** Cached reads (informers); the API server is asked when the cache may lag. */
+  getSwarm: (key: string) => KubeObject | undefined;
+  listPods: (namespace: string, swarmName: string) => KubeObject[];
+  recorder: EventRecorder;
+  logger: Logger;
+  metrics?: OperatorMetrics;
+  image: string;
+  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
+  versionPolicy: VersionPolicy;
+  now?: () => Date;
+}
+
+const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
+const isoNow = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** Bounded categories for the fallback metric's label. */
+function fallbackCategory(reason: string): string {
+  if (/not ready within/.test(reason)) return 'startup_timeout';
+  if (/lost|OOMKilled|Evicted|deleted/.test(reason)) return 'lost';
+  if (/shm|preflight|writable|space|bash/.test(reason)) return 'preflight';
+  return 'other';
+}
+
+export class SwarmReconciler {
+  constructor(private readonly deps: SwarmReconcilerDeps) {}
+
+  reconcile = async (key: string): Promise<ReconcileResult | void> => {
+    const raw = this.deps.getSwarm(key);
+    if (!raw) return;
+    const parsed = swarmSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new PermanentError(`${key}: invalid Swarm: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    const swarm = parsed.data;
+    if (swarm.metadata.deletionTimestamp) return this.finalize(swarm);
+    if (!swarm.metadata.finalizers?.includes(FINALIZER)) {
+      await this.deps.client.mergePatch(this.path(swarm), {
+        metadata: { finalizers: [...(swarm.metadata.finalizers ?? []), FINALIZER], resourceVersion: swarm.metadata.resourceVersion },
+      });
+      // The update comes back through the watch and reconciles again.
+      return;
+    }
+    try {
+      return await new SwarmRun(this.deps, swarm).reconcile();
+    } catch (err) {
+      await this.recordError(swarm, err);
+      throw err;
+    }
+  };
+
+  private path(swarm: Swarm, subresource?: string): string {
+    return resourcePath({ ...SWARMS, namespace: swarm.metadata.namespace ?? 'default', name: swarm.metadata.name, ...(subresource ? { subresource } : {}) });
+  }
+
+  private async finalize(swarm: Swarm): Promise<void> {
+    if (!swarm.metadata.finalizers?.includes(FINALIZER)) return;
+    const ns = swarm.metadata.namespace ?? 'default';
+    // Pods go first and at once (owner references would also collect them, later).
+    for (const pod of this.deps.listPods(ns, swarm.metadata.name)) {
+      const name = pod.metadata?.name;
+      if (!name) continue;
+      await this.deps.client.delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: ns, name }), { gracePeriodSeconds: 5 }).catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+    }
+    await this.deps.recorder.record(involved(swarm), 'Normal', 'Cleanup', 'coordinator pods deleted, finalizer removed');
+    await this.deps.client.mergePatch(this.path(swarm), {
+      metadata: { finalizers: (swarm.metadata.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: swarm.metadata.resourceVersion },
+    });
+  }
+
+  /** The last error stays visible in status (condition Reconciled=False) until a reconcile succeeds. */
+  private async recordError(swarm: Swarm, err: unknown): Promise<void> {
+    const status: SwarmStatusT = { ...(swarm.status ?? {}) };
+    status.lastError = errorMessage(err).slice(0, 4096);
+    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: err instanceof PermanentError ? 'PermanentError' : 'RetryLater', message: status.lastError }, swarm.metadata.generation);
+    await applyOperatorStatus(this.deps.client, swarm, status, false).catch(() => undefined);
+  }
+}
+
+export function involved(swarm: Swarm) {
+  return { apiVersion: GROUP_VERSION, kind: 'Swarm', name: swarm.metadata.name, namespace: swarm.metadata.namespace ?? 'default', ...(swarm.metadata.uid ? { uid: swarm.metadata.uid } : {}) };
+}
+
+/** Server-side apply of the operator's status fields, with the resourceVersion read as a precondition. */
+async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmStatusT, precondition = true): Promise<void> {
+  const owned: Record<string, unknown> = {};
+  for (const f of OPERATOR_FIELDS) if (status[f] !== undefined) owned[f] = status[f];
+  await client.apply(
+    resourcePath({ ...SWARMS, namespace: swarm.metadata.namespace ?? 'default', name: swarm.metadata.name }),
+    {
+      apiVersion: GROUP_VERSION,
+      kind: 'Swarm',
+      metadata: { name: swarm.metadata.name, namespace: swarm.metadata.namespace, ...(precondition ? { resourceVersion: swarm.metadata.resourceVersion } : {}) },
+      status: owned,
+    },
+    { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
+  );
+}
+
+/** One reconcile of one swarm: computes the next status, acts, then writes it once. */
+class SwarmRun {
+  private readonly status: SwarmStatusT;
+  private readonly events: Array<[EventType, string, string]> = [];
+  private readonly now: Date;
+  private readonly ns: string;
+
+  constructor(
+    private readonly deps: SwarmReconcilerDeps,
+    private readonly swarm: Swarm,
+  ) {
+    this.status = structuredClone(swarm.status ?? {});
+    this.now = deps.now?.() ?? new Date();
+    this.ns = swarm.metadata.namespace ?? 'default';
+  }
+
+  async reconcile(): Promise<ReconcileResult | void> {
+    const before = JSON.stringify(this.status);
+    const result = await this.step();
+    this.status.observedGeneration = this.swarm.metadata.generation;
+    this.status.lastError = undefined;
+    this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
+    if (JSON.stringify(this.status) !== before) await applyOperatorStatus(this.deps.client, this.swarm, this.status);
+    for (const [type, reason, message] of this.events) await this.deps.recorder.record(involved(this.swarm), type, reason, message);
+    return result;
+  }
+
+  private async step(): Promise<ReconcileResult | void> {
+    const s = this.status;
+    if (!s.version) {
+      const d = decideVersion(this.swarm, this.deps.versionPolicy);
+      s.version = d.version;
+      s.versionReason = d.reason;
+      s.activeVersion = d.version;
+      s.phase = 'Pending';
+      s.startTime = isoNow(this.now);
+      s.coordinatorAttempts = 0;
+      this.event('Normal', 'VersionSelected', `coordination ${d.version}: ${d.reason}`);
+      this.deps.logger.info({ namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason }, 'version selected');
+    }
+    s.topology ??= resolveTopology(this.swarm);
+    s.activeVersion ??= s.version;
+    if (s.phase === 'Succeeded' || s.phase === 'Failed') return this.finished();
+
+    const pod = await this.activePod();
+    if (!pod) {
+      if ((s.coordinatorAttempts ?? 0) === 0) return this.createPod(s.activeVersion, 'CoordinatorCreated');
+      return this.lost(`coordinator pod ${s.coordinatorPod ?? ''} is gone`.replace('  ', ' '));
+    }
+    s.coordinatorPod = pod.name;
+    switch (pod.condition.kind) {
+      case 'succeeded':
+        return this.complete();
+      case 'preflight-failed':
+        return this.fallback(pod.condition.reason);
+      case 'lost':
+        return this.lost(pod.condition.reason);
+      case 'ready':
+        this.setCondition('CoordinatorReady', 'True', 'PodReady', `coordinator pod ${pod.name} is ready`);
+        s.phase = 'Running';
+        return;
+      case 'starting': {
+        this.setCondition('CoordinatorReady', 'False', 'PodStarting', `coordinator pod ${pod.name} is starting`);
+        if (pod.version !== 'v2') return;
+        const limit = this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000;
+        const waited = this.now.getTime() - pod.createdAt;
+        if (waited >= limit) return this.fallback(`V2 coordinator not ready within ${this.swarm.spec.coordination.fallbackTimeoutSeconds}s`);
+        return { requeueAfterMs: limit - waited + 50 };
+      }
+    }
+  }
+
+  /** The newest coordinator pod; a cache miss is checked against the API server before it counts as lost. */
+  private async activePod(): Promise<PodState | undefined> {
+    const pods = this.deps.listPods(this.ns, this.swarm.metadata.name).map(podState).filter((p): p is PodState => p !== undefined);
+    const attempts = this.status.coordinatorAttempts ?? 0;
+    let newest = pods.reduce<PodState | undefined>((a, p) => (!a || p.attempt > a.attempt ? p : a), undefined);
+    if (newest && newest.attempt > attempts) {
+      // Created by a previous reconcile whose status write did not land: adopt it.
+      this.status.coordinatorAttempts = newest.attempt;
+      this.status.activeVersion = newest.version;
+    }
+    if (!newest || newest.attempt < attempts) {
+      if (attempts === 0) return undefined;
+      const name = coordinatorPodName(this.swarm, this.status.activeVersion ?? 'v2', attempts);
+      try {
+        newest = podState(await this.deps.client.get(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns, name })));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        return undefined;
+      }
+    }
+    return newest;
+  }
+
+  private async createPod(version: CoordinationVersion, reason: string): Promise<ReconcileResult | void> {
+    const s = this.status;
+    const attempt = (s.coordinatorAttempts ?? 0) + 1;
+    await this.ensureRbac();
+    const pod = coordinatorPod(this.swarm, version, {
+      image: this.deps.image,
+      attempt,
+      ...(this.deps.imagePullPolicy ? { imagePullPolicy: this.deps.imagePullPolicy } : {}),
+      ...(this.swarm.status?.completedAgents ? { completedAgents: this.swarm.status.completedAgents } : {}),
+    });
+    try {
+      await this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER);
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+    s.coordinatorAttempts = attempt;
+    s.coordinatorPod = pod.metadata.name;
+    s.activeVersion = version;
+    if (s.phase !== 'FallingBack') s.phase = 'Pending';
+    this.setCondition('CoordinatorReady', 'False', 'PodCreated', `coordinator pod ${pod.metadata.name} created`);
+    this.event('Normal', reason, `created ${version} coordinator pod ${pod.metadata.name}`);
+    if (version === 'v2') return { requeueAfterMs: this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000 + 50 };
+  }
+
+  private async ensureRbac(): Promise<void> {
+    const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
+    const name = serviceAccount.metadata.name;
+    const ns = this.ns;
+    await this.deps.client.apply(resourcePath({ group: '', version: 'v1', plural: 'serviceaccounts', namespace: ns, name }), serviceAccount, { fieldManager: FIELD_MANAGER });
+    await this.deps.client.apply(resourcePath({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', namespace: ns, name }), role, { fieldManager: FIELD_MANAGER });
+    await this.deps.client.apply(resourcePath({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace: ns, name }), roleBinding, { fieldManager: FIELD_MANAGER });
+  }
+
+  private async fallback(reason: string): Promise<ReconcileResult | void> {
+    const s = this.status;
+    if (s.activeVersion !== 'v2') return this.lost(reason);
+    await this.deleteActivePod();
+    if (!this.swarm.spec.coordination.fallbackEnabled) {
+      this.fail('V2Unavailable', `V2 unavailable (${reason}) and fallback is disabled`);
+      return;
+    }
+    const record = { from: 'v2' as const, to: 'v1' as const, reason, time: isoNow(this.now) };
+    s.fallback = record;
+    s.fallbackHistory = [...(s.fallbackHistory ?? []), record].slice(-10);
+    s.phase = 'FallingBack';
+    this.setCondition('FallbackActive', 'True', 'V2Unavailable', reason);
+    this.event('Warning', 'FallbackToV1', `V2 unavailable (${reason}), using V1 fallback`);
+    this.deps.metrics?.swarmFallbackTotal.inc({ reason: fallbackCategory(reason) });
+    this.deps.logger.warn({ namespace: this.ns, name: this.swarm.metadata.name, reason }, 'V2 unavailable, falling back to V1');
+    return this.createPod('v1', 'CoordinatorCreated');
+  }
+
+  /** A coordinator that ran and vanished: V2 falls back, V1 is replaced (resuming), up to a bound. */
+  private async lost(reason: string): Promise<ReconcileResult | void> {
+    const s = this.status;
+    if (s.activeVersion === 'v2' && this.swarm.spec.coordination.fallbackEnabled) return this.fallback(`V2 coordinator lost mid-run: ${reason}`);
+    await this.deleteActivePod();
+    if ((s.coordinatorAttempts ?? 0) >= MAX_COORDINATOR_ATTEMPTS) {
+      this.fail('CoordinatorLost', `coordinator lost ${s.coordinatorAttempts} times, last: ${reason}`);
+      return;
+    }
+    this.event('Warning', 'CoordinatorLost', `${reason}; starting a replacement that resumes from ${this.swarm.status?.completedAgents ? 'the delivered agents' : 'the start'}`);
+    return this.createPod(s.activeVersion ?? 'v1', 'CoordinatorReplaced');
+  }
+
+  private async deleteActivePod(): Promise<void> {
+    const name = this.status.coordinatorPod;
+    if (!name) return;
+    await this.deps.client.delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns, name }), { gracePeriodSeconds: 0 }).catch((e: unknown) => {
+      if (!isNotFound(e)) throw e;
+    });
+  }
+
+  private complete(): Promise<ReconcileResult | void> {
+    const s = this.status;
+    const result = this.swarm.status?.result;
+    s.completionTime = isoNow(this.now);
+    this.setCondition('CoordinatorReady', 'False', 'PodSucceeded', 'coordinator finished');
+    if (!result || result.status === 'completed') {
+      s.phase = 'Succeeded';
+      const agents = this.swarm.status?.agents;
+      const msg = agents ? `${agents.completed}/${agents.total} agents completed, ${agents.failed} failed, delivery ${this.swarm.status?.deliveryRate ?? 0}%` : 'coordinator finished';
+      this.setCondition('Complete', 'True', 'Completed', msg);
+      this.event('Normal', 'Completed', msg);
+    } else {
+      this.fail(result.status === 'timeout' ? 'DeadlineExceeded' : 'RunFailed', result.message ?? `coordinator ended with ${result.status}`);
+    }
+    const seconds = (this.swarm.status?.coordinationTimeMs ?? 0) / 1000;
+    this.deps.metrics?.swarmCoordinationSeconds.observe({ version: s.activeVersion ?? 'v1' }, seconds);
+    return this.finished();
+  }
+
+  private fail(reason: string, message: string): void {
+    const s = this.status;
+    s.phase = 'Failed';
+    s.completionTime ??= isoNow(this.now);
+    this.setCondition('Failed', 'True', reason, message);
+    this.setCondition('CoordinatorReady', 'False', reason, message);
+    this.event('Warning', reason, message);
+  }
+
+  /** Finished swarms only wait for their TTL. */
+  private async finished(): Promise<ReconcileResult | void> {
+    const ttl = this.swarm.spec.ttlSecondsAfterFinished;
+    if (ttl === undefined || !this.status.completionTime) return;
+    const due = Date.parse(this.status.completionTime) + ttl * 1000 - this.now.getTime();
+    if (due > 0) return { requeueAfterMs: due };
+    this.event('Normal', 'TTLExpired', `deleting swarm ${ttl}s after it finished`);
+    await this.deps.client.delete(resourcePath({ ...SWARMS, namespace: this.ns, name: this.swarm.metadata.name })).catch((e: unknown) => {
+      if (!isNotFound(e)) throw e;
+    });
+  }
+
+  private setCondition(type: string, status: 'True' | 'False' | 'Unknown', reason: string, message: string): void {
+    this.status.conditions = setCondition(this.status.conditions, { type, status, reason, message }, this.swarm.metadata.generation, this.now);
+  }
+
+  private event(type: EventType, reason: string, message: string): void {
+    this.events.push([type, reason, message]);
+  }
+}
+
+/** Key of the Swarm a coordinator pod belongs to, from its label. */
+export const swarmKeyOfPod = (pod: KubeObject): string | undefined => {
+  const labels = pod.metadata?.labels as Record<string, string> | undefined;
+  const name = labels?.[LABEL_SWARM];
+  return name ? `${pod.metadata?.namespace ?? ''}/${name}` : undefined;
+};
