@@ -4,6 +4,7 @@
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
 import { fetch } from 'undici';
 import { KubeApiError } from './errors.js';
 
@@ -115,7 +116,7 @@ export class KubeClient {
         const res = await this.send({ method: 'GET', path, query: { ...query, watch: true }, signal: controller.signal });
         if (res.status !== 200) throw KubeApiError.fromResponse(res.status, await res.text(), 'GET', path);
         if (!res.body) return;
-        const lines = createInterface({ input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) });
+        const lines = createInterface({ input: Readable.fromWeb(res.body as ReadableStream) });
         for await (const line of lines) {
           if (line) onEvent(JSON.parse(line) as WatchEvent);
         }
