@@ -43,9 +43,10 @@ function emit(io: CliIo, o: RunOptions, summary: RunSummary): void {
   else io.stdout.write(formatTable(summary));
 }
 
+/** completed or timeout: judged by --min-delivery (a deadline with enough delivered is acceptable). */
 export function exitCodeFor(status: SwarmStatus, minDelivery: number): number {
   if (status.status === 'stopped') return EXIT.interrupted;
-  if (status.status !== 'completed') return EXIT.runFailed;
+  if (status.status !== 'completed' && status.status !== 'timeout') return EXIT.runFailed;
   return status.deliveryRate + 1e-9 >= minDelivery ? EXIT.ok : EXIT.runFailed;
 }
 
@@ -95,9 +96,9 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
     const code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
     if (code === EXIT.runFailed) {
       const why =
-        result.status.status !== 'completed'
-          ? `run ${result.status.status}`
-          : `delivery ${result.status.deliveryRate}% is below --min-delivery ${o.minDelivery}%`;
+        result.status.status === 'completed' || result.status.status === 'timeout'
+          ? `${result.status.status === 'timeout' ? 'deadline passed: ' : ''}delivery ${result.status.deliveryRate}% is below --min-delivery ${o.minDelivery}%`
+          : `run ${result.status.status}`;
       const firstFailure = result.responses.find((r) => r.status === 'failed');
       io.stderr.write(`cfn: ${why}${firstFailure?.error ? ` (first agent error: ${firstFailure.error})` : ''}\n`);
     }

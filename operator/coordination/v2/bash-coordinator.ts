@@ -47,6 +47,11 @@ export interface BashCoordinatorOptions {
   /** How long stop() waits after TERM before KILL. */
   stopGraceMs?: number;
   logger?: Logger;
+  /**
+   * Called with the swarm root after the engine finished and before the root is
+   * removed: for harvesting metrics (the benchmark reads metrics/latency.us).
+   */
+  beforeCleanup?: (root: string, spec: ObjectiveSpec) => Promise<void>;
 }
 
 export class CoordinatorUnavailableError extends Error {
@@ -145,6 +150,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   private readonly env: NodeJS.ProcessEnv;
   private readonly stopGraceMs: number;
   private readonly log: Logger;
+  private readonly beforeCleanup: BashCoordinatorOptions['beforeCleanup'];
   private bashBinary: string | undefined;
   private readonly runs = new Map<string, ActiveRun>();
   private readonly finished = new Map<string, ObjectiveResult>();
@@ -159,6 +165,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     if (options.busMode) this.env.CFN_BUS_MODE = options.busMode;
     this.stopGraceMs = options.stopGraceMs ?? 5000;
     this.log = options.logger ?? createLogger({ name: 'cfn-v2' });
+    this.beforeCleanup = options.beforeCleanup;
   }
 
   capabilities(): Capabilities {
@@ -291,6 +298,9 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     } finally {
       try {
         await collector.close();
+        if (this.beforeCleanup && !run.stopping) {
+          await this.beforeCleanup(root, spec).catch((err: unknown) => this.log.warn({ err }, 'beforeCleanup hook failed'));
+        }
         await this.cleanup(run);
       } finally {
         this.runs.delete(spec.id);

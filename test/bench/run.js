@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// `npm run bench`: V2 (flat, hybrid) against the xargs -P floor, at 100/500/1000
+// agents with `true` and `sleep 0.1`. Not a test: prints a markdown table and
+// writes it to .bench/latest.md. Engines are pluggable (ENGINES below) so a V1
+// column and extra rows (version detection timing) can be added later.
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST = join(ROOT, 'dist');
+const { listProcesses, descendants } = await import(pathToFileURL(join(DIST, 'operator/util/proc.js')).href);
+
+const SIZES = (process.env.BENCH_SIZES ?? '100,500,1000').split(',').map(Number);
+const TOPOLOGIES = (process.env.BENCH_TOPOLOGIES ?? 'flat,hybrid').split(',');
+const COMMANDS = [
+  { label: '`true`', argv: ['true'] },
+  { label: '`sleep 0.1`', argv: ['sleep', '0.1'] },
+];
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const SAMPLE_MS = 20;
+
+/** Runs a command, sampling the RSS of its process tree from /proc every SAMPLE_MS. */
+function runSampled(argv, { input } = {}) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let peakTreeKb = 0;
+    let peakChildrenKb = 0;
+    let sampling = false;
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = setInterval(async () => {
+      if (sampling) return;
+      sampling = true;
+      try {
+        const tree = descendants(await listProcesses(), child.pid);
+        const total = tree.reduce((s, p) => s + p.rssKb, 0);
+        const others = tree.filter((p) => p.pid !== child.pid).reduce((s, p) => s + p.rssKb, 0);
+        peakTreeKb = Math.max(peakTreeKb, total);
+        peakChildrenKb = Math.max(peakChildrenKb, others);
+      } finally {
+        sampling = false;
+      }
+    }, SAMPLE_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      resolve({ code, stdout, stderr, wallMs: performance.now() - started, peakTreeKb, peakChildrenKb });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+let caseSeq = 0;
+
+/** Each engine: run(case) -> { wallMs, delivery, p50Ms, p99Ms, peakTreeKb, peakEngineKb }. */
+const ENGINES = {
+  v2: async ({ topology, agents, command }) => {
+    caseSeq += 1;
+    const spec = { id: `bench-${process.pid}-${caseSeq}`, topology, agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
+    const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v2-case.js'), DIST, JSON.stringify(spec)]);
+    if (r.code !== 0) throw new Error(`v2 case ${topology}/${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop());
+    const lat = out.latencyUs.sort((a, b) => a - b);
+    return {
+      wallMs: out.wallMs,
+      delivery: out.status.deliveryRate,
+      failed: out.status.agents.failed,
+      p50Ms: percentile(lat, 50) / 1000,
+      p99Ms: percentile(lat, 99) / 1000,
+      latencySamples: lat.length,
+      peakTreeKb: r.peakTreeKb,
+      peakEngineKb: r.peakChildrenKb,
+      preflightMs: out.preflightMs,
+    };
+  },
+  xargs: async ({ agents, command }) => {
+    const input = Array.from({ length: agents }, (_, i) => `${i}\n`).join('');
+    // -I{} with no {} in the command: one run of the command per input line, arguments unchanged.
+    const r = await runSampled(['xargs', '-P', String(Math.min(CONCURRENCY, agents)), '-I{}', ...command.argv], { input });
+    if (r.code !== 0) throw new Error(`xargs ${command.label} exited ${r.code}: ${r.stderr.trim()}`);
+    return { wallMs: r.wallMs, delivery: 100, peakTreeKb: r.peakTreeKb };
+  },
+};
+
+const fmt = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const mb = (kb) => (kb / 1024).toFixed(0);
+
+async function main() {
+  const startedAt = Date.now();
+  const rows = [];
+  const floors = new Map();
+  for (const command of COMMANDS) {
+    for (const agents of SIZES) {
+      const floor = await ENGINES.xargs({ agents, command });
+      floors.set(`${agents}|${command.label}`, floor);
+      for (const topology of TOPOLOGIES) {
+        process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
+        const v2 = await ENGINES.v2({ topology, agents, command });
+        process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
+        rows.push({ topology, agents, command, v2, floor });
+      }
+    }
+  }
+  const header = [
+    'topology', 'agents', 'agent command', 'V2 wall s', 'V2 agents/s', 'delivery %', 'msg latency p50 ms', 'p99 ms',
+    'peak RSS MB tree (bash+agents)', 'xargs -P wall s', 'V2 / xargs',
+  ];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const { topology, agents, command, v2, floor } of rows) {
+    lines.push(`| ${[
+      topology, agents, command.label, fmt(v2.wallMs / 1000), fmt(agents / (v2.wallMs / 1000), 0), fmt(v2.delivery, 1),
+      fmt(v2.p50Ms), fmt(v2.p99Ms), `${mb(v2.peakTreeKb)} (${mb(v2.peakEngineKb)})`, fmt(floor.wallMs / 1000),
+      `${fmt(v2.wallMs / floor.wallMs, 1)}x`,
+    ].join(' | ')} |`);
+  }
+  const preflights = rows.map((r) => r.v2.preflightMs).sort((a, b) => a - b);
+  const notes = [
+    '',
+    `Concurrency ${CONCURRENCY} for V2 and for the \`xargs -P\` floor (capped at the agent count); ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs.`,
+    'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded; ' +
+      `median preflight ${fmt(percentile(preflights, 50), 0)} ms). Delivery: responses delivered / agents.`,
+    'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer).',
+    `Peak RSS: sum of VmRSS over the case process tree (Node coordinator + bash engine + agents) sampled from /proc every ${SAMPLE_MS} ms; in parentheses the same without the Node process.`,
+    `Measured ${new Date(startedAt).toISOString()}, bench runtime ${fmt((Date.now() - startedAt) / 1000, 0)} s.`,
+  ];
+  const md = `${lines.join('\n')}\n${notes.join('\n')}\n`;
+  process.stdout.write(md);
+  await mkdir(join(ROOT, '.bench'), { recursive: true });
+  await writeFile(join(ROOT, '.bench', 'latest.md'), md);
+}
+
+await main();

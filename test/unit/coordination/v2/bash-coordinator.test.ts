@@ -1,0 +1,249 @@
+// End to end against the real bash engine on the real /dev/shm: real agent
+// processes, real files, nothing mocked.
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
+import { BashCoordinator, CoordinatorUnavailableError } from '../../../../operator/coordination/v2/bash-coordinator.js';
+import { InvalidSpecError } from '../../../../operator/coordination/v2/spec.js';
+import { createLogger } from '../../../../operator/observability/logger.js';
+import { processesWithEnv } from '../../../../operator/util/proc.js';
+
+jest.setTimeout(120_000);
+
+const logger = createLogger({ name: 'test', level: 'silent' });
+let shm: string;
+let seq = 0;
+const coordinators: BashCoordinator[] = [];
+
+function make(options: ConstructorParameters<typeof BashCoordinator>[0] = {}): BashCoordinator {
+  const c = new BashCoordinator({ shmPath: shm, logger, ...options });
+  coordinators.push(c);
+  return c;
+}
+
+function spec(overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec {
+  seq += 1;
+  return {
+    id: `t${process.pid}-${seq}`,
+    description: 'objective text\n',
+    agents: 1,
+    topology: 'flat',
+    agentCommand: ['cat'],
+    agentTimeoutSeconds: 30,
+    retries: 0,
+    concurrency: 16,
+    timeoutSeconds: 60,
+    maxOutputBytes: 65536,
+    ...overrides,
+  };
+}
+
+async function expectNoTrace(c: BashCoordinator, id: string): Promise<void> {
+  expect(await processesWithEnv('SWARM_ID', id)).toEqual([]);
+  expect(existsSync(join(c.shmPath, id))).toBe(false);
+}
+
+beforeAll(async () => {
+  shm = await mkdtemp('/dev/shm/cfn-test-v2-');
+});
+
+afterEach(async () => {
+  await Promise.all(coordinators.splice(0).map((c) => c.stop()));
+});
+
+afterAll(async () => {
+  await rm(shm, { recursive: true, force: true });
+});
+
+describe('BashCoordinator', () => {
+  it('runs 1 agent: the response is the objective echoed by cat', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({ description: 'hello\nworld\n' });
+    const result = await c.executeObjective(s);
+    expect(result.status).toMatchObject({ objectiveId: s.id, status: 'completed', agents: { total: 1, completed: 1, failed: 0 }, deliveryRate: 100 });
+    expect(result.responses).toHaveLength(1);
+    expect(result.responses[0]).toMatchObject({ agentId: 'agent-0', index: 0, status: 'completed', exitCode: 0, attempts: 1, output: 'hello\nworld\n', outputBytes: 12 });
+    expect(await c.getSwarmStatus(s.id)).toEqual(result.status);
+    expect(await c.getAgentState(s.id, 0)).toBe('completed');
+    expect(await c.getAgentState(s.id, 1)).toBeUndefined();
+    await expectNoTrace(c, s.id);
+  });
+
+  it('runs 300 agents (true, flat) with full delivery', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({ agents: 300, agentCommand: ['true'], concurrency: 64 });
+    const seen: number[] = [];
+    c.on('response', (r) => seen.push(r.index));
+    const result = await c.executeObjective(s);
+    expect(result.status.status).toBe('completed');
+    expect(result.status.deliveryRate).toBe(100);
+    expect(result.status.agents).toEqual({ total: 300, completed: 300, failed: 0 });
+    expect(result.responses.map((r) => r.index)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(new Set(seen).size).toBe(300);
+    await expectNoTrace(c, s.id);
+  });
+
+  it('runs 1000 agents (cat, hybrid) with per-agent tasks and full delivery', async () => {
+    const c = make();
+    await c.start();
+    const tasks = Array.from({ length: 1000 }, (_, i) => `task ${i}\n`);
+    const s = spec({ agents: 1000, topology: 'hybrid', tasks, concurrency: 64 });
+    const result = await c.executeObjective(s);
+    expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 1000, completed: 1000, failed: 0 } });
+    expect(result.responses).toHaveLength(1000);
+    for (const r of result.responses) expect(r.output).toBe(`task ${r.index}\n`);
+    await expectNoTrace(c, s.id);
+  });
+
+  it('reports failing agents with exit code, attempts (retries) and the last stderr line', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({
+      agents: 6,
+      retries: 1,
+      agentCommand: ['sh', '-c', 'if [ $((AGENT_INDEX % 2)) -eq 0 ]; then echo ok; else echo first >&2; echo "boom $AGENT_INDEX" >&2; exit 3; fi'],
+    });
+    const result = await c.executeObjective(s);
+    expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 6, completed: 3, failed: 3 } });
+    for (const r of result.responses) {
+      if (r.index % 2 === 0) expect(r).toMatchObject({ status: 'completed', exitCode: 0, output: 'ok\n', attempts: 1 });
+      else expect(r).toMatchObject({ status: 'failed', exitCode: 3, attempts: 2, error: `boom ${r.index}` });
+    }
+    expect(await c.getAgentState(s.id, 1)).toBe('failed');
+    await expectNoTrace(c, s.id);
+  });
+
+  it('times out a hanging agent (killed, failed) while the others complete, leaving no process', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({
+      agents: 4,
+      agentTimeoutSeconds: 0.5,
+      agentCommand: ['sh', '-c', 'if [ "$AGENT_INDEX" = 2 ]; then exec sleep 60; fi; echo done'],
+    });
+    const t0 = Date.now();
+    const result = await c.executeObjective(s);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(result.status).toMatchObject({ status: 'completed', agents: { total: 4, completed: 3, failed: 1 } });
+    expect(result.responses[2]).toMatchObject({ status: 'failed', index: 2 });
+    await expectNoTrace(c, s.id);
+  });
+
+  it('passes tasks full of $(...), backticks, quotes and newlines byte for byte, never running them', async () => {
+    const marker = join(shm, `pwned-${process.pid}`);
+    const nasty = [
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `'"; touch ${marker}; echo "'`,
+      `line1\nline2\r\n\ttab $HOME \${PATH} * ? ~ | & ; > ${marker} < /etc/passwd \\ end`,
+      `é ü 中文 🚀 \u0001\u001b[31m`,
+      '',
+      '-n',
+      `\n\n$(id)\n`,
+    ];
+    const c = make();
+    await c.start();
+    // stdin path (cat) and environment path (CFN_TASK, printed without interpretation)
+    const viaStdin = await c.executeObjective(spec({ agents: nasty.length, tasks: nasty }));
+    const viaEnv = await c.executeObjective(spec({ agents: nasty.length, tasks: nasty, agentCommand: ['sh', '-c', 'printf %s "$CFN_TASK"'] }));
+    for (const result of [viaStdin, viaEnv]) {
+      expect(result.status.agents.completed).toBe(nasty.length);
+      for (const r of result.responses) {
+        expect(r.output).toBe(nasty[r.index]);
+        expect(r.outputBytes).toBe(Buffer.byteLength(nasty[r.index] as string));
+      }
+    }
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('refuses an invalid spec before touching the disk', async () => {
+    const c = make();
+    await c.start();
+    await expect(c.executeObjective(spec({ id: '../escape' }))).rejects.toThrow(InvalidSpecError);
+    await expect(c.executeObjective(spec({ agentCommand: [] }))).rejects.toThrow(/agent command is empty/);
+    await expect(c.executeObjective(spec({ agents: 0 }))).rejects.toThrow(/agents/);
+    expect(existsSync(join(shm, '..', 'escape'))).toBe(false);
+  });
+
+  it('rejects executeObjective before start()', async () => {
+    await expect(make().executeObjective(spec())).rejects.toThrow(/not started/);
+  });
+
+  it('stop() during a run ends every process and removes the root', async () => {
+    const c = make({ stopGraceMs: 2000 });
+    await c.start();
+    const s = spec({ agents: 20, agentCommand: ['sleep', '60'], concurrency: 20 });
+    const running = c.executeObjective(s);
+    // wait until agents are actually running
+    for (let i = 0; i < 200 && (await processesWithEnv('SWARM_ID', s.id)).length < 20; i += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await processesWithEnv('SWARM_ID', s.id)).length).toBeGreaterThanOrEqual(20);
+    expect(await c.getSwarmStatus(s.id)).toMatchObject({ status: 'running' });
+    expect(await c.getAgentState(s.id, 0)).toBe('running');
+    const t0 = Date.now();
+    await c.stop();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const result = await running;
+    expect(result.status.status).toBe('stopped');
+    await expectNoTrace(c, s.id);
+    expect(await readdir(shm)).not.toContain(s.id);
+  });
+
+  it('refuses to run over an existing swarm root', async () => {
+    const c = make();
+    await c.start();
+    const s = spec();
+    await mkdir(join(shm, s.id));
+    await expect(c.executeObjective(s)).rejects.toThrow(/already exists/);
+    await rm(join(shm, s.id), { recursive: true });
+  });
+});
+
+describe('BashCoordinator start() rejections', () => {
+  it('rejects precisely when bash is not on PATH', async () => {
+    const c = make({ env: { ...process.env, PATH: '/nonexistent-bin' } });
+    await expect(c.start()).rejects.toThrow(CoordinatorUnavailableError);
+    await expect(c.start()).rejects.toThrow('bash not found: no executable "bash" on PATH=/nonexistent-bin');
+    const health = await c.healthCheck();
+    expect(health).toMatchObject({ healthy: false, reason: 'bash not found: no executable "bash" on PATH=/nonexistent-bin' });
+  });
+
+  it('rejects precisely when the engine scripts are missing', async () => {
+    const c = make({ bashDir: '/nonexistent-engine' });
+    await expect(c.start()).rejects.toThrow('engine script missing: /nonexistent-engine/coordinator-cli.sh');
+  });
+
+  it('rejects precisely when the shm path cannot be created (under a regular file)', async () => {
+    const file = join(shm, `file-${process.pid}`);
+    await writeFile(file, 'x');
+    const c = make({ shmPath: join(file, 'cfn') });
+    const err = await c.start().then(() => undefined, (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(CoordinatorUnavailableError);
+    expect(err?.message).toContain(join(file, 'cfn'));
+    expect((await c.healthCheck()).healthy).toBe(false);
+  });
+
+  it('rejects precisely when the shm path is on a read-only tmpfs', async () => {
+    const mnt = await mkdtemp('/tmp/cfn-test-ro-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m,mode=0700', 'tmpfs', mnt]);
+    try {
+      const c = make({ shmPath: join(mnt, 'cfn') });
+      const err = await c.start().then(() => undefined, (e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(CoordinatorUnavailableError);
+      expect(err?.message).toContain(join(mnt, 'cfn'));
+      expect(err?.message).toMatch(/read-only|not writable|cannot create/i);
+      const health = await c.healthCheck();
+      expect(health.healthy).toBe(false);
+      expect(health.reason).toContain(mnt);
+    } finally {
+      execFileSync('umount', [mnt]);
+      await rm(mnt, { recursive: true, force: true });
+    }
+  });
+});
