@@ -178,7 +178,11 @@ export class AdvancedScheduler<T> {
       const outcome = await this.attempt(task, attempt);
       if (outcome.ok) return { id: task.id, status: 'completed', attempts: attempt, value: outcome.value, durationMs: performance.now() - start };
       last = outcome;
-      if (attempt <= this.options.retries && this.cancelReason === undefined) {
+      // An attempt cut short by cancel() is not a verdict on the task.
+      if (this.cancelReason !== undefined) {
+        return { id: task.id, status: 'cancelled', attempts: attempt, value: last.value, error: this.cancelReason, durationMs: performance.now() - start };
+      }
+      if (attempt <= this.options.retries) {
         const delay = backoffDelay(attempt, base, max);
         this.hooks.onRetry?.(task.id, attempt + 1, delay, outcome.error, outcome.timedOut);
         await this.sleep(delay);

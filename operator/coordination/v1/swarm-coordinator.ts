@@ -98,6 +98,9 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       run.scheduler.cancel('coordinator stopped');
     }
     await Promise.allSettled(runs.map((r) => r.done));
+    // An exited child's process handle is released in the loop's close phase,
+    // which runs after this iteration's check phase: wait two check phases.
+    for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
     this.memory.close();
     this.started = false;
   }

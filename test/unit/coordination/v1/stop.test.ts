@@ -1,0 +1,70 @@
+import { describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
+
+function liveChildren(): string[] {
+  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/\bps -o/.test(l));
+}
+
+/** Resource kinds that would keep the process alive or leak (timers, processes, pipes, files). */
+function resources(): string[] {
+  return process
+    .getActiveResourcesInfo()
+    .filter((r) => r !== 'TTYWrap')
+    .sort();
+}
+
+const count = (list: string[], kind: string): number => list.filter((r) => r === kind).length;
+
+describe('SwarmCoordinator.stop()', () => {
+  it('leaves no child process, timer or handle behind when stopped mid-run (with retries pending)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfn-v1-stop-'));
+    try {
+      const before = resources();
+      const c = new SwarmCoordinator({ memoryPath: join(dir, 'm.sqlite'), killGraceMs: 200, backoffBaseMs: 60_000 });
+      await c.start();
+      const run = c.executeObjective({
+        id: 'long',
+        description: 'hang',
+        // Half hang (TERM ignored, so KILL is needed); half fail at once and wait a minute to retry.
+        agents: 20,
+        topology: 'flat',
+        agentCommand: ['sh', '-c', 'if [ $((AGENT_INDEX % 2)) = 0 ]; then trap "" TERM; sleep 60; else exit 1; fi'],
+        agentTimeoutSeconds: 120,
+        retries: 3,
+        concurrency: 20,
+        timeoutSeconds: 600,
+        maxOutputBytes: 1024,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(liveChildren().length).toBeGreaterThan(0);
+      await c.stop();
+      const result = await run;
+      expect(result.status.status).toBe('stopped');
+      expect(liveChildren()).toEqual([]);
+      // Nothing of ours is left: no process handle, and no more timers or
+      // pipes than before the coordinator existed (jest's own may come and go).
+      const after = resources();
+      expect(after.filter((r) => r === 'ProcessWrap')).toEqual([]);
+      for (const kind of ['Timeout', 'PipeWrap', 'FSReqCallback', 'Immediate']) {
+        expect(count(after, kind)).toBeLessThanOrEqual(count(before, kind));
+      }
+      // Idempotent.
+      await c.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+
+  it('stop() without start() is harmless', async () => {
+    const c = new SwarmCoordinator({ memoryPath: join(tmpdir(), 'never-opened', 'm.sqlite') });
+    await expect(c.stop()).resolves.toBeUndefined();
+  });
+});
