@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_DIR := $(shell bash scripts/ensure-node.sh)
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup demo test bench build clean
+.PHONY: setup demo test bench build clean cluster-bins
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -18,8 +18,13 @@ build: setup
 demo: build
 	node bin/cfn.js run --agents 500 --topology flat
 
+## Control-plane binaries for the integration tests (cached per version
+## outside the work tree; a cold build prints progress every minute).
+cluster-bins:
+	bash test/cluster/build.sh
+
 ## Every test: lint, types, unit, bash, integration.
-test: build
+test: build cluster-bins
 	npm test
 
 bench: build

@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# A local Kubernetes control plane (etcd + kube-apiserver +
+# kube-controller-manager) on loopback, with generated certificates, RBAC and
+# service-account keys. Several named instances on different ports may run.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+readonly SCRIPT_DIR REPO_ROOT
+# shellcheck source=test/cluster/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+readonly DEFAULT_PORT_BASE=17440
+readonly COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+
+usage() {
+  cat <<USAGE
+Usage: $(basename "$0") COMMAND [--name NAME] [--port-base N|auto] [--json]
+
+Commands:
+  up        build missing binaries, start the instance, wait for /readyz
+  down      stop the instance's processes and delete its state directory
+  status    show whether the instance's processes run and /readyz answers
+            (exit 0 when ready, 3 otherwise; --json for a machine-readable form)
+  kubeconfig  print the instance's admin kubeconfig path
+
+Options:
+  --name NAME       instance name ([a-z0-9-], default "default")
+  --port-base N     first of 4 loopback ports (apiserver, etcd client, etcd
+                    peer, controller-manager); default $DEFAULT_PORT_BASE for
+                    "default"; "auto" picks free ports. Stored at "up".
+
+State: \$SWARM_CLUSTER_STATE_DIR (default $REPO_ROOT/.local) /cluster for
+"default", /cluster-NAME otherwise; the admin kubeconfig is its "kubeconfig".
+USAGE
+}
+
+NAME=default
+PORT_BASE=""
+UP_OK=1
+JSON=0
+
+state_dir() {
+  local root="${SWARM_CLUSTER_STATE_DIR:-$REPO_ROOT/.local}"
+  if [[ "$NAME" == default ]]; then
+    printf '%s\n' "$root/cluster"
+  else
+    printf '%s\n' "$root/cluster-$NAME"
+  fi
+}
+
+port_in_use() {
+  [[ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]]
+}
+
+# First base (step 10) from 20000 whose 4 ports are all free.
+auto_port_base() {
+  local base p free
+  for (( base = 20000; base < 30000; base += 10 )); do
+    free=1
+    for (( p = base; p < base + 4; p++ )); do
+      if port_in_use "$p"; then free=0; break; fi
+    done
+    (( free )) && { printf '%s\n' "$base"; return; }
+  done
+  die "no free port range found in 20000-30000"
+}
+
+# --- process bookkeeping: pid plus start time, so a recycled pid is never hit.
+
+proc_start_time() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  # Field 22 of /proc/PID/stat is the 20th after "comm) state".
+  read -r -a fields <<<"$stat"
+  printf '%s\n' "${fields[19]}"
+}
+
+# Prints the pid of component $2 in dir $1 when that exact process still runs.
+live_pid() {
+  local file="$1/$2.pid" pid started now
+  [[ -f "$file" ]] || return 1
+  read -r pid started <"$file" || return 1
+  now=$(proc_start_time "$pid") || return 1
+  [[ "$now" == "$started" ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+# Starts "$@" in its own session, logging to dir/name.log, recording its pid.
+start_component() {
+  local dir=$1 name=$2; shift 2
+  setsid "$@" >"$dir/$name.log" 2>&1 </dev/null &
+  local pid=$!
+  local started
+  started=$(proc_start_time "$pid") || die "$name exited at once: $(tail -n 20 "$dir/$name.log")"
+  printf '%s %s\n' "$pid" "$started" >"$dir/$name.pid.tmp"
+  command mv -f "$dir/$name.pid.tmp" "$dir/$name.pid"
+}
+
+stop_component() {
+  local dir=$1 name=$2 pid i
+  pid=$(live_pid "$dir" "$name") || { rm -f "$dir/$name.pid"; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for (( i = 0; i < 100; i++ )); do
+    live_pid "$dir" "$name" >/dev/null || break
+    sleep 0.1
+  done
+  if live_pid "$dir" "$name" >/dev/null; then
+    log "$name (pid $pid) ignored TERM; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+    for (( i = 0; i < 50; i++ )); do
+      live_pid "$dir" "$name" >/dev/null || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$dir/$name.pid"
+}
+
+# --- certificates (EC P-256: fast to generate, accepted everywhere here)
+
+gen_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+
+# sign_cert DIR NAME SUBJECT EXT: key DIR/NAME.key, cert DIR/NAME.crt by the CA.
+sign_cert() {
+  local dir=$1 name=$2 subject=$3 ext=$4
+  gen_key "$dir/$name.key"
+  openssl req -new -key "$dir/$name.key" -subj "$subject" -out "$dir/$name.csr" 2>/dev/null
+  printf '%s\n' "$ext" >"$dir/$name.ext"
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 365 -sha256 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
+  rm -f "$dir/$name.csr" "$dir/$name.ext"
+}
+
+gen_pki() {
+  local pki=$1
+  mkdir -p "$pki"
+  gen_key "$pki/ca.key"
+  openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=swarm-operator-local-ca" -days 365 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$pki/ca.crt" 2>/dev/null
+  local client="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  sign_cert "$pki" apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  sign_cert "$pki" admin "/O=system:masters/CN=swarm-operator-admin" "$client"
+  sign_cert "$pki" controller-manager "/CN=system:kube-controller-manager" "$client"
+  gen_key "$pki/sa.key"
+  openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  chmod 600 "$pki"/*.key
+}
+
+# write_kubeconfig FILE SERVER PKI USER: certificates embedded, so the file
+# can be copied elsewhere; written to a temp file and renamed.
+write_kubeconfig() {
+  local file=$1 server=$2 pki=$3 user=$4
+  cat >"$file.tmp" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: swarm-local-$NAME
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 <"$pki/$user.crt")
+    client-key-data: $(base64 -w0 <"$pki/$user.key")
+contexts:
+- name: swarm-local-$NAME
+  context:
+    cluster: swarm-local-$NAME
+    user: $user
+    namespace: default
+current-context: swarm-local-$NAME
+KUBECONFIG
+  chmod 600 "$file.tmp"
+  command mv -f "$file.tmp" "$file"
+}
+
+# --- readiness
+
+# wait_for NAME SECONDS DIR COMPONENT -- curl args...: polls until curl succeeds.
+wait_for() {
+  local what=$1 timeout=$2 dir=$3 comp=$4; shift 5
+  local deadline=$(( SECONDS + timeout ))
+  until curl -fsS --max-time 2 "$@" >/dev/null 2>&1; do
+    if ! live_pid "$dir" "$comp" >/dev/null; then
+      log "$comp exited; last log lines:"
+      tail -n 30 "$dir/$comp.log" >&2 || true
+      return 1
+    fi
+    if (( SECONDS >= deadline )); then
+      log "$what not ready after ${timeout}s; last $comp log lines:"
+      tail -n 30 "$dir/$comp.log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+read_ports() {
+  local dir=$1
+  [[ -f "$dir/ports" ]] || return 1
+  read -r API_PORT ETCD_PORT PEER_PORT KCM_PORT <"$dir/ports"
+}
+
+cmd_up() {
+  local dir start=$SECONDS
+  dir=$(state_dir)
+  if read_ports "$dir" 2>/dev/null && live_pid "$dir" kube-apiserver >/dev/null; then
+    log "instance $NAME already running (apiserver https://127.0.0.1:$API_PORT)"
+    printf '%s\n' "$dir/kubeconfig"
+    return 0
+  fi
+  # A half-started or crashed instance: clear it first.
+  [[ -d "$dir" ]] && cmd_down_quiet
+  bash "$SCRIPT_DIR/build.sh" --control-plane >&2
+  local base=$PORT_BASE
+  if [[ -z "$base" ]]; then
+    if [[ "$NAME" == default ]]; then base=$DEFAULT_PORT_BASE; else base=auto; fi
+  fi
+  [[ "$base" == auto ]] && base=$(auto_port_base)
+  if ! [[ "$base" =~ ^[0-9]+$ ]] || (( base < 1024 || base > 65530 )); then
+    die "bad --port-base: $base"
+  fi
+  API_PORT=$base ETCD_PORT=$(( base + 1 )) PEER_PORT=$(( base + 2 )) KCM_PORT=$(( base + 3 ))
+  local p
+  for p in "$API_PORT" "$ETCD_PORT" "$PEER_PORT" "$KCM_PORT"; do
+    port_in_use "$p" && die "port $p is in use (choose another --port-base)"
+  done
+
+  mkdir -p "$dir"
+  printf '%s %s %s %s\n' "$API_PORT" "$ETCD_PORT" "$PEER_PORT" "$KCM_PORT" >"$dir/ports"
+  # From here on any failure or interrupt tears down whatever was started.
+  UP_OK=0
+  trap '[[ $UP_OK == 1 ]] || { log "up failed; cleaning up"; cmd_down_quiet; }' EXIT
+  trap 'exit 130' INT TERM
+  local pki="$dir/pki"
+  gen_pki "$pki"
+  local server="https://127.0.0.1:$API_PORT"
+  write_kubeconfig "$dir/kubeconfig" "$server" "$pki" admin
+  write_kubeconfig "$dir/controller-manager.kubeconfig" "$server" "$pki" controller-manager
+
+  start_component "$dir" etcd "$(bin_path etcd)" \
+    --name "swarm-$NAME" --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
+    --initial-cluster "swarm-$NAME=http://127.0.0.1:$PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes 1073741824 --log-level warn
+  wait_for etcd 30 "$dir" etcd -- "http://127.0.0.1:$ETCD_PORT/health"
+
+  start_component "$dir" kube-apiserver "$(bin_path kube-apiserver)" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --cert-dir "$dir/apiserver-certs" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --secure-port "$API_PORT" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --authorization-mode RBAC \
+    --service-account-issuer "$server" \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --profiling=false --v=1
+  wait_for "kube-apiserver /readyz" 60 "$dir" kube-apiserver -- \
+    --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
+  local ready_s=$(( SECONDS - start ))
+
+  start_component "$dir" kube-controller-manager "$(bin_path kube-controller-manager)" \
+    --kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --leader-elect=false --use-service-account-credentials=true \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+    --secure-port "$KCM_PORT" --bind-address 127.0.0.1 \
+    --cert-dir "$dir/kcm-certs" --profiling=false --v=1
+  wait_for "kube-controller-manager /healthz" 60 "$dir" kube-controller-manager -- \
+    --cacert "$pki/ca.crt" --insecure "https://127.0.0.1:$KCM_PORT/healthz"
+  UP_OK=1
+  trap - INT TERM
+  log "instance $NAME ready: apiserver /readyz after ${ready_s}s, all up after $(( SECONDS - start ))s"
+  log "export KUBECONFIG=$dir/kubeconfig"
+  printf '%s\n' "$dir/kubeconfig"
+}
+
+cmd_down_quiet() {
+  local dir comp i
+  dir=$(state_dir)
+  [[ -d "$dir" ]] || return 0
+  # Reverse start order: the controller-manager first, etcd last.
+  for (( i = ${#COMPONENTS[@]} - 1; i >= 0; i-- )); do
+    comp=${COMPONENTS[$i]}
+    stop_component "$dir" "$comp"
+  done
+  rm -rf "$dir"
+}
+
+cmd_down() {
+  local dir ports=()
+  dir=$(state_dir)
+  if [[ ! -d "$dir" ]]; then
+    log "instance $NAME is not running"
+    return 0
+  fi
+  if read_ports "$dir"; then ports=("$API_PORT" "$ETCD_PORT" "$PEER_PORT" "$KCM_PORT"); fi
+  cmd_down_quiet
+  local p left=()
+  for p in "${ports[@]}"; do
+    port_in_use "$p" && left+=("$p")
+  done
+  (( ${#left[@]} == 0 )) || die "ports still in use after stopping $NAME: ${left[*]}"
+  log "instance $NAME stopped; state removed"
+}
+
+cmd_status() {
+  local dir comp pid ready=false any=0 json_comps=()
+  dir=$(state_dir)
+  if read_ports "$dir" 2>/dev/null; then
+    if curl -fsS --max-time 3 --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" \
+      --key "$dir/pki/admin.key" "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then
+      ready=true
+    fi
+  else
+    API_PORT=0 ETCD_PORT=0 PEER_PORT=0 KCM_PORT=0
+  fi
+  for comp in "${COMPONENTS[@]}"; do
+    pid=$(live_pid "$dir" "$comp") || pid=0
+    (( pid > 0 )) && any=1
+    json_comps+=("$(jq -cn --arg n "$comp" --argjson p "$pid" '{name: $n, pid: $p, running: ($p > 0)}')")
+  done
+  if (( JSON )); then
+    printf '%s\n' "${json_comps[@]}" | jq -cs --arg name "$NAME" --arg dir "$dir" --argjson ready "$ready" \
+      --argjson api "$API_PORT" --argjson etcd "$ETCD_PORT" --argjson peer "$PEER_PORT" --argjson kcm "$KCM_PORT" \
+      '{name: $name, dir: $dir, kubeconfig: ($dir + "/kubeconfig"), ready: $ready,
+        ports: {apiserver: $api, etcd: $etcd, etcdPeer: $peer, controllerManager: $kcm},
+        components: .}'
+  else
+    printf 'instance %s (%s)\n' "$NAME" "$dir"
+    if (( any )); then
+      printf '  apiserver https://127.0.0.1:%s  etcd %s/%s  controller-manager %s\n' \
+        "$API_PORT" "$ETCD_PORT" "$PEER_PORT" "$KCM_PORT"
+    fi
+    for comp in "${COMPONENTS[@]}"; do
+      if pid=$(live_pid "$dir" "$comp"); then
+        printf '  %-24s running (pid %s)\n' "$comp" "$pid"
+      else
+        printf '  %-24s stopped\n' "$comp"
+      fi
+    done
+    printf '  /readyz                  %s\n' "$([[ $ready == true ]] && echo ok || echo 'not ready')"
+    (( any )) && printf '  export KUBECONFIG=%s\n' "$dir/kubeconfig"
+  fi
+  [[ "$ready" == true ]] || return 3
+}
+
+main() {
+  (( $# > 0 )) || { usage >&2; exit 2; }
+  local cmd=$1; shift
+  while (( $# > 0 )); do
+    case "$1" in
+      --name) NAME=${2:?--name needs a value}; shift ;;
+      --port-base) PORT_BASE=${2:?--port-base needs a value}; shift ;;
+      --json) JSON=1 ;;
+      -h|--help) usage; return ;;
+      *) usage >&2; die "unknown argument: $1" ;;
+    esac
+    shift
+  done
+  [[ "$NAME" =~ ^[a-z0-9][a-z0-9-]{0,40}$ ]] || die "bad --name (use [a-z0-9-]): $NAME"
+  case "$cmd" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    kubeconfig) printf '%s\n' "$(state_dir)/kubeconfig" ;;
+    -h|--help|help) usage ;;
+    *) usage >&2; die "unknown command: $cmd" ;;
+  esac
+}
+
+main "$@"
