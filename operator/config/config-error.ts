@@ -39,7 +39,7 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
   const got = `got ${show(issue.input)}`;
   switch (issue.code) {
     case 'invalid_type':
-      return `expected ${issue.expected}, ${got}`;
+      return `expected ${issue.expected === 'int' ? 'integer' : issue.expected}, ${got}`;
     case 'too_small':
       return `expected ${issue.origin} ${bound(issue, '>', '>=')} ${String(issue.minimum)}, ${got}`;
     case 'too_big':

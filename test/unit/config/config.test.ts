@@ -1,0 +1,110 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadClaudeFlowConfig } from '../../../operator/config/claude-flow-config.js';
+import { ConfigError } from '../../../operator/config/config-error.js';
+import { shippedConfigPath } from '../../../operator/config/package-root.js';
+import { checkAgentLimits, loadPerformanceLimits } from '../../../operator/config/performance-limits.js';
+import { loadV2Config } from '../../../operator/config/v2-config.js';
+
+describe('shipped config files', () => {
+  it('config/v2-config.json validates and carries the documented defaults', () => {
+    expect(loadV2Config()).toMatchObject({
+      topology: 'flat',
+      shmPath: '/dev/shm/cfn',
+      maxOutputBytes: 65536,
+      fallbackTimeoutMs: 5000,
+      fallbackEnabled: true,
+      memoryPath: '.claude-flow/memory.sqlite',
+    });
+  });
+
+  it('config/performance-limits.json validates: flat 2-300, hybrid 300-1000 up to 10000', () => {
+    const limits = loadPerformanceLimits();
+    expect(limits.topologies.flat).toMatchObject({ minAgents: 2, recommendedMaxAgents: 300 });
+    expect(limits.topologies.hybrid).toMatchObject({ minAgents: 300, recommendedMaxAgents: 1000, maxAgents: 10000 });
+    expect(checkAgentLimits(limits, 'flat', 100)).toEqual({ ok: true });
+    expect(checkAgentLimits(limits, 'flat', 500)).toEqual({ ok: true, warning: "500 agents is outside the flat topology's recommended range 2-300" });
+    expect(checkAgentLimits(limits, 'hybrid', 10001)).toEqual({ ok: false, reason: "10001 agents exceed the hybrid topology's maximum of 10000" });
+    expect(checkAgentLimits(limits, 'hybrid', 0)).toMatchObject({ ok: false });
+  });
+});
+
+describe('invalid config files fail with file, field and expectation', () => {
+  let dir: string;
+  let cwd: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cfn-config-'));
+    cwd = process.cwd();
+    process.chdir(dir);
+  });
+  afterEach(() => {
+    process.chdir(cwd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function v2With(patch: Record<string, unknown>): string {
+    const base = JSON.parse(readFileSync(shippedConfigPath('v2-config.json'), 'utf8')) as Record<string, unknown>;
+    const file = join(dir, 'config', 'v2-config.json');
+    mkdirSync(join(dir, 'config'), { recursive: true });
+    writeFileSync(file, JSON.stringify({ ...base, ...patch }));
+    return file;
+  }
+
+  it.each([
+    [{ maxAgents: 'x' }, 'config/v2-config.json: maxAgents: expected number, got "x"'],
+    [{ maxAgents: 0 }, 'config/v2-config.json: maxAgents: expected number >= 1, got 0'],
+    [{ topology: 'mesh' }, 'config/v2-config.json: topology: expected one of "flat" | "hybrid", got "mesh"'],
+    [{ fallbackEnabled: 'yes' }, 'config/v2-config.json: fallbackEnabled: expected boolean, got "yes"'],
+    [{ retries: 2.5 }, 'config/v2-config.json: retries: expected integer, got 2.5'],
+    [{ shmPath: 'dev/shm' }, 'config/v2-config.json: shmPath: expected an absolute path, got "dev/shm"'],
+    [{ maxAgnets: 5 }, 'config/v2-config.json: maxAgnets: unknown field "maxAgnets"'],
+    [{ concurrency: undefined }, 'config/v2-config.json: concurrency: expected number, got nothing'],
+  ])('%j', (patch, message) => {
+    const file = v2With(patch);
+    expect(() => loadV2Config(file)).toThrow(ConfigError);
+    expect(() => loadV2Config(file)).toThrow(message);
+    try {
+      loadV2Config(file);
+    } catch (err) {
+      expect((err as Error).message).toBe(message);
+    }
+  });
+
+  it('names a missing file and a file that is not JSON', () => {
+    expect(() => loadV2Config(join(dir, 'nope.json'))).toThrow('nope.json: file not found');
+    writeFileSync(join(dir, 'bad.json'), '{"topology": ');
+    expect(() => loadV2Config(join(dir, 'bad.json'))).toThrow(/^bad\.json: not valid JSON: /);
+  });
+
+  it('names the nested field of performance-limits.json', () => {
+    const file = join(dir, 'performance-limits.json');
+    const limits = JSON.parse(readFileSync(shippedConfigPath('performance-limits.json'), 'utf8')) as { topologies: { hybrid: { maxAgents: unknown } } };
+    limits.topologies.hybrid.maxAgents = -5;
+    writeFileSync(file, JSON.stringify(limits));
+    expect(() => loadPerformanceLimits(file)).toThrow('performance-limits.json: topologies.hybrid.maxAgents: expected number >= 1, got -5');
+  });
+
+  it('loads claude-flow.config.json coordination settings; a missing file means none', () => {
+    expect(loadClaudeFlowConfig()).toEqual({ file: undefined, coordination: {} });
+    writeFileSync(
+      'claude-flow.config.json',
+      JSON.stringify({ other: { tool: true }, coordination: { version: 'auto', v2RolloutPercentage: 10, fallbackEnabled: false, fallbackTimeout: 2000 } }),
+    );
+    expect(loadClaudeFlowConfig()).toEqual({
+      file: join(process.cwd(), 'claude-flow.config.json'),
+      coordination: { version: 'auto', v2RolloutPercentage: 10, fallbackEnabled: false, fallbackTimeout: 2000 },
+    });
+  });
+
+  it.each([
+    [{ version: 'v3' }, 'claude-flow.config.json: coordination.version: expected one of "v1" | "v2" | "auto", got "v3"'],
+    [{ v2RolloutPercentage: 150 }, 'claude-flow.config.json: coordination.v2RolloutPercentage: expected number <= 100, got 150'],
+    [{ fallbackTimeout: '5s' }, 'claude-flow.config.json: coordination.fallbackTimeout: expected number, got "5s"'],
+    [{ fallbackEnabeld: true }, 'claude-flow.config.json: coordination.fallbackEnabeld: unknown field "fallbackEnabeld"'],
+  ])('claude-flow.config.json %j', (coordination, message) => {
+    writeFileSync('claude-flow.config.json', JSON.stringify({ coordination }));
+    expect(() => loadClaudeFlowConfig()).toThrow(message);
+  });
+});
