@@ -54,7 +54,7 @@ export const resultsSpec = z
   })
   .meta({
     'x-kubernetes-validations': [
-      rule("self.type != 'persistentVolumeClaim' || has(self.claimName)", 'claimName is required when type is persistentVolumeClaim', '.claimName'),
+      rule("!has(self.type) || self.type != 'persistentVolumeClaim' || has(self.claimName)", 'claimName is required when type is persistentVolumeClaim', '.claimName'),
     ],
   })
   .describe('Where the coordinator writes the full responses (JSON lines).');
@@ -68,7 +68,7 @@ export const swarmSpec = z
     coordination: coordinationSpec.prefault({}),
     agent: agentSpec,
     v2: v2Spec.prefault({}),
-    results: resultsSpec.prefault({}),
+    results: resultsSpec.prefault({ type: 'emptyDir' }),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the Swarm this long after it finished.'),
     rolloutPolicyRef: localObjectReference.optional().describe('RolloutPolicy deciding the version when coordination.version is auto.'),
   })

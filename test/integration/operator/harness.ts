@@ -1,0 +1,163 @@
+// Shared harness of the operator's integration tests: a real API server (the
+// local control plane of the global setup), the CRDs from crds/, a namespace
+// per test file, and an in-process operator. There is no kubelet: tests play
+// its part by writing pod status, and the coordinator's by publishing status.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import pino from 'pino';
+import { KubeClient, resourcePath } from '../../../operator/k8s/client.js';
+import { isAlreadyExists, isNotFound } from '../../../operator/k8s/errors.js';
+import { startOperator } from '../../../operator/manager/operator-manager.js';
+import type { KubeObject } from '../../../operator/k8s/client.js';
+import type { OperatorOptions, RunningOperator } from '../../../operator/manager/operator-manager.js';
+
+export const REPO = join(import.meta.dirname, '../../..');
+export const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
+export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export function client(): KubeClient {
+  if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: run through the integration project');
+  return KubeClient.load(process.env.KUBECONFIG);
+}
+
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Applies every CRD in crds/ and waits until the API server serves them. */
+export async function installCrds(c: KubeClient): Promise<void> {
+  const dir = join(REPO, 'crds');
+  for (const file of ['swarm.cfn.dev_swarms.yaml']) {
+    const crd = parse(readFileSync(join(dir, file), 'utf8')) as KubeObject;
+    const name = crd.metadata?.name ?? '';
+    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name }), crd, { fieldManager: 'integration-tests', force: true });
+    await waitFor(`CRD ${name} established`, async () => {
+      const got = await c.get<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
+        resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name }),
+      );
+      return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True') || undefined;
+    });
+  }
+}
+
+export async function createNamespace(c: KubeClient, prefix: string): Promise<string> {
+  const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    await c.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  } catch (e) {
+    if (!isAlreadyExists(e)) throw e;
+  }
+  // The service account admission needs the default ServiceAccount when pods are created.
+  await c.create(`/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }).catch(() => undefined);
+  return name;
+}
+
+export async function deleteNamespace(c: KubeClient, name: string): Promise<void> {
+  await c.delete(`/api/v1/namespaces/${name}`).catch((e: unknown) => {
+    if (!isNotFound(e)) throw e;
+  });
+}
+
+export function swarmManifest(namespace: string, name: string, spec: Record<string, unknown> = {}): KubeObject {
+  return {
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'Swarm',
+    metadata: { name, namespace },
+    spec: { objective: 'Fix every lint error in src/', agents: 10, agent: { command: ['cat'] }, ...spec },
+  };
+}
+
+export const swarmPath = (namespace: string, name?: string, subresource?: string) =>
+  resourcePath({ ...SWARMS, namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });
+export const podPath = (namespace: string, name?: string, subresource?: string) =>
+  resourcePath({ group: '', version: 'v1', plural: 'pods', namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });
+
+export type SwarmObject = KubeObject & {
+  metadata: { name: string; namespace: string; uid: string; generation?: number; finalizers?: string[]; resourceVersion?: string };
+  status?: {
+    phase?: string;
+    version?: string;
+    versionReason?: string;
+    activeVersion?: string;
+    coordinatorPod?: string;
+    coordinatorAttempts?: number;
+    completedAgents?: string;
+    agents?: { total: number; completed: number; failed: number };
+    deliveryRate?: number;
+    fallback?: { from: string; to: string; reason: string; time: string };
+    conditions?: Array<{ type: string; status: string; reason: string; message: string; observedGeneration?: number }>;
+  };
+};
+
+export type PodObject = KubeObject & {
+  metadata: { name: string; labels: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>; creationTimestamp?: string };
+  spec: {
+    serviceAccountName: string;
+    securityContext: Record<string, unknown>;
+    containers: Array<{ name: string; args: string[]; env: Array<{ name: string; value?: string }>; securityContext: Record<string, unknown>; volumeMounts: Array<{ name: string; mountPath: string }> }>;
+    volumes: Array<{ name: string; emptyDir?: { medium?: string; sizeLimit?: string } }>;
+  };
+  status?: { phase?: string };
+};
+
+export const getSwarm = (c: KubeClient, ns: string, name: string) => c.get<SwarmObject>(swarmPath(ns, name));
+
+export async function listPods(c: KubeClient, ns: string): Promise<PodObject[]> {
+  return (await c.get<{ items: PodObject[] }>(podPath(ns))).items;
+}
+
+/** Plays the kubelet: writes a pod's status. */
+export async function setPodStatus(c: KubeClient, ns: string, pod: string, status: Record<string, unknown>): Promise<void> {
+  await c.mergePatch(podPath(ns, pod, 'status'), { status });
+}
+
+const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+export const podRunning = (ready: boolean) => ({
+  phase: 'Running',
+  conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: now() }],
+  containerStatuses: [{ name: 'coordinator', ready, restartCount: 0, image: 'x', imageID: '', state: { running: { startedAt: now() } } }],
+});
+
+export const podTerminated = (phase: 'Succeeded' | 'Failed', exitCode: number, message?: string, reason?: string) => ({
+  phase,
+  ...(phase === 'Failed' && reason === 'Evicted' ? { reason } : {}),
+  containerStatuses: [
+    {
+      name: 'coordinator',
+      ready: false,
+      restartCount: 0,
+      image: 'x',
+      imageID: '',
+      state: { terminated: { exitCode, reason: reason ?? (exitCode === 0 ? 'Completed' : 'Error'), ...(message ? { message } : {}), startedAt: now(), finishedAt: now() } },
+    },
+  ],
+});
+
+export async function events(c: KubeClient, ns: string): Promise<Array<{ reason: string; message: string; type: string; involvedObject: { name: string } }>> {
+  return (await c.get<{ items: Array<{ reason: string; message: string; type: string; involvedObject: { name: string } }> }>(`/api/v1/namespaces/${ns}/events`)).items;
+}
+
+export async function runOperator(overrides: Partial<OperatorOptions> = {}): Promise<RunningOperator> {
+  return startOperator({
+    logger: silentLogger,
+    client: client(),
+    image: 'swarm-operator:test',
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    workers: 4,
+    ...overrides,
+  });
+}

@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import {
+  client,
+  createNamespace,
+  deleteNamespace,
+  events,
+  getSwarm,
+  installCrds,
+  listPods,
+  podRunning,
+  podTerminated,
+  runOperator,
+  setPodStatus,
+  swarmManifest,
+  swarmPath,
+  waitFor,
+} from './harness.js';
+import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
+import type { PodObject } from './harness.js';
+
+const c = client();
+let ns: string;
+let op: RunningOperator;
+
+beforeAll(async () => {
+  await installCrds(c);
+  ns = await createNamespace(c, 'swarm-life');
+  op = await runOperator({ namespaces: [ns] });
+});
+
+afterAll(async () => {
+  await op?.stop();
+  await deleteNamespace(c, ns);
+});
+
+const podOf = async (name: string, attempt = 1): Promise<PodObject | undefined> =>
+  (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
+
+describe('Swarm lifecycle on a real API server', () => {
+  it('creates a V2 coordinator pod with exactly the promised spec', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'v2-spec', { coordination: { version: 'v2' }, v2: { shmSizeLimit: '64Mi' }, agent: { command: ['cat'], resources: { limits: { memory: '256Mi' } } } }));
+    const pod = await waitFor('v2 pod', () => podOf('v2-spec'));
+    const sw = await getSwarm(c, ns, 'v2-spec');
+    expect(pod.metadata.name).toBe('v2-spec-v2-1');
+    expect(pod.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'Swarm', name: 'v2-spec', controller: true });
+    expect(pod.spec.serviceAccountName).toBe('v2-spec-coordinator');
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    const container = pod.spec.containers[0]!;
+    expect(container.args).toEqual(['coordinate', '--swarm', 'v2-spec', '--namespace', ns, '--version', 'v2']);
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(pod.spec.volumes.find((v) => v.name === 'dshm')?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '64Mi' });
+    expect(container.volumeMounts).toContainEqual({ name: 'dshm', mountPath: '/dev/shm' });
+    expect(JSON.stringify(pod.spec.containers[0])).toContain(`/dev/shm/cfn/${sw.metadata.uid}/health.json`);
+    // Status: decided once, with its reason, and a finalizer.
+    const decided = await waitFor('version in status', async () => ((await getSwarm(c, ns, 'v2-spec')).status?.version ? getSwarm(c, ns, 'v2-spec') : undefined));
+    expect(decided.status).toMatchObject({ version: 'v2', versionReason: 'spec.coordination.version=v2', activeVersion: 'v2', coordinatorPod: 'v2-spec-v2-1' });
+    expect(decided.metadata.finalizers).toContain('swarm.cfn.dev/cleanup');
+    // Least privilege: a Role limited to this Swarm.
+    const role = await c.get<{ rules: Array<{ resources: string[]; resourceNames: string[] }> }>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/v2-spec-coordinator`);
+    expect(role.rules.every((r) => r.resourceNames.length === 1 && r.resourceNames[0] === 'v2-spec')).toBe(true);
+  });
+
+  it('follows the pod: ready -> Running, progress from the coordinator, succeeded -> Succeeded and Complete', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'happy', { agents: 4, coordination: { version: 'v2' } }));
+    const pod = await waitFor('pod', () => podOf('happy'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    await waitFor('Running', async () => (await getSwarm(c, ns, 'happy')).status?.phase === 'Running');
+    // The coordinator publishes progress with its own field manager.
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'happy', total: 4, intervalMs: 10 });
+    for (const index of [0, 1, 2, 3]) {
+      pub.onResponse({ agentId: `agent-${index}`, index, status: index === 3 ? 'failed' : 'completed', exitCode: index === 3 ? 1 : 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: index === 3 ? 'boom' : null });
+    }
+    await pub.flush({ status: 'completed' });
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const done = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'happy');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(done.status).toMatchObject({ agents: { total: 4, completed: 3, failed: 1 }, deliveryRate: 100, completedAgents: '0-3', version: 'v2' });
+    const complete = done.status?.conditions?.find((x) => x.type === 'Complete');
+    expect(complete).toMatchObject({ status: 'True', observedGeneration: done.metadata.generation });
+    expect(complete?.message).toContain('3/4 agents completed, 1 failed');
+    const reasons = (await events(c, ns)).filter((e) => e.involvedObject.name === 'happy').map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['VersionSelected', 'CoordinatorCreated', 'Completed']));
+  });
+
+  it('falls back to a V1 pod within 5 s of a V2 preflight failure, with the real reason', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'no-shm', { coordination: { version: 'v2' } }));
+    const pod = await waitFor('v2 pod', () => podOf('no-shm'));
+    const failedAt = Date.now();
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 3, '/dev/shm/cfn not writable'));
+    const v1 = await waitFor('v1 pod', () => podOf('no-shm', 2), 5000);
+    expect(Date.now() - failedAt).toBeLessThan(5000);
+    expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
+    expect(v1.spec.volumes.some((v) => v.emptyDir?.medium === 'Memory')).toBe(false);
+    const sw = await waitFor('fallback status', async () => {
+      const s = await getSwarm(c, ns, 'no-shm');
+      return s.status?.fallback ? s : undefined;
+    });
+    expect(sw.status?.fallback).toMatchObject({ from: 'v2', to: 'v1', reason: '/dev/shm/cfn not writable' });
+    expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', phase: 'FallingBack' });
+    expect(sw.status?.conditions?.find((x) => x.type === 'FallbackActive')).toMatchObject({ status: 'True', message: '/dev/shm/cfn not writable' });
+    const ev = (await events(c, ns)).find((e) => e.involvedObject.name === 'no-shm' && e.reason === 'FallbackToV1');
+    expect(ev?.message).toBe('V2 unavailable (/dev/shm/cfn not writable), using V1 fallback');
+    const metrics = await op.metrics.registry.getSingleMetricAsString('swarm_fallback_total');
+    expect(metrics).toMatch(/swarm_fallback_total\{reason="preflight"\} [1-9]/);
+  });
+
+  it('falls back when the V2 pod is not ready within fallbackTimeoutSeconds', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'slow', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+    await waitFor('v2 pod', () => podOf('slow'));
+    const v1 = await waitFor('v1 pod', () => podOf('slow', 2), 8000);
+    expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
+    expect((await getSwarm(c, ns, 'slow')).status?.fallback?.reason).toBe('V2 coordinator not ready within 1s');
+  });
+
+  it('fails with a clear condition when V2 cannot start and fallback is disabled', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'strict', { coordination: { version: 'v2', fallbackEnabled: false } }));
+    const pod = await waitFor('v2 pod', () => podOf('strict'));
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 3, 'bash >= 4 not found'));
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, 'strict');
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'V2Unavailable', message: 'V2 unavailable (bash >= 4 not found) and fallback is disabled' });
+    expect((await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'strict' && p.metadata.labels['swarm.cfn.dev/version'] === 'v1')).toHaveLength(0);
+  });
+
+  it('replaces a V1 coordinator deleted mid-run; the replacement resumes from completedAgents', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'resume', { agents: 6, coordination: { version: 'v1' } }));
+    const pod = await waitFor('v1 pod', () => podOf('resume'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'resume', total: 6, intervalMs: 10 });
+    for (const index of [0, 1, 4]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    await pub.flush();
+    await waitFor('progress', async () => (await getSwarm(c, ns, 'resume')).status?.completedAgents === '0-1,4');
+    await c.delete(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, { gracePeriodSeconds: 0 });
+    const replacement = await waitFor('replacement', () => podOf('resume', 2));
+    expect(replacement.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
+    expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-1,4' });
+    const reasons = (await events(c, ns)).filter((e) => e.involvedObject.name === 'resume').map((e) => e.reason);
+    expect(reasons).toContain('CoordinatorLost');
+  });
+
+  it('deletion removes the coordinator pods and the finalizer', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'doomed', { coordination: { version: 'v1' } }));
+    await waitFor('pod', () => podOf('doomed'));
+    await waitFor('finalizer', async () => (await getSwarm(c, ns, 'doomed')).metadata.finalizers?.includes('swarm.cfn.dev/cleanup'));
+    await c.delete(swarmPath(ns, 'doomed'));
+    await waitFor('swarm gone', async () => {
+      try {
+        await getSwarm(c, ns, 'doomed');
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+    await waitFor('pods gone or terminating', async () => {
+      const pods = (await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'doomed');
+      return pods.every((p) => (p.metadata as { deletionTimestamp?: string }).deletionTimestamp) || undefined;
+    });
+  });
+});
