@@ -2,8 +2,8 @@
 // auto`: the bash engine needs a writable tmpfs root, bash >= 4 and enough file
 // descriptors. The factory may inject the real bash preflight instead.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export interface PreflightResult {
   ok: boolean;
@@ -51,17 +51,20 @@ export function openFileLimit(): number | null {
   }
 }
 
-/** The shm root itself when it exists, else its nearest existing parent, must be a writable directory. */
+/**
+ * The shm root, or its nearest existing parent, must take a new directory: probed
+ * by making and removing one (access() says yes to root even on read-only mounts).
+ */
 function checkShm(shmPath: string): string | undefined {
   let dir = shmPath;
   for (;;) {
     try {
-      if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
-      accessSync(dir, constants.W_OK | constants.X_OK);
+      if (!statSync(dir).isDirectory()) return `${shmPath} not writable (${dir} is not a directory)`;
+      rmdirSync(mkdtempSync(join(dir, '.cfn-preflight-')));
       return undefined;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') return `${shmPath} not writable (${code ?? 'error'} on ${dir})`;
+      if (code !== 'ENOENT' || dir !== shmPath && existsSync(dir)) return `${shmPath} not writable (${code ?? 'error'} on ${dir})`;
       const parent = dirname(dir);
       if (parent === dir) return `${shmPath} has no existing parent`;
       dir = parent;
