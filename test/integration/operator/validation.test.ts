@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { KubeApiError } from '../../../operator/k8s/errors.js';
+import { client, createNamespace, deleteNamespace, getSwarm, installCrds, swarmManifest, swarmPath } from './harness.js';
+
+const c = client();
+let ns: string;
+
+beforeAll(async () => {
+  await installCrds(c);
+  ns = await createNamespace(c, 'swarm-valid');
+});
+afterAll(() => deleteNamespace(c, ns));
+
+async function rejection(body: object): Promise<string> {
+  try {
+    await c.create(swarmPath(ns), body);
+  } catch (e) {
+    expect(e).toBeInstanceOf(KubeApiError);
+    expect((e as KubeApiError).status).toBe(422);
+    return (e as KubeApiError).message;
+  }
+  throw new Error('the API server accepted an invalid Swarm');
+}
+
+describe('invalid Swarms are rejected by the API server, naming the field', () => {
+  it.each([
+    ['agents below 1', { agents: 0 }, /spec\.agents: Invalid value: 0: spec\.agents in body should be greater than or equal to 1/],
+    ['agents above 10000', { agents: 10001 }, /spec\.agents/],
+    ['unknown topology', { topology: 'ring' }, /spec\.topology: Unsupported value: "ring"/],
+    ['unknown version', { coordination: { version: 'v3' } }, /spec\.coordination\.version: Unsupported value: "v3"/],
+    ['empty agent command', { agent: { command: [] } }, /spec\.agent\.command/],
+    ['flat beyond 300 agents (CEL)', { topology: 'flat', agents: 500 }, /spec\.topology: Invalid value: .*topology flat supports at most 300 agents; use hybrid or auto/],
+    ['pvc results without a claim (CEL)', { results: { type: 'persistentVolumeClaim' } }, /spec\.results\.claimName: .*claimName is required when type is persistentVolumeClaim/],
+    ['negative retries', { agent: { command: ['true'], retries: -1 } }, /spec\.agent\.retries/],
+  ])('%s', async (_name, spec, pattern) => {
+    expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
+  });
+
+  it('rejects a Swarm without an objective', async () => {
+    const m = swarmManifest(ns, 'no-objective');
+    delete (m.spec as Record<string, unknown>).objective;
+    expect(await rejection(m)).toMatch(/spec\.objective: Required value/);
+  });
+
+  it('keeps the spec immutable after creation (CEL transition rules)', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'fixed', { agents: 5 }));
+    const attempt = (patch: object) => c.mergePatch(swarmPath(ns, 'fixed'), { spec: patch });
+    await expect(attempt({ agents: 6 })).rejects.toThrow(/spec\.agents: Invalid value: .*agents is immutable/);
+    await expect(attempt({ objective: 'something else' })).rejects.toThrow(/objective is immutable/);
+    await expect(attempt({ coordination: { version: 'v1' } })).rejects.toThrow(/coordination\.version is immutable/);
+    await attempt({ ttlSecondsAfterFinished: 60 });
+    expect((await getSwarm(c, ns, 'fixed')).spec).toMatchObject({ ttlSecondsAfterFinished: 60, agents: 5 });
+  });
+
+  it('fills defaults server-side', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'defaults'));
+    const sw = await getSwarm(c, ns, 'defaults');
+    expect(sw.spec).toMatchObject({
+      topology: 'auto',
+      timeoutSeconds: 3600,
+      coordination: { version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 5 },
+      agent: { command: ['cat'], timeoutSeconds: 300, retries: 2, concurrency: 32, maxOutputBytes: 65536 },
+      v2: { shmSizeLimit: '256Mi' },
+      results: { type: 'emptyDir' },
+    });
+  });
+
+  it('never lets status.version change once decided', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'decided'));
+    await c.mergePatch(swarmPath(ns, 'decided', 'status'), { status: { version: 'v2', versionReason: 'test' } });
+    await expect(c.mergePatch(swarmPath(ns, 'decided', 'status'), { status: { version: 'v1' } })).rejects.toThrow(/status\.version is decided once and never changes/);
+  });
+});
