@@ -162,3 +162,22 @@ describe('Swarm lifecycle on a real API server', () => {
     });
   });
 });
+
+describe('a V2 coordinator lost mid-run', () => {
+  it('is replaced by a V1 pod that resumes, with the loss as the fallback reason', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'oom', { agents: 8, coordination: { version: 'v2' } }));
+    const pod = await waitFor('v2 pod', () => podOf('oom'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    await waitFor('Running', async () => (await getSwarm(c, ns, 'oom')).status?.phase === 'Running');
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'oom', total: 8, intervalMs: 10 });
+    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    await pub.flush();
+    await waitFor('progress', async () => (await getSwarm(c, ns, 'oom')).status?.completedAgents === '0-2');
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
+    const v1 = await waitFor('v1 pod', () => podOf('oom', 2));
+    expect(v1.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-2' });
+    const sw = await getSwarm(c, ns, 'oom');
+    expect(sw.status?.fallback?.reason).toBe('V2 coordinator lost mid-run: OOMKilled: exit code 137');
+    expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', agents: { completed: 3 } });
+  });
+});

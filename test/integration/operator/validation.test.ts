@@ -71,3 +71,19 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     await expect(c.mergePatch(swarmPath(ns, 'decided', 'status'), { status: { version: 'v1' } })).rejects.toThrow(/status\.version is decided once and never changes/);
   });
 });
+
+describe('config/samples', () => {
+  it('are accepted by the API server (server-side dry run)', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { parse } = await import('yaml');
+    const dir = join(process.cwd(), 'config/samples');
+    const files = readdirSync(dir).filter((f) => f.startsWith('swarm-'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const doc = parse(readFileSync(join(dir, f), 'utf8')) as { metadata: { namespace?: string } };
+      doc.metadata.namespace = ns;
+      await c.request({ method: 'POST', path: swarmPath(ns), body: doc, query: { dryRun: 'All' } });
+    }
+  });
+});
