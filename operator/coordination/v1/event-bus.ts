@@ -4,7 +4,14 @@ import { EventEmitter } from 'node:events';
 import type { AgentResponse, SwarmStatus } from '../types.js';
 
 export interface SwarmEvents {
-  'objective:started': { objectiveId: string; agents: number; alreadyDelivered: number; timestamp: number };
+  'objective:started': {
+    objectiveId: string;
+    agents: number;
+    alreadyDelivered: number;
+    /** Agents a dead coordinator had left running for this objective, killed before resuming. */
+    strayAgentsKilled: number;
+    timestamp: number;
+  };
   'agent:started': { objectiveId: string; agentId: string; index: number; attempt: number; timestamp: number };
   'agent:retry': { objectiveId: string; agentId: string; index: number; attempt: number; delayMs: number; error: string; timestamp: number };
   'agent:completed': { objectiveId: string; response: AgentResponse; timestamp: number };

@@ -35,6 +35,8 @@ export interface StoredObjective {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** The coordinator process that last ran it and has not finished it, if any. */
+  owner: string | null;
 }
 
 export class MemoryCorruptionError extends Error {
@@ -114,7 +116,9 @@ export class MemoryManager {
           status TEXT NOT NULL,
           created_at INTEGER NOT NULL,
           started_at INTEGER,
-          finished_at INTEGER
+          finished_at INTEGER,
+          -- "<pid>:<process start time>" of the coordinator running it, NULL when none.
+          owner TEXT
         );
         CREATE TABLE IF NOT EXISTS responses (
           objective_id TEXT NOT NULL REFERENCES objectives(id) ON DELETE CASCADE,
@@ -160,7 +164,7 @@ export class MemoryManager {
 
   getObjective(id: string): StoredObjective | undefined {
     const row = this.ready().st.getObjective.get(id) as
-      | { spec: string; status: string; created_at: number; started_at: number | null; finished_at: number | null }
+      | { spec: string; status: string; created_at: number; started_at: number | null; finished_at: number | null; owner: string | null }
       | undefined;
     if (!row) return undefined;
     let spec: ObjectiveSpec;
@@ -171,7 +175,7 @@ export class MemoryManager {
     }
     const status = runStateSchema.safeParse(row.status);
     if (!status.success) throw new MemoryCorruptionError(this.file, `objective ${id}`, `bad status ${JSON.stringify(row.status)}`);
-    return { spec, status: status.data, createdAt: row.created_at, startedAt: row.started_at, finishedAt: row.finished_at };
+    return { spec, status: status.data, createdAt: row.created_at, startedAt: row.started_at, finishedAt: row.finished_at, owner: row.owner };
   }
 
   /**
@@ -179,17 +183,17 @@ export class MemoryManager {
    * as completedIndexes are remembered (a union over calls), so a resume in a
    * new process still counts them. Returns the stored spec.
    */
-  beginObjective(spec: ObjectiveSpec, now = Date.now()): { created: boolean; spec: ObjectiveSpec } {
+  beginObjective(spec: ObjectiveSpec, owner: string | null = null, now = Date.now()): { created: boolean; spec: ObjectiveSpec } {
     const { st } = this.ready();
     return this.transaction(() => {
       const existing = this.getObjective(spec.id);
       if (!existing) {
-        st.insertObjective.run(spec.id, JSON.stringify(spec), 'running', now, now);
+        st.insertObjective.run(spec.id, JSON.stringify(spec), 'running', now, now, owner);
         return { created: true, spec };
       }
       const merged = [...new Set([...(existing.spec.completedIndexes ?? []), ...(spec.completedIndexes ?? [])])].sort((a, b) => a - b);
       const stored: ObjectiveSpec = { ...spec, completedIndexes: merged };
-      st.restartObjective.run(JSON.stringify(stored), now, spec.id);
+      st.restartObjective.run(JSON.stringify(stored), now, owner, spec.id);
       return { created: false, spec: stored };
     });
   }
@@ -258,10 +262,11 @@ export class MemoryManager {
 
 function prepare(db: DatabaseSync): Statements {
   return {
-    getObjective: db.prepare('SELECT spec, status, created_at, started_at, finished_at FROM objectives WHERE id = ?'),
-    insertObjective: db.prepare('INSERT INTO objectives (id, spec, status, created_at, started_at) VALUES (?, ?, ?, ?, ?)'),
-    setObjectiveStatus: db.prepare('UPDATE objectives SET status = ?, finished_at = ? WHERE id = ?'),
-    restartObjective: db.prepare("UPDATE objectives SET spec = ?, status = 'running', started_at = ?, finished_at = NULL WHERE id = ?"),
+    getObjective: db.prepare('SELECT spec, status, created_at, started_at, finished_at, owner FROM objectives WHERE id = ?'),
+    insertObjective: db.prepare('INSERT INTO objectives (id, spec, status, created_at, started_at, owner) VALUES (?, ?, ?, ?, ?, ?)'),
+    // Any final state releases ownership.
+    setObjectiveStatus: db.prepare('UPDATE objectives SET status = ?, finished_at = ?, owner = NULL WHERE id = ?'),
+    restartObjective: db.prepare("UPDATE objectives SET spec = ?, status = 'running', started_at = ?, finished_at = NULL, owner = ? WHERE id = ?"),
     insertResponse: db.prepare('INSERT OR IGNORE INTO responses (objective_id, idx, status, response, created_at) VALUES (?, ?, ?, ?, ?)'),
     listResponses: db.prepare('SELECT response FROM responses WHERE objective_id = ? ORDER BY idx'),
     getResponse: db.prepare('SELECT response FROM responses WHERE objective_id = ? AND idx = ?'),

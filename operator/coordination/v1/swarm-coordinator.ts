@@ -22,6 +22,7 @@ import { EventBus } from './event-bus.js';
 import type { SwarmEventName, SwarmEvents } from './event-bus.js';
 import { DEFAULT_MEMORY_PATH, MemoryManager } from './memory-manager.js';
 import { objectiveIdentity, parseObjectiveSpec } from './objective-spec-schema.js';
+import { isOwnerAlive, ownerToken, reapStrayAgents } from './process-owner.js';
 import { SwarmMonitor } from './swarm-monitor.js';
 import type { MonitorSnapshot } from './swarm-monitor.js';
 
@@ -147,7 +148,15 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     if (existing && objectiveIdentity(existing.spec) !== objectiveIdentity(requested)) {
       throw new Error(`objective ${requested.id} already exists in ${this.memory.file} with a different description, agents, tasks or agentCommand`);
     }
-    const { spec } = this.memory.beginObjective(requested);
+    let reaped: number[] = [];
+    if (existing?.owner && existing.owner !== ownerToken()) {
+      if (isOwnerAlive(existing.owner)) {
+        throw new Error(`objective ${requested.id} is being run by another coordinator (process ${existing.owner.split(':')[0]}) on ${this.memory.file}`);
+      }
+      // Its coordinator died mid-run: whatever agents it left are orphans.
+      reaped = await reapStrayAgents(requested.id);
+    }
+    const { spec } = this.memory.beginObjective(requested, ownerToken());
 
     const delivered = new Map(this.memory.listResponses(spec.id).map((r) => [r.index, r] as const));
     const countedOnly = new Set((spec.completedIndexes ?? []).filter((i) => !delivered.has(i)));
@@ -174,7 +183,13 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     for (let i = 0; i < spec.agents; i++) {
       if (!delivered.has(i) && !countedOnly.has(i)) tasks.push(this.agentTask(run, i));
     }
-    this.publish('objective:started', { objectiveId: spec.id, agents: spec.agents, alreadyDelivered: spec.agents - tasks.length, timestamp: Date.now() });
+    this.publish('objective:started', {
+      objectiveId: spec.id,
+      agents: spec.agents,
+      alreadyDelivered: spec.agents - tasks.length,
+      strayAgentsKilled: reaped.length,
+      timestamp: Date.now(),
+    });
 
     const deadline = setTimeout(() => {
       run.timedOut = true;

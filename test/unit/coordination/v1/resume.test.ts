@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
+import { MemoryManager } from '../../../../operator/coordination/v1/memory-manager.js';
+import { ownerTokenOf } from '../../../../operator/coordination/v1/process-owner.js';
 import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
 import type { ObjectiveResult, ObjectiveSpec } from '../../../../operator/coordination/types.js';
 
@@ -21,6 +23,16 @@ function deliveredInDb(db: string, id: string): number {
     return 0; // schema not created yet
   } finally {
     conn.close();
+  }
+}
+
+/** Running (a zombie waiting for an absent reaper counts as dead). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -84,6 +96,10 @@ describe('V1 resume after a crash', () => {
     await new Promise((r) => first.once('close', r));
     expect(readFileSync(marker, 'utf8').trim().split('\n').sort()).toEqual(['0', '1', '2', '3', '4', '5']);
 
+    // The held agents outlived their coordinator.
+    const heldPids = readdirSync(join(dir, 'pids')).map((f) => Number(readFileSync(join(dir, 'pids', f), 'utf8').trim()));
+    expect(heldPids.filter(alive)).toHaveLength(4);
+
     // Run 2: a fresh coordinator process on the same database resumes.
     writeFileSync(release, '');
     const second = spawnSync(process.execPath, [...nodeArgs, db, '--resume=crash-me'], { env, encoding: 'utf8', timeout: 60_000 });
@@ -92,6 +108,9 @@ describe('V1 resume after a crash', () => {
     const result = JSON.parse(second.stdout) as ObjectiveResult;
     expect(result.status).toMatchObject({ status: 'completed', agents: { total: 10, completed: 10, failed: 0 }, deliveryRate: 100 });
     expect(result.responses.map((r) => r.output)).toEqual(Array.from({ length: 10 }, (_, i) => `delivered ${i}`));
+
+    // The resume killed the orphans of the dead coordinator before re-running their agents.
+    expect(heldPids.filter(alive)).toEqual([]);
 
     // Every agent delivered exactly once across both runs.
     const lines = readFileSync(marker, 'utf8').trim().split('\n');
@@ -137,4 +156,38 @@ describe('V1 resume after a crash', () => {
       await c2.stop();
     }
   }, 30_000);
+
+  it('refuses to run an objective another live coordinator owns, and takes over once it is dead', async () => {
+    const db = join(dir, 'memory.sqlite');
+    const spec: ObjectiveSpec = {
+      id: 'owned',
+      description: 'x',
+      agents: 2,
+      topology: 'flat',
+      agentCommand: ['true'],
+      agentTimeoutSeconds: 10,
+      retries: 0,
+      concurrency: 2,
+      timeoutSeconds: 30,
+      maxOutputBytes: 100,
+    };
+    // Stand-in for another coordinator process: a live process whose token owns the objective.
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const mm = new MemoryManager(db);
+    mm.open();
+    mm.beginObjective(spec, ownerTokenOf(other.pid!) ?? null);
+    mm.close();
+    const c = new SwarmCoordinator({ memoryPath: db });
+    await c.start();
+    try {
+      await expect(c.executeObjective(spec)).rejects.toThrow(`objective owned is being run by another coordinator (process ${other.pid})`);
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('close', r));
+      const result = await c.executeObjective(spec);
+      expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100 });
+    } finally {
+      other.kill('SIGKILL');
+      await c.stop();
+    }
+  });
 });
