@@ -4,7 +4,7 @@
 // `coordination:fallback` event, one line for the user.
 import type { CoordinationConfig } from '../../config/claude-flow-config.js';
 import { loadClaudeFlowConfig } from '../../config/claude-flow-config.js';
-import type { ICoordinator } from '../types.js';
+import type { CoordinationVersion, ICoordinator } from '../types.js';
 import { BashCoordinator } from '../v2/bash-coordinator.js';
 import type { BashCoordinatorOptions } from '../v2/bash-coordinator.js';
 import { EventBus } from '../v1/event-bus.js';
@@ -25,6 +25,11 @@ export interface FactoryLogger {
 export interface CoordinatorFactoryConfig {
   /** Objective or swarm id: decides the rollout bucket. */
   id: string;
+  /**
+   * An explicit choice that beats detection (a CLI flag), e.g.
+   * `{ version: 'v1', source: '--coordinator' }` gives reason `--coordinator=v1`.
+   */
+  explicit?: { version: CoordinationVersion; source: string };
   /** Default: process.env. */
   env?: NodeJS.ProcessEnv;
   /** claude-flow.config.json's coordination section; default: loaded from the working directory. */
@@ -96,7 +101,9 @@ export class CoordinatorFactory {
       coordination = loaded.coordination;
       configFile ??= loaded.file;
     }
-    const decision = detectVersion({ id: config.id, env, coordination, configFile, preflight: config.preflight });
+    const decision: VersionDecision = config.explicit
+      ? { version: config.explicit.version, reason: `${config.explicit.source}=${config.explicit.version}` }
+      : detectVersion({ id: config.id, env, coordination, configFile, preflight: config.preflight });
     const bus = config.bus ?? new EventBus();
     const logger = config.logger;
 
