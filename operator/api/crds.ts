@@ -3,6 +3,7 @@
 import { stringify } from 'yaml';
 import { API_GROUP, API_VERSION } from './common.js';
 import { toStructuralSchema } from './openapi.js';
+import { rolloutPolicySpec, rolloutPolicyStatus } from './rollout-policy.js';
 import { swarmSpec, swarmStatus } from './swarm.js';
 import type { JsonSchema } from './openapi.js';
 import type { z } from 'zod';
@@ -42,6 +43,22 @@ const RESOURCES: ResourceDefinition[] = [
       { name: 'Delivered', type: 'integer', jsonPath: '.status.agents.completed' },
       { name: 'Rate', type: 'number', jsonPath: '.status.deliveryRate' },
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+  {
+    kind: 'RolloutPolicy',
+    plural: 'rolloutpolicies',
+    singular: 'rolloutpolicy',
+    shortNames: ['rp'],
+    description: 'What share of new Swarms runs on the V2 coordinator, with promotion gates and automatic rollback.',
+    spec: rolloutPolicySpec,
+    status: rolloutPolicyStatus,
+    printerColumns: [
+      { name: 'Percentage', type: 'integer', jsonPath: '.spec.v2Percentage' },
+      { name: 'Effective', type: 'integer', jsonPath: '.status.effectivePercentage' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'FallbackRate', type: 'number', jsonPath: '.status.observed.fallbackRate' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   },

@@ -119,6 +119,10 @@ export const swarmStatus = z
     .optional()
     .describe('The first failed agents with reasons (bounded).'),
   result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
+  rollout: z
+    .object({ policy: z.string(), bucket: z.number().int().min(0).max(99), percentage: z.number().int().min(0).max(100), time: z.string() })
+    .optional()
+    .describe('The RolloutPolicy routing that decided the version, when one did.'),
   activeVersion: z.enum(['v1', 'v2']).optional().describe('The version of the coordinator running now: differs from version after a fallback.'),
   fallback: fallbackRecord.optional(),
   fallbackHistory: z.array(fallbackRecord).max(10).optional(),

@@ -11,6 +11,10 @@ import { LeaderElector } from '../k8s/leader-election.js';
 import { createOperatorMetrics } from '../observability/metrics.js';
 import { LABEL_MANAGED_BY, MANAGED_BY } from '../swarm/coordinator-pod.js';
 import { swarmKeyOfPod, SwarmReconciler } from '../swarm/swarm-reconciler.js';
+import { swarm as swarmSchema } from '../api/swarm.js';
+import { RolloutPolicyReconciler } from '../rollout/rollout-policy-reconciler.js';
+import { parsePolicies, RolloutRouter } from '../rollout/rollout-router.js';
+import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import type { KubeObject } from '../k8s/client.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -38,12 +42,14 @@ export interface OperatorOptions {
 export interface RunningOperator {
   metrics: OperatorMetrics;
   controller: Controller;
+  policyController: Controller;
   port: number | undefined;
   isLeader(): boolean;
   stop(): Promise<void>;
 }
 
 const swarmPath = (ns?: string) => (ns ? `/apis/swarm.cfn.dev/v1alpha1/namespaces/${ns}/swarms` : '/apis/swarm.cfn.dev/v1alpha1/swarms');
+const policyPath = (ns?: string) => (ns ? `/apis/swarm.cfn.dev/v1alpha1/namespaces/${ns}/rolloutpolicies` : '/apis/swarm.cfn.dev/v1alpha1/rolloutpolicies');
 const podPath = (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods');
 const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
@@ -58,32 +64,62 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   const podsBySwarm = new Map<string, Map<string, KubeObject>>();
   const swarmInformers: Informer[] = [];
   const podInformers: Informer[] = [];
+  const policyInformers: Informer[] = [];
+  const inNamespace = (informers: Informer[], ns: string) => informers.flatMap((i) => i.list()).filter((o) => (o.metadata?.namespace ?? '') === ns);
+  const fromCache = (informers: Informer[], key: string) => {
+    for (const inf of informers) {
+      const o = inf.get(key);
+      if (o) return o;
+    }
+    return undefined;
+  };
+  const router = new RolloutRouter((ns) => parsePolicies(inNamespace(policyInformers, ns)));
   const synced = new Set<Informer>();
 
   const reconciler = new SwarmReconciler({
     client,
-    getSwarm: (key) => {
-      for (const inf of swarmInformers) {
-        const o = inf.get(key);
-        if (o) return o;
-      }
-      return undefined;
-    },
+    getSwarm: (key) => fromCache(swarmInformers, key),
     listPods: (ns, name) => [...(podsBySwarm.get(`${ns}/${name}`)?.values() ?? [])],
     recorder,
     logger: log,
     metrics,
     image: opts.image,
     ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
-    versionPolicy: { defaultVersion: opts.defaultVersion ?? 'v2', ...(opts.operatorVersion ? { operatorVersion: opts.operatorVersion } : {}) },
+    versionPolicy: {
+      defaultVersion: opts.defaultVersion ?? 'v2',
+      ...(opts.operatorVersion ? { operatorVersion: opts.operatorVersion } : {}),
+      rollout: (sw) => router.route(sw),
+    },
   });
   const controller = new Controller({ name: 'swarm', reconcile: reconciler.reconcile, workers: opts.workers ?? 4, metrics, logger: log });
+  const policyReconciler = new RolloutPolicyReconciler({
+    client,
+    getPolicy: (key) => fromCache(policyInformers, key),
+    listPolicies: (ns) => inNamespace(policyInformers, ns),
+    listSwarms: (ns) =>
+      inNamespace(swarmInformers, ns).flatMap((o): Swarm[] => {
+        const r = swarmSchema.safeParse(o);
+        return r.success ? [r.data] : [];
+      }),
+    recorder,
+    logger: log,
+    metrics,
+  });
+  const policyController = new Controller({ name: 'rolloutpolicy', reconcile: policyReconciler.reconcile, workers: 1, metrics, logger: log });
+  const swarmPolicyKey = (o: KubeObject): string | undefined => {
+    const policy = (o as { status?: { rollout?: { policy?: string } } }).status?.rollout?.policy;
+    return policy ? `${o.metadata?.namespace ?? ''}/${policy}` : undefined;
+  };
 
   for (const ns of namespaces) {
     const sw: Informer = new Informer({
       client,
       path: swarmPath(ns),
-      onEvent: (_type, obj) => controller.enqueue(keyOf(obj)),
+      onEvent: (_type, obj) => {
+        controller.enqueue(keyOf(obj));
+        const policyKey = swarmPolicyKey(obj);
+        if (policyKey) policyController.enqueue(policyKey);
+      },
       onError: (err, retryInMs) => log.warn({ err: String(err), retryInMs, resource: 'swarms' }, 'watch failed, restarting'),
       onSynced: () => synced.add(sw),
     });
@@ -106,6 +142,20 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       onSynced: () => synced.add(pods),
     });
     podInformers.push(pods);
+    const policies: Informer = new Informer({
+      client,
+      path: policyPath(ns),
+      onEvent: (_type, obj) => {
+        policyController.enqueue(keyOf(obj));
+        // Swarms waiting for their policy (or the namespace default) are routed now.
+        for (const sw of inNamespace(swarmInformers, obj.metadata?.namespace ?? '')) {
+          if (!(sw as { status?: { version?: string } }).status?.version) controller.enqueue(keyOf(sw));
+        }
+      },
+      onError: (err, retryInMs) => log.warn({ err: String(err), retryInMs, resource: 'rolloutpolicies' }, 'watch failed, restarting'),
+      onSynced: () => synced.add(policies),
+    });
+    policyInformers.push(policies);
   }
 
   metrics.setSwarmSource(function* () {
@@ -122,8 +172,10 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     leading = true;
     metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 1);
     log.info('started leading: reconciling');
-    for (const inf of [...podInformers, ...swarmInformers]) inf.start();
+    // Policies and pods first: a swarm's first reconcile should see its policy.
+    for (const inf of [...policyInformers, ...podInformers, ...swarmInformers]) inf.start();
     controller.start();
+    policyController.start();
   };
 
   const le = opts.leaderElection?.enabled
@@ -142,6 +194,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
           metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 0);
           log.error('lost leadership: stopping');
           void controller.stop();
+          void policyController.stop();
         },
         onError: (e) => log.warn({ err: String(e) }, 'leader election'),
       })
@@ -162,7 +215,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
           res.end('ok');
         } else if (req.url === '/readyz') {
           // A standby is ready (it serves and campaigns); a leader once its caches synced.
-          const ok = !leading || synced.size === swarmInformers.length + podInformers.length;
+          const ok = !leading || synced.size === swarmInformers.length + podInformers.length + policyInformers.length;
           res.statusCode = ok ? 200 : 503;
           res.end(ok ? 'ok' : 'caches not synced');
         } else {
@@ -178,11 +231,12 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   return {
     metrics,
     controller,
+    policyController,
     port,
     isLeader: () => leading,
     stop: async () => {
-      await controller.stop();
-      await Promise.all([...swarmInformers, ...podInformers].map((i) => i.stop()));
+      await Promise.all([controller.stop(), policyController.stop()]);
+      await Promise.all([...swarmInformers, ...podInformers, ...policyInformers].map((i) => i.stop()));
       await le?.stop();
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
     },

@@ -17,6 +17,10 @@ export interface OperatorMetrics {
   swarmCoordinationSeconds: Histogram<'version'>;
   swarmFallbackTotal: Counter<'reason'>;
   leaderElectionMaster: Gauge<'name'>;
+  rolloutEffectivePercentage: Gauge<'policy'>;
+  rolloutRoutedTotal: Counter<'policy' | 'version'>;
+  rolloutFallbackRate: Gauge<'policy'>;
+  rolloutPhase: Gauge<'policy' | 'phase'>;
   /** Where swarm_phase and swarm_delivery_rate read swarms from at scrape time. */
   setSwarmSource(source: () => Iterable<SwarmSample>): void;
 }
@@ -90,6 +94,10 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       registers,
     }),
     swarmFallbackTotal: new Counter({ name: 'swarm_fallback_total', help: 'V2 to V1 fallbacks by reason', labelNames: ['reason'], registers }),
+    rolloutEffectivePercentage: new Gauge({ name: 'rollout_effective_percentage', help: 'Share of new Swarms routed to V2 by a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutRoutedTotal: new Counter({ name: 'rollout_routed_total', help: 'Swarms routed by a RolloutPolicy, per version', labelNames: ['policy', 'version'], registers }),
+    rolloutFallbackRate: new Gauge({ name: 'rollout_fallback_rate', help: 'Fallback rate (percent) of the V2 swarms in the current window of a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutPhase: new Gauge({ name: 'rollout_phase', help: 'Phase of a RolloutPolicy (1 for the current phase)', labelNames: ['policy', 'phase'], registers }),
     leaderElectionMaster: new Gauge({ name: 'leader_election_master_status', help: 'Whether this process is the leader (1) or not (0)', labelNames: ['name'], registers }),
   };
 }

@@ -31,6 +31,7 @@ const OPERATOR_FIELDS = [
   'observedGeneration',
   'version',
   'versionReason',
+  'rollout',
   'activeVersion',
   'topology',
   'fallback',
@@ -178,6 +179,10 @@ class SwarmRun {
       const d = decideVersion(this.swarm, this.deps.versionPolicy);
       s.version = d.version;
       s.versionReason = d.reason;
+      if (d.rollout) {
+        s.rollout = { ...d.rollout, time: isoNow(this.now) };
+        this.deps.metrics?.rolloutRoutedTotal.inc({ policy: `${this.ns}/${d.rollout.policy}`, version: d.version });
+      }
       s.activeVersion = d.version;
       s.phase = 'Pending';
       s.startTime = isoNow(this.now);

@@ -6,6 +6,8 @@ import type { CoordinationVersion } from '../coordination/types.js';
 export interface VersionDecision {
   version: CoordinationVersion;
   reason: string;
+  /** Set when a RolloutPolicy routed the swarm. */
+  rollout?: { policy: string; bucket: number; percentage: number };
 }
 
 export interface VersionPolicy {

@@ -39,7 +39,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 /** Applies every CRD in crds/ and waits until the API server serves them. */
 export async function installCrds(c: KubeClient): Promise<void> {
   const dir = join(REPO, 'crds');
-  for (const file of ['swarm.cfn.dev_swarms.yaml']) {
+  const { readdirSync } = await import('node:fs');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
     const crd = parse(readFileSync(join(dir, file), 'utf8')) as KubeObject;
     const name = crd.metadata?.name ?? '';
     await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name }), crd, { fieldManager: 'integration-tests', force: true });
@@ -78,6 +79,9 @@ export function swarmManifest(namespace: string, name: string, spec: Record<stri
     spec: { objective: 'Fix every lint error in src/', agents: 10, agent: { command: ['cat'] }, ...spec },
   };
 }
+
+export const policyPath = (namespace: string, name?: string, subresource?: string) =>
+  resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies', namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });
 
 export const swarmPath = (namespace: string, name?: string, subresource?: string) =>
   resourcePath({ ...SWARMS, namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });

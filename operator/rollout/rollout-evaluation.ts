@@ -1,0 +1,65 @@
+// Judging a rollout step: what the V2 swarms routed since the step began say
+// about V2, and whether that holds (promote), breaches (roll back) or is too
+// little to tell (wait). Pure: the reconciler feeds it the cache.
+import type { RolloutGates, RolloutPolicy, RolloutPolicyStatus } from '../api/rollout-policy.js';
+import type { Swarm } from '../api/swarm.js';
+
+export type Observed = NonNullable<RolloutPolicyStatus['observed']>;
+
+export type Verdict =
+  | { kind: 'paused' }
+  | { kind: 'insufficient'; message: string }
+  | { kind: 'breach'; message: string }
+  | { kind: 'hold'; message: string }
+  | { kind: 'promote'; toStep: number; message: string };
+
+/** Swarms routed by `policy` since `since` (ISO time): the current step's window. */
+export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], since: string, gates: RolloutGates): Observed {
+  const routed = swarms
+    .filter((s) => s.status?.rollout?.policy === policy.metadata.name && (s.status.rollout.time ?? '') >= since)
+    .sort((a, b) => (b.status?.rollout?.time ?? '').localeCompare(a.status?.rollout?.time ?? ''));
+  const v2 = routed.filter((s) => s.status?.version === 'v2').slice(0, gates.windowSwarms);
+  const v1Swarms = routed.filter((s) => s.status?.version === 'v1').length;
+  const fallbacks = v2.filter((s) => s.status?.fallback).length;
+  const finished = v2.filter((s) => !s.status?.fallback && (s.status?.phase === 'Succeeded' || s.status?.phase === 'Failed'));
+  const rates = finished.map((s) => s.status?.deliveryRate ?? 0);
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    v2Swarms: v2.length,
+    v1Swarms,
+    fallbacks,
+    fallbackRate: v2.length ? round((fallbacks / v2.length) * 100) : 0,
+    ...(rates.length ? { deliveryRate: round(rates.reduce((a, b) => a + b, 0) / rates.length) } : {}),
+    finishedV2Swarms: finished.length,
+  };
+}
+
+export function judge(policy: RolloutPolicy, observed: Observed, gates: RolloutGates, currentStep: number, stepAgeMs: number): Verdict {
+  if (policy.spec.paused) return { kind: 'paused' };
+  const o = observed;
+  if (o.v2Swarms < gates.minSamples) {
+    return { kind: 'insufficient', message: `${o.v2Swarms}/${gates.minSamples} V2 swarms observed in this step: waiting for more before judging` };
+  }
+  if (o.fallbackRate > gates.maxFallbackRate) {
+    return { kind: 'breach', message: `fallback rate ${o.fallbackRate}% > ${gates.maxFallbackRate}% over ${o.v2Swarms} V2 swarms (${o.fallbacks} fell back)` };
+  }
+  const deliveryJudged = o.finishedV2Swarms >= gates.minSamples && o.deliveryRate !== undefined;
+  if (deliveryJudged && o.deliveryRate! < gates.minDeliveryRate) {
+    return { kind: 'breach', message: `delivery rate ${o.deliveryRate}% < ${gates.minDeliveryRate}% over ${o.finishedV2Swarms} finished V2 swarms` };
+  }
+  const steps = policy.spec.steps ?? [];
+  const next = steps.findIndex((s, i) => i > currentStep && s.percentage > (currentStep >= 0 ? steps[currentStep]!.percentage : policy.spec.v2Percentage));
+  if (!deliveryJudged) {
+    return { kind: 'insufficient', message: `${o.finishedV2Swarms}/${gates.minSamples} V2 swarms finished in this step: delivery not judged yet` };
+  }
+  const holds = `gates hold: fallback ${o.fallbackRate}% <= ${gates.maxFallbackRate}%, delivery ${o.deliveryRate}% >= ${gates.minDeliveryRate}% over ${o.v2Swarms} V2 swarms`;
+  if (!policy.spec.autoPromote || next < 0) return { kind: 'hold', message: holds };
+  if (stepAgeMs < gates.minDurationSeconds * 1000) return { kind: 'hold', message: `${holds}; observing ${gates.minDurationSeconds}s before promoting` };
+  return { kind: 'promote', toStep: next, message: holds };
+}
+
+export function phaseOf(effective: number): 'Baseline' | 'Canary' | 'Balanced' | 'Full' {
+  if (effective <= 0) return 'Baseline';
+  if (effective >= 100) return 'Full';
+  return effective >= 50 ? 'Balanced' : 'Canary';
+}

@@ -1,0 +1,143 @@
+// Reconciles a RolloutPolicy's status from what its swarms did. Never writes
+// spec (GitOps owns it): promotion and rollback live in status, and a new spec
+// generation starts a fresh evaluation from that spec.
+import { GROUP_VERSION } from '../api/common.js';
+import { findCondition, setCondition } from '../api/conditions.js';
+import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
+import { resourcePath } from '../k8s/client.js';
+import { PermanentError } from '../k8s/errors.js';
+import { defaultPolicy, parsePolicies } from './rollout-router.js';
+import { judge, observe, phaseOf } from './rollout-evaluation.js';
+import type { RolloutPolicy, RolloutPolicyStatus } from '../api/rollout-policy.js';
+import type { Swarm } from '../api/swarm.js';
+import type { ReconcileResult } from '../controller/controller.js';
+import type { KubeClient, KubeObject } from '../k8s/client.js';
+import type { EventRecorder, EventType } from '../k8s/events.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
+import type { Logger } from 'pino';
+
+export const POLICY_FIELD_MANAGER = 'swarm-operator';
+const PHASES = ['Baseline', 'Canary', 'Balanced', 'Full', 'Paused', 'RolledBack'] as const;
+
+export interface RolloutPolicyReconcilerDeps {
+  client: KubeClient;
+  getPolicy: (key: string) => KubeObject | undefined;
+  listPolicies: (namespace: string) => KubeObject[];
+  listSwarms: (namespace: string) => Swarm[];
+  recorder: EventRecorder;
+  logger: Logger;
+  metrics?: OperatorMetrics;
+  now?: () => Date;
+  /** How often a policy waiting on time (minDurationSeconds) is looked at again. */
+  resyncMs?: number;
+}
+
+const isoNow = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
+
+export class RolloutPolicyReconciler {
+  constructor(private readonly deps: RolloutPolicyReconcilerDeps) {}
+
+  reconcile = async (key: string): Promise<ReconcileResult | void> => {
+    const raw = this.deps.getPolicy(key);
+    if (!raw) return;
+    const parsed = policySchema.safeParse(raw);
+    if (!parsed.success) throw new PermanentError(`${key}: invalid RolloutPolicy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const policy = parsed.data;
+    const ns = policy.metadata.namespace ?? 'default';
+    const now = this.deps.now?.() ?? new Date();
+    const status: RolloutPolicyStatus = structuredClone(policy.status ?? {});
+    const events: Array<[EventType, string, string]> = [];
+    const gen = policy.metadata.generation;
+    const cond = (type: string, st: 'True' | 'False', reason: string, message: string) => {
+      status.conditions = setCondition(status.conditions, { type, status: st, reason, message }, gen, now);
+    };
+    const decide = (to: number, reason: string, type: EventType, eventReason: string) => {
+      const from = status.effectivePercentage ?? 0;
+      status.lastDecision = { time: isoNow(now), from, to, reason };
+      status.effectivePercentage = to;
+      events.push([type, eventReason, `${from}% -> ${to}%: ${reason}`]);
+      this.deps.logger.info({ namespace: ns, name: policy.metadata.name, from, to, reason }, 'rollout decision');
+    };
+
+    if (status.observedGeneration !== gen) {
+      // A spec change (a Git commit) restarts the evaluation from the spec.
+      decide(policy.spec.v2Percentage, `spec generation ${gen ?? '?'}: v2Percentage=${policy.spec.v2Percentage}`, 'Normal', 'SpecApplied');
+      status.currentStep = -1;
+      status.stepStartTime = isoNow(now);
+      status.observedGeneration = gen;
+      cond('RolledBack', 'False', 'SpecApplied', 'evaluation restarted from the new spec');
+    }
+    const step = status.currentStep ?? -1;
+    const gates = step >= 0 ? (policy.spec.steps?.[step]?.gates ?? policy.spec.gates) : policy.spec.gates;
+    const since = status.stepStartTime ?? isoNow(now);
+    const observed = observe(policy, this.deps.listSwarms(ns), since, gates);
+    status.observed = observed;
+
+    const rolledBack = findCondition(status.conditions, 'RolledBack')?.status === 'True';
+    let requeue: number | undefined;
+    if (!rolledBack) {
+      const verdict = judge(policy, observed, gates, step, now.getTime() - Date.parse(since));
+      switch (verdict.kind) {
+        case 'paused':
+          cond('GatesEvaluated', 'False', 'Paused', 'spec.paused is true: holding the effective percentage');
+          break;
+        case 'insufficient':
+          cond('GatesEvaluated', 'False', 'InsufficientSamples', verdict.message);
+          break;
+        case 'breach':
+          cond('GatesEvaluated', 'True', 'GateBreached', verdict.message);
+          if (policy.spec.rollbackOnBreach) {
+            decide(0, verdict.message, 'Warning', 'RolledBack');
+            cond('RolledBack', 'True', 'GateBreached', verdict.message);
+          }
+          break;
+        case 'hold':
+          cond('GatesEvaluated', 'True', 'GatesHold', verdict.message);
+          if (policy.spec.autoPromote) requeue = this.deps.resyncMs ?? 10_000;
+          break;
+        case 'promote': {
+          const to = policy.spec.steps![verdict.toStep]!.percentage;
+          cond('GatesEvaluated', 'True', 'GatesHold', verdict.message);
+          decide(to, `promoted: ${verdict.message}`, 'Normal', 'Promoted');
+          status.currentStep = verdict.toStep;
+          status.stepStartTime = isoNow(now);
+          status.observed = { v2Swarms: 0, v1Swarms: 0, fallbacks: 0, fallbackRate: 0, finishedV2Swarms: 0 };
+          break;
+        }
+      }
+    }
+    const effective = status.effectivePercentage ?? policy.spec.v2Percentage;
+    status.phase = findCondition(status.conditions, 'RolledBack')?.status === 'True' ? 'RolledBack' : policy.spec.paused ? 'Paused' : phaseOf(effective);
+    this.defaultConflict(policy, cond);
+
+    if (JSON.stringify(status) !== JSON.stringify(policy.status ?? {})) {
+      await this.deps.client.apply(
+        resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies', namespace: ns, name: policy.metadata.name }),
+        { apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', metadata: { name: policy.metadata.name, namespace: ns, resourceVersion: policy.metadata.resourceVersion }, status },
+        { fieldManager: POLICY_FIELD_MANAGER, force: true, subresource: 'status' },
+      );
+    }
+    for (const [type, reason, message] of events) {
+      await this.deps.recorder.record({ apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', name: policy.metadata.name, namespace: ns, ...(policy.metadata.uid ? { uid: policy.metadata.uid } : {}) }, type, reason, message);
+    }
+    this.observeMetrics(policy, status);
+    return requeue !== undefined ? { requeueAfterMs: requeue } : undefined;
+  };
+
+  /** Two defaults in one namespace: the oldest wins, the others say so. */
+  private defaultConflict(policy: RolloutPolicy, cond: (type: string, st: 'True' | 'False', reason: string, message: string) => void): void {
+    if (!policy.spec.default) return;
+    const winner = defaultPolicy(parsePolicies(this.deps.listPolicies(policy.metadata.namespace ?? 'default')));
+    if (winner && winner.metadata.name !== policy.metadata.name) cond('DefaultActive', 'False', 'Conflict', `${winner.metadata.name} is the namespace default (the oldest marked default)`);
+    else cond('DefaultActive', 'True', 'Default', 'routes the Swarms of this namespace that name no policy');
+  }
+
+  private observeMetrics(policy: RolloutPolicy, status: RolloutPolicyStatus): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    const label = `${policy.metadata.namespace ?? 'default'}/${policy.metadata.name}`;
+    m.rolloutEffectivePercentage.set({ policy: label }, status.effectivePercentage ?? 0);
+    m.rolloutFallbackRate.set({ policy: label }, status.observed?.fallbackRate ?? 0);
+    for (const phase of PHASES) m.rolloutPhase.set({ policy: label, phase }, status.phase === phase ? 1 : 0);
+  }
+}
