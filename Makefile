@@ -18,10 +18,11 @@ build: setup
 demo: build
 	node bin/cfn.js run --agents 500 --topology flat
 
-## Control-plane binaries for the integration tests (cached per version
-## outside the work tree; a cold build prints progress every minute).
-cluster-bins:
-	bash test/cluster/build.sh
+## Control-plane binaries for the integration tests, plus helm and the node
+## binaries (cached per version outside the work tree; a cold build takes
+## about 7 minutes on 2 cores and prints progress every minute).
+cluster-bins: setup
+	bash test/cluster/build.sh --all
 
 ## Every test: lint, types, unit, bash, integration.
 test: build cluster-bins

@@ -9,6 +9,11 @@ declare -A NEEDS=(
   [inotifywait]=inotify-tools
   [jq]=jq
   [/usr/lib/bash/ln]=bash-builtins
+  # test/cluster (local control plane): certificates, readiness, ports, locks
+  [openssl]=openssl
+  [curl]=curl
+  [ss]=iproute2
+  [flock]=util-linux
 )
 
 missing=()

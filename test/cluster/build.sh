@@ -20,24 +20,22 @@ $CLUSTER_CACHE/build-times.tsv. Environment: K8S_VERSION, ETCD_VERSION, HELM_VER
 USAGE
 }
 
-# Prints a progress line every minute while a long build runs (CI shows life).
-heartbeat() {
-  local what=$1 start=$SECONDS
-  while sleep 60; do
-    log "still building $what ($(( (SECONDS - start) / 60 )) min)"
-  done
-}
-
-# Runs "$@" with a heartbeat, records the wall time for binary $1 (name).
+# Runs "$@" in the background with a progress line every minute (so CI shows
+# life during a long cold build) and records the wall time for binary $1.
 timed_build() {
   local name=$1 version=$2; shift 2
-  local start=$SECONDS hb rc=0
+  local start=$SECONDS next=$(( SECONDS + 60 )) pid rc=0
   log "building $name $version (cold builds take minutes on 2 cores)"
-  heartbeat "$name" &
-  hb=$!
-  "$@" || rc=$?
-  kill "$hb" 2>/dev/null || true
-  wait "$hb" 2>/dev/null || true
+  "$@" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( SECONDS >= next )); then
+      log "still building $name ($(( (SECONDS - start) / 60 )) min)"
+      (( next += 60 ))
+    fi
+  done
+  wait "$pid" || rc=$?
   (( rc == 0 )) || die "building $name failed (exit $rc)"
   local took=$(( SECONDS - start ))
   log "built $name $version in ${took}s"

@@ -98,23 +98,37 @@ start_component() {
   command mv -f "$dir/$name.pid.tmp" "$dir/$name.pid"
 }
 
-stop_component() {
-  local dir=$1 name=$2 pid i
-  pid=$(live_pid "$dir" "$name") || { rm -f "$dir/$name.pid"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for (( i = 0; i < 100; i++ )); do
-    live_pid "$dir" "$name" >/dev/null || break
+# stop_group DIR COMPONENT...: TERM to all at once, up to 10 s grace, then
+# KILL. Only pids recorded by `up` (and still that process) are signalled.
+stop_group() {
+  local dir=$1 comp pid i running=(); shift
+  for comp in "$@"; do
+    if pid=$(live_pid "$dir" "$comp"); then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for (( i = 0; i < 150; i++ )); do
+    running=()
+    for comp in "$@"; do
+      if live_pid "$dir" "$comp" >/dev/null; then running+=("$comp"); fi
+    done
+    (( ${#running[@]} == 0 )) && break
+    if (( i == 100 )); then
+      for comp in "${running[@]}"; do
+        pid=$(live_pid "$dir" "$comp") || continue
+        log "$comp (pid $pid) ignored TERM for 10s; killing"
+        kill -KILL "$pid" 2>/dev/null || true
+      done
+    fi
     sleep 0.1
   done
-  if live_pid "$dir" "$name" >/dev/null; then
-    log "$name (pid $pid) ignored TERM; killing"
-    kill -KILL "$pid" 2>/dev/null || true
-    for (( i = 0; i < 50; i++ )); do
-      live_pid "$dir" "$name" >/dev/null || break
-      sleep 0.1
-    done
-  fi
-  rm -f "$dir/$name.pid"
+  (( ${#running[@]} == 0 )) || die "could not stop: ${running[*]}"
+  for comp in "$@"; do rm -f "$dir/$comp.pid"; done
+}
+
+# The API server hangs in shutdown once etcd is gone, so etcd goes last; the
+# controller-manager and the API server stop together.
+stop_components() {
+  stop_group "$1" kube-controller-manager kube-apiserver
+  stop_group "$1" etcd
 }
 
 # --- certificates (EC P-256: fast to generate, accepted everywhere here)
@@ -209,8 +223,15 @@ read_ports() {
   read -r API_PORT ETCD_PORT PEER_PORT KCM_PORT <"$dir/ports"
 }
 
+# Milliseconds since the start of the epoch (EPOCHREALTIME, locale-proof).
+now_ms() {
+  local t=${EPOCHREALTIME/[.,]/}
+  printf '%s\n' "$(( 10#$t / 1000 ))"
+}
+
 cmd_up() {
-  local dir start=$SECONDS
+  local dir start
+  start=$(now_ms)
   dir=$(state_dir)
   if read_ports "$dir" 2>/dev/null && live_pid "$dir" kube-apiserver >/dev/null; then
     log "instance $NAME already running (apiserver https://127.0.0.1:$API_PORT)"
@@ -267,7 +288,7 @@ cmd_up() {
     --profiling=false --v=1
   wait_for "kube-apiserver /readyz" 60 "$dir" kube-apiserver -- \
     --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
-  local ready_s=$(( SECONDS - start ))
+  local ready_ms=$(( $(now_ms) - start ))
 
   start_component "$dir" kube-controller-manager "$(bin_path kube-controller-manager)" \
     --kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -282,20 +303,16 @@ cmd_up() {
     --cacert "$pki/ca.crt" --insecure "https://127.0.0.1:$KCM_PORT/healthz"
   UP_OK=1
   trap - INT TERM
-  log "instance $NAME ready: apiserver /readyz after ${ready_s}s, all up after $(( SECONDS - start ))s"
+  log "instance $NAME ready: apiserver /readyz after ${ready_ms} ms, all up after $(( $(now_ms) - start )) ms"
   log "export KUBECONFIG=$dir/kubeconfig"
   printf '%s\n' "$dir/kubeconfig"
 }
 
 cmd_down_quiet() {
-  local dir comp i
+  local dir
   dir=$(state_dir)
   [[ -d "$dir" ]] || return 0
-  # Reverse start order: the controller-manager first, etcd last.
-  for (( i = ${#COMPONENTS[@]} - 1; i >= 0; i-- )); do
-    comp=${COMPONENTS[$i]}
-    stop_component "$dir" "$comp"
-  done
+  stop_components "$dir"
   rm -rf "$dir"
 }
 
