@@ -105,7 +105,7 @@ build_k8s() {
   # Written under a temporary name and renamed, so a cut build leaves nothing.
   # shellcheck disable=SC2016 # expanded by the inner bash
   timed_build "$name" "$K8S_VERSION" \
-    bash -c 'cd "$1" && CGO_ENABLED=0 go build -trimpath -ldflags "$2" -o "$3.tmp" "k8s.io/kubernetes/cmd/$4" && mv -f "$3.tmp" "$3"' \
+    bash -c 'cd "$1" && CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "$2" -o "$3.tmp" "k8s.io/kubernetes/cmd/$4" && mv -f "$3.tmp" "$3"' \
     _ "$wrapper" "$(k8s_ldflags)" "$out" "$name"
 }
 
@@ -125,7 +125,7 @@ build_etcd() {
   mkdir -p "$ETCD_BIN_DIR"
   # shellcheck disable=SC2016 # expanded by the inner bash
   timed_build etcd "$ETCD_VERSION" \
-    bash -c 'cd "$1" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$2.tmp" go.etcd.io/etcd/server/v3 && mv -f "$2.tmp" "$2"' \
+    bash -c 'cd "$1" && CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "-s -w" -o "$2.tmp" go.etcd.io/etcd/server/v3 && mv -f "$2.tmp" "$2"' \
     _ "$dir" "$out"
 }
 

@@ -90,7 +90,8 @@ live_pid() {
 # Starts "$@" in its own session, logging to dir/name.log, recording its pid.
 start_component() {
   local dir=$1 name=$2; shift 2
-  setsid "$@" >"$dir/$name.log" 2>&1 </dev/null &
+  # fd 8 (the up lock) is closed so the long-lived process does not hold it.
+  setsid "$@" >"$dir/$name.log" 2>&1 </dev/null 8>&- &
   local pid=$!
   local started
   started=$(proc_start_time "$pid") || die "$name exited at once: $(tail -n 20 "$dir/$name.log")"
@@ -241,6 +242,13 @@ cmd_up() {
   # A half-started or crashed instance: clear it first.
   [[ -d "$dir" ]] && cmd_down_quiet
   bash "$SCRIPT_DIR/build.sh" --control-plane >&2
+  # Concurrent `up`s (parallel test runs) must not pick the same free ports:
+  # one at a time from the port choice until every component listens.
+  local root
+  root=$(dirname "$dir")
+  mkdir -p "$root"
+  exec 8>"$root/.cluster-up.lock"
+  flock 8
   local base=$PORT_BASE
   if [[ -z "$base" ]]; then
     if [[ "$NAME" == default ]]; then base=$DEFAULT_PORT_BASE; else base=auto; fi
@@ -303,6 +311,7 @@ cmd_up() {
     --cacert "$pki/ca.crt" --insecure "https://127.0.0.1:$KCM_PORT/healthz"
   UP_OK=1
   trap - INT TERM
+  exec 8>&-
   log "instance $NAME ready: apiserver /readyz after ${ready_ms} ms, all up after $(( $(now_ms) - start )) ms"
   log "export KUBECONFIG=$dir/kubeconfig"
   printf '%s\n' "$dir/kubeconfig"
