@@ -96,3 +96,21 @@ export async function processesWithEnv(name: string, value: string): Promise<num
   );
   return found.sort((a, b) => a - b);
 }
+
+/** Processes with `path` (or a path below it) among their command-line arguments, excluding this process. */
+export async function processesWithArgUnder(path: string): Promise<number[]> {
+  const found: number[] = [];
+  await Promise.all(
+    (await listPids()).map(async (pid) => {
+      if (pid === process.pid) return;
+      let cmdline: string;
+      try {
+        cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return;
+      }
+      if (cmdline.split('\0').some((arg) => arg === path || arg.startsWith(`${path}/`))) found.push(pid);
+    }),
+  );
+  return found.sort((a, b) => a - b);
+}

@@ -4,6 +4,8 @@
 // writes it to .bench/latest.md. Engines are pluggable (ENGINES below) so a V1
 // column and extra rows (version detection timing) can be added later.
 import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { clearInterval, setInterval } from 'node:timers';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';

@@ -2,6 +2,7 @@
 // process tree's RSS alone): runs the objective through the built
 // BashCoordinator, harvests metrics/latency.us before cleanup, prints one JSON line.
 import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 

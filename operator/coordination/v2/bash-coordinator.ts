@@ -19,7 +19,7 @@ import type {
 import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
-import { processesWithEnv } from '../../util/proc.js';
+import { processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 import { writeObjective } from './message-bridge.js';
 import { ResultCollector } from './result-collector.js';
@@ -374,7 +374,12 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
 
   /** Removes the swarm root and any process that escaped the engine's own cleanup. */
   private async cleanup(run: ActiveRun): Promise<void> {
-    const strays = await processesWithEnv('SWARM_ID', run.spec.id).catch(() => []);
+    // Agents carry SWARM_ID; the engine's own scripts carry --root <root>.
+    const [agents, scripts] = await Promise.all([
+      processesWithEnv('SWARM_ID', run.spec.id).catch(() => []),
+      processesWithArgUnder(run.root).catch(() => []),
+    ]);
+    const strays = [...new Set([...agents, ...scripts])];
     for (const pid of strays) {
       this.log.warn({ objectiveId: run.spec.id, pid }, 'killing a swarm process left behind by the engine');
       try {

@@ -9,7 +9,7 @@ import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../../../../operator/coordination/v2/bash-coordinator.js';
 import { InvalidSpecError } from '../../../../operator/coordination/v2/spec.js';
 import { createLogger } from '../../../../operator/observability/logger.js';
-import { processesWithEnv } from '../../../../operator/util/proc.js';
+import { processesWithArgUnder, processesWithEnv } from '../../../../operator/util/proc.js';
 
 jest.setTimeout(120_000);
 
@@ -43,6 +43,7 @@ function spec(overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec {
 
 async function expectNoTrace(c: BashCoordinator, id: string): Promise<void> {
   expect(await processesWithEnv('SWARM_ID', id)).toEqual([]);
+  expect(await processesWithArgUnder(join(c.shmPath, id))).toEqual([]);
   expect(existsSync(join(c.shmPath, id))).toBe(false);
 }
 

@@ -1,0 +1,109 @@
+// runCli in-process with captured streams, against the real engine on /dev/shm.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import type { CliIo } from '../../../operator/cli/io.js';
+import { runCli } from '../../../operator/cli/main.js';
+
+jest.setTimeout(60_000);
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+let shm: string;
+
+function io(isTTY = false): CliIo & { out: Capture; err: Capture } {
+  const out = new Capture();
+  const err = new Capture();
+  return { stdout: out, stderr: err, out, err, isTTY, env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent' }, signals: false };
+}
+
+beforeAll(async () => {
+  shm = await mkdtemp('/dev/shm/cfn-test-cli-');
+});
+
+afterAll(async () => {
+  await rm(shm, { recursive: true, force: true });
+});
+
+describe('cfn (runCli)', () => {
+  it('prints help', async () => {
+    const a = io();
+    expect(await runCli(['--help'], a)).toBe(0);
+    expect(a.out.text).toMatch(/^Usage: cfn <command>/);
+    const b = io();
+    expect(await runCli(['run', '--help'], b)).toBe(0);
+    expect(b.out.text).toMatch(/--agents N/);
+    const c = io();
+    expect(await runCli([], c)).toBe(2);
+    expect(c.out.text).toBe('');
+  });
+
+  it('bad flags: exit 2, one line on stderr, nothing on stdout', async () => {
+    for (const argv of [['run', '--agents', 'many'], ['run', '--agents', '3', '--nope'], ['frobnicate'], ['run', '--agents', '2', '--agent-command', '"unclosed']]) {
+      const x = io();
+      expect(await runCli(argv, x)).toBe(2);
+      expect(x.out.text).toBe('');
+      expect(x.err.text).toMatch(/^cfn: [^\n]+\n$/);
+    }
+  });
+
+  it('--json prints exactly one JSON object with the status fields, version and topology', async () => {
+    const x = io();
+    const code = await runCli(['run', '--agents', '20', '--json', '--swarm-id', `cli-json-${process.pid}`], x);
+    expect(x.err.text).toBe('');
+    expect(code).toBe(0);
+    const lines = x.out.text.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const parsed = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    expect(Object.keys(parsed).sort()).toEqual(
+      ['agents', 'coordinationTime', 'deliveryRate', 'objectiveId', 'status', 'throughputAgentsPerSec', 'topology', 'version'].sort(),
+    );
+    expect(parsed).toMatchObject({
+      objectiveId: `cli-json-${process.pid}`, status: 'completed', agents: { total: 20, completed: 20, failed: 0 },
+      deliveryRate: 100, version: 'v2', topology: 'flat',
+    });
+    expect(typeof parsed.coordinationTime).toBe('number');
+    expect(typeof parsed.throughputAgentsPerSec).toBe('number');
+    expect(await readdir(shm)).not.toContain(`cli-json-${process.pid}`);
+  });
+
+  it('below --min-delivery (deadline with hanging agents): non-zero; accepted when the threshold allows', async () => {
+    const cmd = ['--agent-command', `sh -c 'if [ "$AGENT_INDEX" -lt 2 ]; then echo ok; else exec sleep 30; fi'`];
+    const strict = io();
+    const code = await runCli(['run', '--agents', '4', '--timeout', '1.5', '--json', ...cmd], strict);
+    expect(code).toBe(1);
+    const result = JSON.parse(strict.out.text) as { status: string; deliveryRate: number };
+    expect(result.status).toBe('timeout');
+    expect(result.deliveryRate).toBe(50);
+    expect(strict.err.text).toMatch(/^cfn: deadline passed: delivery 50% is below --min-delivery 100%\n$/);
+
+    const lenient = io();
+    expect(await runCli(['run', '--agents', '4', '--timeout', '1.5', '--min-delivery', '50', '--json', ...cmd], lenient)).toBe(0);
+  });
+
+  it('unavailable coordinator: exit 3 and, with --json, still one JSON object with the reason', async () => {
+    const x = io();
+    const code = await runCli(['run', '--agents', '2', '--json', '--shm-path', '/proc/cfn-cannot-exist'], x);
+    expect(code).toBe(3);
+    const parsed = JSON.parse(x.out.text) as { status: string; error: string; version: string };
+    expect(parsed.status).toBe('failed');
+    expect(parsed.version).toBe('v2');
+    expect(parsed.error).toContain('/proc/cfn-cannot-exist');
+    expect(x.err.text.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('on a TTY draws the progress bar on stderr and a summary table on stdout', async () => {
+    const x = io(true);
+    expect(await runCli(['run', '--agents', '30', '--agent-command', 'true'], x)).toBe(0);
+    expect(x.err.text).toContain('[##############################] 100% 30/30 done, 30 ok, 0 failed');
+    expect(x.out.text).toMatch(/^swarm\s+run-/m);
+    expect(x.out.text).toMatch(/^delivery\s+100\.0%$/m);
+    expect(x.out.text).toMatch(/^coordinator\s+v2 \(flat\)$/m);
+  });
+});
