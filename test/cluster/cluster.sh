@@ -74,6 +74,8 @@ proc_start_time() {
   stat=${stat##*) }
   # Field 22 of /proc/PID/stat is the 20th after "comm) state".
   read -r -a fields <<<"$stat"
+  # A zombie has exited already (its ports and files are released).
+  [[ "${fields[0]}" != Z ]] || return 1
   printf '%s\n' "${fields[19]}"
 }
 

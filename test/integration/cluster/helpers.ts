@@ -1,6 +1,7 @@
 // Helpers for tests against the local control plane started by
 // test/cluster/cluster.sh (see test/integration/global-setup.ts).
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
@@ -125,12 +126,22 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/**
+ * True when process `pid` exists and has not exited. A zombie (exited, not yet
+ * reaped by its parent — here often PID 1, which reaps orphans slowly) holds
+ * no ports or files and counts as exited.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false; // gone between the two checks
   }
 }
 

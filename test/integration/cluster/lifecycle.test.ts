@@ -13,6 +13,24 @@ describe('cluster.sh up/down', () => {
     await run('bash', [CLUSTER_SCRIPT, 'down', '--name', name], 60_000);
   });
 
+  it('rejects bad input with a clear error and starts nothing', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['up', '--name', 'Bad Name'], /bad --name/],
+      [['up', '--name', `${name}-x`, '--port-base', '80'], /bad --port-base: 80/],
+      [['up', '--name', `${name}-x`, '--port-base', '20000; rm -rf /'], /bad --port-base/],
+      [['launch'], /unknown command: launch/],
+      [['up', '--bogus'], /unknown argument: --bogus/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run('bash', [CLUSTER_SCRIPT, ...args], 60_000);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+    }
+    const untouched = await clusterStatus(`${name}-x`);
+    expect(untouched.components.every((c) => !c.running)).toBe(true);
+    expect(existsSync(untouched.dir)).toBe(false);
+  }, 120_000);
+
   it('brings up a second instance and tears it down completely', async () => {
     const up = await run('bash', [CLUSTER_SCRIPT, 'up', '--name', name, '--port-base', 'auto'], 300_000);
     expect(up.code).toBe(0);
