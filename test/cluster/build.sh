@@ -164,6 +164,9 @@ main() {
     esac
     shift
   done
+  [[ "$K8S_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "K8S_VERSION must look like v1.34.4, not: $K8S_VERSION"
+  [[ "$ETCD_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "ETCD_VERSION must look like v3.6.16, not: $ETCD_VERSION"
+  [[ "$HELM_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "HELM_VERSION must look like v3.19.5, not: $HELM_VERSION"
   local wanted=("${CORE_K8S_BINS[@]}" etcd)
   (( helm )) && wanted+=(helm)
   (( all )) && wanted+=("${NODE_K8S_BINS[@]}")
