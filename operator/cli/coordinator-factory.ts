@@ -3,7 +3,7 @@
 import type { ICoordinator, Topology } from '../coordination/types.js';
 import { BashCoordinator } from '../coordination/v2/bash-coordinator.js';
 import type { Logger } from '../observability/logger.js';
-import { AUTO_HYBRID_THRESHOLD } from './defaults.js';
+import { AUTO_FLAT_MAX_AGENTS } from './defaults.js';
 import type { RunOptions, TopologyChoice } from './run-options.js';
 
 export interface CoordinatorContext {
@@ -19,7 +19,7 @@ export interface ObtainedCoordinator {
 
 export function resolveTopology(choice: TopologyChoice, agents: number): Topology {
   if (choice !== 'auto') return choice;
-  return agents >= AUTO_HYBRID_THRESHOLD ? 'hybrid' : 'flat';
+  return agents > AUTO_FLAT_MAX_AGENTS ? 'hybrid' : 'flat';
 }
 
 /** Creates and starts the coordinator for a run; rejects with the precise reason when none can start. */

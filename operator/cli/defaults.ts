@@ -19,5 +19,8 @@ export const DEFAULTS = {
   maxOutputBytes: 65536,
 } as const;
 
-/** `--topology auto`: hybrid (sub-coordinators) pays off only past this many agents. */
-export const AUTO_HYBRID_THRESHOLD = 500;
+/**
+ * `--topology auto`: flat up to this many agents, hybrid above; the same rule as
+ * `coordinator-cli.sh --topology auto`, so "auto" means one thing everywhere.
+ */
+export const AUTO_FLAT_MAX_AGENTS = 300;

@@ -54,7 +54,7 @@ Runs one objective on N agents with the V2 coordinator (bash on tmpfs).
 
 Options:
   --agents N              number of agents (required, 1-100000)
-  --topology T            flat | hybrid | auto (default auto: hybrid from 500 agents)
+  --topology T            flat | hybrid | auto (default auto: flat up to 300 agents)
   --agent-command CMD     agent command, split like a shell but never evaluated
                           (default: cat, which answers with its task); or give it after --
   --objective TEXT        objective text given to every agent (default: a built-in review task)

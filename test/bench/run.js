@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg as osLoad } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -97,44 +97,66 @@ const ENGINES = {
 };
 
 const fmt = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
-const mb = (kb) => (kb / 1024).toFixed(0);
+// 0: the process tree ended before the first sample.
+const mb = (kb) => (kb > 0 ? (kb / 1024).toFixed(0) : 'n/a');
+
+/**
+ * Table columns: [header, (row) => cell]. A row is { topology, agents, command, results: { v2, xargs, ... } }.
+ * A V1 column is one more runner in ENGINES plus entries here.
+ */
+const COLUMNS = [
+  ['topology', (r) => r.topology],
+  ['agents', (r) => r.agents],
+  ['agent command', (r) => r.command.label],
+  ['V2 wall s', (r) => fmt(r.results.v2.wallMs / 1000)],
+  ['V2 agents/s', (r) => fmt(r.agents / (r.results.v2.wallMs / 1000), 0)],
+  ['delivery %', (r) => fmt(r.results.v2.delivery, 1)],
+  ['msg latency p50 ms', (r) => fmt(r.results.v2.p50Ms)],
+  ['p99 ms', (r) => fmt(r.results.v2.p99Ms)],
+  ['peak RSS MB: tree (w/o Node)', (r) => `${mb(r.results.v2.peakTreeKb)} (${mb(r.results.v2.peakEngineKb)})`],
+  ['xargs -P wall s', (r) => fmt(r.results.xargs.wallMs / 1000)],
+  ['xargs peak RSS MB', (r) => mb(r.results.xargs.peakTreeKb)],
+  ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`],
+];
+
+/** One-off timings printed under the table: [label, async () => milliseconds]. Version detection goes here. */
+const TIMINGS = [
+  ['V2 preflight (`health-monitor.sh preflight --json`, via BashCoordinator.start)', async (rows) => percentile(rows.map((r) => r.results.v2.preflightMs).sort((a, b) => a - b), 50)],
+];
+
+function loadavg() {
+  return osLoad().map((l) => l.toFixed(1)).join(' ');
+}
 
 async function main() {
   const startedAt = Date.now();
+  const loadBefore = loadavg();
   const rows = [];
-  const floors = new Map();
   for (const command of COMMANDS) {
     for (const agents of SIZES) {
-      const floor = await ENGINES.xargs({ agents, command });
-      floors.set(`${agents}|${command.label}`, floor);
+      // The floor does not depend on topology: run it once per size and command.
+      const xargs = await ENGINES.xargs({ agents, command });
       for (const topology of TOPOLOGIES) {
         process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
         const v2 = await ENGINES.v2({ topology, agents, command });
         process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
-        rows.push({ topology, agents, command, v2, floor });
+        rows.push({ topology, agents, command, results: { v2, xargs } });
       }
     }
   }
-  const header = [
-    'topology', 'agents', 'agent command', 'V2 wall s', 'V2 agents/s', 'delivery %', 'msg latency p50 ms', 'p99 ms',
-    'peak RSS MB tree (bash+agents)', 'xargs -P wall s', 'V2 / xargs',
-  ];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
-  for (const { topology, agents, command, v2, floor } of rows) {
-    lines.push(`| ${[
-      topology, agents, command.label, fmt(v2.wallMs / 1000), fmt(agents / (v2.wallMs / 1000), 0), fmt(v2.delivery, 1),
-      fmt(v2.p50Ms), fmt(v2.p99Ms), `${mb(v2.peakTreeKb)} (${mb(v2.peakEngineKb)})`, fmt(floor.wallMs / 1000),
-      `${fmt(v2.wallMs / floor.wallMs, 1)}x`,
-    ].join(' | ')} |`);
-  }
-  const preflights = rows.map((r) => r.v2.preflightMs).sort((a, b) => a - b);
+  const lines = [`| ${COLUMNS.map(([h]) => h).join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
+  for (const row of rows) lines.push(`| ${COLUMNS.map(([, cell]) => cell(row)).join(' | ')} |`);
+  const timingLines = [];
+  for (const [label, measure] of TIMINGS) timingLines.push(`- ${label}: ${fmt(await measure(rows), 0)} ms (median)`);
   const notes = [
     '',
-    `Concurrency ${CONCURRENCY} for V2 and for the \`xargs -P\` floor (capped at the agent count); ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs.`,
-    'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded; ' +
-      `median preflight ${fmt(percentile(preflights, 50), 0)} ms). Delivery: responses delivered / agents.`,
-    'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer).',
-    `Peak RSS: sum of VmRSS over the case process tree (Node coordinator + bash engine + agents) sampled from /proc every ${SAMPLE_MS} ms; in parentheses the same without the Node process.`,
+    ...timingLines,
+    '',
+    `Concurrency ${CONCURRENCY} for V2 and for the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
+    'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded). ' +
+      'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection). Delivery: responses delivered / agents.',
+    'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
+    `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms; in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,
     `Measured ${new Date(startedAt).toISOString()}, bench runtime ${fmt((Date.now() - startedAt) / 1000, 0)} s.`,
   ];
   const md = `${lines.join('\n')}\n${notes.join('\n')}\n`;

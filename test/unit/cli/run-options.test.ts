@@ -64,6 +64,8 @@ describe('parseRunOptions', () => {
 
   it('resolves auto topology by size and builds the spec', () => {
     expect(resolveTopology('auto', 10)).toBe('flat');
+    expect(resolveTopology('auto', 300)).toBe('flat');
+    expect(resolveTopology('auto', 301)).toBe('hybrid');
     expect(resolveTopology('auto', 5000)).toBe('hybrid');
     expect(resolveTopology('flat', 5000)).toBe('flat');
     const spec = toObjectiveSpec(parseRunOptions(['--agents', '3', '--swarm-id', 's1', '--objective', 'x']));
