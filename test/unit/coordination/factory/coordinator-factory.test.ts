@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,14 +99,20 @@ describe('CoordinatorFactory', () => {
 
   it('falls back when V2 does not start within fallbackTimeout', async () => {
     const slowBash = join(dir, 'slow-bash');
-    writeFileSync(slowBash, '#!/bin/sh\nsleep 2\n');
+    writeFileSync(slowBash, '#!/bin/sh\nsleep 1\n');
     chmodSync(slowBash, 0o755);
     const started = Date.now();
     created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { fallbackTimeoutMs: 200, v2: { bashPath: slowBash } }));
-    expect(Date.now() - started).toBeLessThan(1500);
+    expect(Date.now() - started).toBeLessThan(900);
     expect(created.coordinator.version).toBe('v1');
     expect(created.fallback?.reason).toBe('V2 start took longer than 200 ms');
-  });
+    // BashCoordinator cannot cancel its in-flight preflight (see the report): let
+    // it finish here so no other test in this worker sees the process.
+    const end = Date.now() + 5000;
+    while (Date.now() < end && execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).includes(slowBash)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }, 10_000);
 
   it('with fallback disabled, fails with a clear error and starts nothing', async () => {
     const attempt = CoordinatorFactory.create(

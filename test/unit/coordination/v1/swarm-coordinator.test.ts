@@ -37,7 +37,7 @@ function childPids(): string[] {
 }
 
 function nonPsChildren(): string[] {
-  // The ps we just ran is itself a child while it runs; it has exited by now.
+  // childPids() leaves out the ps it runs to look.
   return childPids();
 }
 
@@ -170,8 +170,9 @@ describe('SwarmCoordinator (V1)', () => {
   });
 
   it('reports live status and agent states while running', async () => {
+    const firstStarted = new Promise((r) => coordinator.bus.once('agent:started', r));
     const running = coordinator.executeObjective(spec({ agents: 2, concurrency: 1, agentCommand: ['sh', '-c', 'sleep 0.3'] }));
-    await new Promise((r) => setTimeout(r, 100));
+    await firstStarted;
     expect(await coordinator.getSwarmStatus('obj-1')).toMatchObject({ status: 'running', agents: { total: 2, completed: 0 } });
     expect(await coordinator.getAgentState('obj-1', 0)).toBe('running');
     expect(await coordinator.getAgentState('obj-1', 1)).toBe('pending');
