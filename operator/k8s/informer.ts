@@ -26,6 +26,12 @@ interface ListResult {
   items: KubeObject[];
 }
 
+/** resourceVersions are etcd revisions in every real API server; compare them as such when they parse. */
+function newerOrSame(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) >= BigInt(b);
+}
+
 const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 export class Informer {
@@ -46,6 +52,18 @@ export class Informer {
 
   get(key: string): KubeObject | undefined {
     return this.store.get(key);
+  }
+
+  /**
+   * Puts an object this process just wrote into the cache, unless the cache
+   * already holds a newer one: the next reconcile then sees its own write
+   * instead of a stale copy (which would only earn a 409).
+   */
+  upsert(obj: KubeObject): void {
+    const key = keyOf(obj);
+    const old = this.store.get(key);
+    if (old && newerOrSame(old.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
+    this.store.set(key, obj);
   }
 
   list(): KubeObject[] {

@@ -65,6 +65,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   const swarmInformers: Informer[] = [];
   const podInformers: Informer[] = [];
   const policyInformers: Informer[] = [];
+  const swarmInformerByNs = new Map<string, Informer>();
   const inNamespace = (informers: Informer[], ns: string) => informers.flatMap((i) => i.list()).filter((o) => (o.metadata?.namespace ?? '') === ns);
   const fromCache = (informers: Informer[], key: string) => {
     for (const inf of informers) {
@@ -79,6 +80,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   const reconciler = new SwarmReconciler({
     client,
     getSwarm: (key) => fromCache(swarmInformers, key),
+    wrote: (obj) => (swarmInformerByNs.get(obj.metadata?.namespace ?? '') ?? swarmInformerByNs.get('*'))?.upsert(obj),
     listPods: (ns, name) => [...(podsBySwarm.get(`${ns}/${name}`)?.values() ?? [])],
     recorder,
     logger: log,
@@ -124,6 +126,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       onSynced: () => synced.add(sw),
     });
     swarmInformers.push(sw);
+    swarmInformerByNs.set(ns ?? '*', sw);
     const pods: Informer = new Informer({
       client,
       path: podPath(ns),

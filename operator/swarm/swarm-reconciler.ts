@@ -52,6 +52,8 @@ export interface SwarmReconcilerDeps {
   recorder: EventRecorder;
   logger: Logger;
   metrics?: OperatorMetrics;
+  /** Told about every Swarm this reconciler writes (to refresh the cache). */
+  wrote?: (obj: KubeObject) => void;
   image: string;
   imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
   versionPolicy: VersionPolicy;
@@ -79,14 +81,14 @@ export class SwarmReconciler {
     if (!parsed.success) {
       throw new PermanentError(`${key}: invalid Swarm: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     }
-    const swarm = parsed.data;
+    let swarm = parsed.data;
     if (swarm.metadata.deletionTimestamp) return this.finalize(swarm);
     if (!swarm.metadata.finalizers?.includes(FINALIZER)) {
-      await this.deps.client.mergePatch(this.path(swarm), {
+      const patched = await this.deps.client.mergePatch(this.path(swarm), {
         metadata: { finalizers: [...(swarm.metadata.finalizers ?? []), FINALIZER], resourceVersion: swarm.metadata.resourceVersion },
       });
-      // The update comes back through the watch and reconciles again.
-      return;
+      this.deps.wrote?.(patched);
+      swarm = swarmSchema.parse(patched);
     }
     try {
       return await new SwarmRun(this.deps, swarm).reconcile();
@@ -122,7 +124,7 @@ export class SwarmReconciler {
     const status: SwarmStatusT = { ...(swarm.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
     status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: err instanceof PermanentError ? 'PermanentError' : 'RetryLater', message: status.lastError }, swarm.metadata.generation);
-    await applyOperatorStatus(this.deps.client, swarm, status, false).catch(() => undefined);
+    await applyOperatorStatus(this.deps.client, swarm, status, false).then(this.deps.wrote, () => undefined);
   }
 }
 
@@ -131,10 +133,10 @@ export function involved(swarm: Swarm) {
 }
 
 /** Server-side apply of the operator's status fields, with the resourceVersion read as a precondition. */
-async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmStatusT, precondition = true): Promise<void> {
+async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmStatusT, precondition = true): Promise<KubeObject> {
   const owned: Record<string, unknown> = {};
   for (const f of OPERATOR_FIELDS) if (status[f] !== undefined) owned[f] = status[f];
-  await client.apply(
+  return client.apply(
     resourcePath({ ...SWARMS, namespace: swarm.metadata.namespace ?? 'default', name: swarm.metadata.name }),
     {
       apiVersion: GROUP_VERSION,
@@ -168,7 +170,7 @@ class SwarmRun {
     this.status.observedGeneration = this.swarm.metadata.generation;
     this.status.lastError = undefined;
     this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
-    if (JSON.stringify(this.status) !== before) await applyOperatorStatus(this.deps.client, this.swarm, this.status);
+    if (JSON.stringify(this.status) !== before) this.deps.wrote?.(await applyOperatorStatus(this.deps.client, this.swarm, this.status));
     for (const [type, reason, message] of this.events) await this.deps.recorder.record(involved(this.swarm), type, reason, message);
     return result;
   }

@@ -2,6 +2,7 @@
 // local control plane of the global setup), the CRDs from crds/, a namespace
 // per test file, and an in-process operator. There is no kubelet: tests play
 // its part by writing pod status, and the coordinator's by publishing status.
+import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -11,6 +12,9 @@ import { isAlreadyExists, isNotFound } from '../../../operator/k8s/errors.js';
 import { startOperator } from '../../../operator/manager/operator-manager.js';
 import type { KubeObject } from '../../../operator/k8s/client.js';
 import type { OperatorOptions, RunningOperator } from '../../../operator/manager/operator-manager.js';
+
+// Real API server round trips: far slower than jest's 5 s default.
+jest.setTimeout(120_000);
 
 export const REPO = join(import.meta.dirname, '../../..');
 export const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };

@@ -81,8 +81,10 @@ describe('Swarm lifecycle on a real API server', () => {
     const complete = done.status?.conditions?.find((x) => x.type === 'Complete');
     expect(complete).toMatchObject({ status: 'True', observedGeneration: done.metadata.generation });
     expect(complete?.message).toContain('3/4 agents completed, 1 failed');
-    const reasons = (await events(c, ns)).filter((e) => e.involvedObject.name === 'happy').map((e) => e.reason);
-    expect(reasons).toEqual(expect.arrayContaining(['VersionSelected', 'CoordinatorCreated', 'Completed']));
+    await waitFor('events', async () => {
+      const reasons = (await events(c, ns)).filter((e) => e.involvedObject.name === 'happy').map((e) => e.reason);
+      return ['VersionSelected', 'CoordinatorCreated', 'Completed'].every((r) => reasons.includes(r)) || undefined;
+    });
   });
 
   it('falls back to a V1 pod within 5 s of a V2 preflight failure, with the real reason', async () => {
@@ -101,8 +103,9 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(sw.status?.fallback).toMatchObject({ from: 'v2', to: 'v1', reason: '/dev/shm/cfn not writable' });
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', phase: 'FallingBack' });
     expect(sw.status?.conditions?.find((x) => x.type === 'FallbackActive')).toMatchObject({ status: 'True', message: '/dev/shm/cfn not writable' });
-    const ev = (await events(c, ns)).find((e) => e.involvedObject.name === 'no-shm' && e.reason === 'FallbackToV1');
-    expect(ev?.message).toBe('V2 unavailable (/dev/shm/cfn not writable), using V1 fallback');
+    // Events are written right after status: wait for it rather than race it.
+    const ev = await waitFor('fallback event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'no-shm' && e.reason === 'FallbackToV1'));
+    expect(ev.message).toBe('V2 unavailable (/dev/shm/cfn not writable), using V1 fallback');
     const metrics = await op.metrics.registry.getSingleMetricAsString('swarm_fallback_total');
     expect(metrics).toMatch(/swarm_fallback_total\{reason="preflight"\} [1-9]/);
   });
@@ -139,8 +142,7 @@ describe('Swarm lifecycle on a real API server', () => {
     const replacement = await waitFor('replacement', () => podOf('resume', 2));
     expect(replacement.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-1,4' });
-    const reasons = (await events(c, ns)).filter((e) => e.involvedObject.name === 'resume').map((e) => e.reason);
-    expect(reasons).toContain('CoordinatorLost');
+    await waitFor('CoordinatorLost event', async () => (await events(c, ns)).some((e) => e.involvedObject.name === 'resume' && e.reason === 'CoordinatorLost') || undefined);
   });
 
   it('deletion removes the coordinator pods and the finalizer', async () => {

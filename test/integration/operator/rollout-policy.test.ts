@@ -1,0 +1,192 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { KubeApiError } from '../../../operator/k8s/errors.js';
+import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import {
+  client,
+  createNamespace,
+  deleteNamespace,
+  events,
+  getSwarm,
+  installCrds,
+  listPods,
+  podRunning,
+  podTerminated,
+  policyPath,
+  runOperator,
+  setPodStatus,
+  swarmManifest,
+  swarmPath,
+  waitFor,
+} from './harness.js';
+import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
+import type { SwarmObject } from './harness.js';
+
+const c = client();
+let op: RunningOperator | undefined;
+const namespaces: string[] = [];
+
+beforeAll(() => installCrds(c));
+afterAll(async () => {
+  await op?.stop();
+  await Promise.all(namespaces.map((n) => deleteNamespace(c, n)));
+});
+
+async function freshNamespace(prefix: string): Promise<string> {
+  await op?.stop();
+  const ns = await createNamespace(c, prefix);
+  namespaces.push(ns);
+  op = await runOperator({ namespaces: [ns] });
+  return ns;
+}
+
+type PolicyObject = {
+  metadata: { generation: number };
+  status?: {
+    effectivePercentage?: number;
+    phase?: string;
+    observedGeneration?: number;
+    currentStep?: number;
+    observed?: { v2Swarms: number; v1Swarms: number; fallbacks: number; fallbackRate: number; deliveryRate?: number };
+    lastDecision?: { from: number; to: number; reason: string };
+    conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
+  };
+};
+const getPolicy = (ns: string, name: string) => c.get<PolicyObject>(policyPath(ns, name));
+const policy = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name, namespace: ns }, spec });
+
+async function createSwarms(ns: string, prefix: string, n: number): Promise<SwarmObject[]> {
+  for (let i = 0; i < n; i++) await c.create(swarmPath(ns), swarmManifest(ns, `${prefix}-${i}`, { agents: 2 }));
+  return waitFor(`${n} swarms routed`, async () => {
+    const all = (await c.get<{ items: SwarmObject[] }>(swarmPath(ns))).items.filter((s) => s.metadata.name.startsWith(`${prefix}-`));
+    return all.length === n && all.every((s) => s.status?.version) ? all : undefined;
+  }, 60_000, 200);
+}
+
+/** Plays kubelet and coordinator for a V2 swarm: ready, all agents delivered, pod succeeded. */
+async function runToCompletion(ns: string, s: SwarmObject): Promise<void> {
+  const pod = await waitFor('pod', async () => (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === s.metadata.name));
+  await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+  const pub = new StatusPublisher({ client: c, namespace: ns, name: s.metadata.name, total: 2 });
+  for (const index of [0, 1]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+  await pub.flush({ status: 'completed' });
+  await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+  await waitFor('Succeeded', async () => (await getSwarm(c, ns, s.metadata.name)).status?.phase === 'Succeeded', 20_000);
+}
+
+async function failPreflight(ns: string, s: SwarmObject): Promise<void> {
+  const pod = await waitFor('pod', async () => (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === s.metadata.name));
+  await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 3, 'not enough space on /dev/shm: 1 MiB free, 64 MiB needed'));
+  await waitFor('fallback', async () => (await getSwarm(c, ns, s.metadata.name)).status?.fallback);
+}
+
+describe('RolloutPolicy on a real API server', () => {
+  it('routes about a tenth of swarms to V2 at 10%, sticks, and a Git edit affects only new swarms', async () => {
+    const ns = await freshNamespace('rollout-route');
+    await c.create(policyPath(ns), policy(ns, 'main', { v2Percentage: 10, default: true }));
+    const swarms = await createSwarms(ns, 'a', 100);
+    const v2 = swarms.filter((s) => s.status?.version === 'v2');
+    expect(v2.length).toBeGreaterThanOrEqual(3);
+    expect(v2.length).toBeLessThanOrEqual(20);
+    for (const s of swarms) expect(s.status?.versionReason).toMatch(/^RolloutPolicy main at 10%: bucket \d+ (<|>=) 10$/);
+    const p = await waitFor('policy status', async () => ((await getPolicy(ns, 'main')).status?.observed?.v2Swarms === v2.length ? getPolicy(ns, 'main') : undefined));
+    expect(p.status).toMatchObject({ effectivePercentage: 10, phase: 'Canary', observed: { v1Swarms: 100 - v2.length, v2Swarms: v2.length } });
+
+    // The Git-style edit: 10 -> 100. Existing swarms keep their version; new ones follow the new spec.
+    await c.mergePatch(policyPath(ns, 'main'), { spec: { v2Percentage: 100 } });
+    await waitFor('new generation evaluated', async () => (await getPolicy(ns, 'main')).status?.effectivePercentage === 100);
+    const later = await createSwarms(ns, 'b', 10);
+    expect(later.every((s) => s.status?.version === 'v2')).toBe(true);
+    for (const s of swarms) expect((await getSwarm(c, ns, s.metadata.name)).status?.version).toBe(s.status?.version);
+    const p2 = await getPolicy(ns, 'main');
+    expect(p2.status?.lastDecision).toMatchObject({ from: 10, to: 100, reason: 'spec generation 2: v2Percentage=100' });
+    expect(p2.status?.phase).toBe('Full');
+
+    // A restarted operator keeps routing and status.
+    await op!.stop();
+    op = await runOperator({ namespaces: [ns] });
+    await op.controller.idle();
+    await new Promise((r) => setTimeout(r, 300));
+    for (const s of [...swarms, ...later]) expect((await getSwarm(c, ns, s.metadata.name)).status?.version).toBe(s.status?.version);
+    expect((await getPolicy(ns, 'main')).status).toMatchObject({ effectivePercentage: 100, observedGeneration: 2 });
+  });
+
+  it('waits with too few samples, then promotes through every step as the gates hold', async () => {
+    const ns = await freshNamespace('rollout-promote');
+    const gates = { minSamples: 2, maxFallbackRate: 5, minDeliveryRate: 95 };
+    await c.create(
+      policyPath(ns),
+      policy(ns, 'steps', { v2Percentage: 100, default: true, autoPromote: true, gates, steps: [{ percentage: 100, gates }] }),
+    );
+    // v2Percentage 100 with no higher step: holds. Use a lower start to see promotion.
+    await c.mergePatch(policyPath(ns, 'steps'), { spec: { v2Percentage: 50, steps: [{ percentage: 80, gates }, { percentage: 100, gates }] } });
+    await waitFor('at 50', async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === 50);
+
+    let round = 0;
+    for (const expected of [80, 100]) {
+      // Too few samples: no decision, and a condition says why.
+      const p0 = await waitFor('insufficient', async () => {
+        const p = await getPolicy(ns, 'steps');
+        return p.status?.conditions?.find((x) => x.type === 'GatesEvaluated' && x.reason === 'InsufficientSamples') ? p : undefined;
+      });
+      expect(p0.status?.conditions?.find((x) => x.type === 'GatesEvaluated')?.message).toMatch(/V2 swarms (observed|finished) in this step/);
+      // Enough V2 swarms that finish with full delivery.
+      let finished = 0;
+      while (finished < 2) {
+        const batch = await createSwarms(ns, `r${round++}`, 4);
+        for (const s of batch.filter((x) => x.status?.version === 'v2')) {
+          if (finished >= 2) break;
+          await runToCompletion(ns, s);
+          finished++;
+        }
+      }
+      await waitFor(`promoted to ${expected}`, async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === expected, 20_000);
+    }
+    const p = await getPolicy(ns, 'steps');
+    expect(p.status).toMatchObject({ phase: 'Full', currentStep: 1 });
+    expect(p.status?.lastDecision?.reason).toMatch(/^promoted: gates hold: fallback 0% <= 5%, delivery 100% >= 95%/);
+    await waitFor('Promoted event', async () => (await events(c, ns)).some((e) => e.reason === 'Promoted') || undefined);
+    const metrics = await op!.metrics.registry.metrics();
+    expect(metrics).toMatch(new RegExp(`rollout_effective_percentage\\{policy="${ns}/steps"\\} 100`));
+    expect(metrics).toMatch(new RegExp(`rollout_phase\\{policy="${ns}/steps",phase="Full"\\} 1`));
+  });
+
+  it('rolls back to 0% on a breach, says why with the figures, and never writes spec', async () => {
+    const ns = await freshNamespace('rollout-breach');
+    await c.create(policyPath(ns), policy(ns, 'risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
+    const swarms = await createSwarms(ns, 'x', 3);
+    // One fallback in three V2 swarms is a 33% fallback rate: past the 5% gate.
+    await failPreflight(ns, swarms[0]!);
+    const p = await waitFor('rolled back', async () => {
+      const got = await getPolicy(ns, 'risky');
+      return got.status?.phase === 'RolledBack' ? got : undefined;
+    });
+    expect(p.status?.effectivePercentage).toBe(0);
+    const rb = p.status?.conditions?.find((x) => x.type === 'RolledBack');
+    expect(rb).toMatchObject({ status: 'True', reason: 'GateBreached', message: 'fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)' });
+    const spec = (await c.get<{ spec: { v2Percentage: number }; metadata: { generation: number } }>(policyPath(ns, 'risky')));
+    expect(spec.spec.v2Percentage).toBe(100);
+    expect(spec.metadata.generation).toBe(1);
+    const after = await createSwarms(ns, 'y', 5);
+    expect(after.every((s) => s.status?.version === 'v1')).toBe(true);
+    const ev = await waitFor('RolledBack event', async () => (await events(c, ns)).find((e) => e.reason === 'RolledBack'));
+    expect(ev.message).toBe('100% -> 0%: fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)');
+    expect(await op!.metrics.registry.metrics()).toMatch(new RegExp(`rollout_fallback_rate\\{policy="${ns}/risky"\\} 33.33`));
+  });
+
+  it('rejects invalid policies, naming the field', async () => {
+    const ns = await freshNamespace('rollout-invalid');
+    const reject = async (spec: Record<string, unknown>) => {
+      try {
+        await c.create(policyPath(ns), policy(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec));
+      } catch (e) {
+        expect(e).toBeInstanceOf(KubeApiError);
+        return (e as KubeApiError).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(await reject({ v2Percentage: 150 })).toMatch(/spec\.v2Percentage: Invalid value: 150/);
+    expect(await reject({})).toMatch(/spec\.v2Percentage: Required value/);
+    expect(await reject({ v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 20 }] })).toMatch(/spec\.steps: Invalid value: .*steps must be in strictly ascending percentage order/);
+    expect(await reject({ v2Percentage: 10, gates: { maxFallbackRate: -1 } })).toMatch(/spec\.gates\.maxFallbackRate/);
+  });
+});
