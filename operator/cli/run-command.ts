@@ -94,6 +94,15 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
     const summary = toSummary(result.status, coordinator.version, spec.topology);
     emit(io, o, summary);
     const code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
+    const failedAgents = result.status.agents.failed;
+    if (code === EXIT.ok && failedAgents > 0) {
+      // Delivered but failed: the exit code judges delivery; say so rather than stay silent.
+      const first = result.responses.find((r) => r.status === 'failed');
+      io.stderr.write(
+        `cfn: note: ${failedAgents} of ${result.status.agents.total} agents failed` +
+          `${first ? ` (agent ${first.index}: exit ${first.exitCode ?? 'none'}${first.error ? `, ${first.error}` : ''})` : ''}\n`,
+      );
+    }
     if (code === EXIT.runFailed) {
       const why =
         result.status.status === 'completed' || result.status.status === 'timeout'

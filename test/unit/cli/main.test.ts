@@ -4,6 +4,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import type { CliIo } from '../../../operator/cli/io.js';
 import { runCli } from '../../../operator/cli/main.js';
+import { processesWithEnv } from '../../../operator/util/proc.js';
 
 jest.setTimeout(60_000);
 
@@ -96,6 +97,27 @@ describe('cfn (runCli)', () => {
     expect(parsed.version).toBe('v2');
     expect(parsed.error).toContain('/proc/cfn-cannot-exist');
     expect(x.err.text.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('SIGINT stops the swarm: exit 130, no agent process and no root left', async () => {
+    const x = io();
+    x.signals = true;
+    const id = `cli-int-${process.pid}`;
+    const running = runCli(['run', '--agents', '5', '--json', '--swarm-id', id, '--', 'sleep', '60'], x);
+    for (let i = 0; i < 200 && (await processesWithEnv('SWARM_ID', id)).length < 5; i += 1) await new Promise((r) => setTimeout(r, 50));
+    expect((await processesWithEnv('SWARM_ID', id)).length).toBeGreaterThanOrEqual(5);
+    process.emit('SIGINT');
+    expect(await running).toBe(130);
+    expect(JSON.parse(x.out.text)).toMatchObject({ objectiveId: id, status: 'stopped' });
+    expect(await processesWithEnv('SWARM_ID', id)).toEqual([]);
+    expect(await readdir(shm)).not.toContain(id);
+  });
+
+  it('all agents failing: delivery is still 100% (exit 0) and stderr says how many failed', async () => {
+    const x = io();
+    expect(await runCli(['run', '--agents', '3', '--retries', '0', '--agent-command', `sh -c 'echo nope >&2; exit 7'`], x)).toBe(0);
+    expect(x.err.text).toBe('cfn: note: 3 of 3 agents failed (agent 0: exit 7, nope)\n');
+    expect(x.out.text).toMatch(/^agents\s+3 total, 0 completed, 3 failed$/m);
   });
 
   it('on a TTY draws the progress bar on stderr and a summary table on stdout', async () => {

@@ -162,6 +162,18 @@ describe('BashCoordinator', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it('resumes: completed indexes are counted as delivered and not re-run', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({ agents: 10, completedIndexes: [0, 1, 2, 7], agentCommand: ['sh', '-c', 'echo "$AGENT_INDEX"'] });
+    expect(c.engineArgs(s)).toContain('0-2,7');
+    const result = await c.executeObjective(s);
+    expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 10, completed: 10, failed: 0 } });
+    expect(result.responses.map((r) => r.index)).toEqual([3, 4, 5, 6, 8, 9]);
+    for (const r of result.responses) expect(r.output).toBe(`${r.index}\n`);
+    await expectNoTrace(c, s.id);
+  });
+
   it('refuses an invalid spec before touching the disk', async () => {
     const c = make();
     await c.start();
