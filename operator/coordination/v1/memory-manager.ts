@@ -4,8 +4,7 @@
 // without re-running agents that already delivered.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import type { StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { z } from 'zod';
 import type { AgentResponse, ObjectiveSpec, SwarmRunState } from '../types.js';
 import { parseObjectiveSpec } from './objective-spec-schema.js';
@@ -77,7 +76,10 @@ export class MemoryManager {
   open(): void {
     if (this.db) return;
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const db = new DatabaseSync(this.file);
+    // Loaded here, not at import: node:sqlite prints an ExperimentalWarning on
+    // load, which a V2-only run (that merely imports the factory) should not see.
+    const { DatabaseSync: Database } = process.getBuiltinModule('node:sqlite');
+    const db = new Database(this.file);
     try {
       db.exec('PRAGMA journal_mode = WAL');
       // NORMAL under WAL: a committed response survives a process crash (not a power cut).
