@@ -36,7 +36,7 @@ export interface SwarmCoordinatorOptions {
   /** First retry delay (default 100 ms, doubling each retry, like V2). */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** Largest objective accepted (default 1000; config/performance-limits.json v1.maxAgents). */
+  /** Largest objective accepted (default 10000, like V2's hybrid maximum, so a fallback can take any swarm). */
   maxAgents?: number;
   /** Extra environment for agents, under the contract variables. */
   agentEnv?: Readonly<Record<string, string>>;
@@ -82,7 +82,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   capabilities(): Capabilities {
-    return { version: 'v1', topologies: ['flat', 'hybrid'], maxAgents: this.options.maxAgents ?? 1000, persistentResume: true };
+    return { version: 'v1', topologies: ['flat', 'hybrid'], maxAgents: this.options.maxAgents ?? 10_000, persistentResume: true };
   }
 
   async start(): Promise<void> {
