@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Consumes result/batch messages from the root inbox (O(1) per message: an
+# assoc array for dedup and counters, no scan of responses/), knows when every
+# agent answered or the deadline passed, and writes status.json atomically
+# (at most every 100 ms, and at the end).
+set -euo pipefail
+CFN_PROG=completion-detector
+# shellcheck source=bash/lib/bus.sh
+source "${BASH_SOURCE[0]%/*}/lib/bus.sh"
+
+usage() {
+  cat <<'EOF'
+Usage: completion-detector.sh --root DIR --swarm-id ID --total N [options]
+
+Consumes <root>/messages/root until every agent delivered a response or the
+deadline passed; writes <root>/status.json (docs/v2-engine.md).
+
+Options:
+  --root DIR               swarm root (required)
+  --swarm-id ID            objective/swarm id (required)
+  --total N                number of agents (required)
+  --topology flat|hybrid   recorded in status.json (default flat)
+  --timeout SECONDS        overall deadline from --started-us (0 = none, default)
+  --started-us US          start time in epoch microseconds (default now)
+  --completed-indexes SPEC agents delivered by an earlier run ("0-9,15")
+  --parent-pid PID         stop (status "stopped") when this process is gone
+  -h, --help               this help
+
+Exit: 0 all delivered, 4 deadline passed, 1 engine failure (SIGUSR1),
+143 stopped (SIGTERM or parent gone), 2 usage error.
+EOF
+}
+
+ROOT='' SWARM_ID='' TOTAL='' TOPOLOGY=flat TIMEOUT=0 STARTED_US='' COMPLETED_SPEC='' PARENT_PID=''
+DELIVERED=0 COMPLETED=0 FAILED=0 RESUMED=0 REASSIGNED=0
+DEADLINE_US=0 LAST_WRITE_US=0 DIRTY=1 STOP_REQUEST=''
+declare -A SEEN=()
+
+parse_args() {
+  while (($#)); do
+    case $1 in
+      --root) cfn_require_value "$1" $#; ROOT=$2; shift 2 ;;
+      --swarm-id) cfn_require_value "$1" $#; SWARM_ID=$2; shift 2 ;;
+      --total) cfn_require_value "$1" $#; TOTAL=$2; shift 2 ;;
+      --topology) cfn_require_value "$1" $#; TOPOLOGY=$2; shift 2 ;;
+      --timeout) cfn_require_value "$1" $#; TIMEOUT=$2; shift 2 ;;
+      --started-us) cfn_require_value "$1" $#; STARTED_US=$2; shift 2 ;;
+      --completed-indexes) cfn_require_value "$1" $#; COMPLETED_SPEC=$2; shift 2 ;;
+      --parent-pid) cfn_require_value "$1" $#; PARENT_PID=$2; shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) cfn_die 2 "unknown option: $1 (see --help)" ;;
+    esac
+  done
+  [[ -n $ROOT && -d $ROOT ]] || cfn_die 2 "--root must be an existing directory"
+  [[ $SWARM_ID =~ $CFN_SWARM_ID_RE ]] || cfn_die 2 "--swarm-id must match $CFN_SWARM_ID_RE"
+  cfn_is_uint "$TOTAL" || cfn_die 2 "--total must be a number"
+  [[ $TOPOLOGY == flat || $TOPOLOGY == hybrid ]] || cfn_die 2 "--topology must be flat or hybrid"
+  cfn_is_number "$TIMEOUT" || cfn_die 2 "--timeout must be a number of seconds"
+  [[ -z $STARTED_US ]] && cfn_now_us STARTED_US
+  cfn_is_uint "$STARTED_US" || cfn_die 2 "--started-us must be epoch microseconds"
+  return 0
+}
+
+# Agents of an earlier run count as delivered (and completed) from the start.
+load_resumed() {
+  local -A done_set=()
+  cfn_parse_indexes done_set "$COMPLETED_SPEC" "$TOTAL" || exit 2
+  local i
+  for i in "${!done_set[@]}"; do SEEN[$i]=1; done
+  RESUMED=${#done_set[@]}
+  DELIVERED=$RESUMED COMPLETED=$RESUMED
+}
+
+# Message handler (see bus_drain).
+on_message() {
+  case $1 in
+    result)
+      [[ -n ${SEEN[$3]:-} ]] && return 0
+      (($3 < TOTAL)) || return 0
+      SEEN[$3]=1
+      DELIVERED=$((DELIVERED + 1))
+      if [[ $4 == completed ]]; then COMPLETED=$((COMPLETED + 1)); else FAILED=$((FAILED + 1)); fi
+      DIRTY=1
+      ;;
+    reassign)
+      REASSIGNED=$((REASSIGNED + $4))
+      DIRTY=1
+      ;;
+    heartbeat) : ;;
+  esac
+}
+
+# write_status STATE: status.json, atomically.
+write_status() {
+  local state=$1 now elapsed_ms rate tput started updated json this_run
+  cfn_now_us now
+  elapsed_ms=$(((now - STARTED_US) / 1000))
+  if ((TOTAL > 0)); then
+    rate=$((DELIVERED * 1000 / TOTAL))
+  else
+    rate=1000
+  fi
+  printf -v rate '%d.%d' "$((rate / 10))" "$((rate % 10))"
+  this_run=$((DELIVERED - RESUMED))
+  if ((elapsed_ms > 0)); then tput=$((this_run * 10000 / elapsed_ms)); else tput=0; fi
+  printf -v tput '%d.%d' "$((tput / 10))" "$((tput % 10))"
+  cfn_iso started "$STARTED_US"
+  cfn_iso updated "$now"
+  printf -v json '{"objectiveId":"%s","status":"%s","topology":"%s","agents":{"total":%d,"completed":%d,"failed":%d},"deliveryRate":%s,"coordinationTime":%d,"throughputAgentsPerSec":%s,"startedAt":"%s","updatedAt":"%s","quarantined":%d,"reassigned":%d,"resumed":%d,"pid":%d}' \
+    "$SWARM_ID" "$state" "$TOPOLOGY" "$TOTAL" "$COMPLETED" "$FAILED" "$rate" "$elapsed_ms" "$tput" \
+    "$started" "$updated" "$BUS_QUARANTINED" "$REASSIGNED" "$RESUMED" "$$"
+  cfn_write_replace "$ROOT/status.json" "$json"
+  LAST_WRITE_US=$now DIRTY=0
+}
+
+finish() {
+  local state=$1 code=$2
+  trap - TERM INT USR1
+  bus_drain on_message || true
+  if [[ $state != completed ]] && ((DELIVERED >= TOTAL)); then state=completed code=0; fi
+  write_status "$state"
+  bus_consumer_close_watch
+  exit "$code"
+}
+
+main() {
+  parse_args "$@"
+  cfn_load_builtins
+  load_resumed
+  if [[ $TIMEOUT != 0 ]]; then
+    local t=${TIMEOUT%.*} frac=0
+    [[ $TIMEOUT == *.* ]] && frac=${TIMEOUT#*.}000000 && frac=$((10#${frac:0:6}))
+    DEADLINE_US=$((STARTED_US + t * 1000000 + frac))
+  fi
+  trap 'STOP_REQUEST=stopped' TERM INT
+  trap 'STOP_REQUEST=failed' USR1
+  bus_consumer_open "$ROOT/messages/root" "$ROOT/metrics/latency.us"
+  write_status running
+  local now
+  while :; do
+    bus_drain on_message
+    ((DELIVERED >= TOTAL)) && finish completed 0
+    case $STOP_REQUEST in
+      stopped) finish stopped 143 ;;
+      failed) finish failed 1 ;;
+    esac
+    cfn_now_us now
+    ((DEADLINE_US > 0 && now >= DEADLINE_US)) && finish timeout 4
+    if [[ -n $PARENT_PID ]] && ! cfn_pid_alive "$PARENT_PID"; then finish stopped 143; fi
+    if ((DIRTY && now - LAST_WRITE_US >= 100000 || now - LAST_WRITE_US >= 1000000)); then
+      write_status running
+    fi
+    ((BUS_CONSUMED > 0)) || bus_wait 0.1
+  done
+}
+
+main "$@"

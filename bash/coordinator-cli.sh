@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Entry point of the V2 engine: runs an objective with N agents on a flat or
+# hybrid topology over the tmpfs message bus (docs/v2-engine.md).
+set -euo pipefail
+CFN_PROG=coordinator-cli
+# shellcheck source=bash/lib/health.sh
+source "${BASH_SOURCE[0]%/*}/lib/health.sh"
+
+usage() {
+  cat <<'EOF'
+Usage:
+  coordinator-cli.sh run   --swarm-id ID --agents N [options] -- CMD [ARG...]
+  coordinator-cli.sh start --swarm-id ID --agents N [options] -- CMD [ARG...]
+  coordinator-cli.sh stop    --swarm-id ID [--shm-path DIR]
+  coordinator-cli.sh status  --swarm-id ID [--shm-path DIR]
+  coordinator-cli.sh cleanup --swarm-id ID [--shm-path DIR]
+
+run    runs the objective in the foreground until every agent delivered a
+       response or the deadline passed; start does the same detached (own
+       session and process group; pid in <root>/pids/coordinator.pid, log in
+       <root>/coordinator.log); stop TERMs it and waits; status prints
+       status.json; cleanup removes a kept root.
+
+Options (run/start):
+  --swarm-id ID            [a-z0-9][a-z0-9._-]{0,62} (required)
+  --agents N               number of agents (required)
+  --topology T             flat | hybrid | auto (default auto: flat up to 300)
+  --objective TEXT         the objective (else --objective-file, else an
+  --objective-file FILE      existing <root>/objective.txt)
+  --tasks-dir DIR          per-agent task files DIR/<index> (copied to <root>/tasks)
+  --timeout SECONDS        overall deadline (default 3600)
+  --agent-timeout SECONDS  per attempt (default 300, 0 = none)
+  --retries N              extra attempts after a failure (default 0)
+  --concurrency N          agents running at once (default 64)
+  --max-output BYTES       stdout kept per agent (default 65536)
+  --workers W              hybrid: agents per sub-coordinator (default 100)
+  --shm-path DIR           default $CFN_SHM_PATH or /dev/shm/cfn
+  --completed-indexes SPEC agents delivered by an earlier run ("0-9,15"):
+                           counted as delivered, not re-run
+  --inbox-capacity N       messages per inbox before publishers wait (default 4096)
+  --publish-timeout S      a publisher waiting longer fails with 75 (default 30)
+  --bus-mode M             auto | inotify | poll (default auto; env CFN_BUS_MODE)
+  --keep                   leave the root for the caller (cleanup removes it)
+  --results-file PATH      write every response as JSONL to PATH (atomic)
+  --json                   print the final status.json on stdout
+  -h, --help               this help
+
+Exit codes: 0 finished (see status.json for agent failures), 1 engine failure,
+2 usage error, 3 preflight failed (reason on stderr and in health.json),
+4 deadline passed, 130/143 interrupted.
+EOF
+}
+
+# --- options -----------------------------------------------------------------
+
+O_SWARM='' O_AGENTS='' O_TOPOLOGY=auto O_OBJECTIVE='' O_OBJECTIVE_SET=0 O_OBJECTIVE_FILE=''
+O_TASKS_DIR='' O_TIMEOUT=3600 O_AGENT_TIMEOUT=300 O_RETRIES=0 O_CONCURRENCY=64
+O_MAX_OUTPUT=65536 O_WORKERS=100 O_SHM=${CFN_SHM_PATH:-/dev/shm/cfn} O_COMPLETED=''
+O_KEEP=0 O_RESULTS='' O_JSON=0 O_CAPACITY=4096 O_PUBLISH_TIMEOUT=30 O_BUS_MODE=${CFN_BUS_MODE:-auto}
+O_CMD=()
+
+parse_opts() {
+  while (($#)); do
+    case $1 in
+      --swarm-id) cfn_require_value "$1" $#; O_SWARM=$2; shift 2 ;;
+      --agents) cfn_require_value "$1" $#; O_AGENTS=$2; shift 2 ;;
+      --topology) cfn_require_value "$1" $#; O_TOPOLOGY=$2; shift 2 ;;
+      --objective) cfn_require_value "$1" $#; O_OBJECTIVE=$2; O_OBJECTIVE_SET=1; shift 2 ;;
+      --objective-file) cfn_require_value "$1" $#; O_OBJECTIVE_FILE=$2; shift 2 ;;
+      --tasks-dir) cfn_require_value "$1" $#; O_TASKS_DIR=$2; shift 2 ;;
+      --timeout) cfn_require_value "$1" $#; O_TIMEOUT=$2; shift 2 ;;
+      --agent-timeout) cfn_require_value "$1" $#; O_AGENT_TIMEOUT=$2; shift 2 ;;
+      --retries) cfn_require_value "$1" $#; O_RETRIES=$2; shift 2 ;;
+      --concurrency) cfn_require_value "$1" $#; O_CONCURRENCY=$2; shift 2 ;;
+      --max-output) cfn_require_value "$1" $#; O_MAX_OUTPUT=$2; shift 2 ;;
+      --workers) cfn_require_value "$1" $#; O_WORKERS=$2; shift 2 ;;
+      --shm-path) cfn_require_value "$1" $#; O_SHM=$2; shift 2 ;;
+      --completed-indexes) cfn_require_value "$1" $#; O_COMPLETED=$2; shift 2 ;;
+      --inbox-capacity) cfn_require_value "$1" $#; O_CAPACITY=$2; shift 2 ;;
+      --publish-timeout) cfn_require_value "$1" $#; O_PUBLISH_TIMEOUT=$2; shift 2 ;;
+      --bus-mode) cfn_require_value "$1" $#; O_BUS_MODE=$2; shift 2 ;;
+      --keep) O_KEEP=1; shift ;;
+      --results-file) cfn_require_value "$1" $#; O_RESULTS=$2; shift 2 ;;
+      --json) O_JSON=1; shift ;;
+      -h | --help) usage; exit 0 ;;
+      --) shift; O_CMD=("$@"); break ;;
+      *) cfn_die 2 "unknown option: $1 (see --help)" ;;
+    esac
+  done
+}
+
+validate_swarm_id() {
+  [[ -n $O_SWARM ]] || cfn_die 2 "--swarm-id is required"
+  [[ $O_SWARM =~ $CFN_SWARM_ID_RE ]] || cfn_die 2 "invalid --swarm-id '$O_SWARM' (expected $CFN_SWARM_ID_RE)"
+  [[ $O_SHM == /* ]] || cfn_die 2 "--shm-path must be absolute"
+  O_SHM=${O_SHM%/}
+  ROOT=$O_SHM/$O_SWARM
+}
+
+validate_run_opts() {
+  validate_swarm_id
+  cfn_is_pos_int "$O_AGENTS" || cfn_die 2 "--agents must be >= 1"
+  case $O_TOPOLOGY in
+    auto) if ((O_AGENTS <= 300)); then O_TOPOLOGY=flat; else O_TOPOLOGY=hybrid; fi ;;
+    flat | hybrid) ;;
+    *) cfn_die 2 "--topology must be flat, hybrid or auto" ;;
+  esac
+  cfn_is_number "$O_TIMEOUT" || cfn_die 2 "--timeout must be a number of seconds"
+  cfn_is_number "$O_AGENT_TIMEOUT" || cfn_die 2 "--agent-timeout must be a number of seconds"
+  cfn_is_uint "$O_RETRIES" || cfn_die 2 "--retries must be a number"
+  cfn_is_pos_int "$O_CONCURRENCY" || cfn_die 2 "--concurrency must be >= 1"
+  cfn_is_pos_int "$O_MAX_OUTPUT" || cfn_die 2 "--max-output must be >= 1"
+  cfn_is_pos_int "$O_WORKERS" || cfn_die 2 "--workers must be >= 1"
+  cfn_is_pos_int "$O_CAPACITY" || cfn_die 2 "--inbox-capacity must be >= 1"
+  cfn_is_number "$O_PUBLISH_TIMEOUT" || cfn_die 2 "--publish-timeout must be a number of seconds"
+  [[ $O_BUS_MODE == @(auto|inotify|poll) ]] || cfn_die 2 "--bus-mode must be auto, inotify or poll"
+  ((${#O_CMD[@]} > 0)) || cfn_die 2 "missing agent command after --"
+  ((O_OBJECTIVE_SET == 0)) || [[ -z $O_OBJECTIVE_FILE ]] || cfn_die 2 "--objective and --objective-file are exclusive"
+  [[ -z $O_OBJECTIVE_FILE || -r $O_OBJECTIVE_FILE ]] || cfn_die 2 "cannot read --objective-file $O_OBJECTIVE_FILE"
+  [[ -z $O_TASKS_DIR || -d $O_TASKS_DIR ]] || cfn_die 2 "--tasks-dir $O_TASKS_DIR is not a directory"
+  local -A probe=()
+  cfn_parse_indexes probe "$O_COMPLETED" "$O_AGENTS" || exit 2
+  if [[ -n $O_RESULTS ]]; then
+    local dir=.
+    [[ $O_RESULTS == */* ]] && dir=${O_RESULTS%/*}
+    [[ -d ${dir:-/} ]] || cfn_die 2 "--results-file directory ${dir} does not exist"
+  fi
+  return 0
+}
+
+# running_pid VAR: the pid of a live coordinator of this swarm, if any.
+running_pid() {
+  local pid=''
+  if [[ -r $ROOT/pids/coordinator.pid ]]; then IFS= read -r pid <"$ROOT/pids/coordinator.pid" || true; fi
+  if [[ $pid =~ ^[0-9]+$ ]] && ((pid != $$)) && cfn_pid_alive "$pid"; then
+    printf -v "$1" '%s' "$pid"
+    return 0
+  fi
+  return 1
+}
+
+preflight() {
+  if ! health_preflight "$O_SHM" "$O_AGENTS" "$O_MAX_OUTPUT"; then
+    if [[ -d $ROOT ]]; then cfn_write_replace "$ROOT/health.json" "$HEALTH_JSON" 2>/dev/null || true; fi
+    cfn_die 3 "preflight failed: $HEALTH_REASON"
+  fi
+  local pid
+  if running_pid pid; then cfn_die 3 "preflight failed: swarm $O_SWARM already running (pid $pid)"; fi
+  return 0
+}
+
+# --- run -----------------------------------------------------------------------
+
+ROOT='' STARTED_US=0 INTERRUPTED=0 CLEANED=0
+DET_PID='' TOPO_PID='' HB_PID=''
+
+prepare_root() {
+  mkdir -p -- "$ROOT"
+  local d
+  for d in pids metrics work responses responses/.tmp messages quarantine tasks; do
+    [[ -d $ROOT/$d ]] || mkdir -m 0700 -- "$ROOT/$d"
+  done
+  if ((O_OBJECTIVE_SET)); then
+    printf '%s' "$O_OBJECTIVE" >"$ROOT/.objective.tmp" && mv -f -- "$ROOT/.objective.tmp" "$ROOT/objective.txt"
+  elif [[ -n $O_OBJECTIVE_FILE ]]; then
+    cp -- "$O_OBJECTIVE_FILE" "$ROOT/.objective.tmp" && mv -f -- "$ROOT/.objective.tmp" "$ROOT/objective.txt"
+  elif [[ ! -f $ROOT/objective.txt ]]; then
+    cfn_die 2 "no objective: give --objective, --objective-file or write $ROOT/objective.txt"
+  fi
+  if [[ -n $O_TASKS_DIR ]]; then
+    cp -R -- "$O_TASKS_DIR/." "$ROOT/tasks/"
+  fi
+  printf '%s\n' "$$" >"$ROOT/pids/coordinator.pid"
+}
+
+write_meta() {
+  local cmd_json='' a j iso
+  for a in "${O_CMD[@]}"; do
+    cfn_json_str j "$a"
+    cmd_json+=${cmd_json:+,}$j
+  done
+  cfn_iso iso "$STARTED_US"
+  cfn_write_replace "$ROOT/meta.json" "$(printf '{"swarmId":"%s","agents":%d,"topology":"%s","concurrency":%d,"workers":%d,"agentTimeout":%s,"retries":%d,"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
+    "$O_SWARM" "$O_AGENTS" "$O_TOPOLOGY" "$O_CONCURRENCY" "$O_WORKERS" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$cmd_json" "$$" "$iso")"
+}
+
+start_components() {
+  local bin=$CFN_BIN_DIR topo_script=$CFN_BIN_DIR/topology-$O_TOPOLOGY.sh
+  local -a engine=(--root "$ROOT" --swarm-id "$O_SWARM" --agents "$O_AGENTS" --concurrency "$O_CONCURRENCY"
+    --agent-timeout "$O_AGENT_TIMEOUT" --retries "$O_RETRIES" --max-output "$O_MAX_OUTPUT"
+    --completed-indexes "$O_COMPLETED" --parent-pid "$$")
+  [[ $O_TOPOLOGY == hybrid ]] && engine+=(--workers "$O_WORKERS")
+  export CFN_BUS_MODE=$O_BUS_MODE CFN_INBOX_CAPACITY=$O_CAPACITY CFN_PUBLISH_TIMEOUT=$O_PUBLISH_TIMEOUT
+  # Job control: each component gets its own process group, so stopping one
+  # group reaches every agent it forked (timeout --foreground keeps them in it).
+  set -m
+  "$bin/completion-detector.sh" --root "$ROOT" --swarm-id "$O_SWARM" --total "$O_AGENTS" \
+    --topology "$O_TOPOLOGY" --timeout "$O_TIMEOUT" --started-us "$STARTED_US" \
+    --completed-indexes "$O_COMPLETED" --parent-pid "$$" &
+  DET_PID=$!
+  # Agents run at a lower priority than the detector, which keeps bus latency low.
+  nice -n 5 "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
+  TOPO_PID=$!
+  "$bin/health-monitor.sh" heartbeat --root "$ROOT" --parent-pid "$$" &
+  HB_PID=$!
+  set +m
+  printf '%s\n' "$DET_PID" >"$ROOT/pids/detector.pid"
+  printf '%s\n' "$TOPO_PID" >"$ROOT/pids/topology.pid"
+}
+
+# stop_group PGID: TERM the process group, then KILL what is left after 2 s.
+stop_group() {
+  local pgid=$1 i
+  [[ -n $pgid ]] || return 0
+  kill -TERM -- "-$pgid" 2>/dev/null || return 0
+  for ((i = 0; i < 40; i++)); do
+    cfn_group_alive "$pgid" || return 0
+    sleep 0.05
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+}
+
+# Waits for the detector; a topology that dies with an error makes the run fail.
+supervise() {
+  local done_pid rc
+  while :; do
+    done_pid='' rc=0
+    wait -n -p done_pid "$DET_PID" ${TOPO_PID:+"$TOPO_PID"} || rc=$?
+    if ((INTERRUPTED)); then return 0; fi
+    if [[ $done_pid == "$DET_PID" ]]; then
+      DET_RC=$rc
+      return 0
+    fi
+    if [[ -n $done_pid && $done_pid == "$TOPO_PID" ]]; then
+      TOPO_PID=''
+      if ((rc == 0)); then
+        : >"$ROOT/pids/topology.done"
+      else
+        cfn_log "topology exited with $rc"
+        kill -USR1 "$DET_PID" 2>/dev/null || true
+      fi
+    elif [[ -z $done_pid ]]; then
+      # Nothing left to wait for (should not happen): treat as engine failure.
+      DET_RC=1
+      return 0
+    fi
+  done
+}
+
+write_results() {
+  [[ -n $O_RESULTS ]] || return 0
+  local tmp="$O_RESULTS.tmp.$$" i line fd
+  exec {fd}>"$tmp"
+  for ((i = 0; i < O_AGENTS; i++)); do
+    [[ -f $ROOT/responses/agent-$i.json ]] || continue
+    IFS='' read -r line <"$ROOT/responses/agent-$i.json" || true
+    printf '%s\n' "$line" >&"$fd"
+  done
+  exec {fd}>&-
+  mv -f -- "$tmp" "$O_RESULTS"
+}
+
+print_status() {
+  ((O_JSON)) || return 0
+  local text=''
+  [[ -f $ROOT/status.json ]] && cfn_read_file text "$ROOT/status.json"
+  printf '%s' "$text"
+}
+
+# Stops every component and removes the root (unless --keep). Idempotent.
+cleanup() {
+  ((CLEANED)) && return 0
+  CLEANED=1
+  trap '' INT TERM
+  if [[ -n $DET_PID ]] && cfn_pid_alive "$DET_PID"; then
+    kill -TERM "$DET_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 40; i++)); do cfn_pid_alive "$DET_PID" || break; sleep 0.05; done
+  fi
+  stop_group "$TOPO_PID"
+  stop_group "$DET_PID"
+  stop_group "$HB_PID"
+  [[ -n $TOPO_PID$DET_PID$HB_PID ]] && { wait 2>/dev/null || true; }
+  if [[ -n $ROOT && -d $ROOT ]]; then
+    if ((O_KEEP)); then
+      unlink "$ROOT/pids/coordinator.pid" 2>/dev/null || rm -f -- "$ROOT/pids/coordinator.pid"
+    else
+      rm -rf -- "$ROOT"
+    fi
+  fi
+}
+
+on_signal() {
+  INTERRUPTED=$1
+  trap '' INT TERM
+}
+
+cmd_run() {
+  parse_opts "$@"
+  validate_run_opts
+  preflight
+  cfn_load_builtins
+  trap 'on_signal 130' INT
+  trap 'on_signal 143' TERM
+  trap cleanup EXIT
+  cfn_now_us STARTED_US
+  prepare_root
+  write_meta
+  cfn_write_replace "$ROOT/health.json" "$HEALTH_JSON"
+  DET_RC=1
+  start_components
+  supervise
+  if ((INTERRUPTED)); then
+    cleanup_interrupted
+    exit "$INTERRUPTED"
+  fi
+  stop_group "$TOPO_PID"
+  TOPO_PID=''
+  write_results
+  print_status
+  case $DET_RC in
+    0) exit 0 ;;
+    4) exit 4 ;;
+    143) exit 143 ;;
+    *) exit 1 ;;
+  esac
+}
+
+# On INT/TERM: the detector records "stopped" in status.json, then everything stops.
+cleanup_interrupted() {
+  if [[ -n $DET_PID ]] && cfn_pid_alive "$DET_PID"; then
+    kill -TERM "$DET_PID" 2>/dev/null || true
+    wait "$DET_PID" 2>/dev/null || true
+  fi
+  stop_group "$TOPO_PID"
+  write_results
+  print_status
+}
+
+# --- start / stop / status / cleanup ------------------------------------------
+
+cmd_start() {
+  local -a args=("$@")
+  parse_opts "$@"
+  validate_run_opts
+  preflight
+  mkdir -p -- "$ROOT/pids"
+  rm -f -- "$ROOT/pids/coordinator.pid"
+  setsid "$0" run "${args[@]}" </dev/null >"$ROOT/coordinator.log" 2>&1 &
+  local pid=$! i
+  for ((i = 0; i < 100; i++)); do
+    if [[ -s $ROOT/pids/coordinator.pid ]]; then
+      printf '%s\n' "$pid"
+      return 0
+    fi
+    if ! cfn_pid_alive "$pid"; then
+      local rc=0
+      wait "$pid" || rc=$?
+      [[ -f $ROOT/coordinator.log ]] && cat -- "$ROOT/coordinator.log" >&2
+      exit "$rc"
+    fi
+    sleep 0.05
+  done
+  printf '%s\n' "$pid"
+}
+
+parse_id_opts() {
+  while (($#)); do
+    case $1 in
+      --swarm-id) cfn_require_value "$1" $#; O_SWARM=$2; shift 2 ;;
+      --shm-path) cfn_require_value "$1" $#; O_SHM=$2; shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) cfn_die 2 "unknown option: $1 (see --help)" ;;
+    esac
+  done
+  validate_swarm_id
+}
+
+cmd_stop() {
+  parse_id_opts "$@"
+  local pid i
+  running_pid pid || { cfn_log "swarm $O_SWARM is not running"; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 200; i++)); do
+    cfn_pid_alive "$pid" || return 0
+    sleep 0.05
+  done
+  cfn_log "coordinator $pid did not stop in 10 s: killing its process group"
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_status() {
+  parse_id_opts "$@"
+  [[ -f $ROOT/status.json ]] || cfn_die 1 "no status for swarm $O_SWARM (no $ROOT/status.json)"
+  local text
+  cfn_read_file text "$ROOT/status.json"
+  printf '%s' "$text"
+}
+
+cmd_cleanup() {
+  parse_id_opts "$@"
+  local pid
+  if running_pid pid; then cfn_die 1 "swarm $O_SWARM is running (pid $pid): stop it first"; fi
+  rm -rf -- "$ROOT"
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  case $cmd in
+    run) cmd_run "$@" ;;
+    start) cmd_start "$@" ;;
+    stop) cmd_stop "$@" ;;
+    status) cmd_status "$@" ;;
+    cleanup) cmd_cleanup "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

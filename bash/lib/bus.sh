@@ -1,0 +1,298 @@
+# shellcheck shell=bash disable=SC2034 # globals shared between sourced files
+# File message bus on tmpfs (docs/v2-engine.md "Messages"): collision-free ids,
+# publish by hard link (never overwrite), bounded inboxes with push back,
+# exclusive claim + per-message ack, strict validation with quarantine,
+# inotify wake-up with a polling fallback. One consumer inbox per process.
+# shellcheck source=bash/lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+
+BUS_SEQ=${BUS_SEQ:-0}
+BUS_CAPACITY=${CFN_INBOX_CAPACITY:-4096}
+BUS_PUBLISH_TIMEOUT=${CFN_PUBLISH_TIMEOUT:-30}
+BUS_POLL_S=0.01
+BUS_DEPTH_FAST=${BUS_DEPTH_FAST:-}
+# Consumer state.
+BUS_DIR=
+BUS_WATCH_FD=
+BUS_WATCH_PID=
+BUS_LAT_FD=
+BUS_QUARANTINED=0
+BUS_CONSUMED=0
+BUS_DEFER_ACK=0
+BUS_PENDING_ACKS=()
+
+# Canonical shapes, matched with bash patterns (no regcomp per message).
+_BUS_RESULT_PAT='{"agentId":"agent-+([0-9])","index":+([0-9]),"status":"@(completed|failed)"}'
+
+# bus_init INBOX_DIR: creates the inbox layout (idempotent).
+bus_init() {
+  mkdir -p "$1/tmp" "$1/new" "$1/claimed" "$1/quarantine"
+}
+
+# Decides once per process tree whether a directory's st_size gives its entry
+# count (tmpfs: (entries + 2) * 20), which makes depth O(1) without a fork.
+bus__probe_depth() {
+  BUS_DEPTH_FAST=0
+  ((CFN_HAVE_STAT)) || return 0
+  local dir=$1 mnt type best=-1 fstype=
+  while read -r _ mnt type _; do
+    if [[ $dir == "$mnt" || $dir == "$mnt"/* || $mnt == / ]] && ((${#mnt} > best)); then
+      best=${#mnt} fstype=$type
+    fi
+  done </proc/self/mounts
+  [[ $fstype == tmpfs ]] && BUS_DEPTH_FAST=1
+  return 0
+}
+
+# bus_depth VAR INBOX_DIR: number of messages waiting in new/.
+bus_depth() {
+  local dir=$2/new
+  [[ -n $BUS_DEPTH_FAST ]] || bus__probe_depth "$dir"
+  if ((BUS_DEPTH_FAST)); then
+    local -A _st=()
+    stat -A _st "$dir" 2>/dev/null || return 1
+    printf -v "$1" '%s' "$((_st[size] / 20 - 2))"
+    return 0
+  fi
+  local -a _f=("$dir"/*)
+  [[ -e ${_f[0]} ]] || _f=()
+  printf -v "$1" '%s' "${#_f[@]}"
+}
+
+# Push back: waits (1 ms doubling to 50 ms) while the inbox is full; returns 75
+# after BUS_PUBLISH_TIMEOUT seconds rather than dropping anything.
+bus__wait_capacity() {
+  local dir=$1 depth start now ms=1
+  bus_depth depth "$dir" || return 1
+  ((depth < BUS_CAPACITY)) && return 0
+  cfn_now_us start
+  while ((depth >= BUS_CAPACITY)); do
+    cfn_now_us now
+    if (((now - start) / 1000000 >= ${BUS_PUBLISH_TIMEOUT%.*})); then
+      cfn_log "publish timed out: inbox $dir full ($depth >= $BUS_CAPACITY)"
+      return 75
+    fi
+    cfn_sleep_ms "$ms"
+    ((ms < 50)) && ms=$((ms * 2))
+    bus_depth depth "$dir" || return 1
+  done
+  return 0
+}
+
+# bus_publish INBOX_DIR TYPE FROM BODY_JSON: 0, 1 (error/collision) or 75 (full).
+bus_publish() {
+  local dir=$1 type=$2 from=$3 body=$4 now id msg tmp rc=0
+  bus__wait_capacity "$dir" || rc=$?
+  ((rc == 0)) || return "$rc"
+  cfn_now_us now
+  BUS_SEQ=$((BUS_SEQ + 1))
+  id="$now-$BASHPID-$BUS_SEQ"
+  printf -v msg '{"id":"%s","type":"%s","from":"%s","ts":%s,"body":%s}' "$id" "$type" "$from" "$now" "$body"
+  tmp=$dir/tmp/$id
+  printf '%s\n' "$msg" >"$tmp" || return 1
+  if ! ln -- "$tmp" "$dir/new/$id.json" 2>/dev/null; then
+    unlink "$tmp" 2>/dev/null || true
+    cfn_log "message id collision refused: $id in $dir"
+    return 1
+  fi
+  unlink "$tmp" 2>/dev/null || true
+  }
+
+# bus_consumer_open INBOX_DIR [LATENCY_FILE]: become the consumer of an inbox.
+bus_consumer_open() {
+  BUS_DIR=$1
+  bus_init "$BUS_DIR"
+  if [[ -n ${2:-} ]]; then
+    exec {BUS_LAT_FD}>>"$2"
+  fi
+  bus__watch_start
+}
+
+# Starts inotifywait -m on new/ (CFN_BUS_MODE=auto|inotify|poll) and waits
+# until its watch is in place, so no event between start and first scan is lost.
+bus__watch_start() {
+  local mode=${CFN_BUS_MODE:-auto} line
+  BUS_WATCH_FD='' BUS_WATCH_PID=''
+  [[ $mode == poll ]] && return 0
+  if ! command -v inotifywait >/dev/null 2>&1; then
+    [[ $mode == inotify ]] && cfn_log "CFN_BUS_MODE=inotify but inotifywait is missing: polling"
+    return 0
+  fi
+  coproc BUSW { exec inotifywait -m -e create -e moved_to --format x "$BUS_DIR/new" 2>&1; }
+  BUS_WATCH_FD=${BUSW[0]}
+  BUS_WATCH_PID=$BUSW_PID
+  while IFS= read -r -t 5 -u "$BUS_WATCH_FD" line; do
+    [[ $line == 'Watches established.' ]] && return 0
+  done
+  cfn_log "inotifywait did not start: polling"
+  bus_consumer_close_watch
+}
+
+bus_consumer_close_watch() {
+  if [[ -n $BUS_WATCH_PID ]]; then
+    kill "$BUS_WATCH_PID" 2>/dev/null || true
+    wait "$BUS_WATCH_PID" 2>/dev/null || true
+  fi
+  if [[ -n $BUS_WATCH_FD ]]; then exec {BUS_WATCH_FD}<&- || true; fi
+  BUS_WATCH_FD='' BUS_WATCH_PID=''
+}
+
+# bus_wait SECONDS: returns when a message may have arrived or after SECONDS.
+bus_wait() {
+  local t=$1 rc=0 _x
+  if [[ -z $BUS_WATCH_FD ]]; then
+    sleep "$BUS_POLL_S"
+    return 0
+  fi
+  IFS='' read -r -t "$t" -u "$BUS_WATCH_FD" _x || rc=$?
+  if ((rc > 0 && rc <= 128)); then
+    cfn_log "inotifywait ended: polling"
+    bus_consumer_close_watch
+    return 0
+  fi
+  while IFS= read -r -t 0 -u "$BUS_WATCH_FD" _x 2>/dev/null && IFS= read -r -u "$BUS_WATCH_FD" _x; do :; done
+  return 0
+}
+
+# bus_drain HANDLER: claims, validates and handles every message in new/ (the
+# first call also replays claimed/ leftovers of a crashed consumer). HANDLER is
+# called as: HANDLER result FROM INDEX STATUS | heartbeat FROM SUB |
+# reassign FROM SUB AGENTS (a batch calls it once per result).
+bus_drain() {
+  local handler=$1 f name
+  BUS_CONSUMED=0
+  if [[ -z ${_BUS_REPLAYED:-} ]]; then
+    _BUS_REPLAYED=1
+    for f in "$BUS_DIR"/claimed/*.json; do
+      [[ -e $f ]] || continue
+      bus__handle "$f" "$handler"
+    done
+  fi
+  for f in "$BUS_DIR"/new/*.json; do
+    [[ -e $f ]] || continue
+    name=${f##*/}
+    ln -- "$f" "$BUS_DIR/claimed/$name" 2>/dev/null || continue
+    unlink "$f" 2>/dev/null || true
+    bus__handle "$BUS_DIR/claimed/$name" "$handler"
+  done
+}
+
+# bus_ack_pending: acks the messages a deferred-ack consumer has handed on.
+bus_ack_pending() {
+  local f
+  for f in "${BUS_PENDING_ACKS[@]}"; do unlink "$f" 2>/dev/null || true; done
+  BUS_PENDING_ACKS=()
+}
+
+bus__quarantine() {
+  local path=$1
+  ln -- "$path" "$BUS_DIR/quarantine/${path##*/}" 2>/dev/null || true
+  unlink "$path" 2>/dev/null || true
+  BUS_QUARANTINED=$((BUS_QUARANTINED + 1))
+  cfn_log "quarantined malformed message ${path##*/}"
+}
+
+# bus__parse TEXT: strict parse of one canonical message line into MSG_ID
+# MSG_TYPE MSG_FROM MSG_TS MSG_BODY; returns 1 on any deviation.
+bus__parse() {
+  local rest=$1
+  [[ $rest == '{"id":"'* ]] || return 1
+  rest=${rest:7}
+  MSG_ID=${rest%%\"*}
+  rest=${rest:${#MSG_ID}}
+  [[ $MSG_ID == +([0-9])-+([0-9])-+([0-9]) && $rest == '","type":"'* ]] || return 1
+  rest=${rest:10}
+  MSG_TYPE=${rest%%\"*}
+  rest=${rest:${#MSG_TYPE}}
+  [[ $MSG_TYPE == @(result|batch|heartbeat|reassign) && $rest == '","from":"'* ]] || return 1
+  rest=${rest:10}
+  MSG_FROM=${rest%%\"*}
+  rest=${rest:${#MSG_FROM}}
+  [[ $MSG_FROM == +([A-Za-z0-9._:-]) && ${#MSG_FROM} -le 64 && $rest == '","ts":'* ]] || return 1
+  rest=${rest:7}
+  MSG_TS=${rest%%,*}
+  rest=${rest:${#MSG_TS}}
+  [[ $MSG_TS == +([0-9]) && ${#MSG_TS} -le 20 && $rest == ',"body":{'*'}}' ]] || return 1
+  MSG_BODY=${rest:8:${#rest}-9}
+}
+
+# bus__result_fields BODY: one result object -> R_INDEX R_STATUS (1 if malformed
+# or agentId and index disagree).
+bus__result_fields() {
+  # shellcheck disable=SC2053 # the pattern is meant to match as a pattern
+  [[ $1 == $_BUS_RESULT_PAT ]] || return 1
+  local b=${1:18} a
+  a=${b%%\"*}
+  b=${b#*'"index":'}
+  R_INDEX=${b%%,*}
+  b=${b#*'"status":"'}
+  R_STATUS=${b%'"}'}
+  [[ $a == "$R_INDEX" && ( $a == 0 || $a != 0* ) && ${#a} -le 9 ]]
+}
+
+bus__handle() {
+  local path=$1 handler=$2 text body list item now
+  cfn_read_file text "$path"
+  if [[ $text != *$'\n' ]] || ! bus__parse "${text%$'\n'}" || [[ ${path##*/} != "$MSG_ID.json" ]]; then
+    bus__quarantine "$path"
+    return 0
+  fi
+  body=$MSG_BODY
+  case $MSG_TYPE in
+    result)
+      if ! bus__result_fields "$body"; then
+        bus__quarantine "$path"
+        return 0
+      fi
+      "$handler" result "$MSG_FROM" "$R_INDEX" "$R_STATUS"
+      ;;
+    batch)
+      if [[ $body != '{"results":['*']}' ]]; then
+        bus__quarantine "$path"
+        return 0
+      fi
+      list=${body:12:${#body}-14}
+      # Validate every item before handling any, so a bad batch is all-or-nothing.
+      local -a b_idx=() b_st=()
+      while [[ -n $list ]]; do
+        item=${list%%\}*}
+        list=${list:${#item}+1}
+        if ! bus__result_fields "$item}" || [[ -n $list && $list != ',{'* ]]; then
+          bus__quarantine "$path"
+          return 0
+        fi
+        list=${list#,}
+        b_idx+=("$R_INDEX") b_st+=("$R_STATUS")
+      done
+      local k
+      for k in "${!b_idx[@]}"; do "$handler" result "$MSG_FROM" "${b_idx[k]}" "${b_st[k]}"; done
+      ;;
+    heartbeat)
+      if [[ $body != '{"sub":'+([0-9])'}' ]]; then
+        bus__quarantine "$path"
+        return 0
+      fi
+      item=${body:7}
+      "$handler" heartbeat "$MSG_FROM" "${item%\}}"
+      ;;
+    reassign)
+      if [[ $body != '{"sub":'+([0-9])',"agents":'+([0-9])'}' ]]; then
+        bus__quarantine "$path"
+        return 0
+      fi
+      item=${body:7}
+      list=${item#*'"agents":'}
+      "$handler" reassign "$MSG_FROM" "${item%%,*}" "${list%\}}"
+      ;;
+  esac
+  if [[ -n $BUS_LAT_FD ]]; then
+    cfn_now_us now
+    printf '%d\n' "$((now - MSG_TS))" >&"$BUS_LAT_FD"
+  fi
+  BUS_CONSUMED=$((BUS_CONSUMED + 1))
+  if ((BUS_DEFER_ACK)); then
+    BUS_PENDING_ACKS+=("$path")
+  else
+    unlink "$path" 2>/dev/null || true
+  fi
+}

@@ -1,0 +1,177 @@
+# shellcheck shell=bash disable=SC2034 # globals shared between sourced files
+# Shared helpers of the V2 engine: loadable builtins, clock, JSON strings,
+# atomic files, index ranges. Sourced by every script; defines functions only
+# (plus a few constants), so sourcing it twice is harmless.
+
+[[ -n ${_CFN_COMMON_LOADED:-} ]] && return 0
+_CFN_COMMON_LOADED=1
+# extglob: message validation uses +(...) / @(...) patterns.
+shopt -s extglob
+# Swarm state is private to the user running it (dirs 0700, files 0600).
+umask 077
+
+CFN_LIB_DIR=$(cd "${BASH_SOURCE[0]%/*}" && pwd)
+CFN_BIN_DIR=${CFN_LIB_DIR%/lib}
+CFN_BUILTINS_DIR=${CFN_BUILTINS_DIR:-/usr/lib/bash}
+CFN_SWARM_ID_RE='^[a-z0-9][a-z0-9._-]{0,62}$'
+CFN_HAVE_STAT=0
+
+# The agents get the caller's locale back; the engine itself works on bytes.
+if [[ -v LC_ALL ]]; then CFN_ORIG_LC_ALL=$LC_ALL; else CFN_ORIG_LC_ALL=; fi
+CFN_ORIG_LC_ALL_SET=${LC_ALL+1}
+LC_ALL=C
+
+# Printable ASCII, tab and newline: anything else takes the slow JSON path.
+_CFN_NONPRINT_RE=$'[^\t\n -~]'
+
+cfn_log() { printf '%s: %s\n' "${CFN_PROG:-cfn}" "$*" >&2; }
+
+# cfn_die CODE MESSAGE...
+cfn_die() {
+  local code=$1
+  shift
+  cfn_log "$*"
+  exit "$code"
+}
+
+# Loads Debian's bash-builtins loadables (no fork per ln/unlink/stat/sleep);
+# every caller has a fallback on the external command when one is missing.
+cfn_load_builtins() {
+  CFN_HAVE_STAT=0
+  [[ ${CFN_NO_LOADABLES:-0} == 1 ]] && return 0
+  local b
+  for b in ln unlink mkdir sleep rm mktemp; do
+    if [[ -r $CFN_BUILTINS_DIR/$b ]]; then
+      enable -f "$CFN_BUILTINS_DIR/$b" "$b" 2>/dev/null || true
+    fi
+  done
+  if [[ -r $CFN_BUILTINS_DIR/stat ]] && enable -f "$CFN_BUILTINS_DIR/stat" stat 2>/dev/null; then
+    CFN_HAVE_STAT=1
+  fi
+  return 0
+}
+
+# cfn_now_us VAR: wall clock in microseconds, without a fork.
+cfn_now_us() {
+  local t=$EPOCHREALTIME
+  printf -v "$1" '%s' "${t/./}"
+}
+
+# cfn_iso VAR MICROSECONDS: ISO-8601 UTC with milliseconds.
+cfn_iso() {
+  local TZ=UTC us=$2
+  printf -v "$1" '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' "$((us / 1000000))" "$(((us / 1000) % 1000))"
+}
+
+# cfn_sleep_ms MS
+cfn_sleep_ms() {
+  local ms=$1 s
+  printf -v s '%d.%03d' "$((ms / 1000))" "$((ms % 1000))"
+  sleep "$s"
+}
+
+# cfn_json_str VAR TEXT: VAR <- TEXT as a JSON string literal. Printable ASCII
+# is escaped in pure bash; anything else goes through jq -R, which turns invalid
+# UTF-8 into U+FFFD and escapes control characters.
+cfn_json_str() {
+  local s=$2
+  if [[ $s =~ $_CFN_NONPRINT_RE ]]; then
+    local j
+    j=$(printf '%s' "$s" | jq -Rs .) || j='"<unencodable>"'
+    printf -v "$1" '%s' "$j"
+    return 0
+  fi
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  printf -v "$1" '"%s"' "$s"
+}
+
+# cfn_file_size VAR FILE
+cfn_file_size() {
+  if ((CFN_HAVE_STAT)); then
+    local -A _st=()
+    stat -A _st "$2" 2>/dev/null || return 1
+    printf -v "$1" '%s' "${_st[size]}"
+  else
+    local n
+    n=$(wc -c <"$2") || return 1
+    printf -v "$1" '%s' "$((n))"
+  fi
+}
+
+# cfn_read_file VAR FILE: whole file (no NUL bytes) into VAR, without a fork.
+cfn_read_file() {
+  local _c=
+  IFS='' read -r -d '' _c <"$2" || true
+  printf -v "$1" '%s' "$_c"
+}
+
+# cfn_write_replace PATH CONTENT: atomic replace (temp file in the same dir + rename).
+cfn_write_replace() {
+  local path=$1 tmp="${1%/*}/.${1##*/}.$BASHPID.tmp"
+  printf '%s\n' "$2" >"$tmp" && mv -f -- "$tmp" "$path"
+}
+
+# cfn_publish_once PATH CONTENT TMPDIR: atomic create that never overwrites:
+# write a temp file, hard-link it to PATH (fails when PATH exists), unlink it.
+cfn_publish_once() {
+  local path=$1 tmp="$3/${1##*/}.$BASHPID"
+  printf '%s\n' "$2" >"$tmp" || return 1
+  if ln -- "$tmp" "$path" 2>/dev/null; then
+    unlink "$tmp"
+    return 0
+  fi
+  unlink "$tmp"
+  return 1
+}
+
+# cfn_parse_indexes ASSOC_NAME SPEC TOTAL: "0-9,15" -> ASSOC[i]=1; returns 1 with
+# a message on a malformed spec or an index outside [0,TOTAL).
+cfn_parse_indexes() {
+  local -n _set=$1
+  local spec=$2 total=$3 part a b i
+  [[ -z $spec ]] && return 0
+  if ! [[ $spec =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]]; then
+    cfn_log "invalid index list: $spec (expected e.g. 0-9,15)"
+    return 1
+  fi
+  local IFS=,
+  for part in $spec; do
+    a=${part%-*} b=${part#*-}
+    a=$((10#$a)) b=$((10#$b))
+    if ((a > b || b >= total)); then
+      cfn_log "index range $part outside 0..$((total - 1))"
+      return 1
+    fi
+    for ((i = a; i <= b; i++)); do _set[i]=1; done
+  done
+}
+
+# cfn_pid_alive PID
+cfn_pid_alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
+
+# cfn_group_alive PGID: true while a live (non-zombie) process is in the group.
+# Reads /proc instead of kill -0, which also counts unreaped zombies.
+cfn_group_alive() {
+  local pgid=$1 f stat rest
+  local -a fields
+  for f in /proc/[0-9]*/stat; do
+    stat=''
+    { IFS= read -r stat <"$f"; } 2>/dev/null || continue
+    rest=${stat##*) }
+    read -r -a fields <<<"$rest"
+    [[ ${fields[2]:-} == "$pgid" && ${fields[0]} != Z ]] && return 0
+  done
+  return 1
+}
+
+# cfn_require_value OPTION ARGC: usage error when an option lacks its value.
+cfn_require_value() {
+  (($2 >= 2)) || cfn_die 2 "option $1 needs a value"
+}
+
+cfn_is_pos_int() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
+cfn_is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+cfn_is_number() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }

@@ -1,0 +1,78 @@
+# shellcheck shell=bash disable=SC2034 # globals shared between sourced files
+# Options shared by the topology scripts (and agent-wrapper.sh): they fill the
+# globals lib/agent.sh reads. Each topology adds its own options via
+# ENGINE_EXTRA_OPT (a function name: returns the number of words consumed, 0
+# when the option is not its own).
+# shellcheck source=bash/lib/agent.sh
+source "${BASH_SOURCE[0]%/*}/agent.sh"
+
+CFN_ROOT='' CFN_SWARM_ID='' CFN_AGENTS_TOTAL='' CFN_CONCURRENCY=64 CFN_AGENT_TIMEOUT=300
+CFN_RETRIES=0 CFN_MAX_OUTPUT=65536 CFN_COMPLETED_SPEC='' CFN_PARENT_PID='' CFN_OBJECTIVE=''
+CFN_CMD=()
+ENGINE_EXTRA_OPT=
+
+engine_opts_help() {
+  cat <<'EOF'
+  --root DIR               swarm root (required; created by coordinator-cli.sh)
+  --swarm-id ID            swarm id (required)
+  --agents N               number of agents (required)
+  --concurrency N          agents running at once (default 64)
+  --agent-timeout SECONDS  per attempt, TERM then KILL (default 300, 0 = none)
+  --retries N              extra attempts after a failure (default 0)
+  --max-output BYTES       stdout kept per agent (default 65536)
+  --completed-indexes SPEC agents already delivered ("0-9,15"): not run
+  --parent-pid PID         exit when this process is gone
+  -- CMD [ARG...]          the agent command (argv, never a shell string)
+EOF
+}
+
+# engine_parse_opts "$@": parses the shared options and the command after --.
+engine_parse_opts() {
+  local used
+  while (($#)); do
+    case $1 in
+      --root) cfn_require_value "$1" $#; CFN_ROOT=$2; shift 2 ;;
+      --swarm-id) cfn_require_value "$1" $#; CFN_SWARM_ID=$2; shift 2 ;;
+      --agents) cfn_require_value "$1" $#; CFN_AGENTS_TOTAL=$2; shift 2 ;;
+      --concurrency) cfn_require_value "$1" $#; CFN_CONCURRENCY=$2; shift 2 ;;
+      --agent-timeout) cfn_require_value "$1" $#; CFN_AGENT_TIMEOUT=$2; shift 2 ;;
+      --retries) cfn_require_value "$1" $#; CFN_RETRIES=$2; shift 2 ;;
+      --max-output) cfn_require_value "$1" $#; CFN_MAX_OUTPUT=$2; shift 2 ;;
+      --completed-indexes) cfn_require_value "$1" $#; CFN_COMPLETED_SPEC=$2; shift 2 ;;
+      --parent-pid) cfn_require_value "$1" $#; CFN_PARENT_PID=$2; shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      --) shift; CFN_CMD=("$@"); break ;;
+      *)
+        used=0
+        [[ -n $ENGINE_EXTRA_OPT ]] && { "$ENGINE_EXTRA_OPT" "$@" || used=$?; }
+        ((used > 0)) || cfn_die 2 "unknown option: $1 (see --help)"
+        shift "$used"
+        ;;
+    esac
+  done
+  engine_validate
+}
+
+engine_validate() {
+  [[ -n $CFN_ROOT && -d $CFN_ROOT ]] || cfn_die 2 "--root must be an existing directory"
+  [[ $CFN_SWARM_ID =~ $CFN_SWARM_ID_RE ]] || cfn_die 2 "--swarm-id must match $CFN_SWARM_ID_RE"
+  cfn_is_uint "$CFN_AGENTS_TOTAL" || cfn_die 2 "--agents must be a number"
+  cfn_is_pos_int "$CFN_CONCURRENCY" || cfn_die 2 "--concurrency must be >= 1"
+  cfn_is_number "$CFN_AGENT_TIMEOUT" || cfn_die 2 "--agent-timeout must be a number of seconds"
+  cfn_is_uint "$CFN_RETRIES" || cfn_die 2 "--retries must be a number"
+  cfn_is_pos_int "$CFN_MAX_OUTPUT" || cfn_die 2 "--max-output must be >= 1"
+  ((${#CFN_CMD[@]} > 0)) || cfn_die 2 "missing agent command after --"
+  [[ $CFN_AGENT_TIMEOUT =~ ^0+([.]0*)?$ ]] && CFN_AGENT_TIMEOUT=0
+  return 0
+}
+
+# engine_prepare: loads builtins, the objective text and the skip set.
+# Sets CFN_SKIP (assoc: index -> 1).
+engine_prepare() {
+  cfn_load_builtins
+  [[ -f $CFN_ROOT/objective.txt ]] || cfn_die 2 "$CFN_ROOT/objective.txt is missing"
+  cfn_read_file CFN_OBJECTIVE "$CFN_ROOT/objective.txt"
+  declare -gA CFN_SKIP=()
+  cfn_parse_indexes CFN_SKIP "$CFN_COMPLETED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
+  mkdir -p "$CFN_ROOT/work" "$CFN_ROOT/responses/.tmp" "$CFN_ROOT/messages"
+}
