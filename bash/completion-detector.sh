@@ -128,9 +128,9 @@ main() {
   cfn_load_builtins
   load_resumed
   if [[ $TIMEOUT != 0 ]]; then
-    local t=${TIMEOUT%.*} frac=0
-    [[ $TIMEOUT == *.* ]] && frac=${TIMEOUT#*.}000000 && frac=$((10#${frac:0:6}))
-    DEADLINE_US=$((STARTED_US + t * 1000000 + frac))
+    local t
+    cfn_seconds_us t "$TIMEOUT"
+    DEADLINE_US=$((STARTED_US + t))
   fi
   trap 'STOP_REQUEST=stopped' TERM INT
   trap 'STOP_REQUEST=failed' USR1

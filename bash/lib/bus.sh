@@ -96,7 +96,8 @@ bus_publish() {
     return 1
   fi
   unlink "$tmp" 2>/dev/null || true
-  }
+  BUS_LAST_ID=$id
+}
 
 # bus_consumer_open INBOX_DIR [LATENCY_FILE]: become the consumer of an inbox.
 bus_consumer_open() {

@@ -172,6 +172,17 @@ cfn_require_value() {
   (($2 >= 2)) || cfn_die 2 "option $1 needs a value"
 }
 
+# cfn_seconds_us VAR SECONDS: "1.5" -> 1500000.
+cfn_seconds_us() {
+  local s=$2 frac=0
+  if [[ $s == *.* ]]; then
+    frac=${s#*.}000000
+    frac=$((10#${frac:0:6}))
+    s=${s%%.*}
+  fi
+  printf -v "$1" '%s' "$((10#${s:-0} * 1000000 + frac))"
+}
+
 cfn_is_pos_int() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
 cfn_is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 cfn_is_number() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }

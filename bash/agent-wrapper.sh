@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs one agent of a swarm (the topologies source lib/agent.sh and fork
+# cfn_agent_run instead, so no extra bash exec per agent): the command is an
+# argv, the task reaches it on stdin and in CFN_TASK byte for byte and is never
+# evaluated; bounded by --agent-timeout (TERM, then KILL), retried with backoff;
+# the response is written atomically to <root>/responses/agent-<i>.json and
+# announced by a `result` message.
+set -euo pipefail
+CFN_PROG=agent-wrapper
+# shellcheck source=bash/lib/engine-opts.sh
+source "${BASH_SOURCE[0]%/*}/lib/engine-opts.sh"
+
+INDEX='' INBOX=''
+
+usage() {
+  cat <<'EOF2'
+Usage: agent-wrapper.sh --root DIR --swarm-id ID --agents N --index I [options] -- CMD [ARG...]
+
+Runs agent I once (plus retries) and prints its response JSON on stdout.
+
+Options:
+  --index I                the agent's index (required)
+  --inbox DIR              where the `result` message goes (default <root>/messages/root)
+EOF2
+  engine_opts_help
+}
+
+wrapper_opt() {
+  case $1 in
+    --index) cfn_require_value "$1" $#; INDEX=$2; return 2 ;;
+    --inbox) cfn_require_value "$1" $#; INBOX=$2; return 2 ;;
+  esac
+  return 0
+}
+
+main() {
+  ENGINE_EXTRA_OPT=wrapper_opt
+  engine_parse_opts "$@"
+  cfn_is_uint "$INDEX" || cfn_die 2 "--index is required (a number)"
+  ((INDEX < CFN_AGENTS_TOTAL)) || cfn_die 2 "--index must be below --agents"
+  engine_prepare
+  [[ -n $INBOX ]] || INBOX=$CFN_ROOT/messages/root
+  bus_init "$INBOX"
+  local rc=0 text
+  cfn_agent_run "$INDEX" "$INBOX" || rc=$?
+  cfn_read_file text "$CFN_ROOT/responses/agent-$INDEX.json"
+  printf '%s' "$text"
+  return "$rc"
+}
+
+main "$@"
