@@ -3,6 +3,8 @@ import { createLogger } from '../observability/logger.js';
 import { resolveLogLevel } from '../observability/logger.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
+import { coordinateCommand, COORDINATE_HELP } from './coordinate-command.js';
+import { operatorCommand, OPERATOR_HELP } from './operator-command.js';
 import { runCommand } from './run-command.js';
 import { parseRunOptions, RUN_HELP } from './run-options.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -15,7 +17,9 @@ export const MAIN_HELP = `Usage: cfn <command> [options]
 Runs swarms of agent processes with the V2 (bash on tmpfs) coordinator.
 
 Commands:
-  run       run one objective on N agents (cfn run --help)
+  run         run one objective on N agents (cfn run --help)
+  operator    run the Kubernetes operator (cfn operator --help)
+  coordinate  run one Swarm as its coordinator pod does (cfn coordinate --help)
   help      show help for a command
 
 Environment: LOG_LEVEL (fatal..trace, default warn; JSON logs on stderr),
@@ -34,10 +38,14 @@ const commands: Record<string, Command> = {
     const logger = createLogger({ name: 'cfn', level: resolveLogLevel(io.env.LOG_LEVEL) });
     return runCommand(options, io, logger);
   },
+  operator: operatorCommand,
+  coordinate: coordinateCommand,
   help: async (args, io) => {
     const topic = args[0];
     if (topic === undefined) io.stdout.write(MAIN_HELP);
     else if (topic === 'run') io.stdout.write(RUN_HELP);
+    else if (topic === 'operator') io.stdout.write(OPERATOR_HELP);
+    else if (topic === 'coordinate') io.stdout.write(COORDINATE_HELP);
     else throw new UsageError(`no help for unknown command ${JSON.stringify(topic)}`);
     return EXIT.ok;
   },

@@ -77,13 +77,21 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
   const bar = io.isTTY && !o.json ? new ProgressBar(io.stderr) : undefined;
   const counts = { total: o.agents, completed: 0, failed: 0, elapsedMs: 0 };
   const startedAt = Date.now();
-  const onResponse = (r: { status: 'completed' | 'failed' }): void => {
-    if (r.status === 'completed') counts.completed += 1;
-    else counts.failed += 1;
+  // agent:completed / agent:failed: the event names both coordinators emit.
+  const onCompleted = (): void => {
+    counts.completed += 1;
     counts.elapsedMs = Date.now() - startedAt;
     bar?.update(counts);
   };
-  if (bar) coordinator.on('response', onResponse);
+  const onFailed = (): void => {
+    counts.failed += 1;
+    counts.elapsedMs = Date.now() - startedAt;
+    bar?.update(counts);
+  };
+  if (bar) {
+    coordinator.on('agent:completed', onCompleted);
+    coordinator.on('agent:failed', onFailed);
+  }
 
   try {
     const result = await coordinator.executeObjective(spec);
@@ -118,7 +126,8 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
     if (o.json) emit(io, o, failedSummary(o, message));
     return EXIT.runFailed;
   } finally {
-    coordinator.off('response', onResponse);
+    coordinator.off('agent:completed', onCompleted);
+    coordinator.off('agent:failed', onFailed);
     if (io.signals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -71,10 +71,15 @@ export class EngineError extends Error {
   }
 }
 
+/** Events; the `objective:*` and `agent:*` ones have the same names and payloads as V1's. */
 export interface BashCoordinatorEvents {
   response: [AgentResponse, string];
   status: [SwarmStatus];
   quarantine: [QuarantineEvent, string];
+  'objective:started': [{ objectiveId: string; agents: number; alreadyDelivered: number; strayAgentsKilled: number; timestamp: number }];
+  'agent:completed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
+  'agent:failed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
+  'objective:completed': [{ objectiveId: string; status: SwarmStatus; timestamp: number }];
 }
 
 interface ActiveRun {
@@ -282,7 +287,10 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     this.finished.delete(spec.id);
     try {
       await writeObjective(root, { objective: spec.description, ...(spec.tasks ? { tasks: spec.tasks } : {}) });
-      collector.on('response', (r) => this.emit('response', r, spec.id));
+      collector.on('response', (r) => {
+        this.emit('response', r, spec.id);
+        this.emit(r.status === 'completed' ? 'agent:completed' : 'agent:failed', { objectiveId: spec.id, response: r, timestamp: Date.now() });
+      });
       collector.on('status', (s) => this.emit('status', toSwarmStatus(s)));
       collector.on('quarantine', (q) => {
         this.log.warn({ objectiveId: spec.id, file: q.file, reason: q.reason }, 'quarantined a malformed engine file');
@@ -290,10 +298,18 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       });
       collector.on('error', (err) => this.log.error({ objectiveId: spec.id, err }, 'result collector error'));
       await collector.start();
+      this.emit('objective:started', {
+        objectiveId: spec.id,
+        agents: spec.agents,
+        alreadyDelivered: spec.completedIndexes?.length ?? 0,
+        strayAgentsKilled: 0,
+        timestamp: Date.now(),
+      });
       const exitCode = await this.runEngine(bash, run);
       await collector.sweep();
       const result = this.buildResult(run, exitCode);
       this.finished.set(spec.id, result);
+      this.emit('objective:completed', { objectiveId: spec.id, status: result.status, timestamp: Date.now() });
       return result;
     } finally {
       try {

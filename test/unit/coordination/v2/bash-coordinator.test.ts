@@ -79,8 +79,15 @@ describe('BashCoordinator', () => {
     await c.start();
     const s = spec({ agents: 300, agentCommand: ['true'], concurrency: 64 });
     const seen: number[] = [];
+    const events: string[] = [];
     c.on('response', (r) => seen.push(r.index));
+    c.on('agent:completed', (e) => events.push(`${e.objectiveId}:${e.response.index}`));
+    c.on('objective:started', (e) => events.push(`started:${e.agents}`));
+    c.on('objective:completed', (e) => events.push(`completed:${e.status.status}`));
     const result = await c.executeObjective(s);
+    expect(events[0]).toBe('started:300');
+    expect(events[events.length - 1]).toBe('completed:completed');
+    expect(events.length).toBe(302);
     expect(result.status.status).toBe('completed');
     expect(result.status.deliveryRate).toBe(100);
     expect(result.status.agents).toEqual({ total: 300, completed: 300, failed: 0 });

@@ -1,0 +1,57 @@
+// `cfn coordinate`: the coordinator pod's entrypoint (see swarm/coordinate.ts).
+import { parseArgs } from 'node:util';
+import { KubeClient } from '../k8s/client.js';
+import { createLogger, resolveLogLevel } from '../observability/logger.js';
+import { coordinateSwarm } from '../swarm/coordinate.js';
+import { untilSignal } from './operator-command.js';
+import { EXIT, UsageError } from './usage-error.js';
+import type { CliIo } from './io.js';
+
+export const COORDINATE_HELP = `Usage: cfn coordinate --swarm NAME --namespace NS --version v1|v2
+
+Runs one Swarm's objective as its coordinator (what the operator's coordinator
+pods run) and publishes progress to the Swarm's status. Resumes past the agents
+status.completedAgents lists. Exit code 3: V2 preflight failed (the reason is in
+the termination message, /dev/termination-log).
+
+Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR,
+CFN_MEMORY_DB, CFN_TERMINATION_LOG, LOG_LEVEL.
+`;
+
+export async function coordinateCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      swarm: { type: 'string' },
+      namespace: { type: 'string' },
+      version: { type: 'string' },
+      kubeconfig: { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    io.stdout.write(COORDINATE_HELP);
+    return EXIT.ok;
+  }
+  const name = values.swarm ?? io.env.SWARM_NAME;
+  const namespace = values.namespace ?? io.env.SWARM_NAMESPACE;
+  const version = values.version ?? io.env.COORDINATION_VERSION;
+  if (!name) throw new UsageError('--swarm is required');
+  if (!namespace) throw new UsageError('--namespace is required');
+  if (version !== 'v1' && version !== 'v2') throw new UsageError(`--version: expected v1 or v2, got ${JSON.stringify(version ?? '')}`);
+  const logger = createLogger({ name: 'cfn-coordinator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
+  return coordinateSwarm({
+    client: KubeClient.load(values.kubeconfig ?? io.env.KUBECONFIG),
+    namespace,
+    name,
+    version,
+    logger,
+    ...(io.env.CFN_SHM_PATH ? { shmPath: io.env.CFN_SHM_PATH } : {}),
+    ...(io.env.CFN_RESULTS_DIR ? { resultsDir: io.env.CFN_RESULTS_DIR } : {}),
+    ...(io.env.CFN_MEMORY_DB ? { memoryPath: io.env.CFN_MEMORY_DB } : {}),
+    ...(io.env.CFN_TERMINATION_LOG ? { terminationLog: io.env.CFN_TERMINATION_LOG } : {}),
+    ...(io.signals ? { stopSignal: untilSignal() } : {}),
+  });
+}

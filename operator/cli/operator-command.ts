@@ -1,0 +1,133 @@
+// `cfn operator`: runs the operator against KUBECONFIG (or in-cluster config)
+// until SIGTERM/SIGINT, then shuts down gracefully (lease released).
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { startOperator } from '../manager/operator-manager.js';
+import { createLogger, resolveLogLevel } from '../observability/logger.js';
+import { EXIT, UsageError } from './usage-error.js';
+import type { CliIo } from './io.js';
+
+export const OPERATOR_HELP = `Usage: cfn operator [options]
+
+Runs the swarm-operator: watches Swarms and RolloutPolicies and runs each
+swarm's coordinator pod. Uses $KUBECONFIG (or ~/.kube/config, or the in-cluster
+service account).
+
+Options:
+  --kubeconfig FILE            kubeconfig to use
+  --namespaces NS[,NS]         watch only these namespaces (default: all)
+  --image IMAGE                coordinator image (default $COORDINATOR_IMAGE or swarm-operator:dev)
+  --image-pull-policy P        IfNotPresent | Always | Never (default IfNotPresent)
+  --workers N                  concurrent reconciles (default 4)
+  --metrics-port N             /metrics, /healthz, /readyz port (default 8080; -1 disables)
+  --metrics-host HOST          bind address (default 0.0.0.0)
+  --leader-elect / --no-leader-elect   (default: on)
+  --leader-election-namespace NS       (default $POD_NAMESPACE or default)
+  --default-version v1|v2      version of Swarms no spec, env or policy decides (default v2)
+
+Environment: COORDINATION_VERSION (v1|v2) pins the version of new auto Swarms; LOG_LEVEL.
+`;
+
+const optionsSchema = z.object({
+  kubeconfig: z.string().optional(),
+  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name')).default([]),
+  image: z.string().min(1),
+  imagePullPolicy: z.enum(['IfNotPresent', 'Always', 'Never']),
+  workers: z.number().int().min(1).max(64),
+  metricsPort: z.number().int().min(-1).max(65535),
+  metricsHost: z.string().min(1),
+  leaderElect: z.boolean(),
+  leaderElectionNamespace: z.string().min(1),
+  defaultVersion: z.enum(['v1', 'v2']),
+  operatorVersion: z.enum(['v1', 'v2']).optional(),
+});
+
+const num = (v: string | undefined, flag: string): number | undefined => {
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`${flag}: expected an integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+};
+
+export function parseOperatorOptions(args: readonly string[], env: NodeJS.ProcessEnv) {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      kubeconfig: { type: 'string' },
+      namespaces: { type: 'string' },
+      image: { type: 'string' },
+      'image-pull-policy': { type: 'string' },
+      workers: { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'metrics-host': { type: 'string' },
+      'leader-elect': { type: 'boolean' },
+      'no-leader-elect': { type: 'boolean' },
+      'leader-election-namespace': { type: 'string' },
+      'default-version': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return { help: true as const };
+  const envVersion = env.COORDINATION_VERSION;
+  if (envVersion !== undefined && envVersion !== 'v1' && envVersion !== 'v2' && envVersion !== '') {
+    throw new UsageError(`COORDINATION_VERSION: expected v1 or v2, got ${JSON.stringify(envVersion)}`);
+  }
+  const r = optionsSchema.safeParse({
+    kubeconfig: values.kubeconfig,
+    namespaces: values.namespaces ? values.namespaces.split(',').map((s) => s.trim()).filter(Boolean) : [],
+    image: values.image ?? env.COORDINATOR_IMAGE ?? 'swarm-operator:dev',
+    imagePullPolicy: values['image-pull-policy'] ?? 'IfNotPresent',
+    workers: num(values.workers, '--workers') ?? 4,
+    metricsPort: num(values['metrics-port'], '--metrics-port') ?? 8080,
+    metricsHost: values['metrics-host'] ?? '0.0.0.0',
+    leaderElect: values['no-leader-elect'] ? false : (values['leader-elect'] ?? true),
+    leaderElectionNamespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
+    defaultVersion: values['default-version'] ?? 'v2',
+    operatorVersion: envVersion || undefined,
+  });
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new UsageError(`--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
+  }
+  return { help: false as const, ...r.data };
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export const untilSignal = (): Promise<NodeJS.Signals> =>
+  new Promise((resolve) => {
+    const on = (s: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(s);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+
+export async function operatorCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const o = parseOperatorOptions(args, io.env);
+  if (o.help) {
+    io.stdout.write(OPERATOR_HELP);
+    return EXIT.ok;
+  }
+  const logger = createLogger({ name: 'swarm-operator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
+  const running = await startOperator({
+    logger,
+    ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+    namespaces: o.namespaces,
+    image: o.image,
+    imagePullPolicy: o.imagePullPolicy,
+    workers: o.workers,
+    metricsPort: o.metricsPort,
+    metricsHost: o.metricsHost,
+    leaderElection: { enabled: o.leaderElect, namespace: o.leaderElectionNamespace },
+    defaultVersion: o.defaultVersion,
+    ...(o.operatorVersion ? { operatorVersion: o.operatorVersion } : {}),
+  });
+  logger.info({ metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image }, 'operator started');
+  const signal = await untilSignal();
+  logger.info({ signal }, 'shutting down');
+  await running.stop();
+  return EXIT.ok;
+}
