@@ -1,0 +1,112 @@
+// What a coordinator pod runs (`cfn coordinate`): read its own Swarm, run the
+// objective on the version the operator chose, resume past the agents an
+// earlier coordinator delivered, and publish progress to the Swarm's status.
+// A V2 preflight failure exits with EXIT_PREFLIGHT_FAILED and the reason in the
+// termination message: the operator's cue to fall back to V1.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { swarm as swarmSchema } from '../api/swarm.js';
+import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
+import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
+import { resourcePath } from '../k8s/client.js';
+import { atomicWrite } from '../util/atomic-write.js';
+import { expandRanges } from '../util/ranges.js';
+import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
+import { StatusPublisher } from './status-publisher.js';
+import { resolveTopology } from './version-decision.js';
+import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
+import type { KubeClient } from '../k8s/client.js';
+import type { Logger } from 'pino';
+
+export interface CoordinateOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  version: CoordinationVersion;
+  logger: Logger;
+  shmPath?: string;
+  /** Where responses.jsonl goes (the results volume). */
+  resultsDir?: string;
+  memoryPath?: string;
+  terminationLog?: string;
+  bashDir?: string;
+  publishIntervalMs?: number;
+  /** Resolves when the process is asked to stop (SIGTERM): the run is stopped and progress kept. */
+  stopSignal?: Promise<unknown>;
+}
+
+export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
+  const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
+  const swarm = swarmSchema.parse(await o.client.get(path));
+  const spec = swarm.spec;
+  const delivered = expandRanges(swarm.status?.completedAgents ?? '');
+  const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });
+  const publisher = new StatusPublisher({
+    client: o.client,
+    namespace: o.namespace,
+    name: o.name,
+    total: spec.agents,
+    ...(swarm.status ? { previous: swarm.status } : {}),
+    delivered,
+    intervalMs: o.publishIntervalMs ?? 1000,
+    onError: (err) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'),
+  });
+
+  const coordinator: ICoordinator =
+    o.version === 'v2'
+      ? new BashCoordinator({ logger: log, ...(o.shmPath ? { shmPath: o.shmPath } : {}), ...(o.bashDir ? { bashDir: o.bashDir } : {}) })
+      : new SwarmCoordinator({ ...(o.memoryPath ? { memoryPath: o.memoryPath } : {}), maxAgents: 10_000 });
+  try {
+    await coordinator.start();
+  } catch (err) {
+    const reason = err instanceof CoordinatorUnavailableError ? err.reason : err instanceof Error ? err.message : String(err);
+    await writeFile(o.terminationLog ?? '/dev/termination-log', reason).catch(() => undefined);
+    log.error({ reason }, `${o.version} coordinator cannot start`);
+    await coordinator.stop().catch(() => undefined);
+    return o.version === 'v2' ? EXIT_PREFLIGHT_FAILED : 1;
+  }
+
+  const onResponse = (r: AgentResponse) => publisher.onResponse(r);
+  const onV1Response = (e: { response: AgentResponse }) => publisher.onResponse(e.response);
+  coordinator.on('response', onResponse);
+  coordinator.on('agent:completed', onV1Response);
+  coordinator.on('agent:failed', onV1Response);
+  void o.stopSignal?.then(() => coordinator.stop().catch(() => undefined));
+
+  const objective: ObjectiveSpec = {
+    id: swarmRunId(swarm),
+    description: spec.objective,
+    agents: spec.agents,
+    topology: resolveTopology(swarm),
+    agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
+    agentTimeoutSeconds: spec.agent.timeoutSeconds,
+    retries: spec.agent.retries,
+    concurrency: spec.agent.concurrency,
+    timeoutSeconds: spec.timeoutSeconds,
+    maxOutputBytes: spec.agent.maxOutputBytes,
+    completedIndexes: delivered,
+  };
+  log.info({ agents: spec.agents, resumedPast: delivered.length }, 'coordinating');
+  try {
+    const result = await coordinator.executeObjective(objective);
+    for (const r of result.responses) publisher.onResponse(r);
+    if (o.resultsDir) {
+      await atomicWrite(join(o.resultsDir, 'responses.jsonl'), result.responses.map((r) => JSON.stringify(r)).join('\n') + (result.responses.length ? '\n' : ''));
+    }
+    const state = result.status.status;
+    const final = state === 'completed' || state === 'failed' || state === 'timeout' || state === 'stopped' ? state : 'failed';
+    await publisher.flush({ status: final, message: `${result.status.agents.completed}/${result.status.agents.total} completed, ${result.status.agents.failed} failed, delivery ${result.status.deliveryRate}%` });
+    log.info({ status: final, deliveryRate: result.status.deliveryRate }, 'objective finished');
+    return final === 'stopped' ? 143 : 0;
+  } catch (err) {
+    // Progress so far stays published: a replacement resumes from it.
+    await publisher.flush().catch(() => undefined);
+    throw err;
+  } finally {
+    publisher.stop();
+    coordinator.off('response', onResponse);
+    coordinator.off('agent:completed', onV1Response);
+    coordinator.off('agent:failed', onV1Response);
+    await coordinator.stop();
+  }
+}

@@ -1,0 +1,167 @@
+// `cfn coordinate` for real: the test plays the kubelet by running the
+// coordinator pod's command as a local process, with the pod's environment and
+// a token of the pod's own ServiceAccount (so its least-privilege RBAC is what
+// is exercised), on a real tmpfs.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { client, createNamespace, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
+import type { PodObject } from './harness.js';
+import type { ChildProcess } from 'node:child_process';
+
+const c = client();
+let ns: string;
+let op: RunningOperator;
+const work = mkdtempSync(join(tmpdir(), 'cfn-coordinate-'));
+const shm = `/dev/shm/cfn-it-${process.pid}`;
+
+beforeAll(async () => {
+  await installCrds(c);
+  ns = await createNamespace(c, 'coordinate');
+  op = await runOperator({ namespaces: [ns] });
+});
+afterAll(async () => {
+  await op?.stop();
+  await deleteNamespace(c, ns);
+  rmSync(work, { recursive: true, force: true });
+  rmSync(shm, { recursive: true, force: true });
+});
+
+/** A kubeconfig holding a token of `sa`, like the one mounted into the pod. */
+async function serviceAccountKubeconfig(sa: string): Promise<string> {
+  const tr = await c.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600 },
+  });
+  const cluster = c.config.getCurrentCluster()!;
+  const file = join(work, `${sa}.kubeconfig`);
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData ?? Buffer.from(readFileSync(cluster.caFile!)).toString('base64') } }],
+      users: [{ name: 'u', user: { token: tr.status.token } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', namespace: ns } }],
+      'current-context': 'x',
+    }),
+  );
+  return file;
+}
+
+/** Runs the pod's container command here, with its env; resolves with the exit code. */
+async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; child: ChildProcess; done: Promise<number | null> }> {
+  const container = pod.spec.containers[0]!;
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
+  for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
+  Object.assign(env, {
+    KUBECONFIG: await serviceAccountKubeconfig(pod.spec.serviceAccountName),
+    CFN_SHM_PATH: shm,
+    CFN_RESULTS_DIR: work,
+    CFN_MEMORY_DB: join(work, `${pod.metadata.name}.sqlite`),
+    CFN_TERMINATION_LOG: join(work, `${pod.metadata.name}.termination`),
+    ...extraEnv,
+  });
+  const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...container.args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => {
+    if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
+    resolve(code);
+  }));
+  return { code: null, child, done };
+}
+
+const podOf = async (name: string, attempt: number) =>
+  (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
+
+describe('cfn coordinate, run as the pod would run it', () => {
+  it('runs a V2 swarm of 200 real agents on tmpfs and publishes its status with the pod\'s own least-privilege token', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'real-v2', { agents: 200, coordination: { version: 'v2' }, agent: { command: ['cat'], concurrency: 16 } }));
+    const pod = await waitFor('pod', () => podOf('real-v2', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const run = await runPodCommand(pod);
+    expect(await run.done).toBe(0);
+    const responses = readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n');
+    expect(responses).toHaveLength(200);
+    expect(JSON.parse(responses[0]!)).toMatchObject({ status: 'completed', output: 'Fix every lint error in src/' });
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'real-v2');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ agents: { total: 200, completed: 200, failed: 0 }, deliveryRate: 100, completedAgents: '0-199', version: 'v2' });
+    expect((sw.status as { coordinationTimeMs?: number }).coordinationTimeMs).toBeGreaterThan(0);
+  });
+
+  it('the pod\'s token can touch only its own Swarm', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'neighbour', { coordination: { version: 'v1' } }));
+    await waitFor('neighbour pod', () => podOf('neighbour', 1));
+    const kubeconfig = await serviceAccountKubeconfig('real-v2-coordinator');
+    const { KubeClient } = await import('../../../operator/k8s/client.js');
+    const sa = KubeClient.load(kubeconfig);
+    await expect(sa.get(swarmPath(ns, 'real-v2'))).resolves.toBeDefined();
+    await expect(sa.get(swarmPath(ns, 'neighbour'))).rejects.toThrow(/forbidden/);
+    await expect(sa.mergePatch(swarmPath(ns, 'neighbour', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(/forbidden/);
+    await expect(sa.mergePatch(swarmPath(ns, 'real-v2'), { spec: { ttlSecondsAfterFinished: 1 } })).rejects.toThrow(/forbidden/);
+    await expect(sa.get(`/api/v1/namespaces/${ns}/pods`)).rejects.toThrow(/forbidden/);
+  });
+
+  it('a real V2 preflight failure exits 3 with the reason; the operator falls back and V1 completes the swarm', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'no-tmpfs', { agents: 20, coordination: { version: 'v2' } }));
+    const pod = await waitFor('pod', () => podOf('no-tmpfs', 1));
+    const missing = join(work, 'not-there', 'shm');
+    const run = await runPodCommand(pod, { CFN_SHM_PATH: missing });
+    expect(await run.done).toBe(3);
+    const reason = readFileSync(join(work, `${pod.metadata.name}.termination`), 'utf8');
+    expect(reason).toContain(missing);
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 3, reason));
+    const v1 = await waitFor('v1 pod', () => podOf('no-tmpfs', 2), 5000);
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'no-tmpfs')).status?.fallback?.reason)).toBe(reason);
+    await setPodStatus(c, ns, v1.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(v1)).done).toBe(0);
+    await setPodStatus(c, ns, v1.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'no-tmpfs');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', deliveryRate: 100, agents: { total: 20, completed: 20 } });
+  });
+
+  it('a coordinator killed mid-run is replaced, and the replacement does not re-run delivered agents', async () => {
+    const marker = join(work, 'ran.log');
+    const agent = ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}; sleep 0.2`];
+    await c.create(swarmPath(ns), swarmManifest(ns, 'killed', { agents: 24, coordination: { version: 'v1' }, agent: { command: agent, concurrency: 2 } }));
+    const pod = await waitFor('pod', () => podOf('killed', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const first = await runPodCommand(pod);
+    // Let some agents deliver and the progress reach status, then kill -9.
+    await waitFor('progress published', async () => ((await getSwarm(c, ns, 'killed')).status?.agents?.completed ?? 0) >= 6, 30_000, 100);
+    first.child.kill('SIGKILL');
+    await first.done;
+    await new Promise<void>((resolve) => execFile('pkill', ['-KILL', '-f', marker], () => resolve()));
+    const delivered = (await getSwarm(c, ns, 'killed')).status?.completedAgents ?? '';
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
+    const replacement = await waitFor('replacement', () => podOf('killed', 2));
+    expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: delivered });
+    await setPodStatus(c, ns, replacement.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(replacement)).done).toBe(0);
+    const { expandRanges } = await import('../../../operator/util/ranges.js');
+    const before = new Set(expandRanges(delivered));
+    const runs = readFileSync(marker, 'utf8').trim().split('\n').map(Number);
+    // Every agent ran; none that had delivered before the kill ran again.
+    expect(new Set(runs).size).toBe(24);
+    for (const i of before) expect(runs.filter((r) => r === i)).toHaveLength(1);
+    await setPodStatus(c, ns, replacement.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'killed');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ deliveryRate: 100, completedAgents: '0-23', agents: { total: 24, completed: 24, failed: 0 } });
+  });
+});
