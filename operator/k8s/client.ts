@@ -57,6 +57,8 @@ export function resourcePath(r: { group: string; version: string; plural: string
 
 export class KubeClient {
   private readonly server: string;
+  /** Sees every request before it is sent (an RBAC audit records them). */
+  onRequest: ((method: string, path: string, query: Query) => void) | undefined;
 
   constructor(readonly config: KubeConfig) {
     const cluster = config.getCurrentCluster();
@@ -138,6 +140,7 @@ export class KubeClient {
   }
 
   private async send(opts: RequestOptions) {
+    this.onRequest?.(opts.method, opts.path, opts.query ?? {});
     const url = new URL(this.server + opts.path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), HttpMethod[opts.method]);
