@@ -89,7 +89,7 @@ cfn_agent_run() {
   local task_file="$root/tasks/$1" task out err
   local attempt=0 max=$((CFN_RETRIES + 1)) rc=0 t0 t1 size=0 status truncated=false
   local output_json error_json=null resp dest existing
-  if [[ -n ${BUS_WATCH_FD:-} ]]; then exec {BUS_WATCH_FD}<&-; fi
+  bus_close_inherited
   if [[ -f $task_file ]]; then
     cfn_read_file task "$task_file"
   else

@@ -12,10 +12,12 @@ BUS_PUBLISH_TIMEOUT=${CFN_PUBLISH_TIMEOUT:-30}
 BUS_POLL_S=0.01
 BUS_DEPTH_FAST=${BUS_DEPTH_FAST:-}
 # Consumer state.
-BUS_DIR=
-BUS_WATCH_FD=
-BUS_WATCH_PID=
-BUS_LAT_FD=
+BUS_DIR=''
+BUS_WATCH_FD=''
+BUS_WATCH_PID=''
+BUS_LAT_FD=''
+BUS_LOCK_FD=''
+BUS_REPLAY=1
 BUS_QUARANTINED=0
 BUS_CONSUMED=0
 BUS_DEFER_ACK=0
@@ -107,6 +109,25 @@ bus_consumer_open() {
     exec {BUS_LAT_FD}>>"$2"
   fi
   bus__watch_start
+  bus__lock
+}
+
+# Only the inbox's primary consumer (holder of an flock on inbox/.lock) replays
+# claimed/ leftovers: those of a live second consumer are still being handled.
+# The lock dies with its holder (agents forked later close the fd).
+bus__lock() {
+  BUS_REPLAY=1
+  command -v flock >/dev/null 2>&1 || return 0
+  exec {BUS_LOCK_FD}>>"$BUS_DIR/.lock"
+  flock -n "$BUS_LOCK_FD" || BUS_REPLAY=0
+}
+
+# bus_close_inherited: for forked children (agents) of a consumer.
+bus_close_inherited() {
+  if [[ -n $BUS_WATCH_FD ]]; then exec {BUS_WATCH_FD}<&-; fi
+  if [[ -n $BUS_LOCK_FD ]]; then exec {BUS_LOCK_FD}>&-; fi
+  if [[ -n $BUS_LAT_FD ]]; then exec {BUS_LAT_FD}>&-; fi
+  BUS_WATCH_FD='' BUS_LOCK_FD='' BUS_LAT_FD=''
 }
 
 # Starts inotifywait -m on new/ (CFN_BUS_MODE=auto|inotify|poll) and waits
@@ -162,7 +183,7 @@ bus_wait() {
 bus_drain() {
   local handler=$1 f name
   BUS_CONSUMED=0
-  if [[ -z ${_BUS_REPLAYED:-} ]]; then
+  if [[ -z ${_BUS_REPLAYED:-} ]] && ((BUS_REPLAY)); then
     _BUS_REPLAYED=1
     for f in "$BUS_DIR"/claimed/*.json; do
       [[ -e $f ]] || continue

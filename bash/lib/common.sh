@@ -145,7 +145,7 @@ cfn_parse_indexes() {
       cfn_log "index range $part outside 0..$((total - 1))"
       return 1
     fi
-    for ((i = a; i <= b; i++)); do _set[i]=1; done
+    for ((i = a; i <= b; i++)); do _set[$i]=1; done
   done
 }
 
