@@ -380,7 +380,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
 
   private signalGroup(run: ActiveRun, signal: NodeJS.Signals): void {
     const pid = run.child?.pid;
-    if (pid === undefined || run.child?.exitCode !== null) return;
+    if (pid === undefined || run.child?.exitCode !== null || run.child.signalCode !== null) return;
     try {
       process.kill(-pid, signal);
     } catch {
