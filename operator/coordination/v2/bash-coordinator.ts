@@ -277,7 +277,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     if (await stat(root).then(() => true, () => false)) {
       throw new EngineError(`swarm root ${root} already exists (another run of ${spec.id}, or a leftover to remove)`, undefined);
     }
-    const collector = new ResultCollector(root);
+    const collector = new ResultCollector(root, spec.agents);
     let markDone: () => void = () => undefined;
     const done = new Promise<void>((resolve) => {
       markDone = resolve;

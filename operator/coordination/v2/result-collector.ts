@@ -50,7 +50,11 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
   private quarantinedCount = 0;
   private closed = false;
 
-  constructor(root: string) {
+  /** `total`, when given, bounds the agent index (a response for agent-N, N >= total, is quarantined). */
+  constructor(
+    root: string,
+    private readonly total?: number,
+  ) {
     super();
     this.root = root;
     this.responsesDir = join(root, 'responses');
@@ -184,6 +188,10 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
       return;
     }
     const response = parsed.value;
+    if (this.total !== undefined && response.index >= this.total) {
+      await this.quarantine(path, name, `index ${response.index} is outside 0..${this.total - 1}`);
+      return;
+    }
     if (String(response.index) !== m[1]) {
       await this.quarantine(path, name, `index ${response.index} does not match file name`);
       return;

@@ -181,6 +181,24 @@ describe('BashCoordinator', () => {
     await expectNoTrace(c, s.id);
   });
 
+  it('a malformed file dropped into responses/ mid-run is quarantined and counted; the run completes', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({ agents: 5, agentCommand: ['sleep', '0.3'] });
+    const quarantined: string[] = [];
+    c.on('quarantine', (q) => quarantined.push(q.reason));
+    c.on('objective:started', () => {
+      const dir = join(shm, s.id, 'responses');
+      void mkdir(dir, { recursive: true }).then(() => writeFile(join(dir, 'agent-1000.json'), '{"agentId":"agent-1000",'));
+    });
+    const result = await c.executeObjective(s);
+    expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100 });
+    expect(result.responses).toHaveLength(5);
+    expect(quarantined).toHaveLength(1);
+    expect(quarantined[0]).toMatch(/^not JSON/);
+    await expectNoTrace(c, s.id);
+  });
+
   it('refuses an invalid spec before touching the disk', async () => {
     const c = make();
     await c.start();

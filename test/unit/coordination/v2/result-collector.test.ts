@@ -88,6 +88,18 @@ describe('ResultCollector', () => {
     expect((await readdir(join(root, 'responses'))).sort()).toEqual(['.tmp', 'agent-0.json', 'agent-5.json']);
   });
 
+  it('quarantines a well-formed response for an agent index beyond the total', async () => {
+    await mkdir(join(root, 'responses', '.tmp'), { recursive: true });
+    collector = new ResultCollector(root, 3);
+    const reasons: string[] = [];
+    collector.on('quarantine', (q) => reasons.push(q.reason));
+    await collector.start();
+    await publish(root, 'agent-2.json', JSON.stringify(response(2)));
+    await publish(root, 'agent-3.json', JSON.stringify(response(3)));
+    await waitFor(() => collector!.quarantined === 1 && collector!.collected().length === 1, 'one quarantined, one collected');
+    expect(reasons).toEqual(['index 3 is outside 0..2']);
+  });
+
   it('emits status updates, skips duplicates, and keeps a copy of a malformed status.json', async () => {
     collector = new ResultCollector(root);
     const statuses: StatusFile[] = [];
