@@ -279,6 +279,14 @@ describe('BashCoordinator start() rejections', () => {
       const health = await c.healthCheck();
       expect(health.healthy).toBe(false);
       expect(health.reason).toContain(mnt);
+
+      // the shm dir exists already, but the filesystem went read-only
+      execFileSync('mount', ['-o', 'remount,rw', mnt]);
+      await mkdir(join(mnt, 'cfn'));
+      execFileSync('mount', ['-o', 'remount,ro', mnt]);
+      const existing = await make({ shmPath: join(mnt, 'cfn') }).start().then(() => undefined, (e: unknown) => e as Error);
+      expect(existing).toBeInstanceOf(CoordinatorUnavailableError);
+      expect(existing?.message).toMatch(new RegExp(`${join(mnt, 'cfn')}.*(read-only|not writable)`, 'i'));
     } finally {
       execFileSync('umount', [mnt]);
       await rm(mnt, { recursive: true, force: true });
