@@ -1,5 +1,5 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
-import type { ICoordinator, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import type { CoordinationVersion, ICoordinator, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
 import type { Logger } from '../observability/logger.js';
 import { obtainCoordinator, resolveTopology } from './coordinator-factory.js';
 import type { CliIo } from './io.js';
@@ -24,7 +24,8 @@ export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
   };
 }
 
-function failedSummary(o: RunOptions, error: string): RunSummary {
+/** The result object when no status exists (no coordinator started, or the engine broke). */
+function failedSummary(o: RunOptions, error: string, version: CoordinationVersion = 'v2'): RunSummary {
   return {
     objectiveId: o.swarmId,
     status: 'failed',
@@ -32,7 +33,7 @@ function failedSummary(o: RunOptions, error: string): RunSummary {
     deliveryRate: 0,
     coordinationTime: 0,
     throughputAgentsPerSec: 0,
-    version: 'v2',
+    version,
     topology: resolveTopology(o.topology, o.agents),
     error,
   };
@@ -123,7 +124,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
   } catch (err) {
     const message = (err as Error).message;
     io.stderr.write(`cfn: ${message}\n`);
-    if (o.json) emit(io, o, failedSummary(o, message));
+    if (o.json) emit(io, o, failedSummary(o, message, coordinator.version));
     return EXIT.runFailed;
   } finally {
     coordinator.off('agent:completed', onCompleted);
