@@ -14,6 +14,11 @@ declare -A NEEDS=(
   [curl]=curl
   [ss]=iproute2
   [flock]=util-linux
+  # scripts/image (image build without a registry): rootfs, OCI image, import check, pause
+  [debootstrap]=debootstrap
+  [umoci]=umoci
+  [ctr]=containerd
+  [gcc]=gcc
 )
 
 missing=()
