@@ -130,10 +130,10 @@ validate_run_opts() {
 
 # running_pid VAR: the pid of a live coordinator of this swarm, if any.
 running_pid() {
-  local pid=''
-  if [[ -r $ROOT/pids/coordinator.pid ]]; then IFS= read -r pid <"$ROOT/pids/coordinator.pid" || true; fi
-  if [[ $pid =~ ^[0-9]+$ ]] && ((pid != $$)) && cfn_pid_alive "$pid"; then
-    printf -v "$1" '%s' "$pid"
+  local _rp=''
+  if [[ -r $ROOT/pids/coordinator.pid ]]; then IFS= read -r _rp <"$ROOT/pids/coordinator.pid" || true; fi
+  if [[ $_rp =~ ^[0-9]+$ ]] && ((_rp != $$)) && cfn_pid_running "$_rp"; then
+    printf -v "$1" '%s' "$_rp"
     return 0
   fi
   return 1
@@ -217,6 +217,7 @@ stop_group() {
     cfn_group_alive "$pgid" || return 0
     sleep 0.05
   done
+  cfn_log "process group $pgid still alive 2 s after TERM: KILL"
   kill -KILL -- "-$pgid" 2>/dev/null || true
 }
 
@@ -382,7 +383,7 @@ cmd_stop() {
   running_pid pid || { cfn_log "swarm $O_SWARM is not running"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 200; i++)); do
-    cfn_pid_alive "$pid" || return 0
+    cfn_pid_running "$pid" || return 0
     sleep 0.05
   done
   cfn_log "coordinator $pid did not stop in 10 s: killing its process group"

@@ -152,17 +152,29 @@ cfn_parse_indexes() {
 # cfn_pid_alive PID
 cfn_pid_alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
 
+# cfn_pid_running PID: alive and not a zombie (an orphan's zombie may wait long
+# for a busy or minimal init to reap it).
+cfn_pid_running() {
+  local stat=''
+  cfn_pid_alive "$1" || return 1
+  { IFS= read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
 # cfn_group_alive PGID: true while a live (non-zombie) process is in the group.
 # Reads /proc instead of kill -0, which also counts unreaped zombies.
 cfn_group_alive() {
-  local pgid=$1 f stat rest
-  local -a fields
+  local pgid=$1 f stat rest state
   for f in /proc/[0-9]*/stat; do
     stat=''
     { IFS= read -r stat <"$f"; } 2>/dev/null || continue
+    # "pid (comm) state ppid pgrp ...": comm may hold spaces, so cut after ") ".
     rest=${stat##*) }
-    read -r -a fields <<<"$rest"
-    [[ ${fields[2]:-} == "$pgid" && ${fields[0]} != Z ]] && return 0
+    state=${rest%% *}
+    rest=${rest#* }
+    rest=${rest#* }
+    [[ ${rest%% *} == "$pgid" && $state != Z ]] && return 0
   done
   return 1
 }

@@ -1,0 +1,204 @@
+#!/usr/bin/env bats
+# coordinator-cli.sh end to end: real agents, real tmpfs, real signals.
+
+load helpers
+
+setup() { common_setup; }
+teardown() { common_teardown; }
+
+cli() { "$BIN/coordinator-cli.sh" "$@"; }
+
+@test "1 agent: run prints the final status, writes results and removes the root" {
+  run cli run --swarm-id one --agents 1 --objective 'say hi' --json --results-file "$OUT/r.jsonl" -- cat
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.total == 1 and .agents.completed == 1 and .deliveryRate == 100 and .topology == "flat"' <<<"$output"
+  jq -e -s 'length == 1 and .[0].output == "say hi" and .[0].agentId == "agent-0"' "$OUT/r.jsonl"
+  [ ! -e "$SHM/one" ]
+  [ -z "$(ls -A "$OUT" | grep -v r.jsonl)" ]
+  assert_no_leftovers
+}
+
+@test "300 agents flat: 100% delivery, every response valid, no leftovers" {
+  run cli run --swarm-id flat300 --agents 300 --concurrency 32 --objective x --keep --json -- bash -c 'echo "$AGENT_ID"' "$MARK"
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.completed == 300 and .deliveryRate == 100 and .topology == "flat"' <<<"$output"
+  [ "$(ls "$SHM/flat300/responses" | grep -c '^agent-')" -eq 300 ]
+  cat "$SHM/flat300"/responses/agent-*.json | jq -s -e 'length == 300 and all(.output == .agentId + "\n")'
+  [ "$(wc -l <"$SHM/flat300/metrics/latency.us")" -eq 300 ]
+  [ -z "$(ls -A "$SHM/flat300/messages/root/new")$(ls -A "$SHM/flat300/messages/root/claimed")" ]
+  run cli cleanup --swarm-id flat300
+  [ "$status" -eq 0 ]
+  [ ! -e "$SHM/flat300" ]
+  assert_no_leftovers
+}
+
+@test "1000 agents (auto = hybrid): 100% delivery" {
+  run cli run --swarm-id big --agents 1000 --objective x --results-file "$OUT/r.jsonl" --json -- true
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.completed == 1000 and .deliveryRate == 100 and .topology == "hybrid"' <<<"$output"
+  [ "$(jq -r .index "$OUT/r.jsonl" | sort -un | wc -l)" -eq 1000 ]
+  [ ! -e "$SHM/big" ]
+  assert_no_leftovers
+}
+
+@test "objective full of shell metacharacters arrives byte for byte and never runs" {
+  local obj
+  obj=$(printf '$(touch %s/pwned) `touch %s/pwned2`; * "q" '"'"'s'"'"' \\n\nnext line ; rm -rf /x &' "$SHM" "$SHM")
+  printf '%s' "$obj" >"$OUT/expected"
+  run cli run --swarm-id meta --agents 3 --objective "$obj" --keep -- bash -c 'cat >"$0/in.$AGENT_INDEX"; printf %s "$CFN_TASK" >"$0/env.$AGENT_INDEX"' "$OUT"
+  [ "$status" -eq 0 ]
+  local i
+  for i in 0 1 2; do cmp "$OUT/expected" "$OUT/in.$i"; cmp "$OUT/expected" "$OUT/env.$i"; done
+  [ ! -e "$SHM/pwned" ] && [ ! -e "$SHM/pwned2" ]
+  cmp "$OUT/expected" "$SHM/meta/objective.txt"
+}
+
+@test "per-agent tasks from --tasks-dir; agents that fail, hang and flood are all delivered" {
+  mkdir -p "$OUT/tasks"
+  printf 'ok' >"$OUT/tasks/0"
+  printf 'fail' >"$OUT/tasks/1"
+  printf 'hang' >"$OUT/tasks/2"
+  printf 'flood' >"$OUT/tasks/3"
+  printf 'utf8' >"$OUT/tasks/4"
+  cat >"$OUT/agent.sh" <<'EOS'
+case $(cat) in
+  ok) echo fine ;;
+  fail) echo "it broke" >&2; exit 3 ;;
+  hang) sleep 30 ;;
+  flood) head -c 5000000 /dev/zero | tr '\0' z ;;
+  utf8) printf 'a\xff\xfe\x00b' ;;
+esac
+EOS
+  run cli run --swarm-id mix --agents 5 --objective x --tasks-dir "$OUT/tasks" --agent-timeout 1 --max-output 2048 --results-file "$OUT/r.jsonl" --json -- bash "$OUT/agent.sh" "$MARK"
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.completed == 3 and .agents.failed == 2 and .deliveryRate == 100' <<<"$output"
+  jq -s -e '.[0].output == "fine\n" and .[1].status == "failed" and .[1].exitCode == 3 and .[1].error == "it broke"' "$OUT/r.jsonl"
+  jq -s -e '(.[2].error | startswith("timed out")) and .[3].outputBytes == 5000000 and .[3].outputTruncated and (.[3].output | length) == 2048' "$OUT/r.jsonl"
+  jq -s -e '.[4].output == "a\ufffd\ufffd\u0000b"' "$OUT/r.jsonl"
+  assert_no_leftovers
+}
+
+@test "the overall deadline stops the run with status timeout and exit 4, killing agents" {
+  run cli run --swarm-id late --agents 4 --objective x --timeout 1 --json -- bash -c 'sleep 30' "$MARK"
+  [ "$status" -eq 4 ]
+  jq -e '.status == "timeout" and .agents.completed == 0 and .deliveryRate == 0' <<<"$output"
+  [ ! -e "$SHM/late" ]
+  assert_no_leftovers
+}
+
+@test "--completed-indexes: delivered agents are counted and not re-run" {
+  run cli run --swarm-id resume --agents 10 --objective x --completed-indexes 0-4,7 --json -- bash -c 'echo "$AGENT_INDEX" >>"$0/ran"' "$OUT"
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.completed == 10 and .resumed == 6 and .deliveryRate == 100' <<<"$output"
+  [ "$(sort -n "$OUT/ran" | tr '\n' ' ')" = "5 6 8 9 " ]
+}
+
+@test "two swarms at once on the same shm root stay apart" {
+  cli run --swarm-id twin-a --agents 40 --objective A --keep -- bash -c 'cat; sleep 0.02' >/dev/null &
+  local a=$!
+  cli run --swarm-id twin-b --agents 40 --objective B --keep -- bash -c 'cat; sleep 0.02' >/dev/null &
+  local b=$!
+  wait "$a"
+  wait "$b"
+  cat "$SHM/twin-a"/responses/agent-*.json | jq -s -e 'length == 40 and all(.output == "A")'
+  cat "$SHM/twin-b"/responses/agent-*.json | jq -s -e 'length == 40 and all(.output == "B")'
+  jq -e '.status == "completed"' "$SHM/twin-a/status.json" "$SHM/twin-b/status.json"
+  run cli run --swarm-id twin-a --agents 1 --objective A -- true
+  [ "$status" -eq 0 ]
+}
+
+@test "a second run of a running swarm is refused (exit 3)" {
+  cli start --swarm-id busy --agents 2 --objective x -- bash -c 'sleep 30' "$MARK" >/dev/null
+  run cli run --swarm-id busy --agents 2 --objective x -- true
+  [ "$status" -eq 3 ]
+  [[ $output == *"already running"* ]]
+  cli stop --swarm-id busy
+  assert_no_leftovers
+}
+
+kill_test() {
+  local sig=$1 code=$2
+  # Job control, so the background run does not start with SIGINT ignored.
+  set -m
+  "$BIN/coordinator-cli.sh" run --swarm-id "sig$code" --agents 20 --concurrency 8 --objective x -- bash -c 'sleep 30' "$MARK" 2>/dev/null &
+  local pid=$! i
+  set +m
+  for ((i = 0; i < 100; i++)); do
+    [ "$(ls "$SHM/sig$code/work" 2>/dev/null | wc -l)" -ge 8 ] && break
+    sleep 0.05
+  done
+  [ -n "$(leftover_pids)" ]
+  kill "-$sig" "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" -eq "$code" ]
+  [ ! -e "$SHM/sig$code" ]
+  assert_no_leftovers
+}
+
+@test "TERM of the coordinator leaves no process and no root dir" {
+  kill_test TERM 143
+}
+
+@test "INT of the coordinator leaves no process and no root dir" {
+  kill_test INT 130
+}
+
+@test "start / status / stop: detached run, status stopped, root kept with --keep" {
+  run cli start --swarm-id bg --agents 6 --objective x --keep -- bash -c 'sleep 30' "$MARK"
+  [ "$status" -eq 0 ]
+  [[ $output =~ ^[0-9]+$ ]]
+  local pid=$output
+  # its own session and process group
+  [ "$(awk '{print $5, $6}' "/proc/$pid/stat")" = "$pid $pid" ]
+  sleep 0.3
+  run cli status --swarm-id bg
+  [ "$status" -eq 0 ]
+  jq -e '.status == "running" and .agents.total == 6' <<<"$output"
+  run cli stop --swarm-id bg
+  [ "$status" -eq 0 ]
+  jq -e '.status == "stopped"' "$SHM/bg/status.json"
+  assert_no_leftovers
+  run cli cleanup --swarm-id bg
+  [ ! -e "$SHM/bg" ]
+}
+
+@test "usage errors exit 2 with a reason" {
+  run cli run --swarm-id 'Bad/Id' --agents 1 --objective x -- true
+  [ "$status" -eq 2 ]
+  [[ $output == *"invalid --swarm-id"* ]]
+  run cli run --swarm-id ok --agents 0 --objective x -- true
+  [ "$status" -eq 2 ]
+  run cli run --swarm-id ok --agents 2 --objective x
+  [ "$status" -eq 2 ]
+  run cli run --swarm-id ok --agents 2 -- true
+  [ "$status" -eq 2 ]
+  [[ $output == *"no objective"* ]]
+  [ ! -e "$SHM/ok" ]
+  run cli run --swarm-id ok --agents 2 --objective x --completed-indexes 1-5 -- true
+  [ "$status" -eq 2 ]
+  run cli frobnicate
+  [ "$status" -eq 2 ]
+}
+
+@test "preflight: a missing shm path fails with exit 3 and the precise reason" {
+  run cli run --swarm-id p --agents 2 --objective x --shm-path /nonexistent/cfn -- true
+  [ "$status" -eq 3 ]
+  [[ $output == *"/nonexistent/cfn does not exist"* ]]
+}
+
+@test "preflight: a read-only tmpfs fails with exit 3 '<path> not writable'" {
+  mkdir -p "$SHM/mnt"
+  mount -t tmpfs -o ro,size=1m tmpfs "$SHM/mnt" || skip "cannot mount tmpfs here"
+  run cli run --swarm-id p --agents 2 --objective x --shm-path "$SHM/mnt" -- true
+  [ "$status" -eq 3 ]
+  [[ $output == *"$SHM/mnt not writable"* ]]
+}
+
+@test "preflight: a full tmpfs fails with exit 3 and a space reason" {
+  mkdir -p "$SHM/mnt"
+  mount -t tmpfs -o size=64k tmpfs "$SHM/mnt" || skip "cannot mount tmpfs here"
+  run cli run --swarm-id p --agents 10 --objective x --shm-path "$SHM/mnt" -- true
+  [ "$status" -eq 3 ]
+  [[ $output == *"not enough space on $SHM/mnt"* ]]
+}
