@@ -89,6 +89,14 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
     counts.elapsedMs = Date.now() - startedAt;
     bar?.update(counts);
   };
+  // Redraw also while no agent finishes, so elapsed time and rate stay live.
+  const ticker = bar
+    ? setInterval(() => {
+        counts.elapsedMs = Date.now() - startedAt;
+        bar.update(counts);
+      }, 500)
+    : undefined;
+  ticker?.unref();
   if (bar) {
     coordinator.on('agent:completed', onCompleted);
     coordinator.on('agent:failed', onFailed);
@@ -96,6 +104,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
 
   try {
     const result = await coordinator.executeObjective(spec);
+    clearInterval(ticker);
     if (bar) {
       counts.elapsedMs = Date.now() - startedAt;
       bar.finish(counts);
@@ -127,6 +136,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
     if (o.json) emit(io, o, failedSummary(o, message, coordinator.version));
     return EXIT.runFailed;
   } finally {
+    clearInterval(ticker);
     coordinator.off('agent:completed', onCompleted);
     coordinator.off('agent:failed', onFailed);
     if (io.signals) {
