@@ -145,6 +145,7 @@ cfn_parse_indexes() {
       cfn_log "index range $part outside 0..$((total - 1))"
       return 1
     fi
+    # shellcheck disable=SC2004 # assoc array: the key must be expanded
     for ((i = a; i <= b; i++)); do _set[$i]=1; done
   done
 }

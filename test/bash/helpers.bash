@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # BIN, OUT, MARK are used by the .bats files
 # Shared bats helpers: a private shm root per test, and checks that a run
 # leaves no process or directory behind.
 
