@@ -57,6 +57,13 @@ export function resourcePath(r: { group: string; version: string; plural: string
 
 export class KubeClient {
   private readonly server: string;
+  /**
+   * Credentials and the TLS connection pool, computed once: client-node builds
+   * a new agent (a new TLS handshake) on every request otherwise. Headers are
+   * refreshed periodically so rotating tokens keep working.
+   */
+  private auth: { headers: Record<string, string>; dispatcher: ReturnType<RequestContext['getDispatcher']>; at: number } | undefined;
+  private static readonly AUTH_REFRESH_MS = 60_000;
   /** Sees every request before it is sent (an RBAC audit records them). */
   onRequest: ((method: string, path: string, query: Query) => void) | undefined;
 
@@ -139,13 +146,21 @@ export class KubeClient {
     };
   }
 
+  private async credentials(url: URL) {
+    if (!this.auth || Date.now() - this.auth.at > KubeClient.AUTH_REFRESH_MS) {
+      const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+      await this.config.applySecurityAuthentication(ctx);
+      this.auth = { headers: ctx.getHeaders(), dispatcher: this.auth?.dispatcher ?? ctx.getDispatcher(), at: Date.now() };
+    }
+    return this.auth;
+  }
+
   private async send(opts: RequestOptions) {
     this.onRequest?.(opts.method, opts.path, opts.query ?? {});
     const url = new URL(this.server + opts.path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), HttpMethod[opts.method]);
-    await this.config.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+    const auth = await this.credentials(url);
+    const headers: Record<string, string> = { ...auth.headers, Accept: 'application/json' };
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
@@ -157,7 +172,7 @@ export class KubeClient {
         headers,
         ...(body !== undefined ? { body } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
-        dispatcher: ctx.getDispatcher(),
+        dispatcher: auth.dispatcher,
       });
     } catch (e) {
       if (opts.signal?.aborted) throw e;

@@ -171,7 +171,8 @@ class SwarmRun {
     this.status.lastError = undefined;
     this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
     if (JSON.stringify(this.status) !== before) this.deps.wrote?.(await applyOperatorStatus(this.deps.client, this.swarm, this.status));
-    for (const [type, reason, message] of this.events) await this.deps.recorder.record(involved(this.swarm), type, reason, message);
+    // Events never hold up a reconcile (the recorder swallows and logs its errors).
+    for (const [type, reason, message] of this.events) void this.deps.recorder.record(involved(this.swarm), type, reason, message);
     return result;
   }
 

@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// `npm run bench:operator`: apply N Swarms (default 1000) to a real API server
+// and time until every one has its coordinator pod, with the operator in its
+// own process (`cfn operator`) so its peak RSS is its own. The floor, in the
+// same run: the same number of pods created directly by this script.
+// Targets: <= 30 s, <= 200 MB. Not a test: prints a markdown table.
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parse } from 'yaml';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { KubeClient, resourcePath } = await import(pathToFileURL(join(ROOT, 'dist/operator/k8s/client.js')).href);
+
+const N = Number(process.env.BENCH_SWARMS ?? 1000);
+const PARALLEL = Number(process.env.BENCH_CREATE_PARALLEL ?? 16);
+
+function kubeconfig() {
+  if (process.env.KUBECONFIG) return { path: process.env.KUBECONFIG, stop: () => {} };
+  const up = spawnSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), 'up', '--name', 'bench', '--port-base', 'auto'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (up.status !== 0) throw new Error('cluster up failed');
+  return {
+    path: up.stdout.trim().split('\n').pop(),
+    stop: () => spawnSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), 'down', '--name', 'bench'], { stdio: 'inherit' }),
+  };
+}
+
+async function pool(n, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: PARALLEL }, async () => {
+    while (next < n) await fn(next++);
+  }));
+}
+
+/** Swarms that have a coordinator pod. */
+async function countPods(c, ns) {
+  const list = await c.get(`/api/v1/namespaces/${ns}/pods`, { labelSelector: 'app.kubernetes.io/managed-by=swarm-operator' });
+  return new Set(list.items.map((p) => p.metadata.labels['swarm.cfn.dev/swarm'])).size;
+}
+
+async function waitUntil(check, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+const peakRssMb = (pid) => {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+
+async function metric(port, name) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' ')).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+}
+
+async function main() {
+  const kc = kubeconfig();
+  const c = KubeClient.load(kc.path);
+  for (const f of ['swarm.cfn.dev_swarms.yaml', 'swarm.cfn.dev_rolloutpolicies.yaml']) {
+    const crd = parse(readFileSync(join(ROOT, 'crds', f), 'utf8'));
+    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: crd.metadata.name }), crd, { fieldManager: 'bench', force: true });
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  const stamp = Date.now().toString(36);
+  const nsFloor = `bench-floor-${stamp}`;
+  const nsOp = `bench-op-${stamp}`;
+  for (const ns of [nsFloor, nsOp]) {
+    await c.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    await c.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }).catch(() => {});
+  }
+
+  // Floor: the same number of pods, created directly.
+  const podBody = (i) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `floor-${i}`, labels: { 'app.kubernetes.io/managed-by': 'swarm-operator' } },
+    spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'swarm-operator:bench', args: ['coordinate'] }] },
+  });
+  let t = performance.now();
+  await pool(N, (i) => c.create(`/api/v1/namespaces/${nsFloor}/pods`, podBody(i)));
+  const floorMs = performance.now() - t;
+
+  // The operator, in its own process.
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const op = spawn(process.execPath, [join(ROOT, 'bin/cfn.js'), 'operator', '--namespaces', nsOp, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--no-leader-elect', '--workers', process.env.BENCH_WORKERS ?? '8'], {
+    env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => ({ ok: false }))).ok, 30_000);
+
+  t = performance.now();
+  await pool(N, (i) =>
+    c.create(resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: nsOp }), {
+      apiVersion: 'swarm.cfn.dev/v1alpha1',
+      kind: 'Swarm',
+      metadata: { name: `s-${i}` },
+      // No kubelet runs the pods here: a long fallback timeout keeps V2 pods from falling back mid-benchmark.
+      spec: { objective: 'benchmark', agents: 10, agent: { command: ['true'] }, coordination: { version: 'v2', fallbackTimeoutSeconds: 600 } },
+    }),
+  );
+  const appliedMs = performance.now() - t;
+  const ok = await waitUntil(async () => (await countPods(c, nsOp)) >= N, 300_000);
+  const allPodsMs = performance.now() - t;
+  const reconciles = await metric(port, 'controller_runtime_reconcile_total');
+  const errors = await metric(port, 'controller_runtime_reconcile_errors_total');
+  const rss = peakRssMb(op.pid);
+  // Clean up while the operator still runs: it removes its finalizers.
+  for (const ns of [nsFloor, nsOp]) await c.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
+  await waitUntil(async () => !(await c.get(`/api/v1/namespaces/${nsOp}`).then(() => true, () => false)), 120_000);
+  op.kill('SIGTERM');
+  await new Promise((r) => op.on('close', r));
+
+  const rows = [
+    ['swarms applied', String(N), ''],
+    ['time to apply all Swarms', `${(appliedMs / 1000).toFixed(1)} s`, ''],
+    ['time until every Swarm has its coordinator pod', ok ? `${(allPodsMs / 1000).toFixed(1)} s` : 'not reached in 300 s', '<= 30 s'],
+    ['floor: the same pods created directly', `${(floorMs / 1000).toFixed(1)} s`, ''],
+    ['ratio to the floor', `${(allPodsMs / floorMs).toFixed(2)}x`, ''],
+    ['reconciles (errors)', `${reconciles} (${errors})`, ''],
+    ['reconciles per second', (reconciles / (allPodsMs / 1000)).toFixed(0), ''],
+    ['operator peak RSS (VmHWM)', `${rss.toFixed(0)} MB`, '<= 200 MB'],
+  ];
+  const table = ['| operator, 1000 Swarms | value | target |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  console.log(table);
+  await mkdir(join(ROOT, '.bench'), { recursive: true });
+  await writeFile(join(ROOT, '.bench/operator.md'), table + '\n');
+
+  kc.stop();
+}
+
+await main();
