@@ -274,16 +274,19 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     if (!bash) throw new CoordinatorUnavailableError('not started: call start() first');
     if (this.runs.has(spec.id)) throw new EngineError(`objective ${spec.id} is already running`, undefined);
     const root = join(this.shmPath, spec.id);
-    if (await stat(root).then(() => true, () => false)) {
-      throw new EngineError(`swarm root ${root} already exists (another run of ${spec.id}, or a leftover to remove)`, undefined);
-    }
     const collector = new ResultCollector(root, spec.agents);
     let markDone: () => void = () => undefined;
     const done = new Promise<void>((resolve) => {
       markDone = resolve;
     });
     const run: ActiveRun = { spec, root, child: undefined, collector, startedAt: Date.now(), stopping: false, stderrTail: '', done, markDone };
+    // Registered before the first await, so a concurrent call with the same id is refused above.
     this.runs.set(spec.id, run);
+    if (await stat(root).then(() => true, () => false)) {
+      this.runs.delete(spec.id);
+      run.markDone();
+      throw new EngineError(`swarm root ${root} already exists (another run of ${spec.id}, or a leftover to remove)`, undefined);
+    }
     this.finished.delete(spec.id);
     try {
       await writeObjective(root, { objective: spec.description, ...(spec.tasks ? { tasks: spec.tasks } : {}) });

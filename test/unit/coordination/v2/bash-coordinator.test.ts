@@ -233,12 +233,25 @@ describe('BashCoordinator', () => {
     expect(await readdir(shm)).not.toContain(s.id);
   });
 
+  it('refuses a second concurrent run of the same objective id', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({ agents: 2, agentCommand: ['sleep', '0.5'] });
+    const [first, second] = await Promise.allSettled([c.executeObjective(s), c.executeObjective(s)]);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('rejected');
+    if (second.status === 'rejected') expect(String(second.reason)).toMatch(/already running/);
+    await expectNoTrace(c, s.id);
+  });
+
   it('refuses to run over an existing swarm root', async () => {
     const c = make();
     await c.start();
     const s = spec();
     await mkdir(join(shm, s.id));
     await expect(c.executeObjective(s)).rejects.toThrow(/already exists/);
+    // someone else's root is left alone
+    expect(existsSync(join(shm, s.id))).toBe(true);
     await rm(join(shm, s.id), { recursive: true });
   });
 });
