@@ -73,6 +73,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
   if (io.signals) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
   }
 
   const bar = io.isTTY && !o.json ? new ProgressBar(io.stderr) : undefined;
@@ -142,6 +143,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
     if (io.signals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
     }
     await coordinator.stop();
   }
