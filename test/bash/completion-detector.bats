@@ -1,0 +1,62 @@
+#!/usr/bin/env bats
+# completion-detector.sh: counts from messages, dedup, deadline, status.json.
+
+load helpers
+
+setup() {
+  common_setup
+  ROOT="$SHM/d"
+  mkdir -p "$ROOT/metrics"
+  "$BIN/message-bus.sh" init --inbox "$ROOT/messages/root"
+}
+teardown() { common_teardown; }
+
+pub() {
+  "$BIN/message-bus.sh" publish --inbox "$ROOT/messages/root" "$@" >/dev/null
+}
+result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"; }
+
+@test "completes when every agent delivered; duplicates are counted once" {
+  result 0 completed
+  result 1 failed
+  result 1 completed
+  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"completed"},{"agentId":"agent-0","index":0,"status":"completed"}]}'
+  pub --type heartbeat --from sub-0 --body '{"sub":0}'
+  pub --type reassign --from sub-0 --body '{"sub":0,"agents":3}'
+  printf 'junk\n' >"$ROOT/messages/root/new/9-9-9.json"
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 3 --timeout 5
+  [ "$status" -eq 0 ]
+  jq -e '.objectiveId == "d" and .status == "completed" and .agents == {"total":3,"completed":2,"failed":1} and .deliveryRate == 100' "$ROOT/status.json"
+  jq -e '.reassigned == 3 and .quarantined == 1 and (.startedAt | test("Z$")) and .coordinationTime >= 0' "$ROOT/status.json"
+  [ "$(wc -l <"$ROOT/metrics/latency.us")" -eq 6 ]
+}
+
+@test "the deadline gives status timeout and exit 4 with partial counts" {
+  result 0 completed
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 4 --timeout 0.5
+  [ "$status" -eq 4 ]
+  jq -e '.status == "timeout" and .agents.completed == 1 and .deliveryRate == 25' "$ROOT/status.json"
+}
+
+@test "messages arriving while it runs are consumed; resumed agents count as delivered" {
+  "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 5 --timeout 10 --completed-indexes 0-2 &
+  local det=$!
+  sleep 0.3
+  jq -e '.status == "running" and .agents.completed == 3 and .resumed == 3' "$ROOT/status.json"
+  result 2 completed
+  result 3 completed
+  result 4 failed
+  wait "$det"
+  jq -e '.status == "completed" and .agents.completed == 4 and .agents.failed == 1' "$ROOT/status.json"
+}
+
+@test "TERM writes status stopped (exit 143); out-of-range indexes are ignored" {
+  result 7 completed
+  "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 2 --timeout 10 &
+  local det=$! rc=0
+  sleep 0.3
+  kill -TERM "$det"
+  wait "$det" || rc=$?
+  [ "$rc" -eq 143 ]
+  jq -e '.status == "stopped" and .agents.completed == 0' "$ROOT/status.json"
+}
