@@ -77,6 +77,7 @@ const ENGINES = {
     const lat = out.latencyUs.sort((a, b) => a - b);
     return {
       wallMs: out.wallMs,
+      engineMs: out.status.coordinationTime,
       delivery: out.status.deliveryRate,
       failed: out.status.agents.failed,
       p50Ms: percentile(lat, 50) / 1000,
@@ -109,6 +110,8 @@ const COLUMNS = [
   ['agents', (r) => r.agents],
   ['agent command', (r) => r.command.label],
   ['V2 wall s', (r) => fmt(r.results.v2.wallMs / 1000)],
+  // The engine's own coordinationTime (status.json): wall minus this is the TypeScript side's share.
+  ['engine s', (r) => fmt(r.results.v2.engineMs / 1000)],
   ['V2 agents/s', (r) => fmt(r.agents / (r.results.v2.wallMs / 1000), 0)],
   ['delivery %', (r) => fmt(r.results.v2.delivery, 1)],
   ['msg latency p50 ms', (r) => fmt(r.results.v2.p50Ms)],
@@ -153,7 +156,7 @@ async function main() {
     ...timingLines,
     '',
     `Concurrency ${CONCURRENCY} for V2 and for the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
-    'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded). ' +
+    'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
       'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection). Delivery: responses delivered / agents.',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms; in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,
