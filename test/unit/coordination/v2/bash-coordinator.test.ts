@@ -199,6 +199,17 @@ describe('BashCoordinator', () => {
     await expectNoTrace(c, s.id);
   });
 
+  it('bounds output at maxOutputBytes and turns invalid UTF-8 into U+FFFD', async () => {
+    const c = make();
+    await c.start();
+    const full = Array.from({ length: 30000 }, (_, i) => `${i + 1}\n`).join('');
+    const big = await c.executeObjective(spec({ agents: 1, maxOutputBytes: 1000, agentCommand: ['seq', '1', '30000'] }));
+    expect(big.responses[0]).toMatchObject({ status: 'completed', outputTruncated: true, outputBytes: Buffer.byteLength(full) });
+    expect(big.responses[0]?.output).toBe(full.slice(0, 1000));
+    const bad = await c.executeObjective(spec({ agents: 1, agentCommand: ['printf', 'a\\377b\\n'] }));
+    expect(bad.responses[0]).toMatchObject({ output: 'a\uFFFDb\n', outputBytes: 4, outputTruncated: false });
+  });
+
   it('refuses an invalid spec before touching the disk', async () => {
     const c = make();
     await c.start();
