@@ -34,14 +34,20 @@ flat_dispatch() {
     { cfn_agent_run "$i" "$inbox" || cfn_log "agent $i: engine error $?"; } &
     running=$((running + 1))
   done
-  wait || true
+  # Not a bare `wait`: the watchdog is a child too and runs until wd_stop.
+  while ((running > 0)); do
+    wait -n 2>/dev/null || true
+    running=$((running - 1))
+  done
 }
 
 main() {
   engine_parse_opts "$@"
   engine_prepare
   bus_init "$CFN_ROOT/messages/root"
+  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog" "$$"; fi
   flat_dispatch "$CFN_ROOT/messages/root"
+  wd_stop
 }
 
 main "$@"

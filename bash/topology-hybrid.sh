@@ -169,6 +169,7 @@ main() {
   engine_prepare
   mkdir -p "$CFN_ROOT/pids"
   bus_init "$CFN_ROOT/messages/root"
+  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog" "$$"; fi
   local subs=$(((CFN_AGENTS_TOTAL + WORKERS - 1) / WORKERS)) k now all_done
   ((subs > 0)) || return 0
   [[ -n $SUB_CONCURRENCY ]] || SUB_CONCURRENCY=$(((CFN_CONCURRENCY + subs - 1) / subs))
@@ -191,6 +192,7 @@ main() {
     ((all_done)) && break
     if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then cfn_die 143 "parent gone: stopping"; fi
   done
+  wd_stop
   wait || true
 }
 

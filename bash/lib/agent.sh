@@ -9,6 +9,8 @@
 # CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none) CFN_RETRIES CFN_MAX_OUTPUT.
 # shellcheck source=bash/lib/bus.sh
 source "${BASH_SOURCE[0]%/*}/bus.sh"
+# shellcheck source=bash/lib/watchdog.sh
+source "${BASH_SOURCE[0]%/*}/watchdog.sh"
 
 CFN_KILL_AFTER=${CFN_KILL_AFTER:-2}
 # Largest environment string exec accepts (MAX_ARG_STRLEN is 128 KiB).
@@ -18,9 +20,18 @@ CFN_TASK_ENV_MAX=131000
 cfn__agent_exec() {
   export CFN_ATTEMPT=$1
   if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then LC_ALL=$CFN_ORIG_LC_ALL; else unset LC_ALL; fi
-  local rc=0
-  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then
+  local rc=0 pid now t
+  if [[ $CFN_AGENT_TIMEOUT != 0 && -n $WD_FD ]]; then
+    # The topology's watchdog enforces the timeout: no timeout exec per agent.
+    "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" {WD_FD}>&- &
+    pid=$!
+    cfn_now_us now
+    cfn_seconds_us t "$CFN_AGENT_TIMEOUT"
+    printf '%s %s\n' "$pid" "$((now + t))" >&"$WD_FD"
+    wait "$pid" || rc=$?
+  elif [[ $CFN_AGENT_TIMEOUT != 0 ]]; then
     timeout --foreground -k "$CFN_KILL_AFTER" "$CFN_AGENT_TIMEOUT" "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" || rc=$?
+    ((rc != 124)) || rc=143
   else
     "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" || rc=$?
   fi
@@ -53,12 +64,12 @@ cfn__agent_output() {
 
 # cfn__agent_error VAR RC ERR_FILE: the last line of stderr, else a description.
 cfn__agent_error() {
-  local rc=$2 file=$3 size=0 last=''
+  local rc=$2 file=$3 timed_out=$4 size=0 last=''
   cfn_file_size size "$file" 2>/dev/null || size=0
   if ((size > 0)); then
     last=$(tail -c 4096 -- "$file" | sed -e '/^[[:space:]]*$/d' | tail -n 1) || last=
   fi
-  if [[ $CFN_AGENT_TIMEOUT != 0 ]] && ((rc == 124 || rc == 137)); then
+  if ((timed_out)); then
     last="timed out after ${CFN_AGENT_TIMEOUT}s${last:+: $last}"
   fi
   [[ -n $last ]] || last="exit code $rc"
@@ -101,10 +112,16 @@ cfn_agent_run() {
   if ((${#task} <= CFN_TASK_ENV_MAX)); then export CFN_TASK=$task; else unset CFN_TASK; fi
   out=$root/work/$id.out err=$root/work/$id.err
   cfn_now_us t0
+  local a0 a1 timed_out=0 limit_us
+  cfn_seconds_us limit_us "$CFN_AGENT_TIMEOUT"
   while :; do
     attempt=$((attempt + 1))
     rc=0
+    cfn_now_us a0
     cfn__agent_exec "$attempt" "$task_file" "$out" "$err" || rc=$?
+    cfn_now_us a1
+    timed_out=0
+    ((rc != 0 && limit_us > 0 && a1 - a0 >= limit_us)) && timed_out=1
     ((rc != 0 && attempt < max)) || break
     cfn_sleep_ms "$((100 << (attempt - 1)))"
   done
@@ -116,7 +133,7 @@ cfn_agent_run() {
     status=completed
   else
     status=failed
-    cfn__agent_error error_json "$rc" "$err"
+    cfn__agent_error error_json "$rc" "$err" "$timed_out"
   fi
   printf -v resp '{"agentId":"%s","index":%d,"status":"%s","exitCode":%d,"attempts":%d,"durationMs":%d,"output":%s,"outputBytes":%d,"outputTruncated":%s,"error":%s}' \
     "$id" "$idx" "$status" "$rc" "$attempt" "$(((t1 - t0) / 1000))" "$output_json" "$size" "$truncated" "$error_json"
