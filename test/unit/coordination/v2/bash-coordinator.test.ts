@@ -210,6 +210,19 @@ describe('BashCoordinator', () => {
     expect(bad.responses[0]).toMatchObject({ output: 'a\uFFFDb\n', outputBytes: 4, outputTruncated: false });
   });
 
+  // Regression: the engine enables bash loadable builtins (sleep, rm, ln, mkdir...);
+  // an agent command with one of those names ran the builtin inside a forked shell
+  // instead of the program (different semantics, no agent process of its own).
+  it('runs the real program for an agent command named like a loaded bash builtin', async () => {
+    const c = make();
+    await c.start();
+    const result = await c.executeObjective(spec({ agents: 2, agentCommand: ['mkdir', '--version'] }));
+    for (const r of result.responses) {
+      expect(r.status).toBe('completed');
+      expect(r.output).toMatch(/^mkdir \(GNU coreutils\)/);
+    }
+  });
+
   it('refuses an invalid spec before touching the disk', async () => {
     const c = make();
     await c.start();
