@@ -282,6 +282,7 @@ cleanup() {
   stop_group "$DET_PID"
   stop_group "$HB_PID"
   [[ -n $TOPO_PID$DET_PID$HB_PID ]] && { wait 2>/dev/null || true; }
+  [[ -z $O_RESULTS ]] || rm -f -- "$O_RESULTS.tmp.$$"
   if [[ -n $ROOT && -d $ROOT ]]; then
     if ((O_KEEP)); then
       unlink "$ROOT/pids/coordinator.pid" 2>/dev/null || rm -f -- "$ROOT/pids/coordinator.pid"

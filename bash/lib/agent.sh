@@ -23,7 +23,9 @@ cfn__agent_exec() {
   local rc=0 pid now t
   if [[ $CFN_AGENT_TIMEOUT != 0 && -n $WD_FD ]]; then
     # The topology's watchdog enforces the timeout: no timeout exec per agent.
-    "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" {WD_FD}>&- &
+    # exec: the agent is the real program, never one of the loadable builtins
+    # this shell enabled (sleep, rm, ln, mkdir, ...).
+    { exec "${CFN_CMD[@]}"; } <"$2" >"$3" 2>"$4" {WD_FD}>&- &
     pid=$!
     cfn_now_us now
     cfn_seconds_us t "$CFN_AGENT_TIMEOUT"
@@ -33,7 +35,7 @@ cfn__agent_exec() {
     timeout --foreground -k "$CFN_KILL_AFTER" "$CFN_AGENT_TIMEOUT" "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" || rc=$?
     ((rc != 124)) || rc=143
   else
-    "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" || rc=$?
+    (exec "${CFN_CMD[@]}") <"$2" >"$3" 2>"$4" || rc=$?
   fi
   LC_ALL=C
   return "$rc"

@@ -202,3 +202,15 @@ kill_test() {
   [ "$status" -eq 3 ]
   [[ $output == *"not enough space on $SHM/mnt"* ]]
 }
+
+@test "works without bash loadables and with a polling bus (flat and hybrid), objective from a file" {
+  printf 'from a file\n' >"$OUT/objective"
+  run env CFN_NO_LOADABLES=1 CFN_BUS_MODE=poll "$BIN/coordinator-cli.sh" run --swarm-id nl --agents 40 --objective-file "$OUT/objective" --results-file "$OUT/r.jsonl" --json -- cat
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.completed == 40' <<<"$output"
+  jq -s -e 'length == 40 and all(.output == "from a file\n")' "$OUT/r.jsonl"
+  run env CFN_NO_LOADABLES=1 "$BIN/coordinator-cli.sh" run --swarm-id nl --agents 90 --topology hybrid --workers 30 --bus-mode poll --objective x --json -- true
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents.completed == 90 and .topology == "hybrid"' <<<"$output"
+  assert_no_leftovers
+}
