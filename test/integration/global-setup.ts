@@ -77,21 +77,35 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Stops instances left by integration runs that were killed before teardown. */
-function stopStaleInstances(clusterScript: string, stateRoot: string): void {
+/**
+ * Instances named after a jest process: `jest-<pid>` (this setup's) and
+ * `jest-<pid>-<suffix>` (extra ones tests start, e.g. lifecycle.test.ts).
+ */
+function jestInstances(stateRoot: string): Array<{ name: string; pid: number }> {
   let entries: string[];
   try {
     entries = readdirSync(stateRoot);
   } catch {
-    return;
+    return [];
   }
+  const found: Array<{ name: string; pid: number }> = [];
   for (const entry of entries) {
-    const m = /^cluster-jest-(\d+)$/.exec(entry);
-    if (!m?.[1]) continue;
-    const pid = Number(m[1]);
+    const m = /^cluster-(jest-(\d+)(?:-[a-z0-9-]+)?)$/.exec(entry);
+    if (m?.[1] && m[2]) found.push({ name: m[1], pid: Number(m[2]) });
+  }
+  return found;
+}
+
+function stopInstance(clusterScript: string, name: string): void {
+  spawnSync('bash', [clusterScript, 'down', '--name', name], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** Stops instances left by integration runs that were killed before teardown. */
+function stopStaleInstances(clusterScript: string, stateRoot: string): void {
+  for (const { name, pid } of jestInstances(stateRoot)) {
     if (pid === process.pid || pidAlive(pid)) continue;
-    log(`stopping stale instance jest-${pid}`);
-    spawnSync('bash', [clusterScript, 'down', '--name', `jest-${pid}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    log(`stopping stale instance ${name}`);
+    stopInstance(clusterScript, name);
   }
 }
 
@@ -106,7 +120,8 @@ export default async function globalSetup(_globalConfig: unknown, projectConfig:
   }
   const root = projectConfig.rootDir;
   const clusterScript = path.join(root, 'test/cluster/cluster.sh');
-  stopStaleInstances(clusterScript, process.env.SWARM_CLUSTER_STATE_DIR ?? path.join(root, '.local'));
+  const stateRoot = process.env.SWARM_CLUSTER_STATE_DIR ?? path.join(root, '.local');
+  stopStaleInstances(clusterScript, stateRoot);
   // Cold builds take long; build.sh prints progress and reuses the cache.
   await runVisible([path.join(root, 'test/cluster/build.sh'), '--control-plane']);
   const name = `${INSTANCE_PREFIX}${process.pid}`;
@@ -118,10 +133,13 @@ export default async function globalSetup(_globalConfig: unknown, projectConfig:
   process.env.SWARM_TEST_CLUSTER_NAME = name;
   process.env.SWARM_TEST_CLUSTER_SCRIPT = clusterScript;
   log(`cluster ${name} up in ${Date.now() - started} ms; KUBECONFIG=${kubeconfig}`);
-  // An interrupted run still stops its control plane.
+  // An interrupted run still stops its control plane and the extra instances
+  // its tests started (their `up`, if still running, cleans up after itself).
   const handler: SignalHandler = (signal) => {
     try {
-      spawnSync('bash', [clusterScript, 'down', '--name', name], { stdio: ['ignore', 'ignore', 'inherit'] });
+      for (const inst of jestInstances(stateRoot)) {
+        if (inst.pid === process.pid) stopInstance(clusterScript, inst.name);
+      }
     } finally {
       process.kill(process.pid, signal);
     }

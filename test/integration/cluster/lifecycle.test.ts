@@ -6,7 +6,9 @@ import { VersionApi, KubeConfig } from '@kubernetes/client-node';
 import { CLUSTER_SCRIPT, clusterStatus, loadKubeConfig, pidAlive, pinnedK8sVersion, portOpen, run, suffix } from './helpers.js';
 
 describe('cluster.sh up/down', () => {
-  const name = `it-second-${suffix()}`;
+  // Named after this jest process, so an interrupted run's leftover is
+  // stopped by the next run's global setup (see global-setup.ts).
+  const name = `jest-${process.pid}-second-${suffix()}`;
 
   afterAll(async () => {
     // Only matters when an assertion failed between up and down.
