@@ -14,6 +14,14 @@ describe('crds/', () => {
     for (const [name, text] of generated) expect(readFileSync(join(CRD_DIR, name), 'utf8')).toBe(text);
   });
 
+  // The Helm chart and kustomize ship the same files (gen:crds writes all three).
+  it.each(['charts/swarm-operator/crds', 'config/crd/bases'])('has identical copies in %s', (dir) => {
+    const generated = generateCrdFiles();
+    const copies = readdirSync(join(process.cwd(), dir)).filter((f) => f.endsWith('.yaml'));
+    expect(copies.sort()).toEqual([...generated.keys()].sort());
+    for (const [name, text] of generated) expect(readFileSync(join(process.cwd(), dir, name), 'utf8')).toBe(text);
+  });
+
   it('emits only structural keywords the API server accepts', () => {
     const text = JSON.stringify(generateCrds());
     expect(text).not.toMatch(/"anyOf"|"oneOf"|"\$schema"|"additionalProperties":false/);
