@@ -38,6 +38,9 @@ flat_dispatch() {
   while ((running > 0)); do
     wait -n 2>/dev/null || true
     running=$((running - 1))
+    if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then
+      cfn_die 143 "parent $CFN_PARENT_PID gone: stopping"
+    fi
   done
 }
 
@@ -45,7 +48,7 @@ main() {
   engine_parse_opts "$@"
   engine_prepare
   bus_init "$CFN_ROOT/messages/root"
-  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog" "$$"; fi
+  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}; fi
   flat_dispatch "$CFN_ROOT/messages/root"
   wd_stop
 }

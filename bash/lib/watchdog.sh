@@ -10,18 +10,21 @@ source "${BASH_SOURCE[0]%/*}/common.sh"
 WD_FD=''
 WD_PID=''
 
-# wd_start FIFO_PATH PARENT_PID: starts the watchdog; sets WD_FD for agents.
+# wd_start FIFO_PATH PARENT_PID...: starts the watchdog; sets WD_FD for agents.
+# When any PARENT_PID is gone it TERMs every registered agent and exits.
 wd_start() {
-  local fifo=$1 parent=$2
+  local fifo=$1
+  shift
+  local parents="$*"
   rm -f -- "$fifo"
   mkfifo -m 0600 -- "$fifo" || return 1
-  { wd__loop "$fifo" "$parent"; } &
+  { wd__loop "$fifo" "$parents"; } &
   WD_PID=$!
   exec {WD_FD}<>"$fifo"
 }
 
 wd__loop() {
-  local fifo=$1 parent=$2 pid dl now kill_after_us fd
+  local fifo=$1 parents=$2 pid dl now kill_after_us fd parent
   local -A deadline=() killed=()
   cfn_seconds_us kill_after_us "${CFN_KILL_AFTER:-2}"
   exec {fd}<>"$fifo"
@@ -46,8 +49,27 @@ wd__loop() {
         killed[$pid]=$((now + kill_after_us))
       fi
     done
-    if [[ -n $parent ]] && ! kill -0 "$parent" 2>/dev/null; then exit 0; fi
+    for parent in $parents; do
+      if ! kill -0 "$parent" 2>/dev/null; then
+        for pid in "${!deadline[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+        wd__stop_own_group
+        exit 0
+      fi
+    done
   done
+}
+
+# When the topology leads its own process group (as coordinator-cli.sh starts
+# it), an orphaned run takes its agents' children down too: TERM the group.
+wd__stop_own_group() {
+  local stat=''
+  { IFS= read -r stat </proc/$BASHPID/stat; } 2>/dev/null || return 0
+  stat=${stat##*) }
+  stat=${stat#* }
+  stat=${stat#* }
+  [[ ${stat%% *} == "$$" ]] || return 0
+  trap '' TERM
+  kill -TERM 0 2>/dev/null || true
 }
 
 # wd_stop: ends the watchdog (all agents done).

@@ -79,7 +79,7 @@ EOS
 }
 
 @test "the overall deadline stops the run with status timeout and exit 4, killing agents" {
-  run cli run --swarm-id late --agents 4 --objective x --timeout 1 --json -- bash -c 'sleep 30' "$MARK"
+  run cli run --swarm-id late --agents 4 --objective x --timeout 1 --json -- bash -c '(exec -a "$0" sleep 30); :' "$MARK"
   [ "$status" -eq 4 ]
   jq -e '.status == "timeout" and .agents.completed == 0 and .deliveryRate == 0' <<<"$output"
   [ ! -e "$SHM/late" ]
@@ -108,7 +108,7 @@ EOS
 }
 
 @test "a second run of a running swarm is refused (exit 3)" {
-  cli start --swarm-id busy --agents 2 --objective x -- bash -c 'sleep 30' "$MARK" >/dev/null
+  cli start --swarm-id busy --agents 2 --objective x -- bash -c '(exec -a "$0" sleep 30); :' "$MARK" >/dev/null
   run cli run --swarm-id busy --agents 2 --objective x -- true
   [ "$status" -eq 3 ]
   [[ $output == *"already running"* ]]
@@ -120,7 +120,7 @@ kill_test() {
   local sig=$1 code=$2
   # Job control, so the background run does not start with SIGINT ignored.
   set -m
-  "$BIN/coordinator-cli.sh" run --swarm-id "sig$code" --agents 20 --concurrency 8 --objective x -- bash -c 'sleep 30' "$MARK" 2>/dev/null &
+  "$BIN/coordinator-cli.sh" run --swarm-id "sig$code" --agents 20 --concurrency 8 --objective x -- bash -c '(exec -a "$0" sleep 30); :' "$MARK" 2>/dev/null &
   local pid=$! i
   set +m
   for ((i = 0; i < 100; i++)); do
@@ -145,7 +145,7 @@ kill_test() {
 }
 
 @test "start / status / stop: detached run, status stopped, root kept with --keep" {
-  run cli start --swarm-id bg --agents 6 --objective x --keep -- bash -c 'sleep 30' "$MARK"
+  run cli start --swarm-id bg --agents 6 --objective x --keep -- bash -c '(exec -a "$0" sleep 30); :' "$MARK"
   [ "$status" -eq 0 ]
   [[ $output =~ ^[0-9]+$ ]]
   local pid=$output
@@ -213,4 +213,23 @@ kill_test() {
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 90 and .topology == "hybrid"' <<<"$output"
   assert_no_leftovers
+}
+
+@test "kill -9 of the coordinator: its components and agents stop by themselves" {
+  "$BIN/coordinator-cli.sh" run --swarm-id orphan --agents 6 --objective x -- bash -c '(exec -a "$0" sleep 30); :' "$MARK" 2>/dev/null &
+  local pid=$! i
+  for ((i = 0; i < 100; i++)); do
+    [ "$(ls "$SHM/orphan/work" 2>/dev/null | grep -c out)" -ge 6 ] && break
+    sleep 0.05
+  done
+  kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do
+    [ -z "$(leftover_pids)" ] && break
+    sleep 0.1
+  done
+  assert_no_leftovers
+  jq -e '.status == "stopped"' "$SHM/orphan/status.json"
+  run "$BIN/coordinator-cli.sh" cleanup --swarm-id orphan
+  [ "$status" -eq 0 ]
+  [ ! -e "$SHM/orphan" ]
 }
