@@ -58,7 +58,8 @@ cleanup() {
 run_in() {
   local ref=$1 id=$2
   shift 2
-  ctr --address "$SOCK" -n k8s.io run --rm --mount "type=tmpfs,src=tmpfs,dst=/tmp,options=rw" "$ref" "$id" "$@"
+  # Like the pods: read-only root, a writable /tmp.
+  ctr --address "$SOCK" -n k8s.io run --rm --read-only --mount "type=tmpfs,src=tmpfs,dst=/tmp,options=rw" "$ref" "$id" "$@"
 }
 
 main() {
@@ -78,6 +79,7 @@ main() {
   local out
   out=$(run_in "$ref" t-id id -u)
   [[ "$out" == 65532 ]] || die "runs as uid '$out', want 65532"
+  if run_in "$ref" t-ro touch /app/written 2>/dev/null; then die "the root filesystem is writable"; fi
   run_in "$ref" t-tools bash -c 'jq --version && command -v inotifywait flock setsid timeout && test -r /usr/lib/bash/stat && node --version' >&2
   run_in "$ref" t-help /usr/local/bin/cfn operator --help | grep -q 'Usage: cfn operator' || die "cfn operator --help failed"
   run_in "$ref" t-coord /usr/local/bin/cfn coordinate --help | grep -q 'Usage: cfn coordinate' || die "cfn coordinate --help failed"
