@@ -64,6 +64,7 @@ export class KubeClient {
    */
   private auth: { headers: Record<string, string>; dispatcher: ReturnType<RequestContext['getDispatcher']>; at: number } | undefined;
   private static readonly AUTH_REFRESH_MS = 60_000;
+  requestTimeoutMs = 30_000;
   /** Sees every request before it is sent (an RBAC audit records them). */
   onRequest: ((method: string, path: string, query: Query) => void) | undefined;
 
@@ -82,7 +83,8 @@ export class KubeClient {
   }
 
   async request<T = KubeObject>(opts: RequestOptions): Promise<T> {
-    const res = await this.send(opts);
+    // No request may hang a reconcile forever (a half-open connection after an API server restart).
+    const res = await this.send({ ...opts, signal: opts.signal ?? AbortSignal.timeout(this.requestTimeoutMs) });
     const text = await res.text();
     if (res.status < 200 || res.status >= 300) throw KubeApiError.fromResponse(res.status, text, opts.method, opts.path);
     return (text ? JSON.parse(text) : {}) as T;
@@ -120,18 +122,25 @@ export class KubeClient {
   watch(path: string, query: Query, onEvent: (e: WatchEvent) => void): WatchHandle {
     const controller = new AbortController();
     let abortedByCaller = false;
+    // The server ends a watch after timeoutSeconds; a connection that dies
+    // silently must not hang the informer past that (plus a margin).
+    const serverTimeout = typeof query.timeoutSeconds === 'number' ? query.timeoutSeconds : 300;
+    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout((serverTimeout + 30) * 1000)]);
     const done = (async () => {
+      const res = await this.send({ method: 'GET', path, query: { ...query, watch: true }, signal });
+      if (res.status !== 200) throw KubeApiError.fromResponse(res.status, await res.text(), 'GET', path);
+      if (!res.body) return;
+      const input = Readable.fromWeb(res.body as ReadableStream);
+      // A reset or an abort errors the stream; readline then ends the loop and
+      // the informer re-watches. Unlistened, that error would crash the process.
+      input.on('error', () => undefined);
       try {
-        const res = await this.send({ method: 'GET', path, query: { ...query, watch: true }, signal: controller.signal });
-        if (res.status !== 200) throw KubeApiError.fromResponse(res.status, await res.text(), 'GET', path);
-        if (!res.body) return;
-        const lines = createInterface({ input: Readable.fromWeb(res.body as ReadableStream) });
-        for await (const line of lines) {
+        for await (const line of createInterface({ input })) {
           if (line) onEvent(JSON.parse(line) as WatchEvent);
         }
       } finally {
-        // Release the connection whichever way the stream ended.
-        controller.abort();
+        // Release the connection however the loop ended (an ERROR event throws out of it).
+        input.destroy();
       }
     })().catch((e: unknown) => {
       if (abortedByCaller) return;
@@ -175,7 +184,7 @@ export class KubeClient {
         dispatcher: auth.dispatcher,
       });
     } catch (e) {
-      if (opts.signal?.aborted) throw e;
+      if (opts.signal?.aborted && !(opts.signal.reason instanceof DOMException && opts.signal.reason.name === 'TimeoutError')) throw e;
       // Connection refused, reset, TLS trouble: the API server may come back.
       throw new KubeApiError(0, 'NetworkError', `${opts.method} ${opts.path}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`, opts.method, opts.path);
     }

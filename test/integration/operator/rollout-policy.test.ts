@@ -139,7 +139,7 @@ describe('RolloutPolicy on a real API server', () => {
           finished++;
         }
       }
-      await waitFor(`promoted to ${expected}`, async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === expected, 20_000);
+      await waitFor(`promoted to ${expected}`, async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === expected, 60_000);
     }
     const p = await getPolicy(ns, 'steps');
     expect(p.status).toMatchObject({ phase: 'Full', currentStep: 1 });

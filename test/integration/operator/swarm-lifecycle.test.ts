@@ -178,7 +178,10 @@ describe('a V2 coordinator lost mid-run', () => {
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
     const v1 = await waitFor('v1 pod', () => podOf('oom', 2));
     expect(v1.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-2' });
-    const sw = await getSwarm(c, ns, 'oom');
+    const sw = await waitFor('fallback in status', async () => {
+      const s = await getSwarm(c, ns, 'oom');
+      return s.status?.fallback ? s : undefined;
+    });
     expect(sw.status?.fallback?.reason).toBe('V2 coordinator lost mid-run: OOMKilled: exit code 137');
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', agents: { completed: 3 } });
   });
