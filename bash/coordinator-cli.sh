@@ -199,7 +199,7 @@ start_components() {
     --completed-indexes "$O_COMPLETED" --parent-pid "$$" &
   DET_PID=$!
   # Agents run at a lower priority than the detector, which keeps bus latency low.
-  nice -n 5 "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
+  ${CFN_NICE_CMD-nice -n 5} "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
   TOPO_PID=$!
   "$bin/health-monitor.sh" heartbeat --root "$ROOT" --parent-pid "$$" &
   HB_PID=$!

@@ -45,7 +45,7 @@ hybrid_opt() {
 # --- sub-coordinator (runs in a forked subshell) ---------------------------
 
 SUB_K=0 SUB_INBOX='' SUB_ROOT_INBOX='' SUB_INFLIGHT=0 SUB_BATCH='' SUB_BATCH_N=0
-declare -A SUB_LAUNCHED=()
+declare -A SUB_LAUNCHED=() SUB_PID_INDEX=()
 
 sub_on_message() {
   [[ $1 == result ]] || return 0
@@ -86,6 +86,7 @@ sub_run() {
   local -a queue=()
   SUB_INBOX=$CFN_ROOT/messages/sub-$SUB_K SUB_ROOT_INBOX=$CFN_ROOT/messages/root
   BUS_DEFER_ACK=1
+  CFN_BUS_MODE=poll
   bus_consumer_open "$SUB_INBOX" "$CFN_ROOT/metrics/latency.us"
   for ((i = first; i <= last; i++)); do
     [[ -n ${CFN_SKIP[$i]:-} ]] && continue
@@ -98,12 +99,16 @@ sub_run() {
   if ((replacement)); then
     bus_publish "$SUB_ROOT_INBOX" reassign "sub-$SUB_K" "{\"sub\":$SUB_K,\"agents\":${#queue[@]}}" || true
   fi
+  # Woken by its own children: an agent exiting (its message is already in the
+  # inbox) or a 250 ms timer (heartbeat; messages of a predecessor's agents).
+  local timer='' done_pid
   while :; do
     while ((pos < ${#queue[@]} && SUB_INFLIGHT < SUB_CONCURRENCY)); do
       i=${queue[pos]}
       pos=$((pos + 1))
       { cfn_agent_run "$i" "$SUB_INBOX" || cfn_log "agent $i: engine error $?"; } &
       SUB_LAUNCHED[$i]=$!
+      SUB_PID_INDEX[$!]=$i
       SUB_INFLIGHT=$((SUB_INFLIGHT + 1))
     done
     bus_drain sub_on_message
@@ -115,11 +120,42 @@ sub_run() {
       if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then exit 143; fi
     fi
     ((pos >= ${#queue[@]} && SUB_INFLIGHT == 0)) && break
-    ((BUS_CONSUMED > 0)) || bus_wait 0.1
+    if [[ -z $timer ]]; then
+      { sleep 0.25; } &
+      timer=$!
+    fi
+    done_pid=''
+    wait -n -p done_pid 2>/dev/null || true
+    if [[ $done_pid == "$timer" ]]; then
+      timer=''
+    elif [[ -n $done_pid && -n ${SUB_PID_INDEX[$done_pid]:-} ]]; then
+      i=${SUB_PID_INDEX[$done_pid]}
+      unset "SUB_PID_INDEX[$done_pid]"
+      bus_drain sub_on_message
+      [[ -z ${SUB_LAUNCHED[$i]:-} ]] || sub_lost_agent "$i"
+    fi
   done
+  [[ -z $timer ]] || kill "$timer" 2>/dev/null || true
   sub_flush
   bus_consumer_close_watch
   : >"$CFN_ROOT/pids/sub-$SUB_K.done"
+}
+
+# sub_lost_agent INDEX: the agent's process ended without announcing a result
+# (killed from outside): announce its response if it wrote one, else record a
+# failed response, so that the swarm still completes.
+sub_lost_agent() {
+  local i=$1 status=failed resp file=$CFN_ROOT/responses/agent-$1.json
+  unset "SUB_LAUNCHED[$i]"
+  SUB_INFLIGHT=$((SUB_INFLIGHT - 1))
+  if [[ -e $file ]]; then
+    cfn_response_status status "$file" || status=failed
+  else
+    printf -v resp '{"agentId":"agent-%d","index":%d,"status":"failed","exitCode":null,"attempts":0,"durationMs":0,"output":"","outputBytes":0,"outputTruncated":false,"error":"agent process lost"}' "$i" "$i"
+    cfn_publish_once "$file" "$resp" "$CFN_ROOT/responses/.tmp" || cfn_response_status status "$file" || true
+  fi
+  cfn_log "agent $i ended without a result message: recorded as $status"
+  sub_add_result "$i" "$status"
 }
 
 # --- root ------------------------------------------------------------------

@@ -69,3 +69,25 @@ start_hybrid() {
   jq -e '.status == "completed" and .agents.completed == 20 and .reassigned > 0' "$root/status.json"
   kill -KILL "$pid" 2>/dev/null || true
 }
+
+@test "hybrid: an agent process killed before it announces is recorded as lost, the swarm still completes" {
+  local root="$SHM/h"
+  start_hybrid "$root" 20 10 2 -- bash -c 'sleep 0.5'
+  local i sub='' victim=''
+  for ((i = 0; i < 100; i++)); do [ -s "$root/pids/sub-0.pid" ] && break; sleep 0.05; done
+  sub=$(cat "$root/pids/sub-0.pid")
+  # An agent subshell: a child of the sub-coordinator whose own child is the agent (sleep).
+  for ((i = 0; i < 100; i++)); do
+    victim=$(ps -eo pid=,ppid=,comm= | awk -v s="$sub" '
+      { ppid[$1] = $2; comm[$1] = $3 }
+      END { for (p in comm) if (comm[p] == "sleep" && ppid[ppid[p]] == s) { print ppid[p]; exit } }')
+    [ -n "$victim" ] && break
+    sleep 0.05
+  done
+  [ -n "$victim" ]
+  kill -KILL "$victim"
+  wait "$TOPO"
+  wait "$DET"
+  jq -e '.status == "completed" and .agents.total == 20 and .deliveryRate == 100' "$root/status.json"
+  [ "$(cat "$root"/responses/agent-*.json | jq -s '[.[] | select(.error == "agent process lost")] | length')" -eq 1 ]
+}
