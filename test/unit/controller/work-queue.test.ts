@@ -93,7 +93,7 @@ describe('rate limiters', () => {
   });
 
   it('takes the larger delay of its limiters', () => {
-    let now = 0;
+    const now = 0;
     const l = new MaxOfRateLimiter(new ItemExponentialRateLimiter(5, 1000), new TokenBucketRateLimiter(1, 1, () => now));
     expect(l.when('a')).toBe(5);
     expect(l.when('b')).toBeCloseTo(1000);
