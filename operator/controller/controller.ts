@@ -23,6 +23,12 @@ export interface ControllerOptions {
   rateLimiter?: RateLimiter;
 }
 
+/** namespace/name of a key, for log lines. */
+const keyFields = (key: string) => {
+  const i = key.indexOf('/');
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+};
+
 export class Controller {
   readonly queue: WorkQueue;
   private workers: Promise<void>[] = [];
@@ -98,10 +104,10 @@ export class Controller {
       if (isRetryable(err)) {
         if (err instanceof RetryLaterError && err.afterMs !== undefined) this.queue.addAfter(key, err.afterMs);
         else this.queue.addRateLimited(key);
-        this.opts.logger?.warn({ key, err: String(err), failures: this.queue.failures(key) }, 'reconcile failed, retrying');
+        this.opts.logger?.warn({ ...keyFields(key), err: String(err), failures: this.queue.failures(key) }, 'reconcile failed, retrying');
       } else {
         this.queue.forget(key);
-        this.opts.logger?.error({ key, err: String(err) }, 'reconcile failed permanently');
+        this.opts.logger?.error({ ...keyFields(key), err: String(err) }, 'reconcile failed permanently');
       }
     } finally {
       end?.();

@@ -23,7 +23,8 @@ export class KubeApiError extends Error {
   ) {
     super(message);
     this.name = 'KubeApiError';
-    this.retryable = status === 409 || status === 429 || status >= 500 || status === 0;
+    // 403 too: a quota or a missing RBAC rule is fixed by someone else, later.
+    this.retryable = status === 403 || status === 409 || status === 429 || status >= 500 || status === 0;
   }
 
   static fromResponse(status: number, body: string, method: string, path: string): KubeApiError {

@@ -186,3 +186,35 @@ describe('a V2 coordinator lost mid-run', () => {
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', agents: { completed: 3 } });
   });
 });
+
+describe('errors', () => {
+  it('shows the last error in a condition while retrying, and recovers when the cause goes away', async () => {
+    const quota = { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'no-pods' }, spec: { hard: { pods: '0' } } };
+    // A separate namespace: the quota must not block the other tests' pods.
+    const qns = await createNamespace(c, 'swarm-quota');
+    const qop = await runOperator({ namespaces: [qns] });
+    try {
+      await c.create(`/api/v1/namespaces/${qns}/resourcequotas`, quota);
+      await new Promise((r) => setTimeout(r, 1500)); // the quota controller computes usage first
+      await c.create(swarmPath(qns), swarmManifest(qns, 'blocked', { coordination: { version: 'v1' } }));
+      const sw = await waitFor('error condition', async () => {
+        const s = await getSwarm(c, qns, 'blocked');
+        return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'False') ? s : undefined;
+      });
+      const cond = sw.status!.conditions!.find((x) => x.type === 'Reconciled')!;
+      expect(cond.reason).toBe('RetryLater');
+      expect(cond.message).toMatch(/exceeded quota: no-pods/);
+      expect((sw.status as { lastError?: string }).lastError).toMatch(/exceeded quota/);
+      await c.delete(`/api/v1/namespaces/${qns}/resourcequotas/no-pods`);
+      await waitFor('pod after the quota is gone', async () => (await listPods(c, qns)).some((p) => p.metadata.name === 'blocked-v1-1') || undefined, 60_000);
+      const healed = await waitFor('Reconciled=True', async () => {
+        const s = await getSwarm(c, qns, 'blocked');
+        return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'True') ? s : undefined;
+      }, 30_000);
+      expect((healed.status as { lastError?: string }).lastError).toBeUndefined();
+    } finally {
+      await qop.stop();
+      await deleteNamespace(c, qns);
+    }
+  });
+});
