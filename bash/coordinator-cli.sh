@@ -198,8 +198,9 @@ start_components() {
     --topology "$O_TOPOLOGY" --timeout "$O_TIMEOUT" --started-us "$STARTED_US" \
     --completed-indexes "$O_COMPLETED" --parent-pid "$$" &
   DET_PID=$!
-  # Agents run at a lower priority than the detector, which keeps bus latency low.
-  ${CFN_NICE_CMD-nice -n 5} "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
+  # Agents run at a lower priority (CFN_AGENT_NICE, default 5) than the detector,
+  # which keeps bus latency low.
+  nice -n "${CFN_AGENT_NICE:-5}" "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
   TOPO_PID=$!
   "$bin/health-monitor.sh" heartbeat --root "$ROOT" --parent-pid "$$" &
   HB_PID=$!
