@@ -5,6 +5,7 @@ set -euo pipefail
 # command-or-file -> Debian package
 declare -A NEEDS=(
   [bats]=bats
+  [parallel]=parallel # GNU parallel: bats --jobs
   [shellcheck]=shellcheck
   [inotifywait]=inotify-tools
   [jq]=jq
@@ -19,6 +20,8 @@ declare -A NEEDS=(
   [umoci]=umoci
   [ctr]=containerd
   [gcc]=gcc
+  # scripts/image/docker-build.sh: the Dockerfile built by a hand-started dockerd
+  [dockerd]=docker.io
 )
 
 missing=()
