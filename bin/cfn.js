@@ -20,6 +20,14 @@ if (major < 22 || (major === 22 && minor < 19)) {
   process.exit(child.status ?? 1);
 }
 
+// V1's memory uses node:sqlite, which prints an ExperimentalWarning on every
+// run: drop that one warning, print every other as Node would.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name === 'ExperimentalWarning' && /SQLite/i.test(warning.message)) return;
+  process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
+});
+
 const main = join(root, 'dist/operator/cli/main.js');
 if (!existsSync(main)) {
   console.error('cfn: not built yet; run `npm run build` (or `make build`) first');

@@ -1,7 +1,19 @@
-// The one place `cfn run` obtains its coordinator. V1 and version selection
-// (--version, rollout, fallback) plug in here without touching the run command.
+// The one place `cfn run` obtains its coordinator: flags, environment and
+// claude-flow.config.json decide the version (flags first), CoordinatorFactory
+// starts it and falls back from V2 to V1 when V2 cannot start.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError } from '../config/config-error.js';
+import { CLAUDE_FLOW_CONFIG_FILE, loadClaudeFlowConfig } from '../config/claude-flow-config.js';
+import type { CoordinationConfig } from '../config/claude-flow-config.js';
+import { CoordinatorFactory, CoordinatorStartError } from '../coordination/factory/coordinator-factory.js';
+import type { FactoryLogger } from '../coordination/factory/coordinator-factory.js';
 import type { ICoordinator, Topology } from '../coordination/types.js';
-import { BashCoordinator } from '../coordination/v2/bash-coordinator.js';
+import { DEFAULT_MEMORY_PATH } from '../coordination/v1/memory-manager.js';
+import { DEFAULT_SHM_PATH } from '../coordination/v2/bash-coordinator.js';
+import { detectVersion } from '../coordination/version/detect-version.js';
+import type { VersionDecision } from '../coordination/version/detect-version.js';
+import { v2Preflight } from '../coordination/version/v2-preflight.js';
 import type { Logger } from '../observability/logger.js';
 import { AUTO_FLAT_MAX_AGENTS } from './defaults.js';
 import type { RunOptions, TopologyChoice } from './run-options.js';
@@ -9,12 +21,37 @@ import type { RunOptions, TopologyChoice } from './run-options.js';
 export interface CoordinatorContext {
   logger: Logger;
   env: NodeJS.ProcessEnv;
+  /** The one user-facing line when V2 falls back to V1. */
+  onUserMessage?: (line: string) => void;
+}
+
+export interface FallbackInfo {
+  from: 'v2';
+  to: 'v1';
+  reason: string;
+  /** From the V2 attempt's start to V1 started. */
+  elapsedMs: number;
 }
 
 export interface ObtainedCoordinator {
   coordinator: ICoordinator;
   /** Already start()ed. */
   started: true;
+  decision: VersionDecision;
+  fallback?: FallbackInfo;
+}
+
+/** No coordinator could start for this run (exit code 3): the one-line reason and the decision that led there. */
+export class RunCoordinatorUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly version: 'v1' | 'v2',
+    readonly reason: string,
+    readonly decision: VersionDecision,
+  ) {
+    super(message);
+    this.name = 'RunCoordinatorUnavailableError';
+  }
 }
 
 export function resolveTopology(choice: TopologyChoice, agents: number): Topology {
@@ -22,13 +59,80 @@ export function resolveTopology(choice: TopologyChoice, agents: number): Topolog
   return agents > AUTO_FLAT_MAX_AGENTS ? 'hybrid' : 'flat';
 }
 
-/** Creates and starts the coordinator for a run; rejects with the precise reason when none can start. */
-export async function obtainCoordinator(options: RunOptions, ctx: CoordinatorContext): Promise<ObtainedCoordinator> {
-  const coordinator = new BashCoordinator({
+/** The coordination section: --config FILE (which must exist), else ./claude-flow.config.json when present. */
+export function loadCoordinationConfig(configFile: string | undefined): { coordination: CoordinationConfig; file: string | undefined } {
+  if (configFile === undefined) return loadClaudeFlowConfig();
+  const file = resolve(configFile);
+  if (!existsSync(file)) throw new ConfigError(file, '', 'file not found (given with --config)');
+  return loadClaudeFlowConfig(file);
+}
+
+function withoutVersionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { COORDINATION_VERSION: _v, V2_ROLLOUT_PERCENTAGE: _r, ...rest } = env;
+  return rest;
+}
+
+/**
+ * The version for a run. Flags beat everything: --version v1|v2 decides alone,
+ * --version auto runs the V2 preflight, --rollout-percentage replaces the env's
+ * and the config's rollout; otherwise detectVersion (env > config > rollout > auto > v1).
+ */
+export function decideVersion(o: RunOptions, env: NodeJS.ProcessEnv, coordination: CoordinationConfig, configFile: string | undefined): VersionDecision {
+  if (o.version === 'v1' || o.version === 'v2') return { version: o.version, reason: `--version=${o.version}` };
+  const shmPath = o.shmPath ?? env.CFN_SHM_PATH ?? DEFAULT_SHM_PATH;
+  const preflight = () => v2Preflight({ shmPath });
+  const { version: _configured, v2RolloutPercentage: _rollout, ...rest } = coordination;
+  if (o.version === 'auto') {
+    const d = detectVersion({ id: o.swarmId, env: withoutVersionEnv(env), coordination: { ...rest, version: 'auto' }, configFile, preflight });
+    return { version: d.version, reason: d.reason.replace(/^auto:/, '--version=auto:') };
+  }
+  if (o.rolloutPercentage !== undefined) {
+    const d = detectVersion({ id: o.swarmId, env: withoutVersionEnv(env), coordination: { ...rest, v2RolloutPercentage: o.rolloutPercentage }, configFile });
+    return { version: d.version, reason: `--rollout-percentage ${d.reason.replace(/^rollout /, '')}` };
+  }
+  return detectVersion({ id: o.swarmId, env, coordination, configFile: configFile ?? CLAUDE_FLOW_CONFIG_FILE, preflight });
+}
+
+/**
+ * Creates and starts the coordinator for a run. Rejects with ConfigError or
+ * InvalidVersionSettingError (bad settings) or CoordinatorStartError (none could start).
+ */
+export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext): Promise<ObtainedCoordinator> {
+  const { coordination, file } = loadCoordinationConfig(o.configFile);
+  const decision = decideVersion(o, ctx.env, coordination, file);
+  // The user line says it once; the log keeps the details at info so the
+  // default log level does not print the same news twice.
+  const logger: FactoryLogger = {
+    warn: (obj, msg) => (ctx.onUserMessage ? ctx.logger.info(obj, msg) : ctx.logger.warn(obj, msg)),
+    info: (obj, msg) => ctx.logger.info(obj, msg),
+  };
+  const created = await CoordinatorFactory.create({
+    id: o.swarmId,
+    decision,
     env: ctx.env,
-    logger: ctx.logger,
-    ...(options.shmPath !== undefined ? { shmPath: options.shmPath } : {}),
+    coordination,
+    configFile: file,
+    ...(o.noFallback ? { fallbackEnabled: false } : {}),
+    logger,
+    ...(ctx.onUserMessage ? { onUserMessage: ctx.onUserMessage } : {}),
+    v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? DEFAULT_MEMORY_PATH },
+    v2: { env: ctx.env, logger: ctx.logger, ...(o.shmPath !== undefined ? { shmPath: o.shmPath } : {}) },
+  }).catch((err: unknown) => {
+    if (!(err instanceof CoordinatorStartError)) throw err;
+    const message =
+      err.version === 'v2' && o.noFallback ? `V2 coordinator failed to start: ${err.reason} (--no-fallback: not falling back to V1)` : err.message;
+    throw new RunCoordinatorUnavailableError(message, err.version, err.reason, decision);
   });
-  await coordinator.start();
-  return { coordinator, started: true };
+  return {
+    coordinator: created.coordinator,
+    started: true,
+    decision,
+    ...(created.fallback
+      ? { fallback: { from: 'v2' as const, to: 'v1' as const, reason: created.fallback.reason, elapsedMs: created.fallback.elapsedMs } }
+      : {}),
+  };
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === undefined || s.trim() === '' ? undefined : s;
 }

@@ -14,7 +14,8 @@ export type { CliIo } from './io.js';
 
 export const MAIN_HELP = `Usage: cfn <command> [options]
 
-Runs swarms of agent processes with the V2 (bash on tmpfs) coordinator.
+Runs swarms of agent processes with the V2 (bash on tmpfs) coordinator or its
+V1 fallback (TypeScript, SQLite memory).
 
 Commands:
   run         run one objective on N agents (cfn run --help)
@@ -23,7 +24,8 @@ Commands:
   help      show help for a command
 
 Environment: LOG_LEVEL (fatal..trace, default warn; JSON logs on stderr),
-CFN_SHM_PATH (default /dev/shm/cfn).
+CFN_SHM_PATH (default /dev/shm/cfn), CFN_MEMORY_PATH (V1, default
+.claude-flow/memory.sqlite), COORDINATION_VERSION, V2_ROLLOUT_PERCENTAGE.
 `;
 
 type Command = (args: readonly string[], io: CliIo) => Promise<number>;

@@ -1,7 +1,10 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
+import { ConfigError } from '../config/config-error.js';
 import type { CoordinationVersion, ICoordinator, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
 import type { Logger } from '../observability/logger.js';
-import { obtainCoordinator, resolveTopology } from './coordinator-factory.js';
+import { obtainCoordinator, resolveTopology, RunCoordinatorUnavailableError } from './coordinator-factory.js';
+import type { ObtainedCoordinator } from './coordinator-factory.js';
 import type { CliIo } from './io.js';
 import { ProgressBar } from './progress.js';
 import type { RunOptions } from './run-options.js';
@@ -25,7 +28,12 @@ export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
 }
 
 /** The result object when no status exists (no coordinator started, or the engine broke). */
-function failedSummary(o: RunOptions, error: string, version: CoordinationVersion = 'v2'): RunSummary {
+function failedSummary(
+  o: RunOptions,
+  error: string,
+  version: CoordinationVersion,
+  choice: Pick<RunSummary, 'versionReason' | 'fallback'> = {},
+): RunSummary {
   return {
     objectiveId: o.swarmId,
     status: 'failed',
@@ -34,6 +42,7 @@ function failedSummary(o: RunOptions, error: string, version: CoordinationVersio
     coordinationTime: 0,
     throughputAgentsPerSec: 0,
     version,
+    ...choice,
     topology: resolveTopology(o.topology, o.agents),
     error,
   };
@@ -53,15 +62,27 @@ export function exitCodeFor(status: SwarmStatus, minDelivery: number): number {
 
 export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Promise<number> {
   const spec = toObjectiveSpec(o);
-  let coordinator: ICoordinator;
+  let obtained: ObtainedCoordinator;
   try {
-    ({ coordinator } = await obtainCoordinator(o, { logger, env: io.env }));
+    obtained = await obtainCoordinator(o, {
+      logger,
+      env: io.env,
+      // Shown once, on stderr, whatever stdout carries.
+      onUserMessage: (line) => io.stderr.write(`cfn: ${line}\n`),
+    });
   } catch (err) {
     const message = (err as Error).message;
     io.stderr.write(`cfn: ${message}\n`);
-    if (o.json) emit(io, o, failedSummary(o, message));
+    if (err instanceof ConfigError || err instanceof InvalidVersionSettingError) return EXIT.usage;
+    if (err instanceof RunCoordinatorUnavailableError) {
+      if (o.json) emit(io, o, failedSummary(o, message, err.version, { versionReason: err.decision.reason }));
+      return EXIT.unavailable;
+    }
+    if (o.json) emit(io, o, failedSummary(o, message, 'v2'));
     return EXIT.unavailable;
   }
+  const { coordinator } = obtained;
+  const choice = { versionReason: obtained.decision.reason, ...(obtained.fallback ? { fallback: obtained.fallback } : {}) };
 
   let interrupted = false;
   const onSignal = (): void => {
@@ -110,7 +131,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
       counts.elapsedMs = Date.now() - startedAt;
       bar.finish(counts);
     }
-    const summary = toSummary(result.status, coordinator.version, spec.topology);
+    const summary = toSummary(result.status, coordinator.version, spec.topology, choice);
     emit(io, o, summary);
     const code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
     const failedAgents = result.status.agents.failed;
@@ -134,7 +155,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Prom
   } catch (err) {
     const message = (err as Error).message;
     io.stderr.write(`cfn: ${message}\n`);
-    if (o.json) emit(io, o, failedSummary(o, message, coordinator.version));
+    if (o.json) emit(io, o, failedSummary(o, message, coordinator.version, choice));
     return EXIT.runFailed;
   } finally {
     clearInterval(ticker);

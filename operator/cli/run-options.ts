@@ -9,6 +9,7 @@ import { DEFAULT_AGENT_COMMAND, DEFAULT_OBJECTIVE, DEFAULTS } from './defaults.j
 import { UsageError } from './usage-error.js';
 
 export type TopologyChoice = 'flat' | 'hybrid' | 'auto';
+export type VersionChoice = 'v1' | 'v2' | 'auto';
 
 export interface RunOptions {
   agents: number;
@@ -26,6 +27,16 @@ export interface RunOptions {
   maxOutputBytes: number;
   json: boolean;
   swarmId: string;
+  /** --version: beats COORDINATION_VERSION, rollout and the config file; undefined = detect. */
+  version: VersionChoice | undefined;
+  /** --rollout-percentage: beats V2_ROLLOUT_PERCENTAGE and the config file. */
+  rolloutPercentage: number | undefined;
+  /** --config: claude-flow.config.json to read (default: the one in the working directory, if any). */
+  configFile: string | undefined;
+  /** --no-fallback: a V2 that cannot start is an error (exit 3) instead of a V1 run. */
+  noFallback: boolean;
+  /** --memory-path: V1's SQLite file (default $CFN_MEMORY_PATH or .claude-flow/memory.sqlite). */
+  memoryPath: string | undefined;
   help: boolean;
 }
 
@@ -45,12 +56,18 @@ export const RUN_FLAGS = {
   'max-output': { type: 'string' },
   json: { type: 'boolean' },
   'swarm-id': { type: 'string' },
+  version: { type: 'string' },
+  'rollout-percentage': { type: 'string' },
+  config: { type: 'string' },
+  'no-fallback': { type: 'boolean' },
+  'memory-path': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionTable;
 
 export const RUN_HELP = `Usage: cfn run --agents N [options] [-- AGENT-COMMAND ARGS...]
 
-Runs one objective on N agents with the V2 coordinator (bash on tmpfs).
+Runs one objective on N agents with the V2 coordinator (bash on tmpfs) or the
+V1 fallback (TypeScript, SQLite memory), as chosen by --version or detection.
 
 Options:
   --agents N              number of agents (required, 1-100000)
@@ -66,11 +83,22 @@ Options:
   --min-delivery PCT      exit non-zero below this delivery rate (default ${DEFAULTS.minDelivery})
   --max-output BYTES      bytes of agent stdout kept per response (default ${DEFAULTS.maxOutputBytes})
   --swarm-id ID           swarm id, ${ID_PATTERN.source} (default: generated)
+  --version V             v1 | v2 | auto (auto: V2 when its preflight passes); beats
+                          detection (default: COORDINATION_VERSION, then the config's
+                          coordination.version, then the rollout percentage, else v1)
+  --rollout-percentage P  route P% of swarm ids (a stable hash of --swarm-id) to V2
+                          (beats V2_ROLLOUT_PERCENTAGE and the config file)
+  --config FILE           claude-flow.config.json to read (default: ./claude-flow.config.json if present)
+  --no-fallback           when V2 cannot start, fail (exit 3) instead of running on V1
+  --memory-path FILE      V1's SQLite file (default $CFN_MEMORY_PATH or .claude-flow/memory.sqlite)
   --json                  print exactly one JSON object with the result on stdout
   -h, --help              this help
 
-Exit codes: 0 ok; 1 run failed or delivery below --min-delivery; 2 usage error;
-3 coordinator unavailable (for example the shm path is not writable); 130 interrupted.
+Environment: COORDINATION_VERSION (v1|v2), V2_ROLLOUT_PERCENTAGE (0-100),
+CFN_SHM_PATH, CFN_MEMORY_PATH, LOG_LEVEL.
+
+Exit codes: 0 ok; 1 run failed or delivery below --min-delivery; 2 usage or config error;
+3 coordinator unavailable (for example V2 cannot start and --no-fallback); 130 interrupted.
 `;
 
 function intFlag(flag: string, min: number, max: number) {
@@ -125,6 +153,18 @@ export const runFlagsSchema = z.object({
       return z.NEVER;
     })
     .optional(),
+  version: z
+    .string()
+    .transform((s, ctx): VersionChoice => {
+      if (s === 'v1' || s === 'v2' || s === 'auto') return s;
+      ctx.addIssue({ code: 'custom', message: `--version must be v1, v2 or auto (got ${JSON.stringify(s)})` });
+      return z.NEVER;
+    })
+    .optional(),
+  'rollout-percentage': numberFlag('rollout-percentage', 0, 100).optional(),
+  config: z.string().min(1, '--config must not be empty').optional(),
+  'no-fallback': z.boolean().optional(),
+  'memory-path': z.string().min(1, '--memory-path must not be empty').optional(),
   help: z.boolean().optional(),
 });
 
@@ -173,6 +213,9 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   if (v.agents === undefined && !help) throw new UsageError('--agents N is required (see cfn run --help)');
   const agents = v.agents ?? 1;
   if (v.objective !== undefined && v.objective.includes('\0')) throw new UsageError('--objective must not contain a NUL byte');
+  if (v.version !== undefined && v['rollout-percentage'] !== undefined) {
+    throw new UsageError('give either --version or --rollout-percentage, not both (--version decides alone)');
+  }
 
   return {
     agents,
@@ -188,6 +231,11 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     maxOutputBytes: v['max-output'] ?? DEFAULTS.maxOutputBytes,
     json: v.json ?? false,
     swarmId: v['swarm-id'] ?? generateId('run'),
+    version: v.version,
+    rolloutPercentage: v['rollout-percentage'],
+    configFile: v.config,
+    noFallback: v['no-fallback'] ?? false,
+    memoryPath: v['memory-path'],
     help,
   };
 }

@@ -8,13 +8,23 @@ export interface RunSummary {
   deliveryRate: number;
   coordinationTime: number;
   throughputAgentsPerSec: number;
+  /** The version that actually ran (v1 after a fallback). */
   version: CoordinationVersion;
+  /** Why that version was chosen (flag, env, config, rollout bucket, auto preflight). */
+  versionReason?: string;
+  /** Present when V2 was chosen but could not start and V1 ran instead. */
+  fallback?: { from: 'v2'; to: 'v1'; reason: string; elapsedMs: number };
   topology: Topology;
   /** Present only when the run could not produce a status (why). */
   error?: string;
 }
 
-export function toSummary(status: SwarmStatus, version: CoordinationVersion, topology: Topology): RunSummary {
+export function toSummary(
+  status: SwarmStatus,
+  version: CoordinationVersion,
+  topology: Topology,
+  choice: Pick<RunSummary, 'versionReason' | 'fallback'> = {},
+): RunSummary {
   return {
     objectiveId: status.objectiveId,
     status: status.status,
@@ -23,6 +33,8 @@ export function toSummary(status: SwarmStatus, version: CoordinationVersion, top
     coordinationTime: status.coordinationTime,
     throughputAgentsPerSec: status.throughputAgentsPerSec,
     version,
+    ...(choice.versionReason !== undefined ? { versionReason: choice.versionReason } : {}),
+    ...(choice.fallback ? { fallback: { ...choice.fallback } } : {}),
     topology,
   };
 }
@@ -31,7 +43,7 @@ export function formatTable(s: RunSummary, extra: readonly [string, string][] = 
   const rows: [string, string][] = [
     ['swarm', s.objectiveId],
     ['status', s.status],
-    ['coordinator', `${s.version} (${s.topology})`],
+    ['coordinator', `${s.version} (${s.topology})${s.fallback ? `, fallback from v2 after ${s.fallback.elapsedMs} ms: ${s.fallback.reason}` : ''}`],
     ['agents', `${s.agents.total} total, ${s.agents.completed} completed, ${s.agents.failed} failed`],
     ['delivery', `${s.deliveryRate.toFixed(1)}%`],
     ['time', `${(s.coordinationTime / 1000).toFixed(2)} s`],

@@ -48,6 +48,8 @@ export interface CoordinatorFactoryConfig {
   v2?: BashCoordinatorOptions;
   /** For `auto`: the V2 preflight (default: the cheap TypeScript one). */
   preflight?: PreflightFn;
+  /** A decision already made by the caller (a CLI with its own flag precedence); skips detection. */
+  decision?: VersionDecision;
 }
 
 export interface CreatedCoordinator {
@@ -56,7 +58,7 @@ export interface CreatedCoordinator {
   decision: VersionDecision;
   bus: EventBus;
   /** Set when V2 was chosen but V1 runs. */
-  fallback?: { reason: string; userMessage: string };
+  fallback?: { reason: string; userMessage: string; /** From the V2 attempt's start to V1 started. */ elapsedMs: number };
 }
 
 export class CoordinatorStartError extends Error {
@@ -103,7 +105,9 @@ export class CoordinatorFactory {
     }
     const decision: VersionDecision = config.explicit
       ? { version: config.explicit.version, reason: `${config.explicit.source}=${config.explicit.version}` }
-      : detectVersion({ id: config.id, env, coordination, configFile, preflight: config.preflight });
+      : config.decision
+        ? config.decision
+        : detectVersion({ id: config.id, env, coordination, configFile, preflight: config.preflight });
     const bus = config.bus ?? new EventBus();
     const logger = config.logger;
 
@@ -130,7 +134,8 @@ export class CoordinatorFactory {
       bus.publish('coordination:fallback', { from: 'v2', to: 'v1', reason, timestamp: Date.now() });
       const userMessage = `V2 unavailable (${reason}), using V1 fallback`;
       config.onUserMessage?.(userMessage);
-      return { coordinator: await CoordinatorFactory.startV1(config, bus), decision, bus, fallback: { reason, userMessage } };
+      const coordinator = await CoordinatorFactory.startV1(config, bus);
+      return { coordinator, decision, bus, fallback: { reason, userMessage, elapsedMs: Date.now() - startedAt } };
     }
   }
 

@@ -138,6 +138,16 @@ function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentRespo
   };
 }
 
+/** Signals a whole process group; a group already gone is fine. */
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // group already gone
+  }
+}
+
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
@@ -159,6 +169,10 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   private bashBinary: string | undefined;
   private readonly runs = new Map<string, ActiveRun>();
   private readonly finished = new Map<string, ObjectiveResult>();
+  /** Preflights in flight (own process groups): stop() kills them, so a start abandoned by a timeout leaves no process. */
+  private readonly preflights = new Set<ResultPromise>();
+  /** Bumped by stop(): a preflight that began before it does not spawn afterwards. */
+  private stopEpoch = 0;
 
   constructor(options: BashCoordinatorOptions = {}) {
     super();
@@ -203,6 +217,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
 
   /** Runs `health-monitor.sh preflight --json`; never throws. */
   private async preflight(): Promise<HealthReport> {
+    const epoch = this.stopEpoch;
     let bash: string;
     try {
       bash = await this.locateEngine();
@@ -210,13 +225,25 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       const reason = err instanceof CoordinatorUnavailableError ? err.reason : (err as Error).message;
       return { healthy: false, reason, checks: { engine: { ok: false, detail: reason } } };
     }
-    const result = await execa(bash, [this.script('health-monitor.sh'), 'preflight', '--json', '--shm-path', this.shmPath], {
+    if (epoch !== this.stopEpoch) return { healthy: false, reason: 'stopped during preflight', checks: { preflight: { ok: false, detail: 'stopped' } } };
+    const child = execa(bash, [this.script('health-monitor.sh'), 'preflight', '--json', '--shm-path', this.shmPath], {
       env: this.env,
       extendEnv: false,
       reject: false,
       stdin: 'ignore',
       timeout: 30_000,
+      // Own process group: cancelling kills whatever the preflight started too.
+      detached: true,
     });
+    this.preflights.add(child);
+    let result: Awaited<typeof child>;
+    try {
+      result = await child;
+    } finally {
+      this.preflights.delete(child);
+      killGroup(child.pid, 'SIGKILL');
+    }
+    if (epoch !== this.stopEpoch) return { healthy: false, reason: 'stopped during preflight', checks: { preflight: { ok: false, detail: 'stopped' } } };
     const stdout = String(result.stdout ?? '').trim();
     const stderr = String(result.stderr ?? '');
     const parsed = stdout === '' ? undefined : parseJsonWith(healthFileSchema, stdout.split('\n').pop() as string);
@@ -432,6 +459,10 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
 
   /** Stops every run: TERM to each engine's process group, KILL after the grace period, root removed. */
   async stop(): Promise<void> {
+    this.stopEpoch += 1;
+    const preflights = [...this.preflights];
+    for (const p of preflights) killGroup(p.pid, 'SIGKILL');
+    await Promise.all(preflights.map((p) => p.then(() => undefined, () => undefined)));
     const runs = [...this.runs.values()];
     await Promise.all(
       runs.map(async (run) => {
