@@ -233,3 +233,12 @@ kill_test() {
   [ "$status" -eq 0 ]
   [ ! -e "$SHM/orphan" ]
 }
+
+@test "every script answers --help with exit 0" {
+  local s
+  for s in "$BIN"/*.sh; do
+    run "$s" --help
+    [ "$status" -eq 0 ] || { echo "$s --help: $status" >&2; false; }
+    [[ $output == *Usage* ]]
+  done
+}
