@@ -133,6 +133,8 @@ sub_run() {
       unset "SUB_PID_INDEX[$done_pid]"
       bus_drain sub_on_message
       [[ -z ${SUB_LAUNCHED[$i]:-} ]] || sub_lost_agent "$i"
+      # Forward before forking the next agents: forks are the slow part here.
+      sub_flush
     fi
   done
   [[ -z $timer ]] || kill "$timer" 2>/dev/null || true
