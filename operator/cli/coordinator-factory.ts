@@ -9,6 +9,7 @@ import type { CoordinationConfig } from '../config/claude-flow-config.js';
 import { CoordinatorFactory, CoordinatorStartError } from '../coordination/factory/coordinator-factory.js';
 import type { FactoryLogger } from '../coordination/factory/coordinator-factory.js';
 import type { ICoordinator, Topology } from '../coordination/types.js';
+import type { EventBus } from '../coordination/v1/event-bus.js';
 import { DEFAULT_MEMORY_PATH } from '../coordination/v1/memory-manager.js';
 import { DEFAULT_SHM_PATH } from '../coordination/v2/bash-coordinator.js';
 import { detectVersion } from '../coordination/version/detect-version.js';
@@ -23,6 +24,8 @@ export interface CoordinatorContext {
   env: NodeJS.ProcessEnv;
   /** The one user-facing line when V2 falls back to V1. */
   onUserMessage?: (line: string) => void;
+  /** Receives the coordinators' and the fallback's events (default: a new one). */
+  bus?: EventBus;
 }
 
 export interface FallbackInfo {
@@ -114,6 +117,7 @@ export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext):
     configFile: file,
     ...(o.noFallback ? { fallbackEnabled: false } : {}),
     logger,
+    ...(ctx.bus ? { bus: ctx.bus } : {}),
     ...(ctx.onUserMessage ? { onUserMessage: ctx.onUserMessage } : {}),
     v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? DEFAULT_MEMORY_PATH },
     v2: { env: ctx.env, logger: ctx.logger, ...(o.shmPath !== undefined ? { shmPath: o.shmPath } : {}) },

@@ -1,6 +1,7 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
 import { ConfigError } from '../config/config-error.js';
 import type { CoordinationVersion, ICoordinator, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import type { EventBus } from '../coordination/v1/event-bus.js';
 import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
 import type { Logger } from '../observability/logger.js';
 import { obtainCoordinator, resolveTopology, RunCoordinatorUnavailableError } from './coordinator-factory.js';
@@ -60,13 +61,19 @@ export function exitCodeFor(status: SwarmStatus, minDelivery: number): number {
   return status.deliveryRate + 1e-9 >= minDelivery ? EXIT.ok : EXIT.runFailed;
 }
 
-export async function runCommand(o: RunOptions, io: CliIo, logger: Logger): Promise<number> {
+export interface RunHooks {
+  /** Observes the run's events, `coordination:fallback` included (tests, embedding). */
+  bus?: EventBus;
+}
+
+export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks: RunHooks = {}): Promise<number> {
   const spec = toObjectiveSpec(o);
   let obtained: ObtainedCoordinator;
   try {
     obtained = await obtainCoordinator(o, {
       logger,
       env: io.env,
+      ...(hooks.bus ? { bus: hooks.bus } : {}),
       // Shown once, on stderr, whatever stdout carries.
       onUserMessage: (line) => io.stderr.write(`cfn: ${line}\n`),
     });
