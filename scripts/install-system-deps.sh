@@ -20,6 +20,11 @@ declare -A NEEDS=(
   [umoci]=umoci
   [ctr]=containerd
   [gcc]=gcc
+  # test/cluster/node.sh (a real node): runtime, bridge CNI, netfilter tools
+  [runc]=runc
+  [/usr/lib/cni/bridge]=containernetworking-plugins
+  [iptables]=iptables
+  [conntrack]=conntrack
   # scripts/image/docker-build.sh: the Dockerfile built by a hand-started dockerd
   [dockerd]=docker.io
 )

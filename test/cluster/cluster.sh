@@ -15,7 +15,7 @@ readonly COMPONENTS=(etcd kube-apiserver kube-controller-manager)
 
 usage() {
   cat <<USAGE
-Usage: $(basename "$0") COMMAND [--name NAME] [--port-base N|auto] [--json]
+Usage: $(basename "$0") COMMAND [--name NAME] [--port-base N|auto] [--with-node] [--json]
 
 Commands:
   up        build missing binaries, start the instance, wait for /readyz
@@ -26,6 +26,8 @@ Commands:
 
 Options:
   --name NAME       instance name ([a-z0-9-], default "default")
+  --with-node       (up) also start a real node: containerd, kubelet,
+                    kube-scheduler, bridge CNI, local images (node.sh; root)
   --port-base N     first of 4 loopback ports (apiserver, etcd client, etcd
                     peer, controller-manager); default $DEFAULT_PORT_BASE for
                     "default"; "auto" picks free ports. Stored at "up".
@@ -39,6 +41,7 @@ NAME=default
 PORT_BASE=""
 UP_OK=1
 JSON=0
+WITH_NODE=0
 
 state_dir() {
   local root="${SWARM_CLUSTER_STATE_DIR:-$REPO_ROOT/.local}"
@@ -238,6 +241,7 @@ cmd_up() {
   dir=$(state_dir)
   if read_ports "$dir" 2>/dev/null && live_pid "$dir" kube-apiserver >/dev/null; then
     log "instance $NAME already running (apiserver https://127.0.0.1:$API_PORT)"
+    (( WITH_NODE )) && bash "$SCRIPT_DIR/node.sh" up --name "$NAME"
     printf '%s\n' "$dir/kubeconfig"
     return 0
   fi
@@ -292,7 +296,7 @@ cmd_up() {
     --client-ca-file "$pki/ca.crt" \
     --secure-port "$API_PORT" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
     --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-    --authorization-mode RBAC \
+    --authorization-mode RBAC --kubelet-preferred-address-types InternalIP,Hostname \
     --service-account-issuer "$server" \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --profiling=false --v=1
@@ -311,9 +315,10 @@ cmd_up() {
     --cert-dir "$dir/kcm-certs" --profiling=false --v=1
   wait_for "kube-controller-manager /healthz" 60 "$dir" kube-controller-manager -- \
     --cacert "$pki/ca.crt" --insecure "https://127.0.0.1:$KCM_PORT/healthz"
+  exec 8>&-
+  (( WITH_NODE )) && bash "$SCRIPT_DIR/node.sh" up --name "$NAME"
   UP_OK=1
   trap - INT TERM
-  exec 8>&-
   log "instance $NAME ready: apiserver /readyz after ${ready_ms} ms, all up after $(( $(now_ms) - start )) ms"
   log "export KUBECONFIG=$dir/kubeconfig"
   printf '%s\n' "$dir/kubeconfig"
@@ -323,6 +328,8 @@ cmd_down_quiet() {
   local dir
   dir=$(state_dir)
   [[ -d "$dir" ]] || return 0
+  # The node (if any) first: its pods and kubelet need the API server to go.
+  [[ -d "$dir/node" ]] && bash "$SCRIPT_DIR/node.sh" down --name "$NAME"
   stop_components "$dir"
   rm -rf "$dir"
 }
@@ -393,6 +400,7 @@ main() {
       --name) NAME=${2:?--name needs a value}; shift ;;
       --port-base) PORT_BASE=${2:?--port-base needs a value}; shift ;;
       --json) JSON=1 ;;
+      --with-node) WITH_NODE=1 ;;
       -h|--help) usage; return ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -409,4 +417,7 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced by node.sh for its helpers; run, it is the CLI.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi
