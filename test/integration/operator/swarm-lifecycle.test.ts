@@ -110,6 +110,24 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(metrics).toMatch(/swarm_fallback_total\{reason="preflight"\} [1-9]/);
   });
 
+  it('regression: a V2 pod that was ready and turns NotReady (probe flap, run ending) is not a startup timeout', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'flap', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+    const pod = await waitFor('v2 pod', () => podOf('flap'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    await waitFor('Running', async () => ((await getSwarm(c, ns, 'flap')).status?.phase === 'Running' ? true : undefined));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
+    // Past the 1 s startup limit: still the V2 pod, no fallback.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await podOf('flap', 2)).toBeUndefined();
+    expect((await getSwarm(c, ns, 'flap')).status?.fallback).toBeUndefined();
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('complete', async () => {
+      const s = await getSwarm(c, ns, 'flap');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status?.activeVersion).toBe('v2');
+  });
+
   it('falls back when the V2 pod is not ready within fallbackTimeoutSeconds', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'slow', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
     await waitFor('v2 pod', () => podOf('slow'));
