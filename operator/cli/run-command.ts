@@ -1,6 +1,6 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
 import { ConfigError } from '../config/config-error.js';
-import type { CoordinationVersion, ICoordinator, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import type { CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
 import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
 import type { Logger } from '../observability/logger.js';

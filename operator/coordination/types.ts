@@ -74,6 +74,31 @@ export interface ObjectiveResult {
   responses: AgentResponse[];
 }
 
+/**
+ * Events both coordinators emit, with the same payloads, so a listener works on
+ * either version. V1 adds `agent:started` and `agent:retry` (it sees attempts
+ * start; V2's engine reports only results); V2 adds `quarantine` (malformed
+ * engine files). `status` is a running status after a change, then the final one.
+ */
+export interface CoordinatorEvents {
+  'objective:started': [{ objectiveId: string; agents: number; alreadyDelivered: number; strayAgentsKilled: number; timestamp: number }];
+  'agent:completed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
+  'agent:failed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
+  'objective:completed': [{ objectiveId: string; status: SwarmStatus; timestamp: number }];
+  /** Every response as it arrives, with the objective id. */
+  response: [AgentResponse, string];
+  status: [SwarmStatus];
+}
+
+export const COMMON_COORDINATOR_EVENTS = [
+  'objective:started',
+  'agent:completed',
+  'agent:failed',
+  'objective:completed',
+  'response',
+  'status',
+] as const satisfies ReadonlyArray<keyof CoordinatorEvents>;
+
 /** Lifecycle, agents, objectives, status and health, for either version. */
 export interface ICoordinator extends EventEmitter {
   readonly version: CoordinationVersion;

@@ -340,6 +340,9 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     run.monitor.agentFinished(ok, response.durationMs);
     if (v?.aborted) run.monitor.agentTimedOut();
     this.publish(ok ? 'agent:completed' : 'agent:failed', { objectiveId: run.spec.id, response, timestamp: Date.now() });
+    // The two events V2 also emits (types.ts CoordinatorEvents); status only when heard (it counts all responses).
+    this.emit('response', response, run.spec.id);
+    if (this.listenerCount('status') > 0) this.emit('status', this.liveStatus(run, 'running'));
   }
 
   private finalState(run: ActiveRun): SwarmRunState {
@@ -353,6 +356,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     this.active.delete(run.spec.id);
     const status = this.liveStatus(run, state);
     if (this.memory.isOpen) this.memory.setObjectiveStatus(run.spec.id, state);
+    this.emit('status', status);
     this.publish('objective:completed', { objectiveId: run.spec.id, status, timestamp: Date.now() });
     return status;
   }

@@ -21,7 +21,8 @@ let shm: string;
 function io(isTTY = false): CliIo & { out: Capture; err: Capture } {
   const out = new Capture();
   const err = new Capture();
-  return { stdout: out, stderr: err, out, err, isTTY, env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent' }, signals: false };
+  // V2 is the subject here (version choice and fallback: version-fallback.test.ts).
+  return { stdout: out, stderr: err, out, err, isTTY, env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: 'v2' }, signals: false };
 }
 
 beforeAll(async () => {
@@ -63,11 +64,11 @@ describe('cfn (runCli)', () => {
     expect(lines).toHaveLength(1);
     const parsed = JSON.parse(lines[0] as string) as Record<string, unknown>;
     expect(Object.keys(parsed).sort()).toEqual(
-      ['agents', 'coordinationTime', 'deliveryRate', 'objectiveId', 'status', 'throughputAgentsPerSec', 'topology', 'version'].sort(),
+      ['agents', 'coordinationTime', 'deliveryRate', 'objectiveId', 'status', 'throughputAgentsPerSec', 'topology', 'version', 'versionReason'].sort(),
     );
     expect(parsed).toMatchObject({
       objectiveId: `cli-json-${process.pid}`, status: 'completed', agents: { total: 20, completed: 20, failed: 0 },
-      deliveryRate: 100, version: 'v2', topology: 'flat',
+      deliveryRate: 100, version: 'v2', versionReason: 'COORDINATION_VERSION=v2', topology: 'flat',
     });
     expect(typeof parsed.coordinationTime).toBe('number');
     expect(typeof parsed.throughputAgentsPerSec).toBe('number');
@@ -88,9 +89,9 @@ describe('cfn (runCli)', () => {
     expect(await runCli(['run', '--agents', '4', '--timeout', '1.5', '--min-delivery', '50', '--json', ...cmd], lenient)).toBe(0);
   });
 
-  it('unavailable coordinator: exit 3 and, with --json, still one JSON object with the reason', async () => {
+  it('unavailable coordinator (--no-fallback): exit 3 and, with --json, still one JSON object with the reason', async () => {
     const x = io();
-    const code = await runCli(['run', '--agents', '2', '--json', '--shm-path', '/proc/cfn-cannot-exist'], x);
+    const code = await runCli(['run', '--agents', '2', '--json', '--no-fallback', '--shm-path', '/proc/cfn-cannot-exist'], x);
     expect(code).toBe(3);
     const parsed = JSON.parse(x.out.text) as { status: string; error: string; version: string };
     expect(parsed.status).toBe('failed');

@@ -33,12 +33,15 @@ describe('parseRunOptions', () => {
       '--agents', '7', '--topology', 'hybrid', '--agent-command', `sh -c 'echo "$1"' x`, '--objective', 'do $(x)',
       '--timeout', '9.5', '--agent-timeout', '2', '--retries', '3', '--concurrency', '4', '--shm-path', '/tmp/s',
       '--min-delivery', '90', '--max-output', '100', '--json', '--swarm-id', 'abc.1',
+      '--version', 'auto', '--config', 'c.json', '--no-fallback', '--memory-path', '/tmp/m.sqlite',
     ]);
     expect(o).toEqual({
       agents: 7, topology: 'hybrid', agentCommand: ['sh', '-c', 'echo "$1"', 'x'], objective: 'do $(x)',
       timeoutSeconds: 9.5, agentTimeoutSeconds: 2, retries: 3, concurrency: 4, shmPath: '/tmp/s', minDelivery: 90,
       maxOutputBytes: 100, json: true, swarmId: 'abc.1', help: false,
+      version: 'auto', rolloutPercentage: undefined, configFile: 'c.json', noFallback: true, memoryPath: '/tmp/m.sqlite',
     });
+    expect(parseRunOptions(['--agents', '1', '--rollout-percentage', '12.5'])).toMatchObject({ version: undefined, rolloutPercentage: 12.5, noFallback: false });
   });
 
   it('takes the agent argv after --, verbatim', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorFactory, CoordinatorStartError } from '../../../../operator/coordination/factory/coordinator-factory.js';
@@ -9,6 +9,16 @@ import { EventBus } from '../../../../operator/coordination/v1/event-bus.js';
 import type { SwarmEvents } from '../../../../operator/coordination/v1/event-bus.js';
 import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
 import { BashCoordinator } from '../../../../operator/coordination/v2/bash-coordinator.js';
+
+/** Running (not gone, not a zombie waiting for its parent). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 describe('CoordinatorFactory', () => {
   let dir: string;
@@ -97,21 +107,21 @@ describe('CoordinatorFactory', () => {
     expect(lines).toEqual([`V2 unavailable (${created.fallback?.reason}), using V1 fallback`]);
   }, 20_000);
 
-  it('falls back when V2 does not start within fallbackTimeout', async () => {
+  it('falls back when V2 does not start within fallbackTimeout, and kills the abandoned preflight (regression: it lived on for up to 30 s)', async () => {
     const slowBash = join(dir, 'slow-bash');
-    writeFileSync(slowBash, '#!/bin/sh\nsleep 1\n');
+    const pids = join(dir, 'pids');
+    // Records its pid and its sleeping child's: both must be gone after the fallback.
+    writeFileSync(slowBash, `#!/bin/sh\nsleep 20 &\necho "$$ $!" > '${pids}'\nwait\n`);
     chmodSync(slowBash, 0o755);
     const started = Date.now();
     created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { fallbackTimeoutMs: 200, v2: { bashPath: slowBash } }));
     expect(Date.now() - started).toBeLessThan(900);
     expect(created.coordinator.version).toBe('v1');
-    expect(created.fallback?.reason).toBe('V2 start took longer than 200 ms');
-    // BashCoordinator cannot cancel its in-flight preflight (see the report): let
-    // it finish here so no other test in this worker sees the process.
-    const end = Date.now() + 5000;
-    while (Date.now() < end && execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).includes(slowBash)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    expect(created.fallback).toEqual({ reason: 'V2 start took longer than 200 ms', userMessage: expect.any(String), elapsedMs: expect.any(Number) });
+    const both = readFileSync(pids, 'utf8').trim().split(' ').map(Number);
+    expect(both).toHaveLength(2);
+    expect(both.filter(alive)).toEqual([]);
+    expect(execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })).not.toContain(slowBash);
   }, 10_000);
 
   it('with fallback disabled, fails with a clear error and starts nothing', async () => {
