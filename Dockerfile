@@ -14,15 +14,15 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY operator ./operator
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts \
- && find dist \( -name '*.d.ts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete
+ && find dist node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete
 
 FROM ${NODE_BASE}
 # The V2 engine's tools: the list is scripts/image/packages.txt (a test keeps them equal).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends bash coreutils util-linux jq inotify-tools bash-builtins ca-certificates \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \
- && groupadd --gid 65532 nonroot \
- && useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot \
+ && (getent group 65532 >/dev/null || groupadd --gid 65532 nonroot) \
+ && (getent passwd 65532 >/dev/null || useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot) \
  && install -d -o 65532 -g 65532 /results /data
 WORKDIR /app
 COPY --from=build /src/node_modules ./node_modules

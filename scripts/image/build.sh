@@ -29,6 +29,7 @@ Options:
   --pause-only          build only the pause image
   --skip-app-build      use the existing dist/ instead of running npm run build
   --rebuild-rootfs      ignore the cached rootfs
+  --print-rootfs        only make (or reuse) the cached rootfs and print its path
   -h, --help            this help
 
 Cache: \${SWARM_OPERATOR_CACHE:-~/.cache/swarm-operator}/image (rootfs, production
@@ -250,7 +251,7 @@ main() {
   VERSION=$(jq -r .version "$ROOT/package.json")
   TAG="swarm-operator:$VERSION" PAUSE_TAG="swarm-operator-pause:$VERSION"
   OUT_DIR="$ROOT/.local/image" SUITE=bookworm MIRROR=""
-  local pause=1 app=1
+  local pause=1 app=1 print_rootfs=0
   SKIP_APP_BUILD=0 REBUILD_ROOTFS=0
   while (($#)); do
     case "$1" in
@@ -263,6 +264,7 @@ main() {
       --pause-only) app=0 ;;
       --skip-app-build) SKIP_APP_BUILD=1 ;;
       --rebuild-rootfs) REBUILD_ROOTFS=1 ;;
+      --print-rootfs) print_rootfs=1 ;;
       -h | --help) usage; return 0 ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -277,7 +279,12 @@ main() {
   done
   [[ -n "$MIRROR" ]] || MIRROR=$(detect_mirror "$SUITE")
   CACHE="${SWARM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/swarm-operator}/image"
-  mkdir -p "$CACHE" "$OUT_DIR"
+  mkdir -p "$CACHE"
+  if ((print_rootfs)); then
+    rootfs
+    return
+  fi
+  mkdir -p "$OUT_DIR"
   OUT_DIR=$(cd "$OUT_DIR" && pwd)
   local work
   work=$(mktemp -d "${TMPDIR:-/tmp}/swarm-image.XXXXXX")

@@ -2,7 +2,8 @@
 # Checks the archives of build.sh with a real containerd (started here, on a
 # private socket and root, stopped at exit): `ctr -n k8s.io images import`
 # loads them under the tag kubelet asks for, and the image runs: non-root,
-# the V2 engine's tools present, `cfn` answering, a V2 swarm run on /dev/shm.
+# the V2 engine's tools present, `cfn` answering, a V2 swarm on /dev/shm and a
+# V1 swarm with SQLite.
 set -euo pipefail
 
 usage() {
@@ -83,10 +84,15 @@ main() {
   run_in "$ref" t-tools bash -c 'jq --version && command -v inotifywait flock setsid timeout && test -r /usr/lib/bash/stat && node --version' >&2
   run_in "$ref" t-help /usr/local/bin/cfn operator --help | grep -q 'Usage: cfn operator' || die "cfn operator --help failed"
   run_in "$ref" t-coord /usr/local/bin/cfn coordinate --help | grep -q 'Usage: cfn coordinate' || die "cfn coordinate --help failed"
-  out=$(run_in "$ref" t-v2 /usr/local/bin/cfn run --agents 5 --json --shm-path /dev/shm/cfn)
-  jq -e '.status == "completed" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
+  # Both coordinators for real: V2 on the container's /dev/shm, V1 with SQLite on /tmp.
+  out=$(run_in "$ref" t-v2 /usr/local/bin/cfn run --version v2 --no-fallback --agents 5 --json --shm-path /dev/shm/cfn)
+  jq -e '.status == "completed" and .version == "v2" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
     die "V2 run in the image did not deliver: $out"
   log "V2 run in the image: $(jq -c '{version, deliveryRate}' <<<"$out")"
+  out=$(run_in "$ref" t-v1 /usr/local/bin/cfn run --version v1 --memory-path /tmp/memory.sqlite --agents 5 --json)
+  jq -e '.status == "completed" and .version == "v1" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
+    die "V1 run in the image did not deliver: $out"
+  log "V1 run in the image: $(jq -c '{version, deliveryRate}' <<<"$out")"
   if [[ -n "$pause" ]]; then
     ref=$(archive_ref "$pause")
     ctr --address "$SOCK" -n k8s.io images import "$pause" >&2

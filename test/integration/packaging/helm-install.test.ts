@@ -70,8 +70,12 @@ afterAll(async () => {
 
 describe('helm install', () => {
   it('creates the CRDs, the operator Deployment, its ServiceAccount, cluster RBAC and the metrics Service', async () => {
-    helmInstall(release, releaseNs, ['image.tag=0.1.0']);
+    const out = helmInstall(release, releaseNs, ['image.tag=0.1.0']);
     installed = true;
+    // NOTES.txt tells the next commands.
+    expect(out).toContain(`kubectl -n ${releaseNs} rollout status deployment/${fullname}`);
+    expect(out).toContain('kubectl apply -n default -f config/samples/swarm-auto.yaml');
+    expect(out).toContain('kubectl get swarms -n default -w');
     expect(await exists('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/swarms.swarm.cfn.dev')).toBe(true);
     expect(await exists('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rolloutpolicies.swarm.cfn.dev')).toBe(true);
     const dep = await c.get<Deployment>(`/apis/apps/v1/namespaces/${releaseNs}/deployments/${fullname}`);
