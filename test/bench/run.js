@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// `npm run bench`: V2 (flat, hybrid) against the xargs -P floor, at 100/500/1000
-// agents with `true` and `sleep 0.1`. Not a test: prints a markdown table and
-// writes it to .bench/latest.md. Engines are pluggable (ENGINES below) so a V1
-// column and extra rows (version detection timing) can be added later.
+// `npm run bench`: V2 (flat, hybrid) and V1 side by side, against the xargs -P
+// floor, at 100/500/1000 agents with `true` and `sleep 0.1`; then version
+// detection (per call) and V2 -> V1 fallback times. Not a test: prints markdown
+// and writes it to .bench/latest.md. Engines are pluggable (ENGINES below).
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -14,9 +16,20 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(ROOT, 'dist');
 const { listProcesses, descendants } = await import(pathToFileURL(join(DIST, 'operator/util/proc.js')).href);
+const { detectVersion } = await import(pathToFileURL(join(DIST, 'operator/coordination/version/detect-version.js')).href);
+const { v2Preflight } = await import(pathToFileURL(join(DIST, 'operator/coordination/version/v2-preflight.js')).href);
+const { CoordinatorFactory } = await import(pathToFileURL(join(DIST, 'operator/coordination/factory/coordinator-factory.js')).href);
+
+// The fallback timings open V1's node:sqlite in this process: its ExperimentalWarning is noise here.
+process.removeAllListeners('warning');
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,500,1000').split(',').map(Number);
 const TOPOLOGIES = (process.env.BENCH_TOPOLOGIES ?? 'flat,hybrid').split(',');
+// V1 runs once per size and command (its topology is not a process layout); trim with BENCH_V1_SIZES / BENCH_V1_COMMANDS.
+const V1_SIZES = (process.env.BENCH_V1_SIZES ?? SIZES.join(',')).split(',').map(Number);
+const V1_COMMANDS = (process.env.BENCH_V1_COMMANDS ?? 'true,sleep 0.1').split(',');
+const DETECT_CALLS = Number(process.env.BENCH_DETECT_CALLS ?? 20000);
+const FALLBACK_RUNS = Number(process.env.BENCH_FALLBACK_RUNS ?? 10);
 const COMMANDS = [
   { label: '`true`', argv: ['true'] },
   { label: '`sleep 0.1`', argv: ['sleep', '0.1'] },
@@ -88,6 +101,14 @@ const ENGINES = {
       preflightMs: out.preflightMs,
     };
   },
+  v1: async ({ agents, command }) => {
+    caseSeq += 1;
+    const spec = { id: `bench-v1-${process.pid}-${caseSeq}`, topology: 'flat', agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
+    const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v1-case.js'), DIST, JSON.stringify(spec)]);
+    if (r.code !== 0) throw new Error(`v1 case ${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop());
+    return { wallMs: out.wallMs, delivery: out.status.deliveryRate, failed: out.status.agents.failed, peakTreeKb: r.peakTreeKb, startMs: out.startMs };
+  },
   xargs: async ({ agents, command }) => {
     const input = Array.from({ length: agents }, (_, i) => `${i}\n`).join('');
     // -I{} with no {} in the command: one run of the command per input line, arguments unchanged.
@@ -117,15 +138,114 @@ const COLUMNS = [
   ['msg latency p50 ms', (r) => fmt(r.results.v2.p50Ms)],
   ['p99 ms', (r) => fmt(r.results.v2.p99Ms)],
   ['peak RSS MB: tree (w/o Node)', (r) => `${mb(r.results.v2.peakTreeKb)} (${mb(r.results.v2.peakEngineKb)})`],
+  // V1 ran once per size and command: the same numbers on the flat and the hybrid row.
+  ['V1 wall s', (r) => (r.results.v1 ? fmt(r.results.v1.wallMs / 1000) : 'n/a')],
+  ['V1 agents/s', (r) => (r.results.v1 ? fmt(r.agents / (r.results.v1.wallMs / 1000), 0) : 'n/a')],
+  ['V1 delivery %', (r) => (r.results.v1 ? fmt(r.results.v1.delivery, 1) : 'n/a')],
+  ['V1 peak RSS MB', (r) => (r.results.v1 ? mb(r.results.v1.peakTreeKb) : 'n/a')],
+  ['V2 / V1 wall', (r) => (r.results.v1 ? `${fmt(r.results.v2.wallMs / r.results.v1.wallMs, 1)}x` : 'n/a')],
   ['xargs -P wall s', (r) => fmt(r.results.xargs.wallMs / 1000)],
   ['xargs peak RSS MB', (r) => mb(r.results.xargs.peakTreeKb)],
   ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`],
 ];
 
-/** One-off timings printed under the table: [label, async () => milliseconds]. Version detection goes here. */
+/** Milliseconds per call of fn(i), each call timed alone: { median, p99 }. */
+function perCall(n, fn) {
+  const ms = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    fn(i);
+    ms[i] = performance.now() - t;
+  }
+  ms.sort((a, b) => a - b);
+  return { median: percentile(ms, 50), p99: percentile(ms, 99) };
+}
+
+/** V2 chosen but failing its preflight -> V1 started, through CoordinatorFactory.create: ms per run. */
+async function fallbackTimes(v2Options) {
+  const dir = await mkdtemp(join(tmpdir(), 'cfn-bench-fallback-'));
+  const ms = [];
+  try {
+    for (let i = 0; i < FALLBACK_RUNS; i++) {
+      const t = performance.now();
+      const created = await CoordinatorFactory.create({
+        id: `bench-fallback-${i}`,
+        explicit: { version: 'v2', source: 'bench' },
+        env: { PATH: process.env.PATH },
+        coordination: {},
+        v1: { memoryPath: join(dir, `m-${i}.sqlite`) },
+        v2: v2Options,
+      });
+      const elapsed = performance.now() - t;
+      if (!created.fallback) throw new Error('bench: expected a fallback to V1');
+      await created.coordinator.stop();
+      ms.push(elapsed);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  ms.sort((a, b) => a - b);
+  return { median: percentile(ms, 50), p99: ms[ms.length - 1] };
+}
+
+const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
+
+/**
+ * Timings in a second table: [what, how measured, async (rows) => { median, p99 } in ms, target].
+ * p99 is the worst of the runs where only a few are made.
+ */
 const TIMINGS = [
-  ['V2 preflight (`health-monitor.sh preflight --json`, via BashCoordinator.start)', async (rows) => percentile(rows.map((r) => r.results.v2.preflightMs).sort((a, b) => a - b), 50)],
+  [
+    'version detection: rollout (V2_ROLLOUT_PERCENTAGE=10)',
+    `detectVersion per call, ${DETECT_CALLS} distinct swarm ids`,
+    async () => perCall(DETECT_CALLS, (i) => detectVersion({ id: `swarm-${i}`, env: { V2_ROLLOUT_PERCENTAGE: '10' }, coordination: {} })),
+    '< 1 ms',
+  ],
+  [
+    'version detection: COORDINATION_VERSION=v2',
+    `detectVersion per call, ${DETECT_CALLS} calls`,
+    async () => perCall(DETECT_CALLS, (i) => detectVersion({ id: `swarm-${i}`, env: { COORDINATION_VERSION: 'v2' }, coordination: {} })),
+    '< 1 ms',
+  ],
+  [
+    'version detection: auto (TypeScript V2 preflight)',
+    `detectVersion per call with coordination.version=auto (tmpfs probe, memoised bash version), ${Math.min(DETECT_CALLS, 2000)} calls`,
+    async () =>
+      perCall(Math.min(DETECT_CALLS, 2000), (i) =>
+        detectVersion({ id: `swarm-${i}`, env: {}, coordination: { version: 'auto' }, preflight: () => v2Preflight({ shmPath: '/dev/shm/cfn' }) }),
+      ),
+    '< 1 ms',
+  ],
+  [
+    'fallback: V2 preflight fails (shm not writable) -> V1 started',
+    `CoordinatorFactory.create, bash preflight on /proc/cfn-bench, then V1 (SQLite) start; ${FALLBACK_RUNS} runs`,
+    async () => fallbackTimes({ shmPath: '/proc/cfn-bench' }),
+    '< 5000 ms',
+  ],
+  [
+    'fallback: bash missing -> V1 started',
+    `CoordinatorFactory.create, no bash at the configured path, then V1 start; ${FALLBACK_RUNS} runs`,
+    async () => fallbackTimes({ bashPath: '/nonexistent/bash' }),
+    '< 5000 ms',
+  ],
+  [
+    'V2 preflight (`health-monitor.sh preflight --json`, via BashCoordinator.start)',
+    'one per V2 case above',
+    async (rows) => ({ median: median(rows.map((r) => r.results.v2.preflightMs)), p99: Math.max(...rows.map((r) => r.results.v2.preflightMs)) }),
+    '',
+  ],
+  [
+    'V1 start (SQLite memory open)',
+    'one per V1 case above',
+    async (rows) => {
+      const starts = rows.filter((r) => r.results.v1 && r.topology === TOPOLOGIES[0]).map((r) => r.results.v1.startMs);
+      return { median: median(starts), p99: Math.max(...starts) };
+    },
+    '',
+  ],
 ];
+
+const ms3 = (n) => (Number.isFinite(n) ? (n < 1 ? n.toFixed(4) : n.toFixed(n < 100 ? 1 : 0)) : 'n/a');
 
 function loadavg() {
   return osLoad().map((l) => l.toFixed(1)).join(' ');
@@ -137,26 +257,37 @@ async function main() {
   const rows = [];
   for (const command of COMMANDS) {
     for (const agents of SIZES) {
-      // The floor does not depend on topology: run it once per size and command.
+      // The floor and V1 do not depend on topology: run them once per size and command.
       const xargs = await ENGINES.xargs({ agents, command });
+      let v1;
+      if (V1_SIZES.includes(agents) && V1_COMMANDS.includes(command.argv.join(' '))) {
+        process.stderr.write(`bench: v1 ${agents} agents ${command.label} ... `);
+        v1 = await ENGINES.v1({ agents, command });
+        process.stderr.write(`${fmt(v1.wallMs / 1000)} s\n`);
+      }
       for (const topology of TOPOLOGIES) {
         process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
         const v2 = await ENGINES.v2({ topology, agents, command });
         process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
-        rows.push({ topology, agents, command, results: { v2, xargs } });
+        rows.push({ topology, agents, command, results: { v2, xargs, ...(v1 ? { v1 } : {}) } });
       }
     }
   }
   const lines = [`| ${COLUMNS.map(([h]) => h).join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
   for (const row of rows) lines.push(`| ${COLUMNS.map(([, cell]) => cell(row)).join(' | ')} |`);
-  const timingLines = [];
-  for (const [label, measure] of TIMINGS) timingLines.push(`- ${label}: ${fmt(await measure(rows), 0)} ms (median)`);
+  const timingLines = ['| timing | median ms | p99 ms (max of the runs when few) | target | how |', '|---|---|---|---|---|'];
+  for (const [label, how, measure, target] of TIMINGS) {
+    process.stderr.write(`bench: ${label} ...\n`);
+    const t = await measure(rows);
+    timingLines.push(`| ${label} | ${ms3(t.median)} | ${ms3(t.p99)} | ${target} | ${how} |`);
+  }
   const notes = [
     '',
     ...timingLines,
     '',
-    `Concurrency ${CONCURRENCY} for V2 and for the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
+    `Concurrency ${CONCURRENCY} for V2, V1 and the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
     'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
+      'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command (the same value on the flat and hybrid rows); V1 peak RSS: the case process tree (Node + agents). ' +
       'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection). Delivery: responses delivered / agents.',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms; in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,
