@@ -25,6 +25,8 @@ interface ResourceDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   printerColumns: PrinterColumn[];
+  /** CEL rules on the whole object (only metadata.name/generateName are visible there). */
+  rootRules?: Array<{ rule: string; message: string }>;
 }
 
 const RESOURCES: ResourceDefinition[] = [
@@ -36,6 +38,7 @@ const RESOURCES: ResourceDefinition[] = [
     description: 'A swarm of agent processes working on one objective, run by a V2 (bash, tmpfs) or V1 (TypeScript) coordinator pod.',
     spec: swarmSpec,
     status: swarmStatus,
+    rootRules: [{ rule: 'size(self.metadata.name) <= 63', message: 'metadata.name: at most 63 characters (it labels the coordinator pod)' }],
     printerColumns: [
       { name: 'Version', type: 'string', jsonPath: '.status.activeVersion', description: 'Version of the coordinator running now (status.version is the one decided)' },
       { name: 'Topology', type: 'string', jsonPath: '.status.topology' },
@@ -76,6 +79,7 @@ function crdFor(r: ResourceDefinition): JsonSchema {
       spec: toStructuralSchema(r.spec),
       status: toStructuralSchema(r.status),
     },
+    ...(r.rootRules ? { 'x-kubernetes-validations': r.rootRules } : {}),
   };
   return {
     apiVersion: 'apiextensions.k8s.io/v1',

@@ -36,6 +36,10 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
   });
 
+  it('rejects a name too long to label its coordinator pod', async () => {
+    expect(await rejection(swarmManifest(ns, 'n'.repeat(64)))).toMatch(/metadata\.name: at most 63 characters/);
+  });
+
   it('rejects a Swarm without an objective', async () => {
     const m = swarmManifest(ns, 'no-objective');
     delete (m.spec as Record<string, unknown>).objective;
