@@ -1,0 +1,116 @@
+// A swarm's coordinator in a real pod on a real node: the V2 sample on a
+// tmpfs /dev/shm, a real V2 preflight failure falling back to V1, and deletion
+// removing the pod, its tmpfs and its processes.
+import { describe, expect, it, jest } from '@jest/globals';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { MODE, SAMPLES, dropNamespace, events, freshNamespace, getSwarm, apply, kubectl, swarmPods, waitFor } from './kube.js';
+
+const swarm = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name },
+  spec: { objective: 'e2e', agent: { command: ['cat'], timeoutSeconds: 60, retries: 1, concurrency: 8 }, ...spec },
+});
+
+/** Mount points (field 2 of /proc/mounts) on this machine containing `needle`. */
+const hostMounts = (needle: string) =>
+  readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[1]?.includes(needle));
+
+/** Pids on this machine whose cgroup path names the pod (cgroup v1/v2 alike). */
+function podProcesses(uid: string): number[] {
+  const tag = `pod${uid}`;
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cgroup`, 'utf8').includes(tag)) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+// Real pods on a loaded machine: minutes, not seconds.
+jest.setTimeout(900_000);
+
+describe('coordinator pods on a real node', () => {
+  it('runs the V2 sample (500 agents) in a real pod on a tmpfs /dev/shm of the requested size, to 100% delivery', async () => {
+    const ns = await freshNamespace('v2-sample');
+    try {
+      await kubectl(['apply', '-n', ns, '-f', path.join(SAMPLES, 'swarm-v2-500.yaml')]);
+      const pod = await waitFor('a running V2 coordinator pod', async () => (await swarmPods(ns, 'lint-fixers')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
+      expect(pod.metadata.labels?.['swarm.cfn.dev/version']).toBe('v2');
+      // Inside the container: /dev/shm is a tmpfs of the sample's 128Mi.
+      const mounts = await kubectl(['exec', '-n', ns, pod.metadata.name, '--', 'cat', '/proc/mounts']);
+      const shm = mounts.stdout.split('\n').find((l) => l.split(' ')[1] === '/dev/shm');
+      expect(shm).toMatch(/^\S+ \/dev\/shm tmpfs \S*size=131072k/);
+      const df = await kubectl(['exec', '-n', ns, pod.metadata.name, '--', 'df', '-Pk', '/dev/shm']);
+      expect(df.stdout.split('\n')[1]).toMatch(/^tmpfs\s+131072\s/);
+      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/lint-fixers', '--timeout=300s'], { timeoutMs: 310_000 });
+      const sw = await getSwarm(ns, 'lint-fixers');
+      expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v2', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 }, completedAgents: '0-499' });
+      expect(sw.status?.fallback).toBeUndefined();
+      expect(sw.status?.coordinationTimeMs).toBeGreaterThan(0);
+      const table = await kubectl(['get', 'swarms', '-n', ns]);
+      expect(table.stdout).toMatch(/lint-fixers\s+v2\s+hybrid\s+500\s+500\s+100\s+Succeeded/);
+    } finally {
+      await dropNamespace(ns);
+    }
+  });
+
+  it('falls back to a V1 pod when the V2 preflight finds /dev/shm too small, with the real reason in status and an event', async () => {
+    const ns = await freshNamespace('fallback');
+    try {
+      // 500 agents x 64 KiB output need about 34 MiB; the tmpfs has 16 MiB. The
+      // startup limit is raised past the default 5 s: on a loaded node the pod
+      // may take longer than that to reach its preflight, and this is about it.
+      await apply(ns, swarm('small-shm', { agents: 500, coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 }, v2: { shmSizeLimit: '16Mi' } }));
+      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/small-shm', '--timeout=300s'], { timeoutMs: 310_000 });
+      const sw = await getSwarm(ns, 'small-shm');
+      const reason = /not enough space on \/dev\/shm\S*: about \d+ KiB needed for 500 agents, 16\d{3} KiB free/;
+      expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v1', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 } });
+      expect(sw.status?.fallback?.reason).toMatch(reason);
+      expect(sw.status?.conditions?.find((c) => c.type === 'FallbackActive')?.message).toMatch(reason);
+      const ev = await waitFor('FallbackToV1 event', async () => (await events(ns)).find((e) => e.reason === 'FallbackToV1'));
+      expect(ev.message).toMatch(reason);
+      expect(ev.type).toBe('Warning');
+      const pods = await swarmPods(ns, 'small-shm');
+      expect(pods.find((p) => p.metadata.labels?.['swarm.cfn.dev/version'] === 'v1')?.status?.phase).toBe('Succeeded');
+    } finally {
+      await dropNamespace(ns);
+    }
+  });
+
+  it('deleting the Swarm removes its pod, its /dev/shm tmpfs and its agent processes', async () => {
+    const ns = await freshNamespace('delete');
+    try {
+      await apply(ns, swarm('long', { agents: 4, coordination: { version: 'v2' }, v2: { shmSizeLimit: '32Mi' }, agent: { command: ['sleep', '300'], timeoutSeconds: 600, retries: 0, concurrency: 4 } }));
+      const pod = await waitFor('a running coordinator pod', async () => (await swarmPods(ns, 'long')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
+      await waitFor('agents running', async () => {
+        const ps = await kubectl(['exec', '-n', ns, pod.metadata.name, '--', 'sh', '-c', 'ls /dev/shm/cfn/*/pids/ 2>/dev/null | wc -l'], { allowFail: true });
+        return Number(ps.stdout.trim()) > 0 ? true : undefined;
+      });
+      const uid = pod.metadata.uid;
+      if (MODE === 'local') {
+        expect(hostMounts(`/pods/${uid}/volumes/kubernetes.io~empty-dir/dshm`).join('\n')).toMatch(/ tmpfs /);
+        expect(podProcesses(uid).length).toBeGreaterThan(0);
+      }
+      await kubectl(['delete', 'swarm', '-n', ns, 'long', '--timeout=120s'], { timeoutMs: 130_000 });
+      await waitFor('pods gone', async () => ((await swarmPods(ns, 'long')).length === 0 ? true : undefined), 120_000);
+      if (MODE === 'local') {
+        const stateDir = process.env.E2E_STATE_DIR ?? '';
+        await waitFor('tmpfs and pod dir removed on the node', async () => {
+          if (hostMounts(`/pods/${uid}/`).length > 0) return undefined;
+          return existsSync(path.join(stateDir, 'node/kubelet/pods', uid)) ? undefined : true;
+        }, 60_000);
+        await waitFor('no process of the pod left', async () => (podProcesses(uid).length === 0 ? true : undefined), 60_000);
+      }
+    } finally {
+      await dropNamespace(ns);
+    }
+  });
+});
