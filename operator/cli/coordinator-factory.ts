@@ -1,8 +1,8 @@
 // The one place `cfn run` obtains its coordinator: flags, environment and
 // claude-flow.config.json decide the version (flags first), CoordinatorFactory
 // starts it and falls back from V2 to V1 when V2 cannot start.
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 import { ConfigError } from '../config/config-error.js';
 import { CLAUDE_FLOW_CONFIG_FILE, loadClaudeFlowConfig } from '../config/claude-flow-config.js';
 import type { CoordinationConfig } from '../config/claude-flow-config.js';
@@ -78,12 +78,17 @@ function withoutVersionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /**
  * The version for a run. Flags beat everything: --version v1|v2 decides alone,
  * --version auto runs the V2 preflight, --rollout-percentage replaces the env's
- * and the config's rollout; otherwise detectVersion (env > config > rollout > auto > v1).
+ * and the config's rollout; otherwise detectVersion (env > config > rollout > auto),
+ * where no version anywhere means auto.
  */
 export function decideVersion(o: RunOptions, env: NodeJS.ProcessEnv, coordination: CoordinationConfig, configFile: string | undefined): VersionDecision {
   if (o.version === 'v1' || o.version === 'v2') return { version: o.version, reason: `--version=${o.version}` };
   const shmPath = o.shmPath ?? env.CFN_SHM_PATH ?? DEFAULT_SHM_PATH;
-  const preflight = () => v2Preflight({ shmPath });
+  // The bash V2 would run: the one on the run's PATH, not necessarily on this process's.
+  const preflight = () => {
+    const bash = bashOnPath(env.PATH);
+    return bash ? v2Preflight({ shmPath, bash }) : { ok: false, reason: `bash not found on PATH=${env.PATH ?? '(unset)'}` };
+  };
   const { version: _configured, v2RolloutPercentage: _rollout, ...rest } = coordination;
   if (o.version === 'auto') {
     const d = detectVersion({ id: o.swarmId, env: withoutVersionEnv(env), coordination: { ...rest, version: 'auto' }, configFile, preflight });
@@ -93,7 +98,10 @@ export function decideVersion(o: RunOptions, env: NodeJS.ProcessEnv, coordinatio
     const d = detectVersion({ id: o.swarmId, env: withoutVersionEnv(env), coordination: { ...rest, v2RolloutPercentage: o.rolloutPercentage }, configFile });
     return { version: d.version, reason: `--rollout-percentage ${d.reason.replace(/^rollout /, '')}` };
   }
-  return detectVersion({ id: o.swarmId, env, coordination, configFile: configFile ?? CLAUDE_FLOW_CONFIG_FILE, preflight });
+  // Nothing configured: the CLI's default is auto (V2 on a machine that can run
+  // it, as `cfn run` always did), not the operator's conservative v1.
+  const d = detectVersion({ id: o.swarmId, env, coordination: { ...coordination, version: coordination.version ?? 'auto' }, configFile: configFile ?? CLAUDE_FLOW_CONFIG_FILE, preflight });
+  return coordination.version === undefined && d.reason.startsWith('auto:') ? { version: d.version, reason: `cfn run default ${d.reason}` } : d;
 }
 
 /**
@@ -135,6 +143,20 @@ export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext):
       ? { fallback: { from: 'v2' as const, to: 'v1' as const, reason: created.fallback.reason, elapsedMs: created.fallback.elapsedMs } }
       : {}),
   };
+}
+
+function bashOnPath(pathEnv: string | undefined): string | undefined {
+  for (const dir of (pathEnv ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, 'bash');
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 function nonEmpty(s: string | undefined): string | undefined {

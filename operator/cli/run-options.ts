@@ -85,7 +85,7 @@ Options:
   --swarm-id ID           swarm id, ${ID_PATTERN.source} (default: generated)
   --version V             v1 | v2 | auto (auto: V2 when its preflight passes); beats
                           detection (default: COORDINATION_VERSION, then the config's
-                          coordination.version, then the rollout percentage, else v1)
+                          coordination.version, then the rollout percentage, else auto)
   --rollout-percentage P  route P% of swarm ids (a stable hash of --swarm-id) to V2
                           (beats V2_ROLLOUT_PERCENTAGE and the config file)
   --config FILE           claude-flow.config.json to read (default: ./claude-flow.config.json if present)

@@ -191,6 +191,22 @@ describe('cfn run: version choice', () => {
     expect(y.json.fallback).toBeUndefined();
   });
 
+  it('with no version anywhere, cfn run means auto (V2 where it can run); the config and the env still decide when set', () => {
+    const o = (...extra: string[]) => parseRunOptions(['--agents', '1', '--swarm-id', 'd-1', ...extra]);
+    expect(decideVersion(o(), { CFN_SHM_PATH: shm, PATH: process.env.PATH }, {}, undefined)).toEqual({
+      version: 'v2', reason: expect.stringMatching(/^cfn run default auto: V2 preflight passed \(/),
+    });
+    expect(decideVersion(o('--shm-path', roMount), { PATH: process.env.PATH }, {}, undefined)).toEqual({
+      version: 'v1', reason: expect.stringMatching(/^cfn run default auto: V2 preflight failed \(.*not writable/),
+    });
+    expect(decideVersion(o(), { CFN_SHM_PATH: shm, PATH: pathWithoutBash() }, {}, undefined)).toEqual({
+      version: 'v1', reason: `cfn run default auto: V2 preflight failed (bash not found on PATH=${pathWithoutBash()})`,
+    });
+    expect(decideVersion(o(), { CFN_SHM_PATH: shm }, { version: 'v1' }, 'c.json')).toEqual({ version: 'v1', reason: 'coordination.version=v1 (c.json)' });
+    expect(decideVersion(o(), { COORDINATION_VERSION: 'v1' }, {}, undefined)).toEqual({ version: 'v1', reason: 'COORDINATION_VERSION=v1' });
+    expect(decideVersion(o(), { V2_ROLLOUT_PERCENTAGE: '0' }, {}, undefined)).toMatchObject({ version: 'v1', reason: expect.stringMatching(/^rollout 0%/) });
+  });
+
   it('--rollout-percentage 10 routes 8-12% of 1000 swarm ids to V2, the same ids as V2_ROLLOUT_PERCENTAGE=10 (cross-process stable, see detect-version.test)', () => {
     const ids = Array.from({ length: 1000 }, (_, i) => `swarm-${i}`);
     const viaFlag = ids.map((id) => decideVersion(parseRunOptions(['--agents', '1', '--swarm-id', id, '--rollout-percentage', '10']), { COORDINATION_VERSION: 'v1' }, {}, undefined));
