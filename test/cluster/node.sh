@@ -21,7 +21,7 @@ readonly NODE_NAME=swarm-node
 
 node_usage() {
   cat <<USAGE
-Usage: $(basename "$0") up|down|status|images [--name NAME] [--image-dir DIR]
+Usage: $(basename "$0") up|down|status|images|check-clean [--name NAME] [--image-dir DIR]
 
 Adds a real node ("$NODE_NAME") to a running cluster.sh instance:
 containerd + kubelet + kube-scheduler + bridge CNI ($BRIDGE, $POD_SUBNET).
@@ -32,6 +32,8 @@ containerd + kubelet + kube-scheduler + bridge CNI ($BRIDGE, $POD_SUBNET).
            the iptables rules and cgroups they added, and the node's state
   status   exit 0 when the node's processes run and the node is Ready
   images   (re)import the OCI archives of --image-dir into containerd
+  check-clean  exit 1 listing anything a node of NAME left behind (mounts,
+           bridge, iptables rules, processes, state), 0 when there is none
 
 Options:
   --name NAME       cluster instance (default "default")
@@ -384,6 +386,27 @@ node_down() {
   fi
 }
 
+# Lists what a node of this instance could leave behind; exit 1 when any is.
+node_leftovers() {
+  local n left=() pid cmd
+  n=$(node_dir)
+  if awk -v r="$n/" 'index($2, r) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+    left+=("mounts under $n")
+  fi
+  ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
+  if iptables-save 2>/dev/null | grep -q -- "$IPT_COMMENT"; then left+=("iptables rules ($IPT_COMMENT)"); fi
+  for pid in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$pid/cmdline") || continue
+    [[ "$cmd" == *"$n/"* ]] && left+=("process ${pid#/proc/}: ${cmd:0:80}")
+  done
+  [[ -e "$n" ]] && left+=("state dir $n")
+  if (( ${#left[@]} )); then
+    printf 'left behind: %s\n' "${left[@]}" >&2
+    return 1
+  fi
+  log "nothing left behind by the node of $NAME (mounts, $BRIDGE, rules, processes, state)"
+}
+
 node_status() {
   local n comp pid ok=0
   n=$(node_dir)
@@ -418,6 +441,7 @@ node_main() {
     up) node_up ;;
     down) node_down; log "node of $NAME stopped; containers, mounts, $BRIDGE, rules and state removed" ;;
     status) node_status ;;
+    check-clean) node_leftovers ;;
     images)
       read_ports "$(state_dir)" || die "instance $NAME is not up"
       image_archives "${IMAGE_DIR:-$REPO_ROOT/.local/image}"
