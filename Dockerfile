@@ -33,7 +33,8 @@ COPY bash ./bash
 COPY config ./config
 COPY crds ./crds
 RUN ln -s /app/bin/cfn.js /usr/local/bin/cfn
-ENV NODE_ENV=production HOME=/home/nonroot
+# `cfn run`'s V1 memory defaults to ./.claude-flow: /app is read-only, /tmp is not.
+ENV NODE_ENV=production HOME=/home/nonroot CFN_MEMORY_PATH=/tmp/cfn-memory.sqlite
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["cfn"]

@@ -222,6 +222,7 @@ build_app_image() {
     --config.workingdir /app \
     --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --config.env NODE_ENV=production --config.env HOME=/home/nonroot \
+    --config.env CFN_MEMORY_PATH=/tmp/cfn-memory.sqlite \
     --config.label "org.opencontainers.image.title=swarm-operator" \
     --config.label "org.opencontainers.image.version=$VERSION" \
     --config.exposedports 8080/tcp \

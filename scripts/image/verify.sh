@@ -89,7 +89,8 @@ main() {
   jq -e '.status == "completed" and .version == "v2" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
     die "V2 run in the image did not deliver: $out"
   log "V2 run in the image: $(jq -c '{version, deliveryRate}' <<<"$out")"
-  out=$(run_in "$ref" t-v1 /usr/local/bin/cfn run --version v1 --memory-path /tmp/memory.sqlite --agents 5 --json)
+  # No --memory-path: the image's CFN_MEMORY_PATH puts it on /tmp (the root is read-only).
+  out=$(run_in "$ref" t-v1 /usr/local/bin/cfn run --version v1 --agents 5 --json)
   jq -e '.status == "completed" and .version == "v1" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
     die "V1 run in the image did not deliver: $out"
   log "V1 run in the image: $(jq -c '{version, deliveryRate}' <<<"$out")"
