@@ -10,7 +10,8 @@ export const CHART = join(REPO, 'charts/swarm-operator');
 
 function binPath(name: string): string {
   const path = execFileSync('bash', ['-c', `source "${REPO}/test/cluster/lib.sh" && bin_path "$1"`, 'bin_path', name], { encoding: 'utf8' }).trim();
-  if (!existsSync(path)) throw new Error(`${name} is not built (${path}): run bash test/cluster/build.sh --all`);
+  // helm comes with the default build, kubectl with --all.
+  if (!existsSync(path)) throw new Error(`${name} is not built (${path}): run bash test/cluster/build.sh${name === 'helm' ? '' : ' --all'}`);
   return path;
 }
 
