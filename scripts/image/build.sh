@@ -281,6 +281,12 @@ main() {
   [[ -n "$MIRROR" ]] || MIRROR=$(detect_mirror "$SUITE")
   CACHE="${SWARM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/swarm-operator}/image"
   mkdir -p "$CACHE"
+  # Concurrent builds (tests, another shell) would race on the cache: one at a time.
+  exec 9>"$CACHE/build.lock"
+  if ! flock -n 9; then
+    log "waiting for another build.sh (lock $CACHE/build.lock)"
+    flock 9
+  fi
   if ((print_rootfs)); then
     rootfs
     return
