@@ -2,6 +2,7 @@
 # coordinator-cli.sh end to end: real agents, real tmpfs, real signals.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() { common_setup; }
 teardown() { common_teardown; }
@@ -9,17 +10,17 @@ teardown() { common_teardown; }
 cli() { "$BIN/coordinator-cli.sh" "$@"; }
 
 @test "1 agent: run prints the final status, writes results and removes the root" {
-  run cli run --swarm-id one --agents 1 --objective 'say hi' --json --results-file "$OUT/r.jsonl" -- cat
+  run --separate-stderr cli run --swarm-id one --agents 1 --objective 'say hi' --json --results-file "$OUT/r.jsonl" -- cat
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.total == 1 and .agents.completed == 1 and .deliveryRate == 100 and .topology == "flat"' <<<"$output"
   jq -e -s 'length == 1 and .[0].output == "say hi" and .[0].agentId == "agent-0"' "$OUT/r.jsonl"
   [ ! -e "$SHM/one" ]
-  [ -z "$(ls -A "$OUT" | grep -v r.jsonl)" ]
+  [ -z "$(ls -A "$OUT" | grep 'r.jsonl.tmp')" ]
   assert_no_leftovers
 }
 
 @test "300 agents flat: 100% delivery, every response valid, no leftovers" {
-  run cli run --swarm-id flat300 --agents 300 --concurrency 32 --objective x --keep --json -- bash -c 'echo "$AGENT_ID"' "$MARK"
+  run --separate-stderr cli run --swarm-id flat300 --agents 300 --concurrency 32 --objective x --keep --json -- bash -c 'echo "$AGENT_ID"' "$MARK"
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 300 and .deliveryRate == 100 and .topology == "flat"' <<<"$output"
   [ "$(ls "$SHM/flat300/responses" | grep -c '^agent-')" -eq 300 ]
@@ -33,7 +34,7 @@ cli() { "$BIN/coordinator-cli.sh" "$@"; }
 }
 
 @test "1000 agents (auto = hybrid): 100% delivery" {
-  run cli run --swarm-id big --agents 1000 --objective x --results-file "$OUT/r.jsonl" --json -- true
+  run --separate-stderr cli run --swarm-id big --agents 1000 --objective x --results-file "$OUT/r.jsonl" --json -- true
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 1000 and .deliveryRate == 100 and .topology == "hybrid"' <<<"$output"
   [ "$(jq -r .index "$OUT/r.jsonl" | sort -un | wc -l)" -eq 1000 ]
@@ -69,7 +70,7 @@ case $(cat) in
   utf8) printf 'a\xff\xfe\x00b' ;;
 esac
 EOS
-  run cli run --swarm-id mix --agents 5 --objective x --tasks-dir "$OUT/tasks" --agent-timeout 1 --max-output 2048 --results-file "$OUT/r.jsonl" --json -- bash "$OUT/agent.sh" "$MARK"
+  run --separate-stderr cli run --swarm-id mix --agents 5 --objective x --tasks-dir "$OUT/tasks" --agent-timeout 1 --max-output 2048 --results-file "$OUT/r.jsonl" --json -- bash "$OUT/agent.sh" "$MARK"
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 3 and .agents.failed == 2 and .deliveryRate == 100' <<<"$output"
   jq -s -e '.[0].output == "fine\n" and .[1].status == "failed" and .[1].exitCode == 3 and .[1].error == "it broke"' "$OUT/r.jsonl"
@@ -79,7 +80,7 @@ EOS
 }
 
 @test "the overall deadline stops the run with status timeout and exit 4, killing agents" {
-  run cli run --swarm-id late --agents 4 --objective x --timeout 1 --json -- bash -c '(exec -a "$0" sleep 30); :' "$MARK"
+  run --separate-stderr cli run --swarm-id late --agents 4 --objective x --timeout 1 --json -- bash -c '(exec -a "$0" sleep 30); :' "$MARK"
   [ "$status" -eq 4 ]
   jq -e '.status == "timeout" and .agents.completed == 0 and .deliveryRate == 0' <<<"$output"
   [ ! -e "$SHM/late" ]
@@ -87,7 +88,7 @@ EOS
 }
 
 @test "--completed-indexes: delivered agents are counted and not re-run" {
-  run cli run --swarm-id resume --agents 10 --objective x --completed-indexes 0-4,7 --json -- bash -c 'echo "$AGENT_INDEX" >>"$0/ran"' "$OUT"
+  run --separate-stderr cli run --swarm-id resume --agents 10 --objective x --completed-indexes 0-4,7 --json -- bash -c 'echo "$AGENT_INDEX" >>"$0/ran"' "$OUT"
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 10 and .resumed == 6 and .deliveryRate == 100' <<<"$output"
   [ "$(sort -n "$OUT/ran" | tr '\n' ' ')" = "5 6 8 9 " ]
@@ -205,11 +206,11 @@ kill_test() {
 
 @test "works without bash loadables and with a polling bus (flat and hybrid), objective from a file" {
   printf 'from a file\n' >"$OUT/objective"
-  run env CFN_NO_LOADABLES=1 CFN_BUS_MODE=poll "$BIN/coordinator-cli.sh" run --swarm-id nl --agents 40 --objective-file "$OUT/objective" --results-file "$OUT/r.jsonl" --json -- cat
+  run --separate-stderr env CFN_NO_LOADABLES=1 CFN_BUS_MODE=poll "$BIN/coordinator-cli.sh" run --swarm-id nl --agents 40 --objective-file "$OUT/objective" --results-file "$OUT/r.jsonl" --json -- cat
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 40' <<<"$output"
   jq -s -e 'length == 40 and all(.output == "from a file\n")' "$OUT/r.jsonl"
-  run env CFN_NO_LOADABLES=1 "$BIN/coordinator-cli.sh" run --swarm-id nl --agents 90 --topology hybrid --workers 30 --bus-mode poll --objective x --json -- true
+  run --separate-stderr env CFN_NO_LOADABLES=1 "$BIN/coordinator-cli.sh" run --swarm-id nl --agents 90 --topology hybrid --workers 30 --bus-mode poll --objective x --json -- true
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 90 and .topology == "hybrid"' <<<"$output"
   assert_no_leftovers

@@ -69,7 +69,7 @@ EOS
   local i
   publish_many 0 600
   for i in 1 2 3 4; do
-    "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.5 >"$OUT/c$i" 2>/dev/null &
+    "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 3 >"$OUT/c$i" 2>/dev/null &
   done
   wait
   [ "$(cat "$OUT"/c* | wc -l)" -eq 600 ]
