@@ -44,6 +44,7 @@ export function formatTable(s: RunSummary, extra: readonly [string, string][] = 
     ['swarm', s.objectiveId],
     ['status', s.status],
     ['coordinator', `${s.version} (${s.topology})${s.fallback ? `, fallback from v2 after ${s.fallback.elapsedMs} ms: ${s.fallback.reason}` : ''}`],
+    ...(s.versionReason !== undefined ? ([['chosen by', s.versionReason]] as [string, string][]) : []),
     ['agents', `${s.agents.total} total, ${s.agents.completed} completed, ${s.agents.failed} failed`],
     ['delivery', `${s.deliveryRate.toFixed(1)}%`],
     ['time', `${(s.coordinationTime / 1000).toFixed(2)} s`],

@@ -128,5 +128,6 @@ describe('cfn (runCli)', () => {
     expect(x.out.text).toMatch(/^swarm\s+run-/m);
     expect(x.out.text).toMatch(/^delivery\s+100\.0%$/m);
     expect(x.out.text).toMatch(/^coordinator\s+v2 \(flat\)$/m);
+    expect(x.out.text).toMatch(/^chosen by\s+COORDINATION_VERSION=v2$/m);
   });
 });
