@@ -387,6 +387,7 @@ cmd_status() {
       fi
     done
     printf '  /readyz                  %s\n' "$([[ $ready == true ]] && echo ok || echo 'not ready')"
+    if [[ -d "$dir/node" ]]; then bash "$SCRIPT_DIR/node.sh" status --name "$NAME" || true; fi
     (( any )) && printf '  export KUBECONFIG=%s\n' "$dir/kubeconfig"
   fi
   [[ "$ready" == true ]] || return 3

@@ -5,11 +5,13 @@ import { z } from 'zod';
 import { apply, dropNamespace, events, freshNamespace, kubectl, kubectlJson, listSwarms, waitFor } from './kube.js';
 
 const policy = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name }, spec });
+// 50 coordinator pods start at once on 2 shared cores: a V2 pod may take
+// minutes to become ready, which is no V2 failure (the startup limit is 600 s).
 const swarm = (name: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'swarm.cfn.dev/v1alpha1',
   kind: 'Swarm',
   metadata: { name },
-  spec: { objective: 'e2e rollout', agents: 2, topology: 'flat', coordination: { version: 'auto', fallbackTimeoutSeconds: 60 }, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2 }, v2: { shmSizeLimit: '16Mi' }, ...extra },
+  spec: { objective: 'e2e rollout', agents: 2, topology: 'flat', coordination: { version: 'auto', fallbackTimeoutSeconds: 600 }, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2 }, v2: { shmSizeLimit: '16Mi' }, ...extra },
 });
 
 const policyStatus = z.object({
@@ -64,7 +66,7 @@ describe('RolloutPolicy on a real node', () => {
       // Two fit their tmpfs; one (500 agents in 16 MiB) fails the V2 preflight and falls back.
       await apply(ns, swarm('ok-a'));
       await apply(ns, swarm('ok-b'));
-      await apply(ns, swarm('too-big', { agents: 500, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
+      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
       const p = await waitFor('rolled back', async () => {
         const got = await kubectlJson(policyStatus, ['get', 'rolloutpolicy', '-n', ns, 'risky']);
         return got.status?.phase === 'RolledBack' ? got : undefined;

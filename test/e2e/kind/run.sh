@@ -55,6 +55,8 @@ main() {
   log "creating kind cluster $KIND_CLUSTER"
   kind create cluster --name "$KIND_CLUSTER" --image "$KIND_NODE_IMAGE" --kubeconfig "$kubeconfig" --wait 120s
   export KUBECONFIG="$kubeconfig"
+  # The e2e suite's global setup uses this cluster as it is (no local node).
+  export E2E_KUBECONFIG="$kubeconfig"
 
   log "building $IMAGE"
   docker build -t "$IMAGE" -f "$REPO_ROOT/Dockerfile" "$REPO_ROOT"
