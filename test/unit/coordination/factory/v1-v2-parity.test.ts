@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorFactory } from '../../../../operator/coordination/factory/coordinator-factory.js';
 import { COMMON_COORDINATOR_EVENTS } from '../../../../operator/coordination/types.js';
-import type { AgentResponse, CoordinationVersion, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../../../../operator/coordination/types.js';
+import type { AgentResponse, CoordinationVersion, CoordinatorEvents, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../../../../operator/coordination/types.js';
+import type { SwarmEvents } from '../../../../operator/coordination/v1/event-bus.js';
+import type { BashCoordinatorEvents } from '../../../../operator/coordination/v2/bash-coordinator.js';
+
+// Compile-time: V2's event map and V1's bus payloads carry the common events' payloads.
+type V1Common = { [K in Exclude<keyof CoordinatorEvents, 'response' | 'status'>]: [SwarmEvents[K]] };
+const v2Matches: BashCoordinatorEvents extends CoordinatorEvents ? true : false = true;
+const v1Matches: V1Common extends Omit<CoordinatorEvents, 'response' | 'status'> ? (Omit<CoordinatorEvents, 'response' | 'status'> extends V1Common ? true : false) : false = true;
 
 // Echoes what the contract gives it; fails on "fail*"; overflows --max-output on "big".
 const AGENT = [
@@ -106,6 +113,7 @@ function normalised(o: Observed) {
 
 describe('V1 and V2 on the same swarm', () => {
   it('give the same responses and the same common events, field by field (durations aside)', async () => {
+    expect([v2Matches, v1Matches]).toEqual([true, true]);
     const v1 = normalised(await runOn('v1'));
     const v2 = normalised(await runOn('v2'));
 
