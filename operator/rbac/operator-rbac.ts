@@ -2,7 +2,7 @@
 // kustomize's RBAC (`npm run gen:rbac`). Least privilege: what the operator
 // calls (checked against a recorded run by test/integration/packaging), plus
 // what it must hold to grant the coordinator's Role (RBAC refuses to create a
-// Role with rules its creator does not hold).
+// Role with rules its creator does not hold), plus what admission checks.
 import { API_GROUP } from '../api/common.js';
 import { coordinatorRbac } from '../swarm/coordinator-rbac.js';
 import type { Swarm } from '../api/swarm.js';
@@ -27,6 +27,14 @@ export const USED_RULES: readonly PolicyRule[] = [
   { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
 ];
+
+/**
+ * Checked by admission, never requested: with OwnerReferencesPermissionEnforcement
+ * (OpenShift enables it) an object whose ownerReference to its Swarm sets
+ * blockOwnerDeletion (the coordinator's pod, ServiceAccount, Role, RoleBinding)
+ * may only be written by whoever can update that Swarm's finalizers.
+ */
+export const ADMISSION_RULES: readonly PolicyRule[] = [{ apiGroups: [API_GROUP], resources: ['swarms/finalizers'], verbs: ['update'] }];
 
 /** Leader election, in the operator's own namespace only. */
 export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
@@ -73,7 +81,7 @@ export function canonicalRules(rules: readonly PolicyRule[]): PolicyRule[] {
 }
 
 /** Everything the operator needs in a watched namespace (or cluster-wide). */
-export const operatorRules = (): PolicyRule[] => canonicalRules([...USED_RULES, ...delegatedRules()]);
+export const operatorRules = (): PolicyRule[] => canonicalRules([...USED_RULES, ...delegatedRules(), ...ADMISSION_RULES]);
 export const leaderElectionRules = (): PolicyRule[] => canonicalRules(LEADER_ELECTION_RULES);
 
 /** Maps one API request to the RBAC verb+resource it needs (apply to a new object also needs create). */

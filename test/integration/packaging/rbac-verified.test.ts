@@ -2,7 +2,8 @@
 // runs in-process with a token of the chart's ServiceAccount, drives Swarms
 // through create, fallback, resume, finalizer, TTL, rollout and leader
 // election, and every request it makes is recorded. The chart's rules must be
-// exactly what it used plus what granting the coordinator's Role requires.
+// exactly what it used plus what granting the coordinator's Role requires
+// (and swarms/finalizers update, which admission checks: owner-references.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { startOperator } from '../../../operator/manager/operator-manager.js';
-import { delegatedRules, operatorRules, requestToRules, ruleSet, USED_RULES, LEADER_ELECTION_RULES } from '../../../operator/rbac/operator-rbac.js';
+import { ADMISSION_RULES, delegatedRules, operatorRules, requestToRules, ruleSet, USED_RULES, LEADER_ELECTION_RULES } from '../../../operator/rbac/operator-rbac.js';
 import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
 import { client, createNamespace, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, policyPath, setPodStatus, swarmManifest, swarmPath, waitFor } from '../operator/harness.js';
 import { helm, helmInstall, tokenKubeconfig } from './chart-install.js';
@@ -149,7 +150,7 @@ describe('the operator under the chart ServiceAccount', () => {
 });
 
 describe('the chart RBAC', () => {
-  it('grants exactly the verbs the operator used, plus what the coordinator Role delegates', async () => {
+  it('grants exactly the verbs the operator used, plus what the coordinator Role delegates and admission checks', async () => {
     await op!.stop(); // releases the lease: an update
     op = undefined;
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${releaseNs}/leases/`;
@@ -164,7 +165,7 @@ describe('the chart RBAC', () => {
     // What is installed is the generated rules: used + delegated, nothing else.
     const role = await c.get<{ rules: PolicyRule[] }>(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${fullname}`);
     expect(asList(ruleSet(role.rules))).toEqual(asList(ruleSet(operatorRules())));
-    expect(asList(ruleSet(role.rules))).toEqual(asList(ruleSet([...USED_RULES, ...delegatedRules()])));
+    expect(asList(ruleSet(role.rules))).toEqual(asList(ruleSet([...USED_RULES, ...delegatedRules(), ...ADMISSION_RULES])));
     const le = await c.get<{ rules: PolicyRule[] }>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${releaseNs}/roles/${fullname}-leader-election`);
     expect(asList(ruleSet(le.rules))).toEqual(asList(ruleSet(LEADER_ELECTION_RULES)));
   });

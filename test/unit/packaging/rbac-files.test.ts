@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRbacFiles } from '../../../operator/rbac/rbac-files.js';
-import { canonicalRules, delegatedRules, LEADER_ELECTION_RULES, leaderElectionRules, operatorRules, requestToRules, ruleSet, USED_RULES } from '../../../operator/rbac/operator-rbac.js';
+import { ADMISSION_RULES, canonicalRules, delegatedRules, LEADER_ELECTION_RULES, leaderElectionRules, operatorRules, requestToRules, ruleSet, USED_RULES } from '../../../operator/rbac/operator-rbac.js';
 import { REPO } from './tools.js';
 
 const flat = (rules: Parameters<typeof ruleSet>[0]) => [...ruleSet(rules)].map(([k, v]) => `${k}:${[...v].sort().join(',')}`).sort();
@@ -14,8 +14,8 @@ describe('generated RBAC files', () => {
 });
 
 describe('operatorRules', () => {
-  it('is what the operator uses plus what the coordinator Role delegates, nothing else', () => {
-    expect(flat(operatorRules())).toEqual(flat([...USED_RULES, ...delegatedRules()]));
+  it('is what the operator uses, what the coordinator Role delegates and what admission checks, nothing else', () => {
+    expect(flat(operatorRules())).toEqual(flat([...USED_RULES, ...delegatedRules(), ...ADMISSION_RULES]));
     expect(flat(leaderElectionRules())).toEqual(flat(LEADER_ELECTION_RULES));
   });
 
