@@ -400,11 +400,18 @@ node_leftovers() {
     [[ "$cmd" == *"$n/"* ]] && left+=("process ${pid#/proc/}: ${cmd:0:80}")
   done
   [[ -e "$n" ]] && left+=("state dir $n")
+  local ns
+  for ns in /var/run/netns/cni-*; do
+    [[ -e "$ns" ]] || continue
+    if ip netns exec "$(basename "$ns")" ip -o addr 2>/dev/null | grep -q "inet ${POD_SUBNET%.*}\."; then
+      left+=("network namespace $ns")
+    fi
+  done
   if (( ${#left[@]} )); then
     printf 'left behind: %s\n' "${left[@]}" >&2
     return 1
   fi
-  log "nothing left behind by the node of $NAME (mounts, $BRIDGE, rules, processes, state)"
+  log "nothing left behind by the node of $NAME (mounts, $BRIDGE and veths, pod netns, rules, processes, state)"
 }
 
 node_status() {
