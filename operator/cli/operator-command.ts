@@ -18,7 +18,7 @@ Options:
   --namespaces NS[,NS]         watch only these namespaces (default: all)
   --image IMAGE                coordinator image (default $COORDINATOR_IMAGE or swarm-operator:dev)
   --image-pull-policy P        IfNotPresent | Always | Never (default IfNotPresent)
-  --workers N                  concurrent reconciles (default 4)
+  --workers N                  concurrent reconciles (default 8)
   --metrics-port N             /metrics, /healthz, /readyz port (default 8080; -1 disables)
   --metrics-host HOST          bind address (default 0.0.0.0)
   --leader-elect / --no-leader-elect   (default: on)
@@ -78,7 +78,7 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
     namespaces: values.namespaces ? values.namespaces.split(',').map((s) => s.trim()).filter(Boolean) : [],
     image: values.image ?? env.COORDINATOR_IMAGE ?? 'swarm-operator:dev',
     imagePullPolicy: values['image-pull-policy'] ?? 'IfNotPresent',
-    workers: num(values.workers, '--workers') ?? 4,
+    workers: num(values.workers, '--workers') ?? 8,
     metricsPort: num(values['metrics-port'], '--metrics-port') ?? 8080,
     metricsHost: values['metrics-host'] ?? '0.0.0.0',
     leaderElect: values['no-leader-elect'] ? false : (values['leader-elect'] ?? true),

@@ -32,6 +32,15 @@ function newerOrSame(a: string | undefined, b: string | undefined): boolean {
   return BigInt(a) >= BigInt(b);
 }
 
+/**
+ * managedFields (server-side apply bookkeeping) is often the largest part of an
+ * object and nothing here reads it: dropping it keeps the cache small.
+ */
+function slim(o: KubeObject): KubeObject {
+  if (o.metadata && 'managedFields' in o.metadata) delete o.metadata.managedFields;
+  return o;
+}
+
 const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 export class Informer {
@@ -63,7 +72,7 @@ export class Informer {
     const key = keyOf(obj);
     const old = this.store.get(key);
     if (old && newerOrSame(old.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
-    this.store.set(key, obj);
+    this.store.set(key, slim(obj));
   }
 
   list(): KubeObject[] {
@@ -117,7 +126,7 @@ export class Informer {
       const key = keyOf(item);
       seen.add(key);
       const old = this.store.get(key);
-      this.store.set(key, item);
+      this.store.set(key, slim(item));
       if (!old) this.opts.onEvent('add', item);
       else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.opts.onEvent('update', item);
     }
@@ -161,7 +170,7 @@ export class Informer {
       return;
     }
     const existed = this.store.has(key);
-    this.store.set(key, e.object);
+    this.store.set(key, slim(e.object));
     this.opts.onEvent(existed ? 'update' : 'add', e.object);
   }
 

@@ -9,6 +9,7 @@ import { swarm as swarmSchema } from '../api/swarm.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
 import { resourcePath } from '../k8s/client.js';
+import { isRetryable } from '../k8s/errors.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import { expandRanges } from '../util/ranges.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
@@ -35,9 +36,22 @@ export interface CoordinateOptions {
   stopSignal?: Promise<unknown>;
 }
 
+/** The pod may start a moment before its RoleBinding lands: retry what can pass soon. */
+async function getWithRetry(client: KubeClient, path: string, deadlineMs = 15_000): Promise<unknown> {
+  const end = Date.now() + deadlineMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await client.get(path);
+    } catch (e) {
+      if (!isRetryable(e) || Date.now() + delay > end) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
-  const swarm = swarmSchema.parse(await o.client.get(path));
+  const swarm = swarmSchema.parse(await getWithRetry(o.client, path));
   const spec = swarm.spec;
   const delivered = expandRanges(swarm.status?.completedAgents ?? '');
   const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });

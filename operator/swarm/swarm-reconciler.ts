@@ -255,18 +255,29 @@ class SwarmRun {
   private async createPod(version: CoordinationVersion, reason: string): Promise<ReconcileResult | void> {
     const s = this.status;
     const attempt = (s.coordinatorAttempts ?? 0) + 1;
-    await this.ensureRbac();
     const pod = coordinatorPod(this.swarm, version, {
       image: this.deps.image,
       attempt,
       ...(this.deps.imagePullPolicy ? { imagePullPolicy: this.deps.imagePullPolicy } : {}),
       ...(this.swarm.status?.completedAgents ? { completedAgents: this.swarm.status.completedAgents } : {}),
     });
-    try {
-      await this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER);
-    } catch (e) {
+    const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
+    const rbacPath = (plural: string, group = 'rbac.authorization.k8s.io') =>
+      resourcePath({ group, version: 'v1', plural, namespace: this.ns, name: serviceAccount.metadata.name });
+    // The pod's admission needs its ServiceAccount; the rest can go at once.
+    await this.deps.client.apply(rbacPath('serviceaccounts', ''), serviceAccount, { fieldManager: FIELD_MANAGER });
+    const createPod = this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).catch((e: unknown) => {
       if (!isAlreadyExists(e)) throw e;
-    }
+    });
+    // The Role before its RoleBinding: without the `bind` verb the API server's
+    // escalation check reads the Role, and a binding racing it fails with 404
+    // (then the pod, created meanwhile, runs unbound: 403, lost, V1). Found by
+    // the e2e suite with the operator under the chart's ServiceAccount.
+    const bound = (async () => {
+      await this.deps.client.apply(rbacPath('roles'), role, { fieldManager: FIELD_MANAGER });
+      await this.deps.client.apply(rbacPath('rolebindings'), roleBinding, { fieldManager: FIELD_MANAGER });
+    })();
+    await Promise.all([bound, createPod]);
     s.coordinatorAttempts = attempt;
     s.coordinatorPod = pod.metadata.name;
     s.activeVersion = version;
@@ -274,15 +285,6 @@ class SwarmRun {
     this.setCondition('CoordinatorReady', 'False', 'PodCreated', `coordinator pod ${pod.metadata.name} created`);
     this.event('Normal', reason, `created ${version} coordinator pod ${pod.metadata.name}`);
     if (version === 'v2') return { requeueAfterMs: this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000 + 50 };
-  }
-
-  private async ensureRbac(): Promise<void> {
-    const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
-    const name = serviceAccount.metadata.name;
-    const ns = this.ns;
-    await this.deps.client.apply(resourcePath({ group: '', version: 'v1', plural: 'serviceaccounts', namespace: ns, name }), serviceAccount, { fieldManager: FIELD_MANAGER });
-    await this.deps.client.apply(resourcePath({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', namespace: ns, name }), role, { fieldManager: FIELD_MANAGER });
-    await this.deps.client.apply(resourcePath({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespace: ns, name }), roleBinding, { fieldManager: FIELD_MANAGER });
   }
 
   private async fallback(reason: string): Promise<ReconcileResult | void> {

@@ -28,6 +28,8 @@ function kubeconfig() {
   };
 }
 
+const chartNodeOptions = () => parse(readFileSync(join(ROOT, 'charts/swarm-operator/values.yaml'), 'utf8')).nodeOptions ?? '';
+
 async function pool(n, fn) {
   let next = 0;
   await Promise.all(Array.from({ length: PARALLEL }, async () => {
@@ -89,8 +91,9 @@ async function main() {
 
   // The operator, in its own process.
   const port = 18000 + Math.floor(Math.random() * 1000);
-  const op = spawn(process.execPath, [join(ROOT, 'bin/cfn.js'), 'operator', '--namespaces', nsOp, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--no-leader-elect', '--workers', process.env.BENCH_WORKERS ?? '8'], {
-    env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn' },
+  const op = spawn(process.execPath, [join(ROOT, 'bin/cfn.js'), 'operator', '--namespaces', nsOp, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--no-leader-elect', ...(process.env.BENCH_WORKERS ? ['--workers', process.env.BENCH_WORKERS] : [])], {
+    // The same V8 flags the chart's Deployment sets (values.yaml nodeOptions).
+    env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? chartNodeOptions() },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => ({ ok: false }))).ok, 30_000);
