@@ -103,6 +103,7 @@ describe('disruption on a real node', () => {
         const s = await getSwarm(ns, 'victim');
         return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
       }, 180_000, 200);
+      expect(before.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 1 });
       const delivered = indexSet(before.status?.completedAgents);
       expect(delivered.size).toBeGreaterThanOrEqual(8);
       expect(delivered.size).toBeLessThan(AGENTS);
@@ -126,10 +127,12 @@ describe('disruption on a real node', () => {
     try {
       const dir = await resultsVolume(ns, 'results');
       await apply(ns, swarm('steady', 'results'));
-      await waitFor('some agents delivered', async () => {
+      const before = await waitFor('some agents delivered', async () => {
         const s = await getSwarm(ns, 'steady');
         return (s.status?.agents?.completed ?? 0) >= 8 ? s : undefined;
       }, 180_000, 200);
+      // Still on its first V2 pod when the operator dies (so what follows is the restart's doing).
+      expect(before.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 1 });
       const ops = await kubectlJson(z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string(), namespace: z.string() }) })) }), ['get', 'pods', '-A', '-l', 'app.kubernetes.io/name=swarm-operator']);
       expect(ops.items.length).toBeGreaterThan(0);
       for (const p of ops.items) await kubectl(['delete', 'pod', '-n', p.metadata.namespace, p.metadata.name, '--grace-period=0', '--force']);
