@@ -120,7 +120,14 @@ export const swarmStatus = z
     .describe('The first failed agents with reasons (bounded).'),
   result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
   rollout: z
-    .object({ policy: z.string(), bucket: z.number().int().min(0).max(99), percentage: z.number().int().min(0).max(100), time: z.string() })
+    .object({
+      policy: z.string(),
+      bucket: z.number().int().min(0).max(99),
+      percentage: z.number().int().min(0).max(100),
+      time: z.string(),
+      generation: z.number().int().optional().describe('The policy generation that routed the swarm.'),
+      step: z.number().int().min(-1).optional().describe('The policy step (status.currentStep) that routed the swarm.'),
+    })
     .optional()
     .describe('The RolloutPolicy routing that decided the version, when one did.'),
   activeVersion: z.enum(['v1', 'v2']).optional().describe('The version of the coordinator running now: differs from version after a fallback.'),

@@ -98,6 +98,8 @@ export class Informer {
           await this.relist();
           needList = false;
         }
+        // stop() may have come while listing: never open a watch after it.
+        if (this.stopped) break;
         await this.watchOnce();
         this.backoff = this.opts.minBackoffMs ?? 200;
       } catch (err) {
@@ -169,7 +171,10 @@ export class Informer {
       this.opts.onEvent('delete', e.object);
       return;
     }
-    const existed = this.store.has(key);
+    const old = this.store.get(key);
+    // Never step back: the cache may already hold a newer copy this process wrote (upsert).
+    if (old && old.metadata?.resourceVersion !== e.object.metadata?.resourceVersion && newerOrSame(old.metadata?.resourceVersion, e.object.metadata?.resourceVersion)) return;
+    const existed = old !== undefined;
     this.store.set(key, slim(e.object));
     this.opts.onEvent(existed ? 'update' : 'add', e.object);
   }

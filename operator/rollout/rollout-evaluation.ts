@@ -13,11 +13,18 @@ export type Verdict =
   | { kind: 'hold'; message: string }
   | { kind: 'promote'; toStep: number; message: string };
 
-/** Swarms routed by `policy` since `since` (ISO time): the current step's window. */
-export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], since: string, gates: RolloutGates): Observed {
+/**
+ * The current step's window: swarms routed by this generation of `policy` at
+ * step `step` (recorded on each swarm when it was routed, so no clock decides).
+ */
+export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: number, gates: RolloutGates): Observed {
+  const at = (s: Swarm) => Date.parse(s.status?.rollout?.time ?? '') || 0;
   const routed = swarms
-    .filter((s) => s.status?.rollout?.policy === policy.metadata.name && (s.status.rollout.time ?? '') >= since)
-    .sort((a, b) => (b.status?.rollout?.time ?? '').localeCompare(a.status?.rollout?.time ?? ''));
+    .filter((s) => {
+      const r = s.status?.rollout;
+      return r?.policy === policy.metadata.name && r.generation === policy.metadata.generation && (r.step ?? -1) === step;
+    })
+    .sort((a, b) => at(b) - at(a));
   const v2 = routed.filter((s) => s.status?.version === 'v2').slice(0, gates.windowSwarms);
   const v1Swarms = routed.filter((s) => s.status?.version === 'v1').length;
   const fallbacks = v2.filter((s) => s.status?.fallback).length;

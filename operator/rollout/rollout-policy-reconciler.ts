@@ -63,17 +63,18 @@ export class RolloutPolicyReconciler {
       // A spec change (a Git commit) restarts the evaluation from the spec.
       decide(policy.spec.v2Percentage, `spec generation ${gen ?? '?'}: v2Percentage=${policy.spec.v2Percentage}`, 'Normal', 'SpecApplied');
       status.currentStep = -1;
-      status.stepStartTime = isoNow(now);
+      status.stepStartTime = now.toISOString();
       status.observedGeneration = gen;
       cond('RolledBack', 'False', 'SpecApplied', 'evaluation restarted from the new spec');
     }
     const step = status.currentStep ?? -1;
     const gates = step >= 0 ? (policy.spec.steps?.[step]?.gates ?? policy.spec.gates) : policy.spec.gates;
-    const since = status.stepStartTime ?? isoNow(now);
-    const observed = observe(policy, this.deps.listSwarms(ns), since, gates);
+    const since = status.stepStartTime ?? now.toISOString();
+    const rolledBack = findCondition(status.conditions, 'RolledBack')?.status === 'True';
+    // Rolled back: the figures that caused it stay in status until the next spec change.
+    const observed = rolledBack && status.observed ? status.observed : observe(policy, this.deps.listSwarms(ns), step, gates);
     status.observed = observed;
 
-    const rolledBack = findCondition(status.conditions, 'RolledBack')?.status === 'True';
     let requeue: number | undefined;
     if (!rolledBack) {
       const verdict = judge(policy, observed, gates, step, now.getTime() - Date.parse(since));
@@ -100,8 +101,10 @@ export class RolloutPolicyReconciler {
           cond('GatesEvaluated', 'True', 'GatesHold', verdict.message);
           decide(to, `promoted: ${verdict.message}`, 'Normal', 'Promoted');
           status.currentStep = verdict.toStep;
-          status.stepStartTime = isoNow(now);
+          status.stepStartTime = now.toISOString();
           status.observed = { v2Swarms: 0, v1Swarms: 0, fallbacks: 0, fallbackRate: 0, finishedV2Swarms: 0 };
+          // Judge the new step at once (it starts with no samples), not on the next swarm event.
+          requeue = 0;
           break;
         }
       }

@@ -20,6 +20,12 @@ export function effectivePercentage(p: RolloutPolicy): number {
   return p.spec.v2Percentage;
 }
 
+/** The step new swarms are routed at: -1 (spec.v2Percentage) until the current generation was evaluated. */
+export function currentStep(p: RolloutPolicy): number {
+  const s = p.status;
+  return s && s.observedGeneration === p.metadata.generation ? (s.currentStep ?? -1) : -1;
+}
+
 /** The namespace's default policy: the oldest one marked default (ties by name). */
 export function defaultPolicy(policies: readonly RolloutPolicy[]): RolloutPolicy | undefined {
   return policies
@@ -54,7 +60,7 @@ export class RolloutRouter {
     return {
       version,
       reason: `RolloutPolicy ${policy.metadata.name} at ${percentage}%: bucket ${bucket} ${version === 'v2' ? '<' : '>='} ${percentage}`,
-      rollout: { policy: policy.metadata.name, bucket, percentage },
+      rollout: { policy: policy.metadata.name, bucket, percentage, ...(policy.metadata.generation !== undefined ? { generation: policy.metadata.generation } : {}), step: currentStep(policy) },
     };
   }
 }

@@ -8,6 +8,8 @@ export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
 export const LABEL_ATTEMPT = 'swarm.cfn.dev/attempt';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+/** Millisecond creation time: creationTimestamp has whole seconds, too coarse for a 1 s startup limit. */
+export const ANNOTATION_CREATED_AT = 'swarm.cfn.dev/created-at';
 export const MANAGED_BY = 'swarm-operator';
 /** Exit code of `cfn coordinate` when V2 preflight fails: the operator falls back on it. */
 export const EXIT_PREFLIGHT_FAILED = 3;
@@ -20,6 +22,8 @@ export interface PodOptions {
   /** Resume: indexes already delivered, from status.completedAgents. */
   completedAgents?: string;
   attempt: number;
+  /** When the operator creates the pod (default: now). */
+  now?: Date;
 }
 
 export interface OwnerReference {
@@ -89,6 +93,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
         [LABEL_MANAGED_BY]: MANAGED_BY,
         'app.kubernetes.io/name': 'swarm-coordinator',
       },
+      annotations: { [ANNOTATION_CREATED_AT]: (opts.now ?? new Date()).toISOString() },
       ownerReferences: [ownerReference(swarm)],
     },
     spec: {

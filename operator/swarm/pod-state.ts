@@ -1,7 +1,7 @@
 // What the operator needs to know about a coordinator pod, parsed from
 // whatever the API server (or kubelet) wrote.
 import { z } from 'zod';
-import { CONTAINER_NAME, EXIT_PREFLIGHT_FAILED, LABEL_ATTEMPT, LABEL_VERSION } from './coordinator-pod.js';
+import { ANNOTATION_CREATED_AT, CONTAINER_NAME, EXIT_PREFLIGHT_FAILED, LABEL_ATTEMPT, LABEL_VERSION } from './coordinator-pod.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 
 const terminated = z.looseObject({ exitCode: z.number().int(), reason: z.string().optional(), message: z.string().optional() });
@@ -10,6 +10,7 @@ const podShape = z.looseObject({
   metadata: z.looseObject({
     name: z.string(),
     labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
     creationTimestamp: z.string().optional(),
     deletionTimestamp: z.string().optional(),
   }),
@@ -48,7 +49,9 @@ export function podState(raw: unknown): PodState | undefined {
   const labels = pod.metadata.labels ?? {};
   const version = labels[LABEL_VERSION] === 'v1' ? 'v1' : 'v2';
   const attempt = Number(labels[LABEL_ATTEMPT] ?? '0');
-  const createdAt = pod.metadata.creationTimestamp ? Date.parse(pod.metadata.creationTimestamp) : Date.now();
+  // Our own millisecond stamp; else the latest instant creationTimestamp (whole seconds) allows.
+  const stamped = Date.parse(pod.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '');
+  const createdAt = Number.isFinite(stamped) ? stamped : pod.metadata.creationTimestamp ? Date.parse(pod.metadata.creationTimestamp) + 999 : Date.now();
   return { name: pod.metadata.name, version, attempt, createdAt, condition: classify(pod) };
 }
 

@@ -2,7 +2,7 @@
 // fall back from V2 to V1 with the real reason, replace a coordinator lost
 // mid-run (the replacement resumes from status.completedAgents), finish, clean up.
 import { GROUP_VERSION } from '../api/common.js';
-import { setCondition } from '../api/conditions.js';
+import { findCondition, setCondition } from '../api/conditions.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isAlreadyExists, isNotFound, PermanentError } from '../k8s/errors.js';
@@ -148,10 +148,16 @@ async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: Swa
   );
 }
 
-/** One reconcile of one swarm: computes the next status, acts, then writes it once. */
+/**
+ * One reconcile of one swarm: computes the next status, writes it (with the
+ * resourceVersion read as a precondition), and only then acts on it. Intent
+ * first: a reconcile working from a stale cache fails its write with a 409
+ * before it creates or deletes anything.
+ */
 class SwarmRun {
   private readonly status: SwarmStatusT;
   private readonly events: Array<[EventType, string, string]> = [];
+  private readonly actions: Array<() => Promise<void>> = [];
   private readonly now: Date;
   private readonly ns: string;
 
@@ -171,6 +177,7 @@ class SwarmRun {
     this.status.lastError = undefined;
     this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
     if (JSON.stringify(this.status) !== before) this.deps.wrote?.(await applyOperatorStatus(this.deps.client, this.swarm, this.status));
+    for (const act of this.actions) await act();
     // Events never hold up a reconcile (the recorder swallows and logs its errors).
     for (const [type, reason, message] of this.events) void this.deps.recorder.record(involved(this.swarm), type, reason, message);
     return result;
@@ -183,7 +190,7 @@ class SwarmRun {
       s.version = d.version;
       s.versionReason = d.reason;
       if (d.rollout) {
-        s.rollout = { ...d.rollout, time: isoNow(this.now) };
+        s.rollout = { ...d.rollout, time: this.now.toISOString() };
         this.deps.metrics?.rolloutRoutedTotal.inc({ policy: `${this.ns}/${d.rollout.policy}`, version: d.version });
       }
       s.activeVersion = d.version;
@@ -200,6 +207,9 @@ class SwarmRun {
     const pod = await this.activePod();
     if (!pod) {
       if ((s.coordinatorAttempts ?? 0) === 0) return this.createPod(s.activeVersion, 'CoordinatorCreated');
+      // Recorded but never seen: the creation after the status write did not
+      // happen (an error, a crash). Create the same attempt again.
+      if (findCondition(s.conditions, 'CoordinatorReady')?.reason === 'PodCreated') return this.createPod(s.activeVersion, 'CoordinatorCreated', true);
       return this.lost(`coordinator pod ${s.coordinatorPod ?? ''} is gone`.replace('  ', ' '));
     }
     s.coordinatorPod = pod.name;
@@ -252,15 +262,28 @@ class SwarmRun {
     return newest;
   }
 
-  private async createPod(version: CoordinationVersion, reason: string): Promise<ReconcileResult | void> {
+  /** Records the next coordinator pod in status; creates it (and its RBAC) after the status write. */
+  private async createPod(version: CoordinationVersion, reason: string, sameAttempt = false): Promise<ReconcileResult | void> {
     const s = this.status;
-    const attempt = (s.coordinatorAttempts ?? 0) + 1;
+    const attempt = (s.coordinatorAttempts ?? 0) + (sameAttempt ? 0 : 1);
     const pod = coordinatorPod(this.swarm, version, {
       image: this.deps.image,
       attempt,
+      now: this.now,
       ...(this.deps.imagePullPolicy ? { imagePullPolicy: this.deps.imagePullPolicy } : {}),
       ...(this.swarm.status?.completedAgents ? { completedAgents: this.swarm.status.completedAgents } : {}),
     });
+    this.actions.push(() => this.createPodNow(pod));
+    s.coordinatorAttempts = attempt;
+    s.coordinatorPod = pod.metadata.name;
+    s.activeVersion = version;
+    if (s.phase !== 'FallingBack') s.phase = 'Pending';
+    this.setCondition('CoordinatorReady', 'False', 'PodCreated', `coordinator pod ${pod.metadata.name} created`);
+    this.event('Normal', reason, `created ${version} coordinator pod ${pod.metadata.name}`);
+    if (version === 'v2') return { requeueAfterMs: this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000 + 50 };
+  }
+
+  private async createPodNow(pod: ReturnType<typeof coordinatorPod>): Promise<void> {
     const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
     const rbacPath = (plural: string, group = 'rbac.authorization.k8s.io') =>
       resourcePath({ group, version: 'v1', plural, namespace: this.ns, name: serviceAccount.metadata.name });
@@ -278,13 +301,6 @@ class SwarmRun {
       await this.deps.client.apply(rbacPath('rolebindings'), roleBinding, { fieldManager: FIELD_MANAGER });
     })();
     await Promise.all([bound, createPod]);
-    s.coordinatorAttempts = attempt;
-    s.coordinatorPod = pod.metadata.name;
-    s.activeVersion = version;
-    if (s.phase !== 'FallingBack') s.phase = 'Pending';
-    this.setCondition('CoordinatorReady', 'False', 'PodCreated', `coordinator pod ${pod.metadata.name} created`);
-    this.event('Normal', reason, `created ${version} coordinator pod ${pod.metadata.name}`);
-    if (version === 'v2') return { requeueAfterMs: this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000 + 50 };
   }
 
   private async fallback(reason: string): Promise<ReconcileResult | void> {
@@ -319,12 +335,20 @@ class SwarmRun {
     return this.createPod(s.activeVersion ?? 'v1', 'CoordinatorReplaced');
   }
 
+  /** Deletes the current coordinator pod after the status write. */
   private async deleteActivePod(): Promise<void> {
     const name = this.status.coordinatorPod;
     if (!name) return;
-    await this.deps.client.delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns, name }), { gracePeriodSeconds: 0 }).catch((e: unknown) => {
-      if (!isNotFound(e)) throw e;
-    });
+    this.actions.push(() =>
+      this.deps.client
+        .delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns, name }), { gracePeriodSeconds: 0 })
+        .then(
+          () => undefined,
+          (e: unknown) => {
+            if (!isNotFound(e)) throw e;
+          },
+        ),
+    );
   }
 
   private complete(): Promise<ReconcileResult | void> {

@@ -7,7 +7,7 @@ export interface VersionDecision {
   version: CoordinationVersion;
   reason: string;
   /** Set when a RolloutPolicy routed the swarm. */
-  rollout?: { policy: string; bucket: number; percentage: number };
+  rollout?: { policy: string; bucket: number; percentage: number; generation?: number; step?: number };
 }
 
 export interface VersionPolicy {

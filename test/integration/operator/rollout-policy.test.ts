@@ -27,7 +27,9 @@ const namespaces: string[] = [];
 
 beforeAll(() => installCrds(c));
 afterAll(async () => {
+  const t = Date.now();
   await op?.stop();
+  if (Date.now() - t > 5000) console.warn(`operator stop took ${Date.now() - t} ms`);
   await Promise.all(namespaces.map((n) => deleteNamespace(c, n)));
 });
 
@@ -53,6 +55,17 @@ type PolicyObject = {
 };
 const getPolicy = (ns: string, name: string) => c.get<PolicyObject>(policyPath(ns, name));
 const policy = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name, namespace: ns }, spec });
+
+/**
+ * The operator has seen the policy (its status is written): a swarm created
+ * before that would be routed without it (a namespace default applies only
+ * once the operator knows it).
+ */
+const policyReady = (ns: string, name: string) =>
+  waitFor(`policy ${name} evaluated`, async () => {
+    const p = await getPolicy(ns, name);
+    return p.status?.observedGeneration === p.metadata.generation || undefined;
+  });
 
 async function createSwarms(ns: string, prefix: string, n: number): Promise<SwarmObject[]> {
   for (let i = 0; i < n; i++) await c.create(swarmPath(ns), swarmManifest(ns, `${prefix}-${i}`, { agents: 2 }));
@@ -83,6 +96,7 @@ describe('RolloutPolicy on a real API server', () => {
   it('routes about a tenth of swarms to V2 at 10%, sticks, and a Git edit affects only new swarms', async () => {
     const ns = await freshNamespace('rollout-route');
     await c.create(policyPath(ns), policy(ns, 'main', { v2Percentage: 10, default: true }));
+    await policyReady(ns, 'main');
     const swarms = await createSwarms(ns, 'a', 100);
     const v2 = swarms.filter((s) => s.status?.version === 'v2');
     expect(v2.length).toBeGreaterThanOrEqual(3);
@@ -153,6 +167,7 @@ describe('RolloutPolicy on a real API server', () => {
   it('rolls back to 0% on a breach, says why with the figures, and never writes spec', async () => {
     const ns = await freshNamespace('rollout-breach');
     await c.create(policyPath(ns), policy(ns, 'risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
+    await policyReady(ns, 'risky');
     const swarms = await createSwarms(ns, 'x', 3);
     // One fallback in three V2 swarms is a 33% fallback rate: past the 5% gate.
     await failPreflight(ns, swarms[0]!);

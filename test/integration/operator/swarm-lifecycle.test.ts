@@ -133,7 +133,7 @@ describe('Swarm lifecycle on a real API server', () => {
     await waitFor('v2 pod', () => podOf('slow'));
     const v1 = await waitFor('v1 pod', () => podOf('slow', 2), 8000);
     expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
-    expect((await getSwarm(c, ns, 'slow')).status?.fallback?.reason).toBe('V2 coordinator not ready within 1s');
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'slow')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s');
   });
 
   it('fails with a clear condition when V2 cannot start and fallback is disabled', async () => {
@@ -157,7 +157,10 @@ describe('Swarm lifecycle on a real API server', () => {
     await pub.flush();
     await waitFor('progress', async () => (await getSwarm(c, ns, 'resume')).status?.completedAgents === '0-1,4');
     await c.delete(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, { gracePeriodSeconds: 0 });
-    const replacement = await waitFor('replacement', () => podOf('resume', 2));
+    const replacement = await waitFor('replacement', () => podOf('resume', 2)).catch(async (e: unknown) => {
+      const pods = (await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'resume').map((p) => p.metadata.name);
+      throw new Error(`${String(e)}; pods: ${pods.join(',')}; status: ${JSON.stringify((await getSwarm(c, ns, 'resume')).status)}`);
+    });
     expect(replacement.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-1,4' });
     await waitFor('CoordinatorLost event', async () => (await events(c, ns)).some((e) => e.involvedObject.name === 'resume' && e.reason === 'CoordinatorLost') || undefined);

@@ -61,36 +61,38 @@ describe('rollout gates', () => {
   const gates = { maxFallbackRate: 5, minDeliveryRate: 95, minSamples: 4, windowSwarms: 100, minDurationSeconds: 0 };
   const p = policy('p', { v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 100 }], autoPromote: true });
   const routed = (n: number, status: Record<string, unknown>) =>
-    Array.from({ length: n }, () => swarm(randomUUID(), {}, { version: 'v2', rollout: { policy: 'p', bucket: 1, percentage: 10, time: '2026-11-25T01:00:00Z' }, ...status }));
+    Array.from({ length: n }, () => swarm(randomUUID(), {}, { version: 'v2', rollout: { policy: 'p', bucket: 1, percentage: 10, time: '2026-11-25T01:00:00Z', generation: 1, step: -1 }, ...status }));
 
   it('does not judge on fewer than minSamples swarms', () => {
-    const o = observe(p, routed(3, { fallback: { from: 'v2', to: 'v1', reason: 'x', time: 't' } }), '2026-11-25T00:00:00Z', gates);
+    const o = observe(p, routed(3, { fallback: { from: 'v2', to: 'v1', reason: 'x', time: 't' } }), -1, gates);
     expect(judge(p, o, gates, -1, 0)).toMatchObject({ kind: 'insufficient', message: '3/4 V2 swarms observed in this step: waiting for more before judging' });
   });
 
   it('breaches on the fallback rate with the figures', () => {
     const swarms = [...routed(3, { phase: 'Succeeded', deliveryRate: 100 }), ...routed(1, { fallback: { from: 'v2', to: 'v1', reason: 'x', time: 't' } })];
-    const o = observe(p, swarms, '2026-11-25T00:00:00Z', gates);
+    const o = observe(p, swarms, -1, gates);
     expect(o).toMatchObject({ v2Swarms: 4, fallbacks: 1, fallbackRate: 25 });
     expect(judge(p, o, gates, -1, 0)).toEqual({ kind: 'breach', message: 'fallback rate 25% > 5% over 4 V2 swarms (1 fell back)' });
   });
 
   it('breaches on the delivery rate of finished swarms', () => {
-    const o = observe(p, routed(4, { phase: 'Succeeded', deliveryRate: 90 }), '2026-11-25T00:00:00Z', gates);
+    const o = observe(p, routed(4, { phase: 'Succeeded', deliveryRate: 90 }), -1, gates);
     expect(judge(p, o, gates, -1, 0)).toMatchObject({ kind: 'breach', message: 'delivery rate 90% < 95% over 4 finished V2 swarms' });
   });
 
   it('promotes to the next step when the gates hold, and holds at the last one', () => {
-    const o = observe(p, routed(4, { phase: 'Succeeded', deliveryRate: 100 }), '2026-11-25T00:00:00Z', gates);
+    const o = observe(p, routed(4, { phase: 'Succeeded', deliveryRate: 100 }), -1, gates);
     expect(judge(p, o, gates, -1, 0)).toMatchObject({ kind: 'promote', toStep: 0 });
     expect(judge(p, o, gates, 1, 0)).toMatchObject({ kind: 'hold' });
     expect(judge(p, o, { ...gates, minDurationSeconds: 60 }, -1, 1000)).toMatchObject({ kind: 'hold' });
   });
 
-  it('ignores swarms routed before the step began or by another policy', () => {
+  it('counts only swarms routed by this generation and step of this policy', () => {
     const old = routed(4, { phase: 'Succeeded', deliveryRate: 100 });
-    expect(observe(p, old, '2026-11-25T02:00:00Z', gates).v2Swarms).toBe(0);
-    const other = observe(policy('q', { v2Percentage: 1 }), old, '2026-11-25T00:00:00Z', gates);
-    expect(other.v2Swarms).toBe(0);
+    // regression: right after a promotion, the previous step's swarms do not count (whole-second clocks mixed them).
+    expect(observe(p, old, 0, gates).v2Swarms).toBe(0);
+    expect(observe(p, old, -1, gates).v2Swarms).toBe(4);
+    expect(observe({ ...p, metadata: { ...p.metadata, generation: 2 } }, old, -1, gates).v2Swarms).toBe(0);
+    expect(observe(policy('q', { v2Percentage: 1 }), old, -1, gates).v2Swarms).toBe(0);
   });
 });
