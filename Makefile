@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_DIR := $(shell bash scripts/ensure-node.sh)
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup demo test bench build clean cluster-bins
+.PHONY: setup demo demo-cluster test bench build clean cluster-bins
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -17,6 +17,12 @@ build: setup
 ## The main job on its embedded default: a local V2 swarm on /dev/shm.
 demo: build
 	node bin/cfn.js run --agents 500 --topology flat
+
+## The main job on a local Kubernetes cluster with a real node (root; no Docker):
+## control plane + containerd + kubelet, the image built without a registry,
+## the Helm chart, a RolloutPolicy and sample Swarms. `scripts/demo.sh --down` removes it.
+demo-cluster: build cluster-bins
+	bash scripts/demo.sh
 
 ## Control-plane binaries for the integration tests, plus helm and the node
 ## binaries (cached per version outside the work tree; a cold build takes
