@@ -5,28 +5,18 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { AgentResponse, ObjectiveSpec, SwarmRunState } from '../types.js';
 import { parseObjectiveSpec } from './objective-spec-schema.js';
+import { agentResponseSchema, swarmRunStateSchema } from '../v2/schemas.js';
 
 export const DEFAULT_MEMORY_PATH = '.claude-flow/memory.sqlite';
 
 const SCHEMA_VERSION = 1;
 
-const responseSchema = z.object({
-  agentId: z.string(),
-  index: z.number().int().nonnegative(),
-  status: z.enum(['completed', 'failed']),
-  exitCode: z.number().int().nullable(),
-  attempts: z.number().int().nonnegative(),
-  durationMs: z.number().nonnegative(),
-  output: z.string(),
-  outputBytes: z.number().int().nonnegative(),
-  outputTruncated: z.boolean(),
-  error: z.string().nullable(),
-}) satisfies z.ZodType<AgentResponse>;
-
-const runStateSchema = z.enum(['pending', 'running', 'completed', 'failed', 'timeout', 'stopped']);
+// One response shape for V1 and V2: the schema the V2 result collector parses with.
+const responseSchema = agentResponseSchema satisfies z.ZodType<AgentResponse>;
+const runStateSchema = swarmRunStateSchema;
 
 export interface StoredObjective {
   spec: ObjectiveSpec;
