@@ -57,6 +57,8 @@ async function restartApiserver(): Promise<void> {
   // Same bookkeeping as cluster.sh, so `down` stops this process too.
   writeFileSync(pidFile, `${child.pid} ${startTime(child.pid!)}\n`);
   await waitFor('apiserver ready again', async () => (await c.get('/version').then(() => true, () => undefined)), 60_000, 200);
+  // /version answers before every API path is installed: wait for the CRD's too.
+  await waitFor('swarms served again', async () => (await c.get(swarmPath(ns)).then(() => true, () => undefined)), 60_000, 200);
 }
 
 const pods = async () => (await c.get<{ items: PodObject[] }>(`/api/v1/namespaces/${ns}/pods`)).items;

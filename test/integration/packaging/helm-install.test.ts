@@ -83,7 +83,7 @@ describe('helm install', () => {
     const container = pod.containers[0]!;
     expect(pod.serviceAccountName).toBe(fullname);
     expect(container.image).toBe('swarm-operator:0.1.0');
-    expect(container.args).toEqual(['operator', '--workers=4', '--metrics-port=8080', '--default-version=v2', '--image-pull-policy=IfNotPresent', '--leader-elect']);
+    expect(container.args).toEqual(['operator', '--workers=8', '--metrics-port=8080', '--default-version=v2', '--image-pull-policy=IfNotPresent', '--leader-elect']);
     expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } });
     expect(container.env).toContainEqual({ name: 'COORDINATOR_IMAGE', value: 'swarm-operator:0.1.0' });
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');

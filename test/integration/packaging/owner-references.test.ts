@@ -150,7 +150,8 @@ describe('OwnerReferencesPermissionEnforcement', () => {
         return s.status?.coordinatorPod ? s : undefined;
       });
       expect(sw.status).toMatchObject({ activeVersion: 'v2', coordinatorPod: 'strict-v2-1' });
-      await strict.get(`/api/v1/namespaces/${ns}/pods/strict-v2-1`);
+      // The pod follows the status write (intent first).
+      await waitFor('coordinator pod', () => strict.get(`/api/v1/namespaces/${ns}/pods/strict-v2-1`));
     } finally {
       await op.stop();
     }
