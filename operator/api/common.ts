@@ -6,6 +6,9 @@ export const API_GROUP = 'swarm.cfn.dev';
 export const API_VERSION = 'v1alpha1';
 export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 
+/** A time as Kubernetes writes metav1.Time: RFC 3339, whole seconds. */
+export const kubeTime = (d: Date = new Date()): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
+
 /** A Kubernetes resource quantity: "256Mi", "1", 2. */
 export const quantity = z
   .union([z.string().regex(/^[+-]?[0-9.]+([eE][+-]?[0-9]+|[KMGTPE]i?|[munkMGTPE])?$/), z.number().int()])

@@ -1,5 +1,6 @@
 // Status conditions the Kubernetes way: one entry per type, lastTransitionTime
 // moves only when the status changes, observedGeneration says which spec it judged.
+import { kubeTime } from './common.js';
 import type { Condition } from './common.js';
 
 export interface ConditionInput {
@@ -16,7 +17,7 @@ export function setCondition(conditions: readonly Condition[] | undefined, c: Co
   const next: Condition = {
     ...c,
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    lastTransitionTime: previous && previous.status === c.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, 'Z'),
+    lastTransitionTime: previous && previous.status === c.status ? previous.lastTransitionTime : kubeTime(now),
   };
   if (i >= 0) list[i] = next;
   else list.push(next);

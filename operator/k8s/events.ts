@@ -1,6 +1,7 @@
 // Kubernetes Events for every decision the operator takes, aggregated like
 // client-go's recorder: a repeat of the same event bumps its count.
 import { createHash } from 'node:crypto';
+import { kubeTime } from '../api/common.js';
 import { isAlreadyExists, isNotFound } from './errors.js';
 import { resourcePath } from './client.js';
 import type { KubeClient } from './client.js';
@@ -29,7 +30,7 @@ export class EventRecorder {
     const digest = createHash('sha256').update(`${obj.uid ?? obj.name}\0${type}\0${reason}\0${message}`).digest('hex').slice(0, 16);
     const name = `${obj.name.slice(0, 200)}.${digest}`;
     const path = resourcePath({ group: '', version: 'v1', plural: 'events', namespace: obj.namespace });
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const now = kubeTime();
     // Bounded memory over a long life: forgetting only means a fresh create, which falls back to a patch.
     if (this.counts.size > 10_000) this.counts.clear();
     const count = (this.counts.get(name) ?? 0) + 1;

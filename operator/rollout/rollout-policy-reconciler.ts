@@ -1,7 +1,7 @@
 // Reconciles a RolloutPolicy's status from what its swarms did. Never writes
 // spec (GitOps owns it): promotion and rollback live in status, and a new spec
 // generation starts a fresh evaluation from that spec.
-import { GROUP_VERSION } from '../api/common.js';
+import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
 import { resourcePath } from '../k8s/client.js';
@@ -32,7 +32,6 @@ export interface RolloutPolicyReconcilerDeps {
   resyncMs?: number;
 }
 
-const isoNow = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
 export class RolloutPolicyReconciler {
   constructor(private readonly deps: RolloutPolicyReconcilerDeps) {}
@@ -53,7 +52,7 @@ export class RolloutPolicyReconciler {
     };
     const decide = (to: number, reason: string, type: EventType, eventReason: string) => {
       const from = status.effectivePercentage ?? 0;
-      status.lastDecision = { time: isoNow(now), from, to, reason };
+      status.lastDecision = { time: kubeTime(now), from, to, reason };
       status.effectivePercentage = to;
       events.push([type, eventReason, `${from}% -> ${to}%: ${reason}`]);
       this.deps.logger.info({ namespace: ns, name: policy.metadata.name, from, to, reason }, 'rollout decision');

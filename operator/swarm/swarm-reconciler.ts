@@ -1,7 +1,7 @@
 // The Swarm reconcile loop: decide the version once, run the coordinator pod,
 // fall back from V2 to V1 with the real reason, replace a coordinator lost
 // mid-run (the replacement resumes from status.completedAgents), finish, clean up.
-import { GROUP_VERSION } from '../api/common.js';
+import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
@@ -61,7 +61,6 @@ export interface SwarmReconcilerDeps {
 }
 
 const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
-const isoNow = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
 /** Bounded categories for the fallback metric's label. */
 function fallbackCategory(reason: string): string {
@@ -195,7 +194,7 @@ class SwarmRun {
       }
       s.activeVersion = d.version;
       s.phase = 'Pending';
-      s.startTime = isoNow(this.now);
+      s.startTime = kubeTime(this.now);
       s.coordinatorAttempts = 0;
       this.event('Normal', 'VersionSelected', `coordination ${d.version}: ${d.reason}`);
       this.deps.logger.info({ namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason }, 'version selected');
@@ -311,7 +310,7 @@ class SwarmRun {
       this.fail('V2Unavailable', `V2 unavailable (${reason}) and fallback is disabled`);
       return;
     }
-    const record = { from: 'v2' as const, to: 'v1' as const, reason, time: isoNow(this.now) };
+    const record = { from: 'v2' as const, to: 'v1' as const, reason, time: kubeTime(this.now) };
     s.fallback = record;
     s.fallbackHistory = [...(s.fallbackHistory ?? []), record].slice(-10);
     s.phase = 'FallingBack';
@@ -354,7 +353,7 @@ class SwarmRun {
   private complete(): Promise<ReconcileResult | void> {
     const s = this.status;
     const result = this.swarm.status?.result;
-    s.completionTime = isoNow(this.now);
+    s.completionTime = kubeTime(this.now);
     this.setCondition('CoordinatorReady', 'False', 'PodSucceeded', 'coordinator finished');
     if (!result || result.status === 'completed') {
       s.phase = 'Succeeded';
@@ -373,7 +372,7 @@ class SwarmRun {
   private fail(reason: string, message: string): void {
     const s = this.status;
     s.phase = 'Failed';
-    s.completionTime ??= isoNow(this.now);
+    s.completionTime ??= kubeTime(this.now);
     this.setCondition('Failed', 'True', reason, message);
     this.setCondition('CoordinatorReady', 'False', reason, message);
     this.event('Warning', reason, message);
