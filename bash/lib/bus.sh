@@ -28,7 +28,7 @@ _BUS_RESULT_PAT='{"agentId":"agent-+([0-9])","index":+([0-9]),"status":"@(comple
 
 # bus_init INBOX_DIR: creates the inbox layout (idempotent).
 bus_init() {
-  mkdir -p "$1/tmp" "$1/new" "$1/claimed" "$1/quarantine"
+  cfn_mkdirs "$1/tmp" "$1/new" "$1/claimed" "$1/quarantine"
   # Probe once here, in the parent, rather than in every forked agent.
   [[ -n $BUS_DEPTH_FAST ]] || bus__probe_depth "$1/new"
 }

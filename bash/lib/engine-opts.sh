@@ -74,7 +74,7 @@ engine_prepare() {
   cfn_read_file CFN_OBJECTIVE "$CFN_ROOT/objective.txt"
   declare -gA CFN_SKIP=()
   cfn_parse_indexes CFN_SKIP "$CFN_COMPLETED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
-  mkdir -p "$CFN_ROOT/work" "$CFN_ROOT/responses/.tmp" "$CFN_ROOT/messages"
+  cfn_mkdirs "$CFN_ROOT/work" "$CFN_ROOT/responses/.tmp" "$CFN_ROOT/messages"
   # Resolve the command once here: forked agents inherit the hash table
   # instead of each searching PATH.
   [[ ${CFN_CMD[0]} == */* ]] || hash "${CFN_CMD[0]}" 2>/dev/null || true
