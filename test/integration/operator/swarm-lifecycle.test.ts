@@ -152,6 +152,10 @@ describe('Swarm lifecycle on a real API server', () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'resume', { agents: 6, coordination: { version: 'v1' } }));
     const pod = await waitFor('v1 pod', () => podOf('resume'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    // Mid-run means the operator saw it run: a pod deleted before the operator
+    // ever observed it is recreated under the same attempt (the creation may
+    // never have happened), which is not what this test is about.
+    await waitFor('Running', async () => ((await getSwarm(c, ns, 'resume')).status?.phase === 'Running' ? true : undefined));
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'resume', total: 6, intervalMs: 10 });
     for (const index of [0, 1, 4]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
     await pub.flush();
