@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs one agent of a swarm (the topologies source lib/agent.sh and fork
-# cfn_agent_run instead, so no extra bash exec per agent): the command is an
-# argv, the task reaches it on stdin and in CFN_TASK byte for byte and is never
-# evaluated; bounded by --agent-timeout (TERM, then KILL), retried with backoff;
+# Runs one agent of a swarm (the topologies use lib/agent.sh in-process
+# instead): the command is an argv, the task reaches it on stdin and in
+# CFN_TASK byte for byte and is never evaluated; bounded by --agent-timeout
+# (TERM, then KILL, by lib/watchdog.sh), retried with backoff;
 # the response is written atomically to <root>/responses/agent-<i>.json and
 # announced by a `result` message.
 set -euo pipefail
@@ -42,7 +42,10 @@ main() {
   [[ -n $INBOX ]] || INBOX=$CFN_ROOT/messages/root
   bus_init "$INBOX"
   local rc=0 text
+  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$" "$$"; fi
   cfn_agent_run "$INDEX" "$INBOX" || rc=$?
+  wd_stop
+  rm -f -- "$CFN_ROOT/work/.watchdog-$INDEX.$$"
   cfn_read_file text "$CFN_ROOT/responses/agent-$INDEX.json"
   printf '%s' "$text"
   return "$rc"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Flat topology (2-300 agents, works beyond): one coordinator forks every agent
-# as a subshell running cfn_agent_run (no extra bash exec per agent), at most
-# --concurrency at once (wait -n); results go to the root inbox.
+# Flat topology (2-300 agents, works beyond): one coordinator forks every
+# agent attempt straight into the agent command (lib/agent.sh), at most
+# --concurrency at once, reaps them (wait -n) and announces each response on
+# the root inbox.
 set -euo pipefail
 CFN_PROG=topology-flat
 # shellcheck source=bash/lib/engine-opts.sh
@@ -19,25 +20,23 @@ EOF2
   engine_opts_help
 }
 
-# flat_dispatch INBOX: forks the agents, keeping at most CFN_CONCURRENCY running.
+# flat_dispatch INBOX: launches the agents, at most CFN_CONCURRENCY at once,
+# and announces each final response as it is reaped.
 flat_dispatch() {
-  local inbox=$1 i running=0
-  for ((i = 0; i < CFN_AGENTS_TOTAL; i++)); do
-    [[ -n ${CFN_SKIP[$i]:-} ]] && continue
-    while ((running >= CFN_CONCURRENCY)); do
-      wait -n 2>/dev/null || true
-      running=$((running - 1))
+  local inbox=$1 i=0 rc
+  while :; do
+    while ((CFN_AGENTS_RUNNING < CFN_CONCURRENCY && i < CFN_AGENTS_TOTAL)); do
+      [[ -n ${CFN_SKIP[$i]:-} ]] || cfn_agent_launch "$i"
+      i=$((i + 1))
     done
-    if ((i % 64 == 0)) && [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then
-      cfn_die 143 "parent $CFN_PARENT_PID gone: stopping"
+    ((CFN_AGENTS_RUNNING > 0)) || break
+    rc=0
+    cfn_agent_wait_one || rc=$?
+    if ((rc == 0)); then
+      cfn_agent_announce "$inbox" "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" || cfn_log "agent $CFN_DONE_INDEX: announce failed ($?)"
+    elif ((rc == 2)); then
+      cfn_die 1 "internal: $CFN_AGENTS_RUNNING agents counted running but no child left"
     fi
-    { cfn_agent_run "$i" "$inbox" || cfn_log "agent $i: engine error $?"; } &
-    running=$((running + 1))
-  done
-  # Not a bare `wait`: the watchdog is a child too and runs until wd_stop.
-  while ((running > 0)); do
-    wait -n 2>/dev/null || true
-    running=$((running - 1))
     if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then
       cfn_die 143 "parent $CFN_PARENT_PID gone: stopping"
     fi

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Hybrid topology (300-1000+ agents): K sub-coordinators x W workers. Each
-# sub-coordinator (a forked subshell, no extra exec) runs its slice of agents,
-# consumes their `result` messages from messages/sub-<k>, forwards them to the
-# root inbox as `batch` messages (acking only after the batch is published) and
-# heartbeats. This root process watches them: a sub-coordinator whose pid is
+# sub-coordinator (a forked subshell, no extra exec) runs its slice of agents
+# (lib/agent.sh: it reaps them and writes their responses itself), forwards
+# their results to the root inbox as `batch` messages and heartbeats. This root process watches them: a sub-coordinator whose pid is
 # gone without having finished, or whose heartbeat is stale, is replaced; the
 # replacement re-runs the slice's agents that have no response file yet
 # (counted in a `reassign` message) and re-announces those that do.
@@ -44,17 +43,7 @@ hybrid_opt() {
 
 # --- sub-coordinator (runs in a forked subshell) ---------------------------
 
-SUB_K=0 SUB_INBOX='' SUB_ROOT_INBOX='' SUB_INFLIGHT=0 SUB_BATCH='' SUB_BATCH_N=0
-declare -A SUB_LAUNCHED=() SUB_PID_INDEX=()
-
-sub_on_message() {
-  [[ $1 == result ]] || return 0
-  if [[ -n ${SUB_LAUNCHED[$3]:-} ]]; then
-    unset "SUB_LAUNCHED[$3]"
-    SUB_INFLIGHT=$((SUB_INFLIGHT - 1))
-  fi
-  sub_add_result "$3" "$4"
-}
+SUB_K=0 SUB_ROOT_INBOX='' SUB_BATCH='' SUB_BATCH_N=0
 
 sub_add_result() {
   SUB_BATCH+="${SUB_BATCH:+,}{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"
@@ -62,15 +51,15 @@ sub_add_result() {
   ((SUB_BATCH_N < BATCH_MAX)) || sub_flush
 }
 
-# Publishes the batch to the root, then acks the messages it carries: a crash
-# in between re-sends them (the root dedups), never loses them.
+# Publishes the batch to the root. Every result in it is already a response
+# file: a crash before the publish is repaired by the replacement, which
+# re-announces the slice's responses (the root dedups by index).
 sub_flush() {
   ((SUB_BATCH_N > 0)) || return 0
   local rc=0
   bus_publish "$SUB_ROOT_INBOX" batch "sub-$SUB_K" "{\"results\":[$SUB_BATCH]}" || rc=$?
   ((rc == 0)) || exit "$rc"
   SUB_BATCH='' SUB_BATCH_N=0
-  bus_ack_pending
 }
 
 sub_heartbeat() {
@@ -82,12 +71,9 @@ sub_heartbeat() {
 # sub_run K FIRST LAST REPLACEMENT(0|1)
 sub_run() {
   SUB_K=$1
-  local first=$2 last=$3 replacement=$4 i status now last_hb=0 pos=0
+  local first=$2 last=$3 replacement=$4 i status now last_hb=0 pos=0 rc
   local -a queue=()
-  SUB_INBOX=$CFN_ROOT/messages/sub-$SUB_K SUB_ROOT_INBOX=$CFN_ROOT/messages/root
-  BUS_DEFER_ACK=1
-  CFN_BUS_MODE=poll
-  bus_consumer_open "$SUB_INBOX" "$CFN_ROOT/metrics/latency.us"
+  SUB_ROOT_INBOX=$CFN_ROOT/messages/root
   for ((i = first; i <= last; i++)); do
     [[ -n ${CFN_SKIP[$i]:-} ]] && continue
     if ((replacement)) && [[ -e $CFN_ROOT/responses/agent-$i.json ]]; then
@@ -99,65 +85,38 @@ sub_run() {
   if ((replacement)); then
     bus_publish "$SUB_ROOT_INBOX" reassign "sub-$SUB_K" "{\"sub\":$SUB_K,\"agents\":${#queue[@]}}" || true
   fi
-  # Woken by its own children: an agent exiting (its message is already in the
-  # inbox) or a 250 ms timer (heartbeat; messages of a predecessor's agents).
-  local timer='' done_pid
+  # Woken by its own children: an agent attempt ending (reaped here, its
+  # response written and forwarded at once) or a 250 ms timer (heartbeat).
+  local timer=''
   while :; do
-    while ((pos < ${#queue[@]} && SUB_INFLIGHT < SUB_CONCURRENCY)); do
-      i=${queue[pos]}
-      pos=$((pos + 1))
-      { cfn_agent_run "$i" "$SUB_INBOX" || cfn_log "agent $i: engine error $?"; } &
-      SUB_LAUNCHED[$i]=$!
-      SUB_PID_INDEX[$!]=$i
-      SUB_INFLIGHT=$((SUB_INFLIGHT + 1))
-    done
-    bus_drain sub_on_message
     sub_flush
+    while ((pos < ${#queue[@]} && CFN_AGENTS_RUNNING < SUB_CONCURRENCY)); do
+      cfn_agent_launch "${queue[pos]}"
+      pos=$((pos + 1))
+    done
     cfn_now_us now
     if ((now - last_hb >= 1000000)); then
       sub_heartbeat "$now"
       last_hb=$now
       if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then exit 143; fi
     fi
-    ((pos >= ${#queue[@]} && SUB_INFLIGHT == 0)) && break
+    ((pos >= ${#queue[@]} && CFN_AGENTS_RUNNING == 0)) && break
     if [[ -z $timer ]]; then
       { sleep 0.25; } &
       timer=$!
     fi
-    done_pid=''
-    wait -n -p done_pid 2>/dev/null || true
-    if [[ $done_pid == "$timer" ]]; then
+    # The timer's pid is not an agent's: wait_one returns 1 for it.
+    rc=0
+    cfn_agent_wait_one || rc=$?
+    if ((rc == 0)); then
+      sub_add_result "$CFN_DONE_INDEX" "$CFN_DONE_STATUS"
+    elif [[ -n $timer ]] && ! cfn_pid_alive "$timer"; then
       timer=''
-    elif [[ -n $done_pid && -n ${SUB_PID_INDEX[$done_pid]:-} ]]; then
-      i=${SUB_PID_INDEX[$done_pid]}
-      unset "SUB_PID_INDEX[$done_pid]"
-      bus_drain sub_on_message
-      [[ -z ${SUB_LAUNCHED[$i]:-} ]] || sub_lost_agent "$i"
-      # Forward before forking the next agents: forks are the slow part here.
-      sub_flush
     fi
   done
   [[ -z $timer ]] || kill "$timer" 2>/dev/null || true
   sub_flush
-  bus_consumer_close_watch
   : >"$CFN_ROOT/pids/sub-$SUB_K.done"
-}
-
-# sub_lost_agent INDEX: the agent's process ended without announcing a result
-# (killed from outside): announce its response if it wrote one, else record a
-# failed response, so that the swarm still completes.
-sub_lost_agent() {
-  local i=$1 status=failed resp file=$CFN_ROOT/responses/agent-$1.json
-  unset "SUB_LAUNCHED[$i]"
-  SUB_INFLIGHT=$((SUB_INFLIGHT - 1))
-  if [[ -e $file ]]; then
-    cfn_response_status status "$file" || status=failed
-  else
-    printf -v resp '{"agentId":"agent-%d","index":%d,"status":"failed","exitCode":null,"attempts":0,"durationMs":0,"output":"","outputBytes":0,"outputTruncated":false,"error":"agent process lost"}' "$i" "$i"
-    cfn_publish_once "$file" "$resp" "$CFN_ROOT/responses/.tmp" || cfn_response_status status "$file" || true
-  fi
-  cfn_log "agent $i ended without a result message: recorded as $status"
-  sub_add_result "$i" "$status"
 }
 
 # --- root ------------------------------------------------------------------
@@ -216,7 +175,6 @@ main() {
     SUB_FIRST[k]=$((k * WORKERS))
     SUB_LAST[k]=$((k * WORKERS + WORKERS - 1))
     ((SUB_LAST[k] < CFN_AGENTS_TOTAL)) || SUB_LAST[k]=$((CFN_AGENTS_TOTAL - 1))
-    bus_init "$CFN_ROOT/messages/sub-$k"
     start_sub "$k" 0
   done
   while :; do

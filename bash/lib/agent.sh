@@ -1,12 +1,14 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
-# Runs one agent (docs/v2-engine.md "Agents"): the agent command is an argv run
-# once per attempt with the task on stdin and in CFN_TASK (never evaluated),
-# bounded by timeout -k, retried with backoff; its response is published once
-# with ln and announced by a `result` message. Meant to run in a subshell
-# forked by a topology: `cfn_agent_run 7 "$inbox" &`.
+# Runs agents (docs/v2-engine.md "Agents"). The dispatching process (a
+# topology, a sub-coordinator, agent-wrapper.sh) forks each attempt straight
+# into the agent command: one fork + exec per attempt, no bash process in
+# between. It reaps the attempt (`wait -n -p`), retries it with backoff, and
+# writes the response (published once with ln) itself; the caller announces
+# it. The task is data (stdin and CFN_TASK), never evaluated.
 #
 # Globals the caller sets: CFN_ROOT CFN_SWARM_ID CFN_AGENTS_TOTAL CFN_OBJECTIVE
-# CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none) CFN_RETRIES CFN_MAX_OUTPUT.
+# CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none; otherwise the caller
+# runs the watchdog: wd_start) CFN_RETRIES CFN_MAX_OUTPUT.
 # shellcheck source=bash/lib/bus.sh
 source "${BASH_SOURCE[0]%/*}/bus.sh"
 # shellcheck source=bash/lib/watchdog.sh
@@ -15,30 +17,90 @@ source "${BASH_SOURCE[0]%/*}/watchdog.sh"
 CFN_KILL_AFTER=${CFN_KILL_AFTER:-2}
 # Largest environment string exec accepts (MAX_ARG_STRLEN is 128 KiB).
 CFN_TASK_ENV_MAX=131000
+# Running attempts: pid -> agent index; per agent: attempts so far, first
+# start and this attempt's start (epoch µs).
+declare -A CFN_AGENT_OF=() _CFN_ATTEMPTS=() _CFN_T0=() _CFN_A0=()
+CFN_AGENTS_RUNNING=0
+# Set by cfn_agent_reaped when an agent is final.
+CFN_DONE_INDEX='' CFN_DONE_STATUS=''
+_CFN_LIMIT_US=''
 
-# cfn__agent_exec ATTEMPT TASK_FILE OUT ERR: one attempt; returns its exit code.
-cfn__agent_exec() {
-  export CFN_ATTEMPT=$1
-  if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then LC_ALL=$CFN_ORIG_LC_ALL; else unset LC_ALL; fi
-  local rc=0 pid now t
-  if [[ $CFN_AGENT_TIMEOUT != 0 && -n $WD_FD ]]; then
-    # The topology's watchdog enforces the timeout: no timeout exec per agent.
-    # exec: the agent is the real program, never one of the loadable builtins
-    # this shell enabled (sleep, rm, ln, mkdir, ...).
-    { exec "${CFN_CMD[@]}"; } <"$2" >"$3" 2>"$4" {WD_FD}>&- &
-    pid=$!
-    cfn_now_us now
-    cfn_seconds_us t "$CFN_AGENT_TIMEOUT"
-    printf '%s %s\n' "$pid" "$((now + t))" >&"$WD_FD"
-    wait "$pid" || rc=$?
-  elif [[ $CFN_AGENT_TIMEOUT != 0 ]]; then
-    timeout --foreground -k "$CFN_KILL_AFTER" "$CFN_AGENT_TIMEOUT" "${CFN_CMD[@]}" <"$2" >"$3" 2>"$4" || rc=$?
-    ((rc != 124)) || rc=143
+# cfn__agent_child INDEX ATTEMPT DELAY: the forked attempt: backoff, the
+# agent's environment, exec. Runs with stdin/stdout/stderr already redirected.
+cfn__agent_child() {
+  local idx=$1 task task_file=$CFN_ROOT/tasks/$1
+  bus_close_inherited
+  [[ $3 == 0.000 ]] || sleep "$3"
+  if [[ -f $task_file ]]; then
+    cfn_read_file task "$task_file"
   else
-    (exec "${CFN_CMD[@]}") <"$2" >"$3" 2>"$4" || rc=$?
+    task_file=$CFN_ROOT/objective.txt task=$CFN_OBJECTIVE
   fi
-  LC_ALL=C
-  return "$rc"
+  export AGENT_ID=agent-$idx AGENT_INDEX=$idx OBJECTIVE_ID=$CFN_SWARM_ID SWARM_ID=$CFN_SWARM_ID
+  export CFN_ATTEMPT=$2 CFN_AGENTS_TOTAL CFN_TASK_FILE=$task_file
+  if ((${#CFN_OBJECTIVE} <= CFN_TASK_ENV_MAX)); then export CFN_OBJECTIVE; else unset CFN_OBJECTIVE; fi
+  if ((${#task} <= CFN_TASK_ENV_MAX)); then export CFN_TASK=$task; else unset CFN_TASK; fi
+  if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then export LC_ALL=$CFN_ORIG_LC_ALL; else unset LC_ALL; fi
+  # exec: the agent is the real program, never one of the loadable builtins
+  # this shell enabled (sleep, rm, ln, mkdir, ...).
+  exec "${CFN_CMD[@]}"
+}
+
+# cfn_agent_launch INDEX: forks the next attempt of agent INDEX (after a
+# backoff of 100 ms x 2^(attempt-2) from the second attempt on) and registers
+# its deadline with the watchdog.
+cfn_agent_launch() {
+  local idx=$1 attempt delay_us=0 delay now pid task_file=$CFN_ROOT/tasks/$1
+  local out=$CFN_ROOT/work/agent-$1.$BASHPID.out err=$CFN_ROOT/work/agent-$1.$BASHPID.err
+  attempt=$((${_CFN_ATTEMPTS[$idx]:-0} + 1))
+  ((attempt == 1)) || delay_us=$((100000 << (attempt - 2)))
+  printf -v delay '%d.%03d' "$((delay_us / 1000000))" "$(((delay_us / 1000) % 1000))"
+  [[ -f $task_file ]] || task_file=$CFN_ROOT/objective.txt
+  if [[ -n $WD_FD ]]; then
+    { cfn__agent_child "$idx" "$attempt" "$delay"; } <"$task_file" >"$out" 2>"$err" {WD_FD}>&- &
+  else
+    { cfn__agent_child "$idx" "$attempt" "$delay"; } <"$task_file" >"$out" 2>"$err" &
+  fi
+  pid=$!
+  cfn_now_us now
+  ((attempt > 1)) || _CFN_T0[$idx]=$now
+  _CFN_A0[$idx]=$((now + delay_us))
+  _CFN_ATTEMPTS[$idx]=$attempt
+  CFN_AGENT_OF[$pid]=$idx
+  CFN_AGENTS_RUNNING=$((CFN_AGENTS_RUNNING + 1))
+  [[ -n $_CFN_LIMIT_US ]] || cfn_seconds_us _CFN_LIMIT_US "$CFN_AGENT_TIMEOUT"
+  if ((_CFN_LIMIT_US > 0)); then
+    [[ -n $WD_FD ]] || cfn_die 1 "internal: --agent-timeout needs the watchdog (wd_start)"
+    printf '%s %s\n' "$pid" "$((now + delay_us + _CFN_LIMIT_US))" >&"$WD_FD"
+  fi
+}
+
+# cfn_agent_reaped PID RC: the caller reaped PID (one of CFN_AGENT_OF) with
+# exit status RC. Returns 1 when the attempt failed and the next one was
+# launched; else writes the response and returns 0 with CFN_DONE_INDEX and
+# CFN_DONE_STATUS set.
+cfn_agent_reaped() {
+  local pid=$1 rc=$2 idx=${CFN_AGENT_OF[$1]} now timed_out=0
+  unset "CFN_AGENT_OF[$pid]"
+  CFN_AGENTS_RUNNING=$((CFN_AGENTS_RUNNING - 1))
+  cfn_now_us now
+  ((rc != 0 && _CFN_LIMIT_US > 0 && now - _CFN_A0[$idx] >= _CFN_LIMIT_US)) && timed_out=1
+  if ((rc != 0 && _CFN_ATTEMPTS[$idx] <= CFN_RETRIES)); then
+    cfn_agent_launch "$idx"
+    return 1
+  fi
+  cfn__agent_finish "$idx" "$rc" "$timed_out" "$now" "$pid"
+}
+
+# cfn_agent_wait_one: waits for any child; reaps and handles it when it is an
+# agent attempt. Returns 0 when an agent became final (CFN_DONE_*), 1 when the
+# ended child was something else or an attempt was retried, 2 with no child left.
+cfn_agent_wait_one() {
+  local pid='' rc=0
+  wait -n -p pid 2>/dev/null || rc=$?
+  [[ -n $pid ]] || return 2
+  [[ -n ${CFN_AGENT_OF[$pid]:-} ]] || return 1
+  cfn_agent_reaped "$pid" "$rc"
 }
 
 # cfn__agent_output VAR OUT_FILE SIZE: VAR <- JSON string of at most
@@ -96,38 +158,12 @@ cfn_response_status() {
   return 1
 }
 
-# cfn_agent_run INDEX INBOX_DIR: runs agent INDEX to its final response.
-cfn_agent_run() {
-  local idx=$1 inbox=$2 id="agent-$1" root=$CFN_ROOT
-  local task_file="$root/tasks/$1" task out err
-  local attempt=0 max=$((CFN_RETRIES + 1)) rc=0 t0 t1 size=0 status truncated=false
+# cfn__agent_finish INDEX RC TIMED_OUT(0|1) END_US PID: the response of the
+# final attempt, published once; its raw output files are removed.
+cfn__agent_finish() {
+  local idx=$1 rc=$2 id="agent-$1" root=$CFN_ROOT size=0 status truncated=false
   local output_json error_json=null resp dest existing
-  bus_close_inherited
-  if [[ -f $task_file ]]; then
-    cfn_read_file task "$task_file"
-  else
-    task_file=$root/objective.txt task=$CFN_OBJECTIVE
-  fi
-  export AGENT_ID=$id AGENT_INDEX=$idx OBJECTIVE_ID=$CFN_SWARM_ID SWARM_ID=$CFN_SWARM_ID
-  export CFN_AGENTS_TOTAL CFN_TASK_FILE=$task_file
-  if ((${#CFN_OBJECTIVE} <= CFN_TASK_ENV_MAX)); then export CFN_OBJECTIVE; else unset CFN_OBJECTIVE; fi
-  if ((${#task} <= CFN_TASK_ENV_MAX)); then export CFN_TASK=$task; else unset CFN_TASK; fi
-  out=$root/work/$id.out err=$root/work/$id.err
-  cfn_now_us t0
-  local a0 a1 timed_out=0 limit_us
-  cfn_seconds_us limit_us "$CFN_AGENT_TIMEOUT"
-  while :; do
-    attempt=$((attempt + 1))
-    rc=0
-    cfn_now_us a0
-    cfn__agent_exec "$attempt" "$task_file" "$out" "$err" || rc=$?
-    cfn_now_us a1
-    timed_out=0
-    ((rc != 0 && limit_us > 0 && a1 - a0 >= limit_us)) && timed_out=1
-    ((rc != 0 && attempt < max)) || break
-    cfn_sleep_ms "$((100 << (attempt - 1)))"
-  done
-  cfn_now_us t1
+  local out=$root/work/$id.$BASHPID.out err=$root/work/$id.$BASHPID.err
   cfn_file_size size "$out" 2>/dev/null || size=0
   ((size > CFN_MAX_OUTPUT)) && truncated=true
   cfn__agent_output output_json "$out" "$size"
@@ -135,10 +171,11 @@ cfn_agent_run() {
     status=completed
   else
     status=failed
-    cfn__agent_error error_json "$rc" "$err" "$timed_out"
+    cfn__agent_error error_json "$rc" "$err" "$3"
   fi
   printf -v resp '{"agentId":"%s","index":%d,"status":"%s","exitCode":%d,"attempts":%d,"durationMs":%d,"output":%s,"outputBytes":%d,"outputTruncated":%s,"error":%s}' \
-    "$id" "$idx" "$status" "$rc" "$attempt" "$(((t1 - t0) / 1000))" "$output_json" "$size" "$truncated" "$error_json"
+    "$id" "$idx" "$status" "$rc" "${_CFN_ATTEMPTS[$idx]}" "$((($4 - _CFN_T0[$idx]) / 1000))" "$output_json" "$size" "$truncated" "$error_json"
+  unset "_CFN_ATTEMPTS[$idx]" "_CFN_T0[$idx]" "_CFN_A0[$idx]"
   unlink "$out" 2>/dev/null || true
   unlink "$err" 2>/dev/null || true
   dest=$root/responses/$id.json
@@ -149,5 +186,19 @@ cfn_agent_run() {
     cfn_response_status existing "$dest" || existing=$status
     status=$existing
   fi
-  cfn_agent_announce "$inbox" "$idx" "$status"
+  CFN_DONE_INDEX=$idx CFN_DONE_STATUS=$status
+}
+
+# cfn_agent_run INDEX INBOX_DIR: runs one agent to its final response and
+# announces it (agent-wrapper.sh; the topologies run many at once instead).
+cfn_agent_run() {
+  local rc=0
+  cfn_agent_launch "$1"
+  while :; do
+    rc=0
+    cfn_agent_wait_one || rc=$?
+    ((rc == 0)) && break
+    ((rc == 2)) && return 1
+  done
+  cfn_agent_announce "$2" "$CFN_DONE_INDEX" "$CFN_DONE_STATUS"
 }

@@ -20,8 +20,6 @@ BUS_LOCK_FD=''
 BUS_REPLAY=1
 BUS_QUARANTINED=0
 BUS_CONSUMED=0
-BUS_DEFER_ACK=0
-BUS_PENDING_ACKS=()
 
 # Canonical shapes, matched with bash patterns (no regcomp per message).
 _BUS_RESULT_PAT='{"agentId":"agent-+([0-9])","index":+([0-9]),"status":"@(completed|failed)"}'
@@ -201,13 +199,6 @@ bus_drain() {
   done
 }
 
-# bus_ack_pending: acks the messages a deferred-ack consumer has handed on.
-bus_ack_pending() {
-  local f
-  for f in "${BUS_PENDING_ACKS[@]}"; do unlink "$f" 2>/dev/null || true; done
-  BUS_PENDING_ACKS=()
-}
-
 bus__quarantine() {
   local path=$1
   ln -- "$path" "$BUS_DIR/quarantine/${path##*/}" 2>/dev/null || true
@@ -314,9 +305,5 @@ bus__handle() {
     printf '%d\n' "$((now - MSG_TS))" >&"$BUS_LAT_FD"
   fi
   BUS_CONSUMED=$((BUS_CONSUMED + 1))
-  if ((BUS_DEFER_ACK)); then
-    BUS_PENDING_ACKS+=("$path")
-  else
-    unlink "$path" 2>/dev/null || true
-  fi
+  unlink "$path" 2>/dev/null || true
 }
