@@ -42,7 +42,7 @@ main() {
   [[ -n $INBOX ]] || INBOX=$CFN_ROOT/messages/root
   bus_init "$INBOX"
   local rc=0 text
-  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$" "$$"; fi
+  wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$" "$$"
   cfn_agent_run "$INDEX" "$INBOX" || rc=$?
   wd_stop
   rm -f -- "$CFN_ROOT/work/.watchdog-$INDEX.$$"

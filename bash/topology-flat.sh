@@ -47,7 +47,7 @@ main() {
   engine_parse_opts "$@"
   engine_prepare
   bus_init "$CFN_ROOT/messages/root"
-  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}; fi
+  wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
   flat_dispatch "$CFN_ROOT/messages/root"
   wd_stop
 }

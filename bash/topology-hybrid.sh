@@ -166,7 +166,7 @@ main() {
   engine_prepare
   mkdir -p "$CFN_ROOT/pids"
   bus_init "$CFN_ROOT/messages/root"
-  if [[ $CFN_AGENT_TIMEOUT != 0 ]]; then wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}; fi
+  wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
   local subs=$(((CFN_AGENTS_TOTAL + WORKERS - 1) / WORKERS)) k now all_done
   ((subs > 0)) || return 0
   [[ -n $SUB_CONCURRENCY ]] || SUB_CONCURRENCY=$(((CFN_CONCURRENCY + subs - 1) / subs))

@@ -7,8 +7,9 @@
 # it. The task is data (stdin and CFN_TASK), never evaluated.
 #
 # Globals the caller sets: CFN_ROOT CFN_SWARM_ID CFN_AGENTS_TOTAL CFN_OBJECTIVE
-# CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none; otherwise the caller
-# runs the watchdog: wd_start) CFN_RETRIES CFN_MAX_OUTPUT.
+# CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none) CFN_RETRIES
+# CFN_MAX_OUTPUT; and the caller runs the watchdog (wd_start: timeouts and
+# the raw-output bound).
 # shellcheck source=bash/lib/bus.sh
 source "${BASH_SOURCE[0]%/*}/bus.sh"
 # shellcheck source=bash/lib/watchdog.sh
@@ -69,10 +70,8 @@ cfn_agent_launch() {
   CFN_AGENT_OF[$pid]=$idx
   CFN_AGENTS_RUNNING=$((CFN_AGENTS_RUNNING + 1))
   [[ -n $_CFN_LIMIT_US ]] || cfn_seconds_us _CFN_LIMIT_US "$CFN_AGENT_TIMEOUT"
-  if ((_CFN_LIMIT_US > 0)); then
-    [[ -n $WD_FD ]] || cfn_die 1 "internal: --agent-timeout needs the watchdog (wd_start)"
-    printf '%s %s\n' "$pid" "$((now + delay_us + _CFN_LIMIT_US))" >&"$WD_FD"
-  fi
+  [[ -n $WD_FD ]] || cfn_die 1 "internal: agents need the watchdog (wd_start)"
+  printf '%s %s %s %s\n' "$pid" "$((_CFN_LIMIT_US > 0 ? now + delay_us + _CFN_LIMIT_US : 0))" "$idx" "$BASHPID" >&"$WD_FD"
 }
 
 # cfn_agent_reaped PID RC: the caller reaped PID (one of CFN_AGENT_OF) with

@@ -72,6 +72,19 @@ wrap() { "$BIN/agent-wrapper.sh" --root "$ROOT" --swarm-id s1 --agents 4 "$@"; }
   jq -e '.outputBytes == 3000000 and .outputTruncated == true and (.output | length) == 1000' "$ROOT/responses/agent-2.json"
 }
 
+@test "an agent printing 200 MB on a 32 MiB tmpfs completes: raw output beyond --max-output is punched out as it runs" {
+  mkdir -p "$SHM/mnt"
+  mount -t tmpfs -o size=32m tmpfs "$SHM/mnt" || skip "cannot mount tmpfs here"
+  ROOT="$SHM/mnt/s1"
+  mkdir -p "$ROOT"
+  printf 'x' >"$ROOT/objective.txt"
+  # 200 x 1 MB at about 100 MB/s: the watchdog's 50 ms tick sees ~5 MB at a time.
+  run wrap --index 3 --max-output 1000 -- bash -c 'for ((i = 0; i < 200; i++)); do head -c 1000000 /dev/zero | tr "\0" b; sleep 0.01; done; echo done >&2'
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .outputBytes == 200000000 and .outputTruncated == true and .output == ("b" * 1000)' "$ROOT/responses/agent-3.json"
+  [ -z "$(ls "$ROOT/work" | grep -v '^\.watchdog' || true)" ]
+}
+
 @test "binary megabytes (NUL, invalid UTF-8) stay valid JSON when truncated" {
   run wrap --index 2 --max-output 4096 -- head -c 2000000 /dev/urandom
   [ "$status" -eq 0 ]
