@@ -239,6 +239,8 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     isLeader: () => leading,
     stop: async () => {
       await Promise.all([controller.stop(), policyController.stop()]);
+      // The last decisions' events, bounded: shutdown must not hang on an unreachable API server.
+      await Promise.race([recorder.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
       await Promise.all([...swarmInformers, ...podInformers, ...policyInformers].map((i) => i.stop()));
       await le?.stop();
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
