@@ -14,6 +14,7 @@ const podShape = z.looseObject({
     creationTimestamp: z.string().optional(),
     deletionTimestamp: z.string().optional(),
   }),
+  spec: z.looseObject({ nodeName: z.string().optional() }).optional(),
   status: z
     .looseObject({
       phase: z.string().optional(),
@@ -39,6 +40,8 @@ export interface PodState {
   version: CoordinationVersion;
   attempt: number;
   createdAt: number;
+  /** The node the scheduler bound it to, once it has. */
+  node?: string;
   condition: PodCondition;
 }
 
@@ -52,7 +55,7 @@ export function podState(raw: unknown): PodState | undefined {
   // Our own millisecond stamp; else the latest instant creationTimestamp (whole seconds) allows.
   const stamped = Date.parse(pod.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '');
   const createdAt = Number.isFinite(stamped) ? stamped : pod.metadata.creationTimestamp ? Date.parse(pod.metadata.creationTimestamp) + 999 : Date.now();
-  return { name: pod.metadata.name, version, attempt, createdAt, condition: classify(pod) };
+  return { name: pod.metadata.name, version, attempt, createdAt, ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}), condition: classify(pod) };
 }
 
 function classify(pod: z.infer<typeof podShape>): PodCondition {

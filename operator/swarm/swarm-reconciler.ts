@@ -228,7 +228,11 @@ class SwarmRun {
         // health.json removed as the run ends) is no startup failure; a dead pod
         // shows as 'lost' or 'succeeded'. Found by the e2e suite on a real kubelet.
         if (s.phase === 'Running') return;
-        this.setCondition('CoordinatorReady', 'False', 'PodStarting', `coordinator pod ${pod.name} is starting`);
+        // Not yet bound to a node: still what status says (created). One status
+        // write less per Swarm in a burst (1000 Swarms: 1000 writes).
+        if (pod.node || findCondition(s.conditions, 'CoordinatorReady')?.reason !== 'PodCreated') {
+          this.setCondition('CoordinatorReady', 'False', 'PodStarting', `coordinator pod ${pod.name} is starting${pod.node ? ` on ${pod.node}` : ''}`);
+        }
         if (pod.version !== 'v2') return;
         const limit = this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000;
         const waited = this.now.getTime() - pod.createdAt;
@@ -286,20 +290,21 @@ class SwarmRun {
     const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
     const rbacPath = (plural: string, group = 'rbac.authorization.k8s.io') =>
       resourcePath({ group, version: 'v1', plural, namespace: this.ns, name: serviceAccount.metadata.name });
-    // The pod's admission needs its ServiceAccount; the rest can go at once.
-    await this.deps.client.apply(rbacPath('serviceaccounts', ''), serviceAccount, { fieldManager: FIELD_MANAGER });
-    const createPod = this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).catch((e: unknown) => {
-      if (!isAlreadyExists(e)) throw e;
-    });
-    // The Role before its RoleBinding: without the `bind` verb the API server's
-    // escalation check reads the Role, and a binding racing it fails with 404
-    // (then the pod, created meanwhile, runs unbound: 403, lost, V1). Found by
-    // the e2e suite with the operator under the chart's ServiceAccount.
-    const bound = (async () => {
-      await this.deps.client.apply(rbacPath('roles'), role, { fieldManager: FIELD_MANAGER });
-      await this.deps.client.apply(rbacPath('rolebindings'), roleBinding, { fieldManager: FIELD_MANAGER });
-    })();
-    await Promise.all([bound, createPod]);
+    // Two round trips: the pod's admission needs its ServiceAccount, and the
+    // RoleBinding needs its Role (without the `bind` verb the API server's
+    // escalation check reads the Role, and a binding racing it fails with 404:
+    // then the pod runs unbound, 403, lost, V1; found by the e2e suite with the
+    // operator under the chart's ServiceAccount).
+    await Promise.all([
+      this.deps.client.apply(rbacPath('serviceaccounts', ''), serviceAccount, { fieldManager: FIELD_MANAGER }),
+      this.deps.client.apply(rbacPath('roles'), role, { fieldManager: FIELD_MANAGER }),
+    ]);
+    await Promise.all([
+      this.deps.client.apply(rbacPath('rolebindings'), roleBinding, { fieldManager: FIELD_MANAGER }),
+      this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).catch((e: unknown) => {
+        if (!isAlreadyExists(e)) throw e;
+      }),
+    ]);
   }
 
   private async fallback(reason: string): Promise<ReconcileResult | void> {
