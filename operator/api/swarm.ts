@@ -100,7 +100,7 @@ export const coordinatorResult = z.object({
 /**
  * Status has two writers, each with its own server-side-apply field manager:
  * the operator (decisions: phase, version, fallback, conditions) and the
- * coordinator pod (progress: agents, deliveryRate, completedAgents, result).
+ * coordinator pod (progress: agents, deliveryRate, completedAgents, result, progressPod).
  */
 export const swarmStatus = z
   .object({
@@ -119,6 +119,7 @@ export const swarmStatus = z
     .optional()
     .describe('The first failed agents with reasons (bounded).'),
   result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
+  progressPod: z.string().max(253).optional().describe('The coordinator pod that last published progress (written by the coordinator): proof that it runs.'),
   rollout: z
     .object({
       policy: z.string(),

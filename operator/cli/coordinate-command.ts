@@ -15,7 +15,8 @@ status.completedAgents lists. Exit code 3: V2 preflight failed (the reason is in
 the termination message, /dev/termination-log).
 
 Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR,
-CFN_MEMORY_DB, CFN_TERMINATION_LOG, LOG_LEVEL.
+CFN_MEMORY_DB, CFN_TERMINATION_LOG, LOG_LEVEL, POD_NAME (published as
+status.progressPod).
 `;
 
 export async function coordinateCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -48,6 +49,7 @@ export async function coordinateCommand(args: readonly string[], io: CliIo): Pro
     name,
     version,
     logger,
+    ...(io.env.POD_NAME ? { podName: io.env.POD_NAME } : {}),
     ...(io.env.CFN_SHM_PATH ? { shmPath: io.env.CFN_SHM_PATH } : {}),
     ...(io.env.CFN_RESULTS_DIR ? { resultsDir: io.env.CFN_RESULTS_DIR } : {}),
     ...(io.env.CFN_MEMORY_DB ? { memoryPath: io.env.CFN_MEMORY_DB } : {}),

@@ -25,6 +25,8 @@ export interface CoordinateOptions {
   name: string;
   version: CoordinationVersion;
   logger: Logger;
+  /** This pod's name ($POD_NAME), published with progress as status.progressPod. */
+  podName?: string;
   shmPath?: string;
   /** Where responses.jsonl goes (the results volume). */
   resultsDir?: string;
@@ -60,6 +62,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     namespace: o.namespace,
     name: o.name,
     total: spec.agents,
+    ...(o.podName ? { pod: o.podName } : {}),
     ...(swarm.status ? { previous: swarm.status } : {}),
     delivered,
     intervalMs: o.publishIntervalMs ?? 1000,

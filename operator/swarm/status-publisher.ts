@@ -17,6 +17,8 @@ export interface PublisherOptions {
   namespace: string;
   name: string;
   total: number;
+  /** This coordinator's pod (status.progressPod): tells the operator it runs, even before a readiness probe passes. */
+  pod?: string;
   /** What an earlier coordinator of this swarm already published (resume). */
   previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedAgents' | 'coordinationTimeMs'>;
   delivered?: Iterable<number>;
@@ -93,6 +95,7 @@ export class StatusPublisher {
       completedAgents: compressRanges(this.delivered),
       ...(this.failedAgents.length ? { failedAgents: this.failedAgents } : {}),
       ...(result ? { result } : {}),
+      ...(this.opts.pod ? { progressPod: this.opts.pod } : {}),
     };
   }
 

@@ -228,6 +228,16 @@ class SwarmRun {
         // health.json removed as the run ends) is no startup failure; a dead pod
         // shows as 'lost' or 'succeeded'. Found by the e2e suite on a real kubelet.
         if (s.phase === 'Running') return;
+        // Progress published by this very pod: it passed preflight and runs,
+        // though a short run can end before its first readiness probe passes
+        // (health.json is removed as the run ends). Not a startup timeout.
+        if (this.swarm.status?.progressPod === pod.name) {
+          const agents = this.swarm.status.agents;
+          const done = agents ? ` (${agents.completed + agents.failed}/${agents.total} agents done)` : '';
+          this.setCondition('CoordinatorReady', 'True', 'Progressing', `coordinator pod ${pod.name} publishes progress${done}`);
+          s.phase = 'Running';
+          return;
+        }
         // Not yet bound to a node: still what status says (created). One status
         // write less per Swarm in a burst (1000 Swarms: 1000 writes).
         if (pod.node || findCondition(s.conditions, 'CoordinatorReady')?.reason !== 'PodCreated') {

@@ -128,6 +128,45 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(sw.status?.activeVersion).toBe('v2');
   });
 
+  it('regression: a V2 coordinator that publishes progress before its first readiness probe is not a startup timeout', async () => {
+    // A short run on a real kubelet: the coordinator delivers every agent and
+    // removes health.json before the first probe passes; kubelet posts the
+    // pod's end later. Found by the demo (config/samples/swarm-auto.yaml).
+    await c.create(swarmPath(ns), swarmManifest(ns, 'quick', { agents: 3, coordination: { version: 'v2', fallbackTimeoutSeconds: 2 } }));
+    const pod = await waitFor('v2 pod', () => podOf('quick'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'quick', total: 3, pod: pod.metadata.name, intervalMs: 10 });
+    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    await pub.flush({ status: 'completed' });
+    const running = await waitFor('Running on progress', async () => {
+      const s = await getSwarm(c, ns, 'quick');
+      return s.status?.phase === 'Running' ? s : undefined;
+    });
+    expect(running.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ status: 'True', reason: 'Progressing', message: 'coordinator pod quick-v2-1 publishes progress (3/3 agents done)' });
+    // Past the 2 s startup limit and still never Ready: no fallback, no V1 pod.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await podOf('quick', 2)).toBeUndefined();
+    expect((await getSwarm(c, ns, 'quick')).status?.fallback).toBeUndefined();
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'quick');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ activeVersion: 'v2', deliveryRate: 100, progressPod: 'quick-v2-1' });
+    expect(sw.status?.fallback).toBeUndefined();
+  });
+
+  it('progress published by another pod is no proof: a V2 pod that never starts still falls back', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'stale', { agents: 3, coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+    await waitFor('v2 pod', () => podOf('stale'));
+    // What an earlier coordinator of this swarm would have left in status.
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'stale', total: 3, pod: 'stale-v2-0', intervalMs: 10 });
+    pub.onResponse({ agentId: 'agent-0', index: 0, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    await pub.flush();
+    await waitFor('v1 pod', () => podOf('stale', 2), 8000);
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'stale')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s');
+  });
+
   it('falls back when the V2 pod is not ready within fallbackTimeoutSeconds', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'slow', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
     await waitFor('v2 pod', () => podOf('slow'));

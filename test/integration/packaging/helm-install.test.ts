@@ -131,7 +131,8 @@ describe('helm install', () => {
         return s.status?.coordinatorPod ? s : undefined;
       });
       expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v2', coordinatorPod: 'scoped-v2-1' });
-      expect((await listPods(c, watchNs)).map((p) => p.metadata.name)).toContain('scoped-v2-1');
+      // Intent first: the pod is created after the status write, so wait for it.
+      await waitFor('coordinator pod created', async () => (await listPods(c, watchNs)).some((p) => p.metadata.name === 'scoped-v2-1') || undefined);
       await c.delete(swarmPath(watchNs, 'scoped'));
       await waitFor('finalized', async () => !(await exists(swarmPath(watchNs, 'scoped'))) || undefined);
     } finally {
