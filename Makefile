@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_DIR := $(shell bash scripts/ensure-node.sh)
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup demo demo-cluster test bench build clean cluster-bins
+.PHONY: setup demo demo-cluster demo-local test bench build clean cluster-bins
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -14,15 +14,21 @@ setup: node_modules/.package-lock.json
 build: setup
 	npm run build
 
-## The main job on its embedded default: a local V2 swarm on /dev/shm.
+## The main job, end to end, on the embedded default (root; no Docker): a local
+## Kubernetes cluster with a real node (control plane + containerd + kubelet,
+## binaries built from source the first time), the image built without a
+## registry, the Helm chart, a RolloutPolicy and sample Swarms, progress and the
+## final status. `scripts/demo.sh --down` removes it.
 demo: build
-	node bin/cfn.js run --agents 500 --topology flat
-
-## The main job on a local Kubernetes cluster with a real node (root; no Docker):
-## control plane + containerd + kubelet, the image built without a registry,
-## the Helm chart, a RolloutPolicy and sample Swarms. `scripts/demo.sh --down` removes it.
-demo-cluster: build cluster-bins
 	bash scripts/demo.sh
+
+## The name it had before `make demo` became the cluster demo.
+demo-cluster: demo
+
+## Without root or Kubernetes: the same V2 engine on this machine's /dev/shm
+## (`cfn run`, a swarm of 500 agents), in a few seconds.
+demo-local: build
+	node bin/cfn.js run --agents 500 --topology flat
 
 ## Control-plane binaries for the integration tests, plus helm and the node
 ## binaries (cached per version outside the work tree; a cold build takes
@@ -30,9 +36,11 @@ demo-cluster: build cluster-bins
 cluster-bins: setup
 	bash test/cluster/build.sh --all
 
-## Every test: lint, types, unit, bash, integration.
+## Every test: lint, types, unit, bash, integration, then the real-node e2e
+## suite (root; otherwise one line says it was skipped and why; E2E=0 skips it).
 test: build cluster-bins
 	npm test
+	bash scripts/test-e2e.sh
 
 bench: build
 	npm run bench

@@ -111,6 +111,8 @@ main() {
     bash "$ROOT/test/cluster/cluster.sh" down --name "$NAME"
     return
   fi
+  # Before minutes of building: the node cannot run without root.
+  [[ $(id -u) -eq 0 ]] || die "the demo's local node (containerd, kubelet, bridge CNI, iptables) needs root: sudo make demo; without root, make demo-local runs the same V2 engine on this machine's /dev/shm, without Kubernetes"
   local start=$SECONDS
   bash "$ROOT/scripts/install-system-deps.sh"
   if ! all_built; then

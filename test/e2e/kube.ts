@@ -87,6 +87,7 @@ export const swarmSchema = z.object({
       coordinatorAttempts: z.number().optional(),
       coordinatorPod: z.string().optional(),
       completedAgents: z.string().optional(),
+      progressPod: z.string().optional(),
       agents: z.object({ total: z.number(), completed: z.number(), failed: z.number() }).partial().optional(),
       fallback: z.object({ from: z.string(), to: z.string(), reason: z.string() }).optional(),
       conditions: z.array(condition).optional(),

@@ -55,6 +55,8 @@ describe('coordinator pods on a real node', () => {
       expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v2', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 }, completedAgents: '0-499' });
       expect(sw.status?.fallback).toBeUndefined();
       expect(sw.status?.coordinationTimeMs).toBeGreaterThan(0);
+      // The pod's name (downward API) with its progress: the operator's proof it ran.
+      expect(sw.status?.progressPod).toBe(pod.metadata.name);
       const table = await kubectl(['get', 'swarms', '-n', ns]);
       expect(table.stdout).toMatch(/lint-fixers\s+v2\s+hybrid\s+500\s+500\s+100\s+Succeeded/);
     } finally {
