@@ -67,6 +67,8 @@ export class KubeClient {
   requestTimeoutMs = 30_000;
   /** Sees every request before it is sent (an RBAC audit records them). */
   onRequest: ((method: string, path: string, query: Query) => void) | undefined;
+  /** Sees every answer (status 0: no answer) and its latency to the response headers: the rest_client_* metrics. */
+  onResponse: ((method: string, status: number, seconds: number) => void) | undefined;
 
   constructor(readonly config: KubeConfig) {
     const cluster = config.getCurrentCluster();
@@ -175,15 +177,19 @@ export class KubeClient {
       body = JSON.stringify(opts.body);
       headers['Content-Type'] = opts.contentType ?? 'application/json';
     }
+    const started = performance.now();
     try {
-      return await fetch(url, {
+      const res = await fetch(url, {
         method: opts.method,
         headers,
         ...(body !== undefined ? { body } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
         dispatcher: auth.dispatcher,
       });
+      this.onResponse?.(opts.method, res.status, (performance.now() - started) / 1000);
+      return res;
     } catch (e) {
+      this.onResponse?.(opts.method, 0, (performance.now() - started) / 1000);
       if (opts.signal?.aborted && !(opts.signal.reason instanceof DOMException && opts.signal.reason.name === 'TimeoutError')) throw e;
       // Connection refused, reset, TLS trouble: the API server may come back.
       throw new KubeApiError(0, 'NetworkError', `${opts.method} ${opts.path}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`, opts.method, opts.path);

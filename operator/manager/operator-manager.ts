@@ -57,6 +57,10 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   const log = opts.logger;
   const client = opts.client ?? KubeClient.load(opts.kubeconfig);
   const metrics = createOperatorMetrics();
+  client.onResponse = (method, status, seconds) => {
+    metrics.restClientRequestDuration.observe({ verb: method }, seconds);
+    metrics.restClientRequests.inc({ code: String(status), method });
+  };
   const recorder = new EventRecorder(client, 'swarm-operator', (e) => log.warn({ err: String(e) }, 'event not recorded'));
   const namespaces = opts.namespaces?.length ? opts.namespaces : [undefined];
 

@@ -7,6 +7,8 @@ export interface OperatorMetrics {
   reconcileTotal: Counter<'controller' | 'result'>;
   reconcileErrors: Counter<'controller'>;
   reconcileTime: Histogram<'controller'>;
+  restClientRequestDuration: Histogram<'verb'>;
+  restClientRequests: Counter<'code' | 'method'>;
   activeWorkers: Gauge<'controller'>;
   workqueueDepth: Gauge<'name'>;
   workqueueAdds: Counter<'name'>;
@@ -75,6 +77,14 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
+    restClientRequestDuration: new Histogram({
+      name: 'rest_client_request_duration_seconds',
+      help: 'Request latency in seconds to the response headers, by verb',
+      labelNames: ['verb'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    restClientRequests: new Counter({ name: 'rest_client_requests_total', help: 'Number of HTTP requests, by status code (0: no answer) and method', labelNames: ['code', 'method'], registers }),
     activeWorkers: new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers }),
     workqueueDepth: new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers }),
     workqueueAdds: new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers }),

@@ -80,17 +80,10 @@ export class SwarmReconciler {
     if (!parsed.success) {
       throw new PermanentError(`${key}: invalid Swarm: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     }
-    let swarm = parsed.data;
+    const swarm = parsed.data;
     if (swarm.metadata.deletionTimestamp) return this.finalize(swarm);
-    if (!swarm.metadata.finalizers?.includes(FINALIZER)) {
-      const patched = await this.deps.client.mergePatch(this.path(swarm), {
-        metadata: { finalizers: [...(swarm.metadata.finalizers ?? []), FINALIZER], resourceVersion: swarm.metadata.resourceVersion },
-      });
-      this.deps.wrote?.(patched);
-      swarm = swarmSchema.parse(patched);
-    }
     try {
-      return await new SwarmRun(this.deps, swarm).reconcile();
+      return await new SwarmRun(this.deps, swarm, !swarm.metadata.finalizers?.includes(FINALIZER)).reconcile();
     } catch (err) {
       await this.recordError(swarm, err);
       throw err;
@@ -163,6 +156,7 @@ class SwarmRun {
   constructor(
     private readonly deps: SwarmReconcilerDeps,
     private readonly swarm: Swarm,
+    private readonly needsFinalizer = false,
   ) {
     this.status = structuredClone(swarm.status ?? {});
     this.now = deps.now?.() ?? new Date();
@@ -175,11 +169,33 @@ class SwarmRun {
     this.status.observedGeneration = this.swarm.metadata.generation;
     this.status.lastError = undefined;
     this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
-    if (JSON.stringify(this.status) !== before) this.deps.wrote?.(await applyOperatorStatus(this.deps.client, this.swarm, this.status));
-    for (const act of this.actions) await act();
+    let rv = this.swarm.metadata.resourceVersion;
+    if (JSON.stringify(this.status) !== before) {
+      const written = await applyOperatorStatus(this.deps.client, this.swarm, this.status);
+      this.deps.wrote?.(written);
+      rv = written.metadata?.resourceVersion ?? rv;
+    }
+    // The finalizer goes on alongside the first actions rather than before the
+    // status write: one round trip less per new Swarm (its pods are owned
+    // either way: owner references). An object already being deleted refuses
+    // new finalizers; then its owned objects are garbage-collected.
+    await Promise.all([
+      this.needsFinalizer ? this.addFinalizer(rv) : undefined,
+      (async () => {
+        for (const act of this.actions) await act();
+      })(),
+    ]);
     // Events never hold up a reconcile (the recorder swallows and logs its errors).
     for (const [type, reason, message] of this.events) void this.deps.recorder.record(involved(this.swarm), type, reason, message);
     return result;
+  }
+
+  /** The whole finalizers list with ours added, precondition the resourceVersion we last wrote or read (never drops another's). */
+  private async addFinalizer(resourceVersion: string | undefined): Promise<void> {
+    const patched = await this.deps.client.mergePatch(resourcePath({ ...SWARMS, namespace: this.ns, name: this.swarm.metadata.name }), {
+      metadata: { finalizers: [...(this.swarm.metadata.finalizers ?? []), FINALIZER], resourceVersion },
+    });
+    this.deps.wrote?.(patched);
   }
 
   private async step(): Promise<ReconcileResult | void> {
@@ -298,19 +314,23 @@ class SwarmRun {
 
   private async createPodNow(pod: ReturnType<typeof coordinatorPod>): Promise<void> {
     const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
-    const rbacPath = (plural: string, group = 'rbac.authorization.k8s.io') =>
-      resourcePath({ group, version: 'v1', plural, namespace: this.ns, name: serviceAccount.metadata.name });
+    // Create, the cheap request for the API server (server-side apply costs it
+    // a managed-fields merge); a retry that finds the object converges it by apply.
+    const ensure = async (plural: string, obj: object, group = 'rbac.authorization.k8s.io') => {
+      const at = { group, version: 'v1', plural, namespace: this.ns };
+      await this.deps.client.create(resourcePath(at), obj, FIELD_MANAGER).catch(async (e: unknown) => {
+        if (!isAlreadyExists(e)) throw e;
+        await this.deps.client.apply(resourcePath({ ...at, name: serviceAccount.metadata.name }), obj, { fieldManager: FIELD_MANAGER });
+      });
+    };
     // Two round trips: the pod's admission needs its ServiceAccount, and the
     // RoleBinding needs its Role (without the `bind` verb the API server's
     // escalation check reads the Role, and a binding racing it fails with 404:
     // then the pod runs unbound, 403, lost, V1; found by the e2e suite with the
     // operator under the chart's ServiceAccount).
+    await Promise.all([ensure('serviceaccounts', serviceAccount, ''), ensure('roles', role)]);
     await Promise.all([
-      this.deps.client.apply(rbacPath('serviceaccounts', ''), serviceAccount, { fieldManager: FIELD_MANAGER }),
-      this.deps.client.apply(rbacPath('roles'), role, { fieldManager: FIELD_MANAGER }),
-    ]);
-    await Promise.all([
-      this.deps.client.apply(rbacPath('rolebindings'), roleBinding, { fieldManager: FIELD_MANAGER }),
+      ensure('rolebindings', roleBinding),
       this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).catch((e: unknown) => {
         if (!isAlreadyExists(e)) throw e;
       }),

@@ -52,6 +52,12 @@ async function waitUntil(check, timeoutMs) {
   return false;
 }
 
+/** User + system CPU seconds of a process so far. */
+const cpuSeconds = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop().split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+
 const peakRssMb = (pid) => {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -111,9 +117,15 @@ async function main() {
   const appliedMs = performance.now() - t;
   const ok = await waitUntil(async () => (await countPods(c, nsOp)) >= N, 300_000);
   const allPodsMs = performance.now() - t;
+  const mean = async (name) => (await metric(port, `${name}_sum`)) / Math.max(1, await metric(port, `${name}_count`));
+  const requestMs = (await mean('rest_client_request_duration_seconds')) * 1000;
+  const requests = await metric(port, 'rest_client_requests_total');
+  const reconcileMs = (await mean('controller_runtime_reconcile_time_seconds')) * 1000;
+  const queueMs = (await mean('workqueue_queue_duration_seconds')) * 1000;
   const reconciles = await metric(port, 'controller_runtime_reconcile_total');
   const errors = await metric(port, 'controller_runtime_reconcile_errors_total');
   const rss = peakRssMb(op.pid);
+  const cpu = cpuSeconds(op.pid);
   // Clean up while the operator still runs: it removes its finalizers.
   for (const ns of [nsFloor, nsOp]) await c.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
   await waitUntil(async () => !(await c.get(`/api/v1/namespaces/${nsOp}`).then(() => true, () => false)), 120_000);
@@ -128,6 +140,9 @@ async function main() {
     ['ratio to the floor', `${(allPodsMs / floorMs).toFixed(2)}x`, ''],
     ['reconciles (errors)', `${reconciles} (${errors})`, ''],
     ['reconciles per second', (reconciles / (allPodsMs / 1000)).toFixed(0), ''],
+    ['mean reconcile time / mean wait in the queue', `${reconcileMs.toFixed(0)} ms / ${queueMs.toFixed(0)} ms`, ''],
+    ['API requests (mean latency to headers)', `${requests} (${requestMs.toFixed(1)} ms)`, ''],
+    ['operator CPU (user + system) until then', `${cpu.toFixed(1)} s (${((cpu / (allPodsMs / 1000)) * 100).toFixed(0)}% of one core)`, ''],
     ['operator peak RSS (VmHWM)', `${rss.toFixed(0)} MB`, '<= 200 MB'],
   ];
   const table = ['| operator, 1000 Swarms | value | target |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
