@@ -18,6 +18,7 @@ BUS_WATCH_PID=''
 BUS_LAT_FD=''
 BUS_LOCK_FD=''
 BUS_REPLAY=1
+BUS_LEFTOVERS=()
 BUS_QUARANTINED=0
 BUS_CONSUMED=0
 
@@ -113,13 +114,22 @@ bus_consumer_open() {
 }
 
 # Only the inbox's primary consumer (holder of an flock on inbox/.lock) replays
-# claimed/ leftovers: those of a live second consumer are still being handled.
+# claimed/ leftovers, and only those there when it took the lock: a consumer
+# started after that claims while the primary starts up, and replaying its
+# in-flight claims would handle them twice (4 concurrent consumers did).
 # The lock dies with its holder (agents forked later close the fd).
 bus__lock() {
   BUS_REPLAY=1
-  command -v flock >/dev/null 2>&1 || return 0
-  exec {BUS_LOCK_FD}>>"$BUS_DIR/.lock"
-  flock -n "$BUS_LOCK_FD" || BUS_REPLAY=0
+  if command -v flock >/dev/null 2>&1; then
+    exec {BUS_LOCK_FD}>>"$BUS_DIR/.lock"
+    flock -n "$BUS_LOCK_FD" || BUS_REPLAY=0
+  fi
+  BUS_LEFTOVERS=()
+  if ((BUS_REPLAY)); then
+    BUS_LEFTOVERS=("$BUS_DIR"/claimed/*.json)
+    [[ -e ${BUS_LEFTOVERS[0]} ]] || BUS_LEFTOVERS=()
+  fi
+  return 0
 }
 
 # bus_close_inherited: for forked children (agents) of a consumer.
@@ -183,12 +193,11 @@ bus_wait() {
 bus_drain() {
   local handler=$1 f name
   BUS_CONSUMED=0
-  if [[ -z ${_BUS_REPLAYED:-} ]] && ((BUS_REPLAY)); then
-    _BUS_REPLAYED=1
-    for f in "$BUS_DIR"/claimed/*.json; do
-      [[ -e $f ]] || continue
-      bus__handle "$f" "$handler"
+  if ((${#BUS_LEFTOVERS[@]})); then
+    for f in "${BUS_LEFTOVERS[@]}"; do
+      [[ -e $f ]] && bus__handle "$f" "$handler"
     done
+    BUS_LEFTOVERS=()
   fi
   for f in "$BUS_DIR"/new/*.json; do
     [[ -e $f ]] || continue

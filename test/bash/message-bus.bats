@@ -140,6 +140,28 @@ EOS
   [ -z "$(ls -A "$INBOX/claimed")" ]
 }
 
+@test "regression: the replay never takes a claim made after the primary consumer started (4 consumers once handled a message twice)" {
+  local f
+  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
+  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-2 --body "$(result_body 2)" >/dev/null
+  f=("$INBOX"/new/*.json)
+  # agent-1's message: left in claimed/ by a consumer that crashed earlier.
+  ln "${f[0]}" "$INBOX/claimed/${f[0]##*/}" && rm "${f[0]}"
+  # The primary opens the inbox (lock + leftovers); then a second consumer
+  # claims agent-2's message before the primary's first drain.
+  run env BIN="$BIN" INBOX="$INBOX" CLAIMED="${f[1]}" bash -c '
+    set -euo pipefail
+    source "$BIN/lib/bus.sh"
+    CFN_BUS_MODE=poll
+    bus_consumer_open "$INBOX"
+    ln "$CLAIMED" "$INBOX/claimed/${CLAIMED##*/}" && unlink "$CLAIMED"
+    seen() { echo "$*"; }
+    bus_drain seen'
+  [ "$status" -eq 0 ]
+  [ "$output" = "result agent-1 1 completed" ]
+  [ "$(ls "$INBOX/claimed")" = "${f[1]##*/}" ]
+}
+
 @test "publish refuses an invalid message (usage error 2)" {
   run "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body '{"agentId":"agent-2","index":1,"status":"completed"}'
   [ "$status" -eq 2 ]
