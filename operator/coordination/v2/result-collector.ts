@@ -2,7 +2,7 @@
 // (inotify; no polling loop), parses every file with zod, quarantines what does
 // not parse (counted, never a crash), and emits each response once.
 import { EventEmitter } from 'node:events';
-import { watch } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -170,7 +170,10 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
     const path = join(this.responsesDir, name);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      // Synchronous on purpose: a response is a small file on tmpfs (tens of
+      // microseconds), while an async read costs four thread-pool round trips
+      // (open, fstat, read, close) that compete with the engine for the CPU.
+      text = readFileSync(path, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // Gone (cleanup or an unlink event) or a directory: nothing to collect.
@@ -230,7 +233,10 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
     const path = join(this.root, 'status.json');
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      // Synchronous on purpose: a response is a small file on tmpfs (tens of
+      // microseconds), while an async read costs four thread-pool round trips
+      // (open, fstat, read, close) that compete with the engine for the CPU.
+      text = readFileSync(path, 'utf8');
     } catch (err) {
       if (isMissing(err)) return;
       throw err;
