@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentResponse } from '../types.js';
 import { agentResponseSchema, parseJsonWith, statusFileSchema } from './schemas.js';
@@ -233,9 +233,7 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
     const path = join(this.root, 'status.json');
     let text: string;
     try {
-      // Synchronous on purpose: a response is a small file on tmpfs (tens of
-      // microseconds), while an async read costs four thread-pool round trips
-      // (open, fstat, read, close) that compete with the engine for the CPU.
+      // Synchronous, like the responses: a small tmpfs file.
       text = readFileSync(path, 'utf8');
     } catch (err) {
       if (isMissing(err)) return;
