@@ -26,25 +26,34 @@ CFN_AGENTS_RUNNING=0
 CFN_DONE_INDEX='' CFN_DONE_STATUS=''
 _CFN_LIMIT_US=''
 
-# cfn__agent_child INDEX ATTEMPT DELAY: the forked attempt: backoff, the
-# agent's environment, exec. Runs with stdin/stdout/stderr already redirected.
+# cfn__agent_child INDEX ATTEMPT DELAY TASK_FILE: the forked attempt: backoff,
+# the agent's own environment, exec. Runs with stdin/stdout/stderr already
+# redirected; what all agents share was exported once (cfn__agent_env_once).
 cfn__agent_child() {
-  local idx=$1 task task_file=$CFN_ROOT/tasks/$1
+  local task
   bus_close_inherited
   [[ $3 == 0.000 ]] || sleep "$3"
-  if [[ -f $task_file ]]; then
-    cfn_read_file task "$task_file"
+  if [[ $4 == "$CFN_ROOT/objective.txt" ]]; then
+    task=$CFN_OBJECTIVE
   else
-    task_file=$CFN_ROOT/objective.txt task=$CFN_OBJECTIVE
+    cfn_read_file task "$4"
   fi
-  export AGENT_ID=agent-$idx AGENT_INDEX=$idx OBJECTIVE_ID=$CFN_SWARM_ID SWARM_ID=$CFN_SWARM_ID
-  export CFN_ATTEMPT=$2 CFN_AGENTS_TOTAL CFN_TASK_FILE=$task_file
-  if ((${#CFN_OBJECTIVE} <= CFN_TASK_ENV_MAX)); then export CFN_OBJECTIVE; else unset CFN_OBJECTIVE; fi
+  export AGENT_ID=agent-$1 AGENT_INDEX=$1 CFN_ATTEMPT=$2 CFN_TASK_FILE=$4
   if ((${#task} <= CFN_TASK_ENV_MAX)); then export CFN_TASK=$task; else unset CFN_TASK; fi
-  if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then export LC_ALL=$CFN_ORIG_LC_ALL; else unset LC_ALL; fi
+  # The engine's LC_ALL=C is exported only when the caller had exported one:
+  # give the agent the caller's value back.
+  if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then export LC_ALL=$CFN_ORIG_LC_ALL; fi
   # exec: the agent is the real program, never one of the loadable builtins
   # this shell enabled (sleep, rm, ln, mkdir, ...).
   exec "${CFN_CMD[@]}"
+}
+
+# The environment every agent of the swarm shares, exported once in the
+# dispatcher rather than in each forked child (fewer copy-on-write faults).
+cfn__agent_env_once() {
+  _CFN_ENV_DONE=1
+  export OBJECTIVE_ID=$CFN_SWARM_ID SWARM_ID=$CFN_SWARM_ID CFN_AGENTS_TOTAL
+  if ((${#CFN_OBJECTIVE} <= CFN_TASK_ENV_MAX)); then export CFN_OBJECTIVE; else export -n CFN_OBJECTIVE; fi
 }
 
 # cfn_agent_launch INDEX: forks the next attempt of agent INDEX (after a
@@ -57,10 +66,13 @@ cfn_agent_launch() {
   ((attempt == 1)) || delay_us=$((100000 << (attempt - 2)))
   printf -v delay '%d.%03d' "$((delay_us / 1000000))" "$(((delay_us / 1000) % 1000))"
   [[ -f $task_file ]] || task_file=$CFN_ROOT/objective.txt
+  [[ -n ${_CFN_ENV_DONE:-} ]] || cfn__agent_env_once
+  # The child only reads the task file (and is told its path): SC2094 is a false alarm.
+  # shellcheck disable=SC2094
   if [[ -n $WD_FD ]]; then
-    { cfn__agent_child "$idx" "$attempt" "$delay"; } <"$task_file" >"$out" 2>"$err" {WD_FD}>&- &
+    { cfn__agent_child "$idx" "$attempt" "$delay" "$task_file"; } <"$task_file" >"$out" 2>"$err" {WD_FD}>&- &
   else
-    { cfn__agent_child "$idx" "$attempt" "$delay"; } <"$task_file" >"$out" 2>"$err" &
+    { cfn__agent_child "$idx" "$attempt" "$delay" "$task_file"; } <"$task_file" >"$out" 2>"$err" &
   fi
   pid=$!
   cfn_now_us now
