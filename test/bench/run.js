@@ -109,10 +109,12 @@ const ENGINES = {
     const out = JSON.parse(r.stdout.trim().split('\n').pop());
     return { wallMs: out.wallMs, delivery: out.status.deliveryRate, failed: out.status.agents.failed, peakTreeKb: r.peakTreeKb, startMs: out.startMs };
   },
-  xargs: async ({ agents, command }) => {
+  xargs: async ({ agents, command, timeout = false }) => {
     const input = Array.from({ length: agents }, (_, i) => `${i}\n`).join('');
     // -I{} with no {} in the command: one run of the command per input line, arguments unchanged.
-    const r = await runSampled(['xargs', '-P', String(Math.min(CONCURRENCY, agents)), '-I{}', ...command.argv], { input });
+    // With `timeout`: each agent bounded like the engine bounds it (one timeout process per agent).
+    const argv = timeout ? ['timeout', '--foreground', '-k', '2', '60', ...command.argv] : command.argv;
+    const r = await runSampled(['xargs', '-P', String(Math.min(CONCURRENCY, agents)), '-I{}', ...argv], { input });
     if (r.code !== 0) throw new Error(`xargs ${command.label} exited ${r.code}: ${r.stderr.trim()}`);
     return { wallMs: r.wallMs, delivery: 100, peakTreeKb: r.peakTreeKb };
   },
@@ -147,6 +149,8 @@ const COLUMNS = [
   ['xargs -P wall s', (r) => fmt(r.results.xargs.wallMs / 1000)],
   ['xargs peak RSS MB', (r) => mb(r.results.xargs.peakTreeKb)],
   ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`],
+  ['xargs -P + timeout wall s', (r) => fmt(r.results.xargsTimeout.wallMs / 1000)],
+  ['V2 / (xargs + timeout) wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargsTimeout.wallMs, 1)}x`],
 ];
 
 /** Milliseconds per call of fn(i), each call timed alone: { median, p99 }. */
@@ -259,6 +263,7 @@ async function main() {
     for (const agents of SIZES) {
       // The floor and V1 do not depend on topology: run them once per size and command.
       const xargs = await ENGINES.xargs({ agents, command });
+      const xargsTimeout = await ENGINES.xargs({ agents, command, timeout: true });
       let v1;
       if (V1_SIZES.includes(agents) && V1_COMMANDS.includes(command.argv.join(' '))) {
         process.stderr.write(`bench: v1 ${agents} agents ${command.label} ... `);
@@ -269,7 +274,7 @@ async function main() {
         process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
         const v2 = await ENGINES.v2({ topology, agents, command });
         process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
-        rows.push({ topology, agents, command, results: { v2, xargs, ...(v1 ? { v1 } : {}) } });
+        rows.push({ topology, agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}) } });
       }
     }
   }
@@ -288,7 +293,7 @@ async function main() {
     `Concurrency ${CONCURRENCY} for V2, V1 and the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
     'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
       'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command (the same value on the flat and hybrid rows); V1 peak RSS: the case process tree (Node + agents). ' +
-      'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection). Delivery: responses delivered / agents.',
+      'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection); xargs + timeout: the same with `timeout --foreground -k 2 60 CMD`, each agent bounded in time as the engine bounds it. Delivery: responses delivered / agents.',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms; in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,
     `Measured ${new Date(startedAt).toISOString()}, bench runtime ${fmt((Date.now() - startedAt) / 1000, 0)} s.`,
