@@ -63,6 +63,22 @@ run_in() {
   ctr --address "$SOCK" -n k8s.io run --rm --read-only --mount "type=tmpfs,src=tmpfs,dst=/tmp,options=rw" "$ref" "$id" "$@"
 }
 
+# run_out VAR REF ID CMD...: VAR <- the stdout of run_in. ctr sometimes loses
+# the output of a container that exits at once (containerd/containerd#770;
+# seen here as `id -u` printing nothing once in CI): an empty answer is asked
+# again, twice at most, under a fresh container id, and each retry is logged.
+run_out() {
+  local -n _out=$1
+  local ref=$2 id=$3 try
+  shift 3
+  for try in 1 2 3; do
+    _out=$(run_in "$ref" "$id-$try" "$@")
+    [[ -n "$_out" ]] && return 0
+    log "ctr returned no output from $id (try $try of 3)"
+  done
+  return 0
+}
+
 main() {
   case "${1:-}" in -h | --help) usage; return 0 ;; "") usage >&2; exit 2 ;; esac
   local app=$1 pause=${2:-}
@@ -78,19 +94,21 @@ main() {
   ctr --address "$SOCK" -n k8s.io images ls -q | grep -qx "$ref" || die "$ref not imported"
   log "imported $ref"
   local out
-  out=$(run_in "$ref" t-id id -u)
+  run_out out "$ref" t-id id -u
   [[ "$out" == 65532 ]] || die "runs as uid '$out', want 65532"
   if run_in "$ref" t-ro touch /app/written 2>/dev/null; then die "the root filesystem is writable"; fi
   run_in "$ref" t-tools bash -c 'jq --version && command -v inotifywait flock setsid timeout && test -r /usr/lib/bash/stat && node --version' >&2
-  run_in "$ref" t-help /usr/local/bin/cfn operator --help | grep -q 'Usage: cfn operator' || die "cfn operator --help failed"
-  run_in "$ref" t-coord /usr/local/bin/cfn coordinate --help | grep -q 'Usage: cfn coordinate' || die "cfn coordinate --help failed"
+  run_out out "$ref" t-help /usr/local/bin/cfn operator --help
+  grep -q 'Usage: cfn operator' <<<"$out" || die "cfn operator --help failed"
+  run_out out "$ref" t-coord /usr/local/bin/cfn coordinate --help
+  grep -q 'Usage: cfn coordinate' <<<"$out" || die "cfn coordinate --help failed"
   # Both coordinators for real: V2 on the container's /dev/shm, V1 with SQLite on /tmp.
-  out=$(run_in "$ref" t-v2 /usr/local/bin/cfn run --version v2 --no-fallback --agents 5 --json --shm-path /dev/shm/cfn)
+  run_out out "$ref" t-v2 /usr/local/bin/cfn run --version v2 --no-fallback --agents 5 --json --shm-path /dev/shm/cfn
   jq -e '.status == "completed" and .version == "v2" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
     die "V2 run in the image did not deliver: $out"
   log "V2 run in the image: $(jq -c '{version, deliveryRate}' <<<"$out")"
   # No --memory-path: the image's CFN_MEMORY_PATH puts it on /tmp (the root is read-only).
-  out=$(run_in "$ref" t-v1 /usr/local/bin/cfn run --version v1 --agents 5 --json)
+  run_out out "$ref" t-v1 /usr/local/bin/cfn run --version v1 --agents 5 --json
   jq -e '.status == "completed" and .version == "v1" and .agents.completed == 5 and .deliveryRate == 100' <<<"$out" >/dev/null ||
     die "V1 run in the image did not deliver: $out"
   log "V1 run in the image: $(jq -c '{version, deliveryRate}' <<<"$out")"
