@@ -8,7 +8,9 @@ const statusBody = z.looseObject({
   message: z.string().optional(),
   reason: z.string().optional(),
   code: z.number().optional(),
-  details: z.looseObject({ causes: z.array(z.looseObject({ field: z.string().optional(), message: z.string().optional() })).optional() }).optional(),
+  details: z
+    .looseObject({ causes: z.array(z.looseObject({ reason: z.string().optional(), field: z.string().optional(), message: z.string().optional() })).optional() })
+    .optional(),
 });
 
 export class KubeApiError extends Error {
@@ -20,11 +22,14 @@ export class KubeApiError extends Error {
     message: string,
     readonly method: string,
     readonly path: string,
+    /** A cause the API server named (details.causes[].reason), e.g. NamespaceTerminating. */
+    readonly apiCause?: string,
   ) {
     super(message);
     this.name = 'KubeApiError';
     // 403 too: a quota or a missing RBAC rule is fixed by someone else, later.
-    this.retryable = status === 403 || status === 409 || status === 429 || status >= 500 || status === 0;
+    // Not a namespace being deleted: it only goes away (and its Swarms with it).
+    this.retryable = (status === 403 && apiCause !== 'NamespaceTerminating') || status === 409 || status === 429 || status >= 500 || status === 0;
   }
 
   static fromResponse(status: number, body: string, method: string, path: string): KubeApiError {
@@ -36,7 +41,8 @@ export class KubeApiError extends Error {
       // not JSON: keep the raw text below
     }
     const message = parsed?.message ?? (body.slice(0, 500) || `HTTP ${status}`);
-    return new KubeApiError(status, parsed?.reason ?? `HTTP${status}`, message, method, path);
+    const cause = parsed?.details?.causes?.find((c) => c.reason)?.reason;
+    return new KubeApiError(status, parsed?.reason ?? `HTTP${status}`, message, method, path, cause);
   }
 }
 

@@ -5,7 +5,7 @@ import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
-import { errorMessage, isAlreadyExists, isNotFound, PermanentError } from '../k8s/errors.js';
+import { errorMessage, isAlreadyExists, isNotFound, isRetryable, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
 import { coordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
@@ -115,7 +115,7 @@ export class SwarmReconciler {
   private async recordError(swarm: Swarm, err: unknown): Promise<void> {
     const status: SwarmStatusT = { ...(swarm.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
-    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: err instanceof PermanentError ? 'PermanentError' : 'RetryLater', message: status.lastError }, swarm.metadata.generation);
+    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, swarm.metadata.generation);
     await applyOperatorStatus(this.deps.client, swarm, status, false).then(this.deps.wrote, () => undefined);
   }
 }

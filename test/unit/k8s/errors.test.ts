@@ -28,6 +28,21 @@ describe('typed API errors', () => {
     expect(isRetryable(new KubeApiError(code, 'r', 'm', 'GET', '/'))).toBe(retryable);
   });
 
+  it('regression: a create in a namespace being deleted is not retried (the operator retried V1 fallbacks there until the Swarm went)', () => {
+    // The API server's answer, as seen in bench:operator's cleanup.
+    const body = JSON.stringify({
+      kind: 'Status',
+      code: 403,
+      reason: 'Forbidden',
+      message: 'pods "s-1-v1-2" is forbidden: unable to create new content in namespace bench because it is being terminated',
+      details: { name: 's-1-v1-2', kind: 'pods', causes: [{ reason: 'NamespaceTerminating', message: 'namespace bench is being terminated', field: 'metadata.namespace' }] },
+    });
+    const e = KubeApiError.fromResponse(403, body, 'POST', '/api/v1/namespaces/bench/pods');
+    expect(e.apiCause).toBe('NamespaceTerminating');
+    expect(isRetryable(e)).toBe(false);
+    expect(isRetryable(KubeApiError.fromResponse(403, status(403, 'Forbidden', 'no RBAC yet'), 'POST', '/x'))).toBe(true);
+  });
+
   it('classifies the operator own errors', () => {
     expect(isRetryable(new PermanentError('bad spec'))).toBe(false);
     expect(isRetryable(new RetryLaterError('policy missing', 5000))).toBe(true);
