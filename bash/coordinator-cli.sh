@@ -161,7 +161,13 @@ prepare_root() {
     [[ -d $ROOT/$d ]] || mkdir -m 0700 -- "$ROOT/$d"
   done
   if ((O_OBJECTIVE_SET)); then
-    printf '%s' "$O_OBJECTIVE" >"$ROOT/.objective.tmp" && mv -f -- "$ROOT/.objective.tmp" "$ROOT/objective.txt"
+    # Raw bytes (no newline added); ln publishes a first objective without an mv exec.
+    printf '%s' "$O_OBJECTIVE" >"$ROOT/.objective.tmp"
+    if ln -- "$ROOT/.objective.tmp" "$ROOT/objective.txt" 2>/dev/null; then
+      unlink "$ROOT/.objective.tmp"
+    else
+      mv -f -- "$ROOT/.objective.tmp" "$ROOT/objective.txt"
+    fi
   elif [[ -n $O_OBJECTIVE_FILE ]]; then
     cp -- "$O_OBJECTIVE_FILE" "$ROOT/.objective.tmp" && mv -f -- "$ROOT/.objective.tmp" "$ROOT/objective.txt"
   elif [[ ! -f $ROOT/objective.txt ]]; then
@@ -180,8 +186,10 @@ write_meta() {
     cmd_json+=${cmd_json:+,}$j
   done
   cfn_iso iso "$STARTED_US"
-  cfn_write_replace "$ROOT/meta.json" "$(printf '{"swarmId":"%s","agents":%d,"topology":"%s","concurrency":%d,"workers":%d,"agentTimeout":%s,"retries":%d,"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
-    "$O_SWARM" "$O_AGENTS" "$O_TOPOLOGY" "$O_CONCURRENCY" "$O_WORKERS" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$cmd_json" "$$" "$iso")"
+  local meta
+  printf -v meta '{"swarmId":"%s","agents":%d,"topology":"%s","concurrency":%d,"workers":%d,"agentTimeout":%s,"retries":%d,"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
+    "$O_SWARM" "$O_AGENTS" "$O_TOPOLOGY" "$O_CONCURRENCY" "$O_WORKERS" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$cmd_json" "$$" "$iso"
+  cfn_write_new "$ROOT/meta.json" "$meta"
 }
 
 start_components() {
@@ -307,15 +315,15 @@ on_signal() {
 cmd_run() {
   parse_opts "$@"
   validate_run_opts
-  preflight
   cfn_load_builtins
+  preflight
   trap 'on_signal 130' INT
   trap 'on_signal 143' TERM
   trap cleanup EXIT
   cfn_now_us STARTED_US
   prepare_root
   write_meta
-  cfn_write_replace "$ROOT/health.json" "$HEALTH_JSON"
+  cfn_write_new "$ROOT/health.json" "$HEALTH_JSON"
   DET_RC=1
   start_components
   supervise

@@ -10,7 +10,9 @@ shopt -s extglob
 # Swarm state is private to the user running it (dirs 0700, files 0600).
 umask 077
 
-CFN_LIB_DIR=$(cd "${BASH_SOURCE[0]%/*}" && pwd)
+# Without a fork (every script sources this): relative to $PWD when relative.
+CFN_LIB_DIR=${BASH_SOURCE[0]%/*}
+[[ $CFN_LIB_DIR == /* ]] || CFN_LIB_DIR=$PWD/$CFN_LIB_DIR
 CFN_BIN_DIR=${CFN_LIB_DIR%/lib}
 CFN_BUILTINS_DIR=${CFN_BUILTINS_DIR:-/usr/lib/bash}
 CFN_SWARM_ID_RE='^[a-z0-9][a-z0-9._-]{0,62}$'
@@ -46,7 +48,7 @@ cfn_load_builtins() {
   CFN_HAVE_STAT=0
   [[ ${CFN_NO_LOADABLES:-0} == 1 ]] && return 0
   local b
-  for b in ln unlink mkdir sleep rm mktemp; do
+  for b in ln unlink mkdir mkfifo sleep rm mktemp; do
     if [[ -r $CFN_BUILTINS_DIR/$b ]]; then
       enable -f "$CFN_BUILTINS_DIR/$b" "$b" 2>/dev/null || true
     fi
@@ -118,6 +120,12 @@ cfn_read_file() {
 cfn_write_replace() {
   local path=$1 tmp="${1%/*}/.${1##*/}.$BASHPID.tmp"
   printf '%s\n' "$2" >"$tmp" && mv -f -- "$tmp" "$path"
+}
+
+# cfn_write_new PATH CONTENT: like cfn_write_replace, without the mv exec when
+# PATH does not exist yet (the common case: a file written once at start).
+cfn_write_new() {
+  cfn_publish_once "$1" "$2" "${1%/*}" 2>/dev/null || cfn_write_replace "$1" "$2"
 }
 
 # cfn_publish_once PATH CONTENT TMPDIR: atomic create that never overwrites:

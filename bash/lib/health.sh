@@ -21,14 +21,15 @@ health__check() {
   fi
 }
 
+# health__fs_type VAR DIR: the file system type DIR is on (no fork).
 health__fs_type() {
-  local dir=$1 mnt type best=-1 fstype=unknown
+  local dir=$2 mnt type best=-1 _fst=unknown
   while read -r _ mnt type _; do
     if [[ $dir == "$mnt" || $dir == "$mnt"/* || $mnt == / ]] && ((${#mnt} > best)); then
-      best=${#mnt} fstype=$type
+      best=${#mnt} _fst=$type
     fi
   done </proc/self/mounts
-  printf '%s' "$fstype"
+  printf -v "$1" '%s' "$_fst"
 }
 
 # health_preflight SHM AGENTS MAX_OUTPUT: 0 when healthy; sets HEALTH_REASON
@@ -52,12 +53,12 @@ health_preflight() {
       health__check shm 0 "$shm does not exist"
     fi
   else
-    fstype=$(health__fs_type "$shm")
+    health__fs_type fstype "$shm"
     health__check shm 1 "$shm ($fstype)"
   fi
   if [[ -d $shm ]]; then
     probe=$shm/.cfn-probe.$$
-    if { printf 'x' >"$probe"; } 2>/dev/null && rm -f -- "$probe"; then
+    if { printf 'x' >"$probe"; } 2>/dev/null && { unlink "$probe" 2>/dev/null || rm -f -- "$probe"; }; then
       health__check writable 1 "$shm writable"
     else
       rm -f -- "$probe" 2>/dev/null || true
