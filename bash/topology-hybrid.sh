@@ -2,10 +2,11 @@
 # Hybrid topology (300-1000+ agents): K sub-coordinators x W workers. Each
 # sub-coordinator (a forked subshell, no extra exec) runs its slice of agents
 # (lib/agent.sh: it reaps them and writes their responses itself), forwards
-# their results to the root inbox as `batch` messages and heartbeats. This root process watches them: a sub-coordinator whose pid is
-# gone without having finished, or whose heartbeat is stale, is replaced; the
-# replacement re-runs the slice's agents that have no response file yet
-# (counted in a `reassign` message) and re-announces those that do.
+# their results to the root inbox as `batch` messages and heartbeats. This root
+# process watches them: a sub-coordinator whose pid is gone without having
+# finished, or whose heartbeat is stale, is replaced; the replacement re-runs
+# the slice's agents that have no response file yet (counted in a `reassign`
+# message) and re-announces those that do.
 set -euo pipefail
 CFN_PROG=topology-hybrid
 # shellcheck source=bash/lib/engine-opts.sh

@@ -67,13 +67,10 @@ cfn_agent_launch() {
   printf -v delay '%d.%03d' "$((delay_us / 1000000))" "$(((delay_us / 1000) % 1000))"
   [[ -f $task_file ]] || task_file=$CFN_ROOT/objective.txt
   [[ -n ${_CFN_ENV_DONE:-} ]] || cfn__agent_env_once
+  [[ -n $WD_FD ]] || cfn_die 1 "internal: agents need the watchdog (wd_start)"
   # The child only reads the task file (and is told its path): SC2094 is a false alarm.
   # shellcheck disable=SC2094
-  if [[ -n $WD_FD ]]; then
-    { cfn__agent_child "$idx" "$attempt" "$delay" "$task_file"; } <"$task_file" >"$out" 2>"$err" {WD_FD}>&- &
-  else
-    { cfn__agent_child "$idx" "$attempt" "$delay" "$task_file"; } <"$task_file" >"$out" 2>"$err" &
-  fi
+  { cfn__agent_child "$idx" "$attempt" "$delay" "$task_file"; } <"$task_file" >"$out" 2>"$err" {WD_FD}>&- &
   pid=$!
   cfn_now_us now
   ((attempt > 1)) || _CFN_T0[$idx]=$now
@@ -82,7 +79,6 @@ cfn_agent_launch() {
   CFN_AGENT_OF[$pid]=$idx
   CFN_AGENTS_RUNNING=$((CFN_AGENTS_RUNNING + 1))
   [[ -n $_CFN_LIMIT_US ]] || cfn_seconds_us _CFN_LIMIT_US "$CFN_AGENT_TIMEOUT"
-  [[ -n $WD_FD ]] || cfn_die 1 "internal: agents need the watchdog (wd_start)"
   printf '%s %s %s %s\n' "$pid" "$((_CFN_LIMIT_US > 0 ? now + delay_us + _CFN_LIMIT_US : 0))" "$idx" "$BASHPID" >&"$WD_FD"
 }
 
@@ -100,7 +96,7 @@ cfn_agent_reaped() {
     cfn_agent_launch "$idx"
     return 1
   fi
-  cfn__agent_finish "$idx" "$rc" "$timed_out" "$now" "$pid"
+  cfn__agent_finish "$idx" "$rc" "$timed_out" "$now"
 }
 
 # cfn_agent_wait_one: waits for any child; reaps and handles it when it is an
@@ -169,7 +165,7 @@ cfn_response_status() {
   return 1
 }
 
-# cfn__agent_finish INDEX RC TIMED_OUT(0|1) END_US PID: the response of the
+# cfn__agent_finish INDEX RC TIMED_OUT(0|1) END_US: the response of the
 # final attempt, published once; its raw output files are removed.
 cfn__agent_finish() {
   local idx=$1 rc=$2 id="agent-$1" root=$CFN_ROOT size=0 status truncated=false
