@@ -17,7 +17,6 @@ BUS_WATCH_FD=''
 BUS_WATCH_PID=''
 BUS_LAT_FD=''
 BUS_LOCK_FD=''
-BUS_REPLAY=1
 BUS_LEFTOVERS=()
 BUS_QUARANTINED=0
 BUS_CONSUMED=0
@@ -113,22 +112,27 @@ bus_consumer_open() {
   bus__lock
 }
 
-# Only the inbox's primary consumer (holder of an flock on inbox/.lock) replays
-# claimed/ leftovers, and only those there when it took the lock: a consumer
-# started after that claims while the primary starts up, and replaying its
-# in-flight claims would handle them twice (4 concurrent consumers did).
-# The lock dies with its holder (agents forked later close the fd).
+# Replay of claimed/ leftovers (messages a crashed consumer claimed but never
+# acked) must never take a live consumer's in-flight claim. Every consumer holds
+# a shared flock on inbox/.lock for its life; a consumer replays only when it
+# gets the lock exclusively, i.e. no other consumer is alive, snapshots
+# claimed/ then, and steps down to shared. Consumers that start meanwhile wait
+# for the shared lock before claiming, so the snapshot holds dead claims only.
+# (A primary that merely held the lock first once replayed the in-flight claim
+# of a consumer that started before it: 4 concurrent consumers handled a
+# message twice.) The lock dies with its holder (agents forked later close it).
 bus__lock() {
-  BUS_REPLAY=1
+  BUS_LEFTOVERS=()
   if command -v flock >/dev/null 2>&1; then
     exec {BUS_LOCK_FD}>>"$BUS_DIR/.lock"
-    flock -n "$BUS_LOCK_FD" || BUS_REPLAY=0
+    if ! flock -n -x "$BUS_LOCK_FD"; then
+      flock -s -w 30 "$BUS_LOCK_FD" || cfn_log "no shared lock on $BUS_DIR/.lock after 30 s: consuming without it"
+      return 0
+    fi
   fi
-  BUS_LEFTOVERS=()
-  if ((BUS_REPLAY)); then
-    BUS_LEFTOVERS=("$BUS_DIR"/claimed/*.json)
-    [[ -e ${BUS_LEFTOVERS[0]} ]] || BUS_LEFTOVERS=()
-  fi
+  BUS_LEFTOVERS=("$BUS_DIR"/claimed/*.json)
+  [[ -e ${BUS_LEFTOVERS[0]} ]] || BUS_LEFTOVERS=()
+  if [[ -n $BUS_LOCK_FD ]]; then flock -s "$BUS_LOCK_FD"; fi
   return 0
 }
 

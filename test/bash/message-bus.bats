@@ -140,6 +140,28 @@ EOS
   [ -z "$(ls -A "$INBOX/claimed")" ]
 }
 
+@test "regression: a live consumer's in-flight claim is never replayed, whoever started first (CI saw 4 consumers handle a message twice)" {
+  local f holder
+  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
+  f=("$INBOX"/new/*.json)
+  # A live consumer: holds the shared lock and has claimed agent-1's message.
+  ln "${f[0]}" "$INBOX/claimed/${f[0]##*/}" && rm "${f[0]}"
+  bash -c 'exec 9>>"$1"; flock -s 9; exec sleep 30' _ "$INBOX/.lock" &
+  holder=$!
+  while flock -n -x "$INBOX/.lock" true; do sleep 0.01; done
+  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.2
+  [ "$status" -eq 0 ]
+  [ -z "$(grep '^result' <<<"$output")" ]
+  [ "$(ls "$INBOX/claimed")" = "${f[0]##*/}" ]
+  # Once that consumer is gone, its claim is a leftover and the next one replays it.
+  kill "$holder"
+  wait "$holder" || true
+  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.2
+  [ "$status" -eq 0 ]
+  [ "$(grep -c '^result agent-1 1 completed' <<<"$output")" -eq 1 ]
+  [ -z "$(ls -A "$INBOX/claimed")" ]
+}
+
 @test "regression: the replay never takes a claim made after the primary consumer started (4 consumers once handled a message twice)" {
   local f
   "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
