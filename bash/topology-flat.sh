@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Flat topology (2-300 agents, works beyond): one coordinator forks every
 # agent attempt straight into the agent command (lib/agent.sh), at most
-# --concurrency at once, reaps them (wait -n) and announces each response on
-# the root inbox.
+# --concurrency at once, reaps them (wait -n), writes each response and
+# announces the results on the root inbox in batches (lib/agent.sh).
 set -euo pipefail
 CFN_PROG=topology-flat
 # shellcheck source=bash/lib/engine-opts.sh
@@ -12,8 +12,9 @@ usage() {
   cat <<'EOF2'
 Usage: topology-flat.sh --root DIR --swarm-id ID --agents N [options] -- CMD [ARG...]
 
-Runs agents 0..N-1 (minus --completed-indexes) with a concurrency limit; each
-publishes its response and a `result` message to <root>/messages/root.
+Runs agents 0..N-1 (minus --completed-indexes) with a concurrency limit,
+writes each agent's response to <root>/responses/ and announces the results
+to <root>/messages/root in `batch` messages (at most 10 ms after an agent ends).
 
 Options:
 EOF2
@@ -23,24 +24,31 @@ EOF2
 # flat_dispatch INBOX: launches the agents, at most CFN_CONCURRENCY at once,
 # and announces each final response as it is reaped.
 flat_dispatch() {
-  local inbox=$1 i=0 rc
+  local inbox=$1 i=0 rc now=0
   while :; do
     while ((CFN_AGENTS_RUNNING < CFN_CONCURRENCY && i < CFN_AGENTS_TOTAL)); do
       [[ -n ${CFN_SKIP[$i]:-} ]] || cfn_agent_launch "$i"
       i=$((i + 1))
     done
     ((CFN_AGENTS_RUNNING > 0)) || break
+    ((CFN_BATCH_N == 0)) || cfn_tick_arm "$CFN_BATCH_TICK_US" "$now"
     rc=0
     cfn_agent_wait_one || rc=$?
+    cfn_now_us now
     if ((rc == 0)); then
-      cfn_agent_announce "$inbox" "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" || cfn_log "agent $CFN_DONE_INDEX: announce failed ($?)"
+      cfn_batch_add "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" "$now"
     elif ((rc == 2)); then
       cfn_die 1 "internal: $CFN_AGENTS_RUNNING agents counted running but no child left"
+    fi
+    if cfn_batch_due "$now"; then
+      cfn_batch_flush "$inbox" flat || cfn_log "announce of $CFN_BATCH_N results failed ($?): retried with the next"
     fi
     if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then
       cfn_die 143 "parent $CFN_PARENT_PID gone: stopping"
     fi
   done
+  cfn_tick_stop
+  cfn_batch_flush "$inbox" flat || cfn_die 1 "announce of the last $CFN_BATCH_N results failed"
 }
 
 main() {

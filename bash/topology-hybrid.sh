@@ -15,7 +15,6 @@ source "${BASH_SOURCE[0]%/*}/lib/engine-opts.sh"
 WORKERS=100
 SUB_CONCURRENCY=
 STALE_S=5
-BATCH_MAX=64
 
 usage() {
   cat <<'EOF2'
@@ -44,23 +43,14 @@ hybrid_opt() {
 
 # --- sub-coordinator (runs in a forked subshell) ---------------------------
 
-SUB_K=0 SUB_ROOT_INBOX='' SUB_BATCH='' SUB_BATCH_N=0
+SUB_K=0 SUB_ROOT_INBOX=''
 
-sub_add_result() {
-  SUB_BATCH+="${SUB_BATCH:+,}{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"
-  SUB_BATCH_N=$((SUB_BATCH_N + 1))
-  ((SUB_BATCH_N < BATCH_MAX)) || sub_flush
-}
-
-# Publishes the batch to the root. Every result in it is already a response
-# file: a crash before the publish is repaired by the replacement, which
-# re-announces the slice's responses (the root dedups by index).
+# sub_flush: announces the pending results to the root; a sub-coordinator that
+# cannot reach its root ends (the root re-dispatches what it did not hear of).
 sub_flush() {
-  ((SUB_BATCH_N > 0)) || return 0
   local rc=0
-  bus_publish "$SUB_ROOT_INBOX" batch "sub-$SUB_K" "{\"results\":[$SUB_BATCH]}" || rc=$?
+  cfn_batch_flush "$SUB_ROOT_INBOX" "sub-$SUB_K" || rc=$?
   ((rc == 0)) || exit "$rc"
-  SUB_BATCH='' SUB_BATCH_N=0
 }
 
 sub_heartbeat() {
@@ -72,13 +62,16 @@ sub_heartbeat() {
 # sub_run K FIRST LAST REPLACEMENT(0|1)
 sub_run() {
   SUB_K=$1
-  local first=$2 last=$3 replacement=$4 i status now last_hb=0 pos=0 rc
+  local first=$2 last=$3 replacement=$4 i status now=0 last_hb=0 pos=0 rc
   local -a queue=()
   SUB_ROOT_INBOX=$CFN_ROOT/messages/root
   for ((i = first; i <= last; i++)); do
     [[ -n ${CFN_SKIP[$i]:-} ]] && continue
     if ((replacement)) && [[ -e $CFN_ROOT/responses/agent-$i.json ]]; then
-      cfn_response_status status "$CFN_ROOT/responses/agent-$i.json" && sub_add_result "$i" "$status"
+      if cfn_response_status status "$CFN_ROOT/responses/agent-$i.json"; then
+        cfn_batch_add "$i" "$status" 0
+        ((CFN_BATCH_N < CFN_BATCH_MAX)) || sub_flush
+      fi
       continue
     fi
     queue+=("$i")
@@ -87,10 +80,9 @@ sub_run() {
     bus_publish "$SUB_ROOT_INBOX" reassign "sub-$SUB_K" "{\"sub\":$SUB_K,\"agents\":${#queue[@]}}" || true
   fi
   # Woken by its own children: an agent attempt ending (reaped here, its
-  # response written and forwarded at once) or a 250 ms timer (heartbeat).
-  local timer=''
+  # response written, its result batched) or a tick: 10 ms while results wait
+  # for their announcement, else 250 ms (heartbeat).
   while :; do
-    sub_flush
     while ((pos < ${#queue[@]} && CFN_AGENTS_RUNNING < SUB_CONCURRENCY)); do
       cfn_agent_launch "${queue[pos]}"
       pos=$((pos + 1))
@@ -102,20 +94,16 @@ sub_run() {
       if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then exit 143; fi
     fi
     ((pos >= ${#queue[@]} && CFN_AGENTS_RUNNING == 0)) && break
-    if [[ -z $timer ]]; then
-      { sleep 0.25; } &
-      timer=$!
-    fi
-    # The timer's pid is not an agent's: wait_one returns 1 for it.
+    cfn_batch_due "$now" && sub_flush
+    if ((CFN_BATCH_N > 0)); then cfn_tick_arm "$CFN_BATCH_TICK_US" "$now"; else cfn_tick_arm 250000 "$now"; fi
     rc=0
     cfn_agent_wait_one || rc=$?
     if ((rc == 0)); then
-      sub_add_result "$CFN_DONE_INDEX" "$CFN_DONE_STATUS"
-    elif [[ -n $timer ]] && ! cfn_pid_alive "$timer"; then
-      timer=''
+      cfn_now_us now
+      cfn_batch_add "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" "$now"
     fi
   done
-  [[ -z $timer ]] || kill "$timer" 2>/dev/null || true
+  cfn_tick_stop
   sub_flush
   : >"$CFN_ROOT/pids/sub-$SUB_K.done"
 }

@@ -105,8 +105,12 @@ cfn_agent_reaped() {
 cfn_agent_wait_one() {
   local pid='' rc=0
   wait -n -p pid 2>/dev/null || rc=$?
-  [[ -n $pid ]] || return 2
-  [[ -n ${CFN_AGENT_OF[$pid]:-} ]] || return 1
+  # With no child left, wait -n -p unsets pid.
+  [[ -n ${pid:-} ]] || return 2
+  if [[ -z ${CFN_AGENT_OF[$pid]:-} ]]; then
+    [[ $pid != "$CFN_TICK_PID" ]] || CFN_TICK_PID=''
+    return 1
+  fi
   cfn_agent_reaped "$pid" "$rc"
 }
 
@@ -152,6 +156,59 @@ cfn_agent_announce() {
   local rc=0
   bus_publish "$1" result "agent-$2" "{\"agentId\":\"agent-$2\",\"index\":$2,\"status\":\"$3\"}" || rc=$?
   return "$rc"
+}
+
+# Announcing results in `batch` messages: one per CFN_BATCH_MAX results, or
+# CFN_BATCH_DELAY_US after the first unannounced one, whichever comes first.
+# One message per agent cost the detector as much CPU as the agent's own exec.
+# A tick child (cfn_tick_arm) bounds the delay when no agent ends sooner.
+CFN_BATCH='' CFN_BATCH_N=0 CFN_BATCH_T0=0
+CFN_BATCH_MAX=64
+CFN_BATCH_DELAY_US=5000
+# The longest a result waits for its announcement when no agent ends sooner.
+CFN_BATCH_TICK_US=10000
+CFN_TICK_PID='' CFN_TICK_DUE=0
+
+# cfn_batch_add INDEX STATUS NOW_US
+cfn_batch_add() {
+  ((CFN_BATCH_N > 0)) || CFN_BATCH_T0=$3
+  CFN_BATCH+="${CFN_BATCH:+,}{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"
+  CFN_BATCH_N=$((CFN_BATCH_N + 1))
+}
+
+# cfn_batch_due NOW_US: true when the pending results should be announced now.
+cfn_batch_due() {
+  ((CFN_BATCH_N >= CFN_BATCH_MAX || (CFN_BATCH_N > 0 && $1 - CFN_BATCH_T0 >= CFN_BATCH_DELAY_US)))
+}
+
+# cfn_batch_flush INBOX FROM: announces the pending results; bus_publish's
+# status on failure (they stay pending).
+cfn_batch_flush() {
+  ((CFN_BATCH_N > 0)) || return 0
+  bus_publish "$1" batch "$2" "{\"results\":[$CFN_BATCH]}" || return
+  CFN_BATCH='' CFN_BATCH_N=0
+}
+
+# cfn_tick_arm MICROSECONDS NOW_US: a child that ends after MICROSECONDS, so
+# the dispatcher's `wait -n` returns by then at the latest. A running tick due
+# later than wanted is replaced (the old one is reaped as a non-agent child).
+cfn_tick_arm() {
+  local s
+  if [[ -n $CFN_TICK_PID ]]; then
+    ((CFN_TICK_DUE > $2 + $1)) || return 0
+    kill "$CFN_TICK_PID" 2>/dev/null || true
+  fi
+  printf -v s '%d.%06d' "$(($1 / 1000000))" "$(($1 % 1000000))"
+  { sleep "$s"; } {WD_FD}>&- &
+  CFN_TICK_PID=$! CFN_TICK_DUE=$(($2 + $1))
+}
+
+# cfn_tick_stop: ends and reaps the tick child, if any.
+cfn_tick_stop() {
+  [[ -n $CFN_TICK_PID ]] || return 0
+  kill "$CFN_TICK_PID" 2>/dev/null || true
+  wait "$CFN_TICK_PID" 2>/dev/null || true
+  CFN_TICK_PID=''
 }
 
 # cfn_response_status VAR RESPONSE_FILE: completed|failed from a response file.

@@ -116,8 +116,9 @@ bus_consumer_open() {
 # acked) must never take a live consumer's in-flight claim. Every consumer holds
 # a shared flock on inbox/.lock for its life; a consumer replays only when it
 # gets the lock exclusively, i.e. no other consumer is alive, snapshots
-# claimed/ then, and steps down to shared. Consumers that start meanwhile wait
-# for the shared lock before claiming, so the snapshot holds dead claims only.
+# claimed/ then, and steps down to shared once it replayed them. Consumers that
+# start meanwhile wait for the shared lock before claiming, so the snapshot
+# holds dead claims only.
 # (A primary that merely held the lock first once replayed the in-flight claim
 # of a consumer that started before it: 4 concurrent consumers handled a
 # message twice.) The lock dies with its holder (agents forked later close it).
@@ -132,6 +133,14 @@ bus__lock() {
   fi
   BUS_LEFTOVERS=("$BUS_DIR"/claimed/*.json)
   [[ -e ${BUS_LEFTOVERS[0]} ]] || BUS_LEFTOVERS=()
+  # With leftovers, the lock stays exclusive until bus_drain has replayed them:
+  # flock's step-down is not atomic, and a consumer that took the lock in that
+  # gap would snapshot (and replay) the same leftovers.
+  ((${#BUS_LEFTOVERS[@]})) || bus__lock_shared
+  return 0
+}
+
+bus__lock_shared() {
   if [[ -n $BUS_LOCK_FD ]]; then flock -s "$BUS_LOCK_FD"; fi
   return 0
 }
@@ -202,6 +211,7 @@ bus_drain() {
       [[ -e $f ]] && bus__handle "$f" "$handler"
     done
     BUS_LEFTOVERS=()
+    bus__lock_shared
   fi
   for f in "$BUS_DIR"/new/*.json; do
     [[ -e $f ]] || continue

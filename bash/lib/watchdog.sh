@@ -37,14 +37,18 @@ wd__loop() {
   cfn_seconds_us kill_after_us "${CFN_KILL_AFTER:-2}"
   ((CFN_HAVE_STAT)) && command -v fallocate >/dev/null 2>&1 && punch=1
   exec {fd}<>"$fifo"
+  # Registrations are read as they come; the scan (deadlines, output bounds,
+  # liveness) runs every 50 ms, not per registration: per registration it cost
+  # O(running agents) per launch.
+  local next=0 wait_s
   while :; do
-    if IFS=' ' read -r -t 0.05 -u "$fd" pid dl idx dpid; then
-      wd__register
-      while IFS=' ' read -r -t 0 -u "$fd" 2>/dev/null && IFS=' ' read -r -u "$fd" pid dl idx dpid; do
-        wd__register
-      done
-    fi
     cfn_now_us now
+    if ((now < next)); then
+      printf -v wait_s '0.%06d' "$((next - now))"
+      if IFS=' ' read -r -t "$wait_s" -u "$fd" pid dl idx dpid; then wd__register; fi
+      continue
+    fi
+    next=$((now + 50000))
     for pid in "${!deadline[@]}"; do
       if ! kill -0 "$pid" 2>/dev/null; then
         unset "deadline[$pid]" "killed[$pid]" "files[$pid]"
@@ -72,7 +76,7 @@ wd__loop() {
 
 # Called in wd__loop with pid dl idx dpid just read.
 wd__register() {
-  [[ $pid =~ ^[0-9]+$ && $dl =~ ^[0-9]+$ && $idx =~ ^[0-9]+$ && $dpid =~ ^[0-9]+$ ]] || return 0
+  [[ "$pid $dl $idx $dpid" == +([0-9])' '+([0-9])' '+([0-9])' '+([0-9]) ]] || return 0
   deadline[$pid]=$dl
   files[$pid]=$CFN_ROOT/work/agent-$idx.$dpid
 }

@@ -25,7 +25,10 @@ cli() { "$BIN/coordinator-cli.sh" "$@"; }
   jq -e '.status == "completed" and .agents.completed == 300 and .deliveryRate == 100 and .topology == "flat"' <<<"$output"
   [ "$(ls "$SHM/flat300/responses" | grep -c '^agent-')" -eq 300 ]
   cat "$SHM/flat300"/responses/agent-*.json | jq -s -e 'length == 300 and all(.output == .agentId + "\n")'
-  [ "$(wc -l <"$SHM/flat300/metrics/latency.us")" -eq 300 ]
+  # One latency sample per message; results travel in batches (1..300 messages).
+  local msgs
+  msgs=$(wc -l <"$SHM/flat300/metrics/latency.us")
+  ((msgs >= 1 && msgs <= 300))
   [ -z "$(ls -A "$SHM/flat300/messages/root/new")$(ls -A "$SHM/flat300/messages/root/claimed")" ]
   run cli cleanup --swarm-id flat300
   [ "$status" -eq 0 ]

@@ -26,7 +26,24 @@ EOS
   [ "$(sort -n "$OUT/peaks" | tail -1)" -le 4 ]
   [ "$(ls "$OUT/runs" | wc -l)" -eq 60 ]
   [ "$(cat "$OUT"/runs/* | wc -l)" -eq 60 ]
-  [ "$(ls "$ROOT/messages/root/new" | wc -l)" -eq 60 ]
+  # Results are announced in batches: each agent exactly once, in fewer messages.
+  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r 'select(.type == "batch") | .body.results[].index' | sort -n | uniq | wc -l)" -eq 60 ]
+  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '.body.results[].index' | wc -l)" -eq 60 ]
+}
+
+@test "flat: a result is announced within the batch delay while other agents still run" {
+  cat >"$OUT/agent.sh" <<'EOS'
+if [ "$AGENT_INDEX" = 0 ]; then exit 0; fi
+sleep 3
+EOS
+  "$BIN/topology-flat.sh" --root "$ROOT" --swarm-id f --agents 2 --concurrency 2 -- bash "$OUT/agent.sh" &
+  local pid=$! t=0
+  # agent-0 ends at once; agent-1 runs 3 s: the tick, not agent-1's end, announces agent-0.
+  while [ -z "$(ls -A "$ROOT/messages/root/new" 2>/dev/null)" ] && ((t < 100)); do sleep 0.01; t=$((t + 1)); done
+  kill -0 "$pid"
+  jq -e '.type == "batch" and ([.body.results[].index] == [0])' "$ROOT"/messages/root/new/*.json
+  wait "$pid"
+  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '.body.results[].index' | sort -n | tr '\n' ' ')" = "0 1 " ]
 }
 
 @test "flat: --completed-indexes are skipped" {
