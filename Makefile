@@ -28,7 +28,7 @@ demo-cluster: demo
 ## Without root or Kubernetes: the same V2 engine on this machine's /dev/shm
 ## (`cfn run`, a swarm of 500 agents), in a few seconds.
 demo-local: build
-	node bin/cfn.js run --agents 500 --topology flat
+	node bin/cfn.js run --agents 500
 
 ## Control-plane binaries for the integration tests, plus helm and the node
 ## binaries (cached per version outside the work tree; a cold build takes

@@ -1,5 +1,6 @@
 // Library exports of swarm-operator (package "exports" -> dist/operator/index.js).
 export type {
+  AgentInfo,
   AgentResponse,
   AgentState,
   Capabilities,
@@ -21,6 +22,16 @@ export {
   ENGINE_EXIT,
 } from './coordination/v2/bash-coordinator.js';
 export type { BashCoordinatorOptions, BashCoordinatorEvents } from './coordination/v2/bash-coordinator.js';
+export { SwarmCoordinator, CoordinatorNotStartedError } from './coordination/v1/swarm-coordinator.js';
+export type { SwarmCoordinatorOptions } from './coordination/v1/swarm-coordinator.js';
+export { EventBus } from './coordination/v1/event-bus.js';
+export type { SwarmEvents } from './coordination/v1/event-bus.js';
+export { MemoryManager, DEFAULT_MEMORY_PATH } from './coordination/v1/memory-manager.js';
+export { CoordinatorFactory, CoordinatorStartError, DEFAULT_FALLBACK_TIMEOUT_MS } from './coordination/factory/coordinator-factory.js';
+export type { CoordinatorFactoryConfig, CreatedCoordinator } from './coordination/factory/coordinator-factory.js';
+export { detectVersion, InvalidVersionSettingError } from './coordination/version/detect-version.js';
+export type { DetectVersionInput, VersionDecision } from './coordination/version/detect-version.js';
+export { rolloutBucket } from './coordination/version/rollout-bucket.js';
 export { ResultCollector } from './coordination/v2/result-collector.js';
 export { writeObjective } from './coordination/v2/message-bridge.js';
 export { agentResponseSchema, statusFileSchema, healthFileSchema, busMessageSchema } from './coordination/v2/schemas.js';

@@ -10,13 +10,13 @@ import { CoordinatorFactory, CoordinatorStartError } from '../coordination/facto
 import type { FactoryLogger } from '../coordination/factory/coordinator-factory.js';
 import type { ICoordinator, Topology } from '../coordination/types.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
-import { DEFAULT_MEMORY_PATH } from '../coordination/v1/memory-manager.js';
 import { DEFAULT_SHM_PATH } from '../coordination/v2/bash-coordinator.js';
 import { detectVersion } from '../coordination/version/detect-version.js';
 import type { VersionDecision } from '../coordination/version/detect-version.js';
 import { v2Preflight } from '../coordination/version/v2-preflight.js';
 import type { Logger } from '../observability/logger.js';
-import { AUTO_FLAT_MAX_AGENTS } from './defaults.js';
+import { loadPerformanceLimits } from '../config/performance-limits.js';
+import { AUTO_FLAT_MAX_AGENTS, V2_DEFAULTS } from './defaults.js';
 import type { RunOptions, TopologyChoice } from './run-options.js';
 
 export interface CoordinatorContext {
@@ -121,13 +121,14 @@ export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext):
     id: o.swarmId,
     decision,
     env: ctx.env,
-    coordination,
+    // claude-flow.config.json beats the shipped v2-config.json defaults.
+    coordination: { fallbackEnabled: V2_DEFAULTS.fallbackEnabled, fallbackTimeout: V2_DEFAULTS.fallbackTimeoutMs, ...coordination },
     configFile: file,
     ...(o.noFallback ? { fallbackEnabled: false } : {}),
     logger,
     ...(ctx.bus ? { bus: ctx.bus } : {}),
     ...(ctx.onUserMessage ? { onUserMessage: ctx.onUserMessage } : {}),
-    v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? DEFAULT_MEMORY_PATH },
+    v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? V2_DEFAULTS.memoryPath, maxAgents: loadPerformanceLimits().v1.maxAgents },
     v2: { env: ctx.env, logger: ctx.logger, ...(o.shmPath !== undefined ? { shmPath: o.shmPath } : {}) },
   }).catch((err: unknown) => {
     if (!(err instanceof CoordinatorStartError)) throw err;

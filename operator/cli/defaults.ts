@@ -1,6 +1,9 @@
 // What `cfn run` does with no objective or agent command: a short, realistic
 // objective and an agent command present on every machine (`cat` echoes its
-// task back, so each response is the task it received).
+// task back, so each response is the task it received). The numbers come
+// from the shipped config/v2-config.json.
+import { loadV2Config } from '../config/v2-config.js';
+import type { V2Config } from '../config/v2-config.js';
 
 export const DEFAULT_OBJECTIVE =
   'Review the swarm-operator repository for error handling gaps: list the three most important places where an ' +
@@ -8,15 +11,18 @@ export const DEFAULT_OBJECTIVE =
 
 export const DEFAULT_AGENT_COMMAND = 'cat';
 
+/** config/v2-config.json as shipped: the defaults of the `cfn run` flags it covers. */
+export const V2_DEFAULTS: V2Config = loadV2Config();
+
 export const DEFAULTS = {
-  topology: 'auto',
-  timeoutSeconds: 300,
-  agentTimeoutSeconds: 60,
-  retries: 1,
+  topology: V2_DEFAULTS.topology,
+  timeoutSeconds: V2_DEFAULTS.timeoutSeconds,
+  agentTimeoutSeconds: V2_DEFAULTS.agentTimeoutSeconds,
+  retries: V2_DEFAULTS.retries,
   /** Concurrent agents; capped at the agent count. */
-  concurrency: 64,
+  concurrency: V2_DEFAULTS.concurrency,
   minDelivery: 100,
-  maxOutputBytes: 65536,
+  maxOutputBytes: V2_DEFAULTS.maxOutputBytes,
 } as const;
 
 /**

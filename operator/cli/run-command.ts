@@ -1,5 +1,6 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
 import { ConfigError } from '../config/config-error.js';
+import { checkAgentLimits, loadPerformanceLimits } from '../config/performance-limits.js';
 import type { CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
 import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
@@ -68,6 +69,14 @@ export interface RunHooks {
 
 export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks: RunHooks = {}): Promise<number> {
   const spec = toObjectiveSpec(o);
+  const limits = loadPerformanceLimits();
+  const verdict = checkAgentLimits(limits, spec.topology, spec.agents);
+  if (!verdict.ok) {
+    io.stderr.write(`cfn: ${verdict.reason} (config/performance-limits.json)\n`);
+    return EXIT.usage;
+  }
+  // Below a topology's minimum a swarm is merely small; above its recommended maximum the other topology is likely better.
+  if (verdict.warning && spec.agents > limits.topologies[spec.topology].recommendedMaxAgents) io.stderr.write(`cfn: warning: ${verdict.warning}\n`);
   let obtained: ObtainedCoordinator;
   try {
     obtained = await obtainCoordinator(o, {

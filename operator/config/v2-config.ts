@@ -8,7 +8,8 @@ import { readJsonFile } from './read-json-file.js';
 const positiveInt = z.number().int().min(1);
 
 export const v2ConfigSchema = z.strictObject({
-  topology: z.enum(['flat', 'hybrid']),
+  /** auto: flat up to 300 agents, hybrid above. */
+  topology: z.enum(['flat', 'hybrid', 'auto']),
   maxAgents: positiveInt,
   coordinators: positiveInt,
   workersPerCoordinator: positiveInt,

@@ -21,6 +21,13 @@ export interface AgentResponse {
 
 export type AgentState = 'pending' | 'running' | 'completed' | 'failed';
 
+/** One agent an objective registered (agents 0..N-1, ids `agent-<i>`), with its state. */
+export interface AgentInfo {
+  agentId: string;
+  index: number;
+  state: AgentState;
+}
+
 export type SwarmRunState = 'pending' | 'running' | 'completed' | 'failed' | 'timeout' | 'stopped';
 
 export interface SwarmStatus {
@@ -112,4 +119,8 @@ export interface ICoordinator extends EventEmitter {
   executeObjective(spec: ObjectiveSpec): Promise<ObjectiveResult>;
   getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined>;
   getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined>;
+  /** Every agent the objective registered, by index; undefined for an unknown objective. */
+  listAgents(objectiveId: string): Promise<AgentInfo[] | undefined>;
+  /** An agent's task result: its response once delivered. */
+  getAgentResponse(objectiveId: string, index: number): Promise<AgentResponse | undefined>;
 }

@@ -3,7 +3,10 @@
 // AdvancedScheduler, and every response is committed to SQLite as it arrives,
 // so a coordinator killed mid-run resumes without re-running delivered agents.
 import { EventEmitter } from 'node:events';
+import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
+import type { AgentView } from '../agent-view.js';
 import type {
+  AgentInfo,
   AgentResponse,
   AgentState,
   Capabilities,
@@ -234,20 +237,36 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
+    return agentStateOf(this.agentView(objectiveId), index);
+  }
+
+  async listAgents(objectiveId: string): Promise<AgentInfo[] | undefined> {
+    return listAgentsOf(this.agentView(objectiveId));
+  }
+
+  async getAgentResponse(objectiveId: string, index: number): Promise<AgentResponse | undefined> {
+    return agentResponseOf(this.agentView(objectiveId), index);
+  }
+
+  /** The objective's agents: the live run's, else the stored objective's. */
+  private agentView(objectiveId: string): AgentView | undefined {
     const run = this.active.get(objectiveId);
     if (run) {
-      if (!Number.isInteger(index) || index < 0 || index >= run.spec.agents) return undefined;
-      const r = run.delivered.get(index);
-      if (r) return r.status;
-      if (run.countedOnly.has(index)) return 'completed';
-      return run.running.has(index) ? 'running' : 'pending';
+      return {
+        total: run.spec.agents,
+        response: (i) => run.delivered.get(i),
+        state: (i) => run.delivered.get(i)?.status ?? (run.countedOnly.has(i) ? 'completed' : run.running.has(i) ? 'running' : 'pending'),
+      };
     }
     if (!this.memory.isOpen) return undefined;
     const stored = this.memory.getObjective(objectiveId);
-    if (!stored || !Number.isInteger(index) || index < 0 || index >= stored.spec.agents) return undefined;
-    const r = this.memory.getResponse(objectiveId, index);
-    if (r) return r.status;
-    return stored.spec.completedIndexes?.includes(index) ? 'completed' : 'pending';
+    if (!stored) return undefined;
+    const counted = new Set(stored.spec.completedIndexes ?? []);
+    return {
+      total: stored.spec.agents,
+      response: (i) => this.memory.getResponse(objectiveId, i),
+      state: (i) => this.memory.getResponse(objectiveId, i)?.status ?? (counted.has(i) ? 'completed' : 'pending'),
+    };
   }
 
   /** Counters and durations of the latest run of an objective in this process. */

@@ -6,7 +6,10 @@ import { access, constants, rm, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 import type { ResultPromise } from 'execa';
+import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
+import type { AgentView } from '../agent-view.js';
 import type {
+  AgentInfo,
   AgentResponse,
   AgentState,
   Capabilities,
@@ -448,13 +451,27 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
+    return agentStateOf(this.agentView(objectiveId), index);
+  }
+
+  async listAgents(objectiveId: string): Promise<AgentInfo[] | undefined> {
+    return listAgentsOf(this.agentView(objectiveId));
+  }
+
+  async getAgentResponse(objectiveId: string, index: number): Promise<AgentResponse | undefined> {
+    return agentResponseOf(this.agentView(objectiveId), index);
+  }
+
+  /** The objective's agents: the running one's responses so far, else the finished result's. */
+  private agentView(objectiveId: string): AgentView | undefined {
     const run = this.runs.get(objectiveId);
     const responses = run ? run.collector.collected() : this.finished.get(objectiveId)?.responses;
     const total = run ? run.spec.agents : this.finished.get(objectiveId)?.status.agents.total;
-    if (!responses || total === undefined || !Number.isInteger(index) || index < 0 || index >= total) return undefined;
-    const r = responses.find((x) => x.index === index);
-    if (r) return r.status;
-    return run ? 'running' : 'pending';
+    if (!responses || total === undefined) return undefined;
+    const byIndex = new Map(responses.map((r) => [r.index, r]));
+    // The engine reports results, not attempt starts: an agent without a response is running until the run ends.
+    const waiting: AgentState = run ? 'running' : 'pending';
+    return { total, response: (i) => byIndex.get(i), state: (i) => byIndex.get(i)?.status ?? waiting };
   }
 
   /** Stops every run: TERM to each engine's process group, KILL after the grace period, root removed. */

@@ -1,5 +1,6 @@
 // runCli in-process with captured streams, against the real engine on /dev/shm.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import type { CliIo } from '../../../operator/cli/io.js';
@@ -52,6 +53,26 @@ describe('cfn (runCli)', () => {
       expect(await runCli(argv, x)).toBe(2);
       expect(x.out.text).toBe('');
       expect(x.err.text).toMatch(/^cfn: [^\n]+\n$/);
+    }
+  });
+
+  it('applies config/performance-limits.json: past a topology\'s maximum is a usage error, past its recommended size a warning', async () => {
+    const refused = io();
+    expect(await runCli(['run', '--agents', '1001', '--topology', 'flat', '--agent-command', 'true'], refused)).toBe(2);
+    expect(refused.err.text).toBe("cfn: 1001 agents exceed the flat topology's maximum of 1000 (config/performance-limits.json)\n");
+    expect(refused.out.text).toBe('');
+    const warned = io();
+    expect(await runCli(['run', '--agents', '301', '--topology', 'flat', '--agent-command', 'true', '--json'], warned)).toBe(0);
+    expect(warned.err.text).toBe("cfn: warning: 301 agents is outside the flat topology's recommended range 2-300\n");
+    expect(JSON.parse(warned.out.text)).toMatchObject({ status: 'completed', topology: 'flat', agents: { total: 301, completed: 301 } });
+  });
+
+  it('takes its defaults from the shipped config/v2-config.json', async () => {
+    const shipped = JSON.parse(readFileSync(new URL('../../../config/v2-config.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+    const help = io();
+    expect(await runCli(['run', '--help'], help)).toBe(0);
+    for (const [flag, key] of [['--timeout S', 'timeoutSeconds'], ['--agent-timeout S', 'agentTimeoutSeconds'], ['--retries R', 'retries'], ['--max-output BYTES', 'maxOutputBytes']] as const) {
+      expect(help.out.text).toMatch(new RegExp(`${flag.replace(/[-]/g, '\\-')} .*\\(default ${String(shipped[key])}\\)`));
     }
   });
 

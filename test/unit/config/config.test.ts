@@ -11,7 +11,7 @@ import { loadV2Config } from '../../../operator/config/v2-config.js';
 describe('shipped config files', () => {
   it('config/v2-config.json validates and carries the documented defaults', () => {
     expect(loadV2Config()).toMatchObject({
-      topology: 'flat',
+      topology: 'auto',
       shmPath: '/dev/shm/cfn',
       maxOutputBytes: 65536,
       fallbackTimeoutMs: 5000,
@@ -55,7 +55,7 @@ describe('invalid config files fail with file, field and expectation', () => {
   it.each([
     [{ maxAgents: 'x' }, 'config/v2-config.json: maxAgents: expected number, got "x"'],
     [{ maxAgents: 0 }, 'config/v2-config.json: maxAgents: expected number >= 1, got 0'],
-    [{ topology: 'mesh' }, 'config/v2-config.json: topology: expected one of "flat" | "hybrid", got "mesh"'],
+    [{ topology: 'mesh' }, 'config/v2-config.json: topology: expected one of "flat" | "hybrid" | "auto", got "mesh"'],
     [{ fallbackEnabled: 'yes' }, 'config/v2-config.json: fallbackEnabled: expected boolean, got "yes"'],
     [{ retries: 2.5 }, 'config/v2-config.json: retries: expected integer, got 2.5'],
     [{ shmPath: 'dev/shm' }, 'config/v2-config.json: shmPath: expected an absolute path, got "dev/shm"'],

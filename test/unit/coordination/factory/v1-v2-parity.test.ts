@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorFactory } from '../../../../operator/coordination/factory/coordinator-factory.js';
 import { COMMON_COORDINATOR_EVENTS } from '../../../../operator/coordination/types.js';
-import type { AgentResponse, CoordinationVersion, CoordinatorEvents, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../../../../operator/coordination/types.js';
+import type { AgentInfo, AgentResponse, AgentState, CoordinationVersion, CoordinatorEvents, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../../../../operator/coordination/types.js';
 import type { SwarmEvents } from '../../../../operator/coordination/v1/event-bus.js';
 import type { BashCoordinatorEvents } from '../../../../operator/coordination/v2/bash-coordinator.js';
 
@@ -48,6 +48,14 @@ function spec(id: string): ObjectiveSpec {
 interface Observed {
   result: ObjectiveResult;
   events: Record<string, unknown[][]>;
+  /** What the coordinator answers about the objective's agents after the run. */
+  queries: {
+    agents: AgentInfo[] | undefined;
+    response2: AgentResponse | undefined;
+    state5: AgentState | undefined;
+    unknownObjective: AgentInfo[] | undefined;
+    outOfRange: AgentResponse | undefined;
+  };
 }
 
 let dir: string;
@@ -80,7 +88,15 @@ async function runOn(version: CoordinationVersion): Promise<Observed> {
   }
   try {
     // The same objective id on both: payloads then compare as they are.
-    return { result: await c.executeObjective(spec('parity-swarm')), events };
+    const result = await c.executeObjective(spec('parity-swarm'));
+    const queries = {
+      agents: await c.listAgents('parity-swarm'),
+      response2: await c.getAgentResponse('parity-swarm', 2),
+      state5: await c.getAgentState('parity-swarm', 5),
+      unknownObjective: await c.listAgents('no-such-objective'),
+      outOfRange: await c.getAgentResponse('parity-swarm', TASKS.length),
+    };
+    return { result, events, queries };
   } finally {
     await c.stop();
   }
@@ -108,6 +124,7 @@ function normalised(o: Observed) {
     agentFailed: responsesOf('agent:failed'),
     response: (o.events.response ?? []).map(([r, id]) => [withoutDuration(r as AgentResponse), id]).sort((a, b) => (a[0] as AgentResponse).index - (b[0] as AgentResponse).index),
     finalStatus: statuses.length > 0 ? withoutTimes(statuses[statuses.length - 1] as SwarmStatus) : undefined,
+    queries: { ...o.queries, response2: o.queries.response2 && withoutDuration(o.queries.response2) },
   };
 }
 
@@ -139,5 +156,13 @@ describe('V1 and V2 on the same swarm', () => {
     expect(v2.agentFailed).toEqual(v1.agentFailed);
     expect(v2.response).toEqual(v1.response);
     expect(v2.finalStatus?.agents).toEqual(v1.finalStatus?.agents);
+
+    // The registered agents and their task results, asked after the run.
+    expect(v1.queries.agents).toEqual(TASKS.map((_, i) => ({ agentId: `agent-${i}`, index: i, state: i === 2 ? 'failed' : 'completed' })));
+    expect(v1.queries.response2).toEqual(v1.responses[2]);
+    expect(v1.queries.state5).toBe('completed');
+    expect(v1.queries.unknownObjective).toBeUndefined();
+    expect(v1.queries.outOfRange).toBeUndefined();
+    expect(v2.queries).toEqual(v1.queries);
   }, 60_000);
 });
