@@ -38,10 +38,10 @@ function podProcesses(uid: string): number[] {
 jest.setTimeout(900_000);
 
 describe('coordinator pods on a real node', () => {
-  it('runs the V2 sample (500 agents) in a real pod on a tmpfs /dev/shm of the requested size, to 100% delivery', async () => {
+  it('runs config/samples: the V2 sample (500 agents) in a real pod on a tmpfs /dev/shm of the requested size, to 100% delivery; the V1 and auto samples complete too', async () => {
     const ns = await freshNamespace('v2-sample');
     try {
-      await kubectl(['apply', '-n', ns, '-f', path.join(SAMPLES, 'swarm-v2-500.yaml')]);
+      await kubectl(['apply', '-n', ns, '-k', SAMPLES]);
       const pod = await waitFor('a running V2 coordinator pod', async () => (await swarmPods(ns, 'lint-fixers')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
       expect(pod.metadata.labels?.['swarm.cfn.dev/version']).toBe('v2');
       // Inside the container: /dev/shm is a tmpfs of the sample's 128Mi.
@@ -59,6 +59,10 @@ describe('coordinator pods on a real node', () => {
       expect(sw.status?.progressPod).toBe(pod.metadata.name);
       const table = await kubectl(['get', 'swarms', '-n', ns]);
       expect(table.stdout).toMatch(/lint-fixers\s+v2\s+hybrid\s+500\s+500\s+100\s+Succeeded/);
+      // The other samples: pinned to V1, and left to the rollout (no policy here: the operator's default).
+      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/docs-review', 'swarm/test-triage', '--timeout=300s'], { timeoutMs: 310_000 });
+      expect((await getSwarm(ns, 'docs-review')).status).toMatchObject({ phase: 'Succeeded', version: 'v1', deliveryRate: 100, agents: { total: 10, completed: 10, failed: 0 } });
+      expect((await getSwarm(ns, 'test-triage')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 20, completed: 20, failed: 0 } });
     } finally {
       await dropNamespace(ns);
     }
