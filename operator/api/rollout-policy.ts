@@ -61,6 +61,13 @@ export const rolloutPolicyStatus = z.object({
     })
     .optional(),
   lastDecision: z.object({ time: z.string(), from: z.number().int(), to: z.number().int(), reason: z.string().max(4096) }).optional(),
+  /** The spec the current evaluation started from: a change of `paused` alone holds or resumes it, any other change starts afresh. */
+  evaluation: z
+    .object({
+      generation: z.number().int().describe('Spec generation the evaluation started from.'),
+      specKey: z.string().max(64).describe('Digest of that spec without spec.paused.'),
+    })
+    .optional(),
   conditions: conditions.optional(),
 });
 

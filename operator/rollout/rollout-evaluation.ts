@@ -1,7 +1,8 @@
 // Judging a rollout step: what the V2 swarms routed since the step began say
 // about V2, and whether that holds (promote), breaches (roll back) or is too
 // little to tell (wait). Pure: the reconciler feeds it the cache.
-import type { RolloutGates, RolloutPolicy, RolloutPolicyStatus } from '../api/rollout-policy.js';
+import { createHash } from 'node:crypto';
+import type { RolloutGates, RolloutPolicy, RolloutPolicySpec, RolloutPolicyStatus } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 
 export type Observed = NonNullable<RolloutPolicyStatus['observed']>;
@@ -14,19 +15,50 @@ export type Verdict =
   | { kind: 'promote'; toStep: number; message: string };
 
 /**
- * The current step's window: swarms routed by this generation of `policy` at
- * step `step` (recorded on each swarm when it was routed, so no clock decides).
+ * A digest of what a spec change must alter to start a fresh evaluation:
+ * everything but `paused` (a pause holds the evaluation, an unpause resumes it).
  */
-export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: number, gates: RolloutGates): Observed {
+export function rolloutSpecKey(spec: RolloutPolicySpec): string {
+  const { paused: _paused, ...rest } = spec;
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)])) : v;
+  return createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex').slice(0, 16);
+}
+
+/**
+ * Whether status describes the evaluation of the policy's current spec: it
+ * observed this generation, or it evaluated a spec that differs from this one
+ * in `paused` only (the operator has not seen the pause or unpause yet).
+ */
+export function statusIsCurrent(policy: RolloutPolicy): boolean {
+  const s = policy.status;
+  if (!s) return false;
+  if (s.observedGeneration === policy.metadata.generation) return true;
+  return s.evaluation?.specKey === rolloutSpecKey(policy.spec);
+}
+
+/**
+ * The current step's window: swarms routed by `policy` at step `step` by a
+ * generation of the current evaluation (from `sinceGeneration`, where it
+ * started, to now; recorded on each swarm when it was routed, so no clock
+ * decides), at most `gates.windowSwarms` V2 swarms, the newest, and the V1
+ * swarms routed within the same span.
+ */
+export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: number, gates: RolloutGates, sinceGeneration = policy.metadata.generation): Observed {
   const at = (s: Swarm) => Date.parse(s.status?.rollout?.time ?? '') || 0;
+  const gen = policy.metadata.generation;
+  const inEvaluation = (g: number | undefined) => g === gen || (g !== undefined && gen !== undefined && sinceGeneration !== undefined && g >= sinceGeneration && g <= gen);
   const routed = swarms
     .filter((s) => {
       const r = s.status?.rollout;
-      return r?.policy === policy.metadata.name && r.generation === policy.metadata.generation && (r.step ?? -1) === step;
+      return r?.policy === policy.metadata.name && inEvaluation(r.generation) && (r.step ?? -1) === step;
     })
     .sort((a, b) => at(b) - at(a));
-  const v2 = routed.filter((s) => s.status?.version === 'v2').slice(0, gates.windowSwarms);
-  const v1Swarms = routed.filter((s) => s.status?.version === 'v1').length;
+  const allV2 = routed.filter((s) => s.status?.version === 'v2');
+  const v2 = allV2.slice(0, gates.windowSwarms);
+  // A full window starts at its oldest V2 swarm: V1 swarms routed before it are outside.
+  const windowStart = allV2.length > v2.length ? at(v2[v2.length - 1]!) : -Infinity;
+  const v1Swarms = routed.filter((s) => s.status?.version === 'v1' && at(s) >= windowStart).length;
   const fallbacks = v2.filter((s) => s.status?.fallback).length;
   const finished = v2.filter((s) => !s.status?.fallback && (s.status?.phase === 'Succeeded' || s.status?.phase === 'Failed'));
   const rates = finished.map((s) => s.status?.deliveryRate ?? 0);

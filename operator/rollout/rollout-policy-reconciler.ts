@@ -7,7 +7,7 @@ import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
 import { resourcePath } from '../k8s/client.js';
 import { PermanentError } from '../k8s/errors.js';
 import { defaultPolicy, parsePolicies } from './rollout-router.js';
-import { judge, observe, phaseOf } from './rollout-evaluation.js';
+import { judge, observe, phaseOf, rolloutSpecKey } from './rollout-evaluation.js';
 import type { RolloutPolicy, RolloutPolicyStatus } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
@@ -58,20 +58,39 @@ export class RolloutPolicyReconciler {
       this.deps.logger.info({ namespace: ns, name: policy.metadata.name, from, to, reason }, 'rollout decision');
     };
 
-    if (status.observedGeneration !== gen) {
+    const specKey = rolloutSpecKey(policy.spec);
+    const evaluation = status.evaluation;
+    const where = () => {
+      const st = status.currentStep ?? -1;
+      if (findCondition(status.conditions, 'RolledBack')?.status === 'True') return 'rolled back';
+      return st >= 0 ? `step ${st + 1} of ${policy.spec.steps?.length ?? 0}` : 'spec.v2Percentage';
+    };
+    if (status.observedGeneration !== gen && evaluation?.specKey === specKey && status.effectivePercentage !== undefined) {
+      // Only `paused` changed: the evaluation in progress holds (pause) or goes on (unpause), as it stands.
+      status.observedGeneration = gen;
+      const c = findCondition(status.conditions, 'RolledBack');
+      if (c) cond('RolledBack', c.status === 'True' ? 'True' : 'False', c.reason, c.message);
+      const [reason, message] = policy.spec.paused ? ['Paused', `spec.paused: holding ${status.effectivePercentage}% (${where()})`] : ['Resumed', `spec.paused cleared: resuming at ${status.effectivePercentage}% (${where()})`];
+      events.push(['Normal', reason, message]);
+      this.deps.logger.info({ namespace: ns, name: policy.metadata.name, effective: status.effectivePercentage, paused: policy.spec.paused }, 'rollout paused or resumed');
+    } else if (status.observedGeneration !== gen) {
       // A spec change (a Git commit) restarts the evaluation from the spec.
       decide(policy.spec.v2Percentage, `spec generation ${gen ?? '?'}: v2Percentage=${policy.spec.v2Percentage}`, 'Normal', 'SpecApplied');
       status.currentStep = -1;
       status.stepStartTime = now.toISOString();
       status.observedGeneration = gen;
       cond('RolledBack', 'False', 'SpecApplied', 'evaluation restarted from the new spec');
+      status.evaluation = { generation: gen ?? 0, specKey };
+    } else if (evaluation?.specKey !== specKey) {
+      // Evaluated before the operator recorded which spec it evaluated: this one.
+      status.evaluation = { generation: gen ?? 0, specKey };
     }
     const step = status.currentStep ?? -1;
     const gates = step >= 0 ? (policy.spec.steps?.[step]?.gates ?? policy.spec.gates) : policy.spec.gates;
     const since = status.stepStartTime ?? now.toISOString();
     const rolledBack = findCondition(status.conditions, 'RolledBack')?.status === 'True';
     // Rolled back: the figures that caused it stay in status until the next spec change.
-    const observed = rolledBack && status.observed ? status.observed : observe(policy, this.deps.listSwarms(ns), step, gates);
+    const observed = rolledBack && status.observed ? status.observed : observe(policy, this.deps.listSwarms(ns), step, gates, status.evaluation?.generation ?? gen);
     status.observed = observed;
 
     let requeue: number | undefined;

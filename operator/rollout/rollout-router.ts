@@ -4,6 +4,7 @@
 import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
 import { rolloutBucket } from '../coordination/version/rollout-bucket.js';
 import { RetryLaterError } from '../k8s/errors.js';
+import { statusIsCurrent } from './rollout-evaluation.js';
 import type { RolloutPolicy } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 import type { KubeObject } from '../k8s/client.js';
@@ -11,19 +12,19 @@ import type { VersionDecision } from '../swarm/version-decision.js';
 
 /**
  * The percentage new swarms are routed with: status once the operator has
- * evaluated the current spec generation, else the spec itself (a Git edit
- * takes effect at once; its evaluation starts from it).
+ * evaluated the current spec generation (or a spec that differs from it in
+ * `paused` only), else the spec itself (a Git edit takes effect at once; its
+ * evaluation starts from it).
  */
 export function effectivePercentage(p: RolloutPolicy): number {
   const s = p.status;
-  if (s?.effectivePercentage !== undefined && s.observedGeneration === p.metadata.generation) return s.effectivePercentage;
+  if (s?.effectivePercentage !== undefined && statusIsCurrent(p)) return s.effectivePercentage;
   return p.spec.v2Percentage;
 }
 
-/** The step new swarms are routed at: -1 (spec.v2Percentage) until the current generation was evaluated. */
+/** The step new swarms are routed at: -1 (spec.v2Percentage) until the current spec was evaluated. */
 export function currentStep(p: RolloutPolicy): number {
-  const s = p.status;
-  return s && s.observedGeneration === p.metadata.generation ? (s.currentStep ?? -1) : -1;
+  return statusIsCurrent(p) ? (p.status?.currentStep ?? -1) : -1;
 }
 
 /** The namespace's default policy: the oldest one marked default (ties by name). */

@@ -13,6 +13,7 @@ import {
   podTerminated,
   policyPath,
   runOperator,
+  sample,
   setPodStatus,
   swarmManifest,
   swarmPath,
@@ -136,6 +137,7 @@ describe('RolloutPolicy on a real API server', () => {
     await waitFor('at 50', async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === 50);
 
     let round = 0;
+    let current = 50;
     for (const expected of [80, 100]) {
       // Too few samples: no decision, and a condition says why.
       const p0 = await waitFor('insufficient', async () => {
@@ -143,10 +145,14 @@ describe('RolloutPolicy on a real API server', () => {
         return p.status?.conditions?.find((x) => x.type === 'GatesEvaluated' && x.reason === 'InsufficientSamples') ? p : undefined;
       });
       expect(p0.status?.conditions?.find((x) => x.type === 'GatesEvaluated')?.message).toMatch(/V2 swarms (observed|finished) in this step/);
+      expect(p0.status?.effectivePercentage).toBe(current);
+      expect(p0.status?.lastDecision?.to).toBe(current);
       // Enough V2 swarms that finish with full delivery.
       let finished = 0;
       while (finished < 2) {
         const batch = await createSwarms(ns, `r${round++}`, 4);
+        // Fewer than minSamples finished: the effective percentage has not moved.
+        expect((await getPolicy(ns, 'steps')).status?.effectivePercentage).toBe(current);
         for (const s of batch.filter((x) => x.status?.version === 'v2')) {
           if (finished >= 2) break;
           await runToCompletion(ns, s);
@@ -154,6 +160,7 @@ describe('RolloutPolicy on a real API server', () => {
         }
       }
       await waitFor(`promoted to ${expected}`, async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === expected, 60_000);
+      current = expected;
     }
     const p = await getPolicy(ns, 'steps');
     expect(p.status).toMatchObject({ phase: 'Full', currentStep: 1 });
@@ -186,6 +193,110 @@ describe('RolloutPolicy on a real API server', () => {
     const ev = await waitFor('RolledBack event', async () => (await events(c, ns)).find((e) => e.reason === 'RolledBack'));
     expect(ev.message).toBe('100% -> 0%: fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)');
     expect(await op!.metrics.registry.metrics()).toMatch(new RegExp(`rollout_fallback_rate\\{policy="${ns}/risky"\\} 33.33`));
+  });
+
+  it('while paused: a breach rolls nothing back (phase Paused); unpausing resumes the evaluation with the swarms observed so far', async () => {
+    const ns = await freshNamespace('rollout-paused');
+    await c.create(policyPath(ns), policy(ns, 'held', { v2Percentage: 100, default: true, paused: true, rollbackOnBreach: true, gates: { minSamples: 2, maxFallbackRate: 5 } }));
+    await policyReady(ns, 'held');
+    const swarms = await createSwarms(ns, 'p', 2);
+    expect(swarms.every((s) => s.status?.version === 'v2')).toBe(true);
+    await failPreflight(ns, swarms[0]!);
+    const p = await waitFor('breach observed while paused', async () => {
+      const got = await getPolicy(ns, 'held');
+      return got.status?.observed?.fallbacks === 1 ? got : undefined;
+    });
+    expect(p.status).toMatchObject({ effectivePercentage: 100, phase: 'Paused', observed: { v2Swarms: 2, fallbacks: 1, fallbackRate: 50 } });
+    expect(p.status?.conditions?.find((x) => x.type === 'GatesEvaluated')).toMatchObject({ status: 'False', reason: 'Paused' });
+    expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')?.status).toBe('False');
+    expect(p.status?.lastDecision).toMatchObject({ from: 0, to: 100, reason: 'spec generation 1: v2Percentage=100' });
+    // Still routed at the held 100%, and still observed.
+    const more = await createSwarms(ns, 'q', 2);
+    expect(more.every((s) => s.status?.version === 'v2')).toBe(true);
+    await waitFor('4 V2 swarms observed', async () => (await getPolicy(ns, 'held')).status?.observed?.v2Swarms === 4 || undefined);
+    const held = await getPolicy(ns, 'held');
+    expect(held.status).toMatchObject({ effectivePercentage: 100, phase: 'Paused' });
+    expect((await events(c, ns)).filter((e) => e.reason === 'RolledBack')).toEqual([]);
+
+    // Unpause: the same evaluation goes on, with its four swarms, and rolls back.
+    await c.mergePatch(policyPath(ns, 'held'), { spec: { paused: false } });
+    const rb = await waitFor('rolled back once unpaused', async () => {
+      const got = await getPolicy(ns, 'held');
+      return got.status?.phase === 'RolledBack' ? got : undefined;
+    });
+    expect(rb.status).toMatchObject({ effectivePercentage: 0, observedGeneration: 2 });
+    expect(rb.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({ status: 'True', reason: 'GateBreached', message: 'fallback rate 25% > 5% over 4 V2 swarms (1 fell back)' });
+    const ev = await waitFor('Resumed and RolledBack events', async () => {
+      const all = await events(c, ns);
+      return all.some((e) => e.reason === 'Resumed') && all.some((e) => e.reason === 'RolledBack') ? all : undefined;
+    });
+    expect(ev.find((e) => e.reason === 'Resumed')?.message).toBe('spec.paused cleared: resuming at 100% (spec.v2Percentage)');
+  });
+
+  it('with rollbackOnBreach false, reports a breach in GatesEvaluated but keeps effectivePercentage', async () => {
+    const ns = await freshNamespace('rollout-norollback');
+    await c.create(policyPath(ns), policy(ns, 'tolerant', { v2Percentage: 100, default: true, rollbackOnBreach: false, gates: { minSamples: 2, maxFallbackRate: 5 } }));
+    await policyReady(ns, 'tolerant');
+    const swarms = await createSwarms(ns, 'x', 2);
+    await failPreflight(ns, swarms[0]!);
+    const p = await waitFor('breach reported', async () => {
+      const got = await getPolicy(ns, 'tolerant');
+      return got.status?.conditions?.some((x) => x.type === 'GatesEvaluated' && x.reason === 'GateBreached') ? got : undefined;
+    });
+    expect(p.status?.conditions?.find((x) => x.type === 'GatesEvaluated')).toMatchObject({ status: 'True', message: 'fallback rate 50% > 5% over 2 V2 swarms (1 fell back)' });
+    expect(p.status).toMatchObject({ effectivePercentage: 100, phase: 'Full', lastDecision: { from: 0, to: 100, reason: 'spec generation 1: v2Percentage=100' } });
+    expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({ status: 'False', reason: 'SpecApplied' });
+    const later = await createSwarms(ns, 'y', 3);
+    expect(later.every((s) => s.status?.version === 'v2')).toBe(true);
+    expect((await getPolicy(ns, 'tolerant')).status?.effectivePercentage).toBe(100);
+    expect((await events(c, ns)).filter((e) => e.reason === 'RolledBack')).toEqual([]);
+    const metrics = await op!.metrics.registry.metrics();
+    expect(sample(metrics, 'rollout_effective_percentage', { policy: `${ns}/tolerant` })).toBe(100);
+    expect(sample(metrics, 'rollout_phase', { policy: `${ns}/tolerant`, phase: 'RolledBack' })).toBe(0);
+  });
+
+  it('a spec edit after a rollback starts a fresh evaluation from the new spec, with SpecApplied events, and rollout_routed_total counts every routed swarm', async () => {
+    const ns = await freshNamespace('rollout-reedit');
+    await c.create(policyPath(ns), policy(ns, 'again', { v2Percentage: 100, default: true, gates: { minSamples: 2, maxFallbackRate: 5 } }));
+    await policyReady(ns, 'again');
+    const first = await createSwarms(ns, 'a', 2);
+    await failPreflight(ns, first[0]!);
+    await waitFor('rolled back', async () => (await getPolicy(ns, 'again')).status?.phase === 'RolledBack' || undefined);
+    const rolledBack = await createSwarms(ns, 'b', 3);
+    expect(rolledBack.every((s) => s.status?.version === 'v1')).toBe(true);
+
+    // The Git commit after the rollback: v2Percentage 100 -> 50.
+    await c.mergePatch(policyPath(ns, 'again'), { spec: { v2Percentage: 50 } });
+    const p = await waitFor('generation 2 evaluated', async () => {
+      const got = await getPolicy(ns, 'again');
+      return got.status?.observedGeneration === 2 ? got : undefined;
+    });
+    expect(p.status).toMatchObject({ effectivePercentage: 50, phase: 'Balanced', currentStep: -1, lastDecision: { from: 0, to: 50, reason: 'spec generation 2: v2Percentage=50' } });
+    // Generation 1's swarms (and its fallback) are not part of the new evaluation.
+    expect(p.status?.observed).toMatchObject({ v2Swarms: 0, fallbacks: 0, fallbackRate: 0 });
+    expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({ status: 'False', reason: 'SpecApplied', message: 'evaluation restarted from the new spec' });
+    expect(p.status?.conditions?.find((x) => x.type === 'GatesEvaluated')).toMatchObject({ status: 'False', reason: 'InsufficientSamples' });
+
+    const after = await createSwarms(ns, 'c', 20);
+    for (const s of after) expect(s.status?.versionReason).toMatch(/^RolloutPolicy again at 50%: bucket \d+ (<|>=) 50$/);
+    const v2 = after.filter((s) => s.status?.version === 'v2').length;
+    expect(v2).toBeGreaterThan(0);
+    expect(v2).toBeLessThan(20);
+    await waitFor('new swarms observed', async () => {
+      const o = (await getPolicy(ns, 'again')).status?.observed;
+      return (o?.v2Swarms === v2 && o.v1Swarms === 20 - v2) || undefined;
+    });
+
+    const applied = await waitFor('two SpecApplied events', async () => {
+      const got = (await events(c, ns)).filter((e) => e.reason === 'SpecApplied' && e.involvedObject.name === 'again');
+      return got.length === 2 ? got : undefined;
+    });
+    expect(applied.map((e) => `${e.type}: ${e.message}`).sort()).toEqual(['Normal: 0% -> 100%: spec generation 1: v2Percentage=100', 'Normal: 0% -> 50%: spec generation 2: v2Percentage=50']);
+
+    const all = [...first, ...rolledBack, ...after];
+    const metrics = await op!.metrics.registry.metrics();
+    expect(sample(metrics, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v2' })).toBe(all.filter((s) => s.status?.version === 'v2').length);
+    expect(sample(metrics, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v1' })).toBe(all.filter((s) => s.status?.version === 'v1').length);
   });
 
   it('rejects invalid policies, naming the field', async () => {
