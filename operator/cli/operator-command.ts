@@ -1,17 +1,24 @@
 // `cfn operator`: runs the operator against KUBECONFIG (or in-cluster config)
 // until SIGTERM/SIGINT, then shuts down gracefully (lease released).
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { packageRoot } from '../config/package-root.js';
+import { chooseKubeconfig } from '../k8s/client.js';
 import { startOperator } from '../manager/operator-manager.js';
 import { createLogger, resolveLogLevel } from '../observability/logger.js';
 import { EXIT, UsageError } from './usage-error.js';
 import type { CliIo } from './io.js';
+import type { RunningOperator } from '../manager/operator-manager.js';
+import type { Logger } from '../observability/logger.js';
 
 export const OPERATOR_HELP = `Usage: cfn operator [options]
 
 Runs the swarm-operator: watches Swarms and RolloutPolicies and runs each
-swarm's coordinator pod. Uses $KUBECONFIG (or ~/.kube/config, or the in-cluster
-service account).
+swarm's coordinator pod. Uses --kubeconfig, else $KUBECONFIG, else (outside a
+cluster) the local control plane's (.local/cluster/kubeconfig, written by
+\`npm run cluster:up\`) when it exists, else ~/.kube/config or the in-cluster
+service account. The log says which.
 
 Options:
   --kubeconfig FILE            kubeconfig to use
@@ -105,16 +112,26 @@ export const untilSignal = (): Promise<NodeJS.Signals> =>
     process.on('SIGTERM', on);
   });
 
-export async function operatorCommand(args: readonly string[], io: CliIo): Promise<number> {
+/** For tests running the command in-process: their logger, and a stop other than a signal. */
+export interface OperatorCommandHooks {
+  logger?: Logger;
+  /** Stops the operator when it settles (default: the first SIGINT or SIGTERM). */
+  until?: Promise<unknown>;
+  onStarted?: (running: RunningOperator) => void;
+}
+
+export async function operatorCommand(args: readonly string[], io: CliIo, hooks: OperatorCommandHooks = {}): Promise<number> {
   const o = parseOperatorOptions(args, io.env);
   if (o.help) {
     io.stdout.write(OPERATOR_HELP);
     return EXIT.ok;
   }
-  const logger = createLogger({ name: 'swarm-operator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
+  const logger = hooks.logger ?? createLogger({ name: 'swarm-operator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
+  const kubeconfig = chooseKubeconfig({ flag: o.kubeconfig, env: io.env, repoRoot: packageRoot(), existsSync });
+  logger.info({ kubeconfig: kubeconfig.description, source: kubeconfig.source }, `kubeconfig: ${kubeconfig.description} (${kubeconfig.source})`);
   const running = await startOperator({
     logger,
-    ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+    ...(kubeconfig.path ? { kubeconfig: kubeconfig.path } : {}),
     namespaces: o.namespaces,
     image: o.image,
     imagePullPolicy: o.imagePullPolicy,
@@ -126,7 +143,8 @@ export async function operatorCommand(args: readonly string[], io: CliIo): Promi
     ...(o.operatorVersion ? { operatorVersion: o.operatorVersion } : {}),
   });
   logger.info({ metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image }, 'operator started');
-  const signal = await untilSignal();
+  hooks.onStarted?.(running);
+  const signal = await (hooks.until ?? untilSignal());
   logger.info({ signal }, 'shutting down');
   await running.stop();
   return EXIT.ok;

@@ -2,6 +2,7 @@
 // kubeconfig's transport (TLS, client certs, tokens come from client-node),
 // with server-side apply on objects and subresources and typed errors.
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { ReadableStream } from 'node:stream/web';
@@ -55,6 +56,45 @@ export function resourcePath(r: { group: string; version: string; plural: string
   return `${base}${ns}/${r.plural}${name}${sub}`;
 }
 
+/** Which kubeconfig `cfn operator` uses, and why (logged at start). */
+export interface KubeconfigChoice {
+  /** The file (or KUBECONFIG's list of files) to load; undefined: client-node's default (~/.kube/config, else in-cluster). */
+  path: string | undefined;
+  source: '--kubeconfig' | 'KUBECONFIG' | 'local control plane' | 'default';
+  /** What the default resolves to, for the log line. */
+  description: string;
+}
+
+/** The admin kubeconfig `npm run cluster:up` (test/cluster/cluster.sh) writes for its default instance. */
+export function localControlPlaneKubeconfig(repoRoot: string, env: { SWARM_CLUSTER_STATE_DIR?: string | undefined }): string {
+  return join(env.SWARM_CLUSTER_STATE_DIR || join(repoRoot, '.local'), 'cluster', 'kubeconfig');
+}
+
+/**
+ * The kubeconfig to run against: --kubeconfig, else $KUBECONFIG, else (outside
+ * a cluster) the local control plane's when `npm run cluster:up` wrote one,
+ * else client-node's default (~/.kube/config, else the in-cluster service
+ * account). Pure: the environment and the file system are inputs.
+ */
+export function chooseKubeconfig(input: {
+  flag?: string | undefined;
+  env: { KUBECONFIG?: string | undefined; KUBERNETES_SERVICE_HOST?: string | undefined; SWARM_CLUSTER_STATE_DIR?: string | undefined; HOME?: string | undefined };
+  repoRoot: string;
+  existsSync: (path: string) => boolean;
+}): KubeconfigChoice {
+  const { flag, env } = input;
+  if (flag) return { path: flag, source: '--kubeconfig', description: flag };
+  if (env.KUBECONFIG) return { path: env.KUBECONFIG, source: 'KUBECONFIG', description: env.KUBECONFIG };
+  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
+  if (!inCluster) {
+    const local = localControlPlaneKubeconfig(input.repoRoot, env);
+    if (input.existsSync(local)) return { path: local, source: 'local control plane', description: local };
+  }
+  const home = env.HOME ? join(env.HOME, '.kube', 'config') : undefined;
+  const description = home && input.existsSync(home) ? home : inCluster ? 'in-cluster service account' : 'none found (~/.kube/config missing, not in a cluster)';
+  return { path: undefined, source: 'default', description };
+}
+
 export class KubeClient {
   private readonly server: string;
   /**
@@ -76,11 +116,22 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/$/, '');
   }
 
-  /** From a kubeconfig file, else $KUBECONFIG / ~/.kube/config / in-cluster. */
+  /**
+   * From a kubeconfig file (or a KUBECONFIG-style list of files, merged like
+   * kubectl), else $KUBECONFIG / ~/.kube/config / in-cluster.
+   */
   static load(kubeconfigPath?: string): KubeClient {
     const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
+    const files = (kubeconfigPath ?? '').split(delimiter).filter(Boolean);
+    if (files.length === 0) kc.loadFromDefault();
+    else {
+      kc.loadFromFile(files[0]!);
+      for (const file of files.slice(1)) {
+        const more = new KubeConfig();
+        more.loadFromFile(file);
+        kc.mergeConfig(more);
+      }
+    }
     return new KubeClient(kc);
   }
 

@@ -150,6 +150,12 @@ class SwarmRun {
   private readonly status: SwarmStatusT;
   private readonly events: Array<[EventType, string, string]> = [];
   private readonly actions: Array<() => Promise<void>> = [];
+  /**
+   * Metric updates of this run's decisions, made once its status write landed:
+   * a write that fails (a 409 from a stale cache) is retried, and the retry
+   * decides the same again; counted before the write, it was counted twice.
+   */
+  private readonly counted: Array<() => void> = [];
   private readonly now: Date;
   private readonly ns: string;
 
@@ -175,6 +181,7 @@ class SwarmRun {
       this.deps.wrote?.(written);
       rv = written.metadata?.resourceVersion ?? rv;
     }
+    for (const count of this.counted) count();
     // The finalizer goes on alongside the first actions rather than before the
     // status write: one round trip less per new Swarm (its pods are owned
     // either way: owner references). An object already being deleted refuses
@@ -206,7 +213,8 @@ class SwarmRun {
       s.versionReason = d.reason;
       if (d.rollout) {
         s.rollout = { ...d.rollout, time: this.now.toISOString() };
-        this.deps.metrics?.rolloutRoutedTotal.inc({ policy: `${this.ns}/${d.rollout.policy}`, version: d.version });
+        const routed = { policy: `${this.ns}/${d.rollout.policy}`, version: d.version };
+        this.counted.push(() => this.deps.metrics?.rolloutRoutedTotal.inc(routed));
       }
       s.activeVersion = d.version;
       s.phase = 'Pending';
@@ -315,12 +323,16 @@ class SwarmRun {
   private async createPodNow(pod: ReturnType<typeof coordinatorPod>): Promise<void> {
     const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
     // Create, the cheap request for the API server (server-side apply costs it
-    // a managed-fields merge); a retry that finds the object converges it by apply.
+    // a managed-fields merge); a retry that finds the object converges it by a
+    // merge patch. Not by apply: a merge patch replaces lists whole, so the
+    // controller reference of a same-named Swarm deleted before (whose
+    // garbage was not collected yet) is replaced; apply kept both controller
+    // references, which the API server refuses (422), and the pod never came.
     const ensure = async (plural: string, obj: object, group = 'rbac.authorization.k8s.io') => {
       const at = { group, version: 'v1', plural, namespace: this.ns };
       await this.deps.client.create(resourcePath(at), obj, FIELD_MANAGER).catch(async (e: unknown) => {
         if (!isAlreadyExists(e)) throw e;
-        await this.deps.client.apply(resourcePath({ ...at, name: serviceAccount.metadata.name }), obj, { fieldManager: FIELD_MANAGER });
+        await this.deps.client.mergePatch(resourcePath({ ...at, name: serviceAccount.metadata.name }), obj, FIELD_MANAGER);
       });
     };
     // Two round trips: the pod's admission needs its ServiceAccount, and the
@@ -351,7 +363,7 @@ class SwarmRun {
     s.phase = 'FallingBack';
     this.setCondition('FallbackActive', 'True', 'V2Unavailable', reason);
     this.event('Warning', 'FallbackToV1', `V2 unavailable (${reason}), using V1 fallback`);
-    this.deps.metrics?.swarmFallbackTotal.inc({ reason: fallbackCategory(reason) });
+    this.counted.push(() => this.deps.metrics?.swarmFallbackTotal.inc({ reason: fallbackCategory(reason) }));
     this.deps.logger.warn({ namespace: this.ns, name: this.swarm.metadata.name, reason }, 'V2 unavailable, falling back to V1');
     return this.createPod('v1', 'CoordinatorCreated');
   }
@@ -400,7 +412,8 @@ class SwarmRun {
       this.fail(result.status === 'timeout' ? 'DeadlineExceeded' : 'RunFailed', result.message ?? `coordinator ended with ${result.status}`);
     }
     const seconds = (this.swarm.status?.coordinationTimeMs ?? 0) / 1000;
-    this.deps.metrics?.swarmCoordinationSeconds.observe({ version: s.activeVersion ?? 'v1' }, seconds);
+    const version = s.activeVersion ?? 'v1';
+    this.counted.push(() => this.deps.metrics?.swarmCoordinationSeconds.observe({ version }, seconds));
     return this.finished();
   }
 

@@ -114,7 +114,14 @@ export type PodObject = KubeObject & {
   spec: {
     serviceAccountName: string;
     securityContext: Record<string, unknown>;
-    containers: Array<{ name: string; args: string[]; env: Array<{ name: string; value?: string }>; securityContext: Record<string, unknown>; volumeMounts: Array<{ name: string; mountPath: string }> }>;
+    containers: Array<{
+      name: string;
+      args: string[];
+      env: Array<{ name: string; value?: string }>;
+      securityContext: Record<string, unknown>;
+      resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
+      volumeMounts: Array<{ name: string; mountPath: string }>;
+    }>;
     volumes: Array<{ name: string; emptyDir?: { medium?: string; sizeLimit?: string } }>;
   };
   status?: { phase?: string };
@@ -168,4 +175,29 @@ export async function runOperator(overrides: Partial<OperatorOptions> = {}): Pro
     workers: 4,
     ...overrides,
   });
+}
+
+/** GET on the operator's metrics server: /metrics, /healthz, /readyz. */
+export async function scrape(port: number | undefined, path = '/metrics'): Promise<{ status: number; text: string }> {
+  if (port === undefined) throw new Error('the operator serves no metrics');
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, text: await res.text() };
+}
+
+/**
+ * The value of one sample in Prometheus text: `name` with exactly these labels
+ * (any order); undefined when the series is absent.
+ */
+export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',');
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? [];
+    if ([...got].sort().join(',') === want) return Number(m[3]);
+  }
+  return undefined;
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { isNotFound } from '../../../operator/k8s/errors.js';
 import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
 import {
   client,
@@ -11,6 +12,8 @@ import {
   podRunning,
   podTerminated,
   runOperator,
+  sample,
+  scrape,
   setPodStatus,
   swarmManifest,
   swarmPath,
@@ -34,12 +37,25 @@ afterAll(async () => {
   await deleteNamespace(c, ns);
 });
 
+const RESOURCES = { limits: { cpu: '500m', memory: '256Mi' }, requests: { cpu: '100m', memory: '128Mi' } };
+/** The restricted Pod Security Standard, on the pod and its container. */
+function expectRestricted(pod: PodObject): void {
+  expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  expect(pod.spec.containers[0]!.securityContext).toMatchObject({
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+}
+
 const podOf = async (name: string, attempt = 1): Promise<PodObject | undefined> =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
 describe('Swarm lifecycle on a real API server', () => {
   it('creates a V2 coordinator pod with exactly the promised spec', async () => {
-    await c.create(swarmPath(ns), swarmManifest(ns, 'v2-spec', { coordination: { version: 'v2' }, v2: { shmSizeLimit: '64Mi' }, agent: { command: ['cat'], resources: { limits: { memory: '256Mi' } } } }));
+    await c.create(swarmPath(ns), swarmManifest(ns, 'v2-spec', { coordination: { version: 'v2' }, v2: { shmSizeLimit: '64Mi' }, agent: { command: ['cat'], resources: RESOURCES } }));
     const pod = await waitFor('v2 pod', () => podOf('v2-spec'));
     const sw = await getSwarm(c, ns, 'v2-spec');
     expect(pod.metadata.name).toBe('v2-spec-v2-1');
@@ -49,6 +65,8 @@ describe('Swarm lifecycle on a real API server', () => {
     const container = pod.spec.containers[0]!;
     expect(container.args).toEqual(['coordinate', '--swarm', 'v2-spec', '--namespace', ns, '--version', 'v2']);
     expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expectRestricted(pod);
+    expect(container.resources).toEqual(RESOURCES);
     expect(pod.spec.volumes.find((v) => v.name === 'dshm')?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '64Mi' });
     expect(container.volumeMounts).toContainEqual({ name: 'dshm', mountPath: '/dev/shm' });
     expect(JSON.stringify(pod.spec.containers[0])).toContain(`/dev/shm/cfn/${sw.metadata.uid}/health.json`);
@@ -88,7 +106,7 @@ describe('Swarm lifecycle on a real API server', () => {
   });
 
   it('falls back to a V1 pod within 5 s of a V2 preflight failure, with the real reason', async () => {
-    await c.create(swarmPath(ns), swarmManifest(ns, 'no-shm', { coordination: { version: 'v2' } }));
+    await c.create(swarmPath(ns), swarmManifest(ns, 'no-shm', { coordination: { version: 'v2' }, agent: { command: ['cat'], resources: RESOURCES } }));
     const pod = await waitFor('v2 pod', () => podOf('no-shm'));
     const failedAt = Date.now();
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 3, '/dev/shm/cfn not writable'));
@@ -96,6 +114,10 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(Date.now() - failedAt).toBeLessThan(5000);
     expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
     expect(v1.spec.volumes.some((v) => v.emptyDir?.medium === 'Memory')).toBe(false);
+    // The fallback pod: same restricted security, same resources from the spec.
+    expectRestricted(v1);
+    expect(v1.spec.containers[0]!.resources).toEqual(RESOURCES);
+    expect(v1.spec.containers[0]!.args).toEqual(['coordinate', '--swarm', 'no-shm', '--namespace', ns, '--version', 'v1']);
     const sw = await waitFor('fallback status', async () => {
       const s = await getSwarm(c, ns, 'no-shm');
       return s.status?.fallback ? s : undefined;
@@ -209,10 +231,19 @@ describe('Swarm lifecycle on a real API server', () => {
     await waitFor('CoordinatorLost event', async () => (await events(c, ns)).some((e) => e.involvedObject.name === 'resume' && e.reason === 'CoordinatorLost') || undefined);
   });
 
-  it('deletion removes the coordinator pods and the finalizer', async () => {
+  it('deletion removes the coordinator pods, the finalizer, and the ServiceAccount, Role and RoleBinding', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'doomed', { coordination: { version: 'v1' } }));
     await waitFor('pod', () => podOf('doomed'));
-    await waitFor('finalizer', async () => (await getSwarm(c, ns, 'doomed')).metadata.finalizers?.includes('swarm.cfn.dev/cleanup'));
+    const sw = await waitFor('finalizer', async () => {
+      const s = await getSwarm(c, ns, 'doomed');
+      return s.metadata.finalizers?.includes('swarm.cfn.dev/cleanup') ? s : undefined;
+    });
+    const rbac = [`/api/v1/namespaces/${ns}/serviceaccounts/doomed-coordinator`, ...['roles', 'rolebindings'].map((r) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${r}/doomed-coordinator`)];
+    // Each owned by the Swarm, so the garbage collector removes it with the Swarm.
+    for (const path of rbac) {
+      const obj = await c.get<{ metadata: { ownerReferences?: Array<Record<string, unknown>> } }>(path);
+      expect(obj.metadata.ownerReferences).toEqual([{ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', name: 'doomed', uid: sw.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+    }
     await c.delete(swarmPath(ns, 'doomed'));
     await waitFor('swarm gone', async () => {
       try {
@@ -226,6 +257,43 @@ describe('Swarm lifecycle on a real API server', () => {
       const pods = (await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'doomed');
       return pods.every((p) => (p.metadata as { deletionTimestamp?: string }).deletionTimestamp) || undefined;
     });
+    const gone = async (path: string) => c.get(path).then(
+      () => false,
+      (e: unknown) => isNotFound(e),
+    );
+    await waitFor('ServiceAccount, Role and RoleBinding gone', async () => (await Promise.all(rbac.map(gone))).every(Boolean) || undefined, 60_000, 200);
+  });
+});
+
+describe('a Swarm recreated under the name of a deleted one', () => {
+  it('regression: never got a pod while the old ServiceAccount/Role/RoleBinding awaited garbage collection (apply kept both controller ownerReferences: 422)', async () => {
+    // The garbage collector takes its time (tens of seconds right after the CRD
+    // appeared): the new Swarm finds its RBAC objects still owned by the old one.
+    await c.create(swarmPath(ns), swarmManifest(ns, 'reborn', { coordination: { version: 'v1' } }));
+    await waitFor('pod', () => podOf('reborn'));
+    const old = await waitFor('finalizer', async () => {
+      const s = await getSwarm(c, ns, 'reborn');
+      return s.metadata.finalizers?.includes('swarm.cfn.dev/cleanup') ? s : undefined;
+    });
+    await c.delete(swarmPath(ns, 'reborn'));
+    await waitFor('swarm gone', async () => getSwarm(c, ns, 'reborn').then(() => undefined, (e: unknown) => isNotFound(e) || undefined));
+    await c.create(swarmPath(ns), swarmManifest(ns, 'reborn', { coordination: { version: 'v1' } }));
+    const fresh = await waitFor('the new swarm decided', async () => {
+      const s = await getSwarm(c, ns, 'reborn');
+      return s.status?.version ? s : undefined;
+    });
+    expect(fresh.metadata.uid).not.toBe(old.metadata.uid);
+    const pod = await waitFor('a pod of the new swarm', async () => {
+      const p = await podOf('reborn');
+      return p?.metadata.ownerReferences?.[0] && (p.metadata.ownerReferences[0] as { uid?: string }).uid === fresh.metadata.uid ? p : undefined;
+    }, 10_000).catch(async (e: unknown) => {
+      throw new Error(`${String(e)}; status: ${JSON.stringify((await getSwarm(c, ns, 'reborn')).status)}`);
+    });
+    expect(pod.metadata.name).toBe('reborn-v1-1');
+    for (const path of [`/api/v1/namespaces/${ns}/serviceaccounts/reborn-coordinator`, ...['roles', 'rolebindings'].map((r) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${r}/reborn-coordinator`)]) {
+      const obj = await c.get<{ metadata: { ownerReferences?: Array<{ uid: string }> } }>(path);
+      expect(obj.metadata.ownerReferences?.map((o) => o.uid)).toEqual([fresh.metadata.uid]);
+    }
   });
 });
 
@@ -265,6 +333,14 @@ describe('errors', () => {
         const s = await getSwarm(c, qns, 'blocked');
         return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'False') ? s : undefined;
       });
+      // The failed reconciles are counted and retried with backoff.
+      const failing = await waitFor('errors counted', async () => {
+        const t = (await scrape(qop.port)).text;
+        return (sample(t, 'workqueue_retries_total', { name: 'swarm' }) ?? 0) >= 1 ? t : undefined;
+      });
+      expect(sample(failing, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })).toBeGreaterThanOrEqual(1);
+      expect(sample(failing, 'workqueue_retries_total', { name: 'swarm' })).toBeGreaterThanOrEqual(1);
+      expect(sample(failing, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'error' })).toBeGreaterThanOrEqual(1);
       const cond = sw.status!.conditions!.find((x) => x.type === 'Reconciled')!;
       expect(cond.reason).toBe('RetryLater');
       expect(cond.message).toMatch(/exceeded quota: no-pods/);
@@ -276,6 +352,9 @@ describe('errors', () => {
         return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'True') ? s : undefined;
       }, 30_000);
       expect((healed.status as { lastError?: string }).lastError).toBeUndefined();
+      const healedMetrics = (await scrape(qop.port)).text;
+      expect(sample(healedMetrics, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })).toBeGreaterThanOrEqual(sample(failing, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })!);
+      expect(sample(healedMetrics, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'success' }) ?? 0).toBeGreaterThanOrEqual(1);
     } finally {
       await qop.stop();
       await deleteNamespace(c, qns);
