@@ -28,7 +28,7 @@ class World {
   readonly router = new RolloutRouter(() => parsePolicies([this.policy]));
   private readonly reconciler: RolloutPolicyReconciler;
 
-  constructor(spec: Record<string, unknown>) {
+  constructor(spec: Record<string, unknown>, others: readonly KubeObject[] = []) {
     this.policy = {
       apiVersion: 'swarm.cfn.dev/v1alpha1',
       kind: 'RolloutPolicy',
@@ -46,7 +46,7 @@ class World {
     this.reconciler = new RolloutPolicyReconciler({
       client,
       getPolicy: () => this.policy,
-      listPolicies: () => [this.policy],
+      listPolicies: () => [this.policy, ...others],
       listSwarms: () => this.swarms,
       recorder,
       logger: pino({ level: 'silent' }),
@@ -245,5 +245,23 @@ describe('RolloutPolicyReconciler: a spec edit after a rollback', () => {
     await w.reconcile();
     expect(w.status).toMatchObject({ effectivePercentage: 20, phase: 'Canary', observed: { v2Swarms: 2, fallbacks: 0, deliveryRate: 100 } });
     expect(w.condition('GatesEvaluated')).toMatchObject({ status: 'True', reason: 'GatesHold' });
+  });
+});
+
+describe('the namespace default', () => {
+  const otherDefault = (name: string, created: string): KubeObject => ({
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'RolloutPolicy',
+    metadata: { name, namespace: 'ns', uid: randomUUID(), generation: 1, resourceVersion: '1', creationTimestamp: created },
+    spec: { default: true, v2Percentage: 0 },
+  } as KubeObject);
+
+  it('DefaultActive=False with the winner named when an older policy is also marked default; True for the oldest', async () => {
+    const loser = new World({ v2Percentage: 10 }, [otherDefault('older', '2026-11-24T00:00:00Z')]);
+    await loser.reconcile();
+    expect(loser.condition('DefaultActive')).toMatchObject({ status: 'False', reason: 'Conflict', message: 'older is the namespace default (the oldest marked default)' });
+    const winner = new World({ v2Percentage: 10 }, [otherDefault('newer', '2026-11-26T00:00:00Z')]);
+    await winner.reconcile();
+    expect(winner.condition('DefaultActive')).toMatchObject({ status: 'True', reason: 'Default' });
   });
 });
