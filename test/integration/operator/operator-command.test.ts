@@ -152,8 +152,13 @@ describe('cfn operator', () => {
     const pod = await waitFor('metered pod', async () => (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'metered'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await swarmWith('metered', (s) => s.status?.phase === 'Running');
-    const before = (await scrape(op.port)).text;
-    expect(sample(before, 'swarm_phase', { phase: 'Running', version: 'v2' })).toBe(1);
+    // swarm_phase reads the operator's cache at scrape time: the watch event may trail the API's answer.
+    const scrapeWhen = (what: string, ok: (t: string) => boolean) =>
+      waitFor(what, async () => {
+        const t = (await scrape(op.port)).text;
+        return ok(t) ? t : undefined;
+      });
+    const before = await scrapeWhen('swarm_phase Running', (t) => sample(t, 'swarm_phase', { phase: 'Running', version: 'v2' }) === 1);
     expect(sample(before, 'swarm_phase', { phase: 'Succeeded', version: 'v2' })).toBeUndefined();
     expect(sample(before, 'swarm_delivery_rate', { namespace: ns, name: 'metered' })).toBeUndefined();
     expect(sample(before, 'swarm_coordination_seconds_count', { version: 'v2' }) ?? 0).toBe(0);
@@ -172,8 +177,7 @@ describe('cfn operator', () => {
     expect(coordinationMs).toBeGreaterThanOrEqual(300);
     await op.controller.idle();
 
-    const after = (await scrape(op.port)).text;
-    expect(sample(after, 'swarm_phase', { phase: 'Succeeded', version: 'v2' })).toBe(1);
+    const after = await scrapeWhen('swarm_phase Succeeded', (t) => sample(t, 'swarm_phase', { phase: 'Succeeded', version: 'v2' }) === 1);
     expect(sample(after, 'swarm_phase', { phase: 'Running', version: 'v2' })).toBeUndefined();
     expect(sample(after, 'swarm_delivery_rate', { namespace: ns, name: 'metered' })).toBe(75);
     // One observation per finished Swarm, of its coordination time.
