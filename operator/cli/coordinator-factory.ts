@@ -15,8 +15,7 @@ import { detectVersion } from '../coordination/version/detect-version.js';
 import type { VersionDecision } from '../coordination/version/detect-version.js';
 import { v2Preflight } from '../coordination/version/v2-preflight.js';
 import type { Logger } from '../observability/logger.js';
-import { loadPerformanceLimits } from '../config/performance-limits.js';
-import { AUTO_FLAT_MAX_AGENTS, V2_DEFAULTS } from './defaults.js';
+import { AUTO_FLAT_MAX_AGENTS, PERFORMANCE_LIMITS, V2_DEFAULTS } from './defaults.js';
 import type { RunOptions, TopologyChoice } from './run-options.js';
 
 export interface CoordinatorContext {
@@ -128,7 +127,7 @@ export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext):
     logger,
     ...(ctx.bus ? { bus: ctx.bus } : {}),
     ...(ctx.onUserMessage ? { onUserMessage: ctx.onUserMessage } : {}),
-    v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? V2_DEFAULTS.memoryPath, maxAgents: loadPerformanceLimits().v1.maxAgents },
+    v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? V2_DEFAULTS.memoryPath, maxAgents: PERFORMANCE_LIMITS.v1.maxAgents },
     v2: { env: ctx.env, logger: ctx.logger, ...(o.shmPath !== undefined ? { shmPath: o.shmPath } : {}) },
   }).catch((err: unknown) => {
     if (!(err instanceof CoordinatorStartError)) throw err;

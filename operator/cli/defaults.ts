@@ -4,6 +4,8 @@
 // from the shipped config/v2-config.json.
 import { loadV2Config } from '../config/v2-config.js';
 import type { V2Config } from '../config/v2-config.js';
+import { loadPerformanceLimits } from '../config/performance-limits.js';
+import type { PerformanceLimits } from '../config/performance-limits.js';
 
 export const DEFAULT_OBJECTIVE =
   'Review the swarm-operator repository for error handling gaps: list the three most important places where an ' +
@@ -13,6 +15,9 @@ export const DEFAULT_AGENT_COMMAND = 'cat';
 
 /** config/v2-config.json as shipped: the defaults of the `cfn run` flags it covers. */
 export const V2_DEFAULTS: V2Config = loadV2Config();
+
+/** config/performance-limits.json as shipped: agents per topology, and V1's maximum. */
+export const PERFORMANCE_LIMITS: PerformanceLimits = loadPerformanceLimits();
 
 export const DEFAULTS = {
   topology: V2_DEFAULTS.topology,

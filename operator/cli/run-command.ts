@@ -1,6 +1,6 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
 import { ConfigError } from '../config/config-error.js';
-import { checkAgentLimits, loadPerformanceLimits } from '../config/performance-limits.js';
+import { checkAgentLimits } from '../config/performance-limits.js';
 import type { CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
 import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
@@ -12,6 +12,7 @@ import { ProgressBar } from './progress.js';
 import type { RunOptions } from './run-options.js';
 import { formatTable, toSummary } from './summary.js';
 import type { RunSummary } from './summary.js';
+import { PERFORMANCE_LIMITS } from './defaults.js';
 import { EXIT } from './usage-error.js';
 
 export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
@@ -69,7 +70,7 @@ export interface RunHooks {
 
 export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks: RunHooks = {}): Promise<number> {
   const spec = toObjectiveSpec(o);
-  const limits = loadPerformanceLimits();
+  const limits = PERFORMANCE_LIMITS;
   const verdict = checkAgentLimits(limits, spec.topology, spec.agents);
   if (!verdict.ok) {
     io.stderr.write(`cfn: ${verdict.reason} (config/performance-limits.json)\n`);
