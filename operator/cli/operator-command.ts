@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { packageRoot } from '../config/package-root.js';
 import { chooseKubeconfig } from '../k8s/client.js';
 import { startOperator } from '../manager/operator-manager.js';
+import { COORDINATOR_IDENTITIES } from '../swarm/coordinator-rbac.js';
 import { createLogger, resolveLogLevel } from '../observability/logger.js';
 import { EXIT, UsageError } from './usage-error.js';
 import type { CliIo } from './io.js';
@@ -31,6 +32,12 @@ Options:
   --leader-elect / --no-leader-elect   (default: on)
   --leader-election-namespace NS       (default $POD_NAMESPACE or default)
   --default-version v1|v2      version of Swarms no spec, env or policy decides (default v2)
+  --coordinator-identity per-swarm|shared
+                               coordinator pods' identity (default $COORDINATOR_IDENTITY or
+                               per-swarm): per-swarm makes a ServiceAccount, Role and
+                               RoleBinding per Swarm; shared uses one per namespace and needs
+                               the admission policy the chart installs
+                               (config/rbac/coordinator_admission_policy.yaml)
 
 Environment: COORDINATION_VERSION (v1|v2) pins the version of new auto Swarms; LOG_LEVEL.
 `;
@@ -47,6 +54,7 @@ const optionsSchema = z.object({
   leaderElectionNamespace: z.string().min(1),
   defaultVersion: z.enum(['v1', 'v2']),
   operatorVersion: z.enum(['v1', 'v2']).optional(),
+  coordinatorIdentity: z.enum(COORDINATOR_IDENTITIES),
 });
 
 const num = (v: string | undefined, flag: string): number | undefined => {
@@ -71,6 +79,7 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
       'no-leader-elect': { type: 'boolean' },
       'leader-election-namespace': { type: 'string' },
       'default-version': { type: 'string' },
+      'coordinator-identity': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -92,6 +101,7 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
     leaderElectionNamespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
     defaultVersion: values['default-version'] ?? 'v2',
     operatorVersion: envVersion || undefined,
+    coordinatorIdentity: values['coordinator-identity'] ?? (env.COORDINATOR_IDENTITY || 'per-swarm'),
   });
   if (!r.success) {
     const issue = r.error.issues[0]!;
@@ -140,9 +150,10 @@ export async function operatorCommand(args: readonly string[], io: CliIo, hooks:
     metricsHost: o.metricsHost,
     leaderElection: { enabled: o.leaderElect, namespace: o.leaderElectionNamespace },
     defaultVersion: o.defaultVersion,
+    coordinatorIdentity: o.coordinatorIdentity,
     ...(o.operatorVersion ? { operatorVersion: o.operatorVersion } : {}),
   });
-  logger.info({ metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image }, 'operator started');
+  logger.info({ metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image, coordinatorIdentity: o.coordinatorIdentity }, 'operator started');
   hooks.onStarted?.(running);
   const signal = await (hooks.until ?? untilSignal());
   logger.info({ signal }, 'shutting down');

@@ -14,6 +14,7 @@ import { swarmKeyOfPod, SwarmReconciler } from '../swarm/swarm-reconciler.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { RolloutPolicyReconciler } from '../rollout/rollout-policy-reconciler.js';
 import { parsePolicies, RolloutRouter } from '../rollout/rollout-router.js';
+import type { CoordinatorIdentity } from '../swarm/coordinator-rbac.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import type { KubeObject } from '../k8s/client.js';
@@ -37,6 +38,8 @@ export interface OperatorOptions {
   leaderElection?: { enabled: boolean; namespace: string; name?: string; identity?: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
   defaultVersion?: CoordinationVersion;
   operatorVersion?: CoordinationVersion;
+  /** Coordinator pods' identity (coordinator-rbac.ts); default per-swarm. */
+  coordinatorIdentity?: CoordinatorIdentity;
 }
 
 export interface RunningOperator {
@@ -91,6 +94,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     metrics,
     image: opts.image,
     ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
+    ...(opts.coordinatorIdentity ? { coordinatorIdentity: opts.coordinatorIdentity } : {}),
     versionPolicy: {
       defaultVersion: opts.defaultVersion ?? 'v2',
       ...(opts.operatorVersion ? { operatorVersion: opts.operatorVersion } : {}),

@@ -38,12 +38,19 @@ export interface CoordinateOptions {
   stopSignal?: Promise<unknown>;
 }
 
-/** The pod may start a moment before its RoleBinding lands: retry what can pass soon. */
-async function getWithRetry(client: KubeClient, path: string, deadlineMs = 15_000): Promise<unknown> {
+/**
+ * Reads the Swarm through an empty merge patch of its status: the answer is
+ * the whole Swarm, unchanged (no write reaches etcd), and patching its own
+ * Swarm's status is the one verb a coordinator holds. A write is also what
+ * the shared identity's admission policy checks; it never sees reads
+ * (coordinator-rbac.ts). The pod may start a moment before its RoleBinding
+ * lands: retry what can pass soon.
+ */
+async function readOwnSwarm(client: KubeClient, path: string, deadlineMs = 15_000): Promise<unknown> {
   const end = Date.now() + deadlineMs;
   for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
     try {
-      return await client.get(path);
+      return await client.mergePatch(`${path}/status`, {});
     } catch (e) {
       if (!isRetryable(e) || Date.now() + delay > end) throw e;
       await new Promise((r) => setTimeout(r, delay));
@@ -53,7 +60,7 @@ async function getWithRetry(client: KubeClient, path: string, deadlineMs = 15_00
 
 export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
-  const swarm = swarmSchema.parse(await getWithRetry(o.client, path));
+  const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
   const delivered = expandRanges(swarm.status?.completedAgents ?? '');
   const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });

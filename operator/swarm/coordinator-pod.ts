@@ -24,6 +24,8 @@ export interface PodOptions {
   attempt: number;
   /** When the operator creates the pod (default: now). */
   now?: Date;
+  /** The pod's identity (default: the Swarm's own ServiceAccount, per-swarm identity). */
+  serviceAccountName?: string;
 }
 
 export interface OwnerReference {
@@ -39,11 +41,14 @@ export function ownerReference(swarm: Swarm): OwnerReference {
   return { apiVersion: GROUP_VERSION, kind: 'Swarm', name: swarm.metadata.name, uid: swarm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
 }
 
-/** Per-swarm ServiceAccount name (the coordinator's identity, see rbac.ts). */
-export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, 230)}-coordinator`;
+/** The Swarm name's share of the names derived from it (the admission policy computes the same). */
+export const POD_NAME_PREFIX_MAX = 230;
+
+/** Per-swarm ServiceAccount name (the coordinator's identity, see coordinator-rbac.ts). */
+export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-coordinator`;
 
 export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, attempt: number): string =>
-  `${swarm.metadata.name.slice(0, 230)}-${version}-${attempt}`;
+  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${version}-${attempt}`;
 
 /** The swarm's directory name on the tmpfs: its UID (a valid file name, unique). */
 export const swarmRunId = (swarm: Swarm): string => swarm.metadata.uid ?? swarm.metadata.name;
@@ -98,7 +103,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     },
     spec: {
       restartPolicy: 'Never',
-      serviceAccountName: coordinatorServiceAccount(swarm),
+      serviceAccountName: opts.serviceAccountName ?? coordinatorServiceAccount(swarm),
       automountServiceAccountToken: true,
       terminationGracePeriodSeconds: 30,
       securityContext: {

@@ -1,35 +1,112 @@
-// Least privilege for a coordinator pod: its own ServiceAccount, allowed to
-// read its own Swarm and patch that Swarm's status, nothing else.
+// Least privilege for a coordinator pod: it may patch its own Swarm's status,
+// nothing else (it reads its Swarm through that patch: coordinate.ts).
+// Two ways to get there (--coordinator-identity):
+// - per-swarm: a ServiceAccount, Role (resourceNames: the Swarm) and
+//   RoleBinding per Swarm, owned by it: three objects per new Swarm;
+// - shared: one ServiceAccount, Role and RoleBinding per namespace
+//   (`coordinator.swarm.cfn.dev`, created once), and a ValidatingAdmissionPolicy that
+//   lets a request of that ServiceAccount write only the Swarm its pod runs
+//   (the pod name a bound token carries). No objects per Swarm: 1000 new
+//   Swarms cost the API server 3000 creates less. Only the chart's (or
+//   config/rbac's) policy makes it safe, so it is never the CLI's default.
 import { API_GROUP } from '../api/common.js';
-import { coordinatorServiceAccount, LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference } from './coordinator-pod.js';
+import { coordinatorServiceAccount, LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference, POD_NAME_PREFIX_MAX } from './coordinator-pod.js';
 import type { Swarm } from '../api/swarm.js';
 
-export function coordinatorRbac(swarm: Swarm) {
-  const name = coordinatorServiceAccount(swarm);
-  const namespace = swarm.metadata.namespace ?? 'default';
-  const metadata = {
-    name,
-    namespace,
-    labels: { [LABEL_SWARM]: swarm.metadata.name, [LABEL_MANAGED_BY]: MANAGED_BY },
-    ownerReferences: [ownerReference(swarm)],
-  };
+export type CoordinatorIdentity = 'per-swarm' | 'shared';
+export const COORDINATOR_IDENTITIES = ['per-swarm', 'shared'] as const;
+
+/**
+ * The shared ServiceAccount, Role and RoleBinding of a namespace. Not of the
+ * form `<name>-coordinator`: no per-swarm object (see coordinatorServiceAccount)
+ * can ever have this name, whatever the Swarm is called.
+ */
+export const SHARED_COORDINATOR = 'coordinator.swarm.cfn.dev';
+/** As the chart names it for the release swarm-operator (it prefixes the release's full name). */
+export const COORDINATOR_POLICY = 'swarm-operator-coordinator.swarm.cfn.dev';
+const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
+
+const coordinatorRules = (resourceNames?: string[]) => [
+  { apiGroups: [API_GROUP], resources: ['swarms/status'], ...(resourceNames ? { resourceNames } : {}), verbs: ['patch'] },
+];
+
+function rbacObjects(name: string, namespace: string, metadataExtra: Record<string, unknown>, resourceNames?: string[]) {
+  const metadata = { name, namespace, ...metadataExtra };
   return {
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata },
-    role: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata,
-      rules: [
-        { apiGroups: [API_GROUP], resources: ['swarms'], resourceNames: [swarm.metadata.name], verbs: ['get', 'watch'] },
-        { apiGroups: [API_GROUP], resources: ['swarms/status'], resourceNames: [swarm.metadata.name], verbs: ['get', 'patch'] },
-      ],
-    },
+    role: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata, rules: coordinatorRules(resourceNames) },
     roleBinding: {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
       metadata,
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    },
+  };
+}
+
+/** Per-swarm identity: owned by the Swarm, removed with it. */
+export function coordinatorRbac(swarm: Swarm) {
+  return rbacObjects(
+    coordinatorServiceAccount(swarm),
+    swarm.metadata.namespace ?? 'default',
+    { labels: { [LABEL_SWARM]: swarm.metadata.name, [LABEL_MANAGED_BY]: MANAGED_BY }, ownerReferences: [ownerReference(swarm)] },
+    [swarm.metadata.name],
+  );
+}
+
+/** Shared identity of a namespace: no owner (it outlives each Swarm); the admission policy scopes it. */
+export function sharedCoordinatorRbac(namespace: string) {
+  return rbacObjects(SHARED_COORDINATOR, namespace, { labels: { [LABEL_MANAGED_BY]: MANAGED_BY } });
+}
+
+/**
+ * The policy that makes the shared identity least privilege: a request of any
+ * `coordinator.swarm.cfn.dev` ServiceAccount may only update the status of the Swarm
+ * whose coordinator pod (`<swarm>-v1-<n>` / `<swarm>-v2-<n>`) its bound token
+ * names. Admission never sees reads: that is why the coordinator reads its
+ * Swarm through a patch.
+ */
+export function coordinatorAdmissionPolicy() {
+  const labels = { [LABEL_MANAGED_BY]: MANAGED_BY };
+  return {
+    policy: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: COORDINATOR_POLICY, labels },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          // '*' alone would not match subresources (swarms/status); '*/*' matches both.
+          resourceRules: [{ apiGroups: [API_GROUP], apiVersions: ['*'], operations: ['*'], resources: ['*/*'] }],
+        },
+        matchConditions: [
+          {
+            name: 'shared-coordinator-service-account',
+            expression: `request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':${SHARED_COORDINATOR}')`,
+          },
+        ],
+        variables: [
+          {
+            name: 'pod',
+            expression: `has(request.userInfo.extra) && '${POD_NAME_EXTRA}' in request.userInfo.extra && size(request.userInfo.extra['${POD_NAME_EXTRA}']) == 1 ? request.userInfo.extra['${POD_NAME_EXTRA}'][0] : ''`,
+          },
+          { name: 'prefix', expression: `(size(request.name) > ${POD_NAME_PREFIX_MAX} ? request.name.substring(0, ${POD_NAME_PREFIX_MAX}) : request.name) + '-'` },
+        ],
+        validations: [
+          {
+            expression: `request.resource.resource == 'swarms' && request.subResource == 'status' && request.operation == 'UPDATE' && variables.pod.startsWith(variables.prefix) && variables.pod.substring(size(variables.prefix)).matches('^v[12]-[0-9]+$')`,
+            messageExpression: `'a swarm coordinator may only update its own Swarm\\'s status: ' + (variables.pod == '' ? 'the token names no pod' : 'pod ' + variables.pod) + ' may not ' + request.operation + ' ' + request.resource.resource + (request.subResource == '' ? '' : '/' + request.subResource) + ' ' + request.name`,
+            reason: 'Forbidden',
+          },
+        ],
+      },
+    },
+    binding: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: COORDINATOR_POLICY, labels },
+      spec: { policyName: COORDINATOR_POLICY, validationActions: ['Deny'] },
     },
   };
 }

@@ -7,7 +7,7 @@ import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isAlreadyExists, isNotFound, isRetryable, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
-import { coordinatorRbac } from './coordinator-rbac.js';
+import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
 import { decideVersion, resolveTopology } from './version-decision.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
@@ -16,6 +16,7 @@ import type { CoordinationVersion } from '../coordination/types.js';
 import type { KubeClient, KubeObject } from '../k8s/client.js';
 import type { EventRecorder, EventType } from '../k8s/events.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
+import type { CoordinatorIdentity } from './coordinator-rbac.js';
 import type { PodState } from './pod-state.js';
 import type { VersionPolicy } from './version-decision.js';
 import type { Logger } from 'pino';
@@ -57,8 +58,13 @@ export interface SwarmReconcilerDeps {
   image: string;
   imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
   versionPolicy: VersionPolicy;
+  /** How coordinator pods get their least-privilege identity (coordinator-rbac.ts); default per-swarm. */
+  coordinatorIdentity?: CoordinatorIdentity;
   now?: () => Date;
 }
+
+/** The shared identity is re-ensured this often per namespace (someone may have deleted it). */
+const SHARED_IDENTITY_TTL_MS = 5 * 60_000;
 
 const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
 
@@ -70,8 +76,60 @@ function fallbackCategory(reason: string): string {
   return 'other';
 }
 
+/**
+ * Creates an RBAC object, the cheap request for the API server (server-side
+ * apply costs it a managed-fields merge); one that exists is converged by a
+ * merge patch. Not by apply: a merge patch replaces lists whole, so the
+ * controller reference of a same-named Swarm deleted before (whose garbage
+ * was not collected yet) is replaced; apply kept both controller references,
+ * which the API server refuses (422), and the pod never came.
+ */
+async function ensureObject(client: KubeClient, namespace: string, plural: string, obj: { metadata: { name: string } }, group = 'rbac.authorization.k8s.io'): Promise<void> {
+  const at = { group, version: 'v1', plural, namespace };
+  await client.create(resourcePath(at), obj, FIELD_MANAGER).catch(async (e: unknown) => {
+    if (!isAlreadyExists(e)) throw e;
+    await client.mergePatch(resourcePath({ ...at, name: obj.metadata.name }), obj, FIELD_MANAGER);
+  });
+}
+
+/**
+ * A ServiceAccount with its Role, then its RoleBinding: the pod's admission
+ * needs its ServiceAccount, and the RoleBinding needs its Role (without the
+ * `bind` verb the API server's escalation check reads the Role, and a binding
+ * racing it fails with 404: then the pod runs unbound, 403, lost, V1; found
+ * by the e2e suite with the operator under the chart's ServiceAccount).
+ */
+type Named = { metadata: { name: string } };
+
+async function ensureIdentity(client: KubeClient, namespace: string, rbac: { serviceAccount: Named; role: Named; roleBinding: Named }): Promise<void> {
+  await Promise.all([ensureObject(client, namespace, 'serviceaccounts', rbac.serviceAccount, ''), ensureObject(client, namespace, 'roles', rbac.role)]);
+  await ensureObject(client, namespace, 'rolebindings', rbac.roleBinding);
+}
+
+/** The shared coordinator identity of each namespace, ensured once per TTL (concurrent reconciles share the request). */
+class SharedIdentities {
+  private readonly ensured = new Map<string, { at: number; done: Promise<void> }>();
+  constructor(private readonly client: KubeClient) {}
+
+  ensure(namespace: string, now = Date.now()): Promise<void> {
+    const hit = this.ensured.get(namespace);
+    if (hit && now - hit.at < SHARED_IDENTITY_TTL_MS) return hit.done;
+    const done = ensureIdentity(this.client, namespace, sharedCoordinatorRbac(namespace));
+    this.ensured.set(namespace, { at: now, done });
+    done.catch(() => this.forget(namespace));
+    return done;
+  }
+
+  forget(namespace: string): void {
+    this.ensured.delete(namespace);
+  }
+}
+
 export class SwarmReconciler {
-  constructor(private readonly deps: SwarmReconcilerDeps) {}
+  private readonly shared: SharedIdentities;
+  constructor(private readonly deps: SwarmReconcilerDeps) {
+    this.shared = new SharedIdentities(deps.client);
+  }
 
   reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const raw = this.deps.getSwarm(key);
@@ -83,7 +141,7 @@ export class SwarmReconciler {
     const swarm = parsed.data;
     if (swarm.metadata.deletionTimestamp) return this.finalize(swarm);
     try {
-      return await new SwarmRun(this.deps, swarm, !swarm.metadata.finalizers?.includes(FINALIZER)).reconcile();
+      return await new SwarmRun(this.deps, swarm, this.shared, !swarm.metadata.finalizers?.includes(FINALIZER)).reconcile();
     } catch (err) {
       await this.recordError(swarm, err);
       throw err;
@@ -162,6 +220,7 @@ class SwarmRun {
   constructor(
     private readonly deps: SwarmReconcilerDeps,
     private readonly swarm: Swarm,
+    private readonly shared: SharedIdentities,
     private readonly needsFinalizer = false,
   ) {
     this.status = structuredClone(swarm.status ?? {});
@@ -309,6 +368,7 @@ class SwarmRun {
       now: this.now,
       ...(this.deps.imagePullPolicy ? { imagePullPolicy: this.deps.imagePullPolicy } : {}),
       ...(this.swarm.status?.completedAgents ? { completedAgents: this.swarm.status.completedAgents } : {}),
+      ...(this.deps.coordinatorIdentity === 'shared' ? { serviceAccountName: SHARED_COORDINATOR } : {}),
     });
     this.actions.push(() => this.createPodNow(pod));
     s.coordinatorAttempts = attempt;
@@ -321,32 +381,29 @@ class SwarmRun {
   }
 
   private async createPodNow(pod: ReturnType<typeof coordinatorPod>): Promise<void> {
-    const { serviceAccount, role, roleBinding } = coordinatorRbac(this.swarm);
-    // Create, the cheap request for the API server (server-side apply costs it
-    // a managed-fields merge); a retry that finds the object converges it by a
-    // merge patch. Not by apply: a merge patch replaces lists whole, so the
-    // controller reference of a same-named Swarm deleted before (whose
-    // garbage was not collected yet) is replaced; apply kept both controller
-    // references, which the API server refuses (422), and the pod never came.
-    const ensure = async (plural: string, obj: object, group = 'rbac.authorization.k8s.io') => {
-      const at = { group, version: 'v1', plural, namespace: this.ns };
-      await this.deps.client.create(resourcePath(at), obj, FIELD_MANAGER).catch(async (e: unknown) => {
-        if (!isAlreadyExists(e)) throw e;
-        await this.deps.client.mergePatch(resourcePath({ ...at, name: serviceAccount.metadata.name }), obj, FIELD_MANAGER);
+    const createPod = () =>
+      this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).then(
+        () => undefined,
+        (e: unknown) => {
+          if (!isAlreadyExists(e)) throw e;
+        },
+      );
+    if (this.deps.coordinatorIdentity === 'shared') {
+      // One round trip once the namespace's identity exists (cached).
+      await this.shared.ensure(this.ns);
+      await createPod().catch(async (e: unknown) => {
+        // Its ServiceAccount deleted since we ensured it: ensure again, once.
+        if (!/serviceaccount/i.test(errorMessage(e))) throw e;
+        this.shared.forget(this.ns);
+        await this.shared.ensure(this.ns);
+        await createPod();
       });
-    };
-    // Two round trips: the pod's admission needs its ServiceAccount, and the
-    // RoleBinding needs its Role (without the `bind` verb the API server's
-    // escalation check reads the Role, and a binding racing it fails with 404:
-    // then the pod runs unbound, 403, lost, V1; found by the e2e suite with the
-    // operator under the chart's ServiceAccount).
-    await Promise.all([ensure('serviceaccounts', serviceAccount, ''), ensure('roles', role)]);
-    await Promise.all([
-      ensure('rolebindings', roleBinding),
-      this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).catch((e: unknown) => {
-        if (!isAlreadyExists(e)) throw e;
-      }),
-    ]);
+      return;
+    }
+    // Per-swarm identity: two round trips (see ensureIdentity), the pod beside the RoleBinding.
+    const rbac = coordinatorRbac(this.swarm);
+    await Promise.all([ensureObject(this.deps.client, this.ns, 'serviceaccounts', rbac.serviceAccount, ''), ensureObject(this.deps.client, this.ns, 'roles', rbac.role)]);
+    await Promise.all([ensureObject(this.deps.client, this.ns, 'rolebindings', rbac.roleBinding), createPod()]);
   }
 
   private async fallback(reason: string): Promise<ReconcileResult | void> {

@@ -299,7 +299,7 @@ cmd_up() {
     --authorization-mode RBAC --kubelet-preferred-address-types InternalIP,Hostname \
     --service-account-issuer "$server" \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --profiling=false --v=1 \
+    --profiling="${CFN_APISERVER_PROFILING:-false}" --v=1 \
     --watch-cache-sizes configmaps#0
   wait_for "kube-apiserver /readyz" 60 "$dir" kube-apiserver -- \
     --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"

@@ -105,8 +105,11 @@ describe('cfn coordinate, run as the pod would run it', () => {
     const kubeconfig = await serviceAccountKubeconfig('real-v2-coordinator');
     const { KubeClient } = await import('../../../operator/k8s/client.js');
     const sa = KubeClient.load(kubeconfig);
-    await expect(sa.get(swarmPath(ns, 'real-v2'))).resolves.toBeDefined();
+    // Its one verb: patch its own Swarm's status (it reads the Swarm through an empty patch).
+    await expect(sa.mergePatch(swarmPath(ns, 'real-v2', 'status'), {})).resolves.toBeDefined();
+    await expect(sa.get(swarmPath(ns, 'real-v2'))).rejects.toThrow(/forbidden/);
     await expect(sa.get(swarmPath(ns, 'neighbour'))).rejects.toThrow(/forbidden/);
+    await expect(sa.mergePatch(swarmPath(ns, 'neighbour', 'status'), {})).rejects.toThrow(/forbidden/);
     await expect(sa.mergePatch(swarmPath(ns, 'neighbour', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(/forbidden/);
     await expect(sa.mergePatch(swarmPath(ns, 'real-v2'), { spec: { ttlSecondsAfterFinished: 1 } })).rejects.toThrow(/forbidden/);
     await expect(sa.get(`/api/v1/namespaces/${ns}/pods`)).rejects.toThrow(/forbidden/);

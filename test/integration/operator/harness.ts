@@ -5,7 +5,7 @@
 import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import pino from 'pino';
 import { KubeClient, resourcePath } from '../../../operator/k8s/client.js';
 import { isAlreadyExists, isNotFound } from '../../../operator/k8s/errors.js';
@@ -54,6 +54,15 @@ export async function installCrds(c: KubeClient): Promise<void> {
       );
       return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True') || undefined;
     });
+  }
+}
+
+/** Applies the shared coordinator identity's admission policy and binding (config/rbac, as the chart installs them). */
+export async function installCoordinatorPolicy(c: KubeClient): Promise<void> {
+  const docs = parseAllDocuments(readFileSync(join(REPO, 'config/rbac/coordinator_admission_policy.yaml'), 'utf8')).map((d) => d.toJS() as KubeObject);
+  for (const doc of docs) {
+    const plural = doc.kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings';
+    await c.apply(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural, name: doc.metadata?.name ?? '' }), doc, { fieldManager: 'integration-tests', force: true });
   }
 }
 
@@ -110,7 +119,7 @@ export type SwarmObject = KubeObject & {
 };
 
 export type PodObject = KubeObject & {
-  metadata: { name: string; labels: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>; creationTimestamp?: string };
+  metadata: { name: string; uid?: string; labels: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>; creationTimestamp?: string };
   spec: {
     serviceAccountName: string;
     securityContext: Record<string, unknown>;

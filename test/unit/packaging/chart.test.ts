@@ -45,9 +45,11 @@ describe('helm template golden files', () => {
 describe('the default install', () => {
   const objs = parseObjects(helmTemplate());
 
-  it('is a ServiceAccount, cluster RBAC, a leader-election Role, a metrics Service and the Deployment; no ServiceMonitor', () => {
+  it('is a ServiceAccount, cluster RBAC, a leader-election Role, a metrics Service, the Deployment and the coordinator admission policy; no ServiceMonitor', () => {
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
       [
+        'ValidatingAdmissionPolicy/swarm-operator-coordinator.swarm.cfn.dev',
+        'ValidatingAdmissionPolicyBinding/swarm-operator-coordinator.swarm.cfn.dev',
         'ClusterRole/swarm-operator',
         'ClusterRoleBinding/swarm-operator',
         'Deployment/swarm-operator',

@@ -8,7 +8,11 @@ import type { K8sObject } from './tools.js';
 
 const kustomized = parseObjects(run(kubectlBin(), ['kustomize', join(REPO, 'config/default')]));
 const charted = parseObjects(helmTemplate(['--include-crds']));
-const id = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+// kustomize's namespace transformer does not know the admission policy kinds
+// are cluster-scoped and sets one; the API server ignores it (checked by the
+// kustomize-apply integration test, which applies config/default).
+const CLUSTER_SCOPED = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+const id = (o: K8sObject) => `${o.kind}/${CLUSTER_SCOPED.has(o.kind) ? '' : (o.metadata.namespace ?? '')}/${o.metadata.name}`;
 const find = (objs: K8sObject[], kind: string, name: string) => {
   const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
   if (!o) throw new Error(`${kind}/${name} missing`);
