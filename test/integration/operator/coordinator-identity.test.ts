@@ -75,7 +75,7 @@ describe('shared coordinator identity', () => {
     const names = async (plural: string, group = 'rbac.authorization.k8s.io/v1') =>
       (await c.get<{ items: Array<{ metadata: { name: string; ownerReferences?: unknown[] } }> }>(`/${group === '' ? 'api/v1' : `apis/${group}`}/namespaces/${ns}/${plural}`)).items;
     const sas = await names('serviceaccounts', '');
-    expect(sas.map((s) => s.metadata.name).sort()).toEqual(['default', SHARED_COORDINATOR]);
+    expect(sas.map((s) => s.metadata.name).sort()).toEqual(['default', SHARED_COORDINATOR].sort());
     const roles = await names('roles');
     expect(roles.map((r) => r.metadata.name)).toEqual([SHARED_COORDINATOR]);
     expect(roles[0]!.metadata.ownerReferences).toBeUndefined();
