@@ -100,7 +100,7 @@ export const listSwarms = async (ns: string) => (await kubectlJson(z.object({ it
 
 export const podSchema = z.object({
   metadata: z.object({ name: z.string(), uid: z.string(), labels: z.record(z.string(), z.string()).optional() }),
-  spec: z.object({ nodeName: z.string().optional(), containers: z.array(z.object({ image: z.string() })) }),
+  spec: z.object({ nodeName: z.string().optional(), serviceAccountName: z.string().optional(), containers: z.array(z.object({ image: z.string() })) }),
   status: z.object({ phase: z.string().optional() }).optional(),
 });
 export type Pod = z.infer<typeof podSchema>;

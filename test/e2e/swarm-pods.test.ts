@@ -44,6 +44,9 @@ describe('coordinator pods on a real node', () => {
       await kubectl(['apply', '-n', ns, '-k', SAMPLES]);
       const pod = await waitFor('a running V2 coordinator pod', async () => (await swarmPods(ns, 'lint-fixers')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
       expect(pod.metadata.labels?.['swarm.cfn.dev/version']).toBe('v2');
+      // The chart's default identity: the namespace's shared ServiceAccount; its
+      // kubelet-mounted token publishes status only through the admission policy.
+      expect(pod.spec.serviceAccountName).toBe('coordinator.swarm.cfn.dev');
       // Inside the container: /dev/shm is a tmpfs of the sample's 128Mi.
       const mounts = await kubectl(['exec', '-n', ns, pod.metadata.name, '--', 'cat', '/proc/mounts']);
       const shm = mounts.stdout.split('\n').find((l) => l.split(' ')[1] === '/dev/shm');
