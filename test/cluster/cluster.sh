@@ -34,6 +34,8 @@ Options:
 
 State: \$SWARM_CLUSTER_STATE_DIR (default $REPO_ROOT/.local) /cluster for
 "default", /cluster-NAME otherwise; the admin kubeconfig is its "kubeconfig".
+\$CFN_APISERVER_PROFILING=true serves the API server's /debug/pprof (off by
+default), e.g. kubectl get --raw '/debug/pprof/profile?seconds=15'.
 USAGE
 }
 
