@@ -4,11 +4,10 @@
 // is exercised), on a real tmpfs.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { client, createNamespace, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
@@ -32,27 +31,7 @@ afterAll(async () => {
 });
 
 /** A kubeconfig holding a token of `sa`, like the one mounted into the pod. */
-async function serviceAccountKubeconfig(sa: string): Promise<string> {
-  const tr = await c.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
-  });
-  const cluster = c.config.getCurrentCluster()!;
-  const file = join(work, `${sa}.kubeconfig`);
-  writeFileSync(
-    file,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData ?? Buffer.from(readFileSync(cluster.caFile!)).toString('base64') } }],
-      users: [{ name: 'u', user: { token: tr.status.token } }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', namespace: ns } }],
-      'current-context': 'x',
-    }),
-  );
-  return file;
-}
+const serviceAccountKubeconfig = (sa: string): Promise<string> => tokenKubeconfig(c, ns, sa, work);
 
 /** Runs the pod's container command here, with its env; resolves with the exit code. */
 async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; child: ChildProcess; done: Promise<number | null> }> {

@@ -6,13 +6,12 @@
 // command as a local process.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { SHARED_COORDINATOR } from '../../../operator/swarm/coordinator-rbac.js';
-import { client, createNamespace, deleteNamespace, getSwarm, installCoordinatorPolicy, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, tokenKubeconfig, deleteNamespace, getSwarm, installCoordinatorPolicy, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 
@@ -40,24 +39,7 @@ const podOf = async (name: string, attempt = 1) =>
 
 /** A client holding a token of the shared ServiceAccount, bound to `pod` like the kubelet's (or to no pod). */
 async function tokenClient(pod?: PodObject): Promise<{ client: KubeClient; kubeconfig: string }> {
-  const tr = await c.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${SHARED_COORDINATOR}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600, ...(pod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid } } : {}) },
-  });
-  const cluster = c.config.getCurrentCluster()!;
-  const kubeconfig = join(work, `${pod?.metadata.name ?? 'unbound'}.kubeconfig`);
-  writeFileSync(
-    kubeconfig,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData ?? Buffer.from(readFileSync(cluster.caFile!)).toString('base64') } }],
-      users: [{ name: 'u', user: { token: tr.status.token } }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', namespace: ns } }],
-      'current-context': 'x',
-    }),
-  );
+  const kubeconfig = await tokenKubeconfig(c, ns, SHARED_COORDINATOR, work, pod ? { name: pod.metadata.name, uid: pod.metadata.uid } : undefined);
   return { client: KubeClient.load(kubeconfig), kubeconfig };
 }
 

@@ -3,9 +3,9 @@
 // per test file, and an in-process operator. There is no kubelet: tests play
 // its part by writing pod status, and the coordinator's by publishing status.
 import { jest } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import pino from 'pino';
 import { KubeClient, resourcePath } from '../../../operator/k8s/client.js';
 import { isAlreadyExists, isNotFound } from '../../../operator/k8s/errors.js';
@@ -209,4 +209,30 @@ export function sample(text: string, name: string, labels: Record<string, string
     if ([...got].sort().join(',') === want) return Number(m[3]);
   }
   return undefined;
+}
+
+/**
+ * A kubeconfig with a fresh token of `namespace/sa`, like a pod's mounted one;
+ * with `boundPod`, bound to that pod as the kubelet's is (the token then names it).
+ */
+export async function tokenKubeconfig(admin: KubeClient, namespace: string, sa: string, dir: string, boundPod?: { name: string; uid?: string | undefined }): Promise<string> {
+  const tr = await admin.create<{ status: { token: string } }>(`/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600, ...(boundPod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: boundPod.name, uid: boundPod.uid } } : {}) },
+  });
+  const cluster = admin.config.getCurrentCluster()!;
+  const file = join(dir, `${namespace}-${sa}${boundPod ? `-${boundPod.name}` : ''}.kubeconfig`);
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData ?? Buffer.from(readFileSync(cluster.caFile!)).toString('base64') } }],
+      users: [{ name: sa, user: { token: tr.status.token } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: sa, namespace } }],
+      'current-context': 'x',
+    }),
+  );
+  return file;
 }
