@@ -92,6 +92,8 @@ async function ensureObject(client: KubeClient, namespace: string, plural: strin
   });
 }
 
+type Named = { metadata: { name: string } };
+
 /**
  * A ServiceAccount with its Role, then its RoleBinding: the pod's admission
  * needs its ServiceAccount, and the RoleBinding needs its Role (without the
@@ -99,8 +101,6 @@ async function ensureObject(client: KubeClient, namespace: string, plural: strin
  * racing it fails with 404: then the pod runs unbound, 403, lost, V1; found
  * by the e2e suite with the operator under the chart's ServiceAccount).
  */
-type Named = { metadata: { name: string } };
-
 async function ensureIdentity(client: KubeClient, namespace: string, rbac: { serviceAccount: Named; role: Named; roleBinding: Named }): Promise<void> {
   await Promise.all([ensureObject(client, namespace, 'serviceaccounts', rbac.serviceAccount, ''), ensureObject(client, namespace, 'roles', rbac.role)]);
   await ensureObject(client, namespace, 'rolebindings', rbac.roleBinding);
@@ -116,7 +116,10 @@ class SharedIdentities {
     if (hit && now - hit.at < SHARED_IDENTITY_TTL_MS) return hit.done;
     const done = ensureIdentity(this.client, namespace, sharedCoordinatorRbac(namespace));
     this.ensured.set(namespace, { at: now, done });
-    done.catch(() => this.forget(namespace));
+    // A failed ensure is retried by the next reconcile (not if a newer one replaced it meanwhile).
+    done.catch(() => {
+      if (this.ensured.get(namespace)?.done === done) this.ensured.delete(namespace);
+    });
     return done;
   }
 
