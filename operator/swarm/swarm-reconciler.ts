@@ -101,9 +101,9 @@ type Named = { metadata: { name: string } };
  * racing it fails with 404: then the pod runs unbound, 403, lost, V1; found
  * by the e2e suite with the operator under the chart's ServiceAccount).
  */
-async function ensureIdentity(client: KubeClient, namespace: string, rbac: { serviceAccount: Named; role: Named; roleBinding: Named }): Promise<void> {
+async function ensureIdentity(client: KubeClient, namespace: string, rbac: { serviceAccount: Named; role: Named; roleBinding: Named }, besideBinding?: () => Promise<void>): Promise<void> {
   await Promise.all([ensureObject(client, namespace, 'serviceaccounts', rbac.serviceAccount, ''), ensureObject(client, namespace, 'roles', rbac.role)]);
-  await ensureObject(client, namespace, 'rolebindings', rbac.roleBinding);
+  await Promise.all([ensureObject(client, namespace, 'rolebindings', rbac.roleBinding), besideBinding?.()]);
 }
 
 /** The shared coordinator identity of each namespace, ensured once per TTL (concurrent reconciles share the request). */
@@ -403,10 +403,8 @@ class SwarmRun {
       });
       return;
     }
-    // Per-swarm identity: two round trips (see ensureIdentity), the pod beside the RoleBinding.
-    const rbac = coordinatorRbac(this.swarm);
-    await Promise.all([ensureObject(this.deps.client, this.ns, 'serviceaccounts', rbac.serviceAccount, ''), ensureObject(this.deps.client, this.ns, 'roles', rbac.role)]);
-    await Promise.all([ensureObject(this.deps.client, this.ns, 'rolebindings', rbac.roleBinding), createPod()]);
+    // Per-swarm identity: two round trips, the pod beside the RoleBinding.
+    await ensureIdentity(this.deps.client, this.ns, coordinatorRbac(this.swarm), createPod);
   }
 
   private async fallback(reason: string): Promise<ReconcileResult | void> {
