@@ -352,7 +352,12 @@ describe('errors', () => {
         return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'True') ? s : undefined;
       }, 30_000);
       expect((healed.status as { lastError?: string }).lastError).toBeUndefined();
-      const healedMetrics = (await scrape(qop.port)).text;
+      // The pod and the status land before the reconcile that wrote them returns
+      // and is counted: wait for the count rather than scrape once (flaked).
+      const healedMetrics = await waitFor('a successful reconcile counted', async () => {
+        const t = (await scrape(qop.port)).text;
+        return (sample(t, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'success' }) ?? 0) >= 1 ? t : undefined;
+      });
       expect(sample(healedMetrics, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })).toBeGreaterThanOrEqual(sample(failing, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })!);
       expect(sample(healedMetrics, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'success' }) ?? 0).toBeGreaterThanOrEqual(1);
     } finally {
