@@ -42,10 +42,10 @@ main() {
   [[ -n $INBOX ]] || INBOX=$CFN_ROOT/messages/root
   bus_init "$INBOX"
   local rc=0 text
-  wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$" "$$"
+  wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$.reg" "$$"
   cfn_agent_run "$INDEX" "$INBOX" || rc=$?
   wd_stop
-  rm -f -- "$CFN_ROOT/work/.watchdog-$INDEX.$$"
+  rm -f -- "$CFN_ROOT/work/.watchdog-$INDEX.$$.reg"
   cfn_read_file text "$CFN_ROOT/responses/agent-$INDEX.json"
   printf '%s' "$text"
   return "$rc"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Flat topology (2-300 agents, works beyond): one coordinator forks every
-# agent attempt straight into the agent command (lib/agent.sh), at most
-# --concurrency at once, reaps them (wait -n), writes each response and
-# announces the results on the root inbox in batches (lib/agent.sh).
+# Flat topology (2-300 agents, works beyond): one coordinator runs every agent
+# through its spawner (lib/agent.sh, lib/spawner.sh: at most --concurrency at
+# once), writes each response and announces the results on the root inbox in
+# batches.
 set -euo pipefail
 CFN_PROG=topology-flat
 # shellcheck source=bash/lib/engine-opts.sh
@@ -21,33 +21,30 @@ EOF2
   engine_opts_help
 }
 
-# flat_dispatch INBOX: launches the agents, at most CFN_CONCURRENCY at once,
-# and announces each final response as it is reaped.
+# flat_dispatch INBOX: runs the agents through the spawner and announces each
+# final response as it arrives.
 flat_dispatch() {
-  local inbox=$1 i=0 rc now=0
+  local inbox=$1 i rc now=0 checked=0
+  local -a queue=()
+  for ((i = 0; i < CFN_AGENTS_TOTAL; i++)); do
+    [[ -n ${CFN_SKIP[$i]:-} ]] || queue+=("$i")
+  done
+  cfn_agents_start "${queue[@]}"
   while :; do
-    while ((CFN_AGENTS_RUNNING < CFN_CONCURRENCY && i < CFN_AGENTS_TOTAL)); do
-      [[ -n ${CFN_SKIP[$i]:-} ]] || cfn_agent_launch "$i"
-      i=$((i + 1))
-    done
-    ((CFN_AGENTS_RUNNING > 0)) || break
-    ((CFN_BATCH_N == 0)) || cfn_tick_arm "$CFN_BATCH_TICK_US" "$now"
     rc=0
-    cfn_agent_wait_one || rc=$?
-    cfn_now_us now
-    if ((rc == 0)); then
-      cfn_batch_add "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" "$now"
-    elif ((rc == 2)); then
-      cfn_die 1 "internal: $CFN_AGENTS_RUNNING agents counted running but no child left"
-    fi
+    cfn_agents_next 1000000 "$now" || rc=$?
+    ((rc != 2)) || break
+    now=${EPOCHREALTIME/./}
+    ((rc != 0)) || cfn_batch_add "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" "$now"
     if cfn_batch_due "$now"; then
       cfn_batch_flush "$inbox" flat || cfn_log "announce of $CFN_BATCH_N results failed ($?): retried with the next"
     fi
-    if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then
-      cfn_die 143 "parent $CFN_PARENT_PID gone: stopping"
+    # The parent's liveness, at most every 100 ms.
+    if [[ -n $CFN_PARENT_PID ]] && ((now - checked >= 100000)); then
+      checked=$now
+      cfn_pid_alive "$CFN_PARENT_PID" || cfn_die 143 "parent $CFN_PARENT_PID gone: stopping"
     fi
   done
-  cfn_tick_stop
   cfn_batch_flush "$inbox" flat || cfn_die 1 "announce of the last $CFN_BATCH_N results failed"
 }
 
@@ -55,7 +52,7 @@ main() {
   engine_parse_opts "$@"
   engine_prepare
   bus_init "$CFN_ROOT/messages/root"
-  wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
+  wd_start "$CFN_ROOT/work/.watchdog.reg" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
   flat_dispatch "$CFN_ROOT/messages/root"
   wd_stop
 }

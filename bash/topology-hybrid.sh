@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hybrid topology (300-1000+ agents): K sub-coordinators x W workers. Each
 # sub-coordinator (a forked subshell, no extra exec) runs its slice of agents
-# (lib/agent.sh: it reaps them and writes their responses itself), forwards
+# (lib/agent.sh: through its own spawner; it writes their responses), forwards
 # their results to the root inbox as `batch` messages and heartbeats. This root
 # process watches them: a sub-coordinator whose pid is gone without having
 # finished, or whose heartbeat is stale, is replaced; the replacement re-runs
@@ -62,9 +62,10 @@ sub_heartbeat() {
 # sub_run K FIRST LAST REPLACEMENT(0|1)
 sub_run() {
   SUB_K=$1
-  local first=$2 last=$3 replacement=$4 i status now=0 last_hb=0 pos=0 rc
+  local first=$2 last=$3 replacement=$4 i status now=0 last_hb=0 rc
   local -a queue=()
   SUB_ROOT_INBOX=$CFN_ROOT/messages/root
+  CFN_CONCURRENCY=$SUB_CONCURRENCY
   for ((i = first; i <= last; i++)); do
     [[ -n ${CFN_SKIP[$i]:-} ]] && continue
     if ((replacement)) && [[ -e $CFN_ROOT/responses/agent-$i.json ]]; then
@@ -79,31 +80,25 @@ sub_run() {
   if ((replacement)); then
     bus_publish "$SUB_ROOT_INBOX" reassign "sub-$SUB_K" "{\"sub\":$SUB_K,\"agents\":${#queue[@]}}" || true
   fi
-  # Woken by its own children: an agent attempt ending (reaped here, its
-  # response written, its result batched) or a tick: 10 ms while results wait
-  # for their announcement, else 250 ms (heartbeat).
+  # Woken by its spawner's reports (an agent final, its response written) or
+  # by a read timeout: when pending results are due, else at the heartbeat.
+  cfn_agents_start "${queue[@]}"
   while :; do
-    while ((pos < ${#queue[@]} && CFN_AGENTS_RUNNING < SUB_CONCURRENCY)); do
-      cfn_agent_launch "${queue[pos]}"
-      pos=$((pos + 1))
-    done
     cfn_now_us now
     if ((now - last_hb >= 1000000)); then
       sub_heartbeat "$now"
       last_hb=$now
       if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then exit 143; fi
     fi
-    ((pos >= ${#queue[@]} && CFN_AGENTS_RUNNING == 0)) && break
     cfn_batch_due "$now" && sub_flush
-    if ((CFN_BATCH_N > 0)); then cfn_tick_arm "$CFN_BATCH_TICK_US" "$now"; else cfn_tick_arm 250000 "$now"; fi
     rc=0
-    cfn_agent_wait_one || rc=$?
+    cfn_agents_next "$((last_hb + 1000000 - now))" "$now" || rc=$?
+    ((rc != 2)) || break
     if ((rc == 0)); then
       cfn_now_us now
       cfn_batch_add "$CFN_DONE_INDEX" "$CFN_DONE_STATUS" "$now"
     fi
   done
-  cfn_tick_stop
   sub_flush
   : >"$CFN_ROOT/pids/sub-$SUB_K.done"
 }
@@ -155,7 +150,7 @@ main() {
   engine_prepare
   mkdir -p "$CFN_ROOT/pids"
   bus_init "$CFN_ROOT/messages/root"
-  wd_start "$CFN_ROOT/work/.watchdog" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
+  wd_start "$CFN_ROOT/work/.watchdog.reg" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
   local subs=$(((CFN_AGENTS_TOTAL + WORKERS - 1) / WORKERS)) k now all_done
   ((subs > 0)) || return 0
   [[ -n $SUB_CONCURRENCY ]] || SUB_CONCURRENCY=$(((CFN_CONCURRENCY + subs - 1) / subs))

@@ -109,6 +109,24 @@ cfn_file_size() {
   fi
 }
 
+# cfn_read_line_t VAR FD SECONDS: one line from FD (a pipe or FIFO whose
+# writers write whole lines at once) within SECONDS: 0 read, 1 end of file,
+# 142 timeout with nothing consumed. Only the first byte waits under the
+# timeout: `read -t` on a whole line can report a timeout after it consumed
+# the line (a report or registration lost, or glued to the next one).
+cfn_read_line_t() {
+  local _c='' _rest='' _r=0
+  IFS='' read -r -N 1 -t "$3" -u "$2" _c || _r=$?
+  if [[ -z $_c ]]; then
+    ((_r > 128)) && return 142
+    return 1
+  fi
+  if [[ $_c != $'\n' ]]; then
+    IFS='' read -r -u "$2" _rest || true
+  fi
+  printf -v "$1" '%s' "${_c%$'\n'}$_rest"
+}
+
 # cfn_read_file VAR FILE: whole file (no NUL bytes) into VAR, without a fork.
 cfn_read_file() {
   local _c=

@@ -1,7 +1,10 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
 # One watchdog per dispatcher instead of one `timeout` process per agent (an
-# exec saved per agent). Dispatchers register "PID DEADLINE_US INDEX
-# DISPATCHER_PID" per attempt on a FIFO (deadline 0 = none). The watchdog:
+# exec saved per agent). Spawners register "PID DEADLINE_US INDEX SPAWNER_PID"
+# per attempt by appending a line to a registration log (deadline 0 = none);
+# the watchdog reads what was appended every 50 ms, so registering costs the
+# spawner one write and wakes nobody (a FIFO woke the watchdog per attempt).
+# Every 50 ms it:
 # - sends TERM at the deadline and KILL CFN_KILL_AFTER seconds later (to the
 #   agent's own process, like timeout --foreground; the run's process group
 #   stop takes any grandchild);
@@ -9,7 +12,8 @@
 #   --max-output bytes the response keeps, and stderr before its last 64 KiB
 #   (the error line comes from its end), are punched out of the files
 #   (fallocate --punch-hole) once they hold WD_SLACK bytes more than that.
-#   The file sizes stay the raw sizes (outputBytes), nothing is killed.
+#   The file sizes stay the raw sizes (outputBytes), nothing is killed. An
+#   attempt is checked from its second scan on (most have ended by then).
 # shellcheck source=bash/lib/common.sh
 source "${BASH_SOURCE[0]%/*}/common.sh"
 
@@ -18,48 +22,57 @@ WD_ERR_KEEP=65536
 WD_FD=''
 WD_PID=''
 
-# wd_start FIFO_PATH PARENT_PID...: starts the watchdog; sets WD_FD for agents.
-# When any PARENT_PID is gone it TERMs every registered agent and exits.
+# wd_start LOG_PATH PARENT_PID...: starts the watchdog; sets WD_FD (the
+# registration log, append-only) for spawners. When any PARENT_PID is gone it
+# TERMs every registered agent and exits.
 wd_start() {
-  local fifo=$1
+  local log=$1
   shift
   local parents="$*"
-  rm -f -- "$fifo"
-  mkfifo -m 0600 -- "$fifo" || return 1
-  { wd__loop "$fifo" "$parents"; } &
+  rm -f -- "$log"
+  : >"$log" || return 1
+  exec {WD_FD}>>"$log"
+  { wd__loop "$log" "$parents"; } {WD_FD}>&- &
   WD_PID=$!
-  exec {WD_FD}<>"$fifo"
 }
 
 wd__loop() {
-  local fifo=$1 parents=$2 pid dl idx dpid now kill_after_us fd parent punch=0
-  local -A deadline=() killed=() files=()
+  local log=$1 parents=$2 pid dl idx dpid now kill_after_us fd parent punch=0 line partial=''
+  local -A deadline=() killed=() files=() seen=()
+  local -a lines=()
   cfn_seconds_us kill_after_us "${CFN_KILL_AFTER:-2}"
   ((CFN_HAVE_STAT)) && command -v fallocate >/dev/null 2>&1 && punch=1
-  exec {fd}<>"$fifo"
-  # Registrations are read as they come; the scan (deadlines, output bounds,
-  # liveness) runs every 50 ms, not per registration: per registration it cost
-  # O(running agents) per launch.
-  local next=0 wait_s
+  exec {fd}<"$log"
   while :; do
+    # What the spawners appended since the last scan; a line still being
+    # written waits for the next one.
+    mapfile -u "$fd" lines
+    for line in "${lines[@]}"; do
+      line=$partial$line partial=''
+      if [[ $line != *$'\n' ]]; then
+        partial=$line
+        continue
+      fi
+      line=${line%$'\n'}
+      pid=${line%% *} line=${line#* }
+      dl=${line%% *} line=${line#* }
+      idx=${line%% *} dpid=${line#* }
+      wd__register
+    done
     cfn_now_us now
-    if ((now < next)); then
-      printf -v wait_s '0.%06d' "$((next - now))"
-      if IFS=' ' read -r -t "$wait_s" -u "$fd" pid dl idx dpid; then wd__register; fi
-      continue
-    fi
-    next=$((now + 50000))
     for pid in "${!deadline[@]}"; do
       if ! kill -0 "$pid" 2>/dev/null; then
-        unset "deadline[$pid]" "killed[$pid]" "files[$pid]"
+        unset "deadline[$pid]" "killed[$pid]" "files[$pid]" "seen[$pid]"
       elif [[ -n ${killed[$pid]:-} ]]; then
         if ((now >= killed[$pid])); then
           kill -KILL "$pid" 2>/dev/null || true
-          unset "deadline[$pid]" "killed[$pid]" "files[$pid]"
+          unset "deadline[$pid]" "killed[$pid]" "files[$pid]" "seen[$pid]"
         fi
       elif ((deadline[$pid] > 0 && now >= deadline[$pid])); then
         kill -TERM "$pid" 2>/dev/null || true
         killed[$pid]=$((now + kill_after_us))
+      elif [[ -z ${seen[$pid]:-} ]]; then
+        seen[$pid]=1
       elif ((punch)); then
         wd__bound_output "${files[$pid]}"
       fi
@@ -71,6 +84,7 @@ wd__loop() {
         exit 0
       fi
     done
+    sleep 0.05
   done
 }
 
