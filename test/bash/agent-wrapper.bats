@@ -113,3 +113,10 @@ wrap() { "$BIN/agent-wrapper.sh" --root "$ROOT" --swarm-id s1 --agents 4 "$@"; }
   run "$BIN/agent-wrapper.sh" --help
   [ "$status" -eq 0 ]
 }
+
+@test "the agent gets the caller's LC_ALL back, and none when the caller had none" {
+  LC_ALL=C.UTF-8 wrap --index 0 -- sh -c 'printf "%s" "${LC_ALL-unset}"' >/dev/null
+  [ "$(jq -r .output "$ROOT/responses/agent-0.json")" = C.UTF-8 ]
+  (unset LC_ALL; wrap --index 1 -- sh -c 'printf "%s" "${LC_ALL-unset}"' >/dev/null)
+  [ "$(jq -r .output "$ROOT/responses/agent-1.json")" = unset ]
+}
