@@ -60,3 +60,27 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   [ "$rc" -eq 143 ]
   jq -e '.status == "stopped" and .agents.completed == 0' "$ROOT/status.json"
 }
+
+@test "a malformed batch is quarantined whole: none of its results counts (regression for the whole-list batch parser)" {
+  local n=0 body
+  # Each body has one bad item next to a good agent-0 item.
+  for body in \
+    '{"agentId":"agent-1","index":2,"status":"completed"}' \
+    '{"agentId":"agent-01","index":01,"status":"completed"}' \
+    '{"agentId":"agent-1","index":1,"status":"done"}' \
+    '{"agentId":"agent-1","index":1,"status":"completed","x":1}' \
+    '{"agentId":"agent-1","index":1,"status":"completed"}x' \
+    '{"agentId":"agent-1","index":1,"status":"completedfailed"}' \
+    '{"agentId":"agent-1 1","index":1 1,"status":"completed"}' \
+    '{"agentId":"agent-*","index":*,"status":"completed"}' \
+    '{"agentId":"agent-1234567890","index":1234567890,"status":"completed"}' \
+    '' ; do
+    n=$((n + 1))
+    printf '{"id":"1-1-%d","type":"batch","from":"sub-0","ts":1,"body":{"results":[{"agentId":"agent-0","index":0,"status":"completed"},%s]}}\n' \
+      "$n" "$body" >"$ROOT/messages/root/new/1-1-$n.json"
+  done
+  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"failed"},{"agentId":"agent-10","index":10,"status":"completed"}]}'
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 11 --timeout 1
+  [ "$status" -eq 4 ]
+  jq -e ".quarantined == $n and .agents.completed == 1 and .agents.failed == 1" "$ROOT/status.json"
+}
