@@ -160,7 +160,7 @@ cfn_agent_announce() {
 # agent ends sooner.
 CFN_BATCH='' CFN_BATCH_N=0 CFN_BATCH_T0=0
 CFN_BATCH_MAX=64
-CFN_BATCH_DELAY_US=10000
+CFN_BATCH_DELAY_US=5000
 
 # cfn_batch_add INDEX STATUS NOW_US
 cfn_batch_add() {
