@@ -82,6 +82,23 @@ on_message() {
       if [[ $4 == completed ]]; then COMPLETED=$((COMPLETED + 1)); else FAILED=$((FAILED + 1)); fi
       DIRTY=1
       ;;
+    results)
+      # A whole batch (BUS_BULK): one light loop marks the new indexes up to
+      # the first duplicate or out-of-range one; their counts come from the
+      # status column at once, and the rest goes one by one.
+      local i c k=0 n=${#b_idx[@]}
+      for i in "${b_idx[@]}"; do
+        if ((i >= TOTAL)) || [[ -n ${SEEN[$i]:-} ]]; then break; fi
+        SEEN[$i]=1
+        k=$((k + 1))
+      done
+      printf -v c '%s ' "${b_st[@]:0:k}"
+      c=${c//'failed '/}
+      c=${c//'completed '/x}
+      DELIVERED=$((DELIVERED + k)) COMPLETED=$((COMPLETED + ${#c})) FAILED=$((FAILED + k - ${#c}))
+      DIRTY=1
+      for ((; k < n; k++)); do on_message result "$2" "${b_idx[k]}" "${b_st[k]}"; done
+      ;;
     reassign)
       REASSIGNED=$((REASSIGNED + $4))
       DIRTY=1
@@ -134,6 +151,7 @@ main() {
   fi
   trap 'STOP_REQUEST=stopped' TERM INT
   trap 'STOP_REQUEST=failed' USR1
+  BUS_BULK=1
   bus_consumer_open "$ROOT/messages/root" "$ROOT/metrics/latency.us"
   write_status running
   local now

@@ -84,3 +84,11 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   [ "$status" -eq 4 ]
   jq -e ".quarantined == $n and .agents.completed == 1 and .agents.failed == 1" "$ROOT/status.json"
 }
+
+@test "batches are counted in bulk: duplicates inside and across batches, and indexes out of range, count once or not at all" {
+  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-0","index":0,"status":"completed"},{"agentId":"agent-1","index":1,"status":"failed"}]}'
+  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"completed"},{"agentId":"agent-2","index":2,"status":"failed"},{"agentId":"agent-1","index":1,"status":"completed"},{"agentId":"agent-9","index":9,"status":"completed"},{"agentId":"agent-3","index":3,"status":"failed"}]}'
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 4 --timeout 5
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents == {"total":4,"completed":2,"failed":2} and .quarantined == 0' "$ROOT/status.json"
+}
