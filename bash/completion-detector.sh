@@ -92,11 +92,14 @@ on_message() {
         SEEN[$i]=1
         k=$((k + 1))
       done
-      printf -v c '%s ' "${b_st[@]:0:k}"
-      c=${c//'failed '/}
-      c=${c//'completed '/x}
-      DELIVERED=$((DELIVERED + k)) COMPLETED=$((COMPLETED + ${#c})) FAILED=$((FAILED + k - ${#c}))
-      DIRTY=1
+      if ((k > 0)); then
+        # (printf with no word would still print its format once.)
+        printf -v c '%s ' "${b_st[@]:0:k}"
+        c=${c//'failed '/}
+        c=${c//'completed '/x}
+        DELIVERED=$((DELIVERED + k)) COMPLETED=$((COMPLETED + ${#c})) FAILED=$((FAILED + k - ${#c}))
+        DIRTY=1
+      fi
       for ((; k < n; k++)); do on_message result "$2" "${b_idx[k]}" "${b_st[k]}"; done
       ;;
     reassign)

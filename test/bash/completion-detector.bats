@@ -87,6 +87,9 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
 
 @test "batches are counted in bulk: duplicates inside and across batches, and indexes out of range, count once or not at all" {
   pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-0","index":0,"status":"completed"},{"agentId":"agent-1","index":1,"status":"failed"}]}'
+  # Regression: a batch whose first item is a duplicate (a replacement
+  # sub-coordinator re-announcing) counted one phantom completed and -1 failed.
+  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-0","index":0,"status":"completed"}]}'
   pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"completed"},{"agentId":"agent-2","index":2,"status":"failed"},{"agentId":"agent-1","index":1,"status":"completed"},{"agentId":"agent-9","index":9,"status":"completed"},{"agentId":"agent-3","index":3,"status":"failed"}]}'
   run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 4 --timeout 5
   [ "$status" -eq 0 ]
