@@ -17,8 +17,6 @@ source "${BASH_SOURCE[0]%/*}/bus.sh"
 source "${BASH_SOURCE[0]%/*}/watchdog.sh"
 
 CFN_KILL_AFTER=${CFN_KILL_AFTER:-2}
-# Largest environment string exec accepts (MAX_ARG_STRLEN is 128 KiB).
-CFN_TASK_ENV_MAX=131000
 # Set by cfn_agents_next when an agent is final.
 CFN_DONE_INDEX='' CFN_DONE_STATUS=''
 # The running spawner (lib/spawner.sh): pid, the fd its reports arrive on, its

@@ -147,14 +147,6 @@ bus__lock_shared() {
   return 0
 }
 
-# bus_close_inherited: for forked children (agents) of a consumer.
-bus_close_inherited() {
-  if [[ -n $BUS_WATCH_FD ]]; then exec {BUS_WATCH_FD}<&-; fi
-  if [[ -n $BUS_LOCK_FD ]]; then exec {BUS_LOCK_FD}>&-; fi
-  if [[ -n $BUS_LAT_FD ]]; then exec {BUS_LAT_FD}>&-; fi
-  BUS_WATCH_FD='' BUS_LOCK_FD='' BUS_LAT_FD=''
-}
-
 # Starts inotifywait -m on new/ (CFN_BUS_MODE=auto|inotify|poll) and waits
 # until its watch is in place, so no event between start and first scan is lost.
 bus__watch_start() {

@@ -17,6 +17,9 @@ CFN_BIN_DIR=${CFN_LIB_DIR%/lib}
 CFN_BUILTINS_DIR=${CFN_BUILTINS_DIR:-/usr/lib/bash}
 CFN_SWARM_ID_RE='^[a-z0-9][a-z0-9._-]{0,62}$'
 CFN_HAVE_STAT=0
+# Largest environment string exec accepts (MAX_ARG_STRLEN is 128 KiB): a task
+# or objective beyond it reaches the agent by stdin and file only.
+CFN_TASK_ENV_MAX=131000
 
 # The agents get the caller's locale back; the engine itself works on bytes.
 if [[ -v LC_ALL ]]; then CFN_ORIG_LC_ALL=$LC_ALL; else CFN_ORIG_LC_ALL=; fi

@@ -75,7 +75,4 @@ engine_prepare() {
   declare -gA CFN_SKIP=()
   cfn_parse_indexes CFN_SKIP "$CFN_COMPLETED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
   cfn_mkdirs "$CFN_ROOT/work" "$CFN_ROOT/responses/.tmp" "$CFN_ROOT/messages"
-  # Resolve the command once here: forked agents inherit the hash table
-  # instead of each searching PATH.
-  [[ ${CFN_CMD[0]} == */* ]] || hash "${CFN_CMD[0]}" 2>/dev/null || true
 }

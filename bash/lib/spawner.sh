@@ -158,7 +158,6 @@ sp_reap_saved() {
   ((n > 0)) || cfn_die 1 "internal: $SP_RUNNING agents counted running but no child left"
 }
 
-CFN_TASK_ENV_MAX=131000
 SP_RUNNING=0 SP_TASK='' SP_PROG=() SP_CMD=() SP_OBJ_FILE='' SP_OBJ_FITS=0 SP_HAVE_TASKS=0 SP_FAST=0
 declare -a SP_OF=() SP_ATT=() SP_T0=() SP_A0=()
 main "$@"
