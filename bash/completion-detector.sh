@@ -83,24 +83,18 @@ on_message() {
       DIRTY=1
       ;;
     results)
-      # A whole batch (BUS_BULK): one light loop marks the new indexes up to
-      # the first duplicate or out-of-range one; their counts come from the
-      # status column at once, and the rest goes one by one.
-      local i c k=0 n=${#b_idx[@]}
-      for i in "${b_idx[@]}"; do
-        if ((i >= TOTAL)) || [[ -n ${SEEN[$i]:-} ]]; then break; fi
-        SEEN[$i]=1
-        k=$((k + 1))
+      # A whole batch (BUS_BULK): its indexes in b_c (completed) and b_f
+      # (failed); duplicates and out-of-range indexes are skipped.
+      local i k=0
+      for i in "${b_c[@]}"; do
+        if ((i < TOTAL)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
       done
-      if ((k > 0)); then
-        # (printf with no word would still print its format once.)
-        printf -v c '%s ' "${b_st[@]:0:k}"
-        c=${c//'failed '/}
-        c=${c//'completed '/x}
-        DELIVERED=$((DELIVERED + k)) COMPLETED=$((COMPLETED + ${#c})) FAILED=$((FAILED + k - ${#c}))
-        DIRTY=1
-      fi
-      for ((; k < n; k++)); do on_message result "$2" "${b_idx[k]}" "${b_st[k]}"; done
+      COMPLETED=$((COMPLETED + k)) DELIVERED=$((DELIVERED + k))
+      k=0
+      for i in "${b_f[@]}"; do
+        if ((i < TOTAL)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
+      done
+      FAILED=$((FAILED + k)) DELIVERED=$((DELIVERED + k)) DIRTY=1
       ;;
     reassign)
       REASSIGNED=$((REASSIGNED + $4))

@@ -60,7 +60,7 @@ validate_outgoing() {
   bus__parse "$probe" || return 1
   case $TYPE in
     result) bus__result_fields "$BODY" ;;
-    batch) [[ $BODY == '{"results":['*']}' ]] ;;
+    batch) local -a b_c=() b_f=() && bus__batch_fields "$BODY" ;;
     heartbeat) [[ $BODY == '{"sub":'+([0-9])'}' ]] ;;
     reassign) [[ $BODY == '{"sub":'+([0-9])',"agents":'+([0-9])'}' ]] ;;
   esac

@@ -156,14 +156,14 @@ cfn_agent_announce() {
 # One message per agent cost the detector as much CPU as the agent's own exec.
 # The dispatcher's read timeout (cfn_agents_timeout) bounds the delay when no
 # agent ends sooner.
-CFN_BATCH='' CFN_BATCH_N=0 CFN_BATCH_T0=0
+CFN_BATCH_C='' CFN_BATCH_F='' CFN_BATCH_N=0 CFN_BATCH_T0=0
 CFN_BATCH_MAX=64
 CFN_BATCH_DELAY_US=5000
 
 # cfn_batch_add INDEX STATUS NOW_US
 cfn_batch_add() {
   ((CFN_BATCH_N > 0)) || CFN_BATCH_T0=$3
-  CFN_BATCH+="${CFN_BATCH:+,}{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"
+  if [[ $2 == completed ]]; then CFN_BATCH_C+=",$1"; else CFN_BATCH_F+=",$1"; fi
   CFN_BATCH_N=$((CFN_BATCH_N + 1))
 }
 
@@ -172,12 +172,13 @@ cfn_batch_due() {
   ((CFN_BATCH_N >= CFN_BATCH_MAX || (CFN_BATCH_N > 0 && $1 - CFN_BATCH_T0 >= CFN_BATCH_DELAY_US)))
 }
 
-# cfn_batch_flush INBOX FROM: announces the pending results; bus_publish's
-# status on failure (they stay pending).
+# cfn_batch_flush INBOX FROM: announces the pending results as one `batch`
+# message, {"completed":[I,...],"failed":[I,...]}; bus_publish's status on
+# failure (they stay pending).
 cfn_batch_flush() {
   ((CFN_BATCH_N > 0)) || return 0
-  bus_publish "$1" batch "$2" "{\"results\":[$CFN_BATCH]}" || return
-  CFN_BATCH='' CFN_BATCH_N=0
+  bus_publish "$1" batch "$2" "{\"completed\":[${CFN_BATCH_C#,}],\"failed\":[${CFN_BATCH_F#,}]}" || return
+  CFN_BATCH_C='' CFN_BATCH_F='' CFN_BATCH_N=0
 }
 
 # cfn_response_status VAR RESPONSE_FILE: completed|failed from a response file.

@@ -20,7 +20,7 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   result 0 completed
   result 1 failed
   result 1 completed
-  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"completed"},{"agentId":"agent-0","index":0,"status":"completed"}]}'
+  pub --type batch --from sub-0 --body '{"completed":[2,0],"failed":[]}'
   pub --type heartbeat --from sub-0 --body '{"sub":0}'
   pub --type reassign --from sub-0 --body '{"sub":0,"agents":3}'
   printf 'junk\n' >"$ROOT/messages/root/new/9-9-9.json"
@@ -61,36 +61,39 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   jq -e '.status == "stopped" and .agents.completed == 0' "$ROOT/status.json"
 }
 
-@test "a malformed batch is quarantined whole: none of its results counts (regression for the whole-list batch parser)" {
+@test "a malformed batch is quarantined whole: none of its results counts (regression for the whole-body batch parser)" {
   local n=0 body
-  # Each body has one bad item next to a good agent-0 item.
+  # Each body would count agent 0 if it were taken in part.
   for body in \
-    '{"agentId":"agent-1","index":2,"status":"completed"}' \
-    '{"agentId":"agent-01","index":01,"status":"completed"}' \
-    '{"agentId":"agent-1","index":1,"status":"done"}' \
-    '{"agentId":"agent-1","index":1,"status":"completed","x":1}' \
-    '{"agentId":"agent-1","index":1,"status":"completed"}x' \
-    '{"agentId":"agent-1","index":1,"status":"completedfailed"}' \
-    '{"agentId":"agent-1 1","index":1 1,"status":"completed"}' \
-    '{"agentId":"agent-*","index":*,"status":"completed"}' \
-    '{"agentId":"agent-1234567890","index":1234567890,"status":"completed"}' \
-    '' ; do
+    '{"completed":[0,01],"failed":[]}' \
+    '{"completed":[0,],"failed":[]}' \
+    '{"completed":[,0],"failed":[]}' \
+    '{"completed":[0,,1],"failed":[]}' \
+    '{"completed":[0,-1],"failed":[]}' \
+    '{"completed":[0,1 1],"failed":[]}' \
+    '{"completed":[0,*],"failed":[]}' \
+    '{"completed":[0,1234567890],"failed":[]}' \
+    '{"completed":[0],"failed":[1],"x":1}' \
+    '{"completed":[0]}' \
+    '{"completed":[0],"failed":[1]]}' \
+    '{"completed":[0],"failed":[],"failed":[1]}' \
+    '{"results":[{"agentId":"agent-0","index":0,"status":"completed"}]}' \
+    '{"completed":[0],"failed":[1]}x' ; do
     n=$((n + 1))
-    printf '{"id":"1-1-%d","type":"batch","from":"sub-0","ts":1,"body":{"results":[{"agentId":"agent-0","index":0,"status":"completed"},%s]}}\n' \
-      "$n" "$body" >"$ROOT/messages/root/new/1-1-$n.json"
+    printf '{"id":"1-1-%d","type":"batch","from":"sub-0","ts":1,"body":%s}\n' "$n" "$body" >"$ROOT/messages/root/new/1-1-$n.json"
   done
-  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"failed"},{"agentId":"agent-10","index":10,"status":"completed"}]}'
+  pub --type batch --from sub-0 --body '{"completed":[10],"failed":[2]}'
   run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 11 --timeout 1
   [ "$status" -eq 4 ]
   jq -e ".quarantined == $n and .agents.completed == 1 and .agents.failed == 1" "$ROOT/status.json"
 }
 
 @test "batches are counted in bulk: duplicates inside and across batches, and indexes out of range, count once or not at all" {
-  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-0","index":0,"status":"completed"},{"agentId":"agent-1","index":1,"status":"failed"}]}'
+  pub --type batch --from sub-0 --body '{"completed":[0],"failed":[1]}'
   # Regression: a batch whose first item is a duplicate (a replacement
   # sub-coordinator re-announcing) counted one phantom completed and -1 failed.
-  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-0","index":0,"status":"completed"}]}'
-  pub --type batch --from sub-0 --body '{"results":[{"agentId":"agent-2","index":2,"status":"completed"},{"agentId":"agent-2","index":2,"status":"failed"},{"agentId":"agent-1","index":1,"status":"completed"},{"agentId":"agent-9","index":9,"status":"completed"},{"agentId":"agent-3","index":3,"status":"failed"}]}'
+  pub --type batch --from sub-0 --body '{"completed":[0],"failed":[]}'
+  pub --type batch --from sub-0 --body '{"completed":[2,1,9,2],"failed":[2,3]}'
   run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 4 --timeout 5
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents == {"total":4,"completed":2,"failed":2} and .quarantined == 0' "$ROOT/status.json"

@@ -95,6 +95,33 @@ EOS
   [ "$(ls "$INBOX/quarantine" | wc -l)" -eq 8 ]
 }
 
+@test "the header parser (one split on quotes, rebuilt byte for byte) quarantines headers that only look canonical" {
+  local body='{"agentId":"agent-1","index":1,"status":"completed"}' n=0 h
+  printf '{"id":"1-1-1","type":"result","from":"agent-1","ts":1,"body":%s}\n' "$body" >"$INBOX/new/1-1-1.json"
+  for h in \
+    '"id":"1-1-2","type":"result","from":"*","ts":1' \
+    '"id":"1-1-2","type":"result","from":"","ts":1' \
+    '"id":"1-1-2","type":"result","from":"a","x":"y","ts":1' \
+    '"id":"1-1-2","type":"result","from":"a","ts":1a' \
+    '"id":"1-1-2","type":"result","from":"a","ts":' \
+    '"id":"1--2","type":"result","from":"a","ts":1' \
+    '"id":"1-1-x","type":"result","from":"a","ts":1' \
+    '"id":"1-1-2","type":"result","from":"@(a|b)","ts":1' \
+    '"id":"1-1-2","type":"result","from":"a","from":"b","ts":1' \
+    '"type":"result","id":"1-1-2","from":"a","ts":1' \
+    '"id":"1-1-2","type":"result","from":"a","ts":1,"body":{},"ts":2' \
+    "\"id\":\"1-1-2\",\"type\":\"result\",\"from\":\"$(printf 'a%.0s' {1..65})\",\"ts\":1" ; do
+    n=$((n + 1))
+    # Each file is named after its id: the header alone is what is wrong.
+    printf '{%s,"body":%s}\n' "${h//1-1-2/1-1-$((n + 1))}" "$body" >"$INBOX/new/1-1-$((n + 1)).json"
+  done
+  printf '{"id":"1-1-99","type":"result","from":"a","ts":1,"body":[]}\n' >"$INBOX/new/1-1-99.json"
+  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.3
+  [ "$status" -eq 0 ]
+  [ "$(grep -c '^result' <<<"$output")" -eq 1 ]
+  [[ $output == *"consumed=1 quarantined=$((n + 1))"* ]]
+}
+
 @test "a full inbox pushes back: publish waits, then fails with 75 and drops nothing" {
   local i
   for i in 0 1 2 3 4; do
@@ -122,7 +149,7 @@ EOS
   sleep 0.2
   CFN_NO_LOADABLES=1 "$BIN/message-bus.sh" publish --inbox "$INBOX" --type heartbeat --from sub-2 --body '{"sub":2}'
   "$BIN/message-bus.sh" publish --inbox "$INBOX" --type reassign --from sub-2 --body '{"sub":2,"agents":7}'
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type batch --from sub-2 --body "{\"results\":[$(result_body 4 failed)]}"
+  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type batch --from sub-2 --body '{"completed":[],"failed":[4]}'
   wait "$consumer"
   run cat "$OUT/c"
   [ "${lines[0]}" = "heartbeat sub-2 2" ]

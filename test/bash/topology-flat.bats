@@ -27,8 +27,8 @@ EOS
   [ "$(ls "$OUT/runs" | wc -l)" -eq 60 ]
   [ "$(cat "$OUT"/runs/* | wc -l)" -eq 60 ]
   # Results are announced in batches: each agent exactly once, in fewer messages.
-  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r 'select(.type == "batch") | .body.results[].index' | sort -n | uniq | wc -l)" -eq 60 ]
-  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '.body.results[].index' | wc -l)" -eq 60 ]
+  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r 'select(.type == "batch") | (.body.completed + .body.failed)[]' | sort -n | uniq | wc -l)" -eq 60 ]
+  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '(.body.completed + .body.failed)[]' | wc -l)" -eq 60 ]
 }
 
 @test "flat: a result is announced within the batch delay while other agents still run" {
@@ -41,9 +41,9 @@ EOS
   # agent-0 ends at once; agent-1 runs 3 s: the tick, not agent-1's end, announces agent-0.
   while [ -z "$(ls -A "$ROOT/messages/root/new" 2>/dev/null)" ] && ((t < 100)); do sleep 0.01; t=$((t + 1)); done
   kill -0 "$pid"
-  jq -e '.type == "batch" and ([.body.results[].index] == [0])' "$ROOT"/messages/root/new/*.json
+  jq -e '.type == "batch" and ([(.body.completed + .body.failed)[]] == [0])' "$ROOT"/messages/root/new/*.json
   wait "$pid"
-  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '.body.results[].index' | sort -n | tr '\n' ' ')" = "0 1 " ]
+  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '(.body.completed + .body.failed)[]' | sort -n | tr '\n' ' ')" = "0 1 " ]
 }
 
 @test "flat: --completed-indexes are skipped" {

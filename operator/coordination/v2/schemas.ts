@@ -59,6 +59,9 @@ const resultBodySchema = z.object({
   status: z.enum(['completed', 'failed']),
 });
 
+/** An agent index as the engine writes it in a batch (at most 9 digits). */
+const agentIndex = z.number().int().nonnegative().max(999_999_999);
+
 const messageBase = {
   id: z.string().regex(/^\d+-\d+-\d+$/),
   from: z.string().min(1),
@@ -67,7 +70,7 @@ const messageBase = {
 
 export const busMessageSchema = z.discriminatedUnion('type', [
   z.object({ ...messageBase, type: z.literal('result'), body: resultBodySchema }),
-  z.object({ ...messageBase, type: z.literal('batch'), body: z.object({ results: z.array(resultBodySchema) }) }),
+  z.object({ ...messageBase, type: z.literal('batch'), body: z.object({ completed: z.array(agentIndex), failed: z.array(agentIndex) }) }),
   z.object({ ...messageBase, type: z.literal('heartbeat'), body: z.object({ sub: z.number().int().nonnegative() }) }),
   z.object({ ...messageBase, type: z.literal('reassign'), body: z.record(z.string(), z.unknown()) }),
 ]);

@@ -26,8 +26,15 @@ describe('V2 schemas', () => {
       body: { agentId: 'agent-7', index: 7, status: 'completed' },
     }).success).toBe(true);
     expect(busMessageSchema.safeParse({
-      id: '1-2-3', type: 'batch', from: 'sub-0', ts: 1, body: { results: [{ agentId: 'agent-0', index: 0, status: 'failed' }] },
+      id: '1-2-3', type: 'batch', from: 'sub-0', ts: 1, body: { completed: [1, 2], failed: [0] },
     }).success).toBe(true);
+    // A batch names its agents by index only, completed and failed apart.
+    expect(busMessageSchema.safeParse({
+      id: '1-2-3', type: 'batch', from: 'sub-0', ts: 1, body: { completed: [-1], failed: [] },
+    }).success).toBe(false);
+    expect(busMessageSchema.safeParse({
+      id: '1-2-3', type: 'batch', from: 'sub-0', ts: 1, body: { results: [{ agentId: 'agent-0', index: 0, status: 'failed' }] },
+    }).success).toBe(false);
     expect(healthFileSchema.safeParse({ healthy: false, reason: '/dev/shm/cfn not writable', checks: { shm: { ok: false, detail: 'x' } } }).success).toBe(true);
   });
 
