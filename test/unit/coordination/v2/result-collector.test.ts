@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { linkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { link, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ResultCollector } from '../../../../operator/coordination/v2/result-collector.js';
@@ -58,6 +59,26 @@ describe('ResultCollector', () => {
     expect(seen.length).toBe(50);
     expect(collector.collected().map((r) => r.index)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(collector.quarantined).toBe(0);
+  });
+
+  it('collects a burst of 500 responses in synchronous passes; sweep() resolves only after the quarantines it started', async () => {
+    await mkdir(join(root, 'responses', '.tmp'), { recursive: true });
+    collector = new ResultCollector(root);
+    let emitted = 0;
+    collector.on('response', () => (emitted += 1));
+    await collector.start();
+    // Written without yielding: the watcher's events arrive as one burst.
+    for (let i = 0; i < 500; i += 1) {
+      const tmp = join(root, 'responses', '.tmp', `agent-${i}`);
+      writeFileSync(tmp, i === 7 || i === 300 ? '{"truncated' : JSON.stringify(response(i)));
+      linkSync(tmp, join(root, 'responses', `agent-${i}.json`));
+      unlinkSync(tmp);
+    }
+    await collector.sweep();
+    expect(collector.quarantined).toBe(2);
+    expect(collector.collected().length).toBe(498);
+    expect(emitted).toBe(498);
+    expect((await readdir(join(root, 'quarantine'))).length).toBe(2);
   });
 
   it('quarantines a malformed response file, counts it, and keeps going (no crash)', async () => {
