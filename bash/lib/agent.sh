@@ -62,7 +62,7 @@ cfn_agents_start() {
 # pending batch was due (else within IDLE_US), 2 when every agent is done (the
 # spawner ended).
 cfn_agents_next() {
-  local line r=0 i rc att dur t
+  local line r=0 t
   [[ -n $CFN_SPAWN_FD ]] || return 2
   # Poll first: with a report waiting, a plain read (no timer to arm).
   if IFS='' read -r -t 0 -u "$CFN_SPAWN_FD" _; then
@@ -77,13 +77,14 @@ cfn_agents_next() {
     cfn__agents_end
     return 2
   fi
-  [[ $line == 'R '+([0-9])' '+([0-9])' '+([0-9])' '+([0-9])' '[01] ]] || cfn_die 1 "internal: unexpected spawner report: ${line:0:80}"
-  line=${line#R }
-  i=${line%% *} line=${line#* }
-  rc=${line%% *} line=${line#* }
-  att=${line%% *} line=${line#* }
-  dur=${line%% *}
-  cfn__agent_finish "$i" "$rc" "${line#* }" "$att" "$dur"
+  # One split instead of a cut per field: R and five numbers, nothing else.
+  [[ $line == 'R '* && ${line:1} != *[!0-9\ ]* ]] || cfn_die 1 "internal: unexpected spawner report: ${line:0:80}"
+  local IFS=' '
+  # shellcheck disable=SC2206 # split on spaces on purpose: digits only, no glob
+  local -a f=($line)
+  [[ ${#f[@]} == 6 && ${f[5]} == [01] ]] || cfn_die 1 "internal: unexpected spawner report: ${line:0:80}"
+  IFS=$' \t\n'
+  cfn__agent_finish "${f[1]}" "${f[2]}" "${f[5]}" "${f[3]}" "${f[4]}"
 }
 
 # The spawner's output ended: reap it; its failure is the engine's.

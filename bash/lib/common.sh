@@ -154,7 +154,9 @@ cfn_write_new() {
 cfn_publish_once() {
   local path=$1 tmp="$3/${1##*/}.$BASHPID"
   printf '%s\n' "$2" >"$tmp" || return 1
-  if ln -- "$tmp" "$path" 2>/dev/null; then
+  # Tested first, so the usual ln needs no stderr redirection (its saving and
+  # restoring of fd 2 cost more than the test); a lost race still fails ln.
+  if [[ ! -e $path ]] && ln -- "$tmp" "$path"; then
     unlink "$tmp"
     return 0
   fi
