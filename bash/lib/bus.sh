@@ -241,7 +241,9 @@ bus__parse() {
   [[ $h != "$1" && $h != *[!A-Za-z0-9._:,{}\"-]* ]] || return 1
   # shellcheck disable=SC2206 # split on quotes on purpose; no glob character
   p=($h)
-  MSG_ID=${p[3]-} MSG_TYPE=${p[7]-} MSG_FROM=${p[11]-} MSG_TS=${p[14]#:}
+  # (-: a short header leaves fields unset, and set -u must not end the consumer.)
+  MSG_ID=${p[3]-} MSG_TYPE=${p[7]-} MSG_FROM=${p[11]-} MSG_TS=${p[14]-}
+  MSG_TS=${MSG_TS#:}
   printf -v c '{"id":"%s","type":"%s","from":"%s","ts":%s' "$MSG_ID" "$MSG_TYPE" "$MSG_FROM" "$MSG_TS"
   [[ $c == "$h" && $MSG_ID == +([0-9])-+([0-9])-+([0-9]) && $MSG_TYPE == @(result|batch|heartbeat|reassign) &&
     -n $MSG_FROM && ${#MSG_FROM} -le 64 && $MSG_FROM != *[!A-Za-z0-9._:-]* &&
