@@ -79,11 +79,9 @@ cfn_agents_next() {
   fi
   # One split instead of a cut per field: R and five numbers, nothing else.
   [[ $line == 'R '* && ${line:1} != *[!0-9\ ]* ]] || cfn_die 1 "internal: unexpected spawner report: ${line:0:80}"
-  local IFS=' '
   # shellcheck disable=SC2206 # split on spaces on purpose: digits only, no glob
   local -a f=($line)
   [[ ${#f[@]} == 6 && ${f[5]} == [01] ]] || cfn_die 1 "internal: unexpected spawner report: ${line:0:80}"
-  IFS=$' \t\n'
   cfn__agent_finish "${f[1]}" "${f[2]}" "${f[5]}" "${f[3]}" "${f[4]}"
 }
 
