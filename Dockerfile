@@ -8,10 +8,16 @@ ARG NODE_BASE=node:22-bookworm-slim
 
 FROM ${NODE_BASE} AS build
 WORKDIR /src
+# A C compiler for the V2 engine's native agent spawner (bash/native/spawner.c).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY operator ./operator
+COPY bash ./bash
+COPY scripts/build-native.sh ./scripts/build-native.sh
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts \
  && find dist node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete
@@ -29,7 +35,7 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/operator ./dist/operator
 COPY package.json ./
 COPY bin ./bin
-COPY bash ./bash
+COPY --from=build /src/bash ./bash
 COPY config ./config
 COPY crds ./crds
 RUN ln -s /app/bin/cfn.js /usr/local/bin/cfn

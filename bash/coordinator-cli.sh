@@ -288,6 +288,9 @@ cleanup() {
   ((CLEANED)) && return 0
   CLEANED=1
   trap '' INT TERM
+  # The heartbeat has no TERM trap and ends at once: reaping it here spares
+  # stop_group's /proc scans (~5-15 ms each) at the end of every run.
+  if [[ -n $HB_PID ]] && kill -TERM -- "-$HB_PID" 2>/dev/null; then wait "$HB_PID" 2>/dev/null || true; fi
   if [[ -n $DET_PID ]] && cfn_pid_alive "$DET_PID"; then
     kill -TERM "$DET_PID" 2>/dev/null || true
     local i

@@ -1,9 +1,9 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
 # Runs agents (docs/v2-engine.md "Agents"). The dispatching process (a
-# topology, a sub-coordinator, agent-wrapper.sh) starts one spawner
-# (lib/spawner.sh), which forks each attempt straight into the agent command
-# (one fork + exec per attempt, no bash process in between), reaps it and
-# retries it with backoff. The dispatcher reads the spawner's report of each
+# topology, a sub-coordinator, agent-wrapper.sh) starts one spawner (the
+# native bash/native/spawner when built, else lib/spawner.sh: cfn_spawner),
+# which starts each attempt straight into the agent command (no bash process
+# in between), reaps it and retries it with backoff. The dispatcher reads the spawner's report of each
 # final attempt and writes the response (published once with ln); the caller
 # announces it. The task is data (stdin and CFN_TASK), never evaluated.
 #
@@ -45,7 +45,8 @@ cfn_agents_start() {
   rm -f -- "$fifo"
   mkfifo -m 0600 -- "$fifo" || cfn_die 1 "cannot create $fifo"
   cfn_seconds_us limit_us "$CFN_AGENT_TIMEOUT"
-  local -a argv=("$BASH" "$CFN_LIB_DIR/spawner.sh" "$CFN_ROOT" "$CFN_SPAWN_QUEUE" "$CFN_CONCURRENCY" "$CFN_RETRIES" "$limit_us" "$WD_FD" -- "${CFN_CMD[@]}")
+  cfn_spawner || cfn_die 2 "$CFN_SPAWNER_WHY"
+  local -a argv=("${CFN_SPAWNER_ARGV[@]}" "$CFN_ROOT" "$CFN_SPAWN_QUEUE" "$CFN_CONCURRENCY" "$CFN_RETRIES" "$limit_us" "$WD_FD" -- "${CFN_CMD[@]}")
   # The spawner starts with the caller's locale (common.sh records it there).
   if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then
     LC_ALL=$CFN_ORIG_LC_ALL "${argv[@]}" </dev/null >"$fifo" &

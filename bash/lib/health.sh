@@ -95,8 +95,24 @@ health_preflight() {
   else
     health__check inotifywait 1 "inotifywait missing: the bus polls every 10 ms"
   fi
+  health__spawner
   health__render
   [[ -z $HEALTH_REASON ]]
+}
+
+# Which spawner starts the agents (cfn_spawner); the native one must run here.
+health__spawner() {
+  if ! cfn_spawner; then
+    health__check spawner 0 "$CFN_SPAWNER_WHY"
+  elif [[ ${CFN_SPAWNER_ARGV[0]} == "$BASH" && ${CFN_SPAWNER:-} == bash ]]; then
+    health__check spawner 1 "bash (lib/spawner.sh, CFN_SPAWNER=bash)"
+  elif [[ ${CFN_SPAWNER_ARGV[0]} == "$BASH" ]]; then
+    health__check spawner 1 "bash (lib/spawner.sh; the native one is not built: scripts/build-native.sh)"
+  elif "${CFN_SPAWNER_ARGV[0]}" --help >/dev/null 2>&1; then
+    health__check spawner 1 "native (${CFN_SPAWNER_ARGV[0]})"
+  else
+    health__check spawner 0 "native spawner ${CFN_SPAWNER_ARGV[0]} does not run here (rebuild it: scripts/build-native.sh, or CFN_SPAWNER=bash)"
+  fi
 }
 
 health__render() {

@@ -11,8 +11,7 @@ setup() {
 }
 teardown() { common_teardown; }
 
-@test "flat: runs each agent exactly once and never more than --concurrency at once" {
-  mkdir -p "$OUT/running" "$OUT/runs"
+@test "flat: runs each agent exactly once and never more than --concurrency at once, with either spawner" {
   cat >"$OUT/agent.sh" <<'EOS'
 d=$1
 : >"$d/running/$AGENT_INDEX"
@@ -21,14 +20,27 @@ echo run >>"$d/runs/$AGENT_INDEX"
 sleep 0.05
 rm -f "$d/running/$AGENT_INDEX"
 EOS
-  run "$BIN/topology-flat.sh" --root "$ROOT" --swarm-id f --agents 60 --concurrency 4 -- bash "$OUT/agent.sh" "$OUT"
-  [ "$status" -eq 0 ]
-  [ "$(sort -n "$OUT/peaks" | tail -1)" -le 4 ]
-  [ "$(ls "$OUT/runs" | wc -l)" -eq 60 ]
-  [ "$(cat "$OUT"/runs/* | wc -l)" -eq 60 ]
-  # Results are announced in batches: each agent exactly once, in fewer messages.
-  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r 'select(.type == "batch") | (.body.completed + .body.failed)[]' | sort -n | uniq | wc -l)" -eq 60 ]
-  [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '(.body.completed + .body.failed)[]' | wc -l)" -eq 60 ]
+  local sp
+  for sp in native bash; do
+    rm -rf "$OUT/running" "$OUT/runs" "$OUT/peaks" "$ROOT/messages" "$ROOT/responses" "$ROOT/work"
+    mkdir -p "$OUT/running" "$OUT/runs"
+    CFN_SPAWNER=$sp run "$BIN/topology-flat.sh" --root "$ROOT" --swarm-id f --agents 60 --concurrency 4 -- bash "$OUT/agent.sh" "$OUT"
+    [ "$status" -eq 0 ]
+    [ "$(sort -n "$OUT/peaks" | tail -1)" -le 4 ]
+    [ "$(ls "$OUT/runs" | wc -l)" -eq 60 ]
+    [ "$(cat "$OUT"/runs/* | wc -l)" -eq 60 ]
+    [ "$(ls "$ROOT/responses" | grep -c '^agent-.*[.]json$')" -eq 60 ]
+    # Results are announced in batches: each agent exactly once, in fewer messages.
+    [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r 'select(.type == "batch") | (.body.completed + .body.failed)[]' | sort -n | uniq | wc -l)" -eq 60 ]
+    [ "$(cat "$ROOT"/messages/root/new/*.json | jq -r '(.body.completed + .body.failed)[]' | wc -l)" -eq 60 ]
+  done
+}
+
+@test "flat: CFN_SPAWNER other than auto, native or bash stops the run before any agent, naming it" {
+  CFN_SPAWNER=fast run "$BIN/topology-flat.sh" --root "$ROOT" --swarm-id f --agents 3 -- touch "$OUT/ran"
+  [ "$status" -eq 2 ]
+  [[ $output == *"CFN_SPAWNER must be auto, native or bash, not 'fast'"* ]]
+  [ ! -e "$OUT/ran" ]
 }
 
 @test "flat: a result is announced within the batch delay while other agents still run" {

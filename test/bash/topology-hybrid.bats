@@ -77,11 +77,11 @@ start_hybrid() {
   local i sub='' victim=''
   for ((i = 0; i < 100; i++)); do [ -s "$root/pids/sub-0.pid" ] && break; sleep 0.05; done
   sub=$(cat "$root/pids/sub-0.pid")
-  # The agent is a child of the sub-coordinator's spawner, forked straight
-  # into `sleep 0.7`.
+  # The agent is a child of the sub-coordinator's spawner (native or bash),
+  # started straight into `sleep 0.7`.
   for ((i = 0; i < 100; i++)); do
     victim=$(ps -eo pid=,ppid=,args= | awk -v s="$sub" '
-      $2 == s && $4 ~ /spawner[.]sh$/ { sp[$1] = 1 }
+      $2 == s && ($3 ~ /native[/]spawner$/ || $4 ~ /spawner[.]sh$/) { sp[$1] = 1 }
       $3 == "sleep" && $4 == "0.7" { cand[$1] = $2 }
       END { for (p in cand) if (cand[p] in sp) { print p; exit } }')
     [ -n "$victim" ] && break

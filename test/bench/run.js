@@ -33,6 +33,8 @@ const COMMANDS = [
   { label: '`sleep 0.1`', argv: ['sleep', '0.1'] },
 ];
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+// Each V2 case again with the bash spawner (lib/spawner.sh) as the baseline of the native one; 0 skips it.
+const BASH_SPAWNER = process.env.BENCH_BASH_SPAWNER !== '0';
 // 100 ms: sampling /proc every 20 ms took measurable CPU from the engine (a 500-agent
 // V2 run 1.5 -> 1.9 s); the peak of a tree of 64 agents holds for most of a run.
 const SAMPLE_MS = 100;
@@ -42,10 +44,10 @@ const SAMPLE_MS = 100;
  * SAMPLE_MS in a separate process at nice 19 (rss-sampler.js), so that the
  * sampling does not take CPU from what it measures.
  */
-function runSampled(argv, { input } = {}) {
+function runSampled(argv, { input, env } = {}) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const sampler = spawn('nice', ['-n', '19', process.execPath, join(ROOT, 'test/bench/rss-sampler.js'), String(child.pid), String(SAMPLE_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     let stderr = '';
@@ -76,10 +78,11 @@ let caseSeq = 0;
 
 /** Each engine: run(case) -> { wallMs, delivery, p50Ms, p99Ms, peakTreeKb, peakEngineKb }. */
 const ENGINES = {
-  v2: async ({ topology, agents, command }) => {
+  // spawner: auto (the native one when built), or bash (lib/spawner.sh, the baseline).
+  v2: async ({ topology, agents, command, spawner = 'auto' }) => {
     caseSeq += 1;
     const spec = { id: `bench-${process.pid}-${caseSeq}`, topology, agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
-    const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v2-case.js'), DIST, JSON.stringify(spec)]);
+    const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v2-case.js'), DIST, JSON.stringify(spec)], { env: { CFN_SPAWNER: spawner } });
     if (r.code !== 0) throw new Error(`v2 case ${topology}/${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
     const out = JSON.parse(r.stdout.trim().split('\n').pop());
     const lat = out.latencyUs.sort((a, b) => a - b);
@@ -94,6 +97,7 @@ const ENGINES = {
       peakTreeKb: r.peakTreeKb,
       peakEngineKb: r.peakChildrenKb,
       preflightMs: out.preflightMs,
+      spawner: out.spawner,
     };
   },
   v1: async ({ agents, command }) => {
@@ -146,6 +150,8 @@ const COLUMNS = [
   ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`],
   ['xargs -P + timeout wall s', (r) => fmt(r.results.xargsTimeout.wallMs / 1000)],
   ['V2 / (xargs + timeout) wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargsTimeout.wallMs, 1)}x`],
+  ['V2 with bash spawner wall s', (r) => (r.results.v2bash ? fmt(r.results.v2bash.wallMs / 1000) : 'n/a')],
+  ['V2 / V2 with bash spawner', (r) => (r.results.v2bash ? `${fmt(r.results.v2.wallMs / r.results.v2bash.wallMs, 2)}x` : 'n/a')],
 ];
 
 /** Milliseconds per call of fn(i), each call timed alone: { median, p99 }. */
@@ -268,8 +274,15 @@ async function main() {
       for (const topology of TOPOLOGIES) {
         process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
         const v2 = await ENGINES.v2({ topology, agents, command });
+        if (v2.spawner !== 'native') throw new Error(`v2 case ran the ${v2.spawner} spawner, not the native one: npm run build (scripts/build-native.sh)`);
         process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
-        rows.push({ topology, agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}) } });
+        let v2bash;
+        if (BASH_SPAWNER) {
+          process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label}, bash spawner ... `);
+          v2bash = await ENGINES.v2({ topology, agents, command, spawner: 'bash' });
+          process.stderr.write(`${fmt(v2bash.wallMs / 1000)} s\n`);
+        }
+        rows.push({ topology, agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}), ...(v2bash ? { v2bash } : {}) } });
       }
     }
   }
@@ -288,6 +301,7 @@ async function main() {
     `Concurrency ${CONCURRENCY} for V2, V1 and the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
     'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
       'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command (the same value on the flat and hybrid rows); V1 peak RSS: the case process tree (Node + agents). ' +
+      'V2 agents are started by the native spawner (bash/native/spawner.c, posix_spawn); "V2 with bash spawner": the same case with CFN_SPAWNER=bash (lib/spawner.sh forks each agent from bash), the baseline it replaces. ' +
       'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection); xargs + timeout: the same with `timeout --foreground -k 2 60 CMD`, each agent bounded in time as the engine bounds it. Delivery: responses delivered / agents.',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms by a separate process at nice 19 (rss-sampler.js); in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,

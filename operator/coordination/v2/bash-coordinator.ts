@@ -270,7 +270,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     const report = await this.preflight();
     if (!report.healthy) throw new CoordinatorUnavailableError(report.reason ?? 'preflight failed');
     this.bashBinary = await this.locateEngine();
-    this.log.debug({ bash: this.bashBinary, bashDir: this.bashDir, shmPath: this.shmPath }, 'v2 coordinator ready');
+    this.log.debug({ bash: this.bashBinary, bashDir: this.bashDir, shmPath: this.shmPath, spawner: report.checks.spawner?.detail }, 'v2 coordinator ready');
   }
 
   async healthCheck(): Promise<HealthReport> {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the V2 engine's native agent spawner (bash/native/spawner.c, the twin
+# of bash/lib/spawner.sh; docs/v2-engine.md "Who runs an agent"). Without a C
+# compiler it says so and exits 0: the engine then forks agents from bash.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT SRC="$ROOT/bash/native/spawner.c"
+
+usage() {
+  cat <<'EOF_USAGE'
+Usage: scripts/build-native.sh [--out PATH] [--static]
+
+Compiles bash/native/spawner.c with $CC (default cc) into bash/native/spawner
+(or PATH), unless that is newer than the source. --static links it statically
+(for an image whose libc may differ from this machine's).
+EOF_USAGE
+}
+
+main() {
+  local out=$ROOT/bash/native/spawner static=() cc=${CC:-cc}
+  while (($#)); do
+    case $1 in
+      --out) [[ $# -ge 2 ]] || { echo "build-native: --out needs a path" >&2; exit 2; }; out=$2; shift 2 ;;
+      --static) static=(-static -s); shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) echo "build-native: unknown option: $1 (see --help)" >&2; exit 2 ;;
+    esac
+  done
+  if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "build-native: no C compiler ($cc): V2 agents will be forked by bash/lib/spawner.sh (slower to start)" >&2
+    exit 0
+  fi
+  [[ ${#static[@]} -eq 0 && $out -nt $SRC ]] && exit 0
+  TMP=$out.tmp.$$
+  trap 'rm -f -- "$TMP"' EXIT
+  "$cc" -O2 -std=c11 -Wall -Wextra -Werror "${static[@]}" -o "$TMP" "$SRC"
+  mv -f -- "$TMP" "$out"
+}
+
+TMP=''
+
+main "$@"
