@@ -151,6 +151,8 @@ main() {
   BUS_BULK=1
   bus_consumer_open "$ROOT/messages/root" "$ROOT/metrics/latency.us"
   write_status running
+  # Consuming now: under coordinator-cli.sh the agents start after this.
+  [[ -z ${CFN_CONSUMER_READY:-} ]] || : >"$CFN_CONSUMER_READY"
   local now
   while :; do
     bus_drain on_message

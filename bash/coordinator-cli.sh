@@ -199,6 +199,10 @@ start_components() {
     --completed-indexes "$O_COMPLETED" --parent-pid "$$")
   [[ $O_TOPOLOGY == hybrid ]] && engine+=(--workers "$O_WORKERS")
   export CFN_BUS_MODE=$O_BUS_MODE CFN_INBOX_CAPACITY=$O_CAPACITY CFN_PUBLISH_TIMEOUT=$O_PUBLISH_TIMEOUT
+  # Agents start once the detector consumes (lib/agent.sh): results published
+  # before it listened waited out its start-up (~15 ms) and counted as latency.
+  rm -f -- "$ROOT/pids/detector.ready"
+  export CFN_CONSUMER_READY=$ROOT/pids/detector.ready
   # Job control: each component gets its own process group, so stopping one
   # group reaches every agent it forked (timeout --foreground keeps them in it).
   set -m

@@ -5,13 +5,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-readonly ROOT SRC="$ROOT/bash/native/spawner.c"
+readonly ROOT SRC_DIR="$ROOT/bash/native"
 
 usage() {
   cat <<'EOF_USAGE'
 Usage: scripts/build-native.sh [--out PATH] [--static]
 
-Compiles bash/native/spawner.c with $CC (default cc) into bash/native/spawner
+Compiles bash/native/*.c with $CC (default cc) into bash/native/spawner
 (or PATH), unless that is newer than the source. --static links it statically
 (for an image whose libc may differ from this machine's).
 EOF_USAGE
@@ -31,10 +31,13 @@ main() {
     echo "build-native: no C compiler ($cc): V2 agents will be forked by bash/lib/spawner.sh (slower to start)" >&2
     exit 0
   fi
-  [[ ${#static[@]} -eq 0 && $out -nt $SRC ]] && exit 0
+  local -a src=("$SRC_DIR"/*.c)
+  local f fresh=1
+  for f in "${src[@]}" "$SRC_DIR"/*.h; do [[ $out -nt $f ]] || fresh=0; done
+  [[ ${#static[@]} -eq 0 && $fresh -eq 1 ]] && exit 0
   TMP=$out.tmp.$$
   trap 'rm -f -- "$TMP"' EXIT
-  "$cc" -O2 -std=c11 -Wall -Wextra -Werror "${static[@]}" -o "$TMP" "$SRC"
+  "$cc" -O2 -std=c11 -Wall -Wextra -Werror "${static[@]}" -o "$TMP" "${src[@]}"
   mv -f -- "$TMP" "$out"
 }
 

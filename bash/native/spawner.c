@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "response.h"
+
 extern char **environ;
 
 /* CFN_TASK_ENV_MAX of lib/common.sh: the largest task passed in CFN_TASK. */
@@ -58,6 +60,8 @@ static char *objective;       /* CFN_TASK=<objective>, NULL when too large */
 static char *task_env;        /* buffer for a task's CFN_TASK=... */
 static slot_t *run;           /* running attempts (and backoffs), at most concurrency */
 static int nrun;
+static int write_responses;   /* --responses: write them here, report W lines */
+static response_cfg_t resp_cfg;
 static char report[1 << 16];
 static size_t report_len;
 
@@ -201,8 +205,13 @@ static int attempt_ended(slot_t *s, int rc, int64_t now) {
     return 0;
   }
   if (sizeof(report) - report_len < 96) flush_reports();
-  report_len += (size_t)snprintf(report + report_len, sizeof(report) - report_len, "R %ld %d %d %" PRId64 " %d\n", s->index,
-                                 rc, s->attempts, (now - s->t0) / 1000, timed_out);
+  if (write_responses) {
+    const char *status = response_write(&resp_cfg, s->index, (long)getpid(), rc, s->attempts, (long long)((now - s->t0) / 1000), timed_out);
+    report_len += (size_t)snprintf(report + report_len, sizeof(report) - report_len, "W %ld %s\n", s->index, status);
+  } else {
+    report_len += (size_t)snprintf(report + report_len, sizeof(report) - report_len, "R %ld %d %d %" PRId64 " %d\n", s->index,
+                                   rc, s->attempts, (now - s->t0) / 1000, timed_out);
+  }
   return 1;
 }
 
@@ -324,14 +333,18 @@ static void start(slot_t *s) {
 }
 
 static void usage(void) {
-  fputs("Usage: spawner ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]\n"
+  fputs("Usage: spawner [--responses MAX_OUTPUT AGENT_TIMEOUT] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]\n"
         "\n"
         "Internal to the V2 engine (started by lib/agent.sh): the native twin of\n"
         "lib/spawner.sh, with the same arguments, files and reports. Runs the agents\n"
         "whose indexes QUEUE_FILE lists (one per line): stdin <ROOT>/tasks/<i> (else\n"
         "<ROOT>/objective.txt), stdout/stderr ROOT/work/agent-<i>.<pid>.{out,err};\n"
         "registers each attempt with the watchdog on fd WD_FD; prints one line per\n"
-        "final attempt: R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT.\n",
+        "final attempt: R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT.\n"
+        "\n"
+        "--responses: writes each final attempt's response itself (the bytes\n"
+        "lib/agent.sh writes; MAX_OUTPUT is --max-output, AGENT_TIMEOUT the\n"
+        "--agent-timeout text) and reports W INDEX completed|failed instead.\n",
         stdout);
 }
 
@@ -359,12 +372,21 @@ int main(int argc, char **argv) {
     usage();
     return 0;
   }
+  long long conc, rets, lim, fd, max_out;
+  if (argc > 1 && strcmp(argv[1], "--responses") == 0) {
+    if (argc < 4 || parse_num(argv[2], 1, (long long)1 << 40, &max_out) || argv[3][0] == '\0') die(2, "usage: see --help");
+    write_responses = 1;
+    resp_cfg.max_output = max_out;
+    resp_cfg.timeout_text = argv[3];
+    argv += 3;
+    argc -= 3;
+  }
   if (argc < 9 || strcmp(argv[7], "--") != 0) die(2, "usage: see --help");
-  long long conc, rets, lim, fd;
   if (parse_num(argv[3], 1, 100000, &conc) || parse_num(argv[4], 0, 100, &rets) ||
       parse_num(argv[5], 0, INT64_MAX / 4, &lim) || parse_num(argv[6], 0, INT_MAX, &fd))
     die(2, "usage: see --help");
   root = argv[1];
+  resp_cfg.root = root;
   concurrency = (int)conc;
   retries = (int)rets;
   limit_us = lim;

@@ -176,3 +176,19 @@ AGENT
   run bash "$script" --bogus
   [ "$status" -eq 2 ]
 }
+
+@test "--responses: the native spawner writes each response and reports W INDEX STATUS; a response already there wins" {
+  mkdir -p "$ROOT/responses/.tmp"
+  printf '{"agentId":"agent-1","index":1,"status":"failed","exitCode":9}\n' >"$ROOT/responses/agent-1.json"
+  seq 0 2 >"$ROOT/queue"
+  run "$BIN/native/spawner" --responses 65536 60 "$ROOT" "$ROOT/queue" 3 0 0 9 -- sh -c 'echo "out $AGENT_INDEX"; [ "$AGENT_INDEX" != 2 ] || { echo boom >&2; exit 4; }' 9>>"$ROOT/wd.reg"
+  [ "$status" -eq 0 ]
+  [[ $output == *"spawner: second response for agent-1 dropped"* ]]
+  [ "$(grep '^W ' <<<"$output" | sort)" = "$(printf 'W 0 completed\nW 1 failed\nW 2 failed')" ]
+  jq -e '.agentId == "agent-0" and .status == "completed" and .output == "out 0\n" and .outputBytes == 6 and .error == null and .attempts == 1' "$ROOT/responses/agent-0.json"
+  jq -e '.exitCode == 9' "$ROOT/responses/agent-1.json"
+  jq -e '.status == "failed" and .exitCode == 4 and .error == "boom"' "$ROOT/responses/agent-2.json"
+  [ -z "$(ls -A "$ROOT/work")" ] && [ -z "$(ls -A "$ROOT/responses/.tmp")" ]
+  run "$BIN/native/spawner" --responses 0 60 "$ROOT" "$ROOT/queue" 3 0 0 9 -- true
+  [ "$status" -eq 2 ]
+}

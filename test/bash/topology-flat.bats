@@ -72,3 +72,41 @@ EOS
   run "$BIN/topology-flat.sh" --root "$ROOT" --swarm-id f --agents 2
   [ "$status" -eq 2 ]
 }
+
+@test "flat: the native spawner's responses are byte for byte the ones bash writes (durations aside)" {
+  # Outputs and errors that take each path of the encoder: printable ASCII,
+  # valid and invalid UTF-8, control bytes, sequences cut by a line end or by
+  # --max-output, lines over jq's 4095-byte pieces, random bytes; timeouts.
+  local i sp
+  mkdir -p "$OUT/in"
+  for i in 0 1 2 3 4 5; do head -c $((3000 + i * 1500)) /dev/urandom | tr -d '\0' | fold -b -w $((200 + i * 900)) >"$OUT/in/$i"; done
+  head -c 70000 /dev/urandom | tr -d '\0' >"$OUT/in/6"
+  printf 'hello "world" \\ tab\there\n' >"$OUT/in/7"
+  printf '\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 ok\n\x7f\x01\xc3\x28\xe2\x82\n\xf0\x9f\n\xed\xa0\x80\xc0\xaf\xf5\r\b\f\n' >"$OUT/in/8"
+  { head -c 65535 /dev/zero | tr '\0' x; printf '\xc3\xa9'; } >"$OUT/in/9"
+  printf 'no newline at end' >"$OUT/in/10"
+  cat >"$OUT/agent.sh" <<'EOS'
+f="$1/in/$AGENT_INDEX"
+if [ -f "$f" ]; then cat "$f"; fi
+case $AGENT_INDEX in
+  1 | 3 | 6) head -c 300 "$f" >&2; exit 3 ;;
+  8) printf 'err \377 bad\n  \n' >&2; exit 2 ;;
+  10) printf 'last line, no newline' >&2; exit 1 ;;
+  11) exit 5 ;;
+  12) sleep 5 ;;
+esac
+EOS
+  for sp in bash native; do
+    rm -rf "$ROOT/messages" "$ROOT/responses" "$ROOT/work"
+    CFN_SPAWNER=$sp run "$BIN/topology-flat.sh" --root "$ROOT" --swarm-id f --agents 13 --concurrency 13 --agent-timeout 0.5 -- bash "$OUT/agent.sh" "$OUT"
+    [ "$status" -eq 0 ]
+    mkdir -p "$OUT/$sp"
+    for i in $(seq 0 12); do sed 's/"durationMs":[0-9]*,//' "$ROOT/responses/agent-$i.json" >"$OUT/$sp/$i"; done
+    # Nothing of the attempts is left in work/.
+    [ -z "$(find "$ROOT/work" -name 'agent-*')" ]
+  done
+  for i in $(seq 0 12); do cmp "$OUT/bash/$i" "$OUT/native/$i"; done
+  jq -e '.status == "failed" and .exitCode == 143 and .error == "timed out after 0.5s"' "$ROOT/responses/agent-12.json"
+  jq -e '.outputTruncated and .outputBytes > 65536' "$ROOT/responses/agent-6.json"
+  jq -e '.error == "err \ufffd bad"' "$ROOT/responses/agent-8.json"
+}

@@ -59,7 +59,10 @@ start_hybrid() {
 
 @test "hybrid: a sub-coordinator with a stale heartbeat is replaced" {
   local root="$SHM/h"
-  start_hybrid "$root" 20 10 2 -- bash -c 'sleep 0.3'
+  # Its slice takes 4 s (10 agents of 0.8 s, 2 at once): it is replaced
+  # (stale after 2 s) with agents still to run. Its spawner is not stopped:
+  # the native one still writes the responses of the agents it started.
+  start_hybrid "$root" 20 10 2 -- bash -c 'sleep 0.8'
   local i
   for ((i = 0; i < 100; i++)); do [ -s "$root/pids/sub-1.pid" ] && break; sleep 0.05; done
   local pid
