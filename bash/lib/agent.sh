@@ -6,7 +6,8 @@
 # in between), reaps it and retries it with backoff. The response of each
 # final attempt is published once (ln): written by the native spawner itself
 # (its W report), else by the dispatcher from the bash spawner's R report
-# (cfn__agent_finish); the caller announces it. The task is data (stdin and CFN_TASK), never evaluated.
+# (cfn__agent_finish); the caller announces it. The task is data (stdin and
+# CFN_TASK), never evaluated.
 #
 # Globals the caller sets: CFN_ROOT CFN_SWARM_ID CFN_AGENTS_TOTAL CFN_OBJECTIVE
 # CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none) CFN_RETRIES

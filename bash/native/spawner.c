@@ -8,11 +8,13 @@
  * copy-on-write fault on every page either side writes, ~1.5 ms of CPU per
  * agent before the agent's own exec; posix_spawn (clone + vfork semantics)
  * shares the address space until exec and costs a small fraction of that.
- * Everything else (responses, messages, detection) stays in bash.
+ * With --responses it also writes each final attempt's response
+ * (response.c); messages and detection stay in bash.
  *
- * Usage: spawner ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]
+ * Usage: spawner [--responses MAX_OUTPUT AGENT_TIMEOUT] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]
  * Reports, one line per final attempt on stdout:
  *   R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT(0|1)
+ *   W INDEX completed|failed          (with --responses)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -321,15 +323,9 @@ static int launch(slot_t *s) {
 
 /* Starts slot s's attempt and settles it at once when it could not start. */
 static void start(slot_t *s) {
-  for (;;) {
-    int rc = launch(s);
-    if (rc < 0) return;
-    if (attempt_ended(s, rc, now_us())) {
-      *s = run[--nrun];
-      return;
-    }
-    if (s->a0 > now_us()) return;
-  }
+  int rc = launch(s);
+  /* Not retried: the slot is free. Retried: its backoff (>= 100 ms) starts now. */
+  if (rc >= 0 && attempt_ended(s, rc, now_us())) *s = run[--nrun];
 }
 
 static void usage(void) {
