@@ -2,11 +2,15 @@
 // output; test/unit/api/crds.test.ts fails when the two drift apart).
 import { stringify } from 'yaml';
 import { API_GROUP, API_VERSION } from './common.js';
+import { releaseVersion } from '../release/release.js';
 import { toStructuralSchema } from './openapi.js';
 import { rolloutPolicySpec, rolloutPolicyStatus } from './rollout-policy.js';
 import { swarmSpec, swarmStatus } from './swarm.js';
 import type { JsonSchema } from './openapi.js';
 import type { z } from 'zod';
+
+/** The release whose schemas a CRD holds: the operator never replaces a newer release's CRDs with older ones. */
+export const ANNOTATION_RELEASE = `${API_GROUP}/release`;
 
 interface PrinterColumn {
   name: string;
@@ -84,7 +88,7 @@ function crdFor(r: ResourceDefinition): JsonSchema {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${r.plural}.${API_GROUP}` },
+    metadata: { name: `${r.plural}.${API_GROUP}`, annotations: { [ANNOTATION_RELEASE]: releaseVersion() } },
     spec: {
       group: API_GROUP,
       names: { kind: r.kind, listKind: `${r.kind}List`, plural: r.plural, singular: r.singular, shortNames: r.shortNames, categories: ['cfn'] },

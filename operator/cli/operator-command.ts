@@ -4,8 +4,10 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { packageRoot } from '../config/package-root.js';
-import { chooseKubeconfig } from '../k8s/client.js';
+import { chooseKubeconfig, KubeClient } from '../k8s/client.js';
 import { startOperator } from '../manager/operator-manager.js';
+import { ensureCrds } from '../release/ensure-crds.js';
+import { releaseVersion } from '../release/release.js';
 import { COORDINATOR_IDENTITIES } from '../swarm/coordinator-rbac.js';
 import { createLogger, resolveLogLevel } from '../observability/logger.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -32,6 +34,9 @@ Options:
   --leader-elect / --no-leader-elect   (default: on)
   --leader-election-namespace NS       (default $POD_NAMESPACE or default)
   --default-version v1|v2      version of Swarms no spec, env or policy decides (default v2)
+  --manage-crds               bring the swarm.cfn.dev CRDs to this release by server-side
+                               apply before watching (never over a newer release's; needs
+                               get and patch on them: the chart's crds.manage)
   --coordinator-identity per-swarm|shared
                                coordinator pods' identity (default $COORDINATOR_IDENTITY or
                                per-swarm): per-swarm makes a ServiceAccount, Role and
@@ -55,6 +60,7 @@ const optionsSchema = z.object({
   defaultVersion: z.enum(['v1', 'v2']),
   operatorVersion: z.enum(['v1', 'v2']).optional(),
   coordinatorIdentity: z.enum(COORDINATOR_IDENTITIES),
+  manageCrds: z.boolean(),
 });
 
 const num = (v: string | undefined, flag: string): number | undefined => {
@@ -80,6 +86,7 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
       'leader-election-namespace': { type: 'string' },
       'default-version': { type: 'string' },
       'coordinator-identity': { type: 'string' },
+      'manage-crds': { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
@@ -102,6 +109,7 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
     defaultVersion: values['default-version'] ?? 'v2',
     operatorVersion: envVersion || undefined,
     coordinatorIdentity: values['coordinator-identity'] ?? (env.COORDINATOR_IDENTITY || 'per-swarm'),
+    manageCrds: values['manage-crds'] ?? false,
   });
   if (!r.success) {
     const issue = r.error.issues[0]!;
@@ -139,9 +147,11 @@ export async function operatorCommand(args: readonly string[], io: CliIo, hooks:
   const logger = hooks.logger ?? createLogger({ name: 'swarm-operator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
   const kubeconfig = chooseKubeconfig({ flag: o.kubeconfig, env: io.env, repoRoot: packageRoot(), existsSync });
   logger.info({ kubeconfig: kubeconfig.description, source: kubeconfig.source }, `kubeconfig: ${kubeconfig.description} (${kubeconfig.source})`);
+  const client = KubeClient.load(kubeconfig.path);
+  if (o.manageCrds) await ensureCrds({ client, logger, release: releaseVersion() });
   const running = await startOperator({
     logger,
-    ...(kubeconfig.path ? { kubeconfig: kubeconfig.path } : {}),
+    client,
     namespaces: o.namespaces,
     image: o.image,
     imagePullPolicy: o.imagePullPolicy,

@@ -4,12 +4,14 @@
 // what it must hold to grant the coordinator's Role (RBAC refuses to create a
 // Role with rules its creator does not hold), plus what admission checks.
 import { API_GROUP } from '../api/common.js';
+import { generateCrds } from '../api/crds.js';
 import { coordinatorRbac } from '../swarm/coordinator-rbac.js';
 import type { Swarm } from '../api/swarm.js';
 
 export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
+  resourceNames?: string[];
   verbs: string[];
 }
 
@@ -39,6 +41,15 @@ export const ADMISSION_RULES: readonly PolicyRule[] = [{ apiGroups: [API_GROUP],
 /** Leader election, in the operator's own namespace only. */
 export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
+];
+
+/**
+ * `--manage-crds` (chart: crds.manage): read and server-side apply the
+ * project's own CRDs, by name. No create: the chart's crds/ or kustomize
+ * installs them, so the operator cannot define new kinds.
+ */
+export const crdRules = (): PolicyRule[] => [
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: generateCrds().map((c) => (c.metadata as { name: string }).name).sort(), verbs: ['get', 'patch'] },
 ];
 
 const SAMPLE_SWARM = { apiVersion: `${API_GROUP}/v1alpha1`, kind: 'Swarm', metadata: { name: 'x', namespace: 'x', uid: 'x' } } as unknown as Swarm;

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { isNotFound } from '../../../operator/k8s/errors.js';
 import { startOperator } from '../../../operator/manager/operator-manager.js';
-import { operatorRules, ruleSet } from '../../../operator/rbac/operator-rbac.js';
+import { crdRules, operatorRules, ruleSet } from '../../../operator/rbac/operator-rbac.js';
+import { ensureCrds } from '../../../operator/release/ensure-crds.js';
+import { releaseVersion } from '../../../operator/release/release.js';
 import { client, createNamespace, deleteNamespace, getSwarm, listPods, silentLogger, swarmManifest, swarmPath, waitFor } from '../operator/harness.js';
 import { helm, helmInstall, tokenKubeconfig } from './chart-install.js';
 import type { PolicyRule } from '../../../operator/rbac/operator-rbac.js';
@@ -83,7 +85,7 @@ describe('helm install', () => {
     const container = pod.containers[0]!;
     expect(pod.serviceAccountName).toBe(fullname);
     expect(container.image).toBe('swarm-operator:0.1.0');
-    expect(container.args).toEqual(['operator', '--workers=8', '--metrics-port=8080', '--default-version=v2', '--image-pull-policy=IfNotPresent', '--leader-elect']);
+    expect(container.args).toEqual(['operator', '--workers=8', '--metrics-port=8080', '--default-version=v2', '--image-pull-policy=IfNotPresent', '--leader-elect', '--manage-crds']);
     expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } });
     expect(container.env).toContainEqual({ name: 'COORDINATOR_IMAGE', value: 'swarm-operator:0.1.0' });
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');
@@ -94,6 +96,9 @@ describe('helm install', () => {
     const role = await c.get<{ rules: PolicyRule[] }>(`${rbac}/clusterroles/${fullname}`);
     expect(rulesOf(role.rules)).toEqual(rulesOf(operatorRules()));
     expect(await exists(`${rbac}/clusterrolebindings/${fullname}`)).toBe(true);
+    const crdRole = await c.get<{ rules: PolicyRule[] }>(`${rbac}/clusterroles/${fullname}-crds`);
+    expect(crdRole.rules).toEqual(crdRules());
+    expect(await exists(`${rbac}/clusterrolebindings/${fullname}-crds`)).toBe(true);
     expect(await exists(`${rbac}/namespaces/${releaseNs}/roles/${fullname}-leader-election`)).toBe(true);
     expect(await exists(`${rbac}/namespaces/${releaseNs}/rolebindings/${fullname}-leader-election`)).toBe(true);
     // The controller-manager turns the Deployment into a pod (no kubelet runs it here).
@@ -109,6 +114,8 @@ describe('helm install', () => {
     expect(dep.spec.template.spec.containers[0]!.args).toEqual(expect.arrayContaining(['--workers=8', `--namespaces=${watchNs}`]));
     expect(await exists(`${rbac}/clusterroles/${fullname}`)).toBe(false);
     expect(await exists(`${rbac}/clusterrolebindings/${fullname}`)).toBe(false);
+    // The CRDs' own ClusterRole stays: the operator upgrades them whatever it watches.
+    expect(await exists(`${rbac}/clusterrolebindings/${fullname}-crds`)).toBe(true);
     const role = await c.get<{ rules: PolicyRule[] }>(`${rbac}/namespaces/${watchNs}/roles/${fullname}`);
     expect(rulesOf(role.rules)).toEqual(rulesOf(operatorRules()));
     expect(await exists(`${rbac}/namespaces/${watchNs}/rolebindings/${fullname}`)).toBe(true);
@@ -116,6 +123,9 @@ describe('helm install', () => {
 
   it('the operator reconciles in the watched namespace with those Roles alone', async () => {
     const sa = KubeClient.load(await tokenKubeconfig(c, releaseNs, fullname, work));
+    // --manage-crds under the chart's RBAC: get and patch on its two CRDs suffice.
+    const crds = await ensureCrds({ client: sa, logger: silentLogger, release: releaseVersion() });
+    expect(crds.map((o) => o.action)).toEqual(['applied', 'applied']);
     const op = await startOperator({
       logger: silentLogger,
       client: sa,

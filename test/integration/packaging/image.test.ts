@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { releaseVersion } from '../../../operator/release/release.js';
 import { REPO } from '../../unit/packaging/tools.js';
 
 jest.setTimeout(900_000);
@@ -23,12 +24,13 @@ const sh = (script: string, args: string[]) => {
 describe('the swarm-operator image', () => {
   it('builds without image pulls, imports into containerd and runs', () => {
     const out = mkdtempSync(join(tmpdir(), 'pkg-image-'));
+    const v = releaseVersion();
     try {
       const files = sh('scripts/image/build.sh', ['--out-dir', out]).trim().split('\n');
-      expect(files).toEqual([join(out, 'swarm-operator_0.1.0.oci.tar'), join(out, 'swarm-operator-pause_0.1.0.oci.tar')]);
+      expect(files).toEqual([join(out, `swarm-operator_${v}.oci.tar`), join(out, `swarm-operator-pause_${v}.oci.tar`)]);
       for (const f of files) expect(existsSync(f)).toBe(true);
       const index = JSON.parse(execFileSync('tar', ['-xOf', files[0]!, 'index.json'], { encoding: 'utf8' })) as { manifests: Array<{ annotations: Record<string, string> }> };
-      expect(index.manifests[0]!.annotations).toMatchObject({ 'io.containerd.image.name': 'docker.io/library/swarm-operator:0.1.0', 'org.opencontainers.image.ref.name': '0.1.0' });
+      expect(index.manifests[0]!.annotations).toMatchObject({ 'io.containerd.image.name': `docker.io/library/swarm-operator:${v}`, 'org.opencontainers.image.ref.name': v });
       // An OCI image layout archive: what containerd's import reads.
       const entries = execFileSync('tar', ['-tf', files[0]!], { encoding: 'utf8' }).trim().split('\n');
       expect(entries.slice(0, 2)).toEqual(['oci-layout', 'index.json']);

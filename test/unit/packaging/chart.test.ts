@@ -3,7 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { operatorRules } from '../../../operator/rbac/operator-rbac.js';
+import { crdRules, operatorRules } from '../../../operator/rbac/operator-rbac.js';
+import { releaseVersion } from '../../../operator/release/release.js';
 import { CHART, helmBin, helmTemplate, parseObjects, run } from './tools.js';
 import type { K8sObject } from './tools.js';
 
@@ -51,7 +52,9 @@ describe('the default install', () => {
         'ValidatingAdmissionPolicy/swarm-operator-coordinator.swarm.cfn.dev',
         'ValidatingAdmissionPolicyBinding/swarm-operator-coordinator.swarm.cfn.dev',
         'ClusterRole/swarm-operator',
+        'ClusterRole/swarm-operator-crds',
         'ClusterRoleBinding/swarm-operator',
+        'ClusterRoleBinding/swarm-operator-crds',
         'Deployment/swarm-operator',
         'Role/swarm-operator-leader-election',
         'RoleBinding/swarm-operator-leader-election',
@@ -80,19 +83,27 @@ describe('the default install', () => {
     expect(c.args).toContain('--leader-elect');
     expect(c.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
     expect(c.env).toContainEqual({ name: 'COORDINATOR_IMAGE', value: c.image });
-    expect(c.image).toBe('swarm-operator:0.1.0');
+    expect(c.image).toBe(`swarm-operator:${releaseVersion()}`);
+    expect(c.args).toContain('--manage-crds');
   });
 });
 
 describe('variants', () => {
-  it('watchNamespaces: a Role and RoleBinding per namespace, nothing cluster-wide', () => {
+  it('watchNamespaces: a Role and RoleBinding per namespace; cluster-wide only get/patch on its own CRDs', () => {
     const objs = parseObjects(helmTemplate(VARIANTS['watch-namespaces']));
-    expect(byKind(objs, 'ClusterRole')).toHaveLength(0);
-    expect(byKind(objs, 'ClusterRoleBinding')).toHaveLength(0);
+    expect(byKind(objs, 'ClusterRole').map((r) => [r.metadata.name, r.rules])).toEqual([['swarm-operator-crds', crdRules()]]);
+    expect(byKind(objs, 'ClusterRoleBinding').map((r) => r.metadata.name)).toEqual(['swarm-operator-crds']);
     const roles = byKind(objs, 'Role').filter((r) => r.metadata.name === 'swarm-operator');
     expect(roles.map((r) => r.metadata.namespace)).toEqual(['team-a', 'team-b']);
     expect(byKind(objs, 'RoleBinding').filter((r) => r.metadata.name === 'swarm-operator').map((r) => r.metadata.namespace)).toEqual(['team-a', 'team-b']);
     expect(deployment(objs).spec.template.spec.containers[0]!.args).toContain('--namespaces=team-a,team-b');
+  });
+
+  it('crds.manage=false: no --manage-crds and nothing cluster-wide with watchNamespaces', () => {
+    const objs = parseObjects(helmTemplate([...VARIANTS['watch-namespaces']!, '--set', 'crds.manage=false']));
+    expect(byKind(objs, 'ClusterRole')).toHaveLength(0);
+    expect(byKind(objs, 'ClusterRoleBinding')).toHaveLength(0);
+    expect(deployment(objs).spec.template.spec.containers[0]!.args).not.toContain('--manage-crds');
   });
 
   it('custom image: the coordinator image and pinned version reach the operator', () => {
