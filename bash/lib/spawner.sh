@@ -111,7 +111,7 @@ sp_reaped() {
 main() {
   [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
   if [[ ${1:-} == --no-retry ]]; then
-    (($# >= 2)) && cfn_is_exit_code_list "$2" || cfn_die 2 "--no-retry needs exit codes 1-255 (\"2,3\")"
+    if (($# < 2)) || [[ -z $2 ]] || ! cfn_is_exit_code_list "$2"; then cfn_die 2 "--no-retry needs exit codes 1-255 (\"2,3\")"; fi
     local code
     local -a codes=()
     IFS=, read -r -a codes <<<"$2"
