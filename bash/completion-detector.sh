@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Consumes result/batch messages from the root inbox (O(1) per message: an
 # assoc array for dedup and counters, no scan of responses/), knows when every
-# agent answered or the deadline passed, and writes status.json atomically
-# (at most every 100 ms, and at the end).
+# agent's final response is in or the deadline passed, and writes status.json
+# atomically (at most every 100 ms, and at the end). Delivery is completed
+# work: deliveryRate = completed / total; a failed agent is final, not delivered.
 set -euo pipefail
 CFN_PROG=completion-detector
 # shellcheck source=bash/lib/bus.sh
@@ -12,8 +13,9 @@ usage() {
   cat <<'EOF'
 Usage: completion-detector.sh --root DIR --swarm-id ID --total N [options]
 
-Consumes <root>/messages/root until every agent delivered a response or the
-deadline passed; writes <root>/status.json (docs/v2-engine.md).
+Consumes <root>/messages/root until every agent's final response is in
+(completed or failed) or the deadline passed; writes <root>/status.json
+(docs/v2-engine.md): deliveryRate = completed agents / total.
 
 Options:
   --root DIR               swarm root (required)
@@ -22,17 +24,19 @@ Options:
   --topology flat|hybrid   recorded in status.json (default flat)
   --timeout SECONDS        overall deadline from --started-us (0 = none, default)
   --started-us US          start time in epoch microseconds (default now)
-  --completed-indexes SPEC agents delivered by an earlier run ("0-9,15")
+  --completed-indexes SPEC agents completed in an earlier run ("0-9,15")
+  --failed-indexes SPEC    agents that failed finally in an earlier run
   --parent-pid PID         stop (status "stopped") when this process is gone
   -h, --help               this help
 
-Exit: 0 all delivered, 4 deadline passed, 1 engine failure (SIGUSR1),
+Exit: 0 every agent final, 4 deadline passed, 1 engine failure (SIGUSR1),
 143 stopped (SIGTERM or parent gone), 2 usage error.
 EOF
 }
 
-ROOT='' SWARM_ID='' TOTAL='' TOPOLOGY=flat TIMEOUT=0 STARTED_US='' COMPLETED_SPEC='' PARENT_PID=''
-DELIVERED=0 COMPLETED=0 FAILED=0 RESUMED=0 REASSIGNED=0
+ROOT='' SWARM_ID='' TOTAL='' TOPOLOGY=flat TIMEOUT=0 STARTED_US='' COMPLETED_SPEC='' FAILED_SPEC='' PARENT_PID=''
+# FINAL: agents whose final response is in (completed + failed).
+FINAL=0 COMPLETED=0 FAILED=0 RESUMED=0 RESUMED_COMPLETED=0 REASSIGNED=0
 DEADLINE_US=0 LAST_WRITE_US=0 DIRTY=1 STOP_REQUEST=''
 declare -A SEEN=()
 
@@ -46,6 +50,7 @@ parse_args() {
       --timeout) cfn_require_value "$1" $#; TIMEOUT=$2; shift 2 ;;
       --started-us) cfn_require_value "$1" $#; STARTED_US=$2; shift 2 ;;
       --completed-indexes) cfn_require_value "$1" $#; COMPLETED_SPEC=$2; shift 2 ;;
+      --failed-indexes) cfn_require_value "$1" $#; FAILED_SPEC=$2; shift 2 ;;
       --parent-pid) cfn_require_value "$1" $#; PARENT_PID=$2; shift 2 ;;
       -h | --help) usage; exit 0 ;;
       *) cfn_die 2 "unknown option: $1 (see --help)" ;;
@@ -61,14 +66,20 @@ parse_args() {
   return 0
 }
 
-# Agents of an earlier run count as delivered (and completed) from the start.
+# Agents final in an earlier run count from the start: completed ones as
+# completed, failed ones as failed (an index in both lists is refused).
 load_resumed() {
-  local -A done_set=()
+  local -A done_set=() failed_set=()
   cfn_parse_indexes done_set "$COMPLETED_SPEC" "$TOTAL" || exit 2
+  cfn_parse_indexes failed_set "$FAILED_SPEC" "$TOTAL" || exit 2
   local i
   for i in "${!done_set[@]}"; do SEEN[$i]=1; done
-  RESUMED=${#done_set[@]}
-  DELIVERED=$RESUMED COMPLETED=$RESUMED
+  for i in "${!failed_set[@]}"; do
+    [[ -z ${SEEN[$i]:-} ]] || cfn_die 2 "agent $i is in both --completed-indexes and --failed-indexes"
+    SEEN[$i]=1
+  done
+  COMPLETED=${#done_set[@]} FAILED=${#failed_set[@]}
+  RESUMED_COMPLETED=$COMPLETED RESUMED=$((COMPLETED + FAILED)) FINAL=$RESUMED
 }
 
 # Message handler (see bus_drain).
@@ -78,7 +89,7 @@ on_message() {
       [[ -n ${SEEN[$3]:-} ]] && return 0
       (($3 < TOTAL)) || return 0
       SEEN[$3]=1
-      DELIVERED=$((DELIVERED + 1))
+      FINAL=$((FINAL + 1))
       if [[ $4 == completed ]]; then COMPLETED=$((COMPLETED + 1)); else FAILED=$((FAILED + 1)); fi
       DIRTY=1
       ;;
@@ -89,12 +100,12 @@ on_message() {
       for i in "${b_c[@]}"; do
         if ((i < TOTAL)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
       done
-      COMPLETED=$((COMPLETED + k)) DELIVERED=$((DELIVERED + k))
+      COMPLETED=$((COMPLETED + k)) FINAL=$((FINAL + k))
       k=0
       for i in "${b_f[@]}"; do
         if ((i < TOTAL)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
       done
-      FAILED=$((FAILED + k)) DELIVERED=$((DELIVERED + k)) DIRTY=1
+      FAILED=$((FAILED + k)) FINAL=$((FINAL + k)) DIRTY=1
       ;;
     reassign)
       REASSIGNED=$((REASSIGNED + $4))
@@ -104,18 +115,20 @@ on_message() {
   esac
 }
 
-# write_status STATE: status.json, atomically.
+# write_status STATE: status.json, atomically. deliveryRate: completed / total
+# in percent, truncated to one decimal (never more than is true);
+# throughputAgentsPerSec: agents this run completed per second.
 write_status() {
   local state=$1 now elapsed_ms rate tput started updated json this_run
   cfn_now_us now
   elapsed_ms=$(((now - STARTED_US) / 1000))
   if ((TOTAL > 0)); then
-    rate=$((DELIVERED * 1000 / TOTAL))
+    rate=$((COMPLETED * 1000 / TOTAL))
   else
     rate=1000
   fi
   printf -v rate '%d.%d' "$((rate / 10))" "$((rate % 10))"
-  this_run=$((DELIVERED - RESUMED))
+  this_run=$((COMPLETED - RESUMED_COMPLETED))
   if ((elapsed_ms > 0)); then tput=$((this_run * 10000 / elapsed_ms)); else tput=0; fi
   printf -v tput '%d.%d' "$((tput / 10))" "$((tput % 10))"
   cfn_iso started "$STARTED_US"
@@ -131,7 +144,7 @@ finish() {
   local state=$1 code=$2
   trap - TERM INT USR1
   bus_drain on_message || true
-  if [[ $state != completed ]] && ((DELIVERED >= TOTAL)); then state=completed code=0; fi
+  if [[ $state != completed ]] && ((FINAL >= TOTAL)); then state=completed code=0; fi
   write_status "$state"
   bus_consumer_close_watch
   exit "$code"
@@ -156,7 +169,7 @@ main() {
   local now
   while :; do
     bus_drain on_message
-    ((DELIVERED >= TOTAL)) && finish completed 0
+    ((FINAL >= TOTAL)) && finish completed 0
     case $STOP_REQUEST in
       stopped) finish stopped 143 ;;
       failed) finish failed 1 ;;

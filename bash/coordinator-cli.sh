@@ -15,8 +15,8 @@ Usage:
   coordinator-cli.sh status  --swarm-id ID [--shm-path DIR]
   coordinator-cli.sh cleanup --swarm-id ID [--shm-path DIR]
 
-run    runs the objective in the foreground until every agent delivered a
-       response or the deadline passed; start does the same detached (own
+run    runs the objective in the foreground until every agent's final
+       response is in (completed or failed) or the deadline passed; start does the same detached (own
        session and process group; pid in <root>/pids/coordinator.pid, log in
        <root>/coordinator.log); stop TERMs it and waits; status prints
        status.json; cleanup removes a kept root.
@@ -31,12 +31,16 @@ Options (run/start):
   --timeout SECONDS        overall deadline (default 3600)
   --agent-timeout SECONDS  per attempt (default 300, 0 = none)
   --retries N              extra attempts after a failure (default 0)
+  --no-retry-exit-codes L  exit codes that end an agent at once, never
+                           retried ("2,3"; each 1-255)
   --concurrency N          agents running at once (default 64)
   --max-output BYTES       stdout kept per agent (default 65536)
   --workers W              hybrid: agents per sub-coordinator (default 100)
   --shm-path DIR           default $CFN_SHM_PATH or /dev/shm/cfn
-  --completed-indexes SPEC agents delivered by an earlier run ("0-9,15"):
-                           counted as delivered, not re-run
+  --completed-indexes SPEC agents completed in an earlier run ("0-9,15"):
+                           counted as completed, not re-run
+  --failed-indexes SPEC    agents that failed finally in an earlier run:
+                           counted as failed, not re-run
   --inbox-capacity N       messages per inbox before publishers wait (default 4096)
   --publish-timeout S      a publisher waiting longer fails with 75 (default 30)
   --bus-mode M             auto | inotify | poll (default auto; env CFN_BUS_MODE)
@@ -45,7 +49,8 @@ Options (run/start):
   --json                   print the final status.json on stdout
   -h, --help               this help
 
-Exit codes: 0 finished (see status.json for agent failures), 1 engine failure,
+Exit codes: 0 finished, every agent final (status.json says how many
+completed: deliveryRate = completed / total), 1 engine failure,
 2 usage error, 3 preflight failed (reason on stderr and in health.json),
 4 deadline passed, 130/143 interrupted.
 EOF
@@ -55,7 +60,7 @@ EOF
 
 O_SWARM='' O_AGENTS='' O_TOPOLOGY=auto O_OBJECTIVE='' O_OBJECTIVE_SET=0 O_OBJECTIVE_FILE=''
 O_TASKS_DIR='' O_TIMEOUT=3600 O_AGENT_TIMEOUT=300 O_RETRIES=0 O_CONCURRENCY=64
-O_MAX_OUTPUT=65536 O_WORKERS=100 O_SHM=${CFN_SHM_PATH:-/dev/shm/cfn} O_COMPLETED=''
+O_MAX_OUTPUT=65536 O_WORKERS=100 O_SHM=${CFN_SHM_PATH:-/dev/shm/cfn} O_COMPLETED='' O_FAILED='' O_NO_RETRY=''
 O_KEEP=0 O_RESULTS='' O_JSON=0 O_CAPACITY=4096 O_PUBLISH_TIMEOUT=30 O_BUS_MODE=${CFN_BUS_MODE:-auto}
 O_CMD=()
 
@@ -76,6 +81,8 @@ parse_opts() {
       --workers) cfn_require_value "$1" $#; O_WORKERS=$2; shift 2 ;;
       --shm-path) cfn_require_value "$1" $#; O_SHM=$2; shift 2 ;;
       --completed-indexes) cfn_require_value "$1" $#; O_COMPLETED=$2; shift 2 ;;
+      --failed-indexes) cfn_require_value "$1" $#; O_FAILED=$2; shift 2 ;;
+      --no-retry-exit-codes) cfn_require_value "$1" $#; O_NO_RETRY=$2; shift 2 ;;
       --inbox-capacity) cfn_require_value "$1" $#; O_CAPACITY=$2; shift 2 ;;
       --publish-timeout) cfn_require_value "$1" $#; O_PUBLISH_TIMEOUT=$2; shift 2 ;;
       --bus-mode) cfn_require_value "$1" $#; O_BUS_MODE=$2; shift 2 ;;
@@ -118,8 +125,20 @@ validate_run_opts() {
   ((O_OBJECTIVE_SET == 0)) || [[ -z $O_OBJECTIVE_FILE ]] || cfn_die 2 "--objective and --objective-file are exclusive"
   [[ -z $O_OBJECTIVE_FILE || -r $O_OBJECTIVE_FILE ]] || cfn_die 2 "cannot read --objective-file $O_OBJECTIVE_FILE"
   [[ -z $O_TASKS_DIR || -d $O_TASKS_DIR ]] || cfn_die 2 "--tasks-dir $O_TASKS_DIR is not a directory"
-  local -A probe=()
+  cfn_is_exit_code_list "$O_NO_RETRY" || cfn_die 2 "--no-retry-exit-codes must list exit codes 1-255 (\"2,3\"), got '$O_NO_RETRY'"
+  # Canonical decimals ("02" -> 2): meta.json lists them as JSON numbers.
+  local -a codes=()
+  IFS=, read -r -a codes <<<"$O_NO_RETRY"
+  O_NO_RETRY=''
+  local c
+  for c in "${codes[@]}"; do O_NO_RETRY+=${O_NO_RETRY:+,}$((10#$c)); done
+  local -A probe=() probe_failed=()
   cfn_parse_indexes probe "$O_COMPLETED" "$O_AGENTS" || exit 2
+  cfn_parse_indexes probe_failed "$O_FAILED" "$O_AGENTS" || exit 2
+  local i
+  for i in "${!probe_failed[@]}"; do
+    [[ -z ${probe[$i]:-} ]] || cfn_die 2 "agent $i is in both --completed-indexes and --failed-indexes"
+  done
   if [[ -n $O_RESULTS ]]; then
     local dir=.
     [[ $O_RESULTS == */* ]] && dir=${O_RESULTS%/*}
@@ -187,16 +206,16 @@ write_meta() {
   done
   cfn_iso iso "$STARTED_US"
   local meta
-  printf -v meta '{"swarmId":"%s","agents":%d,"topology":"%s","concurrency":%d,"workers":%d,"agentTimeout":%s,"retries":%d,"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
-    "$O_SWARM" "$O_AGENTS" "$O_TOPOLOGY" "$O_CONCURRENCY" "$O_WORKERS" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$cmd_json" "$$" "$iso"
+  printf -v meta '{"swarmId":"%s","agents":%d,"topology":"%s","concurrency":%d,"workers":%d,"agentTimeout":%s,"retries":%d,"noRetryExitCodes":[%s],"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","failedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
+    "$O_SWARM" "$O_AGENTS" "$O_TOPOLOGY" "$O_CONCURRENCY" "$O_WORKERS" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_NO_RETRY" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$O_FAILED" "$cmd_json" "$$" "$iso"
   cfn_write_new "$ROOT/meta.json" "$meta"
 }
 
 start_components() {
   local bin=$CFN_BIN_DIR topo_script=$CFN_BIN_DIR/topology-$O_TOPOLOGY.sh
   local -a engine=(--root "$ROOT" --swarm-id "$O_SWARM" --agents "$O_AGENTS" --concurrency "$O_CONCURRENCY"
-    --agent-timeout "$O_AGENT_TIMEOUT" --retries "$O_RETRIES" --max-output "$O_MAX_OUTPUT"
-    --completed-indexes "$O_COMPLETED" --parent-pid "$$")
+    --agent-timeout "$O_AGENT_TIMEOUT" --retries "$O_RETRIES" --no-retry-exit-codes "$O_NO_RETRY"
+    --max-output "$O_MAX_OUTPUT" --completed-indexes "$O_COMPLETED" --failed-indexes "$O_FAILED" --parent-pid "$$")
   [[ $O_TOPOLOGY == hybrid ]] && engine+=(--workers "$O_WORKERS")
   export CFN_BUS_MODE=$O_BUS_MODE CFN_INBOX_CAPACITY=$O_CAPACITY CFN_PUBLISH_TIMEOUT=$O_PUBLISH_TIMEOUT
   # Agents start once the detector consumes (lib/agent.sh): results published
@@ -208,7 +227,7 @@ start_components() {
   set -m
   "$bin/completion-detector.sh" --root "$ROOT" --swarm-id "$O_SWARM" --total "$O_AGENTS" \
     --topology "$O_TOPOLOGY" --timeout "$O_TIMEOUT" --started-us "$STARTED_US" \
-    --completed-indexes "$O_COMPLETED" --parent-pid "$$" &
+    --completed-indexes "$O_COMPLETED" --failed-indexes "$O_FAILED" --parent-pid "$$" &
   DET_PID=$!
   # The topology and its agents run at a lower priority (CFN_AGENT_NICE,
   # default 15) than the detector, so it gets the CPU the moment a message

@@ -11,7 +11,7 @@
 #
 # Globals the caller sets: CFN_ROOT CFN_SWARM_ID CFN_AGENTS_TOTAL CFN_OBJECTIVE
 # CFN_CMD (array) CFN_AGENT_TIMEOUT (seconds, 0 = none) CFN_RETRIES
-# CFN_MAX_OUTPUT; and the caller runs the watchdog (wd_start: timeouts and
+# CFN_NO_RETRY_CODES ("2,3": exit codes never retried) CFN_MAX_OUTPUT; and the caller runs the watchdog (wd_start: timeouts and
 # the raw-output bound).
 # shellcheck source=bash/lib/bus.sh
 source "${BASH_SOURCE[0]%/*}/bus.sh"
@@ -53,6 +53,7 @@ cfn_agents_start() {
   # The native spawner writes the responses too (the same bytes as
   # cfn__agent_finish, without its ~0.6 ms of bash per agent).
   [[ ${argv[0]} == "$BASH" ]] || argv+=(--responses "$CFN_MAX_OUTPUT" "$CFN_AGENT_TIMEOUT")
+  [[ -z ${CFN_NO_RETRY_CODES:-} ]] || argv+=(--no-retry "$CFN_NO_RETRY_CODES")
   argv+=("$CFN_ROOT" "$CFN_SPAWN_QUEUE" "$CFN_CONCURRENCY" "$CFN_RETRIES" "$limit_us" "$WD_FD" -- "${CFN_CMD[@]}")
   # The spawner starts with the caller's locale (common.sh records it there).
   if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then

@@ -260,3 +260,12 @@ cfn_seconds_us() {
 cfn_is_pos_int() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
 cfn_is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 cfn_is_number() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
+
+# cfn_is_exit_code_list LIST: empty, or exit codes 1-255 separated by commas
+# ("2,3"), at most 255 of them.
+cfn_is_exit_code_list() {
+  [[ -z $1 ]] && return 0
+  [[ $1 =~ ^[0-9]{1,3}(,[0-9]{1,3}){0,254}$ ]] || return 1
+  local c IFS=,
+  for c in $1; do ((10#$c >= 1 && 10#$c <= 255)) || return 1; done
+}

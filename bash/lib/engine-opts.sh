@@ -7,7 +7,8 @@
 source "${BASH_SOURCE[0]%/*}/agent.sh"
 
 CFN_ROOT='' CFN_SWARM_ID='' CFN_AGENTS_TOTAL='' CFN_CONCURRENCY=64 CFN_AGENT_TIMEOUT=300
-CFN_RETRIES=0 CFN_MAX_OUTPUT=65536 CFN_COMPLETED_SPEC='' CFN_PARENT_PID='' CFN_OBJECTIVE=''
+CFN_RETRIES=0 CFN_MAX_OUTPUT=65536 CFN_COMPLETED_SPEC='' CFN_FAILED_SPEC='' CFN_PARENT_PID='' CFN_OBJECTIVE=''
+CFN_NO_RETRY_CODES=''
 CFN_CMD=()
 ENGINE_EXTRA_OPT=
 
@@ -19,8 +20,11 @@ engine_opts_help() {
   --concurrency N          agents running at once (default 64)
   --agent-timeout SECONDS  per attempt, TERM then KILL (default 300, 0 = none)
   --retries N              extra attempts after a failure (default 0)
+  --no-retry-exit-codes L  exit codes that end an agent at once, never
+                           retried ("2,3"; each 1-255)
   --max-output BYTES       stdout kept per agent (default 65536)
-  --completed-indexes SPEC agents already delivered ("0-9,15"): not run
+  --completed-indexes SPEC agents completed in an earlier run ("0-9,15"): not run
+  --failed-indexes SPEC    agents that failed finally in an earlier run: not run
   --parent-pid PID         exit when this process is gone
   -- CMD [ARG...]          the agent command (argv, never a shell string)
 EOF
@@ -38,7 +42,9 @@ engine_parse_opts() {
       --agent-timeout) cfn_require_value "$1" $#; CFN_AGENT_TIMEOUT=$2; shift 2 ;;
       --retries) cfn_require_value "$1" $#; CFN_RETRIES=$2; shift 2 ;;
       --max-output) cfn_require_value "$1" $#; CFN_MAX_OUTPUT=$2; shift 2 ;;
+      --no-retry-exit-codes) cfn_require_value "$1" $#; CFN_NO_RETRY_CODES=$2; shift 2 ;;
       --completed-indexes) cfn_require_value "$1" $#; CFN_COMPLETED_SPEC=$2; shift 2 ;;
+      --failed-indexes) cfn_require_value "$1" $#; CFN_FAILED_SPEC=$2; shift 2 ;;
       --parent-pid) cfn_require_value "$1" $#; CFN_PARENT_PID=$2; shift 2 ;;
       -h | --help) usage; exit 0 ;;
       --) shift; CFN_CMD=("$@"); break ;;
@@ -61,18 +67,20 @@ engine_validate() {
   cfn_is_number "$CFN_AGENT_TIMEOUT" || cfn_die 2 "--agent-timeout must be a number of seconds"
   cfn_is_uint "$CFN_RETRIES" || cfn_die 2 "--retries must be a number"
   cfn_is_pos_int "$CFN_MAX_OUTPUT" || cfn_die 2 "--max-output must be >= 1"
+  cfn_is_exit_code_list "$CFN_NO_RETRY_CODES" || cfn_die 2 "--no-retry-exit-codes must list exit codes 1-255 (\"2,3\"), got '$CFN_NO_RETRY_CODES'"
   ((${#CFN_CMD[@]} > 0)) || cfn_die 2 "missing agent command after --"
   [[ $CFN_AGENT_TIMEOUT =~ ^0+([.]0*)?$ ]] && CFN_AGENT_TIMEOUT=0
   return 0
 }
 
 # engine_prepare: loads builtins, the objective text and the skip set.
-# Sets CFN_SKIP (assoc: index -> 1).
+# Sets CFN_SKIP (assoc: index -> 1): every agent final in an earlier run.
 engine_prepare() {
   cfn_load_builtins
   [[ -f $CFN_ROOT/objective.txt ]] || cfn_die 2 "$CFN_ROOT/objective.txt is missing"
   cfn_read_file CFN_OBJECTIVE "$CFN_ROOT/objective.txt"
   declare -gA CFN_SKIP=()
   cfn_parse_indexes CFN_SKIP "$CFN_COMPLETED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
+  cfn_parse_indexes CFN_SKIP "$CFN_FAILED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
   cfn_mkdirs "$CFN_ROOT/work" "$CFN_ROOT/responses/.tmp" "$CFN_ROOT/messages"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The agent spawner (docs/v2-engine.md "Agents"): a lean bash process whose one
 # job is to fork agent attempts (at most CONCURRENCY at once), reap them, retry
-# failures with backoff, and report each final attempt on stdout as one line:
+# failures with backoff (never an exit code of --no-retry: that attempt is
+# final at once), and report each final attempt on stdout as one line:
 #   R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT(0|1)
 # Its dispatcher (lib/agent.sh) writes the responses from those lines.
 # Why a process of its own: every fork write-protects the forking process's
@@ -16,13 +17,15 @@ source "${BASH_SOURCE[0]%/*}/common.sh"
 
 usage() {
   cat <<'EOF'
-Usage: spawner.sh ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]
+Usage: spawner.sh [--no-retry CODES] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]
 
 Internal to the V2 engine (started by lib/agent.sh). Runs the agents whose
 indexes QUEUE_FILE lists (one per line): stdin <ROOT>/tasks/<i> (else
 <ROOT>/objective.txt), stdout/stderr ROOT/work/agent-<i>.<pid>.{out,err};
 registers each attempt with the watchdog on fd WD_FD; prints one line per
 final attempt: R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT.
+--no-retry CODES ("2,3"): an attempt ending with one of these exit codes is
+final, whatever RETRIES allows.
 The shared agent environment (OBJECTIVE_ID, SWARM_ID, ...) is inherited.
 EOF
 }
@@ -97,7 +100,7 @@ sp_reaped() {
   SP_RUNNING=$((SP_RUNNING - 1))
   cfn_now_us now
   ((rc != 0 && SP_LIMIT_US > 0 && now - SP_A0[i] >= SP_LIMIT_US)) && timed_out=1
-  if ((rc != 0 && SP_ATT[i] <= SP_RETRIES)); then
+  if ((rc != 0 && SP_ATT[i] <= SP_RETRIES)) && [[ -z ${SP_NO_RETRY[rc]:-} ]]; then
     sp_launch "$i"
     return 0
   fi
@@ -107,6 +110,14 @@ sp_reaped() {
 
 main() {
   [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
+  if [[ ${1:-} == --no-retry ]]; then
+    if (($# < 2)) || [[ -z $2 ]] || ! cfn_is_exit_code_list "$2"; then cfn_die 2 "--no-retry needs exit codes 1-255 (\"2,3\")"; fi
+    local code
+    local -a codes=()
+    IFS=, read -r -a codes <<<"$2"
+    for code in "${codes[@]}"; do SP_NO_RETRY[10#$code]=1; done
+    shift 2
+  fi
   if (($# < 8)) || [[ $7 != -- ]]; then cfn_die 2 "usage: see --help"; fi
   SP_ROOT=$1 SP_CONC=$3 SP_RETRIES=$4 SP_LIMIT_US=$5 SP_WD=$6
   local -a queue=()
@@ -159,5 +170,5 @@ sp_reap_saved() {
 }
 
 SP_RUNNING=0 SP_TASK='' SP_PROG=() SP_CMD=() SP_OBJ_FILE='' SP_OBJ_FITS=0 SP_HAVE_TASKS=0 SP_FAST=0
-declare -a SP_OF=() SP_ATT=() SP_T0=() SP_A0=()
+declare -a SP_OF=() SP_ATT=() SP_T0=() SP_A0=() SP_NO_RETRY=()
 main "$@"

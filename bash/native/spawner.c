@@ -11,7 +11,9 @@
  * With --responses it also writes each final attempt's response
  * (response.c); messages and detection stay in bash.
  *
- * Usage: spawner [--responses MAX_OUTPUT AGENT_TIMEOUT] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]
+ * Usage: spawner [--responses MAX_OUTPUT AGENT_TIMEOUT] [--no-retry CODES] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]
+ * --no-retry CODES ("2,3"): an attempt ending with one of these exit codes is
+ * final at once, whatever RETRIES allows.
  * Reports, one line per final attempt on stdout:
  *   R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT(0|1)
  *   W INDEX completed|failed          (with --responses)
@@ -63,6 +65,7 @@ static char *task_env;        /* buffer for a task's CFN_TASK=... */
 static slot_t *run;           /* running attempts (and backoffs), at most concurrency */
 static int nrun;
 static int write_responses;   /* --responses: write them here, report W lines */
+static unsigned char no_retry[256]; /* --no-retry: exit codes never retried */
 static response_cfg_t resp_cfg;
 static char report[1 << 16];
 static size_t report_len;
@@ -112,6 +115,25 @@ static int parse_num(const char *s, long long min, long long max, long long *out
   if (errno != 0 || *end != '\0' || v < min || v > max) return -1;
   *out = v;
   return 0;
+}
+
+/* "2,3": each code 1-255 into no_retry; -1 when malformed. */
+static int parse_codes(const char *s) {
+  char buf[1024];
+  if (strlen(s) >= sizeof(buf)) return -1;
+  strcpy(buf, s);
+  char *save = NULL;
+  int n = 0;
+  for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+    long long v;
+    if (parse_num(tok, 1, 255, &v) != 0) return -1;
+    no_retry[v] = 1;
+    n++;
+  }
+  /* "2,,3" or a trailing comma: strtok_r skips empty pieces, the count does not. */
+  int commas = 0;
+  for (const char *p = s; *p; p++) commas += *p == ',';
+  return n > 0 && n == commas + 1 ? 0 : -1;
 }
 
 /* Reads FD up to max bytes into buf (NUL-terminated), stopping at a NUL byte
@@ -200,7 +222,7 @@ static void read_objective(const char *path) {
  * backoff, else report it and free the slot. Returns 1 when the slot is free. */
 static int attempt_ended(slot_t *s, int rc, int64_t now) {
   int timed_out = rc != 0 && limit_us > 0 && now - s->a0 >= limit_us;
-  if (rc != 0 && s->attempts <= retries) {
+  if (rc != 0 && s->attempts <= retries && !(rc < 256 && no_retry[rc])) {
     int shift = s->attempts - 1 < 30 ? s->attempts - 1 : 30;
     s->pid = 0;
     s->a0 = now + ((int64_t)100000 << shift);
@@ -329,7 +351,7 @@ static void start(slot_t *s) {
 }
 
 static void usage(void) {
-  fputs("Usage: spawner [--responses MAX_OUTPUT AGENT_TIMEOUT] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]\n"
+  fputs("Usage: spawner [--responses MAX_OUTPUT AGENT_TIMEOUT] [--no-retry CODES] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US WD_FD -- CMD [ARG...]\n"
         "\n"
         "Internal to the V2 engine (started by lib/agent.sh): the native twin of\n"
         "lib/spawner.sh, with the same arguments, files and reports. Runs the agents\n"
@@ -340,7 +362,9 @@ static void usage(void) {
         "\n"
         "--responses: writes each final attempt's response itself (the bytes\n"
         "lib/agent.sh writes; MAX_OUTPUT is --max-output, AGENT_TIMEOUT the\n"
-        "--agent-timeout text) and reports W INDEX completed|failed instead.\n",
+        "--agent-timeout text) and reports W INDEX completed|failed instead.\n"
+        "--no-retry CODES (\"2,3\", each 1-255): an attempt ending with one of these\n"
+        "exit codes is final at once, whatever RETRIES allows.\n",
         stdout);
 }
 
@@ -376,6 +400,11 @@ int main(int argc, char **argv) {
     resp_cfg.timeout_text = argv[3];
     argv += 3;
     argc -= 3;
+  }
+  if (argc > 1 && strcmp(argv[1], "--no-retry") == 0) {
+    if (argc < 3 || parse_codes(argv[2]) != 0) die(2, "--no-retry needs exit codes 1-255 (\"2,3\")");
+    argv += 2;
+    argc -= 2;
   }
   if (argc < 9 || strcmp(argv[7], "--") != 0) die(2, "usage: see --help");
   if (parse_num(argv[3], 1, 100000, &conc) || parse_num(argv[4], 0, 100, &rets) ||

@@ -8,7 +8,7 @@ const rule = (r: string, message: string, fieldPath?: string) => (fieldPath ? { 
 export const rolloutGates = z
   .object({
     maxFallbackRate: z.number().min(0).max(100).default(5).describe('Highest share (percent) of V2 swarms that fell back to V1 for the step to hold.'),
-    minDeliveryRate: z.number().min(0).max(100).default(95).describe('Lowest average delivery rate (percent) of finished V2 swarms for the step to hold.'),
+    minDeliveryRate: z.number().min(0).max(100).default(95).describe('Lowest average delivery rate (completed agents / total, percent) of finished V2 swarms for the step to hold.'),
     minSamples: z.number().int().min(1).max(100000).default(20).describe('V2 swarms needed before a gate is judged at all.'),
     windowSwarms: z.number().int().min(1).max(100000).default(100).describe('A step is judged on the V2 swarms routed since it began, at most this many (the newest).'),
     minDurationSeconds: z.number().int().min(0).max(2592000).default(0).describe('A step is observed at least this long before it is promoted.'),

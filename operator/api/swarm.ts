@@ -34,6 +34,12 @@ export const agentSpec = z
     resources: resourceRequirements.optional(),
     timeoutSeconds: z.number().int().min(1).max(86400).default(300).describe('Per-agent attempt timeout.'),
     retries: z.number().int().min(0).max(10).default(2).describe('Retries after a failed attempt, with exponential backoff.'),
+    noRetryExitCodes: z
+      .array(z.number().int().min(1).max(255))
+      .max(32)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'set' })
+      .describe('Exit codes (1-255) that mean "never retry": an attempt ending with one is the agent\'s final, failed answer, whatever retries remain (like a Job podFailurePolicy FailIndex).'),
     concurrency: z.number().int().min(1).max(1000).default(32).describe('Agents running at once in the coordinator.'),
     maxOutputBytes: z.number().int().min(0).max(16777216).default(65536).describe('Bound on each agent output kept in its response.'),
   })
@@ -59,6 +65,17 @@ export const resultsSpec = z
   })
   .describe('Where the coordinator writes the full responses (JSON lines).');
 
+export const successPolicy = z
+  .object({
+    minDeliveryRate: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(100)
+      .describe('Lowest delivery rate (completed agents / total, percent) for the swarm to succeed (phase Succeeded, condition Complete); below it the swarm ends Failed (reason DeliveryBelowSuccessPolicy).'),
+  })
+  .describe('When a finished swarm counts as a success (like an Indexed Job\'s successPolicy).');
+
 export const swarmSpec = z
   .object({
     objective: z.string().min(1).max(65536).describe('What the swarm works on; each agent receives it as its task (data, never evaluated).'),
@@ -69,6 +86,7 @@ export const swarmSpec = z
     agent: agentSpec,
     v2: v2Spec.prefault({}),
     results: resultsSpec.prefault({ type: 'emptyDir' }),
+    successPolicy: successPolicy.prefault({}),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the Swarm this long after it finished.'),
     rolloutPolicyRef: localObjectReference.optional().describe('RolloutPolicy deciding the version when coordination.version is auto.'),
   })
@@ -100,7 +118,7 @@ export const coordinatorResult = z.object({
 /**
  * Status has two writers, each with its own server-side-apply field manager:
  * the operator (decisions: phase, version, fallback, conditions) and the
- * coordinator pod (progress: agents, deliveryRate, completedAgents, result, progressPod).
+ * coordinator pod (progress: agents, deliveryRate, completedAgents, failedIndexes, result, progressPod).
  */
 export const swarmStatus = z
   .object({
@@ -110,9 +128,14 @@ export const swarmStatus = z
   versionReason: z.string().max(1024).optional(),
   topology: z.enum(['flat', 'hybrid']).optional(),
   agents: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int() }).optional(),
-  deliveryRate: z.number().min(0).max(100).optional().describe('Share of agents whose response was delivered, in percent.'),
+  deliveryRate: z.number().min(0).max(100).optional().describe('Completed agents / total, in percent (a failed agent is not delivered).'),
   coordinationTimeMs: z.number().int().min(0).optional(),
-  completedAgents: z.string().max(65536).optional().describe('Indexes of agents that delivered, compressed: "0-9,12".'),
+  completedAgents: z.string().max(65536).optional().describe('Indexes of agents that completed, compressed: "0-9,12". A replacement coordinator does not run them again.'),
+  failedIndexes: z
+    .string()
+    .max(65536)
+    .optional()
+    .describe('Indexes of agents that failed finally (retries spent or a no-retry exit code), compressed: "3,17-18". A replacement coordinator does not run them again.'),
   failedAgents: z
     .array(z.object({ index: z.number().int(), reason: z.string().max(1024) }))
     .max(50)

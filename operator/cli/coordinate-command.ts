@@ -10,8 +10,9 @@ import type { CliIo } from './io.js';
 export const COORDINATE_HELP = `Usage: cfn coordinate --swarm NAME --namespace NS --version v1|v2
 
 Runs one Swarm's objective as its coordinator (what the operator's coordinator
-pods run) and publishes progress to the Swarm's status. Resumes past the agents
-status.completedAgents lists. Exit code 3: V2 preflight failed (the reason is in
+pods run) and publishes progress to the Swarm's status. Resumes past every
+agent whose final answer is in: status.completedAgents and status.failedIndexes
+(an agent is never run again once it completed or failed finally). Exit code 3: V2 preflight failed (the reason is in
 the termination message, /dev/termination-log).
 
 Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR,

@@ -1,5 +1,6 @@
 // `cfn run`: options -> coordinator -> objective -> progress, summary, exit code.
 import { ConfigError } from '../config/config-error.js';
+import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { checkAgentLimits } from '../config/performance-limits.js';
 import type { CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
@@ -24,6 +25,7 @@ export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
     agentCommand: o.agentCommand,
     agentTimeoutSeconds: o.agentTimeoutSeconds,
     retries: o.retries,
+    ...(o.noRetryExitCodes.length ? { noRetryExitCodes: o.noRetryExitCodes } : {}),
     concurrency: o.concurrency,
     timeoutSeconds: o.timeoutSeconds,
     maxOutputBytes: o.maxOutputBytes,
@@ -56,11 +58,21 @@ function emit(io: CliIo, o: RunOptions, summary: RunSummary): void {
   else io.stdout.write(formatTable(summary));
 }
 
-/** completed or timeout: judged by --min-delivery (a deadline with enough delivered is acceptable). */
+/**
+ * The run's verdict under --min-delivery: a run whose agents all answered
+ * (completed) but completed less than the minimum share is failed; a deadline
+ * with enough completed agents stays timeout (and exits 0).
+ */
+export function judgedStatus(status: SwarmStatus, minDelivery: number): SwarmStatus['status'] {
+  if (status.status !== 'completed') return status.status;
+  return meetsMinDelivery(status.agents.completed, status.agents.total, minDelivery) ? 'completed' : 'failed';
+}
+
+/** completed or timeout: judged by --min-delivery on completed agents / total (a deadline with enough completed is acceptable). */
 export function exitCodeFor(status: SwarmStatus, minDelivery: number): number {
   if (status.status === 'stopped') return EXIT.interrupted;
   if (status.status !== 'completed' && status.status !== 'timeout') return EXIT.runFailed;
-  return status.deliveryRate + 1e-9 >= minDelivery ? EXIT.ok : EXIT.runFailed;
+  return meetsMinDelivery(status.agents.completed, status.agents.total, minDelivery) ? EXIT.ok : EXIT.runFailed;
 }
 
 export interface RunHooks {
@@ -148,12 +160,12 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
       counts.elapsedMs = Date.now() - startedAt;
       bar.finish(counts);
     }
-    const summary = toSummary(result.status, coordinator.version, spec.topology, choice);
+    const summary = toSummary({ ...result.status, status: judgedStatus(result.status, o.minDelivery) }, coordinator.version, spec.topology, choice);
     emit(io, o, summary);
     const code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
     const failedAgents = result.status.agents.failed;
     if (code === EXIT.ok && failedAgents > 0) {
-      // Delivered but failed: the exit code judges delivery; say so rather than stay silent.
+      // Enough completed, some failed: say so rather than stay silent.
       const first = result.responses.find((r) => r.status === 'failed');
       io.stderr.write(
         `cfn: note: ${failedAgents} of ${result.status.agents.total} agents failed` +
@@ -163,7 +175,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
     if (code === EXIT.runFailed) {
       const why =
         result.status.status === 'completed' || result.status.status === 'timeout'
-          ? `${result.status.status === 'timeout' ? 'deadline passed: ' : ''}delivery ${result.status.deliveryRate}% is below --min-delivery ${o.minDelivery}%`
+          ? `${result.status.status === 'timeout' ? 'deadline passed: ' : ''}${deliveryFigures(result.status.agents)} < --min-delivery ${o.minDelivery}%`
           : `run ${result.status.status}`;
       const firstFailure = result.responses.find((r) => r.status === 'failed');
       io.stderr.write(`cfn: ${why}${firstFailure?.error ? ` (first agent error: ${firstFailure.error})` : ''}\n`);

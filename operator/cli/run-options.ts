@@ -20,9 +20,11 @@ export interface RunOptions {
   timeoutSeconds: number;
   agentTimeoutSeconds: number;
   retries: number;
+  /** --no-retry-exit-codes: exit codes (1-255) that end an agent at once, never retried. */
+  noRetryExitCodes: number[];
   concurrency: number;
   shmPath: string | undefined;
-  /** Minimum delivery rate in percent for exit code 0. */
+  /** Minimum delivery rate (completed agents / total, percent) for status completed and exit code 0. */
   minDelivery: number;
   maxOutputBytes: number;
   json: boolean;
@@ -50,6 +52,7 @@ export const RUN_FLAGS = {
   timeout: { type: 'string' },
   'agent-timeout': { type: 'string' },
   retries: { type: 'string' },
+  'no-retry-exit-codes': { type: 'string' },
   concurrency: { type: 'string' },
   'shm-path': { type: 'string' },
   'min-delivery': { type: 'string' },
@@ -78,9 +81,11 @@ Options:
   --timeout S             overall deadline in seconds (default ${DEFAULTS.timeoutSeconds})
   --agent-timeout S       per-attempt agent timeout in seconds (default ${DEFAULTS.agentTimeoutSeconds})
   --retries R             retries of a failed attempt (default ${DEFAULTS.retries})
+  --no-retry-exit-codes L exit codes that end an agent at once, never retried (e.g. 2,3; each 1-255)
   --concurrency C         agents running at once (default min(N, ${DEFAULTS.concurrency}))
   --shm-path DIR          tmpfs directory for swarm roots (default $CFN_SHM_PATH or /dev/shm/cfn)
-  --min-delivery PCT      exit non-zero below this delivery rate (default ${DEFAULTS.minDelivery})
+  --min-delivery PCT      the run succeeds (status completed, exit 0) only when completed
+                          agents / total reach PCT percent (default ${DEFAULTS.minDelivery})
   --max-output BYTES      bytes of agent stdout kept per response (default ${DEFAULTS.maxOutputBytes})
   --swarm-id ID           swarm id, ${ID_PATTERN.source} (default: generated)
   --version V             v1 | v2 | auto (auto: V2 when its preflight passes); beats
@@ -97,7 +102,7 @@ Options:
 Environment: COORDINATION_VERSION (v1|v2), V2_ROLLOUT_PERCENTAGE (0-100),
 CFN_SHM_PATH, CFN_MEMORY_PATH, LOG_LEVEL.
 
-Exit codes: 0 ok; 1 run failed or delivery below --min-delivery; 2 usage or config error;
+Exit codes: 0 ok; 1 run failed or delivery (completed agents / total) below --min-delivery; 2 usage or config error;
 3 coordinator unavailable (for example V2 cannot start and --no-fallback); 130 interrupted.
 `;
 
@@ -140,6 +145,17 @@ export const runFlagsSchema = z.object({
   timeout: numberFlag('timeout', 0, 86_400, true).optional(),
   'agent-timeout': numberFlag('agent-timeout', 0, 86_400, true).optional(),
   retries: intFlag('retries', 0, 100).optional(),
+  'no-retry-exit-codes': z
+    .string()
+    .transform((s, ctx) => {
+      const codes = s.split(',').map((c) => (/^\s*\d{1,3}\s*$/.test(c) ? Number(c) : Number.NaN));
+      if (codes.length > 255 || codes.some((c) => !Number.isInteger(c) || c < 1 || c > 255)) {
+        ctx.addIssue({ code: 'custom', message: `--no-retry-exit-codes must list exit codes from 1 to 255, like 2,3 (got ${JSON.stringify(s)})` });
+        return z.NEVER;
+      }
+      return [...new Set(codes)].sort((a, b) => a - b);
+    })
+    .optional(),
   concurrency: intFlag('concurrency', 1, 100_000).optional(),
   'shm-path': z.string().min(1, '--shm-path must not be empty').optional(),
   'min-delivery': numberFlag('min-delivery', 0, 100).optional(),
@@ -225,6 +241,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     timeoutSeconds: v.timeout ?? DEFAULTS.timeoutSeconds,
     agentTimeoutSeconds: v['agent-timeout'] ?? DEFAULTS.agentTimeoutSeconds,
     retries: v.retries ?? DEFAULTS.retries,
+    noRetryExitCodes: v['no-retry-exit-codes'] ?? [],
     concurrency: Math.min(v.concurrency ?? DEFAULTS.concurrency, agents),
     shmPath: v['shm-path'],
     minDelivery: v['min-delivery'] ?? DEFAULTS.minDelivery,

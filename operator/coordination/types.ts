@@ -32,12 +32,19 @@ export type SwarmRunState = 'pending' | 'running' | 'completed' | 'failed' | 'ti
 
 export interface SwarmStatus {
   objectiveId: string;
+  /**
+   * How the run ended: `completed` means every agent's final response is in
+   * (completed or failed), not that the work succeeded: deliveryRate says how
+   * much did, and the caller's rule (`cfn run --min-delivery`, a Swarm's
+   * successPolicy) decides success.
+   */
   status: SwarmRunState;
   agents: { total: number; completed: number; failed: number };
-  /** Share of agents whose response was delivered (completed or failed with a response), 0..100. */
+  /** Completed agents / total, in percent 0..100 (truncated to one decimal); a failed agent is not delivered. */
   deliveryRate: number;
   /** Milliseconds from start to the last response (or now, while running). */
   coordinationTime: number;
+  /** Agents this run completed per second of coordinationTime. */
   throughputAgentsPerSec: number;
 }
 
@@ -58,8 +65,12 @@ export interface ObjectiveSpec {
   /** Overall deadline for the objective. */
   timeoutSeconds: number;
   maxOutputBytes: number;
-  /** Agent indexes already delivered by an earlier run: counted, not re-run. */
+  /** Agent indexes completed by an earlier run: counted as completed, not re-run. */
   completedIndexes?: readonly number[];
+  /** Agent indexes that failed finally in an earlier run: counted as failed, not re-run (a final answer is never re-run). */
+  failedIndexes?: readonly number[];
+  /** Exit codes (1-255) that end an agent at once: that attempt is final, never retried. */
+  noRetryExitCodes?: readonly number[];
 }
 
 export interface HealthReport {
@@ -88,7 +99,8 @@ export interface ObjectiveResult {
  * engine files). `status` is a running status after a change, then the final one.
  */
 export interface CoordinatorEvents {
-  'objective:started': [{ objectiveId: string; agents: number; alreadyDelivered: number; strayAgentsKilled: number; timestamp: number }];
+  /** alreadyFinal: agents whose final response an earlier run had (completed or failed), not run again. */
+  'objective:started': [{ objectiveId: string; agents: number; alreadyFinal: number; strayAgentsKilled: number; timestamp: number }];
   'agent:completed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
   'agent:failed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
   'objective:completed': [{ objectiveId: string; status: SwarmStatus; timestamp: number }];

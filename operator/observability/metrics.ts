@@ -43,7 +43,7 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
   // Counted from the operator's cache at scrape time, so always consistent with it.
   const swarmDeliveryRate = new Gauge({
     name: 'swarm_delivery_rate',
-    help: 'Delivery rate of a Swarm, 0-100',
+    help: 'Delivery rate of a Swarm: completed agents / total, 0-100',
     labelNames: ['namespace', 'name'],
     registers,
     collect() {

@@ -2,6 +2,7 @@
 // about V2, and whether that holds (promote), breaches (roll back) or is too
 // little to tell (wait). Pure: the reconciler feeds it the cache.
 import { createHash } from 'node:crypto';
+import { deliveryRate } from '../coordination/delivery.js';
 import type { RolloutGates, RolloutPolicy, RolloutPolicySpec, RolloutPolicyStatus } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 
@@ -61,7 +62,8 @@ export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: n
   const v1Swarms = routed.filter((s) => s.status?.version === 'v1' && at(s) >= windowStart).length;
   const fallbacks = v2.filter((s) => s.status?.fallback).length;
   const finished = v2.filter((s) => !s.status?.fallback && (s.status?.phase === 'Succeeded' || s.status?.phase === 'Failed'));
-  const rates = finished.map((s) => s.status?.deliveryRate ?? 0);
+  // Delivery is completed work, from the counts (a status written before that rule held may carry another figure).
+  const rates = finished.map((s) => (s.status?.agents ? deliveryRate(s.status.agents.completed, s.status.agents.total) : (s.status?.deliveryRate ?? 0)));
   const round = (n: number) => Math.round(n * 100) / 100;
   return {
     v2Swarms: v2.length,

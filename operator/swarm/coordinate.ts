@@ -1,17 +1,18 @@
 // What a coordinator pod runs (`cfn coordinate`): read its own Swarm, run the
-// objective on the version the operator chose, resume past the agents an
-// earlier coordinator delivered, and publish progress to the Swarm's status.
+// objective on the version the operator chose, resume past the agents whose
+// final answer an earlier coordinator published (completed or failed), and
+// publish progress to the Swarm's status.
 // A V2 preflight failure exits with EXIT_PREFLIGHT_FAILED and the reason in the
 // termination message: the operator's cue to fall back to V1.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { swarm as swarmSchema } from '../api/swarm.js';
+import { deliveryFigures } from '../coordination/delivery.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
 import { resourcePath } from '../k8s/client.js';
 import { isRetryable } from '../k8s/errors.js';
 import { atomicWrite } from '../util/atomic-write.js';
-import { expandRanges } from '../util/ranges.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
 import { resolveTopology } from './version-decision.js';
@@ -62,7 +63,6 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
   const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
-  const delivered = expandRanges(swarm.status?.completedAgents ?? '');
   const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });
   const publisher = new StatusPublisher({
     client: o.client,
@@ -71,7 +71,6 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     total: spec.agents,
     ...(o.podName ? { pod: o.podName } : {}),
     ...(swarm.status ? { previous: swarm.status } : {}),
-    delivered,
     intervalMs: o.publishIntervalMs ?? 1000,
     onError: (err) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'),
   });
@@ -108,9 +107,11 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     concurrency: spec.agent.concurrency,
     timeoutSeconds: spec.timeoutSeconds,
     maxOutputBytes: spec.agent.maxOutputBytes,
-    completedIndexes: delivered,
+    completedIndexes: publisher.completedIndexes(),
+    failedIndexes: publisher.failedIndexes(),
+    ...(spec.agent.noRetryExitCodes?.length ? { noRetryExitCodes: spec.agent.noRetryExitCodes } : {}),
   };
-  log.info({ agents: spec.agents, resumedPast: delivered.length }, 'coordinating');
+  log.info({ agents: spec.agents, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
   try {
     const result = await coordinator.executeObjective(objective);
     for (const r of result.responses) publisher.onResponse(r);
@@ -119,7 +120,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     }
     const state = result.status.status;
     const final = state === 'completed' || state === 'failed' || state === 'timeout' || state === 'stopped' ? state : 'failed';
-    await publisher.flush({ status: final, message: `${result.status.agents.completed}/${result.status.agents.total} completed, ${result.status.agents.failed} failed, delivery ${result.status.deliveryRate}%` });
+    await publisher.flush({ status: final, message: deliveryFigures(result.status.agents) });
     log.info({ status: final, deliveryRate: result.status.deliveryRate }, 'objective finished');
     return final === 'stopped' ? 143 : 0;
   } catch (err) {

@@ -19,8 +19,10 @@ export const CONTAINER_NAME = 'coordinator';
 export interface PodOptions {
   image: string;
   imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
-  /** Resume: indexes already delivered, from status.completedAgents. */
+  /** Resume: indexes that completed (status.completedAgents), for the record: the pod reads its Swarm's status itself. */
   completedAgents?: string;
+  /** Resume: indexes that failed finally (status.failedIndexes), likewise. */
+  failedIndexes?: string;
   attempt: number;
   /** When the operator creates the pod (default: now). */
   now?: Date;
@@ -83,6 +85,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     { name: 'CFN_MEMORY_DB', value: '/data/memory.sqlite' },
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ...(opts.completedAgents ? [{ name: 'CFN_COMPLETED_AGENTS', value: opts.completedAgents }] : []),
+    ...(opts.failedIndexes ? [{ name: 'CFN_FAILED_INDEXES', value: opts.failedIndexes }] : []),
     ...(spec.agent.env ?? []),
   ];
   return {

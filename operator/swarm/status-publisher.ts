@@ -1,10 +1,12 @@
-// The coordinator pod's side of Swarm status: progress (agents, delivery,
-// delivered indexes, failures, the run's result), applied with its own field
-// manager so it never touches the operator's decisions. Throttled: at most one
-// write per interval, whatever the rate of responses.
+// The coordinator pod's side of Swarm status: progress (agents, delivery =
+// completed / total, the completed and the finally failed indexes, failures,
+// the run's result), applied with its own field manager so it never touches
+// the operator's decisions. Throttled: at most one write per interval,
+// whatever the rate of responses.
 import { GROUP_VERSION } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
-import { compressRanges } from '../util/ranges.js';
+import { deliveryRate } from '../coordination/delivery.js';
+import { compressRanges, expandRanges } from '../util/ranges.js';
 import type { SwarmStatusT } from '../api/swarm.js';
 import type { AgentResponse } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
@@ -20,14 +22,31 @@ export interface PublisherOptions {
   /** This coordinator's pod (status.progressPod): tells the operator it runs, even before a readiness probe passes. */
   pod?: string;
   /** What an earlier coordinator of this swarm already published (resume). */
-  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedAgents' | 'coordinationTimeMs'>;
-  delivered?: Iterable<number>;
+  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs'>;
   intervalMs?: number;
   onError?: (err: unknown) => void;
 }
 
+/**
+ * The completed and the finally failed indexes an earlier coordinator
+ * published. A status from before failedIndexes existed listed every final
+ * agent in completedAgents: those of its failedAgents (the first 50) count as
+ * failed there, the rest as completed (the counts stay the published ones).
+ */
+export function finalIndexes(previous: Pick<SwarmStatusT, 'completedAgents' | 'failedIndexes' | 'failedAgents'> | undefined): { completed: number[]; failed: number[] } {
+  const listed = expandRanges(previous?.completedAgents ?? '');
+  if (previous?.failedIndexes !== undefined) {
+    const failed = expandRanges(previous.failedIndexes);
+    const f = new Set(failed);
+    return { completed: listed.filter((i) => !f.has(i)), failed };
+  }
+  const failedKnown = new Set((previous?.failedAgents ?? []).map((a) => a.index));
+  return { completed: listed.filter((i) => !failedKnown.has(i)), failed: listed.filter((i) => failedKnown.has(i)) };
+}
+
 export class StatusPublisher {
-  private readonly delivered: Set<number>;
+  private readonly completedSet: Set<number>;
+  private readonly failedSet: Set<number>;
   private completed: number;
   private failed: number;
   private readonly failedAgents: Array<{ index: number; reason: string }>;
@@ -38,23 +57,32 @@ export class StatusPublisher {
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: PublisherOptions) {
-    this.delivered = new Set(opts.delivered ?? []);
-    this.completed = opts.previous?.agents?.completed ?? 0;
-    this.failed = opts.previous?.agents?.failed ?? 0;
+    const prior = finalIndexes(opts.previous);
+    this.completedSet = new Set(prior.completed);
+    this.failedSet = new Set(prior.failed);
+    this.completed = opts.previous?.agents?.completed ?? this.completedSet.size;
+    this.failed = opts.previous?.agents?.failed ?? this.failedSet.size;
     this.failedAgents = [...(opts.previous?.failedAgents ?? [])];
     this.priorMs = opts.previous?.coordinationTimeMs ?? 0;
   }
 
-  /** Indexes already delivered: the coordinator skips them. */
-  deliveredIndexes(): number[] {
-    return [...this.delivered];
+  /** Indexes that completed: the coordinator does not run them again. */
+  completedIndexes(): number[] {
+    return [...this.completedSet];
+  }
+
+  /** Indexes that failed finally: the coordinator does not run them again either. */
+  failedIndexes(): number[] {
+    return [...this.failedSet];
   }
 
   onResponse(r: AgentResponse): void {
-    if (this.delivered.has(r.index)) return;
-    this.delivered.add(r.index);
-    if (r.status === 'completed') this.completed++;
-    else {
+    if (this.completedSet.has(r.index) || this.failedSet.has(r.index)) return;
+    if (r.status === 'completed') {
+      this.completedSet.add(r.index);
+      this.completed++;
+    } else {
+      this.failedSet.add(r.index);
       this.failed++;
       if (this.failedAgents.length < MAX_FAILED_LISTED) this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
     }
@@ -90,9 +118,10 @@ export class StatusPublisher {
     const total = this.opts.total;
     return {
       agents: { total, completed: this.completed, failed: this.failed },
-      deliveryRate: total === 0 ? 100 : Math.round((this.delivered.size / total) * 10000) / 100,
+      deliveryRate: deliveryRate(this.completed, total),
       coordinationTimeMs: this.priorMs + (Date.now() - this.startedAt),
-      completedAgents: compressRanges(this.delivered),
+      completedAgents: compressRanges(this.completedSet),
+      failedIndexes: compressRanges(this.failedSet),
       ...(this.failedAgents.length ? { failedAgents: this.failedAgents } : {}),
       ...(result ? { result } : {}),
       ...(this.opts.pod ? { progressPod: this.opts.pod } : {}),

@@ -1,8 +1,10 @@
 // The Swarm reconcile loop: decide the version once, run the coordinator pod,
 // fall back from V2 to V1 with the real reason, replace a coordinator lost
-// mid-run (the replacement resumes from status.completedAgents), finish, clean up.
+// mid-run (the replacement resumes past status.completedAgents and
+// status.failedIndexes), finish (judged by spec.successPolicy), clean up.
 import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
+import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isAlreadyExists, isNotFound, isRetryable, PermanentError } from '../k8s/errors.js';
@@ -371,6 +373,7 @@ class SwarmRun {
       now: this.now,
       ...(this.deps.imagePullPolicy ? { imagePullPolicy: this.deps.imagePullPolicy } : {}),
       ...(this.swarm.status?.completedAgents ? { completedAgents: this.swarm.status.completedAgents } : {}),
+      ...(this.swarm.status?.failedIndexes ? { failedIndexes: this.swarm.status.failedIndexes } : {}),
       ...(this.deps.coordinatorIdentity === 'shared' ? { serviceAccountName: SHARED_COORDINATOR } : {}),
     });
     this.actions.push(() => this.createPodNow(pod));
@@ -435,7 +438,8 @@ class SwarmRun {
       this.fail('CoordinatorLost', `coordinator lost ${s.coordinatorAttempts} times, last: ${reason}`);
       return;
     }
-    this.event('Warning', 'CoordinatorLost', `${reason}; starting a replacement that resumes from ${this.swarm.status?.completedAgents ? 'the delivered agents' : 'the start'}`);
+    const resumes = this.swarm.status?.completedAgents || this.swarm.status?.failedIndexes;
+    this.event('Warning', 'CoordinatorLost', `${reason}; starting a replacement that resumes ${resumes ? 'past the agents whose final answer is in' : 'from the start'}`);
     return this.createPod(s.activeVersion ?? 'v1', 'CoordinatorReplaced');
   }
 
@@ -455,17 +459,29 @@ class SwarmRun {
     );
   }
 
+  /**
+   * The coordinator finished: Succeeded (condition Complete) only when the
+   * completed agents meet spec.successPolicy.minDeliveryRate, else Failed
+   * (DeliveryBelowSuccessPolicy), with the figures. No published progress
+   * means no agent is known to have completed.
+   */
   private complete(): Promise<ReconcileResult | void> {
     const s = this.status;
     const result = this.swarm.status?.result;
     s.completionTime = kubeTime(this.now);
     this.setCondition('CoordinatorReady', 'False', 'PodSucceeded', 'coordinator finished');
     if (!result || result.status === 'completed') {
-      s.phase = 'Succeeded';
-      const agents = this.swarm.status?.agents;
-      const msg = agents ? `${agents.completed}/${agents.total} agents completed, ${agents.failed} failed, delivery ${this.swarm.status?.deliveryRate ?? 0}%` : 'coordinator finished';
-      this.setCondition('Complete', 'True', 'Completed', msg);
-      this.event('Normal', 'Completed', msg);
+      const agents = this.swarm.status?.agents ?? { total: this.swarm.spec.agents, completed: 0, failed: 0 };
+      const min = this.swarm.spec.successPolicy.minDeliveryRate;
+      const figures = deliveryFigures(agents);
+      if (meetsMinDelivery(agents.completed, agents.total, min)) {
+        s.phase = 'Succeeded';
+        const msg = `${figures} >= ${min}%`;
+        this.setCondition('Complete', 'True', 'Completed', msg);
+        this.event('Normal', 'Completed', msg);
+      } else {
+        this.fail('DeliveryBelowSuccessPolicy', `${figures} < ${min}% (spec.successPolicy.minDeliveryRate)`);
+      }
     } else {
       this.fail(result.status === 'timeout' ? 'DeadlineExceeded' : 'RunFailed', result.message ?? `coordinator ended with ${result.status}`);
     }

@@ -16,7 +16,7 @@ pub() {
 }
 result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"; }
 
-@test "completes when every agent delivered; duplicates are counted once" {
+@test "completes when every agent's final result is in; duplicates are counted once; delivery is completed / total" {
   result 0 completed
   result 1 failed
   result 1 completed
@@ -26,7 +26,7 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   printf 'junk\n' >"$ROOT/messages/root/new/9-9-9.json"
   run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 3 --timeout 5
   [ "$status" -eq 0 ]
-  jq -e '.objectiveId == "d" and .status == "completed" and .agents == {"total":3,"completed":2,"failed":1} and .deliveryRate == 100' "$ROOT/status.json"
+  jq -e '.objectiveId == "d" and .status == "completed" and .agents == {"total":3,"completed":2,"failed":1} and .deliveryRate == 66.6' "$ROOT/status.json"
   jq -e '.reassigned == 3 and .quarantined == 1 and (.startedAt | test("Z$")) and .coordinationTime >= 0' "$ROOT/status.json"
   [ "$(wc -l <"$ROOT/metrics/latency.us")" -eq 6 ]
 }
@@ -38,7 +38,7 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   jq -e '.status == "timeout" and .agents.completed == 1 and .deliveryRate == 25' "$ROOT/status.json"
 }
 
-@test "messages arriving while it runs are consumed; resumed agents count as delivered" {
+@test "messages arriving while it runs are consumed; resumed completed agents count as completed" {
   "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 5 --timeout 10 --completed-indexes 0-2 &
   local det=$!
   sleep 0.3
@@ -48,6 +48,27 @@ result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\"
   result 4 failed
   wait "$det"
   jq -e '.status == "completed" and .agents.completed == 4 and .agents.failed == 1' "$ROOT/status.json"
+}
+
+@test "every agent failing: status completed (all final), delivery 0, throughput 0" {
+  local i
+  for ((i = 0; i < 10; i++)); do result "$i" failed; done
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 10 --timeout 5
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents == {"total":10,"completed":0,"failed":10} and .deliveryRate == 0 and .throughputAgentsPerSec == 0' "$ROOT/status.json"
+}
+
+@test "--failed-indexes: agents failed in an earlier run count as failed and end the run like any final answer" {
+  result 3 completed
+  result 4 failed
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 10 --timeout 5 --completed-indexes 0-2,5-7 --failed-indexes 8-9
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents == {"total":10,"completed":7,"failed":3} and .resumed == 8 and .deliveryRate == 70' "$ROOT/status.json"
+  # A result for an index already final counts once.
+  [ "$(jq .agents.failed "$ROOT/status.json")" -eq 3 ]
+  run "$BIN/completion-detector.sh" --root "$ROOT" --swarm-id d --total 10 --timeout 5 --completed-indexes 0-2 --failed-indexes 2-3
+  [ "$status" -eq 2 ]
+  [[ $output == *"agent 2 is in both --completed-indexes and --failed-indexes"* ]]
 }
 
 @test "TERM writes status stopped (exit 143); out-of-range indexes are ignored" {

@@ -57,7 +57,7 @@ cli() { "$BIN/coordinator-cli.sh" "$@"; }
   cmp "$OUT/expected" "$SHM/meta/objective.txt"
 }
 
-@test "per-agent tasks from --tasks-dir; agents that fail, hang and flood are all delivered" {
+@test "per-agent tasks from --tasks-dir; agents that fail, hang and flood all get a final response; delivery counts the completed" {
   mkdir -p "$OUT/tasks"
   printf 'ok' >"$OUT/tasks/0"
   printf 'fail' >"$OUT/tasks/1"
@@ -75,7 +75,7 @@ esac
 EOS
   run --separate-stderr cli run --swarm-id mix --agents 5 --objective x --tasks-dir "$OUT/tasks" --agent-timeout 1 --max-output 2048 --results-file "$OUT/r.jsonl" --json -- bash "$OUT/agent.sh" "$MARK"
   [ "$status" -eq 0 ]
-  jq -e '.status == "completed" and .agents.completed == 3 and .agents.failed == 2 and .deliveryRate == 100' <<<"$output"
+  jq -e '.status == "completed" and .agents.completed == 3 and .agents.failed == 2 and .deliveryRate == 60' <<<"$output"
   jq -s -e '.[0].output == "fine\n" and .[1].status == "failed" and .[1].exitCode == 3 and .[1].error == "it broke"' "$OUT/r.jsonl"
   jq -s -e '(.[2].error | startswith("timed out")) and .[3].outputBytes == 5000000 and .[3].outputTruncated and (.[3].output | length) == 2048' "$OUT/r.jsonl"
   jq -s -e '.[4].output == "a\ufffd\ufffd\u0000b"' "$OUT/r.jsonl"
@@ -90,11 +90,48 @@ EOS
   assert_no_leftovers
 }
 
-@test "--completed-indexes: delivered agents are counted and not re-run" {
+@test "--completed-indexes: completed agents are counted and not re-run" {
   run --separate-stderr cli run --swarm-id resume --agents 10 --objective x --completed-indexes 0-4,7 --json -- bash -c 'echo "$AGENT_INDEX" >>"$0/ran"' "$OUT"
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents.completed == 10 and .resumed == 6 and .deliveryRate == 100' <<<"$output"
   [ "$(sort -n "$OUT/ran" | tr '\n' ' ')" = "5 6 8 9 " ]
+}
+
+@test "--failed-indexes: agents failed finally before are counted failed and never re-run" {
+  run --separate-stderr cli run --swarm-id resumef --agents 10 --objective x --completed-indexes 0-4 --failed-indexes 7,9 --json -- bash -c 'echo "$AGENT_INDEX" >>"$0/ran"' "$OUT"
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents == {"total":10,"completed":8,"failed":2} and .resumed == 7 and .deliveryRate == 80' <<<"$output"
+  [ "$(sort -n "$OUT/ran" | tr '\n' ' ')" = "5 6 8 " ]
+}
+
+@test "all agents failing: every response is in, delivery 0%" {
+  run --separate-stderr cli run --swarm-id allfail --agents 10 --objective x --retries 0 --json -- false
+  [ "$status" -eq 0 ]
+  jq -e '.status == "completed" and .agents == {"total":10,"completed":0,"failed":10} and .deliveryRate == 0 and .throughputAgentsPerSec == 0' <<<"$output"
+}
+
+@test "10% of agents failing (AGENT_INDEX % 10 == 0): exactly 90% delivery, flat and hybrid" {
+  local topo
+  for topo in flat hybrid; do
+    run --separate-stderr cli run --swarm-id ninety-$topo --agents 400 --topology "$topo" --workers 50 --objective x --retries 0 --json -- \
+      sh -c '[ $((AGENT_INDEX % 10)) -ne 0 ]'
+    [ "$status" -eq 0 ]
+    jq -e '.status == "completed" and .agents == {"total":400,"completed":360,"failed":40} and .deliveryRate == 90' <<<"$output"
+  done
+}
+
+@test "--no-retry-exit-codes: a listed exit code is final after one attempt, others use every retry (both spawners)" {
+  local sp
+  for sp in native bash; do
+    run --separate-stderr env CFN_SPAWNER="$sp" "$BIN/coordinator-cli.sh" run --swarm-id noretry-$sp --agents 3 --objective x --retries 2 \
+      --no-retry-exit-codes 7,2 --keep --results-file "$OUT/r-$sp.jsonl" --json -- \
+      sh -c 'exit $(( AGENT_INDEX == 0 ? 7 : AGENT_INDEX == 1 ? 3 : 0 ))'
+    [ "$status" -eq 0 ]
+    jq -e '.agents == {"total":3,"completed":1,"failed":2} and .deliveryRate == 33.3' <<<"$output"
+    jq -s -e 'map([.index, .status, .exitCode, .attempts]) == [[0,"failed",7,1],[1,"failed",3,3],[2,"completed",0,1]]' "$OUT/r-$sp.jsonl"
+    jq -e '.noRetryExitCodes == [7,2] and .retries == 2' "$SHM/noretry-$sp/meta.json"
+    cli cleanup --swarm-id noretry-$sp
+  done
 }
 
 @test "two swarms at once on the same shm root stay apart" {
@@ -181,6 +218,17 @@ kill_test() {
   [ ! -e "$SHM/ok" ]
   run cli run --swarm-id ok --agents 2 --objective x --completed-indexes 1-5 -- true
   [ "$status" -eq 2 ]
+  run cli run --swarm-id ok --agents 2 --objective x --failed-indexes 2 -- true
+  [ "$status" -eq 2 ]
+  run cli run --swarm-id ok --agents 2 --objective x --completed-indexes 0-1 --failed-indexes 1 -- true
+  [ "$status" -eq 2 ]
+  [[ $output == *"agent 1 is in both --completed-indexes and --failed-indexes"* ]]
+  local bad
+  for bad in 0 256 2,,3 2, x -1; do
+    run cli run --swarm-id ok --agents 2 --objective x --no-retry-exit-codes "$bad" -- true
+    [ "$status" -eq 2 ]
+    [[ $output == *"--no-retry-exit-codes must list exit codes 1-255"* ]]
+  done
   run cli frobnicate
   [ "$status" -eq 2 ]
 }

@@ -67,6 +67,33 @@ err_of() { cat "$ROOT"/work/agent-"$1".*.err; }
   done
 }
 
+@test "--no-retry: an attempt ending with a listed exit code is final at once; other failures use every retry" {
+  local impl
+  for impl in "${SPAWNERS[@]}"; do
+    spawner_argv "$impl"
+    seq 0 2 >"$ROOT/queue"
+    : >"$ROOT/wd.reg"
+    "${SP[@]}" --no-retry 2,7 "$ROOT" "$ROOT/queue" 3 3 0 9 -- \
+      sh -c 'echo "$CFN_ATTEMPT" >>"$0.$AGENT_INDEX"; exit $(( AGENT_INDEX == 0 ? 7 : AGENT_INDEX == 1 ? 3 : 0 ))' "$ROOT/attempts" \
+      9>>"$ROOT/wd.reg" >"$OUT/reports"
+    [ "$(sort "$OUT/reports" | awk '{ print $1, $2, $3, $4 }' | tr '\n' ';')" = "R 0 7 1;R 1 3 4;R 2 0 1;" ]
+    [ "$(cat "$ROOT/attempts.0")" = 1 ]
+    [ "$(wc -l <"$ROOT/attempts.1")" -eq 4 ]
+    rm -f "$ROOT"/attempts.* "$ROOT"/work/agent-*
+    local bad
+    for bad in 0 256 2, ,2 2,,3 x ''; do
+      run "${SP[@]}" --no-retry "$bad" "$ROOT" "$ROOT/queue" 3 3 0 9 -- true
+      [ "$status" -eq 2 ]
+    done
+  done
+  # The native spawner takes it after --responses too, and its responses say the attempts.
+  mkdir -p "$ROOT/responses/.tmp"
+  seq 0 1 >"$ROOT/queue"
+  "$BIN/native/spawner" --responses 65536 30 --no-retry 5 "$ROOT" "$ROOT/queue" 2 2 0 9 -- sh -c 'exit $((AGENT_INDEX == 0 ? 5 : 6))' 9>>"$ROOT/wd.reg" >"$OUT/reports"
+  jq -e '.status == "failed" and .exitCode == 5 and .attempts == 1' "$ROOT/responses/agent-0.json"
+  jq -e '.status == "failed" and .exitCode == 6 and .attempts == 3' "$ROOT/responses/agent-1.json"
+}
+
 @test "the task reaches the agent byte-for-byte on stdin and in CFN_TASK, with its identity; never evaluated" {
   local impl task big
   task=$'$(touch pwned) `touch pwned2`; "quoted" \'single\' \\back\nsecond line\n'

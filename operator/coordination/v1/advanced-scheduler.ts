@@ -9,7 +9,8 @@ export interface AttemptContext {
   signal: AbortSignal;
 }
 
-export type AttemptOutcome<T> = { ok: true; value: T } | { ok: false; value?: T; error: string };
+/** A failure with `final` set is the task's last attempt, whatever retries remain (an exit code that means "never retry"). */
+export type AttemptOutcome<T> = { ok: true; value: T } | { ok: false; value?: T; error: string; final?: boolean };
 
 export interface ScheduledTask<T> {
   id: string;
@@ -182,6 +183,7 @@ export class AdvancedScheduler<T> {
       if (this.cancelReason !== undefined) {
         return { id: task.id, status: 'cancelled', attempts: attempt, value: last.value, error: this.cancelReason, durationMs: performance.now() - start };
       }
+      if (outcome.final) break;
       if (attempt <= this.options.retries) {
         const delay = backoffDelay(attempt, base, max);
         this.hooks.onRetry?.(task.id, attempt + 1, delay, outcome.error, outcome.timedOut);
@@ -191,7 +193,7 @@ export class AdvancedScheduler<T> {
     return { id: task.id, status: 'failed', attempts: attempt, value: last.value, error: last.error, durationMs: performance.now() - start };
   }
 
-  private async attempt(task: ScheduledTask<T>, attempt: number): Promise<{ ok: true; value: T } | { ok: false; value?: T; error: string; timedOut: boolean }> {
+  private async attempt(task: ScheduledTask<T>, attempt: number): Promise<{ ok: true; value: T } | { ok: false; value?: T; error: string; final?: boolean; timedOut: boolean }> {
     const controller = new AbortController();
     this.controllers.add(controller);
     let timer: NodeJS.Timeout | undefined;

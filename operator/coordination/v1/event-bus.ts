@@ -7,7 +7,7 @@ export interface SwarmEvents {
   'objective:started': {
     objectiveId: string;
     agents: number;
-    alreadyDelivered: number;
+    alreadyFinal: number;
     /** Agents a dead coordinator had left running for this objective, killed before resuming. */
     strayAgentsKilled: number;
     timestamp: number;

@@ -172,8 +172,8 @@ export class MemoryManager {
 
   /**
    * Creates the objective, or marks an existing one running again. Indexes given
-   * as completedIndexes are remembered (a union over calls), so a resume in a
-   * new process still counts them. Returns the stored spec.
+   * as completedIndexes and failedIndexes are remembered (a union over calls),
+   * so a resume in a new process still counts them. Returns the stored spec.
    */
   beginObjective(spec: ObjectiveSpec, owner: string | null = null, now = Date.now()): { created: boolean; spec: ObjectiveSpec } {
     const { st } = this.ready();
@@ -183,8 +183,11 @@ export class MemoryManager {
         st.insertObjective.run(spec.id, JSON.stringify(spec), 'running', now, now, owner);
         return { created: true, spec };
       }
-      const merged = [...new Set([...(existing.spec.completedIndexes ?? []), ...(spec.completedIndexes ?? [])])].sort((a, b) => a - b);
-      const stored: ObjectiveSpec = { ...spec, completedIndexes: merged };
+      const union = (a: readonly number[] | undefined, b: readonly number[] | undefined) => [...new Set([...(a ?? []), ...(b ?? [])])].sort((x, y) => x - y);
+      const completedIndexes = union(existing.spec.completedIndexes, spec.completedIndexes);
+      const done = new Set(completedIndexes);
+      const failedIndexes = union(existing.spec.failedIndexes, spec.failedIndexes).filter((i) => !done.has(i));
+      const stored: ObjectiveSpec = { ...spec, completedIndexes, ...(failedIndexes.length ? { failedIndexes } : {}) };
       st.restartObjective.run(JSON.stringify(stored), now, owner, spec.id);
       return { created: false, spec: stored };
     });

@@ -17,6 +17,8 @@ export const objectiveSpecSchema = z.object({
   timeoutSeconds: z.number().positive(),
   maxOutputBytes: z.number().int().min(1),
   completedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
+  failedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
+  noRetryExitCodes: z.array(z.number().int().min(1).max(255)).max(255).readonly().optional(),
 }) satisfies z.ZodType<ObjectiveSpec>;
 
 export class InvalidObjectiveError extends Error {
@@ -34,8 +36,13 @@ export function parseObjectiveSpec(data: unknown): ObjectiveSpec {
     throw new InvalidObjectiveError(`${where}: ${issue?.message ?? 'invalid'}`);
   }
   const spec = parsed.data;
-  const bad = spec.completedIndexes?.find((i) => i >= spec.agents);
-  if (bad !== undefined) throw new InvalidObjectiveError(`completedIndexes: ${bad} is not below agents (${spec.agents})`);
+  for (const field of ['completedIndexes', 'failedIndexes'] as const) {
+    const bad = spec[field]?.find((i) => i >= spec.agents);
+    if (bad !== undefined) throw new InvalidObjectiveError(`${field}: ${bad} is not below agents (${spec.agents})`);
+  }
+  const completed = new Set(spec.completedIndexes ?? []);
+  const both = spec.failedIndexes?.find((i) => completed.has(i));
+  if (both !== undefined) throw new InvalidObjectiveError(`failedIndexes: ${both} is also in completedIndexes`);
   return spec;
 }
 

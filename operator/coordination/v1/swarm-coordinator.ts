@@ -1,9 +1,11 @@
 // The V1 coordinator: the TypeScript fallback. Agents are real processes run
 // with the same contract as V2 (agent-process.ts), scheduled by the
 // AdvancedScheduler, and every response is committed to SQLite as it arrives,
-// so a coordinator killed mid-run resumes without re-running delivered agents.
+// so a coordinator killed mid-run resumes without re-running an agent whose
+// final response (completed or failed) is in.
 import { EventEmitter } from 'node:events';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
+import { deliveryRate } from '../delivery.js';
 import type { AgentView } from '../agent-view.js';
 import type {
   AgentInfo,
@@ -52,10 +54,14 @@ interface ActiveRun {
   startedAt: number;
   lastResponseAt: number | undefined;
   running: Set<number>;
+  /** Final responses (completed or failed), stored or of this run. */
   delivered: Map<number, AgentResponse>;
-  /** completedIndexes without a stored response: counted as delivered, not re-run. */
-  countedOnly: Set<number>;
-  ranThisRun: number;
+  /** completedIndexes without a stored response: counted as completed, not re-run. */
+  countedCompleted: Set<number>;
+  /** failedIndexes without a stored response: counted as failed, not re-run. */
+  countedFailed: Set<number>;
+  completedThisRun: number;
+  noRetryExitCodes: ReadonlySet<number>;
   stopRequested: boolean;
   timedOut: boolean;
   done: Promise<unknown>;
@@ -133,7 +139,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return this.memory.listObjectiveIds().filter((id) => this.memory.getObjective(id)?.status !== 'completed' && !this.active.has(id));
   }
 
-  /** Runs a stored objective again; agents that already delivered are not re-run. */
+  /** Runs a stored objective again; agents whose final response is in are not re-run. */
   async resumeObjective(id: string): Promise<ObjectiveResult> {
     this.assertStarted();
     const stored = this.memory.getObjective(id);
@@ -162,7 +168,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const { spec } = this.memory.beginObjective(requested, ownerToken());
 
     const delivered = new Map(this.memory.listResponses(spec.id).map((r) => [r.index, r] as const));
-    const countedOnly = new Set((spec.completedIndexes ?? []).filter((i) => !delivered.has(i)));
+    const countedCompleted = new Set((spec.completedIndexes ?? []).filter((i) => !delivered.has(i)));
+    const countedFailed = new Set((spec.failedIndexes ?? []).filter((i) => !delivered.has(i) && !countedCompleted.has(i)));
     const monitor = new SwarmMonitor();
     const run: ActiveRun = {
       spec,
@@ -172,8 +179,10 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       lastResponseAt: undefined,
       running: new Set(),
       delivered,
-      countedOnly,
-      ranThisRun: 0,
+      countedCompleted,
+      countedFailed,
+      completedThisRun: 0,
+      noRetryExitCodes: new Set(spec.noRetryExitCodes ?? []),
       stopRequested: false,
       timedOut: false,
       done: Promise.resolve(),
@@ -184,12 +193,12 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
 
     const tasks: ScheduledTask<AgentAttemptResult>[] = [];
     for (let i = 0; i < spec.agents; i++) {
-      if (!delivered.has(i) && !countedOnly.has(i)) tasks.push(this.agentTask(run, i));
+      if (!delivered.has(i) && !countedCompleted.has(i) && !countedFailed.has(i)) tasks.push(this.agentTask(run, i));
     }
     this.publish('objective:started', {
       objectiveId: spec.id,
       agents: spec.agents,
-      alreadyDelivered: spec.agents - tasks.length,
+      alreadyFinal: spec.agents - tasks.length,
       strayAgentsKilled: reaped.length,
       timestamp: Date.now(),
     });
@@ -222,17 +231,17 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const stored = this.memory.getObjective(objectiveId);
     if (!stored) return undefined;
     const counts = this.memory.countResponses(objectiveId);
-    const extra = (stored.spec.completedIndexes ?? []).filter((i) => this.memory.getResponse(objectiveId, i) === undefined).length;
-    const completed = counts.completed + extra;
-    const deliveredCount = completed + counts.failed;
+    const unstored = (indexes: readonly number[] | undefined) => (indexes ?? []).filter((i) => this.memory.getResponse(objectiveId, i) === undefined).length;
+    const completed = counts.completed + unstored(stored.spec.completedIndexes);
+    const failed = counts.failed + unstored(stored.spec.failedIndexes);
     const coordinationTime = stored.startedAt !== null ? (stored.finishedAt ?? Date.now()) - stored.startedAt : 0;
     return {
       objectiveId,
       status: stored.status,
-      agents: { total: stored.spec.agents, completed, failed: counts.failed },
-      deliveryRate: rate(deliveredCount, stored.spec.agents),
+      agents: { total: stored.spec.agents, completed, failed },
+      deliveryRate: deliveryRate(completed, stored.spec.agents),
       coordinationTime,
-      throughputAgentsPerSec: coordinationTime > 0 ? round1((deliveredCount * 1000) / coordinationTime) : 0,
+      throughputAgentsPerSec: coordinationTime > 0 ? round1((counts.completed * 1000) / coordinationTime) : 0,
     };
   }
 
@@ -255,17 +264,19 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       return {
         total: run.spec.agents,
         response: (i) => run.delivered.get(i),
-        state: (i) => run.delivered.get(i)?.status ?? (run.countedOnly.has(i) ? 'completed' : run.running.has(i) ? 'running' : 'pending'),
+        state: (i) =>
+          run.delivered.get(i)?.status ?? (run.countedCompleted.has(i) ? 'completed' : run.countedFailed.has(i) ? 'failed' : run.running.has(i) ? 'running' : 'pending'),
       };
     }
     if (!this.memory.isOpen) return undefined;
     const stored = this.memory.getObjective(objectiveId);
     if (!stored) return undefined;
     const counted = new Set(stored.spec.completedIndexes ?? []);
+    const countedFailed = new Set(stored.spec.failedIndexes ?? []);
     return {
       total: stored.spec.agents,
       response: (i) => this.memory.getResponse(objectiveId, i),
-      state: (i) => this.memory.getResponse(objectiveId, i)?.status ?? (counted.has(i) ? 'completed' : 'pending'),
+      state: (i) => this.memory.getResponse(objectiveId, i)?.status ?? (counted.has(i) ? 'completed' : countedFailed.has(i) ? 'failed' : 'pending'),
     };
   }
 
@@ -327,7 +338,10 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
           killGraceMs: this.options.killGraceMs,
           env: this.options.agentEnv,
         });
-        return r.ok ? { ok: true, value: r } : { ok: false, value: r, error: r.error ?? 'failed' };
+        if (r.ok) return { ok: true, value: r };
+        // An exit code the spec says never to retry: this attempt is final.
+        const final = r.exitCode !== null && run.noRetryExitCodes.has(r.exitCode);
+        return { ok: false, value: r, error: r.error ?? 'failed', ...(final ? { final } : {}) };
       },
     };
   }
@@ -354,7 +368,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     // Committed before anyone hears of it: a crash after this line loses nothing.
     if (!this.memory.recordResponse(run.spec.id, response)) return;
     run.delivered.set(index, response);
-    run.ranThisRun += 1;
+    if (ok) run.completedThisRun += 1;
     run.lastResponseAt = Date.now();
     run.monitor.agentFinished(ok, response.durationMs);
     if (v?.aborted) run.monitor.agentTimedOut();
@@ -365,7 +379,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   private finalState(run: ActiveRun): SwarmRunState {
-    if (run.delivered.size + run.countedOnly.size >= run.spec.agents) return 'completed';
+    if (run.delivered.size + run.countedCompleted.size + run.countedFailed.size >= run.spec.agents) return 'completed';
     if (run.stopRequested) return 'stopped';
     if (run.timedOut) return 'timeout';
     return 'failed';
@@ -381,8 +395,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   private liveStatus(run: ActiveRun, state: SwarmRunState): SwarmStatus {
-    let completed = run.countedOnly.size;
-    let failed = 0;
+    let completed = run.countedCompleted.size;
+    let failed = run.countedFailed.size;
     for (const r of run.delivered.values()) {
       if (r.status === 'completed') completed += 1;
       else failed += 1;
@@ -392,12 +406,11 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       objectiveId: run.spec.id,
       status: state,
       agents: { total: run.spec.agents, completed, failed },
-      deliveryRate: rate(completed + failed, run.spec.agents),
+      deliveryRate: deliveryRate(completed, run.spec.agents),
       coordinationTime,
-      throughputAgentsPerSec: coordinationTime > 0 ? round1((run.ranThisRun * 1000) / coordinationTime) : 0,
+      throughputAgentsPerSec: coordinationTime > 0 ? round1((run.completedThisRun * 1000) / coordinationTime) : 0,
     };
   }
 }
 
 const round1 = (n: number): number => Math.round(n * 10) / 10;
-const rate = (delivered: number, total: number): number => (total > 0 ? round1((delivered / total) * 100) : 100);

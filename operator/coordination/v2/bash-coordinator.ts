@@ -22,6 +22,7 @@ import type {
 import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
+import { deliveryRate } from '../delivery.js';
 import { processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 import { writeObjective } from './message-bridge.js';
@@ -79,7 +80,7 @@ export interface BashCoordinatorEvents {
   response: [AgentResponse, string];
   status: [SwarmStatus];
   quarantine: [QuarantineEvent, string];
-  'objective:started': [{ objectiveId: string; agents: number; alreadyDelivered: number; strayAgentsKilled: number; timestamp: number }];
+  'objective:started': [{ objectiveId: string; agents: number; alreadyFinal: number; strayAgentsKilled: number; timestamp: number }];
   'agent:completed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
   'agent:failed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
   'objective:completed': [{ objectiveId: string; status: SwarmStatus; timestamp: number }];
@@ -127,17 +128,18 @@ function toSwarmStatus(s: StatusFile): SwarmStatus {
   };
 }
 
-/** A status computed from the responses alone, for when status.json is missing or stale. */
+/** A status computed from the responses (and the agents final in an earlier run), for when status.json is missing or stale. */
 function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentResponse[], state: SwarmStatus['status'], elapsedMs: number): SwarmStatus {
-  const completed = responses.filter((r) => r.status === 'completed').length;
-  const failed = responses.length - completed;
+  const completedNow = responses.filter((r) => r.status === 'completed').length;
+  const completed = completedNow + (spec.completedIndexes?.length ?? 0);
+  const failed = responses.length - completedNow + (spec.failedIndexes?.length ?? 0);
   return {
     objectiveId: spec.id,
     status: state,
     agents: { total: spec.agents, completed, failed },
-    deliveryRate: round1((responses.length / spec.agents) * 100),
+    deliveryRate: deliveryRate(completed, spec.agents),
     coordinationTime: Math.round(elapsedMs),
-    throughputAgentsPerSec: elapsedMs > 0 ? round1(responses.length / (elapsedMs / 1000)) : 0,
+    throughputAgentsPerSec: elapsedMs > 0 ? round1(completedNow / (elapsedMs / 1000)) : 0,
   };
 }
 
@@ -293,7 +295,9 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       '--timeout', String(spec.timeoutSeconds),
       '--max-output', String(spec.maxOutputBytes),
     ];
+    if (spec.noRetryExitCodes && spec.noRetryExitCodes.length > 0) args.push('--no-retry-exit-codes', spec.noRetryExitCodes.join(','));
     if (spec.completedIndexes && spec.completedIndexes.length > 0) args.push('--completed-indexes', compressRanges(spec.completedIndexes));
+    if (spec.failedIndexes && spec.failedIndexes.length > 0) args.push('--failed-indexes', compressRanges(spec.failedIndexes));
     args.push('--', ...spec.agentCommand);
     return args;
   }
@@ -334,7 +338,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       this.emit('objective:started', {
         objectiveId: spec.id,
         agents: spec.agents,
-        alreadyDelivered: spec.completedIndexes?.length ?? 0,
+        alreadyFinal: (spec.completedIndexes?.length ?? 0) + (spec.failedIndexes?.length ?? 0),
         strayAgentsKilled: 0,
         timestamp: Date.now(),
       });
@@ -402,7 +406,8 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
         if (exitCode === ENGINE_EXIT.deadline) status.status = 'timeout';
         return { status, responses };
       }
-      const state = exitCode === ENGINE_EXIT.deadline ? 'timeout' : responses.length === spec.agents ? 'completed' : 'failed';
+      const final = responses.length + (spec.completedIndexes?.length ?? 0) + (spec.failedIndexes?.length ?? 0);
+      const state = exitCode === ENGINE_EXIT.deadline ? 'timeout' : final >= spec.agents ? 'completed' : 'failed';
       return { status: statusFromResponses(spec, responses, state, elapsed), responses };
     }
     // Publish timeout, a signal from outside, or a crash: the engine itself failed.

@@ -18,11 +18,21 @@ export const objectiveSpecSchema = z
     timeoutSeconds: z.number().positive(),
     maxOutputBytes: z.number().int().min(1),
     completedIndexes: z.array(z.number().int().nonnegative()).optional(),
+    failedIndexes: z.array(z.number().int().nonnegative()).optional(),
+    noRetryExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
   })
   .refine((s) => !s.tasks || s.tasks.length <= s.agents, { message: 'more tasks than agents', path: ['tasks'] })
   .refine((s) => !s.completedIndexes || s.completedIndexes.every((i) => i < s.agents), {
     message: 'completed index out of range',
     path: ['completedIndexes'],
+  })
+  .refine((s) => !s.failedIndexes || s.failedIndexes.every((i) => i < s.agents), {
+    message: 'failed index out of range',
+    path: ['failedIndexes'],
+  })
+  .refine((s) => !s.failedIndexes || !s.completedIndexes || !s.failedIndexes.some((i) => s.completedIndexes?.includes(i)), {
+    message: 'an index is both completed and failed',
+    path: ['failedIndexes'],
   });
 
 export class InvalidSpecError extends Error {

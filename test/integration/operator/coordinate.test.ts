@@ -78,6 +78,46 @@ describe('cfn coordinate, run as the pod would run it', () => {
     expect((sw.status as { coordinationTimeMs?: number }).coordinationTimeMs).toBeGreaterThan(0);
   });
 
+  it('delivery is completed work: a V2 swarm with 10% of agents failing on a no-retry exit code ends Failed at 90% under the default successPolicy', async () => {
+    const agent = ['sh', '-c', 'exit $(( AGENT_INDEX % 10 == 0 ? 7 : 0 ))'];
+    await c.create(swarmPath(ns), swarmManifest(ns, 'tenth', { agents: 50, coordination: { version: 'v2' }, agent: { command: agent, retries: 2, noRetryExitCodes: [7] } }));
+    const pod = await waitFor('pod', () => podOf('tenth', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(pod)).done).toBe(0);
+    const responses = readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; status: string; exitCode: number; attempts: number });
+    // The spec's noRetryExitCodes reached the engine: one attempt each, though 2 retries were allowed.
+    expect(responses.filter((r) => r.status === 'failed').map((r) => [r.index, r.exitCode, r.attempts])).toEqual([0, 10, 20, 30, 40].map((i) => [i, 7, 1]));
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, 'tenth');
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ agents: { total: 50, completed: 45, failed: 5 }, deliveryRate: 90, completedAgents: '1-9,11-19,21-29,31-39,41-49', failedIndexes: '0,10,20,30,40' });
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({
+      reason: 'DeliveryBelowSuccessPolicy',
+      message: '45/50 agents completed, 5 failed: delivery 90% < 100% (spec.successPolicy.minDeliveryRate)',
+    });
+  });
+
+  it('a replacement reading a status from before failedIndexes (completedAgents held failed agents too) runs neither again and counts them true', async () => {
+    const marker = join(work, 'old-status.log');
+    await c.create(swarmPath(ns), swarmManifest(ns, 'old-status', { agents: 6, coordination: { version: 'v1' }, agent: { command: ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}`] } }));
+    const pod = await waitFor('pod', () => podOf('old-status', 1));
+    // What a coordinator of the earlier release published: every final agent in completedAgents.
+    await c.mergePatch(swarmPath(ns, 'old-status', 'status'), {
+      status: { agents: { total: 6, completed: 3, failed: 1 }, deliveryRate: 66.67, completedAgents: '0-3', failedAgents: [{ index: 1, reason: 'exit code 1' }] },
+    });
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(pod)).done).toBe(0);
+    expect(readFileSync(marker, 'utf8').trim().split('\n').map(Number).sort()).toEqual([4, 5]);
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, 'old-status');
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ agents: { total: 6, completed: 5, failed: 1 }, deliveryRate: 83.3, completedAgents: '0,2-5', failedIndexes: '1' });
+  });
+
   it('the pod\'s token can touch only its own Swarm', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'neighbour', { coordination: { version: 'v1' } }));
     await waitFor('neighbour pod', () => podOf('neighbour', 1));
@@ -115,10 +155,11 @@ describe('cfn coordinate, run as the pod would run it', () => {
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', deliveryRate: 100, agents: { total: 20, completed: 20 } });
   });
 
-  it('a coordinator killed mid-run is replaced, and the replacement does not re-run delivered agents', async () => {
+  it('a coordinator killed mid-run is replaced, and the replacement re-runs no agent whose final answer is in (completed or failed)', async () => {
     const marker = join(work, 'ran.log');
-    const agent = ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}; sleep 0.2`];
-    await c.create(swarmPath(ns), swarmManifest(ns, 'killed', { agents: 24, coordination: { version: 'v1' }, agent: { command: agent, concurrency: 2 } }));
+    // Every third agent fails for good (exit 4, never retried): its index must not run again either.
+    const agent = ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}; sleep 0.2; exit $(( AGENT_INDEX % 3 == 0 ? 4 : 0 ))`];
+    await c.create(swarmPath(ns), swarmManifest(ns, 'killed', { agents: 24, coordination: { version: 'v1' }, successPolicy: { minDeliveryRate: 66 }, agent: { command: agent, concurrency: 2, noRetryExitCodes: [4] } }));
     const pod = await waitFor('pod', () => podOf('killed', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     const first = await runPodCommand(pod);
@@ -127,16 +168,20 @@ describe('cfn coordinate, run as the pod would run it', () => {
     first.child.kill('SIGKILL');
     await first.done;
     await new Promise<void>((resolve) => execFile('pkill', ['-KILL', '-f', marker], () => resolve()));
-    const delivered = (await getSwarm(c, ns, 'killed')).status?.completedAgents ?? '';
+    const published = (await getSwarm(c, ns, 'killed')).status;
+    const delivered = published?.completedAgents ?? '';
+    const failedBefore = published?.failedIndexes ?? '';
+    expect(failedBefore).not.toBe('');
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
     const replacement = await waitFor('replacement', () => podOf('killed', 2));
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: delivered });
+    expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_FAILED_INDEXES', value: failedBefore });
     await setPodStatus(c, ns, replacement.metadata.name, podRunning(true));
     expect(await (await runPodCommand(replacement)).done).toBe(0);
     const { expandRanges } = await import('../../../operator/util/ranges.js');
-    const before = new Set(expandRanges(delivered));
+    const before = new Set([...expandRanges(delivered), ...expandRanges(failedBefore)]);
     const runs = readFileSync(marker, 'utf8').trim().split('\n').map(Number);
-    // Every agent ran; none that had delivered before the kill ran again.
+    // Every agent ran; none whose final answer was in before the kill ran again.
     expect(new Set(runs).size).toBe(24);
     for (const i of before) expect(runs.filter((r) => r === i)).toHaveLength(1);
     await setPodStatus(c, ns, replacement.metadata.name, podTerminated('Succeeded', 0));
@@ -144,6 +189,7 @@ describe('cfn coordinate, run as the pod would run it', () => {
       const s = await getSwarm(c, ns, 'killed');
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
-    expect(sw.status).toMatchObject({ deliveryRate: 100, completedAgents: '0-23', agents: { total: 24, completed: 24, failed: 0 } });
+    expect(sw.status).toMatchObject({ deliveryRate: 66.6, failedIndexes: '0,3,6,9,12,15,18,21', agents: { total: 24, completed: 16, failed: 8 } });
+    expect(sw.status?.conditions?.find((x) => x.type === 'Complete')?.message).toBe('16/24 agents completed, 8 failed: delivery 66.6% >= 66%');
   });
 });

@@ -111,6 +111,7 @@ export type SwarmObject = KubeObject & {
     coordinatorPod?: string;
     coordinatorAttempts?: number;
     completedAgents?: string;
+    failedIndexes?: string;
     agents?: { total: number; completed: number; failed: number };
     deliveryRate?: number;
     fallback?: { from: string; to: string; reason: string; time: string };

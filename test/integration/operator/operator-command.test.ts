@@ -55,7 +55,7 @@ beforeAll(async () => {
   await c.create(swarmPath(ns), swarmManifest(ns, 'auto', { coordination: { version: 'auto' } }));
   await c.create(swarmPath(ns), swarmManifest(ns, 'unset'));
   await c.create(swarmPath(ns), swarmManifest(ns, 'pinned', { coordination: { version: 'v2' } }));
-  await c.create(swarmPath(ns), swarmManifest(ns, 'metered', { agents: 4, coordination: { version: 'v2' } }));
+  await c.create(swarmPath(ns), swarmManifest(ns, 'metered', { agents: 4, coordination: { version: 'v2' }, successPolicy: { minDeliveryRate: 75 } }));
   for (const name of FILLERS) await c.create(swarmPath(ns), swarmManifest(ns, name, { coordination: { version: 'v1' } }));
 
   const io: CliIo = {

@@ -79,8 +79,8 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(role.rules.every((r) => r.resourceNames.length === 1 && r.resourceNames[0] === 'v2-spec')).toBe(true);
   });
 
-  it('follows the pod: ready -> Running, progress from the coordinator, succeeded -> Succeeded and Complete', async () => {
-    await c.create(swarmPath(ns), swarmManifest(ns, 'happy', { agents: 4, coordination: { version: 'v2' } }));
+  it('follows the pod: ready -> Running, progress from the coordinator, succeeded -> Succeeded and Complete when delivery meets the successPolicy', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'happy', { agents: 4, coordination: { version: 'v2' }, successPolicy: { minDeliveryRate: 75 } }));
     const pod = await waitFor('pod', () => podOf('happy'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'happy')).status?.phase === 'Running');
@@ -95,14 +95,43 @@ describe('Swarm lifecycle on a real API server', () => {
       const s = await getSwarm(c, ns, 'happy');
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
-    expect(done.status).toMatchObject({ agents: { total: 4, completed: 3, failed: 1 }, deliveryRate: 100, completedAgents: '0-3', version: 'v2' });
+    expect(done.status).toMatchObject({ agents: { total: 4, completed: 3, failed: 1 }, deliveryRate: 75, completedAgents: '0-2', failedIndexes: '3', version: 'v2' });
     const complete = done.status?.conditions?.find((x) => x.type === 'Complete');
     expect(complete).toMatchObject({ status: 'True', observedGeneration: done.metadata.generation });
-    expect(complete?.message).toContain('3/4 agents completed, 1 failed');
+    expect(complete?.message).toBe('3/4 agents completed, 1 failed: delivery 75% >= 75%');
     await waitFor('events', async () => {
       const reasons = (await events(c, ns)).filter((e) => e.involvedObject.name === 'happy').map((e) => e.reason);
       return ['VersionSelected', 'CoordinatorCreated', 'Completed'].every((r) => reasons.includes(r)) || undefined;
     });
+  });
+
+  it.each([
+    ['one of four agents failing, the default successPolicy (100%)', 'short', 4, [3], undefined, '3/4 agents completed, 1 failed: delivery 75% < 100% (spec.successPolicy.minDeliveryRate)'],
+    ['every agent failing', 'none', 4, [0, 1, 2, 3], 50, '0/4 agents completed, 4 failed: delivery 0% < 50% (spec.successPolicy.minDeliveryRate)'],
+  ])('ends Failed (DeliveryBelowSuccessPolicy) with the figures: %s', async (_name, name, total, failing, minDeliveryRate, message) => {
+    const spec = { agents: total, coordination: { version: 'v2' }, ...(minDeliveryRate !== undefined ? { successPolicy: { minDeliveryRate } } : {}) };
+    await c.create(swarmPath(ns), swarmManifest(ns, name, spec));
+    const pod = await waitFor('pod', () => podOf(name));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    await waitFor('Running', async () => (await getSwarm(c, ns, name)).status?.phase === 'Running');
+    const pub = new StatusPublisher({ client: c, namespace: ns, name, total, intervalMs: 10 });
+    for (let index = 0; index < total; index++) {
+      const bad = failing.includes(index);
+      pub.onResponse({ agentId: `agent-${index}`, index, status: bad ? 'failed' : 'completed', exitCode: bad ? 2 : 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: bad ? 'exit code 2' : null });
+    }
+    await pub.flush({ status: 'completed' });
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const done = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, name);
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    expect(done.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ status: 'True', reason: 'DeliveryBelowSuccessPolicy', message });
+    expect(done.status?.conditions?.find((x) => x.type === 'Complete')).toBeUndefined();
+    expect(done.status?.deliveryRate).toBe(((total - failing.length) / total) * 100);
+    const ev = await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'DeliveryBelowSuccessPolicy'));
+    expect(ev).toMatchObject({ type: 'Warning', message });
+    const rate = ((total - failing.length) / total) * 100;
+    await waitFor('swarm_delivery_rate', async () => sample((await scrape(op.port)).text, 'swarm_delivery_rate', { namespace: ns, name }) === rate || undefined);
   });
 
   it('falls back to a V1 pod within 5 s of a V2 preflight failure, with the real reason', async () => {
@@ -142,6 +171,9 @@ describe('Swarm lifecycle on a real API server', () => {
     await new Promise((r) => setTimeout(r, 2000));
     expect(await podOf('flap', 2)).toBeUndefined();
     expect((await getSwarm(c, ns, 'flap')).status?.fallback).toBeUndefined();
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'flap', total: 10, intervalMs: 10 });
+    for (let index = 0; index < 10; index++) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('complete', async () => {
       const s = await getSwarm(c, ns, 'flap');
@@ -209,7 +241,7 @@ describe('Swarm lifecycle on a real API server', () => {
     expect((await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'strict' && p.metadata.labels['swarm.cfn.dev/version'] === 'v1')).toHaveLength(0);
   });
 
-  it('replaces a V1 coordinator deleted mid-run; the replacement resumes from completedAgents', async () => {
+  it('replaces a V1 coordinator deleted mid-run; the replacement resumes past completedAgents and failedIndexes', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'resume', { agents: 6, coordination: { version: 'v1' } }));
     const pod = await waitFor('v1 pod', () => podOf('resume'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
@@ -219,8 +251,12 @@ describe('Swarm lifecycle on a real API server', () => {
     await waitFor('Running', async () => ((await getSwarm(c, ns, 'resume')).status?.phase === 'Running' ? true : undefined));
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'resume', total: 6, intervalMs: 10 });
     for (const index of [0, 1, 4]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    pub.onResponse({ agentId: 'agent-2', index: 2, status: 'failed', exitCode: 3, attempts: 3, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: 'exit code 3' });
     await pub.flush();
-    await waitFor('progress', async () => (await getSwarm(c, ns, 'resume')).status?.completedAgents === '0-1,4');
+    await waitFor('progress', async () => {
+      const st = (await getSwarm(c, ns, 'resume')).status;
+      return st?.completedAgents === '0-1,4' && st.failedIndexes === '2' && st.deliveryRate === 50 ? true : undefined;
+    });
     await c.delete(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, { gracePeriodSeconds: 0 });
     const replacement = await waitFor('replacement', () => podOf('resume', 2)).catch(async (e: unknown) => {
       const pods = (await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'resume').map((p) => p.metadata.name);
@@ -228,6 +264,7 @@ describe('Swarm lifecycle on a real API server', () => {
     });
     expect(replacement.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-1,4' });
+    expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_FAILED_INDEXES', value: '2' });
     await waitFor('CoordinatorLost event', async () => (await events(c, ns)).some((e) => e.involvedObject.name === 'resume' && e.reason === 'CoordinatorLost') || undefined);
   });
 

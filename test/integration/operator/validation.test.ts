@@ -32,6 +32,12 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ['flat beyond 300 agents (CEL)', { topology: 'flat', agents: 500 }, /spec\.topology: Invalid value: .*topology flat supports at most 300 agents; use hybrid or auto/],
     ['pvc results without a claim (CEL)', { results: { type: 'persistentVolumeClaim' } }, /spec\.results\.claimName: .*claimName is required when type is persistentVolumeClaim/],
     ['negative retries', { agent: { command: ['true'], retries: -1 } }, /spec\.agent\.retries/],
+    ['successPolicy above 100%', { successPolicy: { minDeliveryRate: 101 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: 101: spec\.successPolicy\.minDeliveryRate in body should be less than or equal to 100/],
+    ['successPolicy below 0%', { successPolicy: { minDeliveryRate: -1 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: -1/],
+    ['no-retry exit code 0', { agent: { command: ['true'], noRetryExitCodes: [0] } }, /spec\.agent\.noRetryExitCodes\[0\]: Invalid value: 0: .*greater than or equal to 1/],
+    ['no-retry exit code 256', { agent: { command: ['true'], noRetryExitCodes: [2, 256] } }, /spec\.agent\.noRetryExitCodes\[1\]: Invalid value: 256: .*less than or equal to 255/],
+    ['no-retry exit code twice', { agent: { command: ['true'], noRetryExitCodes: [2, 2] } }, /spec\.agent\.noRetryExitCodes\[1\]: Duplicate value: 2/],
+    ['too many no-retry exit codes', { agent: { command: ['true'], noRetryExitCodes: Array.from({ length: 33 }, (_, i) => i + 1) } }, /spec\.agent\.noRetryExitCodes: Too many: 33: must have at most 32 items/],
   ])('%s', async (_name, spec, pattern) => {
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
   });
@@ -66,6 +72,7 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
       agent: { command: ['cat'], timeoutSeconds: 300, retries: 2, concurrency: 32, maxOutputBytes: 65536 },
       v2: { shmSizeLimit: '256Mi' },
       results: { type: 'emptyDir' },
+      successPolicy: { minDeliveryRate: 100 },
     });
   });
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { join } from 'node:path';
 import type { CliIo } from '../../../operator/cli/io.js';
 import { runCli } from '../../../operator/cli/main.js';
 import { processesWithEnv } from '../../../operator/util/proc.js';
@@ -104,7 +105,7 @@ describe('cfn (runCli)', () => {
     const result = JSON.parse(strict.out.text) as { status: string; deliveryRate: number };
     expect(result.status).toBe('timeout');
     expect(result.deliveryRate).toBe(50);
-    expect(strict.err.text).toMatch(/^cfn: deadline passed: delivery 50% is below --min-delivery 100%\n$/);
+    expect(strict.err.text).toBe('cfn: deadline passed: 2/4 agents completed, 0 failed: delivery 50% < --min-delivery 100%\n');
 
     const lenient = io();
     expect(await runCli(['run', '--agents', '4', '--timeout', '1.5', '--min-delivery', '50', '--json', ...cmd], lenient)).toBe(0);
@@ -135,11 +136,41 @@ describe('cfn (runCli)', () => {
     expect(await readdir(shm)).not.toContain(id);
   });
 
-  it('all agents failing: delivery is still 100% (exit 0) and stderr says how many failed', async () => {
+  it('all agents failing: delivery 0%, status failed, exit 1 (delivery is completed work)', async () => {
     const x = io();
-    expect(await runCli(['run', '--agents', '3', '--retries', '0', '--agent-command', `sh -c 'echo nope >&2; exit 7'`], x)).toBe(0);
-    expect(x.err.text).toBe('cfn: note: 3 of 3 agents failed (agent 0: exit 7, nope)\n');
+    expect(await runCli(['run', '--agents', '3', '--retries', '0', '--agent-command', `sh -c 'echo nope >&2; exit 7'`], x)).toBe(1);
+    expect(x.err.text).toBe('cfn: 0/3 agents completed, 3 failed: delivery 0% < --min-delivery 100% (first agent error: nope)\n');
     expect(x.out.text).toMatch(/^agents\s+3 total, 0 completed, 3 failed$/m);
+    expect(x.out.text).toMatch(/^status\s+failed$/m);
+    expect(x.out.text).toMatch(/^delivery\s+0\.0%$/m);
+
+    const json = io();
+    expect(await runCli(['run', '--agents', '10', '--agent-command', 'false', '--retries', '0', '--json'], json)).toBe(1);
+    expect(JSON.parse(json.out.text)).toMatchObject({ status: 'failed', agents: { total: 10, completed: 0, failed: 10 }, deliveryRate: 0, throughputAgentsPerSec: 0 });
+  });
+
+  it('10% of agents failing: exactly 90% delivery; --min-delivery 90 accepts it (exit 0, with a note), the default refuses it', async () => {
+    const cmd = ['--agents', '20', '--retries', '0', '--json', '--agent-command', `sh -c '[ $((AGENT_INDEX % 10)) -ne 0 ] || { echo bad >&2; exit 4; }'`];
+    const strict = io();
+    expect(await runCli(['run', ...cmd], strict)).toBe(1);
+    expect(JSON.parse(strict.out.text)).toMatchObject({ status: 'failed', agents: { total: 20, completed: 18, failed: 2 }, deliveryRate: 90 });
+    expect(strict.err.text).toBe('cfn: 18/20 agents completed, 2 failed: delivery 90% < --min-delivery 100% (first agent error: bad)\n');
+    const lenient = io();
+    expect(await runCli(['run', ...cmd, '--min-delivery', '90'], lenient)).toBe(0);
+    expect(JSON.parse(lenient.out.text)).toMatchObject({ status: 'completed', deliveryRate: 90 });
+    expect(lenient.err.text).toBe('cfn: note: 2 of 20 agents failed (agent 0: exit 4, bad)\n');
+  });
+
+  it('--no-retry-exit-codes: that exit code ends the agent after one attempt; others are retried (V2 and V1)', async () => {
+    for (const version of ['v2', 'v1']) {
+      const x = io();
+      const memory = join(shm, `no-retry-${process.pid}.sqlite`);
+      const cmd = `sh -c 'exit $(( AGENT_INDEX == 0 ? 3 : (CFN_ATTEMPT < 2 ? 5 : 0) ))'`;
+      const args = ['run', '--agents', '3', '--retries', '2', '--no-retry-exit-codes', '3', '--min-delivery', '60', '--version', version, '--memory-path', memory, '--json', '--agent-command', cmd];
+      expect(await runCli(args, x)).toBe(0);
+      expect(JSON.parse(x.out.text)).toMatchObject({ status: 'completed', version, agents: { total: 3, completed: 2, failed: 1 }, deliveryRate: 66.6 });
+      expect(x.err.text).toBe('cfn: note: 1 of 3 agents failed (agent 0: exit 3, exit code 3)\n');
+    }
   });
 
   it('on a TTY draws the progress bar on stderr and a summary table on stdout', async () => {

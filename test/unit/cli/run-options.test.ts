@@ -31,13 +31,13 @@ describe('parseRunOptions', () => {
   it('parses every flag', () => {
     const o = parseRunOptions([
       '--agents', '7', '--topology', 'hybrid', '--agent-command', `sh -c 'echo "$1"' x`, '--objective', 'do $(x)',
-      '--timeout', '9.5', '--agent-timeout', '2', '--retries', '3', '--concurrency', '4', '--shm-path', '/tmp/s',
+      '--timeout', '9.5', '--agent-timeout', '2', '--retries', '3', '--no-retry-exit-codes', '3,2,3', '--concurrency', '4', '--shm-path', '/tmp/s',
       '--min-delivery', '90', '--max-output', '100', '--json', '--swarm-id', 'abc.1',
       '--version', 'auto', '--config', 'c.json', '--no-fallback', '--memory-path', '/tmp/m.sqlite',
     ]);
     expect(o).toEqual({
       agents: 7, topology: 'hybrid', agentCommand: ['sh', '-c', 'echo "$1"', 'x'], objective: 'do $(x)',
-      timeoutSeconds: 9.5, agentTimeoutSeconds: 2, retries: 3, concurrency: 4, shmPath: '/tmp/s', minDelivery: 90,
+      timeoutSeconds: 9.5, agentTimeoutSeconds: 2, retries: 3, noRetryExitCodes: [2, 3], concurrency: 4, shmPath: '/tmp/s', minDelivery: 90,
       maxOutputBytes: 100, json: true, swarmId: 'abc.1', help: false,
       version: 'auto', rolloutPercentage: undefined, configFile: 'c.json', noFallback: true, memoryPath: '/tmp/m.sqlite',
     });
@@ -60,6 +60,9 @@ describe('parseRunOptions', () => {
     expect(usage(['--agents', '5', '--agent-command', '  '])).toBe('--agent-command is empty');
     expect(usage(['--agents', '5', '--swarm-id', 'Bad/Id'])).toMatch(/^--swarm-id must match/);
     expect(usage(['--agents', '5', '--min-delivery', '101'])).toMatch(/^--min-delivery must be a number from 0 to 100/);
+    expect(usage(['--agents', '5', '--no-retry-exit-codes', '0'])).toBe('--no-retry-exit-codes must list exit codes from 1 to 255, like 2,3 (got "0")');
+    expect(usage(['--agents', '5', '--no-retry-exit-codes', '2,256'])).toMatch(/^--no-retry-exit-codes must list exit codes from 1 to 255/);
+    expect(usage(['--agents', '5', '--no-retry-exit-codes', '2,,3'])).toMatch(/^--no-retry-exit-codes must list/);
     expect(usage(['--agents', '5', '--timeout', '0'])).toMatch(/^--timeout must be a number greater than 0/);
     expect(usage(['--agents', '5', 'stray'])).toMatch(/^unexpected argument "stray"/);
     expect(usage(['--agents', '5', '--agent-command', 'cat', '--', 'true'])).toMatch(/either with --agent-command or after --/);

@@ -142,7 +142,7 @@ describe('V1 and V2 on the same swarm', () => {
     });
     expect(v1.responses[2]).toMatchObject({ status: 'failed', exitCode: 3, attempts: 2, output: '', error: 'bad 2' });
     expect(v1.responses[5]).toMatchObject({ status: 'completed', outputBytes: 200, outputTruncated: true, output: 'x'.repeat(64) });
-    expect(v1.status).toEqual({ objectiveId: 'parity-swarm', status: 'completed', agents: { total: 6, completed: 5, failed: 1 }, deliveryRate: 100 });
+    expect(v1.status).toEqual({ objectiveId: 'parity-swarm', status: 'completed', agents: { total: 6, completed: 5, failed: 1 }, deliveryRate: 83.3 });
     expect(v1.counts).toEqual({ 'objective:started': 1, 'agent:completed': 5, 'agent:failed': 1, 'objective:completed': 1, response: 6 });
     expect(v1.finalStatus).toEqual(v1.status);
 

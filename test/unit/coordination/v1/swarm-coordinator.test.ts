@@ -98,7 +98,7 @@ describe('SwarmCoordinator (V1)', () => {
     const result = await coordinator.executeObjective(spec({ agents: 3, retries: 2, agentCommand: ['sh', '-c', 'echo "bad thing" >&2; exit 3'] }));
     expect(result.responses).toHaveLength(3);
     for (const r of result.responses) expect(r).toMatchObject({ status: 'failed', exitCode: 3, attempts: 3, error: 'bad thing' });
-    expect(result.status).toMatchObject({ status: 'completed', agents: { completed: 0, failed: 3 }, deliveryRate: 100 });
+    expect(result.status).toMatchObject({ status: 'completed', agents: { completed: 0, failed: 3 }, deliveryRate: 0 });
   });
 
   it('kills hanging agents at the agent timeout', async () => {
@@ -120,14 +120,28 @@ describe('SwarmCoordinator (V1)', () => {
     expect(retries[0]).toMatchObject({ attempt: 2, delayMs: 10, error: 'flaky: attempt 1 failed' });
   });
 
-  it('counts completedIndexes as delivered without running them', async () => {
+  it('counts completedIndexes as completed and failedIndexes as failed, running neither again', async () => {
     const result = await coordinator.executeObjective(
-      spec({ agents: 5, completedIndexes: [1, 3], agentCommand: ['sh', '-c', 'printf "%s" "$AGENT_INDEX"'] }),
+      spec({ agents: 6, completedIndexes: [1, 3], failedIndexes: [5], agentCommand: ['sh', '-c', 'printf "%s" "$AGENT_INDEX"'] }),
     );
     expect(result.responses.map((r) => r.index)).toEqual([0, 2, 4]);
-    expect(result.status).toMatchObject({ status: 'completed', agents: { total: 5, completed: 5, failed: 0 }, deliveryRate: 100 });
+    expect(result.status).toMatchObject({ status: 'completed', agents: { total: 6, completed: 5, failed: 1 }, deliveryRate: 83.3 });
     expect(await coordinator.getAgentState('obj-1', 1)).toBe('completed');
-    expect(await coordinator.getAgentState('obj-1', 5)).toBeUndefined();
+    expect(await coordinator.getAgentState('obj-1', 5)).toBe('failed');
+    expect(await coordinator.getAgentState('obj-1', 6)).toBeUndefined();
+    expect(await coordinator.getSwarmStatus('obj-1')).toMatchObject({ agents: { total: 6, completed: 5, failed: 1 }, deliveryRate: 83.3 });
+  });
+
+  it('noRetryExitCodes: an attempt ending with such a code is final (1 attempt); other failures use every retry', async () => {
+    const result = await coordinator.executeObjective(
+      spec({ agents: 3, retries: 2, noRetryExitCodes: [4], agentCommand: ['sh', '-c', 'exit $(( AGENT_INDEX == 0 ? 4 : AGENT_INDEX == 1 ? 5 : 0 ))'] }),
+    );
+    expect(result.responses.map((r) => [r.index, r.status, r.exitCode, r.attempts])).toEqual([
+      [0, 'failed', 4, 1],
+      [1, 'failed', 5, 3],
+      [2, 'completed', 0, 1],
+    ]);
+    expect(result.status).toMatchObject({ agents: { total: 3, completed: 1, failed: 2 }, deliveryRate: 33.3 });
   });
 
   it('publishes typed events on the bus and on itself', async () => {
@@ -155,6 +169,9 @@ describe('SwarmCoordinator (V1)', () => {
     await expect(coordinator.executeObjective(spec({ id: '../etc' }))).rejects.toThrow(/invalid objective: id/);
     await expect(coordinator.executeObjective(spec({ agentCommand: [] }))).rejects.toThrow(/agentCommand/);
     await expect(coordinator.executeObjective(spec({ agents: 2, completedIndexes: [2] }))).rejects.toThrow(/completedIndexes: 2 is not below agents/);
+    await expect(coordinator.executeObjective(spec({ agents: 2, failedIndexes: [2] }))).rejects.toThrow(/failedIndexes: 2 is not below agents/);
+    await expect(coordinator.executeObjective(spec({ agents: 2, completedIndexes: [1], failedIndexes: [1] }))).rejects.toThrow(/failedIndexes: 1 is also in completedIndexes/);
+    await expect(coordinator.executeObjective(spec({ noRetryExitCodes: [0] }))).rejects.toThrow(/noRetryExitCodes/);
     await coordinator.executeObjective(spec());
     await expect(coordinator.executeObjective(spec({ agentCommand: ['true'] }))).rejects.toThrow(/already exists .* different/);
     const fresh = new SwarmCoordinator({ memoryPath: join(dir, 'x.sqlite') });

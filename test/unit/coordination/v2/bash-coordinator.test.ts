@@ -117,13 +117,45 @@ describe('BashCoordinator', () => {
       agentCommand: ['sh', '-c', 'if [ $((AGENT_INDEX % 2)) -eq 0 ]; then echo ok; else echo first >&2; echo "boom $AGENT_INDEX" >&2; exit 3; fi'],
     });
     const result = await c.executeObjective(s);
-    expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 6, completed: 3, failed: 3 } });
+    // Delivery is completed work: 3 of 6.
+    expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 50, agents: { total: 6, completed: 3, failed: 3 } });
     for (const r of result.responses) {
       if (r.index % 2 === 0) expect(r).toMatchObject({ status: 'completed', exitCode: 0, output: 'ok\n', attempts: 1 });
       else expect(r).toMatchObject({ status: 'failed', exitCode: 3, attempts: 2, error: `boom ${r.index}` });
     }
     expect(await c.getAgentState(s.id, 1)).toBe('failed');
     await expectNoTrace(c, s.id);
+  });
+
+  it('noRetryExitCodes: that exit code ends the agent after one attempt, others use every retry; resume skips completed and failed indexes', async () => {
+    const c = make();
+    await c.start();
+    const s = spec({
+      agents: 6,
+      retries: 2,
+      noRetryExitCodes: [4, 9],
+      completedIndexes: [3],
+      failedIndexes: [4, 5],
+      agentCommand: ['sh', '-c', 'exit $(( AGENT_INDEX == 0 ? 4 : AGENT_INDEX == 1 ? 5 : AGENT_INDEX >= 3 ? 66 : 0 ))'],
+    });
+    expect(c.engineArgs(s)).toEqual(expect.arrayContaining(['--no-retry-exit-codes', '4,9', '--completed-indexes', '3', '--failed-indexes', '4-5']));
+    const started = new Promise<unknown>((r) => c.once('objective:started', r));
+    const result = await c.executeObjective(s);
+    expect(await started).toMatchObject({ alreadyFinal: 3 });
+    expect(result.responses.map((r) => [r.index, r.status, r.exitCode, r.attempts])).toEqual([
+      [0, 'failed', 4, 1],
+      [1, 'failed', 5, 3],
+      [2, 'completed', 0, 1],
+    ]);
+    expect(result.status).toMatchObject({ status: 'completed', agents: { total: 6, completed: 2, failed: 4 }, deliveryRate: 33.3 });
+    await expectNoTrace(c, s.id);
+  });
+
+  it('refuses an index both completed and failed, and exit codes outside 1-255', async () => {
+    const c = make();
+    await c.start();
+    await expect(c.executeObjective(spec({ agents: 3, completedIndexes: [1], failedIndexes: [1] }))).rejects.toThrow(/failedIndexes: an index is both completed and failed/);
+    await expect(c.executeObjective(spec({ noRetryExitCodes: [256] }))).rejects.toThrow(/noRetryExitCodes/);
   });
 
   it('times out a hanging agent (killed, failed) while the others complete, leaving no process', async () => {
