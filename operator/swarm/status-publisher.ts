@@ -4,7 +4,7 @@
 // write per interval, whatever the rate of responses.
 import { GROUP_VERSION } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
-import { compressRanges } from '../util/ranges.js';
+import { compressRanges, expandRanges } from '../util/ranges.js';
 import type { SwarmStatusT } from '../api/swarm.js';
 import type { AgentResponse } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
@@ -20,7 +20,7 @@ export interface PublisherOptions {
   /** This coordinator's pod (status.progressPod): tells the operator it runs, even before a readiness probe passes. */
   pod?: string;
   /** What an earlier coordinator of this swarm already published (resume). */
-  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedAgents' | 'coordinationTimeMs'>;
+  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents'>;
   delivered?: Iterable<number>;
   intervalMs?: number;
   onError?: (err: unknown) => void;
@@ -31,6 +31,8 @@ export class StatusPublisher {
   private completed: number;
   private failed: number;
   private readonly failedAgents: Array<{ index: number; reason: string }>;
+  /** Agents cut short by a stop of this or an earlier coordinator: they run again. */
+  private readonly interrupted: Set<number>;
   private readonly startedAt = Date.now();
   private readonly priorMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -43,6 +45,13 @@ export class StatusPublisher {
     this.failed = opts.previous?.agents?.failed ?? 0;
     this.failedAgents = [...(opts.previous?.failedAgents ?? [])];
     this.priorMs = opts.previous?.coordinationTimeMs ?? 0;
+    this.interrupted = new Set(expandRanges(opts.previous?.interruptedAgents ?? ''));
+  }
+
+  /** Agents this coordinator's stop cut short (published with the next write). */
+  onInterrupted(indexes: Iterable<number>): void {
+    for (const i of indexes) this.interrupted.add(i);
+    this.schedule();
   }
 
   /** Indexes already delivered: the coordinator skips them. */
@@ -94,6 +103,7 @@ export class StatusPublisher {
       coordinationTimeMs: this.priorMs + (Date.now() - this.startedAt),
       completedAgents: compressRanges(this.delivered),
       ...(this.failedAgents.length ? { failedAgents: this.failedAgents } : {}),
+      ...(this.interrupted.size ? { interruptedAgents: compressRanges(this.interrupted), rerunAgents: this.interrupted.size } : {}),
       ...(result ? { result } : {}),
       ...(this.opts.pod ? { progressPod: this.opts.pod } : {}),
     };

@@ -57,6 +57,8 @@ interface ActiveRun {
   countedOnly: Set<number>;
   ranThisRun: number;
   stopRequested: boolean;
+  /** Agents running when stop() came. */
+  interrupted: Set<number>;
   timedOut: boolean;
   done: Promise<unknown>;
 }
@@ -99,6 +101,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const runs = [...this.active.values()];
     for (const run of runs) {
       run.stopRequested = true;
+      for (const i of run.running) run.interrupted.add(i);
       run.scheduler.cancel('coordinator stopped');
     }
     await Promise.allSettled(runs.map((r) => r.done));
@@ -175,6 +178,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       countedOnly,
       ranThisRun: 0,
       stopRequested: false,
+      interrupted: new Set(),
       timedOut: false,
       done: Promise.resolve(),
     };
@@ -212,7 +216,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     }
     const status = this.finish(run, runState);
     const responses = [...run.delivered.values()].sort((a, b) => a.index - b.index);
-    return { status, responses };
+    const interrupted = [...run.interrupted].filter((i) => !run.delivered.has(i)).sort((a, b) => a - b);
+    return { status, responses, ...(interrupted.length ? { interruptedIndexes: interrupted } : {}) };
   }
 
   async getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined> {
