@@ -12,8 +12,6 @@ import {
   podRunning,
   podTerminated,
   runOperator,
-  sample,
-  scrape,
   setPodStatus,
   swarmManifest,
   swarmPath,
