@@ -1,0 +1,72 @@
+// A swarm's results on a hostPath volume of the node: every agent can append
+// to /results/runs.log, and the test reads back how many times each index ran.
+import { rmSync } from 'node:fs';
+import { z } from 'zod';
+import { MODE, dropNamespace, kubectl, kubectlJson, operatorImage, waitFor } from './kube.js';
+
+/** Runs `script` as root in a pod with the hostPath `dir` at /d; resolves with its log. */
+export async function hostPathPod(ns: string, name: string, dir: string, script: string): Promise<string> {
+  const image = await operatorImage();
+  await kubectl(['apply', '-n', ns, '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [{ name: 'c', image, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], securityContext: { runAsUser: 0 }, volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
+        volumes: [{ name: 'd', hostPath: { path: dir, type: 'DirectoryOrCreate' } }],
+      },
+    }),
+  });
+  await waitFor(`pod ${name} done`, async () => {
+    const p = await kubectlJson(z.object({ status: z.object({ phase: z.string().optional() }) }), ['get', 'pod', '-n', ns, name]);
+    if (p.status.phase === 'Failed') throw new Error(`pod ${name} failed`);
+    return p.status.phase === 'Succeeded' ? true : undefined;
+  }, 120_000);
+  const { stdout } = await kubectl(['logs', '-n', ns, name]);
+  await kubectl(['delete', 'pod', '-n', ns, name, '--wait=false']);
+  return stdout;
+}
+
+/** A hostPath PV + bound PVC for the swarm's results, writable by the coordinator (uid 65532). */
+export async function resultsVolume(ns: string, name: string): Promise<string> {
+  const dir = `/tmp/swarm-e2e-${ns}-${name}`;
+  await hostPathPod(ns, `prep-${name}`, dir, 'chmod 0777 /d && : > /d/runs.log && chmod 0666 /d/runs.log');
+  await kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: `${ns}-${name}`, labels: { 'e2e-namespace': ns } },
+      spec: { capacity: { storage: '64Mi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', storageClassName: '', hostPath: { path: dir, type: 'Directory' } },
+    }),
+  });
+  await kubectl(['apply', '-n', ns, '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name },
+      spec: { accessModes: ['ReadWriteOnce'], storageClassName: '', volumeName: `${ns}-${name}`, resources: { requests: { storage: '64Mi' } } },
+    }),
+  });
+  return dir;
+}
+
+/** How many times each agent index ran (lines of runs.log). */
+export async function runCounts(ns: string, name: string, dir: string): Promise<Map<number, number>> {
+  const log = await hostPathPod(ns, `read-${name}`, dir, 'cat /d/runs.log');
+  const counts = new Map<number, number>();
+  for (const line of log.split('\n')) {
+    if (!/^\d+$/.test(line)) continue;
+    counts.set(Number(line), (counts.get(Number(line)) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Drops the namespace, its hostPath PV and, on the local node, the directory behind it. */
+export async function dropResultsNamespace(ns: string): Promise<void> {
+  await dropNamespace(ns);
+  await kubectl(['delete', 'pv', '-l', `e2e-namespace=${ns}`, '--wait=false'], { allowFail: true });
+  // The node is this machine: its hostPath dirs go too (kind's go with the cluster).
+  if (MODE === 'local') rmSync(`/tmp/swarm-e2e-${ns}-results`, { recursive: true, force: true });
+}
