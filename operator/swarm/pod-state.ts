@@ -74,8 +74,11 @@ export type PodCondition =
   | { kind: 'crashed'; reason: string }
   /** Lost from outside: deleted, evicted, preempted, node lost, refused by the node. */
   | { kind: 'lost'; reason: string }
-  /** Being deleted by someone and still running: its successor waits for it to be gone. */
-  | { kind: 'terminating'; reason: string };
+  /**
+   * Being deleted and still running: its successor waits for it to be gone.
+   * `until`: the deletionTimestamp, when the kubelet should have stopped it.
+   */
+  | { kind: 'terminating'; reason: string; until?: number };
 
 export interface PodState {
   name: string;
@@ -135,7 +138,10 @@ function classify(pod: Pod): PodCondition {
     const why = term?.reason ?? 'Error';
     return { kind: 'crashed', reason: [why, term ? `exit code ${term.exitCode}` : '', lastLine(term?.message ?? status.message ?? '')].filter(Boolean).join(': ') };
   }
-  if (pod.metadata.deletionTimestamp) return { kind: 'terminating', reason: 'coordinator pod deleted' };
+  if (pod.metadata.deletionTimestamp) {
+    const until = Date.parse(pod.metadata.deletionTimestamp);
+    return { kind: 'terminating', reason: 'coordinator pod deleted', ...(Number.isFinite(until) ? { until } : {}) };
+  }
   if (container?.state?.running) {
     const ready = status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     if (ready) return { kind: 'ready' };

@@ -82,6 +82,12 @@ export type FallbackCategory = 'preflight' | 'startup_timeout' | 'crashed' | 'oo
 const CREATE_REFUSED_RETRY_MS = 10_000;
 /** How often to look again while a coordinator pod is being stopped. */
 const STOPPING_POLL_MS = 1000;
+/**
+ * A pod still there this long after its deletionTimestamp has no kubelet to
+ * stop it (its node is unreachable): waiting longer would hold the swarm
+ * forever, so its successor starts and the pod is force-deleted.
+ */
+export const STUCK_TERMINATING_MS = 60_000;
 
 /**
  * Creates an RBAC object, the cheap request for the API server (server-side
@@ -329,6 +335,7 @@ class SwarmRun {
       case 'lost':
         return this.replace(c.reason, pod);
       case 'terminating':
+        if (this.stuck(c)) return this.replace(`coordinator pod ${pod.name} still terminating ${STUCK_TERMINATING_MS / 1000}s past its deletion deadline (node unreachable?)`, pod);
         // Its successor must not run beside it: wait until it is gone.
         this.setCondition('CoordinatorReady', 'False', 'PodTerminating', `coordinator pod ${pod.name}: ${c.reason}, waiting for it to stop`);
         return { requeueAfterMs: STOPPING_POLL_MS };
@@ -389,6 +396,10 @@ class SwarmRun {
       return;
     }
     return { requeueAfterMs: pod.createdAt + this.swarm.spec.coordination.startDeadlineSeconds * 1000 - this.now.getTime() + 50 };
+  }
+
+  private stuck(c: PodCondition): boolean {
+    return c.kind === 'terminating' && c.until !== undefined && this.now.getTime() > c.until + STUCK_TERMINATING_MS;
   }
 
   private startDeadlinePassed(since: number): boolean {
@@ -525,7 +536,7 @@ class SwarmRun {
    * coordinator fails it (409) and the reconcile runs again on fresh status.
    */
   private async switchToV1(pod: PodState | undefined): Promise<ReconcileResult | void> {
-    if (pod && pod.version === 'v2' && !pod.ended) {
+    if (pod && pod.version === 'v2' && !pod.ended && !this.stuck(pod.condition)) {
       if (pod.condition.kind !== 'terminating') this.deletePod(pod.name, true);
       this.setCondition('CoordinatorReady', 'False', 'StoppingV2', `stopping V2 coordinator pod ${pod.name}; V1 starts once it is gone`);
       return { requeueAfterMs: STOPPING_POLL_MS };
