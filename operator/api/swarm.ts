@@ -14,14 +14,28 @@ export const coordinationSpec = z
       .enum(['v1', 'v2', 'auto'])
       .default('auto')
       .describe('Coordinator to run: v2 (bash on tmpfs), v1 (TypeScript), or auto (the RolloutPolicy or operator default decides).'),
-    fallbackEnabled: z.boolean().default(true).describe('Move the swarm to V1 when its V2 coordinator cannot start or is lost.'),
+    fallbackEnabled: z
+      .boolean()
+      .default(true)
+      .describe('Move the swarm to V1 when V2 itself fails: preflight fails, the coordinator crashes or is OOM-killed, or it is not ready within fallbackTimeoutSeconds of its container starting.'),
     fallbackTimeoutSeconds: z
       .number()
       .int()
       .min(1)
       .max(600)
       .default(5)
-      .describe('How long a V2 coordinator may take to become ready before the swarm falls back to V1.'),
+      .describe(
+        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds).',
+      ),
+    startDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .default(600)
+      .describe(
+        'How long a coordinator pod may take to get its container running (scheduling, image pull, volumes, quota) before the swarm fails with the reason it waited for. Waiting is never a fallback.',
+      ),
   })
   .describe('How the swarm is coordinated.');
 
@@ -118,7 +132,8 @@ export const coordinatorResult = z.object({
 /**
  * Status has two writers, each with its own server-side-apply field manager:
  * the operator (decisions: phase, version, fallback, conditions) and the
- * coordinator pod (progress: agents, deliveryRate, completedAgents, failedIndexes, result, progressPod).
+ * coordinator pod (progress: agents, deliveryRate, completedAgents, failedIndexes, result,
+ * progressPod, interruptedAgents, rerunAgents).
  */
 export const swarmStatus = z
   .object({
@@ -143,6 +158,12 @@ export const swarmStatus = z
     .describe('The first failed agents with reasons (bounded).'),
   result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
   progressPod: z.string().max(253).optional().describe('The coordinator pod that last published progress (written by the coordinator): proof that it runs.'),
+  interruptedAgents: z
+    .string()
+    .max(65536)
+    .optional()
+    .describe('Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).'),
+  rerunAgents: z.number().int().min(0).optional().describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
   rollout: z
     .object({
       policy: z.string(),
@@ -159,6 +180,7 @@ export const swarmStatus = z
   fallbackHistory: z.array(fallbackRecord).max(10).optional(),
   coordinatorPod: z.string().optional(),
   coordinatorAttempts: z.number().int().min(0).optional().describe('Coordinator pods created so far (pod names end in the attempt).'),
+  coordinatorAttemptTime: z.string().optional().describe('When the current coordinator attempt was decided: its start deadline (spec.coordination.startDeadlineSeconds) runs from here.'),
   startTime: z.string().optional(),
   completionTime: z.string().optional(),
   lastError: z.string().max(4096).optional(),

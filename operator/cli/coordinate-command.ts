@@ -12,8 +12,11 @@ export const COORDINATE_HELP = `Usage: cfn coordinate --swarm NAME --namespace N
 Runs one Swarm's objective as its coordinator (what the operator's coordinator
 pods run) and publishes progress to the Swarm's status. Resumes past every
 agent whose final answer is in: status.completedAgents and status.failedIndexes
-(an agent is never run again once it completed or failed finally). Exit code 3: V2 preflight failed (the reason is in
-the termination message, /dev/termination-log).
+(an agent is never run again once it completed or failed finally). Exit code 3:
+V2 preflight failed (the reason is in the termination message,
+/dev/termination-log). On SIGTERM it stops the run, publishes what it
+delivered and the agents it cut short (status.interruptedAgents, rerunAgents),
+and exits 143.
 
 Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR,
 CFN_MEMORY_DB, CFN_TERMINATION_LOG, LOG_LEVEL, POD_NAME (published as

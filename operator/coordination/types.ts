@@ -90,6 +90,11 @@ export interface Capabilities {
 export interface ObjectiveResult {
   status: SwarmStatus;
   responses: AgentResponse[];
+  /**
+   * After stop(): agents that were running when it came. They delivered
+   * nothing, so the next coordinator of the objective runs them again.
+   */
+  interruptedIndexes?: number[];
 }
 
 /**

@@ -60,7 +60,9 @@ export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: n
   // A full window starts at its oldest V2 swarm: V1 swarms routed before it are outside.
   const windowStart = allV2.length > v2.length ? at(v2[v2.length - 1]!) : -Infinity;
   const v1Swarms = routed.filter((s) => s.status?.version === 'v1' && at(s) >= windowStart).length;
-  const fallbacks = v2.filter((s) => s.status?.fallback).length;
+  // status.fallback is set only when V2 itself failed (swarm-reconciler.ts):
+  // a swarm whose pod waits for a node, an image or quota is no fallback.
+  const fallbacks = v2.filter((s) => s.status?.fallback?.from === 'v2').length;
   const finished = v2.filter((s) => !s.status?.fallback && (s.status?.phase === 'Succeeded' || s.status?.phase === 'Failed'));
   // Delivery is completed work, from the counts (a status written before that rule held may carry another figure).
   const rates = finished.map((s) => (s.status?.agents ? deliveryRate(s.status.agents.completed, s.status.agents.total) : (s.status?.deliveryRate ?? 0)));

@@ -88,6 +88,9 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     await coordinator.stop().catch(() => undefined);
     return o.version === 'v2' ? EXIT_PREFLIGHT_FAILED : 1;
   }
+  // Preflight passed: say so at once (status.progressPod), so the operator
+  // counts this pod as alive however slow its readiness probe is on a busy node.
+  await publisher.flush().catch((err: unknown) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'));
 
   const onResponse = (r: AgentResponse) => publisher.onResponse(r);
   const onV1Response = (e: { response: AgentResponse }) => publisher.onResponse(e.response);
@@ -115,6 +118,8 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   try {
     const result = await coordinator.executeObjective(objective);
     for (const r of result.responses) publisher.onResponse(r);
+    // Stopped mid-run: the agents it cut short run again under the next coordinator.
+    if (result.interruptedIndexes?.length) publisher.onInterrupted(result.interruptedIndexes);
     if (o.resultsDir) {
       await atomicWrite(join(o.resultsDir, 'responses.jsonl'), result.responses.map((r) => JSON.stringify(r)).join('\n') + (result.responses.length ? '\n' : ''));
     }

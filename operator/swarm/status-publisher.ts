@@ -22,7 +22,7 @@ export interface PublisherOptions {
   /** This coordinator's pod (status.progressPod): tells the operator it runs, even before a readiness probe passes. */
   pod?: string;
   /** What an earlier coordinator of this swarm already published (resume). */
-  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs'>;
+  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents'>;
   intervalMs?: number;
   onError?: (err: unknown) => void;
 }
@@ -50,6 +50,8 @@ export class StatusPublisher {
   private completed: number;
   private failed: number;
   private readonly failedAgents: Array<{ index: number; reason: string }>;
+  /** Agents cut short by a stop of this or an earlier coordinator: they run again. */
+  private readonly interrupted: Set<number>;
   private readonly startedAt = Date.now();
   private readonly priorMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -64,6 +66,13 @@ export class StatusPublisher {
     this.failed = opts.previous?.agents?.failed ?? this.failedSet.size;
     this.failedAgents = [...(opts.previous?.failedAgents ?? [])];
     this.priorMs = opts.previous?.coordinationTimeMs ?? 0;
+    this.interrupted = new Set(expandRanges(opts.previous?.interruptedAgents ?? ''));
+  }
+
+  /** Agents this coordinator's stop cut short (published with the next write). */
+  onInterrupted(indexes: Iterable<number>): void {
+    for (const i of indexes) this.interrupted.add(i);
+    this.schedule();
   }
 
   /** Indexes that completed: the coordinator does not run them again. */
@@ -123,6 +132,7 @@ export class StatusPublisher {
       completedAgents: compressRanges(this.completedSet),
       failedIndexes: compressRanges(this.failedSet),
       ...(this.failedAgents.length ? { failedAgents: this.failedAgents } : {}),
+      ...(this.interrupted.size ? { interruptedAgents: compressRanges(this.interrupted), rerunAgents: this.interrupted.size } : {}),
       ...(result ? { result } : {}),
       ...(this.opts.pod ? { progressPod: this.opts.pod } : {}),
     };

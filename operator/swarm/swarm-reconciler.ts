@@ -1,13 +1,15 @@
 // The Swarm reconcile loop: decide the version once, run the coordinator pod,
-// fall back from V2 to V1 with the real reason, replace a coordinator lost
-// mid-run (the replacement resumes past status.completedAgents and
-// status.failedIndexes), finish (judged by spec.successPolicy), clean up.
+// report a pod that waits (scheduling, image, quota) as exactly that, fall back
+// from V2 to V1 only when V2 itself failed (the V1 pod starts once the V2 pod is
+// gone), replace a coordinator lost from outside with the same version (the
+// replacement resumes past status.completedAgents and status.failedIndexes),
+// finish (judged by spec.successPolicy), clean up.
 import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
-import { errorMessage, isAlreadyExists, isNotFound, isRetryable, PermanentError } from '../k8s/errors.js';
+import { errorMessage, isAlreadyExists, isNotFound, isRetryable, KubeApiError, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
 import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
@@ -19,7 +21,7 @@ import type { KubeClient, KubeObject } from '../k8s/client.js';
 import type { EventRecorder, EventType } from '../k8s/events.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { CoordinatorIdentity } from './coordinator-rbac.js';
-import type { PodState } from './pod-state.js';
+import type { PodCondition, PodState } from './pod-state.js';
 import type { VersionPolicy } from './version-decision.js';
 import type { Logger } from 'pino';
 
@@ -41,6 +43,7 @@ const OPERATOR_FIELDS = [
   'fallbackHistory',
   'coordinatorPod',
   'coordinatorAttempts',
+  'coordinatorAttemptTime',
   'startTime',
   'completionTime',
   'lastError',
@@ -70,13 +73,23 @@ const SHARED_IDENTITY_TTL_MS = 5 * 60_000;
 
 const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
 
-/** Bounded categories for the fallback metric's label. */
-function fallbackCategory(reason: string): string {
-  if (/not ready within/.test(reason)) return 'startup_timeout';
-  if (/lost|OOMKilled|Evicted|deleted/.test(reason)) return 'lost';
-  if (/shm|preflight|writable|space|bash/.test(reason)) return 'preflight';
-  return 'other';
-}
+/**
+ * The bounded label of swarm_fallback_total: which of V2's own failures it
+ * was. Nothing outside V2 (scheduling, image pulls, quota, eviction, deletion)
+ * is a fallback, so none has a category.
+ */
+export type FallbackCategory = 'preflight' | 'startup_timeout' | 'crashed' | 'oom_killed';
+
+/** How long to wait before creating a pod again after the API server refused it (quota, admission). */
+const CREATE_REFUSED_RETRY_MS = 10_000;
+/** How often to look again while a coordinator pod is being stopped. */
+const STOPPING_POLL_MS = 1000;
+/**
+ * A pod still there this long after its deletionTimestamp has no kubelet to
+ * stop it (its node is unreachable): waiting longer would hold the swarm
+ * forever, so its successor starts and the pod is force-deleted.
+ */
+export const STUCK_TERMINATING_MS = 60_000;
 
 /**
  * Creates an RBAC object, the cheap request for the API server (server-side
@@ -221,6 +234,8 @@ class SwarmRun {
   private readonly counted: Array<() => void> = [];
   private readonly now: Date;
   private readonly ns: string;
+  /** Set by an action that needs the swarm looked at again sooner than the step said. */
+  private requeue: ReconcileResult | undefined;
 
   constructor(
     private readonly deps: SwarmReconcilerDeps,
@@ -258,7 +273,7 @@ class SwarmRun {
     ]);
     // Events never hold up a reconcile (the recorder swallows and logs its errors).
     for (const [type, reason, message] of this.events) void this.deps.recorder.record(involved(this.swarm), type, reason, message);
-    return result;
+    return this.requeue ?? result;
   }
 
   /** The whole finalizers list with ours added, precondition the resourceVersion we last wrote or read (never drops another's). */
@@ -292,29 +307,48 @@ class SwarmRun {
     if (s.phase === 'Succeeded' || s.phase === 'Failed') return this.finished();
 
     const pod = await this.activePod();
+    // A fallback was decided: V1 starts once the V2 pod is gone or terminated.
+    if (s.phase === 'FallingBack' && s.activeVersion === 'v2') return this.switchToV1(pod);
     if (!pod) {
       if ((s.coordinatorAttempts ?? 0) === 0) return this.createPod(s.activeVersion, 'CoordinatorCreated');
       // Recorded but never seen: the creation after the status write did not
-      // happen (an error, a crash). Create the same attempt again.
-      if (findCondition(s.conditions, 'CoordinatorReady')?.reason === 'PodCreated') return this.createPod(s.activeVersion, 'CoordinatorCreated', true);
-      return this.lost(`coordinator pod ${s.coordinatorPod ?? ''} is gone`.replace('  ', ' '));
+      // happen (an error, a crash) or was refused (quota, admission). Create
+      // the same attempt again, within the start deadline.
+      const last = findCondition(s.conditions, 'CoordinatorReady')?.reason;
+      if (last === 'PodCreated' || last === 'CreateRefused') {
+        const since = Date.parse(s.coordinatorAttemptTime ?? s.startTime ?? '') || this.now.getTime();
+        if (last === 'CreateRefused' && this.startDeadlinePassed(since)) {
+          this.fail('StartDeadlineExceeded', `no coordinator pod within ${this.swarm.spec.coordination.startDeadlineSeconds}s: ${findCondition(s.conditions, 'CoordinatorReady')?.message ?? 'creation refused'}`);
+          return;
+        }
+        return this.createPod(s.activeVersion, 'CoordinatorCreated', true);
+      }
+      return this.replace(`coordinator pod ${s.coordinatorPod ?? ''} is gone`.replace('  ', ' '));
     }
     s.coordinatorPod = pod.name;
-    switch (pod.condition.kind) {
+    const c = pod.condition;
+    switch (c.kind) {
       case 'succeeded':
         return this.complete();
       case 'preflight-failed':
-        return this.fallback(pod.condition.reason);
+        return this.ownFailure(pod, c.reason, 'preflight');
+      case 'crashed':
+        return this.ownFailure(pod, `${pod.version === 'v2' ? 'V2 ' : ''}coordinator failed: ${c.reason}`, /OOMKilled/.test(c.reason) ? 'oom_killed' : 'crashed');
       case 'lost':
-        return this.lost(pod.condition.reason);
+        return this.replace(c.reason, pod);
+      case 'terminating':
+        if (this.stuck(c)) return this.replace(`coordinator pod ${pod.name} still terminating ${STUCK_TERMINATING_MS / 1000}s past its deletion deadline (node unreachable?)`, pod);
+        // Its successor must not run beside it: wait until it is gone.
+        this.setCondition('CoordinatorReady', 'False', 'PodTerminating', `coordinator pod ${pod.name}: ${c.reason}, waiting for it to stop`);
+        return { requeueAfterMs: STOPPING_POLL_MS };
       case 'ready':
         this.setCondition('CoordinatorReady', 'True', 'PodReady', `coordinator pod ${pod.name} is ready`);
         s.phase = 'Running';
         return;
-      case 'starting': {
+      case 'running': {
         // Ready once already: NotReady now (a probe timing out on a loaded node,
         // health.json removed as the run ends) is no startup failure; a dead pod
-        // shows as 'lost' or 'succeeded'. Found by the e2e suite on a real kubelet.
+        // shows as crashed, lost or succeeded. Found by the e2e suite on a real kubelet.
         if (s.phase === 'Running') return;
         // Progress published by this very pod: it passed preflight and runs,
         // though a short run can end before its first readiness probe passes
@@ -326,18 +360,52 @@ class SwarmRun {
           s.phase = 'Running';
           return;
         }
-        // Not yet bound to a node: still what status says (created). One status
-        // write less per Swarm in a burst (1000 Swarms: 1000 writes).
-        if (pod.node || findCondition(s.conditions, 'CoordinatorReady')?.reason !== 'PodCreated') {
-          this.setCondition('CoordinatorReady', 'False', 'PodStarting', `coordinator pod ${pod.name} is starting${pod.node ? ` on ${pod.node}` : ''}`);
-        }
+        this.setCondition('CoordinatorReady', 'False', 'PodStarting', `coordinator pod ${pod.name} runs${pod.node ? ` on ${pod.node}` : ''}, not ready yet`);
         if (pod.version !== 'v2') return;
-        const limit = this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000;
-        const waited = this.now.getTime() - pod.createdAt;
-        if (waited >= limit) return this.fallback(`V2 coordinator not ready within ${this.swarm.spec.coordination.fallbackTimeoutSeconds}s`);
-        return { requeueAfterMs: limit - waited + 50 };
+        // The clock starts when the container runs: time spent waiting for a
+        // node, an image or a volume is not V2's to answer for.
+        const limitS = this.swarm.spec.coordination.fallbackTimeoutSeconds;
+        const waited = this.now.getTime() - c.startedAt;
+        if (waited >= limitS * 1000) return this.ownFailure(pod, `V2 coordinator not ready within ${limitS}s of its container starting`, 'startup_timeout');
+        return { requeueAfterMs: limitS * 1000 - waited + 50 };
       }
+      case 'starting':
+      case 'blocked':
+        return this.waiting(pod, c);
     }
+  }
+
+  /**
+   * A pod that does not run yet: reported as what it waits for (the
+   * scheduler's or kubelet's own words, a Warning event when that changes),
+   * never a fallback; past the start deadline the swarm fails with it.
+   */
+  private waiting(pod: PodState, c: Extract<PodCondition, { kind: 'starting' | 'blocked' }>): ReconcileResult | void {
+    const s = this.status;
+    const previous = findCondition(s.conditions, 'CoordinatorReady');
+    if (c.kind === 'blocked') {
+      const message = `coordinator pod ${pod.name}: ${c.message}`;
+      if (previous?.reason !== c.reason || previous.message !== message) this.event('Warning', c.reason, message);
+      this.setCondition('CoordinatorReady', 'False', c.reason, message);
+    } else if (pod.node || previous?.reason !== 'PodCreated') {
+      // Not yet bound to a node: still what status says (created). One status
+      // write less per Swarm in a burst (1000 Swarms: 1000 writes).
+      this.setCondition('CoordinatorReady', 'False', 'PodStarting', `coordinator pod ${pod.name} is starting${pod.node ? ` on ${pod.node}` : ''}: ${c.message}`);
+    }
+    if (this.startDeadlinePassed(pod.createdAt)) {
+      this.deletePod(pod.name);
+      this.fail('StartDeadlineExceeded', `coordinator pod ${pod.name} did not start within ${this.swarm.spec.coordination.startDeadlineSeconds}s: ${c.reason}: ${c.message}`);
+      return;
+    }
+    return { requeueAfterMs: pod.createdAt + this.swarm.spec.coordination.startDeadlineSeconds * 1000 - this.now.getTime() + 50 };
+  }
+
+  private stuck(c: PodCondition): boolean {
+    return c.kind === 'terminating' && c.until !== undefined && this.now.getTime() > c.until + STUCK_TERMINATING_MS;
+  }
+
+  private startDeadlinePassed(since: number): boolean {
+    return this.now.getTime() - since >= this.swarm.spec.coordination.startDeadlineSeconds * 1000;
   }
 
   /** The newest coordinator pod; a cache miss is checked against the API server before it counts as lost. */
@@ -378,15 +446,38 @@ class SwarmRun {
     });
     this.actions.push(() => this.createPodNow(pod));
     s.coordinatorAttempts = attempt;
+    if (!sameAttempt) s.coordinatorAttemptTime = kubeTime(this.now);
     s.coordinatorPod = pod.metadata.name;
     s.activeVersion = version;
     if (s.phase !== 'FallingBack') s.phase = 'Pending';
+    // A retry of a refused creation keeps saying so until a pod exists: no
+    // status write (and no watch event) per retry, only the requeue paces them.
+    if (sameAttempt && findCondition(s.conditions, 'CoordinatorReady')?.reason === 'CreateRefused') return { requeueAfterMs: CREATE_REFUSED_RETRY_MS };
     this.setCondition('CoordinatorReady', 'False', 'PodCreated', `coordinator pod ${pod.metadata.name} created`);
     this.event('Normal', reason, `created ${version} coordinator pod ${pod.metadata.name}`);
-    if (version === 'v2') return { requeueAfterMs: this.swarm.spec.coordination.fallbackTimeoutSeconds * 1000 + 50 };
   }
 
+  /**
+   * Creates the pod; a creation the API server refuses for good reasons of its
+   * own (quota: 403, admission or validation: 422) is reported as such
+   * (CoordinatorReady=False CreateRefused with its message, a Warning event)
+   * and tried again later, within the start deadline.
+   */
   private async createPodNow(pod: ReturnType<typeof coordinatorPod>): Promise<void> {
+    try {
+      await this.createPodOnce(pod);
+    } catch (e) {
+      if (!(e instanceof KubeApiError) || (e.status !== 403 && e.status !== 422) || e.apiCause === 'NamespaceTerminating') throw e;
+      const message = `creating coordinator pod ${pod.metadata.name} refused: ${e.message}`.slice(0, 4096);
+      this.setCondition('CoordinatorReady', 'False', 'CreateRefused', message);
+      const written = await applyOperatorStatus(this.deps.client, this.swarm, this.status, false);
+      this.deps.wrote?.(written);
+      this.event('Warning', 'CreateRefused', message);
+      this.requeue = { requeueAfterMs: CREATE_REFUSED_RETRY_MS };
+    }
+  }
+
+  private async createPodOnce(pod: ReturnType<typeof coordinatorPod>): Promise<void> {
     const createPod = () =>
       this.deps.client.create(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns }), pod, FIELD_MANAGER).then(
         () => undefined,
@@ -410,11 +501,20 @@ class SwarmRun {
     await ensureIdentity(this.deps.client, this.ns, coordinatorRbac(this.swarm), createPod);
   }
 
-  private async fallback(reason: string): Promise<ReconcileResult | void> {
+  /** V2's own failure falls back; a V1 coordinator that fails is replaced (bounded). */
+  private async ownFailure(pod: PodState, reason: string, category: FallbackCategory): Promise<ReconcileResult | void> {
+    if (pod.version !== 'v2' || this.status.activeVersion !== 'v2') return this.replace(reason, pod);
+    return this.fallback(reason, category, pod);
+  }
+
+  /**
+   * Records the fallback (status, condition, event, metric), then stops the
+   * V2 pod; the V1 pod follows once it is gone (switchToV1).
+   */
+  private async fallback(reason: string, category: FallbackCategory, pod: PodState): Promise<ReconcileResult | void> {
     const s = this.status;
-    if (s.activeVersion !== 'v2') return this.lost(reason);
-    await this.deleteActivePod();
     if (!this.swarm.spec.coordination.fallbackEnabled) {
+      this.deletePod(pod.name, !pod.ended);
       this.fail('V2Unavailable', `V2 unavailable (${reason}) and fallback is disabled`);
       return;
     }
@@ -424,16 +524,38 @@ class SwarmRun {
     s.phase = 'FallingBack';
     this.setCondition('FallbackActive', 'True', 'V2Unavailable', reason);
     this.event('Warning', 'FallbackToV1', `V2 unavailable (${reason}), using V1 fallback`);
-    this.counted.push(() => this.deps.metrics?.swarmFallbackTotal.inc({ reason: fallbackCategory(reason) }));
+    this.counted.push(() => this.deps.metrics?.swarmFallbackTotal.inc({ reason: category }));
     this.deps.logger.warn({ namespace: this.ns, name: this.swarm.metadata.name, reason }, 'V2 unavailable, falling back to V1');
+    return this.switchToV1(pod);
+  }
+
+  /**
+   * The V1 pod starts only once the V2 pod has terminated or is gone: no
+   * agent runs under both. A V2 pod still running is deleted gracefully (its
+   * coordinator publishes what it delivered and which agents it interrupted)
+   * and waited for. The V1 coordinator resumes past the status the V2
+   * coordinator wrote last: this run's status write carries the
+   * resourceVersion it read as a precondition, so a later write of the V2
+   * coordinator fails it (409) and the reconcile runs again on fresh status.
+   */
+  private async switchToV1(pod: PodState | undefined): Promise<ReconcileResult | void> {
+    if (pod && pod.version === 'v2' && !pod.ended && !this.stuck(pod.condition)) {
+      if (pod.condition.kind !== 'terminating') this.deletePod(pod.name, true);
+      this.setCondition('CoordinatorReady', 'False', 'StoppingV2', `stopping V2 coordinator pod ${pod.name}; V1 starts once it is gone`);
+      return { requeueAfterMs: STOPPING_POLL_MS };
+    }
+    if (pod) this.deletePod(pod.name);
     return this.createPod('v1', 'CoordinatorCreated');
   }
 
-  /** A coordinator that ran and vanished: V2 falls back, V1 is replaced (resuming), up to a bound. */
-  private async lost(reason: string): Promise<ReconcileResult | void> {
+  /**
+   * A coordinator lost from outside (deleted, evicted, preempted, its node
+   * lost) or a V1 coordinator that failed: replaced by the same version,
+   * resuming past the delivered agents, up to MAX_COORDINATOR_ATTEMPTS.
+   */
+  private async replace(reason: string, pod?: PodState): Promise<ReconcileResult | void> {
     const s = this.status;
-    if (s.activeVersion === 'v2' && this.swarm.spec.coordination.fallbackEnabled) return this.fallback(`V2 coordinator lost mid-run: ${reason}`);
-    await this.deleteActivePod();
+    if (pod) this.deletePod(pod.name);
     if ((s.coordinatorAttempts ?? 0) >= MAX_COORDINATOR_ATTEMPTS) {
       this.fail('CoordinatorLost', `coordinator lost ${s.coordinatorAttempts} times, last: ${reason}`);
       return;
@@ -443,13 +565,14 @@ class SwarmRun {
     return this.createPod(s.activeVersion ?? 'v1', 'CoordinatorReplaced');
   }
 
-  /** Deletes the current coordinator pod after the status write. */
-  private async deleteActivePod(): Promise<void> {
-    const name = this.status.coordinatorPod;
-    if (!name) return;
+  /**
+   * Deletes a coordinator pod after the status write: gracefully when it may
+   * still run (its coordinator then publishes its final progress), at once otherwise.
+   */
+  private deletePod(name: string, graceful = false): void {
     this.actions.push(() =>
       this.deps.client
-        .delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns, name }), { gracePeriodSeconds: 0 })
+        .delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.ns, name }), graceful ? {} : { gracePeriodSeconds: 0 })
         .then(
           () => undefined,
           (e: unknown) => {

@@ -88,6 +88,8 @@ export const swarmSchema = z.object({
       coordinatorPod: z.string().optional(),
       completedAgents: z.string().optional(),
       progressPod: z.string().optional(),
+      interruptedAgents: z.string().optional(),
+      rerunAgents: z.number().optional(),
       agents: z.object({ total: z.number(), completed: z.number(), failed: z.number() }).partial().optional(),
       fallback: z.object({ from: z.string(), to: z.string(), reason: z.string() }).optional(),
       conditions: z.array(condition).optional(),

@@ -63,6 +63,8 @@ interface ActiveRun {
   completedThisRun: number;
   noRetryExitCodes: ReadonlySet<number>;
   stopRequested: boolean;
+  /** Agents running when stop() came. */
+  interrupted: Set<number>;
   timedOut: boolean;
   done: Promise<unknown>;
 }
@@ -105,6 +107,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const runs = [...this.active.values()];
     for (const run of runs) {
       run.stopRequested = true;
+      for (const i of run.running) run.interrupted.add(i);
       run.scheduler.cancel('coordinator stopped');
     }
     await Promise.allSettled(runs.map((r) => r.done));
@@ -184,6 +187,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       completedThisRun: 0,
       noRetryExitCodes: new Set(spec.noRetryExitCodes ?? []),
       stopRequested: false,
+      interrupted: new Set(),
       timedOut: false,
       done: Promise.resolve(),
     };
@@ -221,7 +225,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     }
     const status = this.finish(run, runState);
     const responses = [...run.delivered.values()].sort((a, b) => a.index - b.index);
-    return { status, responses };
+    const interrupted = [...run.interrupted].filter((i) => !run.delivered.has(i)).sort((a, b) => a - b);
+    return { status, responses, ...(interrupted.length ? { interruptedIndexes: interrupted } : {}) };
   }
 
   async getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined> {

@@ -2,7 +2,7 @@
 // objective and tasks into the swarm root, runs `coordinator-cli.sh run`, collects
 // the responses and the final status.json, then removes the root.
 import { EventEmitter } from 'node:events';
-import { access, constants, rm, stat } from 'node:fs/promises';
+import { access, constants, readdir, rm, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 import type { ResultPromise } from 'execa';
@@ -345,6 +345,10 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       const exitCode = await this.runEngine(bash, run);
       await collector.sweep();
       const result = this.buildResult(run, exitCode);
+      if (run.stopping) {
+        const interrupted = await this.interruptedAgents(run);
+        if (interrupted.length) result.interruptedIndexes = interrupted;
+      }
       this.finished.set(spec.id, result);
       this.emit('objective:completed', { objectiveId: spec.id, status: result.status, timestamp: Date.now() });
       return result;
@@ -414,6 +418,23 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     this.log.error({ objectiveId: spec.id, exitCode, stderr: lastLine(run.stderrTail) }, 'engine failed');
     const status = fileStatus ? { ...toSwarmStatus(fileStatus), status: 'failed' as const } : statusFromResponses(spec, responses, 'failed', elapsed);
     return { status, responses };
+  }
+
+  /**
+   * Agents whose attempt the stop cut short: their raw output files
+   * (work/agent-<i>.<spawner pid>.out) are still there, and they have no
+   * response. Read after the engine exited, before the root is removed.
+   */
+  private async interruptedAgents(run: ActiveRun): Promise<number[]> {
+    const names = await readdir(join(run.root, 'work')).catch(() => [] as string[]);
+    const delivered = new Set(run.collector.collected().map((r) => r.index));
+    const found = new Set<number>();
+    for (const name of names) {
+      const m = /^agent-(0|[1-9]\d*)\.\d+\.out$/.exec(name);
+      const index = m ? Number(m[1]) : -1;
+      if (index >= 0 && index < run.spec.agents && !delivered.has(index)) found.add(index);
+    }
+    return [...found].sort((a, b) => a - b);
   }
 
   private signalGroup(run: ActiveRun, signal: NodeJS.Signals): void {

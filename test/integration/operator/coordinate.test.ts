@@ -192,4 +192,41 @@ describe('cfn coordinate, run as the pod would run it', () => {
     expect(sw.status).toMatchObject({ deliveryRate: 66.6, failedIndexes: '0,3,6,9,12,15,18,21', agents: { total: 24, completed: 16, failed: 8 } });
     expect(sw.status?.conditions?.find((x) => x.type === 'Complete')?.message).toBe('16/24 agents completed, 8 failed: delivery 66.6% >= 66%');
   });
+  it('a V2 coordinator stopped mid-run (SIGTERM) publishes what it delivered and which agents it cut short; the V1 fallback runs every other agent exactly once', async () => {
+    const marker = join(work, 'handover.log');
+    // Appends its index, then works a while.
+    const agent = ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}; sleep 0.5`];
+    await c.create(swarmPath(ns), swarmManifest(ns, 'stopped-v2', { agents: 24, coordination: { version: 'v2' }, agent: { command: agent, concurrency: 3, retries: 0 } }));
+    const pod = await waitFor('pod', () => podOf('stopped-v2', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const v2 = await runPodCommand(pod);
+    await waitFor('progress published', async () => ((await getSwarm(c, ns, 'stopped-v2')).status?.agents?.completed ?? 0) >= 6, 30_000, 100);
+    v2.child.kill('SIGTERM');
+    expect(await v2.done).toBe(143);
+    const stopped = await getSwarm(c, ns, 'stopped-v2');
+    const { expandRanges } = await import('../../../operator/util/ranges.js');
+    const delivered = new Set(expandRanges(stopped.status?.completedAgents ?? ''));
+    const interrupted = expandRanges(stopped.status?.interruptedAgents ?? '');
+    const ranBefore = readFileSync(marker, 'utf8').trim().split('\n').map(Number);
+    // Exactly the agents that started and did not deliver are reported as cut short.
+    expect(interrupted).toEqual([...new Set(ranBefore)].filter((i) => !delivered.has(i)).sort((a, b) => a - b));
+    expect(interrupted.length).toBeGreaterThan(0);
+    expect(stopped.status?.rerunAgents).toBe(interrupted.length);
+    // The kubelet reports the container's exit: V2's own failure, a fallback.
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 143));
+    const v1 = await waitFor('v1 pod', () => podOf('stopped-v2', 2));
+    expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
+    await setPodStatus(c, ns, v1.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(v1)).done).toBe(0);
+    const runs = readFileSync(marker, 'utf8').trim().split('\n').map(Number);
+    const counts = new Map<number, number>();
+    for (const i of runs) counts.set(i, (counts.get(i) ?? 0) + 1);
+    for (let i = 0; i < 24; i++) expect([i, counts.get(i)]).toEqual([i, interrupted.includes(i) ? 2 : 1]);
+    await setPodStatus(c, ns, v1.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'stopped-v2');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ activeVersion: 'v1', completedAgents: '0-23', rerunAgents: interrupted.length, fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator failed: Error: exit code 143' } });
+  });
 });

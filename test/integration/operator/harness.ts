@@ -115,6 +115,8 @@ export type SwarmObject = KubeObject & {
     agents?: { total: number; completed: number; failed: number };
     deliveryRate?: number;
     fallback?: { from: string; to: string; reason: string; time: string };
+    interruptedAgents?: string;
+    rerunAgents?: number;
     conditions?: Array<{ type: string; status: string; reason: string; message: string; observedGeneration?: number }>;
   };
 };

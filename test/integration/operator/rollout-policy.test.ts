@@ -195,6 +195,35 @@ describe('RolloutPolicy on a real API server', () => {
     expect(await op!.metrics.registry.metrics()).toMatch(new RegExp(`rollout_fallback_rate\\{policy="${ns}/risky"\\} 33.33`));
   });
 
+  it('a burst of V2 swarms whose pods wait to be scheduled never rolls the policy back: waiting is no fallback', async () => {
+    const ns = await freshNamespace('rollout-burst');
+    await c.create(policyPath(ns), policy(ns, 'burst', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 5, maxFallbackRate: 5 } }));
+    await policyReady(ns, 'burst');
+    const n = 40;
+    // All at once, as `kubectl apply` of many manifests does; no node runs their pods.
+    await Promise.all(Array.from({ length: n }, (_, i) => c.create(swarmPath(ns), swarmManifest(ns, `w-${i}`, { agents: 2, coordination: { version: 'auto', fallbackTimeoutSeconds: 1 } }))));
+    await waitFor(`${n} pods`, async () => ((await listPods(c, ns)).length === n ? true : undefined), 60_000, 200);
+    // One pod not schedulable, as the scheduler reports it.
+    const first = (await listPods(c, ns))[0]!;
+    await setPodStatus(c, ns, first.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    // Well past fallbackTimeoutSeconds.
+    await new Promise((r) => setTimeout(r, 4000));
+    const swarms = (await c.get<{ items: SwarmObject[] }>(swarmPath(ns))).items;
+    expect(swarms).toHaveLength(n);
+    for (const s of swarms) {
+      expect([s.metadata.name, s.status?.fallback]).toEqual([s.metadata.name, undefined]);
+      expect([s.metadata.name, s.status?.phase, s.status?.activeVersion]).toEqual([s.metadata.name, 'Pending', 'v2']);
+    }
+    const p = await waitFor('policy observed the burst', async () => {
+      const got = await getPolicy(ns, 'burst');
+      return got.status?.observed?.v2Swarms === n ? got : undefined;
+    });
+    expect(p.status).toMatchObject({ effectivePercentage: 100, observed: { v2Swarms: n, fallbacks: 0, fallbackRate: 0 } });
+    expect(p.status?.phase).not.toBe('RolledBack');
+    expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')?.status ?? 'False').toBe('False');
+    expect((await events(c, ns)).filter((e) => e.reason === 'FallbackToV1' || e.reason === 'RolledBack')).toEqual([]);
+  });
+
   it('while paused: a breach rolls nothing back (phase Paused); unpausing resumes the evaluation with the swarms observed so far', async () => {
     const ns = await freshNamespace('rollout-paused');
     await c.create(policyPath(ns), policy(ns, 'held', { v2Percentage: 100, default: true, paused: true, rollbackOnBreach: true, gates: { minSamples: 2, maxFallbackRate: 5 } }));

@@ -210,23 +210,26 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(sw.status?.fallback).toBeUndefined();
   });
 
-  it('progress published by another pod is no proof: a V2 pod that never starts still falls back', async () => {
+  it('progress published by another pod is no proof: a V2 pod that runs and is never ready still falls back', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'stale', { agents: 3, coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
-    await waitFor('v2 pod', () => podOf('stale'));
+    const pod = await waitFor('v2 pod', () => podOf('stale'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     // What an earlier coordinator of this swarm would have left in status.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'stale', total: 3, pod: 'stale-v2-0', intervalMs: 10 });
     pub.onResponse({ agentId: 'agent-0', index: 0, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
     await pub.flush();
     await waitFor('v1 pod', () => podOf('stale', 2), 8000);
-    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'stale')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s');
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'stale')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s of its container starting');
   });
 
-  it('falls back when the V2 pod is not ready within fallbackTimeoutSeconds', async () => {
+  it('falls back when the V2 container runs and is not ready within fallbackTimeoutSeconds', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'slow', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
-    await waitFor('v2 pod', () => podOf('slow'));
+    const pod = await waitFor('v2 pod', () => podOf('slow'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     const v1 = await waitFor('v1 pod', () => podOf('slow', 2), 8000);
     expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
-    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'slow')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s');
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'slow')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s of its container starting');
+    expect(await op.metrics.registry.getSingleMetricAsString('swarm_fallback_total')).toMatch(/swarm_fallback_total\{reason="startup_timeout"\} [1-9]/);
   });
 
   it('fails with a clear condition when V2 cannot start and fallback is disabled', async () => {
@@ -334,8 +337,8 @@ describe('a Swarm recreated under the name of a deleted one', () => {
   });
 });
 
-describe('a V2 coordinator lost mid-run', () => {
-  it('is replaced by a V1 pod that resumes, with the loss as the fallback reason', async () => {
+describe('a V2 coordinator that fails mid-run', () => {
+  it('OOM-killed: falls back to a V1 pod that resumes, with the failure as the reason', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'oom', { agents: 8, coordination: { version: 'v2' } }));
     const pod = await waitFor('v2 pod', () => podOf('oom'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
@@ -351,13 +354,14 @@ describe('a V2 coordinator lost mid-run', () => {
       const s = await getSwarm(c, ns, 'oom');
       return s.status?.fallback ? s : undefined;
     });
-    expect(sw.status?.fallback?.reason).toBe('V2 coordinator lost mid-run: OOMKilled: exit code 137');
+    expect(sw.status?.fallback?.reason).toBe('V2 coordinator failed: OOMKilled: exit code 137');
+    expect(await op.metrics.registry.getSingleMetricAsString('swarm_fallback_total')).toMatch(/swarm_fallback_total\{reason="oom_killed"\} [1-9]/);
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', agents: { completed: 3 } });
   });
 });
 
-describe('errors', () => {
-  it('shows the last error in a condition while retrying, and recovers when the cause goes away', async () => {
+describe('a pod creation refused by quota', () => {
+  it('is reported as exactly that (Pending, CreateRefused with the API server\'s message, a Warning event), never a fallback, and retried until it passes', async () => {
     const quota = { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'no-pods' }, spec: { hard: { pods: '0' } } };
     // A separate namespace: the quota must not block the other tests' pods.
     const qns = await createNamespace(c, 'swarm-quota');
@@ -365,41 +369,150 @@ describe('errors', () => {
     try {
       await c.create(`/api/v1/namespaces/${qns}/resourcequotas`, quota);
       await new Promise((r) => setTimeout(r, 1500)); // the quota controller computes usage first
-      await c.create(swarmPath(qns), swarmManifest(qns, 'blocked', { coordination: { version: 'v1' } }));
-      const sw = await waitFor('error condition', async () => {
+      await c.create(swarmPath(qns), swarmManifest(qns, 'blocked', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+      const sw = await waitFor('CreateRefused', async () => {
         const s = await getSwarm(c, qns, 'blocked');
-        return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'False') ? s : undefined;
+        return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'CreateRefused') ? s : undefined;
       });
-      // The failed reconciles are counted and retried with backoff.
-      const failing = await waitFor('errors counted', async () => {
-        const t = (await scrape(qop.port)).text;
-        return (sample(t, 'workqueue_retries_total', { name: 'swarm' }) ?? 0) >= 1 ? t : undefined;
-      });
-      expect(sample(failing, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })).toBeGreaterThanOrEqual(1);
-      expect(sample(failing, 'workqueue_retries_total', { name: 'swarm' })).toBeGreaterThanOrEqual(1);
-      expect(sample(failing, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'error' })).toBeGreaterThanOrEqual(1);
-      const cond = sw.status!.conditions!.find((x) => x.type === 'Reconciled')!;
-      expect(cond.reason).toBe('RetryLater');
-      expect(cond.message).toMatch(/exceeded quota: no-pods/);
-      expect((sw.status as { lastError?: string }).lastError).toMatch(/exceeded quota/);
+      expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toMatch(/^creating coordinator pod blocked-v2-1 refused: .*exceeded quota: no-pods/);
+      expect(sw.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2', coordinatorAttempts: 1 });
+      const ev = await waitFor('CreateRefused event', async () => (await events(c, qns)).find((e) => e.involvedObject.name === 'blocked' && e.reason === 'CreateRefused'));
+      expect(ev.type).toBe('Warning');
+      expect(ev.message).toMatch(/exceeded quota: no-pods/);
+      // Past fallbackTimeoutSeconds: still V2, no fallback.
+      await new Promise((r) => setTimeout(r, 2000));
+      const still = await getSwarm(c, qns, 'blocked');
+      expect(still.status?.fallback).toBeUndefined();
+      expect(still.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2', coordinatorAttempts: 1 });
       await c.delete(`/api/v1/namespaces/${qns}/resourcequotas/no-pods`);
-      await waitFor('pod after the quota is gone', async () => (await listPods(c, qns)).some((p) => p.metadata.name === 'blocked-v1-1') || undefined, 60_000);
-      const healed = await waitFor('Reconciled=True', async () => {
+      await waitFor('pod after the quota is gone', async () => (await listPods(c, qns)).some((p) => p.metadata.name === 'blocked-v2-1') || undefined, 60_000);
+      const healed = await waitFor('CreateRefused cleared', async () => {
         const s = await getSwarm(c, qns, 'blocked');
-        return s.status?.conditions?.find((x) => x.type === 'Reconciled' && x.status === 'True') ? s : undefined;
+        return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'PodStarting') ? s : undefined;
       }, 30_000);
-      expect((healed.status as { lastError?: string }).lastError).toBeUndefined();
-      // The pod and the status land before the reconcile that wrote them returns
-      // and is counted: wait for the count rather than scrape once (flaked).
-      const healedMetrics = await waitFor('a successful reconcile counted', async () => {
-        const t = (await scrape(qop.port)).text;
-        return (sample(t, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'success' }) ?? 0) >= 1 ? t : undefined;
-      });
-      expect(sample(healedMetrics, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })).toBeGreaterThanOrEqual(sample(failing, 'controller_runtime_reconcile_errors_total', { controller: 'swarm' })!);
-      expect(sample(healedMetrics, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'success' }) ?? 0).toBeGreaterThanOrEqual(1);
+      expect(healed.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toBe('coordinator pod blocked-v2-1 is starting: waiting to be scheduled');
+      expect(healed.status?.fallback).toBeUndefined();
+      expect(healed.status?.conditions?.find((x) => x.type === 'Reconciled')).toMatchObject({ status: 'True' });
     } finally {
       await qop.stop();
       await deleteNamespace(c, qns);
     }
+  });
+});
+
+describe('a coordinator pod that does not run yet is never a fallback', () => {
+  it('not scheduled: Pending with the scheduler\'s message and a Warning event, past fallbackTimeoutSeconds', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'big', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+    const pod = await waitFor('v2 pod', () => podOf('big'));
+    const message = '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.';
+    await setPodStatus(c, ns, pod.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    const sw = await waitFor('Unschedulable condition', async () => {
+      const s = await getSwarm(c, ns, 'big');
+      return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'Unschedulable') ? s : undefined;
+    });
+    expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ status: 'False', message: `coordinator pod big-v2-1: ${message}` });
+    const ev = await waitFor('Unschedulable event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'big' && e.reason === 'Unschedulable'));
+    expect(ev).toMatchObject({ type: 'Warning', message: `coordinator pod big-v2-1: ${message}` });
+    await new Promise((r) => setTimeout(r, 2500));
+    const later = await getSwarm(c, ns, 'big');
+    expect(later.status?.fallback).toBeUndefined();
+    expect(later.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2', coordinatorAttempts: 1 });
+    expect(await podOf('big', 2)).toBeUndefined();
+  });
+
+  it('image not pulled: Pending with the kubelet\'s reason and message', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'pull', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+    const pod = await waitFor('v2 pod', () => podOf('pull'));
+    const message = 'Back-off pulling image "registry.invalid/cfn:nope": ErrImagePull: failed to resolve reference';
+    await setPodStatus(c, ns, pod.metadata.name, {
+      phase: 'Pending',
+      containerStatuses: [{ name: 'coordinator', ready: false, restartCount: 0, image: 'registry.invalid/cfn:nope', imageID: '', state: { waiting: { reason: 'ImagePullBackOff', message } } }],
+    });
+    const sw = await waitFor('ImagePullBackOff condition', async () => {
+      const s = await getSwarm(c, ns, 'pull');
+      return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'ImagePullBackOff') ? s : undefined;
+    });
+    expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toBe(`coordinator pod pull-v2-1: ${message}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await getSwarm(c, ns, 'pull')).status?.fallback).toBeUndefined();
+  });
+
+  it('past startDeadlineSeconds: Failed (StartDeadlineExceeded) with the reason it waited for, no fallback', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'never', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1, startDeadlineSeconds: 3 } }));
+    const pod = await waitFor('v2 pod', () => podOf('never'));
+    const message = '0/1 nodes are available: 1 Insufficient cpu.';
+    await setPodStatus(c, ns, pod.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, 'never');
+      return s.status?.phase === 'Failed' ? s : undefined;
+    }, 15_000);
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ status: 'True', reason: 'StartDeadlineExceeded', message: `coordinator pod never-v2-1 did not start within 3s: Unschedulable: ${message}` });
+    expect(sw.status?.fallback).toBeUndefined();
+    expect(sw.status?.activeVersion).toBe('v2');
+    await waitFor('pod deleted', async () => ((await podOf('never')) ? undefined : true));
+  });
+});
+
+describe('a V2 coordinator lost from outside', () => {
+  it('evicted: replaced by a V2 pod that resumes (a replacement, not a fallback)', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'evicted', { agents: 6, coordination: { version: 'v2' } }));
+    const pod = await waitFor('v2 pod', () => podOf('evicted'));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    await waitFor('Running', async () => (await getSwarm(c, ns, 'evicted')).status?.phase === 'Running');
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'evicted', total: 6, pod: pod.metadata.name, intervalMs: 10 });
+    for (const index of [0, 1]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    await pub.flush();
+    await waitFor('progress', async () => (await getSwarm(c, ns, 'evicted')).status?.completedAgents === '0-1');
+    await setPodStatus(c, ns, pod.metadata.name, { ...podTerminated('Failed', 137, undefined, 'Evicted'), message: 'The node was low on resource: memory.' });
+    const next = await waitFor('replacement', () => podOf('evicted', 2));
+    expect(next.metadata.labels['swarm.cfn.dev/version']).toBe('v2');
+    expect(next.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-1' });
+    const sw = await waitFor('attempt 2 in status', async () => {
+      const s = await getSwarm(c, ns, 'evicted');
+      return s.status?.coordinatorAttempts === 2 ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v2' });
+    expect(sw.status?.fallback).toBeUndefined();
+    const ev = await waitFor('CoordinatorLost event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'evicted' && e.reason === 'CoordinatorLost'));
+    expect(ev.message).toMatch(/^Evicted: The node was low on resource: memory\.; starting a replacement that resumes from the delivered agents$/);
+  });
+});
+
+describe('a fallback never runs an agent twice', () => {
+  it('the V1 pod comes only once the V2 pod is gone, and resumes past the final status the V2 coordinator published', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'handover', { agents: 8, coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
+    const pod = await waitFor('v2 pod', () => podOf('handover'));
+    // Bound to a node (as the scheduler does): deleting it is then graceful, the
+    // pod stays until its kubelet (played here) reports it stopped.
+    await c.create(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}/binding`, { apiVersion: 'v1', kind: 'Binding', metadata: { name: pod.metadata.name }, target: { apiVersion: 'v1', kind: 'Node', name: 'node-a' } });
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
+    // Its container runs, never ready, publishes nothing: a startup timeout (V2's own failure).
+    const falling = await waitFor('FallingBack', async () => {
+      const s = await getSwarm(c, ns, 'handover');
+      return s.status?.phase === 'FallingBack' ? s : undefined;
+    }, 10_000);
+    expect(falling.status).toMatchObject({ activeVersion: 'v2', fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator not ready within 1s of its container starting' } });
+    const terminating = await waitFor('V2 pod deleted gracefully', async () => {
+      const p = (await listPods(c, ns)).find((x) => x.metadata.name === pod.metadata.name);
+      return (p?.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp ? p : undefined;
+    });
+    expect(terminating).toBeDefined();
+    // The stopping V2 coordinator publishes what it delivered and which agents it cut short.
+    const pub = new StatusPublisher({ client: c, namespace: ns, name: 'handover', total: 8, pod: pod.metadata.name, intervalMs: 10 });
+    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    pub.onInterrupted([4, 5]);
+    await pub.flush({ status: 'stopped' });
+    await new Promise((r) => setTimeout(r, 1500));
+    // Still there: no V1 pod beside it.
+    expect(await podOf('handover', 2)).toBeUndefined();
+    expect((await getSwarm(c, ns, 'handover')).status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ reason: 'StoppingV2' });
+    // The kubelet: container ended, pod removed.
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 143));
+    await c.delete(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, { gracePeriodSeconds: 0 });
+    const v1 = await waitFor('v1 pod', () => podOf('handover', 2));
+    expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
+    expect(v1.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-2' });
+    const sw = await getSwarm(c, ns, 'handover');
+    expect(sw.status).toMatchObject({ activeVersion: 'v1', completedAgents: '0-2', interruptedAgents: '4-5', rerunAgents: 2 });
   });
 });

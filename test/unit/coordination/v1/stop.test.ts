@@ -63,6 +63,38 @@ describe('SwarmCoordinator.stop()', () => {
     }
   }, 20_000);
 
+  it('stop() mid-run reports the agents it cut short: running, no response; delivered ones are not among them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfn-v1-interrupted-'));
+    try {
+      const c = new SwarmCoordinator({ memoryPath: join(dir, 'm.sqlite'), killGraceMs: 200 });
+      await c.start();
+      const delivered: number[] = [];
+      c.on('agent:completed', (e: { response: { index: number } }) => delivered.push(e.response.index));
+      const run = c.executeObjective({
+        id: 'cut',
+        description: 'x',
+        agents: 8,
+        topology: 'flat',
+        // Agents 0 and 1 answer at once; the others hang.
+        agentCommand: ['sh', '-c', 'if [ "$AGENT_INDEX" -lt 2 ]; then echo ok; else sleep 60; fi'],
+        agentTimeoutSeconds: 120,
+        retries: 0,
+        concurrency: 4,
+        timeoutSeconds: 600,
+        maxOutputBytes: 1024,
+      });
+      for (let i = 0; i < 200 && delivered.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 200 && (await c.listAgents('cut'))!.filter((a) => a.state === 'running').length < 4; i++) await new Promise((r) => setTimeout(r, 25));
+      await c.stop();
+      const result = await run;
+      expect(result.status.status).toBe('stopped');
+      expect(result.responses.map((r) => r.index)).toEqual([0, 1]);
+      expect(result.interruptedIndexes).toEqual([2, 3, 4, 5]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+
   it('stop() without start() is harmless', async () => {
     const c = new SwarmCoordinator({ memoryPath: join(tmpdir(), 'never-opened', 'm.sqlite') });
     await expect(c.stop()).resolves.toBeUndefined();

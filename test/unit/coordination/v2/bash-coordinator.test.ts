@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../../../../operator/coordination/v2/bash-coordinator.js';
@@ -287,6 +287,27 @@ describe('BashCoordinator', () => {
     expect(result.status.status).toBe('stopped');
     await expectNoTrace(c, s.id);
     expect(await readdir(shm)).not.toContain(s.id);
+  });
+
+  it('stop() mid-run reports the agents it cut short (started, no response) and only those', async () => {
+    const c = make({ stopGraceMs: 2000 });
+    await c.start();
+    const ran = join(shm, `ran-${process.pid}-${seq + 1}.log`);
+    // Agents 0-2 answer at once; the others start, write their index and hang.
+    const s = spec({ agents: 12, concurrency: 6, agentCommand: ['sh', '-c', `echo "$AGENT_INDEX" >> ${ran}; [ "$AGENT_INDEX" -lt 3 ] || sleep 60`] });
+    const running = c.executeObjective(s);
+    const started = async () => (await readFile(ran, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    for (let i = 0; i < 400 && (await started()).length < 9; i += 1) await new Promise((r) => setTimeout(r, 25));
+    // Wait for the three quick agents' responses, so the stop finds them delivered.
+    for (let i = 0; i < 400 && (await c.listAgents(s.id))!.filter((a) => a.state === 'completed').length < 3; i += 1) await new Promise((r) => setTimeout(r, 25));
+    await c.stop();
+    const result = await running;
+    expect(result.status.status).toBe('stopped');
+    const delivered = new Set(result.responses.map((r) => r.index));
+    const cutShort = (await started()).filter((i) => !delivered.has(i)).sort((a, b) => a - b);
+    expect(cutShort.length).toBeGreaterThanOrEqual(6);
+    expect(result.interruptedIndexes).toEqual(cutShort);
+    await expectNoTrace(c, s.id);
   });
 
   it('refuses a second concurrent run of the same objective id', async () => {

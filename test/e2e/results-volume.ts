@@ -1,11 +1,10 @@
-// Agents that record their runs: each appends its index to runs.log on a
-// hostPath volume (the swarm's results PVC), so re-runs are counted, not
-// guessed. The volume lives on the node, read back through a root pod.
-import { rmSync } from 'node:fs';
+// A swarm's results on a hostPath volume of the node: every agent can append
+// to /results/runs.log, and the test reads back how many times each index ran.
+import { readdirSync, rmSync } from 'node:fs';
 import { z } from 'zod';
 import { MODE, dropNamespace, kubectl, kubectlJson, operatorImage, waitFor } from './kube.js';
 
-/** The agent command that records a run, then works a while and answers. */
+/** An agent command that records its run (one short O_APPEND write), works a while and answers. */
 export const RECORDING_AGENT = ['sh', '-c', 'echo "$AGENT_INDEX" >> /results/runs.log; sleep 1; echo "done $AGENT_INDEX"'];
 
 /** Runs `script` as root in a pod with the hostPath `dir` at /d; resolves with its log. */
@@ -67,9 +66,12 @@ export async function runCounts(ns: string, name: string, dir: string): Promise<
   return counts;
 }
 
-export async function cleanup(ns: string): Promise<void> {
+/** Drops the namespace, its hostPath PV and, on the local node, the directory behind it. */
+export async function dropResultsNamespace(ns: string): Promise<void> {
   await dropNamespace(ns);
   await kubectl(['delete', 'pv', '-l', `e2e-namespace=${ns}`, '--wait=false'], { allowFail: true });
   // The node is this machine: its hostPath dirs go too (kind's go with the cluster).
-  if (MODE === 'local') rmSync(`/tmp/swarm-e2e-${ns}-results`, { recursive: true, force: true });
+  if (MODE === 'local') {
+    for (const d of readdirSync('/tmp').filter((d) => d.startsWith(`swarm-e2e-${ns}-`))) rmSync(`/tmp/${d}`, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,216 @@
+// The Swarm reconciler's steps, one reconcile at a time, against a client that
+// records what it is asked (the real API server: test/integration/operator).
+// Each case: a swarm status and its pod as the cache holds them -> the status
+// written, the pods created and deleted, the requeue.
+import { describe, expect, it } from '@jest/globals';
+import pino from 'pino';
+import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
+import { STUCK_TERMINATING_MS, SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
+import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
+import type { EventRecorder } from '../../../operator/k8s/events.js';
+
+const NS = 'team';
+const NOW = Date.parse('2026-12-04T12:00:00.000Z');
+const iso = (msAgo: number) => new Date(NOW - msAgo).toISOString();
+const secs = (msAgo: number) => iso(msAgo).replace(/\.\d+Z$/, 'Z');
+
+function swarmObject(status: Record<string, unknown>, coordination: Record<string, unknown> = {}): KubeObject {
+  return {
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'Swarm',
+    metadata: { name: 's', namespace: NS, uid: 'uid-s', resourceVersion: '10', generation: 1, finalizers: ['swarm.cfn.dev/cleanup'] },
+    spec: { objective: 'o', agents: 4, agent: { command: ['cat'] }, coordination: { version: 'v2', fallbackTimeoutSeconds: 5, ...coordination } },
+    status: { version: 'v2', versionReason: 'spec', activeVersion: 'v2', phase: 'Pending', coordinatorAttempts: 1, coordinatorPod: 's-v2-1', startTime: secs(60_000), ...status },
+  };
+}
+
+function pod(status: Record<string, unknown>, extra: { version?: 'v1' | 'v2'; attempt?: number; nodeName?: string; deletionTimestamp?: string; createdMsAgo?: number } = {}): KubeObject {
+  const version = extra.version ?? 'v2';
+  const attempt = extra.attempt ?? 1;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: `s-${version}-${attempt}`,
+      namespace: NS,
+      labels: { 'swarm.cfn.dev/swarm': 's', 'swarm.cfn.dev/version': version, 'swarm.cfn.dev/attempt': String(attempt) },
+      annotations: { 'swarm.cfn.dev/created-at': iso(extra.createdMsAgo ?? 10_000) },
+      ...(extra.deletionTimestamp ? { deletionTimestamp: extra.deletionTimestamp } : {}),
+    },
+    spec: extra.nodeName ? { nodeName: extra.nodeName } : {},
+    status,
+  };
+}
+
+const container = (state: Record<string, unknown>) => ({ containerStatuses: [{ name: 'coordinator', state }] });
+const runningFor = (ms: number) => ({ phase: 'Running', ...container({ running: { startedAt: secs(ms) } }) });
+
+/** Runs one reconcile; returns what the reconciler wrote and did. */
+async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
+  const statuses: Array<Record<string, unknown>> = [];
+  const created: string[] = [];
+  const deleted: Array<{ name: string; grace: number | undefined }> = [];
+  const events: Array<{ type: string; reason: string; message: string }> = [];
+  const client = {
+    apply: async (_path: string, obj: KubeObject, opts: { subresource?: string }) => {
+      if (opts.subresource === 'status') statuses.push(obj.status as Record<string, unknown>);
+      return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
+    },
+    create: async (path: string, obj: KubeObject) => {
+      if (path.endsWith('/pods')) created.push(obj.metadata?.name ?? '');
+      return obj;
+    },
+    mergePatch: async (_path: string, patch: KubeObject) => patch,
+    delete: async (path: string, opts?: { gracePeriodSeconds?: number }) => {
+      deleted.push({ name: path.split('/').pop() ?? '', grace: opts?.gracePeriodSeconds });
+      return {};
+    },
+    get: async () => {
+      const { KubeApiError } = await import('../../../operator/k8s/errors.js');
+      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', '');
+    },
+  };
+  const metrics = createOperatorMetrics({ defaultMetrics: false });
+  const reconciler = new SwarmReconciler({
+    client: client as unknown as KubeClient,
+    getSwarm: () => swarm,
+    listPods: () => pods,
+    recorder: { record: async (_o: unknown, type: string, reason: string, message: string) => void events.push({ type, reason, message }) } as unknown as EventRecorder,
+    logger: pino({ level: 'silent' }),
+    metrics,
+    image: 'img',
+    versionPolicy: { defaultVersion: 'v2' },
+    now: () => new Date(NOW),
+  });
+  const result = await reconciler.reconcile(`${NS}/s`);
+  await new Promise((r) => setImmediate(r));
+  const status = statuses.at(-1) as { phase?: string; fallback?: { reason: string }; activeVersion?: string; coordinatorAttempts?: number; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } | undefined;
+  const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => [v.labels.reason, v.value]);
+  return { result, status, created, deleted, events, fallbacks, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
+}
+
+describe('SwarmReconciler: waiting is not failing', () => {
+  it('a V2 pod never scheduled, long past fallbackTimeoutSeconds: Pending, no fallback, requeued at the start deadline', async () => {
+    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending' }, { createdMsAgo: 60_000 })]);
+    expect(r.created).toEqual([]);
+    expect(r.deleted).toEqual([]);
+    expect(r.status?.fallback).toBeUndefined();
+    expect(r.result).toEqual({ requeueAfterMs: 600_000 - 60_000 + 50 });
+  });
+
+  it('Unschedulable: the scheduler\'s message in CoordinatorReady and a Warning event, no fallback', async () => {
+    const message = '0/1 nodes are available: 1 Insufficient cpu.';
+    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] }, { createdMsAgo: 30_000 })]);
+    expect(r.cond('CoordinatorReady')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}` });
+    expect(r.events).toContainEqual({ type: 'Warning', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}` });
+    expect(r.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2' });
+    expect(r.status?.fallback).toBeUndefined();
+    expect(r.fallbacks).toEqual([]);
+  });
+
+  it('the same Unschedulable condition again: no second event', async () => {
+    const message = '0/1 nodes are available: 1 Insufficient cpu.';
+    const conditions = [{ type: 'CoordinatorReady', status: 'False', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}`, lastTransitionTime: secs(5000) }];
+    const r = await reconcileOnce(swarmObject({ conditions }), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })]);
+    expect(r.events.filter((e) => e.reason === 'Unschedulable')).toEqual([]);
+  });
+
+  it('past startDeadlineSeconds: Failed with StartDeadlineExceeded and the reason it waited for; the pod is deleted', async () => {
+    const r = await reconcileOnce(swarmObject({}, { startDeadlineSeconds: 60 }), [pod({ phase: 'Pending', ...container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x"' } }) }, { nodeName: 'n', createdMsAgo: 61_000 })]);
+    expect(r.status?.phase).toBe('Failed');
+    expect(r.cond('Failed')).toMatchObject({ status: 'True', reason: 'StartDeadlineExceeded', message: 'coordinator pod s-v2-1 did not start within 60s: ImagePullBackOff: Back-off pulling image "x"' });
+    expect(r.status?.fallback).toBeUndefined();
+    expect(r.deleted).toEqual([{ name: 's-v2-1', grace: 0 }]);
+  });
+});
+
+describe('SwarmReconciler: the readiness clock starts with the container', () => {
+  it('created long ago, running for 2 s of a 5 s limit: no fallback, requeued when the limit is due', async () => {
+    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(2000), { nodeName: 'n', createdMsAgo: 120_000 })]);
+    expect(r.status?.fallback).toBeUndefined();
+    expect(r.created).toEqual([]);
+    // startedAt has whole seconds: the clock counts from its latest instant.
+    expect(r.result).toEqual({ requeueAfterMs: 5000 - 2000 + 999 + 50 });
+  });
+
+  it('running 6 s, never ready: a startup_timeout fallback; the V2 pod is deleted gracefully and V1 waits', async () => {
+    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(7000), { nodeName: 'n' })]);
+    expect(r.status).toMatchObject({ phase: 'FallingBack', activeVersion: 'v2', fallback: { reason: 'V2 coordinator not ready within 5s of its container starting' } });
+    expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'StoppingV2' });
+    expect(r.deleted).toEqual([{ name: 's-v2-1', grace: undefined }]);
+    expect(r.created).toEqual([]);
+    expect(r.fallbacks).toEqual([['startup_timeout', 1]]);
+    expect(r.events.map((e) => e.reason)).toContain('FallbackToV1');
+  });
+
+  it('falling back, the V2 pod still terminating: nothing created, no second delete', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), [
+      pod(runningFor(9000), { nodeName: 'n', deletionTimestamp: new Date(NOW + 28_000).toISOString() }),
+    ]);
+    expect(r.created).toEqual([]);
+    expect(r.deleted).toEqual([]);
+    expect(r.result).toEqual({ requeueAfterMs: 1000 });
+  });
+
+  it('falling back, the V2 pod terminated: V1 is created (and the old pod removed)', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), [
+      pod({ phase: 'Failed', ...container({ terminated: { exitCode: 143 } }) }, { nodeName: 'n', deletionTimestamp: new Date(NOW + 20_000).toISOString() }),
+    ]);
+    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.status).toMatchObject({ activeVersion: 'v1', coordinatorAttempts: 2, phase: 'FallingBack' });
+    expect(r.deleted).toEqual([{ name: 's-v2-1', grace: 0 }]);
+  });
+
+  it('falling back, the V2 pod gone: V1 is created', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), []);
+    expect(r.created).toEqual(['s-v1-2']);
+  });
+
+  it('falling back, the V2 pod stuck terminating past its deadline (node unreachable): V1 is created, the pod force-deleted', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), [
+      pod(runningFor(200_000), { nodeName: 'n', deletionTimestamp: new Date(NOW - STUCK_TERMINATING_MS - 1000).toISOString() }),
+    ]);
+    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.deleted).toEqual([{ name: 's-v2-1', grace: 0 }]);
+  });
+});
+
+describe('SwarmReconciler: V2\'s own failures fall back, losses from outside are replaced', () => {
+  it('preflight failed (exit 3): fallback with its reason, V1 created at once (the pod has ended)', async () => {
+    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Failed', ...container({ terminated: { exitCode: 3, message: '/dev/shm/cfn not writable' } }) })]);
+    expect(r.status?.fallback?.reason).toBe('/dev/shm/cfn not writable');
+    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.fallbacks).toEqual([['preflight', 1]]);
+  });
+
+  it('OOM-killed: fallback, category oom_killed', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [pod({ phase: 'Failed', ...container({ terminated: { exitCode: 137, reason: 'OOMKilled' } }) }, { nodeName: 'n' })]);
+    expect(r.status?.fallback?.reason).toBe('V2 coordinator failed: OOMKilled: exit code 137');
+    expect(r.fallbacks).toEqual([['oom_killed', 1]]);
+    expect(r.created).toEqual(['s-v1-2']);
+  });
+
+  it('evicted: a V2 replacement, no fallback', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'Running', completedAgents: '0-1' }), [
+      pod({ phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.', ...container({ terminated: { exitCode: 137 } }) }, { nodeName: 'n' }),
+    ]);
+    expect(r.status?.fallback).toBeUndefined();
+    expect(r.created).toEqual(['s-v2-2']);
+    expect(r.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 2 });
+    expect(r.events).toContainEqual({ type: 'Warning', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory.; starting a replacement that resumes from the delivered agents' });
+    expect(r.fallbacks).toEqual([]);
+  });
+
+  it('deleted by someone, still terminating: waited for, nothing created', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [pod(runningFor(60_000), { nodeName: 'n', deletionTimestamp: new Date(NOW + 25_000).toISOString() })]);
+    expect(r.created).toEqual([]);
+    expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'PodTerminating' });
+  });
+
+  it('gone after it ran: a V2 replacement, no fallback', async () => {
+    const conditions = [{ type: 'CoordinatorReady', status: 'True', reason: 'PodReady', message: 'ready', lastTransitionTime: secs(30_000) }];
+    const r = await reconcileOnce(swarmObject({ phase: 'Running', conditions }), []);
+    expect(r.created).toEqual(['s-v2-2']);
+    expect(r.status?.fallback).toBeUndefined();
+  });
+});
