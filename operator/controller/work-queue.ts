@@ -68,6 +68,7 @@ export class WorkQueue {
 
   /** The next key to work on, or undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key !== undefined) return Promise.resolve(this.take(key));
     if (this.shuttingDown) return Promise.resolve(undefined);
@@ -76,11 +77,21 @@ export class WorkQueue {
 
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key)) this.enqueue(key);
+    if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
   }
 
+  /**
+   * For good: keys waiting are dropped, later adds too, and get() answers
+   * undefined, so no worker starts a reconcile after it (a process that lost
+   * its lease must not act; the next leader lists everything anyway).
+   */
   shutDown(): void {
     this.shuttingDown = true;
+    for (const key of this.queue.splice(0)) {
+      this.dirty.delete(key);
+      this.addedAt.delete(key);
+    }
+    this.hooks.depth?.(0);
     for (const { timer } of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
     for (const w of this.waiters.splice(0)) w(undefined);

@@ -75,7 +75,7 @@ beforeAll(async () => {
     workers: 4,
     // Per-swarm: it uses every verb the rules hold (the chart's default, shared, uses the same creates once per namespace).
     coordinatorIdentity: 'per-swarm',
-    leaderElection: { enabled: true, namespace: releaseNs, name: fullname, leaseDurationSeconds: 2, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.2 },
+    leaderElection: { enabled: true, namespace: releaseNs, name: fullname, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 0.2 },
   });
   await waitFor('leadership', () => op!.isLeader() || undefined);
 });

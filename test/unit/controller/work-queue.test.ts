@@ -44,6 +44,25 @@ describe('WorkQueue', () => {
     expect(await q.get()).toBeUndefined();
   });
 
+  it('shutDown drops the keys waiting and those added or re-added later, for good', async () => {
+    const depth: number[] = [];
+    const q = new WorkQueue(noLimit, { depth: (d) => depth.push(d) });
+    q.add('busy');
+    const busy = await q.get();
+    q.add('a');
+    q.add('b');
+    q.add('busy');
+    q.addAfter('later', 5);
+    q.shutDown();
+    expect(q.length).toBe(0);
+    expect(depth.at(-1)).toBe(0);
+    q.done(busy!);
+    q.add('c');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await q.get()).toBeUndefined();
+    expect(q.length).toBe(0);
+  });
+
   it('addAfter keeps the earliest pending time', async () => {
     const q = new WorkQueue(noLimit);
     q.addAfter('k', 10_000);
