@@ -45,6 +45,7 @@ export class Controller {
       retried: () => m?.workqueueRetries.inc({ name }),
       queueLatency: (s) => m?.workqueueQueueDuration.observe({ name }, s),
     });
+    m?.addQueue(name, this.queue);
   }
 
   enqueue(key: string): void {

@@ -15,7 +15,8 @@ export interface WorkQueueHooks {
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
-  private readonly processing = new Set<string>();
+  /** Keys handed to a worker, with when (performance.now()). */
+  private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
@@ -60,6 +61,13 @@ export class WorkQueue {
 
   forget(key: string): void {
     this.rateLimiter.forget(key);
+  }
+
+  /** Seconds the longest-held key has been with its worker (workqueue_longest_running_processor_seconds). */
+  longestRunningSeconds(): number {
+    let oldest = Infinity;
+    for (const t of this.processing.values()) oldest = Math.min(oldest, t);
+    return oldest === Infinity ? 0 : (performance.now() - oldest) / 1000;
   }
 
   failures(key: string): number {
@@ -108,7 +116,7 @@ export class WorkQueue {
   }
 
   private take(key: string): string {
-    this.processing.add(key);
+    this.processing.set(key, performance.now());
     this.dirty.delete(key);
     const t = this.addedAt.get(key);
     this.addedAt.delete(key);

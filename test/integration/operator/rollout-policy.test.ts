@@ -103,7 +103,12 @@ describe('RolloutPolicy on a real API server', () => {
     expect(v2.length).toBeGreaterThanOrEqual(3);
     expect(v2.length).toBeLessThanOrEqual(20);
     for (const s of swarms) expect(s.status?.versionReason).toMatch(/^RolloutPolicy main at 10%: bucket \d+ (<|>=) 10$/);
-    const p = await waitFor('policy status', async () => ((await getPolicy(ns, 'main')).status?.observed?.v2Swarms === v2.length ? getPolicy(ns, 'main') : undefined));
+    // Wait for every figure asserted: the policy is reconciled as swarms are routed, so v2Swarms can be final while v1Swarms still counts.
+    const p = await waitFor('policy status', async () => {
+      const got = await getPolicy(ns, 'main');
+      const o = got.status?.observed;
+      return o?.v2Swarms === v2.length && o.v1Swarms === 100 - v2.length ? got : undefined;
+    });
     expect(p.status).toMatchObject({ effectivePercentage: 10, phase: 'Canary', observed: { v1Swarms: 100 - v2.length, v2Swarms: v2.length } });
 
     // The Git-style edit: 10 -> 100. Existing swarms keep their version; new ones follow the new spec.

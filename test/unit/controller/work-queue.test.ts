@@ -63,6 +63,22 @@ describe('WorkQueue', () => {
     expect(q.length).toBe(0);
   });
 
+  it('reports how long the longest-held key has been with its worker, 0 when none is', async () => {
+    const q = new WorkQueue(noLimit);
+    expect(q.longestRunningSeconds()).toBe(0);
+    q.add('slow');
+    const slow = await q.get();
+    await new Promise((r) => setTimeout(r, 60));
+    q.add('fast');
+    const fast = await q.get();
+    expect(q.longestRunningSeconds()).toBeGreaterThanOrEqual(0.05);
+    q.done(slow!);
+    expect(q.longestRunningSeconds()).toBeLessThan(0.05);
+    q.done(fast!);
+    expect(q.longestRunningSeconds()).toBe(0);
+    q.shutDown();
+  });
+
   it('addAfter keeps the earliest pending time', async () => {
     const q = new WorkQueue(noLimit);
     q.addAfter('k', 10_000);
