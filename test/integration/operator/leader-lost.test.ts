@@ -24,6 +24,7 @@ let ns: string;
 const procs: ChildProcess[] = [];
 const ops: RunningOperator[] = [];
 let work: string;
+const cleanups: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
   await installCrds(c);
@@ -33,6 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const op of ops) await op.stop();
+  for (const cleanup of cleanups) await cleanup();
   await deleteNamespace(c, ns);
   rmSync(work, { recursive: true, force: true });
 });
@@ -58,7 +60,10 @@ function sampler(port: number): { samples: Sample[]; stop: () => Promise<void> }
   })();
   return {
     samples,
+    /** Stops after one more whole sample, so the last one sees the state as it is now. */
     stop: async () => {
+      const n = samples.length + 1;
+      while (samples.length <= n) await new Promise((r) => setTimeout(r, 20));
       on = false;
       await loop;
     },
@@ -123,6 +128,10 @@ async function apiProxy(target: URL): Promise<{ port: number; cut: () => Promise
     port = (server.address() as AddressInfo).port;
   };
   await listen();
+  cleanups.push(async () => {
+    for (const s of sockets) s.destroy();
+    if (server?.listening) await new Promise((r) => server!.close(r));
+  });
   return {
     port,
     cut: async () => {
@@ -192,13 +201,13 @@ describe('leadership lost', () => {
     const cutAt = Date.now();
     await proxy.cut();
     await first.lost;
+    await proxy.restore();
+    await new Promise((r) => setTimeout(r, 2000));
+    await watch.stop();
     // Stepped down not before the renew deadline (4 s since the last renew), soon after it.
     const stoppedAt = watch.samples.find((s) => !s.leader)?.at ?? Infinity;
     expect(stoppedAt - cutAt).toBeGreaterThan(4000 - 600);
     expect(stoppedAt - cutAt).toBeLessThan(4000 + 2000);
-    await proxy.restore();
-    await new Promise((r) => setTimeout(r, 2000));
-    await watch.stop();
     expect(first.isLeader()).toBe(false);
     expect(neverLeadsAgain(watch.samples)).toEqual([]);
     expect(watch.samples.at(-1)).toMatchObject({ ready: false, leader: false });
