@@ -42,6 +42,9 @@ Options:
                                (config/rbac/coordinator_admission_policy.yaml)
 
 Environment: COORDINATION_VERSION (v1|v2) pins the version of new auto Swarms; LOG_LEVEL.
+
+Exit codes: 0 after SIGTERM/SIGINT (lease released); 4 when the operator lost
+its leader Lease (it stopped all work; its Deployment starts a fresh process).
 `;
 
 const optionsSchema = z.object({
