@@ -27,6 +27,8 @@ declare -A NEEDS=(
   [conntrack]=conntrack
   # scripts/image/docker-build.sh: the Dockerfile built by a hand-started dockerd
   [dockerd]=docker.io
+  # config/prometheus: promtool checks and tests the alert rules; the e2e suite runs a real Prometheus
+  [promtool]=prometheus
 )
 
 missing=()

@@ -1,5 +1,7 @@
 // `cfn operator`: runs the operator against KUBECONFIG (or in-cluster config)
-// until SIGTERM/SIGINT, then shuts down gracefully (lease released).
+// until SIGTERM/SIGINT, then shuts down gracefully (lease released), or until
+// it loses its Lease: then it exits with EXIT.leadershipLost and its
+// Deployment starts a fresh process (operator-manager.ts says why).
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -45,6 +47,9 @@ Options:
                                (config/rbac/coordinator_admission_policy.yaml)
 
 Environment: COORDINATION_VERSION (v1|v2) pins the version of new auto Swarms; LOG_LEVEL.
+
+Exit codes: 0 after SIGTERM/SIGINT (lease released); 4 when the operator lost
+its leader Lease (it stopped all work; its Deployment starts a fresh process).
 `;
 
 const optionsSchema = z.object({
@@ -165,8 +170,13 @@ export async function operatorCommand(args: readonly string[], io: CliIo, hooks:
   });
   logger.info({ metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image, coordinatorIdentity: o.coordinatorIdentity }, 'operator started');
   hooks.onStarted?.(running);
-  const signal = await (hooks.until ?? untilSignal());
-  logger.info({ signal }, 'shutting down');
+  const ended = await Promise.race([(hooks.until ?? untilSignal()).then((signal) => ({ signal })), running.lost.then(() => 'lost' as const)]);
+  if (ended === 'lost') {
+    await running.stop();
+    logger.error({ exitCode: EXIT.leadershipLost }, 'leadership lost: exiting so that a fresh process campaigns');
+    return EXIT.leadershipLost;
+  }
+  logger.info({ signal: ended.signal }, 'shutting down');
   await running.stop();
   return EXIT.ok;
 }

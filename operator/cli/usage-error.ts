@@ -13,5 +13,7 @@ export const EXIT = {
   usage: 2,
   /** No coordinator could start (for example the shm path is not writable). */
   unavailable: 3,
+  /** `cfn operator` lost its Lease: it stopped all work; a fresh process campaigns again. */
+  leadershipLost: 4,
   interrupted: 130,
 } as const;

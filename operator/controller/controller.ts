@@ -32,6 +32,7 @@ const keyFields = (key: string) => {
 export class Controller {
   readonly queue: WorkQueue;
   private workers: Promise<void>[] = [];
+  private stopped = false;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -44,19 +45,28 @@ export class Controller {
       retried: () => m?.workqueueRetries.inc({ name }),
       queueLatency: (s) => m?.workqueueQueueDuration.observe({ name }, s),
     });
+    m?.addQueue(name, this.queue);
   }
 
   enqueue(key: string): void {
     this.queue.add(key);
   }
 
+  /**
+   * Starts the workers, once: a stopped controller's queue is shut down for
+   * good (keys added later are dropped), so starting it again is refused
+   * rather than left running workers that exit at once. Build a new one.
+   */
   start(): void {
+    if (this.stopped) throw new Error(`controller ${this.opts.name}: stopped for good; build a new controller to run again`);
+    if (this.workers.length) return;
     const n = this.opts.workers ?? 4;
     for (let i = 0; i < n; i++) this.workers.push(this.worker());
   }
 
   /** Stops taking work and waits for reconciles in flight to finish. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.queue.shutDown();
     await Promise.all(this.workers);
     this.workers = [];

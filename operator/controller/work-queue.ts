@@ -15,7 +15,8 @@ export interface WorkQueueHooks {
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
-  private readonly processing = new Set<string>();
+  /** Keys handed to a worker, with when (performance.now()). */
+  private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
@@ -62,12 +63,20 @@ export class WorkQueue {
     this.rateLimiter.forget(key);
   }
 
+  /** Seconds the longest-held key has been with its worker (workqueue_longest_running_processor_seconds). */
+  longestRunningSeconds(): number {
+    let oldest = Infinity;
+    for (const t of this.processing.values()) oldest = Math.min(oldest, t);
+    return oldest === Infinity ? 0 : (performance.now() - oldest) / 1000;
+  }
+
   failures(key: string): number {
     return this.rateLimiter.failures(key);
   }
 
   /** The next key to work on, or undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key !== undefined) return Promise.resolve(this.take(key));
     if (this.shuttingDown) return Promise.resolve(undefined);
@@ -76,11 +85,21 @@ export class WorkQueue {
 
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key)) this.enqueue(key);
+    if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
   }
 
+  /**
+   * For good: keys waiting are dropped, later adds too, and get() answers
+   * undefined, so no worker starts a reconcile after it (a process that lost
+   * its lease must not act; the next leader lists everything anyway).
+   */
   shutDown(): void {
     this.shuttingDown = true;
+    for (const key of this.queue.splice(0)) {
+      this.dirty.delete(key);
+      this.addedAt.delete(key);
+    }
+    this.hooks.depth?.(0);
     for (const { timer } of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
@@ -97,7 +116,7 @@ export class WorkQueue {
   }
 
   private take(key: string): string {
-    this.processing.add(key);
+    this.processing.set(key, performance.now());
     this.dirty.delete(key);
     const t = this.addedAt.get(key);
     this.addedAt.delete(key);

@@ -1,6 +1,9 @@
 // Leader election on a coordination.k8s.io/v1 Lease, like client-go's: the
 // holder renews before leaseDuration passes; others take over once it has.
 // Updates carry the resourceVersion read, so two candidates never both win.
+// One term per elector, as client-go's RunOrDie: once it stops leading (the
+// renew deadline passed, or the Lease names another live holder) it stops
+// campaigning; the process that owns it ends and a fresh one campaigns.
 import { isConflict, isNotFound } from './errors.js';
 import { resourcePath } from './client.js';
 import type { KubeClient } from './client.js';
@@ -36,6 +39,7 @@ const microTime = (d = new Date()): string => d.toISOString().replace(/Z$/, '000
 export class LeaderElector {
   private leading = false;
   private stopped = false;
+  private termOver = false;
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
   private readonly leaseDuration: number;
@@ -46,10 +50,19 @@ export class LeaderElector {
     this.leaseDuration = (opts.leaseDurationSeconds ?? 15) * 1000;
     this.renewDeadline = (opts.renewDeadlineSeconds ?? 10) * 1000;
     this.retryPeriod = (opts.retryPeriodSeconds ?? 2) * 1000;
+    // client-go's checks: a holder must renew before others may take over, and try
+    // more than once within its deadline (a single slow renew must not end its term).
+    if (!(this.leaseDuration > this.renewDeadline)) throw new Error('leader election: leaseDuration must be greater than renewDeadline');
+    if (!(this.renewDeadline > 1.2 * this.retryPeriod)) throw new Error('leader election: renewDeadline must be greater than 1.2 × retryPeriod');
   }
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** True once this elector led and stopped leading: it never campaigns again. */
+  get lost(): boolean {
+    return this.termOver;
   }
 
   start(): void {
@@ -89,20 +102,24 @@ export class LeaderElector {
   }
 
   private async tick(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.termOver) return;
     try {
-      const ok = await this.tryAcquireOrRenew();
-      if (ok) this.lastRenew = Date.now();
-      if (ok && !this.leading) this.setLeading(true);
-      if (!ok && this.leading && Date.now() - this.lastRenew > this.renewDeadline) this.setLeading(false);
+      const r = await this.tryAcquireOrRenew();
+      if (this.stopped) return;
+      if (r === 'held') this.lastRenew = Date.now();
+      if (r === 'held' && !this.leading) this.setLeading(true);
+      // Another live holder: this process leads no more, whatever its deadline says.
+      else if (r === 'other' && this.leading) this.setLeading(false);
+      else if (r !== 'held' && this.leading && Date.now() - this.lastRenew > this.renewDeadline) this.setLeading(false);
     } catch (e) {
       this.opts.onError?.(e);
       if (this.leading && Date.now() - this.lastRenew > this.renewDeadline) this.setLeading(false);
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryPeriod);
+    if (!this.stopped && !this.termOver) this.timer = setTimeout(() => void this.tick(), this.retryPeriod);
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** held: this identity holds the Lease now; other: another live holder does; conflict: a concurrent write won. */
+  private async tryAcquireOrRenew(): Promise<'held' | 'other' | 'conflict'> {
     const now = new Date();
     const lease = await this.read();
     const spec = {
@@ -119,9 +136,9 @@ export class LeaderElector {
       };
       try {
         await this.opts.client.create(resourcePath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: this.opts.namespace }), body);
-        return true;
+        return 'held';
       } catch (e) {
-        if (isConflict(e)) return false;
+        if (isConflict(e)) return 'conflict';
         throw e;
       }
     }
@@ -129,7 +146,7 @@ export class LeaderElector {
     const renewed = lease.spec.renewTime ? Date.parse(lease.spec.renewTime) : 0;
     const duration = (lease.spec.leaseDurationSeconds ?? 0) * 1000;
     const held = holder !== '' && holder !== this.opts.identity && renewed + duration > now.getTime();
-    if (held) return false;
+    if (held) return 'other';
     const takingOver = holder !== this.opts.identity;
     lease.spec = {
       ...lease.spec,
@@ -139,9 +156,9 @@ export class LeaderElector {
     try {
       // PUT with the resourceVersion read: a concurrent writer makes this a 409.
       await this.opts.client.request({ method: 'PUT', path: this.path(), body: lease });
-      return true;
+      return 'held';
     } catch (e) {
-      if (isConflict(e)) return false;
+      if (isConflict(e)) return 'conflict';
       throw e;
     }
   }
@@ -149,7 +166,9 @@ export class LeaderElector {
   private setLeading(v: boolean): void {
     if (this.leading === v) return;
     this.leading = v;
-    if (v) this.opts.onStartedLeading();
-    else this.opts.onStoppedLeading();
+    if (v) return this.opts.onStartedLeading();
+    this.termOver = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.opts.onStoppedLeading();
   }
 }

@@ -1,6 +1,14 @@
 // Wires the operator together: informers on Swarms and coordinator pods feed
 // the Swarm controller's queue; only the elected leader reconciles; /metrics,
 // /healthz and /readyz are served throughout.
+//
+// Losing the Lease ends the operator, as client-go's OnStoppedLeading (exit)
+// and controller-runtime's manager ("leader election lost") do: `lost`
+// settles and `cfn operator` exits non-zero; the Deployment starts a fresh
+// process that campaigns again. Rebuilding in place would mean new queues,
+// informers, caches and the reconciler's own memory (namespace identities,
+// the pod index), all filled while another process was acting: a fresh
+// process has none of that to get wrong.
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { Controller } from '../controller/controller.js';
@@ -48,6 +56,8 @@ export interface RunningOperator {
   policyController: Controller;
   port: number | undefined;
   isLeader(): boolean;
+  /** Settles once the operator lost its Lease and stopped all work (it never leads again). */
+  lost: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -179,6 +189,16 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   });
 
   let leading = false;
+  let stopping = false;
+  let lostLease = false;
+  let markLost!: () => void;
+  const lost = new Promise<void>((resolve) => (markLost = resolve));
+  const stopWork = async () => {
+    await Promise.all([controller.stop(), policyController.stop()]);
+    // The last decisions' events, bounded: shutdown must not hang on an unreachable API server.
+    await Promise.race([recorder.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
+    await Promise.all([...swarmInformers, ...podInformers, ...policyInformers].map((i) => i.stop()));
+  };
   const startWork = () => {
     leading = true;
     metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 1);
@@ -200,12 +220,13 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         ...(opts.leaderElection.retryPeriodSeconds ? { retryPeriodSeconds: opts.leaderElection.retryPeriodSeconds } : {}),
         onStartedLeading: startWork,
         onStoppedLeading: () => {
-          // Like client-go: a process that lost its lease stops reconciling at once.
           leading = false;
           metrics.leaderElectionMaster.set({ name: 'swarm-operator' }, 0);
-          log.error('lost leadership: stopping');
-          void controller.stop();
-          void policyController.stop();
+          if (stopping) return;
+          // Not ready and not healthy from now on: this process reconciles nothing ever again.
+          lostLease = true;
+          log.error('lost leadership: stopping all work; the process ends');
+          void stopWork().finally(markLost);
         },
         onError: (e) => log.warn({ err: String(e) }, 'leader election'),
       })
@@ -223,12 +244,14 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
           res.setHeader('Content-Type', metrics.registry.contentType);
           res.end(await metrics.registry.metrics());
         } else if (req.url === '/healthz') {
-          res.end('ok');
+          res.statusCode = lostLease ? 503 : 200;
+          res.end(lostLease ? 'leadership lost' : 'ok');
         } else if (req.url === '/readyz') {
-          // A standby is ready (it serves and campaigns); a leader once its caches synced.
-          const ok = !leading || synced.size === swarmInformers.length + podInformers.length + policyInformers.length;
+          // A standby is ready (it serves and campaigns); a leader once its caches synced;
+          // a process that lost its lease never again.
+          const ok = !lostLease && (!leading || synced.size === swarmInformers.length + podInformers.length + policyInformers.length);
           res.statusCode = ok ? 200 : 503;
-          res.end(ok ? 'ok' : 'caches not synced');
+          res.end(ok ? 'ok' : lostLease ? 'leadership lost' : 'caches not synced');
         } else {
           res.statusCode = 404;
           res.end();
@@ -245,11 +268,10 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     policyController,
     port,
     isLeader: () => leading,
+    lost,
     stop: async () => {
-      await Promise.all([controller.stop(), policyController.stop()]);
-      // The last decisions' events, bounded: shutdown must not hang on an unreachable API server.
-      await Promise.race([recorder.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
-      await Promise.all([...swarmInformers, ...podInformers, ...policyInformers].map((i) => i.stop()));
+      stopping = true;
+      await stopWork();
       await le?.stop();
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
     },

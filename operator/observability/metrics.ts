@@ -22,9 +22,22 @@ export interface OperatorMetrics {
   rolloutEffectivePercentage: Gauge<'policy'>;
   rolloutRoutedTotal: Counter<'policy' | 'version'>;
   rolloutFallbackRate: Gauge<'policy'>;
+  rolloutDeliveryRate: Gauge<'policy'>;
+  rolloutObservedV2Swarms: Gauge<'policy'>;
+  rolloutObservedFinishedV2Swarms: Gauge<'policy'>;
+  rolloutGateMaxFallbackRate: Gauge<'policy'>;
+  rolloutGateMinDeliveryRate: Gauge<'policy'>;
+  rolloutGateMinSamples: Gauge<'policy'>;
   rolloutPhase: Gauge<'policy' | 'phase'>;
   /** Where swarm_phase and swarm_delivery_rate read swarms from at scrape time. */
   setSwarmSource(source: () => Iterable<SwarmSample>): void;
+  /** A work queue whose busiest worker workqueue_longest_running_processor_seconds reports at scrape time. */
+  addQueue(name: string, queue: QueueSample): void;
+}
+
+export interface QueueSample {
+  /** Seconds the longest reconcile in flight has run; 0 when none runs. */
+  longestRunningSeconds(): number;
 }
 
 export interface SwarmSample {
@@ -51,6 +64,16 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       for (const s of source()) if (s.deliveryRate !== undefined) this.set({ namespace: s.namespace, name: s.name }, s.deliveryRate);
     },
   });
+  const queues = new Map<string, QueueSample>();
+  const workqueueLongestRunning = new Gauge({
+    name: 'workqueue_longest_running_processor_seconds',
+    help: 'How many seconds the longest running processor for workqueue has been running',
+    labelNames: ['name'],
+    registers,
+    collect() {
+      for (const [name, q] of queues) this.set({ name }, q.longestRunningSeconds());
+    },
+  });
   const swarmPhase = new Gauge({
     name: 'swarm_phase',
     help: 'Number of Swarms per phase and version',
@@ -61,10 +84,38 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       for (const s of source()) this.inc({ phase: s.phase ?? 'Pending', version: s.version ?? 'undecided' });
     },
   });
+  const rollout = {
+    rolloutEffectivePercentage: new Gauge({ name: 'rollout_effective_percentage', help: 'Share of new Swarms routed to V2 by a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutRoutedTotal: new Counter({ name: 'rollout_routed_total', help: 'Swarms routed by a RolloutPolicy, per version', labelNames: ['policy', 'version'], registers }),
+    rolloutFallbackRate: new Gauge({ name: 'rollout_fallback_rate', help: 'Fallback rate (percent) of the V2 swarms in the current window of a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutDeliveryRate: new Gauge({
+      name: 'rollout_delivery_rate',
+      help: 'Mean delivery rate (percent) of the finished V2 swarms in the current window of a RolloutPolicy; absent before one finished',
+      labelNames: ['policy'],
+      registers,
+    }),
+    rolloutObservedV2Swarms: new Gauge({ name: 'rollout_observed_v2_swarms', help: 'V2 swarms in the current window of a RolloutPolicy (the fallback rate\'s sample)', labelNames: ['policy'], registers }),
+    rolloutObservedFinishedV2Swarms: new Gauge({
+      name: 'rollout_observed_finished_v2_swarms',
+      help: 'Finished V2 swarms in the current window of a RolloutPolicy (the delivery rate\'s sample)',
+      labelNames: ['policy'],
+      registers,
+    }),
+    rolloutGateMaxFallbackRate: new Gauge({ name: 'rollout_gate_max_fallback_rate', help: 'maxFallbackRate gate (percent) of the current step of a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutGateMinDeliveryRate: new Gauge({ name: 'rollout_gate_min_delivery_rate', help: 'minDeliveryRate gate (percent) of the current step of a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutGateMinSamples: new Gauge({ name: 'rollout_gate_min_samples', help: 'minSamples gate of the current step of a RolloutPolicy: fewer samples are not judged', labelNames: ['policy'], registers }),
+    rolloutPhase: new Gauge({ name: 'rollout_phase', help: 'Phase of a RolloutPolicy (1 for the current phase)', labelNames: ['policy', 'phase'], registers }),
+  };
   return {
+    ...rollout,
     setSwarmSource: (fn) => {
       source = fn;
     },
+    addQueue: (name, q) => {
+      queues.set(name, q);
+      workqueueLongestRunning.set({ name }, 0);
+    },
+
     swarmPhase,
     swarmDeliveryRate,
     registry,
@@ -104,10 +155,6 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       registers,
     }),
     swarmFallbackTotal: new Counter({ name: 'swarm_fallback_total', help: 'V2 to V1 fallbacks by reason', labelNames: ['reason'], registers }),
-    rolloutEffectivePercentage: new Gauge({ name: 'rollout_effective_percentage', help: 'Share of new Swarms routed to V2 by a RolloutPolicy', labelNames: ['policy'], registers }),
-    rolloutRoutedTotal: new Counter({ name: 'rollout_routed_total', help: 'Swarms routed by a RolloutPolicy, per version', labelNames: ['policy', 'version'], registers }),
-    rolloutFallbackRate: new Gauge({ name: 'rollout_fallback_rate', help: 'Fallback rate (percent) of the V2 swarms in the current window of a RolloutPolicy', labelNames: ['policy'], registers }),
-    rolloutPhase: new Gauge({ name: 'rollout_phase', help: 'Phase of a RolloutPolicy (1 for the current phase)', labelNames: ['policy', 'phase'], registers }),
     leaderElectionMaster: new Gauge({ name: 'leader_election_master_status', help: 'Whether this process is the leader (1) or not (0)', labelNames: ['name'], registers }),
   };
 }

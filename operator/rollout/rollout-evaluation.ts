@@ -77,6 +77,11 @@ export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: n
   };
 }
 
+/** The gates a step is judged by: its own, else the policy's (step -1: spec.v2Percentage). */
+export function gatesOf(policy: RolloutPolicy, step: number): RolloutGates {
+  return step >= 0 ? (policy.spec.steps?.[step]?.gates ?? policy.spec.gates) : policy.spec.gates;
+}
+
 export function judge(policy: RolloutPolicy, observed: Observed, gates: RolloutGates, currentStep: number, stepAgeMs: number): Verdict {
   if (policy.spec.paused) return { kind: 'paused' };
   const o = observed;

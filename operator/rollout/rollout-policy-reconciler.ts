@@ -7,7 +7,7 @@ import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
 import { resourcePath } from '../k8s/client.js';
 import { PermanentError } from '../k8s/errors.js';
 import { defaultPolicy, parsePolicies } from './rollout-router.js';
-import { judge, observe, phaseOf, rolloutSpecKey } from './rollout-evaluation.js';
+import { gatesOf, judge, observe, phaseOf, rolloutSpecKey } from './rollout-evaluation.js';
 import type { RolloutPolicy, RolloutPolicyStatus } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
@@ -38,7 +38,7 @@ export class RolloutPolicyReconciler {
 
   reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const raw = this.deps.getPolicy(key);
-    if (!raw) return;
+    if (!raw) return this.forgetMetrics(key);
     const parsed = policySchema.safeParse(raw);
     if (!parsed.success) throw new PermanentError(`${key}: invalid RolloutPolicy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const policy = parsed.data;
@@ -86,7 +86,7 @@ export class RolloutPolicyReconciler {
       status.evaluation = { generation: gen ?? 0, specKey };
     }
     const step = status.currentStep ?? -1;
-    const gates = step >= 0 ? (policy.spec.steps?.[step]?.gates ?? policy.spec.gates) : policy.spec.gates;
+    const gates = gatesOf(policy, step);
     const since = status.stepStartTime ?? now.toISOString();
     const rolledBack = findCondition(status.conditions, 'RolledBack')?.status === 'True';
     // Rolled back: the figures that caused it stay in status until the next spec change.
@@ -153,12 +153,36 @@ export class RolloutPolicyReconciler {
     else cond('DefaultActive', 'True', 'Default', 'routes the Swarms of this namespace that name no policy');
   }
 
+  /**
+   * The evaluation as gauges, next to the gates it is judged by, so alerts
+   * (config/prometheus) compare the two per policy without knowing any spec.
+   */
   private observeMetrics(policy: RolloutPolicy, status: RolloutPolicyStatus): void {
     const m = this.deps.metrics;
     if (!m) return;
     const label = `${policy.metadata.namespace ?? 'default'}/${policy.metadata.name}`;
+    const o = status.observed;
+    const gates = gatesOf(policy, status.currentStep ?? -1);
     m.rolloutEffectivePercentage.set({ policy: label }, status.effectivePercentage ?? 0);
-    m.rolloutFallbackRate.set({ policy: label }, status.observed?.fallbackRate ?? 0);
+    m.rolloutFallbackRate.set({ policy: label }, o?.fallbackRate ?? 0);
+    if (o?.deliveryRate !== undefined) m.rolloutDeliveryRate.set({ policy: label }, o.deliveryRate);
+    else m.rolloutDeliveryRate.remove({ policy: label });
+    m.rolloutObservedV2Swarms.set({ policy: label }, o?.v2Swarms ?? 0);
+    m.rolloutObservedFinishedV2Swarms.set({ policy: label }, o?.finishedV2Swarms ?? 0);
+    m.rolloutGateMaxFallbackRate.set({ policy: label }, gates.maxFallbackRate);
+    m.rolloutGateMinDeliveryRate.set({ policy: label }, gates.minDeliveryRate);
+    m.rolloutGateMinSamples.set({ policy: label }, gates.minSamples);
     for (const phase of PHASES) m.rolloutPhase.set({ policy: label, phase }, status.phase === phase ? 1 : 0);
+  }
+
+  /** A deleted policy's gauges go: a stale breach must not keep an alert firing. */
+  private forgetMetrics(key: string): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    const policy = key;
+    for (const g of [m.rolloutEffectivePercentage, m.rolloutFallbackRate, m.rolloutDeliveryRate, m.rolloutObservedV2Swarms, m.rolloutObservedFinishedV2Swarms, m.rolloutGateMaxFallbackRate, m.rolloutGateMinDeliveryRate, m.rolloutGateMinSamples]) {
+      g.remove({ policy });
+    }
+    for (const phase of PHASES) m.rolloutPhase.remove({ policy, phase });
   }
 }

@@ -49,9 +49,11 @@ describe('RolloutPolicy on a real node', () => {
         return all.every((s) => s.status?.phase === 'Succeeded') ? all : undefined;
       }, 600_000, 2000);
       for (const s of done) expect(s.status).toMatchObject({ deliveryRate: 100, agents: { total: 2, completed: 2, failed: 0 }, activeVersion: s.status?.version });
+      // Both figures asserted below are waited for: the policy may count the V2 swarms before the last V1 ones.
       const p = await waitFor('policy observed', async () => {
         const got = await kubectlJson(policyStatus, ['get', 'rolloutpolicy', '-n', ns, 'canary']);
-        return got.status?.observed?.v2Swarms === v2.length ? got : undefined;
+        const o = got.status?.observed;
+        return o?.v2Swarms === v2.length && o.v1Swarms === 50 - v2.length ? got : undefined;
       });
       expect(p.status).toMatchObject({ effectivePercentage: 10, observed: { v1Swarms: 50 - v2.length, v2Swarms: v2.length } });
     } finally {

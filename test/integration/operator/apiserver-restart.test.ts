@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient } from '../../../operator/k8s/client.js';
-import { createNamespace, installCrds, REPO, runOperator, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { createNamespace, installCrds, REPO, runOperator, scrape, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { PodObject } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 
@@ -74,6 +74,14 @@ describe('API server restart', () => {
     // And the pod watch too: a deleted coordinator is replaced.
     await c.delete(`/api/v1/namespaces/${ns}/pods/before-v1-1`, { gracePeriodSeconds: 0 });
     await waitFor('replacement', async () => (await pods()).some((p) => p.metadata.name === 'before-v1-2') || undefined, 60_000, 200);
-    expect(op!.controller.queue.length).toBeGreaterThanOrEqual(0);
+    // Still ready, and the replacement is in status (the attempt counted once).
+    expect(await scrape(op!.port, '/readyz')).toEqual({ status: 200, text: 'ok' });
+    const status = async () => (await c.get<{ status?: { coordinatorAttempts?: number; coordinatorPod?: string } }>(swarmPath(ns, 'before'))).status;
+    // Waits for every field asserted below; on a timeout the assertion shows what status holds.
+    await waitFor('replacement in status', async () => {
+      const s = await status();
+      return s?.coordinatorPod === 'before-v1-2' && s.coordinatorAttempts === 2 ? true : undefined;
+    }).catch(() => undefined);
+    expect(await status()).toMatchObject({ coordinatorPod: 'before-v1-2', coordinatorAttempts: 2 });
   });
 });

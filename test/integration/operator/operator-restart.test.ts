@@ -50,7 +50,7 @@ describe('operator restarts and leader election', () => {
   });
 
   it('two operator processes: exactly one leader acts, the other takes over when it stops', async () => {
-    const election = { enabled: true, namespace: ns, name: 'swarm-operator-test', leaseDurationSeconds: 2, renewDeadlineSeconds: 1, retryPeriodSeconds: 1 };
+    const election = { enabled: true, namespace: ns, name: 'swarm-operator-test', leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 0.2 };
     const a = await start({ leaderElection: { ...election, identity: 'op-a' } });
     const b = await start({ leaderElection: { ...election, identity: 'op-b' } });
     await waitFor('a leader', () => a.isLeader() || b.isLeader() || undefined, 10_000);

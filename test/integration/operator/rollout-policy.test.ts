@@ -103,7 +103,12 @@ describe('RolloutPolicy on a real API server', () => {
     expect(v2.length).toBeGreaterThanOrEqual(3);
     expect(v2.length).toBeLessThanOrEqual(20);
     for (const s of swarms) expect(s.status?.versionReason).toMatch(/^RolloutPolicy main at 10%: bucket \d+ (<|>=) 10$/);
-    const p = await waitFor('policy status', async () => ((await getPolicy(ns, 'main')).status?.observed?.v2Swarms === v2.length ? getPolicy(ns, 'main') : undefined));
+    // Wait for every figure asserted: the policy is reconciled as swarms are routed, so v2Swarms can be final while v1Swarms still counts.
+    const p = await waitFor('policy status', async () => {
+      const got = await getPolicy(ns, 'main');
+      const o = got.status?.observed;
+      return o?.v2Swarms === v2.length && o.v1Swarms === 100 - v2.length ? got : undefined;
+    });
     expect(p.status).toMatchObject({ effectivePercentage: 10, phase: 'Canary', observed: { v1Swarms: 100 - v2.length, v2Swarms: v2.length } });
 
     // The Git-style edit: 10 -> 100. Existing swarms keep their version; new ones follow the new spec.
@@ -119,8 +124,10 @@ describe('RolloutPolicy on a real API server', () => {
     // A restarted operator keeps routing and status.
     await op!.stop();
     op = await runOperator({ namespaces: [ns] });
-    await op.controller.idle();
-    await new Promise((r) => setTimeout(r, 300));
+    // The restarted operator has reconciled the policy (its gauge exists only then) before status is read.
+    const restarted = op;
+    await waitFor('the restarted operator evaluated the policy', async () => sample(await restarted.metrics.registry.metrics(), 'rollout_effective_percentage', { policy: `${ns}/main` }) === 100 || undefined);
+    await restarted.controller.idle();
     for (const s of [...swarms, ...later]) expect((await getSwarm(c, ns, s.metadata.name)).status?.version).toBe(s.status?.version);
     expect((await getPolicy(ns, 'main')).status).toMatchObject({ effectivePercentage: 100, observedGeneration: 2 });
   });
@@ -165,10 +172,16 @@ describe('RolloutPolicy on a real API server', () => {
     const p = await getPolicy(ns, 'steps');
     expect(p.status).toMatchObject({ phase: 'Full', currentStep: 1 });
     expect(p.status?.lastDecision?.reason).toMatch(/^promoted: gates hold: fallback 0% <= 5%, delivery 100% >= 95%/);
-    await waitFor('Promoted event', async () => (await events(c, ns)).some((e) => e.reason === 'Promoted') || undefined);
-    const metrics = await op!.metrics.registry.metrics();
-    expect(metrics).toMatch(new RegExp(`rollout_effective_percentage\\{policy="${ns}/steps"\\} 100`));
-    expect(metrics).toMatch(new RegExp(`rollout_phase\\{policy="${ns}/steps",phase="Full"\\} 1`));
+    const promoted = await waitFor('two Promoted events', async () => {
+      const got = (await events(c, ns)).filter((e) => e.reason === 'Promoted');
+      return got.length === 2 ? got : undefined;
+    });
+    expect(promoted.map((e) => e.message.split(':')[0]).sort()).toEqual(['50% -> 80%', '80% -> 100%']);
+    // The gauges are set after the status write and its events: wait for them, not for the status.
+    await waitFor('gauges of the last promotion', async () => {
+      const m = await op!.metrics.registry.metrics();
+      return (sample(m, 'rollout_effective_percentage', { policy: `${ns}/steps` }) === 100 && sample(m, 'rollout_phase', { policy: `${ns}/steps`, phase: 'Full' }) === 1) || undefined;
+    });
   });
 
   it('rolls back to 0% on a breach, says why with the figures, and never writes spec', async () => {
@@ -192,7 +205,7 @@ describe('RolloutPolicy on a real API server', () => {
     expect(after.every((s) => s.status?.version === 'v1')).toBe(true);
     const ev = await waitFor('RolledBack event', async () => (await events(c, ns)).find((e) => e.reason === 'RolledBack'));
     expect(ev.message).toBe('100% -> 0%: fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)');
-    expect(await op!.metrics.registry.metrics()).toMatch(new RegExp(`rollout_fallback_rate\\{policy="${ns}/risky"\\} 33.33`));
+    await waitFor('the fallback rate gauge', async () => sample(await op!.metrics.registry.metrics(), 'rollout_fallback_rate', { policy: `${ns}/risky` }) === 33.33 || undefined);
   });
 
   it('a burst of V2 swarms whose pods wait to be scheduled never rolls the policy back: waiting is no fallback', async () => {
@@ -322,10 +335,15 @@ describe('RolloutPolicy on a real API server', () => {
     });
     expect(applied.map((e) => `${e.type}: ${e.message}`).sort()).toEqual(['Normal: 0% -> 100%: spec generation 1: v2Percentage=100', 'Normal: 0% -> 50%: spec generation 2: v2Percentage=50']);
 
+    // Counted once each routing's status write landed, a moment after it: wait for the counts themselves.
     const all = [...first, ...rolledBack, ...after];
-    const metrics = await op!.metrics.registry.metrics();
-    expect(sample(metrics, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v2' })).toBe(all.filter((s) => s.status?.version === 'v2').length);
-    expect(sample(metrics, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v1' })).toBe(all.filter((s) => s.status?.version === 'v1').length);
+    const want = { v2: all.filter((s) => s.status?.version === 'v2').length, v1: all.filter((s) => s.status?.version === 'v1').length };
+    const routed = async () => {
+      const m = await op!.metrics.registry.metrics();
+      return { v2: sample(m, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v2' }), v1: sample(m, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v1' }) };
+    };
+    await waitFor('every routed swarm counted', async () => (JSON.stringify(await routed()) === JSON.stringify(want) ? true : undefined)).catch(() => undefined);
+    expect(await routed()).toEqual(want);
   });
 
   it('rejects invalid policies, naming the field', async () => {

@@ -132,7 +132,7 @@ describe('helm install', () => {
       namespaces: [watchNs],
       image: 'swarm-operator:0.1.0',
       metricsPort: -1,
-      leaderElection: { enabled: true, namespace: releaseNs, name: fullname, leaseDurationSeconds: 2, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.2 },
+      leaderElection: { enabled: true, namespace: releaseNs, name: fullname, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 0.2 },
     });
     try {
       await c.create(swarmPath(watchNs), swarmManifest(watchNs, 'scoped', { coordination: { version: 'v2' } }));

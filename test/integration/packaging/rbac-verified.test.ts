@@ -75,7 +75,7 @@ beforeAll(async () => {
     workers: 4,
     // Per-swarm: it uses every verb the rules hold (the chart's default, shared, uses the same creates once per namespace).
     coordinatorIdentity: 'per-swarm',
-    leaderElection: { enabled: true, namespace: releaseNs, name: fullname, leaseDurationSeconds: 2, renewDeadlineSeconds: 1, retryPeriodSeconds: 0.2 },
+    leaderElection: { enabled: true, namespace: releaseNs, name: fullname, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 0.2 },
   });
   await waitFor('leadership', () => op!.isLeader() || undefined);
 });
@@ -138,6 +138,8 @@ describe('the operator under the chart ServiceAccount', () => {
     // Unlabelled, the pod leaves the operator's label-selected cache but still exists.
     await c.mergePatch(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, { metadata: { labels: { 'app.kubernetes.io/managed-by': null } } });
     await waitFor('GET of the pod', () => requests.some((r) => r.method === 'GET' && r.path.endsWith(`/pods/${pod.metadata.name}`)) || undefined);
+    // The reconcile that read the pod has finished (and created nothing) before the pods are listed.
+    await op!.controller.idle();
     expect(await podOf('hidden', 2)).toBeUndefined();
   });
 

@@ -71,4 +71,62 @@ describe('Controller', () => {
     expect(lines).toContainEqual(expect.objectContaining({ namespace: 'ns', name: 'flaky', msg: 'reconcile failed, retrying', level: 40 }));
     expect(lines).toContainEqual(expect.objectContaining({ namespace: 'ns', name: 'broken', msg: 'reconcile failed permanently', level: 50, err: 'PermanentError: invalid' }));
   });
+
+  it('a stopped controller is stopped for good: start() again is refused, and keys added later are never reconciled', async () => {
+    const seen: string[] = [];
+    const c = new Controller({ name: 'test', workers: 2, reconcile: async (key) => void seen.push(key) });
+    c.start();
+    c.enqueue('ns/before');
+    await c.idle();
+    await c.stop();
+    expect(() => c.start()).toThrow(/stopped for good/);
+    c.enqueue('ns/after');
+    await tick(30);
+    expect(seen).toEqual(['ns/before']);
+    expect(c.queue.length).toBe(0);
+  });
+
+  it('stop() lets reconciles in flight finish and starts none of the keys still waiting', async () => {
+    const seen: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const c = new Controller({
+      name: 'test',
+      workers: 1,
+      reconcile: async (key) => {
+        seen.push(key);
+        if (key === 'ns/first') await gate;
+      },
+    });
+    c.start();
+    c.enqueue('ns/first');
+    await tick(5);
+    for (let i = 0; i < 5; i++) c.enqueue(`ns/waiting${i}`);
+    expect(c.queue.length).toBe(5);
+    const stopped = c.stop();
+    expect(c.queue.length).toBe(0);
+    release();
+    await stopped;
+    expect(seen).toEqual(['ns/first']);
+  });
+
+  it('start() twice runs one set of workers', async () => {
+    let running = 0;
+    let peak = 0;
+    const c = new Controller({
+      name: 'test',
+      workers: 2,
+      reconcile: async () => {
+        peak = Math.max(peak, ++running);
+        await tick(10);
+        running--;
+      },
+    });
+    c.start();
+    c.start();
+    for (let i = 0; i < 8; i++) c.enqueue(`ns/k${i}`);
+    await c.idle();
+    await c.stop();
+    expect(peak).toBe(2);
+  });
 });

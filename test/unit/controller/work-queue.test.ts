@@ -44,6 +44,41 @@ describe('WorkQueue', () => {
     expect(await q.get()).toBeUndefined();
   });
 
+  it('shutDown drops the keys waiting and those added or re-added later, for good', async () => {
+    const depth: number[] = [];
+    const q = new WorkQueue(noLimit, { depth: (d) => depth.push(d) });
+    q.add('busy');
+    const busy = await q.get();
+    q.add('a');
+    q.add('b');
+    q.add('busy');
+    q.addAfter('later', 5);
+    q.shutDown();
+    expect(q.length).toBe(0);
+    expect(depth.at(-1)).toBe(0);
+    q.done(busy!);
+    q.add('c');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await q.get()).toBeUndefined();
+    expect(q.length).toBe(0);
+  });
+
+  it('reports how long the longest-held key has been with its worker, 0 when none is', async () => {
+    const q = new WorkQueue(noLimit);
+    expect(q.longestRunningSeconds()).toBe(0);
+    q.add('slow');
+    const slow = await q.get();
+    await new Promise((r) => setTimeout(r, 60));
+    q.add('fast');
+    const fast = await q.get();
+    expect(q.longestRunningSeconds()).toBeGreaterThanOrEqual(0.05);
+    q.done(slow!);
+    expect(q.longestRunningSeconds()).toBeLessThan(0.05);
+    q.done(fast!);
+    expect(q.longestRunningSeconds()).toBe(0);
+    q.shutDown();
+  });
+
   it('addAfter keeps the earliest pending time', async () => {
     const q = new WorkQueue(noLimit);
     q.addAfter('k', 10_000);

@@ -15,6 +15,7 @@ const VARIANTS: Record<string, string[]> = {
   default: [],
   'watch-namespaces': ['--set', 'watchNamespaces={team-a,team-b}'],
   'service-monitor': ['--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.labels.release=prom'],
+  monitoring: ['--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=prom', '--set', 'grafanaDashboard.enabled=true'],
   'custom-image': ['--set', 'image.repository=registry.example.com/swarm-operator', '--set', 'image.tag=1.2.3', '--set', 'image.pullPolicy=Always', '--set', 'coordinator.image=registry.example.com/coord:1.2.3', '--set', 'coordinationVersion=v1'],
 };
 

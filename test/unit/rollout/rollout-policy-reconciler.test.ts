@@ -26,6 +26,8 @@ class World {
   private clock = Date.parse('2026-11-25T01:00:00Z');
   private rv = 1;
   readonly router = new RolloutRouter(() => parsePolicies([this.policy]));
+  /** The policy was deleted: the cache no longer has it. */
+  deleted = false;
   private readonly reconciler: RolloutPolicyReconciler;
 
   constructor(spec: Record<string, unknown>, others: readonly KubeObject[] = []) {
@@ -45,7 +47,7 @@ class World {
     const recorder = { record: async (_o: unknown, type: string, reason: string, message: string) => void this.events.push({ type, reason, message }) } as unknown as EventRecorder;
     this.reconciler = new RolloutPolicyReconciler({
       client,
-      getPolicy: () => this.policy,
+      getPolicy: () => (this.deleted ? undefined : this.policy),
       listPolicies: () => [this.policy, ...others],
       listSwarms: () => this.swarms,
       recorder,
@@ -263,5 +265,44 @@ describe('the namespace default', () => {
     const winner = new World({ v2Percentage: 10 }, [otherDefault('newer', '2026-11-26T00:00:00Z')]);
     await winner.reconcile();
     expect(winner.condition('DefaultActive')).toMatchObject({ status: 'True', reason: 'Default' });
+  });
+});
+
+describe('RolloutPolicyReconciler: metrics for alerts', () => {
+  const series = async (w: World) => {
+    const out: Record<string, number> = {};
+    for (const m of await w.metrics.registry.getMetricsAsJSON()) {
+      if (!m.name.startsWith('rollout_') || m.name === 'rollout_routed_total') continue;
+      for (const v of m.values as Array<{ labels: Record<string, string>; value: number }>) {
+        if (m.name === 'rollout_phase' && v.value === 0) continue;
+        out[`${m.name}${m.name === 'rollout_phase' ? `:${v.labels.phase}` : ''}`] = v.value;
+      }
+    }
+    return out;
+  };
+
+  it('exports the observed fallback and delivery rates, their samples and the gates of the current step, per policy, and drops them when the policy is deleted', async () => {
+    const stepGates = { minSamples: 3, maxFallbackRate: 10, minDeliveryRate: 90 };
+    const w = new World({ v2Percentage: 50, gates, steps: [{ percentage: 100, gates: stepGates }] });
+    await w.reconcile();
+    // No V2 swarm finished yet: no delivery rate at all (not a 0 that would page).
+    expect(await series(w)).toEqual({
+      rollout_effective_percentage: 50,
+      rollout_fallback_rate: 0,
+      rollout_observed_v2_swarms: 0,
+      rollout_observed_finished_v2_swarms: 0,
+      rollout_gate_max_fallback_rate: 5,
+      rollout_gate_min_delivery_rate: 95,
+      rollout_gate_min_samples: 2,
+      'rollout_phase:Balanced': 1,
+    });
+    w.route('v2', 3, { phase: 'Succeeded', deliveryRate: 97.8 });
+    w.route('v2', 1, FALLBACK);
+    await w.reconcile();
+    expect(await series(w)).toMatchObject({ rollout_fallback_rate: 25, rollout_delivery_rate: 97.8, rollout_observed_v2_swarms: 4, rollout_observed_finished_v2_swarms: 3 });
+
+    w.deleted = true;
+    await w.reconcile();
+    expect(await series(w)).toEqual({});
   });
 });
