@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_DIR := $(shell bash scripts/ensure-node.sh)
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup demo demo-cluster demo-local test bench build clean cluster-bins
+.PHONY: setup demo demo-cluster demo-local test bench build clean cluster-bins test-tools
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -36,9 +36,14 @@ demo-local: build
 cluster-bins: setup
 	bash test/cluster/build.sh --all
 
+## Test helpers built from the Go module proxy, cached like the binaries:
+## test/tools/kstatus (Flux's status library, for the integration tests).
+test-tools: setup
+	bash test/tools/kstatus/build.sh >/dev/null
+
 ## Every test: lint, types, unit, bash, integration, then the real-node e2e
 ## suite (root; otherwise one line says it was skipped and why; E2E=0 skips it).
-test: build cluster-bins
+test: build cluster-bins test-tools
 	npm test
 	bash scripts/test-e2e.sh
 

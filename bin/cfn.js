@@ -16,7 +16,8 @@ if (major < 22 || (major === 22 && minor < 19)) {
     process.exit(1);
   }
   const node = join(found.stdout.trim(), 'node');
-  const child = spawnSync(node, process.argv.slice(1), { stdio: 'inherit' });
+  // This launcher itself, not argv[1]: bin/kubectl-swarm.js runs it too.
+  const child = spawnSync(node, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(child.status ?? 1);
 }
 

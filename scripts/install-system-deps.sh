@@ -9,6 +9,8 @@ declare -A NEEDS=(
   [shellcheck]=shellcheck
   [inotifywait]=inotify-tools
   [jq]=jq
+  # config/argocd health checks, tested under Lua 5.1 as Argo CD (gopher-lua) runs them
+  [lua5.1]=lua5.1
   [/usr/lib/bash/ln]=bash-builtins
   # test/cluster (local control plane): certificates, readiness, ports, locks
   [openssl]=openssl

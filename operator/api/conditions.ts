@@ -27,3 +27,6 @@ export function setCondition(conditions: readonly Condition[] | undefined, c: Co
 export const findCondition = (conditions: readonly Condition[] | undefined, type: string): Condition | undefined => conditions?.find((c) => c.type === type);
 
 export const isTrue = (conditions: readonly Condition[] | undefined, type: string): boolean => findCondition(conditions, type)?.status === 'True';
+
+/** The list without `type` (conditions of the abnormal-true kind are absent when they do not hold). */
+export const removeCondition = (conditions: readonly Condition[] | undefined, type: string): Condition[] => (conditions ?? []).filter((c) => c.type !== type);

@@ -81,7 +81,9 @@ function crdFor(r: ResourceDefinition): JsonSchema {
       kind: { type: 'string' },
       metadata: { type: 'object' },
       spec: toStructuralSchema(r.spec),
-      status: toStructuralSchema(r.status),
+      // observedGeneration 0 until the operator first writes status: a new
+      // object reads "not observed yet" (kstatus: InProgress), never Current.
+      status: { ...toStructuralSchema(r.status), default: { observedGeneration: 0 } },
     },
     ...(r.rootRules ? { 'x-kubernetes-validations': r.rootRules } : {}),
   };

@@ -43,6 +43,28 @@ export const rolloutPolicySpec = z
 
 export const rolloutPhase = z.enum(['Baseline', 'Canary', 'Balanced', 'Full', 'Paused', 'RolledBack']);
 
+/** Annotations `kubectl swarm rollout` sets: what GitOps leaves to the operator, never the spec. */
+export const ROLLOUT_ANNOTATIONS = {
+  /** "true": hold the evaluation as spec.paused does (removed by resume). */
+  paused: 'rollout.swarm.cfn.dev/paused',
+  /** A request token (an RFC 3339 time): move to the next step now. */
+  promote: 'rollout.swarm.cfn.dev/promote',
+  /** A request token: V2 at 0% for new swarms until the next spec change or a retry. */
+  abort: 'rollout.swarm.cfn.dev/abort',
+  /** A request token: restart the evaluation from the spec (after an abort or a rollback). */
+  retry: 'rollout.swarm.cfn.dev/retry',
+} as const;
+export type RolloutRequestAction = 'pause' | 'promote' | 'abort' | 'retry';
+
+export const handledRequest = z
+  .object({
+    token: z.string().max(128).describe('The annotation value handled ("true"/"" for pause).'),
+    accepted: z.boolean().describe('Whether the operator acted on it (a promote at the last step or while rolled back is refused).'),
+    message: z.string().max(1024),
+    time: z.string(),
+  })
+  .describe('The last request of one kind the operator handled.');
+
 export const rolloutPolicyStatus = z.object({
   observedGeneration: z.number().int().optional(),
   effectivePercentage: z.number().int().min(0).max(100).optional(),
@@ -66,8 +88,13 @@ export const rolloutPolicyStatus = z.object({
     .object({
       generation: z.number().int().describe('Spec generation the evaluation started from.'),
       specKey: z.string().max(64).describe('Digest of that spec without spec.paused.'),
+      since: z.string().optional().describe('Set by a retry: swarms routed before this time are not judged again.'),
     })
     .optional(),
+  requests: z
+    .object({ pause: handledRequest.optional(), promote: handledRequest.optional(), abort: handledRequest.optional(), retry: handledRequest.optional() })
+    .optional()
+    .describe('Requests of `kubectl swarm rollout` (annotations rollout.swarm.cfn.dev/*) the operator handled, each once.'),
   conditions: conditions.optional(),
 });
 

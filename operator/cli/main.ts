@@ -5,6 +5,7 @@ import type { CliIo } from './io.js';
 import { processIo } from './io.js';
 import { coordinateCommand, COORDINATE_HELP } from './coordinate-command.js';
 import { operatorCommand, OPERATOR_HELP } from './operator-command.js';
+import { pluginCommand, PLUGIN_HELP } from './plugin/plugin-command.js';
 import { runCommand } from './run-command.js';
 import { parseRunOptions, RUN_HELP } from './run-options.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -21,6 +22,8 @@ Commands:
   run         run one objective on N agents (cfn run --help)
   operator    run the Kubernetes operator (cfn operator --help)
   coordinate  run one Swarm as its coordinator pod does (cfn coordinate --help)
+  swarm       show Swarms and steer RolloutPolicies: the kubectl plugin
+              \`kubectl swarm\` (cfn swarm --help)
   help      show help for a command
 
 Environment: LOG_LEVEL (fatal..trace, default warn; JSON logs on stderr),
@@ -42,12 +45,14 @@ const commands: Record<string, Command> = {
   },
   operator: operatorCommand,
   coordinate: coordinateCommand,
+  swarm: (args, io) => pluginCommand(args, io),
   help: async (args, io) => {
     const topic = args[0];
     if (topic === undefined) io.stdout.write(MAIN_HELP);
     else if (topic === 'run') io.stdout.write(RUN_HELP);
     else if (topic === 'operator') io.stdout.write(OPERATOR_HELP);
     else if (topic === 'coordinate') io.stdout.write(COORDINATE_HELP);
+    else if (topic === 'swarm') io.stdout.write(PLUGIN_HELP);
     else throw new UsageError(`no help for unknown command ${JSON.stringify(topic)}`);
     return EXIT.ok;
   },

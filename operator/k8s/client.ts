@@ -123,7 +123,7 @@ export class KubeClient {
    * From a kubeconfig file (or a KUBECONFIG-style list of files, merged like
    * kubectl), else $KUBECONFIG / ~/.kube/config / in-cluster.
    */
-  static load(kubeconfigPath?: string): KubeClient {
+  static load(kubeconfigPath?: string, context?: string): KubeClient {
     const kc = new KubeConfig();
     const files = (kubeconfigPath ?? '').split(delimiter).filter(Boolean);
     if (files.length === 0) kc.loadFromDefault();
@@ -135,7 +135,16 @@ export class KubeClient {
         kc.mergeConfig(more);
       }
     }
+    if (context) {
+      if (!kc.getContextObject(context)) throw new Error(`context ${JSON.stringify(context)} not found in the kubeconfig`);
+      kc.setCurrentContext(context);
+    }
     return new KubeClient(kc);
+  }
+
+  /** The current context's namespace, as kubectl defaults it. */
+  get namespace(): string {
+    return this.config.getContextObject(this.config.getCurrentContext())?.namespace || 'default';
   }
 
   async request<T = KubeObject>(opts: RequestOptions): Promise<T> {
@@ -215,6 +224,17 @@ export class KubeClient {
       },
       done,
     };
+  }
+
+  /**
+   * Ends this client's connections (a short-lived client: `kubectl swarm`).
+   * Left open, an idle HTTP/2 session is destroyed later by undici's idle
+   * timer, in whatever code runs then. The global dispatcher is left alone.
+   */
+  async close(): Promise<void> {
+    const dispatcher = this.auth?.dispatcher;
+    this.auth = undefined;
+    if (dispatcher && dispatcher !== getGlobalDispatcher()) await dispatcher.destroy();
   }
 
   private async credentials(url: URL) {

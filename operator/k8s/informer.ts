@@ -11,6 +11,8 @@ export interface InformerOptions {
   /** Collection path, e.g. /apis/swarm.cfn.dev/v1alpha1/swarms */
   path: string;
   labelSelector?: string;
+  /** e.g. metadata.name=NAME: one object (kubectl swarm get -w). */
+  fieldSelector?: string;
   onEvent: (type: InformerEvent, obj: KubeObject) => void;
   onError?: (err: unknown, retryInMs: number) => void;
   /** Called after each successful (re-)list: the cache is complete. */
@@ -121,6 +123,7 @@ export class Informer {
   private async relist(): Promise<void> {
     const query: Record<string, string> = {};
     if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+    if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
     const list = await this.opts.client.get<ListResult>(this.opts.path, query);
     this.relists++;
     const seen = new Set<string>();
@@ -151,6 +154,7 @@ export class Informer {
         allowWatchBookmarks: true,
         timeoutSeconds: this.opts.timeoutSeconds ?? 300,
         labelSelector: this.opts.labelSelector,
+        fieldSelector: this.opts.fieldSelector,
       },
       (e) => this.handleEvent(e),
     );

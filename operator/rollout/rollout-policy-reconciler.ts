@@ -3,11 +3,13 @@
 // generation starts a fresh evaluation from that spec.
 import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
+import { applyKstatus, policyKstatus } from '../api/kstatus-conditions.js';
 import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
 import { resourcePath } from '../k8s/client.js';
 import { PermanentError } from '../k8s/errors.js';
 import { defaultPolicy, parsePolicies } from './rollout-router.js';
 import { gatesOf, judge, observe, phaseOf, rolloutSpecKey } from './rollout-evaluation.js';
+import { handleRequests, routedSince, withRequestedPause } from './rollout-requests.js';
 import type { RolloutPolicy, RolloutPolicyStatus } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
@@ -41,7 +43,7 @@ export class RolloutPolicyReconciler {
     if (!raw) return this.forgetMetrics(key);
     const parsed = policySchema.safeParse(raw);
     if (!parsed.success) throw new PermanentError(`${key}: invalid RolloutPolicy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    const policy = parsed.data;
+    const policy = withRequestedPause(parsed.data);
     const ns = policy.metadata.namespace ?? 'default';
     const now = this.deps.now?.() ?? new Date();
     const status: RolloutPolicyStatus = structuredClone(policy.status ?? {});
@@ -85,12 +87,13 @@ export class RolloutPolicyReconciler {
       // Evaluated before the operator recorded which spec it evaluated: this one.
       status.evaluation = { generation: gen ?? 0, specKey };
     }
+    handleRequests({ policy, status, now, specKey, decide, cond, event: (type, reason, message) => events.push([type, reason, message]) });
     const step = status.currentStep ?? -1;
     const gates = gatesOf(policy, step);
     const since = status.stepStartTime ?? now.toISOString();
     const rolledBack = findCondition(status.conditions, 'RolledBack')?.status === 'True';
     // Rolled back: the figures that caused it stay in status until the next spec change.
-    const observed = rolledBack && status.observed ? status.observed : observe(policy, this.deps.listSwarms(ns), step, gates, status.evaluation?.generation ?? gen);
+    const observed = rolledBack && status.observed ? status.observed : observe(policy, routedSince(this.deps.listSwarms(ns), status.evaluation?.since), step, gates, status.evaluation?.generation ?? gen);
     status.observed = observed;
 
     let requeue: number | undefined;
@@ -130,6 +133,7 @@ export class RolloutPolicyReconciler {
     const effective = status.effectivePercentage ?? policy.spec.v2Percentage;
     status.phase = findCondition(status.conditions, 'RolledBack')?.status === 'True' ? 'RolledBack' : policy.spec.paused ? 'Paused' : phaseOf(effective);
     this.defaultConflict(policy, cond);
+    status.conditions = applyKstatus(status.conditions, policyKstatus(policy.spec, status), gen, now);
 
     if (JSON.stringify(status) !== JSON.stringify(policy.status ?? {})) {
       await this.deps.client.apply(

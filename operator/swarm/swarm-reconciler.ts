@@ -6,6 +6,7 @@
 // finish (judged by spec.successPolicy), clean up.
 import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
+import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
@@ -192,6 +193,7 @@ export class SwarmReconciler {
     const status: SwarmStatusT = { ...(swarm.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
     status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, swarm.metadata.generation);
+    status.conditions = applyKstatus(status.conditions, swarmKstatus(status), swarm.metadata.generation, this.deps.now?.() ?? new Date());
     await applyOperatorStatus(this.deps.client, swarm, status, false).then(this.deps.wrote, () => undefined);
   }
 }
@@ -254,6 +256,7 @@ class SwarmRun {
     this.status.observedGeneration = this.swarm.metadata.generation;
     this.status.lastError = undefined;
     this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
+    this.status.conditions = applyKstatus(this.status.conditions, swarmKstatus(this.status), this.swarm.metadata.generation, this.now);
     let rv = this.swarm.metadata.resourceVersion;
     if (JSON.stringify(this.status) !== before) {
       const written = await applyOperatorStatus(this.deps.client, this.swarm, this.status);
