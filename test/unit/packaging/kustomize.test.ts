@@ -66,7 +66,7 @@ describe('config/default vs the chart defaults', () => {
 
 describe('config/prometheus', () => {
   it('matches the chart ServiceMonitor', () => {
-    const [k] = parseObjects(run(kubectlBin(), ['kustomize', join(REPO, 'config/prometheus')]));
+    const [k] = parseObjects(run(kubectlBin(), ['kustomize', join(REPO, 'config/prometheus')])).filter((o) => o.kind === 'ServiceMonitor');
     const [h] = parseObjects(helmTemplate(['--set', 'serviceMonitor.enabled=true'])).filter((o) => o.kind === 'ServiceMonitor');
     const spec = (o: K8sObject | undefined) => (o as { spec: { endpoints: unknown; selector: unknown } } | undefined)?.spec;
     expect(spec(k)?.endpoints).toEqual(spec(h)?.endpoints);

@@ -197,7 +197,7 @@ describe('SwarmReconciler: V2\'s own failures fall back, losses from outside are
     expect(r.status?.fallback).toBeUndefined();
     expect(r.created).toEqual(['s-v2-2']);
     expect(r.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 2 });
-    expect(r.events).toContainEqual({ type: 'Warning', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory.; starting a replacement that resumes from the delivered agents' });
+    expect(r.events).toContainEqual({ type: 'Warning', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory.; starting a replacement that resumes past the agents whose final answer is in' });
     expect(r.fallbacks).toEqual([]);
   });
 
