@@ -474,7 +474,7 @@ describe('a V2 coordinator lost from outside', () => {
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v2' });
     expect(sw.status?.fallback).toBeUndefined();
     const ev = await waitFor('CoordinatorLost event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'evicted' && e.reason === 'CoordinatorLost'));
-    expect(ev.message).toMatch(/^Evicted: The node was low on resource: memory\.; starting a replacement that resumes from the delivered agents$/);
+    expect(ev.message).toMatch(/^Evicted: The node was low on resource: memory\.; starting a replacement that resumes past the agents whose final answer is in$/);
   });
 });
 
