@@ -8,7 +8,7 @@ export class UsageError extends Error {
 
 export const EXIT = {
   ok: 0,
-  /** The run failed, or delivered less than --min-delivery. */
+  /** The run failed, or completed fewer agents than --min-delivery asks. */
   runFailed: 1,
   usage: 2,
   /** No coordinator could start (for example the shm path is not writable). */

@@ -1,5 +1,6 @@
 // Compact index sets such as "0-9,15": used for resume (which agents already
-// delivered) and for Swarm status.completedAgents.
+// have their final answer) and for Swarm status.completedAgents and
+// status.failedIndexes.
 
 export class RangeSyntaxError extends Error {
   constructor(spec: string, detail: string) {

@@ -87,6 +87,7 @@ export const swarmSchema = z.object({
       coordinatorAttempts: z.number().optional(),
       coordinatorPod: z.string().optional(),
       completedAgents: z.string().optional(),
+      failedIndexes: z.string().optional(),
       progressPod: z.string().optional(),
       interruptedAgents: z.string().optional(),
       rerunAgents: z.number().optional(),
@@ -114,7 +115,7 @@ export const eventSchema = z.object({
 });
 export const events = async (ns: string) => (await kubectlJson(eventSchema, ['get', 'events', '-n', ns])).items;
 
-/** Parses an index list like "0-9,15" (status.completedAgents) into a set. */
+/** Parses an index list like "0-9,15" (status.completedAgents, status.failedIndexes) into a set. */
 export function indexSet(spec: string | undefined): Set<number> {
   const out = new Set<number>();
   if (!spec) return out;

@@ -1,7 +1,7 @@
 // The V1 coordinator's persistent memory: objectives, their agents' responses
 // and a small key/value store, in one SQLite file (node:sqlite, WAL). Every
 // response is committed as it arrives, so a coordinator killed mid-run resumes
-// without re-running agents that already delivered.
+// without re-running an agent whose final response (completed or failed) is in.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';

@@ -55,7 +55,7 @@ interface ActiveRun {
   lastResponseAt: number | undefined;
   running: Set<number>;
   /** Final responses (completed or failed), stored or of this run. */
-  delivered: Map<number, AgentResponse>;
+  finals: Map<number, AgentResponse>;
   /** completedIndexes without a stored response: counted as completed, not re-run. */
   countedCompleted: Set<number>;
   /** failedIndexes without a stored response: counted as failed, not re-run. */
@@ -170,9 +170,9 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     }
     const { spec } = this.memory.beginObjective(requested, ownerToken());
 
-    const delivered = new Map(this.memory.listResponses(spec.id).map((r) => [r.index, r] as const));
-    const countedCompleted = new Set((spec.completedIndexes ?? []).filter((i) => !delivered.has(i)));
-    const countedFailed = new Set((spec.failedIndexes ?? []).filter((i) => !delivered.has(i) && !countedCompleted.has(i)));
+    const finals = new Map(this.memory.listResponses(spec.id).map((r) => [r.index, r] as const));
+    const countedCompleted = new Set((spec.completedIndexes ?? []).filter((i) => !finals.has(i)));
+    const countedFailed = new Set((spec.failedIndexes ?? []).filter((i) => !finals.has(i) && !countedCompleted.has(i)));
     const monitor = new SwarmMonitor();
     const run: ActiveRun = {
       spec,
@@ -181,7 +181,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       startedAt: Date.now(),
       lastResponseAt: undefined,
       running: new Set(),
-      delivered,
+      finals,
       countedCompleted,
       countedFailed,
       completedThisRun: 0,
@@ -197,7 +197,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
 
     const tasks: ScheduledTask<AgentAttemptResult>[] = [];
     for (let i = 0; i < spec.agents; i++) {
-      if (!delivered.has(i) && !countedCompleted.has(i) && !countedFailed.has(i)) tasks.push(this.agentTask(run, i));
+      if (!finals.has(i) && !countedCompleted.has(i) && !countedFailed.has(i)) tasks.push(this.agentTask(run, i));
     }
     this.publish('objective:started', {
       objectiveId: spec.id,
@@ -224,8 +224,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       clearTimeout(deadline);
     }
     const status = this.finish(run, runState);
-    const responses = [...run.delivered.values()].sort((a, b) => a.index - b.index);
-    const interrupted = [...run.interrupted].filter((i) => !run.delivered.has(i)).sort((a, b) => a - b);
+    const responses = [...run.finals.values()].sort((a, b) => a.index - b.index);
+    const interrupted = [...run.interrupted].filter((i) => !run.finals.has(i)).sort((a, b) => a - b);
     return { status, responses, ...(interrupted.length ? { interruptedIndexes: interrupted } : {}) };
   }
 
@@ -268,9 +268,9 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     if (run) {
       return {
         total: run.spec.agents,
-        response: (i) => run.delivered.get(i),
+        response: (i) => run.finals.get(i),
         state: (i) =>
-          run.delivered.get(i)?.status ?? (run.countedCompleted.has(i) ? 'completed' : run.countedFailed.has(i) ? 'failed' : run.running.has(i) ? 'running' : 'pending'),
+          run.finals.get(i)?.status ?? (run.countedCompleted.has(i) ? 'completed' : run.countedFailed.has(i) ? 'failed' : run.running.has(i) ? 'running' : 'pending'),
       };
     }
     if (!this.memory.isOpen) return undefined;
@@ -354,7 +354,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   private onAgentDone(run: ActiveRun, result: TaskResult<AgentAttemptResult>): void {
     const index = agentIndex(result.id);
     run.running.delete(index);
-    // Cancelled (stop, deadline) means not delivered: a resume runs it again.
+    // Cancelled (stop, deadline) means no final answer: a resume runs it again.
     if (result.status !== 'completed' && result.status !== 'failed') return;
     const v = result.value;
     const ok = result.status === 'completed';
@@ -372,7 +372,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     };
     // Committed before anyone hears of it: a crash after this line loses nothing.
     if (!this.memory.recordResponse(run.spec.id, response)) return;
-    run.delivered.set(index, response);
+    run.finals.set(index, response);
     if (ok) run.completedThisRun += 1;
     run.lastResponseAt = Date.now();
     run.monitor.agentFinished(ok, response.durationMs);
@@ -384,7 +384,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   private finalState(run: ActiveRun): SwarmRunState {
-    if (run.delivered.size + run.countedCompleted.size + run.countedFailed.size >= run.spec.agents) return 'completed';
+    if (run.finals.size + run.countedCompleted.size + run.countedFailed.size >= run.spec.agents) return 'completed';
     if (run.stopRequested) return 'stopped';
     if (run.timedOut) return 'timeout';
     return 'failed';
@@ -402,7 +402,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   private liveStatus(run: ActiveRun, state: SwarmRunState): SwarmStatus {
     let completed = run.countedCompleted.size;
     let failed = run.countedFailed.size;
-    for (const r of run.delivered.values()) {
+    for (const r of run.finals.values()) {
       if (r.status === 'completed') completed += 1;
       else failed += 1;
     }
