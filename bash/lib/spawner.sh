@@ -21,7 +21,8 @@ Usage: spawner.sh [--no-retry CODES] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_T
 
 Internal to the V2 engine (started by lib/agent.sh). Runs the agents whose
 indexes QUEUE_FILE lists (one per line): stdin <ROOT>/tasks/<i> (else
-<ROOT>/objective.txt), stdout/stderr ROOT/work/agent-<i>.<pid>.{out,err};
+<ROOT>/objective.txt), the variables of <ROOT>/task-env/<i> (NAME=VALUE,
+each ended by NUL) when present, stdout/stderr ROOT/work/agent-<i>.<pid>.{out,err};
 registers each attempt with the watchdog on fd WD_FD; prints one line per
 final attempt: R INDEX EXIT_CODE ATTEMPTS DURATION_MS TIMED_OUT.
 --no-retry CODES ("2,3"): an attempt ending with one of these exit codes is
@@ -42,12 +43,28 @@ sp_resolve() {
   fi
 }
 
+# sp_task_env INDEX: exports the agent's own variables from ROOT/task-env/INDEX
+# (NAME=VALUE entries, each ended by NUL; read as data, never evaluated). A
+# name that is not a variable name or belongs to the engine ends the attempt.
+sp_task_env() {
+  local kv name
+  while IFS= read -r -d '' kv; do
+    name=${kv%%=*}
+    if [[ $kv != *=* || ! $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ || $name == CFN_* || $name =~ ^(AGENT_ID|AGENT_INDEX|OBJECTIVE_ID|SWARM_ID)$ ]]; then
+      printf '%s: task-env/%s: invalid or engine variable name: %q\n' "$CFN_PROG" "$1" "$name" >&2
+      exit 126
+    fi
+    export "$name=${kv#*=}"
+  done <"$SP_ROOT/task-env/$1"
+}
+
 # sp_child INDEX ATTEMPT DELAY TASK_FILE TASK_FITS: the other path (a retry's
-# backoff, a task too large for the environment, a missing program, the
-# caller's LC_ALL to give back): a subshell that sleeps, exports and execs
-# (exec's own error when the program is missing).
+# backoff, a task too large for the environment, per-task variables, a
+# missing program, the caller's LC_ALL to give back): a subshell that sleeps,
+# exports and execs (exec's own error when the program is missing).
 sp_child() {
   [[ $3 == 0.000 ]] || sleep "$3"
+  if ((SP_HAVE_ENV)) && [[ -f $SP_ROOT/task-env/$1 ]]; then sp_task_env "$1"; fi
   export AGENT_ID=agent-$1 AGENT_INDEX=$1 CFN_ATTEMPT=$2 CFN_TASK_FILE=$4
   if [[ $4 != "$SP_OBJ_FILE" ]]; then export CFN_TASK=$SP_TASK; fi
   (($5)) || unset CFN_TASK
@@ -70,7 +87,9 @@ sp_launch() {
     # The objective: CFN_TASK and CFN_TASK_FILE were exported once (main).
     SP_TASK='' fits=$SP_OBJ_FITS
   fi
-  if ((delay_us == 0 && fits && SP_FAST)); then
+  local own_env=0
+  if ((SP_HAVE_ENV)) && [[ -f $SP_ROOT/task-env/$i ]]; then own_env=1; fi
+  if ((delay_us == 0 && fits && SP_FAST && !own_env)); then
     # A simple asynchronous command: bash forks straight into exec with these
     # variables in the child's environment only (no subshell running code).
     if [[ $tf == "$SP_OBJ_FILE" ]]; then
@@ -131,6 +150,8 @@ main() {
   export CFN_TASK_FILE=$SP_OBJ_FILE
   SP_HAVE_TASKS=0
   [[ ! -d $SP_ROOT/tasks ]] || SP_HAVE_TASKS=1
+  SP_HAVE_ENV=0
+  [[ ! -d $SP_ROOT/task-env ]] || SP_HAVE_ENV=1
   sp_resolve
   # The fast path needs the program resolved, and no LC_ALL to give back (the
   # engine's own LC_ALL=C is not exported then).
@@ -169,6 +190,6 @@ sp_reap_saved() {
   ((n > 0)) || cfn_die 1 "internal: $SP_RUNNING agents counted running but no child left"
 }
 
-SP_RUNNING=0 SP_TASK='' SP_PROG=() SP_CMD=() SP_OBJ_FILE='' SP_OBJ_FITS=0 SP_HAVE_TASKS=0 SP_FAST=0
+SP_RUNNING=0 SP_TASK='' SP_PROG=() SP_CMD=() SP_OBJ_FILE='' SP_OBJ_FITS=0 SP_HAVE_TASKS=0 SP_HAVE_ENV=0 SP_FAST=0
 declare -a SP_OF=() SP_ATT=() SP_T0=() SP_A0=() SP_NO_RETRY=()
 main "$@"

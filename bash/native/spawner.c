@@ -19,6 +19,7 @@
  *   W INDEX completed|failed          (with --responses)
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -58,6 +59,7 @@ static char *exe;             /* the resolved program, NULL when missing */
 static int concurrency, retries, wd_fd;
 static int64_t limit_us;
 static int have_tasks;
+static int have_task_env;     /* ROOT/task-env exists: per-agent variables */
 static char **envp;           /* base environment + per-attempt slots */
 static size_t env_base;       /* entries of envp shared by every attempt */
 static char *objective;       /* CFN_TASK=<objective>, NULL when too large */
@@ -239,6 +241,82 @@ static int attempt_ended(slot_t *s, int rc, int64_t now) {
   return 1;
 }
 
+/* A per-task variable name: a shell variable name, never the engine's own. */
+static int task_env_name_ok(const char *kv, size_t n) {
+  static const char *const engine[] = {"AGENT_ID", "AGENT_INDEX", "OBJECTIVE_ID", "SWARM_ID"};
+  if (n == 0 || !(isalpha((unsigned char)kv[0]) || kv[0] == '_')) return 0;
+  for (size_t i = 1; i < n; i++) {
+    if (!(isalnum((unsigned char)kv[i]) || kv[i] == '_')) return 0;
+  }
+  if (n >= 4 && strncmp(kv, "CFN_", 4) == 0) return 0;
+  for (size_t k = 0; k < sizeof(engine) / sizeof(engine[0]); k++) {
+    if (strlen(engine[k]) == n && strncmp(kv, engine[k], n) == 0) return 0;
+  }
+  return 1;
+}
+
+/* The environment of an attempt of agent INDEX with its own variables from
+ * ROOT/task-env/INDEX (NAME=VALUE entries, each ended by NUL: data, never
+ * evaluated): those first, then the shared ones not named by them, then the
+ * attempt's own (base[env_base..]). NULL when the agent has none (*buf NULL) or
+ * on a bad entry (reported on err_fd, *bad set). Free *buf and the result. */
+static char **task_envp(long index, char **base, int err_fd, char **buf, int *bad) {
+  char path[PATH_MAX];
+  *buf = NULL;
+  *bad = 0;
+  snprintf(path, sizeof(path), "%s/task-env/%ld", root, index);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return NULL;
+  }
+  size_t len = (size_t)st.st_size, got = 0;
+  *buf = malloc(len + 1);
+  if (*buf == NULL) die(1, "out of memory");
+  while (got < len) {
+    ssize_t r = read(fd, *buf + got, len - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  len = got;
+  (*buf)[len] = '\0';
+  size_t nvars = 0, nbase = 0;
+  for (size_t i = 0; i < len; i++) nvars += (*buf)[i] == '\0';
+  while (base[nbase] != NULL) nbase++;
+  char **ev = calloc(nvars + nbase + 2, sizeof(char *));
+  if (ev == NULL) die(1, "out of memory");
+  size_t e = 0;
+  for (size_t off = 0; off < len;) {
+    char *kv = *buf + off;
+    size_t kvlen = strlen(kv);
+    char *eq = memchr(kv, '=', kvlen);
+    if (eq == NULL || !task_env_name_ok(kv, (size_t)(eq - kv))) {
+      dprintf(err_fd, "%s: task-env/%ld: invalid or engine variable name\n", prog, index);
+      *bad = 1;
+      free(ev);
+      return NULL;
+    }
+    ev[e++] = kv;
+    off += kvlen + 1;
+  }
+  size_t own = e;
+  for (size_t i = 0; i < nbase; i++) {
+    int shadowed = 0;
+    if (i < env_base) {
+      const char *eq = strchr(base[i], '=');
+      size_t n = eq ? (size_t)(eq - base[i]) : strlen(base[i]);
+      for (size_t k = 0; k < own && !shadowed; k++) shadowed = strncmp(ev[k], base[i], n) == 0 && ev[k][n] == '=';
+    }
+    if (!shadowed) ev[e++] = base[i];
+  }
+  ev[e] = NULL;
+  return ev;
+}
+
 /* Opens an attempt's stdout or stderr file; -1 with a message on failure. */
 static int open_out(const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -297,6 +375,15 @@ static int launch(slot_t *s) {
     dprintf(err_fd, "%s: %s: command not found\n", prog, cmd[0]);
     rc = 127;
   } else {
+    char *ebuf = NULL;
+    int bad = 0;
+    char **ev = have_task_env ? task_envp(s->index, envp, err_fd, &ebuf, &bad) : NULL;
+    if (bad) {
+      free(ebuf);
+      rc = 126;
+      goto spawned;
+    }
+    char **use_env = ev != NULL ? ev : envp;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none;
@@ -308,7 +395,7 @@ static int launch(slot_t *s) {
     posix_spawnattr_init(&attr);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    int r = posix_spawn(&pid, exe, &fa, &attr, cmd, envp);
+    int r = posix_spawn(&pid, exe, &fa, &attr, cmd, use_env);
     if (r == ENOEXEC) {
       /* A script without #!: run it with sh, as execvp and bash do. */
       size_t n = 0;
@@ -318,16 +405,19 @@ static int launch(slot_t *s) {
       argv[0] = "sh";
       argv[1] = exe;
       for (size_t i = 1; i <= n; i++) argv[i + 1] = cmd[i];
-      r = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
+      r = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, use_env);
       free(argv);
     }
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+    free(ev);
+    free(ebuf);
     if (r != 0) {
       dprintf(err_fd, "%s: %s: %s\n", prog, exe, strerror(r));
       rc = r == ENOENT ? 127 : 126;
     }
   }
+spawned:
   if (in_fd >= 0) close(in_fd);
   if (out_fd >= 0) close(out_fd);
   if (err_fd >= 0) close(err_fd);
@@ -427,6 +517,8 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof(path), "%s/tasks", root);
   struct stat st;
   have_tasks = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+  snprintf(path, sizeof(path), "%s/task-env", root);
+  have_task_env = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
   task_env = malloc(TASK_ENV_MAX + 16);
   if (task_env == NULL) die(1, "out of memory");
   memcpy(task_env, "CFN_TASK=", 9);

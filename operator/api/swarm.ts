@@ -5,6 +5,10 @@ import { conditions, envVar, GROUP_VERSION, localObjectReference, objectMeta, qu
 
 export const MAX_AGENTS = 10000;
 export const FLAT_MAX_AGENTS = 300;
+/** Bound on the total characters of an inline spec.tasks list (the object stays well below etcd's 1.5 MiB limit; larger lists go in a ConfigMap). */
+export const TASKS_INLINE_MAX_CHARS = 262144;
+/** Bound on one task's text. */
+export const TASK_MAX_CHARS = 65536;
 
 const rule = (r: string, message: string, fieldPath?: string) => (fieldPath ? { rule: r, message, fieldPath } : { rule: r, message });
 
@@ -90,10 +94,36 @@ export const successPolicy = z
   })
   .describe('When a finished swarm counts as a success (like an Indexed Job\'s successPolicy).');
 
+export const tasksFrom = z
+  .object({
+    configMapKeyRef: z
+      .object({
+        name: z.string().min(1).max(253).describe('The ConfigMap, in the Swarm\'s namespace.'),
+        key: z.string().min(1).max(253).describe('The key holding the task list.'),
+      })
+      .describe('The ConfigMap key holding the tasks.'),
+    format: z
+      .enum(['auto', 'lines', 'jsonl'])
+      .default('auto')
+      .describe('lines: one task per line; jsonl: one {"task": "...", "env": [{"name","value"}]} object per line; auto: jsonl when the first non-blank line starts with "{", else lines. Blank lines are not tasks.'),
+  })
+  .describe('Per-agent tasks from a ConfigMap key: agent i gets the i-th task. Give agents too: the task count must equal it (checked before the coordinator starts).');
+
 export const swarmSpec = z
   .object({
-    objective: z.string().min(1).max(65536).describe('What the swarm works on; each agent receives it as its task (data, never evaluated).'),
-    agents: z.number().int().min(1).max(MAX_AGENTS).describe('Number of agents.'),
+    objective: z
+      .string()
+      .min(1)
+      .max(65536)
+      .describe('What the swarm works on: every agent gets it in CFN_OBJECTIVE, and as its task when the swarm has no tasks (data, never evaluated).'),
+    agents: z.number().int().min(1).max(MAX_AGENTS).optional().describe('Number of agents; defaults to the number of spec.tasks (required otherwise).'),
+    tasks: z
+      .array(z.string().max(TASK_MAX_CHARS))
+      .min(1)
+      .max(MAX_AGENTS)
+      .optional()
+      .describe(`Per-agent tasks, inline: agent i gets tasks[i] on stdin and in CFN_TASK. At most ${TASKS_INLINE_MAX_CHARS} characters in all; use tasksFrom for more.`),
+    tasksFrom: tasksFrom.optional(),
     topology: z.enum(['flat', 'hybrid', 'auto']).default('auto').describe(`flat (up to ${FLAT_MAX_AGENTS} agents), hybrid, or auto (by agent count).`),
     timeoutSeconds: z.number().int().min(1).max(604800).default(3600).describe('Deadline for the whole objective.'),
     coordination: coordinationSpec.prefault({}),
@@ -106,9 +136,23 @@ export const swarmSpec = z
   })
   .meta({
     'x-kubernetes-validations': [
-      rule(`self.topology != 'flat' || self.agents <= ${FLAT_MAX_AGENTS}`, `topology flat supports at most ${FLAT_MAX_AGENTS} agents; use hybrid or auto`, '.topology'),
+      rule(
+        `self.topology != 'flat' || (has(self.agents) ? self.agents <= ${FLAT_MAX_AGENTS} : (!has(self.tasks) || size(self.tasks) <= ${FLAT_MAX_AGENTS}))`,
+        `topology flat supports at most ${FLAT_MAX_AGENTS} agents; use hybrid or auto`,
+        '.topology',
+      ),
+      rule('!has(self.tasks) || !has(self.tasksFrom)', 'tasks and tasksFrom are mutually exclusive', '.tasksFrom'),
+      rule('has(self.agents) || has(self.tasks)', 'agents is required unless tasks is given (it defaults to the number of tasks)', '.agents'),
+      rule('!has(self.agents) || !has(self.tasks) || self.agents == size(self.tasks)', 'agents must equal the number of tasks (one task per agent)', '.agents'),
+      rule(
+        `!has(self.tasks) || self.tasks.map(t, size(t)).sum() <= ${TASKS_INLINE_MAX_CHARS}`,
+        `tasks must hold at most ${TASKS_INLINE_MAX_CHARS} characters in all; put a larger list in a ConfigMap (tasksFrom)`,
+        '.tasks',
+      ),
       rule('self.objective == oldSelf.objective', 'objective is immutable', '.objective'),
-      rule('self.agents == oldSelf.agents', 'agents is immutable', '.agents'),
+      rule('has(self.agents) == has(oldSelf.agents) && (!has(self.agents) || self.agents == oldSelf.agents)', 'agents is immutable', '.agents'),
+      rule('has(self.tasks) == has(oldSelf.tasks) && (!has(self.tasks) || self.tasks == oldSelf.tasks)', 'tasks is immutable', '.tasks'),
+      rule('has(self.tasksFrom) == has(oldSelf.tasksFrom) && (!has(self.tasksFrom) || self.tasksFrom == oldSelf.tasksFrom)', 'tasksFrom is immutable', '.tasksFrom'),
       rule('self.topology == oldSelf.topology', 'topology is immutable', '.topology'),
       rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
       rule('self.agent == oldSelf.agent', 'agent is immutable', '.agent'),
@@ -201,5 +245,8 @@ export const swarm = z.object({
 });
 
 export type SwarmSpec = z.output<typeof swarmSpec>;
+
+/** The swarm's number of agents: spec.agents, else the number of inline tasks. */
+export const swarmAgents = (spec: Pick<SwarmSpec, 'agents' | 'tasks'>): number => spec.agents ?? spec.tasks?.length ?? 0;
 export type SwarmStatusT = z.output<typeof swarmStatus>;
 export type Swarm = z.output<typeof swarm>;

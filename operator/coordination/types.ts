@@ -56,6 +56,8 @@ export interface ObjectiveSpec {
   agents: number;
   /** Per-agent task text; agent i gets tasks[i] or, when absent, the description. */
   tasks?: readonly string[];
+  /** Per-agent environment: agent i also gets taskEnv[i] (never an engine name: see tasks/task-list.ts). */
+  taskEnv?: readonly (Readonly<Record<string, string>> | undefined)[];
   topology: Topology;
   /** argv of the agent command; never passed through a shell. */
   agentCommand: readonly string[];

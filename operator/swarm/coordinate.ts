@@ -6,7 +6,10 @@
 // termination message: the operator's cue to fall back to V1.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { swarm as swarmSchema } from '../api/swarm.js';
+import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
+import { TaskListError } from '../tasks/task-list.js';
+import type { Task } from '../tasks/task-list.js';
+import { loadSwarmTasks } from './swarm-tasks.js';
 import { deliveryFigures } from '../coordination/delivery.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
@@ -35,6 +38,8 @@ export interface CoordinateOptions {
   terminationLog?: string;
   bashDir?: string;
   publishIntervalMs?: number;
+  /** Where spec.tasksFrom's key is mounted (default TASKS_MOUNT_PATH). */
+  tasksDir?: string;
   /** Resolves when the process is asked to stop (SIGTERM): the run is stopped and progress kept. */
   stopSignal?: Promise<unknown>;
 }
@@ -68,12 +73,25 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     client: o.client,
     namespace: o.namespace,
     name: o.name,
-    total: spec.agents,
+    total: swarmAgents(spec),
     ...(o.podName ? { pod: o.podName } : {}),
     ...(swarm.status ? { previous: swarm.status } : {}),
     intervalMs: o.publishIntervalMs ?? 1000,
     onError: (err) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'),
   });
+
+  // Bad tasks are the user's error, not the engine's: the run ends failed with
+  // the problem in status.result (the operator's Failed condition), never a fallback.
+  let tasks: Task[] | undefined;
+  try {
+    tasks = await loadSwarmTasks(spec, o.tasksDir);
+  } catch (err) {
+    if (!(err instanceof TaskListError)) throw err;
+    log.error({ reason: err.message }, 'invalid tasks');
+    await publisher.flush({ status: 'failed', message: `invalid tasks: ${err.message}` });
+    publisher.stop();
+    return 0;
+  }
 
   const coordinator: ICoordinator =
     o.version === 'v2'
@@ -102,7 +120,8 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const objective: ObjectiveSpec = {
     id: swarmRunId(swarm),
     description: spec.objective,
-    agents: spec.agents,
+    agents: swarmAgents(spec),
+    ...(tasks ? { tasks: tasks.map((t) => t.task), taskEnv: tasks.map((t) => t.env) } : {}),
     topology: resolveTopology(swarm),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
     agentTimeoutSeconds: spec.agent.timeoutSeconds,
@@ -114,7 +133,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     failedIndexes: publisher.failedIndexes(),
     ...(spec.agent.noRetryExitCodes?.length ? { noRetryExitCodes: spec.agent.noRetryExitCodes } : {}),
   };
-  log.info({ agents: spec.agents, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
+  log.info({ agents: objective.agents, tasks: tasks?.length ?? 0, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
   try {
     const result = await coordinator.executeObjective(objective);
     for (const r of result.responses) publisher.onResponse(r);

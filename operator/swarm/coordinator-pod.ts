@@ -3,6 +3,7 @@
 import { GROUP_VERSION } from '../api/common.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
+import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 
 export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
@@ -68,6 +69,11 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'results', mountPath: '/results' },
   ];
+  const tasks = tasksVolume(spec);
+  if (tasks) {
+    volumes.push(tasks);
+    mounts.push({ name: TASKS_VOLUME, mountPath: TASKS_MOUNT_PATH, readOnly: true });
+  }
   if (version === 'v2') {
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: String(spec.v2.shmSizeLimit) } });
     mounts.push({ name: 'dshm', mountPath: '/dev/shm' });

@@ -8,7 +8,7 @@ import { GROUP_VERSION, kubeTime } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
-import { swarm as swarmSchema } from '../api/swarm.js';
+import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isAlreadyExists, isNotFound, isRetryable, KubeApiError, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
@@ -597,7 +597,7 @@ class SwarmRun {
     s.completionTime = kubeTime(this.now);
     this.setCondition('CoordinatorReady', 'False', 'PodSucceeded', 'coordinator finished');
     if (!result || result.status === 'completed') {
-      const agents = this.swarm.status?.agents ?? { total: this.swarm.spec.agents, completed: 0, failed: 0 };
+      const agents = this.swarm.status?.agents ?? { total: swarmAgents(this.swarm.spec), completed: 0, failed: 0 };
       const min = this.swarm.spec.successPolicy.minDeliveryRate;
       const figures = deliveryFigures(agents);
       if (meetsMinDelivery(agents.completed, agents.total, min)) {

@@ -1,6 +1,7 @@
 // Which coordinator a new Swarm gets, and why. Decided once per swarm: the
 // caller writes it to status and never asks again for that swarm.
 import type { Swarm } from '../api/swarm.js';
+import { swarmAgents } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 
 export interface VersionDecision {
@@ -29,4 +30,4 @@ export function decideVersion(swarm: Swarm, policy: VersionPolicy): VersionDecis
 }
 
 export const resolveTopology = (swarm: Swarm): 'flat' | 'hybrid' =>
-  swarm.spec.topology === 'auto' ? (swarm.spec.agents > 300 ? 'hybrid' : 'flat') : swarm.spec.topology;
+  swarm.spec.topology === 'auto' ? (swarmAgents(swarm.spec) > 300 ? 'hybrid' : 'flat') : swarm.spec.topology;

@@ -10,6 +10,7 @@ import { LABEL_ATTEMPT, LABEL_VERSION } from '../../swarm/coordinator-pod.js';
 import type { Condition } from '../../api/common.js';
 import type { RolloutPolicy } from '../../api/rollout-policy.js';
 import type { Swarm } from '../../api/swarm.js';
+import { swarmAgents } from '../../api/swarm.js';
 
 /** The kstatus reading of an object: what Flux and Argo CD make of it too. */
 export interface Health {
@@ -159,7 +160,7 @@ export function healthOf(generation: number | undefined, status: { observedGener
 
 export function swarmView(s: Swarm, pods: readonly unknown[], events: readonly unknown[]): SwarmView {
   const st = s.status ?? {};
-  const agents = st.agents ?? { total: s.spec.agents, completed: 0, failed: 0 };
+  const agents = st.agents ?? { total: swarmAgents(s.spec), completed: 0, failed: 0 };
   return {
     kind: 'Swarm',
     name: s.metadata.name,

@@ -2,6 +2,7 @@
 // when read back from the database (nothing on disk is trusted unparsed).
 import { z } from 'zod';
 import { isValidId } from '../../util/ids.js';
+import { taskEnvNameProblem } from '../../tasks/task-list.js';
 import type { ObjectiveSpec } from '../types.js';
 
 export const objectiveSpecSchema = z.object({
@@ -9,6 +10,16 @@ export const objectiveSpecSchema = z.object({
   description: z.string(),
   agents: z.number().int().min(1),
   tasks: z.array(z.string()).readonly().optional(),
+  taskEnv: z
+    .array(
+      z
+        .record(z.string(), z.string())
+        .refine((e) => Object.keys(e).every((n) => taskEnvNameProblem(n) === null), { message: 'a task environment name is invalid or belongs to the engine' })
+        .readonly()
+        .optional(),
+    )
+    .readonly()
+    .optional(),
   topology: z.enum(['flat', 'hybrid']),
   agentCommand: z.array(z.string()).min(1).readonly(),
   agentTimeoutSeconds: z.number().positive(),
@@ -48,5 +59,5 @@ export function parseObjectiveSpec(data: unknown): ObjectiveSpec {
 
 /** The fields that define what an objective runs (a resume must not change them). */
 export function objectiveIdentity(spec: ObjectiveSpec): string {
-  return JSON.stringify([spec.description, spec.agents, spec.tasks ?? null, spec.agentCommand]);
+  return JSON.stringify([spec.description, spec.agents, spec.tasks ?? null, spec.agentCommand, spec.taskEnv ?? null]);
 }

@@ -341,7 +341,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
           maxOutputBytes: spec.maxOutputBytes,
           signal,
           killGraceMs: this.options.killGraceMs,
-          env: this.options.agentEnv,
+          env: spec.taskEnv?.[index] ? { ...this.options.agentEnv, ...spec.taskEnv[index] } : this.options.agentEnv,
         });
         if (r.ok) return { ok: true, value: r };
         // An exit code the spec says never to retry: this attempt is final.

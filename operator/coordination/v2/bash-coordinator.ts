@@ -323,7 +323,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     }
     this.finished.delete(spec.id);
     try {
-      await writeObjective(root, { objective: spec.description, ...(spec.tasks ? { tasks: spec.tasks } : {}) });
+      await writeObjective(root, { objective: spec.description, ...(spec.tasks ? { tasks: spec.tasks } : {}), ...(spec.taskEnv ? { taskEnv: spec.taskEnv } : {}) });
       collector.on('response', (r) => {
         this.emit('response', r, spec.id);
         this.emit(r.status === 'completed' ? 'agent:completed' : 'agent:failed', { objectiveId: spec.id, response: r, timestamp: Date.now() });

@@ -4,11 +4,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWrite } from '../../util/atomic-write.js';
+import { taskEnvNameProblem } from '../../tasks/task-list.js';
 
 export interface BridgeInput {
   objective: string;
   /** tasks[i] for agent i; undefined/absent entries fall back to the objective (engine side). */
   tasks?: readonly (string | undefined)[];
+  /** Per-agent environment; written as task-env/<i>: NAME=VALUE entries, each ended by a NUL byte. */
+  taskEnv?: readonly (Readonly<Record<string, string>> | undefined)[];
 }
 
 export class BridgeInputError extends Error {
@@ -34,6 +37,20 @@ export async function writeObjective(root: string, input: BridgeInput): Promise<
   });
   await mkdir(root, { recursive: true, mode: 0o700 });
   await atomicWrite(join(root, 'objective.txt'), input.objective);
+  const envs = input.taskEnv ?? [];
+  if (envs.some((e) => e && Object.keys(e).length)) {
+    const envDir = join(root, 'task-env');
+    await mkdir(envDir, { recursive: true, mode: 0o700 });
+    for (const [i, e] of envs.entries()) {
+      if (!e || !Object.keys(e).length) continue;
+      for (const [name, value] of Object.entries(e)) {
+        const problem = taskEnvNameProblem(name);
+        if (problem) throw new BridgeInputError(`task ${i}: ${problem}`);
+        assertNoNul(`task ${i} env ${name}`, value);
+      }
+      await atomicWrite(join(envDir, String(i)), Object.entries(e).map(([n, v]) => `${n}=${v}\0`).join(''));
+    }
+  }
   if (tasks.length === 0) return;
   const taskDir = join(root, 'tasks');
   await mkdir(taskDir, { recursive: true, mode: 0o700 });

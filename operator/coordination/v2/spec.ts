@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { ObjectiveSpec } from '../types.js';
 import { ID_PATTERN } from '../../util/ids.js';
+import { taskEnvNameProblem } from '../../tasks/task-list.js';
 
 export const objectiveSpecSchema = z
   .object({
@@ -10,6 +11,7 @@ export const objectiveSpecSchema = z
     description: z.string(),
     agents: z.number().int().min(1).max(100_000),
     tasks: z.array(z.string()).optional(),
+    taskEnv: z.array(z.record(z.string(), z.string()).optional()).optional(),
     topology: z.enum(['flat', 'hybrid']),
     agentCommand: z.array(z.string()).min(1, 'agent command is empty'),
     agentTimeoutSeconds: z.number().positive(),
@@ -22,6 +24,11 @@ export const objectiveSpecSchema = z
     noRetryExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
   })
   .refine((s) => !s.tasks || s.tasks.length <= s.agents, { message: 'more tasks than agents', path: ['tasks'] })
+  .refine((s) => !s.taskEnv || s.taskEnv.length <= s.agents, { message: 'more task environments than agents', path: ['taskEnv'] })
+  .refine((s) => !s.taskEnv || s.taskEnv.every((e) => !e || Object.keys(e).every((n) => taskEnvNameProblem(n) === null)), {
+    message: 'a task environment name is invalid or belongs to the engine',
+    path: ['taskEnv'],
+  })
   .refine((s) => !s.completedIndexes || s.completedIndexes.every((i) => i < s.agents), {
     message: 'completed index out of range',
     path: ['completedIndexes'],
