@@ -21,6 +21,7 @@ export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
     id: o.swarmId,
     description: o.objective,
     agents: o.agents,
+    ...(o.tasks ? { tasks: o.tasks.map((t) => t.task), taskEnv: o.tasks.map((t) => t.env) } : {}),
     topology: resolveTopology(o.topology, o.agents),
     agentCommand: o.agentCommand,
     agentTimeoutSeconds: o.agentTimeoutSeconds,

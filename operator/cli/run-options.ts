@@ -1,5 +1,6 @@
 // `cfn run` flags -> one typed RunOptions object. The flag table and the zod
 // schema are the single place to add options (V1 adds --version, --config, ...).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
@@ -7,6 +8,8 @@ import { ID_PATTERN, generateId } from '../util/ids.js';
 import { ShellWordsError, splitShellWords } from '../util/shell-words.js';
 import { DEFAULT_AGENT_COMMAND, DEFAULT_OBJECTIVE, DEFAULTS } from './defaults.js';
 import { UsageError } from './usage-error.js';
+import { parseTaskList, TaskListError } from '../tasks/task-list.js';
+import type { Task, TaskFormat } from '../tasks/task-list.js';
 
 export type TopologyChoice = 'flat' | 'hybrid' | 'auto';
 export type VersionChoice = 'v1' | 'v2' | 'auto';
@@ -17,6 +20,8 @@ export interface RunOptions {
   /** argv; never passed through a shell. */
   agentCommand: string[];
   objective: string;
+  /** --tasks: one task per agent (agent i gets tasks[i]); undefined: every agent gets the objective. */
+  tasks: Task[] | undefined;
   timeoutSeconds: number;
   agentTimeoutSeconds: number;
   retries: number;
@@ -49,6 +54,8 @@ export const RUN_FLAGS = {
   topology: { type: 'string' },
   'agent-command': { type: 'string' },
   objective: { type: 'string' },
+  tasks: { type: 'string' },
+  'tasks-format': { type: 'string' },
   timeout: { type: 'string' },
   'agent-timeout': { type: 'string' },
   retries: { type: 'string' },
@@ -67,17 +74,23 @@ export const RUN_FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionTable;
 
-export const RUN_HELP = `Usage: cfn run --agents N [options] [-- AGENT-COMMAND ARGS...]
+export const RUN_HELP = `Usage: cfn run (--agents N | --tasks FILE) [options] [-- AGENT-COMMAND ARGS...]
 
 Runs one objective on N agents with the V2 coordinator (bash on tmpfs) or the
 V1 fallback (TypeScript, SQLite memory), as chosen by --version or detection.
 
 Options:
-  --agents N              number of agents (required, 1-100000)
+  --agents N              number of agents (1-100000; default: the number of --tasks)
   --topology T            flat | hybrid | auto (default auto: flat up to 300 agents)
   --agent-command CMD     agent command, split like a shell but never evaluated
                           (default: cat, which answers with its task); or give it after --
-  --objective TEXT        objective text given to every agent (default: a built-in review task)
+  --objective TEXT        objective text given to every agent in CFN_OBJECTIVE, and as its
+                          task without --tasks (default: a built-in review task)
+  --tasks FILE            one task per agent (- for stdin): agent i gets task i on stdin
+                          and in CFN_TASK; one task per line, or JSON lines
+                          {"task": "...", "env": [{"name": "N", "value": "V"}]}
+  --tasks-format F        lines | jsonl | auto (default auto: jsonl when the first
+                          non-blank line starts with {)
   --timeout S             overall deadline in seconds (default ${DEFAULTS.timeoutSeconds})
   --agent-timeout S       per-attempt agent timeout in seconds (default ${DEFAULTS.agentTimeoutSeconds})
   --retries R             retries of a failed attempt (default ${DEFAULTS.retries})
@@ -142,6 +155,15 @@ export const runFlagsSchema = z.object({
     .optional(),
   'agent-command': z.string().optional(),
   objective: z.string().optional(),
+  tasks: z.string().min(1, '--tasks must not be empty').optional(),
+  'tasks-format': z
+    .string()
+    .transform((s, ctx): TaskFormat => {
+      if (s === 'lines' || s === 'jsonl' || s === 'auto') return s;
+      ctx.addIssue({ code: 'custom', message: `--tasks-format must be lines, jsonl or auto (got ${JSON.stringify(s)})` });
+      return z.NEVER;
+    })
+    .optional(),
   timeout: numberFlag('timeout', 0, 86_400, true).optional(),
   'agent-timeout': numberFlag('agent-timeout', 0, 86_400, true).optional(),
   retries: intFlag('retries', 0, 100).optional(),
@@ -190,6 +212,24 @@ function firstSentence(message: string): string {
   return end === -1 ? line : line.slice(0, end);
 }
 
+/** Reads and parses --tasks FILE (- = stdin); a problem is a UsageError naming the file and line. */
+function readTasks(file: string, format: TaskFormat): Task[] {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--tasks ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  try {
+    const tasks = parseTaskList(text, format);
+    if (tasks.length === 0) throw new TaskListError('holds no task');
+    return tasks;
+  } catch (err) {
+    if (err instanceof TaskListError) throw new UsageError(`--tasks ${file === '-' ? '(stdin)' : file}: ${err.message}`);
+    throw err;
+  }
+}
+
 /** Parses `cfn run` arguments (without the `run` word). Throws UsageError with one line. */
 export function parseRunOptions(argv: readonly string[]): RunOptions {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof RUN_FLAGS; strict: true; allowPositionals: true; tokens: true }>>;
@@ -226,8 +266,14 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   }
   if (agentCommand.length === 0 && !help) throw new UsageError('--agent-command is empty');
 
-  if (v.agents === undefined && !help) throw new UsageError('--agents N is required (see cfn run --help)');
-  const agents = v.agents ?? 1;
+  const tasks = v.tasks === undefined || help ? undefined : readTasks(v.tasks, v['tasks-format'] ?? 'auto');
+  if (v['tasks-format'] !== undefined && v.tasks === undefined) throw new UsageError('--tasks-format needs --tasks');
+  if (tasks && v.agents !== undefined && v.agents !== tasks.length) {
+    throw new UsageError(`--agents is ${v.agents} but --tasks ${v.tasks ?? ''} holds ${tasks.length} tasks: give one task per agent (or leave --agents out)`);
+  }
+  if (v.agents === undefined && !tasks && !help) throw new UsageError('--agents N or --tasks FILE is required (see cfn run --help)');
+  const agents = v.agents ?? tasks?.length ?? 1;
+  if (agents > 100_000) throw new UsageError(`--tasks ${v.tasks ?? ''} holds ${agents} tasks, more than 100000 agents`);
   if (v.objective !== undefined && v.objective.includes('\0')) throw new UsageError('--objective must not contain a NUL byte');
   if (v.version !== undefined && v['rollout-percentage'] !== undefined) {
     throw new UsageError('give either --version or --rollout-percentage, not both (--version decides alone)');
@@ -238,6 +284,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     topology: v.topology ?? DEFAULTS.topology,
     agentCommand,
     objective: v.objective ?? DEFAULT_OBJECTIVE,
+    tasks,
     timeoutSeconds: v.timeout ?? DEFAULTS.timeoutSeconds,
     agentTimeoutSeconds: v['agent-timeout'] ?? DEFAULTS.agentTimeoutSeconds,
     retries: v.retries ?? DEFAULTS.retries,
