@@ -219,3 +219,52 @@ AGENT
   run "$BIN/native/spawner" --responses 0 60 "$ROOT" "$ROOT/queue" 3 0 0 9 -- true
   [ "$status" -eq 2 ]
 }
+
+@test "hostile task bytes (invalid UTF-8, NUL, a CR, metacharacters) reach stdin byte for byte; CFN_TASK holds them up to the first NUL" {
+  local impl
+  mkdir -p "$ROOT/tasks"
+  printf 'bad \xff\xfe utf8 \xc3\x28 $(touch pwned) \r\nline2' >"$ROOT/tasks/0"
+  printf 'before\0after `touch pwned2`' >"$ROOT/tasks/1"
+  cat >"$ROOT/agent" <<'AGENT'
+#!/bin/sh
+cat >"$0.$AGENT_INDEX.stdin"
+printf '%s' "${CFN_TASK-unset}" >"$0.$AGENT_INDEX.env"
+AGENT
+  chmod +x "$ROOT/agent"
+  for impl in "${SPAWNERS[@]}"; do
+    spawn "$impl" 2 2 0 0 -- "$ROOT/agent"
+    [ "$(wc -l <"$OUT/reports")" -eq 2 ]
+    cmp "$ROOT/tasks/0" "$ROOT/agent.0.stdin"
+    cmp "$ROOT/tasks/0" "$ROOT/agent.0.env"
+    cmp "$ROOT/tasks/1" "$ROOT/agent.1.stdin"
+    # An environment string ends at NUL: the variable holds the bytes before it.
+    cmp <(printf 'before') "$ROOT/agent.1.env"
+    [ ! -e "$ROOT/pwned" ] && [ ! -e "$ROOT/pwned2" ] && [ ! -e pwned ]
+    rm -f "$ROOT"/agent.*.* "$ROOT"/work/agent-*
+  done
+}
+
+@test "task-env/<i>: agent i alone gets its own variables (data, never evaluated), over the shared ones; an engine name fails the attempt" {
+  local impl
+  mkdir -p "$ROOT/tasks" "$ROOT/task-env"
+  for i in 0 1 2; do printf 'task %s' "$i" >"$ROOT/tasks/$i"; done
+  printf 'FILE=a.sh\0SHARED=mine\0ODD=$(touch pwned) `x`\nline2 \xff\0' >"$ROOT/task-env/0"
+  printf 'CFN_TASK=forged\0' >"$ROOT/task-env/2"
+  cat >"$ROOT/agent" <<'AGENT'
+#!/bin/sh
+printf '%s|%s|%s|%s|%s' "${FILE-unset}" "$SHARED" "${ODD-unset}" "$CFN_TASK" "$AGENT_INDEX" >"$0.$AGENT_INDEX.env"
+AGENT
+  chmod +x "$ROOT/agent"
+  for impl in "${SPAWNERS[@]}"; do
+    SHARED=shared spawn "$impl" 3 3 0 0 -- "$ROOT/agent"
+    [ "$(wc -l <"$OUT/reports")" -eq 3 ]
+    cmp <(printf 'a.sh|mine|$(touch pwned) `x`\nline2 \xff|task 0|0') "$ROOT/agent.0.env"
+    [ "$(cat "$ROOT/agent.1.env")" = "unset|shared|unset|task 1|1" ]
+    # Agent 2 never ran: a forged engine variable is refused, exit 126, with the reason.
+    [ ! -e "$ROOT/agent.2.env" ]
+    grep -q '^R 2 126 1 ' "$OUT/reports"
+    err_of 2 | grep -q 'task-env/2: invalid or engine variable name'
+    [ ! -e "$ROOT/pwned" ] && [ ! -e pwned ]
+    rm -f "$ROOT"/agent.*.* "$ROOT"/work/agent-*
+  done
+}
