@@ -28,6 +28,10 @@ Options (run/start):
   --objective TEXT         the objective (else --objective-file, else an
   --objective-file FILE      existing <root>/objective.txt)
   --tasks-dir DIR          per-agent task files DIR/<index> (copied to <root>/tasks)
+  --tasks-file FILE        one task per agent, each ended by a NUL byte (the
+                           last one's NUL optional); exactly --agents of them
+  --task-env-dir DIR       per-agent variables DIR/<index>: NAME=VALUE entries,
+                           each ended by NUL (copied to <root>/task-env)
   --timeout SECONDS        overall deadline (default 3600)
   --agent-timeout SECONDS  per attempt (default 300, 0 = none)
   --retries N              extra attempts after a failure (default 0)
@@ -59,7 +63,7 @@ EOF
 # --- options -----------------------------------------------------------------
 
 O_SWARM='' O_AGENTS='' O_TOPOLOGY=auto O_OBJECTIVE='' O_OBJECTIVE_SET=0 O_OBJECTIVE_FILE=''
-O_TASKS_DIR='' O_TIMEOUT=3600 O_AGENT_TIMEOUT=300 O_RETRIES=0 O_CONCURRENCY=64
+O_TASKS_DIR='' O_TASKS_FILE='' O_TASK_ENV_DIR='' O_TIMEOUT=3600 O_AGENT_TIMEOUT=300 O_RETRIES=0 O_CONCURRENCY=64
 O_MAX_OUTPUT=65536 O_WORKERS=100 O_SHM=${CFN_SHM_PATH:-/dev/shm/cfn} O_COMPLETED='' O_FAILED='' O_NO_RETRY=''
 O_KEEP=0 O_RESULTS='' O_JSON=0 O_CAPACITY=4096 O_PUBLISH_TIMEOUT=30 O_BUS_MODE=${CFN_BUS_MODE:-auto}
 O_CMD=()
@@ -73,6 +77,8 @@ parse_opts() {
       --objective) cfn_require_value "$1" $#; O_OBJECTIVE=$2; O_OBJECTIVE_SET=1; shift 2 ;;
       --objective-file) cfn_require_value "$1" $#; O_OBJECTIVE_FILE=$2; shift 2 ;;
       --tasks-dir) cfn_require_value "$1" $#; O_TASKS_DIR=$2; shift 2 ;;
+      --tasks-file) cfn_require_value "$1" $#; O_TASKS_FILE=$2; shift 2 ;;
+      --task-env-dir) cfn_require_value "$1" $#; O_TASK_ENV_DIR=$2; shift 2 ;;
       --timeout) cfn_require_value "$1" $#; O_TIMEOUT=$2; shift 2 ;;
       --agent-timeout) cfn_require_value "$1" $#; O_AGENT_TIMEOUT=$2; shift 2 ;;
       --retries) cfn_require_value "$1" $#; O_RETRIES=$2; shift 2 ;;
@@ -125,6 +131,14 @@ validate_run_opts() {
   ((O_OBJECTIVE_SET == 0)) || [[ -z $O_OBJECTIVE_FILE ]] || cfn_die 2 "--objective and --objective-file are exclusive"
   [[ -z $O_OBJECTIVE_FILE || -r $O_OBJECTIVE_FILE ]] || cfn_die 2 "cannot read --objective-file $O_OBJECTIVE_FILE"
   [[ -z $O_TASKS_DIR || -d $O_TASKS_DIR ]] || cfn_die 2 "--tasks-dir $O_TASKS_DIR is not a directory"
+  [[ -z $O_TASKS_DIR || -z $O_TASKS_FILE ]] || cfn_die 2 "--tasks-dir and --tasks-file are exclusive"
+  [[ -z $O_TASK_ENV_DIR || -d $O_TASK_ENV_DIR ]] || cfn_die 2 "--task-env-dir $O_TASK_ENV_DIR is not a directory"
+  if [[ -n $O_TASKS_FILE ]]; then
+    [[ -f $O_TASKS_FILE && -r $O_TASKS_FILE ]] || cfn_die 2 "cannot read --tasks-file $O_TASKS_FILE"
+    local n
+    n=$(tasks_file_count "$O_TASKS_FILE")
+    [[ $n == "$O_AGENTS" ]] || cfn_die 2 "--tasks-file $O_TASKS_FILE holds $n tasks but --agents is $O_AGENTS: give one task per agent"
+  fi
   cfn_is_exit_code_list "$O_NO_RETRY" || cfn_die 2 "--no-retry-exit-codes must list exit codes 1-255 (\"2,3\"), got '$O_NO_RETRY'"
   # Canonical decimals ("02" -> 2): meta.json lists them as JSON numbers.
   local -a codes=()
@@ -168,6 +182,25 @@ preflight() {
   return 0
 }
 
+# --- tasks -----------------------------------------------------------------------
+
+# tasks_file_count FILE: prints the number of NUL-ended records (data, never evaluated).
+tasks_file_count() {
+  local t n=0
+  while IFS= read -r -d '' t || [[ -n $t ]]; do n=$((n + 1)); done <"$1"
+  printf '%d\n' "$n"
+}
+
+# split_tasks_file FILE DIR: record i of FILE becomes DIR/<i>, byte for byte.
+split_tasks_file() {
+  local t i=0
+  while IFS= read -r -d '' t || [[ -n $t ]]; do
+    printf '%s' "$t" >"$2/.$i.tmp"
+    mv -f -- "$2/.$i.tmp" "$2/$i"
+    i=$((i + 1))
+  done <"$1"
+}
+
 # --- run -----------------------------------------------------------------------
 
 ROOT='' STARTED_US=0 INTERRUPTED=0 CLEANED=0
@@ -194,6 +227,12 @@ prepare_root() {
   fi
   if [[ -n $O_TASKS_DIR ]]; then
     cp -R -- "$O_TASKS_DIR/." "$ROOT/tasks/"
+  elif [[ -n $O_TASKS_FILE ]]; then
+    split_tasks_file "$O_TASKS_FILE" "$ROOT/tasks"
+  fi
+  if [[ -n $O_TASK_ENV_DIR ]]; then
+    [[ -d $ROOT/task-env ]] || mkdir -m 0700 -- "$ROOT/task-env"
+    cp -R -- "$O_TASK_ENV_DIR/." "$ROOT/task-env/"
   fi
   printf '%s\n' "$$" >"$ROOT/pids/coordinator.pid"
 }

@@ -82,6 +82,27 @@ EOS
   assert_no_leftovers
 }
 
+@test "--tasks-file: record i (NUL-ended, hostile bytes) reaches agent i alone, byte for byte, with its --task-env-dir variables; resume keeps index i on task i" {
+  mkdir -p "$OUT/env" "$OUT/got"
+  printf 'a.sh $(touch pwned)\0multi\nline `x` \xff\xfe\0"q" \x27s\x27 ; | & > <' >"$OUT/tasks"
+  printf 'FILE=b.sh\0' >"$OUT/env/1"
+  run --separate-stderr cli run --swarm-id tf --agents 3 --objective OBJ --tasks-file "$OUT/tasks" --task-env-dir "$OUT/env" --completed-indexes 0 --json -- \
+    bash -c 'cat >"$0/got/$AGENT_INDEX"; printf "%s|%s" "${FILE-unset}" "$CFN_OBJECTIVE" >"$0/got/$AGENT_INDEX.env"' "$OUT"
+  [ "$status" -eq 0 ]
+  jq -e '.agents.completed == 3 and .resumed == 1' <<<"$output"
+  # Agent 0 completed earlier: never re-run; agents 1 and 2 got records 1 and 2.
+  [ ! -e "$OUT/got/0" ]
+  cmp <(printf 'multi\nline `x` \xff\xfe') "$OUT/got/1"
+  cmp <(printf '"q" \x27s\x27 ; | & > <') "$OUT/got/2"
+  [ "$(cat "$OUT/got/1.env")" = "b.sh|OBJ" ] && [ "$(cat "$OUT/got/2.env")" = "unset|OBJ" ]
+  [ ! -e pwned ] && [ ! -e "$OUT/pwned" ]
+  # A count that is not --agents is a usage error naming both numbers.
+  run --separate-stderr cli run --swarm-id tf2 --agents 4 --objective x --tasks-file "$OUT/tasks" -- true
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"holds 3 tasks but --agents is 4"* ]]
+  assert_no_leftovers
+}
+
 @test "the overall deadline stops the run with status timeout and exit 4, killing agents" {
   run --separate-stderr cli run --swarm-id late --agents 4 --objective x --timeout 1 --json -- bash -c '(exec -a "$0" sleep 30); :' "$MARK"
   [ "$status" -eq 4 ]
