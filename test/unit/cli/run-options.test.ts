@@ -1,4 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseRunOptions } from '../../../operator/cli/run-options.js';
 import { DEFAULT_OBJECTIVE, DEFAULTS } from '../../../operator/cli/defaults.js';
 import { UsageError } from '../../../operator/cli/usage-error.js';
@@ -49,7 +52,7 @@ describe('parseRunOptions', () => {
   });
 
   it('rejects bad input with one clear line', () => {
-    expect(usage([])).toMatch(/--agents N is required/);
+    expect(usage([])).toBe("--agents N or --tasks FILE is required (see cfn run --help)");
     expect(usage(['--agents', 'x'])).toBe('--agents must be an integer from 1 to 100000 (got "x")');
     expect(usage(['--agents', '0'])).toMatch(/--agents must be an integer/);
     expect(usage(['--agents', '1.5'])).toMatch(/--agents must be an integer/);
@@ -76,5 +79,33 @@ describe('parseRunOptions', () => {
     expect(resolveTopology('flat', 5000)).toBe('flat');
     const spec = toObjectiveSpec(parseRunOptions(['--agents', '3', '--swarm-id', 's1', '--objective', 'x']));
     expect(spec).toMatchObject({ id: 's1', description: 'x', agents: 3, topology: 'flat', agentCommand: ['cat'] });
+  });
+});
+
+describe('cfn run --tasks', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'run-tasks-'));
+  const file = (name: string, text: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  it('defaults --agents to the task count and hands task i and its env to agent i', () => {
+    const f = file('t.jsonl', '{"task":"a\\nb","env":[{"name":"FILE","value":"a.sh"}]}\n{"task":"c"}\n');
+    const o = parseRunOptions(['--tasks', f]);
+    expect(o.agents).toBe(2);
+    expect(toObjectiveSpec(o)).toMatchObject({ agents: 2, tasks: ['a\nb', 'c'], taskEnv: [{ FILE: 'a.sh' }, undefined] });
+    expect(parseRunOptions(['--tasks', f, '--agents', '2']).agents).toBe(2);
+    expect(parseRunOptions(['--tasks', file('p.txt', 'x\ny\nz\n'), '--tasks-format', 'lines']).tasks).toEqual([{ task: 'x' }, { task: 'y' }, { task: 'z' }]);
+  });
+
+  it('a mismatch, a bad file or a bad format is a usage error naming them', () => {
+    const f = file('three.txt', 'a\nb\nc\n');
+    expect(usage(['--tasks', f, '--agents', '5'])).toBe(`--agents is 5 but --tasks ${f} holds 3 tasks: give one task per agent (or leave --agents out)`);
+    expect(usage(['--tasks', join(dir, 'missing')])).toBe(`--tasks ${join(dir, 'missing')}: no such file`);
+    expect(usage(['--tasks', file('empty', '\n\n')])).toBe(`--tasks ${join(dir, 'empty')}: holds no task`);
+    expect(usage(['--tasks', file('bad.jsonl', '{"task":"a","env":[{"name":"CFN_TASK","value":"x"}]}\n')])).toMatch(/: line 1: env name CFN_TASK belongs to the engine/);
+    expect(usage(['--tasks', f, '--tasks-format', 'csv'])).toBe('--tasks-format must be lines, jsonl or auto (got "csv")');
+    expect(usage(['--agents', '2', '--tasks-format', 'lines'])).toBe('--tasks-format needs --tasks');
   });
 });
