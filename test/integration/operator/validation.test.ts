@@ -98,3 +98,44 @@ describe('config/samples', () => {
     }
   });
 });
+
+describe('per-agent tasks (spec.tasks, spec.tasksFrom) on the real API server', () => {
+  const withoutAgents = (name: string, spec: Record<string, unknown>) => {
+    const m = swarmManifest(ns, name, spec);
+    delete (m.spec as Record<string, unknown>).agents;
+    return m;
+  };
+  const from = { configMapKeyRef: { name: 'files', key: 'list' } };
+
+  it('accepts inline tasks with agents left out (it defaults to their number) or equal to it', async () => {
+    await c.create(swarmPath(ns), withoutAgents('tasks-only', { tasks: ['a', 'b $(id)', 'c\nd'] }));
+    expect((await getSwarm(c, ns, 'tasks-only')).spec).toMatchObject({ tasks: ['a', 'b $(id)', 'c\nd'] });
+    await c.create(swarmPath(ns), swarmManifest(ns, 'tasks-equal', { agents: 2, tasks: ['a', 'b'] }));
+    await c.create(swarmPath(ns), swarmManifest(ns, 'tasks-from', { agents: 4, tasksFrom: from }));
+    expect((await getSwarm(c, ns, 'tasks-from')).spec).toMatchObject({ tasksFrom: { ...from, format: 'auto' } });
+  });
+
+  it.each([
+    ['agents not the number of tasks (CEL)', { agents: 3, tasks: ['a', 'b'] }, /spec\.agents: Invalid value: .*agents must equal the number of tasks/],
+    ['tasks and tasksFrom together (CEL)', { agents: 1, tasks: ['a'], tasksFrom: from }, /spec\.tasksFrom: Invalid value: .*tasks and tasksFrom are mutually exclusive/],
+    ['an empty task list', { agents: 1, tasks: [] }, /spec\.tasks: Invalid value: 0: spec\.tasks in body should have at least 1 items/],
+    ['one task above 65536 characters', { agents: 1, tasks: ['x'.repeat(65537)] }, /spec\.tasks\[0\]: Too long: may not be (longer|more) than 65536/],
+    ['inline tasks above 262144 characters in all (CEL)', { agents: 5, tasks: Array.from({ length: 5 }, () => 'x'.repeat(60000)) }, /spec\.tasks: Invalid value: .*tasks must hold at most 262144 characters in all; put a larger list in a ConfigMap/],
+    ['flat with more than 300 tasks (CEL)', { topology: 'flat', agents: 301, tasks: Array.from({ length: 301 }, (_, i) => `t${i}`) }, /topology flat supports at most 300 agents/],
+    ['an unknown tasksFrom format', { agents: 1, tasksFrom: { ...from, format: 'csv' } }, /spec\.tasksFrom\.format: Unsupported value: "csv"/],
+    ['tasksFrom without a key', { agents: 1, tasksFrom: { configMapKeyRef: { name: 'files' } } }, /spec\.tasksFrom\.configMapKeyRef\.key: Required value/],
+  ])('rejects %s', async (_name, spec, pattern) => {
+    expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
+  });
+
+  it('rejects neither agents nor tasks, naming agents', async () => {
+    expect(await rejection(withoutAgents('no-count', {}))).toMatch(/spec\.agents: Invalid value: .*agents is required unless tasks is given/);
+    expect(await rejection(withoutAgents('no-count2', { tasksFrom: from }))).toMatch(/agents is required unless tasks is given/);
+  });
+
+  it('keeps tasks and tasksFrom immutable', async () => {
+    await expect(c.mergePatch(swarmPath(ns, 'tasks-equal'), { spec: { tasks: ['a', 'changed'] } })).rejects.toThrow(/tasks is immutable/);
+    await expect(c.mergePatch(swarmPath(ns, 'tasks-from'), { spec: { tasksFrom: { configMapKeyRef: { name: 'other', key: 'list' } } } })).rejects.toThrow(/tasksFrom is immutable/);
+    await expect(c.mergePatch(swarmPath(ns, 'tasks-only'), { spec: { agents: 3 } })).rejects.toThrow(/agents is immutable/);
+  });
+});
