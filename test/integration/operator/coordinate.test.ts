@@ -4,7 +4,7 @@
 // is exercised), on a real tmpfs.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { client, createNamespace, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
@@ -228,5 +228,74 @@ describe('cfn coordinate, run as the pod would run it', () => {
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
     expect(sw.status).toMatchObject({ activeVersion: 'v1', completedAgents: '0-23', rerunAgents: interrupted.length, fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator failed: Error: exit code 143' } });
+  });
+});
+
+describe('cfn coordinate with per-agent tasks', () => {
+  /** Plays the kubelet for the pod's tasks volume: the ConfigMap key it names, written as the file the mount holds. */
+  async function mountTasks(pod: PodObject): Promise<Record<string, string>> {
+    const vol = (pod.spec as unknown as { volumes: Array<{ name: string; configMap?: { name: string; items: Array<{ key: string; path: string }> } }> }).volumes.find((v) => v.name === 'tasks');
+    const dir = mkdtempSync(join(work, 'tasks-'));
+    if (vol?.configMap) {
+      const cm = await c.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${vol.configMap.name}`).catch(() => undefined);
+      for (const item of vol.configMap.items) {
+        const text = cm?.data?.[item.key];
+        if (text !== undefined) writeFileSync(join(dir, item.path), text);
+      }
+    }
+    return { CFN_TASKS_DIR: dir };
+  }
+  const agent = ['sh', '-c', 'printf "%s|%s|%s|" "$AGENT_INDEX" "${FILE-none}" "$CFN_OBJECTIVE"; cat'];
+  const outputs = () =>
+    readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string }).sort((a, b) => a.index - b.index).map((r) => r.output);
+
+  it.each(['v2', 'v1'] as const)('%s: tasks from a ConfigMap key (JSON lines with env) reach agent i alone; no task in the pod env', async (version) => {
+    const name = `cm-${version}`;
+    const lines = [{ task: 'fix a.sh\n$(touch pwned) `x`', env: [{ name: 'FILE', value: 'a.sh' }] }, { task: 'fix b.sh' }, { task: 'fix "c".sh; rm -rf /' }];
+    await c.create(`/api/v1/namespaces/${ns}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { 'tasks.jsonl': lines.map((l) => JSON.stringify(l)).join('\n') + '\n' } });
+    await c.create(swarmPath(ns), swarmManifest(ns, name, { agents: 3, objective: 'OBJ', tasksFrom: { configMapKeyRef: { name, key: 'tasks.jsonl' } }, coordination: { version }, agent: { command: agent } }));
+    const pod = await waitFor('pod', () => podOf(name, 1));
+    expect(JSON.stringify(pod.spec.containers[0]!.env)).not.toContain('fix b.sh');
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(pod, await mountTasks(pod))).done).toBe(0);
+    expect(outputs()).toEqual(['0|a.sh|OBJ|fix a.sh\n$(touch pwned) `x`', '1|none|OBJ|fix b.sh', '2|none|OBJ|fix "c".sh; rm -rf /']);
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, name);
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect(sw.status).toMatchObject({ agents: { total: 3, completed: 3, failed: 0 }, deliveryRate: 100 });
+  });
+
+  it('inline tasks with agents left out: agents = the number of tasks', async () => {
+    const m = swarmManifest(ns, 'inline', { objective: 'OBJ', tasks: ['one', 'two'], coordination: { version: 'v2' }, agent: { command: agent } });
+    delete (m.spec as Record<string, unknown>).agents;
+    await c.create(swarmPath(ns), m);
+    const pod = await waitFor('pod', () => podOf('inline', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(pod)).done).toBe(0);
+    expect(outputs()).toEqual(['0|none|OBJ|one', '1|none|OBJ|two']);
+  });
+
+  it.each([
+    ['more tasks than agents', 'a\nb\nc\n', 'invalid tasks: ConfigMap short key list holds 3 tasks but agents is 2: give one task per agent'],
+    ['a missing key', undefined, 'invalid tasks: ConfigMap short key list not found (the ConfigMap or its key is missing)'],
+  ])('%s: the swarm fails with the problem and sizes in its Failed condition, no agent runs, no fallback', async (_what, text, message) => {
+    await c.delete(`/api/v1/namespaces/${ns}/configmaps/short`).catch(() => undefined);
+    await c.create(`/api/v1/namespaces/${ns}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'short' }, data: text === undefined ? { other: 'x' } : { list: text } });
+    const name = `short-${text === undefined ? 'missing' : 'count'}`;
+    const marker = join(work, `${name}.ran`);
+    await c.create(swarmPath(ns), swarmManifest(ns, name, { agents: 2, tasksFrom: { configMapKeyRef: { name: 'short', key: 'list' } }, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', `touch ${marker}`] } }));
+    const pod = await waitFor('pod', () => podOf(name, 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(pod, await mountTasks(pod))).done).toBe(0);
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, name);
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'RunFailed', message });
+    expect(sw.status?.fallback).toBeUndefined();
+    expect(existsSync(marker)).toBe(false);
   });
 });
