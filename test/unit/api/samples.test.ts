@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { swarm } from '../../../operator/api/swarm.js';
+import { parseTaskList } from '../../../operator/tasks/task-list.js';
 
 const DIR = join(process.cwd(), 'config/samples');
 
@@ -15,5 +16,16 @@ describe('config/samples', () => {
     const doc = parse(readFileSync(join(DIR, file), 'utf8')) as object;
     const r = swarm.safeParse(doc);
     expect(r.error?.issues ?? []).toEqual([]);
+  });
+});
+
+describe('config/samples/swarm-tasks.yaml', () => {
+  it('its ConfigMap holds one valid task per agent, each naming a real file of the repository', () => {
+    const cm = parse(readFileSync(join(DIR, 'tasks-bash-files.yaml'), 'utf8')) as { data: Record<string, string> };
+    const sw = swarm.parse(parse(readFileSync(join(DIR, 'swarm-tasks.yaml'), 'utf8')));
+    const ref = sw.spec.tasksFrom!.configMapKeyRef;
+    const tasks = parseTaskList(cm.data[ref.key]!, sw.spec.tasksFrom!.format);
+    expect(tasks).toHaveLength(sw.spec.agents!);
+    for (const t of tasks) expect(existsSync(join(process.cwd(), t.env!.FILE!))).toBe(true);
   });
 });
