@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
 import { TaskListError } from '../tasks/task-list.js';
 import type { Task } from '../tasks/task-list.js';
-import { loadSwarmTasks } from './swarm-tasks.js';
+import { INVALID_TASKS_PREFIX, loadSwarmTasks } from './swarm-tasks.js';
 import { deliveryFigures } from '../coordination/delivery.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
@@ -88,7 +88,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   } catch (err) {
     if (!(err instanceof TaskListError)) throw err;
     log.error({ reason: err.message }, 'invalid tasks');
-    await publisher.flush({ status: 'failed', message: `invalid tasks: ${err.message}` });
+    await publisher.flush({ status: 'failed', message: `${INVALID_TASKS_PREFIX}${err.message}` });
     publisher.stop();
     return 0;
   }

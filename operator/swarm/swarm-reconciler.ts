@@ -9,6 +9,7 @@ import { findCondition, setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
+import { INVALID_TASKS_PREFIX } from './swarm-tasks.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isAlreadyExists, isNotFound, isRetryable, KubeApiError, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
@@ -609,7 +610,8 @@ class SwarmRun {
         this.fail('DeliveryBelowSuccessPolicy', `${figures} < ${min}% (spec.successPolicy.minDeliveryRate)`);
       }
     } else {
-      this.fail(result.status === 'timeout' ? 'DeadlineExceeded' : 'RunFailed', result.message ?? `coordinator ended with ${result.status}`);
+      const reason = result.status === 'timeout' ? 'DeadlineExceeded' : result.message?.startsWith(INVALID_TASKS_PREFIX) ? 'InvalidTasks' : 'RunFailed';
+      this.fail(reason, result.message ?? `coordinator ended with ${result.status}`);
     }
     const seconds = (this.swarm.status?.coordinationTimeMs ?? 0) / 1000;
     const version = s.activeVersion ?? 'v1';

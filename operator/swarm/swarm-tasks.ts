@@ -13,6 +13,8 @@ import type { Task } from '../tasks/task-list.js';
 export const TASKS_MOUNT_PATH = '/etc/cfn/tasks';
 export const TASKS_FILE_NAME = 'tasks';
 export const TASKS_VOLUME = 'tasks';
+/** How the coordinator's result message starts when the tasks are invalid (the operator's reason InvalidTasks). */
+export const INVALID_TASKS_PREFIX = 'invalid tasks: ';
 
 /** The ConfigMap volume holding spec.tasksFrom's key as TASKS_FILE_NAME (optional: a missing key is reported by the coordinator). */
 export function tasksVolume(spec: SwarmSpec): object | undefined {

@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { client, createNamespace, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
@@ -294,7 +294,8 @@ describe('cfn coordinate with per-agent tasks', () => {
       const s = await getSwarm(c, ns, name);
       return s.status?.phase === 'Failed' ? s : undefined;
     });
-    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'RunFailed', message });
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'InvalidTasks', message });
+    expect((await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks')).toMatchObject({ type: 'Warning', message });
     expect(sw.status?.fallback).toBeUndefined();
     expect(existsSync(marker)).toBe(false);
   });
