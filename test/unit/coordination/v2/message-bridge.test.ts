@@ -14,6 +14,19 @@ describe('message bridge', () => {
     await rm(base, { recursive: true, force: true });
   });
 
+  it('writes per-task env as task-env/<i>: NAME=VALUE entries each ended by NUL, only for agents that have some', async () => {
+    const root = join(base, 'swarm-env');
+    await writeObjective(root, { objective: 'o', tasks: ['a', 'b', 'c'], taskEnv: [{ FILE: 'a.sh', X: NASTY }, undefined, {}] });
+    expect(await readFile(join(root, 'task-env', '0'))).toEqual(Buffer.from(`FILE=a.sh\0X=${NASTY}\0`, 'utf8'));
+    expect(await readdir(join(root, 'task-env'))).toEqual(['0']);
+    expect((await stat(join(root, 'task-env'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses an engine variable or a NUL in per-task env', async () => {
+    await expect(writeObjective(join(base, 'e1'), { objective: 'o', taskEnv: [{ CFN_TASK: 'x' }] })).rejects.toThrow(new BridgeInputError('task 0: env name CFN_TASK belongs to the engine (AGENT_ID, AGENT_INDEX, OBJECTIVE_ID, SWARM_ID and CFN_*)'));
+    await expect(writeObjective(join(base, 'e2'), { objective: 'o', taskEnv: [undefined, { A: 'x\0y' }] })).rejects.toThrow(/task 1 env A contains a NUL byte/);
+  });
+
   it('writes objective and tasks byte-exact with metacharacters, newlines and non-ASCII', async () => {
     const root = join(base, 'swarm-a');
     const tasks = [NASTY, undefined, 'plain', '', NASTY.repeat(100)];
