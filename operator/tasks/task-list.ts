@@ -48,10 +48,10 @@ const jsonTask = z
 
 const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
 
-function checkTask(t: Task, where: string): Task {
+function checkTask(t: Task, where: string, maxBytes = TASK_MAX_BYTES): Task {
   if (t.task.includes('\0')) throw new TaskListError(`${where}: the task contains a NUL byte (tasks reach agents in CFN_TASK, which cannot hold one)`);
   const size = bytes(t.task);
-  if (size > TASK_MAX_BYTES) throw new TaskListError(`${where}: the task is ${size} bytes, above the bound of ${TASK_MAX_BYTES} bytes per task`);
+  if (size > maxBytes) throw new TaskListError(`${where}: the task is ${size} bytes, above the bound of ${maxBytes} bytes per task`);
   for (const [name, value] of Object.entries(t.env ?? {})) {
     const problem = taskEnvNameProblem(name);
     if (problem) throw new TaskListError(`${where}: ${problem}`);
@@ -106,7 +106,8 @@ export function checkInlineTasks(tasks: readonly string[]): Task[] {
   if (total > TASKS_INLINE_MAX_CHARS) {
     throw new TaskListError(`spec.tasks holds ${total} characters, above the bound of ${TASKS_INLINE_MAX_CHARS} for an inline list (use spec.tasksFrom)`);
   }
-  return tasks.map((t, i) => checkTask({ task: t }, `spec.tasks[${i}]`));
+  // The CRD bounds each inline task in characters (TASK_MAX_CHARS), not bytes.
+  return tasks.map((t, i) => checkTask({ task: t }, `spec.tasks[${i}]`, Number.POSITIVE_INFINITY));
 }
 
 /** Checks that a task list fits AGENTS agents (one task per agent). */

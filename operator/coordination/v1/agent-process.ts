@@ -51,6 +51,15 @@ function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
   }
 }
 
+/** CFN_TASK_ENV_MAX of bash/lib/common.sh: the largest text passed in one environment variable. */
+export const TASK_ENV_MAX_BYTES = 131000;
+
+/** TEXT for the environment: without NUL bytes, unset (undefined) beyond TASK_ENV_MAX_BYTES. */
+const envText = (text: string): string | undefined => {
+  const clean = text.replaceAll('\0', '');
+  return Buffer.byteLength(clean, 'utf8') <= TASK_ENV_MAX_BYTES ? clean : undefined;
+};
+
 export function runAgentAttempt(input: AgentAttemptInput): Promise<AgentAttemptResult> {
   const [file, ...args] = input.argv;
   if (file === undefined) throw new Error('agentCommand is empty');
@@ -61,9 +70,10 @@ export function runAgentAttempt(input: AgentAttemptInput): Promise<AgentAttemptR
     AGENT_INDEX: String(input.agentIndex),
     OBJECTIVE_ID: input.objectiveId,
     SWARM_ID: input.objectiveId,
-    // Environment strings cannot hold NUL; stdin carries the exact bytes.
-    CFN_TASK: input.task.replaceAll('\0', ''),
-    CFN_OBJECTIVE: input.objective.replaceAll('\0', ''),
+    // Environment strings cannot hold NUL, and exec takes at most
+    // TASK_ENV_MAX_BYTES in one: stdin carries the exact bytes (as in V2).
+    CFN_TASK: envText(input.task),
+    CFN_OBJECTIVE: envText(input.objective),
     CFN_ATTEMPT: String(input.attempt),
     CFN_AGENTS_TOTAL: String(input.agentsTotal),
   };

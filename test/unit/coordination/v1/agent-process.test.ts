@@ -33,6 +33,13 @@ function alive(pid: number): boolean {
 }
 
 describe('runAgentAttempt', () => {
+  it('a task beyond exec\'s limit for one string reaches stdin whole, CFN_TASK unset (as in V2); per-task env reaches the agent', async () => {
+    const big = 'x'.repeat(140_000);
+    const r = await runAgentAttempt(input(['sh', '-c', 'printf "%s|%s|" "${CFN_TASK-unset}" "$FILE"; wc -c'], { task: big, env: { FILE: 'a.sh' }, maxOutputBytes: 1000 }));
+    expect(r).toMatchObject({ ok: true, exitCode: 0 });
+    expect(r.output.trim()).toBe('unset|a.sh|140000');
+  });
+
   it('passes the agent contract environment and the task on stdin', async () => {
     const script = 'printf "%s|%s|%s|%s|%s|%s|%s|%s|" "$AGENT_ID" "$AGENT_INDEX" "$OBJECTIVE_ID" "$SWARM_ID" "$CFN_TASK" "$CFN_OBJECTIVE" "$CFN_ATTEMPT" "$CFN_AGENTS_TOTAL"; cat';
     const r = await runAgentAttempt(input(['sh', '-c', script], { attempt: 2 }));
