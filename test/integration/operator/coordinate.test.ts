@@ -267,6 +267,20 @@ describe('cfn coordinate with per-agent tasks', () => {
     expect(sw.status).toMatchObject({ agents: { total: 3, completed: 3, failed: 0 }, deliveryRate: 100 });
   });
 
+  it.each(['v2', 'v1'] as const)('%s resume: a replacement skips the agents already final and agent i still gets task i', async (version) => {
+    const name = `resume-${version}`;
+    const marker = join(work, `${name}.ran`);
+    const m = swarmManifest(ns, name, { tasks: ['a', 'b', 'c', 'd'], coordination: { version }, agent: { command: ['sh', '-c', `printf "%s:%s\\n" "$AGENT_INDEX" "$(cat)" >> ${marker}`] } });
+    delete (m.spec as Record<string, unknown>).agents;
+    await c.create(swarmPath(ns), m);
+    const pod = await waitFor('pod', () => podOf(name, 1));
+    // What an earlier coordinator published: agent 0 completed, agent 2 failed finally.
+    await c.mergePatch(swarmPath(ns, name, 'status'), { status: { agents: { total: 4, completed: 1, failed: 1 }, completedAgents: '0', failedIndexes: '2' } });
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    expect(await (await runPodCommand(pod)).done).toBe(0);
+    expect(readFileSync(marker, 'utf8').trim().split('\n').sort()).toEqual(['1:b', '3:d']);
+  });
+
   it('inline tasks with agents left out: agents = the number of tasks', async () => {
     const m = swarmManifest(ns, 'inline', { objective: 'OBJ', tasks: ['one', 'two'], coordination: { version: 'v2' }, agent: { command: agent } });
     delete (m.spec as Record<string, unknown>).agents;
