@@ -3,7 +3,7 @@
 // coordinator pods, each task exactly once, read back from the responses the
 // coordinator wrote to its results volume.
 import { describe, expect, it, jest } from '@jest/globals';
-import { apply, freshNamespace, getSwarm, kubectl } from './kube.js';
+import { SAMPLES, apply, dropNamespace, freshNamespace, getSwarm, kubectl } from './kube.js';
 import { dropResultsNamespace, hostPathPod, resultsVolume } from './results-volume.js';
 
 jest.setTimeout(900_000);
@@ -47,6 +47,17 @@ describe('tasks in, on a real node', () => {
       expect(await outputs(ns, 'r-inline', inlineDir)).toEqual(['completed 0|none|OBJ|one', 'completed 1|none|OBJ|two', 'completed 2|none|OBJ|three']);
     } finally {
       await dropResultsNamespace(ns);
+    }
+  });
+
+  it('config/samples/swarm-tasks.yaml: 14 agents each check one of the engine\'s own bash files in the image (bash -n), all completed', async () => {
+    const ns = await freshNamespace('tasks-sample');
+    try {
+      await kubectl(['apply', '-n', ns, '-f', `${SAMPLES}/tasks-bash-files.yaml`, '-f', `${SAMPLES}/swarm-tasks.yaml`]);
+      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/bash-checkers', '--timeout=300s'], { timeoutMs: 310_000 });
+      expect((await getSwarm(ns, 'bash-checkers')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 14, completed: 14, failed: 0 } });
+    } finally {
+      await dropNamespace(ns);
     }
   });
 });
