@@ -108,7 +108,22 @@ export function podState(raw: unknown): PodState | undefined {
 
 type Pod = z.infer<typeof podShape>;
 
-const lastLine = (text: string): string => text.trim().split('\n').pop()?.trim() ?? '';
+const jsonLogLine = z.looseObject({ msg: z.string() });
+
+/**
+ * The last line of a termination message; a JSON log line (the message falls
+ * back to the container's log when the coordinator wrote none) gives its msg.
+ */
+function lastLine(text: string): string {
+  const line = text.trim().split('\n').pop()?.trim() ?? '';
+  if (!line.startsWith('{')) return line;
+  try {
+    const log = jsonLogLine.safeParse(JSON.parse(line));
+    return log.success ? log.data.msg : line;
+  } catch {
+    return line;
+  }
+}
 
 /** Why a failed pod failed from outside (the kubelet or a controller says so), else undefined. */
 function externalCause(pod: Pod): string | undefined {
