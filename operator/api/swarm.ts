@@ -23,9 +23,9 @@ export const coordinationSpec = z
       .int()
       .min(1)
       .max(600)
-      .default(5)
+      .default(30)
       .describe(
-        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds).',
+        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds). The default leaves room for a busy node: starting Node.js alone took 4-6 s at a load average of 72 on 2 cores.',
       ),
     startDeadlineSeconds: z
       .number()

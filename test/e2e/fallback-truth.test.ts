@@ -83,7 +83,9 @@ describe('status tells the truth on a real node', () => {
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/handover', '--timeout=300s'], { timeoutMs: 310_000 });
       const after = await getSwarm(ns, 'handover');
       expect(after.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v1', deliveryRate: 100, agents: { total: AGENTS, completed: AGENTS, failed: 0 } });
-      expect(after.status?.fallback).toMatchObject({ from: 'v2', to: 'v1', reason: 'V2 coordinator failed: Error: exit code 143' });
+      expect(after.status?.fallback).toMatchObject({ from: 'v2', to: 'v1' });
+      // The coordinator's own termination message says what it did before it ended.
+      expect(after.status?.fallback?.reason).toMatch(/^V2 coordinator failed: Error: exit code 143: stopped mid-run: \d+\/40 agents delivered, \d+ interrupted$/);
       expect((await events(ns)).some((e) => e.involvedObject.name === 'handover' && e.reason === 'FallbackToV1')).toBe(true);
       const rerun = indexSet(after.status?.interruptedAgents);
       expect(after.status?.rerunAgents ?? 0).toBe(rerun.size);

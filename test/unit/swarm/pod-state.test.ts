@@ -46,15 +46,17 @@ describe('podState', () => {
     expect(condition({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], ...container({ running: { startedAt: '2026-11-25T00:00:07Z' } }) } })).toEqual({ kind: 'ready' });
   });
 
-  it('succeeded; a container that exited 0 before the phase says so is waited for', () => {
+  it('succeeded, also when the container exited 0 before the phase says so', () => {
     expect(podState(pod({ status: { phase: 'Succeeded' } }))).toMatchObject({ ended: true, condition: { kind: 'succeeded' } });
-    expect(condition({ status: { phase: 'Running', ...container({ terminated: { exitCode: 0 } }) } })).toEqual({ kind: 'terminating', reason: 'coordinator exited 0' });
+    expect(condition({ status: { phase: 'Running', ...container({ terminated: { exitCode: 0 } }) } })).toEqual({ kind: 'succeeded' });
   });
 
   it('V2\'s own failures: preflight (exit 3, its message), a crash, an OOM kill', () => {
     expect(condition(failed(3, {}, { message: 'not enough space on /dev/shm\n' }))).toEqual({ kind: 'preflight-failed', reason: 'not enough space on /dev/shm' });
     expect(condition(failed(1, {}, { reason: 'Error', message: 'stack\nTypeError: boom\n' }))).toEqual({ kind: 'crashed', reason: 'Error: exit code 1: TypeError: boom' });
     expect(condition(failed(137, {}, { reason: 'OOMKilled' }))).toEqual({ kind: 'crashed', reason: 'OOMKilled: exit code 137' });
+    // A message taken from the log (FallbackToLogsOnError): a JSON log line gives its msg.
+    expect(condition(failed(1, {}, { reason: 'Error', message: '{"level":50,"pid":1,"msg":"engine failed: publish timed out"}\n' }))).toEqual({ kind: 'crashed', reason: 'Error: exit code 1: engine failed: publish timed out' });
     expect(podState(pod(failed(137, {}, { reason: 'OOMKilled' })))?.ended).toBe(true);
   });
 
