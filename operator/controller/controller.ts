@@ -45,6 +45,8 @@ export class Controller {
       retried: () => m?.workqueueRetries.inc({ name }),
       queueLatency: (s) => m?.workqueueQueueDuration.observe({ name }, s),
     });
+    // Exported from the start: an alert on the queue must see 0, not nothing, before the first add.
+    m?.workqueueDepth.set({ name }, 0);
     m?.addQueue(name, this.queue);
   }
 
