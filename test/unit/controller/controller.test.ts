@@ -139,6 +139,9 @@ describe('Controller', () => {
     const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.name === 'test')?.value;
     expect(await value('workqueue_depth')).toBe(0);
     expect(await value('workqueue_longest_running_processor_seconds')).toBe(0);
+    const reconciles = (await metrics.registry.getSingleMetric('controller_runtime_reconcile_total')!.get()).values.filter((v) => v.labels.controller === 'test');
+    expect(reconciles.map((v) => `${v.labels.result}=${v.value}`).sort()).toEqual(['error=0', 'requeue_after=0', 'success=0']);
+    expect((await metrics.registry.getSingleMetric('controller_runtime_reconcile_errors_total')!.get()).values).toEqual([{ labels: { controller: 'test' }, value: 0 }]);
     c.start();
     c.enqueue('ns/slow');
     await tick(60);
