@@ -12,12 +12,13 @@ const render = (dir: string) => parseObjects(run(kubectlBin(), ['kustomize', joi
 
 it('Flux: a source, the operator, then the rollout, each waited on; paths that exist', () => {
   const objs = render('config/gitops/flux');
-  expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['GitRepository/swarm-operator', 'Kustomization/swarm-operator', 'Kustomization/swarm-rollout']);
+  // kustomize orders by kind, then name.
+  expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['Kustomization/swarm-operator', 'Kustomization/swarm-rollout', 'GitRepository/swarm-operator']);
   for (const k of objs.filter((o) => o.kind === 'Kustomization')) {
     expect(k.spec).toMatchObject({ wait: true, sourceRef: { kind: 'GitRepository', name: 'swarm-operator' } });
     expect(existsSync(join(REPO, String(k.spec.path), 'kustomization.yaml'))).toBe(true);
   }
-  expect(objs[2]!.spec.dependsOn).toEqual([{ name: 'swarm-operator' }]);
+  expect(objs[1]!.spec.dependsOn).toEqual([{ name: 'swarm-operator' }]);
 });
 
 it('Argo CD: the operator in wave 0, the rollout in wave 1; paths that exist', () => {
