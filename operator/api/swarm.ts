@@ -44,7 +44,7 @@ export const agentSpec = z
     image: z.string().min(1).max(512).optional().describe('Image holding the agent command; defaults to the operator image.'),
     command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
     args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
-    env: z.array(envVar).max(128).optional(),
+    env: z.array(envVar).max(128).optional().describe('Environment of each agent process (values, or valueFrom a Secret or ConfigMap).'),
     resources: resourceRequirements.optional(),
     timeoutSeconds: z.number().int().min(1).max(86400).default(300).describe('Per-agent attempt timeout.'),
     retries: z.number().int().min(0).max(10).default(2).describe('Retries after a failed attempt, with exponential backoff.'),
@@ -113,7 +113,8 @@ export const swarmSpec = z
       rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
       rule('self.agent == oldSelf.agent', 'agent is immutable', '.agent'),
     ],
-  });
+  })
+  .describe('Desired swarm: its objective, how many agents run it and how, and how it is coordinated. objective, agents, topology, agent and coordination.version are immutable.');
 
 export const swarmPhase = z.enum(['Pending', 'Running', 'FallingBack', 'Succeeded', 'Failed']);
 
