@@ -23,7 +23,7 @@ import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
 import { deliveryRate } from '../delivery.js';
-import { processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
+import { groupRuns, processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 import { writeObjective } from './message-bridge.js';
 import { ResultCollector } from './result-collector.js';
@@ -154,24 +154,15 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 }
 
 /**
- * SIGKILL to a process group, then waits (bounded) until no member is left:
- * its leader's exit says nothing of the members it started, which die on
- * their own schedule on a loaded machine (members left as zombies of an init
- * that does not reap count until the bound).
+ * SIGKILL to a process group, then waits (bounded) until no member runs: its
+ * leader's exit says nothing of the members it started, which die on their
+ * own schedule on a loaded machine.
  */
 async function killGroupAndWait(pid: number | undefined, timeoutMs = 2000): Promise<void> {
   if (pid === undefined) return;
   killGroup(pid, 'SIGKILL');
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      process.kill(-pid, 0);
-    } catch {
-      return;
-    }
-    if (Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  while ((await groupRuns(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
 function round1(n: number): number {
