@@ -76,7 +76,8 @@ export type PodCondition =
   | { kind: 'lost'; reason: string }
   /**
    * Being deleted and still running: its successor waits for it to be gone.
-   * `until`: the deletionTimestamp, when the kubelet should have stopped it.
+   * `until`: the deletionTimestamp, when the kubelet should have stopped it;
+   * absent when nobody deletes it (its container exited 0, the phase follows).
    */
   | { kind: 'terminating'; reason: string; until?: number };
 
@@ -148,9 +149,9 @@ function classify(pod: Pod): PodCondition {
     if (term?.exitCode === EXIT_PREFLIGHT_FAILED) return { kind: 'preflight-failed', reason: lastLine(term.message ?? status.message ?? '') || 'V2 preflight failed' };
     const outside = externalCause(pod);
     if (outside) return { kind: 'lost', reason: outside };
-    // Exited 0 (its only container, never restarted): Succeeded, whether or
-    // not the kubelet has posted the phase yet.
-    if (term?.exitCode === 0 && status.phase !== 'Failed') return { kind: 'succeeded' };
+    // Exited 0, the kubelet has not posted Succeeded yet: wait for the phase
+    // (Complete implies the pod Succeeded).
+    if (term?.exitCode === 0 && status.phase !== 'Failed') return { kind: 'terminating', reason: 'coordinator exited 0' };
     const why = term?.reason ?? 'Error';
     return { kind: 'crashed', reason: [why, term ? `exit code ${term.exitCode}` : '', lastLine(term?.message ?? status.message ?? '')].filter(Boolean).join(': ') };
   }

@@ -341,6 +341,8 @@ class SwarmRun {
         return this.replace(c.reason, pod);
       case 'terminating':
         if (this.stuck(c)) return this.replace(`coordinator pod ${pod.name} still terminating ${STUCK_TERMINATING_MS / 1000}s past its deletion deadline (node unreachable?)`, pod);
+        // Not being deleted: its container ended well, the phase follows.
+        if (c.until === undefined) return { requeueAfterMs: STOPPING_POLL_MS };
         // Its successor must not run beside it: wait until it is gone.
         this.setCondition('CoordinatorReady', 'False', 'PodTerminating', `coordinator pod ${pod.name}: ${c.reason}, waiting for it to stop`);
         return { requeueAfterMs: STOPPING_POLL_MS };

@@ -76,8 +76,8 @@ describe('coordinator pods on a real node', () => {
     const ns = await freshNamespace('fallback');
     try {
       // 500 agents x 64 KiB output need about 34 MiB; the tmpfs has 16 MiB. The
-      // startup limit is raised past the default 5 s: on a loaded node the pod
-      // may take longer than that to reach its preflight, and this is about it.
+      // startup limit is generous: on a loaded node the coordinator may take
+      // long to reach its preflight, and this test is about the preflight.
       await apply(ns, swarm('small-shm', { agents: 500, coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 }, v2: { shmSizeLimit: '16Mi' } }));
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/small-shm', '--timeout=300s'], { timeoutMs: 310_000 });
       const sw = await getSwarm(ns, 'small-shm');

@@ -46,9 +46,9 @@ describe('podState', () => {
     expect(condition({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], ...container({ running: { startedAt: '2026-11-25T00:00:07Z' } }) } })).toEqual({ kind: 'ready' });
   });
 
-  it('succeeded, also when the container exited 0 before the phase says so', () => {
+  it('succeeded; a container that exited 0 before the phase says so is waited for', () => {
     expect(podState(pod({ status: { phase: 'Succeeded' } }))).toMatchObject({ ended: true, condition: { kind: 'succeeded' } });
-    expect(condition({ status: { phase: 'Running', ...container({ terminated: { exitCode: 0 } }) } })).toEqual({ kind: 'succeeded' });
+    expect(condition({ status: { phase: 'Running', ...container({ terminated: { exitCode: 0 } }) } })).toEqual({ kind: 'terminating', reason: 'coordinator exited 0' });
   });
 
   it('V2\'s own failures: preflight (exit 3, its message), a crash, an OOM kill', () => {
