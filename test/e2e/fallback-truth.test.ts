@@ -5,7 +5,7 @@
 // file on a hostPath volume, so runs are counted, not guessed.
 import { describe, expect, it, jest } from '@jest/globals';
 import { apply, dropNamespace, events, freshNamespace, getSwarm, indexSet, kubectl, sleep, swarmPods, waitFor } from './kube.js';
-import { RECORDING_AGENT, dropResultsNamespace, resultsVolume, runCounts } from './results-volume.js';
+import { dropResultsNamespace, recordingSwarm, resultsVolume, runCounts } from './results-volume.js';
 
 // Real pods on a loaded machine: minutes, not seconds.
 jest.setTimeout(900_000);
@@ -55,21 +55,7 @@ describe('status tells the truth on a real node', () => {
     const ns = await freshNamespace('fallback-once');
     try {
       const dir = await resultsVolume(ns, 'results');
-      await apply(ns, {
-        apiVersion: 'swarm.cfn.dev/v1alpha1',
-        kind: 'Swarm',
-        metadata: { name: 'handover' },
-        spec: {
-          objective: 'e2e fallback once',
-          agents: AGENTS,
-          topology: 'flat',
-          coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 },
-          // Appends its index (one short O_APPEND write), works a while, answers.
-          agent: { command: RECORDING_AGENT, timeoutSeconds: 60, retries: 0, concurrency: 4 },
-          v2: { shmSizeLimit: '64Mi' },
-          results: { type: 'persistentVolumeClaim', claimName: 'results' },
-        },
-      });
+      await apply(ns, recordingSwarm('handover', 'e2e fallback once', AGENTS, 'results'));
       const before = await waitFor('some agents delivered by V2', async () => {
         const s = await getSwarm(ns, 'handover');
         return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
