@@ -28,9 +28,7 @@ export default {
       // A cluster with a real node, the image and the chart (test/e2e/setup.sh), or E2E_KUBECONFIG.
       globalSetup: '<rootDir>/test/e2e/global-setup.ts',
       globalTeardown: '<rootDir>/test/e2e/global-teardown.ts',
-      // One retry per test as a safety net, logged (retry.ts, retry-reporter.js).
-      setupFilesAfterEnv: ['<rootDir>/test/e2e/retry.ts'],
+      // No retries: a test that fails once is a defect to fix, never retried away.
     },
   ],
-  reporters: ['default', '<rootDir>/test/e2e/retry-reporter.js'],
 };

@@ -16,20 +16,20 @@ export const quantity = z
 
 export const resourceRequirements = z
   .object({
-    limits: z.record(z.string(), quantity).optional(),
-    requests: z.record(z.string(), quantity).optional(),
+    limits: z.record(z.string(), quantity).optional().describe('Most of each resource the container may use, e.g. cpu: 500m, memory: 256Mi.'),
+    requests: z.record(z.string(), quantity).optional().describe('Resources reserved for the container when it is scheduled.'),
   })
   .describe('Compute resources, as in a container spec.');
 
 export const envVar = z.object({
-  name: z.string().min(1).max(253).regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/),
-  value: z.string().optional(),
+  name: z.string().min(1).max(253).regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/).describe('Name of the environment variable.'),
+  value: z.string().optional().describe('Its value (data: never expanded by a shell).'),
   valueFrom: z
     .record(z.string(), z.unknown())
     .optional()
     .meta({ 'x-kubernetes-preserve-unknown-fields': true })
     .describe('A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, ...).'),
-});
+}).describe('An environment variable of the agent process.');
 
 export const condition = z.object({
   type: z.string().min(1).max(316),
@@ -46,7 +46,7 @@ export const conditions = z
   .max(16)
   .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
 
-export const localObjectReference = z.object({ name: z.string().min(1).max(253) });
+export const localObjectReference = z.object({ name: z.string().min(1).max(253).describe('Name of the object, in the same namespace.') });
 
 /** metadata as the API server returns it: only what the operator reads. */
 export const objectMeta = z.looseObject({

@@ -15,10 +15,12 @@ export const rolloutGates = z
   })
   .describe('When a step holds (promote) and when it is breached (roll back).');
 
-export const rolloutStep = z.object({
-  percentage: z.number().int().min(1).max(100).describe('V2 share of this step.'),
-  gates: rolloutGates.prefault({}),
-});
+export const rolloutStep = z
+  .object({
+    percentage: z.number().int().min(1).max(100).describe('V2 share of this step.'),
+    gates: rolloutGates.prefault({}),
+  })
+  .describe('One promotion step: a V2 share and the gates that must hold at it.');
 
 export const rolloutPolicySpec = z
   .object({

@@ -1,6 +1,8 @@
 // The Swarm resource: the single source of truth for its CRD (crds/), its
 // TypeScript types and the operator's parsing of what the API server returns.
 import { z } from 'zod';
+import { DEPRECATED_SWARM_FIELDS, deprecatedDescription } from './deprecations.js';
+import type { DeprecatedField } from './deprecations.js';
 import { conditions, envVar, GROUP_VERSION, localObjectReference, objectMeta, quantity, resourceRequirements } from './common.js';
 
 export const MAX_AGENTS = 10000;
@@ -27,9 +29,9 @@ export const coordinationSpec = z
       .int()
       .min(1)
       .max(600)
-      .default(5)
+      .default(30)
       .describe(
-        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds).',
+        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds). The default leaves room for a busy node: starting Node.js alone took 4-6 s at a load average of 72 on 2 cores.',
       ),
     startDeadlineSeconds: z
       .number()
@@ -48,7 +50,7 @@ export const agentSpec = z
     image: z.string().min(1).max(512).optional().describe('Image holding the agent command; defaults to the operator image.'),
     command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
     args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
-    env: z.array(envVar).max(128).optional(),
+    env: z.array(envVar).max(128).optional().describe('Environment of each agent process (values, or valueFrom a Secret or ConfigMap).'),
     resources: resourceRequirements.optional(),
     timeoutSeconds: z.number().int().min(1).max(86400).default(300).describe('Per-agent attempt timeout.'),
     retries: z.number().int().min(0).max(10).default(2).describe('Retries after a failed attempt, with exponential backoff.'),
@@ -63,11 +65,17 @@ export const agentSpec = z
   })
   .describe('The agent process run once per agent (see the agent contract).');
 
+const deprecated = (field: string): DeprecatedField => {
+  const d = DEPRECATED_SWARM_FIELDS.find((x) => x.field === field);
+  if (!d) throw new Error(`${field} is not in DEPRECATED_SWARM_FIELDS`);
+  return d;
+};
+
 export const v2Spec = z
   .object({
     shmSizeLimit: quantity.default('256Mi').describe('Size of the memory-backed /dev/shm of the V2 coordinator pod.'),
-    coordinators: z.number().int().min(1).max(100).optional().describe('Hybrid topology: sub-coordinators (default: derived from agents).'),
-    workersPerCoordinator: z.number().int().min(1).max(1000).optional().describe('Hybrid topology: concurrent agents per sub-coordinator.'),
+    coordinators: z.number().int().min(1).max(100).optional().describe(deprecatedDescription(deprecated('spec.v2.coordinators'))),
+    workersPerCoordinator: z.number().int().min(1).max(1000).optional().describe(deprecatedDescription(deprecated('spec.v2.workersPerCoordinator'))),
   })
   .describe('Settings of the V2 (bash, tmpfs) coordinator.');
 
@@ -157,7 +165,8 @@ export const swarmSpec = z
       rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
       rule('self.agent == oldSelf.agent', 'agent is immutable', '.agent'),
     ],
-  });
+  })
+  .describe('Desired swarm: its objective, how many agents run it and how, and how it is coordinated. objective, agents, topology, agent and coordination.version are immutable.');
 
 export const swarmPhase = z.enum(['Pending', 'Running', 'FallingBack', 'Succeeded', 'Failed']);
 

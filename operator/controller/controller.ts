@@ -23,6 +23,9 @@ export interface ControllerOptions {
   rateLimiter?: RateLimiter;
 }
 
+/** The `result` label values of controller_runtime_reconcile_total. */
+const RESULTS = ['success', 'error', 'requeue_after'] as const;
+
 /** namespace/name of a key, for log lines. */
 const keyFields = (key: string) => {
   const i = key.indexOf('/');
@@ -45,7 +48,13 @@ export class Controller {
       retried: () => m?.workqueueRetries.inc({ name }),
       queueLatency: (s) => m?.workqueueQueueDuration.observe({ name }, s),
     });
+    // Exported from the start, as controller-runtime does: alerts and dashboards
+    // see 0, not nothing, before the first reconcile.
+    m?.workqueueDepth.set({ name }, 0);
     m?.addQueue(name, this.queue);
+    for (const result of RESULTS) m?.reconcileTotal.inc({ controller: name, result }, 0);
+    m?.reconcileErrors.inc({ controller: name }, 0);
+    m?.activeWorkers.set({ controller: name }, 0);
   }
 
   enqueue(key: string): void {

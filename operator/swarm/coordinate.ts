@@ -146,7 +146,12 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     const final = state === 'completed' || state === 'failed' || state === 'timeout' || state === 'stopped' ? state : 'failed';
     await publisher.flush({ status: final, message: deliveryFigures(result.status.agents) });
     log.info({ status: final, deliveryRate: result.status.deliveryRate }, 'objective finished');
-    return final === 'stopped' ? 143 : 0;
+    if (final !== 'stopped') return 0;
+    // The pod's termination message, and so the reason the operator reports.
+    const { completed, failed, total } = result.status.agents;
+    const cut = result.interruptedIndexes?.length ?? 0;
+    await writeFile(o.terminationLog ?? '/dev/termination-log', `stopped mid-run: ${completed + failed}/${total} agents delivered, ${cut} interrupted`).catch(() => undefined);
+    return 143;
   } catch (err) {
     // Progress so far stays published: a replacement resumes from it.
     await publisher.flush().catch(() => undefined);

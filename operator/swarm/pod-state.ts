@@ -76,7 +76,8 @@ export type PodCondition =
   | { kind: 'lost'; reason: string }
   /**
    * Being deleted and still running: its successor waits for it to be gone.
-   * `until`: the deletionTimestamp, when the kubelet should have stopped it.
+   * `until`: the deletionTimestamp, when the kubelet should have stopped it;
+   * absent when nobody deletes it (its container exited 0, the phase follows).
    */
   | { kind: 'terminating'; reason: string; until?: number };
 
@@ -108,7 +109,22 @@ export function podState(raw: unknown): PodState | undefined {
 
 type Pod = z.infer<typeof podShape>;
 
-const lastLine = (text: string): string => text.trim().split('\n').pop()?.trim() ?? '';
+const jsonLogLine = z.looseObject({ msg: z.string() });
+
+/**
+ * The last line of a termination message; a JSON log line (the message falls
+ * back to the container's log when the coordinator wrote none) gives its msg.
+ */
+function lastLine(text: string): string {
+  const line = text.trim().split('\n').pop()?.trim() ?? '';
+  if (!line.startsWith('{')) return line;
+  try {
+    const log = jsonLogLine.safeParse(JSON.parse(line));
+    return log.success ? log.data.msg : line;
+  } catch {
+    return line;
+  }
+}
 
 /** Why a failed pod failed from outside (the kubelet or a controller says so), else undefined. */
 function externalCause(pod: Pod): string | undefined {
@@ -133,7 +149,8 @@ function classify(pod: Pod): PodCondition {
     if (term?.exitCode === EXIT_PREFLIGHT_FAILED) return { kind: 'preflight-failed', reason: lastLine(term.message ?? status.message ?? '') || 'V2 preflight failed' };
     const outside = externalCause(pod);
     if (outside) return { kind: 'lost', reason: outside };
-    // Exited 0, the kubelet has not posted Succeeded yet: wait for it.
+    // Exited 0, the kubelet has not posted Succeeded yet: wait for the phase
+    // (Complete implies the pod Succeeded).
     if (term?.exitCode === 0 && status.phase !== 'Failed') return { kind: 'terminating', reason: 'coordinator exited 0' };
     const why = term?.reason ?? 'Error';
     return { kind: 'crashed', reason: [why, term ? `exit code ${term.exitCode}` : '', lastLine(term?.message ?? status.message ?? '')].filter(Boolean).join(': ') };

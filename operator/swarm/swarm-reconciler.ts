@@ -11,7 +11,7 @@ import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
 import { INVALID_TASKS_PREFIX } from './swarm-tasks.js';
 import { resourcePath } from '../k8s/client.js';
-import { errorMessage, isAlreadyExists, isNotFound, isRetryable, KubeApiError, PermanentError } from '../k8s/errors.js';
+import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRetryable, KubeApiError, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
 import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
@@ -191,6 +191,11 @@ export class SwarmReconciler {
 
   /** The last error stays visible in status (condition Reconciled=False) until a reconcile succeeds. */
   private async recordError(swarm: Swarm, err: unknown): Promise<void> {
+    // A conflict is optimistic concurrency at work (our cache was older than a
+    // write of the coordinator's or our own): the retry reads the new object.
+    // It says nothing about the swarm's health, and writing the status read
+    // before it would put older operator fields back.
+    if (isConflict(err)) return;
     const status: SwarmStatusT = { ...(swarm.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
     status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, swarm.metadata.generation);
@@ -342,6 +347,8 @@ class SwarmRun {
         return this.replace(c.reason, pod);
       case 'terminating':
         if (this.stuck(c)) return this.replace(`coordinator pod ${pod.name} still terminating ${STUCK_TERMINATING_MS / 1000}s past its deletion deadline (node unreachable?)`, pod);
+        // Not being deleted: its container ended well, the phase follows.
+        if (c.until === undefined) return { requeueAfterMs: STOPPING_POLL_MS };
         // Its successor must not run beside it: wait until it is gone.
         this.setCondition('CoordinatorReady', 'False', 'PodTerminating', `coordinator pod ${pod.name}: ${c.reason}, waiting for it to stop`);
         return { requeueAfterMs: STOPPING_POLL_MS };

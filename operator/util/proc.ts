@@ -4,6 +4,8 @@ import { readdir, readFile } from 'node:fs/promises';
 
 export interface ProcInfo {
   pid: number;
+  /** R, S, D, Z (exited, not reaped), ... */
+  state: string;
   ppid: number;
   pgid: number;
   rssKb: number;
@@ -34,6 +36,7 @@ export async function readProc(pid: number): Promise<ProcInfo | undefined> {
   const pageKb = 4;
   return {
     pid,
+    state: fields[0] ?? '',
     ppid: Number(fields[1]),
     pgid: Number(fields[2]),
     rssKb: Number(fields[21]) * pageKb,
@@ -44,6 +47,20 @@ export async function readProc(pid: number): Promise<ProcInfo | undefined> {
 export async function listProcesses(): Promise<ProcInfo[]> {
   const infos = await Promise.all((await listPids()).map((pid) => readProc(pid)));
   return infos.filter((p): p is ProcInfo => p !== undefined);
+}
+
+/**
+ * Whether a process group still has a member that runs. Zombies do not count:
+ * a member whose parent died is reparented to PID 1, which in a container or
+ * sandbox may never reap it.
+ */
+export async function groupRuns(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  return (await listProcesses()).some((p) => p.pgid === pgid && p.state !== 'Z');
 }
 
 /** pid and every descendant, from one /proc snapshot. */

@@ -142,7 +142,7 @@ async function main() {
       apiVersion: 'swarm.cfn.dev/v1alpha1',
       kind: 'Swarm',
       metadata: { name: `s-${i}` },
-      // No kubelet runs the pods here: a long fallback timeout keeps V2 pods from falling back mid-benchmark.
+      // No kubelet runs the pods here: they wait to be scheduled, which is never a fallback.
       spec: { objective: 'benchmark', agents: 10, agent: { command: ['true'] }, coordination: { version: 'v2', fallbackTimeoutSeconds: 600 } },
     }),
   );

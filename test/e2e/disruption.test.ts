@@ -1,26 +1,13 @@
 // Killing things mid-run on a real node: the coordinator pod (force-deleted)
-// and the operator pod. Agents record their runs (run-log.ts).
+// and the operator pod. Agents record their runs (results-volume.ts).
 import { describe, expect, it, jest } from '@jest/globals';
 import { z } from 'zod';
 import { apply, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, swarmPods, waitFor } from './kube.js';
-import { RECORDING_AGENT, dropResultsNamespace, resultsVolume, runCounts } from './results-volume.js';
+import { dropResultsNamespace, recordingSwarm, resultsVolume, runCounts } from './results-volume.js';
 
 const AGENTS = 40;
 
-const swarm = (name: string, claim: string) => ({
-  apiVersion: 'swarm.cfn.dev/v1alpha1',
-  kind: 'Swarm',
-  metadata: { name },
-  spec: {
-    objective: 'e2e disruption',
-    agents: AGENTS,
-    topology: 'flat',
-    coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 },
-    agent: { command: RECORDING_AGENT, timeoutSeconds: 60, retries: 0, concurrency: 4 },
-    v2: { shmSizeLimit: '64Mi' },
-    results: { type: 'persistentVolumeClaim', claimName: claim },
-  },
-});
+const swarm = (name: string, claim: string) => recordingSwarm(name, 'e2e disruption', AGENTS, claim);
 
 // Real pods on a loaded machine: minutes, not seconds.
 jest.setTimeout(900_000);

@@ -7,6 +7,22 @@ import { MODE, dropNamespace, kubectl, kubectlJson, operatorImage, waitFor } fro
 /** An agent command that records its run (one short O_APPEND write), works a while and answers. */
 export const RECORDING_AGENT = ['sh', '-c', 'echo "$AGENT_INDEX" >> /results/runs.log; sleep 1; echo "done $AGENT_INDEX"'];
 
+/** A flat V2 swarm of recording agents whose results volume is the claim `claim`. */
+export const recordingSwarm = (name: string, objective: string, agents: number, claim: string) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name },
+  spec: {
+    objective,
+    agents,
+    topology: 'flat',
+    coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 },
+    agent: { command: RECORDING_AGENT, timeoutSeconds: 60, retries: 0, concurrency: 4 },
+    v2: { shmSizeLimit: '64Mi' },
+    results: { type: 'persistentVolumeClaim', claimName: claim },
+  },
+});
+
 /** Runs `script` as root in a pod with the hostPath `dir` at /d; resolves with its log. */
 export async function hostPathPod(ns: string, name: string, dir: string, script: string): Promise<string> {
   const image = await operatorImage();

@@ -14,7 +14,7 @@ import { swarmAgents } from '../../api/swarm.js';
 
 /** The kstatus reading of an object: what Flux and Argo CD make of it too. */
 export interface Health {
-  state: 'NotObserved' | 'Reconciling' | 'Stalled' | 'Ready';
+  state: 'Terminating' | 'NotObserved' | 'Reconciling' | 'Stalled' | 'Ready';
   reason: string;
   message: string;
 }
@@ -142,7 +142,12 @@ export function eventViews(raw: readonly unknown[]): EventView[] {
 }
 
 /** kstatus' reading of the conditions the operator writes (an unobserved generation first). */
-export function healthOf(generation: number | undefined, status: { observedGeneration?: number | undefined; conditions?: Condition[] | undefined } | undefined): Health {
+export function healthOf(
+  metadata: { generation?: number | undefined; deletionTimestamp?: string | undefined },
+  status: { observedGeneration?: number | undefined; conditions?: Condition[] | undefined } | undefined,
+): Health {
+  const generation = metadata.generation;
+  if (metadata.deletionTimestamp) return { state: 'Terminating', reason: 'Deleting', message: `deleted at ${metadata.deletionTimestamp}: the operator removes its pods, then the object goes` };
   if (generation !== undefined && status?.observedGeneration !== generation) {
     return { state: 'NotObserved', reason: 'LatestGenerationNotObserved', message: `generation ${generation} not observed by the operator yet (observed: ${status?.observedGeneration ?? 'none'})` };
   }
@@ -167,7 +172,7 @@ export function swarmView(s: Swarm, pods: readonly unknown[], events: readonly u
     namespace: s.metadata.namespace ?? 'default',
     generation: s.metadata.generation ?? 0,
     phase: st.phase ?? 'Unknown',
-    health: healthOf(s.metadata.generation, st),
+    health: healthOf(s.metadata, st),
     ...(st.version ? { version: { decided: st.version, reason: st.versionReason ?? '', active: st.activeVersion ?? st.version } } : {}),
     ...(st.topology ? { topology: st.topology } : {}),
     agents: { ...agents, done: agents.completed + agents.failed },
@@ -201,7 +206,7 @@ export function rolloutView(p: RolloutPolicy, events: readonly unknown[]): Rollo
     namespace: p.metadata.namespace ?? 'default',
     generation: p.metadata.generation ?? 0,
     phase: st.phase ?? 'Unknown',
-    health: healthOf(p.metadata.generation, st),
+    health: healthOf(p.metadata, st),
     v2Percentage: p.spec.v2Percentage,
     ...(st.effectivePercentage !== undefined ? { effectivePercentage: st.effectivePercentage } : {}),
     step: { index, of: steps.length, percentage, ...(next !== undefined ? { next } : {}) },

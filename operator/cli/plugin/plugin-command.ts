@@ -128,7 +128,8 @@ export async function pluginCommand(args: readonly string[], io: CliIo, hooks: P
   }
   const { client, options } = p;
   const [command, ...rest] = p.positionals;
-  const stop = hooks.until ?? (io.signals ? untilSignal() : new Promise<never>(() => undefined));
+  // Signals are taken over only while watching: elsewhere Ctrl-C ends the process as usual.
+  const stop = () => hooks.until ?? (io.signals ? untilSignal() : new Promise<never>(() => undefined));
   const run = new PluginRun(client, options, io, stop, hooks.now ?? (() => new Date()));
   try {
     if (command === 'get') return await run.getSwarm(one(rest, 'Swarm'));
@@ -170,7 +171,7 @@ class PluginRun {
     private readonly client: KubeClient,
     private readonly o: Options,
     private readonly io: CliIo,
-    private readonly stop: Promise<unknown>,
+    private readonly stop: () => Promise<unknown>,
     private readonly now: () => Date,
   ) {}
 
@@ -318,7 +319,7 @@ class PluginRun {
     });
     for (const inf of informers) inf.start();
     const timer = timeoutMs !== undefined ? setTimeout(() => settle(timeoutMessage ? new NoAnswer(`${timeoutMessage} within ${timeoutMs / 1000}s`) : EXIT.ok), timeoutMs) : undefined;
-    void this.stop.then(() => settle(EXIT.interrupted));
+    void this.stop().then(() => settle(EXIT.interrupted));
     const outcome = await done;
     if (timer) clearTimeout(timer);
     await Promise.all(informers.map((i) => i.stop()));

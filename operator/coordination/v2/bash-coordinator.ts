@@ -23,7 +23,7 @@ import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
 import { deliveryRate } from '../delivery.js';
-import { processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
+import { groupRuns, processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 import { writeObjective } from './message-bridge.js';
 import { ResultCollector } from './result-collector.js';
@@ -153,6 +153,18 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * SIGKILL to a process group, then waits (bounded) until no member runs: its
+ * leader's exit says nothing of the members it started, which die on their
+ * own schedule on a loaded machine.
+ */
+async function killGroupAndWait(pid: number | undefined, timeoutMs = 2000): Promise<void> {
+  if (pid === undefined) return;
+  killGroup(pid, 'SIGKILL');
+  const deadline = Date.now() + timeoutMs;
+  while ((await groupRuns(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
@@ -246,7 +258,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       result = await child;
     } finally {
       this.preflights.delete(child);
-      killGroup(child.pid, 'SIGKILL');
+      await killGroupAndWait(child.pid);
     }
     if (epoch !== this.stopEpoch) return { healthy: false, reason: 'stopped during preflight', checks: { preflight: { ok: false, detail: 'stopped' } } };
     const stdout = String(result.stdout ?? '').trim();
@@ -504,8 +516,10 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   async stop(): Promise<void> {
     this.stopEpoch += 1;
     const preflights = [...this.preflights];
-    for (const p of preflights) killGroup(p.pid, 'SIGKILL');
-    await Promise.all(preflights.map((p) => p.then(() => undefined, () => undefined)));
+    await Promise.all(preflights.map(async (p) => {
+      await killGroupAndWait(p.pid);
+      await p.then(() => undefined, () => undefined);
+    }));
     const runs = [...this.runs.values()];
     await Promise.all(
       runs.map(async (run) => {

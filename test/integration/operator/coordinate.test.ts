@@ -203,6 +203,7 @@ describe('cfn coordinate, run as the pod would run it', () => {
     await waitFor('progress published', async () => ((await getSwarm(c, ns, 'stopped-v2')).status?.agents?.completed ?? 0) >= 6, 30_000, 100);
     v2.child.kill('SIGTERM');
     expect(await v2.done).toBe(143);
+    expect(readFileSync(join(work, `${pod.metadata.name}.termination`), 'utf8')).toMatch(/^stopped mid-run: \d+\/24 agents delivered, [1-9]\d* interrupted$/);
     const stopped = await getSwarm(c, ns, 'stopped-v2');
     const { expandRanges } = await import('../../../operator/util/ranges.js');
     const delivered = new Set(expandRanges(stopped.status?.completedAgents ?? ''));

@@ -3,6 +3,7 @@
 // per test file, and an in-process operator. There is no kubelet: tests play
 // its part by writing pod status, and the coordinator's by publishing status.
 import { jest } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -10,6 +11,7 @@ import pino from 'pino';
 import { KubeClient, resourcePath } from '../../../operator/k8s/client.js';
 import { isAlreadyExists, isNotFound } from '../../../operator/k8s/errors.js';
 import { startOperator } from '../../../operator/manager/operator-manager.js';
+import type { ChildProcess } from 'node:child_process';
 import type { KubeObject } from '../../../operator/k8s/client.js';
 import type { OperatorOptions, RunningOperator } from '../../../operator/manager/operator-manager.js';
 
@@ -238,4 +240,13 @@ export async function tokenKubeconfig(admin: KubeClient, namespace: string, sa: 
     }),
   );
   return file;
+}
+
+/** `cfn operator` as a real process, watching `ns` and electing its leader there, /metrics on loopback `port`. */
+export function operatorProcess(ns: string, port: number): ChildProcess {
+  return spawn(
+    process.execPath,
+    [join(REPO, 'bin/cfn.js'), 'operator', '--namespaces', ns, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--leader-election-namespace', ns, '--default-version', 'v1'],
+    { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'ignore'] },
+  );
 }

@@ -6,14 +6,13 @@
 // /readyz and leader_election_master_status are sampled: neither may say
 // "leading" once the operator stopped reconciling.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { KubeClient } from '../../../operator/k8s/client.js';
-import { client, createNamespace, deleteNamespace, installCrds, listPods, REPO, runOperator, sample, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, deleteNamespace, installCrds, listPods, operatorProcess, runOperator, sample, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
 import type { Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -52,8 +51,12 @@ function sampler(port: number): { samples: Sample[]; stop: () => Promise<void> }
   const loop = (async () => {
     while (on) {
       const at = Date.now();
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+      // The leader metric first, readiness after: both only ever go from true to
+      // false, so a sample that reads "not leader" then reads readiness as it is
+      // since (read the other way round, a readiness from before the step-down
+      // would land in the first "not leader" sample).
       const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
       samples.push({ at, ready, leader: sample(text, 'leader_election_master_status', { name: 'swarm-operator' }) === 1 });
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -100,11 +103,7 @@ function neverLeadsAgain(samples: Sample[]): Sample[] {
 }
 
 function startProcess(port: number): ChildProcess {
-  const p = spawn(
-    process.execPath,
-    [join(REPO, 'bin/cfn.js'), 'operator', '--namespaces', ns, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--leader-election-namespace', ns, '--default-version', 'v1'],
-    { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'ignore'] },
-  );
+  const p = operatorProcess(ns, port);
   procs.push(p);
   return p;
 }

@@ -1,9 +1,7 @@
 // Two real `cfn operator` processes against one API server: exactly one leads
 // and acts; when it is stopped (SIGTERM releases the lease) the other takes over.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { client, createNamespace, deleteNamespace, installCrds, listPods, REPO, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, deleteNamespace, installCrds, listPods, operatorProcess, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
 
 const c = client();
@@ -20,11 +18,7 @@ afterAll(async () => {
 });
 
 function startOperatorProcess(port: number): ChildProcess {
-  const p = spawn(
-    process.execPath,
-    [join(REPO, 'bin/cfn.js'), 'operator', '--namespaces', ns, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--leader-election-namespace', ns, '--default-version', 'v1'],
-    { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'ignore'] },
-  );
+  const p = operatorProcess(ns, port);
   procs.push(p);
   return p;
 }

@@ -68,7 +68,7 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     expect(sw.spec).toMatchObject({
       topology: 'auto',
       timeoutSeconds: 3600,
-      coordination: { version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 5 },
+      coordination: { version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 30, startDeadlineSeconds: 600 },
       agent: { command: ['cat'], timeoutSeconds: 300, retries: 2, concurrency: 32, maxOutputBytes: 65536 },
       v2: { shmSizeLimit: '256Mi' },
       results: { type: 'emptyDir' },

@@ -53,7 +53,7 @@ describe('swarmSpec', () => {
   it('fills defaults like the API server does', () => {
     const spec = swarmSpec.parse({ objective: 'fix lint', agents: 3, agent: { command: ['true'] } });
     expect(spec.topology).toBe('auto');
-    expect(spec.coordination).toEqual({ version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 5, startDeadlineSeconds: 600 });
+    expect(spec.coordination).toEqual({ version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 30, startDeadlineSeconds: 600 });
     expect(spec.agent.retries).toBe(2);
     expect(spec.v2.shmSizeLimit).toBe('256Mi');
     expect(spec.results.type).toBe('emptyDir');

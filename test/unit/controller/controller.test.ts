@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Controller } from '../../../operator/controller/controller.js';
 import { ItemExponentialRateLimiter } from '../../../operator/controller/rate-limiter.js';
+import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
 import { PermanentError, RetryLaterError } from '../../../operator/k8s/errors.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -128,5 +129,26 @@ describe('Controller', () => {
     await c.idle();
     await c.stop();
     expect(peak).toBe(2);
+  });
+
+  it('exports its queue metrics from the start (0, not absent) and the longest-running reconcile while one runs', async () => {
+    const metrics = createOperatorMetrics({ defaultMetrics: false });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const c = new Controller({ name: 'test', workers: 1, metrics, reconcile: () => gate });
+    const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.name === 'test')?.value;
+    expect(await value('workqueue_depth')).toBe(0);
+    expect(await value('workqueue_longest_running_processor_seconds')).toBe(0);
+    const reconciles = (await metrics.registry.getSingleMetric('controller_runtime_reconcile_total')!.get()).values.filter((v) => v.labels.controller === 'test');
+    expect(reconciles.map((v) => `${v.labels.result}=${v.value}`).sort()).toEqual(['error=0', 'requeue_after=0', 'success=0']);
+    expect((await metrics.registry.getSingleMetric('controller_runtime_reconcile_errors_total')!.get()).values).toEqual([{ labels: { controller: 'test' }, value: 0 }]);
+    c.start();
+    c.enqueue('ns/slow');
+    await tick(60);
+    expect(await value('workqueue_longest_running_processor_seconds')).toBeGreaterThanOrEqual(0.05);
+    release();
+    await c.idle();
+    await c.stop();
+    expect(await value('workqueue_longest_running_processor_seconds')).toBe(0);
   });
 });

@@ -65,11 +65,20 @@ describe('config/default vs the chart defaults', () => {
 });
 
 describe('config/prometheus', () => {
+  const kustomizedMonitoring = parseObjects(run(kubectlBin(), ['kustomize', join(REPO, 'config/prometheus')]));
+
   it('matches the chart ServiceMonitor', () => {
-    const [k] = parseObjects(run(kubectlBin(), ['kustomize', join(REPO, 'config/prometheus')])).filter((o) => o.kind === 'ServiceMonitor');
+    const k = kustomizedMonitoring.find((o) => o.kind === 'ServiceMonitor');
     const [h] = parseObjects(helmTemplate(['--set', 'serviceMonitor.enabled=true'])).filter((o) => o.kind === 'ServiceMonitor');
     const spec = (o: K8sObject | undefined) => (o as { spec: { endpoints: unknown; selector: unknown } } | undefined)?.spec;
     expect(spec(k)?.endpoints).toEqual(spec(h)?.endpoints);
     expect(spec(k)?.selector).toEqual(spec(h)?.selector);
+  });
+
+  it('ships the chart PrometheusRule (the same rules)', () => {
+    const k = kustomizedMonitoring.find((o) => o.kind === 'PrometheusRule');
+    const [h] = parseObjects(helmTemplate(['--set', 'prometheusRule.enabled=true'])).filter((o) => o.kind === 'PrometheusRule');
+    expect(h).toBeDefined();
+    expect((k as { spec?: unknown } | undefined)?.spec).toEqual((h as { spec?: unknown }).spec);
   });
 });

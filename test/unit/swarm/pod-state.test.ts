@@ -55,6 +55,8 @@ describe('podState', () => {
     expect(condition(failed(3, {}, { message: 'not enough space on /dev/shm\n' }))).toEqual({ kind: 'preflight-failed', reason: 'not enough space on /dev/shm' });
     expect(condition(failed(1, {}, { reason: 'Error', message: 'stack\nTypeError: boom\n' }))).toEqual({ kind: 'crashed', reason: 'Error: exit code 1: TypeError: boom' });
     expect(condition(failed(137, {}, { reason: 'OOMKilled' }))).toEqual({ kind: 'crashed', reason: 'OOMKilled: exit code 137' });
+    // A message taken from the log (FallbackToLogsOnError): a JSON log line gives its msg.
+    expect(condition(failed(1, {}, { reason: 'Error', message: '{"level":50,"pid":1,"msg":"engine failed: publish timed out"}\n' }))).toEqual({ kind: 'crashed', reason: 'Error: exit code 1: engine failed: publish timed out' });
     expect(podState(pod(failed(137, {}, { reason: 'OOMKilled' })))?.ended).toBe(true);
   });
 

@@ -6,6 +6,7 @@ import { describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
 import { STUCK_TERMINATING_MS, SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
+import { KubeApiError } from '../../../operator/k8s/errors.js';
 import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
 import type { EventRecorder } from '../../../operator/k8s/events.js';
 
@@ -46,14 +47,20 @@ const container = (state: Record<string, unknown>) => ({ containerStatuses: [{ n
 const runningFor = (ms: number) => ({ phase: 'Running', ...container({ running: { startedAt: secs(ms) } }) });
 
 /** Runs one reconcile; returns what the reconciler wrote and did. */
-async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
+async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error } = {}) {
   const statuses: Array<Record<string, unknown>> = [];
+  let failedOnce = false;
   const created: string[] = [];
   const deleted: Array<{ name: string; grace: number | undefined }> = [];
   const events: Array<{ type: string; reason: string; message: string }> = [];
   const client = {
-    apply: async (_path: string, obj: KubeObject, opts: { subresource?: string }) => {
-      if (opts.subresource === 'status') statuses.push(obj.status as Record<string, unknown>);
+    apply: async (_path: string, obj: KubeObject, applyOpts: { subresource?: string }) => {
+      // The reconcile's own status write fails once; what follows (the error's record) lands.
+      if (applyOpts.subresource === 'status' && opts.statusWriteFails && !failedOnce) {
+        failedOnce = true;
+        throw opts.statusWriteFails;
+      }
+      if (applyOpts.subresource === 'status') statuses.push(obj.status as Record<string, unknown>);
       return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
     },
     create: async (path: string, obj: KubeObject) => {
@@ -82,12 +89,33 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
     versionPolicy: { defaultVersion: 'v2' },
     now: () => new Date(NOW),
   });
-  const result = await reconciler.reconcile(`${NS}/s`);
+  const result = await reconciler.reconcile(`${NS}/s`).catch((e: unknown) => {
+    if (!opts.statusWriteFails) throw e;
+    return { failed: e };
+  });
   await new Promise((r) => setImmediate(r));
   const status = statuses.at(-1) as { phase?: string; fallback?: { reason: string }; activeVersion?: string; coordinatorAttempts?: number; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } | undefined;
   const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => [v.labels.reason, v.value]);
   return { result, status, created, deleted, events, fallbacks, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
 }
+
+describe('SwarmReconciler: errors', () => {
+  it('a 409 on the status write is retried without a trace in status (no lastError, no older fields written back)', async () => {
+    const conflict = new KubeApiError(409, 'Conflict', 'Operation cannot be fulfilled on swarms.swarm.cfn.dev "s": the object has been modified', 'PATCH', '');
+    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: conflict });
+    expect(r.result).toEqual({ failed: conflict });
+    expect(r.status).toBeUndefined();
+    expect(r.created).toEqual([]);
+  });
+
+  it('another failure is recorded: lastError and Reconciled=False, RetryLater', async () => {
+    const boom = new KubeApiError(500, 'InternalError', 'etcd timed out', 'PATCH', '');
+    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: boom });
+    expect(r.result).toEqual({ failed: boom });
+    expect((r.status as { lastError?: string } | undefined)?.lastError).toContain('etcd timed out');
+    expect(r.cond('Reconciled')).toMatchObject({ status: 'False', reason: 'RetryLater' });
+  });
+});
 
 describe('SwarmReconciler: waiting is not failing', () => {
   it('a V2 pod never scheduled, long past fallbackTimeoutSeconds: Pending, no fallback, requeued at the start deadline', async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it, jest } from '@jest/globals';
 jest.setTimeout(30_000);
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { descendants, listProcesses, processesWithArgUnder, processesWithEnv, readProc, treeRssKb } from '../../../operator/util/proc.js';
+import { descendants, groupRuns, listProcesses, processesWithArgUnder, processesWithEnv, readProc, treeRssKb } from '../../../operator/util/proc.js';
 import { findPackageRoot } from '../../../operator/util/package-root.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,5 +45,26 @@ describe('proc', () => {
     const root = findPackageRoot(import.meta.url);
     expect(existsSync(join(root, 'bash'))).toBe(true);
     expect(() => findPackageRoot('file:///', 'no-such-package')).toThrow(/cannot find the no-such-package package root/);
+  });
+
+  it('groupRuns: true while a member of the group runs, even after its leader exited; false once the members are dead', async () => {
+    // The leader exits at once; its sleep lives on in the group, reparented.
+    const leader = spawn('sh', ['-c', 'sleep 30 & echo $!'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    leader.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await once(leader, 'exit');
+    const pgid = leader.pid as number;
+    const sleeper = Number(out.trim());
+    expect((await readProc(sleeper))?.pgid).toBe(pgid);
+    expect(await groupRuns(pgid)).toBe(true);
+    process.kill(-pgid, 'SIGKILL');
+    let runs = true;
+    for (let i = 0; i < 200 && runs; i += 1) {
+      runs = await groupRuns(pgid);
+      if (runs) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(runs).toBe(false);
+    const state = (await readProc(sleeper))?.state;
+    expect(state === undefined || state === 'Z').toBe(true);
   });
 });

@@ -273,8 +273,9 @@ describe('BashCoordinator', () => {
     await c.start();
     const s = spec({ agents: 20, agentCommand: ['sleep', '60'], concurrency: 20 });
     const running = c.executeObjective(s);
-    // wait until agents are actually running
-    for (let i = 0; i < 200 && (await processesWithEnv('SWARM_ID', s.id)).length < 20; i += 1) {
+    // Wait for everything asserted below: the processes exist a moment before the engine records agent 0 as running.
+    const settled = async () => (await processesWithEnv('SWARM_ID', s.id)).length >= 20 && (await c.getAgentState(s.id, 0)) === 'running';
+    for (let i = 0; i < 200 && !(await settled()); i += 1) {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect((await processesWithEnv('SWARM_ID', s.id)).length).toBeGreaterThanOrEqual(20);
