@@ -87,7 +87,8 @@ export function parseTaskList(text: string, format: TaskFormat = 'auto'): Task[]
     try {
       value = JSON.parse(line);
     } catch (err) {
-      throw new TaskListError(`${where}: not a JSON object (${(err as Error).message}); JSON lines need one {"task": ...} object per line`);
+      const hint = format === 'auto' ? ' (read as JSON lines because the first task starts with "{": set the format to lines for plain text)' : '';
+      throw new TaskListError(`${where}: not a JSON object (${(err as Error).message}); JSON lines need one {"task": ...} object per line${hint}`);
     }
     const parsed = jsonTask.safeParse(value);
     if (!parsed.success) {

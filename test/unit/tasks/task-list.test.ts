@@ -30,6 +30,7 @@ describe('parseTaskList', () => {
 
   it('names the line of a malformed JSON line, an unknown field or a missing task', () => {
     expect(err(() => parseTaskList('{"task":"a"}\n{oops\n', 'jsonl'))).toMatch(/^line 2: not a JSON object/);
+    expect(err(() => parseTaskList('{a} is a plain task\n'))).toMatch(/^line 1: not a JSON object .*set the format to lines for plain text\)$/);
     expect(err(() => parseTaskList('{"task":"a","extra":1}\n', 'jsonl'))).toMatch(/^line 1: /);
     expect(err(() => parseTaskList('{"env":[]}\n', 'jsonl'))).toMatch(/^line 1: task: /);
   });
