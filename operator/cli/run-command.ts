@@ -15,13 +15,16 @@ import { formatTable, toSummary } from './summary.js';
 import type { RunSummary } from './summary.js';
 import { PERFORMANCE_LIMITS } from './defaults.js';
 import { EXIT } from './usage-error.js';
+import { taskEnvOf } from '../tasks/task-list.js';
 
 export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
+  const taskEnv = o.tasks ? taskEnvOf(o.tasks) : undefined;
   return {
     id: o.swarmId,
     description: o.objective,
     agents: o.agents,
-    ...(o.tasks ? { tasks: o.tasks.map((t) => t.task), taskEnv: o.tasks.map((t) => t.env) } : {}),
+    ...(o.tasks ? { tasks: o.tasks.map((t) => t.task) } : {}),
+    ...(taskEnv ? { taskEnv } : {}),
     topology: resolveTopology(o.topology, o.agents),
     agentCommand: o.agentCommand,
     agentTimeoutSeconds: o.agentTimeoutSeconds,

@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
-import { TaskListError } from '../tasks/task-list.js';
+import { TaskListError, taskEnvOf } from '../tasks/task-list.js';
 import type { Task } from '../tasks/task-list.js';
 import { INVALID_TASKS_PREFIX, loadSwarmTasks } from './swarm-tasks.js';
 import { deliveryFigures } from '../coordination/delivery.js';
@@ -117,11 +117,13 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   coordinator.on('agent:failed', onV1Response);
   void o.stopSignal?.then(() => coordinator.stop().catch(() => undefined));
 
+  const taskEnv = tasks ? taskEnvOf(tasks) : undefined;
   const objective: ObjectiveSpec = {
     id: swarmRunId(swarm),
     description: spec.objective,
     agents: swarmAgents(spec),
-    ...(tasks ? { tasks: tasks.map((t) => t.task), taskEnv: tasks.map((t) => t.env) } : {}),
+    ...(tasks ? { tasks: tasks.map((t) => t.task) } : {}),
+    ...(taskEnv ? { taskEnv } : {}),
     topology: resolveTopology(swarm),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
     agentTimeoutSeconds: spec.agent.timeoutSeconds,

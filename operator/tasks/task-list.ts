@@ -116,3 +116,8 @@ export function checkTaskCount(tasks: readonly Task[], agents: number, what: str
   if (tasks.length === 0) throw new TaskListError(`${what} holds no task`);
   if (tasks.length !== agents) throw new TaskListError(`${what} holds ${tasks.length} tasks but agents is ${agents}: give one task per agent`);
 }
+
+/** The per-agent environments of TASKS for an ObjectiveSpec ({} for a task without env; undefined when no task has env). */
+export function taskEnvOf(tasks: readonly Task[]): Readonly<Record<string, string>>[] | undefined {
+  return tasks.some((t) => t.env) ? tasks.map((t) => t.env ?? {}) : undefined;
+}

@@ -94,7 +94,8 @@ describe('cfn run --tasks', () => {
     const f = file('t.jsonl', '{"task":"a\\nb","env":[{"name":"FILE","value":"a.sh"}]}\n{"task":"c"}\n');
     const o = parseRunOptions(['--tasks', f]);
     expect(o.agents).toBe(2);
-    expect(toObjectiveSpec(o)).toMatchObject({ agents: 2, tasks: ['a\nb', 'c'], taskEnv: [{ FILE: 'a.sh' }, undefined] });
+    expect(toObjectiveSpec(o)).toMatchObject({ agents: 2, tasks: ['a\nb', 'c'], taskEnv: [{ FILE: 'a.sh' }, {}] });
+    expect(toObjectiveSpec(parseRunOptions(['--tasks', file('plain.txt', 'a\nb\n')]))).not.toHaveProperty('taskEnv');
     expect(parseRunOptions(['--tasks', f, '--agents', '2']).agents).toBe(2);
     expect(parseRunOptions(['--tasks', file('p.txt', 'x\ny\nz\n'), '--tasks-format', 'lines']).tasks).toEqual([{ task: 'x' }, { task: 'y' }, { task: 'z' }]);
   });
