@@ -31,7 +31,7 @@ export const coordinationSpec = z
       .max(600)
       .default(30)
       .describe(
-        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds). The default leaves room for a busy node: starting Node.js alone took 4-6 s at a load average of 72 on 2 cores.',
+        'How long a V2 coordinator may take to become ready (or publish progress) once its container runs, before the swarm falls back to V1. Time spent unscheduled, pulling the image or creating the container does not count (see startDeadlineSeconds). The default leaves room for a busy node, where starting the coordinator alone can take seconds.',
       ),
     startDeadlineSeconds: z
       .number()
