@@ -183,8 +183,13 @@ describeLocal('upgrade from the previous release', () => {
 
     await completedOnce(ns, 'running', dir);
 
+    // Everything the previous release wrote stays as it was; the new operator only adds its own kstatus conditions (Ready: it succeeded).
     const finishedAfter = await kubectlJson(z.looseObject({ status: z.looseObject({}) }), ['get', 'swarm', '-n', ns, 'finished']);
-    expect(finishedAfter.status).toEqual(finishedBefore.status);
+    const { conditions: condsBefore = [], ...restBefore } = finishedBefore.status as { conditions?: Array<{ type: string }> };
+    const { conditions: condsAfter = [], ...restAfter } = finishedAfter.status as { conditions?: Array<{ type: string }> };
+    expect(restAfter).toEqual(restBefore);
+    expect(condsAfter.filter((c) => condsBefore.some((b) => b.type === c.type))).toEqual(condsBefore);
+    expect(condsAfter.filter((c) => !condsBefore.some((b) => b.type === c.type))).toEqual([expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Succeeded' })]);
 
     // A field this release added, applied and honoured: one agent of two fails, and the success policy accepts 50%.
     await apply(
