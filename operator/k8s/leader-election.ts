@@ -41,6 +41,8 @@ export class LeaderElector {
   private stopped = false;
   private termOver = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The tick under way: stop() lets its write land before releasing (else the two race and the release loses a 409). */
+  private ticking: Promise<void> = Promise.resolve();
   private lastRenew = 0;
   private readonly leaseDuration: number;
   private readonly renewDeadline: number;
@@ -66,20 +68,31 @@ export class LeaderElector {
   }
 
   start(): void {
-    void this.tick();
+    this.ticking = this.tick();
   }
 
   /** Stops campaigning and, when leading, releases the lease so a successor starts at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    // Bounded: a tick stuck on an unreachable API server must not hold up shutdown.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([this.ticking, new Promise<void>((r) => (bound = setTimeout(r, this.renewDeadline)))]);
+    clearTimeout(bound);
     if (this.leading) {
       try {
-        const lease = await this.read();
-        if (lease?.spec.holderIdentity === this.opts.identity) {
+        // A write of ours may still land between the read and the release: read again on a conflict.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const lease = await this.read();
+          if (lease?.spec.holderIdentity !== this.opts.identity) break;
           lease.spec.holderIdentity = '';
           lease.spec.leaseDurationSeconds = 1;
-          await this.opts.client.request({ method: 'PUT', path: this.path(), body: lease });
+          try {
+            await this.opts.client.request({ method: 'PUT', path: this.path(), body: lease });
+            break;
+          } catch (e) {
+            if (!isConflict(e)) throw e;
+          }
         }
       } catch (e) {
         this.opts.onError?.(e);
@@ -115,7 +128,7 @@ export class LeaderElector {
       this.opts.onError?.(e);
       if (this.leading && Date.now() - this.lastRenew > this.renewDeadline) this.setLeading(false);
     }
-    if (!this.stopped && !this.termOver) this.timer = setTimeout(() => void this.tick(), this.retryPeriod);
+    if (!this.stopped && !this.termOver) this.timer = setTimeout(() => (this.ticking = this.tick()), this.retryPeriod);
   }
 
   /** held: this identity holds the Lease now; other: another live holder does; conflict: a concurrent write won. */

@@ -4,6 +4,7 @@
 // even with the Lease free; the standby takes over once the other holder's
 // lease expires; stop() releases the Lease.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { isConflict } from '../../../operator/k8s/errors.js';
 import { LeaderElector } from '../../../operator/k8s/leader-election.js';
 import { client, createNamespace, deleteNamespace, waitFor } from '../operator/harness.js';
 
@@ -64,10 +65,19 @@ describe('LeaderElector', () => {
     expect(b.log).toEqual([]);
 
     // Another holder writes the Lease, as a successor's elector would.
-    const lease = await c.get<Lease & Record<string, unknown>>(leasePath('term'));
-    const now = new Date();
-    lease.spec = { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(now), acquireTime: microTime(now), leaseDurationSeconds: 3 };
-    await c.request({ method: 'PUT', path: leasePath('term'), body: lease });
+    // a renews every 0.2 s: read, write, and read again when a's renew came in between (a 409), as an elector does.
+    await waitFor('the intruder holds the Lease', async () => {
+      const lease = await c.get<Lease & Record<string, unknown>>(leasePath('term'));
+      const now = new Date();
+      lease.spec = { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(now), acquireTime: microTime(now), leaseDurationSeconds: 3 };
+      return c.request({ method: 'PUT', path: leasePath('term'), body: lease }).then(
+        () => true,
+        (e: unknown) => {
+          if (isConflict(e)) return undefined;
+          throw e;
+        },
+      );
+    }, 5000, 10);
     const takenAt = Date.now();
     await waitFor('a steps down', () => (a.e.isLeader ? undefined : true), 5000, 20);
     // Within a retry period or two, well before a's renew deadline (2 s) would have ended it.
