@@ -79,6 +79,8 @@ teardown() { common_teardown; }
   sleep 0.3
   jq -e '.healthy == true' "$root/health.json"
   kill "$hb" "$alive"
+  # Reaped before the check: a killed child stays a zombie (its pid alive to kill -0) until its parent waits.
+  wait "$hb" "$alive" 2>/dev/null || true
   run "$BIN/health-monitor.sh" check --root "$root" --json
   [ "$status" -eq 1 ]
 }
