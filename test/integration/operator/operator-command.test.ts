@@ -169,7 +169,8 @@ describe('cfn operator', () => {
     // The coordinator: 3 of 4 agents delivered, then its pod succeeds.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'metered', total: 4, pod: pod.metadata.name, intervalMs: 10 });
     for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
-    await new Promise((r) => setTimeout(r, 300));
+    // Past 300 ms by the wall clock the status is stamped with (a timer may fire a millisecond early by Date.now()).
+    await new Promise((r) => setTimeout(r, 320));
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const done = await swarmWith('metered', (s) => s.status?.phase === 'Succeeded');
