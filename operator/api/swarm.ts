@@ -79,17 +79,47 @@ export const v2Spec = z
   })
   .describe('Settings of the V2 (bash, tmpfs) coordinator.');
 
+export const s3Results = z
+  .object({
+    endpoint: z.string().min(1).max(2048).regex(/^https?:\/\/[^\s/]+(\/.*)?$/, 'an http:// or https:// URL').describe('The S3-compatible endpoint, e.g. https://s3.us-east-1.amazonaws.com or http://minio.storage:9000.'),
+    bucket: z.string().min(3).max(63).regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'an S3 bucket name').describe('The bucket (it must exist).'),
+    prefix: z.string().max(512).regex(/^([A-Za-z0-9!_.*'()-]+\/)*$/, 'empty, or path segments each ending in "/"').optional().describe('Key prefix before <namespace>/<name>/<uid>/<index>.json, e.g. "swarms/".'),
+    region: z.string().min(1).max(64).default('us-east-1').describe('The region signed into requests.'),
+    forcePathStyle: z.boolean().default(true).describe('Address the bucket in the path (most S3-compatible servers) rather than as a host name.'),
+    credentialsSecretRef: z
+      .object({
+        name: z.string().min(1).max(253).describe('The Secret, in the Swarm\'s namespace.'),
+        accessKeyIdKey: z.string().min(1).max(253).default('AWS_ACCESS_KEY_ID').describe('The key holding the access key id.'),
+        secretAccessKeyKey: z.string().min(1).max(253).default('AWS_SECRET_ACCESS_KEY').describe('The key holding the secret access key.'),
+      })
+      .describe('The Secret with the credentials; only the coordinator container reads it.'),
+  })
+  .describe('An S3-compatible object store for the results.');
+
 export const resultsSpec = z
   .object({
-    type: z.enum(['emptyDir', 'persistentVolumeClaim']).default('emptyDir').describe('Where full responses are written.'),
-    claimName: z.string().min(1).max(253).optional().describe('The PersistentVolumeClaim, when type is persistentVolumeClaim.'),
+    type: z
+      .enum(['persistentVolumeClaim', 's3', 'emptyDir'])
+      .default('persistentVolumeClaim')
+      .describe('Where each agent\'s result is stored as it arrives: a PersistentVolumeClaim (default), an S3-compatible object store, or emptyDir (gone with the pod; for throwaway runs).'),
+    claimName: z.string().min(1).max(253).optional().describe('An existing PersistentVolumeClaim to use; the operator neither creates nor deletes it. Without it the operator creates <swarm>-results, owned by the Swarm.'),
+    storageClassName: z.string().min(1).max(253).optional().describe('StorageClass of the claim the operator creates; default: the cluster\'s default StorageClass.'),
+    size: quantity.optional().describe('Storage request of the claim the operator creates (default 1Gi).'),
+    retain: z.boolean().optional().describe('Keep the claim the operator created when the Swarm is deleted (default false: it is deleted with the Swarm).'),
+    s3: s3Results.optional(),
   })
   .meta({
     'x-kubernetes-validations': [
-      rule("!has(self.type) || self.type != 'persistentVolumeClaim' || has(self.claimName)", 'claimName is required when type is persistentVolumeClaim', '.claimName'),
+      rule("self.type == 's3' ? has(self.s3) : !has(self.s3)", 's3 is required when type is s3, and only then', '.s3'),
+      rule(
+        "self.type == 'persistentVolumeClaim' || (!has(self.claimName) && !has(self.storageClassName) && !has(self.size) && !has(self.retain))",
+        'claimName, storageClassName, size and retain apply only when type is persistentVolumeClaim',
+        '.type',
+      ),
+      rule('!has(self.claimName) || (!has(self.storageClassName) && !has(self.size) && !has(self.retain))', 'storageClassName, size and retain apply to the claim the operator creates, not to an existing claimName', '.claimName'),
     ],
   })
-  .describe('Where the coordinator writes the full responses (JSON lines).');
+  .describe('Where every agent\'s result goes, one record per agent index, stored as it arrives (see docs/results.md).');
 
 export const successPolicy = z
   .object({
@@ -137,7 +167,7 @@ export const swarmSpec = z
     coordination: coordinationSpec.prefault({}),
     agent: agentSpec,
     v2: v2Spec.prefault({}),
-    results: resultsSpec.prefault({ type: 'emptyDir' }),
+    results: resultsSpec.prefault({}),
     successPolicy: successPolicy.prefault({}),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the Swarm this long after it finished.'),
     rolloutPolicyRef: localObjectReference.optional().describe('RolloutPolicy deciding the version when coordination.version is auto.'),
@@ -164,6 +194,7 @@ export const swarmSpec = z
       rule('self.topology == oldSelf.topology', 'topology is immutable', '.topology'),
       rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
       rule('self.agent == oldSelf.agent', 'agent is immutable', '.agent'),
+      rule('self.results == oldSelf.results', 'results is immutable', '.results'),
     ],
   })
   .describe('Desired swarm: its objective, how many agents run it and how, and how it is coordinated. objective, agents, topology, agent and coordination.version are immutable.');
@@ -217,6 +248,17 @@ export const swarmStatus = z
     .optional()
     .describe('Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).'),
   rerunAgents: z.number().int().min(0).optional().describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
+  results: z
+    .object({
+      type: z.enum(['persistentVolumeClaim', 's3', 'emptyDir']),
+      location: z.string().max(4096).describe('Where the results are: "pvc://<claim>/<namespace>/<name>/<uid>/", "s3://<bucket>/<prefix><namespace>/<name>/<uid>/" or "emptyDir://<pod>/..." (gone with the pod).'),
+      stored: z.number().int().min(0).describe('Agent results stored durably (one per agent index).'),
+      bytes: z.number().int().min(0).describe('Bytes of the stored records.'),
+      pending: z.number().int().min(0).optional().describe('Results received but not yet stored (the sink is slow or failing).'),
+      lastError: z.string().max(4096).optional().describe('The last error storing a result (a full volume, an unreachable store); cleared when a store succeeds again.'),
+    })
+    .optional()
+    .describe('Where the agents\' results are stored, how many and how big (written by the coordinator); read them with `cfn results`.'),
   rollout: z
     .object({
       policy: z.string(),

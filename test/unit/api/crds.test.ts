@@ -56,7 +56,7 @@ describe('swarmSpec', () => {
     expect(spec.coordination).toEqual({ version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 30, startDeadlineSeconds: 600 });
     expect(spec.agent.retries).toBe(2);
     expect(spec.v2.shmSizeLimit).toBe('256Mi');
-    expect(spec.results.type).toBe('emptyDir');
+    expect(spec.results.type).toBe('persistentVolumeClaim');
   });
 
   it('rejects out-of-range agents naming the field', () => {

@@ -1,0 +1,29 @@
+// Where a coordinator stores each agent's result as it arrives (a directory on
+// the swarm's volume, or an S3-compatible bucket), and how `cfn results` reads
+// them back. Implementations: directory-sink.ts, s3-sink.ts.
+import type { StoredResult } from './stored-result.js';
+
+export type ResultsType = 'persistentVolumeClaim' | 's3' | 'emptyDir';
+
+export interface ResultSink {
+  readonly type: ResultsType;
+  /** Where the records are, for status.results.location. */
+  readonly location: string;
+  /**
+   * Stores one agent's record at resultKey(scope, index), replacing an
+   * earlier one of that index. Resolves once the record is durable; rejects
+   * (a full volume, an unreachable store) with nothing half-written visible.
+   */
+  put(record: StoredResult): Promise<{ bytes: number }>;
+}
+
+/** A record that did not parse, counted and reported, never returned as a result. */
+export interface UnreadableRecord {
+  key: string;
+  reason: string;
+}
+
+export interface ResultSource {
+  /** Every record of the scope, ascending by index, and the ones that did not parse. */
+  read(): Promise<{ results: StoredResult[]; unreadable: UnreadableRecord[] }>;
+}
