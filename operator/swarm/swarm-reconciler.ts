@@ -189,18 +189,26 @@ export class SwarmReconciler {
     });
   }
 
-  /** The last error stays visible in status (condition Reconciled=False) until a reconcile succeeds. */
+  /**
+   * The last error stays visible in status (condition Reconciled=False) until
+   * a reconcile succeeds. It is written onto the live object, read now, with
+   * its resourceVersion as a precondition: the cached copy may be older than
+   * this reconcile's own writes or the coordinator's, and applying a status
+   * built from it would put older operator fields back.
+   */
   private async recordError(swarm: Swarm, err: unknown): Promise<void> {
-    // A conflict is optimistic concurrency at work (our cache was older than a
-    // write of the coordinator's or our own): the retry reads the new object.
-    // It says nothing about the swarm's health, and writing the status read
-    // before it would put older operator fields back.
+    // A conflict is optimistic concurrency at work: the retry reads the new
+    // object, and the conflict says nothing about the swarm's health.
     if (isConflict(err)) return;
-    const status: SwarmStatusT = { ...(swarm.status ?? {}) };
+    const live = await this.deps.client.get(this.path(swarm)).then((o) => swarmSchema.safeParse(o), () => undefined);
+    if (!live?.success) return;
+    const current = live.data;
+    const status: SwarmStatusT = { ...(current.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
-    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, swarm.metadata.generation);
-    status.conditions = applyKstatus(status.conditions, swarmKstatus(status), swarm.metadata.generation, this.deps.now?.() ?? new Date());
-    await applyOperatorStatus(this.deps.client, swarm, status, false).then(this.deps.wrote, () => undefined);
+    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, current.metadata.generation);
+    status.conditions = applyKstatus(status.conditions, swarmKstatus(status), current.metadata.generation, this.deps.now?.() ?? new Date());
+    // A write racing this one wins; the retry records the error again if it persists.
+    await applyOperatorStatus(this.deps.client, current, status).then(this.deps.wrote, () => undefined);
   }
 }
 
