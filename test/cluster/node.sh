@@ -220,6 +220,17 @@ net_up() {
       -m comment --comment "$IPT_COMMENT" -j DNAT --to-destination "127.0.0.1:$API_PORT"
 }
 
+# containerd pins each pod's network namespace by mounting it on a file in
+# /run/netns. If that directory is not a mount point yet, the first later
+# `ip netns add` (any tool on the machine) bind-mounts it over itself and hides
+# the pins beneath: those sandboxes can no longer be removed (EBUSY) and their
+# pods stay Terminating. Make it the shared mount point `ip netns` expects first.
+netns_dir_up() {
+  mkdir -p /run/netns
+  mountpoint -q /run/netns || mount --bind /run/netns /run/netns
+  mount --make-shared /run/netns
+}
+
 # Deletes every rule carrying our comment, and the chains kubelet/CNI made.
 net_down() {
   local table rule
@@ -307,6 +318,7 @@ node_up() {
   write_containerd_config "$n" "$(pause_ref_of "$PAUSE_ARCHIVE")"
   write_kubelet_config "$n" "$pki"
   net_up
+  netns_dir_up
 
   start_component "$n" containerd containerd --config "$n/containerd.toml" --log-level warn
   wait_socket "$n" || die "containerd did not start"
