@@ -25,7 +25,7 @@ RUN npm run build \
 FROM ${NODE_BASE}
 # The V2 engine's tools: the list is scripts/image/packages.txt (a test keeps them equal).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash coreutils util-linux jq inotify-tools bash-builtins ca-certificates \
+ && apt-get install -y --no-install-recommends bash coreutils util-linux jq inotify-tools bash-builtins shellcheck ca-certificates \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \
  && (getent group 65532 >/dev/null || groupadd --gid 65532 nonroot) \
  && (getent passwd 65532 >/dev/null || useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot) \
