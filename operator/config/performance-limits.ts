@@ -14,7 +14,6 @@ const topologyLimitsSchema = z
     minAgents: count,
     recommendedMaxAgents: count,
     maxAgents: count,
-    maxWorkersPerCoordinator: count.optional(),
   })
   .refine((l) => l.minAgents <= l.recommendedMaxAgents && l.recommendedMaxAgents <= l.maxAgents, {
     message: 'expected minAgents <= recommendedMaxAgents <= maxAgents',
@@ -22,7 +21,7 @@ const topologyLimitsSchema = z
 
 export const performanceLimitsSchema = z.strictObject({
   topologies: z.strictObject({ flat: topologyLimitsSchema, hybrid: topologyLimitsSchema }),
-  v1: z.strictObject({ maxAgents: count, maxConcurrency: count }),
+  v1: z.strictObject({ maxAgents: count }),
 });
 export type PerformanceLimits = z.infer<typeof performanceLimitsSchema>;
 

@@ -31,6 +31,9 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 
+/** Concurrent Swarm reconciles unless `workers` says otherwise (`cfn operator --workers`, the chart's `workers`). */
+export const DEFAULT_SWARM_WORKERS = 8;
+
 export interface OperatorOptions {
   logger: Logger;
   kubeconfig?: string;
@@ -111,7 +114,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       rollout: (sw) => router.route(sw),
     },
   });
-  const controller = new Controller({ name: 'swarm', reconcile: reconciler.reconcile, workers: opts.workers ?? 4, metrics, logger: log });
+  const controller = new Controller({ name: 'swarm', reconcile: reconciler.reconcile, workers: opts.workers ?? DEFAULT_SWARM_WORKERS, metrics, logger: log });
   const policyReconciler = new RolloutPolicyReconciler({
     client,
     getPolicy: (key) => fromCache(policyInformers, key),
