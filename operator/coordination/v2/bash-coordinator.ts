@@ -35,7 +35,7 @@ import { validateSpec } from './spec.js';
 export const DEFAULT_SHM_PATH = '/dev/shm/cfn';
 
 /** Engine exit codes (docs/v2-engine.md). */
-export const ENGINE_EXIT = { ok: 0, usage: 2, preflight: 3, deadline: 4, publishTimeout: 75, sigint: 130, sigterm: 143 } as const;
+export const ENGINE_EXIT = { ok: 0, engineFailure: 1, usage: 2, preflight: 3, deadline: 4, sigint: 130, sigterm: 143 } as const;
 
 export interface BashCoordinatorOptions {
   /** Directory holding the engine scripts; default `<package root>/bash`. */
