@@ -114,7 +114,6 @@ export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext):
   // default log level does not print the same news twice.
   const logger: FactoryLogger = {
     warn: (obj, msg) => (ctx.onUserMessage ? ctx.logger.info(obj, msg) : ctx.logger.warn(obj, msg)),
-    info: (obj, msg) => ctx.logger.info(obj, msg),
   };
   const created = await CoordinatorFactory.create({
     id: o.swarmId,

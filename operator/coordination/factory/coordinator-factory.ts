@@ -19,7 +19,6 @@ export const DEFAULT_FALLBACK_TIMEOUT_MS = 5000;
 /** The part of a logger the factory uses (a pino Logger fits). */
 export interface FactoryLogger {
   warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
 }
 
 export interface CoordinatorFactoryConfig {

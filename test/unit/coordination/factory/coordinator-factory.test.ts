@@ -25,7 +25,7 @@ describe('CoordinatorFactory', () => {
   let shm: string;
   let created: CreatedCoordinator | undefined;
   const warnings: Array<{ obj: object; msg: string }> = [];
-  const logger = { warn: (obj: object, msg: string) => warnings.push({ obj, msg }), info: () => undefined };
+  const logger = { warn: (obj: object, msg: string) => warnings.push({ obj, msg }) };
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'cfn-factory-'));

@@ -1,12 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { AdvancedScheduler, backoffDelay, TaskTimeoutError } from '../../../../operator/coordination/v1/advanced-scheduler.js';
 import type { AttemptContext, AttemptOutcome, ScheduledTask } from '../../../../operator/coordination/v1/advanced-scheduler.js';
-import { DependencyGraphError } from '../../../../operator/coordination/v1/dependency-graph.js';
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function task(id: string, run: (ctx: AttemptContext) => Promise<AttemptOutcome<string>>, dependsOn?: string[]): ScheduledTask<string> {
-  return { id, run, dependsOn };
+function task(id: string, run: (ctx: AttemptContext) => Promise<AttemptOutcome<string>>): ScheduledTask<string> {
+  return { id, run };
 }
 
 const ok = (value: string) => async (): Promise<AttemptOutcome<string>> => ({ ok: true, value });
@@ -81,61 +80,19 @@ describe('AdvancedScheduler', () => {
     expect([1, 2, 3, 4].map((n) => backoffDelay(n, 100, 500))).toEqual([100, 200, 400, 500]);
   });
 
-  // Regression: the prototype's V1 scheduler looked dependencies up by the wrong
-  // key (not the task id), so a task with dependencies never became ready.
-  it('regression: dependencies resolve by task id, so dependent tasks run (prototype never ran them)', async () => {
+  it('starts tasks in the order given and refuses duplicate ids before running anything', async () => {
     const order: string[] = [];
     const rec = (id: string) => async (): Promise<AttemptOutcome<string>> => {
       order.push(id);
-      await delay(2);
       return { ok: true, value: id };
     };
-    // Listed in reverse and with ids unrelated to their positions.
-    const results = await new AdvancedScheduler<string>({ concurrency: 4, retries: 0 }).run([
-      task('package', rec('package'), ['link', 'docs']),
-      task('link', rec('link'), ['compile']),
-      task('docs', rec('docs')),
-      task('compile', rec('compile')),
-    ]);
-    expect([...results.values()].map((r) => r.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
-    expect(order.indexOf('compile')).toBeLessThan(order.indexOf('link'));
-    expect(order.indexOf('link')).toBeLessThan(order.indexOf('package'));
-    expect(order.indexOf('docs')).toBeLessThan(order.indexOf('package'));
-    expect(order).toHaveLength(4);
-  });
-
-  it('skips the dependents of a failed task, transitively, and runs the rest', async () => {
-    const results = await new AdvancedScheduler<string>({ concurrency: 2, retries: 0 }).run([
-      task('a', async () => ({ ok: false, error: 'a broke' })),
-      task('b', ok('b'), ['a']),
-      task('c', ok('c'), ['b']),
-      task('d', ok('d')),
-    ]);
-    expect(results.get('b')).toMatchObject({ status: 'skipped', attempts: 0, error: 'dependency a failed' });
-    expect(results.get('c')).toMatchObject({ status: 'skipped', error: 'dependency b skipped' });
-    expect(results.get('d')).toMatchObject({ status: 'completed' });
-  });
-
-  it('rejects a dependency cycle naming it, before running anything', async () => {
-    let ran = false;
-    const run = async (): Promise<AttemptOutcome<string>> => {
-      ran = true;
-      return { ok: true, value: '' };
-    };
-    const scheduler = new AdvancedScheduler<string>({ concurrency: 2, retries: 0 });
-    await expect(scheduler.run([task('x', run, ['z']), task('y', run, ['x']), task('z', run, ['y']), task('free', run)])).rejects.toThrow(
-      new DependencyGraphError('dependency cycle: x -> z -> y -> x'),
+    const results = await new AdvancedScheduler<string>({ concurrency: 1, retries: 0 }).run([task('c', rec('c')), task('a', rec('a')), task('b', rec('b'))]);
+    expect(order).toEqual(['c', 'a', 'b']);
+    expect([...results.keys()]).toEqual(['c', 'a', 'b']);
+    await expect(new AdvancedScheduler<string>({ concurrency: 2, retries: 0 }).run([task('x', rec('x')), task('x', rec('x'))])).rejects.toThrow(
+      'duplicate task id "x"',
     );
-    await expect(scheduler.run([task('self', run, ['self'])])).rejects.toThrow('dependency cycle: self -> self');
-    await expect(scheduler.run([task('a', run, ['ghost'])])).rejects.toThrow('task "a" depends on unknown task "ghost"');
-    await expect(scheduler.run([task('a', run), task('a', run)])).rejects.toThrow('duplicate task id "a"');
-    expect(ran).toBe(false);
-  });
-
-  it('handles a 500-task dependency chain without recursion limits', async () => {
-    const tasks = Array.from({ length: 500 }, (_, i) => task(`n${i}`, ok(`n${i}`), i > 0 ? [`n${i - 1}`] : undefined));
-    const results = await new AdvancedScheduler<string>({ concurrency: 8, retries: 0 }).run(tasks.reverse());
-    expect([...results.values()].filter((r) => r.status === 'completed')).toHaveLength(500);
+    expect(order).toEqual(['c', 'a', 'b']);
   });
 
   it('cancel() aborts running attempts, skips backoff waits and leaves unstarted tasks cancelled', async () => {
