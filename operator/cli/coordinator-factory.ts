@@ -1,11 +1,11 @@
 // The one place `cfn run` obtains its coordinator: flags, environment and
-// claude-flow.config.json decide the version (flags first), CoordinatorFactory
+// cfn.config.json decide the version (flags first), CoordinatorFactory
 // starts it and falls back from V2 to V1 when V2 cannot start.
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { ConfigError } from '../config/config-error.js';
-import { CLAUDE_FLOW_CONFIG_FILE, loadClaudeFlowConfig } from '../config/claude-flow-config.js';
-import type { CoordinationConfig } from '../config/claude-flow-config.js';
+import { CFN_CONFIG_FILE, loadCfnConfig } from '../config/cfn-config.js';
+import type { CoordinationConfig } from '../config/cfn-config.js';
 import { CoordinatorFactory, CoordinatorStartError } from '../coordination/factory/coordinator-factory.js';
 import type { FactoryLogger } from '../coordination/factory/coordinator-factory.js';
 import type { ICoordinator, Topology } from '../coordination/types.js';
@@ -61,12 +61,12 @@ export function resolveTopology(choice: TopologyChoice, agents: number): Topolog
   return agents > AUTO_FLAT_MAX_AGENTS ? 'hybrid' : 'flat';
 }
 
-/** The coordination section: --config FILE (which must exist), else ./claude-flow.config.json when present. */
+/** The coordination section: --config FILE (which must exist), else ./cfn.config.json (or its alias claude-flow.config.json) when present. */
 export function loadCoordinationConfig(configFile: string | undefined): { coordination: CoordinationConfig; file: string | undefined } {
-  if (configFile === undefined) return loadClaudeFlowConfig();
+  if (configFile === undefined) return loadCfnConfig();
   const file = resolve(configFile);
   if (!existsSync(file)) throw new ConfigError(file, '', 'file not found (given with --config)');
-  return loadClaudeFlowConfig(file);
+  return loadCfnConfig(file);
 }
 
 function withoutVersionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -99,7 +99,7 @@ export function decideVersion(o: RunOptions, env: NodeJS.ProcessEnv, coordinatio
   }
   // Nothing configured: the CLI's default is auto (V2 on a machine that can run
   // it, as `cfn run` always did), not the operator's conservative v1.
-  const d = detectVersion({ id: o.swarmId, env, coordination: { ...coordination, version: coordination.version ?? 'auto' }, configFile: configFile ?? CLAUDE_FLOW_CONFIG_FILE, preflight });
+  const d = detectVersion({ id: o.swarmId, env, coordination: { ...coordination, version: coordination.version ?? 'auto' }, configFile: configFile ?? CFN_CONFIG_FILE, preflight });
   return coordination.version === undefined && d.reason.startsWith('auto:') ? { version: d.version, reason: `cfn run default ${d.reason}` } : d;
 }
 
@@ -115,18 +115,19 @@ export async function obtainCoordinator(o: RunOptions, ctx: CoordinatorContext):
   const logger: FactoryLogger = {
     warn: (obj, msg) => (ctx.onUserMessage ? ctx.logger.info(obj, msg) : ctx.logger.warn(obj, msg)),
   };
+  const memoryPath = o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH);
   const created = await CoordinatorFactory.create({
     id: o.swarmId,
     decision,
     env: ctx.env,
-    // claude-flow.config.json beats the shipped v2-config.json defaults.
+    // cfn.config.json beats the shipped v2-config.json defaults.
     coordination: { fallbackEnabled: V2_DEFAULTS.fallbackEnabled, fallbackTimeout: V2_DEFAULTS.fallbackTimeoutMs, ...coordination },
     configFile: file,
     ...(o.noFallback ? { fallbackEnabled: false } : {}),
     logger,
     ...(ctx.bus ? { bus: ctx.bus } : {}),
     ...(ctx.onUserMessage ? { onUserMessage: ctx.onUserMessage } : {}),
-    v1: { memoryPath: o.memoryPath ?? nonEmpty(ctx.env.CFN_MEMORY_PATH) ?? V2_DEFAULTS.memoryPath, maxAgents: PERFORMANCE_LIMITS.v1.maxAgents },
+    v1: { ...(memoryPath !== undefined ? { memoryPath } : {}), maxAgents: PERFORMANCE_LIMITS.v1.maxAgents },
     v2: { env: ctx.env, logger: ctx.logger, ...(o.shmPath !== undefined ? { shmPath: o.shmPath } : {}) },
   }).catch((err: unknown) => {
     if (!(err instanceof CoordinatorStartError)) throw err;

@@ -2,7 +2,6 @@
 // Within the recommended range is fine, up to the hard maximum is allowed with
 // a warning, beyond it is refused.
 import { z } from 'zod';
-import type { Topology } from '../coordination/types.js';
 import { parseConfig } from './config-error.js';
 import { shippedConfigPath } from './package-root.js';
 import { readJsonFile } from './read-json-file.js';
@@ -24,6 +23,8 @@ export const performanceLimitsSchema = z.strictObject({
   v1: z.strictObject({ maxAgents: count }),
 });
 export type PerformanceLimits = z.infer<typeof performanceLimitsSchema>;
+/** flat | hybrid (the coordination's Topology, named here so config depends on nothing above it). */
+type Topology = keyof PerformanceLimits['topologies'];
 
 export const PERFORMANCE_LIMITS_FILE = 'performance-limits.json';
 

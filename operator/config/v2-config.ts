@@ -18,8 +18,6 @@ export const v2ConfigSchema = z.strictObject({
   maxOutputBytes: positiveInt,
   fallbackEnabled: z.boolean(),
   fallbackTimeoutMs: z.number().int().min(0),
-  /** SQLite file of the V1 MemoryManager, relative to the working directory unless absolute. */
-  memoryPath: z.string().min(1),
 });
 export type V2Config = z.infer<typeof v2ConfigSchema>;
 

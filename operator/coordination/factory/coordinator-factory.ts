@@ -2,8 +2,8 @@
 // `fallbackTimeout` to start and pass a health check, and when it cannot, V1
 // takes over (unless fallback is disabled): one warning in the log, one
 // `coordination:fallback` event, one line for the user.
-import type { CoordinationConfig } from '../../config/claude-flow-config.js';
-import { loadClaudeFlowConfig } from '../../config/claude-flow-config.js';
+import type { CoordinationConfig } from '../../config/cfn-config.js';
+import { loadCfnConfig } from '../../config/cfn-config.js';
 import type { CoordinationVersion, ICoordinator } from '../types.js';
 import { BashCoordinator } from '../v2/bash-coordinator.js';
 import type { BashCoordinatorOptions } from '../v2/bash-coordinator.js';
@@ -31,7 +31,7 @@ export interface CoordinatorFactoryConfig {
   explicit?: { version: CoordinationVersion; source: string };
   /** Default: process.env. */
   env?: NodeJS.ProcessEnv;
-  /** claude-flow.config.json's coordination section; default: loaded from the working directory. */
+  /** cfn.config.json's coordination section; default: loaded from the working directory. */
   coordination?: CoordinationConfig;
   configFile?: string;
   /** Override coordination.fallbackEnabled (default true). */
@@ -98,7 +98,7 @@ export class CoordinatorFactory {
     let coordination = config.coordination;
     let configFile = config.configFile;
     if (coordination === undefined) {
-      const loaded = loadClaudeFlowConfig();
+      const loaded = loadCfnConfig();
       coordination = loaded.coordination;
       configFile ??= loaded.file;
     }

@@ -2,8 +2,8 @@
 // config file's coordination.version (v1|v2) > rollout percentage (env, then
 // config), by a stable bucket of the swarm id > `auto` (V2 preflight) > v1.
 import type { CoordinationVersion } from '../types.js';
-import type { CoordinationConfig } from '../../config/claude-flow-config.js';
-import { CLAUDE_FLOW_CONFIG_FILE } from '../../config/claude-flow-config.js';
+import type { CoordinationConfig } from '../../config/cfn-config.js';
+import { CFN_CONFIG_FILE } from '../../config/cfn-config.js';
 import { ConfigError } from '../../config/config-error.js';
 import { rolloutBucket } from './rollout-bucket.js';
 import { v2Preflight } from './v2-preflight.js';
@@ -12,9 +12,9 @@ import type { PreflightFn } from './v2-preflight.js';
 export interface DetectVersionInput {
   /** The objective or swarm id: decides the rollout bucket. */
   id: string;
-  /** The `coordination` section of claude-flow.config.json (already validated). */
+  /** The `coordination` section of cfn.config.json (already validated). */
   coordination?: CoordinationConfig;
-  /** Where `coordination` came from, for messages; default claude-flow.config.json. */
+  /** Where `coordination` came from, for messages; default cfn.config.json. */
   configFile?: string;
   /** Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
@@ -54,7 +54,7 @@ function parsePercentage(raw: string, variable: string): number {
 export function detectVersion(input: DetectVersionInput): VersionDecision {
   const env = input.env ?? process.env;
   const coordination = input.coordination ?? {};
-  const configFile = input.configFile ?? CLAUDE_FLOW_CONFIG_FILE;
+  const configFile = input.configFile ?? CFN_CONFIG_FILE;
 
   const forced = envValue(env, 'COORDINATION_VERSION');
   if (forced !== undefined) {
@@ -64,7 +64,7 @@ export function detectVersion(input: DetectVersionInput): VersionDecision {
     return { version: forced, reason: `COORDINATION_VERSION=${forced}` };
   }
 
-  // The config is normally validated by loadClaudeFlowConfig; re-check the one
+  // The config is normally validated by loadCfnConfig; re-check the one
   // field we branch on so a hand-built object cannot slip an odd value through.
   const configured = coordination.version;
   if (configured !== undefined && configured !== 'v1' && configured !== 'v2' && configured !== 'auto') {

@@ -2,11 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadClaudeFlowConfig } from '../../../operator/config/claude-flow-config.js';
+import { loadCfnConfig } from '../../../operator/config/cfn-config.js';
 import { ConfigError } from '../../../operator/config/config-error.js';
 import { shippedConfigPath } from '../../../operator/config/package-root.js';
 import { checkAgentLimits, loadPerformanceLimits } from '../../../operator/config/performance-limits.js';
 import { loadV2Config } from '../../../operator/config/v2-config.js';
+import { defaultMemoryPath } from '../../../operator/coordination/v1/response-checkpoint-store.js';
 
 describe('shipped config files', () => {
   it('config/v2-config.json validates and carries the documented defaults', () => {
@@ -15,7 +16,6 @@ describe('shipped config files', () => {
       maxOutputBytes: 65536,
       fallbackTimeoutMs: 5000,
       fallbackEnabled: true,
-      memoryPath: '.claude-flow/memory.sqlite',
     });
   });
 
@@ -85,25 +85,42 @@ describe('invalid config files fail with file, field and expectation', () => {
     expect(() => loadPerformanceLimits(file)).toThrow('performance-limits.json: topologies.hybrid.maxAgents: expected number >= 1, got -5');
   });
 
-  it('loads claude-flow.config.json coordination settings; a missing file means none', () => {
-    expect(loadClaudeFlowConfig()).toEqual({ file: undefined, coordination: {} });
+  it('loads cfn.config.json coordination settings; a missing file means none', () => {
+    expect(loadCfnConfig()).toEqual({ file: undefined, coordination: {} });
     writeFileSync(
-      'claude-flow.config.json',
+      'cfn.config.json',
       JSON.stringify({ other: { tool: true }, coordination: { version: 'auto', v2RolloutPercentage: 10, fallbackEnabled: false, fallbackTimeout: 2000 } }),
     );
-    expect(loadClaudeFlowConfig()).toEqual({
-      file: join(process.cwd(), 'claude-flow.config.json'),
+    expect(loadCfnConfig()).toEqual({
+      file: join(process.cwd(), 'cfn.config.json'),
       coordination: { version: 'auto', v2RolloutPercentage: 10, fallbackEnabled: false, fallbackTimeout: 2000 },
     });
   });
 
+  it('reads claude-flow.config.json (the design\'s name) only when there is no cfn.config.json', () => {
+    writeFileSync('claude-flow.config.json', JSON.stringify({ coordination: { version: 'v1' } }));
+    expect(loadCfnConfig()).toEqual({ file: join(process.cwd(), 'claude-flow.config.json'), coordination: { version: 'v1' } });
+    writeFileSync('cfn.config.json', JSON.stringify({ coordination: { version: 'v2' } }));
+    expect(loadCfnConfig()).toEqual({ file: join(process.cwd(), 'cfn.config.json'), coordination: { version: 'v2' } });
+  });
+
   it.each([
-    [{ version: 'v3' }, 'claude-flow.config.json: coordination.version: expected one of "v1" | "v2" | "auto", got "v3"'],
-    [{ v2RolloutPercentage: 150 }, 'claude-flow.config.json: coordination.v2RolloutPercentage: expected number <= 100, got 150'],
-    [{ fallbackTimeout: '5s' }, 'claude-flow.config.json: coordination.fallbackTimeout: expected number, got "5s"'],
-    [{ fallbackEnabeld: true }, 'claude-flow.config.json: coordination.fallbackEnabeld: unknown field "fallbackEnabeld"'],
-  ])('claude-flow.config.json %j', (coordination, message) => {
-    writeFileSync('claude-flow.config.json', JSON.stringify({ coordination }));
-    expect(() => loadClaudeFlowConfig()).toThrow(message);
+    [{ version: 'v3' }, 'cfn.config.json: coordination.version: expected one of "v1" | "v2" | "auto", got "v3"'],
+    [{ v2RolloutPercentage: 150 }, 'cfn.config.json: coordination.v2RolloutPercentage: expected number <= 100, got 150'],
+    [{ fallbackTimeout: '5s' }, 'cfn.config.json: coordination.fallbackTimeout: expected number, got "5s"'],
+    [{ fallbackEnabeld: true }, 'cfn.config.json: coordination.fallbackEnabeld: unknown field "fallbackEnabeld"'],
+  ])('cfn.config.json %j', (coordination, message) => {
+    writeFileSync('cfn.config.json', JSON.stringify({ coordination }));
+    expect(() => loadCfnConfig()).toThrow(message);
+  });
+
+  it('V1 keeps its checkpoints in .cfn/memory.sqlite, or in .claude-flow/memory.sqlite when only that one exists', () => {
+    expect(defaultMemoryPath(dir)).toBe('.cfn/memory.sqlite');
+    mkdirSync(join(dir, '.claude-flow'));
+    writeFileSync(join(dir, '.claude-flow', 'memory.sqlite'), '');
+    expect(defaultMemoryPath(dir)).toBe('.claude-flow/memory.sqlite');
+    mkdirSync(join(dir, '.cfn'));
+    writeFileSync(join(dir, '.cfn', 'memory.sqlite'), '');
+    expect(defaultMemoryPath(dir)).toBe('.cfn/memory.sqlite');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { AdvancedScheduler, backoffDelay, TaskTimeoutError } from '../../../../operator/coordination/v1/advanced-scheduler.js';
-import type { AttemptContext, AttemptOutcome, ScheduledTask } from '../../../../operator/coordination/v1/advanced-scheduler.js';
+import { RetryingTaskRunner, backoffDelay, TaskTimeoutError } from '../../../../operator/coordination/v1/retrying-task-runner.js';
+import type { AttemptContext, AttemptOutcome, ScheduledTask } from '../../../../operator/coordination/v1/retrying-task-runner.js';
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -10,7 +10,7 @@ function task(id: string, run: (ctx: AttemptContext) => Promise<AttemptOutcome<s
 
 const ok = (value: string) => async (): Promise<AttemptOutcome<string>> => ({ ok: true, value });
 
-describe('AdvancedScheduler', () => {
+describe('RetryingTaskRunner', () => {
   it('never runs more than `concurrency` tasks at once, and runs them all', async () => {
     let running = 0;
     let peak = 0;
@@ -23,7 +23,7 @@ describe('AdvancedScheduler', () => {
         return { ok: true, value: `v${i}` };
       }),
     );
-    const results = await new AdvancedScheduler<string>({ concurrency: 4, retries: 0 }).run(tasks);
+    const results = await new RetryingTaskRunner<string>({ concurrency: 4, retries: 0 }).run(tasks);
     expect(peak).toBe(4);
     expect([...results.values()].every((r) => r.status === 'completed')).toBe(true);
     expect(results.get('t39')?.value).toBe('v39');
@@ -32,7 +32,7 @@ describe('AdvancedScheduler', () => {
   it('retries a failing task with exponential backoff and reports attempts', async () => {
     const attemptsAt: number[] = [];
     const retries: Array<[number, number]> = [];
-    const scheduler = new AdvancedScheduler<string>(
+    const scheduler = new RetryingTaskRunner<string>(
       { concurrency: 1, retries: 3, backoffBaseMs: 20 },
       { onRetry: (_id, next, delayMs) => retries.push([next, delayMs]) },
     );
@@ -52,7 +52,7 @@ describe('AdvancedScheduler', () => {
   });
 
   it('gives up after the retries with the last error', async () => {
-    const results = await new AdvancedScheduler<string>({ concurrency: 2, retries: 2, backoffBaseMs: 1 }).run([
+    const results = await new RetryingTaskRunner<string>({ concurrency: 2, retries: 2, backoffBaseMs: 1 }).run([
       task('bad', async ({ attempt }) => ({ ok: false, error: `boom ${attempt}` })),
       task('thrower', async () => {
         throw new Error('thrown');
@@ -64,7 +64,7 @@ describe('AdvancedScheduler', () => {
 
   it('aborts an attempt at the per-task timeout with a TaskTimeoutError', async () => {
     let reason: unknown;
-    const results = await new AdvancedScheduler<string>({ concurrency: 1, retries: 0, timeoutMs: 50 }).run([
+    const results = await new RetryingTaskRunner<string>({ concurrency: 1, retries: 0, timeoutMs: 50 }).run([
       task('slow', ({ signal }) => new Promise((resolve) => {
         signal.addEventListener('abort', () => {
           reason = signal.reason;
@@ -86,17 +86,17 @@ describe('AdvancedScheduler', () => {
       order.push(id);
       return { ok: true, value: id };
     };
-    const results = await new AdvancedScheduler<string>({ concurrency: 1, retries: 0 }).run([task('c', rec('c')), task('a', rec('a')), task('b', rec('b'))]);
+    const results = await new RetryingTaskRunner<string>({ concurrency: 1, retries: 0 }).run([task('c', rec('c')), task('a', rec('a')), task('b', rec('b'))]);
     expect(order).toEqual(['c', 'a', 'b']);
     expect([...results.keys()]).toEqual(['c', 'a', 'b']);
-    await expect(new AdvancedScheduler<string>({ concurrency: 2, retries: 0 }).run([task('x', rec('x')), task('x', rec('x'))])).rejects.toThrow(
+    await expect(new RetryingTaskRunner<string>({ concurrency: 2, retries: 0 }).run([task('x', rec('x')), task('x', rec('x'))])).rejects.toThrow(
       'duplicate task id "x"',
     );
     expect(order).toEqual(['c', 'a', 'b']);
   });
 
   it('cancel() aborts running attempts, skips backoff waits and leaves unstarted tasks cancelled', async () => {
-    const scheduler = new AdvancedScheduler<string>({ concurrency: 1, retries: 5, backoffBaseMs: 60_000 });
+    const scheduler = new RetryingTaskRunner<string>({ concurrency: 1, retries: 5, backoffBaseMs: 60_000 });
     const started = Date.now();
     const pending = scheduler.run([
       task('retrying', async () => ({ ok: false, error: 'nope' })),
@@ -111,7 +111,7 @@ describe('AdvancedScheduler', () => {
   });
 
   it('stops and rethrows when a completion hook throws, instead of hanging', async () => {
-    const scheduler = new AdvancedScheduler<string>(
+    const scheduler = new RetryingTaskRunner<string>(
       { concurrency: 1, retries: 0 },
       {
         onTaskDone: (r) => {

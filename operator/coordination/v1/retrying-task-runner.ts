@@ -63,7 +63,7 @@ export function backoffDelay(failedAttempt: number, baseMs: number, maxMs: numbe
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, failedAttempt - 1));
 }
 
-export class AdvancedScheduler<T> {
+export class RetryingTaskRunner<T> {
   private readonly controllers = new Set<AbortController>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly sleepers = new Set<() => void>();
