@@ -18,7 +18,7 @@ import { isRetryable } from '../k8s/errors.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
-import { resolveTopology } from './version-decision.js';
+import { resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
@@ -124,7 +124,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     agents: swarmAgents(spec),
     ...(tasks ? { tasks: tasks.map((t) => t.task) } : {}),
     ...(taskEnv ? { taskEnv } : {}),
-    topology: resolveTopology(swarm),
+    topology: resolveSwarmTopology(swarm),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
     agentTimeoutSeconds: spec.agent.timeoutSeconds,
     retries: spec.agent.retries,

@@ -15,7 +15,7 @@ import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRetryable, Kub
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
 import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
-import { decideVersion, resolveTopology } from './version-decision.js';
+import { decideSwarmVersion, resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
 import type { CoordinationVersion } from '../coordination/types.js';
@@ -24,7 +24,7 @@ import type { EventRecorder, EventType } from '../k8s/events.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { CoordinatorIdentity } from './coordinator-rbac.js';
 import type { PodCondition, PodState } from './pod-state.js';
-import type { VersionPolicy } from './version-decision.js';
+import type { VersionPolicy } from '../coordination/version/decide-version.js';
 import type { Logger } from 'pino';
 
 export const FIELD_MANAGER = 'swarm-operator';
@@ -296,7 +296,7 @@ class SwarmRun {
   private async step(): Promise<ReconcileResult | void> {
     const s = this.status;
     if (!s.version) {
-      const d = decideVersion(this.swarm, this.deps.versionPolicy);
+      const d = decideSwarmVersion(this.swarm, this.deps.versionPolicy);
       s.version = d.version;
       s.versionReason = d.reason;
       if (d.rollout) {
@@ -311,7 +311,7 @@ class SwarmRun {
       this.event('Normal', 'VersionSelected', `coordination ${d.version}: ${d.reason}`);
       this.deps.logger.info({ namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason }, 'version selected');
     }
-    s.topology ??= resolveTopology(this.swarm);
+    s.topology ??= resolveSwarmTopology(this.swarm);
     s.activeVersion ??= s.version;
     if (s.phase === 'Succeeded' || s.phase === 'Failed') return this.finished();
 

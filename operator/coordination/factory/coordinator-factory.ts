@@ -10,8 +10,8 @@ import type { BashCoordinatorOptions } from '../v2/bash-coordinator.js';
 import { EventBus } from '../v1/event-bus.js';
 import { SwarmCoordinator } from '../v1/swarm-coordinator.js';
 import type { SwarmCoordinatorOptions } from '../v1/swarm-coordinator.js';
-import { detectVersion } from '../version/detect-version.js';
-import type { VersionDecision } from '../version/detect-version.js';
+import { detectVersion } from '../version/decide-version.js';
+import type { VersionDecision } from '../version/decide-version.js';
 import type { PreflightFn } from '../version/v2-preflight.js';
 
 export const DEFAULT_FALLBACK_TIMEOUT_MS = 5000;
