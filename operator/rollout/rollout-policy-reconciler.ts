@@ -1,7 +1,7 @@
 // Reconciles a RolloutPolicy's status from what its swarms did. Never writes
 // spec (GitOps owns it): promotion and rollback live in status, and a new spec
 // generation starts a fresh evaluation from that spec.
-import { GROUP_VERSION, kubeTime } from '../api/common.js';
+import { GROUP_VERSION, kubeTime, ROLLOUT_POLICY_RESOURCE } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { applyKstatus, policyKstatus } from '../api/kstatus-conditions.js';
 import { rolloutPolicy as policySchema } from '../api/rollout-policy.js';
@@ -137,7 +137,7 @@ export class RolloutPolicyReconciler {
 
     if (JSON.stringify(status) !== JSON.stringify(policy.status ?? {})) {
       await this.deps.client.apply(
-        resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies', namespace: ns, name: policy.metadata.name }),
+        resourcePath({ ...ROLLOUT_POLICY_RESOURCE, namespace: ns, name: policy.metadata.name }),
         { apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', metadata: { name: policy.metadata.name, namespace: ns, resourceVersion: policy.metadata.resourceVersion }, status },
         { fieldManager: POLICY_FIELD_MANAGER, force: true, subresource: 'status' },
       );

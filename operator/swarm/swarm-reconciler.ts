@@ -4,7 +4,7 @@
 // gone), replace a coordinator lost from outside with the same version (the
 // replacement resumes past status.completedAgents and status.failedIndexes),
 // finish (judged by spec.successPolicy), clean up.
-import { GROUP_VERSION, kubeTime } from '../api/common.js';
+import { GROUP_VERSION, kubeTime, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
@@ -73,7 +73,6 @@ export interface SwarmReconcilerDeps {
 /** The shared identity is re-ensured this often per namespace (someone may have deleted it). */
 const SHARED_IDENTITY_TTL_MS = 5 * 60_000;
 
-const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
 
 /**
  * The bounded label of swarm_fallback_total: which of V2's own failures it
