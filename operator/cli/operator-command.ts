@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { packageRoot } from '../config/package-root.js';
+import { packageRoot } from '../util/package-root.js';
 import { chooseKubeconfig, KubeClient } from '../k8s/client.js';
 import { DEFAULT_SWARM_WORKERS, startOperator } from '../manager/operator-manager.js';
 import { ensureCrds } from '../release/ensure-crds.js';

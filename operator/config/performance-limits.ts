@@ -3,7 +3,7 @@
 // a warning, beyond it is refused.
 import { z } from 'zod';
 import { parseConfig } from './config-error.js';
-import { shippedConfigPath } from './package-root.js';
+import { shippedConfigPath } from '../util/package-root.js';
 import { readJsonFile } from './read-json-file.js';
 
 const count = z.number().int().min(1);

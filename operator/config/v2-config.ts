@@ -3,7 +3,7 @@
 // Strict: an unknown key is a typo, not data.
 import { z } from 'zod';
 import { parseConfig } from './config-error.js';
-import { shippedConfigPath } from './package-root.js';
+import { shippedConfigPath } from '../util/package-root.js';
 import { readJsonFile } from './read-json-file.js';
 
 const positiveInt = z.number().int().min(1);

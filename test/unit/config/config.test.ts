@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCfnConfig } from '../../../operator/config/cfn-config.js';
 import { ConfigError } from '../../../operator/config/config-error.js';
-import { shippedConfigPath } from '../../../operator/config/package-root.js';
+import { shippedConfigPath } from '../../../operator/util/package-root.js';
 import { checkAgentLimits, loadPerformanceLimits } from '../../../operator/config/performance-limits.js';
 import { loadV2Config } from '../../../operator/config/v2-config.js';
 import { defaultMemoryPath } from '../../../operator/coordination/v1/response-checkpoint-store.js';
