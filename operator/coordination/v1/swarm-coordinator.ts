@@ -5,7 +5,7 @@
 // final response (completed or failed) is in.
 import { EventEmitter } from 'node:events';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
-import { deliveryRate } from '../delivery.js';
+import { runStatus } from '../delivery.js';
 import type { AgentView } from '../agent-view.js';
 import type {
   AgentInfo,
@@ -240,14 +240,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const completed = counts.completed + unstored(stored.spec.completedIndexes);
     const failed = counts.failed + unstored(stored.spec.failedIndexes);
     const coordinationTime = stored.startedAt !== null ? (stored.finishedAt ?? Date.now()) - stored.startedAt : 0;
-    return {
-      objectiveId,
-      status: stored.status,
-      agents: { total: stored.spec.agents, completed, failed },
-      deliveryRate: deliveryRate(completed, stored.spec.agents),
-      coordinationTime,
-      throughputAgentsPerSec: coordinationTime > 0 ? round1((counts.completed * 1000) / coordinationTime) : 0,
-    };
+    return runStatus(objectiveId, stored.status, { total: stored.spec.agents, completed, failed, completedThisRun: counts.completed }, coordinationTime);
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
@@ -407,15 +400,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       else failed += 1;
     }
     const coordinationTime = (run.lastResponseAt ?? Date.now()) - run.startedAt;
-    return {
-      objectiveId: run.spec.id,
-      status: state,
-      agents: { total: run.spec.agents, completed, failed },
-      deliveryRate: deliveryRate(completed, run.spec.agents),
-      coordinationTime,
-      throughputAgentsPerSec: coordinationTime > 0 ? round1((run.completedThisRun * 1000) / coordinationTime) : 0,
-    };
+    return runStatus(run.spec.id, state, { total: run.spec.agents, completed, failed, completedThisRun: run.completedThisRun }, coordinationTime);
   }
 }
 
-const round1 = (n: number): number => Math.round(n * 10) / 10;
