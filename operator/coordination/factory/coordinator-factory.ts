@@ -25,8 +25,9 @@ export interface CoordinatorFactoryConfig {
   /** Objective or swarm id: decides the rollout bucket. */
   id: string;
   /**
-   * An explicit choice that beats detection (a CLI flag), e.g.
-   * `{ version: 'v1', source: '--coordinator' }` gives reason `--coordinator=v1`.
+   * An explicit choice that beats detection (a library caller's own flag),
+   * e.g. `{ version: 'v1', source: '--engine' }` gives reason `--engine=v1`.
+   * `cfn run` passes its whole `decision` instead.
    */
   explicit?: { version: CoordinationVersion; source: string };
   /** Default: process.env. */

@@ -149,8 +149,8 @@ describe('CoordinatorFactory', () => {
   });
 
   it('an explicit choice (CLI flag) beats the environment', async () => {
-    created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { explicit: { version: 'v1', source: '--coordinator' } }));
-    expect(created.decision).toEqual({ version: 'v1', reason: '--coordinator=v1' });
+    created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { explicit: { version: 'v1', source: '--engine' } }));
+    expect(created.decision).toEqual({ version: 'v1', reason: '--engine=v1' });
     expect(created.coordinator.version).toBe('v1');
   });
 });
