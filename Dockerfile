@@ -39,7 +39,7 @@ COPY --from=build /src/bash ./bash
 COPY config ./config
 COPY crds ./crds
 RUN ln -s /app/bin/cfn.js /usr/local/bin/cfn
-# `cfn run`'s V1 memory defaults to ./.claude-flow: /app is read-only, /tmp is not.
+# `cfn run`'s V1 memory defaults to ./.cfn: /app is read-only, /tmp is not.
 ENV NODE_ENV=production HOME=/home/nonroot CFN_MEMORY_PATH=/tmp/cfn-memory.sqlite
 USER 65532:65532
 EXPOSE 8080

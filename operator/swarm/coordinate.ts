@@ -13,12 +13,13 @@ import { INVALID_TASKS_PREFIX, loadSwarmTasks } from './swarm-tasks.js';
 import { deliveryFigures } from '../coordination/delivery.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
+import { SWARM_RESOURCE } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { isRetryable } from '../k8s/errors.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
-import { resolveTopology } from './version-decision.js';
+import { resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
@@ -65,7 +66,7 @@ async function readOwnSwarm(client: KubeClient, path: string, deadlineMs = 15_00
 }
 
 export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
-  const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
+  const path = resourcePath({ ...SWARM_RESOURCE, namespace: o.namespace, name: o.name });
   const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
   const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });
@@ -124,7 +125,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     agents: swarmAgents(spec),
     ...(tasks ? { tasks: tasks.map((t) => t.task) } : {}),
     ...(taskEnv ? { taskEnv } : {}),
-    topology: resolveTopology(swarm),
+    topology: resolveSwarmTopology(swarm),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
     agentTimeoutSeconds: spec.agent.timeoutSeconds,
     retries: spec.agent.retries,

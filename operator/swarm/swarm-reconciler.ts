@@ -4,7 +4,7 @@
 // gone), replace a coordinator lost from outside with the same version (the
 // replacement resumes past status.completedAgents and status.failedIndexes),
 // finish (judged by spec.successPolicy), clean up.
-import { GROUP_VERSION, kubeTime } from '../api/common.js';
+import { GROUP_VERSION, kubeTime, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
@@ -15,7 +15,7 @@ import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRetryable, Kub
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
 import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
-import { decideVersion, resolveTopology } from './version-decision.js';
+import { decideSwarmVersion, resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
 import type { CoordinationVersion } from '../coordination/types.js';
@@ -24,7 +24,7 @@ import type { EventRecorder, EventType } from '../k8s/events.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { CoordinatorIdentity } from './coordinator-rbac.js';
 import type { PodCondition, PodState } from './pod-state.js';
-import type { VersionPolicy } from './version-decision.js';
+import type { VersionPolicy } from '../coordination/version/decide-version.js';
 import type { Logger } from 'pino';
 
 export const FIELD_MANAGER = 'swarm-operator';
@@ -73,7 +73,6 @@ export interface SwarmReconcilerDeps {
 /** The shared identity is re-ensured this often per namespace (someone may have deleted it). */
 const SHARED_IDENTITY_TTL_MS = 5 * 60_000;
 
-const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
 
 /**
  * The bounded label of swarm_fallback_total: which of V2's own failures it
@@ -304,7 +303,7 @@ class SwarmRun {
   private async step(): Promise<ReconcileResult | void> {
     const s = this.status;
     if (!s.version) {
-      const d = decideVersion(this.swarm, this.deps.versionPolicy);
+      const d = decideSwarmVersion(this.swarm, this.deps.versionPolicy);
       s.version = d.version;
       s.versionReason = d.reason;
       if (d.rollout) {
@@ -319,7 +318,7 @@ class SwarmRun {
       this.event('Normal', 'VersionSelected', `coordination ${d.version}: ${d.reason}`);
       this.deps.logger.info({ namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason }, 'version selected');
     }
-    s.topology ??= resolveTopology(this.swarm);
+    s.topology ??= resolveSwarmTopology(this.swarm);
     s.activeVersion ??= s.version;
     if (s.phase === 'Succeeded' || s.phase === 'Failed') return this.finished();
 
