@@ -25,6 +25,8 @@ export interface PublisherOptions {
   previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents'>;
   intervalMs?: number;
   onError?: (err: unknown) => void;
+  /** Where the results are stored and how many (status.results), read at each write. */
+  results?: () => SwarmStatusT['results'];
 }
 
 /**
@@ -56,6 +58,7 @@ export class StatusPublisher {
   private readonly priorMs: number;
   private timer: NodeJS.Timeout | undefined;
   private dirty = false;
+  private stopped = false;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: PublisherOptions) {
@@ -98,6 +101,11 @@ export class StatusPublisher {
     this.schedule();
   }
 
+  /** Something published changed besides responses (status.results): write with the next interval. */
+  touch(): void {
+    this.schedule();
+  }
+
   /** Writes now (and waits), with the run's final result when given. */
   async flush(result?: NonNullable<SwarmStatusT['result']>): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
@@ -108,12 +116,15 @@ export class StatusPublisher {
     await this.writing;
   }
 
+  /** No write after this one: a late update must not replace the final status. */
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
+    if (this.stopped) return;
     this.dirty = true;
     if (this.timer) return;
     this.timer = setTimeout(() => {
@@ -125,6 +136,7 @@ export class StatusPublisher {
 
   private body(result?: NonNullable<SwarmStatusT['result']>): SwarmStatusT {
     const total = this.opts.total;
+    const results = this.opts.results?.();
     return {
       agents: { total, completed: this.completed, failed: this.failed },
       deliveryRate: deliveryRate(this.completed, total),
@@ -134,6 +146,7 @@ export class StatusPublisher {
       ...(this.failedAgents.length ? { failedAgents: this.failedAgents } : {}),
       ...(this.interrupted.size ? { interruptedAgents: compressRanges(this.interrupted), rerunAgents: this.interrupted.size } : {}),
       ...(result ? { result } : {}),
+      ...(results ? { results } : {}),
       ...(this.opts.pod ? { progressPod: this.opts.pod } : {}),
     };
   }

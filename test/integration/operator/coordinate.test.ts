@@ -3,11 +3,12 @@
 // a token of the pod's own ServiceAccount (so its least-privilege RBAC is what
 // is exercised), on a real tmpfs.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
@@ -56,6 +57,14 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
   return { code: null, child, done };
 }
 
+/** The records a swarm's coordinator stored on its results volume (CFN_RESULTS_DIR is `work`), by index. */
+async function storedResults(name: string, root = work) {
+  const sw = await getSwarm(c, ns, name);
+  const { results, unreadable } = await new DirectorySource(root, { namespace: ns, name, uid: sw.metadata.uid }).read();
+  expect(unreadable).toEqual([]);
+  return results;
+}
+
 const podOf = async (name: string, attempt: number) =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
@@ -64,17 +73,21 @@ describe('cfn coordinate, run as the pod would run it', () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'real-v2', { agents: 200, coordination: { version: 'v2' }, agent: { command: ['cat'], concurrency: 16 } }));
     const pod = await waitFor('pod', () => podOf('real-v2', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
-    const run = await runPodCommand(pod);
+    // POD_NAME as the downward API gives it: the records name the pod that stored them.
+    const run = await runPodCommand(pod, { POD_NAME: pod.metadata.name });
     expect(await run.done).toBe(0);
-    const responses = readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n');
-    expect(responses).toHaveLength(200);
-    expect(JSON.parse(responses[0]!)).toMatchObject({ status: 'completed', output: 'Fix every lint error in src/' });
+    const responses = await storedResults('real-v2');
+    expect(responses.map((r) => r.index)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(responses[0]).toMatchObject({ status: 'completed', output: 'Fix every lint error in src/', version: 'v2', pod: pod.metadata.name });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('Succeeded', async () => {
       const s = await getSwarm(c, ns, 'real-v2');
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
     expect(sw.status).toMatchObject({ agents: { total: 200, completed: 200, failed: 0 }, deliveryRate: 100, completedAgents: '0-199', version: 'v2' });
+    const uid = sw.metadata.uid;
+    expect((sw.status as { results?: unknown }).results).toEqual({ type: 'persistentVolumeClaim', location: `pvc://real-v2-results/${ns}/real-v2/${uid}/`, stored: 200, bytes: expect.any(Number), pending: 0 });
+    expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored' });
     expect((sw.status as { coordinationTimeMs?: number }).coordinationTimeMs).toBeGreaterThan(0);
   });
 
@@ -84,7 +97,7 @@ describe('cfn coordinate, run as the pod would run it', () => {
     const pod = await waitFor('pod', () => podOf('tenth', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);
-    const responses = readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; status: string; exitCode: number; attempts: number });
+    const responses = await storedResults('tenth');
     // The spec's noRetryExitCodes reached the engine: one attempt each, though 2 retries were allowed.
     expect(responses.filter((r) => r.status === 'failed').map((r) => [r.index, r.exitCode, r.attempts])).toEqual([0, 10, 20, 30, 40].map((i) => [i, 7, 1]));
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
@@ -247,8 +260,7 @@ describe('cfn coordinate with per-agent tasks', () => {
     return { CFN_TASKS_DIR: dir };
   }
   const agent = ['sh', '-c', 'printf "%s|%s|%s|" "$AGENT_INDEX" "${FILE-none}" "$CFN_OBJECTIVE"; cat'];
-  const outputs = () =>
-    readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string }).sort((a, b) => a.index - b.index).map((r) => r.output);
+  const outputs = async (name: string) => (await storedResults(name)).map((r) => r.output);
 
   it.each(['v2', 'v1'] as const)('%s: tasks from a ConfigMap key (JSON lines with env) reach agent i alone; no task in the pod env', async (version) => {
     const name = `cm-${version}`;
@@ -259,7 +271,7 @@ describe('cfn coordinate with per-agent tasks', () => {
     expect(JSON.stringify(pod.spec.containers[0]!.env)).not.toContain('fix b.sh');
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod, await mountTasks(pod))).done).toBe(0);
-    expect(outputs()).toEqual(['0|a.sh|OBJ|fix a.sh\n$(touch pwned) `x`', '1|none|OBJ|fix b.sh', '2|none|OBJ|fix "c".sh; rm -rf /']);
+    expect(await outputs(name)).toEqual(['0|a.sh|OBJ|fix a.sh\n$(touch pwned) `x`', '1|none|OBJ|fix b.sh', '2|none|OBJ|fix "c".sh; rm -rf /']);
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('Succeeded', async () => {
       const s = await getSwarm(c, ns, name);
@@ -289,7 +301,7 @@ describe('cfn coordinate with per-agent tasks', () => {
     const pod = await waitFor('pod', () => podOf('inline', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);
-    expect(outputs()).toEqual(['0|none|OBJ|one', '1|none|OBJ|two']);
+    expect(await outputs('inline')).toEqual(['0|none|OBJ|one', '1|none|OBJ|two']);
   });
 
   it.each([
@@ -313,5 +325,85 @@ describe('cfn coordinate with per-agent tasks', () => {
     expect((await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks')).toMatchObject({ type: 'Warning', message });
     expect(sw.status?.fallback).toBeUndefined();
     expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe('cfn coordinate on a full results volume (a tiny real tmpfs; mounting needs root)', () => {
+  const mounts: string[] = [];
+  afterAll(() => {
+    for (const m of mounts) execFileSync('umount', [m]);
+  });
+  /** A tmpfs of `size` under work, filled up when `full`; returns its path. */
+  const volume = (name: string, size: string): string => {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0777`, 'tmpfs', dir]);
+    mounts.push(dir);
+    return dir;
+  };
+  const fill = (dir: string): void => {
+    try {
+      writeFileSync(join(dir, 'filler'), Buffer.alloc(8 * 1024 * 1024));
+    } catch (e) {
+      expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+  };
+  const resultsOf = async (name: string) => (await getSwarm(c, ns, name)).status as { results?: { stored: number; pending?: number; lastError?: string; bytes: number }; agents?: { completed: number; failed: number } } | undefined;
+
+  it('storing fails (ENOSPC): lastError and ResultsStored False while it does; room again: every record lands, the swarm succeeds', async () => {
+    const dir = volume('full-then-free', '256k');
+    fill(dir);
+    await c.create(swarmPath(ns), swarmManifest(ns, 'full-free', { agents: 6, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', 'echo "out $AGENT_INDEX"'] } }));
+    const pod = await waitFor('pod', () => podOf('full-free', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const run = await runPodCommand(pod, { CFN_RESULTS_DIR: dir, POD_NAME: pod.metadata.name });
+    // Every agent answered (6 pending) and the operator judged the sink: both are waited for.
+    const failing = await waitFor('6 results pending and ResultsStored False', async () => {
+      const s = await getSwarm(c, ns, 'full-free');
+      const pending = (s.status as { results?: { pending?: number } } | undefined)?.results?.pending;
+      return pending === 6 && s.status?.conditions?.find((x) => x.type === 'ResultsStored' && x.status === 'False') ? s : undefined;
+    });
+    const during = failing.status as { results?: { stored: number; pending?: number; lastError?: string }; agents?: { completed: number } };
+    expect(during.results).toMatchObject({ stored: 0, pending: 6, lastError: expect.stringContaining('ENOSPC') });
+    // Not stored, not counted as done.
+    expect(during.agents?.completed ?? 0).toBe(0);
+    expect(failing.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ reason: 'StoreFailing', message: expect.stringContaining('ENOSPC') });
+    rmSync(join(dir, 'filler'));
+    expect(await run.done).toBe(0);
+    expect((await storedResults('full-free', dir)).map((r) => r.output)).toEqual(Array.from({ length: 6 }, (_, i) => `out ${i}\n`));
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'full-free');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect((await resultsOf('full-free'))?.results).toMatchObject({ stored: 6, pending: 0 });
+    expect((await resultsOf('full-free'))?.results?.lastError).toBeUndefined();
+    expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored' });
+  });
+
+  it('a volume that stays full: the run ends Failed (ResultsNotStored) naming how many were not stored; the records stored stay, and only they count', async () => {
+    // 64 kB: room for a few 12 kB records, not for 8.
+    const dir = volume('stays-full', '64k');
+    const agent = ['sh', '-c', 'head -c 12000 /dev/zero | tr "\\0" "$AGENT_INDEX"'];
+    await c.create(swarmPath(ns), swarmManifest(ns, 'stays-full', { agents: 8, coordination: { version: 'v1' }, agent: { command: agent, concurrency: 8 } }));
+    const pod = await waitFor('pod', () => podOf('stays-full', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const run = await runPodCommand(pod, { CFN_RESULTS_DIR: dir, POD_NAME: pod.metadata.name, CFN_RESULTS_DRAIN_SECONDS: '3' });
+    expect(await run.done).toBe(0);
+    const stored = await storedResults('stays-full', dir);
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.length).toBeLessThan(8);
+    for (const r of stored) expect(r.output).toBe(String(r.index).repeat(12000));
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, 'stays-full');
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    const notStored = 8 - stored.length;
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'ResultsNotStored', message: expect.stringMatching(new RegExp(`^${notStored} results? could not be stored: ENOSPC`)) });
+    expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing' });
+    const st = await resultsOf('stays-full');
+    expect(st?.results).toMatchObject({ stored: stored.length, pending: notStored });
+    expect(st?.agents).toMatchObject({ completed: stored.length, failed: 0 });
   });
 });
