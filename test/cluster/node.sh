@@ -662,6 +662,27 @@ kill_shims() {
   done
 }
 
+# kubelet links every container's log into /var/log/containers (a fixed
+# path); the links into the current node's pod-logs go with the node.
+remove_log_links() {
+  local link
+  for link in /var/log/containers/*.log; do
+    [[ -L "$link" && "$(readlink "$link")" == "$N_DIR/pod-logs/"* ]] && rm -f "$link"
+  done
+  return 0
+}
+
+# The CNI plugins cache each sandbox's result in /var/lib/cni/results (a
+# fixed path, "<network>-<sandbox id>-<interface>"); CRI keeps a directory per
+# sandbox, which names them.
+remove_cni_cache() {
+  local sandbox
+  for sandbox in "$N_DIR/containerd/root/io.containerd.grpc.v1.cri/sandboxes"/*; do
+    [[ -d "$sandbox" ]] || continue
+    rm -f /var/lib/cni/results/*-"$(basename "$sandbox")"-*
+  done
+}
+
 # Unmounts everything under $1, deepest first.
 unmount_under() {
   local root=$1 m
@@ -693,6 +714,8 @@ node_teardown() {
   kill_shims
   kill_cgroup_procs
   unmount_under "$N_DIR"
+  remove_log_links
+  remove_cni_cache
   # Before the node's namespace goes: its pods' veths carry their addresses.
   while read -r ns; do
     umount "$ns" 2>/dev/null || true
@@ -750,6 +773,9 @@ node_leftovers() {
   for pid in /proc/[0-9]*; do
     cmd=$(tr '\0' ' ' 2>/dev/null <"$pid/cmdline") || continue
     [[ "$cmd" == *"$n/"* ]] && left+=("process ${pid#/proc/}: ${cmd:0:80}")
+  done
+  for link in /var/log/containers/*.log; do
+    [[ -L "$link" && "$(readlink "$link")" == "$n/"* ]] && left+=("log link $link")
   done
   if (( ${NODES:-1} == 1 )); then
     pattern="inet ${SINGLE_SUBNET%.*}."
