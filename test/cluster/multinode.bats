@@ -44,6 +44,7 @@ wait_until() {
 ready_of() { k get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'; }
 node_is() { [[ "$(ready_of "$1")" == "$2" ]]; }
 pod_ip() { k get pod "$1" -o jsonpath='{.status.podIP}'; }
+node_tainted() { k get node "$1" -o jsonpath='{.spec.taints[*].key}' | grep -qw "$2"; }
 pod_deleting() { [[ -n "$(k get pod "$1" -o jsonpath='{.metadata.deletionTimestamp}')" ]]; }
 
 # RSS in MiB of a component of a node (pid file of node.sh).
@@ -172,8 +173,9 @@ YAML
   local t_notready t_evicted reason
   bash "$NODE" lose --name "$MN_NAME" --node 3
   t_notready=$(wait_until 90 node_is swarm-node-3 Unknown)
-  k get node swarm-node-3 -o jsonpath='{.spec.taints[*].key}' | grep -q node.kubernetes.io/unreachable
+  wait_until 30 node_tainted swarm-node-3 node.kubernetes.io/unreachable >/dev/null
   t_evicted=$(wait_until 90 pod_deleting probe-3)
+  # The taint manager marks the pod before it deletes it.
   reason=$(k get pod probe-3 -o jsonpath='{.status.conditions[?(@.type=="DisruptionTarget")].reason}')
   [[ "$reason" == DeletionByTaintManager ]]
   node_is swarm-node-1 True
