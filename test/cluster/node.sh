@@ -426,12 +426,12 @@ node_net_down() {
 
 # --- cgroups (cgroup v1: one tree per controller)
 
-# The controller hierarchies kubelet and runc use (not the cgroup2 mount).
+# The hierarchies kubelet and runc create cgroups in: every v1 controller and
+# the cgroup2 mount ("unified") of a hybrid setup.
 cgroup_controllers() {
   local ctl
   for ctl in /sys/fs/cgroup/*/; do
     ctl=${ctl%/}
-    [[ "$(basename "$ctl")" == unified ]] && continue
     [[ -L "$ctl" ]] && continue
     printf '%s\n' "$ctl"
   done
