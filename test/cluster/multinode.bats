@@ -45,6 +45,7 @@ ready_of() { k get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")
 node_is() { [[ "$(ready_of "$1")" == "$2" ]]; }
 pod_ip() { k get pod "$1" -o jsonpath='{.status.podIP}'; }
 node_tainted() { k get node "$1" -o jsonpath='{.spec.taints[*].key}' | grep -qw "$2"; }
+pod_gone() { ! k get pod "$1" >/dev/null 2>&1; }
 pod_deleting() { [[ -n "$(k get pod "$1" -o jsonpath='{.metadata.deletionTimestamp}')" ]]; }
 
 # RSS in MiB of a component of a node (pid file of node.sh).
@@ -169,7 +170,7 @@ YAML
   note "each probe pod reached both others across nodes"
 }
 
-@test "a node that dies goes NotReady, its pod is evicted, the others stay Ready" {
+@test "a node that dies goes NotReady, its pod is evicted, the others stay Ready; restored, it is Ready" {
   local t_notready t_evicted reason
   bash "$NODE" lose --name "$MN_NAME" --node 3
   t_notready=$(wait_until 90 node_is swarm-node-3 Unknown)
@@ -182,6 +183,14 @@ YAML
   node_is swarm-node-2 True
   [[ -z "$(k get pod probe-1 -o jsonpath='{.metadata.deletionTimestamp}')" ]]
   note "swarm-node-3 killed: NotReady (Unknown, unreachable taint) after ${t_notready} s, probe-3 evicted ($reason) ${t_evicted} s later"
+  # Back from the dead: containerd and kubelet restart on the node's state,
+  # the node is Ready, and its kubelet finishes the eviction.
+  local start=$SECONDS t_ready t_gone
+  bash "$NODE" restore --name "$MN_NAME" --node swarm-node-3
+  t_ready=$(( SECONDS - start ))
+  node_is swarm-node-3 True
+  t_gone=$(wait_until 60 pod_gone probe-3)
+  note "swarm-node-3 restored: Ready after ${t_ready} s, probe-3 gone ${t_gone} s later"
 }
 
 @test "a node cut off from the network goes NotReady and is Ready again once restored" {
