@@ -589,6 +589,9 @@ node_up() {
     numbers=(0)
   else
     mapfile -t numbers < <(seq 1 "$count")
+    if [[ "$(cat "$dir/nodes" 2>/dev/null)" != "$count" ]]; then
+      log "note: the control plane of $NAME was not started with --nodes $count: a lost node keeps Kubernetes' default timings (cluster.sh up --nodes $count sets short ones)"
+    fi
   fi
   bash "$SCRIPT_DIR/build.sh" --all >&2
   image_archives "${IMAGE_DIR:-$REPO_ROOT/.local/image}"
