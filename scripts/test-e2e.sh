@@ -2,7 +2,7 @@
 # make test's last step: the real-node e2e suite (test/e2e) when this machine
 # can run it (root, and the node's Debian packages install), otherwise one
 # line saying it was skipped and why (never silently). E2E=0 skips it on purpose.
-# Then the 3-node cluster test (test/cluster/multinode.bats, about 2 min) with
+# Then the 3-node cluster test (test/cluster/multinode.bats, 1.5-2 min) with
 # the image the suite built; MULTINODE=0 skips it on purpose.
 set -euo pipefail
 
