@@ -12,17 +12,19 @@ readonly ROOT
 source "$ROOT/test/cluster/lib.sh"
 
 NAME=demo
+NODES=1
 NS=default
 TIMEOUT=300
 
 usage() {
   cat <<USAGE
-Usage: scripts/demo.sh [--name NAME] [--timeout SECONDS] [--down]
+Usage: scripts/demo.sh [--name NAME] [--nodes N] [--timeout SECONDS] [--down]
 
 1. builds the Kubernetes binaries from source the first time (cached in
    ~/.cache/swarm-operator; about 7 min on 2 quiet cores), and the project image
 2. starts a local cluster "NAME" (default demo) with a real node: containerd,
-   kubelet, kube-scheduler, bridge CNI (root needed)
+   kubelet, kube-scheduler, bridge CNI (root needed); --nodes 3 (make demo
+   NODES=3): three nodes, each in its own network namespace
 3. installs the operator with charts/swarm-operator
 4. applies a RolloutPolicy (V2 for 100% of new auto swarms, roll back on a
    breach) and three swarms: config/samples/swarm-lint-fixers.yaml (one agent
@@ -115,6 +117,7 @@ main() {
   while (( $# > 0 )); do
     case "$1" in
       --name) NAME=${2:?--name needs a value}; shift ;;
+      --nodes) NODES=${2:?--nodes needs a value}; shift ;;
       --timeout) TIMEOUT=${2:?--timeout needs a value}; shift ;;
       --down) down=1 ;;
       -h|--help) usage; return ;;
@@ -135,7 +138,7 @@ main() {
     log "first run: building Kubernetes, etcd and helm from source (about 7 min on 2 quiet cores, longer when busy; progress every minute)"
   fi
   bash "$ROOT/test/cluster/build.sh" --all >&2
-  KUBECONFIG=$(bash "$ROOT/test/e2e/setup.sh" --name "$NAME")
+  KUBECONFIG=$(bash "$ROOT/test/e2e/setup.sh" --name "$NAME" --nodes "$NODES")
   export KUBECONFIG
   log "cluster, node and operator ready after $(( SECONDS - start )) s"
   apply_policy
