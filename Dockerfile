@@ -8,7 +8,7 @@ ARG NODE_BASE=node:22-bookworm-slim
 
 FROM ${NODE_BASE} AS build
 WORKDIR /src
-# A C compiler for the V2 engine's native agent spawner (bash/native/spawner.c).
+# A C compiler for the agent launcher (bash/native/launcher.c), linked statically.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
