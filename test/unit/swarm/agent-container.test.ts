@@ -12,7 +12,7 @@ interface Container { name: string; image: string; command?: string[]; restartPo
 
 const podOf = (agent: Record<string, unknown> = {}, version: 'v1' | 'v2' = 'v2') => {
   const pod = coordinatorPod(swarmOf(spec(agent)), version, { image: 'operator:1', attempt: 1 });
-  const podSpec = pod.spec as typeof pod.spec & { initContainers?: Container[]; imagePullSecrets?: unknown; runtimeClassName?: string; nodeSelector?: unknown; tolerations?: unknown; affinity?: unknown };
+  const podSpec = pod.spec as unknown as Omit<typeof pod.spec, 'initContainers'> & { initContainers?: Container[]; imagePullSecrets?: unknown; runtimeClassName?: string; nodeSelector?: unknown; tolerations?: unknown; affinity?: unknown };
   return { pod, podSpec, coordinator: pod.spec.containers[0] as unknown as Container, inits: podSpec.initContainers ?? [] };
 };
 
@@ -20,7 +20,7 @@ describe('the V2 coordinator pod: agents in their own container', () => {
   it('mounts no token but the coordinator container\'s projected one', () => {
     const { podSpec, coordinator, inits } = podOf();
     expect(podSpec.automountServiceAccountToken).toBe(false);
-    const token = (podSpec.volumes as { name: string; projected?: { sources: Record<string, unknown>[] } }[]).find((v) => v.name === 'coordinator-token');
+    const token = (podSpec.volumes as unknown as { name: string; projected?: { sources: Record<string, unknown>[] } }[]).find((v) => v.name === 'coordinator-token');
     expect(token?.projected?.sources[0]).toEqual({ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } });
     expect(coordinator.volumeMounts).toContainEqual({ name: 'coordinator-token', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
     for (const c of inits) expect(c.volumeMounts.map((m) => m.name)).not.toContain('coordinator-token');
