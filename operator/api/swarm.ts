@@ -214,7 +214,7 @@ export const swarmSpec = z
     coordination: coordinationSpec.prefault({}),
     agent: agentSpec,
     v2: v2Spec.prefault({}),
-    results: resultsSpec.prefault({}),
+    results: resultsSpec.prefault({ type: 'persistentVolumeClaim' }),
     successPolicy: successPolicy.prefault({}),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the Swarm this long after it finished.'),
     rolloutPolicyRef: localObjectReference.optional().describe('RolloutPolicy deciding the version when coordination.version is auto.'),
