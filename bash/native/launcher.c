@@ -92,6 +92,7 @@ static const char *nonce;     /* --records: responses go to stdout as records */
 static unsigned char no_retry[256]; /* --no-retry: exit codes never retried */
 static response_cfg_t resp_cfg = {.max_output = 65536, .timeout_text = "0"};
 static int stopping;
+static int first_attempt = 1; /* --first-attempt: CFN_ATTEMPT of the first attempt (V1 retries itself) */
 static char report[1 << 16];
 static size_t report_len;
 
@@ -346,8 +347,9 @@ static int attempt_ended(slot_t *s, int rc, int64_t now) {
     }
     return 1;
   }
-  if (rc != 0 && s->attempts <= retries && !(rc < 256 && no_retry[rc])) {
-    int shift = s->attempts - 1 < 30 ? s->attempts - 1 : 30;
+  int tried = s->attempts - first_attempt + 1;
+  if (rc != 0 && tried <= retries && !(rc < 256 && no_retry[rc])) {
+    int shift = tried - 1 < 30 ? tried - 1 : 30;
     s->pid = 0;
     s->a0 = now + ((int64_t)100000 << shift);
     return 0;
@@ -436,7 +438,7 @@ static int launch(slot_t *s) {
   s->a0 = now_us();
   s->ticks = 0;
   s->kill_at = 0;
-  if (s->attempts == 1) s->t0 = s->a0;
+  if (s->attempts == first_attempt) s->t0 = s->a0;
   work_path(out, sizeof(out), s->index, "out");
   work_path(err, sizeof(err), s->index, "err");
   if (have_tasks) {
@@ -610,6 +612,9 @@ static int parse_options(int argc, char **argv) {
       if (parse_codes(v) != 0) die(2, "--no-retry needs exit codes 1-255 (\"2,3\")");
     } else if (strcmp(o, "--kill-after") == 0) {
       if ((kill_after_us = parse_seconds(v)) < 0) die(2, "--kill-after needs seconds");
+    } else if (strcmp(o, "--first-attempt") == 0) {
+      if (parse_num(v, 1, 1000, &n) != 0) die(2, "--first-attempt needs a number 1-1000");
+      first_attempt = (int)n;
     } else if (strcmp(o, "--records") == 0) {
       if (strlen(v) < 16 || strspn(v, "0123456789abcdef") != strlen(v)) die(2, "--records needs a hex nonce");
       nonce = v;
@@ -638,7 +643,8 @@ static void usage(void) {
         "\n"
         "Options: --max-output BYTES (65536), --timeout-text TEXT (the\n"
         "--agent-timeout text of \"timed out after <it>s\"), --no-retry CODES\n"
-        "(\"2,3\": final at once), --kill-after SECONDS (2), --records NONCE\n"
+        "(\"2,3\": final at once), --kill-after SECONDS (2), --first-attempt N\n"
+        "(CFN_ATTEMPT of the first attempt, 1), --records NONCE\n"
         "(spawn: responses as channel records on stdout).\n",
         stdout);
 }
@@ -694,7 +700,7 @@ static int spawn_main(int argc, char **argv) {
   for (;;) {
     while (!stopping && nrun < concurrency && pos < n) {
       slot_t *s = &run[nrun++];
-      *s = (slot_t){.index = queue[pos++], .out_fd = -1, .err_fd = -1};
+      *s = (slot_t){.index = queue[pos++], .out_fd = -1, .err_fd = -1, .attempts = first_attempt - 1};
       start(s);
     }
     /* Backoffs that are due start now; the nearest other one bounds the wait. */
@@ -983,7 +989,10 @@ static int relay_main(int argc, char **argv) {
   long long conc, rets, lim;
   const char *chan = getenv("CFN_LAUNCHER_DIR");
   /* No launcher to hand the agents to (a topology run by itself): run them here. */
-  if (chan == NULL || chan[0] == '\0') return spawn_main(argc, argv);
+  if (chan == NULL || chan[0] == '\0') {
+    prog = "launcher";
+    return spawn_main(argc, argv);
+  }
   if (chan[0] != '/' || strlen(chan) > 1024) die(2, "relay: CFN_LAUNCHER_DIR must be the launcher's channel directory (an absolute path)");
   int k = parse_options(argc, argv);
   if (nonce != NULL) die(2, "relay: --records is the launcher's");

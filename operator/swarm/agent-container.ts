@@ -1,4 +1,4 @@
-// The agents' side of a V2 coordinator pod: the agent container (spec.agent.image)
+// The agents' side of a coordinator pod (V2 and V1): the agent container (spec.agent.image)
 // runs the static agent launcher that an init container copies in (the way
 // Tekton's entrypoint and Argo's emissary reach into a user image), serving the
 // channel the coordinator's relays write to (docs/v2-engine.md "Who runs an

@@ -1,5 +1,5 @@
-// The coordinator pod of a Swarm: V2 with a memory-backed /dev/shm and its
-// agents in a container of their own (agent-container.ts), V1 without; both
+// The coordinator pod of a Swarm: V2 with a memory-backed /dev/shm, V1 without;
+// both with their agents in a container of their own (agent-container.ts),
 // under the restricted Pod Security Standard and owned by the Swarm.
 import { GROUP_VERSION } from '../api/common.js';
 import type { Swarm } from '../api/swarm.js';
@@ -76,8 +76,8 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     volumes.push(tasks);
     mounts.push({ name: TASKS_VOLUME, mountPath: TASKS_MOUNT_PATH, readOnly: true });
   }
-  // V2: the agents run in their own container (agent-container.ts).
-  const agents = version === 'v2' ? agentSide(swarm, opts.image, spec.v2.shmSizeLimit) : undefined;
+  // The agents run in their own container (agent-container.ts), for V2 and V1 alike.
+  const agents = agentSide(swarm, opts.image, spec.v2.shmSizeLimit);
   if (version === 'v2') {
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: String(spec.v2.shmSizeLimit) } });
     mounts.push({ name: 'dshm', mountPath: '/dev/shm' });
@@ -96,13 +96,11 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ...(opts.completedAgents ? [{ name: 'CFN_COMPLETED_AGENTS', value: opts.completedAgents }] : []),
     ...(opts.failedIndexes ? [{ name: 'CFN_FAILED_INDEXES', value: opts.failedIndexes }] : []),
-    // The agents' own environment goes to their container; V1 runs them here.
-    ...(agents ? agents.coordinatorEnv : (spec.agent.env ?? [])),
+    // The agents' own environment goes to their container.
+    ...agents.coordinatorEnv,
   ];
-  if (agents) {
-    volumes.push(...agents.volumes);
-    mounts.push(...agents.coordinatorMounts);
-  }
+  volumes.push(...agents.volumes);
+  mounts.push(...agents.coordinatorMounts);
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -122,9 +120,9 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     spec: {
       restartPolicy: 'Never',
       serviceAccountName: opts.serviceAccountName ?? coordinatorServiceAccount(swarm),
-      // V2: no token in the pod but the coordinator container's own projected one.
-      automountServiceAccountToken: !agents,
-      ...(agents ? agents.podFields : {}),
+      // No token in the pod but the coordinator container's own projected one.
+      automountServiceAccountToken: false,
+      ...agents.podFields,
       terminationGracePeriodSeconds: 30,
       securityContext: {
         runAsNonRoot: true,
@@ -133,7 +131,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
         fsGroup: 65532,
         seccompProfile: { type: 'RuntimeDefault' },
       },
-      ...(agents ? { initContainers: agents.initContainers } : {}),
+      initContainers: agents.initContainers,
       containers: [
         {
           name: CONTAINER_NAME,
@@ -141,7 +139,6 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
           imagePullPolicy: opts.imagePullPolicy ?? 'IfNotPresent',
           args: ['coordinate', '--swarm', swarm.metadata.name, '--namespace', swarm.metadata.namespace ?? 'default', '--version', version],
           env,
-          ...(!agents && spec.agent.resources ? { resources: spec.agent.resources } : {}),
           securityContext: restrictedSecurityContext,
           ...(version === 'v2'
             ? {

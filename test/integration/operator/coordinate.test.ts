@@ -33,12 +33,16 @@ afterAll(async () => {
 /** A kubeconfig holding a token of `sa`, like the one mounted into the pod. */
 const serviceAccountKubeconfig = (sa: string): Promise<string> => tokenKubeconfig(c, ns, sa, work);
 
-/** Runs the pod's container command here, with its env; resolves with the exit code. */
+/** Runs the pod's container command here, with its env, and its agent container's launcher beside it; resolves with the exit code. */
 async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; child: ChildProcess; done: Promise<number | null> }> {
   const container = pod.spec.containers[0]!;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
   for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
+  // The agent container: the launcher serving the channel (a process of its own here).
+  const channel = join(work, `${pod.metadata.name}.launch`);
+  const launcher = spawn(join(REPO, 'bash/native/launcher'), ['serve', channel], { stdio: 'ignore' });
   Object.assign(env, {
+    CFN_LAUNCHER_DIR: channel,
     KUBECONFIG: await serviceAccountKubeconfig(pod.spec.serviceAccountName),
     CFN_SHM_PATH: shm,
     CFN_RESULTS_DIR: work,
@@ -51,6 +55,8 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => {
     if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
+    // The kubelet ends the agent container (a sidecar) once the coordinator has ended.
+    launcher.kill('SIGTERM');
     resolve(code);
   }));
   return { code: null, child, done };

@@ -16,7 +16,7 @@ const podOf = (agent: Record<string, unknown> = {}, version: 'v1' | 'v2' = 'v2')
   return { pod, podSpec, coordinator: pod.spec.containers[0] as unknown as Container, inits: podSpec.initContainers ?? [] };
 };
 
-describe('the V2 coordinator pod: agents in their own container', () => {
+describe('the coordinator pod: agents in their own container', () => {
   it('mounts no token but the coordinator container\'s projected one', () => {
     const { podSpec, coordinator, inits } = podOf();
     expect(podSpec.automountServiceAccountToken).toBe(false);
@@ -69,10 +69,12 @@ describe('the V2 coordinator pod: agents in their own container', () => {
     expect(podSpec).toMatchObject({ imagePullSecrets: [{ name: 'regcred' }], runtimeClassName: 'gvisor', nodeSelector: { pool: 'agents' }, tolerations, affinity });
   });
 
-  it('V1 pods keep their single container (V1 runs its agents itself)', () => {
-    const { podSpec, inits } = podOf({}, 'v1');
-    expect(inits).toEqual([]);
-    expect(podSpec.automountServiceAccountToken).toBe(true);
+  it('V1 pods run their agents the same way (V1 starts them through the launcher too)', () => {
+    const { podSpec, coordinator, inits } = podOf({ env: [{ name: 'MODEL', value: 'x' }] }, 'v1');
+    expect(inits.map((c) => c.name)).toEqual([LAUNCHER_INIT_CONTAINER, AGENT_CONTAINER]);
+    expect(podSpec.automountServiceAccountToken).toBe(false);
+    expect(coordinator.env).toContainEqual({ name: 'CFN_LAUNCHER_DIR', value: CHANNEL_DIR });
+    expect(coordinator.env?.map((e) => e.name)).not.toContain('MODEL');
   });
 
   it('spec.agent.securityContext.runAsUser is never root nor the coordinator\'s user (schema)', () => {
