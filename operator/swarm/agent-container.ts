@@ -55,13 +55,17 @@ function tokenVolume(): object {
   };
 }
 
-export function agentSide(swarm: Swarm, image: string, shmSizeLimit: string | number): AgentSide {
+/**
+ * The agents' side of the pod; the channel is memory-backed (shmSizeLimit)
+ * for V2, on the node's disk for V1 (a fallback from a broken tmpfs uses none).
+ */
+export function agentSide(swarm: Swarm, image: string, shmSizeLimit?: string | number): AgentSide {
   const agent = swarm.spec.agent;
   const agentUid = agent.securityContext?.runAsUser ?? AGENT_UID_DEFAULT;
   const volumes = [
     tokenVolume(),
     { name: 'launcher', emptyDir: {} },
-    { name: 'launch', emptyDir: { medium: 'Memory', sizeLimit: String(shmSizeLimit) } },
+    { name: 'launch', emptyDir: shmSizeLimit === undefined ? {} : { medium: 'Memory', sizeLimit: String(shmSizeLimit) } },
     { name: 'agent-tmp', emptyDir: {} },
     { name: 'agent-work', emptyDir: {} },
   ];

@@ -77,7 +77,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     mounts.push({ name: TASKS_VOLUME, mountPath: TASKS_MOUNT_PATH, readOnly: true });
   }
   // The agents run in their own container (agent-container.ts), for V2 and V1 alike.
-  const agents = agentSide(swarm, opts.image, spec.v2.shmSizeLimit);
+  const agents = agentSide(swarm, opts.image, version === 'v2' ? spec.v2.shmSizeLimit : undefined);
   if (version === 'v2') {
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: String(spec.v2.shmSizeLimit) } });
     mounts.push({ name: 'dshm', mountPath: '/dev/shm' });

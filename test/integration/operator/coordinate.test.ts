@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, startAgentLauncher, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
@@ -38,11 +38,9 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
   const container = pod.spec.containers[0]!;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
   for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
-  // The agent container: the launcher serving the channel (a process of its own here).
-  const channel = join(work, `${pod.metadata.name}.launch`);
-  const launcher = spawn(join(REPO, 'bash/native/launcher'), ['serve', channel], { stdio: 'ignore' });
+  const launcher = startAgentLauncher(work, pod.metadata.name);
   Object.assign(env, {
-    CFN_LAUNCHER_DIR: channel,
+    CFN_LAUNCHER_DIR: launcher.channel,
     KUBECONFIG: await serviceAccountKubeconfig(pod.spec.serviceAccountName),
     CFN_SHM_PATH: shm,
     CFN_RESULTS_DIR: work,
@@ -55,8 +53,7 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => {
     if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
-    // The kubelet ends the agent container (a sidecar) once the coordinator has ended.
-    launcher.kill('SIGTERM');
+    launcher.stop();
     resolve(code);
   }));
   return { code: null, child, done };
