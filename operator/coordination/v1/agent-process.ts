@@ -98,10 +98,14 @@ export async function runAgentAttempt(input: AgentAttemptInput): Promise<AgentAt
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
       const onAbort = (): void => void child.kill('SIGTERM');
       input.signal.addEventListener('abort', onAbort, { once: true });
+      // Aborted while the attempt was being prepared: the listener came too late.
+      if (input.signal.aborted) onAbort();
       child.on('error', reject);
-      child.on('close', (c) => {
+      child.on('close', (c, sig) => {
         input.signal.removeEventListener('abort', onAbort);
-        if (c !== 0 && c !== 143) reject(new Error(`agent launcher exited ${c}: ${stderr.trim().split('\n').pop() ?? ''}`));
+        // Stopped: the launcher exits 143 (or dies of the TERM before it handles it).
+        if (input.signal.aborted) resolve(143);
+        else if (c !== 0 && c !== 143) reject(new Error(`agent launcher exited ${c ?? sig}: ${stderr.trim().split('\n').pop() ?? ''}`));
         else resolve(c);
       });
     });
