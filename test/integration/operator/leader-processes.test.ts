@@ -45,7 +45,8 @@ describe('leader election across processes', () => {
 
     await c.create(swarmPath(ns), swarmManifest(ns, 'one'));
     await waitFor('pod of one', async () => (await listPods(c, ns)).some((p) => p.metadata.name === 'one-v1-1') || undefined, 30_000);
-    expect(await reconciles(leaderPort)).toBeGreaterThan(0);
+    // The pod is created inside the reconcile; the counter moves when that reconcile returns.
+    await waitFor('the leader counts its reconcile', async () => ((await reconciles(leaderPort)) > 0 ? true : undefined), 30_000, 100);
     expect(await reconciles(standbyPort)).toBe(0);
 
     const leader = leaderPort === ports[0] ? a! : b!;
