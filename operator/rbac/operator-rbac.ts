@@ -29,8 +29,8 @@ export const USED_RULES: readonly PolicyRule[] = [
   { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: ['create', 'patch'] },
   // Events written; a results claim's read (why it does not bind).
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'list', 'patch'] },
-  // The results claim: read before a pod mounts it, created by server-side apply.
-  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'patch'] },
+  // The results claim: read before a pod mounts it, created by server-side apply (create + patch).
+  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'get', 'patch'] },
 ];
 
 /**

@@ -108,9 +108,9 @@ const eventList = z.looseObject({
 
 /**
  * Why claim `name` keeps a pod from being scheduled, from the claim (its
- * phase) and its events (the PV controller's or provisioner's latest
- * Warning: no StorageClass, a class that does not exist, a provisioning
- * error); undefined when it is bound.
+ * phase) and its latest event (the PV controller's or the provisioner's:
+ * no StorageClass, a class that does not exist, a provisioning error);
+ * undefined when it is bound.
  */
 export function claimProblem(name: string, claim: unknown, events: unknown): string | undefined {
   if (claim === undefined) return `results claim ${name} does not exist`;
@@ -118,7 +118,10 @@ export function claimProblem(name: string, claim: unknown, events: unknown): str
   if (phase === 'Bound') return undefined;
   const when = (e: { lastTimestamp?: string | null | undefined; eventTime?: string | null | undefined; metadata?: { creationTimestamp?: string | undefined } | undefined }) =>
     Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? '') || 0;
-  const warnings = (eventList.safeParse(events).data?.items ?? []).filter((e) => e.type === 'Warning');
-  const latest = warnings.reduce<(typeof warnings)[number] | undefined>((a, e) => (!a || when(e) >= when(a) ? e : a), undefined);
+  // The latest event, a Warning before a Normal one of the same time (the PV
+  // controller reports a claim with no StorageClass as Normal FailedBinding).
+  const items = eventList.safeParse(events).data?.items ?? [];
+  const rank = (e: (typeof items)[number]) => when(e) * 2 + (e.type === 'Warning' ? 1 : 0);
+  const latest = items.reduce<(typeof items)[number] | undefined>((a, e) => (!a || rank(e) >= rank(a) ? e : a), undefined);
   return `results claim ${name} is ${phase}${latest ? `: ${[latest.reason, latest.message].filter(Boolean).join(': ')}` : ''}`;
 }

@@ -89,15 +89,17 @@ describe('claimVerdict: a claim found under the created name', () => {
 
 describe('claimProblem: why a claim holds an unschedulable pod', () => {
   const events = (...items: Array<{ type: string; reason: string; message: string; lastTimestamp: string }>) => ({ items });
-  it('bound: nothing; missing: says so; pending: the latest Warning event in the claim\'s words', () => {
+  it('bound: nothing; missing: says so; pending: the latest event in the claim\'s words, a Warning first', () => {
     expect(claimProblem('c', { status: { phase: 'Bound' } }, events())).toBeUndefined();
     expect(claimProblem('c', undefined, events())).toBe('results claim c does not exist');
     expect(claimProblem('c', { status: { phase: 'Pending' } }, events())).toBe('results claim c is Pending');
     const e = events(
       { type: 'Warning', reason: 'ProvisioningFailed', message: 'storageclass.storage.k8s.io "fast" not found', lastTimestamp: '2026-12-04T12:00:02Z' },
-      { type: 'Normal', reason: 'WaitForFirstConsumer', message: 'waiting for first consumer to be created before binding', lastTimestamp: '2026-12-04T12:00:03Z' },
+      { type: 'Normal', reason: 'WaitForFirstConsumer', message: 'waiting for first consumer to be created before binding', lastTimestamp: '2026-12-04T12:00:02Z' },
       { type: 'Warning', reason: 'FailedBinding', message: 'older', lastTimestamp: '2026-12-04T12:00:01Z' },
     );
     expect(claimProblem('c', { status: { phase: 'Pending' } }, e)).toBe('results claim c is Pending: ProvisioningFailed: storageclass.storage.k8s.io "fast" not found');
+    const normal = events({ type: 'Normal', reason: 'FailedBinding', message: 'no persistent volumes available for this claim and no storage class is set', lastTimestamp: '2026-12-04T12:00:01Z' });
+    expect(claimProblem('c', { status: { phase: 'Pending' } }, normal)).toBe('results claim c is Pending: FailedBinding: no persistent volumes available for this claim and no storage class is set');
   });
 });
