@@ -10,6 +10,7 @@ import { KubeClient, resourcePath } from '../k8s/client.js';
 import { errorMessage, isNotFound, KubeApiError } from '../k8s/errors.js';
 import { releaseVersion } from '../release/release.js';
 import { ClaimSource, ReaderPodError } from '../results/claim-source.js';
+import { DirectorySource } from '../results/directory-sink.js';
 import { PAGE_BYTES, readerPage } from '../results/reader-protocol.js';
 import { resultDir } from '../results/stored-result.js';
 import { resultsClaimName } from '../swarm/results-claim.js';
@@ -178,8 +179,16 @@ export async function printDirectoryPage(source: ResultSource, from: number, max
   return EXIT.ok;
 }
 
+/** The records of a run's directory, <root>/<namespace>/<name>/<uid> (what the reader pod mounts). */
+export function directorySourceAt(dir: string): ResultSource {
+  const parts = dir.replace(/\/+$/, '').split('/');
+  const [namespace, name, uid] = parts.slice(-3);
+  if (parts.length < 4 || !namespace || !name || !uid) throw new UsageError(`--dir: expected <root>/<namespace>/<name>/<uid>, got ${JSON.stringify(dir)}`);
+  return new DirectorySource(parts.slice(0, -3).join('/') || '/', { namespace, name, uid });
+}
+
 export interface ResultsHooks {
-  /** The reader pod's source of a directory (the coordinator's DirectorySource). */
+  /** The reader pod's source of a directory (default: directorySourceAt). */
   directorySource?: (dir: string) => ResultSource;
   until?: Promise<unknown>;
 }
@@ -191,8 +200,7 @@ export async function resultsCommand(args: readonly string[], io: CliIo, hooks: 
     return EXIT.ok;
   }
   if (p.mode === 'dir') {
-    if (!hooks.directorySource) throw new Error('cfn results --dir: no directory reader');
-    return printDirectoryPage(hooks.directorySource(p.dir), p.from, p.maxBytes, io);
+    return printDirectoryPage((hooks.directorySource ?? directorySourceAt)(p.dir), p.from, p.maxBytes, io);
   }
   let client: KubeClient;
   try {
