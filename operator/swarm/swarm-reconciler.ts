@@ -402,7 +402,9 @@ class SwarmRun {
     const s = this.status;
     const previous = findCondition(s.conditions, 'CoordinatorReady');
     if (c.kind === 'blocked') {
-      const message = `coordinator pod ${pod.name}: ${c.message}${c.reason === 'Unschedulable' ? await this.resultsClaimProblem() : ''}`.slice(0, 4096);
+      // The scheduler names volumes when a claim holds the pod (unbound, not found, provisioning failed).
+      const claimHolds = c.reason === 'Unschedulable' && /persistentvolumeclaim|volume/i.test(c.message);
+      const message = `coordinator pod ${pod.name}: ${c.message}${claimHolds ? await this.resultsClaimProblem() : ''}`.slice(0, 4096);
       if (previous?.reason !== c.reason || previous.message !== message) this.event('Warning', c.reason, message);
       this.setCondition('CoordinatorReady', 'False', c.reason, message);
     } else if (pod.node || previous?.reason !== 'PodCreated') {
