@@ -6,7 +6,7 @@
 // says why in the Swarm's status.
 import { describe, expect, it, jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { MODE, REPO, apply, dropNamespace, freshNamespace, getSwarm, kubectl, kubectlJson, operatorImage, swarmPods, tempDir, waitFor } from './kube.js';
@@ -62,6 +62,8 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
   it('default results: a provisioned claim owned by the Swarm; cfn results after the pods are gone; deletion removes claim, volume and its directory', async () => {
     const ns = await freshNamespace('results');
     try {
+      // Coordinator and reader pods alike must pass the restricted standard.
+      await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
       await apply(ns, swarm('work'));
       const done = await waitFor('swarm work finished', () => finished(ns, 'work'), 300_000);
       expect(done.status).toMatchObject({ phase: 'Succeeded', agents: { total: 4, completed: 3, failed: 1 } });
@@ -74,6 +76,8 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       const volumeDir = pv.spec.hostPath?.path ?? pv.spec.local?.path ?? '';
       if (MODE === 'local') {
         expect(volumeDir.startsWith(path.join(process.env.E2E_STATE_DIR ?? '', 'node/local-path/volumes/'))).toBe(true);
+        // Writable by the coordinator's uid 65532: the provisioner's setup makes it 0777.
+        expect((statSync(volumeDir).mode & 0o777).toString(8)).toBe('777');
         // The coordinator (uid 65532) wrote one record per agent index.
         expect(readdirSync(path.join(volumeDir, ns, 'work', done.metadata.uid)).filter((f) => f.endsWith('.json')).sort()).toEqual(['0.json', '1.json', '2.json', '3.json']);
       }
