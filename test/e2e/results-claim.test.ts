@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { MODE, REPO, apply, dropNamespace, freshNamespace, getSwarm, kubectl, kubectlJson, operatorImage, swarmPods, tempDir, waitFor } from './kube.js';
+import { MODE, REPO, SAMPLES, apply, dropNamespace, freshNamespace, getSwarm, kubectl, kubectlJson, operatorImage, swarmPods, tempDir, waitFor } from './kube.js';
 
 jest.setTimeout(900_000);
 
@@ -139,17 +139,21 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
     }
   });
 
-  it('retain: the claim outlives its Swarm; an emptyDir swarm says its results went with the pod; a claim that cannot bind says why', async () => {
+  it('retain (config/samples/swarm-results-retain.yaml): the claim outlives its Swarm; an emptyDir swarm says its results went with the pod; a claim that cannot bind says why', async () => {
     const ns = await freshNamespace('results-keep');
     try {
-      await apply(ns, swarm('kept', { retain: true }, 1));
-      await waitFor('swarm kept finished', () => finished(ns, 'kept'), 300_000);
-      const claim = await getClaim(ns, 'kept-results');
+      // The sample: 3 agents check a bash file of the image each; its claim is retained.
+      await kubectl(['apply', '-n', ns, '-f', `${SAMPLES}/swarm-results-retain.yaml`]);
+      const done = await waitFor('swarm shellcheckers finished', () => finished(ns, 'shellcheckers'), 300_000);
+      expect(done.status).toMatchObject({ phase: 'Succeeded', agents: { total: 3, completed: 3, failed: 0 } });
+      const claim = await getClaim(ns, 'shellcheckers-results');
       expect(claim?.metadata.ownerReferences).toBeUndefined();
-      await kubectl(['delete', 'swarm', '-n', ns, 'kept', '--wait=true', '--timeout=120s']);
-      expect(await getClaim(ns, 'kept-results')).toMatchObject({ status: { phase: 'Bound' } });
+      const read = await cfn(['results', 'shellcheckers', '-n', ns, '--image', await operatorImage()]);
+      expect(read.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { output: string }).output)).toEqual(['bash/message-bus.sh: syntax ok\n', 'bash/health-monitor.sh: syntax ok\n', 'bash/lib/common.sh: syntax ok\n']);
+      await kubectl(['delete', 'swarm', '-n', ns, 'shellcheckers', '--wait=true', '--timeout=120s']);
+      expect(await getClaim(ns, 'shellcheckers-results')).toMatchObject({ status: { phase: 'Bound' } });
       const pvName = claim!.spec.volumeName!;
-      await kubectl(['delete', 'pvc', '-n', ns, 'kept-results', '--wait=true', '--timeout=120s']);
+      await kubectl(['delete', 'pvc', '-n', ns, 'shellcheckers-results', '--wait=true', '--timeout=120s']);
       await waitFor(`volume ${pvName} gone`, async () => ((await pvExists(pvName)) ? undefined : true), 180_000);
 
       await apply(ns, swarm('gone', { type: 'emptyDir' }, 1));
