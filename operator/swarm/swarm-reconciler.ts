@@ -485,14 +485,15 @@ class SwarmRun {
     }
     if (findCondition(this.status.conditions, 'CoordinatorReady')?.reason !== 'ResultsClaimPending') this.event('Warning', 'ResultsClaimPending', verdict.message);
     this.setCondition('CoordinatorReady', 'False', 'ResultsClaimPending', verdict.message);
+    if (this.status.phase !== 'FallingBack') this.status.phase = 'Pending';
     this.requeue = { requeueAfterMs: CLAIM_WAIT_POLL_MS };
     return false;
   }
 
   /**
    * Why the results claim holds an unschedulable pod, in the claim's own
-   * words (its phase and latest Warning event: no StorageClass, a
-   * provisioning error); empty when it is bound or unknown.
+   * words (its phase and latest event: no StorageClass, a provisioning
+   * error); empty when it is bound or cannot be read.
    */
   private async resultsClaimProblem(): Promise<string> {
     const name = resultsClaimName(this.swarm);
