@@ -21,7 +21,6 @@ import type { Swarm } from '../api/swarm.js';
 import type { ResultSource, UnreadableRecord } from '../results/result-sink.js';
 import type { StoredResult } from '../results/stored-result.js';
 import type { CliIo } from './io.js';
-import type { ResultsFormat } from './results-format.js';
 
 export const RESULTS_HELP = `Usage: cfn results SWARM [options]      (the same as: kubectl swarm results SWARM)
 
@@ -71,17 +70,6 @@ function flagValue<T>(schema: z.ZodType<T>, flag: string, value: string): T {
 
 /** The results are somewhere `cfn results` cannot read them (the message says where and why). */
 export class ResultsUnavailable extends Error {}
-
-export interface ResultsQuery {
-  namespace: string;
-  name: string;
-  failed: boolean;
-  format: ResultsFormat;
-  out?: string;
-  agent?: number;
-  image: string;
-  timeoutMs: number;
-}
 
 /** Where a Swarm's results are, and how to read them: the one place the results types split. */
 export function resultsSource(swarm: Swarm, o: { client: KubeClient; image: string; timeoutMs: number; signal?: AbortSignal }): ResultSource & { where: string } {
