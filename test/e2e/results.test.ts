@@ -33,7 +33,10 @@ async function volumeFiles(ns: string, claim: string, dir: string, path: string)
 }
 
 describe('results out, on a real node', () => {
-  it('coordinator pod deleted mid-run: the volume holds exactly one record per agent, outputs intact; status.results counts them', async () => {
+  it.each([
+    ['deleted (SIGTERM: it stops, stores what it has, publishes)', ['--wait=false']],
+    ['force-deleted (killed at once, like a lost node)', ['--grace-period=0', '--force']],
+  ])('coordinator pod %s mid-run: the volume holds exactly one record per agent, outputs intact; status.results counts them', async (_how, deleteFlags) => {
     const ns = await freshNamespace('results');
     try {
       const dir = await resultsVolume(ns, 'results');
@@ -45,8 +48,8 @@ describe('results out, on a real node', () => {
       const firstPod = before.status?.coordinatorPod ?? '';
       const delivered = indexSet(before.status?.completedAgents);
       expect(delivered.size).toBeLessThan(AGENTS);
-      // Deleted the ordinary way (SIGTERM): it stops, stores what it has and publishes; a replacement runs the rest.
-      await kubectl(['delete', 'pod', '-n', ns, firstPod, '--wait=false']);
+      // A replacement runs the rest.
+      await kubectl(['delete', 'pod', '-n', ns, firstPod, ...deleteFlags]);
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/keep', '--timeout=300s'], { timeoutMs: 310_000 });
       const after = await getSwarm(ns, 'keep');
       expect(after.status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: AGENTS, completed: AGENTS, failed: 0 } });
