@@ -149,7 +149,7 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       const claim = await getClaim(ns, 'shellcheckers-results');
       expect(claim?.metadata.ownerReferences).toBeUndefined();
       const read = await cfn(['results', 'shellcheckers', '-n', ns, '--image', await operatorImage()]);
-      expect(read.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { output: string }).output)).toEqual(['bash/message-bus.sh: syntax ok\n', 'bash/health-monitor.sh: syntax ok\n', 'bash/lib/common.sh: syntax ok\n']);
+      expect(read.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { output: string }).output)).toEqual(['bash/coordinator-cli.sh: syntax ok\n', 'bash/lib/bus.sh: syntax ok\n', 'bash/lib/common.sh: syntax ok\n']);
       await kubectl(['delete', 'swarm', '-n', ns, 'shellcheckers', '--wait=true', '--timeout=120s']);
       expect(await getClaim(ns, 'shellcheckers-results')).toMatchObject({ status: { phase: 'Bound' } });
       const pvName = claim!.spec.volumeName!;
