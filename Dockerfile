@@ -8,7 +8,7 @@ ARG NODE_BASE=node:22-bookworm-slim
 
 FROM ${NODE_BASE} AS build
 WORKDIR /src
-# A C compiler for the V2 engine's native agent spawner (bash/native/spawner.c).
+# A C compiler for the agent launcher (bash/native/launcher.c), linked statically.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -18,7 +18,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY operator ./operator
 COPY bash ./bash
 COPY scripts/build-native.sh ./scripts/build-native.sh
+# The launcher statically: it is copied into agent images whose libc (if any) is not this one.
 RUN npm run build \
+ && bash scripts/build-native.sh --static \
  && npm prune --omit=dev --ignore-scripts \
  && find dist node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete
 

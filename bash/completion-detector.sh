@@ -133,9 +133,13 @@ write_status() {
   printf -v tput '%d.%d' "$((tput / 10))" "$((tput % 10))"
   cfn_iso started "$STARTED_US"
   cfn_iso updated "$now"
+  # Quarantined: malformed messages, and channel records the launchers' relays
+  # refused (quarantine/launcher.*: garbage or forgeries, never counted as work).
+  local -a refused=("$ROOT"/quarantine/launcher.*)
+  [[ -e ${refused[0]} ]] || refused=()
   printf -v json '{"objectiveId":"%s","status":"%s","topology":"%s","agents":{"total":%d,"completed":%d,"failed":%d},"deliveryRate":%s,"coordinationTime":%d,"throughputAgentsPerSec":%s,"startedAt":"%s","updatedAt":"%s","quarantined":%d,"reassigned":%d,"resumed":%d,"pid":%d}' \
     "$SWARM_ID" "$state" "$TOPOLOGY" "$TOTAL" "$COMPLETED" "$FAILED" "$rate" "$elapsed_ms" "$tput" \
-    "$started" "$updated" "$BUS_QUARANTINED" "$REASSIGNED" "$RESUMED" "$$"
+    "$started" "$updated" "$((BUS_QUARANTINED + ${#refused[@]}))" "$REASSIGNED" "$RESUMED" "$$"
   cfn_write_replace "$ROOT/status.json" "$json"
   LAST_WRITE_US=$now DIRTY=0
 }

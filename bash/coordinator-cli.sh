@@ -197,7 +197,7 @@ split_tasks_file() {
 # --- run -----------------------------------------------------------------------
 
 ROOT='' STARTED_US=0 INTERRUPTED=0 CLEANED=0
-DET_PID='' TOPO_PID='' HB_PID=''
+DET_PID='' TOPO_PID='' HB_PID='' LAUNCH_PID=''
 
 prepare_root() {
   mkdir -p -- "$ROOT"
@@ -257,6 +257,7 @@ start_components() {
   # Job control: each component gets its own process group, so stopping one
   # group reaches every agent it forked (timeout --foreground keeps them in it).
   set -m
+  start_launcher
   "$bin/completion-detector.sh" --root "$ROOT" --swarm-id "$O_SWARM" --total "$O_AGENTS" \
     --topology "$O_TOPOLOGY" --timeout "$O_TIMEOUT" --started-us "$STARTED_US" \
     --completed-indexes "$O_COMPLETED" --failed-indexes "$O_FAILED" --parent-pid "$$" &
@@ -271,6 +272,23 @@ start_components() {
   set +m
   printf '%s\n' "$DET_PID" >"$ROOT/pids/detector.pid"
   printf '%s\n' "$TOPO_PID" >"$ROOT/pids/topology.pid"
+}
+
+# The agents' launcher: in a pod the agent container serves CFN_LAUNCHER_DIR;
+# a run without one serves its own, a local process over the same channel
+# (docs/v2-engine.md "Who runs an agent"), with the caller's locale and the
+# agents' priority (CFN_AGENT_NICE).
+start_launcher() {
+  [[ -z ${CFN_LAUNCHER_DIR:-} ]] || return 0
+  cfn_launcher || cfn_die 3 "preflight failed: $CFN_LAUNCHER_WHY"
+  export CFN_LAUNCHER_DIR=$ROOT/launch
+  if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then
+    LC_ALL=$CFN_ORIG_LC_ALL nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
+  else
+    nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
+  fi
+  LAUNCH_PID=$!
+  printf '%s\n' "$LAUNCH_PID" >"$ROOT/pids/launcher.pid"
 }
 
 # stop_group PGID: TERM the process group, then KILL what is left after 2 s.
@@ -351,9 +369,10 @@ cleanup() {
     for ((i = 0; i < 400; i++)); do cfn_pid_alive "$DET_PID" || break; sleep 0.005; done
   fi
   stop_group "$TOPO_PID"
+  stop_group "$LAUNCH_PID"
   stop_group "$DET_PID"
   stop_group "$HB_PID"
-  [[ -n $TOPO_PID$DET_PID$HB_PID ]] && { wait 2>/dev/null || true; }
+  [[ -n $TOPO_PID$DET_PID$HB_PID$LAUNCH_PID ]] && { wait 2>/dev/null || true; }
   [[ -z $O_RESULTS ]] || rm -f -- "$O_RESULTS.tmp.$$"
   if [[ -n $ROOT && -d $ROOT ]]; then
     if ((O_KEEP)); then

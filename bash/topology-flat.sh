@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Flat topology (2-300 agents, works beyond): one coordinator runs every agent
-# through its spawner (lib/agent.sh, lib/spawner.sh: at most --concurrency at
-# once), writes each response and announces the results on the root inbox in
-# batches.
+# through the agent launcher (lib/agent.sh: at most --concurrency at once),
+# whose relay publishes each response, and announces the results on the root
+# inbox in batches.
 set -euo pipefail
 CFN_PROG=topology-flat
 # shellcheck source=bash/lib/engine-opts.sh
@@ -21,7 +21,7 @@ EOF2
   engine_opts_help
 }
 
-# flat_dispatch INBOX: runs the agents through the spawner and announces each
+# flat_dispatch INBOX: runs the agents through the agent launcher and announces each
 # final response as it arrives.
 flat_dispatch() {
   local inbox=$1 i rc now=0 checked=0
@@ -52,9 +52,7 @@ main() {
   engine_parse_opts "$@"
   engine_prepare
   bus_init "$CFN_ROOT/messages/root"
-  wd_start "$CFN_ROOT/work/.watchdog.reg" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
   flat_dispatch "$CFN_ROOT/messages/root"
-  wd_stop
 }
 
 main "$@"

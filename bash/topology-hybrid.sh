@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hybrid topology (300-1000+ agents): K sub-coordinators x W workers. Each
 # sub-coordinator (a forked subshell, no extra exec) runs its slice of agents
-# (lib/agent.sh: through its own spawner; it writes their responses), forwards
+# (lib/agent.sh: through its own launcher relay, which publishes their responses), forwards
 # their results to the root inbox as `batch` messages and heartbeats. This root
 # process watches them: a sub-coordinator whose pid is gone without having
 # finished, or whose heartbeat is stale, is replaced; the replacement re-runs
@@ -80,7 +80,7 @@ sub_run() {
   if ((replacement)); then
     bus_publish "$SUB_ROOT_INBOX" reassign "sub-$SUB_K" "{\"sub\":$SUB_K,\"agents\":${#queue[@]}}" || true
   fi
-  # Woken by its spawner's reports (an agent final, its response written) or
+  # Woken by its relay's reports (an agent final, its response written) or
   # by a read timeout: when pending results are due, else at the heartbeat.
   cfn_agents_start "${queue[@]}"
   while :; do
@@ -150,7 +150,6 @@ main() {
   engine_prepare
   mkdir -p "$CFN_ROOT/pids"
   bus_init "$CFN_ROOT/messages/root"
-  wd_start "$CFN_ROOT/work/.watchdog.reg" "$$" ${CFN_PARENT_PID:+"$CFN_PARENT_PID"}
   local subs=$(((CFN_AGENTS_TOTAL + WORKERS - 1) / WORKERS)) k now all_done
   ((subs > 0)) || return 0
   [[ -n $SUB_CONCURRENCY ]] || SUB_CONCURRENCY=$(((CFN_CONCURRENCY + subs - 1) / subs))
@@ -172,7 +171,6 @@ main() {
     ((all_done)) && break
     if [[ -n $CFN_PARENT_PID ]] && ! cfn_pid_alive "$CFN_PARENT_PID"; then cfn_die 143 "parent gone: stopping"; fi
   done
-  wd_stop
   wait || true
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the V2 engine's native agent spawner (bash/native/spawner.c, the twin
-# of bash/lib/spawner.sh; docs/v2-engine.md "Who runs an agent"). Without a C
-# compiler it says so and exits 0: the engine then forks agents from bash.
+# Builds the agent launcher (bash/native/launcher.c and response.c;
+# docs/v2-engine.md "Who runs an agent"): V2 and V1 start every agent with it.
+# --static for the image: the launcher is copied into agent images whose libc
+# (if any) is not this machine's.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,14 +12,14 @@ usage() {
   cat <<'EOF_USAGE'
 Usage: scripts/build-native.sh [--out PATH] [--static]
 
-Compiles bash/native/*.c with $CC (default cc) into bash/native/spawner
+Compiles bash/native/*.c with $CC (default cc) into bash/native/launcher
 (or PATH), unless that is newer than the source. --static links it statically
 (for an image whose libc may differ from this machine's).
 EOF_USAGE
 }
 
 main() {
-  local out=$ROOT/bash/native/spawner static=() cc=${CC:-cc}
+  local out=$ROOT/bash/native/launcher static=() cc=${CC:-cc}
   while (($#)); do
     case $1 in
       --out) [[ $# -ge 2 ]] || { echo "build-native: --out needs a path" >&2; exit 2; }; out=$2; shift 2 ;;
@@ -28,8 +29,8 @@ main() {
     esac
   done
   if ! command -v "$cc" >/dev/null 2>&1; then
-    echo "build-native: no C compiler ($cc): V2 agents will be forked by bash/lib/spawner.sh (slower to start)" >&2
-    exit 0
+    echo "build-native: no C compiler ($cc): the agent launcher cannot be built (scripts/install-system-deps.sh installs gcc)" >&2
+    exit 1
   fi
   local -a src=("$SRC_DIR"/*.c)
   local f fresh=1

@@ -22,6 +22,8 @@ declare -A NEEDS=(
   [umoci]=umoci
   [ctr]=containerd
   [gcc]=gcc
+  # the agent launcher (scripts/build-native.sh --static): glibc's static libc.a
+  [/usr/include/stdio.h]=libc6-dev
   # test/cluster/node.sh (a real node): runtime, bridge CNI, netfilter tools
   [runc]=runc
   [/usr/lib/cni/bridge]=containernetworking-plugins

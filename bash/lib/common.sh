@@ -130,28 +130,15 @@ cfn_read_line_t() {
   printf -v "$1" '%s' "${_c%$'\n'}$_rest"
 }
 
-# cfn_spawner: CFN_SPAWNER_ARGV <- the command of the agent spawner: the
-# native one (bash/native/spawner, built by scripts/build-native.sh) when it is
-# built, else lib/spawner.sh; CFN_SPAWNER=native|bash insists on one. Returns 1
-# with CFN_SPAWNER_WHY when the one asked for cannot run.
-cfn_spawner() {
-  local native=$CFN_BIN_DIR/native/spawner want=${CFN_SPAWNER:-auto}
-  CFN_SPAWNER_ARGV=("$BASH" "$CFN_LIB_DIR/spawner.sh") CFN_SPAWNER_WHY=''
-  case $want in
-    auto | native)
-      if [[ -x $native ]]; then
-        CFN_SPAWNER_ARGV=("$native")
-      elif [[ $want == native ]]; then
-        CFN_SPAWNER_WHY="CFN_SPAWNER=native but $native is not built (scripts/build-native.sh)"
-        return 1
-      fi
-      ;;
-    bash) ;;
-    *)
-      CFN_SPAWNER_WHY="CFN_SPAWNER must be auto, native or bash, not '${want:0:40}'"
-      return 1
-      ;;
-  esac
+# cfn_launcher: CFN_LAUNCHER <- the agent launcher (bash/native/launcher, built
+# by scripts/build-native.sh). Returns 1 with CFN_LAUNCHER_WHY when it is not
+# built or does not run here.
+cfn_launcher() {
+  CFN_LAUNCHER=$CFN_BIN_DIR/native/launcher CFN_LAUNCHER_WHY=''
+  if [[ ! -x $CFN_LAUNCHER ]]; then
+    CFN_LAUNCHER_WHY="the agent launcher $CFN_LAUNCHER is not built (scripts/build-native.sh needs a C compiler)"
+    return 1
+  fi
 }
 
 # cfn_read_file VAR FILE: whole file (no NUL bytes) into VAR, without a fork.

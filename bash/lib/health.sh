@@ -95,23 +95,23 @@ health_preflight() {
   else
     health__check inotifywait 1 "inotifywait missing: the bus polls every 10 ms"
   fi
-  health__spawner
+  health__launcher
   health__render
   [[ -z $HEALTH_REASON ]]
 }
 
-# Which spawner starts the agents (cfn_spawner); the native one must run here.
-health__spawner() {
-  if ! cfn_spawner; then
-    health__check spawner 0 "$CFN_SPAWNER_WHY"
-  elif [[ ${CFN_SPAWNER_ARGV[0]} == "$BASH" && ${CFN_SPAWNER:-} == bash ]]; then
-    health__check spawner 1 "bash (lib/spawner.sh, CFN_SPAWNER=bash)"
-  elif [[ ${CFN_SPAWNER_ARGV[0]} == "$BASH" ]]; then
-    health__check spawner 1 "bash (lib/spawner.sh; the native one is not built: scripts/build-native.sh)"
-  elif "${CFN_SPAWNER_ARGV[0]}" --help >/dev/null 2>&1; then
-    health__check spawner 1 "native (${CFN_SPAWNER_ARGV[0]})"
+# The agent launcher (cfn_launcher) must run here: its relay side runs in
+# the coordinator; the agents' side serves CFN_LAUNCHER_DIR (the pod's agent
+# container) or runs locally.
+health__launcher() {
+  local where=local
+  [[ -z ${CFN_LAUNCHER_DIR:-} ]] || where="served at $CFN_LAUNCHER_DIR"
+  if ! cfn_launcher; then
+    health__check launcher 0 "$CFN_LAUNCHER_WHY"
+  elif "$CFN_LAUNCHER" --help >/dev/null 2>&1; then
+    health__check launcher 1 "$CFN_LAUNCHER ($where)"
   else
-    health__check spawner 0 "native spawner ${CFN_SPAWNER_ARGV[0]} does not run here (rebuild it: scripts/build-native.sh, or CFN_SPAWNER=bash)"
+    health__check launcher 0 "the agent launcher $CFN_LAUNCHER does not run here (rebuild it: scripts/build-native.sh)"
   fi
 }
 

@@ -1,4 +1,4 @@
-/* Agent responses written by the native spawner: see response.h. */
+/* Agent responses, encoded by the launcher: see response.h. */
 #define _GNU_SOURCE
 #include "response.h"
 
@@ -19,7 +19,7 @@ void buf_put(buf_t *b, const char *s, size_t n) {
     while (cap < b->len + n + 1) cap *= 2;
     char *d = realloc(b->data, cap);
     if (d == NULL) {
-      fputs("spawner: out of memory\n", stderr);
+      fputs("launcher: out of memory\n", stderr);
       exit(1);
     }
     b->data = d;
@@ -168,6 +168,16 @@ static void error_line(const char *path, buf_t *line) {
   }
 }
 
+const char *response_status(const char *head, size_t len) {
+  const char *p = memmem(head, len < 200 ? len : 200, ",\"status\":\"", 11);
+  if (len < 18 || strncmp(head, "{\"agentId\":\"agent-", 18) != 0 || p == NULL) return NULL;
+  p += 11;
+  size_t rest = len - (size_t)(p - head);
+  if (rest >= 10 && strncmp(p, "completed\"", 10) == 0) return "completed";
+  if (rest >= 7 && strncmp(p, "failed\"", 7) == 0) return "failed";
+  return NULL;
+}
+
 /* The status of the response already at path (its first line), NULL when unreadable. */
 static const char *status_on_disk(const char *path) {
   char head[256];
@@ -177,47 +187,39 @@ static const char *status_on_disk(const char *path) {
   close(fd);
   if (n <= 0) return NULL;
   head[n] = '\0';
-  const char *p = strstr(head, ",\"status\":\"");
-  if (strncmp(head, "{\"agentId\":\"agent-", 18) != 0 || p == NULL) return NULL;
-  p += 11;
-  if (strncmp(p, "completed\"", 10) == 0) return "completed";
-  if (strncmp(p, "failed\"", 7) == 0) return "failed";
-  return NULL;
+  return response_status(head, (size_t)n);
 }
 
-const char *response_write(const response_cfg_t *cfg, long index, long spawner_pid, int rc, int attempts,
-                           long long duration_ms, int timed_out) {
-  char out[4096], err[4096], dest[4096], tmp[4096], num[160];
-  const char *status = rc == 0 ? "completed" : "failed";
-  buf_t resp = {0}, line = {0};
+void response_build(const response_cfg_t *cfg, long index, const char *out, const char *err, int rc, int attempts,
+                    long long duration_ms, int timed_out, buf_t *resp) {
+  char num[160];
+  buf_t line = {0};
   struct stat st;
   long long size = 0;
-  snprintf(out, sizeof(out), "%s/work/agent-%ld.%ld.out", cfg->root, index, spawner_pid);
-  snprintf(err, sizeof(err), "%s/work/agent-%ld.%ld.err", cfg->root, index, spawner_pid);
   snprintf(num, sizeof(num), "{\"agentId\":\"agent-%ld\",\"index\":%ld,\"status\":\"%s\",\"exitCode\":%d,\"attempts\":%d,\"durationMs\":%lld,\"output\":",
-           index, index, status, rc, attempts, duration_ms);
-  buf_str(&resp, num);
+           index, index, rc == 0 ? "completed" : "failed", rc, attempts, duration_ms);
+  buf_str(resp, num);
   if (stat(out, &st) == 0 && st.st_size > 0) size = st.st_size;
   if (size > 0) {
     size_t want = (size_t)(size < cfg->max_output ? size : cfg->max_output);
     unsigned char *data = malloc(want);
     if (data == NULL) {
-      fputs("spawner: out of memory\n", stderr);
+      fputs("launcher: out of memory\n", stderr);
       exit(1);
     }
-    json_string(&resp, data, read_part(out, 0, want, data));
+    json_string(resp, data, read_part(out, 0, want, data));
     free(data);
   } else {
-    buf_str(&resp, "\"\"");
+    buf_str(resp, "\"\"");
   }
   snprintf(num, sizeof(num), ",\"outputBytes\":%lld,\"outputTruncated\":%s,\"error\":", size,
            size > cfg->max_output ? "true" : "false");
-  buf_str(&resp, num);
+  buf_str(resp, num);
   if (rc == 0) {
-    buf_str(&resp, "null");
+    buf_str(resp, "null");
   } else {
     buf_t last = {0};
-    error_line(err, &last);
+    if (err != NULL) error_line(err, &last);
     if (timed_out) {
       buf_str(&line, "timed out after ");
       buf_str(&line, cfg->timeout_text);
@@ -233,37 +235,40 @@ const char *response_write(const response_cfg_t *cfg, long index, long spawner_p
       buf_str(&line, num);
     }
     free(last.data);
-    json_string(&resp, (const unsigned char *)line.data, line.len);
+    json_string(resp, (const unsigned char *)line.data, line.len);
   }
-  buf_str(&resp, "}\n");
-  unlink(out);
-  unlink(err);
+  buf_str(resp, "}\n");
+  free(line.data);
+}
+
+const char *response_publish(const char *root, long index, const char *data, size_t len, const char *tag) {
+  char dest[4096], tmp[4096];
+  const char *status = response_status(data, len);
+  if (status == NULL) status = "failed";
   /* Published once: write a temp file, link it in (never over an existing
    * response), drop the temp name. */
-  snprintf(dest, sizeof(dest), "%s/responses/agent-%ld.json", cfg->root, index);
-  snprintf(tmp, sizeof(tmp), "%s/responses/.tmp/agent-%ld.json.%ld", cfg->root, index, spawner_pid);
+  snprintf(dest, sizeof(dest), "%s/responses/agent-%ld.json", root, index);
+  snprintf(tmp, sizeof(tmp), "%s/responses/.tmp/agent-%ld.json.%s", root, index, tag);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   int ok = fd >= 0;
-  for (size_t off = 0; ok && off < resp.len;) {
-    ssize_t w = write(fd, resp.data + off, resp.len - off);
+  for (size_t off = 0; ok && off < len;) {
+    ssize_t w = write(fd, data + off, len - off);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) ok = 0;
     else off += (size_t)w;
   }
   if (fd >= 0 && close(fd) != 0) ok = 0;
   if (!ok) {
-    fprintf(stderr, "spawner: cannot write the response of agent-%ld: %s\n", index, strerror(errno));
+    fprintf(stderr, "launcher: cannot write the response of agent-%ld: %s\n", index, strerror(errno));
   } else if (access(dest, F_OK) != 0 && link(tmp, dest) == 0) {
     /* published */
   } else {
     /* A response exists (an earlier run, or a re-dispatched twin): keep the
      * first, drop this one, and still announce the one on disk. */
-    fprintf(stderr, "spawner: second response for agent-%ld dropped\n", index);
+    fprintf(stderr, "launcher: second response for agent-%ld dropped\n", index);
     const char *existing = status_on_disk(dest);
     if (existing != NULL) status = existing;
   }
   unlink(tmp);
-  free(resp.data);
-  free(line.data);
   return status;
 }

@@ -45,13 +45,60 @@ export const coordinationSpec = z
   })
   .describe('How the swarm is coordinated.');
 
+/** The agents' user: never root, never the coordinator's (65532), so agents cannot touch its files. */
+export const AGENT_UID_DEFAULT = 65533;
+export const COORDINATOR_UID = 65532;
+
+export const agentSecurityContext = z
+  .object({
+    runAsUser: z
+      .number()
+      .int()
+      .min(1)
+      .max(2147483647)
+      .optional()
+      .describe(`User the agents run as (default ${AGENT_UID_DEFAULT}); never 0 and never the coordinator's ${COORDINATOR_UID}. The rest of the agent container's security context is the restricted Pod Security Standard, fixed.`),
+  })
+  .meta({ 'x-kubernetes-validations': [rule(`!has(self.runAsUser) || self.runAsUser != ${COORDINATOR_UID}`, `runAsUser must not be the coordinator's user ${COORDINATOR_UID}`, '.runAsUser')] })
+  .describe('Security settings of the agent container, within the restricted Pod Security Standard.');
+
 export const agentSpec = z
   .object({
-    image: z.string().min(1).max(512).optional().describe('Image holding the agent command; defaults to the operator image.'),
+    image: z
+      .string()
+      .min(1)
+      .max(512)
+      .optional()
+      .describe('Image the agents run in (the agent container of the coordinator pod); defaults to the operator image. It needs nothing of the operator: an init container copies a static launcher into it.'),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional().describe('Pull policy of the agent image (default IfNotPresent).'),
+    imagePullSecrets: z
+      .array(localObjectReference.describe('A Secret of type kubernetes.io/dockerconfigjson in the Swarm\'s namespace.'))
+      .max(16)
+      .optional()
+      .describe('Secrets to pull the agent image with (the coordinator pod\'s imagePullSecrets).'),
+    securityContext: agentSecurityContext.optional(),
+    runtimeClassName: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/)
+      .optional()
+      .describe('RuntimeClass of the coordinator pod (e.g. gVisor or Kata, for a stronger sandbox around the agents).'),
+    nodeSelector: z.record(z.string(), z.string()).optional().describe('Node labels the coordinator pod (and so the agents) must run on.'),
+    tolerations: z
+      .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true }).describe('A Toleration (key, operator, value, effect, tolerationSeconds).'))
+      .max(32)
+      .optional()
+      .describe('Tolerations of the coordinator pod, as in a pod spec.'),
+    affinity: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ 'x-kubernetes-preserve-unknown-fields': true })
+      .describe('Affinity of the coordinator pod, as in a pod spec.'),
     command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
     args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
     env: z.array(envVar).max(128).optional().describe('Environment of each agent process (values, or valueFrom a Secret or ConfigMap).'),
-    resources: resourceRequirements.optional(),
+    resources: resourceRequirements.optional().describe('Compute resources of the agent container (all agents of the swarm share it).'),
     timeoutSeconds: z.number().int().min(1).max(86400).default(300).describe('Per-agent attempt timeout.'),
     retries: z.number().int().min(0).max(10).default(2).describe('Retries after a failed attempt, with exponential backoff.'),
     noRetryExitCodes: z

@@ -1,9 +1,11 @@
 // The coordinator pod of a Swarm: V2 with a memory-backed /dev/shm, V1 without;
-// both under the restricted Pod Security Standard and owned by the Swarm.
+// both with their agents in a container of their own (agent-container.ts),
+// under the restricted Pod Security Standard and owned by the Swarm.
 import { GROUP_VERSION } from '../api/common.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import { RESULTS_MOUNT_PATH } from '../results/sink-factory.js';
+import { agentSide, restrictedSecurityContext } from './agent-container.js';
 import { RESULTS_VOLUME, resultsVolume } from './results-claim.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 
@@ -72,6 +74,8 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     volumes.push(tasks);
     mounts.push({ name: TASKS_VOLUME, mountPath: TASKS_MOUNT_PATH, readOnly: true });
   }
+  // The agents run in their own container (agent-container.ts), for V2 and V1 alike.
+  const agents = agentSide(swarm, opts.image, version === 'v2' ? spec.v2.shmSizeLimit : undefined);
   if (version === 'v2') {
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: String(spec.v2.shmSizeLimit) } });
     mounts.push({ name: 'dshm', mountPath: '/dev/shm' });
@@ -90,8 +94,11 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ...(opts.completedAgents ? [{ name: 'CFN_COMPLETED_AGENTS', value: opts.completedAgents }] : []),
     ...(opts.failedIndexes ? [{ name: 'CFN_FAILED_INDEXES', value: opts.failedIndexes }] : []),
-    ...(spec.agent.env ?? []),
+    // The agents' own environment goes to their container.
+    ...agents.coordinatorEnv,
   ];
+  volumes.push(...agents.volumes);
+  mounts.push(...agents.coordinatorMounts);
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -111,7 +118,9 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     spec: {
       restartPolicy: 'Never',
       serviceAccountName: opts.serviceAccountName ?? coordinatorServiceAccount(swarm),
-      automountServiceAccountToken: true,
+      // No token in the pod but the coordinator container's own projected one.
+      automountServiceAccountToken: false,
+      ...agents.podFields,
       terminationGracePeriodSeconds: 30,
       securityContext: {
         runAsNonRoot: true,
@@ -120,6 +129,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
         fsGroup: 65532,
         seccompProfile: { type: 'RuntimeDefault' },
       },
+      initContainers: agents.initContainers,
       containers: [
         {
           name: CONTAINER_NAME,
@@ -127,14 +137,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
           imagePullPolicy: opts.imagePullPolicy ?? 'IfNotPresent',
           args: ['coordinate', '--swarm', swarm.metadata.name, '--namespace', swarm.metadata.namespace ?? 'default', '--version', version],
           env,
-          ...(spec.agent.resources ? { resources: spec.agent.resources } : {}),
-          securityContext: {
-            allowPrivilegeEscalation: false,
-            readOnlyRootFilesystem: true,
-            runAsNonRoot: true,
-            capabilities: { drop: ['ALL'] },
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: restrictedSecurityContext,
           ...(version === 'v2'
             ? {
                 readinessProbe: {

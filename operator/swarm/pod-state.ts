@@ -12,6 +12,11 @@ const waiting = z.looseObject({ reason: z.string().optional(), message: z.string
 const running = z.looseObject({ startedAt: z.string().optional() });
 const podCondition = z.looseObject({ type: z.string(), status: z.string(), reason: z.string().optional(), message: z.string().optional() });
 
+const containerStatus = z.looseObject({
+  name: z.string(),
+  state: z.looseObject({ terminated: terminated.optional(), waiting: waiting.optional(), running: running.optional() }).optional(),
+});
+
 const podShape = z.looseObject({
   metadata: z.looseObject({
     name: z.string(),
@@ -27,14 +32,9 @@ const podShape = z.looseObject({
       reason: z.string().optional(),
       message: z.string().optional(),
       conditions: z.array(podCondition).optional(),
-      containerStatuses: z
-        .array(
-          z.looseObject({
-            name: z.string(),
-            state: z.looseObject({ terminated: terminated.optional(), waiting: waiting.optional(), running: running.optional() }).optional(),
-          }),
-        )
-        .optional(),
+      containerStatuses: z.array(containerStatus).optional(),
+      // The launcher's install and the agent container (spec.agent.image).
+      initContainerStatuses: z.array(containerStatus).optional(),
     })
     .optional(),
 });
@@ -168,6 +168,11 @@ function classify(pod: Pod): PodCondition {
   }
   const wait = container?.state?.waiting;
   if (wait?.reason && BLOCKING_WAIT_REASONS.has(wait.reason)) return { kind: 'blocked', reason: wait.reason, message: wait.message ?? wait.reason };
+  // The agent image (an init container) blocked the same way: the coordinator waits in PodInitializing.
+  for (const init of status.initContainerStatuses ?? []) {
+    const w = init.state?.waiting;
+    if (w?.reason && BLOCKING_WAIT_REASONS.has(w.reason)) return { kind: 'blocked', reason: w.reason, message: `container ${init.name}: ${w.message ?? w.reason}` };
+  }
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False') return { kind: 'blocked', reason: scheduled.reason ?? 'Unschedulable', message: scheduled.message ?? 'the pod is not scheduled' };
   if (wait?.reason) return { kind: 'starting', reason: wait.reason, message: wait.message ?? `${wait.reason} on ${pod.spec?.nodeName ?? 'its node'}` };

@@ -158,8 +158,8 @@ stage_app() {
   cp -a "$ROOT/package.json" "$ROOT/bin" "$ROOT/bash" "$ROOT/config" "$ROOT/crds" "$stage/app/"
   cp -a "$ROOT/dist/operator" "$stage/app/dist/"
   # Static: the rootfs's libc may differ from this machine's.
-  rm -f "$stage/app/bash/native/spawner"
-  bash "$ROOT/scripts/build-native.sh" --static --out "$stage/app/bash/native/spawner"
+  rm -f "$stage/app/bash/native/launcher"
+  bash "$ROOT/scripts/build-native.sh" --static --out "$stage/app/bash/native/launcher"
   find "$stage/app/dist" \( -name '*.d.ts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete
   cp -a "$modules/node_modules" "$stage/app/node_modules"
   # Type declarations and source maps are for editors: ~38 MiB nobody reads in a pod.

@@ -14,30 +14,24 @@ teardown() { common_teardown; }
   [ -d "$SHM/cfn" ]
 }
 
-@test "preflight names the agent spawner, and fails on one that cannot run here" {
+@test "preflight names the agent launcher and where it serves, and fails on one not built or that cannot run here" {
   run "$BIN/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
   [ "$status" -eq 0 ]
-  jq -e --arg p "$BIN/native/spawner" '.checks.spawner == {"ok": true, "detail": ("native (" + $p + ")")}' <<<"$output"
-  CFN_SPAWNER=bash run "$BIN/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
+  jq -e --arg p "$BIN/native/launcher" '.checks.launcher == {"ok": true, "detail": ($p + " (local)")}' <<<"$output"
+  CFN_LAUNCHER_DIR=/dev/shm/launch run "$BIN/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
   [ "$status" -eq 0 ]
-  jq -e '.checks.spawner.ok and (.checks.spawner.detail | startswith("bash (lib/spawner.sh"))' <<<"$output"
-  CFN_SPAWNER=quick run "$BIN/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
-  [ "$status" -eq 3 ]
-  jq -e '.reason == "CFN_SPAWNER must be auto, native or bash, not '"'quick'"'"' <<<"${lines[0]}"
-  # A copy of the engine whose native spawner is not built, then one that does not run.
+  jq -e '.checks.launcher.detail | endswith("(served at /dev/shm/launch)")' <<<"$output"
+  # A copy of the engine whose launcher is not built, then one that does not run.
   cp -a "$BIN" "$SHM/engine"
-  rm -f "$SHM/engine/native/spawner"
-  CFN_SPAWNER=native run "$SHM/engine/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
-  [ "$status" -eq 3 ]
-  jq -e --arg p "$SHM/engine/native/spawner" '.reason == ("CFN_SPAWNER=native but " + $p + " is not built (scripts/build-native.sh)")' <<<"${lines[0]}"
-  run "$SHM/engine/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
-  [ "$status" -eq 0 ]
-  jq -e '.checks.spawner.detail | startswith("bash (lib/spawner.sh; the native one is not built")' <<<"$output"
-  printf '\x7fELF not really\n' >"$SHM/engine/native/spawner"
-  chmod +x "$SHM/engine/native/spawner"
+  rm -f "$SHM/engine/native/launcher"
   run "$SHM/engine/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
   [ "$status" -eq 3 ]
-  jq -e '.checks.spawner.ok == false and (.reason | contains("does not run here"))' <<<"${lines[0]}"
+  jq -e --arg p "$SHM/engine/native/launcher" '.reason == ("the agent launcher " + $p + " is not built (scripts/build-native.sh needs a C compiler)")' <<<"${lines[0]}"
+  printf '\x7fELF not really\n' >"$SHM/engine/native/launcher"
+  chmod +x "$SHM/engine/native/launcher"
+  run "$SHM/engine/health-monitor.sh" preflight --shm-path "$SHM/cfn" --json
+  [ "$status" -eq 3 ]
+  jq -e '.checks.launcher.ok == false and (.reason | contains("does not run here"))' <<<"${lines[0]}"
 }
 
 @test "preflight: missing path" {

@@ -60,8 +60,8 @@ start_hybrid() {
 @test "hybrid: a sub-coordinator with a stale heartbeat is replaced" {
   local root="$SHM/h"
   # Its slice takes 4 s (10 agents of 0.8 s, 2 at once): it is replaced
-  # (stale after 2 s) with agents still to run. Its spawner is not stopped:
-  # the native one still writes the responses of the agents it started.
+  # (stale after 2 s) with agents still to run. Its launcher is not stopped:
+  # it still writes the responses of the agents it started.
   start_hybrid "$root" 20 10 2 -- bash -c 'sleep 0.8'
   local i
   for ((i = 0; i < 100; i++)); do [ -s "$root/pids/sub-1.pid" ] && break; sleep 0.05; done
@@ -80,11 +80,11 @@ start_hybrid() {
   local i sub='' victim=''
   for ((i = 0; i < 100; i++)); do [ -s "$root/pids/sub-0.pid" ] && break; sleep 0.05; done
   sub=$(cat "$root/pids/sub-0.pid")
-  # The agent is a child of the sub-coordinator's spawner (native or bash),
-  # started straight into `sleep 0.7`.
+  # The agent is a child of the sub-coordinator's launcher (run here: no
+  # CFN_LAUNCHER_DIR), started straight into `sleep 0.7`.
   for ((i = 0; i < 100; i++)); do
     victim=$(ps -eo pid=,ppid=,args= | awk -v s="$sub" '
-      $2 == s && ($3 ~ /native[/]spawner$/ || $4 ~ /spawner[.]sh$/) { sp[$1] = 1 }
+      $2 == s && $3 ~ /native[/]launcher$/ { sp[$1] = 1 }
       $3 == "sleep" && $4 == "0.7" { cand[$1] = $2 }
       END { for (p in cand) if (cand[p] in sp) { print p; exit } }')
     [ -n "$victim" ] && break

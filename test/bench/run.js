@@ -33,8 +33,6 @@ const COMMANDS = [
   { label: '`sleep 0.1`', argv: ['sleep', '0.1'] },
 ];
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
-// Each V2 case again with the bash spawner (lib/spawner.sh) as the baseline of the native one; 0 skips it.
-const BASH_SPAWNER = process.env.BENCH_BASH_SPAWNER !== '0';
 // 100 ms: sampling /proc every 20 ms took measurable CPU from the engine (a 500-agent
 // V2 run 1.5 -> 1.9 s); the peak of a tree of 64 agents holds for most of a run.
 const SAMPLE_MS = 100;
@@ -78,11 +76,10 @@ let caseSeq = 0;
 
 /** Each engine: run(case) -> { wallMs, delivery, p50Ms, p99Ms, peakTreeKb, peakEngineKb }. */
 const ENGINES = {
-  // spawner: auto (the native one when built), or bash (lib/spawner.sh, the baseline).
-  v2: async ({ topology, agents, command, spawner = 'auto' }) => {
+  v2: async ({ topology, agents, command }) => {
     caseSeq += 1;
     const spec = { id: `bench-${process.pid}-${caseSeq}`, topology, agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
-    const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v2-case.js'), DIST, JSON.stringify(spec)], { env: { CFN_SPAWNER: spawner } });
+    const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v2-case.js'), DIST, JSON.stringify(spec)]);
     if (r.code !== 0) throw new Error(`v2 case ${topology}/${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
     const out = JSON.parse(r.stdout.trim().split('\n').pop());
     const lat = out.latencyUs.sort((a, b) => a - b);
@@ -97,7 +94,7 @@ const ENGINES = {
       peakTreeKb: r.peakTreeKb,
       peakEngineKb: r.peakChildrenKb,
       preflightMs: out.preflightMs,
-      spawner: out.spawner,
+      launcher: out.launcher,
     };
   },
   v1: async ({ agents, command }) => {
@@ -150,8 +147,6 @@ const COLUMNS = [
   ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`],
   ['xargs -P + timeout wall s', (r) => fmt(r.results.xargsTimeout.wallMs / 1000)],
   ['V2 / (xargs + timeout) wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargsTimeout.wallMs, 1)}x`],
-  ['V2 with bash spawner wall s', (r) => (r.results.v2bash ? fmt(r.results.v2bash.wallMs / 1000) : 'n/a')],
-  ['V2 / V2 with bash spawner', (r) => (r.results.v2bash ? `${fmt(r.results.v2.wallMs / r.results.v2bash.wallMs, 2)}x` : 'n/a')],
 ];
 
 /** Milliseconds per call of fn(i), each call timed alone: { median, p99 }. */
@@ -274,15 +269,9 @@ async function main() {
       for (const topology of TOPOLOGIES) {
         process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
         const v2 = await ENGINES.v2({ topology, agents, command });
-        if (v2.spawner !== 'native') throw new Error(`v2 case ran the ${v2.spawner} spawner, not the native one: npm run build (scripts/build-native.sh)`);
+        if (!v2.launcher.endsWith('(local)')) throw new Error(`v2 case did not run its agents through a local launcher: ${v2.launcher}`);
         process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
-        let v2bash;
-        if (BASH_SPAWNER) {
-          process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label}, bash spawner ... `);
-          v2bash = await ENGINES.v2({ topology, agents, command, spawner: 'bash' });
-          process.stderr.write(`${fmt(v2bash.wallMs / 1000)} s\n`);
-        }
-        rows.push({ topology, agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}), ...(v2bash ? { v2bash } : {}) } });
+        rows.push({ topology, agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}) } });
       }
     }
   }
@@ -301,7 +290,7 @@ async function main() {
     `Concurrency ${CONCURRENCY} for V2, V1 and the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
     'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
       'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command (the same value on the flat and hybrid rows); V1 peak RSS: the case process tree (Node + agents). ' +
-      'V2 agents are started by the native spawner (bash/native/spawner.c: posix_spawn, and it writes the responses); "V2 with bash spawner": the same case with CFN_SPAWNER=bash (lib/spawner.sh forks each agent from bash, the dispatcher writes the responses), the baseline it replaces. ' +
+      'V2 agents are started by the agent launcher (bash/native/launcher.c) as a process of its own, over the same channel as the coordinator pod\'s agent container (`launcher serve`: posix_spawn, timeouts, the responses); each dispatcher\'s `launcher relay` validates and publishes them. ' +
       'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection); xargs + timeout: the same with `timeout --foreground -k 2 60 CMD`, each agent bounded in time as the engine bounds it. Delivery: completed agents / agents (the deliveryRate of the status).',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms by a separate process at nice 19 (rss-sampler.js); in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,

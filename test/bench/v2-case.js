@@ -24,8 +24,8 @@ const coordinator = new BashCoordinator({
 const t0 = performance.now();
 await coordinator.start();
 const preflightMs = performance.now() - t0;
-// Which spawner starts the agents (the preflight's spawner check: "native (...)" or "bash (...)").
-const spawner = ((await coordinator.healthCheck()).checks.spawner?.detail ?? 'unknown').split(' ')[0];
+// Where the agents' launcher runs (the preflight's launcher check: "<path> (local)" or "<path> (served at DIR)").
+const launcher = (await coordinator.healthCheck()).checks.launcher?.detail ?? 'unknown';
 const t1 = performance.now();
 const result = await coordinator.executeObjective({
   id: c.id,
@@ -42,5 +42,5 @@ const result = await coordinator.executeObjective({
 const wallMs = performance.now() - t1;
 await coordinator.stop();
 process.stdout.write(
-  `${JSON.stringify({ wallMs, preflightMs, spawner, status: result.status, responses: result.responses.length, latencyUs })}\n`,
+  `${JSON.stringify({ wallMs, preflightMs, launcher, status: result.status, responses: result.responses.length, latencyUs })}\n`,
 );

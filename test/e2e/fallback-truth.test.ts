@@ -5,7 +5,7 @@
 // file on a hostPath volume, so runs are counted, not guessed.
 import { describe, expect, it, jest } from '@jest/globals';
 import { apply, dropNamespace, events, freshNamespace, getSwarm, indexSet, kubectl, sleep, swarmPods, waitFor } from './kube.js';
-import { dropResultsNamespace, recordingSwarm, resultsVolume, runCounts } from './results-volume.js';
+import { dropResultsNamespace, recordingSwarm, resultsVolume, runWitness } from './results-volume.js';
 
 // Real pods on a loaded machine: minutes, not seconds.
 jest.setTimeout(900_000);
@@ -53,9 +53,10 @@ describe('status tells the truth on a real node', () => {
 
   it('a V2 coordinator that dies mid-run falls back to V1, which runs every agent not delivered: each index ran once, except those reported as re-run', async () => {
     const ns = await freshNamespace('fallback-once');
+    const witness = await runWitness();
     try {
-      const dir = await resultsVolume(ns, 'results');
-      await apply(ns, recordingSwarm('handover', 'e2e fallback once', AGENTS, 'results'));
+      await resultsVolume(ns, 'results');
+      await apply(ns, recordingSwarm('handover', 'e2e fallback once', AGENTS, 'results', witness.agent));
       const before = await waitFor('some agents delivered by V2', async () => {
         const s = await getSwarm(ns, 'handover');
         return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
@@ -75,12 +76,13 @@ describe('status tells the truth on a real node', () => {
       expect((await events(ns)).some((e) => e.involvedObject.name === 'handover' && e.reason === 'FallbackToV1')).toBe(true);
       const rerun = indexSet(after.status?.interruptedAgents);
       expect(after.status?.rerunAgents ?? 0).toBe(rerun.size);
-      const counts = await runCounts(ns, 'results', dir);
+      const counts = witness.counts();
       // Every index ran; exactly once, except the agents V2 was running when it
       // stopped (reported in status), which ran once more under V1.
       for (let i = 0; i < AGENTS; i++) expect([i, counts.get(i)]).toEqual([i, rerun.has(i) ? 2 : 1]);
       for (const i of deliveredByV2) expect(rerun.has(i)).toBe(false);
     } finally {
+      await witness.close();
       await dropResultsNamespace(ns);
     }
   });

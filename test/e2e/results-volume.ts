@@ -1,14 +1,52 @@
-// A swarm's results on a hostPath volume of the node: every agent can append
-// to /results/runs.log, and the test reads back how many times each index ran.
+// A swarm's results on a hostPath volume of the node, and a witness of agent
+// runs outside the pod: agents (in their own container, where they can write
+// nothing shared) tell a listener on this machine their index as they start,
+// and the test counts how many times each index ran.
 import { readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { MODE, dropNamespace, kubectl, kubectlJson, operatorImage, waitFor } from './kube.js';
 
-/** An agent command that records its run (one short O_APPEND write), works a while and answers. */
-export const RECORDING_AGENT = ['sh', '-c', 'echo "$AGENT_INDEX" >> /results/runs.log; sleep 1; echo "done $AGENT_INDEX"'];
+export interface RunWitness {
+  /** An agent command that reports its run (its index, over TCP to this machine; it fails when it cannot), works a while and answers. */
+  agent: string[];
+  /** How many times each agent index ran, so far. */
+  counts(): Map<number, number>;
+  close(): Promise<void>;
+}
 
-/** A flat V2 swarm of recording agents whose results volume is the claim `claim`. */
-export const recordingSwarm = (name: string, objective: string, agents: number, claim: string) => ({
+/** Listens on the node's address (this machine: the bridge's gateway) for the runs of recording agents. */
+export async function runWitness(): Promise<RunWitness> {
+  const nodes = await kubectlJson(z.object({ items: z.array(z.object({ status: z.object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })) }) })) }), ['get', 'nodes']);
+  const ip = nodes.items[0]?.status.addresses.find((a) => a.type === 'InternalIP')?.address;
+  if (!ip) throw new Error('no node InternalIP to listen on');
+  const counts = new Map<number, number>();
+  const server = createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('error', () => undefined);
+    sock.on('data', (d: string) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (/^\d+$/.test(line)) counts.set(Number(line), (counts.get(Number(line)) ?? 0) + 1);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, ip, resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    agent: ['bash', '-c', `echo "$AGENT_INDEX" >/dev/tcp/${ip}/${port} || exit 9; sleep 1; echo "done $AGENT_INDEX"`],
+    counts: () => new Map(counts),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A flat V2 swarm of recording agents (RunWitness.agent) whose results volume is the claim `claim`. */
+export const recordingSwarm = (name: string, objective: string, agents: number, claim: string, command: string[]) => ({
   apiVersion: 'swarm.cfn.dev/v1alpha1',
   kind: 'Swarm',
   metadata: { name },
@@ -17,7 +55,7 @@ export const recordingSwarm = (name: string, objective: string, agents: number, 
     agents,
     topology: 'flat',
     coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 },
-    agent: { command: RECORDING_AGENT, timeoutSeconds: 60, retries: 0, concurrency: 4 },
+    agent: { command, timeoutSeconds: 60, retries: 0, concurrency: 4 },
     v2: { shmSizeLimit: '64Mi' },
     results: { type: 'persistentVolumeClaim', claimName: claim },
   },
@@ -71,7 +109,7 @@ export async function resultsVolume(ns: string, name: string): Promise<string> {
   return dir;
 }
 
-/** How many times each agent index ran (lines of runs.log). */
+/** How many times each agent index ran (lines of runs.log, agents of pods before the agent container: upgrade.test.ts). */
 export async function runCounts(ns: string, name: string, dir: string): Promise<Map<number, number>> {
   const log = await hostPathPod(ns, `read-${name}`, dir, 'cat /d/runs.log');
   const counts = new Map<number, number>();

@@ -9,6 +9,8 @@ import { apply, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, waitFo
 import { dropResultsNamespace, hostPathPod, recordingSwarm, resultsVolume } from './results-volume.js';
 
 const AGENTS = 40;
+/** Works a while and answers; agents cannot write the results volume (only the coordinator can). */
+const AGENT = ['sh', '-c', 'sleep 1; echo "done $AGENT_INDEX"'];
 
 jest.setTimeout(900_000);
 
@@ -40,7 +42,7 @@ describe('results out, on a real node', () => {
     const ns = await freshNamespace('results');
     try {
       const dir = await resultsVolume(ns, 'results');
-      await apply(ns, recordingSwarm('keep', 'e2e results', AGENTS, 'results'));
+      await apply(ns, recordingSwarm('keep', 'e2e results', AGENTS, 'results', AGENT));
       const before = await waitFor('some agents delivered', async () => {
         const s = await getSwarm(ns, 'keep');
         return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;

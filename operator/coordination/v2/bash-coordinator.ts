@@ -273,7 +273,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     const report = await this.preflight();
     if (!report.healthy) throw new CoordinatorUnavailableError(report.reason ?? 'preflight failed');
     this.bashBinary = await this.locateEngine();
-    this.log.debug({ bash: this.bashBinary, bashDir: this.bashDir, shmPath: this.shmPath, spawner: report.checks.spawner?.detail }, 'v2 coordinator ready');
+    this.log.debug({ bash: this.bashBinary, bashDir: this.bashDir, shmPath: this.shmPath, launcher: report.checks.launcher?.detail }, 'v2 coordinator ready');
   }
 
   async healthCheck(): Promise<HealthReport> {
@@ -422,8 +422,8 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   }
 
   /**
-   * Agents whose attempt the stop cut short: their raw output files
-   * (work/agent-<i>.<spawner pid>.out) are still there, and they have no
+   * Agents whose attempt the stop cut short: their raw output files, or the
+   * launcher relay's trace of them (work/agent-<i>.<pid>.out), are there, and they have no
    * response. Read after the engine exited, before the root is removed.
    */
   private async interruptedAgents(run: ActiveRun): Promise<number[]> {

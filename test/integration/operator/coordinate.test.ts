@@ -7,7 +7,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, startAgentLauncher, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
@@ -34,12 +34,14 @@ afterAll(async () => {
 /** A kubeconfig holding a token of `sa`, like the one mounted into the pod. */
 const serviceAccountKubeconfig = (sa: string): Promise<string> => tokenKubeconfig(c, ns, sa, work);
 
-/** Runs the pod's container command here, with its env; resolves with the exit code. */
+/** Runs the pod's container command here, with its env, and its agent container's launcher beside it; resolves with the exit code. */
 async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; child: ChildProcess; done: Promise<number | null> }> {
   const container = pod.spec.containers[0]!;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
   for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
+  const launcher = startAgentLauncher(work, pod.metadata.name);
   Object.assign(env, {
+    CFN_LAUNCHER_DIR: launcher.channel,
     KUBECONFIG: await serviceAccountKubeconfig(pod.spec.serviceAccountName),
     CFN_SHM_PATH: shm,
     CFN_RESULTS_DIR: work,
@@ -52,6 +54,7 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<number | null>((resolve) => child.on('close', (code) => {
     if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
+    launcher.stop();
     resolve(code);
   }));
   return { code: null, child, done };

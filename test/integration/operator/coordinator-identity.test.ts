@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { SHARED_COORDINATOR } from '../../../operator/swarm/coordinator-rbac.js';
-import { client, createNamespace, tokenKubeconfig, deleteNamespace, getSwarm, installCoordinatorPolicy, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, tokenKubeconfig, deleteNamespace, startAgentLauncher, getSwarm, installCoordinatorPolicy, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 
@@ -91,7 +91,9 @@ describe('shared coordinator identity', () => {
     const container = a.spec.containers[0]!;
     const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
     for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
+    const launcher = startAgentLauncher(work, a.metadata.name);
     Object.assign(env, {
+      CFN_LAUNCHER_DIR: launcher.channel,
       KUBECONFIG: (await tokenClient(a)).kubeconfig,
       CFN_SHM_PATH: shm,
       CFN_RESULTS_DIR: work,
@@ -102,6 +104,7 @@ describe('shared coordinator identity', () => {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    launcher.stop();
     expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
     await setPodStatus(c, ns, a.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('Succeeded', async () => {

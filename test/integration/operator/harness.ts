@@ -250,3 +250,14 @@ export function operatorProcess(ns: string, port: number): ChildProcess {
     { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'ignore'] },
   );
 }
+
+/**
+ * A coordinator pod's agent container, played here: the agent launcher
+ * serving a channel under `dir` (the pod's CFN_LAUNCHER_DIR). stop() ends it,
+ * as the kubelet ends the sidecar once the coordinator has ended.
+ */
+export function startAgentLauncher(dir: string, name: string): { channel: string; stop(): void } {
+  const channel = join(dir, `${name}.launch`);
+  const child = spawn(join(REPO, 'bash/native/launcher'), ['serve', channel], { stdio: 'ignore' });
+  return { channel, stop: () => void child.kill('SIGTERM') };
+}

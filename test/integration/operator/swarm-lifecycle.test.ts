@@ -66,7 +66,10 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(container.args).toEqual(['coordinate', '--swarm', 'v2-spec', '--namespace', ns, '--version', 'v2']);
     expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
     expectRestricted(pod);
-    expect(container.resources).toEqual(RESOURCES);
+    // The agents' resources size their container; no token but the coordinator's own.
+    const agent = (pod.spec as unknown as { initContainers: { name: string; resources?: unknown }[] }).initContainers.find((x) => x.name === 'agent');
+    expect(agent?.resources).toEqual(RESOURCES);
+    expect((pod.spec as unknown as { automountServiceAccountToken: boolean }).automountServiceAccountToken).toBe(false);
     expect(pod.spec.volumes.find((v) => v.name === 'dshm')?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '64Mi' });
     expect(container.volumeMounts).toContainEqual({ name: 'dshm', mountPath: '/dev/shm' });
     expect(JSON.stringify(pod.spec.containers[0])).toContain(`/dev/shm/cfn/${sw.metadata.uid}/health.json`);
@@ -143,9 +146,10 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(Date.now() - failedAt).toBeLessThan(5000);
     expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
     expect(v1.spec.volumes.some((v) => v.emptyDir?.medium === 'Memory')).toBe(false);
-    // The fallback pod: same restricted security, same resources from the spec.
+    // The fallback pod: same restricted security, the agents' resources from the spec on their container.
     expectRestricted(v1);
-    expect(v1.spec.containers[0]!.resources).toEqual(RESOURCES);
+    const agent = (v1.spec as unknown as { initContainers: { name: string; resources?: unknown }[] }).initContainers.find((x) => x.name === 'agent');
+    expect(agent?.resources).toEqual(RESOURCES);
     expect(v1.spec.containers[0]!.args).toEqual(['coordinate', '--swarm', 'no-shm', '--namespace', ns, '--version', 'v1']);
     const sw = await waitFor('fallback status', async () => {
       const s = await getSwarm(c, ns, 'no-shm');

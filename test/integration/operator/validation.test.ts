@@ -36,6 +36,9 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ['no-retry exit code 0', { agent: { command: ['true'], noRetryExitCodes: [0] } }, /spec\.agent\.noRetryExitCodes\[0\]: Invalid value: 0: .*greater than or equal to 1/],
     ['no-retry exit code 256', { agent: { command: ['true'], noRetryExitCodes: [2, 256] } }, /spec\.agent\.noRetryExitCodes\[1\]: Invalid value: 256: .*less than or equal to 255/],
     ['no-retry exit code twice', { agent: { command: ['true'], noRetryExitCodes: [2, 2] } }, /spec\.agent\.noRetryExitCodes\[1\]: Duplicate value: 2/],
+    ['agents as root', { agent: { command: ['true'], securityContext: { runAsUser: 0 } } }, /spec\.agent\.securityContext\.runAsUser: Invalid value: 0: .*greater than or equal to 1/],
+    ['agents as the coordinator\'s user (CEL)', { agent: { command: ['true'], securityContext: { runAsUser: 65532 } } }, /spec\.agent\.securityContext\.runAsUser: Invalid value: .*runAsUser must not be the coordinator's user 65532/],
+    ['unknown agent pull policy', { agent: { command: ['true'], imagePullPolicy: 'Sometimes' } }, /spec\.agent\.imagePullPolicy: Unsupported value: "Sometimes"/],
     ['too many no-retry exit codes', { agent: { command: ['true'], noRetryExitCodes: Array.from({ length: 33 }, (_, i) => i + 1) } }, /spec\.agent\.noRetryExitCodes: Too many: 33: must have at most 32 items/],
   ])('%s', async (_name, spec, pattern) => {
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);

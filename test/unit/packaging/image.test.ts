@@ -19,7 +19,7 @@ describe('Dockerfile', () => {
   it('installs exactly the packages of scripts/image/packages.txt in the image, and a C compiler in the build stage only', () => {
     const installs = [...dockerfile.matchAll(/apt-get install -y --no-install-recommends ([^\\\n]+)/g)].map((m) => m[1]!.trim().split(/\s+/).sort());
     expect(installs).toEqual([['gcc', 'libc6-dev'], [...packages].sort()]);
-    // The native spawner is compiled in the build stage; the image's bash/ comes from there.
+    // The agent launcher is compiled (statically) in the build stage; the image's bash/ comes from there.
     expect(dockerfile).toMatch(/^COPY --from=build \/src\/bash \.\/bash$/m);
   });
 

@@ -41,6 +41,18 @@ describe('podState', () => {
     }
   });
 
+  it('the agent image (an init container) that cannot be pulled: blocked, naming the container; the coordinator waits in PodInitializing', () => {
+    const status = {
+      phase: 'Pending',
+      ...container({ waiting: { reason: 'PodInitializing' } }),
+      initContainerStatuses: [
+        { name: 'install-launcher', state: { terminated: { exitCode: 0 } } },
+        { name: 'agent', state: { waiting: { reason: 'ErrImageNeverPull', message: 'image "team/agent:2" is not present' } } },
+      ],
+    };
+    expect(condition({ spec: { nodeName: 'node-a' }, status })).toEqual({ kind: 'blocked', reason: 'ErrImageNeverPull', message: 'container agent: image "team/agent:2" is not present' });
+  });
+
   it('a running container is not ready yet: its start time (whole seconds, latest instant) starts the readiness clock', () => {
     expect(condition({ status: { phase: 'Running', ...container({ running: { startedAt: '2026-11-25T00:00:07Z' } }) } })).toEqual({ kind: 'running', startedAt: Date.parse('2026-11-25T00:00:07.999Z') });
     expect(condition({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], ...container({ running: { startedAt: '2026-11-25T00:00:07Z' } }) } })).toEqual({ kind: 'ready' });

@@ -73,13 +73,13 @@ describe('runAgentAttempt', () => {
     expect(r).toMatchObject({ ok: false, exitCode: 3, error: 'last line', output: 'out\n' });
   });
 
-  it('reports a command that cannot be spawned', async () => {
+  it('a program that is not there is exit code 127 with the reason, as in V2', async () => {
     const r = await runAgentAttempt(input(['/nonexistent/agent-binary']));
-    expect(r.ok).toBe(false);
-    expect(r.error).toMatch(/ENOENT/);
+    expect(r).toMatchObject({ ok: false, exitCode: 127, error: 'launcher: /nonexistent/agent-binary: No such file or directory' });
+    expect(await runAgentAttempt(input(['no-such-agent-program']))).toMatchObject({ ok: false, exitCode: 127, error: 'launcher: no-such-agent-program: command not found' });
   });
 
-  it('stops an agent that ignores TERM with KILL after the grace period, child processes included', async () => {
+  it('stops an agent that ignores TERM with KILL after the grace period; a stopped attempt has no answer', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfn-v1-term-'));
     try {
       const pidFile = join(dir, 'pid');
@@ -91,7 +91,7 @@ describe('runAgentAttempt', () => {
       await waitFor(() => readFileSafe(pidFile) !== '');
       controller.abort(new Error('timed out after 0.2s'));
       const r = await pending;
-      expect(r).toMatchObject({ ok: false, aborted: true, signal: 'SIGKILL', error: 'timed out after 0.2s' });
+      expect(r).toMatchObject({ ok: false, aborted: true, exitCode: null, error: 'timed out after 0.2s' });
       expect(Date.now() - started).toBeLessThan(5000);
       expect(alive(Number(readFileSafe(pidFile)))).toBe(false);
     } finally {

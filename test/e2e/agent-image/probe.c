@@ -1,0 +1,95 @@
+/*
+ * The only program of the e2e agent image (test/e2e/agent-image/build.sh): a
+ * static binary, no shell, no libc in the image. It is an agent:
+ *   probe marker        prints /only-here.txt (a file only this image has)
+ *   probe hostile       tries what an agent must not be able to do and
+ *                       prints one line per try: "<what>: denied (<why>)" or
+ *                       "<what>: ALLOWED"; exits 0
+ *   probe kill-launcher agent 0 kills every process it can (the launcher
+ *                       among them) after 2 s; the others sleep 60 s
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void try_open(const char *what, const char *path, int flags) {
+  int fd = open(path, flags, 0644);
+  if (fd < 0) {
+    printf("%s: denied (%s)\n", what, strerror(errno));
+  } else {
+    printf("%s: ALLOWED\n", what);
+    close(fd);
+  }
+}
+
+static int marker(void) {
+  char buf[256];
+  int fd = open("/only-here.txt", O_RDONLY);
+  if (fd < 0) return 1;
+  ssize_t n = read(fd, buf, sizeof(buf));
+  close(fd);
+  if (n <= 0) return 1;
+  fwrite(buf, 1, (size_t)n, stdout);
+  return 0;
+}
+
+static int hostile(void) {
+  char path[512];
+  const char *swarm = getenv("SWARM_ID");
+  printf("uid: %s\n", getuid() == 65532 ? "the coordinator's" : "not the coordinator's");
+  try_open("read the pod's ServiceAccount token", "/var/run/secrets/kubernetes.io/serviceaccount/token", O_RDONLY);
+  try_open("read any projected token", "/var/run/secrets/tokens/token", O_RDONLY);
+  try_open("read the coordinator's tmpfs", "/dev/shm/cfn", O_RDONLY | O_DIRECTORY);
+  snprintf(path, sizeof(path), "/dev/shm/cfn/%s/status.json", swarm ? swarm : "x");
+  try_open("write status.json", path, O_WRONLY | O_CREAT | O_TRUNC);
+  snprintf(path, sizeof(path), "/dev/shm/cfn/%s/messages/root/new/forged.json", swarm ? swarm : "x");
+  try_open("write the bus", path, O_WRONLY | O_CREAT);
+  snprintf(path, sizeof(path), "/dev/shm/cfn/%s/responses/agent-1.json", swarm ? swarm : "x");
+  try_open("write another agent's response", path, O_WRONLY | O_CREAT);
+  try_open("write the results volume", "/results/forged.json", O_WRONLY | O_CREAT);
+  try_open("replace the launcher", "/cfn/bin/launcher", O_WRONLY | O_TRUNC);
+  /* Processes it can see: the coordinator is not among them, so it cannot be signalled. */
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  int coordinator = 0;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    char comm[64] = "";
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, comm, sizeof(comm) - 1);
+    close(fd);
+    if (n > 0) comm[n] = '\0';
+    if (strncmp(comm, "node", 4) == 0 || strncmp(comm, "bash", 4) == 0 || strncmp(comm, "cfn", 3) == 0) coordinator = 1;
+  }
+  if (d != NULL) closedir(d);
+  printf("see the coordinator's processes to signal them: %s\n", coordinator ? "ALLOWED" : "denied (not in this container)");
+  return 0;
+}
+
+static int kill_launcher(void) {
+  const char *i = getenv("AGENT_INDEX");
+  if (i == NULL || strcmp(i, "0") != 0) {
+    sleep(60);
+    return 0;
+  }
+  sleep(2);
+  kill(-1, SIGKILL);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc > 1 && strcmp(argv[1], "marker") == 0) return marker();
+  if (argc > 1 && strcmp(argv[1], "hostile") == 0) return hostile();
+  if (argc > 1 && strcmp(argv[1], "kill-launcher") == 0) return kill_launcher();
+  fputs("usage: probe marker|hostile|kill-launcher\n", stderr);
+  return 2;
+}

@@ -1,0 +1,120 @@
+// Agents are untrusted code, on a real node: they run in their own image (a
+// second image built here without a registry: one static binary and a marker
+// file, no shell) in the coordinator pod's agent container, as their own user,
+// without any API credential. What they try against the coordinator and the
+// cluster fails, and the Swarm's status stays exactly what happened; a
+// launcher killed mid-run is reported honestly.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { z } from 'zod';
+import { MODE, REPO, apply, freshNamespace, getSwarm, kubectl, kubectlJson, tempDir } from './kube.js';
+import { dropResultsNamespace, hostPathPod, resultsVolume } from './results-volume.js';
+
+jest.setTimeout(900_000);
+
+const AGENT_IMAGE = 'docker.io/library/swarm-e2e-agent:1';
+const MARKER = `only-in-the-probe-image-${process.pid}`;
+const NODE_SOCKET = path.join(process.env.SWARM_CLUSTER_STATE_DIR ?? path.join(REPO, '.local'), 'cluster-e2e/node/containerd.sock');
+
+const swarm = (name: string, command: string[], agents: number, claim: string, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name },
+  spec: {
+    objective: 'probe',
+    agents,
+    topology: 'flat',
+    coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 },
+    agent: { image: AGENT_IMAGE, imagePullPolicy: 'Never', command, timeoutSeconds: 120, retries: 0, concurrency: agents },
+    v2: { shmSizeLimit: '64Mi' },
+    results: { type: 'persistentVolumeClaim', claimName: claim },
+    ...extra,
+  },
+});
+
+interface Response { index: number; status: string; exitCode: number | null; output: string; error: string | null }
+
+async function responses(ns: string, claim: string, dir: string): Promise<Response[]> {
+  const text = await hostPathPod(ns, `read-${claim}`, dir, 'cat /d/responses.jsonl');
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Response)
+    .sort((a, b) => a.index - b.index);
+}
+
+async function finished(ns: string, name: string) {
+  await kubectl(['wait', '-n', ns, '--for=jsonpath={.status.phase}=Succeeded', `swarm/${name}`, '--timeout=1s'], { allowFail: true });
+  for (let i = 0; i < 300; i++) {
+    const s = await getSwarm(ns, name);
+    if (s.status?.phase === 'Succeeded' || s.status?.phase === 'Failed') return s;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`swarm ${name} did not finish`);
+}
+
+(MODE === 'local' ? describe : describe.skip)('untrusted agents in their own image, on a real node', () => {
+  let ns = '';
+  beforeAll(async () => {
+    const dir = tempDir('agent-image-');
+    const archive = path.join(dir, 'agent.oci.tar');
+    execFileSync('bash', [path.join(REPO, 'test/e2e/agent-image/build.sh'), archive, AGENT_IMAGE, MARKER], { stdio: 'inherit' });
+    execFileSync('ctr', ['--address', NODE_SOCKET, '-n', 'k8s.io', 'images', 'import', archive], { stdio: 'inherit' });
+    ns = await freshNamespace('untrusted');
+  });
+  afterAll(async () => {
+    if (ns) await dropResultsNamespace(ns);
+  });
+
+  it('agents print what only their image has; a program not in the image fails the agent with 127 and the reason, not the pod', async () => {
+    const markerDir = await resultsVolume(ns, 'r-marker');
+    const shellDir = await resultsVolume(ns, 'r-shell');
+    await apply(ns, swarm('marker', ['/probe', 'marker'], 3, 'r-marker'));
+    await apply(ns, swarm('no-shell', ['sh', '-c', 'echo hi'], 2, 'r-shell'));
+    const marker = await finished(ns, 'marker');
+    expect(marker.status).toMatchObject({ phase: 'Succeeded', activeVersion: 'v2', deliveryRate: 100, agents: { total: 3, completed: 3, failed: 0 } });
+    expect(marker.status?.fallback).toBeUndefined();
+    expect((await responses(ns, 'r-marker', markerDir)).map((r) => r.output)).toEqual([`${MARKER}\n`, `${MARKER}\n`, `${MARKER}\n`]);
+    // The pod: the agent container runs the agent image, the coordinator the operator image, no token but the coordinator's.
+    const pod = await kubectlJson(
+      z.object({ spec: z.object({ automountServiceAccountToken: z.boolean(), initContainers: z.array(z.object({ name: z.string(), image: z.string() })) }) }),
+      ['get', 'pod', '-n', ns, marker.status!.coordinatorPod!],
+    );
+    expect(pod.spec.automountServiceAccountToken).toBe(false);
+    expect(pod.spec.initContainers.map((c) => [c.name, c.image])).toContainEqual(['agent', AGENT_IMAGE]);
+    const noShell = await finished(ns, 'no-shell');
+    expect(noShell.status).toMatchObject({ phase: 'Failed', activeVersion: 'v2', deliveryRate: 0, agents: { total: 2, completed: 0, failed: 2 } });
+    expect(noShell.status?.fallback).toBeUndefined();
+    for (const r of await responses(ns, 'r-shell', shellDir)) expect(r).toMatchObject({ status: 'failed', exitCode: 127, error: 'launcher: sh: command not found' });
+  });
+
+  it('hostile agents: no credential, nothing of the coordinator to read, write or signal; the status is exactly what they did', async () => {
+    const dir = await resultsVolume(ns, 'r-hostile');
+    await apply(ns, swarm('hostile', ['/probe', 'hostile'], 4, 'r-hostile'));
+    const s = await finished(ns, 'hostile');
+    expect(s.status).toMatchObject({ phase: 'Succeeded', activeVersion: 'v2', deliveryRate: 100, completedAgents: '0-3', agents: { total: 4, completed: 4, failed: 0 } });
+    expect(s.status?.fallback).toBeUndefined();
+    const all = await responses(ns, 'r-hostile', dir);
+    expect(all).toHaveLength(4);
+    for (const r of all) {
+      expect(r.status).toBe('completed');
+      const lines = r.output.trim().split('\n');
+      expect(lines[0]).toBe('uid: not the coordinator\'s');
+      expect(lines.filter((l) => l.includes('ALLOWED'))).toEqual([]);
+      expect(lines.filter((l) => l.includes(': denied'))).toHaveLength(9);
+    }
+  });
+
+  it('an agent that kills the launcher mid-run fails only the agents it was running, reported as such; no fallback', async () => {
+    const dir = await resultsVolume(ns, 'r-kill');
+    await apply(ns, swarm('kill-launcher', ['/probe', 'kill-launcher'], 3, 'r-kill'));
+    const s = await finished(ns, 'kill-launcher');
+    expect(s.status).toMatchObject({ phase: 'Failed', activeVersion: 'v2', deliveryRate: 0, failedIndexes: '0-2', agents: { total: 3, completed: 0, failed: 3 } });
+    expect(s.status?.fallback).toBeUndefined();
+    for (const r of await responses(ns, 'r-kill', dir)) {
+      expect(r).toMatchObject({ status: 'failed', exitCode: null });
+      expect(r.error).toMatch(/^the launcher ended before agent-\d+'s final answer \(killed or crashed\): its exit code is unknown$/);
+    }
+  });
+});
