@@ -107,7 +107,7 @@ show_results() {
 
 all_built() {
   local b
-  for b in etcd helm "${CORE_K8S_BINS[@]}" "${NODE_K8S_BINS[@]}"; do
+  for b in etcd helm "${CORE_K8S_BINS[@]}" "${NODE_K8S_BINS[@]}" local-path-provisioner; do
     [[ -x "$(bin_path "$b")" ]] || return 1
   done
 }

@@ -13,10 +13,12 @@ Usage: $(basename "$0") [--all] [--print-dirs] [--help]
 Builds into \$SWARM_OPERATOR_CACHE (default ~/.cache/swarm-operator):
   default     etcd $ETCD_VERSION, ${CORE_K8S_BINS[*]} $K8S_VERSION, helm $HELM_VERSION
   --control-plane  only etcd and ${CORE_K8S_BINS[*]} (what cluster.sh up needs)
-  --all       also ${NODE_K8S_BINS[*]} (for a real node)
+  --all       also ${NODE_K8S_BINS[*]} and local-path-provisioner
+              $LOCAL_PATH_VERSION (for a real node)
   --print-dirs  print the bin directories and exit
 Only missing binaries are built. Build times are appended to
-$CLUSTER_CACHE/build-times.tsv. Environment: K8S_VERSION, ETCD_VERSION, HELM_VERSION.
+$CLUSTER_CACHE/build-times.tsv. Environment: K8S_VERSION, ETCD_VERSION, HELM_VERSION,
+LOCAL_PATH_VERSION.
 USAGE
 }
 
@@ -144,6 +146,23 @@ build_helm() {
   rm -rf "$tmp"
 }
 
+# rancher's local-path-provisioner (kind's default StorageClass): a plain
+# module with no replace lines, built like helm.
+build_local_path() {
+  local out
+  out=$(bin_path local-path-provisioner)
+  [[ -x "$out" ]] && return 0
+  local tmp="$LOCAL_PATH_BIN_DIR.tmp"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  timed_build local-path-provisioner "$LOCAL_PATH_VERSION" \
+    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
+      -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_VERSION" \
+      "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
+  mkdir -p "$LOCAL_PATH_BIN_DIR"
+  mv -f "$tmp/local-path-provisioner" "$out"
+  rm -rf "$tmp"
+}
+
 # True when every binary of the selection is already cached.
 all_cached() {
   local name
@@ -158,7 +177,7 @@ main() {
     case "$1" in
       --all) all=1 ;;
       --control-plane) helm=0 ;;
-      --print-dirs) printf '%s\n' "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$HELM_BIN_DIR"; return ;;
+      --print-dirs) printf '%s\n' "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$HELM_BIN_DIR" "$LOCAL_PATH_BIN_DIR"; return ;;
       -h|--help) usage; return ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -167,9 +186,10 @@ main() {
   [[ "$K8S_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "K8S_VERSION must look like v1.34.4, not: $K8S_VERSION"
   [[ "$ETCD_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "ETCD_VERSION must look like v3.6.16, not: $ETCD_VERSION"
   [[ "$HELM_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "HELM_VERSION must look like v3.19.5, not: $HELM_VERSION"
+  [[ "$LOCAL_PATH_VERSION" =~ ^v0\.0\.[0-9]+$ ]] || die "LOCAL_PATH_VERSION must look like v0.0.30, not: $LOCAL_PATH_VERSION"
   local wanted=("${CORE_K8S_BINS[@]}" etcd)
   (( helm )) && wanted+=(helm)
-  (( all )) && wanted+=("${NODE_K8S_BINS[@]}")
+  (( all )) && wanted+=("${NODE_K8S_BINS[@]}" local-path-provisioner)
   # Fast path without the lock: a running build of other binaries must not
   # delay a caller whose binaries are all there.
   if all_cached "${wanted[@]}"; then
@@ -188,6 +208,7 @@ main() {
   (( helm )) && build_helm
   if (( all )); then
     for name in "${NODE_K8S_BINS[@]}"; do build_k8s "$name"; done
+    build_local_path
   fi
   log "binaries ready in $(( SECONDS - start ))s: $K8S_BIN_DIR $ETCD_BIN_DIR $HELM_BIN_DIR"
 }

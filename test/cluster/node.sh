@@ -2,7 +2,8 @@
 # Real worker nodes for a local control plane of cluster.sh: containerd (its
 # own config, root, state and socket under the instance's state dir), kubelet
 # (cgroupfs, cgroup v1 allowed), bridge CNI from containernetworking-plugins,
-# kube-scheduler, and the locally built images imported into containerd.
+# kube-scheduler, the locally built images imported into containerd, and one
+# local-path-provisioner for the cluster (the default StorageClass).
 #
 # One node (the default) runs on the host network: pods reach the API server
 # through one DNAT rule (10.0.0.1:443 -> the loopback API port). With
@@ -13,6 +14,8 @@ set -euo pipefail
 
 # shellcheck source=test/cluster/cluster.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster.sh"
+# shellcheck source=test/cluster/local-path.sh
+source "$SCRIPT_DIR/local-path.sh"
 
 readonly NODE_COMPONENTS=(kubelet containerd)
 readonly SERVICE_IP=10.0.0.1
@@ -39,7 +42,9 @@ node_usage() {
 Usage: $(basename "$0") COMMAND [--name NAME] [--nodes N] [--image-dir DIR] [--node NODE] [--cut]
 
 Adds real nodes to a running cluster.sh instance: containerd + kubelet per
-node, one kube-scheduler, bridge CNI, the local images.
+node, one kube-scheduler, bridge CNI, the local images, and one
+local-path-provisioner with the default StorageClass $LOCAL_PATH_CLASS
+(volumes under the nodes' state dir, reachable from every node).
 
   up       start the node(s), import the images, start kube-scheduler, wait
            until every node is Ready (the control plane must be up)
@@ -648,6 +653,8 @@ node_up() {
     fi
     log "node $NODE_NAME Ready (kubelet $NODE_IP:$KUBELET_PORT, pods $POD_SUBNET on $BRIDGE${NETNS:+ in netns $NETNS})"
   done
+  # One for the cluster, like the scheduler: every node shares this host's file system.
+  local_path_up "$nd" "$(pause_ref_of "$APP_ARCHIVE")" "$dir/kubeconfig"
   log "$count node(s) Ready after $(( $(now_ms) - start )) ms"
 }
 
@@ -751,6 +758,8 @@ node_down() {
   [[ -d "$nd" ]] || return 0
   mapfile -t numbers < <(node_numbers)
   [[ "${numbers[0]}" == 0 ]] || count=${#numbers[@]}
+  # The provisioner first: it would start helper pods.
+  local_path_down "$nd"
   if (( count == 0 )); then
     # kubelet first (it would restart what we remove), then the scheduler.
     use_node 0
@@ -834,6 +843,11 @@ node_status() {
     printf '  %-24s running (pid %s)\n' kube-scheduler "$pid"
   else
     printf '  %-24s stopped\n' kube-scheduler; ok=3
+  fi
+  if pid=$(live_pid "$nd" local-path-provisioner); then
+    printf '  %-24s running (pid %s)\n' local-path-provisioner "$pid"
+  else
+    printf '  %-24s stopped\n' local-path-provisioner; ok=3
   fi
   for i in $(node_numbers); do
     use_node "$i"

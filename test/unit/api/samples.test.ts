@@ -52,3 +52,11 @@ describe('config/samples/llm', () => {
     expect(sw.spec.tasks?.length).toBeGreaterThan(0);
   });
 });
+
+describe('config/samples/swarm-results-retain.yaml', () => {
+  it('keeps its claim, and each task names a real file of the engine (the image ships them under /app)', () => {
+    const sw = swarm.parse(parse(readFileSync(join(DIR, 'swarm-results-retain.yaml'), 'utf8')));
+    expect(sw.spec.results).toMatchObject({ type: 'persistentVolumeClaim', retain: true });
+    for (const t of sw.spec.tasks ?? []) expect(existsSync(join(process.cwd(), t))).toBe(true);
+  });
+});

@@ -146,7 +146,11 @@ describe('SwarmRun: a new Swarm', () => {
     expect(statusAt).toBeGreaterThanOrEqual(0);
     expect(podAt).toBeGreaterThan(statusAt);
     expect(r.calls.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-v2-1']);
-    expect(r.events).toEqual(['Normal VersionSelected', 'Normal CoordinatorCreated']);
+    // Its results claim too, after the status write and before the pod that mounts it.
+    const claimAt = r.calls.indexOf('apply persistentvolumeclaims/s-results');
+    expect(claimAt).toBeGreaterThan(statusAt);
+    expect(podAt).toBeGreaterThan(claimAt);
+    expect(r.events).toEqual(['Normal VersionSelected', 'Normal ResultsClaimCreated', 'Normal CoordinatorCreated']);
   });
 
   it('a status write that fails creates nothing and counts nothing: the retry decides again', async () => {
@@ -154,7 +158,8 @@ describe('SwarmRun: a new Swarm', () => {
     const spec = { coordination: { version: 'auto' } };
     const failed = await reconcileOnce(swarmObject({ spec }), [], { statusWriteFails: new KubeApiError(409, 'Conflict', 'stale', 'PATCH', '/x'), versionPolicy: policy });
     expect(failed.error).toBeInstanceOf(KubeApiError);
-    expect(failed.calls).toEqual([]);
+    // Reads only (is its results claim there?): nothing written.
+    expect(failed.calls.filter((c) => !c.startsWith('get '))).toEqual([]);
     expect(failed.routed).toBe(0);
     const ok = await reconcileOnce(swarmObject({ spec }), [], { versionPolicy: policy });
     expect(ok.status).toMatchObject({ version: 'v2', versionReason: 'RolloutPolicy p routed', rollout: { policy: 'p' } });
