@@ -8,11 +8,14 @@
 : "${K8S_VERSION:=v1.34.4}"
 : "${ETCD_VERSION:=v3.6.16}"
 : "${HELM_VERSION:=v3.19.5}"
+# The S3-compatible server the results tests store into (Versity's gateway, posix backend).
+: "${VERSITYGW_VERSION:=v1.8.0}"
 
 CLUSTER_CACHE="${SWARM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/swarm-operator}"
 K8S_BIN_DIR="$CLUSTER_CACHE/k8s/$K8S_VERSION/bin"
 ETCD_BIN_DIR="$CLUSTER_CACHE/etcd/$ETCD_VERSION/bin"
 HELM_BIN_DIR="$CLUSTER_CACHE/helm/$HELM_VERSION/bin"
+VERSITYGW_BIN_DIR="$CLUSTER_CACHE/versitygw/$VERSITYGW_VERSION/bin"
 
 # Binaries the control plane needs (cluster:up) and the ones a later real-node
 # issue needs (built by `build.sh --all`).
@@ -27,6 +30,7 @@ bin_path() {
   case "$1" in
     etcd) printf '%s\n' "$ETCD_BIN_DIR/etcd" ;;
     helm) printf '%s\n' "$HELM_BIN_DIR/helm" ;;
+    versitygw) printf '%s\n' "$VERSITYGW_BIN_DIR/versitygw" ;;
     *) printf '%s\n' "$K8S_BIN_DIR/$1" ;;
   esac
 }

@@ -1,0 +1,66 @@
+// The S3 credentials of spec.results.s3.credentialsSecretRef, as the
+// coordinator reads them at start: the Secret is mounted as a volume into the
+// coordinator container only (coordinator-pod.ts), its two keys projected to
+// fixed file names. Never environment variables: every agent process would
+// inherit them.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { S3ResultsConfig } from './s3-location.js';
+
+/** Where the coordinator container has the Secret's two keys. */
+export const S3_CREDENTIALS_MOUNT_PATH = '/var/run/secrets/swarm.cfn.dev/s3-credentials';
+export const S3_CREDENTIALS_VOLUME = 's3-credentials';
+export const ACCESS_KEY_ID_FILE = 'access-key-id';
+export const SECRET_ACCESS_KEY_FILE = 'secret-access-key';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** The Secret is missing, lacks a key, or holds something that is not a key. */
+export class S3CredentialsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'S3CredentialsError';
+  }
+}
+
+type SecretRef = S3ResultsConfig['credentialsSecretRef'];
+
+/**
+ * One credential from a Secret key's bytes. A trailing newline (what
+ * `kubectl create secret --from-file` of an edited file keeps) is dropped;
+ * anything else that is not printable ASCII is refused, so a wrong key never
+ * reaches the store as a confusing signature mismatch.
+ */
+export function parseCredential(raw: string, secret: string, key: string): string {
+  const value = raw.replace(/\r?\n$/, '');
+  if (value.length === 0) throw new S3CredentialsError(`Secret "${secret}" key "${key}" is empty`);
+  if (value.length > 1024) throw new S3CredentialsError(`Secret "${secret}" key "${key}" holds ${value.length} characters: not an S3 credential`);
+  if (!/^[\x21-\x7e]+$/.test(value)) throw new S3CredentialsError(`Secret "${secret}" key "${key}" holds whitespace or non-ASCII characters: not an S3 credential`);
+  return value;
+}
+
+async function readKey(dir: string, file: string, ref: SecretRef, key: string): Promise<string> {
+  let raw: string;
+  try {
+    raw = await readFile(join(dir, file), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      // The volume is optional (a missing Secret must not hold the pod in ContainerCreating): absent file = no such Secret or key.
+      throw new S3CredentialsError(`S3 credentials: Secret "${ref.name}" does not exist in the Swarm's namespace or has no key "${key}" (spec.results.s3.credentialsSecretRef)`);
+    }
+    throw new S3CredentialsError(`S3 credentials: cannot read Secret "${ref.name}" key "${key}" at ${join(dir, file)}: ${(err as Error).message}`);
+  }
+  return parseCredential(raw, ref.name, key);
+}
+
+/** Reads the mounted Secret's access key id and secret access key. */
+export async function readS3Credentials(ref: SecretRef, dir: string = S3_CREDENTIALS_MOUNT_PATH): Promise<S3Credentials> {
+  const [accessKeyId, secretAccessKey] = await Promise.all([
+    readKey(dir, ACCESS_KEY_ID_FILE, ref, ref.accessKeyIdKey),
+    readKey(dir, SECRET_ACCESS_KEY_FILE, ref, ref.secretAccessKeyKey),
+  ]);
+  return { accessKeyId, secretAccessKey };
+}

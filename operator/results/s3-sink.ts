@@ -1,0 +1,45 @@
+// Stores each agent's record as one object in an S3-compatible bucket:
+// `<prefix><namespace>/<name>/<uid>/<index>.json`. An S3 PUT is atomic (the
+// object is the old one or the new one, never half of either) and durable
+// once answered, so a later record of an index replaces the earlier one and
+// exactly one survives.
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client, toS3StoreError, type S3ClientOptions } from './s3-client.js';
+import type { S3Credentials } from './s3-credentials.js';
+import { s3Location, s3ObjectKey, type S3ResultsConfig } from './s3-location.js';
+import type { ResultSink } from './result-sink.js';
+import type { ResultScope, StoredResult } from './stored-result.js';
+
+export interface S3SinkOptions {
+  config: S3ResultsConfig;
+  scope: ResultScope;
+  credentials: S3Credentials;
+  client?: S3ClientOptions;
+}
+
+export class S3Sink implements ResultSink {
+  readonly type = 's3' as const;
+  readonly location: string;
+  private readonly s3: S3Client;
+
+  constructor(private readonly o: S3SinkOptions) {
+    this.location = s3Location(o.config, o.scope);
+    this.s3 = createS3Client(o.config, o.credentials, o.client);
+  }
+
+  async put(record: StoredResult): Promise<{ bytes: number }> {
+    const key = s3ObjectKey(this.o.config.prefix, this.o.scope, record.index);
+    const body = Buffer.from(JSON.stringify(record), 'utf8');
+    try {
+      await this.s3.send(new PutObjectCommand({ Bucket: this.o.config.bucket, Key: key, Body: body, ContentType: 'application/json', ContentLength: body.length }));
+    } catch (err) {
+      throw toS3StoreError(err, this.o.config, `storing ${key}`);
+    }
+    return { bytes: body.length };
+  }
+
+  /** Releases the client's connections. */
+  close(): void {
+    this.s3.destroy();
+  }
+}
