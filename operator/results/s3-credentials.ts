@@ -64,3 +64,27 @@ export async function readS3Credentials(ref: SecretRef, dir: string = S3_CREDENT
   ]);
   return { accessKeyId, secretAccessKey };
 }
+
+/**
+ * The coordinator pod's volume and mount of the Secret: only its two keys,
+ * read-only, in the coordinator container alone. Optional, so a missing
+ * Secret or key is the coordinator's clear error (readS3Credentials), not a
+ * pod held in ContainerCreating.
+ */
+export function s3CredentialsVolume(ref: SecretRef) {
+  return {
+    volume: {
+      name: S3_CREDENTIALS_VOLUME,
+      secret: {
+        secretName: ref.name,
+        optional: true,
+        defaultMode: 0o400,
+        items: [
+          { key: ref.accessKeyIdKey, path: ACCESS_KEY_ID_FILE },
+          { key: ref.secretAccessKeyKey, path: SECRET_ACCESS_KEY_FILE },
+        ],
+      },
+    },
+    mount: { name: S3_CREDENTIALS_VOLUME, mountPath: S3_CREDENTIALS_MOUNT_PATH, readOnly: true },
+  };
+}

@@ -50,12 +50,18 @@ export class S3Source implements ResultSource {
       else todo.push({ key, index, size });
     }
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < todo.length) {
-        const item = todo[next++]!;
-        const r = await this.fetch(item.key, item.index);
-        if ('record' in r) results.push(r.record);
-        else unreadable.push({ key: item.key, reason: r.reason });
+      // After one failure the read is lost anyway: the other workers stop fetching.
+      for (let item = todo[next++]; item && !failed; item = todo[next++]) {
+        try {
+          const r = await this.fetch(item.key, item.index);
+          if ('record' in r) results.push(r.record);
+          else unreadable.push({ key: item.key, reason: r.reason });
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(this.o.concurrency ?? 16, todo.length)) }, worker));

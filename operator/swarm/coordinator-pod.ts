@@ -4,6 +4,7 @@ import { GROUP_VERSION } from '../api/common.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
+import { s3CredentialsVolume } from '../results/s3-credentials.js';
 
 export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
@@ -73,6 +74,12 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
   if (tasks) {
     volumes.push(tasks);
     mounts.push({ name: TASKS_VOLUME, mountPath: TASKS_MOUNT_PATH, readOnly: true });
+  }
+  if (spec.results.s3) {
+    // A volume, never env: an environment is inherited by every agent process.
+    const creds = s3CredentialsVolume(spec.results.s3.credentialsSecretRef);
+    volumes.push(creds.volume);
+    mounts.push(creds.mount);
   }
   if (version === 'v2') {
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: String(spec.v2.shmSizeLimit) } });
