@@ -5,6 +5,7 @@
 // inherit them.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { S3ResultsConfig } from './s3-location.js';
 
 /** Where the coordinator container has the Secret's two keys. */
@@ -87,4 +88,33 @@ export function s3CredentialsVolume(ref: SecretRef) {
     },
     mount: { name: S3_CREDENTIALS_VOLUME, mountPath: S3_CREDENTIALS_MOUNT_PATH, readOnly: true },
   };
+}
+
+const secretData = z.looseObject({ data: z.record(z.string(), z.string()).optional() });
+
+/**
+ * The credentials in a Secret object as the API returns it (base64 data), for
+ * `cfn results` reading with the user's own access to the Secret.
+ */
+export function s3CredentialsFromSecret(secret: unknown, ref: SecretRef): S3Credentials {
+  const parsed = secretData.safeParse(secret);
+  if (!parsed.success) throw new S3CredentialsError(`S3 credentials: "${ref.name}" is not a Secret`);
+  const value = (key: string) => {
+    const b64 = parsed.data.data?.[key];
+    if (b64 === undefined) throw new S3CredentialsError(`S3 credentials: Secret "${ref.name}" has no key "${key}" (spec.results.s3.credentialsSecretRef)`);
+    return parseCredential(Buffer.from(b64, 'base64').toString('utf8'), ref.name, key);
+  };
+  return { accessKeyId: value(ref.accessKeyIdKey), secretAccessKey: value(ref.secretAccessKeyKey) };
+}
+
+/**
+ * A reader's own credentials from the standard AWS variables, when both are
+ * set: the coordinator's Secret may hold a write-only key (docs/results.md).
+ */
+export function s3CredentialsFromEnv(env: Readonly<Record<string, string | undefined>>): S3Credentials | undefined {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId && !secretAccessKey) return undefined;
+  if (!accessKeyId || !secretAccessKey) throw new S3CredentialsError('S3 credentials: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (then the Swarm\'s Secret is read)');
+  return { accessKeyId: parseCredential(accessKeyId, 'environment', 'AWS_ACCESS_KEY_ID'), secretAccessKey: parseCredential(secretAccessKey, 'environment', 'AWS_SECRET_ACCESS_KEY') };
 }

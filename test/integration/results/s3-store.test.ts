@@ -13,7 +13,7 @@ import { S3Sink } from '../../../operator/results/s3-sink.js';
 import { S3Source } from '../../../operator/results/s3-source.js';
 import type { S3ResultsConfig } from '../../../operator/results/s3-location.js';
 import type { ResultScope, StoredResult } from '../../../operator/results/stored-result.js';
-import { startS3Server, type S3TestServer } from './s3-server.js';
+import { startS3Server, type S3TestServer } from '../../s3/s3-test-server.js';
 
 let server: S3TestServer;
 

@@ -9,6 +9,8 @@ import {
   readS3Credentials,
   S3_CREDENTIALS_MOUNT_PATH,
   S3CredentialsError,
+  s3CredentialsFromEnv,
+  s3CredentialsFromSecret,
   SECRET_ACCESS_KEY_FILE,
 } from '../../../operator/results/s3-credentials.js';
 import { CONTAINER_NAME, coordinatorPod } from '../../../operator/swarm/coordinator-pod.js';
@@ -84,5 +86,23 @@ describe('coordinatorPod with results in S3', () => {
       const pod = coordinatorPod(swarmOf(spec(results)), 'v2', { image: 'img', attempt: 1 });
       expect(pod.spec.volumes.map((v) => (v as { name: string }).name)).not.toContain('s3-credentials');
     }
+  });
+});
+
+describe('credentials for a reader (cfn results)', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+  it('from the Secret object the API returns', () => {
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's3-creds' }, data: { AWS_ACCESS_KEY_ID: b64('AKID'), AWS_SECRET_ACCESS_KEY: b64('sk\n'), other: b64('x') } };
+    expect(s3CredentialsFromSecret(secret, ref)).toEqual({ accessKeyId: 'AKID', secretAccessKey: 'sk' });
+    expect(() => s3CredentialsFromSecret({ data: { AWS_ACCESS_KEY_ID: b64('AKID') } }, ref)).toThrow('S3 credentials: Secret "s3-creds" has no key "AWS_SECRET_ACCESS_KEY" (spec.results.s3.credentialsSecretRef)');
+    expect(() => s3CredentialsFromSecret({ metadata: {} }, ref)).toThrow('has no key "AWS_ACCESS_KEY_ID"');
+    expect(() => s3CredentialsFromSecret('nope', ref)).toThrow('"s3-creds" is not a Secret');
+  });
+
+  it('from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, both or neither', () => {
+    expect(s3CredentialsFromEnv({})).toBeUndefined();
+    expect(s3CredentialsFromEnv({ AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'sk' })).toEqual({ accessKeyId: 'AKID', secretAccessKey: 'sk' });
+    expect(() => s3CredentialsFromEnv({ AWS_ACCESS_KEY_ID: 'AKID' })).toThrow('set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither');
   });
 });

@@ -1,14 +1,14 @@
-// A real S3-compatible server for a test file: test/s3/s3-server.sh starts
-// Versity's gateway (built once, cached) over a fresh posix directory with its
-// own keys and buckets; stop() ends it and removes the directory.
+// A real S3-compatible server for a test file (integration and e2e):
+// s3-server.sh starts Versity's gateway (built once, cached) over a fresh
+// posix directory with its own keys and buckets; stop() ends it and removes
+// the directory.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { REPO } from '../operator/harness.js';
 
-const SCRIPT = join(REPO, 'test/s3/s3-server.sh');
+const SCRIPT = join(import.meta.dirname, 's3-server.sh');
 
 const serverInfo = z.object({
   endpoint: z.string(),
