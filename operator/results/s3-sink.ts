@@ -5,7 +5,7 @@
 // exactly one survives.
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client, toS3StoreError, type S3ClientOptions } from './s3-client.js';
-import type { S3Credentials } from './s3-credentials.js';
+import { readS3Credentials, type S3Credentials } from './s3-credentials.js';
 import { s3Location, s3ObjectKey, type S3ResultsConfig } from './s3-location.js';
 import type { ResultSink } from './result-sink.js';
 import type { ResultScope, StoredResult } from './stored-result.js';
@@ -42,4 +42,10 @@ export class S3Sink implements ResultSink {
   close(): void {
     this.s3.destroy();
   }
+}
+
+/** The coordinator's sink: credentials read from the mounted Secret (s3-credentials.ts). */
+export async function openS3Sink(config: S3ResultsConfig, scope: ResultScope, credentialsDir?: string): Promise<S3Sink> {
+  const credentials = await readS3Credentials(config.credentialsSecretRef, credentialsDir);
+  return new S3Sink({ config, scope, credentials });
 }

@@ -4,12 +4,14 @@
 // objects counted, the prefix honoured, and clear typed errors (unreachable
 // endpoint, wrong credentials, missing bucket) with nothing partial.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client, S3StoreError } from '../../../operator/results/s3-client.js';
-import { S3Sink } from '../../../operator/results/s3-sink.js';
+import { openS3Sink, S3Sink } from '../../../operator/results/s3-sink.js';
+import { ACCESS_KEY_ID_FILE, SECRET_ACCESS_KEY_FILE } from '../../../operator/results/s3-credentials.js';
 import { S3Source } from '../../../operator/results/s3-source.js';
 import type { S3ResultsConfig } from '../../../operator/results/s3-location.js';
 import type { ResultScope, StoredResult } from '../../../operator/results/stored-result.js';
@@ -116,6 +118,21 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
     source.close();
     expect(unreadable).toEqual([]);
     expect(results).toEqual([records[1], records[2], records[0]]);
+  });
+
+  it('openS3Sink: the coordinator sink with the credentials of the mounted Secret files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 's3-creds-'));
+    try {
+      writeFileSync(join(dir, ACCESS_KEY_ID_FILE), `${server.accessKeyId}\n`);
+      writeFileSync(join(dir, SECRET_ACCESS_KEY_FILE), server.secretAccessKey);
+      const s = scope();
+      const sink = await openS3Sink(config(), s, dir);
+      await sink.put(record(3));
+      sink.close();
+      expect(await keysUnder(`team-a/lint/${s.uid}/`)).toEqual([`team-a/lint/${s.uid}/3.json`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a later put of an index replaces the earlier one: exactly one object survives, the last', async () => {
