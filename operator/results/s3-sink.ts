@@ -6,9 +6,10 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client, toS3StoreError, type S3ClientOptions } from './s3-client.js';
 import { readS3Credentials, type S3Credentials } from './s3-credentials.js';
-import { s3Location, s3ObjectKey, type S3ResultsConfig } from './s3-location.js';
+import { listObjects } from './s3-list.js';
+import { s3Location, s3ObjectKey, s3RunPrefix, type S3ResultsConfig } from './s3-location.js';
 import type { ResultSink } from './result-sink.js';
-import type { ResultScope, StoredResult } from './stored-result.js';
+import { indexOfKey, type ResultScope, type StoredResult } from './stored-result.js';
 
 export interface S3SinkOptions {
   config: S3ResultsConfig;
@@ -36,6 +37,21 @@ export class S3Sink implements ResultSink {
       throw toS3StoreError(err, this.o.config, `storing ${key}`);
     }
     return { bytes: body.length };
+  }
+
+  /**
+   * The records an earlier coordinator of the run stored (index and size, by
+   * key name; a reader parses them). Needs s3:ListBucket: with a write-only
+   * key it fails, and the coordinator counts from the previous status.
+   */
+  async inventory(): Promise<Array<{ index: number; bytes: number }>> {
+    const prefix = s3RunPrefix(this.o.config.prefix, this.o.scope);
+    const out: Array<{ index: number; bytes: number }> = [];
+    for (const { key, size } of await listObjects(this.s3, this.o.config, prefix)) {
+      const index = indexOfKey(key.slice(prefix.length));
+      if (index !== undefined) out.push({ index, bytes: size });
+    }
+    return out.sort((a, b) => a.index - b.index);
   }
 
   /** Releases the client's connections. */

@@ -3,9 +3,10 @@
 // page by page), each object fetched with bounded concurrency and parsed with
 // storedResult. An object that is not a record is counted, never returned; a
 // store that cannot be read fails the whole read (no partial answer).
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client, toS3StoreError, type S3ClientOptions } from './s3-client.js';
 import type { S3Credentials } from './s3-credentials.js';
+import { listObjects } from './s3-list.js';
 import { s3RunPrefix, type S3ResultsConfig } from './s3-location.js';
 import type { ResultSource, UnreadableRecord } from './result-sink.js';
 import { indexOfKey, storedResult, type ResultScope, type StoredResult } from './stored-result.js';
@@ -24,11 +25,6 @@ export interface S3SourceOptions {
   pageSize?: number;
 }
 
-interface Listed {
-  key: string;
-  size: number;
-}
-
 export class S3Source implements ResultSource {
   private readonly s3: S3Client;
   private readonly runPrefix: string;
@@ -39,7 +35,7 @@ export class S3Source implements ResultSource {
   }
 
   async read(): Promise<{ results: StoredResult[]; unreadable: UnreadableRecord[] }> {
-    const listed = await this.list();
+    const listed = await listObjects(this.s3, this.o.config, this.runPrefix, this.o.pageSize);
     const results: StoredResult[] = [];
     const unreadable: UnreadableRecord[] = [];
     const todo: { key: string; index: number; size: number }[] = [];
@@ -73,31 +69,6 @@ export class S3Source implements ResultSource {
   /** Releases the client's connections. */
   close(): void {
     this.s3.destroy();
-  }
-
-  /** Every object under the run's prefix, following continuation tokens. */
-  private async list(): Promise<Listed[]> {
-    const out: Listed[] = [];
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.s3.send(
-          new ListObjectsV2Command({
-            Bucket: this.o.config.bucket,
-            Prefix: this.runPrefix,
-            ...(token ? { ContinuationToken: token } : {}),
-            ...(this.o.pageSize ? { MaxKeys: this.o.pageSize } : {}),
-          }),
-        );
-      } catch (err) {
-        throw toS3StoreError(err, this.o.config, `listing ${this.runPrefix}`);
-      }
-      for (const c of page.Contents ?? []) if (c.Key) out.push({ key: c.Key, size: c.Size ?? 0 });
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      if (page.IsTruncated && !token) throw toS3StoreError(new Error('a truncated listing without a continuation token'), this.o.config, `listing ${this.runPrefix}`);
-    } while (token);
-    return out;
   }
 
   private async fetch(key: string, index: number): Promise<{ record: StoredResult } | { reason: string }> {

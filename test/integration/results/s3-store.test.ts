@@ -118,6 +118,13 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
     source.close();
     expect(unreadable).toEqual([]);
     expect(results).toEqual([records[1], records[2], records[0]]);
+
+    // A replacement coordinator's inventory: what is stored, with the sizes the puts reported.
+    const next = new S3Sink({ config: config({ prefix: 'swarms/' }), scope: s, credentials: creds() });
+    const inventory = await next.inventory();
+    next.close();
+    expect(inventory.map((i) => i.index)).toEqual([0, 1, 2]);
+    expect(inventory.reduce((n, i) => n + i.bytes, 0)).toBe(bytes);
   });
 
   it('openS3Sink: the coordinator sink with the credentials of the mounted Secret files', async () => {
