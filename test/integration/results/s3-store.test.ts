@@ -13,6 +13,9 @@ import { createS3Client, S3StoreError } from '../../../operator/results/s3-clien
 import { openS3Sink, S3Sink } from '../../../operator/results/s3-sink.js';
 import { ACCESS_KEY_ID_FILE, SECRET_ACCESS_KEY_FILE } from '../../../operator/results/s3-credentials.js';
 import { S3Source } from '../../../operator/results/s3-source.js';
+import { s3ResultsSource } from '../../../operator/results/s3-results-source.js';
+import { resourcePath } from '../../../operator/k8s/client.js';
+import { client } from '../operator/harness.js';
 import type { S3ResultsConfig } from '../../../operator/results/s3-location.js';
 import type { ResultScope, StoredResult } from '../../../operator/results/stored-result.js';
 import { startS3Server, type S3TestServer } from '../../s3/s3-test-server.js';
@@ -299,5 +302,36 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
     const source = new S3Source({ config: config({ bucket: 'no-such-bucket' }), scope: s, credentials: creds() });
     await expect(source.read()).rejects.toThrow(`S3 bucket "no-such-bucket" does not exist at ${server.endpoint}`);
     source.close();
+  });
+
+  it('s3ResultsSource (cfn results): the Secret read through the real API server, or the reader keys in env', async () => {
+    const s = scope();
+    const sink = new S3Sink({ config: config({ prefix: 'cli/' }), scope: s, credentials: creds() });
+    await sink.put(record(0));
+    await sink.put(record(1));
+    sink.close();
+    const kube = client();
+    const ns = `s3-${process.pid}-${runs}`;
+    await kube.create(resourcePath({ group: '', version: 'v1', plural: 'namespaces' }), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    try {
+      await kube.create(resourcePath({ group: '', version: 'v1', plural: 'secrets', namespace: ns }), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 's3-creds' },
+        stringData: { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: `${server.secretAccessKey}\n` },
+      });
+      const readSecret = (name: string) => kube.get(resourcePath({ group: '', version: 'v1', plural: 'secrets', namespace: ns, name }));
+      const fromSecret = s3ResultsSource({ config: config({ prefix: 'cli/' }), scope: s, env: {}, readSecret });
+      expect(fromSecret.where).toBe(`s3://results/cli/team-a/lint/${s.uid}/`);
+      expect((await fromSecret.read()).results).toEqual([record(0), record(1)]);
+      // Keys in env win (the Secret is not read): wrong ones are refused by the server, naming it.
+      const fromEnv = s3ResultsSource({ config: config({ prefix: 'cli/' }), scope: s, env: { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong' }, readSecret });
+      await expect(fromEnv.read()).rejects.toThrow(`S3 credentials refused by ${server.endpoint} for bucket "results"`);
+      const noSecret = s3ResultsSource({ config: config({ prefix: 'cli/', credentialsSecretRef: { ...secretRef, name: 'missing' } }), scope: s, env: {}, readSecret });
+      await expect(noSecret.read()).rejects.toThrow(/not found/i);
+    } finally {
+      await kube.delete(resourcePath({ group: '', version: 'v1', plural: 'namespaces', name: ns }));
+      await kube.close();
+    }
   });
 });
