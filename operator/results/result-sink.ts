@@ -15,6 +15,13 @@ export interface ResultSink {
    * (a full volume, an unreachable store) with nothing half-written visible.
    */
   put(record: StoredResult): Promise<{ bytes: number }>;
+  /**
+   * The records already stored in the scope (an earlier coordinator's of the
+   * same run), with their size: a replacement coordinator counts them in
+   * status.results. Optional: without it the count starts from the previous
+   * status.results.
+   */
+  inventory?(): Promise<Array<{ index: number; bytes: number }>>;
 }
 
 /** A record that did not parse, counted and reported, never returned as a result. */

@@ -4,8 +4,10 @@
 // publish progress to the Swarm's status.
 // A V2 preflight failure exits with EXIT_PREFLIGHT_FAILED and the reason in the
 // termination message: the operator's cue to fall back to V1.
+// Every final response goes to the results sink as it arrives; an agent counts
+// as done in status only once its record is durable, so a coordinator lost at
+// any moment leaves each index either stored or run again, never lost.
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
 import { TaskListError, taskEnvOf } from '../tasks/task-list.js';
 import type { Task } from '../tasks/task-list.js';
@@ -15,7 +17,10 @@ import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
 import { resourcePath } from '../k8s/client.js';
 import { isRetryable } from '../k8s/errors.js';
-import { atomicWrite } from '../util/atomic-write.js';
+import { ResultWriter, notStoredMessage } from '../results/result-writer.js';
+import { createSink } from '../results/sink-factory.js';
+import type { ResultSink } from '../results/result-sink.js';
+import type { StoredResult } from '../results/stored-result.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
 import { resolveTopology } from './version-decision.js';
@@ -32,8 +37,10 @@ export interface CoordinateOptions {
   /** This pod's name ($POD_NAME), published with progress as status.progressPod. */
   podName?: string;
   shmPath?: string;
-  /** Where responses.jsonl goes (the results volume). */
+  /** The results volume's mount (a directory sink's root; default /results). */
   resultsDir?: string;
+  /** How long the run's end waits for records still being stored (default RESULTS_DRAIN_MS). */
+  resultsDrainMs?: number;
   memoryPath?: string;
   terminationLog?: string;
   bashDir?: string;
@@ -64,11 +71,45 @@ async function readOwnSwarm(client: KubeClient, path: string, deadlineMs = 15_00
   }
 }
 
+/** The run's end waits this long for a slow or failing sink, then ends failed naming what was not stored. */
+export const RESULTS_DRAIN_MS = 60_000;
+/** A stop waits less: the pod's 30 s grace period also covers the last status write. */
+export const STOP_DRAIN_MS = 15_000;
+
+export const toStoredResult = (r: AgentResponse, version: CoordinationVersion, pod: string | undefined): StoredResult => ({
+  agentId: r.agentId,
+  index: r.index,
+  status: r.status,
+  exitCode: r.exitCode,
+  attempts: r.attempts,
+  durationMs: r.durationMs,
+  output: r.output,
+  outputBytes: r.outputBytes,
+  outputTruncated: r.outputTruncated,
+  error: r.error,
+  version,
+  ...(pod ? { pod } : {}),
+  storedAt: new Date().toISOString(),
+});
+
+/** The sink's records already stored by an earlier coordinator of the run (counted in status.results). */
+async function inventoryOf(sink: ResultSink, log: Logger): Promise<Array<{ index: number; bytes: number }> | undefined> {
+  if (!sink.inventory) return undefined;
+  try {
+    return await sink.inventory();
+  } catch (err) {
+    log.warn({ err: String(err) }, 'cannot list the results stored so far; status.results counts from the previous status');
+    return undefined;
+  }
+}
+
 export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
   const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
   const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });
+  // Set once the sink exists; until then status.results is not published.
+  const results: { writer?: ResultWriter; base: { stored: number; bytes: number } } = { base: { stored: 0, bytes: 0 } };
   const publisher = new StatusPublisher({
     client: o.client,
     namespace: o.namespace,
@@ -78,7 +119,37 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     ...(swarm.status ? { previous: swarm.status } : {}),
     intervalMs: o.publishIntervalMs ?? 1000,
     onError: (err) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'),
+    results: () => {
+      if (!results.writer) return undefined;
+      const st = results.writer.stats();
+      return {
+        type: spec.results.type,
+        location: results.writer.location,
+        stored: results.base.stored + st.stored,
+        bytes: results.base.bytes + st.bytes,
+        pending: st.pending,
+        ...(st.lastError !== undefined ? { lastError: st.lastError } : {}),
+      };
+    },
   });
+
+  // A sink that cannot exist (a bad spec.results) is the user's to fix, like bad tasks: failed, never a fallback.
+  let sink: ResultSink;
+  try {
+    sink = createSink(spec.results, { namespace: o.namespace, name: o.name, uid: swarmRunId(swarm) }, { ...(o.resultsDir ? { resultsDir: o.resultsDir } : {}), ...(o.podName ? { pod: o.podName } : {}) });
+  } catch (err) {
+    const reason = `results: ${err instanceof Error ? err.message : String(err)}`;
+    log.error({ reason }, 'no results sink');
+    await publisher.flush({ status: 'failed', message: reason });
+    publisher.stop();
+    return 0;
+  }
+  const known = await inventoryOf(sink, log);
+  // Without an inventory the earlier coordinators' count carries over (an index they stored and this one stores again counts twice).
+  if (!known && swarm.status?.results) results.base = { stored: swarm.status.results.stored, bytes: swarm.status.results.bytes };
+  // An agent is done in status once its record is durable: a replacement reruns whatever was not.
+  const resultsWriter = new ResultWriter(sink, { ...(known ? { known } : {}), onStored: (r) => publisher.onResponse(r), onChange: () => publisher.touch() });
+  results.writer = resultsWriter;
 
   // Bad tasks are the user's error, not the engine's: the run ends failed with
   // the problem in status.result (the operator's Failed condition), never a fallback.
@@ -110,11 +181,13 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   // counts this pod as alive however slow its readiness probe is on a busy node.
   await publisher.flush().catch((err: unknown) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'));
 
-  const onResponse = (r: AgentResponse) => publisher.onResponse(r);
-  const onV1Response = (e: { response: AgentResponse }) => publisher.onResponse(e.response);
+  // Both versions emit 'response' once per final response.
+  const put = new Set<number>();
+  const onResponse = (r: AgentResponse) => {
+    put.add(r.index);
+    resultsWriter.put(toStoredResult(r, o.version, o.podName));
+  };
   coordinator.on('response', onResponse);
-  coordinator.on('agent:completed', onV1Response);
-  coordinator.on('agent:failed', onV1Response);
   void o.stopSignal?.then(() => coordinator.stop().catch(() => undefined));
 
   const taskEnv = tasks ? taskEnvOf(tasks) : undefined;
@@ -138,16 +211,27 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   log.info({ agents: objective.agents, tasks: tasks?.length ?? 0, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
   try {
     const result = await coordinator.executeObjective(objective);
-    for (const r of result.responses) publisher.onResponse(r);
+    for (const r of result.responses) if (!put.has(r.index)) onResponse(r);
     // Stopped mid-run: the agents it cut short run again under the next coordinator.
     if (result.interruptedIndexes?.length) publisher.onInterrupted(result.interruptedIndexes);
-    if (o.resultsDir) {
-      await atomicWrite(join(o.resultsDir, 'responses.jsonl'), result.responses.map((r) => JSON.stringify(r)).join('\n') + (result.responses.length ? '\n' : ''));
-    }
     const state = result.status.status;
-    const final = state === 'completed' || state === 'failed' || state === 'timeout' || state === 'stopped' ? state : 'failed';
-    await publisher.flush({ status: final, message: deliveryFigures(result.status.agents) });
-    log.info({ status: final, deliveryRate: result.status.deliveryRate }, 'objective finished');
+    let final = state === 'completed' || state === 'failed' || state === 'timeout' || state === 'stopped' ? state : 'failed';
+    let message = deliveryFigures(result.status.agents);
+    if (!(await resultsWriter.drain(final === 'stopped' ? STOP_DRAIN_MS : (o.resultsDrainMs ?? RESULTS_DRAIN_MS)))) {
+      const unstored = resultsWriter.pendingIndexes();
+      const { lastError } = resultsWriter.stats();
+      log.error({ unstored: unstored.length, lastError }, 'results could not be stored in time');
+      if (final === 'stopped') {
+        // Not done in status: the next coordinator runs them again.
+        publisher.onInterrupted(unstored);
+      } else {
+        // What was stored stays stored; the run ends failed naming the rest (they are not counted as done).
+        final = 'failed';
+        message = notStoredMessage(unstored.length, lastError);
+      }
+    }
+    await publisher.flush({ status: final, message });
+    log.info({ status: final, deliveryRate: result.status.deliveryRate, results: resultsWriter.stats() }, 'objective finished');
     if (final !== 'stopped') return 0;
     // The pod's termination message, and so the reason the operator reports.
     const { completed, failed, total } = result.status.agents;
@@ -156,13 +240,13 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     return 143;
   } catch (err) {
     // Progress so far stays published: a replacement resumes from it.
+    await resultsWriter.drain(STOP_DRAIN_MS);
     await publisher.flush().catch(() => undefined);
     throw err;
   } finally {
     publisher.stop();
+    resultsWriter.close();
     coordinator.off('response', onResponse);
-    coordinator.off('agent:completed', onV1Response);
-    coordinator.off('agent:failed', onV1Response);
     await coordinator.stop();
   }
 }

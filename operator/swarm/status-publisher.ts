@@ -25,6 +25,8 @@ export interface PublisherOptions {
   previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents'>;
   intervalMs?: number;
   onError?: (err: unknown) => void;
+  /** Where the results are stored and how many (status.results), read at each write. */
+  results?: () => SwarmStatusT['results'];
 }
 
 /**
@@ -98,6 +100,11 @@ export class StatusPublisher {
     this.schedule();
   }
 
+  /** Something published changed besides responses (status.results): write with the next interval. */
+  touch(): void {
+    this.schedule();
+  }
+
   /** Writes now (and waits), with the run's final result when given. */
   async flush(result?: NonNullable<SwarmStatusT['result']>): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
@@ -125,6 +132,7 @@ export class StatusPublisher {
 
   private body(result?: NonNullable<SwarmStatusT['result']>): SwarmStatusT {
     const total = this.opts.total;
+    const results = this.opts.results?.();
     return {
       agents: { total, completed: this.completed, failed: this.failed },
       deliveryRate: deliveryRate(this.completed, total),
@@ -134,6 +142,7 @@ export class StatusPublisher {
       ...(this.failedAgents.length ? { failedAgents: this.failedAgents } : {}),
       ...(this.interrupted.size ? { interruptedAgents: compressRanges(this.interrupted), rerunAgents: this.interrupted.size } : {}),
       ...(result ? { result } : {}),
+      ...(results ? { results } : {}),
       ...(this.opts.pod ? { progressPod: this.opts.pod } : {}),
     };
   }

@@ -10,6 +10,7 @@ import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
 import { INVALID_TASKS_PREFIX } from './swarm-tasks.js';
+import { isNotStoredMessage } from '../results/result-writer.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRetryable, KubeApiError, PermanentError } from '../k8s/errors.js';
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
@@ -259,6 +260,7 @@ class SwarmRun {
   async reconcile(): Promise<ReconcileResult | void> {
     const before = JSON.stringify(this.status);
     const result = await this.step();
+    this.resultsStored();
     this.status.observedGeneration = this.swarm.metadata.generation;
     this.status.lastError = undefined;
     this.setCondition('Reconciled', 'True', 'Reconciled', 'the operator acted on the latest spec');
@@ -617,13 +619,26 @@ class SwarmRun {
         this.fail('DeliveryBelowSuccessPolicy', `${figures} < ${min}% (spec.successPolicy.minDeliveryRate)`);
       }
     } else {
-      const reason = result.status === 'timeout' ? 'DeadlineExceeded' : result.message?.startsWith(INVALID_TASKS_PREFIX) ? 'InvalidTasks' : 'RunFailed';
+      const reason =
+        result.status === 'timeout' ? 'DeadlineExceeded' : result.message?.startsWith(INVALID_TASKS_PREFIX) ? 'InvalidTasks' : isNotStoredMessage(result.message) ? 'ResultsNotStored' : 'RunFailed';
       this.fail(reason, result.message ?? `coordinator ended with ${result.status}`);
     }
     const seconds = (this.swarm.status?.coordinationTimeMs ?? 0) / 1000;
     const version = s.activeVersion ?? 'v1';
     this.counted.push(() => this.deps.metrics?.swarmCoordinationSeconds.observe({ version }, seconds));
     return this.finished();
+  }
+
+  /**
+   * ResultsStored, from the coordinator's status.results: False with the
+   * sink's error while storing fails (a full volume, an unreachable store).
+   * No counts in the message: progress would then cost a status write per update.
+   */
+  private resultsStored(): void {
+    const r = this.swarm.status?.results;
+    if (!r) return;
+    if (r.lastError !== undefined) this.setCondition('ResultsStored', 'False', 'StoreFailing', `storing results at ${r.location} fails: ${r.lastError}`);
+    else this.setCondition('ResultsStored', 'True', 'Stored', `results are stored at ${r.location}`);
   }
 
   private fail(reason: string, message: string): void {

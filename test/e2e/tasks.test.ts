@@ -1,7 +1,7 @@
 // Tasks in, on a real node: a Swarm's per-agent tasks (a ConfigMap key mounted
 // into the V2 coordinator pod; an inline list on V1) reach each agent in real
-// coordinator pods, each task exactly once, read back from the responses the
-// coordinator wrote to its results volume.
+// coordinator pods, each task exactly once, read back from the records the
+// coordinator stored on its results volume.
 import { describe, expect, it, jest } from '@jest/globals';
 import { SAMPLES, apply, dropNamespace, freshNamespace, getSwarm, kubectl } from './kube.js';
 import { dropResultsNamespace, hostPathPod, resultsVolume } from './results-volume.js';
@@ -19,7 +19,8 @@ const swarm = (name: string, spec: Record<string, unknown>) => ({
 });
 
 async function outputs(ns: string, claim: string, dir: string): Promise<string[]> {
-  const text = await hostPathPod(ns, `read-${claim}`, dir, 'cat /d/responses.jsonl');
+  // One record per agent index at <namespace>/<name>/<uid>/<index>.json, one line each.
+  const text = await hostPathPod(ns, `read-${claim}`, dir, 'cat /d/*/*/*/[0-9]*.json');
   return text
     .trim()
     .split('\n')

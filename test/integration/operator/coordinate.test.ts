@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 import type { ChildProcess } from 'node:child_process';
@@ -56,6 +57,14 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
   return { code: null, child, done };
 }
 
+/** The records a swarm's coordinator stored on its results volume (CFN_RESULTS_DIR is `work`), by index. */
+async function storedResults(name: string) {
+  const sw = await getSwarm(c, ns, name);
+  const { results, unreadable } = await new DirectorySource(work, { namespace: ns, name, uid: sw.metadata.uid }).read();
+  expect(unreadable).toEqual([]);
+  return results;
+}
+
 const podOf = async (name: string, attempt: number) =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
@@ -66,15 +75,18 @@ describe('cfn coordinate, run as the pod would run it', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     const run = await runPodCommand(pod);
     expect(await run.done).toBe(0);
-    const responses = readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n');
-    expect(responses).toHaveLength(200);
-    expect(JSON.parse(responses[0]!)).toMatchObject({ status: 'completed', output: 'Fix every lint error in src/' });
+    const responses = await storedResults('real-v2');
+    expect(responses.map((r) => r.index)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(responses[0]).toMatchObject({ status: 'completed', output: 'Fix every lint error in src/', version: 'v2', pod: pod.metadata.name });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('Succeeded', async () => {
       const s = await getSwarm(c, ns, 'real-v2');
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
     expect(sw.status).toMatchObject({ agents: { total: 200, completed: 200, failed: 0 }, deliveryRate: 100, completedAgents: '0-199', version: 'v2' });
+    const uid = sw.metadata.uid;
+    expect((sw.status as { results?: unknown }).results).toEqual({ type: 'persistentVolumeClaim', location: `pvc://real-v2-results/${ns}/real-v2/${uid}/`, stored: 200, bytes: expect.any(Number), pending: 0 });
+    expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored' });
     expect((sw.status as { coordinationTimeMs?: number }).coordinationTimeMs).toBeGreaterThan(0);
   });
 
@@ -84,7 +96,7 @@ describe('cfn coordinate, run as the pod would run it', () => {
     const pod = await waitFor('pod', () => podOf('tenth', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);
-    const responses = readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; status: string; exitCode: number; attempts: number });
+    const responses = await storedResults('tenth');
     // The spec's noRetryExitCodes reached the engine: one attempt each, though 2 retries were allowed.
     expect(responses.filter((r) => r.status === 'failed').map((r) => [r.index, r.exitCode, r.attempts])).toEqual([0, 10, 20, 30, 40].map((i) => [i, 7, 1]));
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
@@ -247,8 +259,7 @@ describe('cfn coordinate with per-agent tasks', () => {
     return { CFN_TASKS_DIR: dir };
   }
   const agent = ['sh', '-c', 'printf "%s|%s|%s|" "$AGENT_INDEX" "${FILE-none}" "$CFN_OBJECTIVE"; cat'];
-  const outputs = () =>
-    readFileSync(join(work, 'responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string }).sort((a, b) => a.index - b.index).map((r) => r.output);
+  const outputs = async (name: string) => (await storedResults(name)).map((r) => r.output);
 
   it.each(['v2', 'v1'] as const)('%s: tasks from a ConfigMap key (JSON lines with env) reach agent i alone; no task in the pod env', async (version) => {
     const name = `cm-${version}`;
@@ -259,7 +270,7 @@ describe('cfn coordinate with per-agent tasks', () => {
     expect(JSON.stringify(pod.spec.containers[0]!.env)).not.toContain('fix b.sh');
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod, await mountTasks(pod))).done).toBe(0);
-    expect(outputs()).toEqual(['0|a.sh|OBJ|fix a.sh\n$(touch pwned) `x`', '1|none|OBJ|fix b.sh', '2|none|OBJ|fix "c".sh; rm -rf /']);
+    expect(await outputs(name)).toEqual(['0|a.sh|OBJ|fix a.sh\n$(touch pwned) `x`', '1|none|OBJ|fix b.sh', '2|none|OBJ|fix "c".sh; rm -rf /']);
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('Succeeded', async () => {
       const s = await getSwarm(c, ns, name);
@@ -289,7 +300,7 @@ describe('cfn coordinate with per-agent tasks', () => {
     const pod = await waitFor('pod', () => podOf('inline', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);
-    expect(outputs()).toEqual(['0|none|OBJ|one', '1|none|OBJ|two']);
+    expect(await outputs('inline')).toEqual(['0|none|OBJ|one', '1|none|OBJ|two']);
   });
 
   it.each([

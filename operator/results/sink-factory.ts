@@ -1,0 +1,38 @@
+// The sink a coordinator stores results in, from the Swarm's spec.results:
+// a claim or an emptyDir is a directory at the pod's results mount
+// (CFN_RESULTS_DIR, /results); s3 is an object store.
+import { DirectorySink } from './directory-sink.js';
+import { resultDir } from './stored-result.js';
+import type { SwarmSpec } from '../api/swarm.js';
+import type { ResultSink } from './result-sink.js';
+import type { ResultScope } from './stored-result.js';
+
+export type ResultsSpec = SwarmSpec['results'];
+
+/** Where the coordinator pod mounts the results volume (CFN_RESULTS_DIR). */
+export const RESULTS_MOUNT_PATH = '/results';
+
+/** The claim a Swarm's results go to: spec.results.claimName, else the one the operator creates, <swarm>-results. */
+export const resultsClaimName = (swarmName: string, spec: ResultsSpec): string => spec.claimName ?? `${swarmName}-results`;
+
+export interface SinkContext {
+  /** The mounted results volume (default RESULTS_MOUNT_PATH). */
+  resultsDir?: string;
+  /** This coordinator pod, named in an emptyDir location (gone with it). */
+  pod?: string;
+}
+
+/** status.results.location of a directory sink: "pvc://<claim>/<ns>/<name>/<uid>/" or "emptyDir://<pod>/<ns>/<name>/<uid>/". */
+export function directoryLocation(spec: ResultsSpec, scope: ResultScope, pod: string | undefined): string {
+  return spec.type === 'emptyDir' ? `emptyDir://${pod ?? 'coordinator'}/${resultDir(scope)}` : `pvc://${resultsClaimName(scope.name, spec)}/${resultDir(scope)}`;
+}
+
+export function createSink(spec: ResultsSpec, scope: ResultScope, ctx: SinkContext = {}): ResultSink {
+  switch (spec.type) {
+    case 'persistentVolumeClaim':
+    case 'emptyDir':
+      return new DirectorySink({ root: ctx.resultsDir ?? RESULTS_MOUNT_PATH, scope, type: spec.type, location: directoryLocation(spec, scope, ctx.pod) });
+    case 's3':
+      throw new Error('results.type s3 is wired in branch s3');
+  }
+}
