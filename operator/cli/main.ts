@@ -6,6 +6,7 @@ import { processIo } from './io.js';
 import { coordinateCommand, COORDINATE_HELP } from './coordinate-command.js';
 import { operatorCommand, OPERATOR_HELP } from './operator-command.js';
 import { pluginCommand, PLUGIN_HELP } from './plugin/plugin-command.js';
+import { resultsCommand, RESULTS_HELP } from './results-command.js';
 import { runCommand } from './run-command.js';
 import { parseRunOptions, RUN_HELP } from './run-options.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -22,6 +23,7 @@ Commands:
   run         run one objective on N agents (cfn run --help)
   operator    run the Kubernetes operator (cfn operator --help)
   coordinate  run one Swarm as its coordinator pod does (cfn coordinate --help)
+  results     every agent's stored result of a Swarm (cfn results --help)
   swarm       show Swarms and steer RolloutPolicies: the kubectl plugin
               \`kubectl swarm\` (cfn swarm --help)
   help      show help for a command
@@ -46,6 +48,7 @@ const commands: Record<string, Command> = {
   operator: operatorCommand,
   coordinate: coordinateCommand,
   swarm: (args, io) => pluginCommand(args, io),
+  results: (args, io) => resultsCommand(args, io),
   help: async (args, io) => {
     const topic = args[0];
     if (topic === undefined) io.stdout.write(MAIN_HELP);
@@ -53,6 +56,7 @@ const commands: Record<string, Command> = {
     else if (topic === 'operator') io.stdout.write(OPERATOR_HELP);
     else if (topic === 'coordinate') io.stdout.write(COORDINATE_HELP);
     else if (topic === 'swarm') io.stdout.write(PLUGIN_HELP);
+    else if (topic === 'results') io.stdout.write(RESULTS_HELP);
     else throw new UsageError(`no help for unknown command ${JSON.stringify(topic)}`);
     return EXIT.ok;
   },

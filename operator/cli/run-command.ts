@@ -2,7 +2,9 @@
 import { ConfigError } from '../config/config-error.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { checkAgentLimits } from '../config/performance-limits.js';
-import type { CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import type { AgentResponse, CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import { toStoredResult } from '../results/stored-result.js';
+import { ResultsFile } from './results-file.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
 import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
 import type { Logger } from '../observability/logger.js';
@@ -11,7 +13,7 @@ import type { ObtainedCoordinator } from './coordinator-factory.js';
 import type { CliIo } from './io.js';
 import { ProgressBar } from './progress.js';
 import type { RunOptions } from './run-options.js';
-import { formatTable, toSummary } from './summary.js';
+import { failureRows, formatTable, toSummary } from './summary.js';
 import type { RunSummary } from './summary.js';
 import { PERFORMANCE_LIMITS } from './defaults.js';
 import { EXIT } from './usage-error.js';
@@ -57,9 +59,9 @@ function failedSummary(
   };
 }
 
-function emit(io: CliIo, o: RunOptions, summary: RunSummary): void {
+function emit(io: CliIo, o: RunOptions, summary: RunSummary, failures: readonly AgentResponse[] = []): void {
   if (o.json) io.stdout.write(`${JSON.stringify(summary)}\n`);
-  else io.stdout.write(formatTable(summary));
+  else io.stdout.write(formatTable(summary, failureRows(failures, summary.agents.failed)));
 }
 
 /**
@@ -94,6 +96,15 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
   }
   // Below a topology's minimum a swarm is merely small; above its recommended maximum the other topology is likely better.
   if (verdict.warning && spec.agents > limits.topologies[spec.topology].recommendedMaxAgents) io.stderr.write(`cfn: warning: ${verdict.warning}\n`);
+  let resultsFile: ResultsFile | undefined;
+  if (o.resultsFile !== undefined) {
+    try {
+      resultsFile = await ResultsFile.open(o.resultsFile);
+    } catch (err) {
+      io.stderr.write(`cfn: --results ${o.resultsFile}: ${(err as Error).message}\n`);
+      return EXIT.usage;
+    }
+  }
   let obtained: ObtainedCoordinator;
   try {
     obtained = await obtainCoordinator(o, {
@@ -104,6 +115,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
       onUserMessage: (line) => io.stderr.write(`cfn: ${line}\n`),
     });
   } catch (err) {
+    await resultsFile?.close();
     const message = (err as Error).message;
     io.stderr.write(`cfn: ${message}\n`);
     if (err instanceof ConfigError || err instanceof InvalidVersionSettingError) return EXIT.usage;
@@ -156,6 +168,9 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
     coordinator.on('agent:completed', onCompleted);
     coordinator.on('agent:failed', onFailed);
   }
+  // Both versions emit 'response' once per final response, as it arrives.
+  const onResponse = (r: AgentResponse): void => resultsFile?.append(toStoredResult(r, coordinator.version));
+  coordinator.on('response', onResponse);
 
   try {
     const result = await coordinator.executeObjective(spec);
@@ -165,8 +180,18 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
       bar.finish(counts);
     }
     const summary = toSummary({ ...result.status, status: judgedStatus(result.status, o.minDelivery) }, coordinator.version, spec.topology, choice);
-    emit(io, o, summary);
-    const code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
+    emit(io, o, summary, result.responses.filter((r) => r.status === 'failed'));
+    let code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
+    if (resultsFile) {
+      const file = resultsFile;
+      resultsFile = undefined;
+      const written = await file.close();
+      if (written.error !== undefined) {
+        // Results the user asked to keep are missing: the run did not deliver them.
+        io.stderr.write(`cfn: --results ${file.path}: ${written.failed} of ${written.written + written.failed} results could not be written: ${written.error}\n`);
+        if (code === EXIT.ok) code = EXIT.runFailed;
+      }
+    }
     const failedAgents = result.status.agents.failed;
     if (code === EXIT.ok && failedAgents > 0) {
       // Enough completed, some failed: say so rather than stay silent.
@@ -194,6 +219,8 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
     clearInterval(ticker);
     coordinator.off('agent:completed', onCompleted);
     coordinator.off('agent:failed', onFailed);
+    coordinator.off('response', onResponse);
+    await resultsFile?.close();
     if (io.signals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -33,6 +33,8 @@ export interface RunOptions {
   minDelivery: number;
   maxOutputBytes: number;
   json: boolean;
+  /** --results: every agent's result as one JSON line, written as it arrives. */
+  resultsFile: string | undefined;
   swarmId: string;
   /** --version: beats COORDINATION_VERSION, rollout and the config file; undefined = detect. */
   version: VersionChoice | undefined;
@@ -65,6 +67,7 @@ export const RUN_FLAGS = {
   'min-delivery': { type: 'string' },
   'max-output': { type: 'string' },
   json: { type: 'boolean' },
+  results: { type: 'string' },
   'swarm-id': { type: 'string' },
   version: { type: 'string' },
   'rollout-percentage': { type: 'string' },
@@ -110,6 +113,9 @@ Options:
   --no-fallback           when V2 cannot start, fail (exit 3) instead of running on V1
   --memory-path FILE      V1's SQLite file (default $CFN_MEMORY_PATH or .claude-flow/memory.sqlite)
   --json                  print exactly one JSON object with the result on stdout
+  --results FILE          write each agent's result to FILE as it arrives: one JSON
+                          line per agent (index, status, exitCode, output, error, ...;
+                          see docs/results.md); FILE is replaced
   -h, --help              this help
 
 Environment: COORDINATION_VERSION (v1|v2), V2_ROLLOUT_PERCENTAGE (0-100),
@@ -183,6 +189,11 @@ export const runFlagsSchema = z.object({
   'min-delivery': numberFlag('min-delivery', 0, 100).optional(),
   'max-output': intFlag('max-output', 1, 64 * 1024 * 1024).optional(),
   json: z.boolean().optional(),
+  results: z
+    .string()
+    .min(1, '--results must not be empty')
+    .refine((s) => s !== '-', '--results needs a file (stdout carries the summary)')
+    .optional(),
   'swarm-id': z
     .string()
     .transform((s, ctx) => {
@@ -294,6 +305,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     minDelivery: v['min-delivery'] ?? DEFAULTS.minDelivery,
     maxOutputBytes: v['max-output'] ?? DEFAULTS.maxOutputBytes,
     json: v.json ?? false,
+    resultsFile: v.results,
     swarmId: v['swarm-id'] ?? generateId('run'),
     version: v.version,
     rolloutPercentage: v['rollout-percentage'],

@@ -1,5 +1,5 @@
 // The run's result: a human table, or the one JSON object of `--json`.
-import type { CoordinationVersion, SwarmStatus, Topology } from '../coordination/types.js';
+import type { AgentResponse, CoordinationVersion, SwarmStatus, Topology } from '../coordination/types.js';
 
 export interface RunSummary {
   objectiveId: string;
@@ -37,6 +37,22 @@ export function toSummary(
     ...(choice.fallback ? { fallback: { ...choice.fallback } } : {}),
     topology,
   };
+}
+
+/** Failed agents listed in the table, the rest counted. */
+export const FAILURES_SHOWN = 5;
+
+/** Table rows naming the first failed agents and their errors (most useful on a terminal). */
+export function failureRows(failures: readonly AgentResponse[], failedTotal = failures.length): [string, string][] {
+  const rows = failures.slice(0, FAILURES_SHOWN).map((r, i): [string, string] => {
+    // An agent wrote it: no control character (a terminal escape) reaches the terminal.
+    // eslint-disable-next-line no-control-regex
+    const error = (r.error ?? '').split('\n')[0]!.slice(0, 200).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+    return [i === 0 ? 'failures' : '', `agent ${r.index}: exit ${r.exitCode ?? 'none'}${error ? `, ${error}` : ''}`];
+  });
+  const more = failedTotal - rows.length;
+  if (rows.length && more > 0) rows.push(['', `... and ${more} more`]);
+  return rows;
 }
 
 export function formatTable(s: RunSummary, extra: readonly [string, string][] = []): string {

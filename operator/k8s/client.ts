@@ -27,6 +27,8 @@ export interface RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
+  /** Accept header (default application/json). */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -156,6 +158,14 @@ export class KubeClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
+  /** A plain-text answer (a pod's log), whole. */
+  async getText(path: string, query?: Query): Promise<string> {
+    const res = await this.send({ method: 'GET', path, accept: 'text/plain, */*', ...(query ? { query } : {}), signal: AbortSignal.timeout(this.requestTimeoutMs) });
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw KubeApiError.fromResponse(res.statusCode, text, 'GET', path);
+    return text;
+  }
+
   get<T = KubeObject>(path: string, query?: Query): Promise<T> {
     return this.request<T>({ method: 'GET', path, ...(query ? { query } : {}) });
   }
@@ -261,7 +271,7 @@ export class KubeClient {
     const url = new URL(this.server + opts.path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const auth = await this.credentials(url);
-    let headers = auth.headers;
+    let headers = opts.accept ? { ...auth.headers, Accept: opts.accept } : auth.headers;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);

@@ -27,7 +27,10 @@ export const USED_RULES: readonly PolicyRule[] = [
   // The coordinator's identity, by server-side apply (create when missing).
   { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['create', 'patch'] },
   { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: ['create', 'patch'] },
-  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  // Events written; a results claim's read (why it does not bind).
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'list', 'patch'] },
+  // The results claim: read before a pod mounts it, created by server-side apply (create + patch).
+  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'get', 'patch'] },
 ];
 
 /**

@@ -42,3 +42,24 @@ export const indexOfKey = (base: string): number | undefined => {
   const m = /^(0|[1-9][0-9]{0,8})\.json$/.exec(base);
   return m ? Number(m[1]) : undefined;
 };
+
+/** An agent's final response as a record: with the coordinator version (and pod) that stores it. */
+export const toStoredResult = (
+  r: Omit<StoredResult, 'version' | 'pod' | 'storedAt'>,
+  version: StoredResult['version'],
+  pod?: string,
+): StoredResult => ({
+  agentId: r.agentId,
+  index: r.index,
+  status: r.status,
+  exitCode: r.exitCode,
+  attempts: r.attempts,
+  durationMs: r.durationMs,
+  output: r.output,
+  outputBytes: r.outputBytes,
+  outputTruncated: r.outputTruncated,
+  error: r.error,
+  version,
+  ...(pod ? { pod } : {}),
+  storedAt: new Date().toISOString(),
+});

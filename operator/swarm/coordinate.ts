@@ -20,7 +20,7 @@ import { isRetryable } from '../k8s/errors.js';
 import { ResultWriter, notStoredMessage } from '../results/result-writer.js';
 import { createSink } from '../results/sink-factory.js';
 import type { ResultSink } from '../results/result-sink.js';
-import type { StoredResult } from '../results/stored-result.js';
+import { toStoredResult } from '../results/stored-result.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
 import { resolveTopology } from './version-decision.js';
@@ -77,22 +77,6 @@ async function readOwnSwarm(client: KubeClient, path: string, deadlineMs = 15_00
 export const RESULTS_DRAIN_MS = 60_000;
 /** A stop waits less: the pod's 30 s grace period also covers the last status write. */
 export const STOP_DRAIN_MS = 15_000;
-
-export const toStoredResult = (r: AgentResponse, version: CoordinationVersion, pod: string | undefined): StoredResult => ({
-  agentId: r.agentId,
-  index: r.index,
-  status: r.status,
-  exitCode: r.exitCode,
-  attempts: r.attempts,
-  durationMs: r.durationMs,
-  output: r.output,
-  outputBytes: r.outputBytes,
-  outputTruncated: r.outputTruncated,
-  error: r.error,
-  version,
-  ...(pod ? { pod } : {}),
-  storedAt: new Date().toISOString(),
-});
 
 /** The sink's records already stored by an earlier coordinator of the run (counted in status.results). */
 async function inventoryOf(sink: ResultSink, log: Logger): Promise<Array<{ index: number; bytes: number }> | undefined> {

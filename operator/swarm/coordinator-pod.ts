@@ -3,6 +3,7 @@
 import { GROUP_VERSION } from '../api/common.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
+import { RESULTS_MOUNT_PATH, RESULTS_VOLUME, resultsVolume } from './results-claim.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 import { s3CredentialsVolume } from '../results/s3-credentials.js';
 
@@ -61,14 +62,10 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
   const name = coordinatorPodName(swarm, version, opts.attempt);
   const runId = swarmRunId(swarm);
   const spec = swarm.spec;
-  const results =
-    spec.results.type === 'persistentVolumeClaim' && spec.results.claimName
-      ? { name: 'results', persistentVolumeClaim: { claimName: spec.results.claimName } }
-      : { name: 'results', emptyDir: {} };
-  const volumes: object[] = [{ name: 'tmp', emptyDir: {} }, results];
+  const volumes: object[] = [{ name: 'tmp', emptyDir: {} }, resultsVolume(swarm)];
   const mounts: object[] = [
     { name: 'tmp', mountPath: '/tmp' },
-    { name: 'results', mountPath: '/results' },
+    { name: RESULTS_VOLUME, mountPath: RESULTS_MOUNT_PATH },
   ];
   const tasks = tasksVolume(spec);
   if (tasks) {
@@ -94,7 +91,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     { name: 'SWARM_UID', value: runId },
     { name: 'COORDINATION_VERSION', value: version },
     { name: 'CFN_SHM_PATH', value: SHM_PATH },
-    { name: 'CFN_RESULTS_DIR', value: '/results' },
+    { name: 'CFN_RESULTS_DIR', value: RESULTS_MOUNT_PATH },
     { name: 'CFN_MEMORY_DB', value: '/data/memory.sqlite' },
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ...(opts.completedAgents ? [{ name: 'CFN_COMPLETED_AGENTS', value: opts.completedAgents }] : []),

@@ -16,6 +16,7 @@ import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRetryable, Kub
 import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-pod.js';
 import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
+import { claimProblem, claimVerdict, resultsClaim, resultsClaimName } from './results-claim.js';
 import { decideVersion, resolveTopology } from './version-decision.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
@@ -85,6 +86,8 @@ export type FallbackCategory = 'preflight' | 'startup_timeout' | 'crashed' | 'oo
 
 /** How long to wait before creating a pod again after the API server refused it (quota, admission). */
 const CREATE_REFUSED_RETRY_MS = 10_000;
+/** How often to look again while a same-named results claim is being deleted. */
+const CLAIM_WAIT_POLL_MS = 2000;
 /** How often to look again while a coordinator pod is being stopped. */
 const STOPPING_POLL_MS = 1000;
 /**
@@ -326,6 +329,8 @@ class SwarmRun {
       // happen (an error, a crash) or was refused (quota, admission). Create
       // the same attempt again, within the start deadline.
       const last = findCondition(s.conditions, 'CoordinatorReady')?.reason;
+      // Held back by its results claim: no attempt was recorded for it.
+      if (last === 'ResultsClaimPending') return this.createPod(s.activeVersion, 'CoordinatorCreated');
       if (last === 'PodCreated' || last === 'CreateRefused') {
         const since = Date.parse(s.coordinatorAttemptTime ?? s.startTime ?? '') || this.now.getTime();
         if (last === 'CreateRefused' && this.startDeadlinePassed(since)) {
@@ -393,11 +398,11 @@ class SwarmRun {
    * scheduler's or kubelet's own words, a Warning event when that changes),
    * never a fallback; past the start deadline the swarm fails with it.
    */
-  private waiting(pod: PodState, c: Extract<PodCondition, { kind: 'starting' | 'blocked' }>): ReconcileResult | void {
+  private async waiting(pod: PodState, c: Extract<PodCondition, { kind: 'starting' | 'blocked' }>): Promise<ReconcileResult | void> {
     const s = this.status;
     const previous = findCondition(s.conditions, 'CoordinatorReady');
     if (c.kind === 'blocked') {
-      const message = `coordinator pod ${pod.name}: ${c.message}`;
+      const message = `coordinator pod ${pod.name}: ${c.message}${c.reason === 'Unschedulable' ? await this.resultsClaimProblem() : ''}`.slice(0, 4096);
       if (previous?.reason !== c.reason || previous.message !== message) this.event('Warning', c.reason, message);
       this.setCondition('CoordinatorReady', 'False', c.reason, message);
     } else if (pod.node || previous?.reason !== 'PodCreated') {
@@ -444,9 +449,73 @@ class SwarmRun {
     return newest;
   }
 
+  /**
+   * The results claim the pod mounts, before the pod: created when missing
+   * (server-side apply, after the status write). A same-named claim being
+   * deleted, or still owned by an earlier Swarm of that name, holds the pod
+   * back (CoordinatorReady=False ResultsClaimPending with why), within the
+   * start deadline. False: the pod must wait (status says why).
+   */
+  private async resultsClaimReady(): Promise<boolean> {
+    const claim = resultsClaim(this.swarm);
+    if (!claim) return true;
+    const path = resourcePath({ group: '', version: 'v1', plural: 'persistentvolumeclaims', namespace: this.ns, name: claim.metadata.name });
+    const existing = await this.deps.client.get(path).catch((e: unknown) => {
+      if (!isNotFound(e)) throw e;
+      return undefined;
+    });
+    const verdict = claimVerdict(this.swarm, existing);
+    if (verdict.kind === 'create') {
+      this.actions.push(() => this.deps.client.apply(path, claim, { fieldManager: FIELD_MANAGER, force: true }).then(() => undefined));
+      this.event('Normal', 'ResultsClaimCreated', `created results claim ${claim.metadata.name} (${claim.spec.resources.requests.storage}${this.swarm.spec.results.retain ? ', retained: not deleted with the Swarm' : ''})`);
+      return true;
+    }
+    if (verdict.kind === 'use') {
+      if (verdict.kept && (this.status.coordinatorAttempts ?? 0) === 0) {
+        this.event('Normal', 'ResultsClaimReused', `results claim ${claim.metadata.name} exists without this Swarm as its owner (kept by an earlier Swarm or made by someone else): used as it is, not deleted with this Swarm`);
+      }
+      return true;
+    }
+    const since = Date.parse(this.status.coordinatorAttemptTime ?? this.status.startTime ?? '') || this.now.getTime();
+    if (this.startDeadlinePassed(since)) {
+      this.fail('StartDeadlineExceeded', `no coordinator pod within ${this.swarm.spec.coordination.startDeadlineSeconds}s: ${verdict.message}`);
+      return false;
+    }
+    if (findCondition(this.status.conditions, 'CoordinatorReady')?.reason !== 'ResultsClaimPending') this.event('Warning', 'ResultsClaimPending', verdict.message);
+    this.setCondition('CoordinatorReady', 'False', 'ResultsClaimPending', verdict.message);
+    this.requeue = { requeueAfterMs: CLAIM_WAIT_POLL_MS };
+    return false;
+  }
+
+  /**
+   * Why the results claim holds an unschedulable pod, in the claim's own
+   * words (its phase and latest Warning event: no StorageClass, a
+   * provisioning error); empty when it is bound or unknown.
+   */
+  private async resultsClaimProblem(): Promise<string> {
+    const name = resultsClaimName(this.swarm);
+    if (!name) return '';
+    try {
+      const at = { group: '', version: 'v1', namespace: this.ns };
+      const [claim, events] = await Promise.all([
+        this.deps.client.get(resourcePath({ ...at, plural: 'persistentvolumeclaims', name })).catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+          return undefined;
+        }),
+        this.deps.client.get(resourcePath({ ...at, plural: 'events' }), { fieldSelector: `involvedObject.kind=PersistentVolumeClaim,involvedObject.name=${name}` }),
+      ]);
+      const problem = claimProblem(name, claim, events);
+      return problem ? `; ${problem}` : '';
+    } catch (e) {
+      this.deps.logger.debug({ namespace: this.ns, name: this.swarm.metadata.name, err: errorMessage(e) }, 'reading the results claim failed');
+      return '';
+    }
+  }
+
   /** Records the next coordinator pod in status; creates it (and its RBAC) after the status write. */
   private async createPod(version: CoordinationVersion, reason: string, sameAttempt = false): Promise<ReconcileResult | void> {
     const s = this.status;
+    if (!(await this.resultsClaimReady())) return;
     const attempt = (s.coordinatorAttempts ?? 0) + (sameAttempt ? 0 : 1);
     const pod = coordinatorPod(this.swarm, version, {
       image: this.deps.image,

@@ -13,11 +13,13 @@ Usage: $(basename "$0") [--all] [--s3] [--print-dirs] [--help]
 Builds into \$SWARM_OPERATOR_CACHE (default ~/.cache/swarm-operator):
   default     etcd $ETCD_VERSION, ${CORE_K8S_BINS[*]} $K8S_VERSION, helm $HELM_VERSION
   --control-plane  only etcd and ${CORE_K8S_BINS[*]} (what cluster.sh up needs)
-  --all       also ${NODE_K8S_BINS[*]} (for a real node) and versitygw
+  --all       also ${NODE_K8S_BINS[*]} and local-path-provisioner
+              $LOCAL_PATH_VERSION (for a real node), and versitygw
   --s3        only versitygw $VERSITYGW_VERSION (the S3-compatible server of the results tests)
   --print-dirs  print the bin directories and exit
 Only missing binaries are built. Build times are appended to
-$CLUSTER_CACHE/build-times.tsv. Environment: K8S_VERSION, ETCD_VERSION, HELM_VERSION, VERSITYGW_VERSION.
+$CLUSTER_CACHE/build-times.tsv. Environment: K8S_VERSION, ETCD_VERSION, HELM_VERSION,
+LOCAL_PATH_VERSION, VERSITYGW_VERSION.
 USAGE
 }
 
@@ -145,6 +147,23 @@ build_helm() {
   rm -rf "$tmp"
 }
 
+# rancher's local-path-provisioner (kind's default StorageClass): a plain
+# module with no replace lines, built like helm.
+build_local_path() {
+  local out
+  out=$(bin_path local-path-provisioner)
+  [[ -x "$out" ]] && return 0
+  local tmp="$LOCAL_PATH_BIN_DIR.tmp"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  timed_build local-path-provisioner "$LOCAL_PATH_VERSION" \
+    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
+      -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_VERSION" \
+      "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
+  mkdir -p "$LOCAL_PATH_BIN_DIR"
+  mv -f "$tmp/local-path-provisioner" "$out"
+  rm -rf "$tmp"
+}
+
 # Versity's S3 gateway (the module's own main package; no replace lines).
 build_versitygw() {
   local out
@@ -176,7 +195,7 @@ main() {
       --all) all=1 ;;
       --control-plane) helm=0 ;;
       --s3) s3only=1 ;;
-      --print-dirs) printf '%s\n' "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$HELM_BIN_DIR" "$VERSITYGW_BIN_DIR"; return ;;
+      --print-dirs) printf '%s\n' "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$HELM_BIN_DIR" "$LOCAL_PATH_BIN_DIR" "$VERSITYGW_BIN_DIR"; return ;;
       -h|--help) usage; return ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -185,6 +204,7 @@ main() {
   [[ "$K8S_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "K8S_VERSION must look like v1.34.4, not: $K8S_VERSION"
   [[ "$ETCD_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "ETCD_VERSION must look like v3.6.16, not: $ETCD_VERSION"
   [[ "$HELM_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "HELM_VERSION must look like v3.19.5, not: $HELM_VERSION"
+  [[ "$LOCAL_PATH_VERSION" =~ ^v0\.0\.[0-9]+$ ]] || die "LOCAL_PATH_VERSION must look like v0.0.30, not: $LOCAL_PATH_VERSION"
   [[ "$VERSITYGW_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "VERSITYGW_VERSION must look like v1.8.0, not: $VERSITYGW_VERSION"
   local wanted=()
   if (( s3only )); then
@@ -192,7 +212,7 @@ main() {
   else
     wanted=("${CORE_K8S_BINS[@]}" etcd)
     (( helm )) && wanted+=(helm)
-    (( all )) && wanted+=("${NODE_K8S_BINS[@]}" versitygw)
+    (( all )) && wanted+=("${NODE_K8S_BINS[@]}" local-path-provisioner versitygw)
   fi
   # Fast path without the lock: a running build of other binaries must not
   # delay a caller whose binaries are all there.
@@ -217,6 +237,7 @@ main() {
   (( helm )) && build_helm
   if (( all )); then
     for name in "${NODE_K8S_BINS[@]}"; do build_k8s "$name"; done
+    build_local_path
     build_versitygw
   fi
   log "binaries ready in $(( SECONDS - start ))s: $K8S_BIN_DIR $ETCD_BIN_DIR $HELM_BIN_DIR"

@@ -9,8 +9,10 @@ set -euo pipefail
 
 # shellcheck source=test/cluster/cluster.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cluster.sh"
+# shellcheck source=test/cluster/local-path.sh
+source "$SCRIPT_DIR/local-path.sh"
 
-readonly NODE_COMPONENTS=(kubelet kube-scheduler containerd)
+readonly NODE_COMPONENTS=(kubelet kube-scheduler containerd local-path-provisioner)
 # One node at a time on this machine: fixed bridge, subnet and rule comment.
 readonly BRIDGE=swarm-cni0
 readonly POD_SUBNET=10.244.0.0/24
@@ -24,7 +26,9 @@ node_usage() {
 Usage: $(basename "$0") up|down|status|images|check-clean [--name NAME] [--image-dir DIR]
 
 Adds a real node ("$NODE_NAME") to a running cluster.sh instance:
-containerd + kubelet + kube-scheduler + bridge CNI ($BRIDGE, $POD_SUBNET).
+containerd + kubelet + kube-scheduler + bridge CNI ($BRIDGE, $POD_SUBNET), and
+local-path-provisioner with the default StorageClass $LOCAL_PATH_CLASS
+(volumes under the node's state dir).
 
   up       start containerd, import images, start kubelet and kube-scheduler,
            wait for the node to be Ready (the control plane must be up)
@@ -322,6 +326,7 @@ node_up() {
     --root-dir "$n/kubelet" --cert-dir "$n/kubelet-certs" \
     --hostname-override "$NODE_NAME" --node-ip "$POD_GATEWAY" --v=1
   wait_node_ready 90
+  local_path_up "$n" "$(pause_ref_of "$APP_ARCHIVE")" "$dir/kubeconfig"
   log "node $NODE_NAME Ready after $(( $(now_ms) - start )) ms (kubelet :$KUBELET_PORT, pods $POD_SUBNET on $BRIDGE)"
 }
 
@@ -359,7 +364,9 @@ node_down() {
   local n
   n=$(node_dir)
   [[ -d "$n" ]] || return 0
-  # kubelet first (it would restart what we remove), then the scheduler.
+  # The provisioner first (it would start helper pods), then kubelet (it
+  # would restart what we remove), then the scheduler.
+  local_path_down "$n"
   stop_group "$n" kubelet kube-scheduler
   remove_pods "$n"
   stop_group "$n" containerd

@@ -11,6 +11,7 @@ import { errorMessage, isNotFound, KubeApiError } from '../../k8s/errors.js';
 import { Informer } from '../../k8s/informer.js';
 import { LABEL_SWARM } from '../../swarm/coordinator-pod.js';
 import { untilSignal } from '../operator-command.js';
+import { resultsCommand } from '../results-command.js';
 import { EXIT, UsageError } from '../usage-error.js';
 import { formatRollout, formatSwarm, rolloutView, swarmView } from './object-views.js';
 import type { KubeObject } from '../../k8s/client.js';
@@ -22,6 +23,9 @@ export const PLUGIN_HELP = `Usage: kubectl swarm <command> [options]      (the s
 Commands:
   get SWARM                  phase, health, version, agents done/failed, delivery,
                              fallback and its reason, coordinator pods, last events
+  results SWARM              every agent's stored result (cfn results --help:
+                             --failed, --format jsonl|table, --out DIR)
+  logs SWARM --agent N       agent N's output (stdout) and error (stderr)
   rollout get POLICY         effective V2 share, step, gates observed, requests, conditions
   rollout pause POLICY       hold the evaluation (annotation ${ROLLOUT_ANNOTATIONS.paused})
   rollout resume POLICY      release a pause made by rollout pause
@@ -120,7 +124,27 @@ function one(positionals: readonly string[], what: string): string {
   return name;
 }
 
+/** Options of the plugin and of `cfn results` that take a value: the command is the first word that is none of them. */
+const VALUE_FLAGS = new Set(['-n', '--namespace', '-o', '--output', '--timeout', '--kubeconfig', '--context', '--format', '--out', '--agent', '--image']);
+
+/** The command word and the arguments without it. */
+function commandWord(args: readonly string[]): { word: string | undefined; rest: string[] } {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (VALUE_FLAGS.has(a)) i++;
+    else if (!a.startsWith('-')) return { word: a, rest: [...args.slice(0, i), ...args.slice(i + 1)] };
+  }
+  return { word: undefined, rest: [...args] };
+}
+
 export async function pluginCommand(args: readonly string[], io: CliIo, hooks: PluginHooks = {}): Promise<number> {
+  // results and logs are `cfn results` (its options, its exit codes).
+  const { word, rest: others } = commandWord(args);
+  if (word === 'results') return resultsCommand(others, io);
+  if (word === 'logs') {
+    if (!others.includes('--agent')) throw new UsageError('logs: --agent N is required (kubectl swarm logs SWARM --agent N)');
+    return resultsCommand(others, io);
+  }
   const p = parse(args, io);
   if (p.help) {
     io.stdout.write(PLUGIN_HELP);
@@ -142,7 +166,7 @@ export async function pluginCommand(args: readonly string[], io: CliIo, hooks: P
       }
       throw new UsageError(`rollout: expected get, ${ACTIONS.join(', ')}; got ${JSON.stringify(sub ?? '')}`);
     }
-    throw new UsageError(`unknown command ${JSON.stringify(command ?? '')} (commands: get, rollout; kubectl swarm --help)`);
+    throw new UsageError(`unknown command ${JSON.stringify(command ?? '')} (commands: get, results, logs, rollout; kubectl swarm --help)`);
   } catch (e) {
     return failed(e, io);
   } finally {

@@ -143,6 +143,13 @@ describe('the operator under the chart ServiceAccount', () => {
     expect(await podOf('hidden', 2)).toBeUndefined();
   });
 
+  it('explains an unschedulable coordinator by its results claim (read with the claim\'s events)', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'nobind', { agents: 1, coordination: { version: 'v1' } }));
+    const pod = await waitFor('v1 pod', () => podOf('nobind'));
+    await setPodStatus(c, ns, pod.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'pod has unbound immediate PersistentVolumeClaims' }] });
+    await waitFor('CoordinatorReady names the claim', async () => (await getSwarm(c, ns, 'nobind')).status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.message.includes('results claim nobind-results is Pending')));
+  });
+
   it('writes a RolloutPolicy status', async () => {
     await c.create(policyPath(ns), { apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name: 'p', namespace: ns }, spec: { v2Percentage: 10 } });
     await waitFor('policy status', async () => (await c.get<{ status?: { phase?: string } }>(policyPath(ns, 'p'))).status?.phase);

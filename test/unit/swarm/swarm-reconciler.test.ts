@@ -47,12 +47,14 @@ const container = (state: Record<string, unknown>) => ({ containerStatuses: [{ n
 const runningFor = (ms: number) => ({ phase: 'Running', ...container({ running: { startedAt: secs(ms) } }) });
 
 /** Runs one reconcile; returns what the reconciler wrote and did. */
-async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error } = {}) {
+async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error; objects?: Record<string, unknown> } = {}) {
   const statuses: Array<Record<string, unknown>> = [];
   let failedOnce = false;
   const created: string[] = [];
   const deleted: Array<{ name: string; grace: number | undefined }> = [];
   const events: Array<{ type: string; reason: string; message: string }> = [];
+  /** Writes other than the status, in order: "apply <path>", "create <path>". */
+  const writes: string[] = [];
   const client = {
     apply: async (_path: string, obj: KubeObject, applyOpts: { subresource?: string }) => {
       // The reconcile's own status write fails once; what follows (the error's record) lands.
@@ -61,10 +63,12 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
         throw opts.statusWriteFails;
       }
       if (applyOpts.subresource === 'status') statuses.push(obj.status as Record<string, unknown>);
+      else writes.push(`apply ${_path}`);
       return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
     },
     create: async (path: string, obj: KubeObject) => {
       if (path.endsWith('/pods')) created.push(obj.metadata?.name ?? '');
+      writes.push(`create ${path}`);
       return obj;
     },
     mergePatch: async (_path: string, patch: KubeObject) => patch,
@@ -72,9 +76,11 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
       deleted.push({ name: path.split('/').pop() ?? '', grace: opts?.gracePeriodSeconds });
       return {};
     },
-    get: async () => {
-      const { KubeApiError } = await import('../../../operator/k8s/errors.js');
-      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', '');
+    /** opts.objects by path, else 404. */
+    get: async (path: string) => {
+      const found = opts.objects?.[path];
+      if (found !== undefined) return found;
+      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', path);
     },
   };
   const metrics = createOperatorMetrics({ defaultMetrics: false });
@@ -96,7 +102,7 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
   await new Promise((r) => setImmediate(r));
   const status = statuses.at(-1) as { phase?: string; fallback?: { reason: string }; activeVersion?: string; coordinatorAttempts?: number; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } | undefined;
   const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => [v.labels.reason, v.value]);
-  return { result, status, created, deleted, events, fallbacks, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
+  return { result, status, created, deleted, events, fallbacks, writes, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
 }
 
 describe('SwarmReconciler: errors', () => {
@@ -240,5 +246,62 @@ describe('SwarmReconciler: V2\'s own failures fall back, losses from outside are
     const r = await reconcileOnce(swarmObject({ phase: 'Running', conditions }), []);
     expect(r.created).toEqual(['s-v2-2']);
     expect(r.status?.fallback).toBeUndefined();
+  });
+});
+
+describe('SwarmReconciler: the results claim', () => {
+  const CLAIM = `/api/v1/namespaces/${NS}/persistentvolumeclaims/s-results`;
+  const first = () => swarmObject({ coordinatorAttempts: 0, coordinatorPod: undefined, conditions: undefined });
+
+  it('a new swarm: the claim is applied before its first pod, an event says so', async () => {
+    const r = await reconcileOnce(first(), []);
+    expect(r.writes.filter((w) => !w.includes('/rbac.') && !w.includes('/serviceaccounts'))).toEqual([`apply ${CLAIM}`, `create /api/v1/namespaces/${NS}/pods`]);
+    expect(r.created).toEqual(['s-v2-1']);
+    expect(r.events).toContainEqual({ type: 'Normal', reason: 'ResultsClaimCreated', message: 'created results claim s-results (1Gi)' });
+  });
+
+  it('its own claim exists: the pod is created, the claim left as it is', async () => {
+    const r = await reconcileOnce(first(), [], { objects: { [CLAIM]: { metadata: { name: 's-results', ownerReferences: [{ kind: 'Swarm', name: 's', uid: 'uid-s', controller: true }] } } } });
+    expect(r.writes.filter((w) => w.startsWith('apply'))).toEqual([]);
+    expect(r.created).toEqual(['s-v2-1']);
+  });
+
+  it('a same-named claim being deleted: no pod, CoordinatorReady=False ResultsClaimPending with why, a Warning, looked at again soon', async () => {
+    const r = await reconcileOnce(first(), [], { objects: { [CLAIM]: { metadata: { name: 's-results', deletionTimestamp: secs(1000) } } } });
+    expect(r.created).toEqual([]);
+    const message = 'results claim s-results is being deleted; a new one is created once it is gone';
+    expect(r.cond('CoordinatorReady')).toMatchObject({ status: 'False', reason: 'ResultsClaimPending', message });
+    expect(r.status?.phase).toBe('Pending');
+    expect(r.events).toContainEqual({ type: 'Warning', reason: 'ResultsClaimPending', message });
+    expect(r.result).toEqual({ requeueAfterMs: 2000 });
+  });
+
+  it('held by its claim past startDeadlineSeconds: Failed with StartDeadlineExceeded and the claim\'s reason', async () => {
+    const sw = swarmObject({ coordinatorAttempts: 0, coordinatorPod: undefined, startTime: secs(4_000_000) });
+    const r = await reconcileOnce(sw, [], { objects: { [CLAIM]: { metadata: { name: 's-results', deletionTimestamp: secs(1000) } } } });
+    expect(r.status?.phase).toBe('Failed');
+    expect(r.cond('Failed')).toMatchObject({ reason: 'StartDeadlineExceeded', message: expect.stringContaining('results claim s-results is being deleted') });
+  });
+
+  it('a replacement held back before: created once the claim allows (not counted as another loss)', async () => {
+    const conditions = [{ type: 'CoordinatorReady', status: 'False', reason: 'ResultsClaimPending', message: 'x', lastTransitionTime: secs(5000) }];
+    const r = await reconcileOnce(swarmObject({ coordinatorAttempts: 2, coordinatorPod: 's-v2-2', conditions, coordinatorAttemptTime: secs(10_000) }), [], {
+      objects: { [CLAIM]: { metadata: { name: 's-results', ownerReferences: [{ kind: 'Swarm', name: 's', uid: 'uid-s', controller: true }] } } },
+    });
+    expect(r.created).toEqual(['s-v2-3']);
+    expect(r.events.filter((e) => e.reason === 'CoordinatorLost')).toEqual([]);
+  });
+
+  it('an unschedulable pod whose claim does not bind: the claim\'s own words beside the scheduler\'s', async () => {
+    const message = '0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
+    const warning = { type: 'Warning', reason: 'FailedBinding', message: 'no persistent volumes available for this claim and no storage class is set', lastTimestamp: secs(2000) };
+    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })], {
+      objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [warning] } },
+    });
+    expect(r.cond('CoordinatorReady')).toMatchObject({
+      reason: 'Unschedulable',
+      message: `coordinator pod s-v2-1: ${message}; results claim s-results is Pending: FailedBinding: no persistent volumes available for this claim and no storage class is set`,
+    });
+    expect(r.fallbacks).toEqual([]);
   });
 });
