@@ -4,6 +4,7 @@
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { S3Credentials } from './s3-credentials.js';
 import type { S3ResultsConfig } from './s3-location.js';
+import { S3StoreError } from './s3-store-error.js';
 
 export type S3Target = Pick<S3ResultsConfig, 'endpoint' | 'bucket' | 'region' | 'forcePathStyle'>;
 
@@ -29,25 +30,6 @@ export function createS3Client(target: S3Target, credentials: S3Credentials, o: 
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
-}
-
-export type S3FailureKind = 'unreachable' | 'no-such-bucket' | 'credentials-refused' | 'throttled' | 'server-error' | 'refused';
-
-/** A failed S3 request, typed: retryable (try again later) or not (fix the spec or the Secret). */
-export class S3StoreError extends Error {
-  readonly retryable: boolean;
-
-  constructor(
-    readonly kind: S3FailureKind,
-    message: string,
-    readonly endpoint: string,
-    readonly bucket: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'S3StoreError';
-    this.retryable = kind === 'unreachable' || kind === 'throttled' || kind === 'server-error';
-  }
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);

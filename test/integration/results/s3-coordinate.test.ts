@@ -103,6 +103,18 @@ async function runPodCommand(pod: PodObject) {
   return { child, done };
 }
 
+/** `cfn ARGS` with the admin kubeconfig of the test cluster. */
+function cfn(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...args], { env: { PATH: process.env.PATH ?? '', HOME: work, KUBECONFIG: process.env.KUBECONFIG ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 const podOf = async (name: string, attempt: number) =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
@@ -151,6 +163,19 @@ describe('cfn coordinate with results in S3', () => {
     const status = (done.status as { results?: Record<string, unknown> }).results;
     expect(status).toMatchObject({ type: 's3', location: `s3://results/${runDir}`, stored: agents, pending: 0 });
     expect(status?.lastError).toBeUndefined();
+
+    // cfn results, after the pods: straight from the bucket with the Swarm's Secret (read with the admin's access).
+    const cli = await cfn(['results', 'in-s3', '-n', ns]);
+    expect(cli.code).toBe(0);
+    const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string });
+    expect(lines.map((l) => [l.index, l.output])).toEqual(Array.from({ length: agents }, (_, i) => [i, `answer ${i}\n`]));
+    expect(cli.stderr).toContain(`s3://results/${runDir}`);
+    const one = await cfn(['results', 'in-s3', '-n', ns, '--agent', '7']);
+    expect([one.code, one.stdout]).toEqual([0, 'answer 7\n']);
+    // A reader key of its own in env wins; a wrong one is a clear error naming the store, exit 1.
+    const wrong = await cfn(['results', 'in-s3', '-n', ns], { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`cfn results: S3 credentials refused by ${server.endpoint} for bucket "results" (listing ${runDir})`);
   }, 120_000);
 
   it('a missing Secret: the swarm fails naming the Secret and the field, no agent runs, no fallback', async () => {

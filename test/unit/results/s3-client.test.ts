@@ -3,7 +3,8 @@
 // integration test gets the same from a real server).
 import { describe, expect, it } from '@jest/globals';
 import { NoSuchBucket, S3ServiceException } from '@aws-sdk/client-s3';
-import { S3StoreError, toS3StoreError } from '../../../operator/results/s3-client.js';
+import { toS3StoreError } from '../../../operator/results/s3-client.js';
+import { S3StoreError } from '../../../operator/results/s3-store-error.js';
 
 const target = { endpoint: 'http://s3.storage:9000', bucket: 'results' };
 const serviceError = (name: string, status: number, message = name) =>
