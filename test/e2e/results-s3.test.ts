@@ -4,12 +4,13 @@
 // coordinator. The coordinator pod is force-deleted mid-run; the swarm still
 // completes and the bucket holds exactly one intact record per agent index.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { S3Source } from '../../operator/results/s3-source.js';
 import { startS3Server, type S3TestServer } from '../s3/s3-test-server.js';
-import { MODE, apply, dropNamespace, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, waitFor } from './kube.js';
+import { MODE, REPO, apply, dropNamespace, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, waitFor } from './kube.js';
 
 const AGENTS = 40;
 /** The host's address on the node's pod bridge (POD_GATEWAY in test/cluster/node.sh). */
@@ -24,6 +25,15 @@ const resultsStatus = z.object({
 });
 
 let server: S3TestServer | undefined;
+
+/** Runs bin/cfn.js (the CLI of this work tree) against the e2e cluster. */
+function cfn(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(REPO, 'bin/cfn.js'), ...args], { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 // The gateway listens on this machine's bridge: only with the local node (not E2E_KUBECONFIG).
 const local = MODE === 'local' ? describe : describe.skip;
@@ -97,6 +107,14 @@ local('results in S3 on a real node', () => {
       expect(unreadable).toEqual([]);
       expect(results.map((r) => [r.index, r.status, r.output])).toEqual(Array.from({ length: AGENTS }, (_, i) => [i, 'completed', `answer ${i}\n`]));
       expect(status?.results?.bytes).toBeGreaterThan(0);
+
+      // cfn results after every pod of the swarm is gone: straight from the bucket, with the Swarm's Secret.
+      await kubectl(['delete', 'pods', '-n', ns, '-l', 'swarm.cfn.dev/swarm=stored', '--wait=true', '--timeout=120s']);
+      const cli = await cfn(['results', 'stored', '-n', ns]);
+      expect(cli.code).toBe(0);
+      const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string });
+      expect(lines.map((l) => [l.index, l.output])).toEqual(Array.from({ length: AGENTS }, (_, i) => [i, `answer ${i}\n`]));
+      expect(cli.stderr).toContain(`s3://results/${runDir}`);
     } finally {
       await dropNamespace(ns);
     }
