@@ -18,8 +18,10 @@ V2 preflight failed (the reason is in the termination message,
 delivered and the agents it cut short (status.interruptedAgents, rerunAgents),
 and exits 143.
 
-Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR,
-CFN_MEMORY_DB, CFN_TERMINATION_LOG, CFN_TASKS_DIR (spec.tasksFrom's mounted key),
+Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR (the
+results volume; each agent's record goes to <ns>/<name>/<uid>/<index>.json as it
+arrives), CFN_RESULTS_DRAIN_SECONDS (how long the run's end waits for records
+not stored yet; default 60), CFN_MEMORY_DB, CFN_TERMINATION_LOG, CFN_TASKS_DIR (spec.tasksFrom's mounted key),
 CFN_S3_CREDENTIALS_DIR (the mounted S3 credentials Secret), LOG_LEVEL, POD_NAME (published as
 status.progressPod).
 `;
@@ -47,6 +49,11 @@ export async function coordinateCommand(args: readonly string[], io: CliIo): Pro
   if (!name) throw new UsageError('--swarm is required');
   if (!namespace) throw new UsageError('--namespace is required');
   if (version !== 'v1' && version !== 'v2') throw new UsageError(`--version: expected v1 or v2, got ${JSON.stringify(version ?? '')}`);
+  const drain = io.env.CFN_RESULTS_DRAIN_SECONDS;
+  const drainSeconds = drain === undefined || drain === '' ? undefined : Number(drain);
+  if (drainSeconds !== undefined && !(Number.isFinite(drainSeconds) && drainSeconds >= 0 && drainSeconds <= 86_400)) {
+    throw new UsageError(`CFN_RESULTS_DRAIN_SECONDS: expected seconds from 0 to 86400, got ${JSON.stringify(drain)}`);
+  }
   const logger = createLogger({ name: 'cfn-coordinator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
   return coordinateSwarm({
     client: KubeClient.load(values.kubeconfig ?? io.env.KUBECONFIG),
@@ -57,6 +64,7 @@ export async function coordinateCommand(args: readonly string[], io: CliIo): Pro
     ...(io.env.POD_NAME ? { podName: io.env.POD_NAME } : {}),
     ...(io.env.CFN_SHM_PATH ? { shmPath: io.env.CFN_SHM_PATH } : {}),
     ...(io.env.CFN_RESULTS_DIR ? { resultsDir: io.env.CFN_RESULTS_DIR } : {}),
+    ...(drainSeconds !== undefined ? { resultsDrainMs: drainSeconds * 1000 } : {}),
     ...(io.env.CFN_MEMORY_DB ? { memoryPath: io.env.CFN_MEMORY_DB } : {}),
     ...(io.env.CFN_TERMINATION_LOG ? { terminationLog: io.env.CFN_TERMINATION_LOG } : {}),
     ...(io.env.CFN_TASKS_DIR ? { tasksDir: io.env.CFN_TASKS_DIR } : {}),

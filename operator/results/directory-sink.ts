@@ -2,7 +2,7 @@
 // one file per agent index, <root>/<namespace>/<name>/<uid>/<index>.json,
 // each written atomically and durably (temp file, fsync, rename, directory
 // fsync), so a reader sees a whole record or the earlier one, never a part.
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { atomicWrite, fsyncDir, isTempFile } from '../util/atomic-write.js';
 import { indexOfKey, resultDir, resultKey, storedResult } from './stored-result.js';
@@ -76,7 +76,12 @@ export class DirectorySink implements ResultSink {
     return { bytes: Buffer.byteLength(data) };
   }
 
-  /** The records already in the scope (an earlier coordinator's), by index with their size. */
+  /**
+   * The records already in the scope (an earlier coordinator's), by index
+   * with their size. Called as a coordinator starts: temp files there are
+   * writes a dead coordinator never finished, removed to free their space
+   * (a writer still alive on a lost node only retries its put).
+   */
   async inventory(): Promise<Array<{ index: number; bytes: number }>> {
     const names = await readdir(this.dir).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') return [] as string[];
@@ -84,6 +89,10 @@ export class DirectorySink implements ResultSink {
     });
     const found: Array<{ index: number; bytes: number }> = [];
     for (const name of names) {
+      if (isTempFile(name)) {
+        await unlink(join(this.dir, name)).catch(() => undefined);
+        continue;
+      }
       const index = indexOfKey(name);
       if (index === undefined) continue;
       const st = await stat(join(this.dir, name)).catch(() => undefined);

@@ -106,7 +106,10 @@ export class ResultWriter {
     return ok;
   }
 
-  /** Stops retrying; records not stored stay pending (see pendingIndexes). */
+  /**
+   * Stops retrying and reporting: a put still in flight may land, but it is
+   * no longer reported (the caller has published its last word).
+   */
   close(): void {
     this.closed = true;
     if (this.backoff) clearTimeout(this.backoff);
@@ -146,6 +149,7 @@ export class ResultWriter {
     const { index } = record;
     try {
       const { bytes } = await this.sink.put(record);
+      if (this.closed) return;
       this.inFlight.delete(index);
       this.setStored(index, bytes);
       this.failures = 0;
@@ -153,6 +157,7 @@ export class ResultWriter {
       // A newer record that arrived while this one was written is still waiting (and queued).
       if (!this.waiting.has(index)) this.opts.onStored?.(record);
     } catch (err) {
+      if (this.closed) return;
       this.inFlight.delete(index);
       this.lastError = message(err);
       this.failures++;

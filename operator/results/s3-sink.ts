@@ -30,7 +30,8 @@ export class S3Sink implements ResultSink {
 
   async put(record: StoredResult): Promise<{ bytes: number }> {
     const key = s3ObjectKey(this.o.config.prefix, this.o.scope, record.index);
-    const body = Buffer.from(JSON.stringify(record), 'utf8');
+    // The same bytes as every sink's record: one JSON line.
+    const body = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
     try {
       await this.s3.send(new PutObjectCommand({ Bucket: this.o.config.bucket, Key: key, Body: body, ContentType: 'application/json', ContentLength: body.length }));
     } catch (err) {

@@ -58,6 +58,7 @@ export class StatusPublisher {
   private readonly priorMs: number;
   private timer: NodeJS.Timeout | undefined;
   private dirty = false;
+  private stopped = false;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: PublisherOptions) {
@@ -115,12 +116,15 @@ export class StatusPublisher {
     await this.writing;
   }
 
+  /** No write after this one: a late update must not replace the final status. */
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
+    if (this.stopped) return;
     this.dirty = true;
     if (this.timer) return;
     this.timer = setTimeout(() => {

@@ -48,6 +48,8 @@ export interface SwarmView {
   topology?: string;
   agents: { total: number; completed: number; failed: number; done: number };
   deliveryRate?: number;
+  /** status.results: where the agents' results are, how many are stored. */
+  results?: { location: string; stored: number; bytes: number; pending: number; lastError?: string };
   fallback?: { from: string; to: string; reason: string; time: string };
   fallbacks: number;
   startTime?: string;
@@ -177,6 +179,9 @@ export function swarmView(s: Swarm, pods: readonly unknown[], events: readonly u
     ...(st.topology ? { topology: st.topology } : {}),
     agents: { ...agents, done: agents.completed + agents.failed },
     ...(st.deliveryRate !== undefined ? { deliveryRate: st.deliveryRate } : {}),
+    ...(st.results
+      ? { results: { location: st.results.location, stored: st.results.stored, bytes: st.results.bytes, pending: st.results.pending ?? 0, ...(st.results.lastError !== undefined ? { lastError: st.results.lastError } : {}) } }
+      : {}),
     ...(st.fallback ? { fallback: st.fallback } : {}),
     fallbacks: st.fallbackHistory?.length ?? (st.fallback ? 1 : 0),
     ...(st.startTime ? { startTime: st.startTime } : {}),
@@ -250,6 +255,9 @@ function eventsBlock(events: readonly EventView[], now: Date): string {
   return `Events (last ${EVENTS_SHOWN}):\n${table(['AGE', 'TYPE', 'REASON', 'MESSAGE'], events.map((e) => [age(e.time, now), e.type, e.reason, e.count > 1 ? `${e.message} (x${e.count})` : e.message]))}`;
 }
 
+const resultsLine = (r: NonNullable<SwarmView['results']>): string =>
+  `${r.stored} stored (${r.bytes} bytes)${r.pending ? `, ${r.pending} pending` : ''} at ${r.location}${r.lastError !== undefined ? `; storing fails: ${r.lastError}` : ''}`;
+
 export function formatSwarm(v: SwarmView, now = new Date()): string {
   const pct = (n: number) => `${Math.round(n * 10) / 10}%`;
   const rows: Array<[string, string]> = [
@@ -260,6 +268,7 @@ export function formatSwarm(v: SwarmView, now = new Date()): string {
     ['Topology', v.topology ?? '-'],
     ['Agents', `${v.agents.done}/${v.agents.total} done: ${v.agents.completed} completed, ${v.agents.failed} failed`],
     ['Delivery', v.deliveryRate !== undefined ? pct(v.deliveryRate) : '-'],
+    ...(v.results ? ([['Results', resultsLine(v.results)]] as Array<[string, string]>) : []),
     ['Fallback', v.fallback ? `${v.fallback.from} -> ${v.fallback.to} ${age(v.fallback.time, now)} ago: ${v.fallback.reason}${v.fallbacks > 1 ? ` (${v.fallbacks} fallbacks)` : ''}` : 'none'],
     ['Started', v.startTime ? `${v.startTime} (${age(v.startTime, now)} ago)` : '-'],
     ...(v.completionTime ? ([['Finished', `${v.completionTime} (${age(v.completionTime, now)} ago)`]] as Array<[string, string]>) : []),

@@ -3,8 +3,8 @@
 // a token of the pod's own ServiceAccount (so its least-privilege RBAC is what
 // is exercised), on a real tmpfs.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
@@ -58,9 +58,9 @@ async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = 
 }
 
 /** The records a swarm's coordinator stored on its results volume (CFN_RESULTS_DIR is `work`), by index. */
-async function storedResults(name: string) {
+async function storedResults(name: string, root = work) {
   const sw = await getSwarm(c, ns, name);
-  const { results, unreadable } = await new DirectorySource(work, { namespace: ns, name, uid: sw.metadata.uid }).read();
+  const { results, unreadable } = await new DirectorySource(root, { namespace: ns, name, uid: sw.metadata.uid }).read();
   expect(unreadable).toEqual([]);
   return results;
 }
@@ -73,7 +73,8 @@ describe('cfn coordinate, run as the pod would run it', () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'real-v2', { agents: 200, coordination: { version: 'v2' }, agent: { command: ['cat'], concurrency: 16 } }));
     const pod = await waitFor('pod', () => podOf('real-v2', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
-    const run = await runPodCommand(pod);
+    // POD_NAME as the downward API gives it: the records name the pod that stored them.
+    const run = await runPodCommand(pod, { POD_NAME: pod.metadata.name });
     expect(await run.done).toBe(0);
     const responses = await storedResults('real-v2');
     expect(responses.map((r) => r.index)).toEqual(Array.from({ length: 200 }, (_, i) => i));
@@ -324,5 +325,83 @@ describe('cfn coordinate with per-agent tasks', () => {
     expect((await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks')).toMatchObject({ type: 'Warning', message });
     expect(sw.status?.fallback).toBeUndefined();
     expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe('cfn coordinate on a full results volume (a tiny real tmpfs; mounting needs root)', () => {
+  const mounts: string[] = [];
+  afterAll(() => {
+    for (const m of mounts) execFileSync('umount', [m]);
+  });
+  /** A tmpfs of `size` under work, filled up when `full`; returns its path. */
+  const volume = (name: string, size: string): string => {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0777`, 'tmpfs', dir]);
+    mounts.push(dir);
+    return dir;
+  };
+  const fill = (dir: string): void => {
+    try {
+      writeFileSync(join(dir, 'filler'), Buffer.alloc(8 * 1024 * 1024));
+    } catch (e) {
+      expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+  };
+  const resultsOf = async (name: string) => (await getSwarm(c, ns, name)).status as { results?: { stored: number; pending?: number; lastError?: string; bytes: number }; agents?: { completed: number; failed: number } } | undefined;
+
+  it('storing fails (ENOSPC): lastError and ResultsStored False while it does; room again: every record lands, the swarm succeeds', async () => {
+    const dir = volume('full-then-free', '256k');
+    fill(dir);
+    await c.create(swarmPath(ns), swarmManifest(ns, 'full-free', { agents: 6, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', 'echo "out $AGENT_INDEX"'] } }));
+    const pod = await waitFor('pod', () => podOf('full-free', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const run = await runPodCommand(pod, { CFN_RESULTS_DIR: dir, POD_NAME: pod.metadata.name });
+    const failing = await waitFor('ResultsStored False', async () => {
+      const s = await getSwarm(c, ns, 'full-free');
+      return s.status?.conditions?.find((x) => x.type === 'ResultsStored' && x.status === 'False') ? s : undefined;
+    });
+    const during = failing.status as { results?: { stored: number; pending?: number; lastError?: string }; agents?: { completed: number } };
+    expect(during.results).toMatchObject({ stored: 0, pending: 6, lastError: expect.stringContaining('ENOSPC') });
+    // Not stored, not counted as done.
+    expect(during.agents?.completed ?? 0).toBe(0);
+    expect(failing.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ reason: 'StoreFailing', message: expect.stringContaining('ENOSPC') });
+    rmSync(join(dir, 'filler'));
+    expect(await run.done).toBe(0);
+    expect((await storedResults('full-free', dir)).map((r) => r.output)).toEqual(Array.from({ length: 6 }, (_, i) => `out ${i}\n`));
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Succeeded', async () => {
+      const s = await getSwarm(c, ns, 'full-free');
+      return s.status?.phase === 'Succeeded' ? s : undefined;
+    });
+    expect((await resultsOf('full-free'))?.results).toMatchObject({ stored: 6, pending: 0 });
+    expect((await resultsOf('full-free'))?.results?.lastError).toBeUndefined();
+    expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored' });
+  });
+
+  it('a volume that stays full: the run ends Failed (ResultsNotStored) naming how many were not stored; the records stored stay, and only they count', async () => {
+    // 64 kB: room for a few 12 kB records, not for 8.
+    const dir = volume('stays-full', '64k');
+    const agent = ['sh', '-c', 'head -c 12000 /dev/zero | tr "\\0" "$AGENT_INDEX"'];
+    await c.create(swarmPath(ns), swarmManifest(ns, 'stays-full', { agents: 8, coordination: { version: 'v1' }, agent: { command: agent, concurrency: 8 } }));
+    const pod = await waitFor('pod', () => podOf('stays-full', 1));
+    await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
+    const run = await runPodCommand(pod, { CFN_RESULTS_DIR: dir, POD_NAME: pod.metadata.name, CFN_RESULTS_DRAIN_SECONDS: '3' });
+    expect(await run.done).toBe(0);
+    const stored = await storedResults('stays-full', dir);
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.length).toBeLessThan(8);
+    for (const r of stored) expect(r.output).toBe(String(r.index).repeat(12000));
+    await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
+    const sw = await waitFor('Failed', async () => {
+      const s = await getSwarm(c, ns, 'stays-full');
+      return s.status?.phase === 'Failed' ? s : undefined;
+    });
+    const notStored = 8 - stored.length;
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'ResultsNotStored', message: expect.stringMatching(new RegExp(`^${notStored} results? could not be stored: ENOSPC`)) });
+    expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing' });
+    const st = await resultsOf('stays-full');
+    expect(st?.results).toMatchObject({ stored: stored.length, pending: notStored });
+    expect(st?.agents).toMatchObject({ completed: stored.length, failed: 0 });
   });
 });

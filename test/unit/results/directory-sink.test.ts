@@ -62,8 +62,9 @@ describe('DirectorySink and DirectorySource', () => {
     expect(unreadable[1]!.reason).toMatch(/^not a result record: status/);
     expect(unreadable[2]!.reason).toBe('holds index 9, not 4');
     expect(unreadable[3]!.reason).toMatch(/not a record name/);
-    // The inventory counts record names only.
+    // The inventory counts record names only, and removes the temp file a dead writer left.
     expect((await sink().inventory()).map((r) => r.index)).toEqual([1, 2, 3, 4]);
+    expect((await readdir(dir)).sort()).toEqual(['1.json', '2.json', '3.json', '4.json', 'notes.txt']);
   });
 
   it('a scope not stored yet reads as empty; a scope part that is no directory name is refused', async () => {

@@ -147,6 +147,25 @@ describe('ResultWriter', () => {
     ]);
   });
 
+  it('close() stops the retries and the reports: the records not stored stay pending', async () => {
+    mountTmpfs('1m');
+    execFileSync('mount', ['-o', 'remount,ro', root]);
+    const sink = sinkAt();
+    let changes = 0;
+    const w = writer(sink, { retryBaseMs: 10, retryMaxMs: 20, onChange: () => changes++ });
+    w.put(record(0));
+    await until('two failed attempts', () => sink.calls.length >= 2);
+    w.close();
+    const calls = sink.calls.length;
+    const seen = changes;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sink.calls.length).toBe(calls);
+    expect(changes).toBe(seen);
+    expect(w.pendingIndexes()).toEqual([0]);
+    expect(() => w.put(record(1))).toThrow(/closed/);
+    execFileSync('mount', ['-o', 'remount,rw', root]);
+  });
+
   it('counts the records an earlier coordinator stored (known) with its own, each index once', async () => {
     const first = writer(sinkAt());
     for (const i of [0, 1, 2]) first.put(record(i));

@@ -305,3 +305,28 @@ describe('SwarmReconciler: the results claim', () => {
     expect(r.fallbacks).toEqual([]);
   });
 });
+
+describe('SwarmReconciler: results', () => {
+  const results = { type: 'persistentVolumeClaim', location: 'pvc://s-results/team/s/uid-s/', stored: 3, bytes: 900, pending: 1 };
+  const ready = () => pod({ phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], ...container({ running: { startedAt: secs(5000) } }) }, { nodeName: 'n' });
+
+  it('a sink that fails (status.results.lastError): ResultsStored False with the error; True again once it stores', async () => {
+    const failing = await reconcileOnce(swarmObject({ phase: 'Running', results: { ...results, lastError: 'ENOSPC: no space left on device, write' } }), [ready()]);
+    expect(failing.cond('ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing', message: 'storing results at pvc://s-results/team/s/uid-s/ fails: ENOSPC: no space left on device, write' });
+    const ok = await reconcileOnce(swarmObject({ phase: 'Running', results, conditions: failing.status?.conditions }), [ready()]);
+    expect(ok.cond('ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored', message: 'results are stored at pvc://s-results/team/s/uid-s/' });
+  });
+
+  it('no results published yet: no ResultsStored condition', async () => {
+    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [ready()]);
+    expect(r.cond('ResultsStored')).toBeUndefined();
+  });
+
+  it('the run ended because results could not be stored: Failed, ResultsNotStored, with the count and the error', async () => {
+    const message = '3 results could not be stored: ENOSPC: no space left on device, write';
+    const r = await reconcileOnce(swarmObject({ phase: 'Running', results: { ...results, pending: 3, lastError: 'ENOSPC: no space left on device, write' }, result: { status: 'failed', message } }), [pod({ phase: 'Succeeded', ...container({ terminated: { exitCode: 0 } }) }, { nodeName: 'n' })]);
+    expect(r.status?.phase).toBe('Failed');
+    expect(r.cond('Failed')).toMatchObject({ status: 'True', reason: 'ResultsNotStored', message });
+    expect(r.cond('ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing' });
+  });
+});

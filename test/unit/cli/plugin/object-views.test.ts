@@ -72,3 +72,20 @@ it('formatSwarm: a person reads the whole story of a swarm that fell back', () =
     ].join('\n'),
   );
 });
+
+it('formatSwarm: where the results are, how many are stored, and why storing fails', () => {
+  const s = swarmSchema.parse({
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'Swarm',
+    metadata: { name: 'lint', namespace: 'team-a', generation: 1 },
+    spec: { objective: 'x', agents: 500, agent: { command: ['a'] } },
+    status: {
+      phase: 'Running',
+      agents: { total: 500, completed: 120, failed: 0 },
+      results: { type: 'persistentVolumeClaim', location: 'pvc://lint-results/team-a/lint/u1/', stored: 120, bytes: 98304, pending: 7, lastError: 'ENOSPC: no space left on device, write' },
+    },
+  });
+  const text = formatSwarm(swarmView(s, [], []), new Date('2026-12-04T10:06:00Z'));
+  expect(text).toContain('\nResults:   120 stored (98304 bytes), 7 pending at pvc://lint-results/team-a/lint/u1/; storing fails: ENOSPC: no space left on device, write\n');
+  expect(swarmView(s, [], []).results).toEqual({ location: 'pvc://lint-results/team-a/lint/u1/', stored: 120, bytes: 98304, pending: 7, lastError: 'ENOSPC: no space left on device, write' });
+});
