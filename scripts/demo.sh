@@ -87,9 +87,19 @@ summary() {
   k get rolloutpolicy demo-rollout -o json | jq -r '"policy demo-rollout: \(.status.phase // "?") at \(.status.effectivePercentage // "?")%, observed \(.status.observed // {} | tostring)"'
 }
 
+# A few of lint-fixers' results, read back from its claim by `cfn results`
+# (a reader pod; the coordinator pod is not needed).
+show_results() {
+  local node_bin
+  node_bin="$(bash "$ROOT/scripts/ensure-node.sh")/node"
+  printf '\nresults of lint-fixers (cfn results lint-fixers --format table; first 5 of %s):\n' \
+    "$(k get swarm lint-fixers -o jsonpath='{.status.results.stored}')"
+  "$node_bin" "$ROOT/bin/cfn.js" results lint-fixers --format table 2>&1 | head -n 6 || true
+}
+
 all_built() {
   local b
-  for b in etcd helm "${CORE_K8S_BINS[@]}" "${NODE_K8S_BINS[@]}"; do
+  for b in etcd helm "${CORE_K8S_BINS[@]}" "${NODE_K8S_BINS[@]}" local-path-provisioner; do
     [[ -x "$(bin_path "$b")" ]] || return 1
   done
 }
@@ -134,6 +144,7 @@ main() {
   local pod
   pod=$(k get swarm lint-fixers -o jsonpath='{.status.coordinatorPod}')
   printf '\ncoordinator pod %s: %s\n' "$pod" "$(k get pod "$pod" -o jsonpath='{.status.phase} on node {.spec.nodeName}, /dev/shm = emptyDir medium Memory, sizeLimit {.spec.volumes[?(@.name=="dshm")].emptyDir.sizeLimit}' 2>/dev/null || echo gone)"
+  show_results
   log "demo done in $(( SECONDS - start )) s (swarms $(( SECONDS - WATCH_START )) s)"
   printf '\nexport KUBECONFIG=%s\n' "$KUBECONFIG"
   printf 'kubectl get swarms; kubectl describe swarm lint-fixers\n'

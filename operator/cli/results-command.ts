@@ -10,6 +10,7 @@ import { KubeClient, resourcePath } from '../k8s/client.js';
 import { errorMessage, isNotFound, KubeApiError } from '../k8s/errors.js';
 import { releaseVersion } from '../release/release.js';
 import { ClaimSource, ReaderPodError } from '../results/claim-source.js';
+import { DirectorySource } from '../results/directory-sink.js';
 import { PAGE_BYTES, readerPage } from '../results/reader-protocol.js';
 import { S3CredentialsError } from '../results/s3-credentials.js';
 import { s3Location } from '../results/s3-location.js';
@@ -24,7 +25,6 @@ import type { Swarm } from '../api/swarm.js';
 import type { ResultSource, UnreadableRecord } from '../results/result-sink.js';
 import type { StoredResult } from '../results/stored-result.js';
 import type { CliIo } from './io.js';
-import type { ResultsFormat } from './results-format.js';
 
 export const RESULTS_HELP = `Usage: cfn results SWARM [options]      (the same as: kubectl swarm results SWARM)
 
@@ -74,17 +74,6 @@ function flagValue<T>(schema: z.ZodType<T>, flag: string, value: string): T {
 
 /** The results are somewhere `cfn results` cannot read them (the message says where and why). */
 export class ResultsUnavailable extends Error {}
-
-export interface ResultsQuery {
-  namespace: string;
-  name: string;
-  failed: boolean;
-  format: ResultsFormat;
-  out?: string;
-  agent?: number;
-  image: string;
-  timeoutMs: number;
-}
 
 /** Where a Swarm's results are, and how to read them: the one place the results types split. */
 export function resultsSource(
@@ -197,8 +186,16 @@ export async function printDirectoryPage(source: ResultSource, from: number, max
   return EXIT.ok;
 }
 
+/** The records of a run's directory, <root>/<namespace>/<name>/<uid> (what the reader pod mounts). */
+export function directorySourceAt(dir: string): ResultSource {
+  const parts = dir.replace(/\/+$/, '').split('/');
+  const [namespace, name, uid] = parts.slice(-3);
+  if (parts.length < 4 || !namespace || !name || !uid) throw new UsageError(`--dir: expected <root>/<namespace>/<name>/<uid>, got ${JSON.stringify(dir)}`);
+  return new DirectorySource(parts.slice(0, -3).join('/') || '/', { namespace, name, uid });
+}
+
 export interface ResultsHooks {
-  /** The reader pod's source of a directory (the coordinator's DirectorySource). */
+  /** The reader pod's source of a directory (default: directorySourceAt). */
   directorySource?: (dir: string) => ResultSource;
   until?: Promise<unknown>;
 }
@@ -210,8 +207,7 @@ export async function resultsCommand(args: readonly string[], io: CliIo, hooks: 
     return EXIT.ok;
   }
   if (p.mode === 'dir') {
-    if (!hooks.directorySource) throw new Error('cfn results --dir: no directory reader');
-    return printDirectoryPage(hooks.directorySource(p.dir), p.from, p.maxBytes, io);
+    return printDirectoryPage((hooks.directorySource ?? directorySourceAt)(p.dir), p.from, p.maxBytes, io);
   }
   let client: KubeClient;
   try {

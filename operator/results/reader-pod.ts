@@ -3,7 +3,7 @@
 // read-only, under the restricted Pod Security Standard, no API credential.
 // It prints one page of records on stdout (reader-protocol.ts) and exits.
 import { randomBytes } from 'node:crypto';
-import { RESULTS_MOUNT_PATH } from '../swarm/results-claim.js';
+import { RESULTS_MOUNT_PATH } from './sink-factory.js';
 import { LABEL_MANAGED_BY } from '../swarm/coordinator-pod.js';
 
 /** Labels the reader pods (not LABEL_SWARM: the operator takes pods with that label for coordinators). */

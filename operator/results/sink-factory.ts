@@ -1,6 +1,7 @@
 // The sink a coordinator stores results in, from the Swarm's spec.results:
 // a claim or an emptyDir is a directory at the pod's results mount
 // (CFN_RESULTS_DIR, /results); s3 is an object store.
+import { POD_NAME_PREFIX_MAX } from '../swarm/coordinator-pod.js';
 import { DirectorySink } from './directory-sink.js';
 import { resultDir } from './stored-result.js';
 import type { SwarmSpec } from '../api/swarm.js';
@@ -12,8 +13,11 @@ export type ResultsSpec = SwarmSpec['results'];
 /** Where the coordinator pod mounts the results volume (CFN_RESULTS_DIR). */
 export const RESULTS_MOUNT_PATH = '/results';
 
-/** The claim a Swarm's results go to: spec.results.claimName, else the one the operator creates, <swarm>-results. */
-export const resultsClaimName = (swarmName: string, spec: ResultsSpec): string => spec.claimName ?? `${swarmName}-results`;
+/** The claim the operator creates for a Swarm: <swarm>-results (with the name's share of derived names). */
+export const createdClaimName = (swarmName: string): string => `${swarmName.slice(0, POD_NAME_PREFIX_MAX)}-results`;
+
+/** The claim a Swarm's results go to: spec.results.claimName, else the one the operator creates. */
+export const resultsClaimName = (swarmName: string, spec: ResultsSpec): string => spec.claimName ?? createdClaimName(swarmName);
 
 export interface SinkContext {
   /** The mounted results volume (default RESULTS_MOUNT_PATH). */

@@ -3,7 +3,8 @@
 import { GROUP_VERSION } from '../api/common.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
-import { RESULTS_MOUNT_PATH, RESULTS_VOLUME, resultsVolume } from './results-claim.js';
+import { RESULTS_MOUNT_PATH } from '../results/sink-factory.js';
+import { RESULTS_VOLUME, resultsVolume } from './results-claim.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 import { s3CredentialsVolume } from '../results/s3-credentials.js';
 

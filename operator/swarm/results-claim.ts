@@ -5,23 +5,22 @@
 // it goes with it, or without an owner when results.retain keeps it.
 // Other types: an emptyDir (s3 keeps nothing on the pod's volume).
 import { z } from 'zod';
-import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference, POD_NAME_PREFIX_MAX } from './coordinator-pod.js';
+import { createdClaimName as claimNameOf, resultsClaimName as claimOf } from '../results/sink-factory.js';
+import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference } from './coordinator-pod.js';
 import type { Swarm } from '../api/swarm.js';
 
 export const RESULTS_VOLUME = 'results';
-export const RESULTS_MOUNT_PATH = '/results';
 export const DEFAULT_RESULTS_SIZE = '1Gi';
 /** The UID of the Swarm a created claim is for: tells it from a same-named claim of an earlier Swarm. */
 export const ANNOTATION_CLAIM_FOR = 'swarm.cfn.dev/results-for';
 
 /** The claim the operator creates for `swarm` (when it creates one). */
-export const createdClaimName = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-results`;
+export const createdClaimName = (swarm: Swarm): string => claimNameOf(swarm.metadata.name);
 
 /** The claim the coordinator pods mount, undefined when the results are not on a claim. */
 export function resultsClaimName(swarm: Swarm): string | undefined {
   const r = swarm.spec.results;
-  if (r.type !== 'persistentVolumeClaim') return undefined;
-  return r.claimName ?? createdClaimName(swarm);
+  return r.type === 'persistentVolumeClaim' ? claimOf(swarm.metadata.name, r) : undefined;
 }
 
 /** Whether the operator creates (and by default deletes) the claim. */

@@ -402,7 +402,9 @@ class SwarmRun {
     const s = this.status;
     const previous = findCondition(s.conditions, 'CoordinatorReady');
     if (c.kind === 'blocked') {
-      const message = `coordinator pod ${pod.name}: ${c.message}${c.reason === 'Unschedulable' ? await this.resultsClaimProblem() : ''}`.slice(0, 4096);
+      // The scheduler names volumes when a claim holds the pod (unbound, not found, provisioning failed).
+      const claimHolds = c.reason === 'Unschedulable' && /persistentvolumeclaim|volume/i.test(c.message);
+      const message = `coordinator pod ${pod.name}: ${c.message}${claimHolds ? await this.resultsClaimProblem() : ''}`.slice(0, 4096);
       if (previous?.reason !== c.reason || previous.message !== message) this.event('Warning', c.reason, message);
       this.setCondition('CoordinatorReady', 'False', c.reason, message);
     } else if (pod.node || previous?.reason !== 'PodCreated') {
@@ -483,14 +485,15 @@ class SwarmRun {
     }
     if (findCondition(this.status.conditions, 'CoordinatorReady')?.reason !== 'ResultsClaimPending') this.event('Warning', 'ResultsClaimPending', verdict.message);
     this.setCondition('CoordinatorReady', 'False', 'ResultsClaimPending', verdict.message);
+    if (this.status.phase !== 'FallingBack') this.status.phase = 'Pending';
     this.requeue = { requeueAfterMs: CLAIM_WAIT_POLL_MS };
     return false;
   }
 
   /**
    * Why the results claim holds an unschedulable pod, in the claim's own
-   * words (its phase and latest Warning event: no StorageClass, a
-   * provisioning error); empty when it is bound or unknown.
+   * words (its phase and latest event: no StorageClass, a provisioning
+   * error); empty when it is bound or cannot be read.
    */
   private async resultsClaimProblem(): Promise<string> {
     const name = resultsClaimName(this.swarm);

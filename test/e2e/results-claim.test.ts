@@ -6,10 +6,10 @@
 // says why in the Swarm's status.
 import { describe, expect, it, jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { MODE, REPO, apply, dropNamespace, freshNamespace, getSwarm, kubectl, kubectlJson, operatorImage, swarmPods, tempDir, waitFor } from './kube.js';
+import { MODE, REPO, SAMPLES, apply, dropNamespace, freshNamespace, getSwarm, kubectl, kubectlJson, operatorImage, swarmPods, tempDir, waitFor } from './kube.js';
 
 jest.setTimeout(900_000);
 
@@ -62,6 +62,8 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
   it('default results: a provisioned claim owned by the Swarm; cfn results after the pods are gone; deletion removes claim, volume and its directory', async () => {
     const ns = await freshNamespace('results');
     try {
+      // Coordinator and reader pods alike must pass the restricted standard.
+      await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
       await apply(ns, swarm('work'));
       const done = await waitFor('swarm work finished', () => finished(ns, 'work'), 300_000);
       expect(done.status).toMatchObject({ phase: 'Succeeded', agents: { total: 4, completed: 3, failed: 1 } });
@@ -74,6 +76,8 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       const volumeDir = pv.spec.hostPath?.path ?? pv.spec.local?.path ?? '';
       if (MODE === 'local') {
         expect(volumeDir.startsWith(path.join(process.env.E2E_STATE_DIR ?? '', 'node/local-path/volumes/'))).toBe(true);
+        // Writable by the coordinator's uid 65532: the provisioner's setup makes it 0777.
+        expect((statSync(volumeDir).mode & 0o777).toString(8)).toBe('777');
         // The coordinator (uid 65532) wrote one record per agent index.
         expect(readdirSync(path.join(volumeDir, ns, 'work', done.metadata.uid)).filter((f) => f.endsWith('.json')).sort()).toEqual(['0.json', '1.json', '2.json', '3.json']);
       }
@@ -135,17 +139,21 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
     }
   });
 
-  it('retain: the claim outlives its Swarm; an emptyDir swarm says its results went with the pod; a claim that cannot bind says why', async () => {
+  it('retain (config/samples/swarm-results-retain.yaml): the claim outlives its Swarm; an emptyDir swarm says its results went with the pod; a claim that cannot bind says why', async () => {
     const ns = await freshNamespace('results-keep');
     try {
-      await apply(ns, swarm('kept', { retain: true }, 1));
-      await waitFor('swarm kept finished', () => finished(ns, 'kept'), 300_000);
-      const claim = await getClaim(ns, 'kept-results');
+      // The sample: 3 agents check a bash file of the image each; its claim is retained.
+      await kubectl(['apply', '-n', ns, '-f', `${SAMPLES}/swarm-results-retain.yaml`]);
+      const done = await waitFor('swarm shellcheckers finished', () => finished(ns, 'shellcheckers'), 300_000);
+      expect(done.status).toMatchObject({ phase: 'Succeeded', agents: { total: 3, completed: 3, failed: 0 } });
+      const claim = await getClaim(ns, 'shellcheckers-results');
       expect(claim?.metadata.ownerReferences).toBeUndefined();
-      await kubectl(['delete', 'swarm', '-n', ns, 'kept', '--wait=true', '--timeout=120s']);
-      expect(await getClaim(ns, 'kept-results')).toMatchObject({ status: { phase: 'Bound' } });
+      const read = await cfn(['results', 'shellcheckers', '-n', ns, '--image', await operatorImage()]);
+      expect(read.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { output: string }).output)).toEqual(['bash/message-bus.sh: syntax ok\n', 'bash/health-monitor.sh: syntax ok\n', 'bash/lib/common.sh: syntax ok\n']);
+      await kubectl(['delete', 'swarm', '-n', ns, 'shellcheckers', '--wait=true', '--timeout=120s']);
+      expect(await getClaim(ns, 'shellcheckers-results')).toMatchObject({ status: { phase: 'Bound' } });
       const pvName = claim!.spec.volumeName!;
-      await kubectl(['delete', 'pvc', '-n', ns, 'kept-results', '--wait=true', '--timeout=120s']);
+      await kubectl(['delete', 'pvc', '-n', ns, 'shellcheckers-results', '--wait=true', '--timeout=120s']);
       await waitFor(`volume ${pvName} gone`, async () => ((await pvExists(pvName)) ? undefined : true), 180_000);
 
       await apply(ns, swarm('gone', { type: 'emptyDir' }, 1));

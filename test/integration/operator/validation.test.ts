@@ -30,7 +30,8 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ['unknown version', { coordination: { version: 'v3' } }, /spec\.coordination\.version: Unsupported value: "v3"/],
     ['empty agent command', { agent: { command: [] } }, /spec\.agent\.command/],
     ['flat beyond 300 agents (CEL)', { topology: 'flat', agents: 500 }, /spec\.topology: Invalid value: .*topology flat supports at most 300 agents; use hybrid or auto/],
-    ['pvc results without a claim (CEL)', { results: { type: 'persistentVolumeClaim' } }, /spec\.results\.claimName: .*claimName is required when type is persistentVolumeClaim/],
+    ['an existing claim with a size (CEL)', { results: { claimName: 'mine', size: '1Gi' } }, /spec\.results\.claimName: .*storageClassName, size and retain apply to the claim the operator creates, not to an existing claimName/],
+    ['retain on an emptyDir (CEL)', { results: { type: 'emptyDir', retain: true } }, /spec\.results\.type: .*claimName, storageClassName, size and retain apply only when type is persistentVolumeClaim/],
     ['negative retries', { agent: { command: ['true'], retries: -1 } }, /spec\.agent\.retries/],
     ['successPolicy above 100%', { successPolicy: { minDeliveryRate: 101 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: 101: spec\.successPolicy\.minDeliveryRate in body should be less than or equal to 100/],
     ['successPolicy below 0%', { successPolicy: { minDeliveryRate: -1 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: -1/],
@@ -71,7 +72,7 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
       coordination: { version: 'auto', fallbackEnabled: true, fallbackTimeoutSeconds: 30, startDeadlineSeconds: 600 },
       agent: { command: ['cat'], timeoutSeconds: 300, retries: 2, concurrency: 32, maxOutputBytes: 65536 },
       v2: { shmSizeLimit: '256Mi' },
-      results: { type: 'emptyDir' },
+      results: { type: 'persistentVolumeClaim' },
       successPolicy: { minDeliveryRate: 100 },
     });
   });

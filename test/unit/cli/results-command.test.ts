@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { swarmSpec } from '../../../operator/api/swarm.js';
 import { parseResultsArgs, resultsCommand, resultsSource, ResultsUnavailable, resultsSummary } from '../../../operator/cli/results-command.js';
+import { DirectorySink } from '../../../operator/results/directory-sink.js';
 import { resultsTable, writeOutDir } from '../../../operator/cli/results-format.js';
 import { runCli } from '../../../operator/cli/main.js';
 import { KubeClient } from '../../../operator/k8s/client.js';
@@ -142,6 +143,29 @@ describe('cfn results --dir (the reader pod\'s side)', () => {
     expect(page.unreadable).toEqual([{ key: '2.json', reason: 'bad' }]);
     expect(page.end).toEqual({ next: null, stored: 2 });
     expect(a.err.text).toBe('');
+  });
+
+  it('a real directory written by the coordinator\'s sink: its records, a forged file counted as unreadable, pages that follow each other', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cfn-dir-'));
+    const scope = { namespace: 'team', name: 'sw', uid: 'u1' };
+    const sink = new DirectorySink({ root, scope, type: 'persistentVolumeClaim', location: 'pvc://sw-results/team/sw/u1/' });
+    for (const i of [0, 1, 2]) await sink.put(record(i, i === 1 ? 'failed' : 'completed', `${'x'.repeat(400)} ${i}`));
+    writeFileSync(join(root, 'team/sw/u1/7.json'), '{"index": 7, "output": "forged"}');
+    const first = io();
+    expect(await runCli(['results', '--dir', join(root, 'team/sw/u1/'), '--max-bytes', '800'], first)).toBe(0);
+    const p1 = parseReaderLog(first.out.text);
+    expect(p1.results.map((r) => r.index)).toEqual([0, 1]);
+    expect(p1.unreadable.map((u) => u.key)).toEqual(['7.json']);
+    expect(p1.end).toEqual({ next: 2, stored: 3 });
+    const second = io();
+    expect(await runCli(['results', '--dir', join(root, 'team/sw/u1'), '--from', '2', '--max-bytes', '800'], second)).toBe(0);
+    const p2 = parseReaderLog(second.out.text);
+    expect(p2.results.map((r) => [r.index, r.output])).toEqual([[2, `${'x'.repeat(400)} 2`]]);
+    expect(p2.unreadable).toEqual([]);
+    expect(p2.end).toEqual({ next: null, stored: 3 });
+    const bad = io();
+    expect(await runCli(['results', '--dir', 'u1'], bad)).toBe(2);
+    expect(bad.err.text).toContain('--dir: expected <root>/<namespace>/<name>/<uid>');
   });
 
   it('runCli: help, and usage errors exit 2', async () => {

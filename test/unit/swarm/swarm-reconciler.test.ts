@@ -304,6 +304,15 @@ describe('SwarmReconciler: the results claim', () => {
     });
     expect(r.fallbacks).toEqual([]);
   });
+
+  it('unschedulable for another reason (cpu): the scheduler\'s message alone, even while the claim waits for its first consumer', async () => {
+    const message = '0/1 nodes are available: 1 Insufficient cpu.';
+    const waiting = { type: 'Normal', reason: 'WaitForFirstConsumer', message: 'waiting for first consumer to be created before binding', lastTimestamp: secs(2000) };
+    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })], {
+      objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [waiting] } },
+    });
+    expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}` });
+  });
 });
 
 describe('SwarmReconciler: results', () => {
