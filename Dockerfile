@@ -25,7 +25,7 @@ RUN npm run build \
 FROM ${NODE_BASE}
 # The V2 engine's tools: the list is scripts/image/packages.txt (a test keeps them equal).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash coreutils util-linux jq inotify-tools bash-builtins ca-certificates \
+ && apt-get install -y --no-install-recommends bash coreutils util-linux jq inotify-tools bash-builtins shellcheck ca-certificates \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \
  && (getent group 65532 >/dev/null || groupadd --gid 65532 nonroot) \
  && (getent passwd 65532 >/dev/null || useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot) \
@@ -39,7 +39,7 @@ COPY --from=build /src/bash ./bash
 COPY config ./config
 COPY crds ./crds
 RUN ln -s /app/bin/cfn.js /usr/local/bin/cfn
-# `cfn run`'s V1 memory defaults to ./.claude-flow: /app is read-only, /tmp is not.
+# `cfn run`'s V1 memory defaults to ./.cfn: /app is read-only, /tmp is not.
 ENV NODE_ENV=production HOME=/home/nonroot CFN_MEMORY_PATH=/tmp/cfn-memory.sqlite
 USER 65532:65532
 EXPOSE 8080

@@ -18,9 +18,10 @@ build: setup
 ## Kubernetes cluster with a real node (control plane + containerd + kubelet,
 ## binaries built from source the first time), the image built without a
 ## registry, the Helm chart, a RolloutPolicy and sample Swarms, progress and the
-## final status. `scripts/demo.sh --down` removes it.
+## final status. `scripts/demo.sh --down` removes it. NODES=3: three nodes, each
+## in its own network namespace (test/cluster/README.md).
 demo: build
-	bash scripts/demo.sh
+	bash scripts/demo.sh $(if $(NODES),--nodes $(NODES))
 
 ## The name it had before `make demo` became the cluster demo.
 demo-cluster: demo

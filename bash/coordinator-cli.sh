@@ -9,19 +9,12 @@ source "${BASH_SOURCE[0]%/*}/lib/health.sh"
 usage() {
   cat <<'EOF'
 Usage:
-  coordinator-cli.sh run   --swarm-id ID --agents N [options] -- CMD [ARG...]
-  coordinator-cli.sh start --swarm-id ID --agents N [options] -- CMD [ARG...]
-  coordinator-cli.sh stop    --swarm-id ID [--shm-path DIR]
-  coordinator-cli.sh status  --swarm-id ID [--shm-path DIR]
-  coordinator-cli.sh cleanup --swarm-id ID [--shm-path DIR]
+  coordinator-cli.sh run --swarm-id ID --agents N [options] -- CMD [ARG...]
 
 run    runs the objective in the foreground until every agent's final
-       response is in (completed or failed) or the deadline passed; start does the same detached (own
-       session and process group; pid in <root>/pids/coordinator.pid, log in
-       <root>/coordinator.log); stop TERMs it and waits; status prints
-       status.json; cleanup removes a kept root.
+       response is in (completed or failed) or the deadline passed.
 
-Options (run/start):
+Options:
   --swarm-id ID            [a-z0-9][a-z0-9._-]{0,62} (required)
   --agents N               number of agents (required)
   --topology T             flat | hybrid | auto (default auto: flat up to 300)
@@ -48,7 +41,7 @@ Options (run/start):
   --inbox-capacity N       messages per inbox before publishers wait (default 4096)
   --publish-timeout S      a publisher waiting longer fails with 75 (default 30)
   --bus-mode M             auto | inotify | poll (default auto; env CFN_BUS_MODE)
-  --keep                   leave the root for the caller (cleanup removes it)
+  --keep                   leave the root for the caller to remove
   --results-file PATH      write every response as JSONL to PATH (atomic)
   --json                   print the final status.json on stdout
   -h, --help               this help
@@ -258,7 +251,7 @@ start_components() {
   [[ $O_TOPOLOGY == hybrid ]] && engine+=(--workers "$O_WORKERS")
   export CFN_BUS_MODE=$O_BUS_MODE CFN_INBOX_CAPACITY=$O_CAPACITY CFN_PUBLISH_TIMEOUT=$O_PUBLISH_TIMEOUT
   # Agents start once the detector consumes (lib/agent.sh): results published
-  # before it listened waited out its start-up (~15 ms) and counted as latency.
+  # before it listened would wait out its start-up and count as latency.
   rm -f -- "$ROOT/pids/detector.ready"
   export CFN_CONSUMER_READY=$ROOT/pids/detector.ready
   # Job control: each component gets its own process group, so stopping one
@@ -270,8 +263,7 @@ start_components() {
   DET_PID=$!
   # The topology and its agents run at a lower priority (CFN_AGENT_NICE,
   # default 15) than the detector, so it gets the CPU the moment a message
-  # lands: at nice 5, 64 runnable agents left it ~5% of a core and the hybrid
-  # p50 latency at 5-200 ms; at 15 it is under 1 ms (docs/v2-engine.md).
+  # lands even with every agent runnable (docs/performance.md).
   nice -n "${CFN_AGENT_NICE:-15}" "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
   TOPO_PID=$!
   "$bin/health-monitor.sh" heartbeat --root "$ROOT" --parent-pid "$$" &
@@ -351,7 +343,7 @@ cleanup() {
   CLEANED=1
   trap '' INT TERM
   # The heartbeat has no TERM trap and ends at once: reaping it here spares
-  # stop_group's /proc scans (~5-15 ms each) at the end of every run.
+  # stop_group's /proc scans at the end of every run.
   if [[ -n $HB_PID ]] && kill -TERM -- "-$HB_PID" 2>/dev/null; then wait "$HB_PID" 2>/dev/null || true; fi
   if [[ -n $DET_PID ]] && cfn_pid_alive "$DET_PID"; then
     kill -TERM "$DET_PID" 2>/dev/null || true
@@ -419,82 +411,11 @@ cleanup_interrupted() {
   print_status
 }
 
-# --- start / stop / status / cleanup ------------------------------------------
-
-cmd_start() {
-  local -a args=("$@")
-  parse_opts "$@"
-  validate_run_opts
-  preflight
-  mkdir -p -- "$ROOT/pids"
-  rm -f -- "$ROOT/pids/coordinator.pid"
-  setsid "$0" run "${args[@]}" </dev/null >"$ROOT/coordinator.log" 2>&1 &
-  local pid=$! i
-  for ((i = 0; i < 100; i++)); do
-    if [[ -s $ROOT/pids/coordinator.pid ]]; then
-      printf '%s\n' "$pid"
-      return 0
-    fi
-    if ! cfn_pid_alive "$pid"; then
-      local rc=0
-      wait "$pid" || rc=$?
-      [[ -f $ROOT/coordinator.log ]] && cat -- "$ROOT/coordinator.log" >&2
-      exit "$rc"
-    fi
-    sleep 0.05
-  done
-  printf '%s\n' "$pid"
-}
-
-parse_id_opts() {
-  while (($#)); do
-    case $1 in
-      --swarm-id) cfn_require_value "$1" $#; O_SWARM=$2; shift 2 ;;
-      --shm-path) cfn_require_value "$1" $#; O_SHM=$2; shift 2 ;;
-      -h | --help) usage; exit 0 ;;
-      *) cfn_die 2 "unknown option: $1 (see --help)" ;;
-    esac
-  done
-  validate_swarm_id
-}
-
-cmd_stop() {
-  parse_id_opts "$@"
-  local pid i
-  running_pid pid || { cfn_log "swarm $O_SWARM is not running"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 200; i++)); do
-    cfn_pid_running "$pid" || return 0
-    sleep 0.05
-  done
-  cfn_log "coordinator $pid did not stop in 10 s: killing its process group"
-  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-}
-
-cmd_status() {
-  parse_id_opts "$@"
-  [[ -f $ROOT/status.json ]] || cfn_die 1 "no status for swarm $O_SWARM (no $ROOT/status.json)"
-  local text
-  cfn_read_file text "$ROOT/status.json"
-  printf '%s' "$text"
-}
-
-cmd_cleanup() {
-  parse_id_opts "$@"
-  local pid
-  if running_pid pid; then cfn_die 1 "swarm $O_SWARM is running (pid $pid): stop it first"; fi
-  rm -rf -- "$ROOT"
-}
-
 main() {
   local cmd=${1:-}
   (($#)) && shift
   case $cmd in
     run) cmd_run "$@" ;;
-    start) cmd_start "$@" ;;
-    stop) cmd_stop "$@" ;;
-    status) cmd_status "$@" ;;
-    cleanup) cmd_cleanup "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -14,7 +14,7 @@ Usage: topology-flat.sh --root DIR --swarm-id ID --agents N [options] -- CMD [AR
 
 Runs agents 0..N-1 (minus --completed-indexes) with a concurrency limit,
 writes each agent's response to <root>/responses/ and announces the results
-to <root>/messages/root in `batch` messages (at most 10 ms after an agent ends).
+to <root>/messages/root in `batch` messages (at most 5 ms after an agent ends).
 
 Options:
 EOF2

@@ -26,11 +26,11 @@ export { SwarmCoordinator, CoordinatorNotStartedError } from './coordination/v1/
 export type { SwarmCoordinatorOptions } from './coordination/v1/swarm-coordinator.js';
 export { EventBus } from './coordination/v1/event-bus.js';
 export type { SwarmEvents } from './coordination/v1/event-bus.js';
-export { MemoryManager, DEFAULT_MEMORY_PATH } from './coordination/v1/memory-manager.js';
+export { ResponseCheckpointStore, DEFAULT_MEMORY_PATH, DESIGN_MEMORY_PATH } from './coordination/v1/response-checkpoint-store.js';
 export { CoordinatorFactory, CoordinatorStartError, DEFAULT_FALLBACK_TIMEOUT_MS } from './coordination/factory/coordinator-factory.js';
 export type { CoordinatorFactoryConfig, CreatedCoordinator } from './coordination/factory/coordinator-factory.js';
-export { detectVersion, InvalidVersionSettingError } from './coordination/version/detect-version.js';
-export type { DetectVersionInput, VersionDecision } from './coordination/version/detect-version.js';
+export { detectVersion, InvalidVersionSettingError } from './coordination/version/decide-version.js';
+export type { DetectVersionInput, VersionDecision } from './coordination/version/decide-version.js';
 export { rolloutBucket } from './coordination/version/rollout-bucket.js';
 export { ResultCollector } from './coordination/v2/result-collector.js';
 export { writeObjective } from './coordination/v2/message-bridge.js';

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a local Kubernetes cluster: a real node (containerd +
 # kubelet), the project image built and imported without a registry, the
-# operator installed by its Helm chart, then a V2 swarm of 500 agents and a
-# RolloutPolicy-routed swarm, with progress and the final status.
+# operator installed by its Helm chart, then three swarms: real work (shellcheck
+# on each of the engine's files), 500 agents on V2 and a RolloutPolicy-routed
+# swarm, with progress, the final status and the agents' results.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,24 +12,28 @@ readonly ROOT
 source "$ROOT/test/cluster/lib.sh"
 
 NAME=demo
+NODES=1
 NS=default
 TIMEOUT=300
 
 usage() {
   cat <<USAGE
-Usage: scripts/demo.sh [--name NAME] [--timeout SECONDS] [--down]
+Usage: scripts/demo.sh [--name NAME] [--nodes N] [--timeout SECONDS] [--down]
 
 1. builds the Kubernetes binaries from source the first time (cached in
    ~/.cache/swarm-operator; about 7 min on 2 quiet cores), and the project image
 2. starts a local cluster "NAME" (default demo) with a real node: containerd,
-   kubelet, kube-scheduler, bridge CNI (root needed)
+   kubelet, kube-scheduler, bridge CNI (root needed); --nodes 3 (make demo
+   NODES=3): three nodes, each in its own network namespace
 3. installs the operator with charts/swarm-operator
 4. applies a RolloutPolicy (V2 for 100% of new auto swarms, roll back on a
-   breach) and two swarms: config/samples/swarm-v2-500.yaml (500 agents, V2
-   on a memory-backed /dev/shm) and config/samples/swarm-auto.yaml (routed by
-   the policy)
-5. shows their progress (at most --timeout seconds, default $TIMEOUT) and the
-   final status
+   breach) and three swarms: config/samples/swarm-lint-fixers.yaml (one agent
+   per shell file of the engine, each answering with shellcheck's diff),
+   config/samples/swarm-v2-500.yaml (500 agents, V2 on a memory-backed
+   /dev/shm) and config/samples/swarm-auto.yaml (routed by the policy)
+5. shows their progress (at most --timeout seconds, default $TIMEOUT), the
+   final status, and lint-fixers' results read back with "cfn results" once
+   its pods are gone
 
 The cluster keeps running afterwards (KUBECONFIG is printed);
 scripts/demo.sh --down (or npm run cluster:down -- --name NAME) removes it.
@@ -87,14 +92,17 @@ summary() {
   k get rolloutpolicy demo-rollout -o json | jq -r '"policy demo-rollout: \(.status.phase // "?") at \(.status.effectivePercentage // "?")%, observed \(.status.observed // {} | tostring)"'
 }
 
-# A few of lint-fixers' results, read back from its claim by `cfn results`
-# (a reader pod; the coordinator pod is not needed).
+# The real work, read back from the results volume after the swarm's pods are
+# gone: how many files shellcheck would change, and the first results.
 show_results() {
-  local node_bin
-  node_bin="$(bash "$ROOT/scripts/ensure-node.sh")/node"
-  printf '\nresults of lint-fixers (cfn results lint-fixers --format table; first 5 of %s):\n' \
-    "$(k get swarm lint-fixers -o jsonpath='{.status.results.stored}')"
-  "$node_bin" "$ROOT/bin/cfn.js" results lint-fixers --format table 2>&1 | head -n 6 || true
+  local jsonl
+  k delete pod -l swarm.cfn.dev/swarm=lint-fixers --wait=true >/dev/null
+  jsonl=$(node "$ROOT/bin/cfn.js" results lint-fixers -n "$NS" --format jsonl) || { log "cfn results lint-fixers failed"; return 1; }
+  jq -rs '"lint-fixers results (cfn results, its pods deleted): \(length) agents; " +
+    "\([.[] | select(.status == "completed" and (.output | length) > 0)] | length) files with shellcheck fixes, " +
+    "\([.[] | .output | split("\n")[] | select(startswith("+") and (startswith("+++") | not))] | length) lines changed; " +
+    "\([.[] | select(.status != "completed")] | length) failed"' <<<"$jsonl"
+  node "$ROOT/bin/cfn.js" results lint-fixers -n "$NS" --format table | head -n 6
 }
 
 all_built() {
@@ -109,6 +117,7 @@ main() {
   while (( $# > 0 )); do
     case "$1" in
       --name) NAME=${2:?--name needs a value}; shift ;;
+      --nodes) NODES=${2:?--nodes needs a value}; shift ;;
       --timeout) TIMEOUT=${2:?--timeout needs a value}; shift ;;
       --down) down=1 ;;
       -h|--help) usage; return ;;
@@ -129,25 +138,26 @@ main() {
     log "first run: building Kubernetes, etcd and helm from source (about 7 min on 2 quiet cores, longer when busy; progress every minute)"
   fi
   bash "$ROOT/test/cluster/build.sh" --all >&2
-  KUBECONFIG=$(bash "$ROOT/test/e2e/setup.sh" --name "$NAME")
+  KUBECONFIG=$(bash "$ROOT/test/e2e/setup.sh" --name "$NAME" --nodes "$NODES")
   export KUBECONFIG
   log "cluster, node and operator ready after $(( SECONDS - start )) s"
   apply_policy
-  k delete swarm lint-fixers test-triage --ignore-not-found --wait=true >/dev/null
-  k apply -f "$ROOT/config/samples/swarm-v2-500.yaml" -f "$ROOT/config/samples/swarm-auto.yaml" >/dev/null
-  log "applied RolloutPolicy demo-rollout and swarms lint-fixers (500 agents, V2) and test-triage (20 agents, auto)"
+  k delete swarm lint-fixers echo-500 test-triage --ignore-not-found --wait=true >/dev/null
+  k apply -f "$ROOT/config/samples/swarm-lint-fixers.yaml" -f "$ROOT/config/samples/swarm-v2-500.yaml" -f "$ROOT/config/samples/swarm-auto.yaml" >/dev/null
+  log "applied RolloutPolicy demo-rollout and swarms lint-fixers (shellcheck, one agent per engine file), echo-500 (500 agents, V2) and test-triage (20 agents, auto)"
   WATCH_START=$SECONDS
   local ok=0
   watch_swarms || ok=1
   printf '\n'
   summary
   local pod
-  pod=$(k get swarm lint-fixers -o jsonpath='{.status.coordinatorPod}')
+  pod=$(k get swarm echo-500 -o jsonpath='{.status.coordinatorPod}')
   printf '\ncoordinator pod %s: %s\n' "$pod" "$(k get pod "$pod" -o jsonpath='{.status.phase} on node {.spec.nodeName}, /dev/shm = emptyDir medium Memory, sizeLimit {.spec.volumes[?(@.name=="dshm")].emptyDir.sizeLimit}' 2>/dev/null || echo gone)"
-  show_results
+  printf '\n'
+  show_results || ok=1
   log "demo done in $(( SECONDS - start )) s (swarms $(( SECONDS - WATCH_START )) s)"
   printf '\nexport KUBECONFIG=%s\n' "$KUBECONFIG"
-  printf 'kubectl get swarms; kubectl describe swarm lint-fixers\n'
+  printf 'kubectl get swarms; kubectl describe swarm lint-fixers; node bin/cfn.js results lint-fixers --out DIR\n'
   printf 'tear down: scripts/demo.sh --down\n'
   return "$ok"
 }

@@ -2,6 +2,8 @@
 # make test's last step: the real-node e2e suite (test/e2e) when this machine
 # can run it (root, and the node's Debian packages install), otherwise one
 # line saying it was skipped and why (never silently). E2E=0 skips it on purpose.
+# Then the 3-node cluster test (test/cluster/multinode.bats, 1.5-2 min) with
+# the image the suite built; MULTINODE=0 skips it on purpose.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +29,13 @@ main() {
   cd "$ROOT"
   npm run --silent test:e2e
   printf 'make test: e2e suite passed in %d s\n' "$(( SECONDS - t ))"
+  if [[ "${MULTINODE:-1}" == 0 ]]; then
+    printf 'make test: 3-node cluster test (test/cluster/multinode.bats) SKIPPED: MULTINODE=0 was set\n'
+    return 0
+  fi
+  t=$SECONDS
+  IMAGE_DIR="$ROOT/.local/image-e2e" bats test/cluster/multinode.bats
+  printf 'make test: 3-node cluster test passed in %d s\n' "$(( SECONDS - t ))"
 }
 
 main "$@"

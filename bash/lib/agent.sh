@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
-# Runs agents (docs/v2-engine.md "Agents"). The dispatching process (a
-# topology, a sub-coordinator, agent-wrapper.sh) starts one spawner (the
-# native bash/native/spawner when built, else lib/spawner.sh: cfn_spawner),
+# Runs agents (docs/v2-engine.md "Agents"). The dispatching process (the
+# flat topology or a hybrid sub-coordinator) starts one spawner (cfn_spawner
+# picks it: the native bash/native/spawner when built, else lib/spawner.sh),
 # which starts each attempt straight into the agent command (no bash process
 # in between), reaps it and retries it with backoff. The response of each
 # final attempt is published once (ln): written by the native spawner itself
@@ -21,8 +21,8 @@ source "${BASH_SOURCE[0]%/*}/watchdog.sh"
 CFN_KILL_AFTER=${CFN_KILL_AFTER:-2}
 # Set by cfn_agents_next when an agent is final.
 CFN_DONE_INDEX='' CFN_DONE_STATUS=''
-# The running spawner (lib/spawner.sh): pid, the fd its reports arrive on, its
-# queue file.
+# The running spawner (native or lib/spawner.sh): pid, the fd its reports
+# arrive on, its queue file.
 CFN_SPAWN_PID='' CFN_SPAWN_FD='' CFN_SPAWN_QUEUE=''
 
 # The environment every agent of the swarm shares, exported once in the
@@ -51,7 +51,7 @@ cfn_agents_start() {
   cfn_spawner || cfn_die 2 "$CFN_SPAWNER_WHY"
   local -a argv=("${CFN_SPAWNER_ARGV[@]}")
   # The native spawner writes the responses too (the same bytes as
-  # cfn__agent_finish, without its ~0.6 ms of bash per agent).
+  # cfn__agent_finish, without its bash work per agent).
   [[ ${argv[0]} == "$BASH" ]] || argv+=(--responses "$CFN_MAX_OUTPUT" "$CFN_AGENT_TIMEOUT")
   [[ -z ${CFN_NO_RETRY_CODES:-} ]] || argv+=(--no-retry "$CFN_NO_RETRY_CODES")
   argv+=("$CFN_ROOT" "$CFN_SPAWN_QUEUE" "$CFN_CONCURRENCY" "$CFN_RETRIES" "$limit_us" "$WD_FD" -- "${CFN_CMD[@]}")
@@ -155,7 +155,8 @@ cfn__agent_output() {
   printf -v "$1" '%s' "$j"
 }
 
-# cfn__agent_error VAR RC ERR_FILE: the last line of stderr, else a description.
+# cfn__agent_error VAR RC ERR_FILE TIMED_OUT(0|1): the last line of stderr
+# (after "timed out after <s>s" when the attempt timed out), else "exit code RC".
 cfn__agent_error() {
   local rc=$2 file=$3 timed_out=$4 size=0 last=''
   cfn_file_size size "$file" 2>/dev/null || size=0
@@ -177,12 +178,11 @@ cfn_agent_announce() {
 }
 
 # Announcing results in `batch` messages: one per CFN_BATCH_MAX results, or
-# CFN_BATCH_DELAY_US after the first unannounced one, whichever comes first.
-# One message per agent cost the detector as much CPU as the agent's own exec.
+# CFN_BATCH_DELAY_US after the first unannounced one, whichever comes first:
+# fewer messages for the detector to handle, while a small batch keeps the
+# publish-to-handled latency low (docs/performance.md, "Result batches").
 # The dispatcher's read timeout (cfn_agents_timeout) bounds the delay when no
-# agent ends sooner. 16, not 64: with the native spawner ~35 results came in
-# 5 ms, and handling one such batch (~30 us a result) put the p50 publish-to-
-# handled latency at ~2 ms; 16 keeps it near 1.2 ms for ~0.3 ms more per 16.
+# agent ends sooner.
 CFN_BATCH_C='' CFN_BATCH_F='' CFN_BATCH_N=0 CFN_BATCH_T0=0
 CFN_BATCH_MAX=16
 CFN_BATCH_DELAY_US=5000
@@ -252,15 +252,4 @@ cfn__agent_finish() {
     status=$existing
   fi
   CFN_DONE_INDEX=$idx CFN_DONE_STATUS=$status
-}
-
-# cfn_agent_run INDEX INBOX_DIR: runs one agent to its final response and
-# announces it (agent-wrapper.sh; the topologies run many at once instead).
-cfn_agent_run() {
-  local rc=0
-  cfn_agents_start "$1"
-  cfn_agents_next 86400000000 0 || rc=$?
-  ((rc == 0)) || return 1
-  cfn_agents_next 86400000000 0 || true
-  cfn_agent_announce "$2" "$CFN_DONE_INDEX" "$CFN_DONE_STATUS"
 }

@@ -39,14 +39,14 @@ cfn_die() {
   exit "$code"
 }
 
-# Loads Debian's bash-builtins loadables (no fork per ln/unlink/stat/sleep);
-# every caller has a fallback on the external command when one is missing.
 # mkdir -p that tolerates a concurrent creator: the loadable mkdir builtin's -p
 # fails with EEXIST when another process makes the same directory meanwhile.
 cfn_mkdirs() {
   mkdir -p "$@" 2>/dev/null || mkdir -p "$@"
 }
 
+# Loads Debian's bash-builtins loadables (no fork per ln/unlink/stat/sleep);
+# every caller has a fallback on the external command when one is missing.
 cfn_load_builtins() {
   CFN_HAVE_STAT=0
   [[ ${CFN_NO_LOADABLES:-0} == 1 ]] && return 0

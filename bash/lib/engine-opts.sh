@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
-# Options shared by the topology scripts (and agent-wrapper.sh): they fill the
+# Options shared by the topology scripts: they fill the
 # globals lib/agent.sh reads. Each topology adds its own options via
 # ENGINE_EXTRA_OPT (a function name: returns the number of words consumed, 0
 # when the option is not its own).

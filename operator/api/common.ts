@@ -6,6 +6,10 @@ export const API_GROUP = 'swarm.cfn.dev';
 export const API_VERSION = 'v1alpha1';
 export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 
+/** The REST coordinates of this API's resources: k8s/client.ts resourcePath({ ...SWARM_RESOURCE, namespace, name }) is their path. */
+export const SWARM_RESOURCE = { group: API_GROUP, version: API_VERSION, plural: 'swarms' } as const;
+export const ROLLOUT_POLICY_RESOURCE = { group: API_GROUP, version: API_VERSION, plural: 'rolloutpolicies' } as const;
+
 /** A time as Kubernetes writes metav1.Time: RFC 3339, whole seconds. */
 export const kubeTime = (d: Date = new Date()): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 

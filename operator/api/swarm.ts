@@ -167,7 +167,6 @@ export const swarmSpec = z
     coordination: coordinationSpec.prefault({}),
     agent: agentSpec,
     v2: v2Spec.prefault({}),
-    // Defaulted with its type: the API server checks the default against the CEL rules, which read self.type.
     results: resultsSpec.prefault({ type: 'persistentVolumeClaim' }),
     successPolicy: successPolicy.prefault({}),
     ttlSecondsAfterFinished: z.number().int().min(0).optional().describe('Delete the Swarm this long after it finished.'),

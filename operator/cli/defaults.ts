@@ -29,9 +29,3 @@ export const DEFAULTS = {
   minDelivery: 100,
   maxOutputBytes: V2_DEFAULTS.maxOutputBytes,
 } as const;
-
-/**
- * `--topology auto`: flat up to this many agents, hybrid above; the same rule as
- * `coordinator-cli.sh --topology auto`, so "auto" means one thing everywhere.
- */
-export const AUTO_FLAT_MAX_AGENTS = 300;

@@ -30,7 +30,7 @@ Commands:
 
 Environment: LOG_LEVEL (fatal..trace, default warn; JSON logs on stderr),
 CFN_SHM_PATH (default /dev/shm/cfn), CFN_MEMORY_PATH (V1, default
-.claude-flow/memory.sqlite), COORDINATION_VERSION, V2_ROLLOUT_PERCENTAGE.
+.cfn/memory.sqlite), COORDINATION_VERSION, V2_ROLLOUT_PERCENTAGE.
 `;
 
 type Command = (args: readonly string[], io: CliIo) => Promise<number>;

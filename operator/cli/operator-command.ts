@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { packageRoot } from '../config/package-root.js';
+import { packageRoot } from '../util/package-root.js';
 import { chooseKubeconfig, KubeClient } from '../k8s/client.js';
-import { startOperator } from '../manager/operator-manager.js';
+import { DEFAULT_SWARM_WORKERS, startOperator } from '../manager/operator-manager.js';
 import { ensureCrds } from '../release/ensure-crds.js';
 import { releaseVersion } from '../release/release.js';
 import { COORDINATOR_IDENTITIES } from '../swarm/coordinator-rbac.js';
@@ -30,7 +30,7 @@ Options:
   --namespaces NS[,NS]         watch only these namespaces (default: all)
   --image IMAGE                coordinator image (default $COORDINATOR_IMAGE or swarm-operator:dev)
   --image-pull-policy P        IfNotPresent | Always | Never (default IfNotPresent)
-  --workers N                  concurrent reconciles (default 8)
+  --workers N                  concurrent reconciles (default ${DEFAULT_SWARM_WORKERS})
   --metrics-port N             /metrics, /healthz, /readyz port (default 8080; -1 disables)
   --metrics-host HOST          bind address (default 0.0.0.0)
   --leader-elect / --no-leader-elect   (default: on)
@@ -106,7 +106,7 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
     namespaces: values.namespaces ? values.namespaces.split(',').map((s) => s.trim()).filter(Boolean) : [],
     image: values.image ?? env.COORDINATOR_IMAGE ?? 'swarm-operator:dev',
     imagePullPolicy: values['image-pull-policy'] ?? 'IfNotPresent',
-    workers: num(values.workers, '--workers') ?? 8,
+    workers: num(values.workers, '--workers') ?? DEFAULT_SWARM_WORKERS,
     metricsPort: num(values['metrics-port'], '--metrics-port') ?? 8080,
     metricsHost: values['metrics-host'] ?? '0.0.0.0',
     leaderElect: values['no-leader-elect'] ? false : (values['leader-elect'] ?? true),

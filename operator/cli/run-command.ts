@@ -6,9 +6,9 @@ import type { AgentResponse, CoordinationVersion, ObjectiveSpec, SwarmStatus } f
 import { toStoredResult } from '../results/stored-result.js';
 import { ResultsFile } from './results-file.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
-import { InvalidVersionSettingError } from '../coordination/version/detect-version.js';
+import { InvalidVersionSettingError, resolveTopology } from '../coordination/version/decide-version.js';
 import type { Logger } from '../observability/logger.js';
-import { obtainCoordinator, resolveTopology, RunCoordinatorUnavailableError } from './coordinator-factory.js';
+import { obtainCoordinator, RunCoordinatorUnavailableError } from './coordinator-factory.js';
 import type { ObtainedCoordinator } from './coordinator-factory.js';
 import type { CliIo } from './io.js';
 import { ProgressBar } from './progress.js';

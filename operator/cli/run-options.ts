@@ -40,11 +40,11 @@ export interface RunOptions {
   version: VersionChoice | undefined;
   /** --rollout-percentage: beats V2_ROLLOUT_PERCENTAGE and the config file. */
   rolloutPercentage: number | undefined;
-  /** --config: claude-flow.config.json to read (default: the one in the working directory, if any). */
+  /** --config: cfn.config.json to read (default: the one in the working directory, if any). */
   configFile: string | undefined;
   /** --no-fallback: a V2 that cannot start is an error (exit 3) instead of a V1 run. */
   noFallback: boolean;
-  /** --memory-path: V1's SQLite file (default $CFN_MEMORY_PATH or .claude-flow/memory.sqlite). */
+  /** --memory-path: V1's SQLite file (default $CFN_MEMORY_PATH or .cfn/memory.sqlite). */
   memoryPath: string | undefined;
   help: boolean;
 }
@@ -109,9 +109,10 @@ Options:
                           coordination.version, then the rollout percentage, else auto)
   --rollout-percentage P  route P% of swarm ids (a stable hash of --swarm-id) to V2
                           (beats V2_ROLLOUT_PERCENTAGE and the config file)
-  --config FILE           claude-flow.config.json to read (default: ./claude-flow.config.json if present)
+  --config FILE           cfn.config.json to read (default: ./cfn.config.json, else
+                          ./claude-flow.config.json, if present)
   --no-fallback           when V2 cannot start, fail (exit 3) instead of running on V1
-  --memory-path FILE      V1's SQLite file (default $CFN_MEMORY_PATH or .claude-flow/memory.sqlite)
+  --memory-path FILE      V1's SQLite file (default $CFN_MEMORY_PATH or .cfn/memory.sqlite)
   --json                  print exactly one JSON object with the result on stdout
   --results FILE          write each agent's result to FILE as it arrives: one JSON
                           line per agent (index, status, exitCode, output, error, ...;

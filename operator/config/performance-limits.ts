@@ -2,9 +2,8 @@
 // Within the recommended range is fine, up to the hard maximum is allowed with
 // a warning, beyond it is refused.
 import { z } from 'zod';
-import type { Topology } from '../coordination/types.js';
 import { parseConfig } from './config-error.js';
-import { shippedConfigPath } from './package-root.js';
+import { shippedConfigPath } from '../util/package-root.js';
 import { readJsonFile } from './read-json-file.js';
 
 const count = z.number().int().min(1);
@@ -14,7 +13,6 @@ const topologyLimitsSchema = z
     minAgents: count,
     recommendedMaxAgents: count,
     maxAgents: count,
-    maxWorkersPerCoordinator: count.optional(),
   })
   .refine((l) => l.minAgents <= l.recommendedMaxAgents && l.recommendedMaxAgents <= l.maxAgents, {
     message: 'expected minAgents <= recommendedMaxAgents <= maxAgents',
@@ -22,9 +20,11 @@ const topologyLimitsSchema = z
 
 export const performanceLimitsSchema = z.strictObject({
   topologies: z.strictObject({ flat: topologyLimitsSchema, hybrid: topologyLimitsSchema }),
-  v1: z.strictObject({ maxAgents: count, maxConcurrency: count }),
+  v1: z.strictObject({ maxAgents: count }),
 });
 export type PerformanceLimits = z.infer<typeof performanceLimitsSchema>;
+/** flat | hybrid (the coordination's Topology, named here so config depends on nothing above it). */
+type Topology = keyof PerformanceLimits['topologies'];
 
 export const PERFORMANCE_LIMITS_FILE = 'performance-limits.json';
 

@@ -1,8 +1,9 @@
-// config/v2-config.json: the defaults every swarm starts from (CLI flags and
-// the Swarm resource override them). Strict: an unknown key is a typo, not data.
+// config/v2-config.json: the defaults of `cfn run` (its flags override them).
+// The operator does not read this file: a Swarm's defaults are its CRD's.
+// Strict: an unknown key is a typo, not data.
 import { z } from 'zod';
 import { parseConfig } from './config-error.js';
-import { shippedConfigPath } from './package-root.js';
+import { shippedConfigPath } from '../util/package-root.js';
 import { readJsonFile } from './read-json-file.js';
 
 const positiveInt = z.number().int().min(1);
@@ -10,22 +11,13 @@ const positiveInt = z.number().int().min(1);
 export const v2ConfigSchema = z.strictObject({
   /** auto: flat up to 300 agents, hybrid above. */
   topology: z.enum(['flat', 'hybrid', 'auto']),
-  maxAgents: positiveInt,
-  coordinators: positiveInt,
-  workersPerCoordinator: positiveInt,
-  shmPath: z.string().min(1).refine((p) => p.startsWith('/'), { message: 'expected an absolute path' }),
   concurrency: positiveInt,
   agentTimeoutSeconds: z.number().positive(),
   timeoutSeconds: z.number().positive(),
   retries: z.number().int().min(0).max(20),
   maxOutputBytes: positiveInt,
-  inboxCapacity: positiveInt,
-  publishTimeoutSeconds: z.number().positive(),
-  busMode: z.enum(['auto', 'inotify', 'poll']),
   fallbackEnabled: z.boolean(),
   fallbackTimeoutMs: z.number().int().min(0),
-  /** SQLite file of the V1 MemoryManager, relative to the working directory unless absolute. */
-  memoryPath: z.string().min(1),
 });
 export type V2Config = z.infer<typeof v2ConfigSchema>;
 

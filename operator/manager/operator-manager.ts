@@ -12,7 +12,8 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { Controller } from '../controller/controller.js';
-import { KubeClient } from '../k8s/client.js';
+import { ROLLOUT_POLICY_RESOURCE, SWARM_RESOURCE } from '../api/common.js';
+import { KubeClient, resourcePath } from '../k8s/client.js';
 import { EventRecorder } from '../k8s/events.js';
 import { Informer } from '../k8s/informer.js';
 import { LeaderElector } from '../k8s/leader-election.js';
@@ -30,6 +31,9 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+
+/** Concurrent Swarm reconciles unless `workers` says otherwise (`cfn operator --workers`, the chart's `workers`). */
+export const DEFAULT_SWARM_WORKERS = 8;
 
 export interface OperatorOptions {
   logger: Logger;
@@ -61,9 +65,9 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
-const swarmPath = (ns?: string) => (ns ? `/apis/swarm.cfn.dev/v1alpha1/namespaces/${ns}/swarms` : '/apis/swarm.cfn.dev/v1alpha1/swarms');
-const policyPath = (ns?: string) => (ns ? `/apis/swarm.cfn.dev/v1alpha1/namespaces/${ns}/rolloutpolicies` : '/apis/swarm.cfn.dev/v1alpha1/rolloutpolicies');
-const podPath = (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods');
+const swarmPath = (ns?: string) => resourcePath({ ...SWARM_RESOURCE, ...(ns ? { namespace: ns } : {}) });
+const policyPath = (ns?: string) => resourcePath({ ...ROLLOUT_POLICY_RESOURCE, ...(ns ? { namespace: ns } : {}) });
+const podPath = (ns?: string) => resourcePath({ group: '', version: 'v1', plural: 'pods', ...(ns ? { namespace: ns } : {}) });
 const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
@@ -111,7 +115,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       rollout: (sw) => router.route(sw),
     },
   });
-  const controller = new Controller({ name: 'swarm', reconcile: reconciler.reconcile, workers: opts.workers ?? 4, metrics, logger: log });
+  const controller = new Controller({ name: 'swarm', reconcile: reconciler.reconcile, workers: opts.workers ?? DEFAULT_SWARM_WORKERS, metrics, logger: log });
   const policyReconciler = new RolloutPolicyReconciler({
     client,
     getPolicy: (key) => fromCache(policyInformers, key),

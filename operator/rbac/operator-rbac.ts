@@ -3,7 +3,7 @@
 // calls (checked against a recorded run by test/integration/packaging), plus
 // what it must hold to grant the coordinator's Role (RBAC refuses to create a
 // Role with rules its creator does not hold), plus what admission checks.
-import { API_GROUP } from '../api/common.js';
+import { API_GROUP, GROUP_VERSION } from '../api/common.js';
 import { generateCrds } from '../api/crds.js';
 import { coordinatorRbac } from '../swarm/coordinator-rbac.js';
 import type { Swarm } from '../api/swarm.js';
@@ -55,7 +55,7 @@ export const crdRules = (): PolicyRule[] => [
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: generateCrds().map((c) => (c.metadata as { name: string }).name).sort(), verbs: ['get', 'patch'] },
 ];
 
-const SAMPLE_SWARM = { apiVersion: `${API_GROUP}/v1alpha1`, kind: 'Swarm', metadata: { name: 'x', namespace: 'x', uid: 'x' } } as unknown as Swarm;
+const SAMPLE_SWARM = { apiVersion: GROUP_VERSION, kind: 'Swarm', metadata: { name: 'x', namespace: 'x', uid: 'x' } } as unknown as Swarm;
 
 /** The coordinator Role's rules without resourceNames: what granting it requires. */
 export function delegatedRules(): PolicyRule[] {

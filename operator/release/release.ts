@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { findPackageRoot } from '../util/package-root.js';
+import { packageRoot } from '../util/package-root.js';
 
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$/;
 
@@ -13,7 +13,7 @@ let cached: string | undefined;
 
 /** This release's version, e.g. "0.2.0". */
 export function releaseVersion(): string {
-  return (cached ??= packageJson.parse(JSON.parse(readFileSync(join(findPackageRoot(import.meta.url), 'package.json'), 'utf8'))).version);
+  return (cached ??= packageJson.parse(JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8'))).version);
 }
 
 /** Orders two semantic versions (prerelease below its release, compared as text); undefined when either is not one. */

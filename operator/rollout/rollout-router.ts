@@ -8,7 +8,7 @@ import { statusIsCurrent } from './rollout-evaluation.js';
 import type { RolloutPolicy } from '../api/rollout-policy.js';
 import type { Swarm } from '../api/swarm.js';
 import type { KubeObject } from '../k8s/client.js';
-import type { VersionDecision } from '../swarm/version-decision.js';
+import type { VersionDecision } from '../coordination/version/decide-version.js';
 
 /**
  * The percentage new swarms are routed with: status once the operator has

@@ -15,6 +15,7 @@ import { INVALID_TASKS_PREFIX, loadSwarmTasks } from './swarm-tasks.js';
 import { deliveryFigures } from '../coordination/delivery.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
 import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
+import { SWARM_RESOURCE } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { isRetryable } from '../k8s/errors.js';
 import { ResultWriter, notStoredMessage } from '../results/result-writer.js';
@@ -23,7 +24,7 @@ import type { ResultSink } from '../results/result-sink.js';
 import { toStoredResult } from '../results/stored-result.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
-import { resolveTopology } from './version-decision.js';
+import { resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
@@ -90,7 +91,7 @@ async function inventoryOf(sink: ResultSink, log: Logger): Promise<Array<{ index
 }
 
 export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
-  const path = resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: o.namespace, name: o.name });
+  const path = resourcePath({ ...SWARM_RESOURCE, namespace: o.namespace, name: o.name });
   const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
   const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });
@@ -187,7 +188,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     agents: swarmAgents(spec),
     ...(tasks ? { tasks: tasks.map((t) => t.task) } : {}),
     ...(taskEnv ? { taskEnv } : {}),
-    topology: resolveTopology(swarm),
+    topology: resolveSwarmTopology(swarm),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
     agentTimeoutSeconds: spec.agent.timeoutSeconds,
     retries: spec.agent.retries,

@@ -3,7 +3,7 @@
 // the run's result), applied with its own field manager so it never touches
 // the operator's decisions. Throttled: at most one write per interval,
 // whatever the rate of responses.
-import { GROUP_VERSION } from '../api/common.js';
+import { GROUP_VERSION, SWARM_RESOURCE } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
@@ -153,7 +153,7 @@ export class StatusPublisher {
 
   private async write(status: SwarmStatusT): Promise<void> {
     await this.opts.client.apply(
-      resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms', namespace: this.opts.namespace, name: this.opts.name }),
+      resourcePath({ ...SWARM_RESOURCE, namespace: this.opts.namespace, name: this.opts.name }),
       { apiVersion: GROUP_VERSION, kind: 'Swarm', metadata: { name: this.opts.name, namespace: this.opts.namespace }, status },
       { fieldManager: COORDINATOR_FIELD_MANAGER, force: true, subresource: 'status' },
     );

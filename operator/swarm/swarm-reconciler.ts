@@ -4,7 +4,7 @@
 // gone), replace a coordinator lost from outside with the same version (the
 // replacement resumes past status.completedAgents and status.failedIndexes),
 // finish (judged by spec.successPolicy), clean up.
-import { GROUP_VERSION, kubeTime } from '../api/common.js';
+import { GROUP_VERSION, kubeTime, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { findCondition, setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
@@ -17,7 +17,7 @@ import { coordinatorPod, coordinatorPodName, LABEL_SWARM } from './coordinator-p
 import { coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from './coordinator-rbac.js';
 import { podState } from './pod-state.js';
 import { claimProblem, claimVerdict, resultsClaim, resultsClaimName } from './results-claim.js';
-import { decideVersion, resolveTopology } from './version-decision.js';
+import { decideSwarmVersion, resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
 import type { CoordinationVersion } from '../coordination/types.js';
@@ -26,7 +26,7 @@ import type { EventRecorder, EventType } from '../k8s/events.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { CoordinatorIdentity } from './coordinator-rbac.js';
 import type { PodCondition, PodState } from './pod-state.js';
-import type { VersionPolicy } from './version-decision.js';
+import type { VersionPolicy } from '../coordination/version/decide-version.js';
 import type { Logger } from 'pino';
 
 export const FIELD_MANAGER = 'swarm-operator';
@@ -75,7 +75,6 @@ export interface SwarmReconcilerDeps {
 /** The shared identity is re-ensured this often per namespace (someone may have deleted it). */
 const SHARED_IDENTITY_TTL_MS = 5 * 60_000;
 
-const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
 
 /**
  * The bounded label of swarm_fallback_total: which of V2's own failures it
@@ -193,18 +192,26 @@ export class SwarmReconciler {
     });
   }
 
-  /** The last error stays visible in status (condition Reconciled=False) until a reconcile succeeds. */
+  /**
+   * The last error stays visible in status (condition Reconciled=False) until
+   * a reconcile succeeds. It is written onto the live object, read now, with
+   * its resourceVersion as a precondition: the cached copy may be older than
+   * this reconcile's own writes or the coordinator's, and applying a status
+   * built from it would put older operator fields back.
+   */
   private async recordError(swarm: Swarm, err: unknown): Promise<void> {
-    // A conflict is optimistic concurrency at work (our cache was older than a
-    // write of the coordinator's or our own): the retry reads the new object.
-    // It says nothing about the swarm's health, and writing the status read
-    // before it would put older operator fields back.
+    // A conflict is optimistic concurrency at work: the retry reads the new
+    // object, and the conflict says nothing about the swarm's health.
     if (isConflict(err)) return;
-    const status: SwarmStatusT = { ...(swarm.status ?? {}) };
+    const live = await this.deps.client.get(this.path(swarm)).then((o) => swarmSchema.safeParse(o), () => undefined);
+    if (!live?.success) return;
+    const current = live.data;
+    const status: SwarmStatusT = { ...(current.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
-    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, swarm.metadata.generation);
-    status.conditions = applyKstatus(status.conditions, swarmKstatus(status), swarm.metadata.generation, this.deps.now?.() ?? new Date());
-    await applyOperatorStatus(this.deps.client, swarm, status, false).then(this.deps.wrote, () => undefined);
+    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, current.metadata.generation);
+    status.conditions = applyKstatus(status.conditions, swarmKstatus(status), current.metadata.generation, this.deps.now?.() ?? new Date());
+    // A write racing this one wins; the retry records the error again if it persists.
+    await applyOperatorStatus(this.deps.client, current, status).then(this.deps.wrote, () => undefined);
   }
 }
 
@@ -301,7 +308,7 @@ class SwarmRun {
   private async step(): Promise<ReconcileResult | void> {
     const s = this.status;
     if (!s.version) {
-      const d = decideVersion(this.swarm, this.deps.versionPolicy);
+      const d = decideSwarmVersion(this.swarm, this.deps.versionPolicy);
       s.version = d.version;
       s.versionReason = d.reason;
       if (d.rollout) {
@@ -316,7 +323,7 @@ class SwarmRun {
       this.event('Normal', 'VersionSelected', `coordination ${d.version}: ${d.reason}`);
       this.deps.logger.info({ namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason }, 'version selected');
     }
-    s.topology ??= resolveTopology(this.swarm);
+    s.topology ??= resolveSwarmTopology(this.swarm);
     s.activeVersion ??= s.version;
     if (s.phase === 'Succeeded' || s.phase === 'Failed') return this.finished();
 

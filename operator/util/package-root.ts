@@ -1,5 +1,5 @@
-// Finds the package root (where bash/ lives) from a module URL, whether the
-// code runs from source (operator/...) or compiled (dist/operator/...).
+// Finds the package root (where bash/ and config/ live) from a module URL,
+// whether the code runs from source (operator/...) or compiled (dist/operator/...).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,4 +20,16 @@ export function findPackageRoot(fromUrl: string, packageName = 'swarm-operator')
     if (parent === dir) throw new Error(`cannot find the ${packageName} package root above ${fileURLToPath(fromUrl)}`);
     dir = parent;
   }
+}
+
+let cached: string | undefined;
+
+/** This package's root (cached). */
+export function packageRoot(): string {
+  return (cached ??= findPackageRoot(import.meta.url));
+}
+
+/** Absolute path of a file shipped in the package's config/ directory. */
+export function shippedConfigPath(name: string): string {
+  return join(packageRoot(), 'config', name);
 }

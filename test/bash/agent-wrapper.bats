@@ -12,7 +12,7 @@ setup() {
 
 teardown() { common_teardown; }
 
-wrap() { "$BIN/agent-wrapper.sh" --root "$ROOT" --swarm-id s1 --agents 4 "$@"; }
+wrap() { "$TOOLS/agent-wrapper.sh" --root "$ROOT" --swarm-id s1 --agents 4 "$@"; }
 
 @test "task text full of shell metacharacters reaches stdin and CFN_TASK byte for byte and never runs" {
   mkdir -p "$ROOT/tasks"
@@ -110,7 +110,7 @@ wrap() { "$BIN/agent-wrapper.sh" --root "$ROOT" --swarm-id s1 --agents 4 "$@"; }
   [ "$status" -eq 2 ]
   run wrap --index 0
   [ "$status" -eq 2 ]
-  run "$BIN/agent-wrapper.sh" --help
+  run "$TOOLS/agent-wrapper.sh" --help
   [ "$status" -eq 0 ]
 }
 

@@ -7,12 +7,12 @@ setup() {
   common_setup
   ROOT="$SHM/d"
   mkdir -p "$ROOT/metrics"
-  "$BIN/message-bus.sh" init --inbox "$ROOT/messages/root"
+  "$TOOLS/message-bus.sh" init --inbox "$ROOT/messages/root"
 }
 teardown() { common_teardown; }
 
 pub() {
-  "$BIN/message-bus.sh" publish --inbox "$ROOT/messages/root" "$@" >/dev/null
+  "$TOOLS/message-bus.sh" publish --inbox "$ROOT/messages/root" "$@" >/dev/null
 }
 result() { pub --type result --from "agent-$1" --body "{\"agentId\":\"agent-$1\",\"index\":$1,\"status\":\"$2\"}"; }
 

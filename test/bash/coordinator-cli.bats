@@ -30,9 +30,7 @@ cli() { "$BIN/coordinator-cli.sh" "$@"; }
   msgs=$(wc -l <"$SHM/flat300/metrics/latency.us")
   ((msgs >= 1 && msgs <= 300))
   [ -z "$(ls -A "$SHM/flat300/messages/root/new")$(ls -A "$SHM/flat300/messages/root/claimed")" ]
-  run cli cleanup --swarm-id flat300
-  [ "$status" -eq 0 ]
-  [ ! -e "$SHM/flat300" ]
+  rm -rf -- "$SHM/flat300"
   assert_no_leftovers
 }
 
@@ -151,7 +149,7 @@ EOS
     jq -e '.agents == {"total":3,"completed":1,"failed":2} and .deliveryRate == 33.3' <<<"$output"
     jq -s -e 'map([.index, .status, .exitCode, .attempts]) == [[0,"failed",7,1],[1,"failed",3,3],[2,"completed",0,1]]' "$OUT/r-$sp.jsonl"
     jq -e '.noRetryExitCodes == [7,2] and .retries == 2' "$SHM/noretry-$sp/meta.json"
-    cli cleanup --swarm-id noretry-$sp
+    rm -rf -- "$SHM/noretry-$sp"
   done
 }
 
@@ -170,11 +168,19 @@ EOS
 }
 
 @test "a second run of a running swarm is refused (exit 3)" {
-  cli start --swarm-id busy --agents 2 --objective x -- bash -c '(exec -a "$0" sleep 30); :' "$MARK" >/dev/null
+  "$BIN/coordinator-cli.sh" run --swarm-id busy --agents 2 --objective x -- bash -c '(exec -a "$0" sleep 30); :' "$MARK" >/dev/null 2>&1 &
+  local pid=$! i
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$SHM/busy/pids/coordinator.pid" ] && break
+    sleep 0.05
+  done
   run cli run --swarm-id busy --agents 2 --objective x -- true
   [ "$status" -eq 3 ]
   [[ $output == *"already running"* ]]
-  cli stop --swarm-id busy
+  kill -TERM "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 143 ]
   assert_no_leftovers
 }
 
@@ -206,23 +212,21 @@ kill_test() {
   kill_test INT 130
 }
 
-@test "start / status / stop: detached run, status stopped, root kept with --keep" {
-  run cli start --swarm-id bg --agents 6 --objective x --keep -- bash -c '(exec -a "$0" sleep 30); :' "$MARK"
-  [ "$status" -eq 0 ]
-  [[ $output =~ ^[0-9]+$ ]]
-  local pid=$output
-  # its own session and process group
-  [ "$(awk '{print $5, $6}' "/proc/$pid/stat")" = "$pid $pid" ]
-  sleep 0.3
-  run cli status --swarm-id bg
-  [ "$status" -eq 0 ]
-  jq -e '.status == "running" and .agents.total == 6' <<<"$output"
-  run cli stop --swarm-id bg
-  [ "$status" -eq 0 ]
+@test "TERM with --keep: status stopped, the root kept for the caller" {
+  "$BIN/coordinator-cli.sh" run --swarm-id bg --agents 6 --objective x --keep -- bash -c '(exec -a "$0" sleep 30); :' "$MARK" >/dev/null 2>&1 &
+  local pid=$! i
+  for ((i = 0; i < 100; i++)); do
+    [ "$(ls "$SHM/bg/work" 2>/dev/null | grep -c out)" -ge 6 ] && break
+    sleep 0.05
+  done
+  jq -e '.status == "running" and .agents.total == 6' "$SHM/bg/status.json"
+  kill -TERM "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 143 ]
   jq -e '.status == "stopped"' "$SHM/bg/status.json"
   assert_no_leftovers
-  run cli cleanup --swarm-id bg
-  [ ! -e "$SHM/bg" ]
+  rm -rf -- "$SHM/bg"
 }
 
 @test "usage errors exit 2 with a reason" {
@@ -302,9 +306,7 @@ kill_test() {
   done
   assert_no_leftovers
   jq -e '.status == "stopped"' "$SHM/orphan/status.json"
-  run "$BIN/coordinator-cli.sh" cleanup --swarm-id orphan
-  [ "$status" -eq 0 ]
-  [ ! -e "$SHM/orphan" ]
+  rm -rf -- "$SHM/orphan"
 }
 
 @test "every script answers --help with exit 0" {

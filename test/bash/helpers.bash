@@ -3,6 +3,8 @@
 # leaves no process or directory behind.
 
 BIN="$(cd "${BATS_TEST_DIRNAME}/../../bash" && pwd)"
+# Test-only commands over the engine's libraries (agent-wrapper.sh, message-bus.sh).
+TOOLS="${BATS_TEST_DIRNAME}/tools"
 
 common_setup() {
   # A unique marker in paths and agent argv, to find leftovers of this test only.

@@ -6,7 +6,7 @@ load helpers
 setup() {
   common_setup
   INBOX="$SHM/inbox"
-  "$BIN/message-bus.sh" init --inbox "$INBOX"
+  "$TOOLS/message-bus.sh" init --inbox "$INBOX"
 }
 
 teardown() { common_teardown; }
@@ -23,13 +23,13 @@ publish_many() {
 result_body() { printf '{"agentId":"agent-%d","index":%d,"status":"%s"}' "$1" "$1" "${2:-completed}"; }
 
 @test "publish then consume delivers the message with a well-formed id and records latency" {
-  run "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-3 --body "$(result_body 3)"
+  run "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-3 --body "$(result_body 3)"
   [ "$status" -eq 0 ]
   [[ $output =~ ^[0-9]{16}-[0-9]+-1$ ]]
   [ -f "$INBOX/new/$output.json" ]
   jq -e '.type == "result" and .body.index == 3' "$INBOX/new/$output.json"
   [ -z "$(ls -A "$INBOX/tmp")" ]
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --count 1 --latency-file "$SHM/lat"
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --count 1 --latency-file "$SHM/lat"
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = "result agent-3 3 completed" ]
   [ -z "$(ls -A "$INBOX/new")$(ls -A "$INBOX/claimed")" ]
@@ -47,7 +47,7 @@ EOS
   for p in "${pids[@]}"; do wait "$p"; done
   [ "$(ls "$INBOX/new" | wc -l)" -eq 2000 ]
   [ "$(cat "$INBOX"/new/*.json | jq -r .id | sort -u | wc -l)" -eq 2000 ]
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --count 2000
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --count 2000
   [ "$(grep -c '^result' <<<"$output")" -eq 2000 ]
 }
 
@@ -69,7 +69,7 @@ EOS
   local i
   publish_many 0 600
   for i in 1 2 3 4; do
-    "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 3 >"$OUT/c$i" 2>/dev/null &
+    "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --timeout 3 >"$OUT/c$i" 2>/dev/null &
   done
   wait
   [ "$(cat "$OUT"/c* | wc -l)" -eq 600 ]
@@ -88,7 +88,7 @@ EOS
   printf '%s' "${good/1-1-1/1-1-7}" >"$INBOX/new/1-1-7.json"
   printf '%s\n' "${good/1-1-1/1-1-8}" | sed 's/"type":"result"/"type":"evil"/' >"$INBOX/new/1-1-8.json"
   printf '%s\n' "${good/1-1-1/1-1-9}" | sed 's/"agent-1","ts"/"agent 1;rm -rf \/","ts"/' >"$INBOX/new/1-1-9.json"
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.3
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --timeout 0.3
   [ "$status" -eq 0 ]
   [ "$(grep -c '^result' <<<"$output")" -eq 1 ]
   [[ $output == *"consumed=1 quarantined=8"* ]]
@@ -118,7 +118,7 @@ EOS
     printf '{%s,"body":%s}\n' "${h//1-1-2/1-1-$((n + 1))}" "$body" >"$INBOX/new/1-1-$((n + 1)).json"
   done
   printf '{"id":"1-1-99","type":"result","from":"a","ts":1,"body":[]}\n' >"$INBOX/new/1-1-99.json"
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.3
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --timeout 0.3
   [ "$status" -eq 0 ]
   [ "$(grep -c '^result' <<<"$output")" -eq 1 ]
   [[ $output == *"consumed=1 quarantined=$((n + 1))"* ]]
@@ -127,18 +127,18 @@ EOS
 @test "a full inbox pushes back: publish waits, then fails with 75 and drops nothing" {
   local i
   for i in 0 1 2 3 4; do
-    "$BIN/message-bus.sh" publish --inbox "$INBOX" --capacity 5 --type result --from "agent-$i" --body "$(result_body "$i")" >/dev/null
+    "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --capacity 5 --type result --from "agent-$i" --body "$(result_body "$i")" >/dev/null
   done
-  [ "$("$BIN/message-bus.sh" depth --inbox "$INBOX")" -eq 5 ]
-  run "$BIN/message-bus.sh" publish --inbox "$INBOX" --capacity 5 --publish-timeout 1 --type result --from agent-5 --body "$(result_body 5)"
+  [ "$("$TOOLS/message-bus.sh" depth --inbox "$INBOX")" -eq 5 ]
+  run "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --capacity 5 --publish-timeout 1 --type result --from agent-5 --body "$(result_body 5)"
   [ "$status" -eq 75 ]
   [[ $output == *"inbox"*"full"* ]]
-  [ "$("$BIN/message-bus.sh" depth --inbox "$INBOX")" -eq 5 ]
+  [ "$("$TOOLS/message-bus.sh" depth --inbox "$INBOX")" -eq 5 ]
   [ -z "$(ls -A "$INBOX/tmp")" ]
 }
 
 @test "push back with a live consumer: 200 messages through a 5-message inbox, none lost" {
-  "$BIN/message-bus.sh" consume --inbox "$INBOX" --count 200 --timeout 10 >"$OUT/c" 2>/dev/null &
+  "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --count 200 --timeout 10 >"$OUT/c" 2>/dev/null &
   local consumer=$!
   publish_many 0 200 5 10
   wait "$consumer"
@@ -146,46 +146,46 @@ EOS
 }
 
 @test "polling mode and the no-loadables fallback deliver as well" {
-  CFN_BUS_MODE=poll CFN_NO_LOADABLES=1 "$BIN/message-bus.sh" consume --inbox "$INBOX" --count 3 --timeout 5 >"$OUT/c" 2>"$OUT/e" &
+  CFN_BUS_MODE=poll CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --count 3 --timeout 5 >"$OUT/c" 2>"$OUT/e" &
   local consumer=$!
   sleep 0.2
-  CFN_NO_LOADABLES=1 "$BIN/message-bus.sh" publish --inbox "$INBOX" --type heartbeat --from sub-2 --body '{"sub":2}'
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type reassign --from sub-2 --body '{"sub":2,"agents":7}'
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type batch --from sub-2 --body '{"completed":[],"failed":[4]}'
+  CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type heartbeat --from sub-2 --body '{"sub":2}'
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type reassign --from sub-2 --body '{"sub":2,"agents":7}'
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type batch --from sub-2 --body '{"completed":[],"failed":[4]}'
   wait "$consumer"
   run cat "$OUT/c"
   [ "${lines[0]}" = "heartbeat sub-2 2" ]
   [ "${lines[1]}" = "reassign sub-2 2 7" ]
   [ "${lines[2]}" = "result sub-2 4 failed" ]
-  [ "$(CFN_NO_LOADABLES=1 "$BIN/message-bus.sh" depth --inbox "$INBOX")" -eq 0 ]
+  [ "$(CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" depth --inbox "$INBOX")" -eq 0 ]
 }
 
 @test "a consumer replays messages left in claimed/ by a crashed consumer" {
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-9 --body "$(result_body 9)" >/dev/null
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-9 --body "$(result_body 9)" >/dev/null
   local f=("$INBOX"/new/*.json)
   ln "${f[0]}" "$INBOX/claimed/${f[0]##*/}" && rm "${f[0]}"
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --count 1
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --count 1
   [ "${lines[0]}" = "result agent-9 9 completed" ]
   [ -z "$(ls -A "$INBOX/claimed")" ]
 }
 
 @test "regression: a live consumer's in-flight claim is never replayed, whoever started first (CI saw 4 consumers handle a message twice)" {
   local f holder
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
   f=("$INBOX"/new/*.json)
   # A live consumer: holds the shared lock and has claimed agent-1's message.
   ln "${f[0]}" "$INBOX/claimed/${f[0]##*/}" && rm "${f[0]}"
   bash -c 'exec 9>>"$1"; flock -s 9; exec sleep 30' _ "$INBOX/.lock" &
   holder=$!
   while flock -n -x "$INBOX/.lock" true; do sleep 0.01; done
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.2
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --timeout 0.2
   [ "$status" -eq 0 ]
   [ -z "$(grep '^result' <<<"$output")" ]
   [ "$(ls "$INBOX/claimed")" = "${f[0]##*/}" ]
   # Once that consumer is gone, its claim is a leftover and the next one replays it.
   kill "$holder"
   wait "$holder" || true
-  run "$BIN/message-bus.sh" consume --inbox "$INBOX" --timeout 0.2
+  run "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --timeout 0.2
   [ "$status" -eq 0 ]
   [ "$(grep -c '^result agent-1 1 completed' <<<"$output")" -eq 1 ]
   [ -z "$(ls -A "$INBOX/claimed")" ]
@@ -193,8 +193,8 @@ EOS
 
 @test "regression: the replay never takes a claim made after the primary consumer started (4 consumers once handled a message twice)" {
   local f
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
-  "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-2 --body "$(result_body 2)" >/dev/null
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body "$(result_body 1)" >/dev/null
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-2 --body "$(result_body 2)" >/dev/null
   f=("$INBOX"/new/*.json)
   # agent-1's message: left in claimed/ by a consumer that crashed earlier.
   ln "${f[0]}" "$INBOX/claimed/${f[0]##*/}" && rm "${f[0]}"
@@ -214,9 +214,9 @@ EOS
 }
 
 @test "publish refuses an invalid message (usage error 2)" {
-  run "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body '{"agentId":"agent-2","index":1,"status":"completed"}'
+  run "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-1 --body '{"agentId":"agent-2","index":1,"status":"completed"}'
   [ "$status" -eq 2 ]
-  run "$BIN/message-bus.sh" publish --inbox "$INBOX" --type result --from 'a b' --body "$(result_body 1)"
+  run "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from 'a b' --body "$(result_body 1)"
   [ "$status" -eq 2 ]
   [ -z "$(ls -A "$INBOX/new")" ]
 }

@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(ROOT, 'dist');
-const { detectVersion } = await import(pathToFileURL(join(DIST, 'operator/coordination/version/detect-version.js')).href);
+const { detectVersion } = await import(pathToFileURL(join(DIST, 'operator/coordination/version/decide-version.js')).href);
 const { v2Preflight } = await import(pathToFileURL(join(DIST, 'operator/coordination/version/v2-preflight.js')).href);
 const { CoordinatorFactory } = await import(pathToFileURL(join(DIST, 'operator/coordination/factory/coordinator-factory.js')).href);
 

@@ -12,10 +12,16 @@ source "$SCRIPT_DIR/lib.sh"
 
 readonly DEFAULT_PORT_BASE=17440
 readonly COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+# Node lifecycle of a multi-node instance, in test time: NotReady after the
+# grace period without a heartbeat (kubelets there renew their Lease every
+# 2.5 s), pods evicted after the default not-ready/unreachable tolerations.
+# A single-node instance keeps Kubernetes' defaults (50 s, 300 s).
+readonly NODE_GRACE_S=20
+readonly NODE_TOLERATION_S=15
 
 usage() {
   cat <<USAGE
-Usage: $(basename "$0") COMMAND [--name NAME] [--port-base N|auto] [--with-node] [--json]
+Usage: $(basename "$0") COMMAND [--name NAME] [--port-base N|auto] [--with-node] [--nodes N] [--json]
 
 Commands:
   up        build missing binaries, start the instance, wait for /readyz
@@ -28,6 +34,10 @@ Options:
   --name NAME       instance name ([a-z0-9-], default "default")
   --with-node       (up) also start a real node: containerd, kubelet,
                     kube-scheduler, bridge CNI, local images (node.sh; root)
+  --nodes N         (up) N real nodes (implies --with-node): 1 on the host
+                    network (default), 2..15 each in its own network
+                    namespace; with 2 or more, a lost node is NotReady after
+                    ${NODE_GRACE_S}s and its pods evicted ${NODE_TOLERATION_S}s later
   --port-base N     first of 4 loopback ports (apiserver, etcd client, etcd
                     peer, controller-manager); default $DEFAULT_PORT_BASE for
                     "default"; "auto" picks free ports. Stored at "up".
@@ -44,6 +54,7 @@ PORT_BASE=""
 UP_OK=1
 JSON=0
 WITH_NODE=0
+NODES=1
 
 state_dir() {
   local root="${SWARM_CLUSTER_STATE_DIR:-$REPO_ROOT/.local}"
@@ -175,10 +186,12 @@ subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kuberne
   chmod 600 "$pki"/*.key
 }
 
-# write_kubeconfig FILE SERVER PKI USER: certificates embedded, so the file
-# can be copied elsewhere; written to a temp file and renamed.
+# write_kubeconfig FILE SERVER PKI USER [TLS_SERVER_NAME]: certificates
+# embedded, so the file can be copied elsewhere; written to a temp file and
+# renamed. TLS_SERVER_NAME: the name to verify the API server's certificate
+# against when SERVER is an address it does not list (a node's gateway).
 write_kubeconfig() {
-  local file=$1 server=$2 pki=$3 user=$4
+  local file=$1 server=$2 pki=$3 user=$4 tls_name=${5:-}
   cat >"$file.tmp" <<KUBECONFIG
 apiVersion: v1
 kind: Config
@@ -186,7 +199,8 @@ clusters:
 - name: swarm-local-$NAME
   cluster:
     server: $server
-    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
+    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")${tls_name:+
+    tls-server-name: $tls_name}
 users:
 - name: $user
   user:
@@ -243,7 +257,12 @@ cmd_up() {
   dir=$(state_dir)
   if read_ports "$dir" 2>/dev/null && live_pid "$dir" kube-apiserver >/dev/null; then
     log "instance $NAME already running (apiserver https://127.0.0.1:$API_PORT)"
-    (( WITH_NODE )) && bash "$SCRIPT_DIR/node.sh" up --name "$NAME"
+    local started_for=1
+    [[ -f "$dir/nodes" ]] && read -r started_for <"$dir/nodes"
+    if (( WITH_NODE )) && (( (started_for > 1) != (NODES > 1) )); then
+      die "instance $NAME was started for $started_for node(s), not $NODES: cluster:down --name $NAME first"
+    fi
+    if (( WITH_NODE )); then bash "$SCRIPT_DIR/node.sh" up --name "$NAME" --nodes "$NODES"; fi
     printf '%s\n' "$dir/kubeconfig"
     return 0
   fi
@@ -273,6 +292,13 @@ cmd_up() {
 
   mkdir -p "$dir"
   printf '%s %s %s %s\n' "$API_PORT" "$ETCD_PORT" "$PEER_PORT" "$KCM_PORT" >"$dir/ports"
+  printf '%s\n' "$NODES" >"$dir/nodes"
+  local lifecycle_api=() lifecycle_kcm=()
+  if (( NODES > 1 )); then
+    lifecycle_api=(--default-not-ready-toleration-seconds "$NODE_TOLERATION_S"
+      --default-unreachable-toleration-seconds "$NODE_TOLERATION_S")
+    lifecycle_kcm=(--node-monitor-grace-period "${NODE_GRACE_S}s" --node-monitor-period 2s)
+  fi
   # From here on any failure or interrupt tears down whatever was started.
   UP_OK=0
   trap '[[ $UP_OK == 1 ]] || { log "up failed; cleaning up"; cmd_down_quiet; }' EXIT
@@ -302,7 +328,7 @@ cmd_up() {
     --service-account-issuer "$server" \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --profiling="${CFN_APISERVER_PROFILING:-false}" --v=1 \
-    --watch-cache-sizes configmaps#0
+    --watch-cache-sizes configmaps#0 "${lifecycle_api[@]}"
   wait_for "kube-apiserver /readyz" 60 "$dir" kube-apiserver -- \
     --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
   local ready_ms=$(( $(now_ms) - start ))
@@ -315,11 +341,11 @@ cmd_up() {
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
     --secure-port "$KCM_PORT" --bind-address 127.0.0.1 \
-    --cert-dir "$dir/kcm-certs" --profiling=false --v=1
+    --cert-dir "$dir/kcm-certs" --profiling=false --v=1 "${lifecycle_kcm[@]}"
   wait_for "kube-controller-manager /healthz" 60 "$dir" kube-controller-manager -- \
     --cacert "$pki/ca.crt" --insecure "https://127.0.0.1:$KCM_PORT/healthz"
   exec 8>&-
-  (( WITH_NODE )) && bash "$SCRIPT_DIR/node.sh" up --name "$NAME"
+  if (( WITH_NODE )); then bash "$SCRIPT_DIR/node.sh" up --name "$NAME" --nodes "$NODES"; fi
   UP_OK=1
   trap - INT TERM
   log "instance $NAME ready: apiserver /readyz after ${ready_ms} ms, all up after $(( $(now_ms) - start )) ms"
@@ -405,12 +431,14 @@ main() {
       --port-base) PORT_BASE=${2:?--port-base needs a value}; shift ;;
       --json) JSON=1 ;;
       --with-node) WITH_NODE=1 ;;
+      --nodes) NODES=${2:?--nodes needs a value}; WITH_NODE=1; shift ;;
       -h|--help) usage; return ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
   done
   [[ "$NAME" =~ ^[a-z0-9][a-z0-9-]{0,40}$ ]] || die "bad --name (use [a-z0-9-]): $NAME"
+  [[ "$NODES" =~ ^[1-9][0-9]?$ ]] || die "bad --nodes: $NODES"
   case "$cmd" in
     up) cmd_up ;;
     down) cmd_down ;;

@@ -11,13 +11,14 @@ readonly REPO_ROOT
 source "$REPO_ROOT/test/cluster/lib.sh"
 
 NAME=e2e
+NODES=1
 BUILD_IMAGE=1
 RELEASE=swarm-operator
 RELEASE_NS=swarm-system
 
 usage() {
   cat <<USAGE
-Usage: $(basename "$0") [--name NAME] [--skip-image-build] [--down]
+Usage: $(basename "$0") [--name NAME] [--nodes N] [--skip-image-build] [--down]
 
 Without --down: builds the image (scripts/image/build.sh, into
 .local/image-NAME), starts cluster instance NAME with a real node (or reuses
@@ -28,6 +29,8 @@ With --down: stops the instance (node included) and removes its state.
 
 Options:
   --name NAME          cluster instance (default e2e)
+  --nodes N            real nodes (default 1; 2..15 each in its own network
+                       namespace: test/cluster/README.md)
   --skip-image-build   reuse the archives in .local/image-NAME when present
   --down               tear the instance down instead
 Needs root (the node: containerd, kubelet, bridge CNI, iptables).
@@ -71,6 +74,7 @@ main() {
   while (( $# > 0 )); do
     case "$1" in
       --name) NAME=${2:?--name needs a value}; shift ;;
+      --nodes) NODES=${2:?--nodes needs a value}; shift ;;
       --skip-image-build) BUILD_IMAGE=0 ;;
       --down) down=1 ;;
       -h|--help) usage; return ;;
@@ -88,7 +92,7 @@ main() {
   local image_dir="$REPO_ROOT/.local/image-$NAME" kubeconfig running=0
   build_image "$image_dir"
   bash "$REPO_ROOT/test/cluster/cluster.sh" status --name "$NAME" >/dev/null 2>&1 && running=1
-  kubeconfig=$(IMAGE_DIR="$image_dir" bash "$REPO_ROOT/test/cluster/cluster.sh" up --name "$NAME" --port-base auto --with-node)
+  kubeconfig=$(IMAGE_DIR="$image_dir" bash "$REPO_ROOT/test/cluster/cluster.sh" up --name "$NAME" --port-base auto --nodes "$NODES")
   if (( running )); then
     bash "$REPO_ROOT/test/cluster/node.sh" images --name "$NAME" --image-dir "$image_dir"
   fi

@@ -6,6 +6,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MODE, SAMPLES, dropNamespace, events, freshNamespace, getSwarm, apply, kubectl, swarmPods, waitFor } from './kube.js';
 
+/** The lint-fixers sample's agents: one per task (a shell file of the engine). */
+const LINT_FIXERS_FILES = (readFileSync(path.join(SAMPLES, 'swarm-lint-fixers.yaml'), 'utf8').match(/^ {4}- bash\//gm) ?? []).length;
+
 const swarm = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: 'swarm.cfn.dev/v1alpha1',
   kind: 'Swarm',
@@ -42,7 +45,7 @@ describe('coordinator pods on a real node', () => {
     const ns = await freshNamespace('v2-sample');
     try {
       await kubectl(['apply', '-n', ns, '-k', SAMPLES]);
-      const pod = await waitFor('a running V2 coordinator pod', async () => (await swarmPods(ns, 'lint-fixers')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
+      const pod = await waitFor('a running V2 coordinator pod', async () => (await swarmPods(ns, 'echo-500')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
       expect(pod.metadata.labels?.['swarm.cfn.dev/version']).toBe('v2');
       // The chart's default identity: the namespace's shared ServiceAccount; its
       // kubelet-mounted token publishes status only through the admission policy.
@@ -53,8 +56,8 @@ describe('coordinator pods on a real node', () => {
       expect(shm).toMatch(/^\S+ \/dev\/shm tmpfs \S*size=131072k/);
       const df = await kubectl(['exec', '-n', ns, pod.metadata.name, '--', 'df', '-Pk', '/dev/shm']);
       expect(df.stdout.split('\n')[1]).toMatch(/^tmpfs\s+131072\s/);
-      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/lint-fixers', '--timeout=300s'], { timeoutMs: 310_000 });
-      const sw = await getSwarm(ns, 'lint-fixers');
+      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/echo-500', '--timeout=300s'], { timeoutMs: 310_000 });
+      const sw = await getSwarm(ns, 'echo-500');
       // First: a fallback names its reason.
       expect(sw.status?.fallback).toBeUndefined();
       expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v2', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 }, completedAgents: '0-499' });
@@ -62,11 +65,14 @@ describe('coordinator pods on a real node', () => {
       // The pod's name (downward API) with its progress: the operator's proof it ran.
       expect(sw.status?.progressPod).toBe(pod.metadata.name);
       const table = await kubectl(['get', 'swarms', '-n', ns]);
-      expect(table.stdout).toMatch(/lint-fixers\s+v2\s+hybrid\s+500\s+500\s+100\s+Succeeded/);
+      expect(table.stdout).toMatch(/echo-500\s+v2\s+hybrid\s+500\s+500\s+100\s+Succeeded/);
       // The other samples: pinned to V1, and left to the rollout (no policy here: the operator's default).
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/docs-review', 'swarm/test-triage', '--timeout=300s'], { timeoutMs: 310_000 });
       expect((await getSwarm(ns, 'docs-review')).status).toMatchObject({ phase: 'Succeeded', version: 'v1', deliveryRate: 100, agents: { total: 10, completed: 10, failed: 0 } });
       expect((await getSwarm(ns, 'test-triage')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 20, completed: 20, failed: 0 } });
+      // Real work: one agent per engine shell file, each answering with shellcheck's diff.
+      await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/lint-fixers', '--timeout=300s'], { timeoutMs: 310_000 });
+      expect((await getSwarm(ns, 'lint-fixers')).status).toMatchObject({ phase: 'Succeeded', version: 'v2', deliveryRate: 100, agents: { total: LINT_FIXERS_FILES, completed: LINT_FIXERS_FILES, failed: 0 } });
     } finally {
       await dropNamespace(ns);
     }

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { rolloutPolicy as policySchema, ROLLOUT_ANNOTATIONS } from '../../api/rollout-policy.js';
 import { swarm as swarmSchema } from '../../api/swarm.js';
+import { GROUP_VERSION, ROLLOUT_POLICY_RESOURCE, SWARM_RESOURCE } from '../../api/common.js';
 import { KubeClient, resourcePath } from '../../k8s/client.js';
 import { errorMessage, isNotFound, KubeApiError } from '../../k8s/errors.js';
 import { Informer } from '../../k8s/informer.js';
@@ -61,8 +62,8 @@ type Action = (typeof ACTIONS)[number];
 const FIELD_MANAGER = 'kubectl-swarm';
 const DEFAULT_REQUEST_TIMEOUT_S = 30;
 
-const SWARMS = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'swarms' };
-const POLICIES = { group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies' };
+const SWARMS = SWARM_RESOURCE;
+const POLICIES = ROLLOUT_POLICY_RESOURCE;
 const PODS = { group: '', version: 'v1', plural: 'pods' };
 const EVENTS = { group: '', version: 'v1', plural: 'events' };
 
@@ -256,7 +257,7 @@ class PluginRun {
       async ([swarms, pods]) => {
         const obj = swarms?.[0];
         if (!obj) throw new NotFound(`${what} not found`);
-        const view = swarmView(swarmSchema.parse({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', ...obj }), pods ?? [], await this.events('Swarm', name));
+        const view = swarmView(swarmSchema.parse({ apiVersion: GROUP_VERSION, kind: 'Swarm', ...obj }), pods ?? [], await this.events('Swarm', name));
         this.show(view);
         return finished(view);
       },
@@ -277,7 +278,7 @@ class PluginRun {
       async ([policies]) => {
         const obj = policies?.[0];
         if (!obj) throw new NotFound(`${what} not found`);
-        this.show(await this.rolloutView({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', ...obj }, name));
+        this.show(await this.rolloutView({ apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', ...obj }, name));
         return undefined;
       },
       this.o.timeoutMs,
@@ -387,7 +388,7 @@ class PluginRun {
       async ([policies]) => {
         const obj = policies?.[0];
         if (!obj) throw new NotFound(`${what} not found`);
-        const h = policySchema.parse({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', ...obj }).status?.requests?.[handled];
+        const h = policySchema.parse({ apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', ...obj }).status?.requests?.[handled];
         if ((h?.token ?? '') !== token) return undefined;
         // Resuming a policy never paused by request: nothing to handle.
         answer = h ?? { accepted: true, message: 'not paused by request' };

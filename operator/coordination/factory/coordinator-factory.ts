@@ -2,16 +2,16 @@
 // `fallbackTimeout` to start and pass a health check, and when it cannot, V1
 // takes over (unless fallback is disabled): one warning in the log, one
 // `coordination:fallback` event, one line for the user.
-import type { CoordinationConfig } from '../../config/claude-flow-config.js';
-import { loadClaudeFlowConfig } from '../../config/claude-flow-config.js';
+import type { CoordinationConfig } from '../../config/cfn-config.js';
+import { loadCfnConfig } from '../../config/cfn-config.js';
 import type { CoordinationVersion, ICoordinator } from '../types.js';
 import { BashCoordinator } from '../v2/bash-coordinator.js';
 import type { BashCoordinatorOptions } from '../v2/bash-coordinator.js';
 import { EventBus } from '../v1/event-bus.js';
 import { SwarmCoordinator } from '../v1/swarm-coordinator.js';
 import type { SwarmCoordinatorOptions } from '../v1/swarm-coordinator.js';
-import { detectVersion } from '../version/detect-version.js';
-import type { VersionDecision } from '../version/detect-version.js';
+import { detectVersion } from '../version/decide-version.js';
+import type { VersionDecision } from '../version/decide-version.js';
 import type { PreflightFn } from '../version/v2-preflight.js';
 
 export const DEFAULT_FALLBACK_TIMEOUT_MS = 5000;
@@ -19,20 +19,20 @@ export const DEFAULT_FALLBACK_TIMEOUT_MS = 5000;
 /** The part of a logger the factory uses (a pino Logger fits). */
 export interface FactoryLogger {
   warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
 }
 
 export interface CoordinatorFactoryConfig {
   /** Objective or swarm id: decides the rollout bucket. */
   id: string;
   /**
-   * An explicit choice that beats detection (a CLI flag), e.g.
-   * `{ version: 'v1', source: '--coordinator' }` gives reason `--coordinator=v1`.
+   * An explicit choice that beats detection (a library caller's own flag),
+   * e.g. `{ version: 'v1', source: '--engine' }` gives reason `--engine=v1`.
+   * `cfn run` passes its whole `decision` instead.
    */
   explicit?: { version: CoordinationVersion; source: string };
   /** Default: process.env. */
   env?: NodeJS.ProcessEnv;
-  /** claude-flow.config.json's coordination section; default: loaded from the working directory. */
+  /** cfn.config.json's coordination section; default: loaded from the working directory. */
   coordination?: CoordinationConfig;
   configFile?: string;
   /** Override coordination.fallbackEnabled (default true). */
@@ -99,7 +99,7 @@ export class CoordinatorFactory {
     let coordination = config.coordination;
     let configFile = config.configFile;
     if (coordination === undefined) {
-      const loaded = loadClaudeFlowConfig();
+      const loaded = loadCfnConfig();
       coordination = loaded.coordination;
       configFile ??= loaded.file;
     }

@@ -1,11 +1,11 @@
 // The V1 coordinator: the TypeScript fallback. Agents are real processes run
 // with the same contract as V2 (agent-process.ts), scheduled by the
-// AdvancedScheduler, and every response is committed to SQLite as it arrives,
+// RetryingTaskRunner, and every response is committed to SQLite as it arrives,
 // so a coordinator killed mid-run resumes without re-running an agent whose
 // final response (completed or failed) is in.
 import { EventEmitter } from 'node:events';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
-import { deliveryRate } from '../delivery.js';
+import { runStatus } from '../delivery.js';
 import type { AgentView } from '../agent-view.js';
 import type {
   AgentInfo,
@@ -19,20 +19,20 @@ import type {
   SwarmRunState,
   SwarmStatus,
 } from '../types.js';
-import { AdvancedScheduler } from './advanced-scheduler.js';
-import type { ScheduledTask, TaskResult } from './advanced-scheduler.js';
+import { RetryingTaskRunner } from './retrying-task-runner.js';
+import type { ScheduledTask, TaskResult } from './retrying-task-runner.js';
 import { runAgentAttempt } from './agent-process.js';
 import type { AgentAttemptResult } from './agent-process.js';
 import { EventBus } from './event-bus.js';
 import type { SwarmEventName, SwarmEvents } from './event-bus.js';
-import { DEFAULT_MEMORY_PATH, MemoryManager } from './memory-manager.js';
+import { defaultMemoryPath, ResponseCheckpointStore } from './response-checkpoint-store.js';
 import { objectiveIdentity, parseObjectiveSpec } from './objective-spec-schema.js';
 import { isOwnerAlive, ownerToken, reapStrayAgents } from './process-owner.js';
 import { SwarmMonitor } from './swarm-monitor.js';
 import type { MonitorSnapshot } from './swarm-monitor.js';
 
 export interface SwarmCoordinatorOptions {
-  /** SQLite file; default `.claude-flow/memory.sqlite` under the working directory. */
+  /** SQLite file; default `.cfn/memory.sqlite` under the working directory (response-checkpoint-store.ts). */
   memoryPath?: string;
   /** Shared event bus (the factory passes one); default: a private one. */
   bus?: EventBus;
@@ -49,7 +49,7 @@ export interface SwarmCoordinatorOptions {
 
 interface ActiveRun {
   spec: ObjectiveSpec;
-  scheduler: AdvancedScheduler<AgentAttemptResult>;
+  scheduler: RetryingTaskRunner<AgentAttemptResult>;
   monitor: SwarmMonitor;
   startedAt: number;
   lastResponseAt: number | undefined;
@@ -81,7 +81,7 @@ const agentIndex = (taskId: string): number => Number(taskId.slice('agent-'.leng
 export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   readonly version = 'v1' as const;
   readonly bus: EventBus;
-  readonly memory: MemoryManager;
+  readonly memory: ResponseCheckpointStore;
   private started = false;
   private readonly active = new Map<string, ActiveRun>();
   private readonly lastMonitors = new Map<string, SwarmMonitor>();
@@ -89,7 +89,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   constructor(private readonly options: SwarmCoordinatorOptions = {}) {
     super();
     this.bus = options.bus ?? new EventBus();
-    this.memory = new MemoryManager(options.memoryPath ?? DEFAULT_MEMORY_PATH);
+    this.memory = new ResponseCheckpointStore(options.memoryPath ?? defaultMemoryPath());
   }
 
   capabilities(): Capabilities {
@@ -176,7 +176,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const monitor = new SwarmMonitor();
     const run: ActiveRun = {
       spec,
-      scheduler: undefined as unknown as AdvancedScheduler<AgentAttemptResult>,
+      scheduler: undefined as unknown as RetryingTaskRunner<AgentAttemptResult>,
       monitor,
       startedAt: Date.now(),
       lastResponseAt: undefined,
@@ -240,14 +240,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const completed = counts.completed + unstored(stored.spec.completedIndexes);
     const failed = counts.failed + unstored(stored.spec.failedIndexes);
     const coordinationTime = stored.startedAt !== null ? (stored.finishedAt ?? Date.now()) - stored.startedAt : 0;
-    return {
-      objectiveId,
-      status: stored.status,
-      agents: { total: stored.spec.agents, completed, failed },
-      deliveryRate: deliveryRate(completed, stored.spec.agents),
-      coordinationTime,
-      throughputAgentsPerSec: coordinationTime > 0 ? round1((counts.completed * 1000) / coordinationTime) : 0,
-    };
+    return runStatus(objectiveId, stored.status, { total: stored.spec.agents, completed, failed, completedThisRun: counts.completed }, coordinationTime);
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
@@ -299,9 +292,9 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     this.emit(event, payload);
   }
 
-  private makeScheduler(run: ActiveRun): AdvancedScheduler<AgentAttemptResult> {
+  private makeScheduler(run: ActiveRun): RetryingTaskRunner<AgentAttemptResult> {
     const { spec, monitor } = run;
-    return new AdvancedScheduler<AgentAttemptResult>(
+    return new RetryingTaskRunner<AgentAttemptResult>(
       {
         concurrency: spec.concurrency,
         timeoutMs: spec.agentTimeoutSeconds * 1000,
@@ -407,15 +400,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       else failed += 1;
     }
     const coordinationTime = (run.lastResponseAt ?? Date.now()) - run.startedAt;
-    return {
-      objectiveId: run.spec.id,
-      status: state,
-      agents: { total: run.spec.agents, completed, failed },
-      deliveryRate: deliveryRate(completed, run.spec.agents),
-      coordinationTime,
-      throughputAgentsPerSec: coordinationTime > 0 ? round1((run.completedThisRun * 1000) / coordinationTime) : 0,
-    };
+    return runStatus(run.spec.id, state, { total: run.spec.agents, completed, failed, completedThisRun: run.completedThisRun }, coordinationTime);
   }
 }
 
-const round1 = (n: number): number => Math.round(n * 10) / 10;

@@ -22,7 +22,7 @@ import type {
 import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
-import { deliveryRate } from '../delivery.js';
+import { runStatus } from '../delivery.js';
 import { groupRuns, processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 import { writeObjective } from './message-bridge.js';
@@ -35,7 +35,7 @@ import { validateSpec } from './spec.js';
 export const DEFAULT_SHM_PATH = '/dev/shm/cfn';
 
 /** Engine exit codes (docs/v2-engine.md). */
-export const ENGINE_EXIT = { ok: 0, usage: 2, preflight: 3, deadline: 4, publishTimeout: 75, sigint: 130, sigterm: 143 } as const;
+export const ENGINE_EXIT = { ok: 0, engineFailure: 1, usage: 2, preflight: 3, deadline: 4, sigint: 130, sigterm: 143 } as const;
 
 export interface BashCoordinatorOptions {
   /** Directory holding the engine scripts; default `<package root>/bash`. */
@@ -133,14 +133,7 @@ function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentRespo
   const completedNow = responses.filter((r) => r.status === 'completed').length;
   const completed = completedNow + (spec.completedIndexes?.length ?? 0);
   const failed = responses.length - completedNow + (spec.failedIndexes?.length ?? 0);
-  return {
-    objectiveId: spec.id,
-    status: state,
-    agents: { total: spec.agents, completed, failed },
-    deliveryRate: deliveryRate(completed, spec.agents),
-    coordinationTime: Math.round(elapsedMs),
-    throughputAgentsPerSec: elapsedMs > 0 ? round1(completedNow / (elapsedMs / 1000)) : 0,
-  };
+  return runStatus(spec.id, state, { total: spec.agents, completed, failed, completedThisRun: completedNow }, elapsedMs);
 }
 
 /** Signals a whole process group; a group already gone is fine. */
@@ -163,10 +156,6 @@ async function killGroupAndWait(pid: number | undefined, timeoutMs = 2000): Prom
   killGroup(pid, 'SIGKILL');
   const deadline = Date.now() + timeoutMs;
   while ((await groupRuns(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-}
-
-function round1(n: number): number {
-  return Math.round(n * 10) / 10;
 }
 
 function lastLine(text: string): string {

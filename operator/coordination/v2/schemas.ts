@@ -1,26 +1,10 @@
 // zod schemas for every file the bash engine writes (docs/v2-engine.md). The
 // TypeScript side trusts nothing on disk until it parses here.
 import { z } from 'zod';
+import { agentIdPattern, swarmRunStateSchema } from '../response-schema.js';
 
-const agentIdPattern = /^agent-(0|[1-9]\d*)$/;
-
-export const agentResponseSchema = z
-  .object({
-    agentId: z.string().regex(agentIdPattern),
-    index: z.number().int().nonnegative(),
-    status: z.enum(['completed', 'failed']),
-    exitCode: z.number().int().nullable(),
-    attempts: z.number().int().nonnegative(),
-    durationMs: z.number().nonnegative(),
-    output: z.string(),
-    outputBytes: z.number().int().nonnegative(),
-    outputTruncated: z.boolean(),
-    error: z.string().nullable(),
-  })
-  .refine((r) => r.agentId === `agent-${r.index}`, { message: 'agentId does not match index' });
-export type AgentResponseFile = z.infer<typeof agentResponseSchema>;
-
-export const swarmRunStateSchema = z.enum(['pending', 'running', 'completed', 'failed', 'timeout', 'stopped']);
+export { agentResponseSchema, swarmRunStateSchema } from '../response-schema.js';
+export type { AgentResponseFile } from '../response-schema.js';
 
 export const statusFileSchema = z.object({
   objectiveId: z.string().min(1),

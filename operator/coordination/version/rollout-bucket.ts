@@ -1,6 +1,6 @@
 // A swarm's rollout bucket is a pure function of its id, so the same swarm is
-// routed the same way in every process and on every run (the prototype re-rolled
-// Math.random each time, flipping swarms between versions).
+// routed the same way in every process and on every run (a random draw per
+// decision would flip a swarm between versions).
 import { createHash } from 'node:crypto';
 
 export const ROLLOUT_BUCKETS = 100;

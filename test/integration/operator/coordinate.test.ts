@@ -357,9 +357,11 @@ describe('cfn coordinate on a full results volume (a tiny real tmpfs; mounting n
     const pod = await waitFor('pod', () => podOf('full-free', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     const run = await runPodCommand(pod, { CFN_RESULTS_DIR: dir, POD_NAME: pod.metadata.name });
-    const failing = await waitFor('ResultsStored False', async () => {
+    // Every agent answered (6 pending) and the operator judged the sink: both are waited for.
+    const failing = await waitFor('6 results pending and ResultsStored False', async () => {
       const s = await getSwarm(c, ns, 'full-free');
-      return s.status?.conditions?.find((x) => x.type === 'ResultsStored' && x.status === 'False') ? s : undefined;
+      const pending = (s.status as { results?: { pending?: number } } | undefined)?.results?.pending;
+      return pending === 6 && s.status?.conditions?.find((x) => x.type === 'ResultsStored' && x.status === 'False') ? s : undefined;
     });
     const during = failing.status as { results?: { stored: number; pending?: number; lastError?: string }; agents?: { completed: number } };
     expect(during.results).toMatchObject({ stored: 0, pending: 6, lastError: expect.stringContaining('ENOSPC') });

@@ -30,8 +30,6 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ['unknown version', { coordination: { version: 'v3' } }, /spec\.coordination\.version: Unsupported value: "v3"/],
     ['empty agent command', { agent: { command: [] } }, /spec\.agent\.command/],
     ['flat beyond 300 agents (CEL)', { topology: 'flat', agents: 500 }, /spec\.topology: Invalid value: .*topology flat supports at most 300 agents; use hybrid or auto/],
-    ['an existing claim with a size (CEL)', { results: { claimName: 'mine', size: '1Gi' } }, /spec\.results\.claimName: .*storageClassName, size and retain apply to the claim the operator creates, not to an existing claimName/],
-    ['retain on an emptyDir (CEL)', { results: { type: 'emptyDir', retain: true } }, /spec\.results\.type: .*claimName, storageClassName, size and retain apply only when type is persistentVolumeClaim/],
     ['negative retries', { agent: { command: ['true'], retries: -1 } }, /spec\.agent\.retries/],
     ['successPolicy above 100%', { successPolicy: { minDeliveryRate: 101 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: 101: spec\.successPolicy\.minDeliveryRate in body should be less than or equal to 100/],
     ['successPolicy below 0%', { successPolicy: { minDeliveryRate: -1 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: -1/],
@@ -138,5 +136,31 @@ describe('per-agent tasks (spec.tasks, spec.tasksFrom) on the real API server', 
     await expect(c.mergePatch(swarmPath(ns, 'tasks-equal'), { spec: { tasks: ['a', 'changed'] } })).rejects.toThrow(/tasks is immutable/);
     await expect(c.mergePatch(swarmPath(ns, 'tasks-from'), { spec: { tasksFrom: { configMapKeyRef: { name: 'other', key: 'list' } } } })).rejects.toThrow(/tasksFrom is immutable/);
     await expect(c.mergePatch(swarmPath(ns, 'tasks-only'), { spec: { agents: 3 } })).rejects.toThrow(/agents is immutable/);
+  });
+});
+
+describe('spec.results on the real API server', () => {
+  const s3 = { endpoint: 'http://s3.storage:9000', bucket: 'swarm-results', credentialsSecretRef: { name: 's3-creds' } };
+
+  it('defaults to a claim the operator creates, fills S3 defaults, and keeps results immutable', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'results-default'));
+    expect((await getSwarm(c, ns, 'results-default')).spec).toMatchObject({ results: { type: 'persistentVolumeClaim' } });
+    await c.create(swarmPath(ns), swarmManifest(ns, 'results-s3', { results: { type: 's3', s3 } }));
+    expect((await getSwarm(c, ns, 'results-s3')).spec).toMatchObject({
+      results: { type: 's3', s3: { ...s3, region: 'us-east-1', forcePathStyle: true, credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } } },
+    });
+    await expect(c.mergePatch(swarmPath(ns, 'results-default'), { spec: { results: { type: 'emptyDir' } } })).rejects.toThrow(/results is immutable/);
+  });
+
+  it.each([
+    ['type s3 without s3 (CEL)', { type: 's3' }, /spec\.results\.s3: Invalid value: .*s3 is required when type is s3, and only then/],
+    ['s3 settings on a claim (CEL)', { type: 'persistentVolumeClaim', s3 }, /spec\.results\.s3: Invalid value: .*s3 is required when type is s3, and only then/],
+    ['claim settings on emptyDir (CEL)', { type: 'emptyDir', size: '1Gi' }, /spec\.results\.type: Invalid value: .*apply only when type is persistentVolumeClaim/],
+    ['a size for an existing claim (CEL)', { claimName: 'mine', size: '1Gi' }, /spec\.results\.claimName: Invalid value: .*not to an existing claimName/],
+    ['an endpoint that is not a URL', { type: 's3', s3: { ...s3, endpoint: 'ftp://x' } }, /spec\.results\.s3\.endpoint: Invalid value/],
+    ['an invalid bucket name', { type: 's3', s3: { ...s3, bucket: 'Bad_Bucket' } }, /spec\.results\.s3\.bucket: Invalid value/],
+    ['an unknown type', { type: 'nfs' }, /spec\.results\.type: Unsupported value: "nfs"/],
+  ])('rejects %s', async (_name, results, pattern) => {
+    expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, { results }))).toMatch(pattern);
   });
 });

@@ -29,3 +29,26 @@ describe('config/samples/swarm-tasks.yaml', () => {
     for (const t of tasks) expect(existsSync(join(process.cwd(), t.env!.FILE!))).toBe(true);
   });
 });
+
+describe('config/samples/swarm-lint-fixers.yaml', () => {
+  it('gives each agent one real shell file of the engine (the image ships bash/ under /app)', () => {
+    const sw = swarm.parse(parse(readFileSync(join(DIR, 'swarm-lint-fixers.yaml'), 'utf8')));
+    const tasks = sw.spec.tasks ?? [];
+    expect(tasks.length).toBeGreaterThan(5);
+    expect(new Set(tasks).size).toBe(tasks.length);
+    for (const t of tasks) {
+      expect(t).toMatch(/^bash\/[a-z/-]+\.sh$/);
+      expect(existsSync(join(process.cwd(), t))).toBe(true);
+    }
+  });
+});
+
+describe('config/samples/llm', () => {
+  const llm = join(DIR, 'llm');
+  it.each(readdirSync(llm).filter((f) => f.endsWith('.yaml')))('%s parses with the Swarm schema, its agents in their own image with the API key from a Secret', (file) => {
+    const sw = swarm.parse(parse(readFileSync(join(llm, file), 'utf8')));
+    expect(sw.spec.agent.image).toMatch(/^registry\.example\.com\/agents\//);
+    expect(sw.spec.agent.env?.find((e) => e.name === 'ANTHROPIC_API_KEY')?.valueFrom?.secretKeyRef).toEqual({ name: 'anthropic', key: 'api-key' });
+    expect(sw.spec.tasks?.length).toBeGreaterThan(0);
+  });
+});

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseRunOptions } from '../../../operator/cli/run-options.js';
 import { DEFAULT_OBJECTIVE, DEFAULTS } from '../../../operator/cli/defaults.js';
 import { UsageError } from '../../../operator/cli/usage-error.js';
-import { resolveTopology } from '../../../operator/cli/coordinator-factory.js';
+import { resolveTopology } from '../../../operator/coordination/version/decide-version.js';
 import { toObjectiveSpec } from '../../../operator/cli/run-command.js';
 
 function usage(argv: string[]): string {

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { decideVersion } from '../../../operator/cli/coordinator-factory.js';
+import { decideRunVersion } from '../../../operator/coordination/version/decide-version.js';
 import type { CliIo } from '../../../operator/cli/io.js';
 import { runCli } from '../../../operator/cli/main.js';
 import { runCommand } from '../../../operator/cli/run-command.js';
@@ -16,7 +16,7 @@ import { parseRunOptions } from '../../../operator/cli/run-options.js';
 import type { RunSummary } from '../../../operator/cli/summary.js';
 import { EventBus } from '../../../operator/coordination/v1/event-bus.js';
 import type { SwarmEvents } from '../../../operator/coordination/v1/event-bus.js';
-import { detectVersion } from '../../../operator/coordination/version/detect-version.js';
+import { detectVersion } from '../../../operator/coordination/version/decide-version.js';
 import { createLogger } from '../../../operator/observability/logger.js';
 
 jest.setTimeout(60_000);
@@ -193,23 +193,23 @@ describe('cfn run: version choice', () => {
 
   it('with no version anywhere, cfn run means auto (V2 where it can run); the config and the env still decide when set', () => {
     const o = (...extra: string[]) => parseRunOptions(['--agents', '1', '--swarm-id', 'd-1', ...extra]);
-    expect(decideVersion(o(), { CFN_SHM_PATH: shm, PATH: process.env.PATH }, {}, undefined)).toEqual({
+    expect(decideRunVersion(o(), { CFN_SHM_PATH: shm, PATH: process.env.PATH }, {}, undefined)).toEqual({
       version: 'v2', reason: expect.stringMatching(/^cfn run default auto: V2 preflight passed \(/),
     });
-    expect(decideVersion(o('--shm-path', roMount), { PATH: process.env.PATH }, {}, undefined)).toEqual({
+    expect(decideRunVersion(o('--shm-path', roMount), { PATH: process.env.PATH }, {}, undefined)).toEqual({
       version: 'v1', reason: expect.stringMatching(/^cfn run default auto: V2 preflight failed \(.*not writable/),
     });
-    expect(decideVersion(o(), { CFN_SHM_PATH: shm, PATH: pathWithoutBash() }, {}, undefined)).toEqual({
+    expect(decideRunVersion(o(), { CFN_SHM_PATH: shm, PATH: pathWithoutBash() }, {}, undefined)).toEqual({
       version: 'v1', reason: `cfn run default auto: V2 preflight failed (bash not found on PATH=${pathWithoutBash()})`,
     });
-    expect(decideVersion(o(), { CFN_SHM_PATH: shm }, { version: 'v1' }, 'c.json')).toEqual({ version: 'v1', reason: 'coordination.version=v1 (c.json)' });
-    expect(decideVersion(o(), { COORDINATION_VERSION: 'v1' }, {}, undefined)).toEqual({ version: 'v1', reason: 'COORDINATION_VERSION=v1' });
-    expect(decideVersion(o(), { V2_ROLLOUT_PERCENTAGE: '0' }, {}, undefined)).toMatchObject({ version: 'v1', reason: expect.stringMatching(/^rollout 0%/) });
+    expect(decideRunVersion(o(), { CFN_SHM_PATH: shm }, { version: 'v1' }, 'c.json')).toEqual({ version: 'v1', reason: 'coordination.version=v1 (c.json)' });
+    expect(decideRunVersion(o(), { COORDINATION_VERSION: 'v1' }, {}, undefined)).toEqual({ version: 'v1', reason: 'COORDINATION_VERSION=v1' });
+    expect(decideRunVersion(o(), { V2_ROLLOUT_PERCENTAGE: '0' }, {}, undefined)).toMatchObject({ version: 'v1', reason: expect.stringMatching(/^rollout 0%/) });
   });
 
-  it('--rollout-percentage 10 routes 8-12% of 1000 swarm ids to V2, the same ids as V2_ROLLOUT_PERCENTAGE=10 (cross-process stable, see detect-version.test)', () => {
+  it('--rollout-percentage 10 routes 8-12% of 1000 swarm ids to V2, the same ids as V2_ROLLOUT_PERCENTAGE=10 (cross-process stable, see decide-version.test)', () => {
     const ids = Array.from({ length: 1000 }, (_, i) => `swarm-${i}`);
-    const viaFlag = ids.map((id) => decideVersion(parseRunOptions(['--agents', '1', '--swarm-id', id, '--rollout-percentage', '10']), { COORDINATION_VERSION: 'v1' }, {}, undefined));
+    const viaFlag = ids.map((id) => decideRunVersion(parseRunOptions(['--agents', '1', '--swarm-id', id, '--rollout-percentage', '10']), { COORDINATION_VERSION: 'v1' }, {}, undefined));
     const v2 = viaFlag.filter((d) => d.version === 'v2').length;
     expect(v2).toBeGreaterThanOrEqual(80);
     expect(v2).toBeLessThanOrEqual(120);

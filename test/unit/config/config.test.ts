@@ -2,21 +2,20 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadClaudeFlowConfig } from '../../../operator/config/claude-flow-config.js';
+import { loadCfnConfig } from '../../../operator/config/cfn-config.js';
 import { ConfigError } from '../../../operator/config/config-error.js';
-import { shippedConfigPath } from '../../../operator/config/package-root.js';
+import { shippedConfigPath } from '../../../operator/util/package-root.js';
 import { checkAgentLimits, loadPerformanceLimits } from '../../../operator/config/performance-limits.js';
 import { loadV2Config } from '../../../operator/config/v2-config.js';
+import { defaultMemoryPath } from '../../../operator/coordination/v1/response-checkpoint-store.js';
 
 describe('shipped config files', () => {
   it('config/v2-config.json validates and carries the documented defaults', () => {
     expect(loadV2Config()).toMatchObject({
       topology: 'auto',
-      shmPath: '/dev/shm/cfn',
       maxOutputBytes: 65536,
       fallbackTimeoutMs: 5000,
       fallbackEnabled: true,
-      memoryPath: '.claude-flow/memory.sqlite',
     });
   });
 
@@ -53,13 +52,13 @@ describe('invalid config files fail with file, field and expectation', () => {
   }
 
   it.each([
-    [{ maxAgents: 'x' }, 'config/v2-config.json: maxAgents: expected number, got "x"'],
-    [{ maxAgents: 0 }, 'config/v2-config.json: maxAgents: expected number >= 1, got 0'],
+    [{ concurrency: 'x' }, 'config/v2-config.json: concurrency: expected number, got "x"'],
+    [{ concurrency: 0 }, 'config/v2-config.json: concurrency: expected number >= 1, got 0'],
     [{ topology: 'mesh' }, 'config/v2-config.json: topology: expected one of "flat" | "hybrid" | "auto", got "mesh"'],
     [{ fallbackEnabled: 'yes' }, 'config/v2-config.json: fallbackEnabled: expected boolean, got "yes"'],
     [{ retries: 2.5 }, 'config/v2-config.json: retries: expected integer, got 2.5'],
-    [{ shmPath: 'dev/shm' }, 'config/v2-config.json: shmPath: expected an absolute path, got "dev/shm"'],
-    [{ maxAgnets: 5 }, 'config/v2-config.json: maxAgnets: unknown field "maxAgnets"'],
+    [{ concurrencyy: 5 }, 'config/v2-config.json: concurrencyy: unknown field "concurrencyy"'],
+    [{ shmPath: '/dev/shm/cfn' }, 'config/v2-config.json: shmPath: unknown field "shmPath"'],
     [{ concurrency: undefined }, 'config/v2-config.json: concurrency: expected number, got nothing'],
   ])('%j', (patch, message) => {
     const file = v2With(patch);
@@ -86,25 +85,42 @@ describe('invalid config files fail with file, field and expectation', () => {
     expect(() => loadPerformanceLimits(file)).toThrow('performance-limits.json: topologies.hybrid.maxAgents: expected number >= 1, got -5');
   });
 
-  it('loads claude-flow.config.json coordination settings; a missing file means none', () => {
-    expect(loadClaudeFlowConfig()).toEqual({ file: undefined, coordination: {} });
+  it('loads cfn.config.json coordination settings; a missing file means none', () => {
+    expect(loadCfnConfig()).toEqual({ file: undefined, coordination: {} });
     writeFileSync(
-      'claude-flow.config.json',
+      'cfn.config.json',
       JSON.stringify({ other: { tool: true }, coordination: { version: 'auto', v2RolloutPercentage: 10, fallbackEnabled: false, fallbackTimeout: 2000 } }),
     );
-    expect(loadClaudeFlowConfig()).toEqual({
-      file: join(process.cwd(), 'claude-flow.config.json'),
+    expect(loadCfnConfig()).toEqual({
+      file: join(process.cwd(), 'cfn.config.json'),
       coordination: { version: 'auto', v2RolloutPercentage: 10, fallbackEnabled: false, fallbackTimeout: 2000 },
     });
   });
 
+  it('reads claude-flow.config.json (the design\'s name) only when there is no cfn.config.json', () => {
+    writeFileSync('claude-flow.config.json', JSON.stringify({ coordination: { version: 'v1' } }));
+    expect(loadCfnConfig()).toEqual({ file: join(process.cwd(), 'claude-flow.config.json'), coordination: { version: 'v1' } });
+    writeFileSync('cfn.config.json', JSON.stringify({ coordination: { version: 'v2' } }));
+    expect(loadCfnConfig()).toEqual({ file: join(process.cwd(), 'cfn.config.json'), coordination: { version: 'v2' } });
+  });
+
   it.each([
-    [{ version: 'v3' }, 'claude-flow.config.json: coordination.version: expected one of "v1" | "v2" | "auto", got "v3"'],
-    [{ v2RolloutPercentage: 150 }, 'claude-flow.config.json: coordination.v2RolloutPercentage: expected number <= 100, got 150'],
-    [{ fallbackTimeout: '5s' }, 'claude-flow.config.json: coordination.fallbackTimeout: expected number, got "5s"'],
-    [{ fallbackEnabeld: true }, 'claude-flow.config.json: coordination.fallbackEnabeld: unknown field "fallbackEnabeld"'],
-  ])('claude-flow.config.json %j', (coordination, message) => {
-    writeFileSync('claude-flow.config.json', JSON.stringify({ coordination }));
-    expect(() => loadClaudeFlowConfig()).toThrow(message);
+    [{ version: 'v3' }, 'cfn.config.json: coordination.version: expected one of "v1" | "v2" | "auto", got "v3"'],
+    [{ v2RolloutPercentage: 150 }, 'cfn.config.json: coordination.v2RolloutPercentage: expected number <= 100, got 150'],
+    [{ fallbackTimeout: '5s' }, 'cfn.config.json: coordination.fallbackTimeout: expected number, got "5s"'],
+    [{ fallbackEnabeld: true }, 'cfn.config.json: coordination.fallbackEnabeld: unknown field "fallbackEnabeld"'],
+  ])('cfn.config.json %j', (coordination, message) => {
+    writeFileSync('cfn.config.json', JSON.stringify({ coordination }));
+    expect(() => loadCfnConfig()).toThrow(message);
+  });
+
+  it('V1 keeps its checkpoints in .cfn/memory.sqlite, or in .claude-flow/memory.sqlite when only that one exists', () => {
+    expect(defaultMemoryPath(dir)).toBe('.cfn/memory.sqlite');
+    mkdirSync(join(dir, '.claude-flow'));
+    writeFileSync(join(dir, '.claude-flow', 'memory.sqlite'), '');
+    expect(defaultMemoryPath(dir)).toBe('.claude-flow/memory.sqlite');
+    mkdirSync(join(dir, '.cfn'));
+    writeFileSync(join(dir, '.cfn', 'memory.sqlite'), '');
+    expect(defaultMemoryPath(dir)).toBe('.cfn/memory.sqlite');
   });
 });

@@ -1,6 +1,6 @@
 // Delivery is completed work: the one rate and the one success rule.
 import { describe, expect, it } from '@jest/globals';
-import { deliveryFigures, deliveryRate, meetsMinDelivery } from '../../../operator/coordination/delivery.js';
+import { deliveryFigures, deliveryRate, meetsMinDelivery, runStatus, throughputPerSec } from '../../../operator/coordination/delivery.js';
 
 describe('deliveryRate', () => {
   it('is completed / total in percent, truncated to one decimal like status.json', () => {
@@ -31,5 +31,25 @@ describe('meetsMinDelivery', () => {
 describe('deliveryFigures', () => {
   it('says completed, failed and the rate', () => {
     expect(deliveryFigures({ total: 500, completed: 489, failed: 11 })).toBe('489/500 agents completed, 11 failed: delivery 97.8%');
+  });
+});
+
+describe('runStatus: the status figures V1 and V2 compute from their counts', () => {
+  it('delivery over all final agents, throughput over this run\'s completions, coordination time in whole ms', () => {
+    expect(runStatus('o', 'running', { total: 500, completed: 489, failed: 11, completedThisRun: 400 }, 2000.4)).toEqual({
+      objectiveId: 'o',
+      status: 'running',
+      agents: { total: 500, completed: 489, failed: 11 },
+      deliveryRate: 97.8,
+      coordinationTime: 2000,
+      throughputAgentsPerSec: 200,
+    });
+  });
+
+  it('throughput is agents per second to one decimal, 0 before any time passed', () => {
+    expect(throughputPerSec(1, 3000)).toBe(0.3);
+    expect(throughputPerSec(2, 3000)).toBe(0.7);
+    expect(throughputPerSec(10, 0)).toBe(0);
+    expect(runStatus('o', 'completed', { total: 0, completed: 0, failed: 0, completedThisRun: 0 }, 0)).toMatchObject({ deliveryRate: 100, throughputAgentsPerSec: 0 });
   });
 });

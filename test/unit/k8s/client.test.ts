@@ -8,7 +8,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { APPLY_PATCH, KubeClient } from '../../../operator/k8s/client.js';
+import { ROLLOUT_POLICY_RESOURCE, SWARM_RESOURCE } from '../../../operator/api/common.js';
+import { APPLY_PATCH, KubeClient, resourcePath } from '../../../operator/k8s/client.js';
 import type { WatchEvent } from '../../../operator/k8s/client.js';
 import { KubeApiError } from '../../../operator/k8s/errors.js';
 
@@ -289,5 +290,15 @@ describe('KubeClient.watch', () => {
     expect(events).toEqual(['ADDED']);
     expect((err as DOMException).name).toBe('TimeoutError');
     await until('the stream closed on the server', () => closedResponses === 1);
+  });
+});
+
+describe('resourcePath', () => {
+  it('builds core and group paths, namespaced or not, with encoded names and a subresource only on an object', () => {
+    expect(resourcePath({ ...SWARM_RESOURCE })).toBe('/apis/swarm.cfn.dev/v1alpha1/swarms');
+    expect(resourcePath({ ...SWARM_RESOURCE, namespace: 'team-a', name: 'lint', subresource: 'status' })).toBe('/apis/swarm.cfn.dev/v1alpha1/namespaces/team-a/swarms/lint/status');
+    expect(resourcePath({ ...ROLLOUT_POLICY_RESOURCE, namespace: 'ns' })).toBe('/apis/swarm.cfn.dev/v1alpha1/namespaces/ns/rolloutpolicies');
+    expect(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: 'ns', name: 'a/b', subresource: 'log' })).toBe('/api/v1/namespaces/ns/pods/a%2Fb/log');
+    expect(resourcePath({ group: '', version: 'v1', plural: 'pods', subresource: 'status' })).toBe('/api/v1/pods');
   });
 });

@@ -8,7 +8,7 @@ import { createOperatorMetrics } from '../../../operator/observability/metrics.j
 import { SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
 import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
 import type { EventRecorder } from '../../../operator/k8s/events.js';
-import type { VersionPolicy } from '../../../operator/swarm/version-decision.js';
+import type { VersionPolicy } from '../../../operator/coordination/version/decide-version.js';
 
 const NS = 'team';
 

@@ -47,8 +47,9 @@ const container = (state: Record<string, unknown>) => ({ containerStatuses: [{ n
 const runningFor = (ms: number) => ({ phase: 'Running', ...container({ running: { startedAt: secs(ms) } }) });
 
 /** Runs one reconcile; returns what the reconciler wrote and did. */
-async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error; objects?: Record<string, unknown> } = {}) {
+async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error; live?: KubeObject; objects?: Record<string, unknown> } = {}) {
   const statuses: Array<Record<string, unknown>> = [];
+  const statusVersions: Array<string | undefined> = [];
   let failedOnce = false;
   const created: string[] = [];
   const deleted: Array<{ name: string; grace: number | undefined }> = [];
@@ -62,8 +63,10 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
         failedOnce = true;
         throw opts.statusWriteFails;
       }
-      if (applyOpts.subresource === 'status') statuses.push(obj.status as Record<string, unknown>);
-      else writes.push(`apply ${_path}`);
+      if (applyOpts.subresource === 'status') {
+        statuses.push(obj.status as Record<string, unknown>);
+        statusVersions.push(obj.metadata?.resourceVersion);
+      } else writes.push(`apply ${_path}`);
       return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
     },
     create: async (path: string, obj: KubeObject) => {
@@ -76,8 +79,9 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
       deleted.push({ name: path.split('/').pop() ?? '', grace: opts?.gracePeriodSeconds });
       return {};
     },
-    /** opts.objects by path, else 404. */
+    /** The live Swarm (opts.live), opts.objects by path, else 404. */
     get: async (path: string) => {
+      if (path.endsWith(`/namespaces/${NS}/swarms/s`)) return opts.live ?? swarm;
       const found = opts.objects?.[path];
       if (found !== undefined) return found;
       throw new KubeApiError(404, 'NotFound', 'not found', 'GET', path);
@@ -102,7 +106,7 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
   await new Promise((r) => setImmediate(r));
   const status = statuses.at(-1) as { phase?: string; fallback?: { reason: string }; activeVersion?: string; coordinatorAttempts?: number; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } | undefined;
   const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => [v.labels.reason, v.value]);
-  return { result, status, created, deleted, events, fallbacks, writes, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
+  return { result, status, statusVersion: statusVersions.at(-1), created, deleted, events, fallbacks, writes, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
 }
 
 describe('SwarmReconciler: errors', () => {
@@ -120,6 +124,17 @@ describe('SwarmReconciler: errors', () => {
     expect(r.result).toEqual({ failed: boom });
     expect((r.status as { lastError?: string } | undefined)?.lastError).toContain('etcd timed out');
     expect(r.cond('Reconciled')).toMatchObject({ status: 'False', reason: 'RetryLater' });
+  });
+
+  it('the error is written onto the live object, never onto the older cached status (its fields are not put back)', async () => {
+    const boom = new KubeApiError(500, 'InternalError', 'etcd timed out', 'PATCH', '');
+    const cached = swarmObject({});
+    const live = swarmObject({ coordinatorAttempts: 2, coordinatorPod: 's-v2-2', phase: 'Running' });
+    live.metadata = { ...live.metadata, resourceVersion: '42' };
+    const r = await reconcileOnce(cached, [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: boom, live });
+    expect(r.status).toMatchObject({ coordinatorAttempts: 2, coordinatorPod: 's-v2-2', phase: 'Running' });
+    expect((r.status as { lastError?: string } | undefined)?.lastError).toContain('etcd timed out');
+    expect(r.statusVersion).toBe('42');
   });
 });
 

@@ -25,7 +25,7 @@ describe('CoordinatorFactory', () => {
   let shm: string;
   let created: CreatedCoordinator | undefined;
   const warnings: Array<{ obj: object; msg: string }> = [];
-  const logger = { warn: (obj: object, msg: string) => warnings.push({ obj, msg }), info: () => undefined };
+  const logger = { warn: (obj: object, msg: string) => warnings.push({ obj, msg }) };
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'cfn-factory-'));
@@ -149,8 +149,8 @@ describe('CoordinatorFactory', () => {
   });
 
   it('an explicit choice (CLI flag) beats the environment', async () => {
-    created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { explicit: { version: 'v1', source: '--coordinator' } }));
-    expect(created.decision).toEqual({ version: 'v1', reason: '--coordinator=v1' });
+    created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { explicit: { version: 'v1', source: '--engine' } }));
+    expect(created.decision).toEqual({ version: 'v1', reason: '--engine=v1' });
     expect(created.coordinator.version).toBe('v1');
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
-import { MemoryManager } from '../../../../operator/coordination/v1/memory-manager.js';
+import { ResponseCheckpointStore } from '../../../../operator/coordination/v1/response-checkpoint-store.js';
 import { ownerTokenOf } from '../../../../operator/coordination/v1/process-owner.js';
 import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
 import type { ObjectiveResult, ObjectiveSpec } from '../../../../operator/coordination/types.js';
@@ -173,7 +173,7 @@ describe('V1 resume after a crash', () => {
     };
     // Stand-in for another coordinator process: a live process whose token owns the objective.
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
-    const mm = new MemoryManager(db);
+    const mm = new ResponseCheckpointStore(db);
     mm.open();
     mm.beginObjective(spec, ownerTokenOf(other.pid!) ?? null);
     mm.close();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs one agent of a swarm (the topologies use lib/agent.sh in-process
-# instead): the command is an argv, the task reaches it on stdin and in
+# Test tool: runs one agent of a swarm through bash/lib/agent.sh (the engine's
+# topologies run many at once with the same functions): the command is an argv, the task reaches it on stdin and in
 # CFN_TASK byte for byte and is never evaluated; bounded by --agent-timeout
 # (TERM, then KILL, by lib/watchdog.sh), retried with backoff;
 # the response is written atomically to <root>/responses/agent-<i>.json and
@@ -8,7 +8,7 @@
 set -euo pipefail
 CFN_PROG=agent-wrapper
 # shellcheck source=bash/lib/engine-opts.sh
-source "${BASH_SOURCE[0]%/*}/lib/engine-opts.sh"
+source "${BASH_SOURCE[0]%/*}/../../../bash/lib/engine-opts.sh"
 
 INDEX='' INBOX=''
 
@@ -33,6 +33,16 @@ wrapper_opt() {
   return 0
 }
 
+# agent_run INDEX INBOX_DIR: runs one agent to its final response and announces it.
+agent_run() {
+  local rc=0
+  cfn_agents_start "$1"
+  cfn_agents_next 86400000000 0 || rc=$?
+  ((rc == 0)) || return 1
+  cfn_agents_next 86400000000 0 || true
+  cfn_agent_announce "$2" "$CFN_DONE_INDEX" "$CFN_DONE_STATUS"
+}
+
 main() {
   ENGINE_EXTRA_OPT=wrapper_opt
   engine_parse_opts "$@"
@@ -43,7 +53,7 @@ main() {
   bus_init "$INBOX"
   local rc=0 text
   wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$.reg" "$$"
-  cfn_agent_run "$INDEX" "$INBOX" || rc=$?
+  agent_run "$INDEX" "$INBOX" || rc=$?
   wd_stop
   rm -f -- "$CFN_ROOT/work/.watchdog-$INDEX.$$.reg"
   cfn_read_file text "$CFN_ROOT/responses/agent-$INDEX.json"

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { MemoryCorruptionError, MemoryManager } from '../../../../operator/coordination/v1/memory-manager.js';
+import { CheckpointStoreCorruptionError, ResponseCheckpointStore } from '../../../../operator/coordination/v1/response-checkpoint-store.js';
 import type { AgentResponse, ObjectiveSpec } from '../../../../operator/coordination/types.js';
 
 const spec: ObjectiveSpec = {
@@ -32,7 +32,7 @@ const response = (index: number, output = `out ${index}`): AgentResponse => ({
   error: null,
 });
 
-describe('MemoryManager (SQLite file)', () => {
+describe('ResponseCheckpointStore (SQLite file)', () => {
   let dir: string;
   let file: string;
   beforeEach(() => {
@@ -42,7 +42,7 @@ describe('MemoryManager (SQLite file)', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('creates the file (and its directory, private) in WAL mode', () => {
-    const m = new MemoryManager(file);
+    const m = new ResponseCheckpointStore(file);
     m.open();
     try {
       expect(existsSync(file)).toBe(true);
@@ -56,7 +56,7 @@ describe('MemoryManager (SQLite file)', () => {
   });
 
   it('keeps objectives and responses across close and reopen; the first response wins', () => {
-    const m = new MemoryManager(file);
+    const m = new ResponseCheckpointStore(file);
     m.open();
     expect(m.beginObjective({ ...spec, completedIndexes: [2] })).toMatchObject({ created: true });
     expect(m.recordResponse('o1', response(0))).toBe(true);
@@ -65,7 +65,7 @@ describe('MemoryManager (SQLite file)', () => {
     m.kvSet('ns', 'k', 'v2');
     m.close();
 
-    const again = new MemoryManager(file);
+    const again = new ResponseCheckpointStore(file);
     again.open();
     try {
       expect(again.getObjective('o1')).toMatchObject({ status: 'running', spec: { id: 'o1', agents: 3, completedIndexes: [2] } });
@@ -85,7 +85,7 @@ describe('MemoryManager (SQLite file)', () => {
   });
 
   it('rolls a failed transaction back completely', () => {
-    const m = new MemoryManager(file);
+    const m = new ResponseCheckpointStore(file);
     m.open();
     try {
       m.beginObjective(spec);
@@ -102,14 +102,14 @@ describe('MemoryManager (SQLite file)', () => {
   });
 
   it('refuses a response row that does not parse, naming the file', () => {
-    const m = new MemoryManager(file);
+    const m = new ResponseCheckpointStore(file);
     m.open();
     try {
       m.beginObjective(spec);
       const raw = new DatabaseSync(file);
       raw.prepare('INSERT INTO responses VALUES (?, ?, ?, ?, ?)').run('o1', 1, 'completed', '{"agentId":"agent-1"}', 0);
       raw.close();
-      expect(() => m.listResponses('o1')).toThrow(MemoryCorruptionError);
+      expect(() => m.listResponses('o1')).toThrow(CheckpointStoreCorruptionError);
       expect(() => m.listResponses('o1')).toThrow(file);
     } finally {
       m.close();
@@ -117,6 +117,6 @@ describe('MemoryManager (SQLite file)', () => {
   });
 
   it('says so when used before open()', () => {
-    expect(() => new MemoryManager(file).listResponses('x')).toThrow(/is not open/);
+    expect(() => new ResponseCheckpointStore(file).listResponses('x')).toThrow(/is not open/);
   });
 });

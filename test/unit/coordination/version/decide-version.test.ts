@@ -1,10 +1,20 @@
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FLAT_MAX_AGENTS, swarm } from '../../../../operator/api/swarm.js';
+import type { Swarm } from '../../../../operator/api/swarm.js';
 import { ConfigError } from '../../../../operator/config/config-error.js';
-import { detectVersion, InvalidVersionSettingError } from '../../../../operator/coordination/version/detect-version.js';
+import { loadPerformanceLimits } from '../../../../operator/config/performance-limits.js';
+import {
+  decideSwarmVersion,
+  detectVersion,
+  InvalidVersionSettingError,
+  resolveSwarmTopology,
+  resolveTopology,
+} from '../../../../operator/coordination/version/decide-version.js';
 import { rolloutBucket } from '../../../../operator/coordination/version/rollout-bucket.js';
 import { v2Preflight } from '../../../../operator/coordination/version/v2-preflight.js';
 
@@ -107,5 +117,46 @@ describe('v2Preflight (TypeScript)', () => {
     expect(v2Preflight({ shmPath: '/proc/cfn' })).toEqual({ ok: false, reason: expect.stringMatching(/^\/proc\/cfn not writable \(/) });
     expect(v2Preflight({ shmPath: '/etc/hostname/cfn' })).toEqual({ ok: false, reason: '/etc/hostname/cfn not writable (ENOTDIR on /etc/hostname/cfn)' });
     expect(v2Preflight({ shmPath: '/tmp', bash: '/nonexistent/bash' })).toEqual({ ok: false, reason: '/nonexistent/bash not runnable' });
+  });
+});
+
+function swarmOf(spec: Record<string, unknown>): Swarm {
+  return swarm.parse({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: 's', namespace: 'ns' }, spec: { objective: 'o', agent: { command: ['cat'] }, ...spec } });
+}
+
+describe('decideSwarmVersion: spec > operator COORDINATION_VERSION > RolloutPolicy > operator default', () => {
+  const routed = { version: 'v2' as const, reason: 'RolloutPolicy p: bucket 3 < 10', rollout: { policy: 'p', bucket: 3, percentage: 10 } };
+
+  it('takes the spec\'s version over everything', () => {
+    const s = swarmOf({ agents: 2, coordination: { version: 'v1' } });
+    expect(decideSwarmVersion(s, { operatorVersion: 'v2', rollout: () => routed, defaultVersion: 'v2' })).toEqual({ version: 'v1', reason: 'spec.coordination.version=v1' });
+  });
+
+  it('then the operator\'s COORDINATION_VERSION, then the policy, then the default', () => {
+    const s = swarmOf({ agents: 2 });
+    expect(decideSwarmVersion(s, { operatorVersion: 'v1', rollout: () => routed, defaultVersion: 'v2' })).toEqual({ version: 'v1', reason: 'operator COORDINATION_VERSION=v1' });
+    expect(decideSwarmVersion(s, { rollout: () => routed, defaultVersion: 'v1' })).toEqual(routed);
+    expect(decideSwarmVersion(s, { rollout: () => undefined, defaultVersion: 'v1' })).toEqual({ version: 'v1', reason: 'operator default v1 (no RolloutPolicy)' });
+  });
+});
+
+describe('the flat limit: one rule (FLAT_MAX_AGENTS)', () => {
+  it('auto is flat up to FLAT_MAX_AGENTS agents and hybrid above, for cfn run and for a Swarm (agents or tasks)', () => {
+    expect(resolveTopology('auto', FLAT_MAX_AGENTS)).toBe('flat');
+    expect(resolveTopology('auto', FLAT_MAX_AGENTS + 1)).toBe('hybrid');
+    expect(resolveTopology('flat', 5000)).toBe('flat');
+    expect(resolveSwarmTopology(swarmOf({ agents: FLAT_MAX_AGENTS }))).toBe('flat');
+    expect(resolveSwarmTopology(swarmOf({ agents: FLAT_MAX_AGENTS + 1 }))).toBe('hybrid');
+    expect(resolveSwarmTopology(swarmOf({ tasks: Array.from({ length: FLAT_MAX_AGENTS + 1 }, (_, i) => `t${i}`) }))).toBe('hybrid');
+    expect(resolveSwarmTopology(swarmOf({ agents: 5, topology: 'hybrid' }))).toBe('hybrid');
+  });
+
+  it('config/performance-limits.json and coordinator-cli.sh --topology auto agree with it', () => {
+    const limits = loadPerformanceLimits();
+    expect(limits.topologies.flat.recommendedMaxAgents).toBe(FLAT_MAX_AGENTS);
+    expect(limits.topologies.hybrid.minAgents).toBe(FLAT_MAX_AGENTS);
+    const cli = readFileSync(join(here, '..', '..', '..', '..', 'bash', 'coordinator-cli.sh'), 'utf8');
+    expect(cli).toContain(`auto) if ((O_AGENTS <= ${FLAT_MAX_AGENTS})); then O_TOPOLOGY=flat; else O_TOPOLOGY=hybrid; fi ;;`);
+    expect(cli).toContain(`(default auto: flat up to ${FLAT_MAX_AGENTS})`);
   });
 });

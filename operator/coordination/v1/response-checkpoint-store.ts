@@ -1,16 +1,27 @@
-// The V1 coordinator's persistent memory: objectives, their agents' responses
-// and a small key/value store, in one SQLite file (node:sqlite, WAL). Every
+// The V1 coordinator's checkpoint store: objectives, their agents' final
+// responses and a small key/value store, in one SQLite file (node:sqlite, WAL). Every
 // response is committed as it arrives, so a coordinator killed mid-run resumes
 // without re-running an agent whose final response (completed or failed) is in.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { z } from 'zod';
 import type { AgentResponse, ObjectiveSpec, SwarmRunState } from '../types.js';
 import { parseObjectiveSpec } from './objective-spec-schema.js';
-import { agentResponseSchema, swarmRunStateSchema } from '../v2/schemas.js';
+import { agentResponseSchema, swarmRunStateSchema } from '../response-schema.js';
 
-export const DEFAULT_MEMORY_PATH = '.claude-flow/memory.sqlite';
+/** V1's SQLite file unless told otherwise, relative to the working directory. */
+export const DEFAULT_MEMORY_PATH = '.cfn/memory.sqlite';
+/**
+ * The design's name for the same file: used when it exists and the default
+ * does not, so an objective checkpointed under that name still resumes.
+ */
+export const DESIGN_MEMORY_PATH = '.claude-flow/memory.sqlite';
+
+/** DEFAULT_MEMORY_PATH, or DESIGN_MEMORY_PATH when only that one exists under `cwd`. */
+export function defaultMemoryPath(cwd: string = process.cwd()): string {
+  return !existsSync(resolve(cwd, DEFAULT_MEMORY_PATH)) && existsSync(resolve(cwd, DESIGN_MEMORY_PATH)) ? DESIGN_MEMORY_PATH : DEFAULT_MEMORY_PATH;
+}
 
 const SCHEMA_VERSION = 1;
 
@@ -28,10 +39,10 @@ export interface StoredObjective {
   owner: string | null;
 }
 
-export class MemoryCorruptionError extends Error {
+export class CheckpointStoreCorruptionError extends Error {
   constructor(file: string, what: string, detail: string) {
     super(`${file}: ${what}: ${detail}`);
-    this.name = 'MemoryCorruptionError';
+    this.name = 'CheckpointStoreCorruptionError';
   }
 }
 
@@ -50,12 +61,12 @@ interface Statements {
   kvDelete: StatementSync;
 }
 
-export class MemoryManager {
+export class ResponseCheckpointStore {
   readonly file: string;
   private db: DatabaseSync | undefined;
   private st: Statements | undefined;
 
-  constructor(file: string = DEFAULT_MEMORY_PATH) {
+  constructor(file: string = defaultMemoryPath()) {
     this.file = resolve(file);
   }
 
@@ -97,7 +108,7 @@ export class MemoryManager {
     const row = db.prepare('PRAGMA user_version').get() as { user_version: number } | undefined;
     const version = row?.user_version ?? 0;
     if (version > SCHEMA_VERSION) {
-      throw new MemoryCorruptionError(this.file, 'schema', `version ${version} is newer than this coordinator (${SCHEMA_VERSION})`);
+      throw new CheckpointStoreCorruptionError(this.file, 'schema', `version ${version} is newer than this coordinator (${SCHEMA_VERSION})`);
     }
     if (version === SCHEMA_VERSION) return;
     this.inTransaction(db, () => {
@@ -163,10 +174,10 @@ export class MemoryManager {
     try {
       spec = parseObjectiveSpec(JSON.parse(row.spec));
     } catch (err) {
-      throw new MemoryCorruptionError(this.file, `objective ${id}`, (err as Error).message);
+      throw new CheckpointStoreCorruptionError(this.file, `objective ${id}`, (err as Error).message);
     }
     const status = runStateSchema.safeParse(row.status);
-    if (!status.success) throw new MemoryCorruptionError(this.file, `objective ${id}`, `bad status ${JSON.stringify(row.status)}`);
+    if (!status.success) throw new CheckpointStoreCorruptionError(this.file, `objective ${id}`, `bad status ${JSON.stringify(row.status)}`);
     return { spec, status: status.data, createdAt: row.created_at, startedAt: row.started_at, finishedAt: row.finished_at, owner: row.owner };
   }
 
@@ -245,11 +256,11 @@ export class MemoryManager {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new MemoryCorruptionError(this.file, `response of ${objectiveId}`, (err as Error).message);
+      throw new CheckpointStoreCorruptionError(this.file, `response of ${objectiveId}`, (err as Error).message);
     }
     const parsed = responseSchema.safeParse(raw);
     if (!parsed.success) {
-      throw new MemoryCorruptionError(this.file, `response of ${objectiveId}`, parsed.error.issues[0]?.message ?? 'invalid');
+      throw new CheckpointStoreCorruptionError(this.file, `response of ${objectiveId}`, parsed.error.issues[0]?.message ?? 'invalid');
     }
     return parsed.data;
   }

@@ -1,7 +1,5 @@
-// Runs tasks with a concurrency limit, a per-attempt timeout, retries with
-// exponential backoff and dependencies resolved by task id (the prototype looked
-// dependencies up by the wrong key, so dependent tasks never ran).
-import { buildDependencyGraph } from './dependency-graph.js';
+// Runs tasks in order with a concurrency limit, a per-attempt timeout and
+// retries with exponential backoff.
 
 export interface AttemptContext {
   attempt: number;
@@ -14,12 +12,11 @@ export type AttemptOutcome<T> = { ok: true; value: T } | { ok: false; value?: T;
 
 export interface ScheduledTask<T> {
   id: string;
-  dependsOn?: readonly string[];
   /** Must settle soon after `signal` aborts (the scheduler never abandons a running attempt). */
   run(ctx: AttemptContext): Promise<AttemptOutcome<T>>;
 }
 
-export type TaskStatus = 'completed' | 'failed' | 'skipped' | 'cancelled';
+export type TaskStatus = 'completed' | 'failed' | 'cancelled';
 
 export interface TaskResult<T> {
   id: string;
@@ -66,7 +63,7 @@ export function backoffDelay(failedAttempt: number, baseMs: number, maxMs: numbe
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, failedAttempt - 1));
 }
 
-export class AdvancedScheduler<T> {
+export class RetryingTaskRunner<T> {
   private readonly controllers = new Set<AbortController>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly sleepers = new Set<() => void>();
@@ -100,11 +97,13 @@ export class AdvancedScheduler<T> {
 
   /** Runs every task; resolves with one result per task id once all have settled. */
   async run(tasks: readonly ScheduledTask<T>[]): Promise<Map<string, TaskResult<T>>> {
-    const { indegree, dependents } = buildDependencyGraph(tasks);
-    const byId = new Map(tasks.map((t) => [t.id, t]));
+    const ids = new Set<string>();
+    for (const t of tasks) {
+      if (ids.has(t.id)) throw new RangeError(`duplicate task id ${JSON.stringify(t.id)}`);
+      ids.add(t.id);
+    }
     const results = new Map<string, TaskResult<T>>();
-    const ready: string[] = tasks.filter((t) => indegree.get(t.id) === 0).map((t) => t.id);
-    let readyHead = 0;
+    let next = 0;
     let active = 0;
     let hookError: unknown;
 
@@ -118,42 +117,26 @@ export class AdvancedScheduler<T> {
         hookError ??= err;
         this.cancel(`internal error: ${err instanceof Error ? err.message : String(err)}`);
       }
-      for (const dep of dependents.get(result.id) ?? []) {
-        if (results.has(dep)) continue;
-        if (result.status !== 'completed') {
-          // A dependent of a failed task cannot run; its own dependents follow.
-          settle({ id: dep, status: 'skipped', attempts: 0, error: `dependency ${result.id} ${result.status}`, durationMs: 0 });
-          continue;
-        }
-        const left = (indegree.get(dep) ?? 0) - 1;
-        indegree.set(dep, left);
-        if (left === 0) ready.push(dep);
-      }
     };
 
     await new Promise<void>((resolve) => {
       const pump = (): void => {
         if (this.cancelReason !== undefined) {
-          while (readyHead < ready.length) {
-            const id = ready[readyHead++]!;
-            if (!results.has(id)) settle({ id, status: 'cancelled', attempts: 0, error: this.cancelReason, durationMs: 0 });
+          while (next < tasks.length) {
+            const { id } = tasks[next++]!;
+            settle({ id, status: 'cancelled', attempts: 0, error: this.cancelReason, durationMs: 0 });
           }
         }
-        while (this.cancelReason === undefined && active < this.options.concurrency && readyHead < ready.length) {
-          const id = ready[readyHead++]!;
-          if (results.has(id)) continue;
+        while (this.cancelReason === undefined && active < this.options.concurrency && next < tasks.length) {
+          const task = tasks[next++]!;
           active += 1;
-          void this.runTask(byId.get(id)!).then((r) => {
+          void this.runTask(task).then((r) => {
             active -= 1;
             settle(r);
             pump();
           });
         }
-        if (active === 0 && (readyHead >= ready.length || this.cancelReason !== undefined)) {
-          // Anything still unsettled was waiting on a cancelled chain.
-          for (const t of tasks) {
-            if (!results.has(t.id)) settle({ id: t.id, status: 'cancelled', attempts: 0, error: this.cancelReason ?? 'not run', durationMs: 0 });
-          }
+        if (active === 0 && next >= tasks.length) {
           this.wake = undefined;
           resolve();
         }

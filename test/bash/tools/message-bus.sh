@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The file message bus of the V2 engine as a command (the engine itself sources
-# lib/bus.sh): init an inbox, publish, consume, depth. See docs/v2-engine.md.
+# Test tool: the file message bus of the V2 engine (bash/lib/bus.sh, which the
+# engine sources) as a command: init an inbox, publish, consume, depth.
 set -euo pipefail
 CFN_PROG=message-bus
 # shellcheck source=bash/lib/bus.sh
-source "${BASH_SOURCE[0]%/*}/lib/bus.sh"
+source "${BASH_SOURCE[0]%/*}/../../../bash/lib/bus.sh"
 
 usage() {
   cat <<'EOF2'
