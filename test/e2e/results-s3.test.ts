@@ -13,7 +13,7 @@ import { startS3Server, type S3TestServer } from '../s3/s3-test-server.js';
 import { MODE, REPO, apply, dropNamespace, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, waitFor } from './kube.js';
 
 const AGENTS = 40;
-/** The host's address on the node's pod bridge (POD_GATEWAY in test/cluster/node.sh). */
+/** The host's address on the single node's pod bridge (SINGLE_GATEWAY in test/cluster/node.sh). */
 const HOST_ON_POD_BRIDGE = '10.244.0.1';
 const PREFIX = 'e2e/';
 
