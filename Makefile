@@ -31,9 +31,10 @@ demo-cluster: demo
 demo-local: build
 	node bin/cfn.js run --agents 500
 
-## Control-plane binaries for the integration tests, plus helm and the node
-## binaries (cached per version outside the work tree; a cold build takes
-## about 7 minutes on 2 cores and prints progress every minute).
+## Control-plane binaries for the integration tests, plus helm, the node
+## binaries and the S3 server of the results tests (cached per version outside
+## the work tree; a cold build takes about 10 minutes on 2 cores and prints
+## progress every minute).
 cluster-bins: setup
 	bash test/cluster/build.sh --all
 

@@ -21,7 +21,8 @@ and exits 143.
 Environment: KUBECONFIG (else in-cluster), CFN_SHM_PATH, CFN_RESULTS_DIR (the
 results volume; each agent's record goes to <ns>/<name>/<uid>/<index>.json as it
 arrives), CFN_RESULTS_DRAIN_SECONDS (how long the run's end waits for records
-not stored yet; default 60), CFN_MEMORY_DB, CFN_TERMINATION_LOG, CFN_TASKS_DIR (spec.tasksFrom's mounted key), LOG_LEVEL, POD_NAME (published as
+not stored yet; default 60), CFN_MEMORY_DB, CFN_TERMINATION_LOG, CFN_TASKS_DIR (spec.tasksFrom's mounted key),
+CFN_S3_CREDENTIALS_DIR (the mounted S3 credentials Secret), LOG_LEVEL, POD_NAME (published as
 status.progressPod).
 `;
 
@@ -67,6 +68,7 @@ export async function coordinateCommand(args: readonly string[], io: CliIo): Pro
     ...(io.env.CFN_MEMORY_DB ? { memoryPath: io.env.CFN_MEMORY_DB } : {}),
     ...(io.env.CFN_TERMINATION_LOG ? { terminationLog: io.env.CFN_TERMINATION_LOG } : {}),
     ...(io.env.CFN_TASKS_DIR ? { tasksDir: io.env.CFN_TASKS_DIR } : {}),
+    ...(io.env.CFN_S3_CREDENTIALS_DIR ? { s3CredentialsDir: io.env.CFN_S3_CREDENTIALS_DIR } : {}),
     ...(io.signals ? { stopSignal: untilSignal() } : {}),
   });
 }

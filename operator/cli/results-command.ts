@@ -12,6 +12,10 @@ import { releaseVersion } from '../release/release.js';
 import { ClaimSource, ReaderPodError } from '../results/claim-source.js';
 import { DirectorySource } from '../results/directory-sink.js';
 import { PAGE_BYTES, readerPage } from '../results/reader-protocol.js';
+import { S3CredentialsError } from '../results/s3-credentials.js';
+import { s3Location } from '../results/s3-location.js';
+import { s3ResultsSource } from '../results/s3-results-source.js';
+import { S3StoreError } from '../results/s3-store-error.js';
 import { resultDir } from '../results/stored-result.js';
 import { resultsClaimName } from '../swarm/results-claim.js';
 import { untilSignal } from './operator-command.js';
@@ -72,7 +76,10 @@ function flagValue<T>(schema: z.ZodType<T>, flag: string, value: string): T {
 export class ResultsUnavailable extends Error {}
 
 /** Where a Swarm's results are, and how to read them: the one place the results types split. */
-export function resultsSource(swarm: Swarm, o: { client: KubeClient; image: string; timeoutMs: number; signal?: AbortSignal }): ResultSource & { where: string } {
+export function resultsSource(
+  swarm: Swarm,
+  o: { client: KubeClient; image: string; timeoutMs: number; signal?: AbortSignal; env?: Readonly<Record<string, string | undefined>> },
+): ResultSource & { where: string } {
   const ns = swarm.metadata.namespace ?? 'default';
   const what = `swarm ${ns}/${swarm.metadata.name}`;
   const status = swarm.status?.results;
@@ -82,9 +89,21 @@ export function resultsSource(swarm: Swarm, o: { client: KubeClient; image: stri
       throw new ResultsUnavailable(
         `${what}: results were in an emptyDir and went with the pod${status?.location ? ` (${status.location})` : ''}; keep them with spec.results.type persistentVolumeClaim (the default) or s3`,
       );
-    case 's3':
-      // Wired by the S3 source (operator/results/s3-source.ts: S3Source).
-      throw new ResultsUnavailable(`${what}: results are in S3 (${status?.location ?? 'spec.results.s3'}); reading them from S3 is not available in this build`);
+    case 's3': {
+      const config = swarm.spec.results.s3;
+      if (!config) throw new ResultsUnavailable(`${what}: results.type is s3 but results.s3 is missing`);
+      const scope = { namespace: ns, name: swarm.metadata.name, uid: swarm.metadata.uid ?? '' };
+      // Directly from the store: the reader's keys in env, else the Swarm's Secret through the caller's own access.
+      const readSecret = async (secret: string) => {
+        try {
+          return await o.client.get(resourcePath({ group: '', version: 'v1', plural: 'secrets', namespace: ns, name: secret }));
+        } catch (e) {
+          const why = isNotFound(e) ? 'not found' : `not readable (${errorMessage(e)})`;
+          throw new S3CredentialsError(`S3 credentials: Secret ${ns}/${secret} ${why}; or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to a key that may read ${s3Location(config, scope)}`);
+        }
+      };
+      return s3ResultsSource({ config, scope, env: o.env ?? {}, readSecret });
+    }
     case 'persistentVolumeClaim': {
       const m = status?.location ? pvcLocation.exec(status.location) : null;
       const claimName = m?.[1] ?? resultsClaimName(swarm);
@@ -212,7 +231,7 @@ export async function resultsCommand(args: readonly string[], io: CliIo, hooks: 
       throw e;
     }
     const swarm = swarmSchema.parse(raw);
-    const source = resultsSource(swarm, { client, image: p.image, timeoutMs: p.timeoutMs, signal: abort.signal });
+    const source = resultsSource(swarm, { client, image: p.image, timeoutMs: p.timeoutMs, signal: abort.signal, env: io.env });
     const { results, unreadable } = await source.read();
     if (abort.signal.aborted) return EXIT.interrupted;
     if (p.agent !== undefined) return printAgent(results, p.agent, what, io);
@@ -227,7 +246,7 @@ export async function resultsCommand(args: readonly string[], io: CliIo, hooks: 
     return EXIT.ok;
   } catch (e) {
     if (abort.signal.aborted) return EXIT.interrupted;
-    if (e instanceof ResultsUnavailable || e instanceof ReaderPodError) {
+    if (e instanceof ResultsUnavailable || e instanceof ReaderPodError || e instanceof S3StoreError || e instanceof S3CredentialsError) {
       io.stderr.write(`cfn results: ${e.message}\n`);
       return EXIT.runFailed;
     }

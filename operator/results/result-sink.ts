@@ -22,6 +22,8 @@ export interface ResultSink {
    * status.results.
    */
   inventory?(): Promise<Array<{ index: number; bytes: number }>>;
+  /** Releases what the sink holds open (an S3 client's connections). */
+  close?(): void;
 }
 
 /** A record that did not parse, counted and reported, never returned as a result. */

@@ -24,6 +24,8 @@ export interface SinkContext {
   resultsDir?: string;
   /** This coordinator pod, named in an emptyDir location (gone with it). */
   pod?: string;
+  /** Where the S3 credentials Secret is mounted (default S3_CREDENTIALS_MOUNT_PATH). */
+  s3CredentialsDir?: string;
 }
 
 /** status.results.location of a directory sink: "pvc://<claim>/<ns>/<name>/<uid>/" or "emptyDir://<pod>/<ns>/<name>/<uid>/". */
@@ -31,12 +33,16 @@ export function directoryLocation(spec: ResultsSpec, scope: ResultScope, pod: st
   return spec.type === 'emptyDir' ? `emptyDir://${pod ?? 'coordinator'}/${resultDir(scope)}` : `pvc://${resultsClaimName(scope.name, spec)}/${resultDir(scope)}`;
 }
 
-export function createSink(spec: ResultsSpec, scope: ResultScope, ctx: SinkContext = {}): ResultSink {
+export async function createSink(spec: ResultsSpec, scope: ResultScope, ctx: SinkContext = {}): Promise<ResultSink> {
   switch (spec.type) {
     case 'persistentVolumeClaim':
     case 'emptyDir':
       return new DirectorySink({ root: ctx.resultsDir ?? RESULTS_MOUNT_PATH, scope, type: spec.type, location: directoryLocation(spec, scope, ctx.pod) });
-    case 's3':
-      throw new Error('results.type s3 is wired in branch s3');
+    case 's3': {
+      if (!spec.s3) throw new Error('results.type s3 needs results.s3');
+      // Loaded only here: a coordinator that stores elsewhere never loads the S3 client.
+      const { openS3Sink } = await import('./s3-sink.js');
+      return openS3Sink(spec.s3, scope, ctx.s3CredentialsDir);
+    }
   }
 }

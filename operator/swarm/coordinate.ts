@@ -42,6 +42,8 @@ export interface CoordinateOptions {
   resultsDir?: string;
   /** How long the run's end waits for records still being stored (default RESULTS_DRAIN_MS). */
   resultsDrainMs?: number;
+  /** Where the S3 credentials Secret is mounted (default S3_CREDENTIALS_MOUNT_PATH). */
+  s3CredentialsDir?: string;
   memoryPath?: string;
   terminationLog?: string;
   bashDir?: string;
@@ -121,7 +123,11 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   // A sink that cannot exist (a bad spec.results) is the user's to fix, like bad tasks: failed, never a fallback.
   let sink: ResultSink;
   try {
-    sink = createSink(spec.results, { namespace: o.namespace, name: o.name, uid: swarmRunId(swarm) }, { ...(o.resultsDir ? { resultsDir: o.resultsDir } : {}), ...(o.podName ? { pod: o.podName } : {}) });
+    sink = await createSink(
+      spec.results,
+      { namespace: o.namespace, name: o.name, uid: swarmRunId(swarm) },
+      { ...(o.resultsDir ? { resultsDir: o.resultsDir } : {}), ...(o.podName ? { pod: o.podName } : {}), ...(o.s3CredentialsDir ? { s3CredentialsDir: o.s3CredentialsDir } : {}) },
+    );
   } catch (err) {
     const reason = `results: ${err instanceof Error ? err.message : String(err)}`;
     log.error({ reason }, 'no results sink');
@@ -231,6 +237,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   } finally {
     publisher.stop();
     resultsWriter.close();
+    sink.close?.();
     coordinator.off('response', onResponse);
     await coordinator.stop();
   }

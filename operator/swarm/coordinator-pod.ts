@@ -8,6 +8,7 @@ import { RESULTS_MOUNT_PATH } from '../results/sink-factory.js';
 import { agentSide, restrictedSecurityContext } from './agent-container.js';
 import { RESULTS_VOLUME, resultsVolume } from './results-claim.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
+import { s3CredentialsVolume } from '../results/s3-credentials.js';
 
 export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
@@ -73,6 +74,12 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
   if (tasks) {
     volumes.push(tasks);
     mounts.push({ name: TASKS_VOLUME, mountPath: TASKS_MOUNT_PATH, readOnly: true });
+  }
+  if (spec.results.s3) {
+    // A volume, never env: an environment is inherited by every agent process.
+    const creds = s3CredentialsVolume(spec.results.s3.credentialsSecretRef);
+    volumes.push(creds.volume);
+    mounts.push(creds.mount);
   }
   // The agents run in their own container (agent-container.ts), for V2 and V1 alike.
   const agents = agentSide(swarm, opts.image, version === 'v2' ? spec.v2.shmSizeLimit : undefined);

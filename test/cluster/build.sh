@@ -8,17 +8,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<USAGE
-Usage: $(basename "$0") [--all] [--print-dirs] [--help]
+Usage: $(basename "$0") [--all] [--s3] [--print-dirs] [--help]
 
 Builds into \$SWARM_OPERATOR_CACHE (default ~/.cache/swarm-operator):
   default     etcd $ETCD_VERSION, ${CORE_K8S_BINS[*]} $K8S_VERSION, helm $HELM_VERSION
   --control-plane  only etcd and ${CORE_K8S_BINS[*]} (what cluster.sh up needs)
   --all       also ${NODE_K8S_BINS[*]} and local-path-provisioner
-              $LOCAL_PATH_VERSION (for a real node)
+              $LOCAL_PATH_VERSION (for a real node), and versitygw
+  --s3        only versitygw $VERSITYGW_VERSION (the S3-compatible server of the results tests)
   --print-dirs  print the bin directories and exit
 Only missing binaries are built. Build times are appended to
 $CLUSTER_CACHE/build-times.tsv. Environment: K8S_VERSION, ETCD_VERSION, HELM_VERSION,
-LOCAL_PATH_VERSION.
+LOCAL_PATH_VERSION, VERSITYGW_VERSION.
 USAGE
 }
 
@@ -163,6 +164,22 @@ build_local_path() {
   rm -rf "$tmp"
 }
 
+# Versity's S3 gateway (the module's own main package; no replace lines).
+build_versitygw() {
+  local out
+  out=$(bin_path versitygw)
+  [[ -x "$out" ]] && return 0
+  local tmp="$VERSITYGW_BIN_DIR.tmp"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  timed_build versitygw "$VERSITYGW_VERSION" \
+    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
+      -ldflags "-s -w -X main.Version=$VERSITYGW_VERSION" \
+      "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  mkdir -p "$VERSITYGW_BIN_DIR"
+  mv -f "$tmp/versitygw" "$out"
+  rm -rf "$tmp"
+}
+
 # True when every binary of the selection is already cached.
 all_cached() {
   local name
@@ -172,12 +189,13 @@ all_cached() {
 }
 
 main() {
-  local all=0 helm=1
+  local all=0 helm=1 s3only=0
   while (( $# > 0 )); do
     case "$1" in
       --all) all=1 ;;
       --control-plane) helm=0 ;;
-      --print-dirs) printf '%s\n' "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$HELM_BIN_DIR" "$LOCAL_PATH_BIN_DIR"; return ;;
+      --s3) s3only=1 ;;
+      --print-dirs) printf '%s\n' "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$HELM_BIN_DIR" "$LOCAL_PATH_BIN_DIR" "$VERSITYGW_BIN_DIR"; return ;;
       -h|--help) usage; return ;;
       *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -187,9 +205,15 @@ main() {
   [[ "$ETCD_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "ETCD_VERSION must look like v3.6.16, not: $ETCD_VERSION"
   [[ "$HELM_VERSION" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "HELM_VERSION must look like v3.19.5, not: $HELM_VERSION"
   [[ "$LOCAL_PATH_VERSION" =~ ^v0\.0\.[0-9]+$ ]] || die "LOCAL_PATH_VERSION must look like v0.0.30, not: $LOCAL_PATH_VERSION"
-  local wanted=("${CORE_K8S_BINS[@]}" etcd)
-  (( helm )) && wanted+=(helm)
-  (( all )) && wanted+=("${NODE_K8S_BINS[@]}" local-path-provisioner)
+  [[ "$VERSITYGW_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "VERSITYGW_VERSION must look like v1.8.0, not: $VERSITYGW_VERSION"
+  local wanted=()
+  if (( s3only )); then
+    wanted=(versitygw)
+  else
+    wanted=("${CORE_K8S_BINS[@]}" etcd)
+    (( helm )) && wanted+=(helm)
+    (( all )) && wanted+=("${NODE_K8S_BINS[@]}" local-path-provisioner versitygw)
+  fi
   # Fast path without the lock: a running build of other binaries must not
   # delay a caller whose binaries are all there.
   if all_cached "${wanted[@]}"; then
@@ -203,12 +227,18 @@ main() {
   exec 9>"$CLUSTER_CACHE/build.lock"
   flock 9
   local start=$SECONDS name
+  if (( s3only )); then
+    build_versitygw
+    log "binaries ready in $(( SECONDS - start ))s: $VERSITYGW_BIN_DIR"
+    return 0
+  fi
   for name in "${CORE_K8S_BINS[@]}"; do build_k8s "$name"; done
   build_etcd
   (( helm )) && build_helm
   if (( all )); then
     for name in "${NODE_K8S_BINS[@]}"; do build_k8s "$name"; done
     build_local_path
+    build_versitygw
   fi
   log "binaries ready in $(( SECONDS - start ))s: $K8S_BIN_DIR $ETCD_BIN_DIR $HELM_BIN_DIR"
 }

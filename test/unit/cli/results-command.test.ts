@@ -92,10 +92,13 @@ describe('resultsSource: where each type is read from', () => {
     expect(resultsSource(located, o).where).toBe('pvc://other/team/sw/u1/');
   });
 
-  it('emptyDir: a clear error (the results went with the pod); s3: a clear error until the S3 source is wired', () => {
+  it('emptyDir: a clear error (the results went with the pod)', () => {
     expect(() => resultsSource(swarmOf({ type: 'emptyDir' }), o)).toThrow(new ResultsUnavailable('swarm team/sw: results were in an emptyDir and went with the pod; keep them with spec.results.type persistentVolumeClaim (the default) or s3'));
-    const s3 = swarmOf({ type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'bkt', credentialsSecretRef: { name: 'c' } } });
-    expect(() => resultsSource(s3, o)).toThrow(/results are in S3/);
+  });
+
+  it('s3: read directly from the bucket, under the prefix (test/integration/results reads a real store)', () => {
+    const s3 = swarmOf({ type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'bkt', prefix: 'p/', credentialsSecretRef: { name: 'c' } } });
+    expect(resultsSource(s3, o).where).toBe('s3://bkt/p/team/sw/u1/');
   });
 });
 
