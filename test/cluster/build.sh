@@ -132,52 +132,38 @@ build_etcd() {
     _ "$dir" "$out"
 }
 
+# go_install_bin NAME VERSION PACKAGE LDFLAGS: `go install PACKAGE@VERSION`
+# (a plain module with no replace lines) into the cache as bin_path NAME,
+# written under a temporary directory and moved in whole.
+go_install_bin() {
+  local name=$1 version=$2 pkg=$3 ldflags=$4 out dir tmp
+  out=$(bin_path "$name")
+  [[ -x "$out" ]] && return 0
+  dir=${out%/*}
+  tmp="$dir.tmp"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  timed_build "$name" "$version" \
+    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w $ldflags" "$pkg@$version"
+  mkdir -p "$dir"
+  mv -f "$tmp/${pkg##*/}" "$out"
+  rm -rf "$tmp"
+}
+
 build_helm() {
-  local out
-  out=$(bin_path helm)
-  [[ -x "$out" ]] && return 0
-  local tmp="$HELM_BIN_DIR.tmp"
-  rm -rf "$tmp"; mkdir -p "$tmp"
-  timed_build helm "$HELM_VERSION" \
-    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  mkdir -p "$HELM_BIN_DIR"
-  mv -f "$tmp/helm" "$out"
-  rm -rf "$tmp"
+  go_install_bin helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 }
 
-# rancher's local-path-provisioner (kind's default StorageClass): a plain
-# module with no replace lines, built like helm.
+# rancher's local-path-provisioner (kind's default StorageClass).
 build_local_path() {
-  local out
-  out=$(bin_path local-path-provisioner)
-  [[ -x "$out" ]] && return 0
-  local tmp="$LOCAL_PATH_BIN_DIR.tmp"
-  rm -rf "$tmp"; mkdir -p "$tmp"
-  timed_build local-path-provisioner "$LOCAL_PATH_VERSION" \
-    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
-      -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_VERSION" \
-      "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
-  mkdir -p "$LOCAL_PATH_BIN_DIR"
-  mv -f "$tmp/local-path-provisioner" "$out"
-  rm -rf "$tmp"
+  go_install_bin local-path-provisioner "$LOCAL_PATH_VERSION" \
+    github.com/rancher/local-path-provisioner "-X main.VERSION=$LOCAL_PATH_VERSION"
 }
 
-# Versity's S3 gateway (the module's own main package; no replace lines).
+# Versity's S3 gateway (the module's own main package).
 build_versitygw() {
-  local out
-  out=$(bin_path versitygw)
-  [[ -x "$out" ]] && return 0
-  local tmp="$VERSITYGW_BIN_DIR.tmp"
-  rm -rf "$tmp"; mkdir -p "$tmp"
-  timed_build versitygw "$VERSITYGW_VERSION" \
-    env GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
-      -ldflags "-s -w -X main.Version=$VERSITYGW_VERSION" \
-      "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  mkdir -p "$VERSITYGW_BIN_DIR"
-  mv -f "$tmp/versitygw" "$out"
-  rm -rf "$tmp"
+  go_install_bin versitygw "$VERSITYGW_VERSION" \
+    github.com/versity/versitygw/cmd/versitygw "-X main.Version=$VERSITYGW_VERSION"
 }
 
 # True when every binary of the selection is already cached.
