@@ -650,11 +650,10 @@ static void usage(void) {
 }
 
 /* launcher spawn: the agents of one queue, run here. */
-static int spawn_main(int argc, char **argv) {
+/* ROOT QUEUE CONCURRENCY RETRIES TIMEOUT_US -- CMD...: the arguments spawn
+ * and relay share, checked and set (root, concurrency, retries, limit_us, cmd). */
+static void parse_run_args(int argc, char **argv) {
   long long conc, rets, lim;
-  int k = parse_options(argc, argv);
-  argv += k;
-  argc -= k;
   if (argc < 7 || strcmp(argv[5], "--") != 0) die(2, "usage: see --help");
   if (parse_num(argv[2], 1, 100000, &conc) || parse_num(argv[3], 0, 100, &rets) || parse_num(argv[4], 0, INT64_MAX / 4, &lim))
     die(2, "usage: see --help");
@@ -663,6 +662,13 @@ static int spawn_main(int argc, char **argv) {
   retries = (int)rets;
   limit_us = lim;
   cmd = argv + 6;
+}
+
+static int spawn_main(int argc, char **argv) {
+  int k = parse_options(argc, argv);
+  argv += k;
+  argc -= k;
+  parse_run_args(argc, argv);
   const char *sl = getenv("CFN_OUTPUT_SLACK");
   long long v;
   if (sl != NULL && parse_num(sl, 0, (long long)1 << 40, &v) == 0) slack = v;
@@ -986,7 +992,6 @@ static void relay_record(relay_t *r, char *line, size_t len, int *hello) {
 static size_t record_max(void) { return (size_t)resp_cfg.max_output * 6 + 65536; }
 
 static int relay_main(int argc, char **argv) {
-  long long conc, rets, lim;
   const char *chan = getenv("CFN_LAUNCHER_DIR");
   /* No launcher to hand the agents to (a topology run by itself): run them here. */
   if (chan == NULL || chan[0] == '\0') {
@@ -999,10 +1004,7 @@ static int relay_main(int argc, char **argv) {
   char **opt = argv;
   argv += k;
   argc -= k;
-  if (argc < 7 || strcmp(argv[5], "--") != 0) die(2, "usage: see --help");
-  if (parse_num(argv[2], 1, 100000, &conc) || parse_num(argv[3], 0, 100, &rets) || parse_num(argv[4], 0, INT64_MAX / 4, &lim))
-    die(2, "usage: see --help");
-  root = argv[0];
+  parse_run_args(argc, argv);
   relay_t r = {0};
   r.queue = read_queue(argv[1], &r.n);
   r.answered = calloc(r.n + 1, 1);
