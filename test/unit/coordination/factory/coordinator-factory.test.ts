@@ -115,7 +115,8 @@ describe('CoordinatorFactory', () => {
     chmodSync(slowBash, 0o755);
     const started = Date.now();
     created = await CoordinatorFactory.create(config({ COORDINATION_VERSION: 'v2' }, { fallbackTimeoutMs: 200, v2: { bashPath: slowBash } }));
-    expect(Date.now() - started).toBeLessThan(900);
+    // At the 200 ms timeout, not when the 20 s preflight would end (a loaded machine adds its delay).
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(created.coordinator.version).toBe('v1');
     expect(created.fallback).toEqual({ reason: 'V2 start took longer than 200 ms', userMessage: expect.any(String), elapsedMs: expect.any(Number) });
     const both = readFileSync(pids, 'utf8').trim().split(' ').map(Number);

@@ -105,7 +105,7 @@ describe('RetryingTaskRunner', () => {
     await delay(30);
     scheduler.cancel('stop requested');
     const results = await pending;
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(results.get('retrying')).toMatchObject({ status: 'cancelled', attempts: 1, error: 'stop requested' });
     expect(results.get('waiting')).toMatchObject({ status: 'cancelled', attempts: 0 });
   });
