@@ -22,6 +22,7 @@ import {
   REPO,
   runOperator,
   setPodStatus,
+  startAgentLauncher,
   swarmManifest,
   swarmPath,
   tokenKubeconfig,
@@ -81,7 +82,10 @@ async function runPodCommand(pod: PodObject) {
   const container = pod.spec.containers[0]!;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
   for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
+  // The agent container's side: the launcher serving the pod's channel.
+  const launcher = startAgentLauncher(work, pod.metadata.name);
   Object.assign(env, {
+    CFN_LAUNCHER_DIR: launcher.channel,
     KUBECONFIG: await tokenKubeconfig(c, ns, pod.spec.serviceAccountName, work),
     CFN_SHM_PATH: `/dev/shm/cfn-s3-it-${process.pid}`,
     CFN_RESULTS_DIR: work,
@@ -97,6 +101,7 @@ async function runPodCommand(pod: PodObject) {
   const done = new Promise<number | null>((resolve) =>
     child.on('close', (code) => {
       if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
+      launcher.stop();
       resolve(code);
     }),
   );
