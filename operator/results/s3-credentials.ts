@@ -59,10 +59,9 @@ async function readKey(dir: string, file: string, ref: SecretRef, key: string): 
 
 /** Reads the mounted Secret's access key id and secret access key. */
 export async function readS3Credentials(ref: SecretRef, dir: string = S3_CREDENTIALS_MOUNT_PATH): Promise<S3Credentials> {
-  const [accessKeyId, secretAccessKey] = await Promise.all([
-    readKey(dir, ACCESS_KEY_ID_FILE, ref, ref.accessKeyIdKey),
-    readKey(dir, SECRET_ACCESS_KEY_FILE, ref, ref.secretAccessKeyKey),
-  ]);
+  // One after the other: the error names the first key missing, always the same one.
+  const accessKeyId = await readKey(dir, ACCESS_KEY_ID_FILE, ref, ref.accessKeyIdKey);
+  const secretAccessKey = await readKey(dir, SECRET_ACCESS_KEY_FILE, ref, ref.secretAccessKeyKey);
   return { accessKeyId, secretAccessKey };
 }
 
