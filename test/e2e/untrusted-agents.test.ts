@@ -36,10 +36,11 @@ const swarm = (name: string, command: string[], agents: number, claim: string, e
 interface Response { index: number; status: string; exitCode: number | null; output: string; error: string | null }
 
 async function responses(ns: string, claim: string, dir: string): Promise<Response[]> {
-  const text = await hostPathPod(ns, `read-${claim}`, dir, 'cat /d/responses.jsonl');
+  // The swarm's stored records: one file per agent index under <namespace>/<name>/<uid>/ (docs/results.md).
+  const text = await hostPathPod(ns, `read-${claim}`, dir, 'for f in /d/*/*/*/[0-9]*.json; do cat "$f"; echo; done');
   return text
-    .trim()
     .split('\n')
+    .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Response)
     .sort((a, b) => a.index - b.index);
 }
