@@ -8,18 +8,13 @@ import { isNotFound } from '../k8s/errors.js';
 import { parseReaderLog, PAGE_BYTES } from './reader-protocol.js';
 import { READER_CONTAINER, readerPod } from './reader-pod.js';
 import type { KubeClient } from '../k8s/client.js';
+import type { ReaderPodOptions } from './reader-pod.js';
 import type { ResultSource, UnreadableRecord } from './result-sink.js';
 import type { StoredResult } from './stored-result.js';
 
-export interface ClaimSourceOptions {
+/** The reader pods' settings (every page's pod alike), and how to run them. */
+export interface ClaimSourceOptions extends Omit<ReaderPodOptions, 'from' | 'maxBytes'> {
   client: KubeClient;
-  namespace: string;
-  swarm: string;
-  claimName: string;
-  /** The swarm's directory inside the claim. */
-  dir: string;
-  image: string;
-  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
   /** Per reader pod, from its creation to its end (default 120 s). */
   podTimeoutMs?: number;
   pageBytes?: number;

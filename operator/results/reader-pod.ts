@@ -4,7 +4,7 @@
 // It prints one page of records on stdout (reader-protocol.ts) and exits.
 import { randomBytes } from 'node:crypto';
 import { RESULTS_MOUNT_PATH } from './sink-factory.js';
-import { LABEL_MANAGED_BY } from '../swarm/coordinator-pod.js';
+import { LABEL_MANAGED_BY, POD_NAME_PREFIX_MAX } from '../swarm/coordinator-pod.js';
 
 /** Labels the reader pods (not LABEL_SWARM: the operator takes pods with that label for coordinators). */
 export const LABEL_RESULTS_OF = 'swarm.cfn.dev/results-of';
@@ -25,7 +25,7 @@ export interface ReaderPodOptions {
   maxBytes: number;
 }
 
-export const readerPodName = (swarm: string): string => `${swarm.slice(0, 230)}-results-${randomBytes(3).toString('hex')}`;
+export const readerPodName = (swarm: string): string => `${swarm.slice(0, POD_NAME_PREFIX_MAX)}-results-${randomBytes(3).toString('hex')}`;
 
 export function readerPod(o: ReaderPodOptions, name = readerPodName(o.swarm)) {
   const dir = `${RESULTS_MOUNT_PATH}/${o.dir.replace(/^\/+|\/+$/g, '')}`;
