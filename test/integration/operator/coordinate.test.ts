@@ -3,15 +3,14 @@
 // a token of the pod's own ServiceAccount (so its least-privilege RBAC is what
 // is exercised), on a real tmpfs.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, startAgentLauncher, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, runOperator, runPodCommandHere, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
-import type { ChildProcess } from 'node:child_process';
 
 const c = client();
 let ns: string;
@@ -34,30 +33,9 @@ afterAll(async () => {
 /** A kubeconfig holding a token of `sa`, like the one mounted into the pod. */
 const serviceAccountKubeconfig = (sa: string): Promise<string> => tokenKubeconfig(c, ns, sa, work);
 
-/** Runs the pod's container command here, with its env, and its agent container's launcher beside it; resolves with the exit code. */
-async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; child: ChildProcess; done: Promise<number | null> }> {
-  const container = pod.spec.containers[0]!;
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
-  for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
-  const launcher = startAgentLauncher(work, pod.metadata.name);
-  Object.assign(env, {
-    CFN_LAUNCHER_DIR: launcher.channel,
-    KUBECONFIG: await serviceAccountKubeconfig(pod.spec.serviceAccountName),
-    CFN_SHM_PATH: shm,
-    CFN_RESULTS_DIR: work,
-    CFN_MEMORY_DB: join(work, `${pod.metadata.name}.sqlite`),
-    CFN_TERMINATION_LOG: join(work, `${pod.metadata.name}.termination`),
-    ...extraEnv,
-  });
-  const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...container.args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<number | null>((resolve) => child.on('close', (code) => {
-    if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
-    launcher.stop();
-    resolve(code);
-  }));
-  return { code: null, child, done };
+/** Runs the pod's container command here (runPodCommandHere), with a token of its ServiceAccount. */
+async function runPodCommand(pod: PodObject, extraEnv: Record<string, string> = {}) {
+  return runPodCommandHere(pod, { work, shm, kubeconfig: await serviceAccountKubeconfig(pod.spec.serviceAccountName), env: extraEnv });
 }
 
 /** The records a swarm's coordinator stored on its results volume (CFN_RESULTS_DIR is `work`), by index. */

@@ -261,3 +261,35 @@ export function startAgentLauncher(dir: string, name: string): { channel: string
   const child = spawn(join(REPO, 'bash/native/launcher'), ['serve', channel], { stdio: 'ignore' });
   return { channel, stop: () => void child.kill('SIGTERM') };
 }
+
+/**
+ * Runs a coordinator pod's container command here, with the pod's env, a
+ * token of its ServiceAccount (`kubeconfig`) and its agent container's
+ * launcher beside it, files under `work`; `done` resolves with the exit code.
+ */
+export function runPodCommandHere(pod: PodObject, o: { work: string; shm: string; kubeconfig: string; env?: Record<string, string> }): { child: ChildProcess; done: Promise<number | null> } {
+  const container = pod.spec.containers[0]!;
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: o.work, LOG_LEVEL: 'warn' };
+  for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
+  const launcher = startAgentLauncher(o.work, pod.metadata.name);
+  Object.assign(env, {
+    CFN_LAUNCHER_DIR: launcher.channel,
+    KUBECONFIG: o.kubeconfig,
+    CFN_SHM_PATH: o.shm,
+    CFN_RESULTS_DIR: o.work,
+    CFN_MEMORY_DB: join(o.work, `${pod.metadata.name}.sqlite`),
+    CFN_TERMINATION_LOG: join(o.work, `${pod.metadata.name}.termination`),
+    ...o.env,
+  });
+  const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...container.args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
+      launcher.stop();
+      resolve(code);
+    }),
+  );
+  return { child, done };
+}

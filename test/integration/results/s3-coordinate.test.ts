@@ -21,8 +21,8 @@ import {
   podTerminated,
   REPO,
   runOperator,
+  runPodCommandHere,
   setPodStatus,
-  startAgentLauncher,
   swarmManifest,
   swarmPath,
   tokenKubeconfig,
@@ -77,35 +77,15 @@ async function mountSecret(pod: PodObject): Promise<string> {
   return dir;
 }
 
-/** Runs the pod's container command here, with its env and the mounted Secret; resolves with the exit code. */
+/** Runs the pod's container command here (runPodCommandHere), with its Secret "mounted". */
 async function runPodCommand(pod: PodObject) {
-  const container = pod.spec.containers[0]!;
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: work, LOG_LEVEL: 'warn' };
-  for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;
-  // The agent container's side: the launcher serving the pod's channel.
-  const launcher = startAgentLauncher(work, pod.metadata.name);
-  Object.assign(env, {
-    CFN_LAUNCHER_DIR: launcher.channel,
-    KUBECONFIG: await tokenKubeconfig(c, ns, pod.spec.serviceAccountName, work),
-    CFN_SHM_PATH: `/dev/shm/cfn-s3-it-${process.pid}`,
-    CFN_RESULTS_DIR: work,
-    CFN_MEMORY_DB: join(work, `${pod.metadata.name}.sqlite`),
-    CFN_TERMINATION_LOG: join(work, `${pod.metadata.name}.termination`),
-    CFN_S3_CREDENTIALS_DIR: await mountSecret(pod),
+  return runPodCommandHere(pod, {
+    work,
+    shm: `/dev/shm/cfn-s3-it-${process.pid}`,
+    kubeconfig: await tokenKubeconfig(c, ns, pod.spec.serviceAccountName, work),
     // The downward API's metadata.name.
-    POD_NAME: pod.metadata.name,
+    env: { CFN_S3_CREDENTIALS_DIR: await mountSecret(pod), POD_NAME: pod.metadata.name },
   });
-  const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...container.args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<number | null>((resolve) =>
-    child.on('close', (code) => {
-      if (code !== 0 && process.env.TEST_LOG_LEVEL) console.error(stderr);
-      launcher.stop();
-      resolve(code);
-    }),
-  );
-  return { child, done };
 }
 
 /** `cfn ARGS` with the admin kubeconfig of the test cluster. */
