@@ -14,6 +14,7 @@ function structural(node: JsonSchema): JsonSchema {
     const out: JsonSchema = { 'x-kubernetes-int-or-string': true };
     if (node.default !== undefined) out.default = node.default;
     if (typeof node.description === 'string') out.description = node.description;
+    if (node['x-kubernetes-validations'] !== undefined) out['x-kubernetes-validations'] = node['x-kubernetes-validations'];
     return out;
   }
   const out: JsonSchema = {};

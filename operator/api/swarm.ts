@@ -7,6 +7,10 @@ import { conditions, envVar, GROUP_VERSION, localObjectReference, objectMeta, qu
 
 export const MAX_AGENTS = 10000;
 export const FLAT_MAX_AGENTS = 300;
+/** Most shards (coordinator pods) of one swarm: status.shards stays bounded. */
+export const MAX_SHARDS = 100;
+/** Bound on status.shards[].failedAgents (status.failedAgents keeps the first 50 over all shards). */
+export const SHARD_FAILED_AGENTS_MAX = 10;
 /** Bound on the total characters of an inline spec.tasks list (the object stays well below etcd's 1.5 MiB limit; larger lists go in a ConfigMap). */
 export const TASKS_INLINE_MAX_CHARS = 262144;
 /** Bound on one task's text. */
@@ -95,6 +99,13 @@ export const agentSpec = z
       .optional()
       .meta({ 'x-kubernetes-preserve-unknown-fields': true })
       .describe('Affinity of the coordinator pod, as in a pod spec.'),
+    topologySpreadConstraints: z
+      .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true }).describe('A TopologySpreadConstraint, as in a pod spec.'))
+      .max(8)
+      .optional()
+      .describe(
+        'How the swarm\'s shard pods spread over the cluster, as in a pod spec. Default: maxSkew 1 over kubernetes.io/hostname, whenUnsatisfiable ScheduleAnyway, selecting the swarm\'s own pods; an empty list turns spreading off.',
+      ),
     command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
     args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
     env: z.array(envVar).max(128).optional().describe('Environment of each agent process (values, or valueFrom a Secret or ConfigMap).'),
@@ -209,7 +220,24 @@ export const swarmSpec = z
       .optional()
       .describe(`Per-agent tasks, inline: agent i gets tasks[i] on stdin and in CFN_TASK. At most ${TASKS_INLINE_MAX_CHARS} characters in all; use tasksFrom for more.`),
     tasksFrom: tasksFrom.optional(),
-    topology: z.enum(['flat', 'hybrid', 'auto']).default('auto').describe(`flat (up to ${FLAT_MAX_AGENTS} agents), hybrid, or auto (by agent count).`),
+    topology: z
+      .enum(['flat', 'hybrid', 'auto'])
+      .default('auto')
+      .describe(`flat: one shard (up to ${FLAT_MAX_AGENTS} agents); hybrid: two or more shards (coordinator pods) under the operator; auto: as spec.shards decides.`),
+    shards: z
+      .union([z.number().int().min(1).max(MAX_SHARDS), z.literal('auto')])
+      .default('auto')
+      .meta({
+        'x-kubernetes-int-or-string': true,
+        'x-kubernetes-validations': [rule(`type(self) == int ? (self >= 1 && self <= ${MAX_SHARDS}) : self == 'auto'`, `shards must be a number from 1 to ${MAX_SHARDS}, or "auto"`)],
+      })
+      .describe(
+        `How many coordinator pods (shards) split the agents into contiguous index ranges, each a full coordinator with its own agent container, spread over the nodes; or auto: one shard per ${FLAT_MAX_AGENTS} agents, and, when spec.agent.resources requests cpu (heavy agents), enough shards to run every agent at once (agents / agent.concurrency); at most ${MAX_SHARDS}.`,
+      ),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe('While true the operator creates nothing for the swarm (no pod, no claim) and stops pods it runs (their agents run again on resume): a queueing system such as Kueue admits the swarm by setting it to false.'),
     timeoutSeconds: z.number().int().min(1).max(604800).default(3600).describe('Deadline for the whole objective.'),
     coordination: coordinationSpec.prefault({}),
     agent: agentSpec,
@@ -226,6 +254,8 @@ export const swarmSpec = z
         `topology flat supports at most ${FLAT_MAX_AGENTS} agents; use hybrid or auto`,
         '.topology',
       ),
+      rule("self.topology != 'flat' || self.shards == 1 || self.shards == 'auto'", 'topology flat is one shard: shards must be 1 or auto', '.shards'),
+      rule("self.topology != 'hybrid' || self.shards == 'auto' || self.shards >= 2", 'topology hybrid is two or more shards', '.shards'),
       rule('!has(self.tasks) || !has(self.tasksFrom)', 'tasks and tasksFrom are mutually exclusive', '.tasksFrom'),
       rule('has(self.agents) || has(self.tasks)', 'agents is required unless tasks is given (it defaults to the number of tasks)', '.agents'),
       rule('!has(self.agents) || !has(self.tasks) || self.agents == size(self.tasks)', 'agents must equal the number of tasks (one task per agent)', '.agents'),
@@ -239,6 +269,7 @@ export const swarmSpec = z
       rule('has(self.tasks) == has(oldSelf.tasks) && (!has(self.tasks) || self.tasks == oldSelf.tasks)', 'tasks is immutable', '.tasks'),
       rule('has(self.tasksFrom) == has(oldSelf.tasksFrom) && (!has(self.tasksFrom) || self.tasksFrom == oldSelf.tasksFrom)', 'tasksFrom is immutable', '.tasksFrom'),
       rule('self.topology == oldSelf.topology', 'topology is immutable', '.topology'),
+      rule('self.shards == oldSelf.shards', 'shards is immutable', '.shards'),
       rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
       rule('self.agent == oldSelf.agent', 'agent is immutable', '.agent'),
       rule('self.results == oldSelf.results', 'results is immutable', '.results'),
@@ -259,6 +290,52 @@ export const coordinatorResult = z.object({
   status: z.enum(['completed', 'failed', 'timeout', 'stopped']),
   message: z.string().max(4096).optional(),
 });
+
+export const resultsStatus = z
+  .object({
+    type: z.enum(['persistentVolumeClaim', 's3', 'emptyDir']),
+    location: z.string().max(4096).describe('Where the results are: "pvc://<claim>/<namespace>/<name>/<uid>/", "s3://<bucket>/<prefix><namespace>/<name>/<uid>/" or "emptyDir://<pod>/..." (gone with the pod).'),
+    stored: z.number().int().min(0).describe('Agent results stored durably (one per agent index).'),
+    bytes: z.number().int().min(0).describe('Bytes of the stored records.'),
+    pending: z.number().int().min(0).optional().describe('Results received but not yet stored (the sink is slow or failing).'),
+    lastError: z.string().max(4096).optional().describe('The last error storing a result (a full volume, an unreachable store); cleared when a store succeeds again.'),
+  })
+  .describe('Where the agents\' results are stored, how many and how big (written by the coordinator); read them with `cfn results`.');
+
+/**
+ * One shard (coordinator pod) of a swarm. Two writers, as for the whole
+ * status: the operator (index, indexes, pod, node, version, phase, attempts,
+ * attemptTime, reason, message, fallback) and the shard's coordinator
+ * (progress: agents .. results), each with its own field manager on its own
+ * list entry (a list map keyed by index).
+ */
+export const shardStatus = z.object({
+  index: z.number().int().min(0).max(MAX_SHARDS - 1).describe('The shard number, 0-based.'),
+  indexes: z.string().max(64).describe('The agent indexes of the shard, compressed: "0-332".'),
+  pod: z.string().max(253).optional().describe('The shard\'s current coordinator pod.'),
+  node: z.string().max(253).optional().describe('The node that pod runs on.'),
+  version: z.enum(['v1', 'v2']).optional().describe('The version the shard runs now (v1 after its own fallback).'),
+  phase: swarmPhase.optional(),
+  attempts: z.number().int().min(0).optional().describe('Coordinator pods created for the shard so far.'),
+  attemptTime: z.string().optional().describe('When the shard\'s current attempt was decided (its start deadline runs from here).'),
+  reason: z.string().max(256).optional().describe('Why the shard is in its phase: a pod waiting (Unschedulable, ...), moved (NodeLost, ...), fallen back, failed.'),
+  message: z.string().max(4096).optional().describe('The same in words: the scheduler\'s, kubelet\'s or coordinator\'s own message.'),
+  fallback: fallbackRecord.optional().describe('The shard\'s fallback from V2 to V1, when V2 itself failed.'),
+  agents: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int() }).optional(),
+  completedAgents: z.string().max(65536).optional().describe('Completed agent indexes of the shard, compressed.'),
+  failedIndexes: z.string().max(65536).optional().describe('Finally failed agent indexes of the shard, compressed.'),
+  failedAgents: z
+    .array(z.object({ index: z.number().int(), reason: z.string().max(1024) }))
+    .max(SHARD_FAILED_AGENTS_MAX)
+    .optional(),
+  coordinationTimeMs: z.number().int().min(0).optional(),
+  interruptedAgents: z.string().max(65536).optional(),
+  rerunAgents: z.number().int().min(0).optional(),
+  result: coordinatorResult.optional(),
+  progressPod: z.string().max(253).optional(),
+  results: resultsStatus.optional(),
+});
+export type ShardStatus = z.output<typeof shardStatus>;
 
 /**
  * Status has two writers, each with its own server-side-apply field manager:
@@ -295,17 +372,13 @@ export const swarmStatus = z
     .optional()
     .describe('Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).'),
   rerunAgents: z.number().int().min(0).optional().describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
-  results: z
-    .object({
-      type: z.enum(['persistentVolumeClaim', 's3', 'emptyDir']),
-      location: z.string().max(4096).describe('Where the results are: "pvc://<claim>/<namespace>/<name>/<uid>/", "s3://<bucket>/<prefix><namespace>/<name>/<uid>/" or "emptyDir://<pod>/..." (gone with the pod).'),
-      stored: z.number().int().min(0).describe('Agent results stored durably (one per agent index).'),
-      bytes: z.number().int().min(0).describe('Bytes of the stored records.'),
-      pending: z.number().int().min(0).optional().describe('Results received but not yet stored (the sink is slow or failing).'),
-      lastError: z.string().max(4096).optional().describe('The last error storing a result (a full volume, an unreachable store); cleared when a store succeeds again.'),
-    })
+  results: resultsStatus.optional(),
+  shards: z
+    .array(shardStatus)
+    .max(MAX_SHARDS)
     .optional()
-    .describe('Where the agents\' results are stored, how many and how big (written by the coordinator); read them with `cfn results`.'),
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['index'] })
+    .describe('One entry per shard (coordinator pod): its index range, pod, node, version, phase and progress. The swarm-wide figures above add them up.'),
   rollout: z
     .object({
       policy: z.string(),

@@ -67,6 +67,14 @@ export interface ObjectiveSpec {
   /** Overall deadline for the objective. */
   timeoutSeconds: number;
   maxOutputBytes: number;
+  /**
+   * The agents this run runs when it is one shard of a swarm: indexes
+   * start..end-1 of `agents` (end exclusive). Responses, tasks[i], taskEnv[i]
+   * and CFN_AGENT_INDEX keep the swarm's indexes; the run's status counts the
+   * range only (its total is end - start). completedIndexes and failedIndexes
+   * lie inside it. Default: all of 0..agents-1.
+   */
+  indexRange?: { start: number; end: number };
   /** Agent indexes completed by an earlier run: counted as completed, not re-run. */
   completedIndexes?: readonly number[];
   /** Agent indexes that failed finally in an earlier run: counted as failed, not re-run (a final answer is never re-run). */

@@ -39,6 +39,11 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ['agents as root', { agent: { command: ['true'], securityContext: { runAsUser: 0 } } }, /spec\.agent\.securityContext\.runAsUser: Invalid value: 0: .*greater than or equal to 1/],
     ['agents as the coordinator\'s user (CEL)', { agent: { command: ['true'], securityContext: { runAsUser: 65532 } } }, /spec\.agent\.securityContext\.runAsUser: Invalid value: .*runAsUser must not be the coordinator's user 65532/],
     ['unknown agent pull policy', { agent: { command: ['true'], imagePullPolicy: 'Sometimes' } }, /spec\.agent\.imagePullPolicy: Unsupported value: "Sometimes"/],
+    ['shards 0 (CEL)', { shards: 0 }, /spec\.shards: Invalid value: .*shards must be a number from 1 to 100, or "auto"/],
+    ['shards 101 (CEL)', { shards: 101 }, /spec\.shards: Invalid value: .*shards must be a number from 1 to 100, or "auto"/],
+    ['shards as another word (CEL)', { shards: 'many' }, /spec\.shards: Invalid value: .*shards must be a number from 1 to 100, or "auto"/],
+    ['flat with 3 shards (CEL)', { topology: 'flat', agents: 30, shards: 3 }, /spec\.shards: Invalid value: .*topology flat is one shard: shards must be 1 or auto/],
+    ['hybrid with 1 shard (CEL)', { topology: 'hybrid', agents: 30, shards: 1 }, /spec\.shards: Invalid value: .*topology hybrid is two or more shards/],
     ['too many no-retry exit codes', { agent: { command: ['true'], noRetryExitCodes: Array.from({ length: 33 }, (_, i) => i + 1) } }, /spec\.agent\.noRetryExitCodes: Too many: 33: must have at most 32 items/],
   ])('%s', async (_name, spec, pattern) => {
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
@@ -60,8 +65,9 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     await expect(attempt({ agents: 6 })).rejects.toThrow(/spec\.agents: Invalid value: .*agents is immutable/);
     await expect(attempt({ objective: 'something else' })).rejects.toThrow(/objective is immutable/);
     await expect(attempt({ coordination: { version: 'v1' } })).rejects.toThrow(/coordination\.version is immutable/);
-    await attempt({ ttlSecondsAfterFinished: 60 });
-    expect((await getSwarm(c, ns, 'fixed')).spec).toMatchObject({ ttlSecondsAfterFinished: 60, agents: 5 });
+    await expect(attempt({ shards: 2 })).rejects.toThrow(/spec\.shards: Invalid value: .*shards is immutable/);
+    await attempt({ ttlSecondsAfterFinished: 60, suspend: true });
+    expect((await getSwarm(c, ns, 'fixed')).spec).toMatchObject({ ttlSecondsAfterFinished: 60, agents: 5, suspend: true });
   });
 
   it('fills defaults server-side', async () => {
@@ -75,7 +81,20 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
       v2: { shmSizeLimit: '256Mi' },
       results: { type: 'persistentVolumeClaim' },
       successPolicy: { minDeliveryRate: 100 },
+      shards: 'auto',
+      suspend: false,
     });
+  });
+
+  it('accepts shards as a number or auto, with the topology that allows them', async () => {
+    for (const [name, spec] of [
+      ['shards-3', { agents: 30, shards: 3 }],
+      ['shards-hybrid', { agents: 30, topology: 'hybrid', shards: 'auto' }],
+      ['shards-flat', { agents: 30, topology: 'flat', shards: 1 }],
+    ] as const) {
+      await c.create(swarmPath(ns), swarmManifest(ns, name, spec));
+      expect((await getSwarm(c, ns, name)).spec).toMatchObject(spec);
+    }
   });
 
   it('never lets status.version change once decided', async () => {
