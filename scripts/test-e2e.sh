@@ -2,8 +2,9 @@
 # make test's last step: the real-node e2e suite (test/e2e) when this machine
 # can run it (root, and the node's Debian packages install), otherwise one
 # line saying it was skipped and why (never silently). E2E=0 skips it on purpose.
-# Then the 3-node cluster test (test/cluster/multinode.bats, 1.5-2 min) with
-# the image the suite built; MULTINODE=0 skips it on purpose.
+# Then, with the image the suite built, the 3-node e2e tests (test/e2e/nodes:
+# shards over nodes, a node lost mid-run) and the 3-node cluster test
+# (test/cluster/multinode.bats, 1.5-2 min); MULTINODE=0 skips both on purpose.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,9 +31,12 @@ main() {
   npm run --silent test:e2e
   printf 'make test: e2e suite passed in %d s\n' "$(( SECONDS - t ))"
   if [[ "${MULTINODE:-1}" == 0 ]]; then
-    printf 'make test: 3-node cluster test (test/cluster/multinode.bats) SKIPPED: MULTINODE=0 was set\n'
+    printf 'make test: 3-node e2e (test/e2e/nodes) and cluster test (test/cluster/multinode.bats) SKIPPED: MULTINODE=0 was set\n'
     return 0
   fi
+  t=$SECONDS
+  E2E_SKIP_IMAGE_BUILD=1 E2E_IMAGE_DIR="$ROOT/.local/image-e2e" npm run --silent test:e2e:nodes
+  printf 'make test: 3-node e2e passed in %d s\n' "$(( SECONDS - t ))"
   t=$SECONDS
   IMAGE_DIR="$ROOT/.local/image-e2e" bats test/cluster/multinode.bats
   printf 'make test: 3-node cluster test passed in %d s\n' "$(( SECONDS - t ))"

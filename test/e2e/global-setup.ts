@@ -40,14 +40,17 @@ export default async function globalSetup(_globalConfig: unknown, projectConfig:
   const clusterScript = path.join(root, 'test/cluster/cluster.sh');
   const wasRunning = spawnSync('bash', [clusterScript, 'status', '--name', name], { stdio: 'ignore' }).status === 0;
   const started = Date.now();
-  const args = [path.join(root, 'test/e2e/setup.sh'), '--name', name];
+  const nodes = process.env.E2E_NODES ?? '1';
+  const args = [path.join(root, 'test/e2e/setup.sh'), '--name', name, '--nodes', nodes];
   if (process.env.E2E_SKIP_IMAGE_BUILD === '1') args.push('--skip-image-build');
+  if (process.env.E2E_IMAGE_DIR) args.push('--image-dir', process.env.E2E_IMAGE_DIR);
   const out = await run(args);
   const kubeconfig = out.trim().split('\n').pop();
   if (!kubeconfig) throw new Error('setup.sh printed no kubeconfig path');
   process.env.KUBECONFIG = kubeconfig;
   process.env.E2E_MODE = 'local';
   process.env.E2E_STATE_DIR = path.dirname(kubeconfig);
+  process.env.E2E_CLUSTER = name;
   if (!wasRunning && process.env.E2E_KEEP !== '1') process.env.E2E_TEARDOWN = name;
-  log(`cluster ${name} with node and operator ready in ${Date.now() - started} ms (${wasRunning ? 'reused' : 'started'}); KUBECONFIG=${kubeconfig}`);
+  log(`cluster ${name} with ${nodes} node(s) and operator ready in ${Date.now() - started} ms (${wasRunning ? 'reused' : 'started'}); KUBECONFIG=${kubeconfig}`);
 }

@@ -60,6 +60,20 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+const nodeList = z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string() }), status: z.object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })) }) })) });
+
+/**
+ * This machine's address as every node's pods reach it: the single node's
+ * own IP (the pod bridge's gateway), or with several nodes the host end of
+ * the bridge that links them (.1 of the nodes' /24: test/cluster/README.md).
+ */
+export async function hostAddress(): Promise<string> {
+  const nodes = await kubectlJson(nodeList, ['get', 'nodes']);
+  const ip = nodes.items[0]?.status.addresses.find((a) => a.type === 'InternalIP')?.address;
+  if (!ip) throw new Error('no node InternalIP');
+  return nodes.items.length > 1 ? ip.replace(/\.\d+$/, '.1') : ip;
+}
+
 export async function freshNamespace(prefix: string): Promise<string> {
   const ns = `e2e-${prefix}-${Math.random().toString(36).slice(2, 7)}`;
   await kubectl(['create', 'namespace', ns]);

@@ -6,7 +6,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { MODE, dropNamespace, kubectl, kubectlJson, operatorImage, waitFor } from './kube.js';
+import { MODE, dropNamespace, hostAddress, kubectl, kubectlJson, operatorImage, waitFor } from './kube.js';
 
 export interface RunWitness {
   /** An agent command that reports its run (its index, over TCP to this machine; it fails when it cannot), works a while and answers. */
@@ -18,9 +18,7 @@ export interface RunWitness {
 
 /** Listens on the node's address (this machine: the bridge's gateway) for the runs of recording agents. */
 export async function runWitness(): Promise<RunWitness> {
-  const nodes = await kubectlJson(z.object({ items: z.array(z.object({ status: z.object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })) }) })) }), ['get', 'nodes']);
-  const ip = nodes.items[0]?.status.addresses.find((a) => a.type === 'InternalIP')?.address;
-  if (!ip) throw new Error('no node InternalIP to listen on');
+  const ip = await hostAddress();
   const counts = new Map<number, number>();
   const server = createServer((sock) => {
     let buf = '';

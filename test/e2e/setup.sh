@@ -18,7 +18,7 @@ RELEASE_NS=swarm-system
 
 usage() {
   cat <<USAGE
-Usage: $(basename "$0") [--name NAME] [--nodes N] [--skip-image-build] [--down]
+Usage: $(basename "$0") [--name NAME] [--nodes N] [--skip-image-build] [--image-dir DIR] [--down]
 
 Without --down: builds the image (scripts/image/build.sh, into
 .local/image-NAME), starts cluster instance NAME with a real node (or reuses
@@ -31,7 +31,8 @@ Options:
   --name NAME          cluster instance (default e2e)
   --nodes N            real nodes (default 1; 2..15 each in its own network
                        namespace: test/cluster/README.md)
-  --skip-image-build   reuse the archives in .local/image-NAME when present
+  --skip-image-build   reuse the archives in the image directory when present
+  --image-dir DIR      the image archives' directory (default .local/image-NAME)
   --down               tear the instance down instead
 Needs root (the node: containerd, kubelet, bridge CNI, iptables).
 USAGE
@@ -70,12 +71,13 @@ install_chart() {
 }
 
 main() {
-  local down=0
+  local down=0 image_dir=''
   while (( $# > 0 )); do
     case "$1" in
       --name) NAME=${2:?--name needs a value}; shift ;;
       --nodes) NODES=${2:?--nodes needs a value}; shift ;;
       --skip-image-build) BUILD_IMAGE=0 ;;
+      --image-dir) image_dir=${2:?--image-dir needs a value}; shift ;;
       --down) down=1 ;;
       -h|--help) usage; return ;;
       *) usage >&2; die "unknown argument: $1" ;;
@@ -89,7 +91,8 @@ main() {
   fi
   [[ $(id -u) -eq 0 ]] || die "the local node needs root"
   bash "$REPO_ROOT/scripts/install-system-deps.sh"
-  local image_dir="$REPO_ROOT/.local/image-$NAME" kubeconfig running=0
+  [[ -n "$image_dir" ]] || image_dir="$REPO_ROOT/.local/image-$NAME"
+  local kubeconfig running=0
   build_image "$image_dir"
   bash "$REPO_ROOT/test/cluster/cluster.sh" status --name "$NAME" >/dev/null 2>&1 && running=1
   kubeconfig=$(IMAGE_DIR="$image_dir" bash "$REPO_ROOT/test/cluster/cluster.sh" up --name "$NAME" --port-base auto --nodes "$NODES")
