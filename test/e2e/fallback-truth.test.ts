@@ -78,8 +78,13 @@ describe('status tells the truth on a real node', () => {
       expect(after.status?.rerunAgents ?? 0).toBe(rerun.size);
       const counts = witness.counts();
       // Every index ran; exactly once, except the agents V2 was running when it
-      // stopped (reported in status), which ran once more under V1.
-      for (let i = 0; i < AGENTS; i++) expect([i, counts.get(i)]).toEqual([i, rerun.has(i) ? 2 : 1]);
+      // stopped (reported in status), which ran again under V1: twice in all,
+      // or once when V2's stop came before the agent's first action (the
+      // witness hears of a run only once the process got that far).
+      for (let i = 0; i < AGENTS; i++) {
+        const n = counts.get(i) ?? 0;
+        expect([i, rerun.has(i) ? n >= 1 && n <= 2 : n === 1]).toEqual([i, true]);
+      }
       for (const i of deliveredByV2) expect(rerun.has(i)).toBe(false);
     } finally {
       await witness.close();
