@@ -288,28 +288,25 @@ AGENT
 }
 
 @test "channel: records without the nonce, for agents not asked for or answered, or not that agent's response are quarantined, never published" {
-  # A stand-in for a subverted launcher side: it claims the request and
-  # sends garbage and forgeries around one true response.
-  mkdir -p "$CHAN/new" "$CHAN/run" "$CHAN/tmp"
+  # A stand-in for a subverted launcher side: it takes the request and sends
+  # garbage and forgeries around one true response.
+  cc -O1 -o "$OUT/fake-launcher" "$TOOLS/fake-launcher.c"
+  mkdir -p "$CHAN"
+  cat >"$OUT/records" <<'RECORDS'
+NONCE H
+garbage
+0000000000000000deadbeefdeadbeef W 0 {"agentId":"agent-0","index":0,"status":"completed","exitCode":0}
+NONCE W 0 {"agentId":"agent-0","index":0,"status":"completed","exitCode":0,"attempts":1,"durationMs":1,"output":"true","outputBytes":4,"outputTruncated":false,"error":null}
+NONCE W 0 {"agentId":"agent-0","index":0,"status":"failed","exitCode":1,"attempts":1,"durationMs":1,"output":"","outputBytes":0,"outputTruncated":false,"error":null}
+NONCE W 7 {"agentId":"agent-7","index":7,"status":"completed","exitCode":0}
+NONCE W 1 {"agentId":"agent-2","index":2,"status":"completed","exitCode":0}
+NONCE W 1 {"agentId":"agent-1","index":1,"status":"completed","exitCode":3,"attempts":1}
+RECORDS
+  "$OUT/fake-launcher" "$CHAN" "$OUT/records" &
+  local fake=$!
   seq 0 2 >"$ROOT/queue"
-  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 3 0 0 -- true >"$OUT/reports" 2>"$OUT/relay.err" &
-  local relay=$! req='' i nonce
-  for ((i = 0; i < 100; i++)); do req=$(ls "$CHAN/new"); [ -n "$req" ] && break; sleep 0.05; done
-  mv "$CHAN/new/$req" "$CHAN/run/$req"
-  nonce=$(tr '\0' '\n' <"$CHAN/run/$req/argv" | grep -A1 '^--records$' | tail -1)
-  {
-    echo "$nonce H"
-    echo 'garbage'
-    echo "0000000000000000deadbeefdeadbeef W 0 {\"agentId\":\"agent-0\",\"index\":0,\"status\":\"completed\",\"exitCode\":0}"
-    echo "$nonce W 0 {\"agentId\":\"agent-0\",\"index\":0,\"status\":\"completed\",\"exitCode\":0,\"attempts\":1,\"durationMs\":1,\"output\":\"true\",\"outputBytes\":4,\"outputTruncated\":false,\"error\":null}"
-    echo "$nonce W 0 {\"agentId\":\"agent-0\",\"index\":0,\"status\":\"failed\",\"exitCode\":1,\"attempts\":1,\"durationMs\":1,\"output\":\"\",\"outputBytes\":0,\"outputTruncated\":false,\"error\":null}"
-    echo "$nonce W 7 {\"agentId\":\"agent-7\",\"index\":7,\"status\":\"completed\",\"exitCode\":0}"
-    echo "$nonce W 1 {\"agentId\":\"agent-2\",\"index\":2,\"status\":\"completed\",\"exitCode\":0}"
-    echo "$nonce W 1 {\"agentId\":\"agent-1\",\"index\":1,\"status\":\"completed\",\"exitCode\":3,\"attempts\":1}"
-  } >"$CHAN/run/$req/records"
-  wait "$relay"
-  # The FIFO's name went with the hello: nothing else can open it.
-  [ ! -e "$CHAN/run/$req" ]
+  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 3 0 0 -- true >"$OUT/reports" 2>"$OUT/relay.err"
+  wait "$fake"
   resp 0 '.status == "completed" and .output == "true"'
   resp 1 '.status == "failed" and .exitCode == null'
   resp 2 '.status == "failed" and .exitCode == null'
