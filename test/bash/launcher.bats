@@ -332,3 +332,48 @@ RECORDS
   ! kill -0 "$(cat "$ROOT/pid.0")" 2>/dev/null
   ! kill -0 "$(cat "$ROOT/pid.1")" 2>/dev/null
 }
+
+# serve_as_agent_user: serve as the pod's agent container runs it, as uid
+# 65533 in the coordinator's group 65532; the agents run as that user too.
+serve_as_agent_user() {
+  [ "$(id -u)" -eq 0 ] || skip "the launcher runs as another user here (as in the pod): needs root"
+  mkdir -p "$CHAN" "$SHM/agent"
+  chown 65533:65532 "$CHAN"
+  chmod 0770 "$CHAN"
+  # The coordinator's own files (in the pod: another container's tmpfs).
+  chmod 0700 "$ROOT"
+  cp "$TOOLS/isolation-probe.sh" "$SHM/agent/probe"
+  chmod 0755 "$SHM/agent" "$SHM/agent/probe"
+  setpriv --reuid 65533 --regid 65532 --clear-groups "$L" serve "$CHAN" 2>>"$OUT/serve.log" &
+  SERVE_PID=$!
+}
+
+@test "isolation: an agent finds nothing in the channel, no other agent's task (queued or answered), no way into the launcher's memory or descriptors" {
+  serve_as_agent_user
+  mkdir -p "$ROOT/tasks"
+  for i in 0 1 2; do printf 'secret-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
+  seq 0 2 >"$ROOT/queue"
+  # One at a time: while agent i looks, the others' tasks are queued or answered.
+  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 1 0 0 -- "$SHM/agent/probe" look "$CHAN" >"$OUT/reports"
+  [ "$(grep -c completed "$OUT/reports")" -eq 3 ]
+  for i in 0 1 2; do
+    jq -r .output "$ROOT/responses/agent-$i.json" >"$OUT/seen.$i"
+    cat "$OUT/seen.$i" >&2
+    ! grep -q ALLOWED "$OUT/seen.$i"
+    [ "$(grep -c ': denied$' "$OUT/seen.$i")" -eq 10 ]
+    grep -qx "another agent's task: none" "$OUT/seen.$i"
+    grep -qx "my task: secret-task-of-agent-$i" "$OUT/seen.$i"
+  done
+  # Nothing of the requests rests in the channel (serve listens again: its socket only).
+  [ -z "$(find "$CHAN" -mindepth 1 ! -name launcher.sock)" ]
+}
+
+@test "isolation (the residual risk docs/security.md names): a sibling running at the same time, the same user, shows its task in its /proc entries" {
+  serve_as_agent_user
+  mkdir -p "$ROOT/tasks" "$SHM/shared"
+  chmod 1777 "$SHM/shared"
+  for i in 0 1; do printf 'secret-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
+  seq 0 1 >"$ROOT/queue"
+  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 2 0 0 -- "$SHM/agent/probe" sibling "$SHM/shared" >"$OUT/reports"
+  resp 0 '.output == "a running sibling'"'"'s task: secret-task-of-agent-1\n"'
+}
