@@ -26,11 +26,13 @@ others() {
 }
 
 if [ "$mode" = look ]; then
+  # shellcheck disable=SC2016 # the inner sh expands it
   try "list anything in the channel" sh -c '[ -n "$(ls -A "$1")" ]' _ "$dir"
   try "find the launcher's socket" test -e "$dir/launcher.sock"
   for p in "$launcher" "$serve"; do
     try "read the launcher's descriptors" ls "/proc/$p/fd"
     try "read the launcher's environment" cat "/proc/$p/environ"
+    # shellcheck disable=SC2016 # the inner sh expands it
     try "open the launcher's memory" sh -c 'exec 3<"$1"' _ "/proc/$p/mem"
     try "read the launcher's memory map" cat "/proc/$p/maps"
   done

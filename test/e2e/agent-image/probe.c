@@ -54,6 +54,31 @@ static int hostile(void) {
   try_open("write another agent's response", path, O_WRONLY | O_CREAT);
   try_open("write the results volume", "/results/forged.json", O_WRONLY | O_CREAT);
   try_open("replace the launcher", "/cfn/bin/launcher", O_WRONLY | O_TRUNC);
+  /* The channel: the launcher's socket name is gone once the coordinator is connected, and no
+   * request, task or output has a path there. */
+  DIR *chan = opendir("/cfn/launch");
+  int entries = 0;
+  struct dirent *ce;
+  while (chan != NULL && (ce = readdir(chan)) != NULL) entries += ce->d_name[0] != '.';
+  if (chan != NULL) closedir(chan);
+  if (entries > 0) printf("find anything in the channel: ALLOWED\n");
+  else printf("find anything in the channel: denied (%s)\n", chan == NULL ? strerror(errno) : "nothing there");
+  /* The launcher (PID 1) and its request process (our parent) are not dumpable. */
+  pid_t launchers[2] = {getppid(), 1};
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)launchers[i]);
+    DIR *fds = opendir(path);
+    if (fds != NULL) {
+      printf("read the launcher's descriptors: ALLOWED\n");
+      closedir(fds);
+    } else {
+      printf("read the launcher's descriptors: denied (%s)\n", strerror(errno));
+    }
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)launchers[i]);
+    try_open("read the launcher's environment", path, O_RDONLY);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)launchers[i]);
+    try_open("read the launcher's memory", path, O_RDONLY);
+  }
   /* Processes it can see: the coordinator is not among them, so it cannot be signalled. */
   DIR *d = opendir("/proc");
   struct dirent *e;
