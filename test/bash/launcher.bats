@@ -342,9 +342,11 @@ serve_as_agent_user() {
   chmod 0770 "$CHAN"
   # The coordinator's own files (in the pod: another container's tmpfs).
   chmod 0700 "$ROOT"
+  # Copies the other user can run wherever the checkout is (a home directory may be 0700).
   cp "$TOOLS/isolation-probe.sh" "$SHM/agent/probe"
-  chmod 0755 "$SHM/agent" "$SHM/agent/probe"
-  setpriv --reuid 65533 --regid 65532 --clear-groups "$L" serve "$CHAN" 2>>"$OUT/serve.log" &
+  cp "$L" "$SHM/agent/launcher"
+  chmod 0755 "$SHM/agent" "$SHM/agent/probe" "$SHM/agent/launcher"
+  setpriv --reuid 65533 --regid 65532 --clear-groups "$SHM/agent/launcher" serve "$CHAN" 2>>"$OUT/serve.log" &
   SERVE_PID=$!
 }
 
