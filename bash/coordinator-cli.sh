@@ -197,7 +197,7 @@ split_tasks_file() {
 # --- run -----------------------------------------------------------------------
 
 ROOT='' STARTED_US=0 INTERRUPTED=0 CLEANED=0
-DET_PID='' TOPO_PID='' HB_PID='' LAUNCH_PID=''
+DET_PID='' TOPO_PID='' HB_PID='' LAUNCH_PID='' HUB_PID=''
 
 prepare_root() {
   mkdir -p -- "$ROOT"
@@ -277,18 +277,24 @@ start_components() {
 # The agents' launcher: in a pod the agent container serves CFN_LAUNCHER_DIR;
 # a run without one serves its own, a local process over the same channel
 # (docs/v2-engine.md "Who runs an agent"), with the caller's locale and the
-# agents' priority (CFN_AGENT_NICE).
+# agents' priority (CFN_AGENT_NICE). The hub is the run's one connection to
+# it: the relays hand it their requests at $ROOT/launcher.hub, a socket only
+# the coordinator reaches (CFN_LAUNCHER_HUB).
 start_launcher() {
-  [[ -z ${CFN_LAUNCHER_DIR:-} ]] || return 0
   cfn_launcher || cfn_die 3 "preflight failed: $CFN_LAUNCHER_WHY"
-  export CFN_LAUNCHER_DIR=$ROOT/launch
-  if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then
-    LC_ALL=$CFN_ORIG_LC_ALL nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
-  else
-    nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
+  if [[ -z ${CFN_LAUNCHER_DIR:-} ]]; then
+    export CFN_LAUNCHER_DIR=$ROOT/launch
+    if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then
+      LC_ALL=$CFN_ORIG_LC_ALL nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
+    else
+      nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
+    fi
+    LAUNCH_PID=$!
+    printf '%s\n' "$LAUNCH_PID" >"$ROOT/pids/launcher.pid"
   fi
-  LAUNCH_PID=$!
-  printf '%s\n' "$LAUNCH_PID" >"$ROOT/pids/launcher.pid"
+  export CFN_LAUNCHER_HUB=$ROOT/launcher.hub
+  "$CFN_LAUNCHER" hub --parent-pid "$$" "$CFN_LAUNCHER_DIR" "$CFN_LAUNCHER_HUB" 2>>"$ROOT/launcher.log" &
+  HUB_PID=$!
 }
 
 # stop_group PGID: TERM the process group, then KILL what is left after 2 s.
@@ -369,10 +375,11 @@ cleanup() {
     for ((i = 0; i < 400; i++)); do cfn_pid_alive "$DET_PID" || break; sleep 0.005; done
   fi
   stop_group "$TOPO_PID"
+  stop_group "$HUB_PID"
   stop_group "$LAUNCH_PID"
   stop_group "$DET_PID"
   stop_group "$HB_PID"
-  [[ -n $TOPO_PID$DET_PID$HB_PID$LAUNCH_PID ]] && { wait 2>/dev/null || true; }
+  [[ -n $TOPO_PID$DET_PID$HB_PID$LAUNCH_PID$HUB_PID ]] && { wait 2>/dev/null || true; }
   [[ -z $O_RESULTS ]] || rm -f -- "$O_RESULTS.tmp.$$"
   if [[ -n $ROOT && -d $ROOT ]]; then
     if ((O_KEEP)); then

@@ -2,8 +2,9 @@
 # Runs agents (docs/v2-engine.md "Who runs an agent"). The dispatching process
 # (a topology, a sub-coordinator, the test tool agent-wrapper.sh) starts one relay of the
 # agent launcher (bash/native/launcher relay) per batch of agents: it hands
-# them to the launcher serving CFN_LAUNCHER_DIR (the pod's agent container, or
-# the run's local one), which starts each attempt straight into the agent
+# them, through the run's hub (CFN_LAUNCHER_HUB), to the launcher serving
+# CFN_LAUNCHER_DIR (the pod's agent container, or the run's local one; without
+# either, a launcher of its own), which starts each attempt straight into the agent
 # command, reaps it, retries it with backoff and stops it at its timeout. The
 # relay validates each response the launcher sends back, publishes it once
 # (ln) and reports W INDEX STATUS; the caller announces it. The task is data

@@ -5,23 +5,37 @@
  * image it runs in (no shell, no libc).
  *
  *   launcher serve CHAN   the agent side: runs in the agent container (or as a
- *                         local process for `cfn run`), takes the requests the
- *                         coordinator puts in CHAN/new/ and runs their agents.
- *   launcher relay ...    the coordinator side: puts one request in
- *                         $CFN_LAUNCHER_DIR, validates what the launcher sends
- *                         back, publishes the responses in ROOT/responses/ and
- *                         reports "W INDEX completed|failed" on stdout.
- *   launcher spawn ...    runs agents here and now (what serve runs per request).
+ *                         local process for `cfn run`) and runs the agents of
+ *                         the requests the coordinator side sends it.
+ *   launcher hub CHAN SOCK  the coordinator side's one connection to serve:
+ *                         hands serve the request of each relay that connects
+ *                         to SOCK (a path only the coordinator can reach).
+ *   launcher relay ...    one batch of agents (V2): sends them to serve (via
+ *                         $CFN_LAUNCHER_HUB, else $CFN_LAUNCHER_DIR, else a
+ *                         launcher of its own, forked here), validates what
+ *                         comes back, publishes the responses in ROOT/responses/
+ *                         and reports "W INDEX completed|failed" on stdout.
+ *   launcher session ...  the same for V1: attempts come in as frames on
+ *                         stdin, for as long as the run lasts, and each
+ *                         response goes out as "W INDEX RESPONSE" (or
+ *                         "I INDEX": stopped, no answer) on stdout.
+ *   launcher spawn ...    relay with a launcher of its own, whatever the environment.
  *
- * The channel, on the pod's memory-backed tmpfs: a request is a directory
- * CHAN/new/<id> (argv, env, queue, objective.txt, tasks/<i>, task-env/<i>, the
- * FIFO `records`) that the launcher claims by renaming it to CHAN/run/<id>.
- * It sends one line per final agent into the FIFO, "NONCE W INDEX RESPONSE";
- * the relay removes the FIFO's name once the launcher's hello ("NONCE H") is
- * in, so nothing else can open it, and quarantines (counts, never publishes)
- * any line without the request's nonce, for an agent it did not ask for or
- * already has, or that is not a response of that agent. The launcher is not
- * dumpable: an agent (its child, the same user) cannot read its memory.
+ * The channel. serve listens on CHAN/launcher.sock until the coordinator side
+ * connects (the hub, or a relay or session by itself), then removes the name:
+ * no other process can reach it again, and it is made before any agent runs.
+ * A request is a socket pair: one end goes to serve over that connection
+ * (SCM_RIGHTS), the other stays with the relay. Over it go the frames of the
+ * run (its argv, contract environment, objective) and of each agent (index,
+ * attempt, own variables, task), and back one line per final agent, "NONCE W
+ * INDEX RESPONSE", which the relay validates (anything else is quarantined:
+ * counted, never published). No task rests in a file: serve holds the tasks
+ * of the agents it has not started in its memory (it is not dumpable: an
+ * agent, the same user, cannot read its memory or its /proc/PID/fd), and an
+ * agent gets its own on stdin (a sealed memfd) and in CFN_TASK; its stdout and
+ * stderr are memfds too. Every descriptor of the launcher is close-on-exec.
+ * When the connection ends serve stops every agent (as PID 1 of the agent
+ * container: kills every process left) before it listens again.
  *
  * Why posix_spawn: a fork copies the page tables and takes a copy-on-write
  * fault on every page either side writes afterwards; posix_spawn shares the
@@ -29,10 +43,9 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
-#include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -43,11 +56,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,16 +77,37 @@ extern char **environ;
 /* What is kept of stderr: its end holds the error line. */
 #define ERR_KEEP 65536
 #define TICK_US 50000
+/* The largest frame: a task (or objective) of up to 1 GiB. */
+#define FRAME_MAX (1u << 30)
+#define SOCK_NAME "launcher.sock"
+/* What an agent's stdin is, for CFN_TASK_FILE: its task (a memfd, no path). */
+#define TASK_FILE "/proc/self/fd/0"
+
+/* Frames of a request (relay -> serve; V1 -> session): a type byte, a 4-byte
+ * little-endian length, the payload. */
+enum {
+  F_ARGV = 'A',   /* OPTIONS CONC RETRIES LIMIT_US -- CMD..., each ended by NUL */
+  F_ENV = 'E',    /* NAME=VALUE entries, each ended by NUL */
+  F_OBJ = 'O',    /* the objective text */
+  F_RUN = 'R',    /* "INDEX ATTEMPT HAS_TASK ENVLEN\n", ENVLEN bytes of own variables, the task */
+  F_STOP = 'S',   /* "": stop every agent; "INDEX": stop that one (no answer: "I INDEX") */
+  F_END = 'Z',    /* no more agents: the launcher ends once they have (its end of the socket: the relay is gone) */
+};
 
 typedef struct {
   long index;
   int attempts;    /* attempts started */
+  int first;       /* CFN_ATTEMPT of the first attempt here (V1 retries itself) */
   int64_t t0;      /* first attempt's start, us */
   int64_t a0;      /* this attempt's start (after its backoff), us */
   pid_t pid;       /* running attempt; 0 while waiting out a backoff */
   int out_fd, err_fd;
   int64_t kill_at; /* TERM sent: KILL at this time */
   int ticks;       /* scans seen running */
+  int stopped;     /* stopped by a frame: interrupted, never final */
+  int has_task;    /* else its task is the objective */
+  char *task, *tenv;
+  size_t task_len, tenv_len;
 } slot_t;
 
 static const char *prog = "launcher";
@@ -80,21 +116,24 @@ static char *const *cmd;
 static char *exe;             /* the resolved program, NULL when missing */
 static int concurrency, retries;
 static int64_t limit_us, kill_after_us = 2000000, slack = 4194304;
-static int have_tasks;
-static int have_task_env;     /* ROOT/task-env exists: per-agent variables */
 static char **envp;           /* base environment + per-attempt slots */
 static size_t env_base;       /* entries of envp shared by every attempt */
-static char *objective;       /* CFN_TASK=<objective>, NULL when too large */
+static char *objective;       /* the objective text */
+static size_t objective_len;
 static char *task_env;        /* buffer for a task's CFN_TASK=... */
-static slot_t *run;           /* running attempts (and backoffs), at most concurrency */
-static int nrun;
-static const char *nonce;     /* --records: responses go to stdout as records */
+static slot_t *run;           /* running attempts (and backoffs) */
+static int nrun, run_cap;
+static slot_t *pend;          /* agents received, not started */
+static size_t npend, pend_head, pend_cap;
+static const char *nonce;     /* --records: the request's */
 static unsigned char no_retry[256]; /* --no-retry: exit codes never retried */
 static response_cfg_t resp_cfg = {.max_output = 65536, .timeout_text = "0"};
 static int stopping;
-static int first_attempt = 1; /* --first-attempt: CFN_ATTEMPT of the first attempt (V1 retries itself) */
+static int stream_fd = -1;    /* serve's end of the request */
+static int relay_gone;        /* the records cannot be sent any more */
 static char report[1 << 16];
 static size_t report_len;
+static int session;           /* session: W INDEX RESPONSE on stdout, no files */
 
 static void die(int code, const char *fmt, ...) {
   va_list ap;
@@ -134,7 +173,9 @@ static int write_all(int fd, const char *buf, size_t len) {
 
 static void flush_reports(void) {
   if (report_len == 0) return;
-  if (write_all(STDOUT_FILENO, report, report_len) != 0) die(1, "cannot write reports: %s", strerror(errno));
+  /* A session outlives a coordinator killed mid-run (its agents run to their
+   * end, as without it): what it would answer has no reader left. */
+  if (write_all(STDOUT_FILENO, report, report_len) != 0 && !session) die(1, "cannot write reports: %s", strerror(errno));
   report_len = 0;
 }
 
@@ -181,30 +222,6 @@ static int64_t parse_seconds(const char *s) {
     for (p++; *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10) frac += (*p - '0') * scale;
   }
   return *p == '\0' ? whole * 1000000 + frac : -1;
-}
-
-/* Reads FD up to max bytes into buf (NUL-terminated), stopping at a NUL byte
- * like bash's read -d '' does; returns the length or -1. *more is set when the
- * file holds more than max bytes before any NUL. */
-static ssize_t read_text(int fd, char *buf, size_t max, int *more) {
-  size_t got = 0;
-  *more = 0;
-  while (got <= max) {
-    ssize_t r = read(fd, buf + got, max + 1 - got);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  size_t len = strnlen(buf, got);
-  if (len > max) {
-    *more = 1;
-    len = max;
-  }
-  buf[len] = '\0';
-  return (ssize_t)len;
 }
 
 /* A whole file into a malloc'd buffer (NUL-terminated); NULL when unreadable. */
@@ -266,6 +283,23 @@ static char *resolve(const char *name) {
   }
 }
 
+/* A per-task variable name: a shell variable name, never the engine's own. */
+static int task_env_name_ok(const char *kv, size_t n) {
+  static const char *const engine[] = {"AGENT_ID", "AGENT_INDEX", "OBJECTIVE_ID", "SWARM_ID"};
+  if (n == 0 || !(isalpha((unsigned char)kv[0]) || kv[0] == '_')) return 0;
+  for (size_t i = 1; i < n; i++) {
+    if (!(isalnum((unsigned char)kv[i]) || kv[i] == '_')) return 0;
+  }
+  if (n >= 4 && strncmp(kv, "CFN_", 4) == 0) return 0;
+  for (size_t k = 0; k < sizeof(engine) / sizeof(engine[0]); k++) {
+    if (strlen(engine[k]) == n && strncmp(kv, engine[k], n) == 0) return 0;
+  }
+  return 1;
+}
+
+static int parse_options(int argc, char **argv);
+static void parse_counts(int argc, char **argv);
+
 /* The environment every attempt shares: ours, without the per-attempt names. */
 static void build_env(void) {
   static const char *const own[] = {"AGENT_ID=", "AGENT_INDEX=", "CFN_ATTEMPT=", "CFN_TASK=", "CFN_TASK_FILE="};
@@ -282,123 +316,93 @@ static void build_env(void) {
   }
 }
 
-static void read_objective(const char *path) {
-  objective = xmalloc(TASK_ENV_MAX + 16);
-  memcpy(objective, "CFN_TASK=", 9);
-  int more = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
-  /* A missing objective: every attempt fails opening its stdin. */
-  if (fd < 0 || read_text(fd, objective + 9, TASK_ENV_MAX, &more) < 0) objective[9] = '\0';
-  if (fd >= 0) close(fd);
-  if (more) {
-    free(objective);
-    objective = NULL;
+/* A whole send on the request (no SIGPIPE); once it fails, the relay is gone:
+ * the agents stop, nothing more is sent. */
+static void send_rec(const char *data, size_t len) {
+  while (!relay_gone && len > 0) {
+    ssize_t w = send(stream_fd, data, len, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      relay_gone = 1;
+      stopping = 1;
+      return;
+    }
+    data += w;
+    len -= (size_t)w;
   }
 }
 
-static void work_path(char *dst, size_t n, long index, const char *ext) {
-  snprintf(dst, n, "%s/work/agent-%ld.%ld.%s", root, index, (long)getpid(), ext);
-}
-
-static void close_outputs(slot_t *s) {
+static void free_slot(slot_t *s) {
   if (s->out_fd >= 0) close(s->out_fd);
   if (s->err_fd >= 0) close(s->err_fd);
   s->out_fd = s->err_fd = -1;
+  free(s->task);
+  free(s->tenv);
+  s->task = s->tenv = NULL;
 }
 
-/* Agent INDEX's final attempt: its response, published (ROOT/responses) or
- * sent as a record (--records), and its raw files removed. */
-static void final_response(long index, int rc, int attempts, long long ms, int timed_out) {
-  char out[PATH_MAX], err[PATH_MAX], tag[64];
+/* Stopped, not final: no answer, only "I INDEX" (the relay leaves its trace). */
+static void send_interrupted(long index) {
+  char rec[96];
+  int n = snprintf(rec, sizeof(rec), "%s I %ld\n", nonce, index);
+  send_rec(rec, (size_t)n);
+}
+
+/* Agent s's final attempt: its response, sent as a record. */
+static void final_response(slot_t *s, int rc, long long ms, int timed_out) {
   buf_t resp = {0};
-  work_path(out, sizeof(out), index, "out");
-  work_path(err, sizeof(err), index, "err");
-  response_build(&resp_cfg, index, out, err, rc, attempts, ms, timed_out, &resp);
-  unlink(out);
-  unlink(err);
-  if (nonce != NULL) {
-    char head[96];
-    int n = snprintf(head, sizeof(head), "%s W %ld ", nonce, index);
-    flush_reports();
-    if (write_all(STDOUT_FILENO, head, (size_t)n) != 0 || write_all(STDOUT_FILENO, resp.data, resp.len) != 0)
-      die(1, "cannot send the response of agent-%ld: %s", index, strerror(errno));
-  } else {
-    snprintf(tag, sizeof(tag), "%ld", (long)getpid());
-    const char *status = response_publish(root, index, resp.data, resp.len, tag);
-    if (sizeof(report) - report_len < 96) flush_reports();
-    report_len += (size_t)snprintf(report + report_len, sizeof(report) - report_len, "W %ld %s\n", index, status);
-  }
+  char head[96];
+  response_build(&resp_cfg, s->index, s->out_fd, s->err_fd, rc, s->attempts, ms, timed_out, &resp);
+  int n = snprintf(head, sizeof(head), "%s W %ld ", nonce, s->index);
+  send_rec(head, (size_t)n);
+  send_rec(resp.data, resp.len);
   free(resp.data);
 }
 
 /* The attempt of slot s ended with rc (or never started): retry it after its
- * backoff, else report it and free the slot. Returns 1 when the slot is free. */
+ * backoff, else answer for it. Returns 1 when the slot is over (freed). */
 static int attempt_ended(slot_t *s, int rc, int64_t now) {
   int timed_out = rc != 0 && limit_us > 0 && now - s->a0 >= limit_us;
-  close_outputs(s);
   s->kill_at = 0;
-  if (stopping) {
-    /* Stopped, not final: no answer. Its raw files stay in work/ (spawn), or
-     * the relay hears of it and leaves the same trace in the swarm's work/. */
-    if (nonce != NULL) {
-      char rec[96];
-      int n = snprintf(rec, sizeof(rec), "%s I %ld\n", nonce, s->index);
-      flush_reports();
-      (void)write_all(STDOUT_FILENO, rec, (size_t)n);
-    }
+  if (stopping || s->stopped) {
+    send_interrupted(s->index);
+    free_slot(s);
     return 1;
   }
-  int tried = s->attempts - first_attempt + 1;
+  int tried = s->attempts - s->first + 1;
   if (rc != 0 && tried <= retries && !(rc < 256 && no_retry[rc])) {
     int shift = tried - 1 < 30 ? tried - 1 : 30;
+    if (s->out_fd >= 0) close(s->out_fd);
+    if (s->err_fd >= 0) close(s->err_fd);
+    s->out_fd = s->err_fd = -1;
     s->pid = 0;
     s->a0 = now + ((int64_t)100000 << shift);
     return 0;
   }
-  final_response(s->index, rc, s->attempts, (long long)((now - s->t0) / 1000), timed_out);
+  final_response(s, rc, (long long)((now - s->t0) / 1000), timed_out);
+  free_slot(s);
   return 1;
 }
 
-/* A per-task variable name: a shell variable name, never the engine's own. */
-static int task_env_name_ok(const char *kv, size_t n) {
-  static const char *const engine[] = {"AGENT_ID", "AGENT_INDEX", "OBJECTIVE_ID", "SWARM_ID"};
-  if (n == 0 || !(isalpha((unsigned char)kv[0]) || kv[0] == '_')) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if (!(isalnum((unsigned char)kv[i]) || kv[i] == '_')) return 0;
-  }
-  if (n >= 4 && strncmp(kv, "CFN_", 4) == 0) return 0;
-  for (size_t k = 0; k < sizeof(engine) / sizeof(engine[0]); k++) {
-    if (strlen(engine[k]) == n && strncmp(kv, engine[k], n) == 0) return 0;
-  }
-  return 1;
-}
-
-/* The environment of an attempt of agent INDEX with its own variables from
- * ROOT/task-env/INDEX (NAME=VALUE entries, each ended by NUL: data, never
- * evaluated): those first, then the shared ones not named by them, then the
- * attempt's own (base[env_base..]). NULL when the agent has none (*buf NULL) or
- * on a bad entry (reported on err_fd, *bad set). Free *buf and the result. */
-static char **task_envp(long index, char **base, int err_fd, char **buf, int *bad) {
-  char path[PATH_MAX];
-  size_t len;
+/* The environment of an attempt of agent s with its own variables (NAME=VALUE
+ * entries, each ended by NUL: data, never evaluated): those first, then the
+ * shared ones not named by them, then the attempt's own (base[env_base..]).
+ * NULL when the agent has none, or on a bad entry (reported on err_fd, *bad set). */
+static char **task_envp(const slot_t *s, char **base, int err_fd, int *bad) {
   *bad = 0;
-  snprintf(path, sizeof(path), "%s/task-env/%ld", root, index);
-  struct stat st;
-  *buf = NULL;
-  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
-  *buf = read_all(path, &len);
-  if (*buf == NULL) return NULL;
+  if (s->tenv_len == 0) return NULL;
   size_t nvars = 0, nbase = 0;
-  for (size_t i = 0; i < len; i++) nvars += (*buf)[i] == '\0';
+  for (size_t i = 0; i < s->tenv_len; i++) nvars += s->tenv[i] == '\0';
   while (base[nbase] != NULL) nbase++;
   char **ev = calloc(nvars + nbase + 2, sizeof(char *));
   if (ev == NULL) die(1, "out of memory");
   size_t e = 0;
-  for (size_t off = 0; off < len;) {
-    char *kv = *buf + off;
-    size_t kvlen = strlen(kv);
+  for (size_t off = 0; off < s->tenv_len;) {
+    char *kv = s->tenv + off;
+    size_t kvlen = strnlen(kv, s->tenv_len - off);
     char *eq = memchr(kv, '=', kvlen);
-    if (eq == NULL || !task_env_name_ok(kv, (size_t)(eq - kv))) {
-      dprintf(err_fd, "%s: task-env/%ld: invalid or engine variable name\n", prog, index);
+    if (eq == NULL || kvlen == s->tenv_len - off || !task_env_name_ok(kv, (size_t)(eq - kv))) {
+      dprintf(err_fd, "%s: task-env/%ld: invalid or engine variable name\n", prog, s->index);
       *bad = 1;
       free(ev);
       return NULL;
@@ -420,86 +424,88 @@ static char **task_envp(long index, char **base, int err_fd, char **buf, int *ba
   return ev;
 }
 
-/* Opens an attempt's stdout or stderr file; -1 with a message on failure. */
-static int open_out(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
-  if (fd < 0) fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+/* A memfd named NAME (no path: only its holders reach it), close-on-exec. */
+static int mem_file(const char *name, unsigned flags) {
+  int fd = memfd_create(name, MFD_CLOEXEC | flags);
+  if (fd < 0) fprintf(stderr, "%s: memfd_create: %s\n", prog, strerror(errno));
+  return fd;
+}
+
+/* The agent's stdin: its task in a sealed memfd, read from the start. */
+static int task_file(const char *data, size_t len) {
+  int fd = mem_file("task", MFD_ALLOW_SEALING);
+  if (fd < 0) return -1;
+  if (write_all(fd, data, len) != 0) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  lseek(fd, 0, SEEK_SET);
   return fd;
 }
 
 /* Starts the next attempt of slot s now; returns its exit code when it could
  * not start (the attempt is over), else -1. */
 static int launch(slot_t *s) {
-  char out[PATH_MAX], err[PATH_MAX], tf[PATH_MAX], id[32], index[32], attempt[32], task_file[PATH_MAX + 16];
-  int in_fd = -1, out_fd = -1, err_fd = -1, rc = -1;
+  char id[32], index[32], attempt[32];
+  int in_fd = -1, rc = -1;
   size_t e = env_base;
   pid_t pid = 0;
   s->attempts++;
   s->a0 = now_us();
   s->ticks = 0;
   s->kill_at = 0;
-  if (s->attempts == first_attempt) s->t0 = s->a0;
-  work_path(out, sizeof(out), s->index, "out");
-  work_path(err, sizeof(err), s->index, "err");
-  if (have_tasks) {
-    snprintf(tf, sizeof(tf), "%s/tasks/%ld", root, s->index);
-    in_fd = open(tf, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (in_fd >= 0 && (fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-      close(in_fd);
-      in_fd = -1;
-    }
-  }
-  if (in_fd >= 0) {
-    int more = 0;
-    if (read_text(in_fd, task_env + 9, TASK_ENV_MAX, &more) < 0) more = 1;
-    if (!more) envp[e++] = task_env;
-    lseek(in_fd, 0, SEEK_SET);
-  } else {
-    snprintf(tf, sizeof(tf), "%s/objective.txt", root);
-    if (objective != NULL) envp[e++] = objective;
-    in_fd = open(tf, O_RDONLY | O_CLOEXEC);
+  if (s->attempts == s->first) s->t0 = s->a0;
+  const char *text = s->has_task ? s->task : objective;
+  size_t tlen = s->has_task ? s->task_len : objective_len;
+  /* CFN_TASK: up to its first NUL, unset beyond TASK_ENV_MAX. */
+  size_t vlen = strnlen(text, tlen < (size_t)TASK_ENV_MAX + 1 ? tlen : (size_t)TASK_ENV_MAX + 1);
+  if (vlen <= TASK_ENV_MAX) {
+    memcpy(task_env + 9, text, vlen);
+    task_env[9 + vlen] = '\0';
+    envp[e++] = task_env;
   }
   snprintf(id, sizeof(id), "AGENT_ID=agent-%ld", s->index);
   snprintf(index, sizeof(index), "AGENT_INDEX=%ld", s->index);
   snprintf(attempt, sizeof(attempt), "CFN_ATTEMPT=%d", s->attempts);
-  snprintf(task_file, sizeof(task_file), "CFN_TASK_FILE=%s", tf);
   envp[e++] = id;
   envp[e++] = index;
   envp[e++] = attempt;
-  envp[e++] = task_file;
+  envp[e++] = "CFN_TASK_FILE=" TASK_FILE;
   envp[e] = NULL;
-  out_fd = open_out(out);
-  err_fd = out_fd < 0 ? -1 : open_out(err);
-  if (in_fd < 0) {
-    if (err_fd >= 0) dprintf(err_fd, "%s: %s: %s\n", prog, tf, strerror(errno));
-    rc = 1;
-  } else if (out_fd < 0 || err_fd < 0) {
+  s->out_fd = mem_file("stdout", 0);
+  s->err_fd = s->out_fd < 0 ? -1 : mem_file("stderr", 0);
+  in_fd = task_file(text, tlen);
+  if (s->out_fd < 0 || s->err_fd < 0 || in_fd < 0) {
+    if (s->err_fd >= 0) dprintf(s->err_fd, "%s: cannot prepare agent-%ld's files: %s\n", prog, s->index, strerror(errno));
     rc = 1;
   } else if (exe == NULL) {
-    dprintf(err_fd, "%s: %s: command not found\n", prog, cmd[0]);
+    dprintf(s->err_fd, "%s: %s: command not found\n", prog, cmd[0]);
     rc = 127;
   } else {
-    char *ebuf = NULL;
     int bad = 0;
-    char **ev = have_task_env ? task_envp(s->index, envp, err_fd, &ebuf, &bad) : NULL;
+    char **ev = task_envp(s, envp, s->err_fd, &bad);
     if (bad) {
-      free(ebuf);
       rc = 126;
       goto spawned;
     }
     char **use_env = ev != NULL ? ev : envp;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
-    sigset_t none;
+    sigset_t none, dfl;
     sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, s->out_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, s->err_fd, STDERR_FILENO);
+    /* Nothing of ours past 0-2, whatever the launcher was started with. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&attr);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     int r = posix_spawn(&pid, exe, &fa, &attr, cmd, use_env);
     if (r == ENOEXEC) {
       /* A script without #!: run it with sh, as execvp and bash do. */
@@ -516,16 +522,13 @@ static int launch(slot_t *s) {
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     free(ev);
-    free(ebuf);
     if (r != 0) {
-      dprintf(err_fd, "%s: %s: %s\n", prog, exe, strerror(r));
+      dprintf(s->err_fd, "%s: %s: %s\n", prog, exe, strerror(r));
       rc = r == ENOENT ? 127 : 126;
     }
   }
 spawned:
   if (in_fd >= 0) close(in_fd);
-  s->out_fd = out_fd;
-  s->err_fd = err_fd;
   if (rc >= 0) {
     s->pid = -1;
     return rc;
@@ -534,11 +537,11 @@ spawned:
   return -1;
 }
 
-/* Starts slot s's attempt and settles it at once when it could not start. */
-static void start(slot_t *s) {
-  int rc = launch(s);
+/* Starts slot i's attempt and settles it at once when it could not start. */
+static void start(int i) {
+  int rc = launch(&run[i]);
   /* Not retried: the slot is free. Retried: its backoff (>= 100 ms) starts now. */
-  if (rc >= 0 && attempt_ended(s, rc, now_us())) *s = run[--nrun];
+  if (rc >= 0 && attempt_ended(&run[i], rc, now_us())) run[i] = run[--nrun];
 }
 
 /* Punches the part of fd between keep_from and keep_to out of the file
@@ -563,7 +566,7 @@ static void tick(int64_t now) {
       }
       continue;
     }
-    if (stopping || (limit_us > 0 && now - s->a0 >= limit_us)) {
+    if (stopping || s->stopped || (limit_us > 0 && now - s->a0 >= limit_us)) {
       kill(s->pid, SIGTERM);
       s->kill_at = now + kill_after_us;
       continue;
@@ -573,6 +576,880 @@ static void tick(int64_t now) {
     if (fstat(s->out_fd, &st) == 0 && st.st_size > resp_cfg.max_output + slack) punch(s->out_fd, resp_cfg.max_output, st.st_size);
     if (fstat(s->err_fd, &st) == 0 && st.st_size > ERR_KEEP + slack) punch(s->err_fd, 0, st.st_size - ERR_KEEP);
   }
+}
+
+/* ---- frames ---- */
+
+typedef struct {
+  buf_t b;
+  size_t off; /* parsed up to here */
+  int eof;
+} frames_t;
+
+/* Reads what fd has now (MSG_DONTWAIT; read() for a pipe when sock is 0);
+ * sets eof at its end. */
+static void frames_fill(frames_t *f, int fd, int sock) {
+  char tmp[65536];
+  if (f->off > 0) {
+    memmove(f->b.data, f->b.data + f->off, f->b.len - f->off);
+    f->b.len -= f->off;
+    f->off = 0;
+  }
+  while (!f->eof) {
+    ssize_t r = sock ? recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT) : read(fd, tmp, sizeof(tmp));
+    if (r > 0) {
+      buf_put(&f->b, tmp, (size_t)r);
+      if (f->b.len > (size_t)FRAME_MAX + 64) break;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) break;
+    f->eof = 1;
+  }
+}
+
+/* The next whole frame: its type (0 when none yet), payload and length. */
+static int frame_next(frames_t *f, char **p, uint32_t *len) {
+  size_t have = f->b.len - f->off;
+  uint32_t n;
+  if (have < 5) return 0;
+  memcpy(&n, f->b.data + f->off + 1, 4);
+  n = le32toh(n);
+  if (n > FRAME_MAX) die(1, "a frame of %" PRIu32 " bytes: not a request", n);
+  if (have < 5 + (size_t)n) return 0;
+  int type = (unsigned char)f->b.data[f->off];
+  *p = f->b.data + f->off + 5;
+  *len = n;
+  f->off += 5 + (size_t)n;
+  return type;
+}
+
+static void frame_put(buf_t *b, int type, const char *p, size_t len) {
+  char h[5];
+  uint32_t n = htole32((uint32_t)len);
+  h[0] = (char)type;
+  memcpy(h + 1, &n, 4);
+  buf_put(b, h, 5);
+  buf_put(b, p, len);
+}
+
+static char *dup_bytes(const char *p, size_t n) {
+  char *d = xmalloc(n + 1);
+  memcpy(d, p, n);
+  d[n] = '\0';
+  return d;
+}
+
+/* An F_RUN frame: the agent joins the pending ones. */
+static void take_run(char *p, uint32_t len) {
+  char head[128];
+  char *nl = memchr(p, '\n', len < sizeof(head) ? len : sizeof(head));
+  long long idx, att, has, elen;
+  if (nl == NULL) die(1, "a run frame without its head");
+  memcpy(head, p, (size_t)(nl - p));
+  head[nl - p] = '\0';
+  char *save = NULL, *f1 = strtok_r(head, " ", &save), *f2 = strtok_r(NULL, " ", &save), *f3 = strtok_r(NULL, " ", &save), *f4 = strtok_r(NULL, " ", &save);
+  if (f4 == NULL || parse_num(f1, 0, INDEX_MAX, &idx) || parse_num(f2, 1, 1000, &att) || parse_num(f3, 0, 1, &has) ||
+      parse_num(f4, 0, FRAME_MAX, &elen))
+    die(1, "a run frame with a bad head");
+  size_t body = len - (size_t)(nl + 1 - p);
+  if ((size_t)elen > body) die(1, "a run frame cut short");
+  if (npend == pend_cap) {
+    if (pend_head > 0) {
+      memmove(pend, pend + pend_head, (npend - pend_head) * sizeof(slot_t));
+      npend -= pend_head;
+      pend_head = 0;
+    }
+    if (npend == pend_cap) {
+      pend_cap = pend_cap ? pend_cap * 2 : 64;
+      pend = realloc(pend, pend_cap * sizeof(slot_t));
+      if (pend == NULL) die(1, "out of memory");
+    }
+  }
+  slot_t *s = &pend[npend++];
+  *s = (slot_t){.index = (long)idx, .attempts = (int)att - 1, .first = (int)att, .out_fd = -1, .err_fd = -1, .has_task = (int)has};
+  s->tenv_len = (size_t)elen;
+  s->tenv = s->tenv_len ? dup_bytes(nl + 1, s->tenv_len) : NULL;
+  s->task_len = body - s->tenv_len;
+  s->task = dup_bytes(nl + 1 + s->tenv_len, s->task_len);
+}
+
+/* An F_STOP frame: every agent, or the one it names (pending: dropped;
+ * running: TERM, then KILL; either way "I INDEX", no answer). */
+static void take_stop(const char *p, uint32_t len) {
+  char num[32];
+  long long idx;
+  if (len == 0) {
+    if (!stopping) {
+      stopping = 1;
+      tick(now_us());
+    }
+    return;
+  }
+  if (len >= sizeof(num)) return;
+  memcpy(num, p, len);
+  num[len] = '\0';
+  if (parse_num(num, 0, INDEX_MAX, &idx)) return;
+  for (size_t i = pend_head; i < npend; i++) {
+    if (pend[i].index != idx) continue;
+    send_interrupted(pend[i].index);
+    free_slot(&pend[i]);
+    memmove(pend + i, pend + i + 1, (npend - i - 1) * sizeof(slot_t));
+    npend--;
+    return;
+  }
+  for (int i = 0; i < nrun; i++) {
+    if (run[i].index != idx) continue;
+    if (run[i].pid == 0) {
+      /* waiting out a backoff */
+      send_interrupted(run[i].index);
+      free_slot(&run[i]);
+      run[i] = run[--nrun];
+    } else {
+      run[i].stopped = 1;
+      tick(now_us());
+    }
+    return;
+  }
+}
+
+/* The head of a request (argv, env, objective): the run's settings. */
+static void take_head(frames_t *f) {
+  char *argv_b = NULL, *env_b = NULL, *p;
+  uint32_t alen = 0, elen = 0, len;
+  int have_obj = 0;
+  while (argv_b == NULL || env_b == NULL || !have_obj) {
+    int t = frame_next(f, &p, &len);
+    if (t == 0) {
+      if (f->eof) _exit(0); /* the relay went before it asked anything */
+      struct pollfd pf = {.fd = stream_fd, .events = POLLIN};
+      poll(&pf, 1, 1000);
+      frames_fill(f, stream_fd, 1);
+      continue;
+    }
+    if (t == F_ARGV) {
+      argv_b = dup_bytes(p, len);
+      alen = len;
+    } else if (t == F_ENV) {
+      env_b = dup_bytes(p, len);
+      elen = len;
+    } else if (t == F_OBJ) {
+      objective = dup_bytes(p, len);
+      objective_len = len;
+      have_obj = 1;
+    } else {
+      die(1, "a request frame before its head");
+    }
+  }
+  for (size_t off = 0; off < elen; off += strlen(env_b + off) + 1) {
+    if (strchr(env_b + off, '=') != NULL) putenv(env_b + off);
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < alen; i++) n += argv_b[i] == '\0';
+  char **av = calloc(n + 1, sizeof(char *));
+  if (av == NULL) die(1, "out of memory");
+  size_t a = 0;
+  for (size_t off = 0; off < alen && a < n; off += strlen(argv_b + off) + 1) av[a++] = argv_b + off;
+  int k = parse_options((int)a, av);
+  if (nonce == NULL) die(1, "a request without its nonce");
+  parse_counts((int)a - k, av + k);
+}
+
+/* serve's side of one request (a forked child): runs its agents. */
+static int run_stream(int fd) {
+  frames_t f = {0};
+  int ended = 0;
+  stream_fd = fd;
+  prctl(PR_SET_DUMPABLE, 0);
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, SIGCHLD);
+  sigaddset(&wake, SIGTERM);
+  sigaddset(&wake, SIGINT);
+  sigprocmask(SIG_BLOCK, &wake, NULL);
+  int sfd = signalfd(-1, &wake, SFD_CLOEXEC | SFD_NONBLOCK);
+  take_head(&f);
+  const char *sl = getenv("CFN_OUTPUT_SLACK");
+  long long v;
+  if (sl != NULL && parse_num(sl, 0, (long long)1 << 40, &v) == 0) slack = v;
+  task_env = xmalloc(TASK_ENV_MAX + 16);
+  memcpy(task_env, "CFN_TASK=", 9);
+  build_env();
+  exe = resolve(cmd[0]);
+  char hello[64];
+  int hl = snprintf(hello, sizeof(hello), "%s H\n", nonce);
+  send_rec(hello, (size_t)hl);
+  int64_t next_tick = now_us() + TICK_US;
+  for (;;) {
+    char *p;
+    uint32_t len;
+    int t;
+    frames_fill(&f, fd, 1);
+    while ((t = frame_next(&f, &p, &len)) != 0) {
+      if (t == F_RUN && !stopping && !ended) take_run(p, len);
+      else if (t == F_STOP) take_stop(p, len);
+      else if (t == F_END) ended = 1;
+    }
+    if (f.eof && !stopping) {
+      /* The relay is gone: nobody is left to answer to. */
+      relay_gone = 1;
+      stopping = 1;
+      tick(now_us());
+    }
+    if (stopping) {
+      for (size_t i = pend_head; i < npend; i++) free_slot(&pend[i]);
+      npend = pend_head = 0;
+    }
+    while (!stopping && nrun < concurrency && pend_head < npend) {
+      if (nrun == run_cap) {
+        run_cap = run_cap ? run_cap * 2 : 64;
+        run = realloc(run, (size_t)run_cap * sizeof(slot_t));
+        if (run == NULL) die(1, "out of memory");
+      }
+      run[nrun++] = pend[pend_head++];
+      start(nrun - 1);
+    }
+    /* Backoffs that are due start now; the nearest other one bounds the wait. */
+    int64_t now = now_us(), next = next_tick;
+    for (int i = 0; i < nrun; i++) {
+      if (run[i].pid != 0) continue;
+      if (stopping) {
+        send_interrupted(run[i].index);
+        free_slot(&run[i]);
+        run[i--] = run[--nrun];
+      } else if (run[i].a0 <= now) {
+        start(i);
+        i = -1; /* start may have moved slots: look again */
+        now = now_us();
+        next = next_tick;
+      } else if (run[i].a0 < next) {
+        next = run[i].a0;
+      }
+    }
+    if (nrun == 0 && (stopping || (ended && pend_head == npend))) break;
+    int status, reaped = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      reaped = 1;
+      int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      for (int i = 0; i < nrun; i++) {
+        if (run[i].pid != pid) continue;
+        if (attempt_ended(&run[i], rc, now_us())) run[i] = run[--nrun];
+        break;
+      }
+    }
+    now = now_us();
+    if (now >= next_tick) {
+      tick(now);
+      next_tick = now + TICK_US;
+    }
+    if (reaped) continue;
+    int64_t wait_us = (next < next_tick ? next : next_tick) - now;
+    if (wait_us < 0) wait_us = 0;
+    struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    poll(pf, f.eof ? 1 : 2, (int)((wait_us + 999) / 1000));
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+      if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !stopping) {
+        stopping = 1;
+        tick(now_us());
+      }
+    }
+  }
+  return 0;
+}
+
+/* The options of a run; returns how many arguments they took. */
+static int parse_options(int argc, char **argv) {
+  int i = 0;
+  while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
+    const char *o = argv[i];
+    if (i + 1 >= argc) die(2, "%s needs a value (see --help)", o);
+    const char *v = argv[i + 1];
+    long long n;
+    if (strcmp(o, "--max-output") == 0) {
+      if (parse_num(v, 1, (long long)1 << 40, &n) != 0) die(2, "--max-output needs a byte count");
+      resp_cfg.max_output = n;
+    } else if (strcmp(o, "--timeout-text") == 0) {
+      if (v[0] == '\0') die(2, "--timeout-text needs the --agent-timeout text");
+      resp_cfg.timeout_text = v;
+    } else if (strcmp(o, "--no-retry") == 0) {
+      if (parse_codes(v) != 0) die(2, "--no-retry needs exit codes 1-255 (\"2,3\")");
+    } else if (strcmp(o, "--kill-after") == 0) {
+      if ((kill_after_us = parse_seconds(v)) < 0) die(2, "--kill-after needs seconds");
+    } else if (strcmp(o, "--records") == 0) {
+      if (strlen(v) < 16 || strspn(v, "0123456789abcdef") != strlen(v)) die(2, "--records needs a hex nonce");
+      nonce = v;
+    } else {
+      die(2, "unknown option %s (see --help)", o);
+    }
+    i += 2;
+  }
+  return i;
+}
+
+/* CONCURRENCY RETRIES TIMEOUT_US -- CMD...: checked and set. */
+static void parse_counts(int argc, char **argv) {
+  long long conc, rets, lim;
+  if (argc < 5 || strcmp(argv[3], "--") != 0) die(2, "usage: see --help");
+  if (parse_num(argv[0], 1, 100000, &conc) || parse_num(argv[1], 0, 100, &rets) || parse_num(argv[2], 0, INT64_MAX / 4, &lim))
+    die(2, "usage: see --help");
+  concurrency = (int)conc;
+  retries = (int)rets;
+  limit_us = lim;
+  cmd = argv + 4;
+}
+
+static void usage(void) {
+  fputs("Usage: launcher serve [--parent-pid PID] CHAN\n"
+        "       launcher hub [--parent-pid PID] CHAN SOCK\n"
+        "       launcher relay [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
+        "       launcher spawn [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
+        "       launcher session [OPTIONS] CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
+        "\n"
+        "The agent launcher (docs/v2-engine.md \"Who runs an agent\").\n"
+        "relay runs the agents QUEUE_FILE lists (one index per line, at most\n"
+        "CONCURRENCY at once): stdin and CFN_TASK <ROOT>/tasks/<i> (else\n"
+        "<ROOT>/objective.txt), the variables of <ROOT>/task-env/<i>; retries\n"
+        "failures (backoff 100 ms x 2^n), stops an attempt past AGENT_TIMEOUT_US\n"
+        "(TERM, then KILL --kill-after seconds later), publishes each final\n"
+        "response in ROOT/responses/ and prints W INDEX completed|failed. The\n"
+        "agents run in the launcher serving the channel: via the hub at\n"
+        "$CFN_LAUNCHER_HUB, else the one at $CFN_LAUNCHER_DIR, else one of its own\n"
+        "(spawn: always one of its own). session does the same for attempts sent\n"
+        "as frames on stdin, answering W INDEX RESPONSE or I INDEX on stdout.\n"
+        "\n"
+        "Options: --max-output BYTES (65536), --timeout-text TEXT (the\n"
+        "--agent-timeout text of \"timed out after <it>s\"), --no-retry CODES\n"
+        "(\"2,3\": final at once), --kill-after SECONDS (2).\n",
+        stdout);
+}
+
+/* ---- the channel ---- */
+
+static void mkdir_shared(const char *path) {
+  if (mkdir(path, 02770) != 0 && errno != EEXIST) die(1, "%s: %s", path, strerror(errno));
+}
+
+/* A socket's address; one too long for sun_path goes through its directory,
+ * opened (O_PATH) for it: /proc/self/fd/N/NAME. */
+static void sock_addr(struct sockaddr_un *a, const char *path) {
+  memset(a, 0, sizeof(*a));
+  a->sun_family = AF_UNIX;
+  if (strlen(path) < sizeof(a->sun_path)) {
+    strcpy(a->sun_path, path);
+    return;
+  }
+  static int dirfd = -1;
+  static char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  size_t dlen = slash == NULL ? 0 : (size_t)(slash - path);
+  if (slash == NULL || dlen >= sizeof(dir)) die(2, "%s: not a socket path", path);
+  if (dirfd < 0 || strncmp(dir, path, dlen) != 0 || dir[dlen] != '\0') {
+    if (dirfd >= 0) close(dirfd);
+    memcpy(dir, path, dlen);
+    dir[dlen] = '\0';
+    dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) die(1, "%s: %s", dir, strerror(errno));
+  }
+  if ((size_t)snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d/%s", dirfd, slash + 1) >= sizeof(a->sun_path))
+    die(2, "%s: a socket name too long", path);
+}
+
+static int listen_at(const char *path) {
+  struct sockaddr_un a;
+  sock_addr(&a, path);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) die(1, "socket: %s", strerror(errno));
+  unlink(path);
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 128) != 0) die(1, "%s: %s", path, strerror(errno));
+  return fd;
+}
+
+/* A connection to the socket at path; -1 when nothing listens there (yet). */
+static int connect_to(const char *path) {
+  struct sockaddr_un a;
+  sock_addr(&a, path);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) die(1, "socket: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Sends fd (SCM_RIGHTS) in a one-byte message; -1 on failure. */
+static int send_fd(int conn, int fd) {
+  char byte = 'R';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } u;
+  memset(&u, 0, sizeof(u));
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t r;
+  do r = sendmsg(conn, &m, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r == 1 ? 0 : -1;
+}
+
+/* Receives a message with one fd (close-on-exec): the fd, -1 when the message
+ * had none, -2 at the connection's end. */
+static int recv_fd(int conn) {
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+  } u;
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+  ssize_t r;
+  do r = recvmsg(conn, &m, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return -2;
+  int got = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (got < 0) got = fd;
+      else close(fd);
+    }
+  }
+  return got;
+}
+
+/* Whether the process of --parent-pid is gone (a local launcher ends with its run). */
+static int orphaned(long long parent) { return parent > 0 && kill((pid_t)parent, 0) != 0 && errno == ESRCH; }
+
+static long long parse_parent(int *argc, char ***argv) {
+  long long parent = 0;
+  if (*argc >= 2 && strcmp((*argv)[0], "--parent-pid") == 0) {
+    if (parse_num((*argv)[1], 1, INT_MAX, &parent) != 0) die(2, "--parent-pid needs a pid");
+    *argc -= 2;
+    *argv += 2;
+  }
+  return parent;
+}
+
+static sigset_t serve_sigs;
+
+/* TERMs the requests' children and waits for them (their agents stopped);
+ * as PID 1 of the agent container, then kills every process left (an agent's
+ * orphans), so nothing runs while serve listens again. */
+static void end_requests(pid_t *kids, int *children, int sfd) {
+  int64_t give_up = now_us() + kill_after_us + 5000000;
+  for (int i = 0; i < *children; i++) kill(kids[i], SIGTERM);
+  while (*children > 0) {
+    pid_t done;
+    while ((done = waitpid(-1, NULL, WNOHANG)) > 0) {
+      for (int i = 0; i < *children; i++) {
+        if (kids[i] == done) kids[i] = kids[--*children];
+      }
+    }
+    if (*children == 0) break;
+    if (now_us() > give_up) {
+      for (int i = 0; i < *children; i++) kill(kids[i], SIGKILL);
+    }
+    struct pollfd pf = {.fd = sfd, .events = POLLIN};
+    poll(&pf, 1, 100);
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {}
+  }
+  if (getpid() == 1) {
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+  }
+}
+
+/* The agent side: serves the requests of the one connection at a time. */
+static int serve_main(int argc, char **argv) {
+  long long parent = parse_parent(&argc, &argv);
+  if (argc != 1) die(2, "usage: launcher serve [--parent-pid PID] CHAN");
+  const char *chan = argv[0];
+  char path[PATH_MAX];
+  /* Shared with the coordinator (the pod's common group), never with others. */
+  umask(007);
+  prctl(PR_SET_DUMPABLE, 0);
+  mkdir_shared(chan);
+  snprintf(path, sizeof(path), "%s/%s", chan, SOCK_NAME);
+  sigemptyset(&serve_sigs);
+  sigaddset(&serve_sigs, SIGCHLD);
+  sigaddset(&serve_sigs, SIGTERM);
+  sigaddset(&serve_sigs, SIGINT);
+  sigprocmask(SIG_BLOCK, &serve_sigs, NULL);
+  int sfd = signalfd(-1, &serve_sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+  pid_t kids[256];
+  int children = 0, stop = 0, lfd = -1, conn = -1;
+  fprintf(stderr, "%s: serving %s\n", prog, chan);
+  while (!stop) {
+    if (lfd < 0 && conn < 0) lfd = listen_at(path);
+    struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = conn >= 0 ? conn : lfd, .events = POLLIN}};
+    int full = conn >= 0 && children == (int)(sizeof(kids) / sizeof(kids[0]));
+    poll(pf, full ? 1 : 2, 200);
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) stop = 1;
+    }
+    if (orphaned(parent)) stop = 1;
+    pid_t done;
+    while ((done = waitpid(-1, NULL, WNOHANG)) > 0) {
+      for (int i = 0; i < children; i++) {
+        if (kids[i] == done) kids[i] = kids[--children];
+      }
+    }
+    if (stop || full || !(pf[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    if (conn < 0) {
+      /* The coordinator side: the one connection. Its name goes at once. */
+      conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0) continue;
+      close(lfd);
+      lfd = -1;
+      unlink(path);
+      continue;
+    }
+    int fd = recv_fd(conn);
+    if (fd == -2) {
+      /* The coordinator side is gone: so are its agents, before anyone may connect again. */
+      close(conn);
+      conn = -1;
+      end_requests(kids, &children, sfd);
+      continue;
+    }
+    if (fd < 0) continue;
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(sfd);
+      close(conn);
+      _exit(run_stream(fd));
+    }
+    close(fd);
+    if (pid > 0) kids[children++] = pid;
+  }
+  if (lfd >= 0) {
+    close(lfd);
+    unlink(path);
+  }
+  if (conn >= 0) close(conn);
+  end_requests(kids, &children, sfd);
+  return 0;
+}
+
+/* The coordinator side's one connection to serve: forwards each relay's
+ * request (a socket end, SCM_RIGHTS) that arrives on SOCK; reconnects when
+ * serve restarts. */
+static int hub_main(int argc, char **argv) {
+  long long parent = parse_parent(&argc, &argv);
+  if (argc != 2) die(2, "usage: launcher hub [--parent-pid PID] CHAN SOCK");
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%s", argv[0], SOCK_NAME);
+  umask(077);
+  int lfd = listen_at(argv[1]);
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigprocmask(SIG_BLOCK, &sigs, NULL);
+  int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+  int conn = -1, stop = 0;
+  while (!stop) {
+    if (conn < 0) conn = connect_to(path);
+    struct pollfd pf[3] = {{.fd = sfd, .events = POLLIN}, {.fd = conn, .events = POLLIN}, {.fd = lfd, .events = POLLIN}};
+    /* Relays wait in the backlog while serve is away. */
+    poll(pf, conn >= 0 ? 3 : 1, conn >= 0 ? 200 : 10);
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) stop = 1;
+    if (orphaned(parent)) stop = 1;
+    if (stop || conn < 0) continue;
+    if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char b;
+      ssize_t r = recv(conn, &b, 1, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(conn);
+        conn = -1;
+        continue;
+      }
+    }
+    if (!(pf[2].revents & POLLIN)) continue;
+    int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    struct pollfd one = {.fd = c, .events = POLLIN};
+    int fd = poll(&one, 1, 1000) == 1 ? recv_fd(c) : -1;
+    if (fd >= 0 && send_fd(conn, fd) != 0) {
+      close(conn);
+      conn = -1;
+    }
+    if (fd >= 0) close(fd);
+    close(c);
+  }
+  unlink(argv[1]);
+  return 0;
+}
+
+/* ---- relay and session: the coordinator side of a request ---- */
+
+typedef struct {
+  long index;
+  int answered;
+} agent_t;
+
+static agent_t *ag;           /* the request's agents (relay), the attempts in flight (session) */
+static size_t nag, ag_cap;
+static long quarantined;
+static pid_t local_kid;       /* our own launcher, when we forked it */
+
+static void ag_add(long index) {
+  if (nag == ag_cap) {
+    ag_cap = ag_cap ? ag_cap * 2 : 1024;
+    ag = realloc(ag, ag_cap * sizeof(agent_t));
+    if (ag == NULL) die(1, "out of memory");
+  }
+  ag[nag++] = (agent_t){.index = index};
+}
+
+static void out_line(const char *data, size_t len) {
+  if (sizeof(report) - report_len < len + 1) flush_reports();
+  if (len + 1 > sizeof(report)) {
+    if (write_all(STDOUT_FILENO, data, len) != 0 && !session) die(1, "cannot write reports: %s", strerror(errno));
+    return;
+  }
+  memcpy(report + report_len, data, len);
+  report_len += len;
+}
+
+static void quarantine(const char *line, size_t len, const char *why) {
+  quarantined++;
+  if (session || root == NULL) {
+    fprintf(stderr, "%s: refused a launcher record (%s): %.80s (%ld so far)\n", prog, why, line, quarantined);
+    return;
+  }
+  char path[PATH_MAX], dir[PATH_MAX / 2];
+  snprintf(dir, sizeof(dir), "%s/quarantine", root);
+  mkdir(dir, 0700);
+  snprintf(path, sizeof(path), "%s/launcher.%ld.%ld", dir, (long)getpid(), quarantined);
+  write_file(path, line, len > 65536 ? 65536 : len);
+  fprintf(stderr, "%s: quarantined a launcher record (%s): %s (%ld so far)\n", prog, why, path, quarantined);
+}
+
+/* Answers for agent ag[pos] with resp (a response line without its \n). */
+static void answer(size_t pos, char *json, size_t jlen) {
+  char head[96];
+  long idx = ag[pos].index;
+  ag[pos].answered = 1;
+  if (session) {
+    int n = snprintf(head, sizeof(head), "W %ld ", idx);
+    out_line(head, (size_t)n);
+    out_line(json, jlen);
+    out_line("\n", 1);
+    ag[pos] = ag[--nag];
+    return;
+  }
+  char tag[64];
+  snprintf(tag, sizeof(tag), "r%ld", (long)getpid());
+  json[jlen] = '\n';
+  const char *status = response_publish(root, idx, json, jlen + 1, tag);
+  json[jlen] = '\0';
+  int n = snprintf(head, sizeof(head), "W %ld %s\n", idx, status);
+  out_line(head, (size_t)n);
+}
+
+/* Checks one record line (without its \n) and answers with the response in it. */
+static void relay_record(char *line, size_t len, int *hello) {
+  size_t nl = strlen(nonce);
+  if (len < nl + 2 || memcmp(line, nonce, nl) != 0 || line[nl] != ' ') {
+    quarantine(line, len, "not the request's nonce");
+    return;
+  }
+  char *p = line + nl + 1;
+  if (len == nl + 2 && *p == 'H') {
+    *hello = 1;
+    return;
+  }
+  if (len < nl + 4 || (p[0] != 'W' && p[0] != 'I') || p[1] != ' ') {
+    quarantine(line, len, "not a response record");
+    return;
+  }
+  char kind = p[0];
+  p += 2;
+  char *end;
+  errno = 0;
+  long idx = strtol(p, &end, 10);
+  size_t pos = nag;
+  int shape = end != p && errno == 0 && (kind == 'W' ? *end == ' ' : end == line + len);
+  for (size_t i = 0; shape && i < nag; i++) {
+    if (ag[i].index == idx && !ag[i].answered) pos = i;
+  }
+  if (pos == nag) {
+    quarantine(line, len, "an agent not asked for, or answered already");
+    return;
+  }
+  if (kind == 'I') {
+    /* An attempt the stop cut short: no answer. */
+    if (session) {
+      char rec[64];
+      int n = snprintf(rec, sizeof(rec), "I %ld\n", idx);
+      out_line(rec, (size_t)n);
+      ag[pos] = ag[--nag];
+    } else {
+      /* the trace the coordinator counts it by */
+      char path[PATH_MAX];
+      snprintf(path, sizeof(path), "%s/work/agent-%ld.%ld.out", root, idx, (long)getpid());
+      write_file(path, "", 0);
+    }
+    return;
+  }
+  char *json = end + 1;
+  size_t jlen = len - (size_t)(json - line);
+  char want[128];
+  int wl = snprintf(want, sizeof(want), "{\"agentId\":\"agent-%ld\",\"index\":%ld,\"status\":\"", idx, idx);
+  const char *status = response_status(json, jlen);
+  int ok = status != NULL && jlen > (size_t)wl + 2 && memcmp(json, want, (size_t)wl) == 0 && json[jlen - 1] == '}' &&
+           memchr(json, '\n', jlen) == NULL;
+  if (ok) {
+    const char *code = json + wl + strlen(status) + 1;
+    /* completed exactly when the exit code is 0 */
+    ok = strncmp(code, ",\"exitCode\":", 12) == 0 && ((strcmp(status, "completed") == 0) == (strncmp(code + 12, "0,", 2) == 0));
+  }
+  if (!ok) {
+    quarantine(line, len, "not a response of that agent");
+    return;
+  }
+  answer(pos, json, jlen);
+}
+
+/* Final and failed, saying so: the agents the launcher never answered for
+ * (it ended first: killed, or crashed). */
+static void launcher_ended(int64_t since) {
+  for (size_t i = 0; i < nag; i++) {
+    if (ag[i].answered) continue;
+    char json[512];
+    long idx = ag[i].index;
+    int n = snprintf(json, sizeof(json) - 1,
+                     "{\"agentId\":\"agent-%ld\",\"index\":%ld,\"status\":\"failed\",\"exitCode\":null,\"attempts\":0,\"durationMs\":%lld,\"output\":\"\","
+                     "\"outputBytes\":0,\"outputTruncated\":false,\"error\":\"the launcher ended before agent-%ld's final answer "
+                     "(killed or crashed): its exit code is unknown\"}",
+                     idx, idx, (long long)((now_us() - since) / 1000), idx);
+    fprintf(stderr, "%s: agent-%ld has no answer: the launcher ended first\n", prog, idx);
+    answer(i, json, (size_t)n);
+    if (session) i--; /* answer() moved the last entry here */
+  }
+}
+
+/* The longest line a launcher sends: the response's output escaped (6 bytes
+ * a byte at most), its error line, the rest. */
+static size_t record_max(void) { return (size_t)resp_cfg.max_output * 6 + 65536; }
+
+/* A request to a launcher: through the hub, to serve directly (this process
+ * is then serve's one connection: *conn), or to a launcher of our own (forked).
+ * Returns our end, -1 when no launcher is there within wait_us. */
+static int open_request(int local, int64_t wait_us, int *conn) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die(1, "socketpair: %s", strerror(errno));
+  const char *hub = getenv("CFN_LAUNCHER_HUB"), *chan = getenv("CFN_LAUNCHER_DIR");
+  if (!local && hub != NULL && hub[0] != '\0') {
+    int c = -1;
+    for (int64_t t0 = now_us(); (c = connect_to(hub)) < 0 && now_us() - t0 < wait_us;) usleep(10000);
+    if (c < 0 || send_fd(c, sv[1]) != 0) die(1, "no launcher hub at %s (%s)", hub, strerror(errno));
+    close(c);
+  } else if (!local && chan != NULL && chan[0] != '\0') {
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", chan, SOCK_NAME);
+    if (*conn >= 0) {
+      struct pollfd pf = {.fd = *conn, .events = POLLIN};
+      if (poll(&pf, 1, 0) == 1 || send_fd(*conn, sv[1]) != 0) {
+        close(*conn); /* serve is gone: its restart listens again */
+        *conn = -1;
+      }
+    }
+    for (int64_t t0 = now_us(); *conn < 0 && now_us() - t0 < wait_us; usleep(10000)) {
+      if ((*conn = connect_to(path)) >= 0 && send_fd(*conn, sv[1]) != 0) {
+        close(*conn);
+        *conn = -1;
+      }
+    }
+    if (*conn < 0) {
+      close(sv[0]);
+      close(sv[1]);
+      return -1;
+    }
+  } else {
+    pid_t pid = fork();
+    if (pid < 0) die(1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+      /* Our own launcher: nothing of ours but its end (stdout is the reports'). */
+      prog = "launcher";
+      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+      dup2(null, STDIN_FILENO);
+      dup2(null, STDOUT_FILENO);
+      close(sv[0]);
+      sigset_t all;
+      sigemptyset(&all);
+      sigprocmask(SIG_SETMASK, &all, NULL);
+      _exit(run_stream(sv[1]));
+    }
+    local_kid = pid;
+  }
+  close(sv[1]);
+  return sv[0];
+}
+
+/* The head of a request: the run's argv (options, nonce, counts, command), the
+ * contract variables (the agent side has its own environment), the objective. */
+static void request_head(buf_t *out, char **opt, int nopt, char **counts, const char *obj, size_t obj_len) {
+  static const char *const contract[] = {"OBJECTIVE_ID", "SWARM_ID", "CFN_AGENTS_TOTAL", "CFN_OBJECTIVE"};
+  buf_t b = {0};
+  const char *ka = getenv("CFN_KILL_AFTER");
+  for (int i = 0; i < nopt; i++) buf_put(&b, opt[i], strlen(opt[i]) + 1);
+  if (ka != NULL && ka[0] != '\0') {
+    buf_put(&b, "--kill-after", 13);
+    buf_put(&b, ka, strlen(ka) + 1);
+  }
+  buf_put(&b, "--records", 10);
+  buf_put(&b, nonce, strlen(nonce) + 1);
+  for (int i = 0; counts[i] != NULL; i++) buf_put(&b, counts[i], strlen(counts[i]) + 1);
+  frame_put(out, F_ARGV, b.data, b.len);
+  b.len = 0;
+  for (size_t i = 0; i < sizeof(contract) / sizeof(contract[0]); i++) {
+    const char *v = getenv(contract[i]);
+    if (v == NULL) continue;
+    buf_put(&b, contract[i], strlen(contract[i]));
+    buf_put(&b, "=", 1);
+    buf_put(&b, v, strlen(v) + 1);
+  }
+  frame_put(out, F_ENV, b.data ? b.data : "", b.len);
+  frame_put(out, F_OBJ, obj ? obj : "", obj_len);
+  free(b.data);
+}
+
+/* The F_RUN frame of agent INDEX (relay): its task from ROOT/tasks (else the
+ * objective), its variables from ROOT/task-env; both are read here, where
+ * only the coordinator reaches. */
+static void relay_run_frame(buf_t *out, long index) {
+  char path[PATH_MAX], head[128];
+  size_t tlen = 0, elen = 0;
+  struct stat st;
+  snprintf(path, sizeof(path), "%s/tasks/%ld", root, index);
+  char *task = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? read_all(path, &tlen) : NULL;
+  snprintf(path, sizeof(path), "%s/task-env/%ld", root, index);
+  char *env = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? read_all(path, &elen) : NULL;
+  int n = snprintf(head, sizeof(head), "%ld 1 %d %zu\n", index, task != NULL, elen);
+  buf_t b = {0};
+  buf_put(&b, head, (size_t)n);
+  if (env) buf_put(&b, env, elen);
+  if (task) buf_put(&b, task, tlen);
+  frame_put(out, F_RUN, b.data, b.len);
+  free(b.data);
+  free(task);
+  free(env);
 }
 
 static long *read_queue(const char *path, size_t *n) {
@@ -594,539 +1471,147 @@ static long *read_queue(const char *path, size_t *n) {
   return q;
 }
 
-/* The options spawn and relay share; returns how many arguments they took. */
-static int parse_options(int argc, char **argv) {
-  int i = 0;
-  while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
-    const char *o = argv[i];
-    if (i + 1 >= argc) die(2, "%s needs a value (see --help)", o);
-    const char *v = argv[i + 1];
-    long long n;
-    if (strcmp(o, "--max-output") == 0) {
-      if (parse_num(v, 1, (long long)1 << 40, &n) != 0) die(2, "--max-output needs a byte count");
-      resp_cfg.max_output = n;
-    } else if (strcmp(o, "--timeout-text") == 0) {
-      if (v[0] == '\0') die(2, "--timeout-text needs the --agent-timeout text");
-      resp_cfg.timeout_text = v;
-    } else if (strcmp(o, "--no-retry") == 0) {
-      if (parse_codes(v) != 0) die(2, "--no-retry needs exit codes 1-255 (\"2,3\")");
-    } else if (strcmp(o, "--kill-after") == 0) {
-      if ((kill_after_us = parse_seconds(v)) < 0) die(2, "--kill-after needs seconds");
-    } else if (strcmp(o, "--first-attempt") == 0) {
-      if (parse_num(v, 1, 1000, &n) != 0) die(2, "--first-attempt needs a number 1-1000");
-      first_attempt = (int)n;
-    } else if (strcmp(o, "--records") == 0) {
-      if (strlen(v) < 16 || strspn(v, "0123456789abcdef") != strlen(v)) die(2, "--records needs a hex nonce");
-      nonce = v;
-    } else {
-      die(2, "unknown option %s (see --help)", o);
-    }
-    i += 2;
-  }
-  return i;
-}
-
-static void usage(void) {
-  fputs("Usage: launcher serve [--parent-pid PID] CHAN\n"
-        "       launcher relay [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
-        "       launcher spawn [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
-        "\n"
-        "The V2 engine's agent launcher (docs/v2-engine.md \"Who runs an agent\").\n"
-        "spawn runs the agents QUEUE_FILE lists (one index per line, at most\n"
-        "CONCURRENCY at once): stdin <ROOT>/tasks/<i> (else <ROOT>/objective.txt),\n"
-        "the variables of <ROOT>/task-env/<i>, stdout/stderr in ROOT/work/; retries\n"
-        "failures (backoff 100 ms x 2^n), stops an attempt past AGENT_TIMEOUT_US\n"
-        "(TERM, then KILL --kill-after seconds later), publishes each final\n"
-        "response in ROOT/responses/ and prints W INDEX completed|failed.\n"
-        "relay does the same through the launcher serving $CFN_LAUNCHER_DIR\n"
-        "(without it, here like spawn).\n"
-        "\n"
-        "Options: --max-output BYTES (65536), --timeout-text TEXT (the\n"
-        "--agent-timeout text of \"timed out after <it>s\"), --no-retry CODES\n"
-        "(\"2,3\": final at once), --kill-after SECONDS (2), --first-attempt N\n"
-        "(CFN_ATTEMPT of the first attempt, 1), --records NONCE\n"
-        "(spawn: responses as channel records on stdout).\n",
-        stdout);
-}
-
-/* launcher spawn: the agents of one queue, run here. */
-/* ROOT QUEUE CONCURRENCY RETRIES TIMEOUT_US -- CMD...: the arguments spawn
- * and relay share, checked and set (root, concurrency, retries, limit_us, cmd). */
-static void parse_run_args(int argc, char **argv) {
-  long long conc, rets, lim;
-  if (argc < 7 || strcmp(argv[5], "--") != 0) die(2, "usage: see --help");
-  if (parse_num(argv[2], 1, 100000, &conc) || parse_num(argv[3], 0, 100, &rets) || parse_num(argv[4], 0, INT64_MAX / 4, &lim))
-    die(2, "usage: see --help");
-  root = argv[0];
-  concurrency = (int)conc;
-  retries = (int)rets;
-  limit_us = lim;
-  cmd = argv + 6;
-}
-
-static int spawn_main(int argc, char **argv) {
-  int k = parse_options(argc, argv);
-  argv += k;
-  argc -= k;
-  parse_run_args(argc, argv);
-  const char *sl = getenv("CFN_OUTPUT_SLACK");
-  long long v;
-  if (sl != NULL && parse_num(sl, 0, (long long)1 << 40, &v) == 0) slack = v;
-  size_t n = 0, pos = 0;
-  long *queue = read_queue(argv[1], &n);
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/objective.txt", root);
-  read_objective(path);
-  snprintf(path, sizeof(path), "%s/tasks", root);
-  struct stat st;
-  have_tasks = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-  snprintf(path, sizeof(path), "%s/task-env", root);
-  have_task_env = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-  task_env = xmalloc(TASK_ENV_MAX + 16);
-  memcpy(task_env, "CFN_TASK=", 9);
-  build_env();
-  exe = resolve(cmd[0]);
-  run = calloc((size_t)concurrency, sizeof(slot_t));
-  if (run == NULL) die(1, "out of memory");
-  if (nonce != NULL) {
-    char hello[64];
-    int len = snprintf(hello, sizeof(hello), "%s H\n", nonce);
-    if (write_all(STDOUT_FILENO, hello, (size_t)len) != 0) die(1, "cannot reach the relay: %s", strerror(errno));
-  }
-  /* SIGCHLD stays pending while blocked: it wakes sigtimedwait. TERM/INT
-   * stop the run: the running agents get TERM (KILL later), none is final. */
-  sigset_t wake;
-  sigemptyset(&wake);
-  sigaddset(&wake, SIGCHLD);
-  sigaddset(&wake, SIGTERM);
-  sigaddset(&wake, SIGINT);
-  sigprocmask(SIG_BLOCK, &wake, NULL);
-  snprintf(path, sizeof(path), "%s/stop", root);
-  int64_t next_tick = now_us() + TICK_US;
-  for (;;) {
-    while (!stopping && nrun < concurrency && pos < n) {
-      slot_t *s = &run[nrun++];
-      *s = (slot_t){.index = queue[pos++], .out_fd = -1, .err_fd = -1, .attempts = first_attempt - 1};
-      start(s);
-    }
-    /* Backoffs that are due start now; the nearest other one bounds the wait. */
-    int64_t now = now_us(), next = next_tick;
-    for (int i = 0; i < nrun; i++) {
-      if (run[i].pid != 0) continue;
-      if (stopping) {
-        run[i--] = run[--nrun];
-      } else if (run[i].a0 <= now) {
-        start(&run[i]);
-        i = -1; /* start may have moved slots: look again */
-        now = now_us();
-        next = next_tick;
-      } else if (run[i].a0 < next) {
-        next = run[i].a0;
-      }
-    }
-    flush_reports();
-    if (nrun == 0) {
-      if (!stopping && pos < n) continue;
-      break;
-    }
-    int status, reaped = 0;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-      reaped = 1;
-      int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      for (int i = 0; i < nrun; i++) {
-        if (run[i].pid != pid) continue;
-        if (attempt_ended(&run[i], rc, now_us())) run[i] = run[--nrun];
-        break;
-      }
-    }
-    now = now_us();
-    if (now >= next_tick) {
-      if (nonce != NULL && !stopping && access(path, F_OK) == 0) stopping = 1;
-      tick(now);
-      next_tick = now + TICK_US;
-    }
-    if (reaped) continue;
-    int64_t wait_us = (next < next_tick ? next : next_tick) - now;
-    if (wait_us > 0) {
-      struct timespec ts = {.tv_sec = wait_us / 1000000, .tv_nsec = (wait_us % 1000000) * 1000};
-      int sig = sigtimedwait(&wake, NULL, &ts);
-      if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-        stopping = 1;
-        tick(now_us());
-      }
-    }
-  }
-  flush_reports();
-  free(queue);
-  return stopping ? 143 : 0;
-}
-
-/* ---- the channel ---- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP) rmdir(path);
-  else unlink(path);
-  return 0;
-}
-
-static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-static void mkdir_shared(const char *path) {
-  if (mkdir(path, 02770) != 0 && errno != EEXIST) die(1, "%s: %s", path, strerror(errno));
-}
-
-/* The agent side: serves the requests of CHAN/new/ until TERM. */
-static void serve_request(const char *chan, const char *id);
-
-static int serve_main(int argc, char **argv) {
-  long long parent = 0;
-  if (argc == 3 && strcmp(argv[0], "--parent-pid") == 0 && parse_num(argv[1], 1, INT_MAX, &parent) == 0) {
-    argv += 2;
-    argc -= 2;
-  }
-  if (argc != 1) die(2, "usage: launcher serve [--parent-pid PID] CHAN");
-  const char *chan = argv[0];
-  char path[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
-  /* Shared with the coordinator (the pod's common group), never with others. */
-  umask(007);
-  prctl(PR_SET_DUMPABLE, 0);
-  mkdir_shared(chan);
-  snprintf(path, sizeof(path), "%s/new", chan);
-  mkdir_shared(path);
-  snprintf(path, sizeof(path), "%s/tmp", chan);
-  mkdir_shared(path);
-  snprintf(path, sizeof(path), "%s/run", chan);
-  mkdir_shared(path);
-  snprintf(path, sizeof(path), "%s/new", chan);
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGCHLD);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigprocmask(SIG_BLOCK, &sigs, NULL);
-  int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-  int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (ifd >= 0 && inotify_add_watch(ifd, path, IN_MOVED_TO | IN_CREATE) < 0) {
-    close(ifd);
-    ifd = -1;
-  }
-  pid_t kids[256];
-  int children = 0, stop = 0;
-  fprintf(stderr, "%s: serving %s\n", prog, chan);
-  while (!stop || children > 0) {
-    DIR *d = stop ? NULL : opendir(path);
-    struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-      if (de->d_name[0] == '.') continue;
-      snprintf(from, sizeof(from), "%s/new/%s", chan, de->d_name);
-      snprintf(to, sizeof(to), "%s/run/%s", chan, de->d_name);
-      if (children == (int)(sizeof(kids) / sizeof(kids[0]))) break; /* the next scan takes it */
-      if (rename(from, to) != 0) continue; /* another launcher took it */
-      pid_t pid = fork();
-      if (pid == 0) {
-        sigprocmask(SIG_UNBLOCK, &sigs, NULL);
-        close(sfd);
-        if (ifd >= 0) close(ifd);
-        if (d != NULL) closedir(d);
-        serve_request(chan, de->d_name);
-      }
-      if (pid > 0) kids[children++] = pid;
-    }
-    if (d != NULL) closedir(d);
-    struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
-    poll(pf, ifd >= 0 ? 2 : 1, ifd >= 0 ? 200 : 10);
-    char drain[4096];
-    if (ifd >= 0) while (read(ifd, drain, sizeof(drain)) > 0) {}
-    struct signalfd_siginfo si;
-    /* A local launcher ends with the run that started it, however it ended. */
-    int orphan = parent > 0 && kill((pid_t)parent, 0) != 0 && errno == ESRCH;
-    while (orphan || read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-      if (orphan || si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-        orphan = 0;
-        if (stop) continue;
-        stop = 1;
-        for (int i = 0; i < children; i++) kill(kids[i], SIGTERM); /* they stop their agents */
-      }
-    }
-    pid_t done;
-    while ((done = waitpid(-1, NULL, WNOHANG)) > 0) {
-      for (int i = 0; i < children; i++) {
-        if (kids[i] == done) kids[i] = kids[--children];
-      }
-    }
-  }
-  return 0;
-}
-
-/* A request's child: runs its agents with the records on the FIFO. */
-static void serve_request(const char *chan, const char *id) {
-  char req[PATH_MAX / 2], path[PATH_MAX];
-  size_t len, elen;
-  snprintf(req, sizeof(req), "%s/run/%s", chan, id);
-  snprintf(path, sizeof(path), "%s/argv", req);
-  char *args = read_all(path, &len);
-  if (args == NULL) die(1, "%s: %s", path, strerror(errno));
-  snprintf(path, sizeof(path), "%s/env", req);
-  char *env = read_all(path, &elen);
-  for (size_t off = 0; env != NULL && off < elen; off += strlen(env + off) + 1) putenv(env + off);
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) n += args[i] == '\0';
-  char **av = calloc(n + 4, sizeof(char *));
-  if (av == NULL) die(1, "out of memory");
-  size_t k = 0, a = 0;
-  /* argv: OPTIONS CONC RETRIES LIMIT -- CMD: ROOT and QUEUE are the request's. */
-  char *items[n + 1];
-  for (size_t off = 0; off < len; off += strlen(args + off) + 1) items[a++] = args + off;
-  size_t opts = 0;
-  while (opts + 1 < a && strncmp(items[opts], "--", 2) == 0 && items[opts][2] != '\0') opts += 2;
-  for (size_t i = 0; i < opts; i++) av[k++] = items[i];
-  av[k++] = req;
-  snprintf(path, sizeof(path), "%s/queue", req);
-  av[k++] = strdup(path);
-  for (size_t i = opts; i < a; i++) av[k++] = items[i];
-  av[k] = NULL;
-  snprintf(path, sizeof(path), "%s/records", req);
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die(1, "%s: %s", path, strerror(errno));
-  dup2(fd, STDOUT_FILENO);
-  close(fd);
-  signal(SIGPIPE, SIG_IGN);
-  _exit(spawn_main((int)k, av));
-}
-
-/* ---- relay: the coordinator side of one request ---- */
-
-typedef struct {
-  long *queue;
-  size_t n;
-  unsigned char *answered; /* by queue position */
-  long quarantined;
-} relay_t;
-
-static int copy_file(const char *from, const char *to) {
-  size_t len;
-  char *d = read_all(from, &len);
-  if (d == NULL) return errno == ENOENT ? 1 : -1;
-  int rc = write_file(to, d, len);
-  free(d);
-  return rc;
-}
-
-static void quarantine(relay_t *r, const char *line, size_t len, const char *why) {
-  char path[PATH_MAX];
-  r->quarantined++;
-  snprintf(path, sizeof(path), "%s/quarantine/launcher.%ld.%ld", root, (long)getpid(), r->quarantined);
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s/quarantine", root);
-  mkdir(dir, 0700);
-  write_file(path, line, len > 65536 ? 65536 : len);
-  fprintf(stderr, "%s: quarantined a launcher record (%s): %s (%ld so far)\n", prog, why, path, r->quarantined);
-}
-
-/* Checks one record line (without its \n) and publishes the response in it. */
-static void relay_record(relay_t *r, char *line, size_t len, int *hello) {
-  size_t nl = strlen(nonce);
-  if (len < nl + 2 || memcmp(line, nonce, nl) != 0 || line[nl] != ' ') {
-    quarantine(r, line, len, "not the request's nonce");
-    return;
-  }
-  char *p = line + nl + 1;
-  if (len == nl + 2 && *p == 'H') {
-    *hello = 1;
-    return;
-  }
-  if (len < nl + 4 || (p[0] != 'W' && p[0] != 'I') || p[1] != ' ') {
-    quarantine(r, line, len, "not a response record");
-    return;
-  }
-  p += 2;
-  char *end;
-  errno = 0;
-  long idx = strtol(p, &end, 10);
-  size_t pos = r->n;
-  char kind = p[-2];
-  int shape = end != p && errno == 0 && (kind == 'W' ? *end == ' ' : end == line + len);
-  for (size_t i = 0; shape && i < r->n; i++) {
-    if (r->queue[i] == idx && !r->answered[i]) pos = i;
-  }
-  if (pos == r->n) {
-    quarantine(r, line, len, "an agent not asked for, or answered already");
-    return;
-  }
-  if (kind == 'I') {
-    /* An attempt the stop cut short: the trace the coordinator counts it by. */
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/work/agent-%ld.%ld.out", root, idx, (long)getpid());
-    write_file(path, "", 0);
-    return;
-  }
-  char *json = end + 1;
-  size_t jlen = len - (size_t)(json - line);
-  char want[128];
-  int wl = snprintf(want, sizeof(want), "{\"agentId\":\"agent-%ld\",\"index\":%ld,\"status\":\"", idx, idx);
-  const char *status = response_status(json, jlen);
-  int ok = status != NULL && jlen > (size_t)wl + 2 && memcmp(json, want, (size_t)wl) == 0 && json[jlen - 1] == '}';
-  if (ok) {
-    const char *code = json + wl + strlen(status) + 1;
-    /* completed exactly when the exit code is 0 */
-    ok = strncmp(code, ",\"exitCode\":", 12) == 0 && ((strcmp(status, "completed") == 0) == (strncmp(code + 12, "0,", 2) == 0));
-  }
-  if (!ok) {
-    quarantine(r, line, len, "not a response of that agent");
-    return;
-  }
-  char tag[64];
-  snprintf(tag, sizeof(tag), "r%ld", (long)getpid());
-  line[len] = '\n';
-  status = response_publish(root, idx, json, jlen + 1, tag);
-  r->answered[pos] = 1;
-  if (sizeof(report) - report_len < 96) flush_reports();
-  report_len += (size_t)snprintf(report + report_len, sizeof(report) - report_len, "W %ld %s\n", idx, status);
-}
-
-/* The longest line a launcher sends: the response's output escaped (6 bytes
- * a byte at most), its error line, the rest. */
-static size_t record_max(void) { return (size_t)resp_cfg.max_output * 6 + 65536; }
-
-static int relay_main(int argc, char **argv) {
+/* relay, spawn (local) and session: MODE 'r', 's', 'S'. */
+static int relay_main(int argc, char **argv, int mode) {
   const char *chan = getenv("CFN_LAUNCHER_DIR");
-  /* No launcher to hand the agents to (a topology run by itself): run them here. */
-  if (chan == NULL || chan[0] == '\0') {
-    prog = "launcher";
-    return spawn_main(argc, argv);
-  }
-  if (chan[0] != '/' || strlen(chan) > 1024) die(2, "relay: CFN_LAUNCHER_DIR must be the launcher's channel directory (an absolute path)");
+  int local = mode == 's';
+  session = mode == 'S';
+  if (!local && chan != NULL && chan[0] != '\0' && (chan[0] != '/' || strlen(chan) > 1024))
+    die(2, "%s: CFN_LAUNCHER_DIR must be the launcher's channel directory (an absolute path)", prog);
   int k = parse_options(argc, argv);
-  if (nonce != NULL) die(2, "relay: --records is the launcher's");
+  if (nonce != NULL) die(2, "--records is the launcher's");
   char **opt = argv;
   argv += k;
   argc -= k;
-  parse_run_args(argc, argv);
-  relay_t r = {0};
-  r.queue = read_queue(argv[1], &r.n);
-  r.answered = calloc(r.n + 1, 1);
-  if (r.answered == NULL) die(1, "out of memory");
-  umask(007);
-  /* The request. */
+  long *queue = NULL;
+  size_t nq = 0, sent = 0;
+  char *obj = NULL;
+  size_t obj_len = 0;
+  if (!session) {
+    if (argc < 7) die(2, "usage: see --help");
+    root = argv[0];
+    parse_counts(argc - 2, argv + 2);
+    queue = read_queue(argv[1], &nq);
+    for (size_t i = 0; i < nq; i++) ag_add(queue[i]);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/objective.txt", root);
+    obj = read_all(path, &obj_len);
+    argv += 2;
+  } else {
+    parse_counts(argc, argv);
+    /* The objective: the frame before any attempt's. */
+  }
+  char **counts = argv;
   unsigned char rnd[16];
   static char hex[33];
   if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) die(1, "getrandom: %s", strerror(errno));
   for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
   nonce = hex;
-  char id[96], tmp[PATH_MAX / 2], newp[PATH_MAX / 2], runp[PATH_MAX / 2], path[PATH_MAX], from[PATH_MAX];
-  snprintf(id, sizeof(id), "%ld.%s", (long)getpid(), hex);
-  mkdir_shared(chan);
-  for (int i = 0; i < 3; i++) {
-    snprintf(path, sizeof(path), "%s/%s", chan, i == 0 ? "tmp" : i == 1 ? "new" : "run");
-    mkdir_shared(path);
-  }
-  snprintf(tmp, sizeof(tmp), "%s/tmp/%s", chan, id);
-  snprintf(newp, sizeof(newp), "%s/new/%s", chan, id);
-  snprintf(runp, sizeof(runp), "%s/run/%s", chan, id);
-  if (mkdir(tmp, 0770) != 0) die(1, "%s: %s", tmp, strerror(errno));
-  snprintf(path, sizeof(path), "%s/work", tmp);
-  mkdir(path, 0770);
-  snprintf(from, sizeof(from), "%s/objective.txt", root);
-  snprintf(path, sizeof(path), "%s/objective.txt", tmp);
-  copy_file(from, path);
-  for (int pass = 0; pass < 2; pass++) {
-    const char *sub = pass == 0 ? "tasks" : "task-env";
-    struct stat st;
-    snprintf(from, sizeof(from), "%s/%s", root, sub);
-    if (stat(from, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    snprintf(path, sizeof(path), "%s/%s", tmp, sub);
-    mkdir(path, 0770);
-    for (size_t i = 0; i < r.n; i++) {
-      snprintf(from, sizeof(from), "%s/%s/%ld", root, sub, r.queue[i]);
-      snprintf(path, sizeof(path), "%s/%s/%ld", tmp, sub, r.queue[i]);
-      if (copy_file(from, path) < 0) die(1, "%s: %s", path, strerror(errno));
-    }
-  }
-  buf_t b = {0};
-  char num[64];
-  for (size_t i = 0; i < r.n; i++) {
-    int l = snprintf(num, sizeof(num), "%ld\n", r.queue[i]);
-    buf_put(&b, num, (size_t)l);
-  }
-  snprintf(path, sizeof(path), "%s/queue", tmp);
-  if (write_file(path, b.data, b.len) != 0) die(1, "%s: %s", path, strerror(errno));
-  b.len = 0;
-  /* argv: the options, the nonce, the run's numbers and the command. */
-  const char *ka = getenv("CFN_KILL_AFTER");
-  for (int i = 0; i < k; i++) buf_put(&b, opt[i], strlen(opt[i]) + 1);
-  if (ka != NULL && ka[0] != '\0') {
-    buf_put(&b, "--kill-after", 13);
-    buf_put(&b, ka, strlen(ka) + 1);
-  }
-  buf_put(&b, "--records", 10);
-  buf_put(&b, hex, strlen(hex) + 1);
-  for (int i = 2; i < argc; i++) buf_put(&b, argv[i], strlen(argv[i]) + 1);
-  snprintf(path, sizeof(path), "%s/argv", tmp);
-  if (write_file(path, b.data, b.len) != 0) die(1, "%s: %s", path, strerror(errno));
-  /* env: the swarm's contract variables (the agent side has its own environment). */
-  static const char *const contract[] = {"OBJECTIVE_ID", "SWARM_ID", "CFN_AGENTS_TOTAL", "CFN_OBJECTIVE"};
-  b.len = 0;
-  for (size_t i = 0; i < sizeof(contract) / sizeof(contract[0]); i++) {
-    const char *v = getenv(contract[i]);
-    if (v == NULL) continue;
-    buf_put(&b, contract[i], strlen(contract[i]));
-    buf_put(&b, "=", 1);
-    buf_put(&b, v, strlen(v) + 1);
-  }
-  snprintf(path, sizeof(path), "%s/env", tmp);
-  if (write_file(path, b.data, b.len) != 0) die(1, "%s: %s", path, strerror(errno));
-  free(b.data);
-  char fifo[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/records", tmp);
-  if (mkfifo(path, 0660) != 0) die(1, "%s: %s", path, strerror(errno));
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) die(1, "%s: %s", path, strerror(errno));
-  if (rename(tmp, newp) != 0) die(1, "%s: %s", newp, strerror(errno));
-  snprintf(fifo, sizeof(fifo), "%s/records", runp);
-  /* Wait for the launcher, read its records. */
+  umask(007);
+  signal(SIGPIPE, SIG_IGN);
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGCHLD);
   sigprocmask(SIG_BLOCK, &sigs, NULL);
   int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
   const char *w = getenv("CFN_LAUNCHER_WAIT");
   int64_t wait_us = w != NULL && parse_seconds(w) >= 0 ? parse_seconds(w) : 30000000;
-  int64_t t0 = now_us(), stop_at = 0;
-  int claimed = 0, hello = 0, stop = 0, eof = 0;
   pid_t parent = getppid();
+  frames_t in = {0};        /* session: frames from stdin */
+  int in_eof = !session, have_obj = !session;
+  if (session) fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+  int conn = -1, req = -1, hello = 0, stop = 0, shut = 0;
+  int64_t t0 = 0, stop_at = 0;
+  buf_t out = {0};          /* to the launcher */
+  size_t out_off = 0;
   size_t cap = 1 << 16, have = 0, max = record_max();
   char *buf = xmalloc(cap + 1);
-  while (!eof) {
-    struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-    poll(pf, 2, claimed ? 200 : 5);
+  for (;;) {
+    if (session && !in_eof && out.len - out_off < (1 << 20)) {
+      char *p;
+      uint32_t len;
+      int t;
+      frames_fill(&in, STDIN_FILENO, 0);
+      while ((t = frame_next(&in, &p, &len)) != 0) {
+        if (t == F_OBJ && !have_obj) {
+          obj = dup_bytes(p, len);
+          obj_len = len;
+          have_obj = 1;
+          continue;
+        }
+        if (!have_obj) die(1, "session: the objective comes first");
+        if (req < 0) {
+          /* A request for the attempts to come: the first, or one after the launcher ended. */
+          if ((req = open_request(local, wait_us, &conn)) < 0) die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
+          out.len = out_off = 0;
+          hello = shut = 0;
+          have = 0;
+          t0 = now_us();
+          request_head(&out, opt, k, counts, obj, obj_len);
+        }
+        if (t == F_RUN) {
+          char *sp = memchr(p, ' ', len < 16 ? len : 16);
+          long long idx;
+          char num[16];
+          if (sp == NULL) die(1, "session: a run frame without an index");
+          memcpy(num, p, (size_t)(sp - p));
+          num[sp - p] = '\0';
+          if (parse_num(num, 0, INDEX_MAX, &idx)) die(1, "session: a run frame without an index");
+          ag_add((long)idx);
+        }
+        frame_put(&out, t, p, len);
+      }
+      if (in.eof) in_eof = 1;
+    }
+    if (!session && req < 0 && t0 == 0) {
+      if ((req = open_request(local, wait_us, &conn)) < 0) die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
+      t0 = now_us();
+      request_head(&out, opt, k, counts, obj, obj_len);
+    }
+    /* relay: the agents' frames as the launcher takes them */
+    while (!session && req >= 0 && !stop && sent < nq && out.len - out_off < (1 << 16)) relay_run_frame(&out, queue[sent++]);
+    if (req >= 0 && !shut && !stop && (session ? in_eof : sent == nq)) {
+      frame_put(&out, F_END, "", 0);
+      shut = 1;
+    }
+    if (session && in_eof && req < 0) break;
+    struct pollfd pf[3] = {{.fd = sfd, .events = POLLIN}, {.fd = req, .events = POLLIN | (out_off < out.len ? POLLOUT : 0)}, {.fd = STDIN_FILENO, .events = POLLIN}};
+    int npf = req >= 0 ? 2 : 1;
+    if (session && !in_eof && out.len - out_off < (1 << 20)) npf = 3;
+    if (npf == 3 && req < 0) pf[1].fd = -1;
+    flush_reports();
+    poll(pf, (nfds_t)npf, hello || req < 0 ? 200 : 5);
     struct signalfd_siginfo si;
-    /* The dispatcher gone (killed): stop as on TERM. */
-    int orphan = getppid() != parent;
+    /* The dispatcher gone (killed) stops a relay; a session's agents run on. */
+    int orphan = !session && getppid() != parent;
     while (orphan || read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+      if (!orphan && si.ssi_signo == SIGCHLD) continue;
       orphan = 0;
       if (stop) continue;
+      /* The dispatcher stops us (or is gone): the launcher stops the agents. */
       stop = 1;
       stop_at = now_us() + kill_after_us + 5000000;
-      snprintf(path, sizeof(path), "%s/stop", claimed ? runp : newp);
-      write_file(path, "", 0);
+      if (req >= 0) frame_put(&out, F_STOP, "", 0);
     }
-    if (!claimed) {
-      if (access(newp, F_OK) != 0) {
-        claimed = 1;
-      } else if (stop || now_us() - t0 > wait_us) {
-        rm_tree(newp);
-        if (stop) return 143;
-        die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
-      }
+    if (local_kid > 0) waitpid(local_kid, NULL, WNOHANG);
+    if (req < 0) {
+      if (stop) break;
+      continue;
     }
+    while (out_off < out.len) {
+      ssize_t wr = send(req, out.data + out_off, out.len - out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (wr < 0 && errno == EINTR) continue;
+      if (wr <= 0) break;
+      out_off += (size_t)wr;
+    }
+    if (out_off == out.len) out.len = out_off = 0;
+    int eof = 0;
     for (;;) {
       if (have == cap) {
         if (cap > max * 2) {
-          quarantine(&r, buf, have, "a line longer than any response");
+          quarantine(buf, have, "a line longer than any response");
           have = 0;
         } else {
           cap *= 2;
@@ -1134,51 +1619,47 @@ static int relay_main(int argc, char **argv) {
           if (buf == NULL) die(1, "out of memory");
         }
       }
-      ssize_t got = read(fd, buf + have, cap - have);
+      ssize_t got = recv(req, buf + have, cap - have, MSG_DONTWAIT);
       if (got < 0 && errno == EINTR) continue;
-      if (got < 0) break; /* EAGAIN */
-      if (got == 0) {
-        /* No writer: the launcher is done (or gone) once it has said hello. */
-        if (hello || (claimed && now_us() - t0 > wait_us)) eof = 1;
+      if (got < 0 && errno == EAGAIN) break;
+      if (got <= 0) {
+        eof = 1;
         break;
       }
       have += (size_t)got;
       char *s = buf, *e;
       while ((e = memchr(s, '\n', have - (size_t)(s - buf))) != NULL) {
-        int had = hello;
-        relay_record(&r, s, (size_t)(e - s), &hello);
-        if (!had && hello) unlink(fifo); /* both ends open: no one else may open it */
+        relay_record(s, (size_t)(e - s), &hello);
         s = e + 1;
       }
       have -= (size_t)(s - buf);
       memmove(buf, s, have);
-      flush_reports();
     }
-    if (stop && now_us() > stop_at) break;
-  }
-  if (have > 0) quarantine(&r, buf, have, "a record cut short");
-  /* The agents the launcher never answered for: it ended first (killed, or
-   * crashed). Final and failed, saying so; none when the run was stopped. */
-  for (size_t i = 0; !stop && i < r.n; i++) {
-    if (r.answered[i]) continue;
-    buf_t resp = {0};
-    char head[512], tag[64];
-    long idx = r.queue[i];
-    snprintf(head, sizeof(head),
-             "{\"agentId\":\"agent-%ld\",\"index\":%ld,\"status\":\"failed\",\"exitCode\":null,\"attempts\":0,\"durationMs\":%lld,\"output\":\"\","
-             "\"outputBytes\":0,\"outputTruncated\":false,\"error\":\"the launcher ended before agent-%ld's final answer "
-             "(killed or crashed): its exit code is unknown\"}\n",
-             idx, idx, (long long)((now_us() - t0) / 1000), idx);
-    buf_put(&resp, head, strlen(head));
-    snprintf(tag, sizeof(tag), "r%ld", (long)getpid());
-    const char *status = response_publish(root, idx, resp.data, resp.len, tag);
-    free(resp.data);
-    fprintf(stderr, "%s: agent-%ld has no answer: the launcher ended first\n", prog, idx);
-    if (sizeof(report) - report_len < 96) flush_reports();
-    report_len += (size_t)snprintf(report + report_len, sizeof(report) - report_len, "W %ld %s\n", idx, status);
+    if (!hello && !eof && now_us() - t0 > wait_us) die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
+    if (eof || (stop && now_us() > stop_at)) {
+      if (have > 0) quarantine(buf, have, "a record cut short");
+      have = 0;
+      close(req);
+      req = -1;
+      if (local_kid > 0) {
+        if (stop && !eof) kill(local_kid, SIGKILL);
+        waitpid(local_kid, NULL, 0);
+        local_kid = 0;
+      }
+      if (stop) {
+        /* stopped: no answer, nothing final */
+        if (!session) break;
+        nag = 0;
+        break;
+      }
+      launcher_ended(t0);
+      if (!session) break;
+      nag = 0;
+      out.len = out_off = 0;
+    }
   }
   flush_reports();
-  rm_tree(claimed ? runp : newp);
+  if (conn >= 0) close(conn);
   return stop ? 143 : 0;
 }
 
@@ -1188,10 +1669,18 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (strcmp(argv[1], "serve") == 0) return serve_main(argc - 2, argv + 2);
+  if (strcmp(argv[1], "hub") == 0) {
+    prog = "launcher hub";
+    return hub_main(argc - 2, argv + 2);
+  }
   if (strcmp(argv[1], "relay") == 0) {
     prog = "launcher relay";
-    return relay_main(argc - 2, argv + 2);
+    return relay_main(argc - 2, argv + 2, 'r');
   }
-  if (strcmp(argv[1], "spawn") == 0) return spawn_main(argc - 2, argv + 2);
+  if (strcmp(argv[1], "session") == 0) {
+    prog = "launcher session";
+    return relay_main(argc - 2, argv + 2, 'S');
+  }
+  if (strcmp(argv[1], "spawn") == 0) return relay_main(argc - 2, argv + 2, 's');
   die(2, "unknown command %s (see --help)", argv[1]);
 }

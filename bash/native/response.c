@@ -125,18 +125,15 @@ static void json_piece(buf_t *b, const unsigned char *s, const unsigned char *en
   }
 }
 
-/* Up to max bytes of path from offset off; returns the count read (0 when missing). */
-static size_t read_part(const char *path, off_t off, size_t max, unsigned char *dst) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+/* Up to max bytes of fd from offset off; returns the count read (0 when none). */
+static size_t read_part(int fd, off_t off, size_t max, unsigned char *dst) {
   size_t got = 0;
-  if (fd < 0) return 0;
-  while (got < max) {
+  while (fd >= 0 && got < max) {
     ssize_t r = pread(fd, dst + got, max - got, off + (off_t)got);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
     got += (size_t)r;
   }
-  close(fd);
   return got;
 }
 
@@ -144,12 +141,12 @@ static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r
 
 /* The last line of stderr's last 4096 bytes that is not blank, NUL bytes
  * dropped (bash: tail -c 4096 | sed '/^[[:space:]]*$/d' | tail -n 1). */
-static void error_line(const char *path, buf_t *line) {
+static void error_line(int fd, buf_t *line) {
   struct stat st;
   unsigned char tail[ERR_TAIL];
-  if (stat(path, &st) != 0 || st.st_size <= 0) return;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) return;
   off_t off = st.st_size > ERR_TAIL ? st.st_size - ERR_TAIL : 0;
-  size_t n = read_part(path, off, ERR_TAIL, tail);
+  size_t n = read_part(fd, off, ERR_TAIL, tail);
   size_t end = n;
   while (end > 0) {
     size_t start = end;
@@ -190,7 +187,7 @@ static const char *status_on_disk(const char *path) {
   return response_status(head, (size_t)n);
 }
 
-void response_build(const response_cfg_t *cfg, long index, const char *out, const char *err, int rc, int attempts,
+void response_build(const response_cfg_t *cfg, long index, int out, int err, int rc, int attempts,
                     long long duration_ms, int timed_out, buf_t *resp) {
   char num[160];
   buf_t line = {0};
@@ -199,7 +196,7 @@ void response_build(const response_cfg_t *cfg, long index, const char *out, cons
   snprintf(num, sizeof(num), "{\"agentId\":\"agent-%ld\",\"index\":%ld,\"status\":\"%s\",\"exitCode\":%d,\"attempts\":%d,\"durationMs\":%lld,\"output\":",
            index, index, rc == 0 ? "completed" : "failed", rc, attempts, duration_ms);
   buf_str(resp, num);
-  if (stat(out, &st) == 0 && st.st_size > 0) size = st.st_size;
+  if (out >= 0 && fstat(out, &st) == 0 && st.st_size > 0) size = st.st_size;
   if (size > 0) {
     size_t want = (size_t)(size < cfg->max_output ? size : cfg->max_output);
     unsigned char *data = malloc(want);
@@ -219,7 +216,7 @@ void response_build(const response_cfg_t *cfg, long index, const char *out, cons
     buf_str(resp, "null");
   } else {
     buf_t last = {0};
-    if (err != NULL) error_line(err, &last);
+    if (err >= 0) error_line(err, &last);
     if (timed_out) {
       buf_str(&line, "timed out after ");
       buf_str(&line, cfg->timeout_text);

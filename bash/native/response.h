@@ -25,8 +25,8 @@ typedef struct {
 } response_cfg_t;
 
 /* Appends to resp the response line (ended by \n) of agent INDEX's final
- * attempt from its stdout file OUT and stderr file ERR (NULL: none). */
-void response_build(const response_cfg_t *cfg, long index, const char *out, const char *err, int rc, int attempts,
+ * attempt from its stdout OUT and stderr ERR (open files; -1: none). */
+void response_build(const response_cfg_t *cfg, long index, int out, int err, int rc, int attempts,
                     long long duration_ms, int timed_out, buf_t *resp);
 
 /* "completed" or "failed" from a response's first bytes, NULL when they are

@@ -288,28 +288,25 @@ AGENT
 }
 
 @test "channel: records without the nonce, for agents not asked for or answered, or not that agent's response are quarantined, never published" {
-  # A stand-in for a subverted launcher side: it claims the request and
-  # sends garbage and forgeries around one true response.
-  mkdir -p "$CHAN/new" "$CHAN/run" "$CHAN/tmp"
+  # A stand-in for a subverted launcher side: it takes the request and sends
+  # garbage and forgeries around one true response.
+  cc -O1 -o "$OUT/fake-launcher" "$TOOLS/fake-launcher.c"
+  mkdir -p "$CHAN"
+  cat >"$OUT/records" <<'RECORDS'
+NONCE H
+garbage
+0000000000000000deadbeefdeadbeef W 0 {"agentId":"agent-0","index":0,"status":"completed","exitCode":0}
+NONCE W 0 {"agentId":"agent-0","index":0,"status":"completed","exitCode":0,"attempts":1,"durationMs":1,"output":"true","outputBytes":4,"outputTruncated":false,"error":null}
+NONCE W 0 {"agentId":"agent-0","index":0,"status":"failed","exitCode":1,"attempts":1,"durationMs":1,"output":"","outputBytes":0,"outputTruncated":false,"error":null}
+NONCE W 7 {"agentId":"agent-7","index":7,"status":"completed","exitCode":0}
+NONCE W 1 {"agentId":"agent-2","index":2,"status":"completed","exitCode":0}
+NONCE W 1 {"agentId":"agent-1","index":1,"status":"completed","exitCode":3,"attempts":1}
+RECORDS
+  "$OUT/fake-launcher" "$CHAN" "$OUT/records" &
+  local fake=$!
   seq 0 2 >"$ROOT/queue"
-  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 3 0 0 -- true >"$OUT/reports" 2>"$OUT/relay.err" &
-  local relay=$! req='' i nonce
-  for ((i = 0; i < 100; i++)); do req=$(ls "$CHAN/new"); [ -n "$req" ] && break; sleep 0.05; done
-  mv "$CHAN/new/$req" "$CHAN/run/$req"
-  nonce=$(tr '\0' '\n' <"$CHAN/run/$req/argv" | grep -A1 '^--records$' | tail -1)
-  {
-    echo "$nonce H"
-    echo 'garbage'
-    echo "0000000000000000deadbeefdeadbeef W 0 {\"agentId\":\"agent-0\",\"index\":0,\"status\":\"completed\",\"exitCode\":0}"
-    echo "$nonce W 0 {\"agentId\":\"agent-0\",\"index\":0,\"status\":\"completed\",\"exitCode\":0,\"attempts\":1,\"durationMs\":1,\"output\":\"true\",\"outputBytes\":4,\"outputTruncated\":false,\"error\":null}"
-    echo "$nonce W 0 {\"agentId\":\"agent-0\",\"index\":0,\"status\":\"failed\",\"exitCode\":1,\"attempts\":1,\"durationMs\":1,\"output\":\"\",\"outputBytes\":0,\"outputTruncated\":false,\"error\":null}"
-    echo "$nonce W 7 {\"agentId\":\"agent-7\",\"index\":7,\"status\":\"completed\",\"exitCode\":0}"
-    echo "$nonce W 1 {\"agentId\":\"agent-2\",\"index\":2,\"status\":\"completed\",\"exitCode\":0}"
-    echo "$nonce W 1 {\"agentId\":\"agent-1\",\"index\":1,\"status\":\"completed\",\"exitCode\":3,\"attempts\":1}"
-  } >"$CHAN/run/$req/records"
-  wait "$relay"
-  # The FIFO's name went with the hello: nothing else can open it.
-  [ ! -e "$CHAN/run/$req" ]
+  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 3 0 0 -- true >"$OUT/reports" 2>"$OUT/relay.err"
+  wait "$fake"
   resp 0 '.status == "completed" and .output == "true"'
   resp 1 '.status == "failed" and .exitCode == null'
   resp 2 '.status == "failed" and .exitCode == null'
@@ -334,4 +331,51 @@ AGENT
   [ "$(ls "$ROOT/work" | grep -cE '^agent-[01][.][0-9]+[.]out$')" -eq 2 ]
   ! kill -0 "$(cat "$ROOT/pid.0")" 2>/dev/null
   ! kill -0 "$(cat "$ROOT/pid.1")" 2>/dev/null
+}
+
+# serve_as_agent_user: serve as the pod's agent container runs it, as uid
+# 65533 in the coordinator's group 65532; the agents run as that user too.
+serve_as_agent_user() {
+  [ "$(id -u)" -eq 0 ] || skip "the launcher runs as another user here (as in the pod): needs root"
+  mkdir -p "$CHAN" "$SHM/agent"
+  chown 65533:65532 "$CHAN"
+  chmod 0770 "$CHAN"
+  # The coordinator's own files (in the pod: another container's tmpfs).
+  chmod 0700 "$ROOT"
+  # Copies the other user can run wherever the checkout is (a home directory may be 0700).
+  cp "$TOOLS/isolation-probe.sh" "$SHM/agent/probe"
+  cp "$L" "$SHM/agent/launcher"
+  chmod 0755 "$SHM/agent" "$SHM/agent/probe" "$SHM/agent/launcher"
+  setpriv --reuid 65533 --regid 65532 --clear-groups "$SHM/agent/launcher" serve "$CHAN" 2>>"$OUT/serve.log" &
+  SERVE_PID=$!
+}
+
+@test "isolation: an agent finds nothing in the channel, no other agent's task (queued or answered), no way into the launcher's memory or descriptors" {
+  serve_as_agent_user
+  mkdir -p "$ROOT/tasks"
+  for i in 0 1 2; do printf 'secret-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
+  seq 0 2 >"$ROOT/queue"
+  # One at a time: while agent i looks, the others' tasks are queued or answered.
+  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 1 0 0 -- "$SHM/agent/probe" look "$CHAN" >"$OUT/reports"
+  [ "$(grep -c completed "$OUT/reports")" -eq 3 ]
+  for i in 0 1 2; do
+    jq -r .output "$ROOT/responses/agent-$i.json" >"$OUT/seen.$i"
+    cat "$OUT/seen.$i" >&2
+    ! grep -q ALLOWED "$OUT/seen.$i"
+    [ "$(grep -c ': denied$' "$OUT/seen.$i")" -eq 10 ]
+    grep -qx "another agent's task: none" "$OUT/seen.$i"
+    grep -qx "my task: secret-task-of-agent-$i" "$OUT/seen.$i"
+  done
+  # Nothing of the requests rests in the channel (serve listens again: its socket only).
+  [ -z "$(find "$CHAN" -mindepth 1 ! -name launcher.sock)" ]
+}
+
+@test "isolation (the residual risk docs/security.md names): a sibling running at the same time, the same user, shows its task in its /proc entries" {
+  serve_as_agent_user
+  mkdir -p "$ROOT/tasks" "$SHM/shared"
+  chmod 1777 "$SHM/shared"
+  for i in 0 1; do printf 'secret-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
+  seq 0 1 >"$ROOT/queue"
+  CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 2 0 0 -- "$SHM/agent/probe" sibling "$SHM/shared" >"$OUT/reports"
+  resp 0 '.output == "a running sibling'"'"'s task: secret-task-of-agent-1\n"'
 }

@@ -80,13 +80,13 @@ start_hybrid() {
   local i sub='' victim=''
   for ((i = 0; i < 100; i++)); do [ -s "$root/pids/sub-0.pid" ] && break; sleep 0.05; done
   sub=$(cat "$root/pids/sub-0.pid")
-  # The agent is a child of the sub-coordinator's launcher (run here: no
-  # CFN_LAUNCHER_DIR), started straight into `sleep 0.7`.
+  # The agent is a child of the launcher the sub-coordinator's relay forked
+  # (run here: no CFN_LAUNCHER_DIR), started straight into `sleep 0.7`.
   for ((i = 0; i < 100; i++)); do
     victim=$(ps -eo pid=,ppid=,args= | awk -v s="$sub" '
-      $2 == s && $3 ~ /native[/]launcher$/ { sp[$1] = 1 }
+      $3 ~ /native[/]launcher$/ { parent[$1] = $2 }
       $3 == "sleep" && $4 == "0.7" { cand[$1] = $2 }
-      END { for (p in cand) if (cand[p] in sp) { print p; exit } }')
+      END { for (p in cand) if (parent[cand[p]] in parent && parent[parent[cand[p]]] == s) { print p; exit } }')
     [ -n "$victim" ] && break
     sleep 0.05
   done

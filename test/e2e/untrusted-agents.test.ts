@@ -103,8 +103,20 @@ async function finished(ns: string, name: string) {
       const lines = r.output.trim().split('\n');
       expect(lines[0]).toBe('uid: not the coordinator\'s');
       expect(lines.filter((l) => l.includes('ALLOWED'))).toEqual([]);
-      expect(lines.filter((l) => l.includes(': denied'))).toHaveLength(9);
+      // 8 paths, the channel, the launcher's descriptors, environment and memory (PID 1 and the agent's parent), the coordinator's processes.
+      expect(lines.filter((l) => l.includes(': denied'))).toHaveLength(16);
     }
+  });
+
+  it('an agent finds no other agent\'s task: the ones queued behind it (concurrency 1) or answered are nowhere it can read', async () => {
+    const dir = await resultsVolume(ns, 'r-tasks');
+    const manifest = swarm('tasks', ['/probe', 'tasks'], 3, 'r-tasks', { tasks: ['secret-task-0', 'secret-task-1', 'secret-task-2'] });
+    manifest.spec.agent.concurrency = 1;
+    await apply(ns, manifest);
+    const s = await finished(ns, 'tasks');
+    expect(s.status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 3, completed: 3, failed: 0 } });
+    const all = await responses(ns, 'r-tasks', dir);
+    expect(all.map((r) => r.output)).toEqual([0, 1, 2].map((i) => `my task: secret-task-${i}\nanother agent's task: none\n`));
   });
 
   it('an agent that kills the launcher mid-run fails only the agents it was running, reported as such; no fallback', async () => {

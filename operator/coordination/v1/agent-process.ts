@@ -1,33 +1,42 @@
-// One attempt of one agent, run by the agent launcher (bash/native/launcher,
+// The agents of a V1 run, run by the agent launcher (bash/native/launcher,
 // docs/v2-engine.md "Who runs an agent"): the same program and the same
 // response encoder as V2, so the agent contract (docs/agent-contract.md) holds
-// byte for byte. In a coordinator pod (CFN_LAUNCHER_DIR set) the attempt runs
-// in the agent container; without one the launcher runs it as a local process.
+// byte for byte. One `launcher session` serves every attempt of a run: in a
+// coordinator pod (CFN_LAUNCHER_DIR set) it hands them to the agent
+// container's launcher; without one it runs a launcher of its own. If it
+// dies, the attempts it had are failed (the scheduler retries them) and the
+// next attempt starts a new one.
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { findPackageRoot } from '../../util/package-root.js';
 
-export interface AgentAttemptInput {
+/** What every attempt of a run shares. */
+export interface AgentRunInput {
   argv: readonly string[];
-  agentIndex: number;
   objectiveId: string;
-  task: string;
   objective: string;
-  attempt: number;
   agentsTotal: number;
   maxOutputBytes: number;
-  signal: AbortSignal;
   /** Between TERM and KILL when stopped (default 1000 ms). */
   killGraceMs?: number;
+  /** Variables every agent gets (spec.agent.env), under the contract's. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** One attempt of one agent. */
+export interface AgentAttempt {
+  agentIndex: number;
+  task: string;
+  attempt: number;
+  signal: AbortSignal;
   /** The agent's own variables (its task's env): they never override the contract's. */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Called with the launcher's process once spawned (so a coordinator can account for its processes). */
-  onSpawn?(child: ChildProcess): void;
 }
+
+export type AgentAttemptInput = AgentRunInput & AgentAttempt;
 
 export interface AgentAttemptResult {
   ok: boolean;
@@ -53,8 +62,11 @@ const envText = (text: string): string | undefined => {
 /** The launcher of this package (built by npm run build / scripts/build-native.sh). */
 export const launcherPath = (): string => join(findPackageRoot(import.meta.url), 'bash', 'native', 'launcher');
 
-/** A name the launcher takes in task-env/<i> (a variable name, not the engine's). */
+/** A name the launcher takes as an agent's own variable (a variable name, not the engine's). */
 const TASK_ENV_NAME = /^(?!CFN_)(?!(AGENT_ID|AGENT_INDEX|OBJECTIVE_ID|SWARM_ID)$)[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The largest number of agents one launcher session runs at once (the scheduler bounds it). */
+const SESSION_CONCURRENCY = 100000;
 
 const responseSchema = z.object({
   status: z.enum(['completed', 'failed']),
@@ -64,66 +76,143 @@ const responseSchema = z.object({
   outputTruncated: z.boolean(),
   error: z.string().nullable(),
 });
+type Response = z.infer<typeof responseSchema>;
 
-export async function runAgentAttempt(input: AgentAttemptInput): Promise<AgentAttemptResult> {
-  if (input.argv.length === 0) throw new Error('agentCommand is empty');
-  const stopped = (): AgentAttemptResult => ({ ok: false, exitCode: null, signal: null, output: '', outputBytes: 0, outputTruncated: false, error: reasonText(input.signal), aborted: true });
-  if (input.signal.aborted) return stopped();
-  const i = input.agentIndex;
-  const root = await mkdtemp(join(tmpdir(), 'cfn-v1-agent-'));
-  try {
-    await Promise.all(['work', 'responses/.tmp', 'tasks', 'task-env'].map((d) => mkdir(join(root, d), { recursive: true })));
-    const own = Object.entries(input.env ?? {}).filter((e): e is [string, string] => e[1] !== undefined && TASK_ENV_NAME.test(e[0]));
-    await Promise.all([
-      writeFile(join(root, 'objective.txt'), input.objective),
-      writeFile(join(root, 'tasks', String(i)), input.task),
-      writeFile(join(root, 'queue'), `${i}\n`),
-      ...(own.length ? [writeFile(join(root, 'task-env', String(i)), own.map(([k, v]) => `${k}=${v.replaceAll('\0', '')}\0`).join(''))] : []),
-    ]);
+/** A frame of the launcher's request stream (launcher.c): type, 4-byte little-endian length, payload. */
+function frame(type: 'O' | 'R' | 'S', payload: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32LE(payload.length, 1);
+  return Buffer.concat([head, payload]);
+}
+
+interface Pending {
+  attempt: AgentAttempt;
+  resolve(r: Response | 'stopped'): void;
+  reject(err: Error): void;
+}
+
+type Session = ChildProcessByStdio<Writable, Readable, Readable>;
+
+/** One launcher session for every attempt of a run; close() when the run is over. */
+export class AgentLauncher {
+  private session: Session | undefined;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly run: AgentRunInput) {
+    if (run.argv.length === 0) throw new Error('agentCommand is empty');
+  }
+
+  async attempt(a: AgentAttempt): Promise<AgentAttemptResult> {
+    const stopped = (): AgentAttemptResult => ({ ok: false, exitCode: null, signal: null, output: '', outputBytes: 0, outputTruncated: false, error: reasonText(a.signal), aborted: true });
+    if (a.signal.aborted) return stopped();
+    if (this.pending.has(a.agentIndex)) throw new Error(`agent-${a.agentIndex} already has an attempt running`);
+    const session = this.session ?? this.start();
+    const answer = new Promise<Response | 'stopped'>((resolve, reject) => this.pending.set(a.agentIndex, { attempt: a, resolve, reject }));
+    const own = Object.entries(a.env ?? {}).filter((e): e is [string, string] => e[1] !== undefined && TASK_ENV_NAME.test(e[0]));
+    const vars = Buffer.from(own.map(([k, v]) => `${k}=${v.replaceAll('\0', '')}\0`).join(''));
+    const task = Buffer.from(a.task);
+    session.stdin.write(frame('R', Buffer.concat([Buffer.from(`${a.agentIndex} ${a.attempt} 1 ${vars.length}\n`), vars, task])));
+    const onAbort = (): void => {
+      if (this.session === session && this.pending.has(a.agentIndex)) session.stdin.write(frame('S', Buffer.from(String(a.agentIndex))));
+    };
+    a.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await answer;
+      // A stopped attempt has no answer, even when it ended on its own meanwhile.
+      if (r === 'stopped' || a.signal.aborted) return stopped();
+      const output = this.run.maxOutputBytes === 0 ? '' : r.output;
+      return {
+        ok: r.status === 'completed',
+        exitCode: r.exitCode,
+        signal: null,
+        output,
+        outputBytes: r.outputBytes,
+        outputTruncated: r.outputTruncated || (this.run.maxOutputBytes === 0 && r.outputBytes > 0),
+        error: r.error,
+        aborted: false,
+      };
+    } finally {
+      a.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Ends the session once its attempts are answered. */
+  async close(): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    session.stdin.end();
+    await closed;
+  }
+
+  private start(): Session {
+    const run = this.run;
+    const killAfter = ((run.killGraceMs ?? 1000) / 1000).toFixed(3);
+    const args = ['session', '--max-output', String(run.maxOutputBytes || 1), '--timeout-text', '0', '--kill-after', killAfter, String(SESSION_CONCURRENCY), '0', '0', '--', ...run.argv];
     const env: Record<string, string | undefined> = {
       ...process.env,
-      ...input.env,
-      OBJECTIVE_ID: input.objectiveId,
-      SWARM_ID: input.objectiveId,
-      CFN_OBJECTIVE: envText(input.objective),
-      CFN_AGENTS_TOTAL: String(input.agentsTotal),
+      ...run.env,
+      OBJECTIVE_ID: run.objectiveId,
+      SWARM_ID: run.objectiveId,
+      CFN_OBJECTIVE: envText(run.objective),
+      CFN_AGENTS_TOTAL: String(run.agentsTotal),
+      CFN_KILL_AFTER: killAfter,
     };
-    const killAfter = ((input.killGraceMs ?? 1000) / 1000).toFixed(3);
-    const args = ['relay', '--max-output', String(input.maxOutputBytes || 1), '--timeout-text', '0', '--kill-after', killAfter, '--first-attempt', String(input.attempt)];
-    args.push(root, join(root, 'queue'), '1', '0', '0', '--', ...input.argv);
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(launcherPath(), args, { env: { ...env, CFN_KILL_AFTER: killAfter }, stdio: ['ignore', 'ignore', 'pipe'] });
-      input.onSpawn?.(child);
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
-      const onAbort = (): void => void child.kill('SIGTERM');
-      input.signal.addEventListener('abort', onAbort, { once: true });
-      // Aborted while the attempt was being prepared: the listener came too late.
-      if (input.signal.aborted) onAbort();
-      child.on('error', reject);
-      child.on('close', (c, sig) => {
-        input.signal.removeEventListener('abort', onAbort);
-        // Stopped: the launcher exits 143 (or dies of the TERM before it handles it).
-        if (input.signal.aborted) resolve(143);
-        else if (c !== 0 && c !== 143) reject(new Error(`agent launcher exited ${c ?? sig}: ${stderr.trim().split('\n').pop() ?? ''}`));
-        else resolve(c);
-      });
+    const session = spawn(launcherPath(), args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.session = session;
+    let stderr = '';
+    session.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
+    // A session that died mid-write: its close settles the attempts.
+    session.stdin.on('error', () => undefined);
+    let buffered = '';
+    session.stdout.setEncoding('utf8').on('data', (d: string) => {
+      buffered += d;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        this.onLine(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
     });
-    if (input.signal.aborted || code === 143) return stopped();
-    const r = responseSchema.parse(JSON.parse(await readFile(join(root, 'responses', `agent-${i}.json`), 'utf8')));
-    const output = input.maxOutputBytes === 0 ? '' : r.output;
-    return {
-      ok: r.status === 'completed',
-      exitCode: r.exitCode,
-      signal: null,
-      output,
-      outputBytes: r.outputBytes,
-      outputTruncated: r.outputTruncated || (input.maxOutputBytes === 0 && r.outputBytes > 0),
-      error: r.error,
-      aborted: false,
+    const gone = (why: string): void => {
+      if (this.session === session) this.session = undefined;
+      const err = new Error(`agent launcher ${why}: ${stderr.trim().split('\n').pop() ?? ''}`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
     };
+    session.on('error', (err) => gone(`did not start (${err.message})`));
+    session.on('close', (code, sig) => gone(`exited ${code ?? sig}`));
+    session.stdin.write(frame('O', Buffer.from(run.objective)));
+    return session;
+  }
+
+  /** "W INDEX RESPONSE" or "I INDEX" (stopped: no answer). */
+  private onLine(line: string): void {
+    const m = /^([WI]) (\d+)(?: (.*))?$/s.exec(line);
+    if (!m) return;
+    const index = Number(m[2]);
+    const p = this.pending.get(index);
+    if (!p) return;
+    this.pending.delete(index);
+    if (m[1] === 'I') {
+      p.resolve('stopped');
+      return;
+    }
+    try {
+      p.resolve(responseSchema.parse(JSON.parse(m[3] ?? '')));
+    } catch (err) {
+      p.reject(new Error(`agent launcher: a response of agent-${index} that is not one: ${(err as Error).message}`));
+    }
+  }
+}
+
+/** One attempt in a launcher session of its own. */
+export async function runAgentAttempt(input: AgentAttemptInput): Promise<AgentAttemptResult> {
+  const launcher = new AgentLauncher(input);
+  try {
+    return await launcher.attempt(input);
   } finally {
-    await rm(root, { recursive: true, force: true });
+    await launcher.close();
   }
 }
 

@@ -21,7 +21,7 @@ import type {
 } from '../types.js';
 import { RetryingTaskRunner } from './retrying-task-runner.js';
 import type { ScheduledTask, TaskResult } from './retrying-task-runner.js';
-import { runAgentAttempt } from './agent-process.js';
+import { AgentLauncher } from './agent-process.js';
 import type { AgentAttemptResult } from './agent-process.js';
 import { EventBus } from './event-bus.js';
 import type { SwarmEventName, SwarmEvents } from './event-bus.js';
@@ -50,6 +50,8 @@ export interface SwarmCoordinatorOptions {
 interface ActiveRun {
   spec: ObjectiveSpec;
   scheduler: RetryingTaskRunner<AgentAttemptResult>;
+  /** One launcher session for every attempt of the run. */
+  launcher: AgentLauncher;
   monitor: SwarmMonitor;
   startedAt: number;
   lastResponseAt: number | undefined;
@@ -177,6 +179,15 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const run: ActiveRun = {
       spec,
       scheduler: undefined as unknown as RetryingTaskRunner<AgentAttemptResult>,
+      launcher: new AgentLauncher({
+        argv: spec.agentCommand,
+        objectiveId: spec.id,
+        objective: spec.description,
+        agentsTotal: spec.agents,
+        maxOutputBytes: spec.maxOutputBytes,
+        killGraceMs: this.options.killGraceMs,
+        env: this.options.agentEnv,
+      }),
       monitor,
       startedAt: Date.now(),
       lastResponseAt: undefined,
@@ -222,6 +233,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       throw err;
     } finally {
       clearTimeout(deadline);
+      await run.launcher.close();
     }
     const status = this.finish(run, runState);
     const responses = [...run.finals.values()].sort((a, b) => a.index - b.index);
@@ -323,19 +335,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return {
       id: `agent-${index}`,
       run: async ({ attempt, signal }) => {
-        const r = await runAgentAttempt({
-          argv: spec.agentCommand,
-          agentIndex: index,
-          objectiveId: spec.id,
-          task: spec.tasks?.[index] ?? spec.description,
-          objective: spec.description,
-          attempt,
-          agentsTotal: spec.agents,
-          maxOutputBytes: spec.maxOutputBytes,
-          signal,
-          killGraceMs: this.options.killGraceMs,
-          env: spec.taskEnv?.[index] ? { ...this.options.agentEnv, ...spec.taskEnv[index] } : this.options.agentEnv,
-        });
+        const r = await run.launcher.attempt({ agentIndex: index, task: spec.tasks?.[index] ?? spec.description, attempt, signal, env: spec.taskEnv?.[index] });
         if (r.ok) return { ok: true, value: r };
         // An exit code the spec says never to retry: this attempt is final.
         const final = r.exitCode !== null && run.noRetryExitCodes.has(r.exitCode);

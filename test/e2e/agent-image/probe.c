@@ -7,6 +7,8 @@
  *                       "<what>: ALLOWED"; exits 0
  *   probe kill-launcher agent 0 kills every process it can (the launcher
  *                       among them) after 2 s; the others sleep 60 s
+ *   probe tasks         prints its task and any other agent's task ("secret-task-N")
+ *                       it finds in /proc or the channel
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void try_open(const char *what, const char *path, int flags) {
@@ -54,6 +57,31 @@ static int hostile(void) {
   try_open("write another agent's response", path, O_WRONLY | O_CREAT);
   try_open("write the results volume", "/results/forged.json", O_WRONLY | O_CREAT);
   try_open("replace the launcher", "/cfn/bin/launcher", O_WRONLY | O_TRUNC);
+  /* The channel: the launcher's socket name is gone once the coordinator is connected, and no
+   * request, task or output has a path there. */
+  DIR *chan = opendir("/cfn/launch");
+  int entries = 0;
+  struct dirent *ce;
+  while (chan != NULL && (ce = readdir(chan)) != NULL) entries += ce->d_name[0] != '.';
+  if (chan != NULL) closedir(chan);
+  if (entries > 0) printf("find anything in the channel: ALLOWED\n");
+  else printf("find anything in the channel: denied (%s)\n", chan == NULL ? strerror(errno) : "nothing there");
+  /* The launcher (PID 1) and its request process (our parent) are not dumpable. */
+  pid_t launchers[2] = {getppid(), 1};
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)launchers[i]);
+    DIR *fds = opendir(path);
+    if (fds != NULL) {
+      printf("read the launcher's descriptors: ALLOWED\n");
+      closedir(fds);
+    } else {
+      printf("read the launcher's descriptors: denied (%s)\n", strerror(errno));
+    }
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)launchers[i]);
+    try_open("read the launcher's environment", path, O_RDONLY);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)launchers[i]);
+    try_open("read the launcher's memory", path, O_RDONLY);
+  }
   /* Processes it can see: the coordinator is not among them, so it cannot be signalled. */
   DIR *d = opendir("/proc");
   struct dirent *e;
@@ -74,6 +102,70 @@ static int hostile(void) {
   return 0;
 }
 
+/* Appends to found (once each) every "secret-task-N" in data that is not mine. */
+static void scan(const char *data, size_t n, const char *mine, char *found, size_t cap) {
+  const char *key = "secret-task-";
+  size_t kl = strlen(key);
+  for (size_t i = 0; i + kl < n; i++) {
+    if (memcmp(data + i, key, kl) != 0) continue;
+    size_t j = i + kl;
+    while (j < n && data[j] >= '0' && data[j] <= '9') j++;
+    char one[64];
+    snprintf(one, sizeof(one), "%.*s", (int)(j - i), data + i);
+    if (strcmp(one, mine) != 0 && strstr(found, one) == NULL && strlen(found) + strlen(one) + 2 < cap) {
+      strcat(found, " ");
+      strcat(found, one);
+    }
+  }
+}
+
+static void scan_file(const char *path, const char *mine, char *found, size_t cap) {
+  static char buf[1 << 16];
+  int fd = open(path, O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof(buf));
+  close(fd);
+  if (n > 0) scan(buf, (size_t)n, mine, found, cap);
+}
+
+/* Looks for the other agents' tasks wherever it can read: the processes it
+ * can see (environment, command line, the files they hold open) and the
+ * channel. With concurrency 1 the others are queued or answered. */
+static int tasks(void) {
+  char mine[64] = "", found[4096] = "", path[512];
+  ssize_t n = read(0, mine, sizeof(mine) - 1);
+  if (n > 0) mine[n] = '\0';
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    snprintf(path, sizeof(path), "/proc/%s/environ", e->d_name);
+    scan_file(path, mine, found, sizeof(found));
+    snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+    scan_file(path, mine, found, sizeof(found));
+    snprintf(path, sizeof(path), "/proc/%s/fd", e->d_name);
+    DIR *fds = opendir(path);
+    struct dirent *f;
+    while (fds != NULL && (f = readdir(fds)) != NULL) {
+      struct stat st;
+      char fp[800];
+      snprintf(fp, sizeof(fp), "%s/%s", path, f->d_name);
+      if (f->d_name[0] != '.' && stat(fp, &st) == 0 && S_ISREG(st.st_mode)) scan_file(fp, mine, found, sizeof(found));
+    }
+    if (fds != NULL) closedir(fds);
+  }
+  if (d != NULL) closedir(d);
+  DIR *chan = opendir("/cfn/launch");
+  while (chan != NULL && (e = readdir(chan)) != NULL) {
+    snprintf(path, sizeof(path), "/cfn/launch/%s", e->d_name);
+    if (e->d_name[0] != '.') scan_file(path, mine, found, sizeof(found));
+  }
+  if (chan != NULL) closedir(chan);
+  printf("my task: %s\n", mine);
+  printf("another agent's task:%s\n", found[0] ? found : " none");
+  return 0;
+}
+
 static int kill_launcher(void) {
   const char *i = getenv("AGENT_INDEX");
   if (i == NULL || strcmp(i, "0") != 0) {
@@ -90,6 +182,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "marker") == 0) return marker();
   if (argc > 1 && strcmp(argv[1], "hostile") == 0) return hostile();
   if (argc > 1 && strcmp(argv[1], "kill-launcher") == 0) return kill_launcher();
-  fputs("usage: probe marker|hostile|kill-launcher\n", stderr);
+  if (argc > 1 && strcmp(argv[1], "tasks") == 0) return tasks();
+  fputs("usage: probe marker|hostile|kill-launcher|tasks\n", stderr);
   return 2;
 }

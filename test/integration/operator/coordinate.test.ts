@@ -303,7 +303,9 @@ describe('cfn coordinate with per-agent tasks', () => {
       return s.status?.phase === 'Failed' ? s : undefined;
     });
     expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'InvalidTasks', message });
-    expect((await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks')).toMatchObject({ type: 'Warning', message });
+    // The event is recorded after the status: wait for it, not for the phase.
+    const event = await waitFor('InvalidTasks event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks'));
+    expect(event).toMatchObject({ type: 'Warning', message });
     expect(sw.status?.fallback).toBeUndefined();
     expect(existsSync(marker)).toBe(false);
   });

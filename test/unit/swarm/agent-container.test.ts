@@ -69,8 +69,17 @@ describe('the coordinator pod: agents in their own container', () => {
     expect(podSpec).toMatchObject({ imagePullSecrets: [{ name: 'regcred' }], runtimeClassName: 'gvisor', nodeSelector: { pool: 'agents' }, tolerations, affinity });
   });
 
+  it('runtimeClassName is left to the cluster when unset; the agent container has a PID namespace of its own (its launcher is PID 1)', () => {
+    const { podSpec } = podOf();
+    expect(podSpec).not.toHaveProperty('runtimeClassName');
+    // The launcher, as PID 1 of the agent container, kills every process left there before it
+    // takes a new connection; a shared namespace would also show agents the coordinator.
+    expect(podSpec).not.toHaveProperty('shareProcessNamespace');
+  });
+
   it('V1 pods run their agents the same way (V1 starts them through the launcher too)', () => {
-    const { podSpec, coordinator, inits } = podOf({ env: [{ name: 'MODEL', value: 'x' }] }, 'v1');
+    const { podSpec, coordinator, inits } = podOf({ env: [{ name: 'MODEL', value: 'x' }], runtimeClassName: 'kata' }, 'v1');
+    expect(podSpec.runtimeClassName).toBe('kata');
     expect(inits.map((c) => c.name)).toEqual([LAUNCHER_INIT_CONTAINER, AGENT_CONTAINER]);
     expect(podSpec.automountServiceAccountToken).toBe(false);
     expect(coordinator.env).toContainEqual({ name: 'CFN_LAUNCHER_DIR', value: CHANNEL_DIR });
