@@ -1,7 +1,10 @@
 // Who runs an objective: "<pid>:<start time>" of the coordinator process. The
 // start time (from /proc/<pid>/stat) tells a live owner from a reused pid.
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { processesWithEnv, readProc } from '../../util/proc.js';
+import { inRange } from '../index-range.js';
+import type { IndexRange } from '../index-range.js';
 
 /** Start time of a live process; undefined when gone or a zombie (dead, not yet reaped). */
 function startTime(pid: number): string | undefined {
@@ -56,14 +59,30 @@ async function ancestors(): Promise<Set<number>> {
   return out;
 }
 
+/** A process's AGENT_INDEX, when it has one. */
+async function agentIndexOf(pid: number): Promise<number | undefined> {
+  const env = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
+  const m = /(?:^|\0)AGENT_INDEX=(\d+)\0/.exec(env);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
  * Kills agents a dead coordinator left running for `objectiveId` (they carry
  * SWARM_ID=<id>): their output has nowhere to go, and the resume runs them
- * again. Each agent leads its own process group, so the group goes too.
- * Returns the pids killed.
+ * again. With `range`, only agents of that range (AGENT_INDEX): another
+ * shard of the objective may be running beside it. Each agent leads its own
+ * process group, so the group goes too. Returns the pids killed.
  */
-export async function reapStrayAgents(objectiveId: string): Promise<number[]> {
-  const candidates = await processesWithEnv('SWARM_ID', objectiveId).catch(() => [] as number[]);
+export async function reapStrayAgents(objectiveId: string, range?: IndexRange): Promise<number[]> {
+  const all = await processesWithEnv('SWARM_ID', objectiveId).catch(() => [] as number[]);
+  const candidates: number[] = [];
+  for (const pid of all) {
+    if (range === undefined) candidates.push(pid);
+    else {
+      const index = await agentIndexOf(pid);
+      if (index !== undefined && inRange(range, index)) candidates.push(pid);
+    }
+  }
   if (candidates.length === 0) return [];
   const keep = await ancestors();
   const killed: number[] = [];

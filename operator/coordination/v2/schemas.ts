@@ -9,7 +9,7 @@ export type { AgentResponseFile } from '../response-schema.js';
 export const statusFileSchema = z.object({
   objectiveId: z.string().min(1),
   status: swarmRunStateSchema,
-  topology: z.enum(['flat', 'hybrid']).optional(),
+  indexRange: z.object({ start: z.number().int().nonnegative(), end: z.number().int().nonnegative() }).optional(),
   agents: z.object({
     total: z.number().int().nonnegative(),
     completed: z.number().int().nonnegative(),

@@ -111,7 +111,7 @@ describe('ResultCollector', () => {
 
   it('quarantines a well-formed response for an agent index beyond the total', async () => {
     await mkdir(join(root, 'responses', '.tmp'), { recursive: true });
-    collector = new ResultCollector(root, 3);
+    collector = new ResultCollector(root, { start: 0, end: 3 });
     const reasons: string[] = [];
     collector.on('quarantine', (q) => reasons.push(q.reason));
     await collector.start();
