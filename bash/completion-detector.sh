@@ -39,7 +39,7 @@ EOF
 # TOTAL: the agents of the range (END - START); START..END-1 their indexes.
 ROOT='' SWARM_ID='' TOTAL='' RANGE_SPEC='' START=0 END=0 TIMEOUT=0 STARTED_US='' COMPLETED_SPEC='' FAILED_SPEC='' PARENT_PID=''
 # FINAL: agents whose final response is in (completed + failed).
-FINAL=0 COMPLETED=0 FAILED=0 RESUMED=0 RESUMED_COMPLETED=0 REASSIGNED=0
+FINAL=0 COMPLETED=0 FAILED=0 RESUMED=0 RESUMED_COMPLETED=0
 DEADLINE_US=0 LAST_WRITE_US=0 DIRTY=1 STOP_REQUEST=''
 declare -A SEEN=()
 
@@ -111,11 +111,6 @@ on_message() {
       done
       FAILED=$((FAILED + k)) FINAL=$((FINAL + k)) DIRTY=1
       ;;
-    reassign)
-      REASSIGNED=$((REASSIGNED + $4))
-      DIRTY=1
-      ;;
-    heartbeat) : ;;
   esac
 }
 
@@ -141,9 +136,9 @@ write_status() {
   # refused (quarantine/launcher.*: garbage or forgeries, never counted as work).
   local -a refused=("$ROOT"/quarantine/launcher.*)
   [[ -e ${refused[0]} ]] || refused=()
-  printf -v json '{"objectiveId":"%s","status":"%s","indexRange":{"start":%d,"end":%d},"agents":{"total":%d,"completed":%d,"failed":%d},"deliveryRate":%s,"coordinationTime":%d,"throughputAgentsPerSec":%s,"startedAt":"%s","updatedAt":"%s","quarantined":%d,"reassigned":%d,"resumed":%d,"pid":%d}' \
+  printf -v json '{"objectiveId":"%s","status":"%s","indexRange":{"start":%d,"end":%d},"agents":{"total":%d,"completed":%d,"failed":%d},"deliveryRate":%s,"coordinationTime":%d,"throughputAgentsPerSec":%s,"startedAt":"%s","updatedAt":"%s","quarantined":%d,"resumed":%d,"pid":%d}' \
     "$SWARM_ID" "$state" "$START" "$END" "$TOTAL" "$COMPLETED" "$FAILED" "$rate" "$elapsed_ms" "$tput" \
-    "$started" "$updated" "$((BUS_QUARANTINED + ${#refused[@]}))" "$REASSIGNED" "$RESUMED" "$$"
+    "$started" "$updated" "$((BUS_QUARANTINED + ${#refused[@]}))" "$RESUMED" "$$"
   cfn_write_replace "$ROOT/status.json" "$json"
   LAST_WRITE_US=$now DIRTY=0
 }
