@@ -181,12 +181,15 @@ tasks_file_count() {
   printf '%d\n' "$n"
 }
 
-# split_tasks_file FILE DIR: record i of FILE becomes DIR/<i>, byte for byte.
+# split_tasks_file FILE DIR: record i of FILE becomes DIR/<i>, byte for byte,
+# for the agents of the index range (the others never read theirs).
 split_tasks_file() {
   local t i=0
   while IFS= read -r -d '' t || [[ -n $t ]]; do
-    printf '%s' "$t" >"$2/.$i.tmp"
-    mv -f -- "$2/.$i.tmp" "$2/$i"
+    if ((i >= O_START && i < O_END)); then
+      printf '%s' "$t" >"$2/.$i.tmp"
+      mv -f -- "$2/.$i.tmp" "$2/$i"
+    fi
     i=$((i + 1))
   done <"$1"
 }

@@ -14,7 +14,7 @@ cli() { "$BIN/coordinator-cli.sh" "$@"; }
   local i
   for ((i = 0; i < 10; i++)); do printf 'task %d\0' "$i"; done >"$OUT/tasks"
   run --separate-stderr cli run --swarm-id shard --agents 10 --index-range 3-7 --tasks-file "$OUT/tasks" --objective x \
-    --results-file "$OUT/r.jsonl" --json -- \
+    --results-file "$OUT/r.jsonl" --keep --json -- \
     bash -c 'printf "%s %s %s|%s" "$AGENT_INDEX" "$AGENT_ID" "$CFN_AGENTS_TOTAL" "$(cat)" >"$0/ran.$AGENT_INDEX"; printf %s "$CFN_TASK"' "$OUT"
   [ "$status" -eq 0 ]
   jq -e '.status == "completed" and .agents == {"total":4,"completed":4,"failed":0} and .deliveryRate == 100 and .indexRange == {"start":3,"end":7}' <<<"$output"
@@ -24,7 +24,9 @@ cli() { "$BIN/coordinator-cli.sh" "$@"; }
     [ "$(cat "$OUT/ran.$i")" = "$i agent-$i 10|task $i" ]
   done
   jq -s -e 'map([.index, .agentId, .status, .output]) == [[3,"agent-3","completed","task 3"],[4,"agent-4","completed","task 4"],[5,"agent-5","completed","task 5"],[6,"agent-6","completed","task 6"]]' "$OUT/r.jsonl"
-  [ ! -e "$SHM/shard" ]
+  # Only the range's tasks were written into the root.
+  [ "$(ls "$SHM/shard/tasks" | sort -n | tr '\n' ' ')" = "3 4 5 6 " ]
+  rm -rf -- "$SHM/shard"
   assert_no_leftovers
 }
 
