@@ -141,10 +141,11 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return failing ? { healthy: false, reason: failing.detail, checks } : { healthy: true, checks };
   }
 
-  /** Objectives in the database that did not complete: what resumeObjective can pick up. */
+  /** Checkpoints (checkpointKey: an objective id, or `<id>@<start>-<end>` for a range) that did not complete: what resumeObjective can pick up. */
   listResumableObjectives(): string[] {
     this.assertStarted();
-    return this.memory.listObjectiveIds().filter((id) => this.memory.getObjective(id)?.status !== 'completed' && !this.active.has(id));
+    const running = new Set([...this.active.values()].map((r) => r.key));
+    return this.memory.listObjectiveIds().filter((key) => this.memory.getObjective(key)?.status !== 'completed' && !running.has(key));
   }
 
   /** Runs a stored objective (a listResumableObjectives entry) again; agents whose final response is in are not re-run. */

@@ -119,7 +119,11 @@ describe('SwarmCoordinator (V1) with an index range', () => {
     const cmd = ['sh', '-c', 'mkdir -p "$0" && : >"$0/$AGENT_INDEX.$$"; if [ "$AGENT_INDEX" -ge 8 ]; then while [ ! -e "$1" ]; do sleep 0.05; done; fi; echo "$AGENT_INDEX"', runs, gate];
     const c = await make();
     const shard = spec({ indexRange: { start: 5, end: 10 }, agentCommand: cmd, timeoutSeconds: 1.5 });
+    // A range being run is not resumable.
+    let whileRunning: string[] | undefined;
+    c.once('objective:started', () => (whileRunning = c.listResumableObjectives()));
     const first = await c.executeObjective(shard);
+    expect(whileRunning).toEqual([]);
     expect(first.status).toMatchObject({ status: 'timeout', agents: { total: 5, completed: 3, failed: 0 } });
     expect(c.listResumableObjectives()).toEqual(['shardy@5-10']);
     // The sibling shard on the same file runs to completion in between.
