@@ -121,6 +121,19 @@ describe('ResultCollector', () => {
     expect(reasons).toEqual(['index 3 is outside 0..2']);
   });
 
+  it('quarantines a well-formed response for an agent before the start of its index range', async () => {
+    await mkdir(join(root, 'responses', '.tmp'), { recursive: true });
+    collector = new ResultCollector(root, { start: 2, end: 4 });
+    const reasons: string[] = [];
+    collector.on('quarantine', (q) => reasons.push(q.reason));
+    await collector.start();
+    await publish(root, 'agent-1.json', JSON.stringify(response(1)));
+    await publish(root, 'agent-2.json', JSON.stringify(response(2)));
+    await waitFor(() => collector!.quarantined === 1 && collector!.collected().length === 1, 'one quarantined, one collected');
+    expect(reasons).toEqual(['index 1 is outside 2..3']);
+    expect(collector.collected().map((r) => r.index)).toEqual([2]);
+  });
+
   it('emits status updates, skips duplicates, and keeps a copy of a malformed status.json', async () => {
     collector = new ResultCollector(root);
     const statuses: StatusFile[] = [];
