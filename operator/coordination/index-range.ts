@@ -2,6 +2,7 @@
 // definition for V1, V2 and `cfn run`, so that every side counts, bounds and
 // validates a shard's range alike.
 import type { ObjectiveSpec } from './types.js';
+import { processEnvValue } from '../util/proc.js';
 
 /** Agent indexes start..end-1 of a swarm (end exclusive). */
 export interface IndexRange {
@@ -24,6 +25,20 @@ export const isWholeSwarm = (spec: Pick<ObjectiveSpec, 'agents' | 'indexRange'>)
   const r = runRange(spec);
   return r.start === 0 && r.end === spec.agents;
 };
+
+/**
+ * The agent processes among PIDS that belong to the range (their AGENT_INDEX):
+ * another shard of the same swarm may run beside it on the same machine, and
+ * its agents are not this run's to stop.
+ */
+export async function agentsInRange(pids: readonly number[], range: IndexRange): Promise<number[]> {
+  const out: number[] = [];
+  for (const pid of pids) {
+    const index = await processEnvValue(pid, 'AGENT_INDEX');
+    if (index !== undefined && /^\d+$/.test(index) && inRange(range, Number(index))) out.push(pid);
+  }
+  return out;
+}
 
 /** "start-end" as the bash engine's --index-range takes it (end exclusive). */
 export const engineRangeArg = (r: IndexRange): string => `${r.start}-${r.end}`;

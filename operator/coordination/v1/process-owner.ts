@@ -1,9 +1,8 @@
 // Who runs an objective: "<pid>:<start time>" of the coordinator process. The
 // start time (from /proc/<pid>/stat) tells a live owner from a reused pid.
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { processesWithEnv, readProc } from '../../util/proc.js';
-import { inRange } from '../index-range.js';
+import { agentsInRange } from '../index-range.js';
 import type { IndexRange } from '../index-range.js';
 
 /** Start time of a live process; undefined when gone or a zombie (dead, not yet reaped). */
@@ -59,13 +58,6 @@ async function ancestors(): Promise<Set<number>> {
   return out;
 }
 
-/** A process's AGENT_INDEX, when it has one. */
-async function agentIndexOf(pid: number): Promise<number | undefined> {
-  const env = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
-  const m = /(?:^|\0)AGENT_INDEX=(\d+)\0/.exec(env);
-  return m ? Number(m[1]) : undefined;
-}
-
 /**
  * Kills agents a dead coordinator left running for `objectiveId` (they carry
  * SWARM_ID=<id>): their output has nowhere to go, and the resume runs them
@@ -75,14 +67,7 @@ async function agentIndexOf(pid: number): Promise<number | undefined> {
  */
 export async function reapStrayAgents(objectiveId: string, range?: IndexRange): Promise<number[]> {
   const all = await processesWithEnv('SWARM_ID', objectiveId).catch(() => [] as number[]);
-  const candidates: number[] = [];
-  for (const pid of all) {
-    if (range === undefined) candidates.push(pid);
-    else {
-      const index = await agentIndexOf(pid);
-      if (index !== undefined && inRange(range, index)) candidates.push(pid);
-    }
-  }
+  const candidates = range === undefined ? all : await agentsInRange(all, range);
   if (candidates.length === 0) return [];
   const keep = await ancestors();
   const killed: number[] = [];

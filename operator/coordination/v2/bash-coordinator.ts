@@ -25,7 +25,7 @@ import { findPackageRoot } from '../../util/package-root.js';
 import { runStatus } from '../delivery.js';
 import { groupRuns, processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
-import { engineRangeArg, inRange, isWholeSwarm, rangeSize, runRange } from '../index-range.js';
+import { agentsInRange, engineRangeArg, inRange, isWholeSwarm, rangeSize, runRange } from '../index-range.js';
 import type { IndexRange } from '../index-range.js';
 import { writeObjective } from './message-bridge.js';
 import { ResultCollector } from './result-collector.js';
@@ -454,11 +454,12 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
 
   /** Removes the swarm root and any process that escaped the engine's own cleanup. */
   private async cleanup(run: ActiveRun): Promise<void> {
-    // Agents carry SWARM_ID; the engine's own scripts carry --root <root>.
-    const [agents, scripts] = await Promise.all([
+    // Agents carry SWARM_ID (and, for a range, an AGENT_INDEX inside it); the engine's own scripts carry --root <root>.
+    const [swarmAgents, scripts] = await Promise.all([
       processesWithEnv('SWARM_ID', run.spec.id).catch(() => []),
       processesWithArgUnder(run.root).catch(() => []),
     ]);
+    const agents = isWholeSwarm(run.spec) ? swarmAgents : await agentsInRange(swarmAgents, runRange(run.spec));
     const strays = [...new Set([...agents, ...scripts])];
     for (const pid of strays) {
       this.log.warn({ objectiveId: run.spec.id, pid }, 'killing a swarm process left behind by the engine');

@@ -2,7 +2,7 @@
 // a shard runs exactly its agents with the swarm's indexes, and counts its range.
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
 import { BashCoordinator } from '../../../../operator/coordination/v2/bash-coordinator.js';
@@ -107,6 +107,26 @@ describe('BashCoordinator with an index range', () => {
     expect(result.responses.map((r) => [r.index, r.status])).toEqual([[12, 'completed'], [14, 'failed']]);
     expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 60, agents: { total: 5, completed: 3, failed: 2 } });
     expect(started).toEqual([expect.objectContaining({ agents: 5, alreadyFinal: 3 })]);
+  });
+
+  it('two shards of one swarm at once on one machine (two shm roots): the first to end leaves the other shard\'s agents running', async () => {
+    await mkdir(join(shm, 'a'));
+    await mkdir(join(shm, 'b'));
+    const a = make({ shmPath: join(shm, 'a') });
+    const b = make({ shmPath: join(shm, 'b') });
+    await Promise.all([a.start(), b.start()]);
+    const id = `twin${process.pid}`;
+    const slow = spec({ id, indexRange: { start: 5, end: 10 }, concurrency: 5, agentCommand: ['sh', '-c', 'sleep 1.5; echo "$AGENT_INDEX"'] });
+    const fast = spec({ id, indexRange: { start: 0, end: 5 }, concurrency: 5, agentCommand: ['sh', '-c', 'echo "$AGENT_INDEX"'] });
+    const slowRun = b.executeObjective(slow);
+    // The fast shard starts once the slow shard's agents run, and ends (and cleans up) while they still do.
+    const deadline = Date.now() + 10_000;
+    while ((await processesWithEnv('SWARM_ID', id)).length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const fastResult = await a.executeObjective(fast);
+    expect(fastResult.status).toMatchObject({ status: 'completed', agents: { total: 5, completed: 5, failed: 0 } });
+    const slowResult = await slowRun;
+    expect(slowResult.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 5, completed: 5, failed: 0 } });
+    expect(slowResult.responses.map((r) => [r.index, r.output])).toEqual([5, 6, 7, 8, 9].map((i) => [i, `${i}\n`]));
   });
 
   it('passes --index-range to the engine only for a part of the swarm', () => {
