@@ -20,11 +20,13 @@ Consumes <root>/messages/root until every agent's final response is in
 Options:
   --root DIR               swarm root (required)
   --swarm-id ID            objective/swarm id (required)
-  --total N                number of agents (required)
-  --topology flat|hybrid   recorded in status.json (default flat)
+  --total N                number of agents in the swarm (required)
+  --index-range START-END  the agents this run holds, START..END-1 (END
+                           exclusive; default 0-N): status.json counts them
+                           (agents.total = END - START), others are ignored
   --timeout SECONDS        overall deadline from --started-us (0 = none, default)
   --started-us US          start time in epoch microseconds (default now)
-  --completed-indexes SPEC agents completed in an earlier run ("0-9,15")
+  --completed-indexes SPEC agents completed in an earlier run ("0-9,15", inside the range)
   --failed-indexes SPEC    agents that failed finally in an earlier run
   --parent-pid PID         stop (status "stopped") when this process is gone
   -h, --help               this help
@@ -34,9 +36,10 @@ Exit: 0 every agent final, 4 deadline passed, 1 engine failure (SIGUSR1),
 EOF
 }
 
-ROOT='' SWARM_ID='' TOTAL='' TOPOLOGY=flat TIMEOUT=0 STARTED_US='' COMPLETED_SPEC='' FAILED_SPEC='' PARENT_PID=''
+# TOTAL: the agents of the range (END - START); START..END-1 their indexes.
+ROOT='' SWARM_ID='' TOTAL='' RANGE_SPEC='' START=0 END=0 TIMEOUT=0 STARTED_US='' COMPLETED_SPEC='' FAILED_SPEC='' PARENT_PID=''
 # FINAL: agents whose final response is in (completed + failed).
-FINAL=0 COMPLETED=0 FAILED=0 RESUMED=0 RESUMED_COMPLETED=0 REASSIGNED=0
+FINAL=0 COMPLETED=0 FAILED=0 RESUMED=0 RESUMED_COMPLETED=0
 DEADLINE_US=0 LAST_WRITE_US=0 DIRTY=1 STOP_REQUEST=''
 declare -A SEEN=()
 
@@ -46,7 +49,7 @@ parse_args() {
       --root) cfn_require_value "$1" $#; ROOT=$2; shift 2 ;;
       --swarm-id) cfn_require_value "$1" $#; SWARM_ID=$2; shift 2 ;;
       --total) cfn_require_value "$1" $#; TOTAL=$2; shift 2 ;;
-      --topology) cfn_require_value "$1" $#; TOPOLOGY=$2; shift 2 ;;
+      --index-range) cfn_require_value "$1" $#; RANGE_SPEC=$2; shift 2 ;;
       --timeout) cfn_require_value "$1" $#; TIMEOUT=$2; shift 2 ;;
       --started-us) cfn_require_value "$1" $#; STARTED_US=$2; shift 2 ;;
       --completed-indexes) cfn_require_value "$1" $#; COMPLETED_SPEC=$2; shift 2 ;;
@@ -59,7 +62,8 @@ parse_args() {
   [[ -n $ROOT && -d $ROOT ]] || cfn_die 2 "--root must be an existing directory"
   [[ $SWARM_ID =~ $CFN_SWARM_ID_RE ]] || cfn_die 2 "--swarm-id must match $CFN_SWARM_ID_RE"
   cfn_is_uint "$TOTAL" || cfn_die 2 "--total must be a number"
-  [[ $TOPOLOGY == flat || $TOPOLOGY == hybrid ]] || cfn_die 2 "--topology must be flat or hybrid"
+  cfn_parse_range START END "$RANGE_SPEC" "$((10#$TOTAL))" || cfn_die 2 "--index-range must be START-END within --total $TOTAL"
+  TOTAL=$((END - START))
   cfn_is_number "$TIMEOUT" || cfn_die 2 "--timeout must be a number of seconds"
   [[ -z $STARTED_US ]] && cfn_now_us STARTED_US
   cfn_is_uint "$STARTED_US" || cfn_die 2 "--started-us must be epoch microseconds"
@@ -70,8 +74,8 @@ parse_args() {
 # completed, failed ones as failed (an index in both lists is refused).
 load_resumed() {
   local -A done_set=() failed_set=()
-  cfn_parse_indexes done_set "$COMPLETED_SPEC" "$TOTAL" || exit 2
-  cfn_parse_indexes failed_set "$FAILED_SPEC" "$TOTAL" || exit 2
+  cfn_parse_indexes done_set "$COMPLETED_SPEC" "$END" "$START" || exit 2
+  cfn_parse_indexes failed_set "$FAILED_SPEC" "$END" "$START" || exit 2
   local i
   for i in "${!done_set[@]}"; do SEEN[$i]=1; done
   for i in "${!failed_set[@]}"; do
@@ -87,7 +91,7 @@ on_message() {
   case $1 in
     result)
       [[ -n ${SEEN[$3]:-} ]] && return 0
-      (($3 < TOTAL)) || return 0
+      (($3 >= START && $3 < END)) || return 0
       SEEN[$3]=1
       FINAL=$((FINAL + 1))
       if [[ $4 == completed ]]; then COMPLETED=$((COMPLETED + 1)); else FAILED=$((FAILED + 1)); fi
@@ -95,23 +99,18 @@ on_message() {
       ;;
     results)
       # A whole batch (BUS_BULK): its indexes in b_c (completed) and b_f
-      # (failed); duplicates and out-of-range indexes are skipped.
+      # (failed); duplicates and indexes outside the range are skipped.
       local i k=0
       for i in "${b_c[@]}"; do
-        if ((i < TOTAL)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
+        if ((i >= START && i < END)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
       done
       COMPLETED=$((COMPLETED + k)) FINAL=$((FINAL + k))
       k=0
       for i in "${b_f[@]}"; do
-        if ((i < TOTAL)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
+        if ((i >= START && i < END)) && [[ -z ${SEEN[$i]:-} ]]; then SEEN[$i]=1 k=$((k + 1)); fi
       done
       FAILED=$((FAILED + k)) FINAL=$((FINAL + k)) DIRTY=1
       ;;
-    reassign)
-      REASSIGNED=$((REASSIGNED + $4))
-      DIRTY=1
-      ;;
-    heartbeat) : ;;
   esac
 }
 
@@ -137,9 +136,9 @@ write_status() {
   # refused (quarantine/launcher.*: garbage or forgeries, never counted as work).
   local -a refused=("$ROOT"/quarantine/launcher.*)
   [[ -e ${refused[0]} ]] || refused=()
-  printf -v json '{"objectiveId":"%s","status":"%s","topology":"%s","agents":{"total":%d,"completed":%d,"failed":%d},"deliveryRate":%s,"coordinationTime":%d,"throughputAgentsPerSec":%s,"startedAt":"%s","updatedAt":"%s","quarantined":%d,"reassigned":%d,"resumed":%d,"pid":%d}' \
-    "$SWARM_ID" "$state" "$TOPOLOGY" "$TOTAL" "$COMPLETED" "$FAILED" "$rate" "$elapsed_ms" "$tput" \
-    "$started" "$updated" "$((BUS_QUARANTINED + ${#refused[@]}))" "$REASSIGNED" "$RESUMED" "$$"
+  printf -v json '{"objectiveId":"%s","status":"%s","indexRange":{"start":%d,"end":%d},"agents":{"total":%d,"completed":%d,"failed":%d},"deliveryRate":%s,"coordinationTime":%d,"throughputAgentsPerSec":%s,"startedAt":"%s","updatedAt":"%s","quarantined":%d,"resumed":%d,"pid":%d}' \
+    "$SWARM_ID" "$state" "$START" "$END" "$TOTAL" "$COMPLETED" "$FAILED" "$rate" "$elapsed_ms" "$tput" \
+    "$started" "$updated" "$((BUS_QUARANTINED + ${#refused[@]}))" "$RESUMED" "$$"
   cfn_write_replace "$ROOT/status.json" "$json"
   LAST_WRITE_US=$now DIRTY=0
 }

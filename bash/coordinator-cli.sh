@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Entry point of the V2 engine: runs an objective with N agents on a flat or
-# hybrid topology over the tmpfs message bus (docs/v2-engine.md).
+# Entry point of the V2 engine: runs an objective with N agents (or the index
+# range of one shard of them) over the tmpfs message bus (docs/v2-engine.md).
 set -euo pipefail
 CFN_PROG=coordinator-cli
 # shellcheck source=bash/lib/health.sh
@@ -16,13 +16,16 @@ run    runs the objective in the foreground until every agent's final
 
 Options:
   --swarm-id ID            [a-z0-9][a-z0-9._-]{0,62} (required)
-  --agents N               number of agents (required)
-  --topology T             flat | hybrid | auto (default auto: flat up to 300)
+  --agents N               number of agents in the swarm (required)
+  --index-range START-END  run only agents START..END-1 (END exclusive; one
+                           shard of the swarm): they keep their indexes, the
+                           status counts END - START (default 0-N)
   --objective TEXT         the objective (else --objective-file, else an
   --objective-file FILE      existing <root>/objective.txt)
   --tasks-dir DIR          per-agent task files DIR/<index> (copied to <root>/tasks)
   --tasks-file FILE        one task per agent, each ended by a NUL byte (the
                            last one's NUL optional); exactly --agents of them
+                           (the swarm's, whatever the --index-range)
   --task-env-dir DIR       per-agent variables DIR/<index>: NAME=VALUE entries,
                            each ended by NUL (copied to <root>/task-env)
   --timeout SECONDS        overall deadline (default 3600)
@@ -32,12 +35,12 @@ Options:
                            retried ("2,3"; each 1-255)
   --concurrency N          agents running at once (default 64)
   --max-output BYTES       stdout kept per agent (default 65536)
-  --workers W              hybrid: agents per sub-coordinator (default 100)
   --shm-path DIR           default $CFN_SHM_PATH or /dev/shm/cfn
-  --completed-indexes SPEC agents completed in an earlier run ("0-9,15"):
-                           counted as completed, not re-run
-  --failed-indexes SPEC    agents that failed finally in an earlier run:
-                           counted as failed, not re-run
+  --completed-indexes SPEC agents completed in an earlier run ("0-9,15";
+                           inside the index range): counted as completed,
+                           not re-run
+  --failed-indexes SPEC    agents that failed finally in an earlier run
+                           (inside the index range): counted as failed, not re-run
   --inbox-capacity N       messages per inbox before publishers wait (default 4096)
   --publish-timeout S      a publisher waiting longer fails with 75 (default 30)
   --bus-mode M             auto | inotify | poll (default auto; env CFN_BUS_MODE)
@@ -55,9 +58,9 @@ EOF
 
 # --- options -----------------------------------------------------------------
 
-O_SWARM='' O_AGENTS='' O_TOPOLOGY=auto O_OBJECTIVE='' O_OBJECTIVE_SET=0 O_OBJECTIVE_FILE=''
+O_SWARM='' O_AGENTS='' O_RANGE='' O_START=0 O_END=0 O_OBJECTIVE='' O_OBJECTIVE_SET=0 O_OBJECTIVE_FILE=''
 O_TASKS_DIR='' O_TASKS_FILE='' O_TASK_ENV_DIR='' O_TIMEOUT=3600 O_AGENT_TIMEOUT=300 O_RETRIES=0 O_CONCURRENCY=64
-O_MAX_OUTPUT=65536 O_WORKERS=100 O_SHM=${CFN_SHM_PATH:-/dev/shm/cfn} O_COMPLETED='' O_FAILED='' O_NO_RETRY=''
+O_MAX_OUTPUT=65536 O_SHM=${CFN_SHM_PATH:-/dev/shm/cfn} O_COMPLETED='' O_FAILED='' O_NO_RETRY=''
 O_KEEP=0 O_RESULTS='' O_JSON=0 O_CAPACITY=4096 O_PUBLISH_TIMEOUT=30 O_BUS_MODE=${CFN_BUS_MODE:-auto}
 O_CMD=()
 
@@ -66,7 +69,7 @@ parse_opts() {
     case $1 in
       --swarm-id) cfn_require_value "$1" $#; O_SWARM=$2; shift 2 ;;
       --agents) cfn_require_value "$1" $#; O_AGENTS=$2; shift 2 ;;
-      --topology) cfn_require_value "$1" $#; O_TOPOLOGY=$2; shift 2 ;;
+      --index-range) cfn_require_value "$1" $#; O_RANGE=$2; shift 2 ;;
       --objective) cfn_require_value "$1" $#; O_OBJECTIVE=$2; O_OBJECTIVE_SET=1; shift 2 ;;
       --objective-file) cfn_require_value "$1" $#; O_OBJECTIVE_FILE=$2; shift 2 ;;
       --tasks-dir) cfn_require_value "$1" $#; O_TASKS_DIR=$2; shift 2 ;;
@@ -77,7 +80,6 @@ parse_opts() {
       --retries) cfn_require_value "$1" $#; O_RETRIES=$2; shift 2 ;;
       --concurrency) cfn_require_value "$1" $#; O_CONCURRENCY=$2; shift 2 ;;
       --max-output) cfn_require_value "$1" $#; O_MAX_OUTPUT=$2; shift 2 ;;
-      --workers) cfn_require_value "$1" $#; O_WORKERS=$2; shift 2 ;;
       --shm-path) cfn_require_value "$1" $#; O_SHM=$2; shift 2 ;;
       --completed-indexes) cfn_require_value "$1" $#; O_COMPLETED=$2; shift 2 ;;
       --failed-indexes) cfn_require_value "$1" $#; O_FAILED=$2; shift 2 ;;
@@ -106,17 +108,12 @@ validate_swarm_id() {
 validate_run_opts() {
   validate_swarm_id
   cfn_is_pos_int "$O_AGENTS" || cfn_die 2 "--agents must be >= 1"
-  case $O_TOPOLOGY in
-    auto) if ((O_AGENTS <= 300)); then O_TOPOLOGY=flat; else O_TOPOLOGY=hybrid; fi ;;
-    flat | hybrid) ;;
-    *) cfn_die 2 "--topology must be flat, hybrid or auto" ;;
-  esac
+  cfn_parse_range O_START O_END "$O_RANGE" "$O_AGENTS" || cfn_die 2 "--index-range must be START-END within --agents $O_AGENTS (got '$O_RANGE')"
   cfn_is_number "$O_TIMEOUT" || cfn_die 2 "--timeout must be a number of seconds"
   cfn_is_number "$O_AGENT_TIMEOUT" || cfn_die 2 "--agent-timeout must be a number of seconds"
   cfn_is_uint "$O_RETRIES" || cfn_die 2 "--retries must be a number"
   cfn_is_pos_int "$O_CONCURRENCY" || cfn_die 2 "--concurrency must be >= 1"
   cfn_is_pos_int "$O_MAX_OUTPUT" || cfn_die 2 "--max-output must be >= 1"
-  cfn_is_pos_int "$O_WORKERS" || cfn_die 2 "--workers must be >= 1"
   cfn_is_pos_int "$O_CAPACITY" || cfn_die 2 "--inbox-capacity must be >= 1"
   cfn_is_number "$O_PUBLISH_TIMEOUT" || cfn_die 2 "--publish-timeout must be a number of seconds"
   [[ $O_BUS_MODE == @(auto|inotify|poll) ]] || cfn_die 2 "--bus-mode must be auto, inotify or poll"
@@ -140,8 +137,8 @@ validate_run_opts() {
   local c
   for c in "${codes[@]}"; do O_NO_RETRY+=${O_NO_RETRY:+,}$((10#$c)); done
   local -A probe=() probe_failed=()
-  cfn_parse_indexes probe "$O_COMPLETED" "$O_AGENTS" || exit 2
-  cfn_parse_indexes probe_failed "$O_FAILED" "$O_AGENTS" || exit 2
+  cfn_parse_indexes probe "$O_COMPLETED" "$O_END" "$O_START" || cfn_die 2 "--completed-indexes must lie inside the index range $O_START..$((O_END - 1))"
+  cfn_parse_indexes probe_failed "$O_FAILED" "$O_END" "$O_START" || cfn_die 2 "--failed-indexes must lie inside the index range $O_START..$((O_END - 1))"
   local i
   for i in "${!probe_failed[@]}"; do
     [[ -z ${probe[$i]:-} ]] || cfn_die 2 "agent $i is in both --completed-indexes and --failed-indexes"
@@ -166,7 +163,7 @@ running_pid() {
 }
 
 preflight() {
-  if ! health_preflight "$O_SHM" "$O_AGENTS" "$O_MAX_OUTPUT"; then
+  if ! health_preflight "$O_SHM" "$((O_END - O_START))" "$O_MAX_OUTPUT"; then
     if [[ -d $ROOT ]]; then cfn_write_replace "$ROOT/health.json" "$HEALTH_JSON" 2>/dev/null || true; fi
     cfn_die 3 "preflight failed: $HEALTH_REASON"
   fi
@@ -184,12 +181,15 @@ tasks_file_count() {
   printf '%d\n' "$n"
 }
 
-# split_tasks_file FILE DIR: record i of FILE becomes DIR/<i>, byte for byte.
+# split_tasks_file FILE DIR: record i of FILE becomes DIR/<i>, byte for byte,
+# for the agents of the index range (the others never read theirs).
 split_tasks_file() {
   local t i=0
   while IFS= read -r -d '' t || [[ -n $t ]]; do
-    printf '%s' "$t" >"$2/.$i.tmp"
-    mv -f -- "$2/.$i.tmp" "$2/$i"
+    if ((i >= O_START && i < O_END)); then
+      printf '%s' "$t" >"$2/.$i.tmp"
+      mv -f -- "$2/.$i.tmp" "$2/$i"
+    fi
     i=$((i + 1))
   done <"$1"
 }
@@ -238,17 +238,16 @@ write_meta() {
   done
   cfn_iso iso "$STARTED_US"
   local meta
-  printf -v meta '{"swarmId":"%s","agents":%d,"topology":"%s","concurrency":%d,"workers":%d,"agentTimeout":%s,"retries":%d,"noRetryExitCodes":[%s],"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","failedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
-    "$O_SWARM" "$O_AGENTS" "$O_TOPOLOGY" "$O_CONCURRENCY" "$O_WORKERS" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_NO_RETRY" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$O_FAILED" "$cmd_json" "$$" "$iso"
+  printf -v meta '{"swarmId":"%s","agents":%d,"indexRange":{"start":%d,"end":%d},"concurrency":%d,"agentTimeout":%s,"retries":%d,"noRetryExitCodes":[%s],"maxOutput":%d,"timeout":%s,"completedIndexes":"%s","failedIndexes":"%s","command":[%s],"pid":%d,"startedAt":"%s"}' \
+    "$O_SWARM" "$O_AGENTS" "$O_START" "$O_END" "$O_CONCURRENCY" "$O_AGENT_TIMEOUT" "$O_RETRIES" "$O_NO_RETRY" "$O_MAX_OUTPUT" "$O_TIMEOUT" "$O_COMPLETED" "$O_FAILED" "$cmd_json" "$$" "$iso"
   cfn_write_new "$ROOT/meta.json" "$meta"
 }
 
 start_components() {
-  local bin=$CFN_BIN_DIR topo_script=$CFN_BIN_DIR/topology-$O_TOPOLOGY.sh
-  local -a engine=(--root "$ROOT" --swarm-id "$O_SWARM" --agents "$O_AGENTS" --concurrency "$O_CONCURRENCY"
+  local bin=$CFN_BIN_DIR
+  local -a engine=(--root "$ROOT" --swarm-id "$O_SWARM" --agents "$O_AGENTS" --index-range "$O_START-$O_END" --concurrency "$O_CONCURRENCY"
     --agent-timeout "$O_AGENT_TIMEOUT" --retries "$O_RETRIES" --no-retry-exit-codes "$O_NO_RETRY"
     --max-output "$O_MAX_OUTPUT" --completed-indexes "$O_COMPLETED" --failed-indexes "$O_FAILED" --parent-pid "$$")
-  [[ $O_TOPOLOGY == hybrid ]] && engine+=(--workers "$O_WORKERS")
   export CFN_BUS_MODE=$O_BUS_MODE CFN_INBOX_CAPACITY=$O_CAPACITY CFN_PUBLISH_TIMEOUT=$O_PUBLISH_TIMEOUT
   # Agents start once the detector consumes (lib/agent.sh): results published
   # before it listened would wait out its start-up and count as latency.
@@ -259,13 +258,13 @@ start_components() {
   set -m
   start_launcher
   "$bin/completion-detector.sh" --root "$ROOT" --swarm-id "$O_SWARM" --total "$O_AGENTS" \
-    --topology "$O_TOPOLOGY" --timeout "$O_TIMEOUT" --started-us "$STARTED_US" \
+    --index-range "$O_START-$O_END" --timeout "$O_TIMEOUT" --started-us "$STARTED_US" \
     --completed-indexes "$O_COMPLETED" --failed-indexes "$O_FAILED" --parent-pid "$$" &
   DET_PID=$!
-  # The topology and its agents run at a lower priority (CFN_AGENT_NICE,
+  # The dispatcher and its agents run at a lower priority (CFN_AGENT_NICE,
   # default 15) than the detector, so it gets the CPU the moment a message
   # lands even with every agent runnable (docs/performance.md).
-  nice -n "${CFN_AGENT_NICE:-15}" "$topo_script" "${engine[@]}" -- "${O_CMD[@]}" &
+  nice -n "${CFN_AGENT_NICE:-15}" "$bin/topology-flat.sh" "${engine[@]}" -- "${O_CMD[@]}" &
   TOPO_PID=$!
   "$bin/health-monitor.sh" heartbeat --root "$ROOT" --parent-pid "$$" &
   HB_PID=$!
@@ -345,7 +344,7 @@ write_results() {
   [[ -n $O_RESULTS ]] || return 0
   local tmp="$O_RESULTS.tmp.$$" i line fd
   exec {fd}>"$tmp"
-  for ((i = 0; i < O_AGENTS; i++)); do
+  for ((i = O_START; i < O_END; i++)); do
     [[ -f $ROOT/responses/agent-$i.json ]] || continue
     IFS='' read -r line <"$ROOT/responses/agent-$i.json" || true
     printf '%s\n' "$line" >&"$fd"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Flat topology (2-300 agents, works beyond): one coordinator runs every agent
-# through the agent launcher (lib/agent.sh: at most --concurrency at once),
-# whose relay publishes each response, and announces the results on the root
-# inbox in batches.
+# The dispatcher (the engine's one layout, flat): one coordinator runs every
+# agent of its index range through the agent launcher (lib/agent.sh: at most
+# --concurrency at once), whose relay publishes each response, and announces
+# the results on the root inbox in batches. A swarm larger than one pod is
+# split into shards (index ranges), one coordinator each.
 set -euo pipefail
 CFN_PROG=topology-flat
 # shellcheck source=bash/lib/engine-opts.sh
@@ -12,7 +13,8 @@ usage() {
   cat <<'EOF2'
 Usage: topology-flat.sh --root DIR --swarm-id ID --agents N [options] -- CMD [ARG...]
 
-Runs agents 0..N-1 (minus --completed-indexes) with a concurrency limit,
+Runs agents START..END-1 of --index-range (default 0..N-1; minus
+--completed-indexes and --failed-indexes) with a concurrency limit,
 writes each agent's response to <root>/responses/ and announces the results
 to <root>/messages/root in `batch` messages (at most 5 ms after an agent ends).
 
@@ -26,7 +28,7 @@ EOF2
 flat_dispatch() {
   local inbox=$1 i rc now=0 checked=0
   local -a queue=()
-  for ((i = 0; i < CFN_AGENTS_TOTAL; i++)); do
+  for ((i = CFN_RANGE_START; i < CFN_RANGE_END; i++)); do
     [[ -n ${CFN_SKIP[$i]:-} ]] || queue+=("$i")
   done
   cfn_agents_start "${queue[@]}"

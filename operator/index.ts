@@ -11,8 +11,8 @@ export type {
   ObjectiveSpec,
   SwarmRunState,
   SwarmStatus,
-  Topology,
 } from './coordination/types.js';
+export type { IndexRange } from './coordination/index-range.js';
 
 export {
   BashCoordinator,

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
 # Runs agents (docs/v2-engine.md "Who runs an agent"). The dispatching process
-# (a topology, a sub-coordinator, the test tool agent-wrapper.sh) starts one relay of the
+# (the dispatcher topology-flat.sh, the test tool agent-wrapper.sh) starts one relay of the
 # agent launcher (bash/native/launcher relay) per batch of agents: it hands
 # them, through the run's hub (CFN_LAUNCHER_HUB), to the launcher serving
 # CFN_LAUNCHER_DIR (the pod's agent container, or the run's local one; without

@@ -195,9 +195,8 @@ bus_wait() {
 
 # bus_drain HANDLER: claims, validates and handles every message in new/ (the
 # first call also replays claimed/ leftovers of a crashed consumer). HANDLER is
-# called as: HANDLER result FROM INDEX STATUS | heartbeat FROM SUB |
-# reassign FROM SUB AGENTS (a batch calls it once per result, or once as
-# `results FROM` with BUS_BULK=1).
+# called as: HANDLER result FROM INDEX STATUS (a batch calls it once per
+# result, or once as `results FROM` with BUS_BULK=1).
 bus_drain() {
   local handler=$1 f name
   BUS_CONSUMED=0
@@ -245,7 +244,7 @@ bus__parse() {
   MSG_ID=${p[3]-} MSG_TYPE=${p[7]-} MSG_FROM=${p[11]-} MSG_TS=${p[14]-}
   MSG_TS=${MSG_TS#:}
   printf -v c '{"id":"%s","type":"%s","from":"%s","ts":%s' "$MSG_ID" "$MSG_TYPE" "$MSG_FROM" "$MSG_TS"
-  [[ $c == "$h" && $MSG_ID == +([0-9])-+([0-9])-+([0-9]) && $MSG_TYPE == @(result|batch|heartbeat|reassign) &&
+  [[ $c == "$h" && $MSG_ID == +([0-9])-+([0-9])-+([0-9]) && $MSG_TYPE == @(result|batch) &&
     -n $MSG_FROM && ${#MSG_FROM} -le 64 && $MSG_FROM != *[!A-Za-z0-9._:-]* &&
     -n $MSG_TS && ${#MSG_TS} -le 20 && $MSG_TS != *[!0-9]* ]] || return 1
   MSG_BODY=${1:${#h}+8}
@@ -293,7 +292,7 @@ bus__batch_fields() {
 }
 
 bus__handle() {
-  local path=$1 handler=$2 text body list item now
+  local path=$1 handler=$2 text body item now
   cfn_read_file text "$path"
   if [[ $text != *$'\n' ]] || ! bus__parse "${text%$'\n'}" || [[ ${path##*/} != "$MSG_ID.json" ]]; then
     bus__quarantine "$path"
@@ -321,23 +320,6 @@ bus__handle() {
         for item in "${b_c[@]}"; do "$handler" result "$MSG_FROM" "$item" completed; done
         for item in "${b_f[@]}"; do "$handler" result "$MSG_FROM" "$item" failed; done
       fi
-      ;;
-    heartbeat)
-      if [[ $body != '{"sub":'+([0-9])'}' ]]; then
-        bus__quarantine "$path"
-        return 0
-      fi
-      item=${body:7}
-      "$handler" heartbeat "$MSG_FROM" "${item%\}}"
-      ;;
-    reassign)
-      if [[ $body != '{"sub":'+([0-9])',"agents":'+([0-9])'}' ]]; then
-        bus__quarantine "$path"
-        return 0
-      fi
-      item=${body:7}
-      list=${item#*'"agents":'}
-      "$handler" reassign "$MSG_FROM" "${item%%,*}" "${list%\}}"
       ;;
   esac
   if [[ -n $BUS_LAT_FD ]]; then

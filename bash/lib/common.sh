@@ -175,11 +175,12 @@ cfn_publish_once() {
   return 1
 }
 
-# cfn_parse_indexes ASSOC_NAME SPEC TOTAL: "0-9,15" -> ASSOC[i]=1; returns 1 with
-# a message on a malformed spec or an index outside [0,TOTAL).
+# cfn_parse_indexes ASSOC_NAME SPEC END [START]: "0-9,15" -> ASSOC[i]=1; returns
+# 1 with a message on a malformed spec or an index outside [START,END) (START
+# default 0).
 cfn_parse_indexes() {
   local -n _set=$1
-  local spec=$2 total=$3 part a b i
+  local spec=$2 total=$3 start=${4:-0} part a b i
   [[ -z $spec ]] && return 0
   if ! [[ $spec =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]]; then
     cfn_log "invalid index list: $spec (expected e.g. 0-9,15)"
@@ -189,13 +190,34 @@ cfn_parse_indexes() {
   for part in $spec; do
     a=${part%-*} b=${part#*-}
     a=$((10#$a)) b=$((10#$b))
-    if ((a > b || b >= total)); then
-      cfn_log "index range $part outside 0..$((total - 1))"
+    if ((a > b || a < start || b >= total)); then
+      cfn_log "index range $part outside $start..$((total - 1))"
       return 1
     fi
     # shellcheck disable=SC2004 # assoc array: the key must be expanded
     for ((i = a; i <= b; i++)); do _set[$i]=1; done
   done
+}
+
+# cfn_parse_range START_VAR END_VAR SPEC AGENTS: "START-END" (END exclusive,
+# 0 <= START < END <= AGENTS) -> the two variables; an empty SPEC is the whole
+# swarm, 0 and AGENTS. Returns 1 with a message on anything else.
+cfn_parse_range() {
+  local spec=$3 agents=$4 a b
+  if [[ -z $spec ]]; then
+    a=0 b=$agents
+  elif [[ $spec =~ ^([0-9]{1,9})-([0-9]{1,9})$ ]]; then
+    a=$((10#${BASH_REMATCH[1]})) b=$((10#${BASH_REMATCH[2]}))
+    if ((a >= b || b > agents)); then
+      cfn_log "index range $spec: expected START-END with 0 <= START < END <= $agents (END exclusive)"
+      return 1
+    fi
+  else
+    cfn_log "invalid index range '$spec' (expected START-END, END exclusive: 100-200 runs agents 100..199)"
+    return 1
+  fi
+  printf -v "$1" '%d' "$a"
+  printf -v "$2" '%d' "$b"
 }
 
 # cfn_pid_alive PID

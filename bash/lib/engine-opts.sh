@@ -1,12 +1,12 @@
 # shellcheck shell=bash disable=SC2034 # globals shared between sourced files
-# Options shared by the topology scripts: they fill the
-# globals lib/agent.sh reads. Each topology adds its own options via
-# ENGINE_EXTRA_OPT (a function name: returns the number of words consumed, 0
-# when the option is not its own).
+# The dispatcher's options (topology-flat.sh, and the test tool
+# agent-wrapper.sh): they fill the globals lib/agent.sh reads. A script adds
+# its own options via ENGINE_EXTRA_OPT (a function name: returns the number of
+# words consumed, 0 when the option is not its own).
 # shellcheck source=bash/lib/agent.sh
 source "${BASH_SOURCE[0]%/*}/agent.sh"
 
-CFN_ROOT='' CFN_SWARM_ID='' CFN_AGENTS_TOTAL='' CFN_CONCURRENCY=64 CFN_AGENT_TIMEOUT=300
+CFN_ROOT='' CFN_SWARM_ID='' CFN_AGENTS_TOTAL='' CFN_RANGE_SPEC='' CFN_RANGE_START=0 CFN_RANGE_END=0 CFN_CONCURRENCY=64 CFN_AGENT_TIMEOUT=300
 CFN_RETRIES=0 CFN_MAX_OUTPUT=65536 CFN_COMPLETED_SPEC='' CFN_FAILED_SPEC='' CFN_PARENT_PID='' CFN_OBJECTIVE=''
 CFN_NO_RETRY_CODES=''
 CFN_CMD=()
@@ -16,14 +16,17 @@ engine_opts_help() {
   cat <<'EOF'
   --root DIR               swarm root (required; created by coordinator-cli.sh)
   --swarm-id ID            swarm id (required)
-  --agents N               number of agents (required)
+  --agents N               number of agents in the swarm (required)
+  --index-range START-END  run only agents START..END-1 (END exclusive;
+                           default 0-N); they keep their indexes
   --concurrency N          agents running at once (default 64)
   --agent-timeout SECONDS  per attempt, TERM then KILL (default 300, 0 = none)
   --retries N              extra attempts after a failure (default 0)
   --no-retry-exit-codes L  exit codes that end an agent at once, never
                            retried ("2,3"; each 1-255)
   --max-output BYTES       stdout kept per agent (default 65536)
-  --completed-indexes SPEC agents completed in an earlier run ("0-9,15"): not run
+  --completed-indexes SPEC agents completed in an earlier run ("0-9,15", inside
+                           the index range): not run
   --failed-indexes SPEC    agents that failed finally in an earlier run: not run
   --parent-pid PID         exit when this process is gone
   -- CMD [ARG...]          the agent command (argv, never a shell string)
@@ -38,6 +41,7 @@ engine_parse_opts() {
       --root) cfn_require_value "$1" $#; CFN_ROOT=$2; shift 2 ;;
       --swarm-id) cfn_require_value "$1" $#; CFN_SWARM_ID=$2; shift 2 ;;
       --agents) cfn_require_value "$1" $#; CFN_AGENTS_TOTAL=$2; shift 2 ;;
+      --index-range) cfn_require_value "$1" $#; CFN_RANGE_SPEC=$2; shift 2 ;;
       --concurrency) cfn_require_value "$1" $#; CFN_CONCURRENCY=$2; shift 2 ;;
       --agent-timeout) cfn_require_value "$1" $#; CFN_AGENT_TIMEOUT=$2; shift 2 ;;
       --retries) cfn_require_value "$1" $#; CFN_RETRIES=$2; shift 2 ;;
@@ -63,6 +67,7 @@ engine_validate() {
   [[ -n $CFN_ROOT && -d $CFN_ROOT ]] || cfn_die 2 "--root must be an existing directory"
   [[ $CFN_SWARM_ID =~ $CFN_SWARM_ID_RE ]] || cfn_die 2 "--swarm-id must match $CFN_SWARM_ID_RE"
   cfn_is_uint "$CFN_AGENTS_TOTAL" || cfn_die 2 "--agents must be a number"
+  cfn_parse_range CFN_RANGE_START CFN_RANGE_END "$CFN_RANGE_SPEC" "$((10#$CFN_AGENTS_TOTAL))" || cfn_die 2 "--index-range must be START-END within --agents $CFN_AGENTS_TOTAL"
   cfn_is_pos_int "$CFN_CONCURRENCY" || cfn_die 2 "--concurrency must be >= 1"
   cfn_is_number "$CFN_AGENT_TIMEOUT" || cfn_die 2 "--agent-timeout must be a number of seconds"
   cfn_is_uint "$CFN_RETRIES" || cfn_die 2 "--retries must be a number"
@@ -80,7 +85,7 @@ engine_prepare() {
   [[ -f $CFN_ROOT/objective.txt ]] || cfn_die 2 "$CFN_ROOT/objective.txt is missing"
   cfn_read_file CFN_OBJECTIVE "$CFN_ROOT/objective.txt"
   declare -gA CFN_SKIP=()
-  cfn_parse_indexes CFN_SKIP "$CFN_COMPLETED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
-  cfn_parse_indexes CFN_SKIP "$CFN_FAILED_SPEC" "$CFN_AGENTS_TOTAL" || exit 2
+  cfn_parse_indexes CFN_SKIP "$CFN_COMPLETED_SPEC" "$CFN_RANGE_END" "$CFN_RANGE_START" || exit 2
+  cfn_parse_indexes CFN_SKIP "$CFN_FAILED_SPEC" "$CFN_RANGE_END" "$CFN_RANGE_START" || exit 2
   cfn_mkdirs "$CFN_ROOT/work" "$CFN_ROOT/responses/.tmp" "$CFN_ROOT/messages"
 }

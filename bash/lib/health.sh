@@ -126,7 +126,7 @@ health__render() {
 }
 
 # health_liveness ROOT: checks the pids in ROOT/pids (coordinator, detector,
-# topology, sub-coordinators); a sub-coordinator pid that is gone without its
+# dispatcher, launcher); a pid that is gone without its
 # done file is reported dead. Sets HEALTH_JSON (with ts/heartbeat) and HEALTH_REASON.
 health_liveness() {
   local root=$1 f name pid now iso

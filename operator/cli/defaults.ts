@@ -16,11 +16,10 @@ export const DEFAULT_AGENT_COMMAND = 'cat';
 /** config/v2-config.json as shipped: the defaults of the `cfn run` flags it covers. */
 export const V2_DEFAULTS: V2Config = loadV2Config();
 
-/** config/performance-limits.json as shipped: agents per topology, and V1's maximum. */
+/** config/performance-limits.json as shipped: agents per coordinator, and V1's maximum. */
 export const PERFORMANCE_LIMITS: PerformanceLimits = loadPerformanceLimits();
 
 export const DEFAULTS = {
-  topology: V2_DEFAULTS.topology,
   timeoutSeconds: V2_DEFAULTS.timeoutSeconds,
   agentTimeoutSeconds: V2_DEFAULTS.agentTimeoutSeconds,
   retries: V2_DEFAULTS.retries,

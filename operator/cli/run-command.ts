@@ -6,7 +6,8 @@ import type { AgentResponse, CoordinationVersion, ObjectiveSpec, SwarmStatus } f
 import { toStoredResult } from '../results/stored-result.js';
 import { ResultsFile } from './results-file.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
-import { InvalidVersionSettingError, resolveTopology } from '../coordination/version/decide-version.js';
+import { InvalidVersionSettingError } from '../coordination/version/decide-version.js';
+import { rangeSize } from '../coordination/index-range.js';
 import type { Logger } from '../observability/logger.js';
 import { obtainCoordinator, RunCoordinatorUnavailableError } from './coordinator-factory.js';
 import type { ObtainedCoordinator } from './coordinator-factory.js';
@@ -27,7 +28,7 @@ export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
     agents: o.agents,
     ...(o.tasks ? { tasks: o.tasks.map((t) => t.task) } : {}),
     ...(taskEnv ? { taskEnv } : {}),
-    topology: resolveTopology(o.topology, o.agents),
+    ...(o.shard ? { indexRange: { ...o.indexRange } } : {}),
     agentCommand: o.agentCommand,
     agentTimeoutSeconds: o.agentTimeoutSeconds,
     retries: o.retries,
@@ -48,15 +49,20 @@ function failedSummary(
   return {
     objectiveId: o.swarmId,
     status: 'failed',
-    agents: { total: o.agents, completed: 0, failed: 0 },
+    agents: { total: rangeSize(o.indexRange), completed: 0, failed: 0 },
     deliveryRate: 0,
     coordinationTime: 0,
     throughputAgentsPerSec: 0,
     version,
     ...choice,
-    topology: resolveTopology(o.topology, o.agents),
+    ...ranOf(o),
     error,
   };
+}
+
+/** Which agents ran: the index range, and the shard when --shard chose it. */
+function ranOf(o: RunOptions): Pick<RunSummary, 'indexRange' | 'shard'> {
+  return { indexRange: { ...o.indexRange }, ...(o.shard ? { shard: { ...o.shard } } : {}) };
 }
 
 function emit(io: CliIo, o: RunOptions, summary: RunSummary, failures: readonly AgentResponse[] = []): void {
@@ -89,13 +95,12 @@ export interface RunHooks {
 export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks: RunHooks = {}): Promise<number> {
   const spec = toObjectiveSpec(o);
   const limits = PERFORMANCE_LIMITS;
-  const verdict = checkAgentLimits(limits, spec.topology, spec.agents);
+  const verdict = checkAgentLimits(limits, rangeSize(o.indexRange));
   if (!verdict.ok) {
     io.stderr.write(`cfn: ${verdict.reason} (config/performance-limits.json)\n`);
     return EXIT.usage;
   }
-  // Below a topology's minimum a swarm is merely small; above its recommended maximum the other topology is likely better.
-  if (verdict.warning && spec.agents > limits.topologies[spec.topology].recommendedMaxAgents) io.stderr.write(`cfn: warning: ${verdict.warning}\n`);
+  if (verdict.warning) io.stderr.write(`cfn: warning: ${verdict.warning}\n`);
   let resultsFile: ResultsFile | undefined;
   if (o.resultsFile !== undefined) {
     try {
@@ -143,7 +148,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
   }
 
   const bar = io.isTTY && !o.json ? new ProgressBar(io.stderr) : undefined;
-  const counts = { total: o.agents, completed: 0, failed: 0, elapsedMs: 0 };
+  const counts = { total: rangeSize(o.indexRange), completed: 0, failed: 0, elapsedMs: 0 };
   const startedAt = Date.now();
   // agent:completed / agent:failed: the event names both coordinators emit.
   const onCompleted = (): void => {
@@ -179,7 +184,7 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
       counts.elapsedMs = Date.now() - startedAt;
       bar.finish(counts);
     }
-    const summary = toSummary({ ...result.status, status: judgedStatus(result.status, o.minDelivery) }, coordinator.version, spec.topology, choice);
+    const summary = toSummary({ ...result.status, status: judgedStatus(result.status, o.minDelivery) }, coordinator.version, { ...choice, ...ranOf(o) });
     emit(io, o, summary, result.responses.filter((r) => r.status === 'failed'));
     let code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
     if (resultsFile) {

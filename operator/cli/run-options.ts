@@ -10,13 +10,23 @@ import { DEFAULT_AGENT_COMMAND, DEFAULT_OBJECTIVE, DEFAULTS } from './defaults.j
 import { UsageError } from './usage-error.js';
 import { parseTaskList, TaskListError } from '../tasks/task-list.js';
 import type { Task, TaskFormat } from '../tasks/task-list.js';
+import { shardRanges } from '../swarm/shards.js';
+import type { IndexRange } from '../coordination/index-range.js';
 
-export type TopologyChoice = 'flat' | 'hybrid' | 'auto';
 export type VersionChoice = 'v1' | 'v2' | 'auto';
+
+/** --shard I/N: shard I (0-based) of N, the agents shardRanges gives it. */
+export interface ShardChoice {
+  index: number;
+  count: number;
+}
 
 export interface RunOptions {
   agents: number;
-  topology: TopologyChoice;
+  /** --shard: run only this shard's index range of the agents; undefined: all of them. */
+  shard: ShardChoice | undefined;
+  /** The agents this run executes: the shard's range (shardRanges), else 0..agents-1. */
+  indexRange: IndexRange;
   /** argv; never passed through a shell. */
   agentCommand: string[];
   objective: string;
@@ -53,7 +63,7 @@ type OptionTable = NonNullable<ParseArgsConfig['options']>;
 
 export const RUN_FLAGS = {
   agents: { type: 'string' },
-  topology: { type: 'string' },
+  shard: { type: 'string' },
   'agent-command': { type: 'string' },
   objective: { type: 'string' },
   tasks: { type: 'string' },
@@ -84,7 +94,10 @@ V1 fallback (TypeScript, SQLite memory), as chosen by --version or detection.
 
 Options:
   --agents N              number of agents (1-100000; default: the number of --tasks)
-  --topology T            flat | hybrid | auto (default auto: flat up to 300 agents)
+  --shard I/N             run only shard I (0-based) of N: a contiguous range of the
+                          agents (as the operator splits a Swarm's spec.shards), which
+                          keep their indexes, tasks and CFN_AGENTS_TOTAL; the status
+                          counts the range. Run the others with the same --swarm-id
   --agent-command CMD     agent command, split like a shell but never evaluated
                           (default: cat, which answers with its task); or give it after --
   --objective TEXT        objective text given to every agent in CFN_OBJECTIVE, and as its
@@ -152,12 +165,17 @@ function numberFlag(flag: string, min: number, max: number, exclusiveMin = false
 /** The raw flag values as parseArgs returns them, validated and converted. */
 export const runFlagsSchema = z.object({
   agents: intFlag('agents', 1, 100_000).optional(),
-  topology: z
+  shard: z
     .string()
-    .transform((s, ctx): TopologyChoice => {
-      if (s === 'flat' || s === 'hybrid' || s === 'auto') return s;
-      ctx.addIssue({ code: 'custom', message: `--topology must be flat, hybrid or auto (got ${JSON.stringify(s)})` });
-      return z.NEVER;
+    .transform((s, ctx): ShardChoice => {
+      const m = /^(\d{1,6})\/(\d{1,6})$/.exec(s.trim());
+      const index = m ? Number(m[1]) : Number.NaN;
+      const count = m ? Number(m[2]) : Number.NaN;
+      if (!(count >= 1 && index >= 0 && index < count)) {
+        ctx.addIssue({ code: 'custom', message: `--shard must be I/N with 0 <= I < N, like 0/4 for the first of four shards (got ${JSON.stringify(s)})` });
+        return z.NEVER;
+      }
+      return { index, count };
     })
     .optional(),
   'agent-command': z.string().optional(),
@@ -242,12 +260,17 @@ function readTasks(file: string, format: TaskFormat): Task[] {
   }
 }
 
+/** One coordinator runs its agents one way (flat); a larger swarm is split into shards. */
+export const TOPOLOGY_RETIRED =
+  '--topology is gone: one coordinator runs its agents flat; split a large swarm into shards with --shard I/N (on Kubernetes: spec.shards, or spec.topology hybrid)';
+
 /** Parses `cfn run` arguments (without the `run` word). Throws UsageError with one line. */
 export function parseRunOptions(argv: readonly string[]): RunOptions {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof RUN_FLAGS; strict: true; allowPositionals: true; tokens: true }>>;
   try {
     parsed = parseArgs({ args: [...argv], options: RUN_FLAGS, strict: true, allowPositionals: true, tokens: true });
   } catch (err) {
+    if (argv.some((a) => a === '--topology' || a.startsWith('--topology='))) throw new UsageError(TOPOLOGY_RETIRED);
     throw new UsageError(firstSentence((err as Error).message).replace(/^Unknown option/, 'unknown option'));
   }
   const { values, positionals, tokens } = parsed;
@@ -287,13 +310,17 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const agents = v.agents ?? tasks?.length ?? 1;
   if (agents > 100_000) throw new UsageError(`--tasks ${v.tasks ?? ''} holds ${agents} tasks, more than 100000 agents`);
   if (v.objective !== undefined && v.objective.includes('\0')) throw new UsageError('--objective must not contain a NUL byte');
+  if (v.shard && v.shard.count > agents) throw new UsageError(`--shard ${v.shard.index}/${v.shard.count}: ${agents} agents cannot make ${v.shard.count} shards (at most one shard per agent)`);
+  const range = v.shard ? shardRanges(agents, v.shard.count)[v.shard.index] : undefined;
+  const indexRange = range ? { start: range.start, end: range.end } : { start: 0, end: agents };
   if (v.version !== undefined && v['rollout-percentage'] !== undefined) {
     throw new UsageError('give either --version or --rollout-percentage, not both (--version decides alone)');
   }
 
   return {
     agents,
-    topology: v.topology ?? DEFAULTS.topology,
+    shard: v.shard,
+    indexRange,
     agentCommand,
     objective: v.objective ?? DEFAULT_OBJECTIVE,
     tasks,
@@ -301,7 +328,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     agentTimeoutSeconds: v['agent-timeout'] ?? DEFAULTS.agentTimeoutSeconds,
     retries: v.retries ?? DEFAULTS.retries,
     noRetryExitCodes: v['no-retry-exit-codes'] ?? [],
-    concurrency: Math.min(v.concurrency ?? DEFAULTS.concurrency, agents),
+    concurrency: Math.min(v.concurrency ?? DEFAULTS.concurrency, indexRange.end - indexRange.start),
     shmPath: v['shm-path'],
     minDelivery: v['min-delivery'] ?? DEFAULTS.minDelivery,
     maxOutputBytes: v['max-output'] ?? DEFAULTS.maxOutputBytes,

@@ -1,5 +1,6 @@
 // The run's result: a human table, or the one JSON object of `--json`.
-import type { AgentResponse, CoordinationVersion, SwarmStatus, Topology } from '../coordination/types.js';
+import type { AgentResponse, CoordinationVersion, SwarmStatus } from '../coordination/types.js';
+import type { IndexRange } from '../coordination/index-range.js';
 
 export interface RunSummary {
   objectiveId: string;
@@ -14,7 +15,10 @@ export interface RunSummary {
   versionReason?: string;
   /** Present when V2 was chosen but could not start and V1 ran instead. */
   fallback?: { from: 'v2'; to: 'v1'; reason: string; elapsedMs: number };
-  topology: Topology;
+  /** The agents that ran, start..end-1 (end exclusive): all of them, or the shard's. */
+  indexRange: IndexRange;
+  /** Present with --shard: shard `index` (0-based) of `count`. */
+  shard?: { index: number; count: number };
   /** Present only when the run could not produce a status (why). */
   error?: string;
 }
@@ -22,8 +26,7 @@ export interface RunSummary {
 export function toSummary(
   status: SwarmStatus,
   version: CoordinationVersion,
-  topology: Topology,
-  choice: Pick<RunSummary, 'versionReason' | 'fallback'> = {},
+  choice: Pick<RunSummary, 'versionReason' | 'fallback' | 'indexRange' | 'shard'>,
 ): RunSummary {
   return {
     objectiveId: status.objectiveId,
@@ -35,7 +38,8 @@ export function toSummary(
     version,
     ...(choice.versionReason !== undefined ? { versionReason: choice.versionReason } : {}),
     ...(choice.fallback ? { fallback: { ...choice.fallback } } : {}),
-    topology,
+    indexRange: { ...choice.indexRange },
+    ...(choice.shard ? { shard: { ...choice.shard } } : {}),
   };
 }
 
@@ -59,8 +63,9 @@ export function formatTable(s: RunSummary, extra: readonly [string, string][] = 
   const rows: [string, string][] = [
     ['swarm', s.objectiveId],
     ['status', s.status],
-    ['coordinator', `${s.version} (${s.topology})${s.fallback ? `, fallback from v2 after ${s.fallback.elapsedMs} ms: ${s.fallback.reason}` : ''}`],
+    ['coordinator', `${s.version}${s.fallback ? `, fallback from v2 after ${s.fallback.elapsedMs} ms: ${s.fallback.reason}` : ''}`],
     ...(s.versionReason !== undefined ? ([['chosen by', s.versionReason]] as [string, string][]) : []),
+    ...(s.shard ? ([['shard', `${s.shard.index}/${s.shard.count}: agents ${s.indexRange.start}..${s.indexRange.end - 1}`]] as [string, string][]) : []),
     ['agents', `${s.agents.total} total, ${s.agents.completed} completed, ${s.agents.failed} failed`],
     ['delivery', `${s.deliveryRate.toFixed(1)}%`],
     ['time', `${(s.coordinationTime / 1000).toFixed(2)} s`],

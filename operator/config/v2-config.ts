@@ -9,8 +9,6 @@ import { readJsonFile } from './read-json-file.js';
 const positiveInt = z.number().int().min(1);
 
 export const v2ConfigSchema = z.strictObject({
-  /** auto: flat up to 300 agents, hybrid above. */
-  topology: z.enum(['flat', 'hybrid', 'auto']),
   concurrency: positiveInt,
   agentTimeoutSeconds: z.number().positive(),
   timeoutSeconds: z.number().positive(),

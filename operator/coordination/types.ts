@@ -3,7 +3,6 @@
 import type { EventEmitter } from 'node:events';
 
 export type CoordinationVersion = 'v1' | 'v2';
-export type Topology = 'flat' | 'hybrid';
 
 /** One agent's answer: the same shape from V1 and V2 (see docs/agent-contract.md). */
 export interface AgentResponse {
@@ -58,7 +57,6 @@ export interface ObjectiveSpec {
   tasks?: readonly string[];
   /** Per-agent environment: agent i also gets taskEnv[i] (never an engine name: see tasks/task-list.ts). */
   taskEnv?: readonly (Readonly<Record<string, string>> | undefined)[];
-  topology: Topology;
   /** argv of the agent command; never passed through a shell. */
   agentCommand: readonly string[];
   agentTimeoutSeconds: number;
@@ -92,7 +90,6 @@ export interface HealthReport {
 
 export interface Capabilities {
   version: CoordinationVersion;
-  topologies: readonly Topology[];
   maxAgents: number;
   persistentResume: boolean;
 }

@@ -24,7 +24,6 @@ import type { ResultSink } from '../results/result-sink.js';
 import { toStoredResult } from '../results/stored-result.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
 import { StatusPublisher } from './status-publisher.js';
-import { resolveSwarmTopology } from '../coordination/version/decide-version.js';
 import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
@@ -188,7 +187,6 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     agents: swarmAgents(spec),
     ...(tasks ? { tasks: tasks.map((t) => t.task) } : {}),
     ...(taskEnv ? { taskEnv } : {}),
-    topology: resolveSwarmTopology(swarm),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
     agentTimeoutSeconds: spec.agent.timeoutSeconds,
     retries: spec.agent.retries,

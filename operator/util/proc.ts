@@ -90,6 +90,14 @@ export async function treeRssKb(rootPid: number): Promise<number> {
   return descendants(await listProcesses(), rootPid).reduce((sum, p) => sum + p.rssKb, 0);
 }
 
+/** The value of NAME in a process's initial environment; undefined when it has none (or is gone). */
+export async function processEnvValue(pid: number, name: string): Promise<string | undefined> {
+  const env = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
+  const needle = `${name}=`;
+  for (const entry of env.split('\0')) if (entry.startsWith(needle)) return entry.slice(needle.length);
+  return undefined;
+}
+
 /**
  * Processes carrying `NAME=value` in their initial environment (the engine gives
  * every agent SWARM_ID=<id>), excluding this process.

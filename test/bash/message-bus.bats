@@ -149,14 +149,14 @@ EOS
   CFN_BUS_MODE=poll CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" consume --inbox "$INBOX" --count 3 --timeout 5 >"$OUT/c" 2>"$OUT/e" &
   local consumer=$!
   sleep 0.2
-  CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type heartbeat --from sub-2 --body '{"sub":2}'
-  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type reassign --from sub-2 --body '{"sub":2,"agents":7}'
-  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type batch --from sub-2 --body '{"completed":[],"failed":[4]}'
+  CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type result --from agent-2 --body "$(result_body 2)"
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type batch --from flat --body '{"completed":[3],"failed":[]}'
+  "$TOOLS/message-bus.sh" publish --inbox "$INBOX" --type batch --from flat --body '{"completed":[],"failed":[4]}'
   wait "$consumer"
   run cat "$OUT/c"
-  [ "${lines[0]}" = "heartbeat sub-2 2" ]
-  [ "${lines[1]}" = "reassign sub-2 2 7" ]
-  [ "${lines[2]}" = "result sub-2 4 failed" ]
+  [ "${lines[0]}" = "result agent-2 2 completed" ]
+  [ "${lines[1]}" = "result flat 3 completed" ]
+  [ "${lines[2]}" = "result flat 4 failed" ]
   [ "$(CFN_NO_LOADABLES=1 "$TOOLS/message-bus.sh" depth --inbox "$INBOX")" -eq 0 ]
 }
 

@@ -2,18 +2,17 @@
 # Performance smoke of the V2 engine (not a test: prints numbers). Compares
 # whole `coordinator-cli.sh run` wall times with the floor of launching the same
 # commands with xargs -P, and reports bus latency percentiles.
-#   test/bash/perf-smoke.sh [--flat N] [--hybrid N] [--concurrency C] [--json]
+#   test/bash/perf-smoke.sh [--sizes N,M,...] [--concurrency C] [--json]
 set -euo pipefail
 
 BIN="$(cd "$(dirname "$0")/../../bash" && pwd)"
-FLAT=500 HYBRID=1000 CONC=64 JSON=0
+SIZES=500,1000 CONC=64 JSON=0
 
 usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
   case $1 in
-    --flat) FLAT=$2; shift 2 ;;
-    --hybrid) HYBRID=$2; shift 2 ;;
+    --sizes) SIZES=$2; shift 2 ;;
     --concurrency) CONC=$2; shift 2 ;;
     --json) JSON=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -43,27 +42,30 @@ percentiles() {
 }
 
 engine_run() {
-  local topo=$1 n=$2 id="perf-$1"
-  "$BIN/coordinator-cli.sh" run --shm-path "$SHM" --swarm-id "$id" --agents "$n" --topology "$topo" \
+  local n=$1 id="perf-$1"
+  "$BIN/coordinator-cli.sh" run --shm-path "$SHM" --swarm-id "$id" --agents "$n" \
     --concurrency "$CONC" --objective perf --keep --json -- true >"$SHM/$id.status"
 }
 
 report() {
-  local topo=$1 n=$2 wall floor status rate p50 p99 max
+  local n=$1 wall floor status rate p50 p99 max
   elapsed floor floor_run "$n"
-  elapsed wall engine_run "$topo" "$n"
-  status=$(jq -r .status "$SHM/perf-$topo.status")
-  rate=$(jq -r .deliveryRate "$SHM/perf-$topo.status")
-  read -r p50 p99 max < <(percentiles "$SHM/perf-$topo/metrics/latency.us")
+  elapsed wall engine_run "$n"
+  status=$(jq -r .status "$SHM/perf-$n.status")
+  rate=$(jq -r .deliveryRate "$SHM/perf-$n.status")
+  read -r p50 p99 max < <(percentiles "$SHM/perf-$n/metrics/latency.us")
   if ((JSON)); then
-    printf '{"topology":"%s","agents":%d,"concurrency":%d,"wallSeconds":%s,"floorSeconds":%s,"status":"%s","deliveryRate":%s,"latencyMsP50":%s,"latencyMsP99":%s,"latencyMsMax":%s}\n' \
-      "$topo" "$n" "$CONC" "$wall" "$floor" "$status" "$rate" "$p50" "$p99" "$max"
+    printf '{"agents":%d,"concurrency":%d,"wallSeconds":%s,"floorSeconds":%s,"status":"%s","deliveryRate":%s,"latencyMsP50":%s,"latencyMsP99":%s,"latencyMsMax":%s}\n' \
+      "$n" "$CONC" "$wall" "$floor" "$status" "$rate" "$p50" "$p99" "$max"
   else
-    printf '%-7s %5d agents  wall %6ss  floor(xargs -P%d) %6ss  ratio %5s  %s %s%%  latency ms p50 %s p99 %s max %s\n' \
-      "$topo" "$n" "$wall" "$CONC" "$floor" "$(awk -v a="$wall" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')" \
+    printf '%5d agents  wall %6ss  floor(xargs -P%d) %6ss  ratio %5s  %s %s%%  latency ms p50 %s p99 %s max %s\n' \
+      "$n" "$wall" "$CONC" "$floor" "$(awk -v a="$wall" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')" \
       "$status" "$rate" "$p50" "$p99" "$max"
   fi
 }
 
-report flat "$FLAT"
-report hybrid "$HYBRID"
+IFS=, read -r -a sizes <<<"$SIZES"
+for n in "${sizes[@]}"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "--sizes: $n is not a positive number" >&2; exit 2; }
+  report "$n"
+done

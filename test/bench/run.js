@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: V2 (flat, hybrid) and V1 side by side, against the xargs -P
+// `npm run bench`: V2 and V1 side by side, against the xargs -P
 // floor, at 100/500/1000 agents with `true` and `sleep 0.1`; then version
 // detection (per call) and V2 -> V1 fallback times. Not a test: prints markdown
 // and writes it to .bench/latest.md. Engines are pluggable (ENGINES below).
@@ -22,8 +22,7 @@ const { CoordinatorFactory } = await import(pathToFileURL(join(DIST, 'operator/c
 process.removeAllListeners('warning');
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,500,1000').split(',').map(Number);
-const TOPOLOGIES = (process.env.BENCH_TOPOLOGIES ?? 'flat,hybrid').split(',');
-// V1 runs once per size and command (its topology is not a process layout); trim with BENCH_V1_SIZES / BENCH_V1_COMMANDS.
+// Trim V1 with BENCH_V1_SIZES / BENCH_V1_COMMANDS (0: none).
 const V1_SIZES = (process.env.BENCH_V1_SIZES ?? SIZES.join(',')).split(',').map(Number);
 const V1_COMMANDS = (process.env.BENCH_V1_COMMANDS ?? 'true,sleep 0.1').split(',');
 const DETECT_CALLS = Number(process.env.BENCH_DETECT_CALLS ?? 20000);
@@ -76,11 +75,11 @@ let caseSeq = 0;
 
 /** Each engine: run(case) -> { wallMs, delivery, p50Ms, p99Ms, peakTreeKb, peakEngineKb }. */
 const ENGINES = {
-  v2: async ({ topology, agents, command }) => {
+  v2: async ({ agents, command }) => {
     caseSeq += 1;
-    const spec = { id: `bench-${process.pid}-${caseSeq}`, topology, agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
+    const spec = { id: `bench-${process.pid}-${caseSeq}`, agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
     const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v2-case.js'), DIST, JSON.stringify(spec)]);
-    if (r.code !== 0) throw new Error(`v2 case ${topology}/${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+    if (r.code !== 0) throw new Error(`v2 case ${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
     const out = JSON.parse(r.stdout.trim().split('\n').pop());
     const lat = out.latencyUs.sort((a, b) => a - b);
     return {
@@ -99,7 +98,7 @@ const ENGINES = {
   },
   v1: async ({ agents, command }) => {
     caseSeq += 1;
-    const spec = { id: `bench-v1-${process.pid}-${caseSeq}`, topology: 'flat', agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
+    const spec = { id: `bench-v1-${process.pid}-${caseSeq}`, agents, command: command.argv, concurrency: Math.min(CONCURRENCY, agents) };
     const r = await runSampled([process.execPath, join(ROOT, 'test/bench/v1-case.js'), DIST, JSON.stringify(spec)]);
     if (r.code !== 0) throw new Error(`v1 case ${agents}/${command.label} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
     const out = JSON.parse(r.stdout.trim().split('\n').pop());
@@ -121,11 +120,10 @@ const fmt = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const mb = (kb) => (kb > 0 ? (kb / 1024).toFixed(0) : 'n/a');
 
 /**
- * Table columns: [header, (row) => cell]. A row is { topology, agents, command, results: { v2, xargs, ... } }.
+ * Table columns: [header, (row) => cell]. A row is { agents, command, results: { v2, xargs, ... } }.
  * A V1 column is one more runner in ENGINES plus entries here.
  */
 const COLUMNS = [
-  ['topology', (r) => r.topology],
   ['agents', (r) => r.agents],
   ['agent command', (r) => r.command.label],
   ['V2 wall s', (r) => fmt(r.results.v2.wallMs / 1000)],
@@ -136,7 +134,6 @@ const COLUMNS = [
   ['msg latency p50 ms', (r) => fmt(r.results.v2.p50Ms)],
   ['p99 ms', (r) => fmt(r.results.v2.p99Ms)],
   ['peak RSS MB: tree (w/o Node)', (r) => `${mb(r.results.v2.peakTreeKb)} (${mb(r.results.v2.peakEngineKb)})`],
-  // V1 ran once per size and command: the same numbers on the flat and the hybrid row.
   ['V1 wall s', (r) => (r.results.v1 ? fmt(r.results.v1.wallMs / 1000) : 'n/a')],
   ['V1 agents/s', (r) => (r.results.v1 ? fmt(r.agents / (r.results.v1.wallMs / 1000), 0) : 'n/a')],
   ['V1 delivery %', (r) => (r.results.v1 ? fmt(r.results.v1.delivery, 1) : 'n/a')],
@@ -238,7 +235,7 @@ const TIMINGS = [
     'V1 start (SQLite memory open)',
     'one per V1 case above',
     async (rows) => {
-      const starts = rows.filter((r) => r.results.v1 && r.topology === TOPOLOGIES[0]).map((r) => r.results.v1.startMs);
+      const starts = rows.filter((r) => r.results.v1).map((r) => r.results.v1.startMs);
       return { median: median(starts), p99: Math.max(...starts) };
     },
     '',
@@ -257,7 +254,6 @@ async function main() {
   const rows = [];
   for (const command of COMMANDS) {
     for (const agents of SIZES) {
-      // The floor and V1 do not depend on topology: run them once per size and command.
       const xargs = await ENGINES.xargs({ agents, command });
       const xargsTimeout = await ENGINES.xargs({ agents, command, timeout: true });
       let v1;
@@ -266,13 +262,11 @@ async function main() {
         v1 = await ENGINES.v1({ agents, command });
         process.stderr.write(`${fmt(v1.wallMs / 1000)} s\n`);
       }
-      for (const topology of TOPOLOGIES) {
-        process.stderr.write(`bench: v2 ${topology} ${agents} agents ${command.label} ... `);
-        const v2 = await ENGINES.v2({ topology, agents, command });
-        if (!v2.launcher.endsWith('(local)')) throw new Error(`v2 case did not run its agents through a local launcher: ${v2.launcher}`);
-        process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
-        rows.push({ topology, agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}) } });
-      }
+      process.stderr.write(`bench: v2 ${agents} agents ${command.label} ... `);
+      const v2 = await ENGINES.v2({ agents, command });
+      if (!v2.launcher.endsWith('(local)')) throw new Error(`v2 case did not run its agents through a local launcher: ${v2.launcher}`);
+      process.stderr.write(`${fmt(v2.wallMs / 1000)} s\n`);
+      rows.push({ agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}) } });
     }
   }
   const lines = [`| ${COLUMNS.map(([h]) => h).join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
@@ -289,7 +283,7 @@ async function main() {
     '',
     `Concurrency ${CONCURRENCY} for V2, V1 and the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
     'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
-      'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command (the same value on the flat and hybrid rows); V1 peak RSS: the case process tree (Node + agents). ' +
+      'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command; V1 peak RSS: the case process tree (Node + agents). ' +
       'V2 agents are started by the agent launcher (bash/native/launcher.c) as a process of its own, over the same channel as the coordinator pod\'s agent container (`launcher serve`: posix_spawn, timeouts, the responses); each dispatcher\'s `launcher relay` hands them to it through the run\'s `launcher hub` and validates and publishes the responses. V1 runs every attempt of a run through one `launcher session`. ' +
       'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection); xargs + timeout: the same with `timeout --foreground -k 2 60 CMD`, each agent bounded in time as the engine bounds it. Delivery: completed agents / agents (the deliveryRate of the status).',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',

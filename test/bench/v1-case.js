@@ -28,7 +28,6 @@ try {
       id: c.id,
       description: 'benchmark objective\n',
       agents: c.agents,
-      topology: c.topology,
       agentCommand: c.command,
       agentTimeoutSeconds: 60,
       retries: 0,

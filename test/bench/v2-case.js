@@ -31,7 +31,6 @@ const result = await coordinator.executeObjective({
   id: c.id,
   description: 'benchmark objective\n',
   agents: c.agents,
-  topology: c.topology,
   agentCommand: c.command,
   agentTimeoutSeconds: 60,
   retries: 0,

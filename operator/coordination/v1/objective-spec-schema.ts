@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isValidId } from '../../util/ids.js';
 import { taskEnvNameProblem } from '../../tasks/task-list.js';
 import type { ObjectiveSpec } from '../types.js';
+import { indexRangeProblem } from '../index-range.js';
 
 export const objectiveSpecSchema = z.object({
   id: z.string().refine(isValidId, { message: 'expected an id matching ^[a-z0-9][a-z0-9._-]{0,62}$' }),
@@ -20,13 +21,13 @@ export const objectiveSpecSchema = z.object({
     )
     .readonly()
     .optional(),
-  topology: z.enum(['flat', 'hybrid']),
   agentCommand: z.array(z.string()).min(1).readonly(),
   agentTimeoutSeconds: z.number().positive(),
   retries: z.number().int().min(0),
   concurrency: z.number().int().min(1),
   timeoutSeconds: z.number().positive(),
   maxOutputBytes: z.number().int().min(1),
+  indexRange: z.object({ start: z.number().int().min(0), end: z.number().int().min(1) }).readonly().optional(),
   completedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
   failedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
   noRetryExitCodes: z.array(z.number().int().min(1).max(255)).max(255).readonly().optional(),
@@ -51,6 +52,8 @@ export function parseObjectiveSpec(data: unknown): ObjectiveSpec {
     const bad = spec[field]?.find((i) => i >= spec.agents);
     if (bad !== undefined) throw new InvalidObjectiveError(`${field}: ${bad} is not below agents (${spec.agents})`);
   }
+  const problem = indexRangeProblem(spec);
+  if (problem) throw new InvalidObjectiveError(`${problem.field}: ${problem.message}`);
   const completed = new Set(spec.completedIndexes ?? []);
   const both = spec.failedIndexes?.find((i) => completed.has(i));
   if (both !== undefined) throw new InvalidObjectiveError(`failedIndexes: ${both} is also in completedIndexes`);

@@ -2,6 +2,8 @@
 // start time (from /proc/<pid>/stat) tells a live owner from a reused pid.
 import { existsSync, readFileSync } from 'node:fs';
 import { processesWithEnv, readProc } from '../../util/proc.js';
+import { agentsInRange } from '../index-range.js';
+import type { IndexRange } from '../index-range.js';
 
 /** Start time of a live process; undefined when gone or a zombie (dead, not yet reaped). */
 function startTime(pid: number): string | undefined {
@@ -59,11 +61,13 @@ async function ancestors(): Promise<Set<number>> {
 /**
  * Kills agents a dead coordinator left running for `objectiveId` (they carry
  * SWARM_ID=<id>): their output has nowhere to go, and the resume runs them
- * again. Each agent leads its own process group, so the group goes too.
- * Returns the pids killed.
+ * again. With `range`, only agents of that range (AGENT_INDEX): another
+ * shard of the objective may be running beside it. Each agent leads its own
+ * process group, so the group goes too. Returns the pids killed.
  */
-export async function reapStrayAgents(objectiveId: string): Promise<number[]> {
-  const candidates = await processesWithEnv('SWARM_ID', objectiveId).catch(() => [] as number[]);
+export async function reapStrayAgents(objectiveId: string, range?: IndexRange): Promise<number[]> {
+  const all = await processesWithEnv('SWARM_ID', objectiveId).catch(() => [] as number[]);
+  const candidates = range === undefined ? all : await agentsInRange(all, range);
   if (candidates.length === 0) return [];
   const keep = await ancestors();
   const killed: number[] = [];

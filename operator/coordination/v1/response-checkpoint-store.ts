@@ -8,6 +8,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { z } from 'zod';
 import type { AgentResponse, ObjectiveSpec, SwarmRunState } from '../types.js';
 import { parseObjectiveSpec } from './objective-spec-schema.js';
+import { isWholeSwarm, runRange } from '../index-range.js';
 import { agentResponseSchema, swarmRunStateSchema } from '../response-schema.js';
 
 /** V1's SQLite file unless told otherwise, relative to the working directory. */
@@ -21,6 +22,19 @@ export const DESIGN_MEMORY_PATH = '.claude-flow/memory.sqlite';
 /** DEFAULT_MEMORY_PATH, or DESIGN_MEMORY_PATH when only that one exists under `cwd`. */
 export function defaultMemoryPath(cwd: string = process.cwd()): string {
   return !existsSync(resolve(cwd, DEFAULT_MEMORY_PATH)) && existsSync(resolve(cwd, DESIGN_MEMORY_PATH)) ? DESIGN_MEMORY_PATH : DEFAULT_MEMORY_PATH;
+}
+
+/**
+ * Where a spec's run is checkpointed: the objective id for the whole swarm, else
+ * "<id>@<start>-<end>" (end exclusive) for an index range. Each shard of an
+ * objective is a checkpoint of its own, so shards sharing one store (`cfn run
+ * --shard` in one directory) never share status, owner or counts; `@` cannot
+ * occur in an id, so no key of a range is ever an objective id.
+ */
+export function checkpointKey(spec: Pick<ObjectiveSpec, 'id' | 'agents' | 'indexRange'>): string {
+  if (isWholeSwarm(spec)) return spec.id;
+  const r = runRange(spec);
+  return `${spec.id}@${r.start}-${r.end}`;
 }
 
 const SCHEMA_VERSION = 1;
@@ -182,16 +196,17 @@ export class ResponseCheckpointStore {
   }
 
   /**
-   * Creates the objective, or marks an existing one running again. Indexes given
+   * Creates the objective (under its checkpointKey), or marks an existing one running again. Indexes given
    * as completedIndexes and failedIndexes are remembered (a union over calls),
    * so a resume in a new process still counts them. Returns the stored spec.
    */
   beginObjective(spec: ObjectiveSpec, owner: string | null = null, now = Date.now()): { created: boolean; spec: ObjectiveSpec } {
     const { st } = this.ready();
+    const key = checkpointKey(spec);
     return this.transaction(() => {
-      const existing = this.getObjective(spec.id);
+      const existing = this.getObjective(key);
       if (!existing) {
-        st.insertObjective.run(spec.id, JSON.stringify(spec), 'running', now, now, owner);
+        st.insertObjective.run(key, JSON.stringify(spec), 'running', now, now, owner);
         return { created: true, spec };
       }
       const union = (a: readonly number[] | undefined, b: readonly number[] | undefined) => [...new Set([...(a ?? []), ...(b ?? [])])].sort((x, y) => x - y);
@@ -199,7 +214,7 @@ export class ResponseCheckpointStore {
       const done = new Set(completedIndexes);
       const failedIndexes = union(existing.spec.failedIndexes, spec.failedIndexes).filter((i) => !done.has(i));
       const stored: ObjectiveSpec = { ...spec, completedIndexes, ...(failedIndexes.length ? { failedIndexes } : {}) };
-      st.restartObjective.run(JSON.stringify(stored), now, owner, spec.id);
+      st.restartObjective.run(JSON.stringify(stored), now, owner, key);
       return { created: false, spec: stored };
     });
   }

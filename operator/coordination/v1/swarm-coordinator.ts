@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
 import { runStatus } from '../delivery.js';
+import { isWholeSwarm, rangeSize, runRange } from '../index-range.js';
 import type { AgentView } from '../agent-view.js';
 import type {
   AgentInfo,
@@ -25,7 +26,7 @@ import { AgentLauncher } from './agent-process.js';
 import type { AgentAttemptResult } from './agent-process.js';
 import { EventBus } from './event-bus.js';
 import type { SwarmEventName, SwarmEvents } from './event-bus.js';
-import { defaultMemoryPath, ResponseCheckpointStore } from './response-checkpoint-store.js';
+import { checkpointKey, defaultMemoryPath, ResponseCheckpointStore } from './response-checkpoint-store.js';
 import { objectiveIdentity, parseObjectiveSpec } from './objective-spec-schema.js';
 import { isOwnerAlive, ownerToken, reapStrayAgents } from './process-owner.js';
 import { SwarmMonitor } from './swarm-monitor.js';
@@ -41,7 +42,7 @@ export interface SwarmCoordinatorOptions {
   /** First retry delay (default 100 ms, doubling each retry, like V2). */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** Largest objective accepted (default 10000, like V2's hybrid maximum, so a fallback can take any swarm). */
+  /** Largest objective accepted (default 10000, like `cfn run`'s maximum, so a fallback can take any swarm). */
   maxAgents?: number;
   /** Extra environment for agents, under the contract variables. */
   agentEnv?: Readonly<Record<string, string>>;
@@ -49,6 +50,8 @@ export interface SwarmCoordinatorOptions {
 
 interface ActiveRun {
   spec: ObjectiveSpec;
+  /** Where the run's objective and responses live in the checkpoint store (checkpointKey). */
+  key: string;
   scheduler: RetryingTaskRunner<AgentAttemptResult>;
   /** One launcher session for every attempt of the run. */
   launcher: AgentLauncher;
@@ -87,6 +90,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   private started = false;
   private readonly active = new Map<string, ActiveRun>();
   private readonly lastMonitors = new Map<string, SwarmMonitor>();
+  /** The checkpoint key of the latest run of each objective id in this process (a range of it, or all of it). */
+  private readonly lastKeys = new Map<string, string>();
 
   constructor(private readonly options: SwarmCoordinatorOptions = {}) {
     super();
@@ -95,7 +100,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   capabilities(): Capabilities {
-    return { version: 'v1', topologies: ['flat', 'hybrid'], maxAgents: this.options.maxAgents ?? 10_000, persistentResume: true };
+    return { version: 'v1', maxAgents: this.options.maxAgents ?? 10_000, persistentResume: true };
   }
 
   async start(): Promise<void> {
@@ -138,13 +143,14 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return failing ? { healthy: false, reason: failing.detail, checks } : { healthy: true, checks };
   }
 
-  /** Objectives in the database that did not complete: what resumeObjective can pick up. */
+  /** Checkpoints (checkpointKey: an objective id, or `<id>@<start>-<end>` for a range) that did not complete: what resumeObjective can pick up. */
   listResumableObjectives(): string[] {
     this.assertStarted();
-    return this.memory.listObjectiveIds().filter((id) => this.memory.getObjective(id)?.status !== 'completed' && !this.active.has(id));
+    const running = new Set([...this.active.values()].map((r) => r.key));
+    return this.memory.listObjectiveIds().filter((key) => this.memory.getObjective(key)?.status !== 'completed' && !running.has(key));
   }
 
-  /** Runs a stored objective again; agents whose final response is in are not re-run. */
+  /** Runs a stored objective (a listResumableObjectives entry) again; agents whose final response is in are not re-run. */
   async resumeObjective(id: string): Promise<ObjectiveResult> {
     this.assertStarted();
     const stored = this.memory.getObjective(id);
@@ -158,7 +164,9 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const maxAgents = this.capabilities().maxAgents;
     if (requested.agents > maxAgents) throw new Error(`${requested.agents} agents exceed the V1 coordinator's maximum of ${maxAgents}`);
     if (this.active.has(requested.id)) throw new Error(`objective ${requested.id} is already running`);
-    const existing = this.memory.getObjective(requested.id);
+    // Each index range of an objective is its own checkpoint: shards sharing one store never share status, owner or counts.
+    const key = checkpointKey(requested);
+    const existing = this.memory.getObjective(key);
     if (existing && objectiveIdentity(existing.spec) !== objectiveIdentity(requested)) {
       throw new Error(`objective ${requested.id} already exists in ${this.memory.file} with a different description, agents, tasks or agentCommand`);
     }
@@ -168,16 +176,18 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
         throw new Error(`objective ${requested.id} is being run by another coordinator (process ${existing.owner.split(':')[0]}) on ${this.memory.file}`);
       }
       // Its coordinator died mid-run: whatever agents it left are orphans.
-      reaped = await reapStrayAgents(requested.id);
+      reaped = await reapStrayAgents(requested.id, isWholeSwarm(requested) ? undefined : runRange(requested));
     }
     const { spec } = this.memory.beginObjective(requested, ownerToken());
+    const range = runRange(spec);
 
-    const finals = new Map(this.memory.listResponses(spec.id).map((r) => [r.index, r] as const));
+    const finals = new Map(this.memory.listResponses(key).map((r) => [r.index, r] as const));
     const countedCompleted = new Set((spec.completedIndexes ?? []).filter((i) => !finals.has(i)));
     const countedFailed = new Set((spec.failedIndexes ?? []).filter((i) => !finals.has(i) && !countedCompleted.has(i)));
     const monitor = new SwarmMonitor();
     const run: ActiveRun = {
       spec,
+      key,
       scheduler: undefined as unknown as RetryingTaskRunner<AgentAttemptResult>,
       launcher: new AgentLauncher({
         argv: spec.agentCommand,
@@ -205,15 +215,16 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     run.scheduler = this.makeScheduler(run);
     this.active.set(spec.id, run);
     this.lastMonitors.set(spec.id, monitor);
+    this.lastKeys.set(spec.id, key);
 
     const tasks: ScheduledTask<AgentAttemptResult>[] = [];
-    for (let i = 0; i < spec.agents; i++) {
+    for (let i = range.start; i < range.end; i++) {
       if (!finals.has(i) && !countedCompleted.has(i) && !countedFailed.has(i)) tasks.push(this.agentTask(run, i));
     }
     this.publish('objective:started', {
       objectiveId: spec.id,
-      agents: spec.agents,
-      alreadyFinal: spec.agents - tasks.length,
+      agents: rangeSize(range),
+      alreadyFinal: rangeSize(range) - tasks.length,
       strayAgentsKilled: reaped.length,
       timestamp: Date.now(),
     });
@@ -245,14 +256,15 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const run = this.active.get(objectiveId);
     if (run) return this.liveStatus(run, 'running');
     if (!this.memory.isOpen) return undefined;
-    const stored = this.memory.getObjective(objectiveId);
+    const key = this.storedKey(objectiveId);
+    const stored = this.memory.getObjective(key);
     if (!stored) return undefined;
-    const counts = this.memory.countResponses(objectiveId);
-    const unstored = (indexes: readonly number[] | undefined) => (indexes ?? []).filter((i) => this.memory.getResponse(objectiveId, i) === undefined).length;
+    const counts = this.memory.countResponses(key);
+    const unstored = (indexes: readonly number[] | undefined) => (indexes ?? []).filter((i) => this.memory.getResponse(key, i) === undefined).length;
     const completed = counts.completed + unstored(stored.spec.completedIndexes);
     const failed = counts.failed + unstored(stored.spec.failedIndexes);
     const coordinationTime = stored.startedAt !== null ? (stored.finishedAt ?? Date.now()) - stored.startedAt : 0;
-    return runStatus(objectiveId, stored.status, { total: stored.spec.agents, completed, failed, completedThisRun: counts.completed }, coordinationTime);
+    return runStatus(objectiveId, stored.status, { total: rangeSize(runRange(stored.spec)), completed, failed, completedThisRun: counts.completed }, coordinationTime);
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
@@ -272,22 +284,28 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const run = this.active.get(objectiveId);
     if (run) {
       return {
-        total: run.spec.agents,
+        range: runRange(run.spec),
         response: (i) => run.finals.get(i),
         state: (i) =>
           run.finals.get(i)?.status ?? (run.countedCompleted.has(i) ? 'completed' : run.countedFailed.has(i) ? 'failed' : run.running.has(i) ? 'running' : 'pending'),
       };
     }
     if (!this.memory.isOpen) return undefined;
-    const stored = this.memory.getObjective(objectiveId);
+    const key = this.storedKey(objectiveId);
+    const stored = this.memory.getObjective(key);
     if (!stored) return undefined;
     const counted = new Set(stored.spec.completedIndexes ?? []);
     const countedFailed = new Set(stored.spec.failedIndexes ?? []);
     return {
-      total: stored.spec.agents,
-      response: (i) => this.memory.getResponse(objectiveId, i),
-      state: (i) => this.memory.getResponse(objectiveId, i)?.status ?? (counted.has(i) ? 'completed' : countedFailed.has(i) ? 'failed' : 'pending'),
+      range: runRange(stored.spec),
+      response: (i) => this.memory.getResponse(key, i),
+      state: (i) => this.memory.getResponse(key, i)?.status ?? (counted.has(i) ? 'completed' : countedFailed.has(i) ? 'failed' : 'pending'),
     };
+  }
+
+  /** Where an objective id's checkpoint is: its latest run's in this process (a range), else the whole objective's. */
+  private storedKey(objectiveId: string): string {
+    return this.lastKeys.get(objectiveId) ?? objectiveId;
   }
 
   /** Counters and durations of the latest run of an objective in this process. */
@@ -364,7 +382,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       error: ok ? null : (v?.error ?? result.error ?? 'failed'),
     };
     // Committed before anyone hears of it: a crash after this line loses nothing.
-    if (!this.memory.recordResponse(run.spec.id, response)) return;
+    if (!this.memory.recordResponse(run.key, response)) return;
     run.finals.set(index, response);
     if (ok) run.completedThisRun += 1;
     run.lastResponseAt = Date.now();
@@ -377,7 +395,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   }
 
   private finalState(run: ActiveRun): SwarmRunState {
-    if (run.finals.size + run.countedCompleted.size + run.countedFailed.size >= run.spec.agents) return 'completed';
+    if (run.finals.size + run.countedCompleted.size + run.countedFailed.size >= rangeSize(runRange(run.spec))) return 'completed';
     if (run.stopRequested) return 'stopped';
     if (run.timedOut) return 'timeout';
     return 'failed';
@@ -386,7 +404,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
   private finish(run: ActiveRun, state: SwarmRunState): SwarmStatus {
     this.active.delete(run.spec.id);
     const status = this.liveStatus(run, state);
-    if (this.memory.isOpen) this.memory.setObjectiveStatus(run.spec.id, state);
+    if (this.memory.isOpen) this.memory.setObjectiveStatus(run.key, state);
     this.emit('status', status);
     this.publish('objective:completed', { objectiveId: run.spec.id, status, timestamp: Date.now() });
     return status;
@@ -400,7 +418,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
       else failed += 1;
     }
     const coordinationTime = (run.lastResponseAt ?? Date.now()) - run.startedAt;
-    return runStatus(run.spec.id, state, { total: run.spec.agents, completed, failed, completedThisRun: run.completedThisRun }, coordinationTime);
+    return runStatus(run.spec.id, state, { total: rangeSize(runRange(run.spec)), completed, failed, completedThisRun: run.completedThisRun }, coordinationTime);
   }
 }
 

@@ -25,6 +25,8 @@ import { findPackageRoot } from '../../util/package-root.js';
 import { runStatus } from '../delivery.js';
 import { groupRuns, processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
+import { agentsInRange, engineRangeArg, inRange, isWholeSwarm, rangeSize, runRange } from '../index-range.js';
+import type { IndexRange } from '../index-range.js';
 import { writeObjective } from './message-bridge.js';
 import { ResultCollector } from './result-collector.js';
 import type { QuarantineEvent } from './result-collector.js';
@@ -128,12 +130,12 @@ function toSwarmStatus(s: StatusFile): SwarmStatus {
   };
 }
 
-/** A status computed from the responses (and the agents final in an earlier run), for when status.json is missing or stale. */
+/** A status computed from the responses (and the agents final in an earlier run), for when status.json is missing or stale; it counts the run's range. */
 function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentResponse[], state: SwarmStatus['status'], elapsedMs: number): SwarmStatus {
   const completedNow = responses.filter((r) => r.status === 'completed').length;
   const completed = completedNow + (spec.completedIndexes?.length ?? 0);
   const failed = responses.length - completedNow + (spec.failedIndexes?.length ?? 0);
-  return runStatus(spec.id, state, { total: spec.agents, completed, failed, completedThisRun: completedNow }, elapsedMs);
+  return runStatus(spec.id, state, { total: rangeSize(runRange(spec)), completed, failed, completedThisRun: completedNow }, elapsedMs);
 }
 
 /** Signals a whole process group; a group already gone is fine. */
@@ -174,7 +176,8 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   private readonly beforeCleanup: BashCoordinatorOptions['beforeCleanup'];
   private bashBinary: string | undefined;
   private readonly runs = new Map<string, ActiveRun>();
-  private readonly finished = new Map<string, ObjectiveResult>();
+  /** Finished runs by objective id, with the index range each ran. */
+  private readonly finished = new Map<string, { result: ObjectiveResult; range: IndexRange }>();
   /** Preflights in flight (own process groups): stop() kills them, so a start abandoned by a timeout leaves no process. */
   private readonly preflights = new Set<ResultPromise>();
   /** Bumped by stop(): a preflight that began before it does not spawn afterwards. */
@@ -194,7 +197,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   }
 
   capabilities(): Capabilities {
-    return { version: 'v2', topologies: ['flat', 'hybrid'], maxAgents: 100_000, persistentResume: false };
+    return { version: 'v2', maxAgents: 100_000, persistentResume: false };
   }
 
   private script(name: string): string {
@@ -289,7 +292,6 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       '--swarm-id', spec.id,
       '--shm-path', this.shmPath,
       '--agents', String(spec.agents),
-      '--topology', spec.topology,
       '--concurrency', String(spec.concurrency),
       '--agent-timeout', String(spec.agentTimeoutSeconds),
       '--retries', String(spec.retries),
@@ -297,6 +299,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       '--max-output', String(spec.maxOutputBytes),
     ];
     if (spec.noRetryExitCodes && spec.noRetryExitCodes.length > 0) args.push('--no-retry-exit-codes', spec.noRetryExitCodes.join(','));
+    if (!isWholeSwarm(spec)) args.push('--index-range', engineRangeArg(runRange(spec)));
     if (spec.completedIndexes && spec.completedIndexes.length > 0) args.push('--completed-indexes', compressRanges(spec.completedIndexes));
     if (spec.failedIndexes && spec.failedIndexes.length > 0) args.push('--failed-indexes', compressRanges(spec.failedIndexes));
     args.push('--', ...spec.agentCommand);
@@ -309,7 +312,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     if (!bash) throw new CoordinatorUnavailableError('not started: call start() first');
     if (this.runs.has(spec.id)) throw new EngineError(`objective ${spec.id} is already running`, undefined);
     const root = join(this.shmPath, spec.id);
-    const collector = new ResultCollector(root, spec.agents);
+    const collector = new ResultCollector(root, runRange(spec));
     let markDone: () => void = () => undefined;
     const done = new Promise<void>((resolve) => {
       markDone = resolve;
@@ -324,7 +327,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     }
     this.finished.delete(spec.id);
     try {
-      await writeObjective(root, { objective: spec.description, ...(spec.tasks ? { tasks: spec.tasks } : {}), ...(spec.taskEnv ? { taskEnv: spec.taskEnv } : {}) });
+      await writeObjective(root, { objective: spec.description, range: runRange(spec), ...(spec.tasks ? { tasks: spec.tasks } : {}), ...(spec.taskEnv ? { taskEnv: spec.taskEnv } : {}) });
       collector.on('response', (r) => {
         this.emit('response', r, spec.id);
         this.emit(r.status === 'completed' ? 'agent:completed' : 'agent:failed', { objectiveId: spec.id, response: r, timestamp: Date.now() });
@@ -338,7 +341,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       await collector.start();
       this.emit('objective:started', {
         objectiveId: spec.id,
-        agents: spec.agents,
+        agents: rangeSize(runRange(spec)),
         alreadyFinal: (spec.completedIndexes?.length ?? 0) + (spec.failedIndexes?.length ?? 0),
         strayAgentsKilled: 0,
         timestamp: Date.now(),
@@ -350,7 +353,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
         const interrupted = await this.interruptedAgents(run);
         if (interrupted.length) result.interruptedIndexes = interrupted;
       }
-      this.finished.set(spec.id, result);
+      this.finished.set(spec.id, { result, range: runRange(spec) });
       this.emit('objective:completed', { objectiveId: spec.id, status: result.status, timestamp: Date.now() });
       return result;
     } finally {
@@ -412,7 +415,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
         return { status, responses };
       }
       const final = responses.length + (spec.completedIndexes?.length ?? 0) + (spec.failedIndexes?.length ?? 0);
-      const state = exitCode === ENGINE_EXIT.deadline ? 'timeout' : final >= spec.agents ? 'completed' : 'failed';
+      const state = exitCode === ENGINE_EXIT.deadline ? 'timeout' : final >= rangeSize(runRange(spec)) ? 'completed' : 'failed';
       return { status: statusFromResponses(spec, responses, state, elapsed), responses };
     }
     // Publish timeout, a signal from outside, or a crash: the engine itself failed.
@@ -430,10 +433,11 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     const names = await readdir(join(run.root, 'work')).catch(() => [] as string[]);
     const delivered = new Set(run.collector.collected().map((r) => r.index));
     const found = new Set<number>();
+    const range = runRange(run.spec);
     for (const name of names) {
       const m = /^agent-(0|[1-9]\d*)\.\d+\.out$/.exec(name);
       const index = m ? Number(m[1]) : -1;
-      if (index >= 0 && index < run.spec.agents && !delivered.has(index)) found.add(index);
+      if (inRange(range, index) && !delivered.has(index)) found.add(index);
     }
     return [...found].sort((a, b) => a - b);
   }
@@ -450,11 +454,12 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
 
   /** Removes the swarm root and any process that escaped the engine's own cleanup. */
   private async cleanup(run: ActiveRun): Promise<void> {
-    // Agents carry SWARM_ID; the engine's own scripts carry --root <root>.
-    const [agents, scripts] = await Promise.all([
+    // Agents carry SWARM_ID (and, for a range, an AGENT_INDEX inside it); the engine's own scripts carry --root <root>.
+    const [swarmAgents, scripts] = await Promise.all([
       processesWithEnv('SWARM_ID', run.spec.id).catch(() => []),
       processesWithArgUnder(run.root).catch(() => []),
     ]);
+    const agents = isWholeSwarm(run.spec) ? swarmAgents : await agentsInRange(swarmAgents, runRange(run.spec));
     const strays = [...new Set([...agents, ...scripts])];
     for (const pid of strays) {
       this.log.warn({ objectiveId: run.spec.id, pid }, 'killing a swarm process left behind by the engine');
@@ -474,7 +479,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       if (s) return toSwarmStatus(s);
       return statusFromResponses(run.spec, run.collector.collected(), 'running', Date.now() - run.startedAt);
     }
-    return this.finished.get(objectiveId)?.status;
+    return this.finished.get(objectiveId)?.result.status;
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
@@ -492,13 +497,14 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   /** The objective's agents: the running one's responses so far, else the finished result's. */
   private agentView(objectiveId: string): AgentView | undefined {
     const run = this.runs.get(objectiveId);
-    const responses = run ? run.collector.collected() : this.finished.get(objectiveId)?.responses;
-    const total = run ? run.spec.agents : this.finished.get(objectiveId)?.status.agents.total;
-    if (!responses || total === undefined) return undefined;
+    const finished = this.finished.get(objectiveId);
+    const responses = run ? run.collector.collected() : finished?.result.responses;
+    const range = run ? runRange(run.spec) : finished?.range;
+    if (!responses || !range) return undefined;
     const byIndex = new Map(responses.map((r) => [r.index, r]));
     // The engine reports results, not attempt starts: an agent without a response is running until the run ends.
     const waiting: AgentState = run ? 'running' : 'pending';
-    return { total, response: (i) => byIndex.get(i), state: (i) => byIndex.get(i)?.status ?? waiting };
+    return { range, response: (i) => byIndex.get(i), state: (i) => byIndex.get(i)?.status ?? waiting };
   }
 
   /** Stops every run: TERM to each engine's process group, KILL after the grace period, root removed. */

@@ -7,6 +7,8 @@ import type { FSWatcher } from 'node:fs';
 import { copyFile, mkdir, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentResponse } from '../types.js';
+import { inRange } from '../index-range.js';
+import type { IndexRange } from '../index-range.js';
 import { agentResponseSchema, parseJsonWith, statusFileSchema } from './schemas.js';
 import type { StatusFile } from './schemas.js';
 
@@ -50,10 +52,10 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
   private quarantinedCount = 0;
   private closed = false;
 
-  /** `total`, when given, bounds the agent index (a response for agent-N, N >= total, is quarantined). */
+  /** `range`, when given, bounds the agent index (a response for an agent outside it is quarantined). */
   constructor(
     root: string,
-    private readonly total?: number,
+    private readonly range?: IndexRange,
   ) {
     super();
     this.root = root;
@@ -202,8 +204,8 @@ export class ResultCollector extends EventEmitter<ResultCollectorEvents> {
     const parsed = parseJsonWith(agentResponseSchema, text);
     if (!parsed.ok) return this.quarantine(path, name, parsed.reason);
     const response = parsed.value;
-    if (this.total !== undefined && response.index >= this.total) {
-      return this.quarantine(path, name, `index ${response.index} is outside 0..${this.total - 1}`);
+    if (this.range !== undefined && !inRange(this.range, response.index)) {
+      return this.quarantine(path, name, `index ${response.index} is outside ${this.range.start}..${this.range.end - 1}`);
     }
     if (String(response.index) !== m[1]) return this.quarantine(path, name, `index ${response.index} does not match file name`);
     this.seen.add(name);

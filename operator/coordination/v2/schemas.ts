@@ -9,7 +9,7 @@ export type { AgentResponseFile } from '../response-schema.js';
 export const statusFileSchema = z.object({
   objectiveId: z.string().min(1),
   status: swarmRunStateSchema,
-  topology: z.enum(['flat', 'hybrid']).optional(),
+  indexRange: z.object({ start: z.number().int().nonnegative(), end: z.number().int().nonnegative() }).optional(),
   agents: z.object({
     total: z.number().int().nonnegative(),
     completed: z.number().int().nonnegative(),
@@ -21,7 +21,6 @@ export const statusFileSchema = z.object({
   startedAt: z.string().optional(),
   updatedAt: z.string().optional(),
   quarantined: z.number().int().nonnegative().optional(),
-  reassigned: z.number().int().nonnegative().optional(),
 });
 export type StatusFile = z.infer<typeof statusFileSchema>;
 
@@ -55,8 +54,6 @@ const messageBase = {
 export const busMessageSchema = z.discriminatedUnion('type', [
   z.object({ ...messageBase, type: z.literal('result'), body: resultBodySchema }),
   z.object({ ...messageBase, type: z.literal('batch'), body: z.object({ completed: z.array(agentIndex), failed: z.array(agentIndex) }) }),
-  z.object({ ...messageBase, type: z.literal('heartbeat'), body: z.object({ sub: z.number().int().nonnegative() }) }),
-  z.object({ ...messageBase, type: z.literal('reassign'), body: z.record(z.string(), z.unknown()) }),
 ]);
 export type BusMessage = z.infer<typeof busMessageSchema>;
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ObjectiveSpec } from '../types.js';
 import { ID_PATTERN } from '../../util/ids.js';
 import { taskEnvNameProblem } from '../../tasks/task-list.js';
+import { indexRangeProblem } from '../index-range.js';
 
 export const objectiveSpecSchema = z
   .object({
@@ -12,13 +13,13 @@ export const objectiveSpecSchema = z
     agents: z.number().int().min(1).max(100_000),
     tasks: z.array(z.string()).optional(),
     taskEnv: z.array(z.record(z.string(), z.string()).optional()).optional(),
-    topology: z.enum(['flat', 'hybrid']),
     agentCommand: z.array(z.string()).min(1, 'agent command is empty'),
     agentTimeoutSeconds: z.number().positive(),
     retries: z.number().int().min(0).max(100),
     concurrency: z.number().int().min(1).max(100_000),
     timeoutSeconds: z.number().positive(),
     maxOutputBytes: z.number().int().min(1),
+    indexRange: z.object({ start: z.number().int().nonnegative(), end: z.number().int().positive() }).optional(),
     completedIndexes: z.array(z.number().int().nonnegative()).optional(),
     failedIndexes: z.array(z.number().int().nonnegative()).optional(),
     noRetryExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
@@ -36,6 +37,10 @@ export const objectiveSpecSchema = z
   .refine((s) => !s.failedIndexes || s.failedIndexes.every((i) => i < s.agents), {
     message: 'failed index out of range',
     path: ['failedIndexes'],
+  })
+  .superRefine((s, ctx) => {
+    const problem = indexRangeProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem.message, path: [problem.field] });
   })
   .refine((s) => !s.failedIndexes || !s.completedIndexes || !s.failedIndexes.some((i) => s.completedIndexes?.includes(i)), {
     message: 'an index is both completed and failed',

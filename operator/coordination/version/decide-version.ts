@@ -9,7 +9,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { FLAT_MAX_AGENTS, swarmAgents } from '../../api/swarm.js';
 import type { Swarm } from '../../api/swarm.js';
-import type { CoordinationVersion, Topology } from '../types.js';
+import type { CoordinationVersion } from '../types.js';
 import { DEFAULT_SHM_PATH } from '../v2/bash-coordinator.js';
 import type { CoordinationConfig } from '../../config/cfn-config.js';
 import { CFN_CONFIG_FILE } from '../../config/cfn-config.js';
@@ -38,14 +38,17 @@ export interface VersionDecision {
   rollout?: { policy: string; bucket: number; percentage: number; generation?: number; step?: number };
 }
 
-/** `auto`: flat up to FLAT_MAX_AGENTS agents, hybrid above (coordinator-cli.sh's rule too). */
-export function resolveTopology(choice: Topology | 'auto', agents: number): Topology {
+/** The Swarm API's layout: flat = one shard, hybrid = two or more shards (coordinator pods) under the operator. */
+export type SwarmTopology = 'flat' | 'hybrid';
+
+/** `auto`: flat up to FLAT_MAX_AGENTS agents, hybrid above. */
+export function resolveTopology(choice: SwarmTopology | 'auto', agents: number): SwarmTopology {
   if (choice !== 'auto') return choice;
   return agents > FLAT_MAX_AGENTS ? 'hybrid' : 'flat';
 }
 
 /** A Swarm's topology: its spec's, `auto` resolved by its agent count. */
-export const resolveSwarmTopology = (swarm: Swarm): Topology => resolveTopology(swarm.spec.topology, swarmAgents(swarm.spec));
+export const resolveSwarmTopology = (swarm: Swarm): SwarmTopology => resolveTopology(swarm.spec.topology, swarmAgents(swarm.spec));
 
 export interface VersionPolicy {
   /** The operator's COORDINATION_VERSION, when set. */

@@ -10,14 +10,13 @@ usage() {
   cat <<'EOF2'
 Usage:
   message-bus.sh init    --inbox DIR
-  message-bus.sh publish --inbox DIR --type result|batch|heartbeat|reassign
+  message-bus.sh publish --inbox DIR --type result|batch
                          --from NAME --body JSON [--capacity N] [--publish-timeout S]
       Prints the message id. Exit 0, 1 (id collision or I/O error), 2 (invalid
       message), 75 (inbox full for longer than --publish-timeout: nothing dropped).
   message-bus.sh consume --inbox DIR [--count N] [--timeout S] [--latency-file F]
       Claims, validates and acks messages; prints one line per result
-      ("result FROM INDEX STATUS", a batch gives one per item), heartbeat
-      ("heartbeat FROM SUB") or reassign ("reassign FROM SUB AGENTS"). Stops
+      ("result FROM INDEX STATUS", a batch gives one per item). Stops
       after N events or S seconds of silence (default 1). Malformed messages go
       to quarantine/; the counts are printed on stderr at the end.
   message-bus.sh depth   --inbox DIR
@@ -61,8 +60,6 @@ validate_outgoing() {
   case $TYPE in
     result) bus__result_fields "$BODY" ;;
     batch) local -a b_c=() b_f=() && bus__batch_fields "$BODY" ;;
-    heartbeat) [[ $BODY == '{"sub":'+([0-9])'}' ]] ;;
-    reassign) [[ $BODY == '{"sub":'+([0-9])',"agents":'+([0-9])'}' ]] ;;
   esac
 }
 

@@ -57,15 +57,19 @@ describe('cfn (runCli)', () => {
     }
   });
 
-  it('applies config/performance-limits.json: past a topology\'s maximum is a usage error, past its recommended size a warning', async () => {
+  it('applies config/performance-limits.json: past one coordinator\'s maximum is a usage error, past its recommended size a warning', async () => {
     const refused = io();
-    expect(await runCli(['run', '--agents', '1001', '--topology', 'flat', '--agent-command', 'true'], refused)).toBe(2);
-    expect(refused.err.text).toBe("cfn: 1001 agents exceed the flat topology's maximum of 1000 (config/performance-limits.json)\n");
+    expect(await runCli(['run', '--agents', '10001', '--agent-command', 'true'], refused)).toBe(2);
+    expect(refused.err.text).toBe("cfn: 10001 agents exceed one coordinator's maximum of 10000: split the swarm into shards (--shard I/N) (config/performance-limits.json)\n");
     expect(refused.out.text).toBe('');
     const warned = io();
-    expect(await runCli(['run', '--agents', '301', '--topology', 'flat', '--agent-command', 'true', '--json'], warned)).toBe(0);
-    expect(warned.err.text).toBe("cfn: warning: 301 agents is outside the flat topology's recommended range 2-300\n");
-    expect(JSON.parse(warned.out.text)).toMatchObject({ status: 'completed', topology: 'flat', agents: { total: 301, completed: 301 } });
+    expect(await runCli(['run', '--agents', '301', '--agent-command', 'true', '--json'], warned)).toBe(0);
+    expect(warned.err.text).toBe('cfn: warning: 301 agents on one coordinator is more than the recommended 300: consider shards (--shard I/N)\n');
+    expect(JSON.parse(warned.out.text)).toMatchObject({ status: 'completed', indexRange: { start: 0, end: 301 }, agents: { total: 301, completed: 301 } });
+    // A shard of a larger swarm is judged by its own size.
+    const shard = io();
+    expect(await runCli(['run', '--agents', '602', '--shard', '1/2', '--agent-command', 'true', '--json'], shard)).toBe(0);
+    expect(shard.err.text).toBe('cfn: warning: 301 agents on one coordinator is more than the recommended 300: consider shards (--shard I/N)\n');
   });
 
   it('takes its defaults from the shipped config/v2-config.json', async () => {
@@ -77,7 +81,7 @@ describe('cfn (runCli)', () => {
     }
   });
 
-  it('--json prints exactly one JSON object with the status fields, version and topology', async () => {
+  it('--json prints exactly one JSON object with the status fields, version and index range', async () => {
     const x = io();
     const code = await runCli(['run', '--agents', '20', '--json', '--swarm-id', `cli-json-${process.pid}`], x);
     expect(x.err.text).toBe('');
@@ -86,11 +90,11 @@ describe('cfn (runCli)', () => {
     expect(lines).toHaveLength(1);
     const parsed = JSON.parse(lines[0] as string) as Record<string, unknown>;
     expect(Object.keys(parsed).sort()).toEqual(
-      ['agents', 'coordinationTime', 'deliveryRate', 'objectiveId', 'status', 'throughputAgentsPerSec', 'topology', 'version', 'versionReason'].sort(),
+      ['agents', 'coordinationTime', 'deliveryRate', 'indexRange', 'objectiveId', 'status', 'throughputAgentsPerSec', 'version', 'versionReason'].sort(),
     );
     expect(parsed).toMatchObject({
       objectiveId: `cli-json-${process.pid}`, status: 'completed', agents: { total: 20, completed: 20, failed: 0 },
-      deliveryRate: 100, version: 'v2', versionReason: 'COORDINATION_VERSION=v2', topology: 'flat',
+      deliveryRate: 100, version: 'v2', versionReason: 'COORDINATION_VERSION=v2', indexRange: { start: 0, end: 20 },
     });
     expect(typeof parsed.coordinationTime).toBe('number');
     expect(typeof parsed.throughputAgentsPerSec).toBe('number');
@@ -179,7 +183,7 @@ describe('cfn (runCli)', () => {
     expect(x.err.text).toContain('[##############################] 100% 30/30 done, 30 ok, 0 failed');
     expect(x.out.text).toMatch(/^swarm\s+run-/m);
     expect(x.out.text).toMatch(/^delivery\s+100\.0%$/m);
-    expect(x.out.text).toMatch(/^coordinator\s+v2 \(flat\)$/m);
+    expect(x.out.text).toMatch(/^coordinator\s+v2$/m);
     expect(x.out.text).toMatch(/^chosen by\s+COORDINATION_VERSION=v2$/m);
   });
 });

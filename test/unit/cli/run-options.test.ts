@@ -2,10 +2,10 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseRunOptions } from '../../../operator/cli/run-options.js';
+import { parseRunOptions, TOPOLOGY_RETIRED } from '../../../operator/cli/run-options.js';
 import { DEFAULT_OBJECTIVE, DEFAULTS } from '../../../operator/cli/defaults.js';
 import { UsageError } from '../../../operator/cli/usage-error.js';
-import { resolveTopology } from '../../../operator/coordination/version/decide-version.js';
+import { shardRanges } from '../../../operator/swarm/shards.js';
 import { toObjectiveSpec } from '../../../operator/cli/run-command.js';
 
 function usage(argv: string[]): string {
@@ -24,7 +24,7 @@ describe('parseRunOptions', () => {
   it('applies defaults', () => {
     const o = parseRunOptions(['--agents', '50']);
     expect(o).toMatchObject({
-      agents: 50, topology: 'auto', agentCommand: ['cat'], objective: DEFAULT_OBJECTIVE,
+      agents: 50, shard: undefined, indexRange: { start: 0, end: 50 }, agentCommand: ['cat'], objective: DEFAULT_OBJECTIVE,
       timeoutSeconds: DEFAULTS.timeoutSeconds, retries: DEFAULTS.retries, concurrency: 50, minDelivery: 100, json: false,
     });
     expect(o.swarmId).toMatch(/^run-/);
@@ -33,13 +33,13 @@ describe('parseRunOptions', () => {
 
   it('parses every flag', () => {
     const o = parseRunOptions([
-      '--agents', '7', '--topology', 'hybrid', '--agent-command', `sh -c 'echo "$1"' x`, '--objective', 'do $(x)',
+      '--agents', '7', '--shard', '1/2', '--agent-command', `sh -c 'echo "$1"' x`, '--objective', 'do $(x)',
       '--timeout', '9.5', '--agent-timeout', '2', '--retries', '3', '--no-retry-exit-codes', '3,2,3', '--concurrency', '4', '--shm-path', '/tmp/s',
       '--min-delivery', '90', '--max-output', '100', '--json', '--swarm-id', 'abc.1',
       '--version', 'auto', '--config', 'c.json', '--no-fallback', '--memory-path', '/tmp/m.sqlite',
     ]);
     expect(o).toEqual({
-      agents: 7, topology: 'hybrid', agentCommand: ['sh', '-c', 'echo "$1"', 'x'], objective: 'do $(x)',
+      agents: 7, shard: { index: 1, count: 2 }, indexRange: { start: 3, end: 7 }, agentCommand: ['sh', '-c', 'echo "$1"', 'x'], objective: 'do $(x)',
       timeoutSeconds: 9.5, agentTimeoutSeconds: 2, retries: 3, noRetryExitCodes: [2, 3], concurrency: 4, shmPath: '/tmp/s', minDelivery: 90,
       maxOutputBytes: 100, json: true, swarmId: 'abc.1', help: false,
       version: 'auto', rolloutPercentage: undefined, configFile: 'c.json', noFallback: true, memoryPath: '/tmp/m.sqlite',
@@ -56,7 +56,13 @@ describe('parseRunOptions', () => {
     expect(usage(['--agents', 'x'])).toBe('--agents must be an integer from 1 to 100000 (got "x")');
     expect(usage(['--agents', '0'])).toMatch(/--agents must be an integer/);
     expect(usage(['--agents', '1.5'])).toMatch(/--agents must be an integer/);
-    expect(usage(['--agents', '5', '--topology', 'star'])).toBe('--topology must be flat, hybrid or auto (got "star")');
+    expect(usage(['--agents', '5', '--topology', 'hybrid'])).toBe(TOPOLOGY_RETIRED);
+    expect(usage(['--agents', '5', '--topology=flat'])).toBe(TOPOLOGY_RETIRED);
+    expect(TOPOLOGY_RETIRED).toMatch(/--shard I\/N .*spec\.shards/);
+    for (const bad of ['2/2', '3/2', '0/0', '1', '1/', 'a/b', '1/2/3', '1.5/2', ' 1/2x']) {
+      expect(usage(['--agents', '5', '--shard', bad])).toBe(`--shard must be I/N with 0 <= I < N, like 0/4 for the first of four shards (got ${JSON.stringify(bad)})`);
+    }
+    expect(usage(['--agents', '3', '--shard', '0/4'])).toBe('--shard 0/4: 3 agents cannot make 4 shards (at most one shard per agent)');
     expect(usage(['--agents', '5', '--bogus'])).toMatch(/^unknown option '--bogus'/);
     expect(usage(['--agents'])).toMatch(/--agents/);
     expect(usage(['--agents', '5', '--agent-command', `echo 'oops`])).toMatch(/^--agent-command: unbalanced single quote/);
@@ -71,14 +77,17 @@ describe('parseRunOptions', () => {
     expect(usage(['--agents', '5', '--agent-command', 'cat', '--', 'true'])).toMatch(/either with --agent-command or after --/);
   });
 
-  it('resolves auto topology by size and builds the spec', () => {
-    expect(resolveTopology('auto', 10)).toBe('flat');
-    expect(resolveTopology('auto', 300)).toBe('flat');
-    expect(resolveTopology('auto', 301)).toBe('hybrid');
-    expect(resolveTopology('auto', 5000)).toBe('hybrid');
-    expect(resolveTopology('flat', 5000)).toBe('flat');
+  it('builds the spec; --shard I/N gives it the range shardRanges gives shard I', () => {
     const spec = toObjectiveSpec(parseRunOptions(['--agents', '3', '--swarm-id', 's1', '--objective', 'x']));
-    expect(spec).toMatchObject({ id: 's1', description: 'x', agents: 3, topology: 'flat', agentCommand: ['cat'] });
+    expect(spec).toMatchObject({ id: 's1', description: 'x', agents: 3, agentCommand: ['cat'] });
+    expect(spec.indexRange).toBeUndefined();
+    for (let i = 0; i < 3; i++) {
+      const o = parseRunOptions(['--agents', '10', '--shard', `${i}/3`, '--concurrency', '64']);
+      const r = shardRanges(10, 3)[i]!;
+      expect(toObjectiveSpec(o)).toMatchObject({ agents: 10, indexRange: { start: r.start, end: r.end } });
+      // Concurrency is capped at the shard's agents, not the swarm's.
+      expect(o.concurrency).toBe(r.end - r.start);
+    }
   });
 });
 

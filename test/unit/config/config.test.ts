@@ -12,21 +12,20 @@ import { defaultMemoryPath } from '../../../operator/coordination/v1/response-ch
 describe('shipped config files', () => {
   it('config/v2-config.json validates and carries the documented defaults', () => {
     expect(loadV2Config()).toMatchObject({
-      topology: 'auto',
       maxOutputBytes: 65536,
       fallbackTimeoutMs: 5000,
       fallbackEnabled: true,
     });
   });
 
-  it('config/performance-limits.json validates: flat 2-300, hybrid 300-1000 up to 10000', () => {
+  it('config/performance-limits.json validates: one coordinator up to 300 agents recommended, 10000 at most', () => {
     const limits = loadPerformanceLimits();
-    expect(limits.topologies.flat).toMatchObject({ minAgents: 2, recommendedMaxAgents: 300 });
-    expect(limits.topologies.hybrid).toMatchObject({ minAgents: 300, recommendedMaxAgents: 1000, maxAgents: 10000 });
-    expect(checkAgentLimits(limits, 'flat', 100)).toEqual({ ok: true });
-    expect(checkAgentLimits(limits, 'flat', 500)).toEqual({ ok: true, warning: "500 agents is outside the flat topology's recommended range 2-300" });
-    expect(checkAgentLimits(limits, 'hybrid', 10001)).toEqual({ ok: false, reason: "10001 agents exceed the hybrid topology's maximum of 10000" });
-    expect(checkAgentLimits(limits, 'hybrid', 0)).toMatchObject({ ok: false });
+    expect(limits.coordinator).toEqual({ recommendedMaxAgents: 300, maxAgents: 10000 });
+    expect(checkAgentLimits(limits, 100)).toEqual({ ok: true });
+    expect(checkAgentLimits(limits, 300)).toEqual({ ok: true });
+    expect(checkAgentLimits(limits, 500)).toEqual({ ok: true, warning: '500 agents on one coordinator is more than the recommended 300: consider shards (--shard I/N)' });
+    expect(checkAgentLimits(limits, 10001)).toEqual({ ok: false, reason: "10001 agents exceed one coordinator's maximum of 10000: split the swarm into shards (--shard I/N)" });
+    expect(checkAgentLimits(limits, 0)).toMatchObject({ ok: false });
   });
 });
 
@@ -54,7 +53,7 @@ describe('invalid config files fail with file, field and expectation', () => {
   it.each([
     [{ concurrency: 'x' }, 'config/v2-config.json: concurrency: expected number, got "x"'],
     [{ concurrency: 0 }, 'config/v2-config.json: concurrency: expected number >= 1, got 0'],
-    [{ topology: 'mesh' }, 'config/v2-config.json: topology: expected one of "flat" | "hybrid" | "auto", got "mesh"'],
+    [{ topology: 'hybrid' }, 'config/v2-config.json: topology: unknown field "topology"'],
     [{ fallbackEnabled: 'yes' }, 'config/v2-config.json: fallbackEnabled: expected boolean, got "yes"'],
     [{ retries: 2.5 }, 'config/v2-config.json: retries: expected integer, got 2.5'],
     [{ concurrencyy: 5 }, 'config/v2-config.json: concurrencyy: unknown field "concurrencyy"'],
@@ -79,10 +78,10 @@ describe('invalid config files fail with file, field and expectation', () => {
 
   it('names the nested field of performance-limits.json', () => {
     const file = join(dir, 'performance-limits.json');
-    const limits = JSON.parse(readFileSync(shippedConfigPath('performance-limits.json'), 'utf8')) as { topologies: { hybrid: { maxAgents: unknown } } };
-    limits.topologies.hybrid.maxAgents = -5;
+    const limits = JSON.parse(readFileSync(shippedConfigPath('performance-limits.json'), 'utf8')) as { coordinator: { maxAgents: unknown } };
+    limits.coordinator.maxAgents = -5;
     writeFileSync(file, JSON.stringify(limits));
-    expect(() => loadPerformanceLimits(file)).toThrow('performance-limits.json: topologies.hybrid.maxAgents: expected number >= 1, got -5');
+    expect(() => loadPerformanceLimits(file)).toThrow('performance-limits.json: coordinator.maxAgents: expected number >= 1, got -5');
   });
 
   it('loads cfn.config.json coordination settings; a missing file means none', () => {

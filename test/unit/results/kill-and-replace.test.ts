@@ -81,7 +81,6 @@ describe('results across a lost coordinator', () => {
       id: `kill-${version}`,
       description: 'results survive',
       agents: AGENTS,
-      topology: 'flat',
       agentCommand: agent(join(dir, 'gate')),
       agentTimeoutSeconds: 30,
       retries: 0,

@@ -86,7 +86,6 @@ describe('CoordinatorFactory', () => {
       id: 'fb-1',
       description: 'x',
       agents: 2,
-      topology: 'flat',
       agentCommand: ['true'],
       agentTimeoutSeconds: 5,
       retries: 0,

@@ -35,7 +35,6 @@ function spec(id: string): ObjectiveSpec {
     description: 'parity objective',
     agents: TASKS.length,
     tasks: TASKS,
-    topology: 'flat',
     agentCommand: AGENT,
     agentTimeoutSeconds: 10,
     retries: 1,

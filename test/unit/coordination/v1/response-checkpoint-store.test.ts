@@ -10,7 +10,6 @@ const spec: ObjectiveSpec = {
   id: 'o1',
   description: 'd',
   agents: 3,
-  topology: 'flat',
   agentCommand: ['true'],
   agentTimeoutSeconds: 1,
   retries: 0,

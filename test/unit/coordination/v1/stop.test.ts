@@ -35,7 +35,6 @@ describe('SwarmCoordinator.stop()', () => {
         description: 'hang',
         // Half hang (TERM ignored, so KILL is needed); half fail at once and wait a minute to retry.
         agents: 20,
-        topology: 'flat',
         agentCommand: ['sh', '-c', 'if [ $((AGENT_INDEX % 2)) = 0 ]; then trap "" TERM; sleep 60; else exit 1; fi'],
         agentTimeoutSeconds: 120,
         retries: 3,
@@ -74,7 +73,6 @@ describe('SwarmCoordinator.stop()', () => {
         id: 'cut',
         description: 'x',
         agents: 8,
-        topology: 'flat',
         // Agents 0 and 1 answer at once; the others hang.
         agentCommand: ['sh', '-c', 'if [ "$AGENT_INDEX" -lt 2 ]; then echo ok; else sleep 60; fi'],
         agentTimeoutSeconds: 120,

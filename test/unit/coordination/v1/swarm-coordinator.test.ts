@@ -16,7 +16,6 @@ function spec(overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec {
     id: 'obj-1',
     description: 'say hello',
     agents: 1,
-    topology: 'flat',
     agentCommand: ['cat'],
     agentTimeoutSeconds: 10,
     retries: 0,

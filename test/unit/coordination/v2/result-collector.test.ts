@@ -111,7 +111,7 @@ describe('ResultCollector', () => {
 
   it('quarantines a well-formed response for an agent index beyond the total', async () => {
     await mkdir(join(root, 'responses', '.tmp'), { recursive: true });
-    collector = new ResultCollector(root, 3);
+    collector = new ResultCollector(root, { start: 0, end: 3 });
     const reasons: string[] = [];
     collector.on('quarantine', (q) => reasons.push(q.reason));
     await collector.start();
@@ -119,6 +119,19 @@ describe('ResultCollector', () => {
     await publish(root, 'agent-3.json', JSON.stringify(response(3)));
     await waitFor(() => collector!.quarantined === 1 && collector!.collected().length === 1, 'one quarantined, one collected');
     expect(reasons).toEqual(['index 3 is outside 0..2']);
+  });
+
+  it('quarantines a well-formed response for an agent before the start of its index range', async () => {
+    await mkdir(join(root, 'responses', '.tmp'), { recursive: true });
+    collector = new ResultCollector(root, { start: 2, end: 4 });
+    const reasons: string[] = [];
+    collector.on('quarantine', (q) => reasons.push(q.reason));
+    await collector.start();
+    await publish(root, 'agent-1.json', JSON.stringify(response(1)));
+    await publish(root, 'agent-2.json', JSON.stringify(response(2)));
+    await waitFor(() => collector!.quarantined === 1 && collector!.collected().length === 1, 'one quarantined, one collected');
+    expect(reasons).toEqual(['index 1 is outside 2..3']);
+    expect(collector.collected().map((r) => r.index)).toEqual([2]);
   });
 
   it('emits status updates, skips duplicates, and keeps a copy of a malformed status.json', async () => {

@@ -12,9 +12,9 @@ const goodResponse = {
   output: 'hi', outputBytes: 2, outputTruncated: false, error: null,
 };
 const goodStatus = {
-  objectiveId: 's1', status: 'running', topology: 'flat', agents: { total: 500, completed: 120, failed: 2 },
+  objectiveId: 's1', status: 'running', indexRange: { start: 0, end: 500 }, agents: { total: 500, completed: 120, failed: 2 },
   deliveryRate: 24.4, coordinationTime: 812, throughputAgentsPerSec: 150.2,
-  startedAt: '2026-11-25T00:00:00.000Z', updatedAt: '2026-11-25T00:00:01.000Z', quarantined: 0, reassigned: 0,
+  startedAt: '2026-11-25T00:00:00.000Z', updatedAt: '2026-11-25T00:00:01.000Z', quarantined: 0,
 };
 
 describe('V2 schemas', () => {

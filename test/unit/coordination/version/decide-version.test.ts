@@ -1,7 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FLAT_MAX_AGENTS, swarm } from '../../../../operator/api/swarm.js';
@@ -151,12 +150,7 @@ describe('the flat limit: one rule (FLAT_MAX_AGENTS)', () => {
     expect(resolveSwarmTopology(swarmOf({ agents: 5, topology: 'hybrid' }))).toBe('hybrid');
   });
 
-  it('config/performance-limits.json and coordinator-cli.sh --topology auto agree with it', () => {
-    const limits = loadPerformanceLimits();
-    expect(limits.topologies.flat.recommendedMaxAgents).toBe(FLAT_MAX_AGENTS);
-    expect(limits.topologies.hybrid.minAgents).toBe(FLAT_MAX_AGENTS);
-    const cli = readFileSync(join(here, '..', '..', '..', '..', 'bash', 'coordinator-cli.sh'), 'utf8');
-    expect(cli).toContain(`auto) if ((O_AGENTS <= ${FLAT_MAX_AGENTS})); then O_TOPOLOGY=flat; else O_TOPOLOGY=hybrid; fi ;;`);
-    expect(cli).toContain(`(default auto: flat up to ${FLAT_MAX_AGENTS})`);
+  it('config/performance-limits.json recommends at most FLAT_MAX_AGENTS agents per coordinator, the size of an auto shard', () => {
+    expect(loadPerformanceLimits().coordinator.recommendedMaxAgents).toBe(FLAT_MAX_AGENTS);
   });
 });
