@@ -17,7 +17,6 @@ function spec(overrides: Partial<ObjectiveSpec>): ObjectiveSpec {
     id: 'session-1',
     description: 'the objective',
     agents: 1,
-    topology: 'flat',
     agentCommand: ['true'],
     agentTimeoutSeconds: 30,
     retries: 0,
