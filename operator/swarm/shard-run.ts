@@ -77,6 +77,8 @@ export interface RunContext {
   setCondition(type: string, status: 'True' | 'False' | 'Unknown', reason: string, message: string): void;
   /** Writes the status as it is now (no precondition): a refused creation says so at once. */
   writeNow(): Promise<void>;
+  /** The swarm's own coordinator identity being made in this reconcile: the first shard's pod creation records it, later ones wait for it. */
+  identity(making?: Promise<void>): Promise<void> | undefined;
 }
 
 export class ShardRun {
@@ -412,8 +414,14 @@ export class ShardRun {
       });
       return;
     }
-    // Per-swarm identity: two round trips, the pod beside the RoleBinding.
-    await ensureIdentity(deps.client, ns, coordinatorRbac(swarm), createPod);
+    // Per-swarm identity, once per reconcile: two round trips, the first pod beside the RoleBinding.
+    const made = this.ctx.identity();
+    if (made) {
+      await made;
+      await createPod();
+      return;
+    }
+    await this.ctx.identity(ensureIdentity(deps.client, ns, coordinatorRbac(swarm), createPod));
   }
 
   /** V2's own failure falls back; a V1 coordinator that fails is replaced (bounded). */

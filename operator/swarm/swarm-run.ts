@@ -55,6 +55,8 @@ export class SwarmRun implements RunContext {
   /** Set by an action that needs the swarm looked at again sooner than the step said. */
   private requeue: ReconcileResult | undefined;
   private shardRuns: ShardRun[] = [];
+  /** The per-swarm coordinator identity, once made in this reconcile. */
+  private identityMade: Promise<void> | undefined;
 
   constructor(
     readonly deps: SwarmReconcilerDeps,
@@ -114,6 +116,10 @@ export class SwarmRun implements RunContext {
   }
   setCondition(type: string, status: 'True' | 'False' | 'Unknown', reason: string, message: string): void {
     this.status.conditions = setCondition(this.status.conditions, { type, status, reason, message }, this.swarm.metadata.generation, this.now);
+  }
+  identity(making?: Promise<void>): Promise<void> | undefined {
+    if (making) this.identityMade = making;
+    return this.identityMade;
   }
   async writeNow(): Promise<void> {
     this.conclude();
