@@ -50,6 +50,8 @@ export const STOPPING_POLL_MS = 1000;
  */
 export const STUCK_TERMINATING_MS = 60_000;
 
+/** Shard failures of the operator's judging, not of a run: no coordination time to observe. */
+export const NOT_RUN_REASONS: ReadonlySet<string> = new Set(['StartDeadlineExceeded', 'CoordinatorLost', 'V2Unavailable']);
 /** Shard reasons that say its coordinator runs (CoordinatorReady=True). */
 export const RUNNING_REASONS: ReadonlySet<string> = new Set(['PodReady', 'Progressing']);
 /** The shard's reason from its replacement until the new pod is bound to a node: why it moved, from where. */
@@ -121,10 +123,15 @@ export class ShardRun {
     if (pod) e.pod = pod.name;
     // A fallback was decided: V1 starts once the V2 pod is gone or terminated.
     if (e.phase === 'FallingBack' && e.version === 'v2') return this.switchToV1(pod);
-    // Stopped by a suspend: a new attempt resumes once the stopped pod is gone.
-    if (e.reason === SUSPENDED_REASON && (!pod || pod.ended || pod.condition.kind === 'lost')) {
-      if (pod) this.deletePod(pod.name);
-      return this.createPod(version, (e.attempts ?? 0) > 0 ? 'CoordinatorResumed' : 'CoordinatorCreated');
+    // Stopped by a suspend: a new attempt resumes once the stopped pod is gone
+    // (a pod that finished or failed on its own is judged as such below).
+    if (e.reason === SUSPENDED_REASON) {
+      const c = pod?.condition;
+      if (c?.kind === 'terminating' && c.until !== undefined && !this.stuck(c)) return { requeueAfterMs: STOPPING_POLL_MS };
+      if (!pod || c?.kind === 'lost' || c?.kind === 'crashed' || c?.kind === 'terminating') {
+        if (pod) this.deletePod(pod.name);
+        return this.createPod(version, (e.attempts ?? 0) > 0 ? 'CoordinatorResumed' : 'CoordinatorCreated');
+      }
     }
     if (!pod) {
       if ((e.attempts ?? 0) === 0) return this.createPod(version, 'CoordinatorCreated');

@@ -15,7 +15,7 @@ import { isNotFound } from '../k8s/errors.js';
 import { decideSwarmVersion } from '../coordination/version/decide-version.js';
 import { podState } from './pod-state.js';
 import { aggregateShards, rangeIndexes, shardEntry, shardProgress } from './shard-status.js';
-import { RUNNING_REASONS, ShardRun, STOPPING_POLL_MS } from './shard-run.js';
+import { NOT_RUN_REASONS, RUNNING_REASONS, ShardRun, STOPPING_POLL_MS } from './shard-run.js';
 import { swarmShardRanges } from './shards.js';
 import { applyOperatorStatus, FINALIZER, involved } from './swarm-write.js';
 import type { ShardStatus, Swarm, SwarmStatusT } from '../api/swarm.js';
@@ -268,9 +268,12 @@ export class SwarmRun implements RunContext {
         this.fail('DeliveryBelowSuccessPolicy', `${figures} < ${min}% (spec.successPolicy.minDeliveryRate)`, true);
       }
     }
-    const seconds = (this.progress().coordinationTimeMs ?? 0) / 1000;
-    const version = s.activeVersion ?? 'v1';
-    this.counted.push(() => this.deps.metrics?.swarmCoordinationSeconds.observe({ version }, seconds));
+    // Observed for runs that ended, not for a swarm failed before one did.
+    if (!this.shardRuns.some((r) => r.entry.phase === 'Failed' && NOT_RUN_REASONS.has(r.entry.reason ?? ''))) {
+      const seconds = (this.progress().coordinationTimeMs ?? 0) / 1000;
+      const version = s.activeVersion ?? 'v1';
+      this.counted.push(() => this.deps.metrics?.swarmCoordinationSeconds.observe({ version }, seconds));
+    }
     return this.finished();
   }
 

@@ -270,4 +270,19 @@ describe('spec.suspend', () => {
     expect(resume.cond('Suspended')).toMatchObject({ status: 'False', reason: 'Resumed' });
     expect(resume.shard(0)).toMatchObject({ attempts: 2, attemptTime: secs(0), reason: 'PodCreated' });
   });
+
+  it('resumed while a stopped pod still terminates: its shard waits for it, then resumes (no loss, no fallback)', async () => {
+    const suspended = { phase: 'Pending' as const, reason: 'Suspended' };
+    const stopping = pod(1, ready, 1, 'v2', { deletionTimestamp: new Date(NOW + 20_000).toISOString() });
+    const status = started([suspended, suspended, suspended]);
+    const r = await reconcileOnce(swarmObject({ status }), [stopping]);
+    expect(r.acted.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-s0-v2-2', 'create pods/s-s2-v2-2']);
+    expect(r.shard(1)).toMatchObject({ attempts: 1, reason: 'Suspended' });
+    // Stopped by the suspend: exit 143 while being deleted.
+    const ended = pod(1, { phase: 'Failed', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 143 } } }] }, 1, 'v2', { deletionTimestamp: secs(0) });
+    const later = await reconcileOnce(swarmObject({ status }), [ended]);
+    expect(later.acted.filter((c) => c.includes('s-s1-'))).toEqual(['delete pods/s-s1-v2-1 now', 'create pods/s-s1-v2-2']);
+    expect(later.events.filter((e) => e.includes('shard 1') && !e.includes('ResultsClaim'))).toEqual(['Normal CoordinatorResumed: shard 1: created v2 coordinator pod s-s1-v2-2']);
+    expect(later.fallbacks).toBe(0);
+  });
 });
