@@ -139,7 +139,11 @@ export class SwarmRun implements RunContext {
     const s = this.status;
     s.topology = this.sharded ? 'hybrid' : 'flat';
     if (s.phase === 'Succeeded' || s.phase === 'Failed') return this.finished();
-    this.shardRuns = this.ranges.map((r) => this.shardRun(r));
+    const pods = this.deps
+      .listPods(this.ns, this.swarm.metadata.name)
+      .map(podState)
+      .filter((p): p is PodState => p !== undefined);
+    this.shardRuns = this.ranges.map((r) => this.shardRun(r, pods));
     if (this.swarm.spec.suspend) return this.suspended();
     if (findCondition(s.conditions, 'Suspended')?.status === 'True') {
       this.setCondition('Suspended', 'False', 'Resumed', 'spec.suspend is false: the swarm runs');
@@ -192,7 +196,7 @@ export class SwarmRun implements RunContext {
   }
 
   /** Shard `r`'s run: its entry (a single-shard swarm's from the top-level fields, see shard-status.ts), its progress, its pods. */
-  private shardRun(r: ShardRange): ShardRun {
+  private shardRun(r: ShardRange, pods: readonly PodState[]): ShardRun {
     const s = this.status;
     const indexes = rangeIndexes(r);
     let entry: ShardStatus;
@@ -216,11 +220,7 @@ export class SwarmRun implements RunContext {
       // A finished single-shard swarm's shard is final with it.
       if (s.phase === 'Succeeded' || s.phase === 'Failed') entry.phase = s.phase;
     }
-    const pods = this.deps
-      .listPods(this.ns, this.swarm.metadata.name)
-      .map(podState)
-      .filter((p): p is PodState => p !== undefined && p.shard === r.shard);
-    return new ShardRun(this, r, entry, shardProgress(this.swarm.status, r.shard, this.sharded), pods);
+    return new ShardRun(this, r, entry, shardProgress(this.swarm.status, r.shard, this.sharded), pods.filter((p) => p.shard === r.shard));
   }
 
   /**

@@ -197,6 +197,21 @@ describe('failures stay with their shard', () => {
   });
 });
 
+describe('placement', () => {
+  it('a shard the scheduler cannot place says why in its entry and in the swarm\'s condition; the others run', async () => {
+    await c.create(swarmPath(ns), swarmManifest(ns, 'tight', { agents: 6, shards: 3, coordination: { version: 'v2' } }));
+    await waitFor('3 pods', async () => ((await podsOf('tight')).length === 3 ? true : undefined));
+    await setPodStatus(c, ns, 'tight-s0-v2-1', podRunning(true));
+    await setPodStatus(c, ns, 'tight-s1-v2-1', podRunning(true));
+    const why = '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.';
+    await setPodStatus(c, ns, 'tight-s2-v2-1', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: why, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    const s = await until('shard 2 Unschedulable', 'tight', (x) => (x.status?.shards?.find((e) => e.index === 2)?.reason === 'Unschedulable' && x.status.phase === 'Running' ? x : undefined));
+    expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ phase: 'Pending', message: `coordinator pod tight-s2-v2-1: ${why}` });
+    expect(s.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `2/3 shards running; shard 2 Pending: coordinator pod tight-s2-v2-1: ${why}` });
+    expect(await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'tight' && e.reason === 'Unschedulable'))).toMatchObject({ message: `shard 2: coordinator pod tight-s2-v2-1: ${why}` });
+  });
+});
+
 describe('spec.suspend', () => {
   it('creates nothing while true; false starts the shards; true again stops their pods; false resumes with new attempts', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'queued', { agents: 4, shards: 2, suspend: true, coordination: { version: 'v2' } }));

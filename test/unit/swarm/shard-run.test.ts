@@ -243,6 +243,18 @@ describe('failures stay local', () => {
   });
 });
 
+describe('a shard on a lost node', () => {
+  it('its pod stuck terminating past its deletion deadline: force-deleted and replaced alone', async () => {
+    const run = { phase: 'Running' as const, reason: 'PodReady' };
+    const stuck = pod(1, ready, 1, 'v2', { deletionTimestamp: secs(61_000 + 30_000) });
+    const r = await reconcileOnce(swarmObject({ status: started([run, run, run]) }), [pod(0, ready), stuck, pod(2, ready)]);
+    expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual(['delete pods/s-s1-v2-1 now', 'apply persistentvolumeclaims/s-results-1', 'create pods/s-s1-v2-2']);
+    expect(r.shard(1)).toMatchObject({ attempts: 2, reason: 'CoordinatorLost', message: expect.stringContaining('(on node n1)') });
+    expect(r.shard(0)).toMatchObject({ attempts: 1, phase: 'Running' });
+    expect(r.fallbacks).toBe(0);
+  });
+});
+
 describe('spec.suspend', () => {
   it('a suspended new swarm: nothing created, no version decided, Suspended=True, Pending', async () => {
     const r = await reconcileOnce(swarmObject({ spec: { suspend: true } }), []);
