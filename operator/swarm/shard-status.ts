@@ -8,7 +8,6 @@
 //   its own status.shards[i] entry (field manager cfn-coordinator-s<i>), the
 //   operator writes the operator fields of each entry and the top-level
 //   figures as their sum (aggregateShards).
-import { SHARD_FAILED_AGENTS_MAX } from '../api/swarm.js';
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
 import type { ShardStatus, SwarmStatusT } from '../api/swarm.js';
@@ -138,6 +137,3 @@ export function aggregateShards(ranges: readonly ShardRange[], progress: readonl
   }
   return out;
 }
-
-/** A shard's failedAgents, bounded as its entry allows. */
-export const boundShardFailedAgents = <T>(list: readonly T[]): T[] => list.slice(0, SHARD_FAILED_AGENTS_MAX);

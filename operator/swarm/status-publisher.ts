@@ -11,6 +11,7 @@ import { resourcePath } from '../k8s/client.js';
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
 import { SHARD_FAILED_AGENTS_MAX } from '../api/swarm.js';
+import { SWARM_FAILED_AGENTS_MAX } from './shard-status.js';
 import type { ShardStatus, SwarmStatusT } from '../api/swarm.js';
 import type { AgentResponse } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
@@ -18,7 +19,6 @@ import type { KubeClient } from '../k8s/client.js';
 export const COORDINATOR_FIELD_MANAGER = 'cfn-coordinator';
 /** A shard's coordinator's field manager: each owns its own status.shards entry. */
 export const shardFieldManager = (shard: number): string => `${COORDINATOR_FIELD_MANAGER}-s${shard}`;
-const MAX_FAILED_LISTED = 50;
 /** The least publish interval. */
 const MIN_PUBLISH_INTERVAL_MS = 1000;
 
@@ -109,7 +109,7 @@ export class StatusPublisher {
     } else {
       this.failedSet.add(r.index);
       this.failed++;
-      if (this.failedAgents.length < (this.opts.shard ? SHARD_FAILED_AGENTS_MAX : MAX_FAILED_LISTED)) this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
+      if (this.failedAgents.length < (this.opts.shard ? SHARD_FAILED_AGENTS_MAX : SWARM_FAILED_AGENTS_MAX)) this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
     }
     this.schedule();
   }
