@@ -63,12 +63,17 @@ export function swarmKstatus(s: SwarmStatusT): KstatusVerdict {
       const phase = s.phase ?? 'Pending';
       // No agent counts here: progress would then cost a status write per update.
       const pod = s.coordinatorPod ? ` ${s.coordinatorPod}` : '';
+      // A swarm of several shards has one coordinator pod per shard (status.shards names them).
+      const shards = (s.shards?.length ?? 0) > 1 ? ` of ${s.shards?.length} shards` : '';
+      const pods = shards ? `s${shards}` : pod;
       const detail =
         phase === 'FallingBack' && s.fallback
           ? `falling back to ${s.fallback.to}: ${s.fallback.reason}`
-          : phase === 'Running'
-            ? `${s.activeVersion ?? ''} coordinator pod${pod} is running`.trimStart()
-            : `waiting for the coordinator pod${pod}`;
+          : findCondition(s.conditions, 'Suspended')?.status === 'True'
+            ? 'suspended (spec.suspend): no coordinator pod runs'
+            : phase === 'Running'
+              ? `${s.activeVersion ?? ''} coordinator pod${pods} ${shards ? 'are' : 'is'} running`.trimStart()
+              : `waiting for the coordinator pod${pods}`;
       return { state: 'reconciling', because: { reason: phase, message: detail } };
     }
   }

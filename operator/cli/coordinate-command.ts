@@ -23,7 +23,8 @@ results volume; each agent's record goes to <ns>/<name>/<uid>/<index>.json as it
 arrives), CFN_RESULTS_DRAIN_SECONDS (how long the run's end waits for records
 not stored yet; default 60), CFN_MEMORY_DB, CFN_TERMINATION_LOG, CFN_TASKS_DIR (spec.tasksFrom's mounted key),
 CFN_S3_CREDENTIALS_DIR (the mounted S3 credentials Secret), LOG_LEVEL, POD_NAME (published as
-status.progressPod).
+status.progressPod), CFN_SHARD (the shard to run, default 0: its agent index
+range, published into status.shards[CFN_SHARD] when the swarm has several).
 `;
 
 export async function coordinateCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -54,6 +55,11 @@ export async function coordinateCommand(args: readonly string[], io: CliIo): Pro
   if (drainSeconds !== undefined && !(Number.isFinite(drainSeconds) && drainSeconds >= 0 && drainSeconds <= 86_400)) {
     throw new UsageError(`CFN_RESULTS_DRAIN_SECONDS: expected seconds from 0 to 86400, got ${JSON.stringify(drain)}`);
   }
+  const shardEnv = io.env.CFN_SHARD;
+  const shard = shardEnv === undefined || shardEnv === '' ? undefined : Number(shardEnv);
+  if (shard !== undefined && !(Number.isSafeInteger(shard) && shard >= 0 && String(shard) === shardEnv)) {
+    throw new UsageError(`CFN_SHARD: expected a shard number (0, 1, ...), got ${JSON.stringify(shardEnv)}`);
+  }
   const logger = createLogger({ name: 'cfn-coordinator', level: resolveLogLevel(io.env.LOG_LEVEL ?? 'info') });
   return coordinateSwarm({
     client: KubeClient.load(values.kubeconfig ?? io.env.KUBECONFIG),
@@ -70,5 +76,6 @@ export async function coordinateCommand(args: readonly string[], io: CliIo): Pro
     ...(io.env.CFN_TASKS_DIR ? { tasksDir: io.env.CFN_TASKS_DIR } : {}),
     ...(io.env.CFN_S3_CREDENTIALS_DIR ? { s3CredentialsDir: io.env.CFN_S3_CREDENTIALS_DIR } : {}),
     ...(io.signals ? { stopSignal: untilSignal() } : {}),
+    ...(shard !== undefined ? { shard } : {}),
   });
 }

@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { atomicWrite, fsyncDir, isTempFile } from '../util/atomic-write.js';
 import { indexOfKey, resultDir, resultKey, storedResult } from './stored-result.js';
 import type { ResultScope, StoredResult } from './stored-result.js';
-import type { ResultSink, ResultSource, ResultsType, UnreadableRecord } from './result-sink.js';
+import { inRange } from './result-sink.js';
+import type { IndexRange, ResultSink, ResultSource, ResultsType, UnreadableRecord } from './result-sink.js';
 
 /** A scope's parts become directory names: only names Kubernetes could give (no "..", no "/"). */
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -82,7 +83,7 @@ export class DirectorySink implements ResultSink {
    * writes a dead coordinator never finished, removed to free their space
    * (a writer still alive on a lost node only retries its put).
    */
-  async inventory(): Promise<Array<{ index: number; bytes: number }>> {
+  async inventory(range?: IndexRange): Promise<Array<{ index: number; bytes: number }>> {
     const names = await readdir(this.dir).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') return [] as string[];
       throw e;
@@ -90,11 +91,13 @@ export class DirectorySink implements ResultSink {
     const found: Array<{ index: number; bytes: number }> = [];
     for (const name of names) {
       if (isTempFile(name)) {
-        await unlink(join(this.dir, name)).catch(() => undefined);
+        // ".<index>.json.<pid>.<random>.tmp": another shard's writes on a shared claim are not ours to remove.
+        const of = indexOfKey(name.slice(1, name.indexOf('.json.') + 5));
+        if (of === undefined || inRange(of, range)) await unlink(join(this.dir, name)).catch(() => undefined);
         continue;
       }
       const index = indexOfKey(name);
-      if (index === undefined) continue;
+      if (index === undefined || !inRange(index, range)) continue;
       const st = await stat(join(this.dir, name)).catch(() => undefined);
       if (st?.isFile()) found.push({ index, bytes: st.size });
     }

@@ -3,6 +3,14 @@
 // them back. Implementations: directory-sink.ts, s3-sink.ts.
 import type { StoredResult } from './stored-result.js';
 
+/** Indexes start..end-1 (a shard's). */
+export interface IndexRange {
+  start: number;
+  end: number;
+}
+
+export const inRange = (index: number, range: IndexRange | undefined): boolean => !range || (index >= range.start && index < range.end);
+
 export type ResultsType = 'persistentVolumeClaim' | 's3' | 'emptyDir';
 
 export interface ResultSink {
@@ -19,9 +27,10 @@ export interface ResultSink {
    * The records already stored in the scope (an earlier coordinator's of the
    * same run), with their size: a replacement coordinator counts them in
    * status.results. Optional: without it the count starts from the previous
-   * status.results.
+   * status.results. `range`: one shard's indexes only (start..end-1), in a
+   * sink the swarm's other shards may share.
    */
-  inventory?(): Promise<Array<{ index: number; bytes: number }>>;
+  inventory?(range?: IndexRange): Promise<Array<{ index: number; bytes: number }>>;
   /** Releases what the sink holds open (an S3 client's connections). */
   close?(): void;
 }

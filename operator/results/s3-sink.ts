@@ -8,7 +8,8 @@ import { createS3Client, toS3StoreError, type S3ClientOptions } from './s3-clien
 import { readS3Credentials, type S3Credentials } from './s3-credentials.js';
 import { listObjects } from './s3-list.js';
 import { s3Location, s3ObjectKey, s3RunPrefix, type S3ResultsConfig } from './s3-location.js';
-import type { ResultSink } from './result-sink.js';
+import { inRange } from './result-sink.js';
+import type { IndexRange, ResultSink } from './result-sink.js';
 import { indexOfKey, type ResultScope, type StoredResult } from './stored-result.js';
 
 export interface S3SinkOptions {
@@ -45,12 +46,12 @@ export class S3Sink implements ResultSink {
    * key name; a reader parses them). Needs s3:ListBucket: with a write-only
    * key it fails, and the coordinator counts from the previous status.
    */
-  async inventory(): Promise<Array<{ index: number; bytes: number }>> {
+  async inventory(range?: IndexRange): Promise<Array<{ index: number; bytes: number }>> {
     const prefix = s3RunPrefix(this.o.config.prefix, this.o.scope);
     const out: Array<{ index: number; bytes: number }> = [];
     for (const { key, size } of await listObjects(this.s3, this.o.config, prefix)) {
       const index = indexOfKey(key.slice(prefix.length));
-      if (index !== undefined) out.push({ index, bytes: size });
+      if (index !== undefined && inRange(index, range)) out.push({ index, bytes: size });
     }
     return out.sort((a, b) => a.index - b.index);
   }

@@ -1,7 +1,9 @@
 // What a coordinator pod runs (`cfn coordinate`): read its own Swarm, run the
 // objective on the version the operator chose, resume past the agents whose
 // final answer an earlier coordinator published (completed or failed), and
-// publish progress to the Swarm's status.
+// publish progress to the Swarm's status. A shard's coordinator ($CFN_SHARD)
+// runs its index range only (swarmShardRanges) and publishes into its own
+// status.shards entry.
 // A V2 preflight failure exits with EXIT_PREFLIGHT_FAILED and the reason in the
 // termination message: the operator's cue to fall back to V1.
 // Every final response goes to the results sink as it arrives; an agent counts
@@ -20,10 +22,12 @@ import { resourcePath } from '../k8s/client.js';
 import { isRetryable } from '../k8s/errors.js';
 import { ResultWriter, notStoredMessage } from '../results/result-writer.js';
 import { createSink } from '../results/sink-factory.js';
-import type { ResultSink } from '../results/result-sink.js';
+import type { IndexRange, ResultSink } from '../results/result-sink.js';
 import { toStoredResult } from '../results/stored-result.js';
 import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
-import { StatusPublisher } from './status-publisher.js';
+import { publishIntervalMs, StatusPublisher } from './status-publisher.js';
+import { swarmShardRanges } from './shards.js';
+import { rangeIndexes, shardEntry } from './shard-status.js';
 import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
@@ -51,6 +55,8 @@ export interface CoordinateOptions {
   tasksDir?: string;
   /** Resolves when the process is asked to stop (SIGTERM): the run is stopped and progress kept. */
   stopSignal?: Promise<unknown>;
+  /** The shard this coordinator runs ($CFN_SHARD; default 0). */
+  shard?: number;
 }
 
 /**
@@ -79,10 +85,10 @@ export const RESULTS_DRAIN_MS = 60_000;
 export const STOP_DRAIN_MS = 15_000;
 
 /** The sink's records already stored by an earlier coordinator of the run (counted in status.results). */
-async function inventoryOf(sink: ResultSink, log: Logger): Promise<Array<{ index: number; bytes: number }> | undefined> {
+async function inventoryOf(sink: ResultSink, log: Logger, range: IndexRange): Promise<Array<{ index: number; bytes: number }> | undefined> {
   if (!sink.inventory) return undefined;
   try {
-    return await sink.inventory();
+    return await sink.inventory(range);
   } catch (err) {
     log.warn({ err: String(err) }, 'cannot list the results stored so far; status.results counts from the previous status');
     return undefined;
@@ -93,17 +99,24 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const path = resourcePath({ ...SWARM_RESOURCE, namespace: o.namespace, name: o.name });
   const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
-  const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version });
+  const shards = swarmShardRanges(spec);
+  const range = shards[o.shard ?? 0];
+  if (!range) throw new Error(`shard ${o.shard}: the swarm has ${shards.length} shard${shards.length === 1 ? '' : 's'}`);
+  const sharded = shards.length > 1;
+  const log = o.logger.child({ namespace: o.namespace, name: o.name, version: o.version, ...(sharded ? { shard: range.shard } : {}) });
+  // A sharded swarm's shard resumes past its own entry's progress; a single shard past the top-level fields.
+  const previous = sharded ? shardEntry(swarm.status, range.shard) : swarm.status;
   // Set once the sink exists; until then status.results is not published.
   const results: { writer?: ResultWriter; base: { stored: number; bytes: number } } = { base: { stored: 0, bytes: 0 } };
   const publisher = new StatusPublisher({
     client: o.client,
     namespace: o.namespace,
     name: o.name,
-    total: swarmAgents(spec),
+    total: range.end - range.start,
     ...(o.podName ? { pod: o.podName } : {}),
-    ...(swarm.status ? { previous: swarm.status } : {}),
-    intervalMs: o.publishIntervalMs ?? 1000,
+    ...(previous ? { previous } : {}),
+    ...(sharded ? { shard: { index: range.shard, indexes: rangeIndexes(range) } } : {}),
+    intervalMs: o.publishIntervalMs ?? publishIntervalMs(shards.length),
     onError: (err) => log.warn({ err: String(err) }, 'status publish failed; retrying with the next update'),
     results: () => {
       if (!results.writer) return undefined;
@@ -125,7 +138,12 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     sink = await createSink(
       spec.results,
       { namespace: o.namespace, name: o.name, uid: swarmRunId(swarm) },
-      { ...(o.resultsDir ? { resultsDir: o.resultsDir } : {}), ...(o.podName ? { pod: o.podName } : {}), ...(o.s3CredentialsDir ? { s3CredentialsDir: o.s3CredentialsDir } : {}) },
+      {
+        ...(o.resultsDir ? { resultsDir: o.resultsDir } : {}),
+        ...(o.podName ? { pod: o.podName } : {}),
+        ...(o.s3CredentialsDir ? { s3CredentialsDir: o.s3CredentialsDir } : {}),
+        ...(sharded ? { shard: range.shard } : {}),
+      },
     );
   } catch (err) {
     const reason = `results: ${err instanceof Error ? err.message : String(err)}`;
@@ -134,9 +152,10 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     publisher.stop();
     return 0;
   }
-  const known = await inventoryOf(sink, log);
+  // Only the shard's own records: other shards may share the sink.
+  const known = await inventoryOf(sink, log, range);
   // Without an inventory the earlier coordinators' count carries over (an index they stored and this one stores again counts twice).
-  if (!known && swarm.status?.results) results.base = { stored: swarm.status.results.stored, bytes: swarm.status.results.bytes };
+  if (!known && previous?.results) results.base = { stored: previous.results.stored, bytes: previous.results.bytes };
   // An agent is done in status once its record is durable: a replacement reruns whatever was not.
   const resultsWriter = new ResultWriter(sink, { ...(known ? { known } : {}), onStored: (r) => publisher.onResponse(r), onChange: () => publisher.touch() });
   results.writer = resultsWriter;
@@ -174,6 +193,8 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   // Both versions emit 'response' once per final response.
   const put = new Set<number>();
   const onResponse = (r: AgentResponse) => {
+    // Another shard's agent (an engine that ran past the range): not this shard's to store or count.
+    if (r.index < range.start || r.index >= range.end) return;
     put.add(r.index);
     resultsWriter.put(toStoredResult(r, o.version, o.podName));
   };
@@ -185,6 +206,8 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     id: swarmRunId(swarm),
     description: spec.objective,
     agents: swarmAgents(spec),
+    // A single shard runs every index (the engines' default).
+    ...(sharded ? { indexRange: { start: range.start, end: range.end } } : {}),
     ...(tasks ? { tasks: tasks.map((t) => t.task) } : {}),
     ...(taskEnv ? { taskEnv } : {}),
     agentCommand: [...spec.agent.command, ...(spec.agent.args ?? [])],
@@ -197,7 +220,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     failedIndexes: publisher.failedIndexes(),
     ...(spec.agent.noRetryExitCodes?.length ? { noRetryExitCodes: spec.agent.noRetryExitCodes } : {}),
   };
-  log.info({ agents: objective.agents, tasks: tasks?.length ?? 0, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
+  log.info({ agents: range.end - range.start, indexes: rangeIndexes(range), tasks: tasks?.length ?? 0, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
   try {
     const result = await coordinator.executeObjective(objective);
     for (const r of result.responses) if (!put.has(r.index)) onResponse(r);

@@ -9,10 +9,13 @@ import { agentSide, restrictedSecurityContext } from './agent-container.js';
 import { RESULTS_VOLUME, resultsVolume } from './results-claim.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 import { s3CredentialsVolume } from '../results/s3-credentials.js';
+import { shardCount } from './shards.js';
 
 export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
 export const LABEL_ATTEMPT = 'swarm.cfn.dev/attempt';
+/** The shard (0-based) a coordinator pod runs: every coordinator pod has it, "0" for a single-shard swarm. */
+export const LABEL_SHARD = 'swarm.cfn.dev/shard';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 /** Millisecond creation time: creationTimestamp has whole seconds, too coarse for a 1 s startup limit. */
 export const ANNOTATION_CREATED_AT = 'swarm.cfn.dev/created-at';
@@ -30,6 +33,8 @@ export interface PodOptions {
   /** Resume: indexes that failed finally (status.failedIndexes), likewise. */
   failedIndexes?: string;
   attempt: number;
+  /** The shard the pod runs (default 0). */
+  shard?: number;
   /** When the operator creates the pod (default: now). */
   now?: Date;
   /** The pod's identity (default: the Swarm's own ServiceAccount, per-swarm identity). */
@@ -55,17 +60,33 @@ export const POD_NAME_PREFIX_MAX = 230;
 /** Per-swarm ServiceAccount name (the coordinator's identity, see coordinator-rbac.ts). */
 export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-coordinator`;
 
-export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, attempt: number): string =>
-  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${version}-${attempt}`;
+/**
+ * `<swarm>-<version>-<attempt>` for a single-shard swarm, `<swarm>-s<shard>-<version>-<attempt>`
+ * when the swarm has more than one shard.
+ */
+export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, attempt: number, shard = 0): string =>
+  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${shardCount(swarm.spec) > 1 ? `s${shard}-` : ''}${version}-${attempt}`;
+
+/**
+ * How the swarm's coordinator pods spread: spec.agent.topologySpreadConstraints
+ * as given (an empty list: none), else one pod per node as far as it goes
+ * (maxSkew 1 over hostnames, ScheduleAnyway: a swarm never waits for spreading).
+ */
+export function spreadConstraints(swarm: Swarm): Array<Record<string, unknown>> {
+  const given = swarm.spec.agent.topologySpreadConstraints;
+  if (given) return given;
+  return [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { [LABEL_SWARM]: swarm.metadata.name } } }];
+}
 
 /** The swarm's directory name on the tmpfs: its UID (a valid file name, unique). */
 export const swarmRunId = (swarm: Swarm): string => swarm.metadata.uid ?? swarm.metadata.name;
 
 export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts: PodOptions) {
-  const name = coordinatorPodName(swarm, version, opts.attempt);
+  const shard = opts.shard ?? 0;
+  const name = coordinatorPodName(swarm, version, opts.attempt, shard);
   const runId = swarmRunId(swarm);
   const spec = swarm.spec;
-  const volumes: object[] = [{ name: 'tmp', emptyDir: {} }, resultsVolume(swarm)];
+  const volumes: object[] = [{ name: 'tmp', emptyDir: {} }, resultsVolume(swarm, shard)];
   const mounts: object[] = [
     { name: 'tmp', mountPath: '/tmp' },
     { name: RESULTS_VOLUME, mountPath: RESULTS_MOUNT_PATH },
@@ -95,6 +116,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
     { name: 'SWARM_NAMESPACE', value: swarm.metadata.namespace ?? 'default' },
     { name: 'SWARM_UID', value: runId },
     { name: 'COORDINATION_VERSION', value: version },
+    { name: 'CFN_SHARD', value: String(shard) },
     { name: 'CFN_SHM_PATH', value: SHM_PATH },
     { name: 'CFN_RESULTS_DIR', value: RESULTS_MOUNT_PATH },
     { name: 'CFN_MEMORY_DB', value: '/data/memory.sqlite' },
@@ -106,6 +128,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
   ];
   volumes.push(...agents.volumes);
   mounts.push(...agents.coordinatorMounts);
+  const spread = spreadConstraints(swarm);
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -116,6 +139,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
         [LABEL_SWARM]: swarm.metadata.name,
         [LABEL_VERSION]: version,
         [LABEL_ATTEMPT]: String(opts.attempt),
+        [LABEL_SHARD]: String(shard),
         [LABEL_MANAGED_BY]: MANAGED_BY,
         'app.kubernetes.io/name': 'swarm-coordinator',
       },
@@ -128,6 +152,7 @@ export function coordinatorPod(swarm: Swarm, version: CoordinationVersion, opts:
       // No token in the pod but the coordinator container's own projected one.
       automountServiceAccountToken: false,
       ...agents.podFields,
+      ...(spread.length ? { topologySpreadConstraints: spread } : {}),
       terminationGracePeriodSeconds: 30,
       securityContext: {
         runAsNonRoot: true,

@@ -4,7 +4,7 @@
 // from what happens to a pod from outside (not scheduled, image not pulled,
 // evicted, preempted, deleted): only the former may cost V2 a fallback.
 import { z } from 'zod';
-import { ANNOTATION_CREATED_AT, CONTAINER_NAME, EXIT_PREFLIGHT_FAILED, LABEL_ATTEMPT, LABEL_VERSION } from './coordinator-pod.js';
+import { ANNOTATION_CREATED_AT, CONTAINER_NAME, EXIT_PREFLIGHT_FAILED, LABEL_ATTEMPT, LABEL_SHARD, LABEL_VERSION } from './coordinator-pod.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 
 const terminated = z.looseObject({ exitCode: z.number().int(), reason: z.string().optional(), message: z.string().optional() });
@@ -85,6 +85,8 @@ export interface PodState {
   name: string;
   version: CoordinationVersion;
   attempt: number;
+  /** The shard it runs (its label; 0 when it has none). */
+  shard: number;
   createdAt: number;
   /** The node the scheduler bound it to, once it has. */
   node?: string;
@@ -100,11 +102,12 @@ export function podState(raw: unknown): PodState | undefined {
   const labels = pod.metadata.labels ?? {};
   const version = labels[LABEL_VERSION] === 'v1' ? 'v1' : 'v2';
   const attempt = Number(labels[LABEL_ATTEMPT] ?? '0');
+  const shard = Number(labels[LABEL_SHARD] ?? '0');
   // Our own millisecond stamp; else the latest instant creationTimestamp (whole seconds) allows.
   const stamped = Date.parse(pod.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '');
   const createdAt = Number.isFinite(stamped) ? stamped : pod.metadata.creationTimestamp ? Date.parse(pod.metadata.creationTimestamp) + 999 : Date.now();
   const ended = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-  return { name: pod.metadata.name, version, attempt, createdAt, ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}), ended, condition: classify(pod) };
+  return { name: pod.metadata.name, version, attempt, shard: Number.isSafeInteger(shard) ? shard : 0, createdAt, ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}), ended, condition: classify(pod) };
 }
 
 type Pod = z.infer<typeof podShape>;

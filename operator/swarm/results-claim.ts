@@ -1,5 +1,7 @@
 // The volume a Swarm's results go to. results.type persistentVolumeClaim
-// (the default): the claim named by results.claimName, else <swarm>-results,
+// (the default): the claim named by results.claimName (every shard mounts
+// it), else <swarm>-results (<swarm>-results-<shard> per shard when the swarm
+// has more than one),
 // which the operator creates (ReadWriteOnce, results.size, the cluster's
 // default StorageClass unless results.storageClassName) owned by the Swarm so
 // it goes with it, or without an owner when results.retain keeps it.
@@ -7,6 +9,7 @@
 import { z } from 'zod';
 import { createdClaimName as claimNameOf, resultsClaimName as claimOf } from '../results/sink-factory.js';
 import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference } from './coordinator-pod.js';
+import { shardCount } from './shards.js';
 import type { Swarm } from '../api/swarm.js';
 
 export const RESULTS_VOLUME = 'results';
@@ -14,33 +17,36 @@ export const DEFAULT_RESULTS_SIZE = '1Gi';
 /** The UID of the Swarm a created claim is for: tells it from a same-named claim of an earlier Swarm. */
 export const ANNOTATION_CLAIM_FOR = 'swarm.cfn.dev/results-for';
 
-/** The claim the operator creates for `swarm` (when it creates one). */
-export const createdClaimName = (swarm: Swarm): string => claimNameOf(swarm.metadata.name);
+/** The shard argument of the claim names: undefined for a single-shard swarm (its claim has no shard suffix). */
+export const claimShard = (swarm: Swarm, shard: number): number | undefined => (shardCount(swarm.spec) > 1 ? shard : undefined);
 
-/** The claim the coordinator pods mount, undefined when the results are not on a claim. */
-export function resultsClaimName(swarm: Swarm): string | undefined {
+/** The claim the operator creates for `swarm`'s shard `shard` (when it creates one): <swarm>-results, or <swarm>-results-<shard> when sharded. */
+export const createdClaimName = (swarm: Swarm, shard = 0): string => claimNameOf(swarm.metadata.name, claimShard(swarm, shard));
+
+/** The claim shard `shard`'s coordinator pods mount, undefined when the results are not on a claim. */
+export function resultsClaimName(swarm: Swarm, shard = 0): string | undefined {
   const r = swarm.spec.results;
-  return r.type === 'persistentVolumeClaim' ? claimOf(swarm.metadata.name, r) : undefined;
+  return r.type === 'persistentVolumeClaim' ? claimOf(swarm.metadata.name, r, claimShard(swarm, shard)) : undefined;
 }
 
 /** Whether the operator creates (and by default deletes) the claim. */
 export const operatorCreatesClaim = (swarm: Swarm): boolean => swarm.spec.results.type === 'persistentVolumeClaim' && !swarm.spec.results.claimName;
 
 /** The pod volume named RESULTS_VOLUME. */
-export function resultsVolume(swarm: Swarm): object {
-  const claimName = resultsClaimName(swarm);
+export function resultsVolume(swarm: Swarm, shard = 0): object {
+  const claimName = resultsClaimName(swarm, shard);
   return claimName ? { name: RESULTS_VOLUME, persistentVolumeClaim: { claimName } } : { name: RESULTS_VOLUME, emptyDir: {} };
 }
 
 /** The claim the operator creates, as a server-side apply body; undefined when it creates none. */
-export function resultsClaim(swarm: Swarm) {
+export function resultsClaim(swarm: Swarm, shard = 0) {
   if (!operatorCreatesClaim(swarm)) return undefined;
   const r = swarm.spec.results;
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: {
-      name: createdClaimName(swarm),
+      name: createdClaimName(swarm, shard),
       namespace: swarm.metadata.namespace ?? 'default',
       labels: { [LABEL_SWARM]: swarm.metadata.name, [LABEL_MANAGED_BY]: MANAGED_BY, 'app.kubernetes.io/name': 'swarm-results' },
       annotations: { [ANNOTATION_CLAIM_FOR]: swarm.metadata.uid ?? '' },
@@ -73,9 +79,9 @@ const claimShape = z.looseObject({
  */
 export type ClaimVerdict = { kind: 'create' } | { kind: 'use'; kept: boolean } | { kind: 'wait'; message: string };
 
-export function claimVerdict(swarm: Swarm, existing: unknown): ClaimVerdict {
+export function claimVerdict(swarm: Swarm, existing: unknown, shard = 0): ClaimVerdict {
   if (existing === undefined) return { kind: 'create' };
-  const name = createdClaimName(swarm);
+  const name = createdClaimName(swarm, shard);
   const parsed = claimShape.safeParse(existing);
   if (!parsed.success) return { kind: 'wait', message: `results claim ${name} is unreadable: ${parsed.error.issues[0]?.message ?? 'invalid'}` };
   const meta = parsed.data.metadata;

@@ -2,17 +2,28 @@
 // completed / total, the completed and the finally failed indexes, failures,
 // the run's result), applied with its own field manager so it never touches
 // the operator's decisions. Throttled: at most one write per interval,
-// whatever the rate of responses.
+// whatever the rate of responses. A shard of a swarm with several shards
+// publishes into its own status.shards entry instead (field manager
+// cfn-coordinator-s<i>), counting its index range only; the operator sums the
+// shards (shard-status.ts).
 import { GROUP_VERSION, SWARM_RESOURCE } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
-import type { SwarmStatusT } from '../api/swarm.js';
+import { SHARD_FAILED_AGENTS_MAX } from '../api/swarm.js';
+import { SWARM_FAILED_AGENTS_MAX } from './shard-status.js';
+import type { ShardStatus, SwarmStatusT } from '../api/swarm.js';
 import type { AgentResponse } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 
 export const COORDINATOR_FIELD_MANAGER = 'cfn-coordinator';
-const MAX_FAILED_LISTED = 50;
+/** A shard's coordinator's field manager: each owns its own status.shards entry. */
+export const shardFieldManager = (shard: number): string => `${COORDINATOR_FIELD_MANAGER}-s${shard}`;
+/** The least publish interval. */
+const MIN_PUBLISH_INTERVAL_MS = 1000;
+
+/** The publish interval of a swarm of SHARDS shards: N shards do not write N times a second. */
+export const publishIntervalMs = (shards: number): number => Math.max(MIN_PUBLISH_INTERVAL_MS, shards * 100);
 
 export interface PublisherOptions {
   client: KubeClient;
@@ -27,6 +38,8 @@ export interface PublisherOptions {
   onError?: (err: unknown) => void;
   /** Where the results are stored and how many (status.results), read at each write. */
   results?: () => SwarmStatusT['results'];
+  /** A shard of a sharded swarm: publish into status.shards[index] (its `indexes` as the operator wrote them). */
+  shard?: { index: number; indexes: string };
 }
 
 /**
@@ -96,7 +109,7 @@ export class StatusPublisher {
     } else {
       this.failedSet.add(r.index);
       this.failed++;
-      if (this.failedAgents.length < MAX_FAILED_LISTED) this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
+      if (this.failedAgents.length < (this.opts.shard ? SHARD_FAILED_AGENTS_MAX : SWARM_FAILED_AGENTS_MAX)) this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
     }
     this.schedule();
   }
@@ -152,10 +165,17 @@ export class StatusPublisher {
   }
 
   private async write(status: SwarmStatusT): Promise<void> {
+    const shard = this.opts.shard;
     await this.opts.client.apply(
       resourcePath({ ...SWARM_RESOURCE, namespace: this.opts.namespace, name: this.opts.name }),
-      { apiVersion: GROUP_VERSION, kind: 'Swarm', metadata: { name: this.opts.name, namespace: this.opts.namespace }, status },
-      { fieldManager: COORDINATOR_FIELD_MANAGER, force: true, subresource: 'status' },
+      { apiVersion: GROUP_VERSION, kind: 'Swarm', metadata: { name: this.opts.name, namespace: this.opts.namespace }, status: shard ? { shards: [shardBody(shard, status)] } : status },
+      { fieldManager: shard ? shardFieldManager(shard.index) : COORDINATOR_FIELD_MANAGER, force: true, subresource: 'status' },
     );
   }
+}
+
+/** A shard's entry: its key and range (the operator's values), its progress (no deliveryRate: the operator computes the swarm's). */
+function shardBody(shard: { index: number; indexes: string }, status: SwarmStatusT): ShardStatus {
+  const { deliveryRate: _rate, ...progress } = status;
+  return { index: shard.index, indexes: shard.indexes, ...(progress as Omit<ShardStatus, 'index' | 'indexes'>) };
 }

@@ -107,7 +107,7 @@ maybe('alerts on a real Prometheus scraping the operator', () => {
       await apply(ns, policy('risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
       await apply(ns, swarm('ok-a'));
       await apply(ns, swarm('ok-b'));
-      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
+      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', shards: 1, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
       const firing = await waitFor('SwarmRolloutFallbackRateHigh firing', async () => (await alerts()).find((a) => a.labels.alertname === 'SwarmRolloutFallbackRateHigh' && a.labels.policy === `${ns}/risky` && a.state === 'firing'), 300_000, 1000);
       expect(firing.labels.severity).toBe('critical');
       expect(Number(firing.value)).toBeCloseTo(33.33, 1);

@@ -65,10 +65,10 @@ describe('RolloutPolicy on a real node', () => {
     const ns = await freshNamespace('breach');
     try {
       await apply(ns, policy('risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
-      // Two fit their tmpfs; one (500 agents in 16 MiB) fails the V2 preflight and falls back.
+      // Two fit their tmpfs; one (500 agents in 16 MiB, one shard) fails the V2 preflight and falls back.
       await apply(ns, swarm('ok-a'));
       await apply(ns, swarm('ok-b'));
-      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
+      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', shards: 1, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
       const p = await waitFor('rolled back', async () => {
         const got = await kubectlJson(policyStatus, ['get', 'rolloutpolicy', '-n', ns, 'risky']);
         return got.status?.phase === 'RolledBack' ? got : undefined;

@@ -83,8 +83,9 @@ describe('coordinator pods on a real node', () => {
     try {
       // 500 agents x 64 KiB output need about 34 MiB; the tmpfs has 16 MiB. The
       // startup limit is generous: on a loaded node the coordinator may take
-      // long to reach its preflight, and this test is about the preflight.
-      await apply(ns, swarm('small-shm', { agents: 500, coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 }, v2: { shmSizeLimit: '16Mi' } }));
+      // long to reach its preflight, and this test is about the preflight (of
+      // one pod: shards 1, where auto would split 500 agents in two).
+      await apply(ns, swarm('small-shm', { agents: 500, shards: 1, coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 }, v2: { shmSizeLimit: '16Mi' } }));
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/small-shm', '--timeout=300s'], { timeoutMs: 310_000 });
       const sw = await getSwarm(ns, 'small-shm');
       const reason = /not enough space on \/dev\/shm\S*: about \d+ KiB needed for 500 agents, 16\d{3} KiB free/;

@@ -18,6 +18,9 @@ describe('swarmKstatus', () => {
     ['FallingBack', { phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator not ready within 5s', time: 'x' } }, 'reconciling', 'FallingBack', 'falling back to v1: V2 coordinator not ready within 5s'],
     ['Succeeded', { phase: 'Succeeded', agents: { total: 500, completed: 489, failed: 11 }, deliveryRate: 97.8 }, 'ready', 'Succeeded', '500/500 agents done (489 completed, 11 failed), delivery 97.8%'],
     ['Failed', { phase: 'Failed', conditions: [cond('Failed', 'True', 'DeadlineExceeded', 'deadline of 3600s exceeded')] }, 'stalled', 'DeadlineExceeded', 'deadline of 3600s exceeded'],
+    ['Running, 3 shards', { phase: 'Running', activeVersion: 'v2', shards: [0, 1, 2].map((index) => ({ index, indexes: `${index}` })) }, 'reconciling', 'Running', 'v2 coordinator pods of 3 shards are running'],
+    ['Pending, 3 shards', { phase: 'Pending', shards: [0, 1, 2].map((index) => ({ index, indexes: `${index}` })) }, 'reconciling', 'Pending', 'waiting for the coordinator pods of 3 shards'],
+    ['Pending, suspended', { phase: 'Pending', conditions: [cond('Suspended', 'True', 'Suspended', 'spec.suspend is true')] }, 'reconciling', 'Pending', 'suspended (spec.suspend): no coordinator pod runs'],
   ] as const)('%s', (_phase, status, state, reason, message) => {
     expect(swarmKstatus(status as SwarmStatusT)).toEqual({ state, because: { reason, message } });
   });

@@ -67,6 +67,14 @@ describe('DirectorySink and DirectorySource', () => {
     expect((await readdir(dir)).sort()).toEqual(['1.json', '2.json', '3.json', '4.json', 'notes.txt']);
   });
 
+  it('a shard\'s inventory: its range\'s records only, and only its range\'s temp files removed (another shard may be writing on a shared claim)', async () => {
+    for (const i of [1, 4, 5, 8]) await sink().put(record(i));
+    await writeFile(join(dir, '.4.json.1.abcdef.tmp'), '{"half');
+    await writeFile(join(dir, '.8.json.2.abcdef.tmp'), '{"half');
+    expect((await sink().inventory({ start: 3, end: 6 })).map((r) => r.index)).toEqual([4, 5]);
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual(['.8.json.2.abcdef.tmp']);
+  });
+
   it('a scope not stored yet reads as empty; a scope part that is no directory name is refused', async () => {
     expect(await new DirectorySource(root, scope).read()).toEqual({ results: [], unreadable: [] });
     expect(await sink().inventory()).toEqual([]);

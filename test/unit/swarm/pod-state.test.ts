@@ -19,6 +19,7 @@ describe('podState', () => {
       name: 's-v2-1',
       version: 'v2',
       attempt: 1,
+      shard: 0,
       createdAt: Date.parse('2026-11-25T00:00:00.123Z'),
       ended: false,
       condition: { kind: 'starting', reason: 'PodCreated', message: 'waiting to be scheduled' },

@@ -4,11 +4,27 @@ import { coordinatorPod } from '../../../operator/swarm/coordinator-pod.js';
 import { ANNOTATION_CLAIM_FOR, claimProblem, claimVerdict, resultsClaim, resultsClaimName } from '../../../operator/swarm/results-claim.js';
 import type { Swarm } from '../../../operator/api/swarm.js';
 
-const swarmOf = (results: Record<string, unknown> | undefined, name = 'sw'): Swarm => ({
+const swarmOf = (results: Record<string, unknown> | undefined, name = 'sw', shards = 1): Swarm => ({
   apiVersion: 'swarm.cfn.dev/v1alpha1',
   kind: 'Swarm',
   metadata: { name, namespace: 'ns', uid: 'u1' },
-  spec: swarmSpec.parse({ objective: 'obj', agents: 2, agent: { command: ['cat'] }, ...(results ? { results } : {}) }),
+  spec: swarmSpec.parse({ objective: 'obj', agents: 2, shards, agent: { command: ['cat'] }, ...(results ? { results } : {}) }),
+});
+
+describe('results claims of a sharded swarm', () => {
+  it('one claim per shard, <swarm>-results-<i>, mounted by that shard\'s pods; a named claim is every shard\'s', () => {
+    const sharded = swarmOf(undefined, 'sw', 2);
+    expect([0, 1].map((i) => resultsClaim(sharded, i)?.metadata.name)).toEqual(['sw-results-0', 'sw-results-1']);
+    expect([0, 1].map((i) => resultsClaimName(sharded, i))).toEqual(['sw-results-0', 'sw-results-1']);
+    const pod = coordinatorPod(sharded, 'v2', { image: 'img', attempt: 1, shard: 1 });
+    expect(pod.metadata.name).toBe('sw-s1-v2-1');
+    expect(pod.spec.volumes.find((v) => (v as { name: string }).name === 'results')).toEqual({ name: 'results', persistentVolumeClaim: { claimName: 'sw-results-1' } });
+    const named = swarmOf({ claimName: 'mine' }, 'sw', 2);
+    expect([0, 1].map((i) => resultsClaimName(named, i))).toEqual(['mine', 'mine']);
+    expect(resultsClaim(named, 1)).toBeUndefined();
+    // A single shard keeps the claim without a suffix.
+    expect(resultsClaimName(swarmOf(undefined), 0)).toBe('sw-results');
+  });
 });
 
 const volumesOf = (sw: Swarm, version: 'v1' | 'v2', attempt: number) => {

@@ -246,7 +246,7 @@ describe('SwarmReconciler: V2\'s own failures fall back, losses from outside are
     expect(r.status?.fallback).toBeUndefined();
     expect(r.created).toEqual(['s-v2-2']);
     expect(r.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 2 });
-    expect(r.events).toContainEqual({ type: 'Warning', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory.; starting a replacement that resumes past the agents whose final answer is in' });
+    expect(r.events).toContainEqual({ type: 'Warning', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory. (on node n); starting a replacement that resumes past the agents whose final answer is in' });
     expect(r.fallbacks).toEqual([]);
   });
 
