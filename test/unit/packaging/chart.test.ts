@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crdRules, operatorRules } from '../../../operator/rbac/operator-rbac.js';
-import { releaseVersion } from '../../../operator/release/release.js';
+import { releaseVersion } from '../../../operator/util/release-version.js';
 import { CHART, helmBin, helmTemplate, parseObjects, run } from './tools.js';
 import type { K8sObject } from './tools.js';
 
