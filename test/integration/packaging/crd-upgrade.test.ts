@@ -42,6 +42,8 @@ async function keepsTtl(): Promise<boolean> {
 }
 
 beforeAll(async () => {
+  // This release's CRDs first: the test patches them down to an earlier release's.
+  await installCrds(c);
   ns = await createNamespace(c, 'crd-upgrade');
 });
 
