@@ -15,9 +15,6 @@
 # CFN_NO_RETRY_CODES ("2,3": exit codes never retried) CFN_MAX_OUTPUT.
 # shellcheck source=bash/lib/bus.sh
 source "${BASH_SOURCE[0]%/*}/bus.sh"
-# agent-wrapper.sh still runs a watchdog (its last user).
-# shellcheck source=bash/lib/watchdog.sh
-source "${BASH_SOURCE[0]%/*}/watchdog.sh"
 
 export CFN_KILL_AFTER=${CFN_KILL_AFTER:-2}
 # Set by cfn_agents_next when an agent is final.

@@ -230,24 +230,31 @@ bus__quarantine() {
 }
 
 # bus__parse TEXT: strict parse of one canonical message line into MSG_ID
-# MSG_TYPE MSG_FROM MSG_TS MSG_BODY; returns 1 on any deviation. The header
-# is split on its quotes in one expansion and must be rebuilt byte for byte
-# from its four fields (one expansion, not a cut-and-test step per field).
+# MSG_TYPE MSG_FROM MSG_TS MSG_BODY; returns 1 on any deviation. Each header
+# field is read by its name, and the header must then be rebuilt byte for
+# byte from the four values: a field missing, repeated, unknown or out of
+# order, a stray quote or brace, fails that.
 bus__parse() {
-  local h=${1%%,\"body\":*} c IFS='"'
-  local -a p
+  local h=${1%%,\"body\":*} c kv IFS=,
   # Only header characters: no glob, no extglob opener, before it is split.
   [[ $h != "$1" && $h != *[!A-Za-z0-9._:,{}\"-]* ]] || return 1
-  # shellcheck disable=SC2206 # split on quotes on purpose; no glob character
-  p=($h)
-  # (-: a short header leaves fields unset, and set -u must not end the consumer.)
-  MSG_ID=${p[3]-} MSG_TYPE=${p[7]-} MSG_FROM=${p[11]-} MSG_TS=${p[14]-}
-  MSG_TS=${MSG_TS#:}
+  MSG_ID='' MSG_TYPE='' MSG_FROM='' MSG_TS=''
+  # Without its quotes and brace the header is name:value,...
+  # shellcheck disable=SC2086 # split on commas on purpose; no glob character
+  for kv in ${h//[\"\{]/}; do
+    case $kv in
+      id:*) MSG_ID=${kv#id:} ;;
+      type:*) MSG_TYPE=${kv#type:} ;;
+      from:*) MSG_FROM=${kv#from:} ;;
+      ts:*) MSG_TS=${kv#ts:} ;;
+      *) return 1 ;;
+    esac
+  done
   printf -v c '{"id":"%s","type":"%s","from":"%s","ts":%s' "$MSG_ID" "$MSG_TYPE" "$MSG_FROM" "$MSG_TS"
   [[ $c == "$h" && $MSG_ID == +([0-9])-+([0-9])-+([0-9]) && $MSG_TYPE == @(result|batch) &&
     -n $MSG_FROM && ${#MSG_FROM} -le 64 && $MSG_FROM != *[!A-Za-z0-9._:-]* &&
     -n $MSG_TS && ${#MSG_TS} -le 20 && $MSG_TS != *[!0-9]* ]] || return 1
-  MSG_BODY=${1:${#h}+8}
+  MSG_BODY=${1#"$h,\"body\":"}
   [[ $MSG_BODY == '{'*'}}' ]] || return 1
   MSG_BODY=${MSG_BODY%\}}
 }

@@ -2,7 +2,7 @@
 // output; test/unit/api/crds.test.ts fails when the two drift apart).
 import { stringify } from 'yaml';
 import { API_GROUP, API_VERSION } from './common.js';
-import { releaseVersion } from '../release/release.js';
+import { releaseVersion } from '../util/release-version.js';
 import { toStructuralSchema } from './openapi.js';
 import { rolloutPolicySpec, rolloutPolicyStatus } from './rollout-policy.js';
 import { swarmSpec, swarmStatus } from './swarm.js';

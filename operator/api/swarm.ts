@@ -1,8 +1,6 @@
 // The Swarm resource: the single source of truth for its CRD (crds/), its
 // TypeScript types and the operator's parsing of what the API server returns.
 import { z } from 'zod';
-import { DEPRECATED_SWARM_FIELDS, deprecatedDescription } from './deprecations.js';
-import type { DeprecatedField } from './deprecations.js';
 import { conditions, envVar, GROUP_VERSION, localObjectReference, objectMeta, quantity, resourceRequirements } from './common.js';
 
 export const MAX_AGENTS = 10000;
@@ -123,17 +121,9 @@ export const agentSpec = z
   })
   .describe('The agent process run once per agent (see the agent contract).');
 
-const deprecated = (field: string): DeprecatedField => {
-  const d = DEPRECATED_SWARM_FIELDS.find((x) => x.field === field);
-  if (!d) throw new Error(`${field} is not in DEPRECATED_SWARM_FIELDS`);
-  return d;
-};
-
 export const v2Spec = z
   .object({
     shmSizeLimit: quantity.default('256Mi').describe('Size of the memory-backed /dev/shm of the V2 coordinator pod.'),
-    coordinators: z.number().int().min(1).max(100).optional().describe(deprecatedDescription(deprecated('spec.v2.coordinators'))),
-    workersPerCoordinator: z.number().int().min(1).max(1000).optional().describe(deprecatedDescription(deprecated('spec.v2.workersPerCoordinator'))),
   })
   .describe('Settings of the V2 (bash, tmpfs) coordinator.');
 

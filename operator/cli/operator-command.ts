@@ -9,7 +9,7 @@ import { packageRoot } from '../util/package-root.js';
 import { chooseKubeconfig, KubeClient } from '../k8s/client.js';
 import { DEFAULT_SWARM_WORKERS, startOperator } from '../manager/operator-manager.js';
 import { ensureCrds } from '../release/ensure-crds.js';
-import { releaseVersion } from '../release/release.js';
+import { releaseVersion } from '../util/release-version.js';
 import { COORDINATOR_IDENTITIES } from '../swarm/coordinator-rbac.js';
 import { createLogger, resolveLogLevel } from '../observability/logger.js';
 import { EXIT, UsageError } from './usage-error.js';

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { KubeClient, resourcePath } from '../k8s/client.js';
 import { errorMessage, isNotFound, KubeApiError } from '../k8s/errors.js';
-import { releaseVersion } from '../release/release.js';
+import { releaseVersion } from '../util/release-version.js';
 import { ClaimSource, ReaderPodError } from '../results/claim-source.js';
 import { DirectorySource } from '../results/directory-sink.js';
 import { PAGE_BYTES, readerPage } from '../results/reader-protocol.js';

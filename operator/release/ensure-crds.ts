@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ANNOTATION_RELEASE, generateCrds } from '../api/crds.js';
 import { KubeApiError, isNotFound, PermanentError } from '../k8s/errors.js';
-import { compareVersions } from './release.js';
+import { compareVersions } from '../util/release-version.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
 

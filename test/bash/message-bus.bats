@@ -95,7 +95,7 @@ EOS
   [ "$(ls "$INBOX/quarantine" | wc -l)" -eq 8 ]
 }
 
-@test "the header parser (one split on quotes, rebuilt byte for byte) quarantines headers that only look canonical; regression: a short header ended the consumer (p[14]: unbound variable)" {
+@test "the header parser (fields read by name, rebuilt byte for byte) quarantines headers that only look canonical; a short header never ends the consumer" {
   local body='{"agentId":"agent-1","index":1,"status":"completed"}' n=0 h
   printf '{"id":"1-1-1","type":"result","from":"agent-1","ts":1,"body":%s}\n' "$body" >"$INBOX/new/1-1-1.json"
   for h in \
@@ -112,6 +112,11 @@ EOS
     '"id":"1-1-2","type":"result","from":"a","ts":1,"body":{},"ts":2' \
     '"id":"1-1-2"' \
     '"id":"1-1-2","type":"result","from":"a"' \
+    '"id":"1-1-2","type":"result",,"from":"a","ts":1' \
+    '"id":"1-1-2","type":"result","from":"a{","ts":1' \
+    '"id":"1-1-2","type":"result","from":"a","ts":"1"' \
+    '"id":"1-1-2","type":"result","from":"a","ts":1,' \
+    '"id":"1-1-2","type":"result","from":"a","ts":1,"ts":1' \
     "\"id\":\"1-1-2\",\"type\":\"result\",\"from\":\"$(printf 'a%.0s' {1..65})\",\"ts\":1" ; do
     n=$((n + 1))
     # Each file is named after its id: the header alone is what is wrong.

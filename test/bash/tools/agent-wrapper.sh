@@ -2,7 +2,7 @@
 # Test tool: runs one agent of a swarm through bash/lib/agent.sh (the engine's
 # topologies run many at once with the same functions): the command is an argv, the task reaches it on stdin and in
 # CFN_TASK byte for byte and is never evaluated; bounded by --agent-timeout
-# (TERM, then KILL, by lib/watchdog.sh), retried with backoff;
+# (TERM, then KILL, by the launcher), retried with backoff;
 # the response is written atomically to <root>/responses/agent-<i>.json and
 # announced by a `result` message.
 set -euo pipefail
@@ -52,10 +52,7 @@ main() {
   [[ -n $INBOX ]] || INBOX=$CFN_ROOT/messages/root
   bus_init "$INBOX"
   local rc=0 text
-  wd_start "$CFN_ROOT/work/.watchdog-$INDEX.$$.reg" "$$"
   agent_run "$INDEX" "$INBOX" || rc=$?
-  wd_stop
-  rm -f -- "$CFN_ROOT/work/.watchdog-$INDEX.$$.reg"
   cfn_read_file text "$CFN_ROOT/responses/agent-$INDEX.json"
   printf '%s' "$text"
   return "$rc"

@@ -3,7 +3,6 @@
 // logs, COORDINATION_VERSION deciding auto Swarms, and what /metrics,
 // /healthz and /readyz serve while Swarms queue behind one worker and finish.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { operatorCommand } from '../../../operator/cli/operator-command.js';
 import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
@@ -24,16 +23,8 @@ import {
   swarmPath,
   waitFor,
 } from './harness.js';
-import type { CliIo } from '../../../operator/cli/io.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
-
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
+import { Capture, captureIo } from '../../helpers/capture.js';
 
 const c = client();
 let ns: string;
@@ -58,14 +49,8 @@ beforeAll(async () => {
   await c.create(swarmPath(ns), swarmManifest(ns, 'metered', { agents: 4, coordination: { version: 'v2' }, successPolicy: { minDeliveryRate: 75 } }));
   for (const name of FILLERS) await c.create(swarmPath(ns), swarmManifest(ns, name, { coordination: { version: 'v1' } }));
 
-  const io: CliIo = {
-    stdout: new Capture(),
-    stderr: new Capture(),
-    isTTY: false,
-    // --default-version stays v2: a v1 decision can only come from the env.
-    env: { KUBECONFIG: process.env.KUBECONFIG, HOME: process.env.HOME, PATH: process.env.PATH, COORDINATION_VERSION: 'v1' },
-    signals: false,
-  };
+  // --default-version stays v2: a v1 decision can only come from the env.
+  const io = captureIo({ KUBECONFIG: process.env.KUBECONFIG, HOME: process.env.HOME, PATH: process.env.PATH, COORDINATION_VERSION: 'v1' });
   const started = new Promise<RunningOperator>((resolve, reject) => {
     exitCode = operatorCommand(
       ['--namespaces', ns, '--no-leader-elect', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--workers', '1', '--image', 'swarm-operator:test'],

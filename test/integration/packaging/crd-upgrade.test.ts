@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ANNOTATION_RELEASE, generateCrds } from '../../../operator/api/crds.js';
 import { swarm as swarmSchema } from '../../../operator/api/swarm.js';
 import { ensureCrds } from '../../../operator/release/ensure-crds.js';
-import { releaseVersion } from '../../../operator/release/release.js';
+import { releaseVersion } from '../../../operator/util/release-version.js';
 import { client, createNamespace, deleteNamespace, installCrds, silentLogger, swarmManifest, swarmPath, waitFor } from '../operator/harness.js';
 import type { KubeObject } from '../../../operator/k8s/client.js';
 
@@ -42,6 +42,8 @@ async function keepsTtl(): Promise<boolean> {
 }
 
 beforeAll(async () => {
+  // This release's CRDs first: the test patches them down to an earlier release's.
+  await installCrds(c);
   ns = await createNamespace(c, 'crd-upgrade');
 });
 

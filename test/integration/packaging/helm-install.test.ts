@@ -10,7 +10,7 @@ import { isNotFound } from '../../../operator/k8s/errors.js';
 import { startOperator } from '../../../operator/manager/operator-manager.js';
 import { crdRules, operatorRules, ruleSet } from '../../../operator/rbac/operator-rbac.js';
 import { ensureCrds } from '../../../operator/release/ensure-crds.js';
-import { releaseVersion } from '../../../operator/release/release.js';
+import { releaseVersion } from '../../../operator/util/release-version.js';
 import { client, createNamespace, deleteNamespace, getSwarm, listPods, silentLogger, swarmManifest, swarmPath, waitFor } from '../operator/harness.js';
 import { helm, helmInstall, tokenKubeconfig } from './chart-install.js';
 import type { PolicyRule } from '../../../operator/rbac/operator-rbac.js';

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { releaseVersion } from '../../../operator/release/release.js';
+import { releaseVersion } from '../../../operator/util/release-version.js';
 import { REPO } from '../../unit/packaging/tools.js';
 
 jest.setTimeout(900_000);

@@ -2,30 +2,17 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import type { CliIo } from '../../../operator/cli/io.js';
 import { runCli } from '../../../operator/cli/main.js';
 import { processesWithEnv } from '../../../operator/util/proc.js';
+import { captureIo } from '../../helpers/capture.js';
 
 jest.setTimeout(60_000);
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-
 let shm: string;
 
-function io(isTTY = false): CliIo & { out: Capture; err: Capture } {
-  const out = new Capture();
-  const err = new Capture();
-  // V2 is the subject here (version choice and fallback: version-fallback.test.ts).
-  return { stdout: out, stderr: err, out, err, isTTY, env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: 'v2' }, signals: false };
-}
+// V2 is the subject here (version choice and fallback: version-fallback.test.ts).
+const io = (isTTY = false) => captureIo({ ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: 'v2' }, isTTY);
 
 beforeAll(async () => {
   shm = await mkdtemp('/dev/shm/cfn-test-cli-');

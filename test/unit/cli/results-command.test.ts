@@ -5,7 +5,6 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { swarmSpec } from '../../../operator/api/swarm.js';
 import { parseResultsArgs, resultsCommand, resultsSource, ResultsUnavailable, resultsSummary } from '../../../operator/cli/results-command.js';
 import { DirectorySink } from '../../../operator/results/directory-sink.js';
@@ -14,23 +13,12 @@ import { runCli } from '../../../operator/cli/main.js';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { parseReaderLog } from '../../../operator/results/reader-protocol.js';
 import { storedResult } from '../../../operator/results/stored-result.js';
-import type { CliIo } from '../../../operator/cli/io.js';
 import type { Swarm } from '../../../operator/api/swarm.js';
 import type { ResultSource } from '../../../operator/results/result-sink.js';
 import type { StoredResult } from '../../../operator/results/stored-result.js';
+import { captureIo } from '../../helpers/capture.js';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-const io = (env: NodeJS.ProcessEnv = {}): CliIo & { out: Capture; err: Capture } => {
-  const out = new Capture();
-  const err = new Capture();
-  return { stdout: out, stderr: err, out, err, isTTY: false, env, signals: false };
-};
+const io = (env: NodeJS.ProcessEnv = {}) => captureIo(env);
 
 const record = (index: number, status: 'completed' | 'failed' = 'completed', output = `out ${index}\nsecond line\n`): StoredResult => ({
   agentId: `agent-${index}`,

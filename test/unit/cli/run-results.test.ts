@@ -4,28 +4,15 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { runCli } from '../../../operator/cli/main.js';
 import { storedResult } from '../../../operator/results/stored-result.js';
-import type { CliIo } from '../../../operator/cli/io.js';
+import { captureIo } from '../../helpers/capture.js';
 
 jest.setTimeout(60_000);
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-
 let shm: string;
-function io(): CliIo & { out: Capture; err: Capture } {
-  const out = new Capture();
-  const err = new Capture();
-  return { stdout: out, stderr: err, out, err, isTTY: false, env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent' }, signals: false };
-}
+const io = () => captureIo({ ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent' });
 const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => storedResult.parse(JSON.parse(l)));
 
 beforeAll(async () => {

@@ -7,9 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { decideRunVersion } from '../../../operator/coordination/version/decide-version.js';
-import type { CliIo } from '../../../operator/cli/io.js';
 import { runCli } from '../../../operator/cli/main.js';
 import { runCommand } from '../../../operator/cli/run-command.js';
 import { parseRunOptions } from '../../../operator/cli/run-options.js';
@@ -18,18 +16,11 @@ import { EventBus } from '../../../operator/coordination/v1/event-bus.js';
 import type { SwarmEvents } from '../../../operator/coordination/v1/event-bus.js';
 import { detectVersion } from '../../../operator/coordination/version/decide-version.js';
 import { createLogger } from '../../../operator/observability/logger.js';
+import { captureIo } from '../../helpers/capture.js';
 
 jest.setTimeout(60_000);
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
-
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 let dir: string;
 let shm: string;
@@ -70,16 +61,14 @@ interface Outcome {
 async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Outcome> {
   seq += 1;
   const memoryPath = join(dir, `memory-${seq}.sqlite`);
-  const out = new Capture();
-  const err = new Capture();
-  const io: CliIo = { stdout: out, stderr: err, isTTY: false, env: { ...process.env, CFN_SHM_PATH: shm, ...env }, signals: false };
+  const io = captureIo({ ...process.env, CFN_SHM_PATH: shm, ...env });
   const bus = new EventBus();
   const events: Outcome['events'] = [];
   bus.subscribe('coordination:fallback', (e) => events.push(e));
   const o = parseRunOptions(['--json', '--memory-path', memoryPath, '--swarm-id', `fb-${process.pid}-${seq}`, ...args]);
   const started = Date.now();
   const code = await runCommand(o, io, logger, { bus });
-  return { code, out: out.text, err: err.text, json: JSON.parse(out.text) as RunSummary, events, wallMs: Date.now() - started, memoryPath };
+  return { code, out: io.out.text, err: io.err.text, json: JSON.parse(io.out.text) as RunSummary, events, wallMs: Date.now() - started, memoryPath };
 }
 
 function expectFallback(x: Outcome, reason: RegExp): void {
@@ -226,11 +215,8 @@ describe('cfn run: version choice', () => {
       [[], { COORDINATION_VERSION: 'v9' }, /COORDINATION_VERSION: expected v1 or v2/],
     ];
     for (const [args, env, message] of cases) {
-      const out = new Capture();
-      const err = new Capture();
-      const code = await runCli(['run', '--agents', '1', '--memory-path', join(dir, 'never.sqlite'), ...args], {
-        stdout: out, stderr: err, isTTY: false, env: { ...process.env, CFN_SHM_PATH: shm, ...env }, signals: false,
-      });
+      const { out, err, ...io } = captureIo({ ...process.env, CFN_SHM_PATH: shm, ...env });
+      const code = await runCli(['run', '--agents', '1', '--memory-path', join(dir, 'never.sqlite'), ...args], io);
       expect({ args, code }).toEqual({ args, code: 2 });
       expect(err.text).toMatch(/^cfn: [^\n]+\n$/);
       expect(err.text).toMatch(message);

@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crdRules, operatorRules } from '../../../operator/rbac/operator-rbac.js';
-import { releaseVersion } from '../../../operator/release/release.js';
+import { releaseVersion } from '../../../operator/util/release-version.js';
 import { CHART, helmBin, helmTemplate, parseObjects, run } from './tools.js';
 import type { K8sObject } from './tools.js';
 
@@ -47,13 +47,11 @@ describe('helm template golden files', () => {
 describe('the default install', () => {
   const objs = parseObjects(helmTemplate());
 
-  it('is a ServiceAccount, cluster RBAC, a leader-election Role, a metrics Service, the Deployment, the coordinator admission policy and the deprecation warnings; no ServiceMonitor', () => {
+  it('is a ServiceAccount, cluster RBAC, a leader-election Role, a metrics Service, the Deployment and the coordinator admission policy; no ServiceMonitor', () => {
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
       [
         'ValidatingAdmissionPolicy/swarm-operator-coordinator.swarm.cfn.dev',
         'ValidatingAdmissionPolicyBinding/swarm-operator-coordinator.swarm.cfn.dev',
-        'ValidatingAdmissionPolicy/swarm-operator-deprecations.swarm.cfn.dev',
-        'ValidatingAdmissionPolicyBinding/swarm-operator-deprecations.swarm.cfn.dev',
         'ClusterRole/swarm-operator',
         'ClusterRole/swarm-operator-crds',
         'ClusterRoleBinding/swarm-operator',

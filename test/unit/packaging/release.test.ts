@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ANNOTATION_RELEASE, generateCrds } from '../../../operator/api/crds.js';
-import { compareVersions, releaseVersion } from '../../../operator/release/release.js';
+import { compareVersions, releaseVersion } from '../../../operator/util/release-version.js';
 import { CHART, REPO } from './tools.js';
 
 const read = (rel: string) => readFileSync(join(REPO, rel), 'utf8');
