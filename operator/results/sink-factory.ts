@@ -16,6 +16,9 @@ export const RESULTS_MOUNT_PATH = '/results';
 /** The claim the operator creates for a Swarm: <swarm>-results (with the name's share of derived names). */
 export const createdClaimName = (swarmName: string): string => `${swarmName.slice(0, POD_NAME_PREFIX_MAX)}-results`;
 
+/** The claim the operator creates for shard SHARD of a sharded Swarm (more than one shard): <swarm>-results-<shard>. */
+export const createdShardClaimName = (swarmName: string, shard: number): string => `${createdClaimName(swarmName)}-${shard}`;
+
 /** The claim a Swarm's results go to: spec.results.claimName, else the one the operator creates. */
 export const resultsClaimName = (swarmName: string, spec: ResultsSpec): string => spec.claimName ?? createdClaimName(swarmName);
 
