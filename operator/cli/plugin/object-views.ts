@@ -29,6 +29,8 @@ export interface EventView {
 
 export interface PodView {
   name: string;
+  /** The shard the pod runs (label swarm.cfn.dev/shard), a sharded swarm's pods only. */
+  shard?: number;
   version: string;
   attempt: number;
   phase: string;
@@ -124,7 +126,10 @@ const eventSchema = z.looseObject({
   metadata: z.looseObject({ creationTimestamp: z.string().optional() }),
 });
 
-/** Pods as shown: newest attempt last; objects that are no pods are skipped. */
+/** Labels a sharded swarm's coordinator pods with their shard. */
+export const LABEL_SHARD = 'swarm.cfn.dev/shard';
+
+/** Pods as shown: by shard, newest attempt last; objects that are no pods are skipped. */
 export function podViews(raw: readonly unknown[]): PodView[] {
   return raw
     .flatMap((o) => {
@@ -134,9 +139,11 @@ export function podViews(raw: readonly unknown[]): PodView[] {
       const labels = p.metadata.labels ?? {};
       const container = p.status?.containerStatuses?.[0]?.state;
       const reason = p.status?.reason ?? container?.waiting?.reason ?? container?.terminated?.reason ?? '';
+      const shard = labels[LABEL_SHARD];
       return [
         {
           name: p.metadata.name,
+          ...(shard !== undefined && /^\d+$/.test(shard) ? { shard: Number(shard) } : {}),
           version: labels[LABEL_VERSION] ?? '',
           attempt: Number(labels[LABEL_ATTEMPT] ?? 0),
           phase: p.status?.phase ?? 'Pending',
@@ -146,7 +153,7 @@ export function podViews(raw: readonly unknown[]): PodView[] {
         },
       ];
     })
-    .sort((a, b) => a.attempt - b.attempt);
+    .sort((a, b) => (a.shard ?? 0) - (b.shard ?? 0) || a.attempt - b.attempt);
 }
 
 /** The newest EVENTS_SHOWN events, oldest first. */
@@ -337,9 +344,9 @@ export function formatSwarm(v: SwarmView, now = new Date()): string {
     ['Started', v.startTime ? `${v.startTime} (${age(v.startTime, now)} ago)` : '-'],
     ...(v.completionTime ? ([['Finished', `${v.completionTime} (${age(v.completionTime, now)} ago)`]] as Array<[string, string]>) : []),
   ];
-  const pods = v.pods.length
-    ? `Pods:\n${table(['NAME', 'VERSION', 'PHASE', 'READY', 'NODE', 'REASON'], v.pods.map((p) => [p.name, p.version, p.phase, p.ready ? 'true' : 'false', p.node || '-', p.reason || '-']))}`
-    : 'Pods:  none\n';
+  const sharded = v.pods.some((p) => p.shard !== undefined);
+  const podRow = (p: PodView) => [...(sharded ? [p.shard === undefined ? '-' : String(p.shard)] : []), p.name, p.version, p.phase, p.ready ? 'true' : 'false', p.node || '-', p.reason || '-'];
+  const pods = v.pods.length ? `Pods:\n${table([...(sharded ? ['SHARD'] : []), 'NAME', 'VERSION', 'PHASE', 'READY', 'NODE', 'REASON'], v.pods.map(podRow))}` : 'Pods:  none\n';
   return fields(rows) + (v.shards ? shardsBlock(v.shards) : '') + pods + eventsBlock(v.events, now);
 }
 

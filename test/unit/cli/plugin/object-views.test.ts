@@ -139,6 +139,18 @@ describe('a sharded swarm: the shards table', () => {
     expect(text).toContain('... 80 more shards without trouble (-o json shows all)');
   });
 
+  it('pods: by shard, then attempt, with a SHARD column', () => {
+    const pod = (name: string, shard: string, attempt: string) => ({ metadata: { name, labels: { 'swarm.cfn.dev/shard': shard, 'swarm.cfn.dev/version': 'v2', 'swarm.cfn.dev/attempt': attempt } }, spec: { nodeName: `node-${shard}` }, status: { phase: 'Running' } });
+    const v = swarmView(sharded([shardEntry(0), shardEntry(1)]), [pod('big-s1-v2-2', '1', '2'), pod('big-s0-v2-1', '0', '1'), pod('big-s1-v2-1', '1', '1')], []);
+    expect(v.pods.map((p) => [p.shard, p.name])).toEqual([
+      [0, 'big-s0-v2-1'],
+      [1, 'big-s1-v2-1'],
+      [1, 'big-s1-v2-2'],
+    ]);
+    const text = formatSwarm(v);
+    expect(text).toContain('  SHARD  NAME         VERSION  PHASE    READY  NODE    REASON\n  0      big-s0-v2-1  v2       Running  false  node-0  -\n');
+  });
+
   it('one shard: no shards table (the pods say it all)', () => {
     expect(swarmView(sharded([shardEntry(0)]), [], []).shards).toBeUndefined();
     expect(formatSwarm(swarmView(sharded([shardEntry(0)]), [], []))).not.toContain('Shards');
