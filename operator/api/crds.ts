@@ -46,6 +46,7 @@ const RESOURCES: ResourceDefinition[] = [
     printerColumns: [
       { name: 'Version', type: 'string', jsonPath: '.status.activeVersion', description: 'Version of the coordinator running now (status.version is the one decided)' },
       { name: 'Topology', type: 'string', jsonPath: '.status.topology' },
+      { name: 'Shards', type: 'integer', jsonPath: '.status.shardCount', description: 'Shards (coordinator pods) the swarm runs as' },
       { name: 'Agents', type: 'integer', jsonPath: '.spec.agents' },
       { name: 'Delivered', type: 'integer', jsonPath: '.status.agents.completed' },
       { name: 'Rate', type: 'number', jsonPath: '.status.deliveryRate' },

@@ -363,6 +363,7 @@ export const swarmStatus = z
     .describe('Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).'),
   rerunAgents: z.number().int().min(0).optional().describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
   results: resultsStatus.optional(),
+  shardCount: z.number().int().min(1).max(MAX_SHARDS).optional().describe('How many shards (coordinator pods) the swarm runs as: shardCount of the spec (written by the operator).'),
   shards: z
     .array(shardStatus)
     .max(MAX_SHARDS)

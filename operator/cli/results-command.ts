@@ -17,7 +17,10 @@ import { s3Location } from '../results/s3-location.js';
 import { s3ResultsSource } from '../results/s3-results-source.js';
 import { S3StoreError } from '../results/s3-store-error.js';
 import { resultDir } from '../results/stored-result.js';
+import { MergedSource } from '../results/merged-source.js';
+import { createdClaimName } from '../results/sink-factory.js';
 import { resultsClaimName } from '../swarm/results-claim.js';
+import { shardCount, swarmShardRanges } from '../swarm/shards.js';
 import { untilSignal } from './operator-command.js';
 import { jsonLines, RESULTS_FORMATS, resultsTable, writeOutDir } from './results-format.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -31,7 +34,9 @@ export const RESULTS_HELP = `Usage: cfn results SWARM [options]      (the same a
 Prints every agent's stored result of a Swarm, one JSON line per agent index
 (ascending), also after all the swarm's pods are gone. Results on a claim are
 read by a short-lived reader pod (the operator image, the claim mounted
-read-only, restricted Pod Security Standard), deleted when done.
+read-only, restricted Pod Security Standard), deleted when done. A sharded
+swarm's results are one set: each shard's claim is read (a reader pod each)
+and the records merged by index; --agent N reads the claim of N's shard.
 
 Options:
   -n, --namespace NS     namespace (default: the kubeconfig context's)
@@ -50,7 +55,8 @@ Options:
       --context NAME     kubeconfig context
 
 A summary goes to stderr: results read, failed, agents without a stored
-result, records that did not parse (skipped and counted, never shown as results).
+result, records that did not parse (skipped and counted, never shown as results),
+records of an index two stores held (the newer kept, counted).
 Exit codes: 0 read (--agent: the agent completed), 1 the results cannot be read
 (--agent: the agent failed), 2 usage, 3 the API server unreachable, 4 the
 Swarm (--agent: the agent's result) not found, 130 interrupted.
@@ -75,11 +81,60 @@ function flagValue<T>(schema: z.ZodType<T>, flag: string, value: string): T {
 /** The results are somewhere `cfn results` cannot read them (the message says where and why). */
 export class ResultsUnavailable extends Error {}
 
+/** One claim holding results of a swarm (of all its shards, or of the shards listed). */
+export interface ClaimStore {
+  claimName: string;
+  dir: string;
+  /** The shards whose records it holds. */
+  shards: number[];
+  where: string;
+}
+
+/**
+ * The claims of a swarm's results: one for a single shard (status.results's,
+ * else the spec's); a sharded swarm's one per shard (status.shards[i].results's,
+ * else the operator's <swarm>-results-<i>, or spec.results.claimName that all
+ * shards share), each named once.
+ */
+export function claimStores(swarm: Swarm): ClaimStore[] {
+  const ns = swarm.metadata.namespace ?? 'default';
+  const defaultDir = resultDir({ namespace: ns, name: swarm.metadata.name, uid: swarm.metadata.uid ?? '' });
+  const store = (location: string | undefined, fallbackClaim: string | undefined, shards: number[]): ClaimStore | undefined => {
+    const m = location ? pvcLocation.exec(location) : null;
+    const claimName = m?.[1] ?? fallbackClaim;
+    if (!claimName) return undefined;
+    const dir = m?.[3] ?? defaultDir;
+    return { claimName, dir, shards, where: `pvc://${claimName}/${dir}` };
+  };
+  if (shardCount(swarm.spec) <= 1) {
+    const one = store(swarm.status?.results?.location, resultsClaimName(swarm), [0]);
+    return one ? [one] : [];
+  }
+  const stores = new Map<string, ClaimStore>();
+  for (const { shard } of swarmShardRanges(swarm.spec)) {
+    const location = swarm.status?.shards?.find((s) => s.index === shard)?.results?.location;
+    const s = store(location, swarm.spec.results.claimName ?? createdClaimName(swarm.metadata.name, shard), [shard]);
+    if (!s) continue;
+    const held = stores.get(s.where);
+    if (held) held.shards.push(shard);
+    else stores.set(s.where, s);
+  }
+  return [...stores.values()];
+}
+
+/** A swarm's results as `cfn results` reads them. */
+export interface SwarmResults extends ResultSource {
+  /** Where they are, for the summary. */
+  where: string;
+  /** The records read to find agent N (a sharded swarm: its shard's store first); default: read(). */
+  readAgent?: (agent: number) => Promise<{ results: StoredResult[]; unreadable: UnreadableRecord[]; duplicates?: number }>;
+}
+
 /** Where a Swarm's results are, and how to read them: the one place the results types split. */
 export function resultsSource(
   swarm: Swarm,
   o: { client: KubeClient; image: string; timeoutMs: number; signal?: AbortSignal; env?: Readonly<Record<string, string | undefined>> },
-): ResultSource & { where: string } {
+): SwarmResults {
   const ns = swarm.metadata.namespace ?? 'default';
   const what = `swarm ${ns}/${swarm.metadata.name}`;
   const status = swarm.status?.results;
@@ -105,12 +160,21 @@ export function resultsSource(
       return s3ResultsSource({ config, scope, env: o.env ?? {}, readSecret });
     }
     case 'persistentVolumeClaim': {
-      const m = status?.location ? pvcLocation.exec(status.location) : null;
-      const claimName = m?.[1] ?? resultsClaimName(swarm);
-      if (!claimName) throw new ResultsUnavailable(`${what}: no results claim`);
-      const dir = m?.[3] ?? resultDir({ namespace: ns, name: swarm.metadata.name, uid: swarm.metadata.uid ?? '' });
-      const source = new ClaimSource({ client: o.client, namespace: ns, swarm: swarm.metadata.name, claimName, dir, image: o.image, podTimeoutMs: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) });
-      return Object.assign(source, { where: `pvc://${claimName}/${dir}` });
+      const stores = claimStores(swarm);
+      if (stores.length === 0) throw new ResultsUnavailable(`${what}: no results claim`);
+      const claimSource = (s: ClaimStore) =>
+        new ClaimSource({ client: o.client, namespace: ns, swarm: swarm.metadata.name, claimName: s.claimName, dir: s.dir, image: o.image, podTimeoutMs: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) });
+      if (stores.length === 1) return Object.assign(claimSource(stores[0]!), { where: stores[0]!.where });
+      const merged = new MergedSource(stores.map((s) => ({ where: s.where, source: claimSource(s) })));
+      const ranges = swarmShardRanges(swarm.spec);
+      return {
+        where: `${stores.length} claims: ${stores.slice(0, 3).map((s) => s.where).join(', ')}${stores.length > 3 ? ', ...' : ''}`,
+        read: () => merged.read(),
+        readAgent: async (agent: number) => {
+          const shard = ranges.find((r) => agent >= r.start && agent < r.end)?.shard;
+          return (await merged.find(agent, stores.findIndex((s) => shard !== undefined && s.shards.includes(shard)))).read;
+        },
+      };
     }
   }
 }
@@ -168,10 +232,11 @@ export function parseResultsArgs(args: readonly string[], env: NodeJS.ProcessEnv
 }
 
 /** The summary line(s) on stderr. */
-export function resultsSummary(what: string, results: readonly StoredResult[], unreadable: readonly UnreadableRecord[], total: number | undefined): string {
+export function resultsSummary(what: string, results: readonly StoredResult[], unreadable: readonly UnreadableRecord[], total: number | undefined, duplicates = 0): string {
   const failed = results.filter((r) => r.status === 'failed').length;
   const lines = [`${what}: ${results.length} results (${results.length - failed} completed, ${failed} failed)${total !== undefined ? ` of ${total} agents` : ''}`];
   if (total !== undefined && results.length < total) lines.push(`${total - results.length} agents have no stored result`);
+  if (duplicates) lines.push(`${duplicates} records of an index another store also held: the newer record of each index kept`);
   if (unreadable.length) {
     lines.push(`${unreadable.length} records did not parse (skipped): ${unreadable.slice(0, 3).map((u) => `${u.key}: ${u.reason}`).join('; ')}${unreadable.length > 3 ? '; ...' : ''}`);
   }
@@ -232,9 +297,13 @@ export async function resultsCommand(args: readonly string[], io: CliIo, hooks: 
     }
     const swarm = swarmSchema.parse(raw);
     const source = resultsSource(swarm, { client, image: p.image, timeoutMs: p.timeoutMs, signal: abort.signal, env: io.env });
-    const { results, unreadable } = await source.read();
+    if (p.agent !== undefined) {
+      const { results } = await (source.readAgent ?? (() => source.read()))(p.agent);
+      if (abort.signal.aborted) return EXIT.interrupted;
+      return printAgent(results, p.agent, what, io);
+    }
+    const { results, unreadable, duplicates } = await source.read();
     if (abort.signal.aborted) return EXIT.interrupted;
-    if (p.agent !== undefined) return printAgent(results, p.agent, what, io);
     const shown = p.failed ? results.filter((r) => r.status === 'failed') : results;
     if (p.out !== undefined) {
       await writeOutDir(p.out, shown);
@@ -242,7 +311,7 @@ export async function resultsCommand(args: readonly string[], io: CliIo, hooks: 
     } else {
       io.stdout.write(p.format === 'table' ? resultsTable(shown) : jsonLines(shown));
     }
-    io.stderr.write(resultsSummary(`${what} (${source.where})`, results, unreadable, swarm.status?.agents?.total));
+    io.stderr.write(resultsSummary(`${what} (${source.where})`, results, unreadable, swarm.status?.agents?.total, duplicates));
     return EXIT.ok;
   } catch (e) {
     if (abort.signal.aborted) return EXIT.interrupted;

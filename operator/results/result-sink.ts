@@ -42,6 +42,10 @@ export interface UnreadableRecord {
 }
 
 export interface ResultSource {
-  /** Every record of the scope, ascending by index, and the ones that did not parse. */
-  read(): Promise<{ results: StoredResult[]; unreadable: UnreadableRecord[] }>;
+  /**
+   * Every record of the scope, ascending by index, and the ones that did not
+   * parse; over several stores (a sharded swarm's claims) also how many
+   * records lost to a newer one of the same index.
+   */
+  read(): Promise<{ results: StoredResult[]; unreadable: UnreadableRecord[]; duplicates?: number }>;
 }

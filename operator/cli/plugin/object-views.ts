@@ -29,12 +29,29 @@ export interface EventView {
 
 export interface PodView {
   name: string;
+  /** The shard the pod runs (label swarm.cfn.dev/shard), a sharded swarm's pods only. */
+  shard?: number;
   version: string;
   attempt: number;
   phase: string;
   ready: boolean;
   node: string;
   reason: string;
+}
+
+/** One shard of a sharded swarm (status.shards), as the shards table shows it. */
+export interface ShardView {
+  index: number;
+  indexes: string;
+  pod: string;
+  node: string;
+  version: string;
+  phase: string;
+  completed: number;
+  failed: number;
+  total: number;
+  reason: string;
+  message: string;
 }
 
 export interface SwarmView {
@@ -52,6 +69,8 @@ export interface SwarmView {
   results?: { location: string; stored: number; bytes: number; pending: number; lastError?: string };
   fallback?: { from: string; to: string; reason: string; time: string };
   fallbacks: number;
+  /** status.shards of a sharded swarm (more than one entry): every shard, by index. */
+  shards?: ShardView[];
   startTime?: string;
   completionTime?: string;
   pods: PodView[];
@@ -78,6 +97,8 @@ export interface RolloutView {
 }
 
 export const EVENTS_SHOWN = 5;
+/** Rows of the shards table (a swarm has up to MAX_SHARDS): shards in trouble first, the rest counted. */
+export const SHARDS_SHOWN = 20;
 
 const podSchema = z.looseObject({
   metadata: z.looseObject({ name: z.string(), labels: z.record(z.string(), z.string()).optional() }),
@@ -105,7 +126,10 @@ const eventSchema = z.looseObject({
   metadata: z.looseObject({ creationTimestamp: z.string().optional() }),
 });
 
-/** Pods as shown: newest attempt last; objects that are no pods are skipped. */
+/** Labels a sharded swarm's coordinator pods with their shard. */
+export const LABEL_SHARD = 'swarm.cfn.dev/shard';
+
+/** Pods as shown: by shard, newest attempt last; objects that are no pods are skipped. */
 export function podViews(raw: readonly unknown[]): PodView[] {
   return raw
     .flatMap((o) => {
@@ -115,9 +139,11 @@ export function podViews(raw: readonly unknown[]): PodView[] {
       const labels = p.metadata.labels ?? {};
       const container = p.status?.containerStatuses?.[0]?.state;
       const reason = p.status?.reason ?? container?.waiting?.reason ?? container?.terminated?.reason ?? '';
+      const shard = labels[LABEL_SHARD];
       return [
         {
           name: p.metadata.name,
+          ...(shard !== undefined && /^\d+$/.test(shard) ? { shard: Number(shard) } : {}),
           version: labels[LABEL_VERSION] ?? '',
           attempt: Number(labels[LABEL_ATTEMPT] ?? 0),
           phase: p.status?.phase ?? 'Pending',
@@ -127,7 +153,7 @@ export function podViews(raw: readonly unknown[]): PodView[] {
         },
       ];
     })
-    .sort((a, b) => a.attempt - b.attempt);
+    .sort((a, b) => (a.shard ?? 0) - (b.shard ?? 0) || a.attempt - b.attempt);
 }
 
 /** The newest EVENTS_SHOWN events, oldest first. */
@@ -165,7 +191,29 @@ export function healthOf(
   return { state: 'Reconciling', reason: ready?.reason ?? 'NoConditions', message: ready?.message ?? 'the operator has written no Ready condition yet' };
 }
 
+/** The shards of a sharded swarm, by index; undefined for a single shard. */
+export function shardViews(s: Swarm): ShardView[] | undefined {
+  const shards = s.status?.shards ?? [];
+  if (shards.length <= 1) return undefined;
+  return [...shards]
+    .sort((a, b) => a.index - b.index)
+    .map((x) => ({
+      index: x.index,
+      indexes: x.indexes,
+      pod: x.pod ?? '',
+      node: x.node ?? '',
+      version: x.version ?? '',
+      phase: x.phase ?? 'Pending',
+      completed: x.agents?.completed ?? 0,
+      failed: x.agents?.failed ?? 0,
+      total: x.agents?.total ?? 0,
+      reason: x.reason ?? '',
+      message: x.message ?? '',
+    }));
+}
+
 export function swarmView(s: Swarm, pods: readonly unknown[], events: readonly unknown[]): SwarmView {
+  const shards = shardViews(s);
   const st = s.status ?? {};
   const agents = st.agents ?? { total: swarmAgents(s.spec), completed: 0, failed: 0 };
   return {
@@ -184,6 +232,7 @@ export function swarmView(s: Swarm, pods: readonly unknown[], events: readonly u
       : {}),
     ...(st.fallback ? { fallback: st.fallback } : {}),
     fallbacks: st.fallbackHistory?.length ?? (st.fallback ? 1 : 0),
+    ...(shards ? { shards } : {}),
     ...(st.startTime ? { startTime: st.startTime } : {}),
     ...(st.completionTime ? { completionTime: st.completionTime } : {}),
     pods: podViews(pods),
@@ -258,6 +307,28 @@ function eventsBlock(events: readonly EventView[], now: Date): string {
 const resultsLine = (r: NonNullable<SwarmView['results']>): string =>
   `${r.stored} stored (${r.bytes} bytes)${r.pending ? `, ${r.pending} pending` : ''} at ${r.location}${r.lastError !== undefined ? `; storing fails: ${r.lastError}` : ''}`;
 
+/** A shard that needs a look: failed, waiting with a reason, or fallen back. */
+const troubled = (x: ShardView): boolean => x.phase === 'Failed' || x.phase === 'Pending' || x.failed > 0 || x.reason !== '';
+
+/** The shards table, at most SHARDS_SHOWN rows: the troubled shards first, then by index; the rest counted. */
+export function shardsBlock(shards: readonly ShardView[]): string {
+  const shown = [...shards.filter(troubled), ...shards.filter((x) => !troubled(x))].slice(0, SHARDS_SHOWN).sort((a, b) => a.index - b.index);
+  const rows = shown.map((x) => [
+    String(x.index),
+    x.indexes,
+    x.node || '-',
+    x.version || '-',
+    x.phase,
+    String(x.completed),
+    String(x.failed),
+    String(x.total),
+    x.reason ? `${x.reason}${x.message ? `: ${x.message}` : ''}`.replace(/\s+/g, ' ').slice(0, 120) : '-',
+  ]);
+  const rest = shards.length - shown.length;
+  const done = shards.filter((x) => x.phase === 'Succeeded').length;
+  return `Shards (${shards.length}, ${done} succeeded):\n${table(['SHARD', 'INDEXES', 'NODE', 'VERSION', 'PHASE', 'COMPLETED', 'FAILED', 'TOTAL', 'REASON'], rows)}${rest > 0 ? `  ... ${rest} more shards without trouble (-o json shows all)\n` : ''}`;
+}
+
 export function formatSwarm(v: SwarmView, now = new Date()): string {
   const pct = (n: number) => `${Math.round(n * 10) / 10}%`;
   const rows: Array<[string, string]> = [
@@ -273,10 +344,10 @@ export function formatSwarm(v: SwarmView, now = new Date()): string {
     ['Started', v.startTime ? `${v.startTime} (${age(v.startTime, now)} ago)` : '-'],
     ...(v.completionTime ? ([['Finished', `${v.completionTime} (${age(v.completionTime, now)} ago)`]] as Array<[string, string]>) : []),
   ];
-  const pods = v.pods.length
-    ? `Pods:\n${table(['NAME', 'VERSION', 'PHASE', 'READY', 'NODE', 'REASON'], v.pods.map((p) => [p.name, p.version, p.phase, p.ready ? 'true' : 'false', p.node || '-', p.reason || '-']))}`
-    : 'Pods:  none\n';
-  return fields(rows) + pods + eventsBlock(v.events, now);
+  const sharded = v.pods.some((p) => p.shard !== undefined);
+  const podRow = (p: PodView) => [...(sharded ? [p.shard === undefined ? '-' : String(p.shard)] : []), p.name, p.version, p.phase, p.ready ? 'true' : 'false', p.node || '-', p.reason || '-'];
+  const pods = v.pods.length ? `Pods:\n${table([...(sharded ? ['SHARD'] : []), 'NAME', 'VERSION', 'PHASE', 'READY', 'NODE', 'REASON'], v.pods.map(podRow))}` : 'Pods:  none\n';
+  return fields(rows) + (v.shards ? shardsBlock(v.shards) : '') + pods + eventsBlock(v.events, now);
 }
 
 export function formatRollout(v: RolloutView, now = new Date()): string {

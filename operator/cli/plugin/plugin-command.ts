@@ -23,10 +23,14 @@ export const PLUGIN_HELP = `Usage: kubectl swarm <command> [options]      (the s
 
 Commands:
   get SWARM                  phase, health, version, agents done/failed, delivery,
-                             fallback and its reason, coordinator pods, last events
-  results SWARM              every agent's stored result (cfn results --help:
-                             --failed, --format jsonl|table, --out DIR)
-  logs SWARM --agent N       agent N's output (stdout) and error (stderr)
+                             fallback and its reason, a sharded swarm's shards
+                             (range, node, version, phase, counts, reason),
+                             coordinator pods, last events
+  results SWARM              every agent's stored result, all shards as one set
+                             (cfn results --help: --failed, --format jsonl|table,
+                             --out DIR)
+  logs SWARM --agent N       agent N's output (stdout) and error (stderr), from
+                             the store of the shard whose range holds N
   rollout get POLICY         effective V2 share, step, gates observed, requests, conditions
   rollout pause POLICY       hold the evaluation (annotation ${ROLLOUT_ANNOTATIONS.paused})
   rollout resume POLICY      release a pause made by rollout pause

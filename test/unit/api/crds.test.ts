@@ -35,7 +35,7 @@ describe('crds/', () => {
     expect(swarm?.group).toBe('swarm.cfn.dev');
     expect(swarm?.names).toMatchObject({ plural: 'swarms', shortNames: ['sw'], categories: ['cfn'] });
     expect(swarm?.versions.map((v) => v.name)).toEqual(['v1alpha1']);
-    expect(swarm?.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual(['Version', 'Topology', 'Agents', 'Delivered', 'Rate', 'Phase', 'Age']);
+    expect(swarm?.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual(['Version', 'Topology', 'Shards', 'Agents', 'Delivered', 'Rate', 'Phase', 'Age']);
     expect(policy?.names).toMatchObject({ plural: 'rolloutpolicies', shortNames: ['rp'], categories: ['cfn'] });
     expect(policy?.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual(['Percentage', 'Effective', 'Phase', 'FallbackRate', 'Age']);
   });

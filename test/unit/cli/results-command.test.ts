@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { swarmSpec } from '../../../operator/api/swarm.js';
-import { parseResultsArgs, resultsCommand, resultsSource, ResultsUnavailable, resultsSummary } from '../../../operator/cli/results-command.js';
+import { claimStores, parseResultsArgs, resultsCommand, resultsSource, ResultsUnavailable, resultsSummary } from '../../../operator/cli/results-command.js';
 import { DirectorySink } from '../../../operator/results/directory-sink.js';
 import { resultsTable, writeOutDir } from '../../../operator/cli/results-format.js';
 import { runCli } from '../../../operator/cli/main.js';
@@ -40,6 +40,15 @@ const swarmOf = (results: Record<string, unknown> = {}, status: Record<string, u
   kind: 'Swarm',
   metadata: { name: 'sw', namespace: 'team', uid: 'u1' },
   spec: swarmSpec.parse({ objective: 'o', agents: 2, agent: { command: ['cat'] }, results }),
+  status,
+});
+
+/** A swarm of 9 agents in SHARDS shards. */
+const sharded = (shards: number, results: Record<string, unknown> = {}, status: Record<string, unknown> = {}): Swarm => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name: 'sw', namespace: 'team', uid: 'u1' },
+  spec: swarmSpec.parse({ objective: 'o', agents: 9, shards, agent: { command: ['cat'] }, results }),
   status,
 });
 
@@ -88,6 +97,33 @@ describe('resultsSource: where each type is read from', () => {
     const s3 = swarmOf({ type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'bkt', prefix: 'p/', credentialsSecretRef: { name: 'c' } } });
     expect(resultsSource(s3, o).where).toBe('s3://bkt/p/team/sw/u1/');
   });
+
+  it('s3, sharded: still one prefix, one set (every shard stores under the run\'s prefix)', () => {
+    const s3 = sharded(3, { type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'bkt', prefix: 'p/', credentialsSecretRef: { name: 'c' } } });
+    const source = resultsSource(s3, o);
+    expect(source.where).toBe('s3://bkt/p/team/sw/u1/');
+    expect(source.readAgent).toBeUndefined();
+  });
+
+  it('a sharded swarm: one claim per shard (status.shards[i].results\'s, else <swarm>-results-<i>), read as one set', () => {
+    const sw = sharded(3, {}, { shards: [{ index: 1, indexes: '3-5', results: { type: 'persistentVolumeClaim', location: 'pvc://moved-1/team/sw/u1/', stored: 3, bytes: 30 } }] });
+    expect(claimStores(sw)).toEqual([
+      { claimName: 'sw-results-0', dir: 'team/sw/u1/', shards: [0], where: 'pvc://sw-results-0/team/sw/u1/' },
+      { claimName: 'moved-1', dir: 'team/sw/u1/', shards: [1], where: 'pvc://moved-1/team/sw/u1/' },
+      { claimName: 'sw-results-2', dir: 'team/sw/u1/', shards: [2], where: 'pvc://sw-results-2/team/sw/u1/' },
+    ]);
+    const source = resultsSource(sw, o);
+    expect(source.where).toBe('3 claims: pvc://sw-results-0/team/sw/u1/, pvc://moved-1/team/sw/u1/, pvc://sw-results-2/team/sw/u1/');
+    expect(source.readAgent).toBeDefined();
+  });
+
+  it('a sharded swarm on one named claim (shared by its shards): read once', () => {
+    expect(claimStores(sharded(4, { claimName: 'rwx' }))).toEqual([{ claimName: 'rwx', dir: 'team/sw/u1/', shards: [0, 1, 2, 3], where: 'pvc://rwx/team/sw/u1/' }]);
+  });
+
+  it('one shard: the single claim, as before (status.shards ignored)', () => {
+    expect(claimStores(sharded(1))).toEqual([{ claimName: 'sw-results', dir: 'team/sw/u1/', shards: [0], where: 'pvc://sw-results/team/sw/u1/' }]);
+  });
 });
 
 describe('output', () => {
@@ -116,6 +152,9 @@ describe('output', () => {
   it('summary: counts, agents without a stored result, records that did not parse', () => {
     expect(resultsSummary('swarm team/sw', [record(0), record(1, 'failed')], [{ key: '5.json', reason: 'not JSON' }], 4)).toBe(
       'swarm team/sw: 2 results (1 completed, 1 failed) of 4 agents\n2 agents have no stored result\n1 records did not parse (skipped): 5.json: not JSON\n',
+    );
+    expect(resultsSummary('swarm team/sw', [record(0), record(1)], [], 2, 1)).toBe(
+      'swarm team/sw: 2 results (2 completed, 0 failed) of 2 agents\n1 records of an index another store also held: the newer record of each index kept\n',
     );
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { coordinatorPod, coordinatorPodName, coordinatorServiceAccount, POD_NAME_PREFIX_MAX } from '../../../operator/swarm/coordinator-pod.js';
-import { coordinatorAdmissionPolicy, coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from '../../../operator/swarm/coordinator-rbac.js';
+import { shardStatus } from '../../../operator/api/swarm.js';
+import { coordinatorAdmissionPolicy, coordinatorRbac, SHARD_COORDINATOR_FIELDS, SHARED_COORDINATOR, sharedCoordinatorRbac } from '../../../operator/swarm/coordinator-rbac.js';
 import type { Swarm } from '../../../operator/api/swarm.js';
 
 const swarmNamed = (name: string) =>
@@ -63,5 +64,16 @@ describe('coordinator identity', () => {
     expect(policy.spec.validations[0]!.expression).toContain("matches('^v[12]-[0-9]+$')");
     expect(binding.spec).toEqual({ policyName: policy.metadata.name, validationActions: ['Deny'] });
     expect(policy.spec.failurePolicy).toBe('Fail');
+  });
+
+  it('shards: a pod <prefix>-s<i>-<version>-<n> is shard i, and every field of a status.shards entry is either the operator\'s or its coordinator\'s', () => {
+    const { policy } = coordinatorAdmissionPolicy();
+    const shard = policy.spec.variables.find((v) => v.name === 'shard')!.expression;
+    expect(shard).toContain("matches('^s[0-9]{1,2}-v[12]-[0-9]+$')");
+    // The operator's fields of an entry: a shard's coordinator may not change them (test/integration/operator/shard-identity.test.ts).
+    const operatorFields = ['index', 'indexes', 'pod', 'node', 'version', 'phase', 'attempts', 'attemptTime', 'reason', 'message', 'fallback'];
+    expect([...operatorFields, ...SHARD_COORDINATOR_FIELDS].sort()).toEqual(Object.keys(shardStatus.shape).sort());
+    expect(policy.spec.validations).toHaveLength(4);
+    for (const v of policy.spec.validations.slice(1)) expect(v.expression.startsWith('variables.shard < 0 || ')).toBe(true);
   });
 });

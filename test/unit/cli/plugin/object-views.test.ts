@@ -89,3 +89,70 @@ it('formatSwarm: where the results are, how many are stored, and why storing fai
   expect(text).toContain('\nResults:   120 stored (98304 bytes), 7 pending at pvc://lint-results/team-a/lint/u1/; storing fails: ENOSPC: no space left on device, write\n');
   expect(swarmView(s, [], []).results).toEqual({ location: 'pvc://lint-results/team-a/lint/u1/', stored: 120, bytes: 98304, pending: 7, lastError: 'ENOSPC: no space left on device, write' });
 });
+
+describe('a sharded swarm: the shards table', () => {
+  const shardEntry = (index: number, over: Record<string, unknown> = {}) => ({
+    index,
+    indexes: `${index * 3}-${index * 3 + 2}`,
+    pod: `big-s${index}-v2-1`,
+    node: `node-${index % 3}`,
+    version: 'v2',
+    phase: 'Running',
+    agents: { total: 3, completed: 1, failed: 0 },
+    ...over,
+  });
+  const sharded = (shards: object[]) =>
+    swarmSchema.parse({
+      apiVersion: 'swarm.cfn.dev/v1alpha1',
+      kind: 'Swarm',
+      metadata: { name: 'big', namespace: 'team-a', generation: 1 },
+      spec: { objective: 'x', agents: 3 * shards.length, shards: shards.length, agent: { command: ['a'] } },
+      status: { observedGeneration: 1, phase: 'Running', shards },
+    });
+
+  it('every shard by index: indexes, node, version, phase, completed/failed of total, and why it waits', () => {
+    const s = sharded([
+      shardEntry(2, { phase: 'Pending', node: undefined, pod: 'big-s2-v2-1', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.', agents: undefined }),
+      shardEntry(0, { phase: 'Succeeded', agents: { total: 3, completed: 3, failed: 0 } }),
+      shardEntry(1, { version: 'v1', reason: 'FellBack', message: 'V2 coordinator failed to start', agents: { total: 3, completed: 1, failed: 1 } }),
+    ]);
+    const v = swarmView(s, [], []);
+    expect(v.shards?.map((x) => x.index)).toEqual([0, 1, 2]);
+    const text = formatSwarm(v, new Date('2026-12-04T10:06:00Z'));
+    const block = text.slice(text.indexOf('Shards'), text.indexOf('Pods:'));
+    expect(block.split('\n')).toEqual([
+      'Shards (3, 1 succeeded):',
+      '  SHARD  INDEXES  NODE    VERSION  PHASE      COMPLETED  FAILED  TOTAL  REASON',
+      '  0      0-2      node-0  v2       Succeeded  3          0       3      -',
+      '  1      3-5      node-1  v1       Running    1          1       3      FellBack: V2 coordinator failed to start',
+      '  2      6-8      -       v2       Pending    0          0       0      Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.',
+      '',
+    ]);
+  });
+
+  it('bounded: at most 20 rows, the shards in trouble among them, the rest counted', () => {
+    const entries = Array.from({ length: 100 }, (_, i) => shardEntry(i, i === 77 ? { phase: 'Failed', reason: 'NodeLost', message: 'node node-2 NotReady' } : {}));
+    const text = formatSwarm(swarmView(sharded(entries), [], []));
+    const rows = text.split('\n').filter((l) => /^ {2}\d+ /.test(l));
+    expect(rows).toHaveLength(20);
+    expect(rows.some((l) => l.startsWith('  77 ') && l.includes('NodeLost: node node-2 NotReady'))).toBe(true);
+    expect(text).toContain('... 80 more shards without trouble (-o json shows all)');
+  });
+
+  it('pods: by shard, then attempt, with a SHARD column', () => {
+    const pod = (name: string, shard: string, attempt: string) => ({ metadata: { name, labels: { 'swarm.cfn.dev/shard': shard, 'swarm.cfn.dev/version': 'v2', 'swarm.cfn.dev/attempt': attempt } }, spec: { nodeName: `node-${shard}` }, status: { phase: 'Running' } });
+    const v = swarmView(sharded([shardEntry(0), shardEntry(1)]), [pod('big-s1-v2-2', '1', '2'), pod('big-s0-v2-1', '0', '1'), pod('big-s1-v2-1', '1', '1')], []);
+    expect(v.pods.map((p) => [p.shard, p.name])).toEqual([
+      [0, 'big-s0-v2-1'],
+      [1, 'big-s1-v2-1'],
+      [1, 'big-s1-v2-2'],
+    ]);
+    const text = formatSwarm(v);
+    expect(text).toContain('  SHARD  NAME         VERSION  PHASE    READY  NODE    REASON\n  0      big-s0-v2-1  v2       Running  false  node-0  -\n');
+  });
+
+  it('one shard: no shards table (the pods say it all)', () => {
+    expect(swarmView(sharded([shardEntry(0)]), [], []).shards).toBeUndefined();
+    expect(formatSwarm(swarmView(sharded([shardEntry(0)]), [], []))).not.toContain('Shards');
+  });
+});
