@@ -363,7 +363,13 @@ export const swarmStatus = z
     .describe('Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).'),
   rerunAgents: z.number().int().min(0).optional().describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
   results: resultsStatus.optional(),
-  shardCount: z.number().int().min(1).max(MAX_SHARDS).optional().describe('How many shards (coordinator pods) the swarm runs as: shardCount of the spec (written by the operator).'),
+  shardCount: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_SHARDS)
+    .optional()
+    .describe('How many shards (coordinator pods) the swarm runs as: decided from spec.shards once, with the version, and never changed (written by the operator).'),
   shards: z
     .array(shardStatus)
     .max(MAX_SHARDS)
@@ -395,6 +401,7 @@ export const swarmStatus = z
   .meta({
     'x-kubernetes-validations': [
       rule('!has(oldSelf.version) || (has(self.version) && self.version == oldSelf.version)', 'status.version is decided once and never changes', '.version'),
+      rule('!has(oldSelf.shardCount) || (has(self.shardCount) && self.shardCount == oldSelf.shardCount)', 'status.shardCount is decided once and never changes', '.shardCount'),
     ],
   });
 

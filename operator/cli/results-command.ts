@@ -20,7 +20,7 @@ import { resultDir } from '../results/stored-result.js';
 import { MergedSource } from '../results/merged-source.js';
 import { createdClaimName } from '../results/sink-factory.js';
 import { resultsClaimName } from '../swarm/results-claim.js';
-import { shardCount, swarmShardRanges } from '../swarm/shards.js';
+import { swarmShardCount, swarmShardRanges } from '../swarm/shards.js';
 import { untilSignal } from './operator-command.js';
 import { jsonLines, RESULTS_FORMATS, resultsTable, writeOutDir } from './results-format.js';
 import { EXIT, UsageError } from './usage-error.js';
@@ -106,12 +106,12 @@ export function claimStores(swarm: Swarm): ClaimStore[] {
     const dir = m?.[3] ?? defaultDir;
     return { claimName, dir, shards, where: `pvc://${claimName}/${dir}` };
   };
-  if (shardCount(swarm.spec) <= 1) {
+  if (swarmShardCount(swarm) <= 1) {
     const one = store(swarm.status?.results?.location, resultsClaimName(swarm), [0]);
     return one ? [one] : [];
   }
   const stores = new Map<string, ClaimStore>();
-  for (const { shard } of swarmShardRanges(swarm.spec)) {
+  for (const { shard } of swarmShardRanges(swarm)) {
     const location = swarm.status?.shards?.find((s) => s.index === shard)?.results?.location;
     const s = store(location, swarm.spec.results.claimName ?? createdClaimName(swarm.metadata.name, shard), [shard]);
     if (!s) continue;
@@ -166,7 +166,7 @@ export function resultsSource(
         new ClaimSource({ client: o.client, namespace: ns, swarm: swarm.metadata.name, claimName: s.claimName, dir: s.dir, image: o.image, podTimeoutMs: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) });
       if (stores.length === 1) return Object.assign(claimSource(stores[0]!), { where: stores[0]!.where });
       const merged = new MergedSource(stores.map((s) => ({ where: s.where, source: claimSource(s) })));
-      const ranges = swarmShardRanges(swarm.spec);
+      const ranges = swarmShardRanges(swarm);
       return {
         where: `${stores.length} claims: ${stores.slice(0, 3).map((s) => s.where).join(', ')}${stores.length > 3 ? ', ...' : ''}`,
         read: () => merged.read(),

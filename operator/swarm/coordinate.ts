@@ -99,7 +99,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
   const path = resourcePath({ ...SWARM_RESOURCE, namespace: o.namespace, name: o.name });
   const swarm = swarmSchema.parse(await readOwnSwarm(o.client, path));
   const spec = swarm.spec;
-  const shards = swarmShardRanges(spec);
+  const shards = swarmShardRanges(swarm);
   const range = shards[o.shard ?? 0];
   if (!range) throw new Error(`shard ${o.shard}: the swarm has ${shards.length} shard${shards.length === 1 ? '' : 's'}`);
   const sharded = shards.length > 1;

@@ -9,7 +9,7 @@ import { agentSide, restrictedSecurityContext } from './agent-container.js';
 import { RESULTS_VOLUME, resultsVolume } from './results-claim.js';
 import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 import { s3CredentialsVolume } from '../results/s3-credentials.js';
-import { shardCount } from './shards.js';
+import { swarmShardCount } from './shards.js';
 
 export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
@@ -65,7 +65,7 @@ export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.meta
  * when the swarm has more than one shard.
  */
 export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, attempt: number, shard = 0): string =>
-  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${shardCount(swarm.spec) > 1 ? `s${shard}-` : ''}${version}-${attempt}`;
+  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${swarmShardCount(swarm) > 1 ? `s${shard}-` : ''}${version}-${attempt}`;
 
 /**
  * How the swarm's coordinator pods spread: spec.agent.topologySpreadConstraints

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { createdClaimName as claimNameOf, resultsClaimName as claimOf } from '../results/sink-factory.js';
 import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference } from './coordinator-pod.js';
-import { shardCount } from './shards.js';
+import { swarmShardCount } from './shards.js';
 import type { Swarm } from '../api/swarm.js';
 
 export const RESULTS_VOLUME = 'results';
@@ -18,7 +18,7 @@ export const DEFAULT_RESULTS_SIZE = '1Gi';
 export const ANNOTATION_CLAIM_FOR = 'swarm.cfn.dev/results-for';
 
 /** The shard argument of the claim names: undefined for a single-shard swarm (its claim has no shard suffix). */
-export const claimShard = (swarm: Swarm, shard: number): number | undefined => (shardCount(swarm.spec) > 1 ? shard : undefined);
+export const claimShard = (swarm: Swarm, shard: number): number | undefined => (swarmShardCount(swarm) > 1 ? shard : undefined);
 
 /** The claim the operator creates for `swarm`'s shard `shard` (when it creates one): <swarm>-results, or <swarm>-results-<shard> when sharded. */
 export const createdClaimName = (swarm: Swarm, shard = 0): string => claimNameOf(swarm.metadata.name, claimShard(swarm, shard));

@@ -3,7 +3,7 @@
 // its root). The operator, the coordinator pods and the CLI all use these
 // functions, so every side computes the same ranges from the same spec.
 import { FLAT_MAX_AGENTS, MAX_SHARDS, swarmAgents } from '../api/swarm.js';
-import type { SwarmSpec } from '../api/swarm.js';
+import type { SwarmSpec, SwarmStatusT } from '../api/swarm.js';
 
 /** One shard's agents: indexes start..end-1 of the swarm. */
 export interface ShardRange {
@@ -40,5 +40,20 @@ export function shardRanges(agents: number, shards: number): ShardRange[] {
   return Array.from({ length: shards }, (_, shard) => ({ shard, start: Math.floor((shard * agents) / shards), end: Math.floor(((shard + 1) * agents) / shards) }));
 }
 
-/** The ranges of a Swarm's spec. */
-export const swarmShardRanges = (spec: Parameters<typeof shardCount>[0]): ShardRange[] => shardRanges(Math.max(1, swarmAgents(spec)), shardCount(spec));
+type ShardedSwarm = { spec: Parameters<typeof shardCount>[0]; status?: Pick<SwarmStatusT, 'shardCount' | 'version'> | undefined };
+
+/**
+ * How many shards a Swarm runs as: decided once, with its version, and kept
+ * in status.shardCount, so the operator and every coordinator pod agree
+ * whatever a later release computes from the same spec. A swarm whose
+ * version was decided without a shard count (an operator before shards) runs
+ * as the one pod it started with.
+ */
+export function swarmShardCount(swarm: ShardedSwarm): number {
+  if (swarm.status?.shardCount !== undefined) return swarm.status.shardCount;
+  if (swarm.status?.version !== undefined) return 1;
+  return shardCount(swarm.spec);
+}
+
+/** The ranges of a Swarm (swarmShardCount of them). */
+export const swarmShardRanges = (swarm: ShardedSwarm): ShardRange[] => shardRanges(Math.max(1, swarmAgents(swarm.spec)), Math.min(swarmShardCount(swarm), Math.max(1, swarmAgents(swarm.spec))));

@@ -67,7 +67,7 @@ export class SwarmRun implements RunContext {
     this.status = structuredClone(swarm.status ?? {});
     this.now = deps.now?.() ?? new Date();
     this.ns = swarm.metadata.namespace ?? 'default';
-    this.ranges = swarmShardRanges(swarm.spec);
+    this.ranges = swarmShardRanges(swarm);
     this.sharded = this.ranges.length > 1;
   }
 
@@ -163,6 +163,8 @@ export class SwarmRun implements RunContext {
     const d = decideSwarmVersion(this.swarm, this.deps.versionPolicy);
     s.version = d.version;
     s.versionReason = d.reason;
+    // Decided with the version, never again (swarmShardCount).
+    s.shardCount = this.ranges.length;
     if (d.rollout) {
       s.rollout = { ...d.rollout, time: this.now.toISOString() };
       const routed = { policy: `${this.ns}/${d.rollout.policy}`, version: d.version };

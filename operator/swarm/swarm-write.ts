@@ -4,7 +4,7 @@
 import { GROUP_VERSION, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { AGGREGATED_FIELDS, operatorShardFields } from './shard-status.js';
-import { shardCount } from './shards.js';
+import { swarmShardCount } from './shards.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
 import type { KubeClient, KubeObject } from '../k8s/client.js';
 
@@ -17,6 +17,7 @@ const OPERATOR_FIELDS = [
   'observedGeneration',
   'version',
   'versionReason',
+  'shardCount',
   'rollout',
   'activeVersion',
   'topology',
@@ -43,7 +44,7 @@ export function involved(swarm: Swarm) {
  */
 export async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmStatusT, precondition = true): Promise<KubeObject> {
   const owned: Record<string, unknown> = {};
-  const fields: ReadonlyArray<keyof SwarmStatusT> = shardCount(swarm.spec) > 1 ? [...OPERATOR_FIELDS, ...AGGREGATED_FIELDS] : OPERATOR_FIELDS;
+  const fields: ReadonlyArray<keyof SwarmStatusT> = swarmShardCount(swarm) > 1 ? [...OPERATOR_FIELDS, ...AGGREGATED_FIELDS] : OPERATOR_FIELDS;
   for (const f of fields) if (status[f] !== undefined) owned[f] = status[f];
   if (status.shards) owned.shards = status.shards.map(operatorShardFields);
   return client.apply(

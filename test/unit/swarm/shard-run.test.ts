@@ -45,6 +45,7 @@ const entry = (i: number, extra: Partial<ShardStatus> = {}): ShardStatus => ({
 /** A sharded swarm whose shards all started (entries overridden by `shards`). */
 const started = (shards: Array<Partial<ShardStatus>> = [{}, {}, {}], status: Record<string, unknown> = {}) => ({
   version: 'v2',
+  shardCount: 3,
   versionReason: 'spec.coordination.version=v2',
   activeVersion: 'v2',
   phase: 'Pending',
@@ -134,7 +135,7 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
 describe('a new sharded swarm', () => {
   it('one claim and one pod per shard, named, labelled and spread; one entry per shard; the swarm is hybrid', async () => {
     const r = await reconcileOnce(swarmObject(), []);
-    expect(r.status).toMatchObject({ version: 'v2', topology: 'hybrid', phase: 'Pending', agents: { total: 9, completed: 0, failed: 0 }, deliveryRate: 0 });
+    expect(r.status).toMatchObject({ version: 'v2', shardCount: 3, topology: 'hybrid', phase: 'Pending', agents: { total: 9, completed: 0, failed: 0 }, deliveryRate: 0 });
     expect(r.status?.coordinatorPod).toBeUndefined();
     expect(r.status?.shards).toEqual([0, 1, 2].map((i) => expect.objectContaining({ index: i, indexes: INDEXES[i], pod: `s-s${i}-v2-1`, version: 'v2', phase: 'Pending', attempts: 1, reason: 'PodCreated' })));
     // Intent first, then per shard its claim before its pod.

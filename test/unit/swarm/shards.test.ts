@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { swarmSpec } from '../../../operator/api/swarm.js';
-import { shardCount, shardRanges, swarmShardRanges } from '../../../operator/swarm/shards.js';
+import { shardCount, shardRanges, swarmShardCount, swarmShardRanges } from '../../../operator/swarm/shards.js';
 
 const spec = (extra: Record<string, unknown>) => swarmSpec.parse({ objective: 'o', agent: { command: ['true'] }, ...extra });
 
@@ -52,9 +52,21 @@ describe('shardCount', () => {
   });
 
   it('gives the ranges of a spec', () => {
-    expect(swarmShardRanges(spec({ agents: 4, shards: 2 }))).toEqual([
+    expect(swarmShardRanges({ spec: spec({ agents: 4, shards: 2 }) })).toEqual([
       { shard: 0, start: 0, end: 2 },
       { shard: 1, start: 2, end: 4 },
     ]);
+  });
+});
+
+describe('swarmShardCount', () => {
+  it('is decided once: status.shardCount wins over what the spec gives now', () => {
+    expect(swarmShardCount({ spec: spec({ agents: 900 }) })).toBe(3);
+    expect(swarmShardCount({ spec: spec({ agents: 900 }), status: { version: 'v2', shardCount: 2 } })).toBe(2);
+  });
+
+  it('a swarm whose version an operator without shards decided runs as its one pod', () => {
+    expect(swarmShardCount({ spec: spec({ agents: 900 }), status: { version: 'v2' } })).toBe(1);
+    expect(swarmShardRanges({ spec: spec({ agents: 900 }), status: { version: 'v1' } })).toEqual([{ shard: 0, start: 0, end: 900 }]);
   });
 });
