@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { findCondition } from '../../api/conditions.js';
 import { READY, RECONCILING, STALLED } from '../../api/kstatus-conditions.js';
 import { ROLLOUT_ANNOTATIONS } from '../../api/rollout-policy.js';
-import { LABEL_ATTEMPT, LABEL_VERSION } from '../../swarm/coordinator-pod.js';
+import { LABEL_ATTEMPT, LABEL_SHARD, LABEL_VERSION } from '../../swarm/coordinator-pod.js';
 import type { Condition } from '../../api/common.js';
 import type { RolloutPolicy } from '../../api/rollout-policy.js';
 import type { Swarm } from '../../api/swarm.js';
@@ -125,9 +125,6 @@ const eventSchema = z.looseObject({
   firstTimestamp: z.string().nullable().optional(),
   metadata: z.looseObject({ creationTimestamp: z.string().optional() }),
 });
-
-/** Labels a sharded swarm's coordinator pods with their shard. */
-export const LABEL_SHARD = 'swarm.cfn.dev/shard';
 
 /** Pods as shown: by shard, newest attempt last; objects that are no pods are skipped. */
 export function podViews(raw: readonly unknown[]): PodView[] {
