@@ -11,7 +11,8 @@
 //   config/rbac's) policy makes it safe, so it is never the CLI's default.
 import { API_GROUP } from '../api/common.js';
 import { coordinatorServiceAccount, LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference, POD_NAME_PREFIX_MAX } from './coordinator-pod.js';
-import type { ShardStatus, Swarm } from '../api/swarm.js';
+import { SHARD_COORDINATOR_FIELDS } from './shard-status.js';
+import type { Swarm } from '../api/swarm.js';
 
 export type CoordinatorIdentity = 'per-swarm' | 'shared';
 export const COORDINATOR_IDENTITIES = ['per-swarm', 'shared'] as const;
@@ -26,23 +27,6 @@ export const SHARED_COORDINATOR = 'coordinator.swarm.cfn.dev';
 export const COORDINATOR_POLICY = 'swarm-operator-coordinator.swarm.cfn.dev';
 const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 
-/**
- * The fields of a status.shards entry its shard's coordinator writes (its
- * progress); the others (index, indexes, pod, node, version, phase, attempts,
- * attemptTime, reason, message, fallback) are the operator's.
- */
-export const SHARD_COORDINATOR_FIELDS = [
-  'agents',
-  'completedAgents',
-  'failedIndexes',
-  'failedAgents',
-  'coordinationTimeMs',
-  'interruptedAgents',
-  'rerunAgents',
-  'result',
-  'progressPod',
-  'results',
-] as const satisfies ReadonlyArray<keyof ShardStatus>;
 
 const celList = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 /** Keys of an entry a shard's coordinator may set or change: its progress, and the list map's key (same by construction). */

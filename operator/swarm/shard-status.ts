@@ -19,11 +19,22 @@ export const SWARM_FAILED_AGENTS_MAX = 50;
 /** The fields of a status.shards entry the operator writes; the shard's coordinator writes the rest. */
 export const SHARD_OPERATOR_FIELDS = ['index', 'indexes', 'pod', 'node', 'version', 'phase', 'attempts', 'attemptTime', 'reason', 'message', 'fallback'] as const satisfies readonly (keyof ShardStatus)[];
 
+/** The fields of a status.shards entry its shard's coordinator writes (its progress; the admission policy allows a shard pod these only). */
+export const SHARD_COORDINATOR_FIELDS = [
+  'agents',
+  'completedAgents',
+  'failedIndexes',
+  'failedAgents',
+  'coordinationTimeMs',
+  'interruptedAgents',
+  'rerunAgents',
+  'result',
+  'progressPod',
+  'results',
+] as const satisfies ReadonlyArray<keyof ShardStatus>;
+
 /** The fields a shard's coordinator publishes (its progress). */
-export type ShardProgress = Pick<
-  ShardStatus,
-  'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents' | 'rerunAgents' | 'result' | 'progressPod' | 'results'
->;
+export type ShardProgress = Pick<ShardStatus, (typeof SHARD_COORDINATOR_FIELDS)[number]>;
 
 /** The top-level fields the operator writes as the sum of the shards (sharded swarms only). */
 export const AGGREGATED_FIELDS = [
