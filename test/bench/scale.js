@@ -96,9 +96,9 @@ async function runCase(c, op, ns, label, body) {
   }
   const wallS = (performance.now() - t0) / 1000;
   const shards = s.status?.shards ?? [];
-  const times = shards.map((x) => (x.coordinationTimeMs ?? 0) / 1000);
-  const perNode = new Map();
   // A single shard's progress is the swarm's own (top-level) figures.
+  const times = shards.map((x) => ((shards.length === 1 ? s.status.coordinationTimeMs : x.coordinationTimeMs) ?? 0) / 1000);
+  const perNode = new Map();
   for (const x of shards) perNode.set(x.node ?? '?', (perNode.get(x.node ?? '?') ?? 0) + (shards.length === 1 ? (s.status.agents?.total ?? 0) : (x.agents?.total ?? 0)));
   const row = {
     label,
