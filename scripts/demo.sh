@@ -151,8 +151,11 @@ main() {
   printf '\n'
   summary
   local pod
-  pod=$(k get swarm echo-500 -o jsonpath='{.status.coordinatorPod}')
-  printf '\ncoordinator pod %s: %s\n' "$pod" "$(k get pod "$pod" -o jsonpath='{.status.phase} on node {.spec.nodeName}, /dev/shm = emptyDir medium Memory, sizeLimit {.spec.volumes[?(@.name=="dshm")].emptyDir.sizeLimit}' 2>/dev/null || echo gone)"
+  # echo-500 runs as shards (spec.shards auto: one per 300 agents): each has its pod.
+  for pod in $(k get swarm echo-500 -o jsonpath='{.status.shards[*].pod}'); do
+    printf '\ncoordinator pod %s: %s' "$pod" "$(k get pod "$pod" -o jsonpath='{.status.phase} on node {.spec.nodeName}, /dev/shm = emptyDir medium Memory, sizeLimit {.spec.volumes[?(@.name=="dshm")].emptyDir.sizeLimit}' 2>/dev/null || echo gone)"
+  done
+  printf '\n'
   printf '\n'
   show_results || ok=1
   log "demo done in $(( SECONDS - start )) s (swarms $(( SECONDS - WATCH_START )) s)"

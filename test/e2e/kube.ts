@@ -103,6 +103,8 @@ export const swarmSchema = z.object({
       completedAgents: z.string().optional(),
       failedIndexes: z.string().optional(),
       progressPod: z.string().optional(),
+      shardCount: z.number().optional(),
+      shards: z.array(z.object({ index: z.number(), indexes: z.string(), pod: z.string().optional(), node: z.string().optional(), phase: z.string().optional(), progressPod: z.string().optional() })).optional(),
       interruptedAgents: z.string().optional(),
       rerunAgents: z.number().optional(),
       agents: z.object({ total: z.number(), completed: z.number(), failed: z.number() }).partial().optional(),

@@ -62,10 +62,16 @@ describe('coordinator pods on a real node', () => {
       expect(sw.status?.fallback).toBeUndefined();
       expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v2', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 }, completedAgents: '0-499' });
       expect(sw.status?.coordinationTimeMs).toBeGreaterThan(0);
-      // The pod's name (downward API) with its progress: the operator's proof it ran.
-      expect(sw.status?.progressPod).toBe(pod.metadata.name);
+      // 500 agents: two shards (auto, one per 300 agents), each its own pod
+      // publishing its progress with its name (downward API): the operator's proof it ran.
+      expect(sw.status?.shardCount).toBe(2);
+      expect(sw.status?.shards?.map((x) => [x.index, x.indexes, x.pod, x.progressPod, x.phase])).toEqual([
+        [0, '0-249', 'echo-500-s0-v2-1', 'echo-500-s0-v2-1', 'Succeeded'],
+        [1, '250-499', 'echo-500-s1-v2-1', 'echo-500-s1-v2-1', 'Succeeded'],
+      ]);
+      expect(sw.status?.shards?.map((x) => x.pod)).toContain(pod.metadata.name);
       const table = await kubectl(['get', 'swarms', '-n', ns]);
-      expect(table.stdout).toMatch(/echo-500\s+v2\s+hybrid\s+500\s+500\s+100\s+Succeeded/);
+      expect(table.stdout).toMatch(/echo-500\s+v2\s+hybrid\s+2\s+500\s+500\s+100\s+Succeeded/);
       // The other samples: pinned to V1, and left to the rollout (no policy here: the operator's default).
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/docs-review', 'swarm/test-triage', '--timeout=300s'], { timeoutMs: 310_000 });
       expect((await getSwarm(ns, 'docs-review')).status).toMatchObject({ phase: 'Succeeded', version: 'v1', deliveryRate: 100, agents: { total: 10, completed: 10, failed: 0 } });
