@@ -8,23 +8,11 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
 import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
+import { objectiveSpec } from '../../../helpers/objective-spec.js';
 
 jest.setTimeout(60_000);
 
-function spec(overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec {
-  return {
-    id: 'shardy',
-    description: 'objective',
-    agents: 10,
-    agentCommand: ['cat'],
-    agentTimeoutSeconds: 30,
-    retries: 0,
-    concurrency: 4,
-    timeoutSeconds: 60,
-    maxOutputBytes: 65536,
-    ...overrides,
-  };
-}
+const spec = (overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec => objectiveSpec({ id: 'shardy', agents: 10, ...overrides });
 
 describe('SwarmCoordinator (V1) with an index range', () => {
   let dir: string;

@@ -8,24 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
 import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
+import { objectiveSpec } from '../../../helpers/objective-spec.js';
 
 // The session is the agent's grandparent: session -> its own launcher -> the agent.
 const SESSION_PID = 'cut -d" " -f4 "/proc/$PPID/stat"';
 
-function spec(overrides: Partial<ObjectiveSpec>): ObjectiveSpec {
-  return {
-    id: 'session-1',
-    description: 'the objective',
-    agents: 1,
-    agentCommand: ['true'],
-    agentTimeoutSeconds: 30,
-    retries: 0,
-    concurrency: 4,
-    timeoutSeconds: 60,
-    maxOutputBytes: 65536,
-    ...overrides,
-  };
-}
+const spec = (overrides: Partial<ObjectiveSpec>): ObjectiveSpec => objectiveSpec({ id: 'session-1', description: 'the objective', agentCommand: ['true'], ...overrides });
 
 describe('V1 through one launcher session', () => {
   let dir: string;

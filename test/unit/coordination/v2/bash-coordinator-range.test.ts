@@ -9,12 +9,12 @@ import { BashCoordinator } from '../../../../operator/coordination/v2/bash-coord
 import { InvalidSpecError } from '../../../../operator/coordination/v2/spec.js';
 import { createLogger } from '../../../../operator/observability/logger.js';
 import { processesWithEnv } from '../../../../operator/util/proc.js';
+import { objectiveSpec } from '../../../helpers/objective-spec.js';
 
 jest.setTimeout(120_000);
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 let shm: string;
-let seq = 0;
 const coordinators: BashCoordinator[] = [];
 
 function make(options: ConstructorParameters<typeof BashCoordinator>[0] = {}): BashCoordinator {
@@ -23,21 +23,7 @@ function make(options: ConstructorParameters<typeof BashCoordinator>[0] = {}): B
   return c;
 }
 
-function spec(overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec {
-  seq += 1;
-  return {
-    id: `r${process.pid}-${seq}`,
-    description: 'objective text\n',
-    agents: 10,
-    agentCommand: ['cat'],
-    agentTimeoutSeconds: 30,
-    retries: 0,
-    concurrency: 4,
-    timeoutSeconds: 60,
-    maxOutputBytes: 65536,
-    ...overrides,
-  };
-}
+const spec = (overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec => objectiveSpec({ agents: 10, ...overrides });
 
 beforeAll(async () => {
   shm = await mkdtemp('/dev/shm/cfn-test-v2-range-');
