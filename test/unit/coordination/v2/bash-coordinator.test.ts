@@ -10,12 +10,12 @@ import { BashCoordinator, CoordinatorUnavailableError } from '../../../../operat
 import { InvalidSpecError } from '../../../../operator/coordination/v2/spec.js';
 import { createLogger } from '../../../../operator/observability/logger.js';
 import { processesWithArgUnder, processesWithEnv } from '../../../../operator/util/proc.js';
+import { objectiveSpec } from '../../../helpers/objective-spec.js';
 
 jest.setTimeout(120_000);
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 let shm: string;
-let seq = 0;
 const coordinators: BashCoordinator[] = [];
 
 function make(options: ConstructorParameters<typeof BashCoordinator>[0] = {}): BashCoordinator {
@@ -24,21 +24,7 @@ function make(options: ConstructorParameters<typeof BashCoordinator>[0] = {}): B
   return c;
 }
 
-function spec(overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec {
-  seq += 1;
-  return {
-    id: `t${process.pid}-${seq}`,
-    description: 'objective text\n',
-    agents: 1,
-    agentCommand: ['cat'],
-    agentTimeoutSeconds: 30,
-    retries: 0,
-    concurrency: 16,
-    timeoutSeconds: 60,
-    maxOutputBytes: 65536,
-    ...overrides,
-  };
-}
+const spec = (overrides: Partial<ObjectiveSpec> = {}): ObjectiveSpec => objectiveSpec({ concurrency: 16, ...overrides });
 
 async function expectNoTrace(c: BashCoordinator, id: string): Promise<void> {
   expect(await processesWithEnv('SWARM_ID', id)).toEqual([]);
@@ -292,7 +278,7 @@ describe('BashCoordinator', () => {
   it('stop() mid-run reports the agents it cut short (started, no response) and only those', async () => {
     const c = make({ stopGraceMs: 2000 });
     await c.start();
-    const ran = join(shm, `ran-${process.pid}-${seq + 1}.log`);
+    const ran = join(shm, `ran-${process.pid}-stopped-mid-run.log`);
     // Agents 0-2 answer at once; the others start, write their index and hang.
     const s = spec({ agents: 12, concurrency: 6, agentCommand: ['sh', '-c', `echo "$AGENT_INDEX" >> ${ran}; [ "$AGENT_INDEX" -lt 3 ] || sleep 60`] });
     const running = c.executeObjective(s);
