@@ -1,7 +1,7 @@
 // Runs a reconcile function over a work queue with a bounded number of
 // workers: never two reconciles of one key at once, retryable errors come back
 // with backoff, permanent ones do not, and every outcome is counted.
-import { isRetryable, RetryLaterError } from '../k8s/errors.js';
+import { isConflict, isRetryable, RetryLaterError } from '../k8s/errors.js';
 import { WorkQueue } from './work-queue.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -118,6 +118,15 @@ export class Controller {
         m?.reconcileTotal.inc({ controller, result: 'success' });
       }
     } catch (err) {
+      // A 409 is optimistic concurrency at work (a write raced one of the
+      // coordinators' progress writes): read again and retry, never an error
+      // of the operator's, in the metrics its alert reads or in the log.
+      if (isConflict(err)) {
+        this.queue.addRateLimited(key);
+        m?.reconcileTotal.inc({ controller, result: 'requeue' });
+        this.opts.logger?.debug({ ...keyFields(key), err: String(err) }, 'conflict, retrying on fresh state');
+        return;
+      }
       m?.reconcileErrors.inc({ controller });
       m?.reconcileTotal.inc({ controller, result: 'error' });
       if (isRetryable(err)) {

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { Controller } from '../../../operator/controller/controller.js';
 import { ItemExponentialRateLimiter } from '../../../operator/controller/rate-limiter.js';
 import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
-import { PermanentError, RetryLaterError } from '../../../operator/k8s/errors.js';
+import { KubeApiError, PermanentError, RetryLaterError } from '../../../operator/k8s/errors.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,6 +71,31 @@ describe('Controller', () => {
     expect(calls.get('ns/broken')).toBe(1);
     expect(lines).toContainEqual(expect.objectContaining({ namespace: 'ns', name: 'flaky', msg: 'reconcile failed, retrying', level: 40 }));
     expect(lines).toContainEqual(expect.objectContaining({ namespace: 'ns', name: 'broken', msg: 'reconcile failed permanently', level: 50, err: 'PermanentError: invalid' }));
+  });
+
+  it('a 409 conflict is retried on fresh state and counted as a requeue, not as a reconcile error', async () => {
+    const metrics = createOperatorMetrics();
+    let n = 0;
+    const c = new Controller({
+      name: 'test',
+      workers: 1,
+      metrics,
+      rateLimiter: new ItemExponentialRateLimiter(1, 4),
+      reconcile: async () => {
+        n++;
+        if (n < 3) throw new KubeApiError(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again', 'PATCH', '/apis/swarm.cfn.dev/v1alpha1/namespaces/ns/swarms/raced/status');
+      },
+    });
+    c.start();
+    c.enqueue('ns/raced');
+    for (let i = 0; i < 100 && n < 3; i++) await tick(5);
+    await c.idle();
+    await c.stop();
+    expect(n).toBe(3);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/controller_runtime_reconcile_total\{controller="test",result="requeue"\} 2/);
+    expect(text).toMatch(/controller_runtime_reconcile_total\{controller="test",result="success"\} 1/);
+    expect(text).not.toMatch(/controller_runtime_reconcile_errors_total\{controller="test"\} [1-9]/);
   });
 
   it('a stopped controller is stopped for good: start() again is refused, and keys added later are never reconciled', async () => {
