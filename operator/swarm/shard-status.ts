@@ -58,27 +58,24 @@ export const shardEntry = (status: SwarmStatusT | undefined, index: number): Sha
 
 /** The operator's fields of an entry only: applying a coordinator's field would take it over. */
 export function operatorShardFields(entry: ShardStatus): ShardStatus {
+  return pickDefined(entry, SHARD_OPERATOR_FIELDS) as ShardStatus;
+}
+
+/** The FIELDS of FROM that are set (what a server-side apply of them should carry). */
+export function pickDefined(from: object, fields: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const f of SHARD_OPERATOR_FIELDS) if (entry[f] !== undefined) out[f] = entry[f];
-  return out as ShardStatus;
+  for (const f of fields) {
+    const v = (from as Record<string, unknown>)[f];
+    if (v !== undefined) out[f] = v;
+  }
+  return out;
 }
 
 /** The progress of one shard: the top-level fields of a single-shard swarm, else its entry's. */
 export function shardProgress(status: SwarmStatusT | undefined, index: number, sharded: boolean): ShardProgress {
   const from: ShardProgress | undefined = sharded ? shardEntry(status, index) : status;
   if (!from) return {};
-  const out: ShardProgress = {};
-  if (from.agents) out.agents = from.agents;
-  if (from.completedAgents !== undefined) out.completedAgents = from.completedAgents;
-  if (from.failedIndexes !== undefined) out.failedIndexes = from.failedIndexes;
-  if (from.failedAgents) out.failedAgents = from.failedAgents;
-  if (from.coordinationTimeMs !== undefined) out.coordinationTimeMs = from.coordinationTimeMs;
-  if (from.interruptedAgents !== undefined) out.interruptedAgents = from.interruptedAgents;
-  if (from.rerunAgents !== undefined) out.rerunAgents = from.rerunAgents;
-  if (from.result) out.result = from.result;
-  if (from.progressPod !== undefined) out.progressPod = from.progressPod;
-  if (from.results) out.results = from.results;
-  return out;
+  return pickDefined(from, SHARD_COORDINATOR_FIELDS) as ShardProgress;
 }
 
 /**

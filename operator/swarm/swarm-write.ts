@@ -3,7 +3,7 @@
 // resourceVersion it read as a precondition.
 import { GROUP_VERSION, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
-import { AGGREGATED_FIELDS, operatorShardFields } from './shard-status.js';
+import { AGGREGATED_FIELDS, operatorShardFields, pickDefined } from './shard-status.js';
 import { swarmShardCount } from './shards.js';
 import type { Swarm, SwarmStatusT } from '../api/swarm.js';
 import type { KubeClient, KubeObject } from '../k8s/client.js';
@@ -43,9 +43,7 @@ export function involved(swarm: Swarm) {
  * figures it sums from them.
  */
 export async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmStatusT, precondition = true): Promise<KubeObject> {
-  const owned: Record<string, unknown> = {};
-  const fields: ReadonlyArray<keyof SwarmStatusT> = swarmShardCount(swarm) > 1 ? [...OPERATOR_FIELDS, ...AGGREGATED_FIELDS] : OPERATOR_FIELDS;
-  for (const f of fields) if (status[f] !== undefined) owned[f] = status[f];
+  const owned = pickDefined(status, swarmShardCount(swarm) > 1 ? [...OPERATOR_FIELDS, ...AGGREGATED_FIELDS] : OPERATOR_FIELDS);
   if (status.shards) owned.shards = status.shards.map(operatorShardFields);
   return client.apply(
     resourcePath({ ...SWARMS, namespace: swarm.metadata.namespace ?? 'default', name: swarm.metadata.name }),
