@@ -41,6 +41,8 @@ export type FallbackCategory = 'preflight' | 'startup_timeout' | 'crashed' | 'oo
 const CREATE_REFUSED_RETRY_MS = 10_000;
 /** How often to look again while a same-named results claim is being deleted. */
 const CLAIM_WAIT_POLL_MS = 2000;
+/** How often to read an unbound claim again while it holds a pod from being scheduled (claims are not watched). */
+const CLAIM_PROBLEM_POLL_MS = 5000;
 /** How often to look again while a coordinator pod is being stopped. */
 export const STOPPING_POLL_MS = 1000;
 /**
@@ -236,9 +238,10 @@ export class ShardRun {
    */
   private async waiting(pod: PodState, c: Extract<PodCondition, { kind: 'starting' | 'blocked' }>): Promise<ReconcileResult | void> {
     const e = this.entry;
+    let claimHolds = false;
     if (c.kind === 'blocked') {
       // The scheduler names volumes when a claim holds the pod (unbound, not found, provisioning failed).
-      const claimHolds = c.reason === 'Unschedulable' && /persistentvolumeclaim|volume/i.test(c.message);
+      claimHolds = c.reason === 'Unschedulable' && /persistentvolumeclaim|volume/i.test(c.message);
       const message = `coordinator pod ${pod.name}: ${c.message}${claimHolds ? await this.resultsClaimProblem() : ''}`.slice(0, 4096);
       if (e.reason !== c.reason || e.message !== message) this.event('Warning', c.reason, message);
       this.state(c.reason, message);
@@ -252,7 +255,9 @@ export class ShardRun {
       this.fail('StartDeadlineExceeded', `coordinator pod ${pod.name} did not start within ${this.ctx.swarm.spec.coordination.startDeadlineSeconds}s: ${c.reason}: ${c.message}`);
       return;
     }
-    return { requeueAfterMs: pod.createdAt + this.ctx.swarm.spec.coordination.startDeadlineSeconds * 1000 - this.ctx.now.getTime() + 50 };
+    const untilDeadline = pod.createdAt + this.ctx.swarm.spec.coordination.startDeadlineSeconds * 1000 - this.ctx.now.getTime() + 50;
+    // The claim's news (the PV controller's event, a provisioner's error) comes without a pod change.
+    return { requeueAfterMs: claimHolds ? Math.min(untilDeadline, CLAIM_PROBLEM_POLL_MS) : untilDeadline };
   }
 
   private stuck(c: PodCondition): boolean {

@@ -320,6 +320,17 @@ describe('SwarmReconciler: the results claim', () => {
     expect(r.fallbacks).toEqual([]);
   });
 
+  it('a claim that holds the pod before the PV controller has said why: looked at again within seconds, not at the start deadline', async () => {
+    const message = '0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.';
+    const held = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] };
+    const r = await reconcileOnce(swarmObject({}), [pod(held)], { objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [] } } });
+    expect(r.cond('CoordinatorReady')?.message).toBe(`coordinator pod s-v2-1: ${message}; results claim s-results is Pending`);
+    expect(r.result).toEqual({ requeueAfterMs: 5000 });
+    const cpu = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.' }] };
+    const later = await reconcileOnce(swarmObject({}), [pod(cpu)]);
+    expect((later.result as { requeueAfterMs: number }).requeueAfterMs).toBeGreaterThan(60_000);
+  });
+
   it('unschedulable for another reason (cpu): the scheduler\'s message alone, even while the claim waits for its first consumer', async () => {
     const message = '0/1 nodes are available: 1 Insufficient cpu.';
     const waiting = { type: 'Normal', reason: 'WaitForFirstConsumer', message: 'waiting for first consumer to be created before binding', lastTimestamp: secs(2000) };
