@@ -25,15 +25,22 @@ export const resourceRequirements = z
   })
   .describe('Compute resources, as in a container spec.');
 
-export const envVar = z.object({
-  name: z.string().min(1).max(253).regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/).describe('Name of the environment variable.'),
-  value: z.string().optional().describe('Its value (data: never expanded by a shell).'),
-  valueFrom: z
-    .record(z.string(), z.unknown())
-    .optional()
-    .meta({ 'x-kubernetes-preserve-unknown-fields': true })
-    .describe('A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, ...).'),
-}).describe('An environment variable of the agent process.');
+export const envVar = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/)
+      .describe('Name of the environment variable.'),
+    value: z.string().optional().describe('Its value (data: never expanded by a shell).'),
+    valueFrom: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ 'x-kubernetes-preserve-unknown-fields': true })
+      .describe('A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, ...).'),
+  })
+  .describe('An environment variable of the agent process.');
 
 export const condition = z.object({
   type: z.string().min(1).max(316),

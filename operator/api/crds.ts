@@ -44,7 +44,12 @@ const RESOURCES: ResourceDefinition[] = [
     status: swarmStatus,
     rootRules: [{ rule: 'size(self.metadata.name) <= 63', message: 'metadata.name: at most 63 characters (it labels the coordinator pod)' }],
     printerColumns: [
-      { name: 'Version', type: 'string', jsonPath: '.status.activeVersion', description: 'Version of the coordinator running now (status.version is the one decided)' },
+      {
+        name: 'Version',
+        type: 'string',
+        jsonPath: '.status.activeVersion',
+        description: 'Version of the coordinator running now (status.version is the one decided)',
+      },
       { name: 'Topology', type: 'string', jsonPath: '.status.topology' },
       { name: 'Shards', type: 'integer', jsonPath: '.status.shardCount', description: 'Shards (coordinator pods) the swarm runs as' },
       { name: 'Agents', type: 'integer', jsonPath: '.spec.agents' },

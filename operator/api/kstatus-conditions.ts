@@ -88,12 +88,16 @@ export function swarmKstatus(s: SwarmStatusT): KstatusVerdict {
 export function policyKstatus(spec: RolloutPolicySpec, s: RolloutPolicyStatus, paused = spec.paused): KstatusVerdict {
   const effective = s.effectivePercentage ?? spec.v2Percentage;
   const rolledBack = findCondition(s.conditions, 'RolledBack');
-  if (rolledBack?.status === 'True') return { state: 'stalled', because: { reason: rolledBack.reason, message: `V2 at 0% for new swarms: ${rolledBack.message}` } };
+  if (rolledBack?.status === 'True')
+    return { state: 'stalled', because: { reason: rolledBack.reason, message: `V2 at 0% for new swarms: ${rolledBack.message}` } };
   const conflict = findCondition(s.conditions, 'DefaultActive');
   if (conflict?.status === 'False') return { state: 'stalled', because: { reason: 'DefaultConflict', message: conflict.message } };
   const gates = findCondition(s.conditions, 'GatesEvaluated');
   if (!paused && gates?.status === 'True' && gates.reason === 'GateBreached') {
-    return { state: 'stalled', because: { reason: 'GateBreached', message: `holding ${effective}% without rollback (rollbackOnBreach: false): ${gates.message}` } };
+    return {
+      state: 'stalled',
+      because: { reason: 'GateBreached', message: `holding ${effective}% without rollback (rollbackOnBreach: false): ${gates.message}` },
+    };
   }
   if (paused) return { state: 'ready', because: { reason: 'Paused', message: `paused: holding ${effective}%` } };
   const steps = spec.steps ?? [];
@@ -102,7 +106,10 @@ export function policyKstatus(spec: RolloutPolicySpec, s: RolloutPolicyStatus, p
   const next = steps.find((x, i) => i > step && x.percentage > stepPct);
   if (spec.autoPromote && next) {
     const where = step >= 0 ? `step ${step + 1} of ${steps.length}` : 'spec.v2Percentage';
-    return { state: 'reconciling', because: { reason: 'EvaluatingStep', message: `${where} at ${effective}%, next ${next.percentage}%: ${gates?.message ?? 'not judged yet'}` } };
+    return {
+      state: 'reconciling',
+      because: { reason: 'EvaluatingStep', message: `${where} at ${effective}%, next ${next.percentage}%: ${gates?.message ?? 'not judged yet'}` },
+    };
   }
   return { state: 'ready', because: { reason: 'Stable', message: `holding ${effective}%` } };
 }

@@ -8,9 +8,20 @@ const rule = (r: string, message: string, fieldPath?: string) => (fieldPath ? { 
 export const rolloutGates = z
   .object({
     maxFallbackRate: z.number().min(0).max(100).default(5).describe('Highest share (percent) of V2 swarms that fell back to V1 for the step to hold.'),
-    minDeliveryRate: z.number().min(0).max(100).default(95).describe('Lowest average delivery rate (completed agents / total, percent) of finished V2 swarms for the step to hold.'),
+    minDeliveryRate: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(95)
+      .describe('Lowest average delivery rate (completed agents / total, percent) of finished V2 swarms for the step to hold.'),
     minSamples: z.number().int().min(1).max(100000).default(20).describe('V2 swarms needed before a gate is judged at all.'),
-    windowSwarms: z.number().int().min(1).max(100000).default(100).describe('A step is judged on the V2 swarms routed since it began, at most this many (the newest).'),
+    windowSwarms: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(100)
+      .describe('A step is judged on the V2 swarms routed since it began, at most this many (the newest).'),
     minDurationSeconds: z.number().int().min(0).max(2592000).default(0).describe('A step is observed at least this long before it is promoted.'),
   })
   .describe('When a step holds (promote) and when it is breached (roll back).');
@@ -32,7 +43,10 @@ export const rolloutPolicySpec = z
       .optional()
       .meta({
         'x-kubernetes-validations': [
-          rule('self.map(s, s.percentage).isSorted() && self.all(a, self.exists_one(b, b.percentage == a.percentage))', 'steps must be in strictly ascending percentage order'),
+          rule(
+            'self.map(s, s.percentage).isSorted() && self.all(a, self.exists_one(b, b.percentage == a.percentage))',
+            'steps must be in strictly ascending percentage order',
+          ),
         ],
       })
       .describe('Promotion steps above v2Percentage, e.g. 10, 50, 100, each with its gates.'),

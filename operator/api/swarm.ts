@@ -25,7 +25,9 @@ export const coordinationSpec = z
     fallbackEnabled: z
       .boolean()
       .default(true)
-      .describe('Move the swarm to V1 when V2 itself fails: preflight fails, the coordinator crashes or is OOM-killed, or it is not ready within fallbackTimeoutSeconds of its container starting.'),
+      .describe(
+        'Move the swarm to V1 when V2 itself fails: preflight fails, the coordinator crashes or is OOM-killed, or it is not ready within fallbackTimeoutSeconds of its container starting.',
+      ),
     fallbackTimeoutSeconds: z
       .number()
       .int()
@@ -59,9 +61,15 @@ export const agentSecurityContext = z
       .min(1)
       .max(2147483647)
       .optional()
-      .describe(`User the agents run as (default ${AGENT_UID_DEFAULT}); never 0 and never the coordinator's ${COORDINATOR_UID}. The rest of the agent container's security context is the restricted Pod Security Standard, fixed.`),
+      .describe(
+        `User the agents run as (default ${AGENT_UID_DEFAULT}); never 0 and never the coordinator's ${COORDINATOR_UID}. The rest of the agent container's security context is the restricted Pod Security Standard, fixed.`,
+      ),
   })
-  .meta({ 'x-kubernetes-validations': [rule(`!has(self.runAsUser) || self.runAsUser != ${COORDINATOR_UID}`, `runAsUser must not be the coordinator's user ${COORDINATOR_UID}`, '.runAsUser')] })
+  .meta({
+    'x-kubernetes-validations': [
+      rule(`!has(self.runAsUser) || self.runAsUser != ${COORDINATOR_UID}`, `runAsUser must not be the coordinator's user ${COORDINATOR_UID}`, '.runAsUser'),
+    ],
+  })
   .describe('Security settings of the agent container, within the restricted Pod Security Standard.');
 
 export const agentSpec = z
@@ -71,13 +79,15 @@ export const agentSpec = z
       .min(1)
       .max(512)
       .optional()
-      .describe('Image the agents run in (the agent container of the coordinator pod); defaults to the operator image. It needs nothing of the operator: an init container copies a static launcher into it.'),
+      .describe(
+        'Image the agents run in (the agent container of the coordinator pod); defaults to the operator image. It needs nothing of the operator: an init container copies a static launcher into it.',
+      ),
     imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional().describe('Pull policy of the agent image (default IfNotPresent).'),
     imagePullSecrets: z
-      .array(localObjectReference.describe('A Secret of type kubernetes.io/dockerconfigjson in the Swarm\'s namespace.'))
+      .array(localObjectReference.describe("A Secret of type kubernetes.io/dockerconfigjson in the Swarm's namespace."))
       .max(16)
       .optional()
-      .describe('Secrets to pull the agent image with (the coordinator pod\'s imagePullSecrets).'),
+      .describe("Secrets to pull the agent image with (the coordinator pod's imagePullSecrets)."),
     securityContext: agentSecurityContext.optional(),
     runtimeClassName: z
       .string()
@@ -88,7 +98,12 @@ export const agentSpec = z
       .describe('RuntimeClass of the coordinator pod (e.g. gVisor or Kata, for a stronger sandbox around the agents).'),
     nodeSelector: z.record(z.string(), z.string()).optional().describe('Node labels the coordinator pod (and so the agents) must run on.'),
     tolerations: z
-      .array(z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true }).describe('A Toleration (key, operator, value, effect, tolerationSeconds).'))
+      .array(
+        z
+          .record(z.string(), z.unknown())
+          .meta({ 'x-kubernetes-preserve-unknown-fields': true })
+          .describe('A Toleration (key, operator, value, effect, tolerationSeconds).'),
+      )
       .max(32)
       .optional()
       .describe('Tolerations of the coordinator pod, as in a pod spec.'),
@@ -102,7 +117,7 @@ export const agentSpec = z
       .max(8)
       .optional()
       .describe(
-        'How the swarm\'s shard pods spread over the cluster, as in a pod spec. Default: maxSkew 1 over kubernetes.io/hostname, whenUnsatisfiable ScheduleAnyway, selecting the swarm\'s own pods; an empty list turns spreading off.',
+        "How the swarm's shard pods spread over the cluster, as in a pod spec. Default: maxSkew 1 over kubernetes.io/hostname, whenUnsatisfiable ScheduleAnyway, selecting the swarm's own pods; an empty list turns spreading off.",
       ),
     command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
     args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
@@ -115,7 +130,9 @@ export const agentSpec = z
       .max(32)
       .optional()
       .meta({ 'x-kubernetes-list-type': 'set' })
-      .describe('Exit codes (1-255) that mean "never retry": an attempt ending with one is the agent\'s final, failed answer, whatever retries remain (like a Job podFailurePolicy FailIndex).'),
+      .describe(
+        'Exit codes (1-255) that mean "never retry": an attempt ending with one is the agent\'s final, failed answer, whatever retries remain (like a Job podFailurePolicy FailIndex).',
+      ),
     concurrency: z.number().int().min(1).max(1000).default(32).describe('Agents running at once in the coordinator.'),
     maxOutputBytes: z.number().int().min(0).max(16777216).default(65536).describe('Bound on each agent output kept in its response.'),
   })
@@ -129,14 +146,29 @@ export const v2Spec = z
 
 export const s3Results = z
   .object({
-    endpoint: z.string().min(1).max(2048).regex(/^https?:\/\/[^\s/]+(\/.*)?$/, 'an http:// or https:// URL').describe('The S3-compatible endpoint, e.g. https://s3.us-east-1.amazonaws.com or http://minio.storage:9000.'),
-    bucket: z.string().min(3).max(63).regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'an S3 bucket name').describe('The bucket (it must exist).'),
-    prefix: z.string().max(512).regex(/^([A-Za-z0-9!_.*'()-]+\/)*$/, 'empty, or path segments each ending in "/"').optional().describe('Key prefix before <namespace>/<name>/<uid>/<index>.json, e.g. "swarms/".'),
+    endpoint: z
+      .string()
+      .min(1)
+      .max(2048)
+      .regex(/^https?:\/\/[^\s/]+(\/.*)?$/, 'an http:// or https:// URL')
+      .describe('The S3-compatible endpoint, e.g. https://s3.us-east-1.amazonaws.com or http://minio.storage:9000.'),
+    bucket: z
+      .string()
+      .min(3)
+      .max(63)
+      .regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'an S3 bucket name')
+      .describe('The bucket (it must exist).'),
+    prefix: z
+      .string()
+      .max(512)
+      .regex(/^([A-Za-z0-9!_.*'()-]+\/)*$/, 'empty, or path segments each ending in "/"')
+      .optional()
+      .describe('Key prefix before <namespace>/<name>/<uid>/<index>.json, e.g. "swarms/".'),
     region: z.string().min(1).max(64).default('us-east-1').describe('The region signed into requests.'),
     forcePathStyle: z.boolean().default(true).describe('Address the bucket in the path (most S3-compatible servers) rather than as a host name.'),
     credentialsSecretRef: z
       .object({
-        name: z.string().min(1).max(253).describe('The Secret, in the Swarm\'s namespace.'),
+        name: z.string().min(1).max(253).describe("The Secret, in the Swarm's namespace."),
         accessKeyIdKey: z.string().min(1).max(253).default('AWS_ACCESS_KEY_ID').describe('The key holding the access key id.'),
         secretAccessKeyKey: z.string().min(1).max(253).default('AWS_SECRET_ACCESS_KEY').describe('The key holding the secret access key.'),
       })
@@ -149,9 +181,23 @@ export const resultsSpec = z
     type: z
       .enum(['persistentVolumeClaim', 's3', 'emptyDir'])
       .default('persistentVolumeClaim')
-      .describe('Where each agent\'s result is stored as it arrives: a PersistentVolumeClaim (default), an S3-compatible object store, or emptyDir (gone with the pod; for throwaway runs).'),
-    claimName: z.string().min(1).max(253).optional().describe('An existing PersistentVolumeClaim to use; the operator neither creates nor deletes it. Without it the operator creates <swarm>-results, owned by the Swarm.'),
-    storageClassName: z.string().min(1).max(253).optional().describe('StorageClass of the claim the operator creates; default: the cluster\'s default StorageClass.'),
+      .describe(
+        "Where each agent's result is stored as it arrives: a PersistentVolumeClaim (default), an S3-compatible object store, or emptyDir (gone with the pod; for throwaway runs).",
+      ),
+    claimName: z
+      .string()
+      .min(1)
+      .max(253)
+      .optional()
+      .describe(
+        'An existing PersistentVolumeClaim to use; the operator neither creates nor deletes it. Without it the operator creates <swarm>-results, owned by the Swarm.',
+      ),
+    storageClassName: z
+      .string()
+      .min(1)
+      .max(253)
+      .optional()
+      .describe("StorageClass of the claim the operator creates; default: the cluster's default StorageClass."),
     size: quantity.optional().describe('Storage request of the claim the operator creates (default 1Gi).'),
     retain: z.boolean().optional().describe('Keep the claim the operator created when the Swarm is deleted (default false: it is deleted with the Swarm).'),
     s3: s3Results.optional(),
@@ -164,10 +210,14 @@ export const resultsSpec = z
         'claimName, storageClassName, size and retain apply only when type is persistentVolumeClaim',
         '.type',
       ),
-      rule('!has(self.claimName) || (!has(self.storageClassName) && !has(self.size) && !has(self.retain))', 'storageClassName, size and retain apply to the claim the operator creates, not to an existing claimName', '.claimName'),
+      rule(
+        '!has(self.claimName) || (!has(self.storageClassName) && !has(self.size) && !has(self.retain))',
+        'storageClassName, size and retain apply to the claim the operator creates, not to an existing claimName',
+        '.claimName',
+      ),
     ],
   })
-  .describe('Where every agent\'s result goes, one record per agent index, stored as it arrives (see docs/results.md).');
+  .describe("Where every agent's result goes, one record per agent index, stored as it arrives (see docs/results.md).");
 
 export const successPolicy = z
   .object({
@@ -176,24 +226,30 @@ export const successPolicy = z
       .min(0)
       .max(100)
       .default(100)
-      .describe('Lowest delivery rate (completed agents / total, percent) for the swarm to succeed (phase Succeeded, condition Complete); below it the swarm ends Failed (reason DeliveryBelowSuccessPolicy).'),
+      .describe(
+        'Lowest delivery rate (completed agents / total, percent) for the swarm to succeed (phase Succeeded, condition Complete); below it the swarm ends Failed (reason DeliveryBelowSuccessPolicy).',
+      ),
   })
-  .describe('When a finished swarm counts as a success (like an Indexed Job\'s successPolicy).');
+  .describe("When a finished swarm counts as a success (like an Indexed Job's successPolicy).");
 
 export const tasksFrom = z
   .object({
     configMapKeyRef: z
       .object({
-        name: z.string().min(1).max(253).describe('The ConfigMap, in the Swarm\'s namespace.'),
+        name: z.string().min(1).max(253).describe("The ConfigMap, in the Swarm's namespace."),
         key: z.string().min(1).max(253).describe('The key holding the task list.'),
       })
       .describe('The ConfigMap key holding the tasks.'),
     format: z
       .enum(['auto', 'lines', 'jsonl'])
       .default('auto')
-      .describe('lines: one task per line; jsonl: one {"task": "...", "env": [{"name","value"}]} object per line; auto: jsonl when the first non-blank line starts with "{", else lines. Blank lines are not tasks.'),
+      .describe(
+        'lines: one task per line; jsonl: one {"task": "...", "env": [{"name","value"}]} object per line; auto: jsonl when the first non-blank line starts with "{", else lines. Blank lines are not tasks.',
+      ),
   })
-  .describe('Per-agent tasks from a ConfigMap key: agent i gets the i-th task. Give agents too: the task count must equal it (checked before the coordinator starts).');
+  .describe(
+    'Per-agent tasks from a ConfigMap key: agent i gets the i-th task. Give agents too: the task count must equal it (checked before the coordinator starts).',
+  );
 
 export const swarmSpec = z
   .object({
@@ -208,18 +264,24 @@ export const swarmSpec = z
       .min(1)
       .max(MAX_AGENTS)
       .optional()
-      .describe(`Per-agent tasks, inline: agent i gets tasks[i] on stdin and in CFN_TASK. At most ${TASKS_INLINE_MAX_CHARS} characters in all; use tasksFrom for more.`),
+      .describe(
+        `Per-agent tasks, inline: agent i gets tasks[i] on stdin and in CFN_TASK. At most ${TASKS_INLINE_MAX_CHARS} characters in all; use tasksFrom for more.`,
+      ),
     tasksFrom: tasksFrom.optional(),
     topology: z
       .enum(['flat', 'hybrid', 'auto'])
       .default('auto')
-      .describe(`flat: one shard (up to ${FLAT_MAX_AGENTS} agents); hybrid: two or more shards (coordinator pods) under the operator; auto: as spec.shards decides.`),
+      .describe(
+        `flat: one shard (up to ${FLAT_MAX_AGENTS} agents); hybrid: two or more shards (coordinator pods) under the operator; auto: as spec.shards decides.`,
+      ),
     shards: z
       .union([z.number().int().min(1).max(MAX_SHARDS), z.literal('auto')])
       .default('auto')
       .meta({
         'x-kubernetes-int-or-string': true,
-        'x-kubernetes-validations': [rule(`type(self) == int ? (self >= 1 && self <= ${MAX_SHARDS}) : self == 'auto'`, `shards must be a number from 1 to ${MAX_SHARDS}, or "auto"`)],
+        'x-kubernetes-validations': [
+          rule(`type(self) == int ? (self >= 1 && self <= ${MAX_SHARDS}) : self == 'auto'`, `shards must be a number from 1 to ${MAX_SHARDS}, or "auto"`),
+        ],
       })
       .describe(
         `How many coordinator pods (shards) split the agents into contiguous index ranges, each a full coordinator with its own agent container, spread over the nodes; or auto: one shard per ${FLAT_MAX_AGENTS} agents, and, when spec.agent.resources requests cpu (heavy agents), enough shards to run every agent at once (agents / agent.concurrency); at most ${MAX_SHARDS}.`,
@@ -227,7 +289,9 @@ export const swarmSpec = z
     suspend: z
       .boolean()
       .default(false)
-      .describe('While true the operator creates nothing for the swarm (no pod, no claim) and stops pods it runs (their agents run again on resume): a queueing system such as Kueue admits the swarm by setting it to false.'),
+      .describe(
+        'While true the operator creates nothing for the swarm (no pod, no claim) and stops pods it runs (their agents run again on resume): a queueing system such as Kueue admits the swarm by setting it to false.',
+      ),
     timeoutSeconds: z.number().int().min(1).max(604800).default(3600).describe('Deadline for the whole objective.'),
     coordination: coordinationSpec.prefault({}),
     agent: agentSpec,
@@ -257,7 +321,11 @@ export const swarmSpec = z
       rule('self.objective == oldSelf.objective', 'objective is immutable', '.objective'),
       rule('has(self.agents) == has(oldSelf.agents) && (!has(self.agents) || self.agents == oldSelf.agents)', 'agents is immutable', '.agents'),
       rule('has(self.tasks) == has(oldSelf.tasks) && (!has(self.tasks) || self.tasks == oldSelf.tasks)', 'tasks is immutable', '.tasks'),
-      rule('has(self.tasksFrom) == has(oldSelf.tasksFrom) && (!has(self.tasksFrom) || self.tasksFrom == oldSelf.tasksFrom)', 'tasksFrom is immutable', '.tasksFrom'),
+      rule(
+        'has(self.tasksFrom) == has(oldSelf.tasksFrom) && (!has(self.tasksFrom) || self.tasksFrom == oldSelf.tasksFrom)',
+        'tasksFrom is immutable',
+        '.tasksFrom',
+      ),
       rule('self.topology == oldSelf.topology', 'topology is immutable', '.topology'),
       rule('self.shards == oldSelf.shards', 'shards is immutable', '.shards'),
       rule('self.coordination.version == oldSelf.coordination.version', 'coordination.version is immutable', '.coordination.version'),
@@ -265,7 +333,9 @@ export const swarmSpec = z
       rule('self.results == oldSelf.results', 'results is immutable', '.results'),
     ],
   })
-  .describe('Desired swarm: its objective, how many agents run it and how, and how it is coordinated. objective, agents, topology, agent and coordination.version are immutable.');
+  .describe(
+    'Desired swarm: its objective, how many agents run it and how, and how it is coordinated. objective, agents, topology, agent and coordination.version are immutable.',
+  );
 
 export const swarmPhase = z.enum(['Pending', 'Running', 'FallingBack', 'Succeeded', 'Failed']);
 
@@ -284,13 +354,22 @@ export const coordinatorResult = z.object({
 export const resultsStatus = z
   .object({
     type: z.enum(['persistentVolumeClaim', 's3', 'emptyDir']),
-    location: z.string().max(4096).describe('Where the results are: "pvc://<claim>/<namespace>/<name>/<uid>/", "s3://<bucket>/<prefix><namespace>/<name>/<uid>/" or "emptyDir://<pod>/..." (gone with the pod).'),
+    location: z
+      .string()
+      .max(4096)
+      .describe(
+        'Where the results are: "pvc://<claim>/<namespace>/<name>/<uid>/", "s3://<bucket>/<prefix><namespace>/<name>/<uid>/" or "emptyDir://<pod>/..." (gone with the pod).',
+      ),
     stored: z.number().int().min(0).describe('Agent results stored durably (one per agent index).'),
     bytes: z.number().int().min(0).describe('Bytes of the stored records.'),
     pending: z.number().int().min(0).optional().describe('Results received but not yet stored (the sink is slow or failing).'),
-    lastError: z.string().max(4096).optional().describe('The last error storing a result (a full volume, an unreachable store); cleared when a store succeeds again.'),
+    lastError: z
+      .string()
+      .max(4096)
+      .optional()
+      .describe('The last error storing a result (a full volume, an unreachable store); cleared when a store succeeds again.'),
   })
-  .describe('Where the agents\' results are stored, how many and how big (written by the coordinator); read them with `cfn results`.');
+  .describe("Where the agents' results are stored, how many and how big (written by the coordinator); read them with `cfn results`.");
 
 /**
  * One shard (coordinator pod) of a swarm. Two writers, as for the whole
@@ -300,17 +379,26 @@ export const resultsStatus = z
  * list entry (a list map keyed by index).
  */
 export const shardStatus = z.object({
-  index: z.number().int().min(0).max(MAX_SHARDS - 1).describe('The shard number, 0-based.'),
+  index: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_SHARDS - 1)
+    .describe('The shard number, 0-based.'),
   indexes: z.string().max(64).describe('The agent indexes of the shard, compressed: "0-332".'),
-  pod: z.string().max(253).optional().describe('The shard\'s current coordinator pod.'),
+  pod: z.string().max(253).optional().describe("The shard's current coordinator pod."),
   node: z.string().max(253).optional().describe('The node that pod runs on.'),
   version: z.enum(['v1', 'v2']).optional().describe('The version the shard runs now (v1 after its own fallback).'),
   phase: swarmPhase.optional(),
   attempts: z.number().int().min(0).optional().describe('Coordinator pods created for the shard so far.'),
-  attemptTime: z.string().optional().describe('When the shard\'s current attempt was decided (its start deadline runs from here).'),
-  reason: z.string().max(256).optional().describe('Why the shard is in its phase: a pod waiting (Unschedulable, ...), moved (NodeLost, ...), fallen back, failed.'),
-  message: z.string().max(4096).optional().describe('The same in words: the scheduler\'s, kubelet\'s or coordinator\'s own message.'),
-  fallback: fallbackRecord.optional().describe('The shard\'s fallback from V2 to V1, when V2 itself failed.'),
+  attemptTime: z.string().optional().describe("When the shard's current attempt was decided (its start deadline runs from here)."),
+  reason: z
+    .string()
+    .max(256)
+    .optional()
+    .describe('Why the shard is in its phase: a pod waiting (Unschedulable, ...), moved (NodeLost, ...), fallen back, failed.'),
+  message: z.string().max(4096).optional().describe("The same in words: the scheduler's, kubelet's or coordinator's own message."),
+  fallback: fallbackRecord.optional().describe("The shard's fallback from V2 to V1, when V2 itself failed."),
   agents: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int() }).optional(),
   completedAgents: z.string().max(65536).optional().describe('Completed agent indexes of the shard, compressed.'),
   failedIndexes: z.string().max(65536).optional().describe('Finally failed agent indexes of the shard, compressed.'),
@@ -335,73 +423,105 @@ export type ShardStatus = z.output<typeof shardStatus>;
  */
 export const swarmStatus = z
   .object({
-  phase: swarmPhase.optional(),
-  observedGeneration: z.number().int().optional(),
-  version: z.enum(['v1', 'v2']).optional().describe('The version chosen for this swarm; set once, never flipped.'),
-  versionReason: z.string().max(1024).optional(),
-  topology: z.enum(['flat', 'hybrid']).optional(),
-  agents: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int() }).optional(),
-  deliveryRate: z.number().min(0).max(100).optional().describe('Completed agents / total, in percent (a failed agent is not delivered).'),
-  coordinationTimeMs: z.number().int().min(0).optional(),
-  completedAgents: z.string().max(65536).optional().describe('Indexes of agents that completed, compressed: "0-9,12". A replacement coordinator does not run them again.'),
-  failedIndexes: z
-    .string()
-    .max(65536)
-    .optional()
-    .describe('Indexes of agents that failed finally (retries spent or a no-retry exit code), compressed: "3,17-18". A replacement coordinator does not run them again.'),
-  failedAgents: z
-    .array(z.object({ index: z.number().int(), reason: z.string().max(1024) }))
-    .max(50)
-    .optional()
-    .describe('The first failed agents with reasons (bounded).'),
-  result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
-  progressPod: z.string().max(253).optional().describe('The coordinator pod that last published progress (written by the coordinator): proof that it runs.'),
-  interruptedAgents: z
-    .string()
-    .max(65536)
-    .optional()
-    .describe('Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).'),
-  rerunAgents: z.number().int().min(0).optional().describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
-  results: resultsStatus.optional(),
-  shardCount: z
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_SHARDS)
-    .optional()
-    .describe('How many shards (coordinator pods) the swarm runs as: decided from spec.shards once, with the version, and never changed (written by the operator).'),
-  shards: z
-    .array(shardStatus)
-    .max(MAX_SHARDS)
-    .optional()
-    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['index'] })
-    .describe('One entry per shard (coordinator pod): its index range, pod, node, version, phase and progress. The swarm-wide figures above add them up.'),
-  rollout: z
-    .object({
-      policy: z.string(),
-      bucket: z.number().int().min(0).max(99),
-      percentage: z.number().int().min(0).max(100),
-      time: z.string(),
-      generation: z.number().int().optional().describe('The policy generation that routed the swarm.'),
-      step: z.number().int().min(-1).optional().describe('The policy step (status.currentStep) that routed the swarm.'),
-    })
-    .optional()
-    .describe('The RolloutPolicy routing that decided the version, when one did.'),
-  activeVersion: z.enum(['v1', 'v2']).optional().describe('The version of the coordinator running now: differs from version after a fallback.'),
-  fallback: fallbackRecord.optional(),
-  fallbackHistory: z.array(fallbackRecord).max(10).optional(),
-  coordinatorPod: z.string().optional().describe('The coordinator pod of a single-shard swarm; unset when the swarm has several shards (status.shards[].pod names each).'),
-  coordinatorAttempts: z.number().int().min(0).optional().describe('Coordinator pods created so far (pod names end in the attempt); single-shard swarms only (status.shards[].attempts).'),
-  coordinatorAttemptTime: z.string().optional().describe('When the current coordinator attempt was decided: its start deadline (spec.coordination.startDeadlineSeconds) runs from here; single-shard swarms only (status.shards[].attemptTime).'),
-  startTime: z.string().optional(),
-  completionTime: z.string().optional(),
-  lastError: z.string().max(4096).optional(),
-  conditions: conditions.optional(),
-})
+    phase: swarmPhase.optional(),
+    observedGeneration: z.number().int().optional(),
+    version: z.enum(['v1', 'v2']).optional().describe('The version chosen for this swarm; set once, never flipped.'),
+    versionReason: z.string().max(1024).optional(),
+    topology: z.enum(['flat', 'hybrid']).optional(),
+    agents: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int() }).optional(),
+    deliveryRate: z.number().min(0).max(100).optional().describe('Completed agents / total, in percent (a failed agent is not delivered).'),
+    coordinationTimeMs: z.number().int().min(0).optional(),
+    completedAgents: z
+      .string()
+      .max(65536)
+      .optional()
+      .describe('Indexes of agents that completed, compressed: "0-9,12". A replacement coordinator does not run them again.'),
+    failedIndexes: z
+      .string()
+      .max(65536)
+      .optional()
+      .describe(
+        'Indexes of agents that failed finally (retries spent or a no-retry exit code), compressed: "3,17-18". A replacement coordinator does not run them again.',
+      ),
+    failedAgents: z
+      .array(z.object({ index: z.number().int(), reason: z.string().max(1024) }))
+      .max(50)
+      .optional()
+      .describe('The first failed agents with reasons (bounded).'),
+    result: coordinatorResult.optional().describe('How the coordinator ended the run (written by the coordinator).'),
+    progressPod: z.string().max(253).optional().describe('The coordinator pod that last published progress (written by the coordinator): proof that it runs.'),
+    interruptedAgents: z
+      .string()
+      .max(65536)
+      .optional()
+      .describe(
+        'Indexes of agents that were running when their coordinator was stopped, compressed: "3,7". They delivered nothing and run again under the next coordinator (written by the coordinator).',
+      ),
+    rerunAgents: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('How many agents run again because their coordinator was stopped mid-run (the size of interruptedAgents).'),
+    results: resultsStatus.optional(),
+    shardCount: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_SHARDS)
+      .optional()
+      .describe(
+        'How many shards (coordinator pods) the swarm runs as: decided from spec.shards once, with the version, and never changed (written by the operator).',
+      ),
+    shards: z
+      .array(shardStatus)
+      .max(MAX_SHARDS)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['index'] })
+      .describe('One entry per shard (coordinator pod): its index range, pod, node, version, phase and progress. The swarm-wide figures above add them up.'),
+    rollout: z
+      .object({
+        policy: z.string(),
+        bucket: z.number().int().min(0).max(99),
+        percentage: z.number().int().min(0).max(100),
+        time: z.string(),
+        generation: z.number().int().optional().describe('The policy generation that routed the swarm.'),
+        step: z.number().int().min(-1).optional().describe('The policy step (status.currentStep) that routed the swarm.'),
+      })
+      .optional()
+      .describe('The RolloutPolicy routing that decided the version, when one did.'),
+    activeVersion: z.enum(['v1', 'v2']).optional().describe('The version of the coordinator running now: differs from version after a fallback.'),
+    fallback: fallbackRecord.optional(),
+    fallbackHistory: z.array(fallbackRecord).max(10).optional(),
+    coordinatorPod: z
+      .string()
+      .optional()
+      .describe('The coordinator pod of a single-shard swarm; unset when the swarm has several shards (status.shards[].pod names each).'),
+    coordinatorAttempts: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Coordinator pods created so far (pod names end in the attempt); single-shard swarms only (status.shards[].attempts).'),
+    coordinatorAttemptTime: z
+      .string()
+      .optional()
+      .describe(
+        'When the current coordinator attempt was decided: its start deadline (spec.coordination.startDeadlineSeconds) runs from here; single-shard swarms only (status.shards[].attemptTime).',
+      ),
+    startTime: z.string().optional(),
+    completionTime: z.string().optional(),
+    lastError: z.string().max(4096).optional(),
+    conditions: conditions.optional(),
+  })
   .meta({
     'x-kubernetes-validations': [
       rule('!has(oldSelf.version) || (has(self.version) && self.version == oldSelf.version)', 'status.version is decided once and never changes', '.version'),
-      rule('!has(oldSelf.shardCount) || (has(self.shardCount) && self.shardCount == oldSelf.shardCount)', 'status.shardCount is decided once and never changes', '.shardCount'),
+      rule(
+        '!has(oldSelf.shardCount) || (has(self.shardCount) && self.shardCount == oldSelf.shardCount)',
+        'status.shardCount is decided once and never changes',
+        '.shardCount',
+      ),
     ],
   });
 

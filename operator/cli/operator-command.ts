@@ -103,7 +103,12 @@ export function parseOperatorOptions(args: readonly string[], env: NodeJS.Proces
   }
   const r = optionsSchema.safeParse({
     kubeconfig: values.kubeconfig,
-    namespaces: values.namespaces ? values.namespaces.split(',').map((s) => s.trim()).filter(Boolean) : [],
+    namespaces: values.namespaces
+      ? values.namespaces
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [],
     image: values.image ?? env.COORDINATOR_IMAGE ?? 'swarm-operator:dev',
     imagePullPolicy: values['image-pull-policy'] ?? 'IfNotPresent',
     workers: num(values.workers, '--workers') ?? DEFAULT_SWARM_WORKERS,
@@ -168,7 +173,10 @@ export async function operatorCommand(args: readonly string[], io: CliIo, hooks:
     coordinatorIdentity: o.coordinatorIdentity,
     ...(o.operatorVersion ? { operatorVersion: o.operatorVersion } : {}),
   });
-  logger.info({ metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image, coordinatorIdentity: o.coordinatorIdentity }, 'operator started');
+  logger.info(
+    { metricsPort: running.port, namespaces: o.namespaces.length ? o.namespaces : 'all', image: o.image, coordinatorIdentity: o.coordinatorIdentity },
+    'operator started',
+  );
   hooks.onStarted?.(running);
   const ended = await Promise.race([(hooks.until ?? untilSignal()).then((signal) => ({ signal })), running.lost.then(() => 'lost' as const)]);
   if (ended === 'lost') {

@@ -66,8 +66,15 @@ const RESULTS_EXIT = { ...EXIT, notFound: 4 } as const;
 
 const index = z.coerce.number().int().min(0).max(1_000_000_000);
 const seconds = z.coerce.number().int().min(1).max(86_400);
-const image = z.string().min(1).max(1024).regex(/^[^\s]+$/, 'an image reference without spaces');
-const swarmName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a Swarm name (a DNS subdomain)').max(253);
+const image = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[^\s]+$/, 'an image reference without spaces');
+const swarmName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a Swarm name (a DNS subdomain)')
+  .max(253);
 
 /** status.results.location of a claim: pvc://<claim>/<dir>. */
 const pvcLocation = /^pvc:\/\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/(.*)$/;
@@ -154,7 +161,9 @@ export function resultsSource(
           return await o.client.get(resourcePath({ group: '', version: 'v1', plural: 'secrets', namespace: ns, name: secret }));
         } catch (e) {
           const why = isNotFound(e) ? 'not found' : `not readable (${errorMessage(e)})`;
-          throw new S3CredentialsError(`S3 credentials: Secret ${ns}/${secret} ${why}; or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to a key that may read ${s3Location(config, scope)}`);
+          throw new S3CredentialsError(
+            `S3 credentials: Secret ${ns}/${secret} ${why}; or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to a key that may read ${s3Location(config, scope)}`,
+          );
         }
       };
       return s3ResultsSource({ config, scope, env: o.env ?? {}, readSecret });
@@ -163,16 +172,33 @@ export function resultsSource(
       const stores = claimStores(swarm);
       if (stores.length === 0) throw new ResultsUnavailable(`${what}: no results claim`);
       const claimSource = (s: ClaimStore) =>
-        new ClaimSource({ client: o.client, namespace: ns, swarm: swarm.metadata.name, claimName: s.claimName, dir: s.dir, image: o.image, podTimeoutMs: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) });
+        new ClaimSource({
+          client: o.client,
+          namespace: ns,
+          swarm: swarm.metadata.name,
+          claimName: s.claimName,
+          dir: s.dir,
+          image: o.image,
+          podTimeoutMs: o.timeoutMs,
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
       if (stores.length === 1) return Object.assign(claimSource(stores[0]!), { where: stores[0]!.where });
       const merged = new MergedSource(stores.map((s) => ({ where: s.where, source: claimSource(s) })));
       const ranges = swarmShardRanges(swarm);
       return {
-        where: `${stores.length} claims: ${stores.slice(0, 3).map((s) => s.where).join(', ')}${stores.length > 3 ? ', ...' : ''}`,
+        where: `${stores.length} claims: ${stores
+          .slice(0, 3)
+          .map((s) => s.where)
+          .join(', ')}${stores.length > 3 ? ', ...' : ''}`,
         read: () => merged.read(),
         readAgent: async (agent: number) => {
           const shard = ranges.find((r) => agent >= r.start && agent < r.end)?.shard;
-          return (await merged.find(agent, stores.findIndex((s) => shard !== undefined && s.shards.includes(shard)))).read;
+          return (
+            await merged.find(
+              agent,
+              stores.findIndex((s) => shard !== undefined && s.shards.includes(shard)),
+            )
+          ).read;
         },
       };
     }
@@ -215,7 +241,8 @@ export function parseResultsArgs(args: readonly string[], env: NodeJS.ProcessEnv
   const format = values.format === undefined ? 'jsonl' : flagValue(z.enum(RESULTS_FORMATS), '--format', values.format);
   if (values.out !== undefined && values.format !== undefined) throw new UsageError('--out writes files: --format does not apply');
   const agent = values.agent === undefined ? undefined : flagValue(index, '--agent', values.agent);
-  if (agent !== undefined && (values.out !== undefined || values.failed || values.format !== undefined)) throw new UsageError('--agent prints one agent: no --out, --failed or --format');
+  if (agent !== undefined && (values.out !== undefined || values.failed || values.format !== undefined))
+    throw new UsageError('--agent prints one agent: no --out, --failed or --format');
   return {
     mode: 'swarm' as const,
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
@@ -232,13 +259,26 @@ export function parseResultsArgs(args: readonly string[], env: NodeJS.ProcessEnv
 }
 
 /** The summary line(s) on stderr. */
-export function resultsSummary(what: string, results: readonly StoredResult[], unreadable: readonly UnreadableRecord[], total: number | undefined, duplicates = 0): string {
+export function resultsSummary(
+  what: string,
+  results: readonly StoredResult[],
+  unreadable: readonly UnreadableRecord[],
+  total: number | undefined,
+  duplicates = 0,
+): string {
   const failed = results.filter((r) => r.status === 'failed').length;
-  const lines = [`${what}: ${results.length} results (${results.length - failed} completed, ${failed} failed)${total !== undefined ? ` of ${total} agents` : ''}`];
+  const lines = [
+    `${what}: ${results.length} results (${results.length - failed} completed, ${failed} failed)${total !== undefined ? ` of ${total} agents` : ''}`,
+  ];
   if (total !== undefined && results.length < total) lines.push(`${total - results.length} agents have no stored result`);
   if (duplicates) lines.push(`${duplicates} records of an index another store also held: the newer record of each index kept`);
   if (unreadable.length) {
-    lines.push(`${unreadable.length} records did not parse (skipped): ${unreadable.slice(0, 3).map((u) => `${u.key}: ${u.reason}`).join('; ')}${unreadable.length > 3 ? '; ...' : ''}`);
+    lines.push(
+      `${unreadable.length} records did not parse (skipped): ${unreadable
+        .slice(0, 3)
+        .map((u) => `${u.key}: ${u.reason}`)
+        .join('; ')}${unreadable.length > 3 ? '; ...' : ''}`,
+    );
   }
   return lines.map((l) => `${l}\n`).join('');
 }

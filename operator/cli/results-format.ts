@@ -33,14 +33,24 @@ export function duration(ms: number): string {
 /** A table: index, status, exit code, attempts, duration, the first line of the output (the error for a failed agent). */
 export function resultsTable(results: readonly StoredResult[], width = 120): string {
   const header = ['INDEX', 'STATUS', 'EXIT', 'ATTEMPTS', 'DURATION', 'OUTPUT / ERROR'];
-  const rows = results.map((r) => [String(r.index), r.status, r.exitCode === null ? '-' : String(r.exitCode), String(r.attempts), duration(r.durationMs), firstLine(r)]);
+  const rows = results.map((r) => [
+    String(r.index),
+    r.status,
+    r.exitCode === null ? '-' : String(r.exitCode),
+    String(r.attempts),
+    duration(r.durationMs),
+    firstLine(r),
+  ]);
   const widths = header.slice(0, -1).map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const lead = widths.reduce((a, w) => a + w + 2, 0);
   const room = Math.max(20, width - lead);
   const line = (cells: string[]) => {
     const last = cells.at(-1)!;
     const cut = last.length > room ? `${last.slice(0, room - 1)}\u2026` : last;
-    return `${cells.slice(0, -1).map((c, i) => c.padEnd(widths[i]!)).join('  ')}  ${cut}`.trimEnd();
+    return `${cells
+      .slice(0, -1)
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')}  ${cut}`.trimEnd();
   };
   return [line(header), ...rows.map(line)].map((l) => `${l}\n`).join('');
 }

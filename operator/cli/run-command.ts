@@ -40,12 +40,7 @@ export function toObjectiveSpec(o: RunOptions): ObjectiveSpec {
 }
 
 /** The result object when no status exists (no coordinator started, or the engine broke). */
-function failedSummary(
-  o: RunOptions,
-  error: string,
-  version: CoordinationVersion,
-  choice: Pick<RunSummary, 'versionReason' | 'fallback'> = {},
-): RunSummary {
+function failedSummary(o: RunOptions, error: string, version: CoordinationVersion, choice: Pick<RunSummary, 'versionReason' | 'fallback'> = {}): RunSummary {
   return {
     objectiveId: o.swarmId,
     status: 'failed',
@@ -185,7 +180,12 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
       bar.finish(counts);
     }
     const summary = toSummary({ ...result.status, status: judgedStatus(result.status, o.minDelivery) }, coordinator.version, { ...choice, ...ranOf(o) });
-    emit(io, o, summary, result.responses.filter((r) => r.status === 'failed'));
+    emit(
+      io,
+      o,
+      summary,
+      result.responses.filter((r) => r.status === 'failed'),
+    );
     let code = interrupted ? EXIT.interrupted : exitCodeFor(result.status, o.minDelivery);
     if (resultsFile) {
       const file = resultsFile;
@@ -193,7 +193,9 @@ export async function runCommand(o: RunOptions, io: CliIo, logger: Logger, hooks
       const written = await file.close();
       if (written.error !== undefined) {
         // Results the user asked to keep are missing: the run did not deliver them.
-        io.stderr.write(`cfn: --results ${file.path}: ${written.failed} of ${written.written + written.failed} results could not be written: ${written.error}\n`);
+        io.stderr.write(
+          `cfn: --results ${file.path}: ${written.failed} of ${written.written + written.failed} results could not be written: ${written.error}\n`,
+        );
         if (code === EXIT.ok) code = EXIT.runFailed;
       }
     }

@@ -310,7 +310,8 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const agents = v.agents ?? tasks?.length ?? 1;
   if (agents > 100_000) throw new UsageError(`--tasks ${v.tasks ?? ''} holds ${agents} tasks, more than 100000 agents`);
   if (v.objective !== undefined && v.objective.includes('\0')) throw new UsageError('--objective must not contain a NUL byte');
-  if (v.shard && v.shard.count > agents) throw new UsageError(`--shard ${v.shard.index}/${v.shard.count}: ${agents} agents cannot make ${v.shard.count} shards (at most one shard per agent)`);
+  if (v.shard && v.shard.count > agents)
+    throw new UsageError(`--shard ${v.shard.index}/${v.shard.count}: ${agents} agents cannot make ${v.shard.count} shards (at most one shard per agent)`);
   const range = v.shard ? shardRanges(agents, v.shard.count)[v.shard.index] : undefined;
   const indexRange = range ? { start: range.start, end: range.end } : { start: 0, end: agents };
   if (v.version !== undefined && v['rollout-percentage'] !== undefined) {

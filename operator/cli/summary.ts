@@ -50,8 +50,11 @@ export const FAILURES_SHOWN = 5;
 export function failureRows(failures: readonly AgentResponse[], failedTotal = failures.length): [string, string][] {
   const rows = failures.slice(0, FAILURES_SHOWN).map((r, i): [string, string] => {
     // An agent wrote it: no control character (a terminal escape) reaches the terminal.
-    // eslint-disable-next-line no-control-regex
-    const error = (r.error ?? '').split('\n')[0]!.slice(0, 200).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+    const error = (r.error ?? '')
+      .split('\n')[0]!
+      .slice(0, 200)
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
     return [i === 0 ? 'failures' : '', `agent ${r.index}: exit ${r.exitCode ?? 'none'}${error ? `, ${error}` : ''}`];
   });
   const more = failedTotal - rows.length;

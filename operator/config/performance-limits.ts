@@ -34,9 +34,7 @@ export function parsePerformanceLimits(data: unknown, file: string): Performance
   return parseConfig(performanceLimitsSchema, data, file);
 }
 
-export type AgentLimitVerdict =
-  | { ok: true; warning?: string }
-  | { ok: false; reason: string };
+export type AgentLimitVerdict = { ok: true; warning?: string } | { ok: false; reason: string };
 
 /** Whether one coordinator may run `agents` agents; a warning above the recommended maximum. */
 export function checkAgentLimits(limits: PerformanceLimits, agents: number): AgentLimitVerdict {

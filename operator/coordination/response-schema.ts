@@ -21,4 +21,3 @@ export const agentResponseSchema = z
 export type AgentResponseFile = z.infer<typeof agentResponseSchema>;
 
 export const swarmRunStateSchema = z.enum(['pending', 'running', 'completed', 'failed', 'timeout', 'stopped']);
-

@@ -83,7 +83,12 @@ export function localControlPlaneKubeconfig(repoRoot: string, env: { SWARM_CLUST
  */
 export function chooseKubeconfig(input: {
   flag?: string | undefined;
-  env: { KUBECONFIG?: string | undefined; KUBERNETES_SERVICE_HOST?: string | undefined; SWARM_CLUSTER_STATE_DIR?: string | undefined; HOME?: string | undefined };
+  env: {
+    KUBECONFIG?: string | undefined;
+    KUBERNETES_SERVICE_HOST?: string | undefined;
+    SWARM_CLUSTER_STATE_DIR?: string | undefined;
+    HOME?: string | undefined;
+  };
   repoRoot: string;
   existsSync: (path: string) => boolean;
 }): KubeconfigChoice {
@@ -96,7 +101,8 @@ export function chooseKubeconfig(input: {
     if (input.existsSync(local)) return { path: local, source: 'local control plane', description: local };
   }
   const home = env.HOME ? join(env.HOME, '.kube', 'config') : undefined;
-  const description = home && input.existsSync(home) ? home : inCluster ? 'in-cluster service account' : 'none found (~/.kube/config missing, not in a cluster)';
+  const description =
+    home && input.existsSync(home) ? home : inCluster ? 'in-cluster service account' : 'none found (~/.kube/config missing, not in a cluster)';
   return { path: undefined, source: 'default', description };
 }
 
@@ -160,7 +166,13 @@ export class KubeClient {
 
   /** A plain-text answer (a pod's log), whole. */
   async getText(path: string, query?: Query): Promise<string> {
-    const res = await this.send({ method: 'GET', path, accept: 'text/plain, */*', ...(query ? { query } : {}), signal: AbortSignal.timeout(this.requestTimeoutMs) });
+    const res = await this.send({
+      method: 'GET',
+      path,
+      accept: 'text/plain, */*',
+      ...(query ? { query } : {}),
+      signal: AbortSignal.timeout(this.requestTimeoutMs),
+    });
     const text = await res.body.text();
     if (res.statusCode < 200 || res.statusCode >= 300) throw KubeApiError.fromResponse(res.statusCode, text, 'GET', path);
     return text;

@@ -85,7 +85,10 @@ export class EventRecorder {
   }
 
   private async write(obj: InvolvedObject, type: EventType, reason: string, message: string): Promise<void> {
-    const digest = createHash('sha256').update(`${obj.uid ?? obj.name}\0${type}\0${reason}\0${message}`).digest('hex').slice(0, 16);
+    const digest = createHash('sha256')
+      .update(`${obj.uid ?? obj.name}\0${type}\0${reason}\0${message}`)
+      .digest('hex')
+      .slice(0, 16);
     const name = `${obj.name.slice(0, 200)}.${digest}`;
     const path = resourcePath({ group: '', version: 'v1', plural: 'events', namespace: obj.namespace });
     const now = kubeTime();

@@ -177,7 +177,12 @@ export class Informer {
     }
     const old = this.store.get(key);
     // Never step back: the cache may already hold a newer copy this process wrote (upsert).
-    if (old && old.metadata?.resourceVersion !== e.object.metadata?.resourceVersion && newerOrSame(old.metadata?.resourceVersion, e.object.metadata?.resourceVersion)) return;
+    if (
+      old &&
+      old.metadata?.resourceVersion !== e.object.metadata?.resourceVersion &&
+      newerOrSame(old.metadata?.resourceVersion, e.object.metadata?.resourceVersion)
+    )
+      return;
     const existed = old !== undefined;
     this.store.set(key, slim(e.object));
     this.opts.onEvent(existed ? 'update' : 'add', e.object);
@@ -193,4 +198,3 @@ export class Informer {
     });
   }
 }
-

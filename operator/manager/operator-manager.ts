@@ -47,7 +47,15 @@ export interface OperatorOptions {
   /** Port of /metrics, /healthz, /readyz; 0 picks a free one; -1 serves nothing. */
   metricsPort?: number;
   metricsHost?: string;
-  leaderElection?: { enabled: boolean; namespace: string; name?: string; identity?: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
+  leaderElection?: {
+    enabled: boolean;
+    namespace: string;
+    name?: string;
+    identity?: string;
+    leaseDurationSeconds?: number;
+    renewDeadlineSeconds?: number;
+    retryPeriodSeconds?: number;
+  };
   defaultVersion?: CoordinationVersion;
   operatorVersion?: CoordinationVersion;
   /** Coordinator pods' identity (coordinator-rbac.ts); default per-swarm. */
@@ -187,7 +195,13 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     for (const inf of swarmInformers) {
       for (const o of inf.list()) {
         const st = (o as { status?: { phase?: string; activeVersion?: string; deliveryRate?: number } }).status;
-        yield { namespace: o.metadata?.namespace ?? '', name: o.metadata?.name ?? '', phase: st?.phase, version: st?.activeVersion, deliveryRate: st?.deliveryRate };
+        yield {
+          namespace: o.metadata?.namespace ?? '',
+          name: o.metadata?.name ?? '',
+          phase: st?.phase,
+          version: st?.activeVersion,
+          deliveryRate: st?.deliveryRate,
+        };
       }
     }
   });

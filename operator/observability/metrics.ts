@@ -85,25 +85,60 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
     },
   });
   const rollout = {
-    rolloutEffectivePercentage: new Gauge({ name: 'rollout_effective_percentage', help: 'Share of new Swarms routed to V2 by a RolloutPolicy', labelNames: ['policy'], registers }),
-    rolloutRoutedTotal: new Counter({ name: 'rollout_routed_total', help: 'Swarms routed by a RolloutPolicy, per version', labelNames: ['policy', 'version'], registers }),
-    rolloutFallbackRate: new Gauge({ name: 'rollout_fallback_rate', help: 'Fallback rate (percent) of the V2 swarms in the current window of a RolloutPolicy', labelNames: ['policy'], registers }),
+    rolloutEffectivePercentage: new Gauge({
+      name: 'rollout_effective_percentage',
+      help: 'Share of new Swarms routed to V2 by a RolloutPolicy',
+      labelNames: ['policy'],
+      registers,
+    }),
+    rolloutRoutedTotal: new Counter({
+      name: 'rollout_routed_total',
+      help: 'Swarms routed by a RolloutPolicy, per version',
+      labelNames: ['policy', 'version'],
+      registers,
+    }),
+    rolloutFallbackRate: new Gauge({
+      name: 'rollout_fallback_rate',
+      help: 'Fallback rate (percent) of the V2 swarms in the current window of a RolloutPolicy',
+      labelNames: ['policy'],
+      registers,
+    }),
     rolloutDeliveryRate: new Gauge({
       name: 'rollout_delivery_rate',
       help: 'Mean delivery rate (percent) of the finished V2 swarms in the current window of a RolloutPolicy; absent before one finished',
       labelNames: ['policy'],
       registers,
     }),
-    rolloutObservedV2Swarms: new Gauge({ name: 'rollout_observed_v2_swarms', help: 'V2 swarms in the current window of a RolloutPolicy (the fallback rate\'s sample)', labelNames: ['policy'], registers }),
-    rolloutObservedFinishedV2Swarms: new Gauge({
-      name: 'rollout_observed_finished_v2_swarms',
-      help: 'Finished V2 swarms in the current window of a RolloutPolicy (the delivery rate\'s sample)',
+    rolloutObservedV2Swarms: new Gauge({
+      name: 'rollout_observed_v2_swarms',
+      help: "V2 swarms in the current window of a RolloutPolicy (the fallback rate's sample)",
       labelNames: ['policy'],
       registers,
     }),
-    rolloutGateMaxFallbackRate: new Gauge({ name: 'rollout_gate_max_fallback_rate', help: 'maxFallbackRate gate (percent) of the current step of a RolloutPolicy', labelNames: ['policy'], registers }),
-    rolloutGateMinDeliveryRate: new Gauge({ name: 'rollout_gate_min_delivery_rate', help: 'minDeliveryRate gate (percent) of the current step of a RolloutPolicy', labelNames: ['policy'], registers }),
-    rolloutGateMinSamples: new Gauge({ name: 'rollout_gate_min_samples', help: 'minSamples gate of the current step of a RolloutPolicy: fewer samples are not judged', labelNames: ['policy'], registers }),
+    rolloutObservedFinishedV2Swarms: new Gauge({
+      name: 'rollout_observed_finished_v2_swarms',
+      help: "Finished V2 swarms in the current window of a RolloutPolicy (the delivery rate's sample)",
+      labelNames: ['policy'],
+      registers,
+    }),
+    rolloutGateMaxFallbackRate: new Gauge({
+      name: 'rollout_gate_max_fallback_rate',
+      help: 'maxFallbackRate gate (percent) of the current step of a RolloutPolicy',
+      labelNames: ['policy'],
+      registers,
+    }),
+    rolloutGateMinDeliveryRate: new Gauge({
+      name: 'rollout_gate_min_delivery_rate',
+      help: 'minDeliveryRate gate (percent) of the current step of a RolloutPolicy',
+      labelNames: ['policy'],
+      registers,
+    }),
+    rolloutGateMinSamples: new Gauge({
+      name: 'rollout_gate_min_samples',
+      help: 'minSamples gate of the current step of a RolloutPolicy: fewer samples are not judged',
+      labelNames: ['policy'],
+      registers,
+    }),
     rolloutPhase: new Gauge({ name: 'rollout_phase', help: 'Phase of a RolloutPolicy (1 for the current phase)', labelNames: ['policy', 'phase'], registers }),
   };
   return {
@@ -119,8 +154,18 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
     swarmPhase,
     swarmDeliveryRate,
     registry,
-    reconcileTotal: new Counter({ name: 'controller_runtime_reconcile_total', help: 'Total number of reconciliations per controller', labelNames: ['controller', 'result'], registers }),
-    reconcileErrors: new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers }),
+    reconcileTotal: new Counter({
+      name: 'controller_runtime_reconcile_total',
+      help: 'Total number of reconciliations per controller',
+      labelNames: ['controller', 'result'],
+      registers,
+    }),
+    reconcileErrors: new Counter({
+      name: 'controller_runtime_reconcile_errors_total',
+      help: 'Total number of reconciliation errors per controller',
+      labelNames: ['controller'],
+      registers,
+    }),
     reconcileTime: new Histogram({
       name: 'controller_runtime_reconcile_time_seconds',
       help: 'Length of time per reconciliation per controller',
@@ -135,8 +180,18 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
-    restClientRequests: new Counter({ name: 'rest_client_requests_total', help: 'Number of HTTP requests, by status code (0: no answer) and method', labelNames: ['code', 'method'], registers }),
-    activeWorkers: new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers }),
+    restClientRequests: new Counter({
+      name: 'rest_client_requests_total',
+      help: 'Number of HTTP requests, by status code (0: no answer) and method',
+      labelNames: ['code', 'method'],
+      registers,
+    }),
+    activeWorkers: new Gauge({
+      name: 'controller_runtime_active_workers',
+      help: 'Number of currently used workers per controller',
+      labelNames: ['controller'],
+      registers,
+    }),
     workqueueDepth: new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers }),
     workqueueAdds: new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers }),
     workqueueRetries: new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers }),
@@ -155,6 +210,11 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       registers,
     }),
     swarmFallbackTotal: new Counter({ name: 'swarm_fallback_total', help: 'V2 to V1 fallbacks by reason', labelNames: ['reason'], registers }),
-    leaderElectionMaster: new Gauge({ name: 'leader_election_master_status', help: 'Whether this process is the leader (1) or not (0)', labelNames: ['name'], registers }),
+    leaderElectionMaster: new Gauge({
+      name: 'leader_election_master_status',
+      help: 'Whether this process is the leader (1) or not (0)',
+      labelNames: ['name'],
+      registers,
+    }),
   };
 }

@@ -42,9 +42,7 @@ export const USED_RULES: readonly PolicyRule[] = [
 export const ADMISSION_RULES: readonly PolicyRule[] = [{ apiGroups: [API_GROUP], resources: ['swarms/finalizers'], verbs: ['update'] }];
 
 /** Leader election, in the operator's own namespace only. */
-export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
-];
+export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] }];
 
 /**
  * `--manage-crds` (chart: crds.manage): read and server-side apply the
@@ -52,7 +50,14 @@ export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
  * installs them, so the operator cannot define new kinds.
  */
 export const crdRules = (): PolicyRule[] => [
-  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: generateCrds().map((c) => (c.metadata as { name: string }).name).sort(), verbs: ['get', 'patch'] },
+  {
+    apiGroups: ['apiextensions.k8s.io'],
+    resources: ['customresourcedefinitions'],
+    resourceNames: generateCrds()
+      .map((c) => (c.metadata as { name: string }).name)
+      .sort(),
+    verbs: ['get', 'patch'],
+  },
 ];
 
 const SAMPLE_SWARM = { apiVersion: GROUP_VERSION, kind: 'Swarm', metadata: { name: 'x', namespace: 'x', uid: 'x' } } as unknown as Swarm;

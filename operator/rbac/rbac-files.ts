@@ -30,7 +30,12 @@ export function generateRbacFiles(): Map<string, string> {
     ],
     [
       'config/rbac/leader_election_role.yaml',
-      yaml({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'swarm-operator-leader-election', labels }, rules: leaderElectionRules() }),
+      yaml({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'swarm-operator-leader-election', labels },
+        rules: leaderElectionRules(),
+      }),
     ],
   ]);
 }

@@ -48,8 +48,14 @@ export async function ensureCrds(opts: EnsureCrdsOptions): Promise<CrdOutcome[]>
     const current = await opts.client.get(path).then(
       (o) => crdShape.parse(o),
       (e: unknown) => {
-        if (isNotFound(e)) throw new PermanentError(`CustomResourceDefinition ${name} is not installed: install the chart's CRDs (charts/swarm-operator/crds) or \`kubectl apply -k config/crd\` first`);
-        if (e instanceof KubeApiError && e.status === 403) throw new PermanentError(`--manage-crds: no right to read CustomResourceDefinition ${name} (the chart grants it with crds.manage=true): ${e.message}`);
+        if (isNotFound(e))
+          throw new PermanentError(
+            `CustomResourceDefinition ${name} is not installed: install the chart's CRDs (charts/swarm-operator/crds) or \`kubectl apply -k config/crd\` first`,
+          );
+        if (e instanceof KubeApiError && e.status === 403)
+          throw new PermanentError(
+            `--manage-crds: no right to read CustomResourceDefinition ${name} (the chart grants it with crds.manage=true): ${e.message}`,
+          );
         throw e;
       },
     );

@@ -48,7 +48,14 @@ const readerPodShape = z.looseObject({
 });
 
 /** Waiting reasons that will not resolve by themselves: reported at once. */
-const HOPELESS = new Set(['ErrImageNeverPull', 'InvalidImageName', 'ImagePullBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+const HOPELESS = new Set([
+  'ErrImageNeverPull',
+  'InvalidImageName',
+  'ImagePullBackOff',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
 
 /** Where a reader pod is: done (its phase), hopeless (why), or still on its way (what it waits for). */
 export function readerPodProgress(raw: unknown): { done: 'Succeeded' | 'Failed' } | { hopeless: string } | { waiting: string } {
@@ -91,7 +98,14 @@ export class ClaimSource implements ResultSource {
   }
 
   private podPath(name?: string, subresource?: string): string {
-    return resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: this.o.namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });
+    return resourcePath({
+      group: '',
+      version: 'v1',
+      plural: 'pods',
+      namespace: this.o.namespace,
+      ...(name ? { name } : {}),
+      ...(subresource ? { subresource } : {}),
+    });
   }
 
   private async page(from: number) {

@@ -128,7 +128,7 @@ export class ResultWriter {
 
   private pump(): void {
     if (this.backoff || this.closed) return;
-    for (let i = 0; i < this.queue.length && this.inFlight.size < this.concurrency; ) {
+    for (let i = 0; i < this.queue.length && this.inFlight.size < this.concurrency;) {
       const index = this.queue[i]!;
       // The same index is being written: its newer record goes after, never beside it.
       if (this.inFlight.has(index)) {

@@ -34,7 +34,15 @@ export function createS3Client(target: S3Target, credentials: S3Credentials, o: 
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
 // AWS's codes, and the one Versity's gateway gives an unknown access key id (with HTTP 404).
-const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'AuthorizationHeaderMalformed', 'XAdminUserNotFound']);
+const CREDENTIAL_CODES = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'AccessDenied',
+  'InvalidToken',
+  'ExpiredToken',
+  'AuthorizationHeaderMalformed',
+  'XAdminUserNotFound',
+]);
 const THROTTLE_CODES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests']);
 
 const NETWORK_CODE_IN_TEXT = new RegExp(`\\b(${[...NETWORK_CODES].join('|')})\\b`);
@@ -66,17 +74,34 @@ export function toS3StoreError(err: unknown, target: Pick<S3Target, 'endpoint' |
     const status = err.$metadata.httpStatusCode ?? 0;
     const code = err.name;
     const detail = `${code}${err.message && err.message !== code && err.message !== 'UnknownError' ? `: ${err.message}` : ''} (HTTP ${status})`;
-    if (code === 'NoSuchBucket') return new S3StoreError('no-such-bucket', `S3 bucket "${bucket}" does not exist at ${endpoint} (${what}): create it, or fix spec.results.s3.bucket`, endpoint, bucket, { cause: err });
+    if (code === 'NoSuchBucket')
+      return new S3StoreError(
+        'no-such-bucket',
+        `S3 bucket "${bucket}" does not exist at ${endpoint} (${what}): create it, or fix spec.results.s3.bucket`,
+        endpoint,
+        bucket,
+        { cause: err },
+      );
     if (CREDENTIAL_CODES.has(code) || status === 401 || status === 403) {
-      return new S3StoreError('credentials-refused', `S3 credentials refused by ${endpoint} for bucket "${bucket}" (${what}): ${detail}; check the Secret of spec.results.s3.credentialsSecretRef and its permissions`, endpoint, bucket, { cause: err });
+      return new S3StoreError(
+        'credentials-refused',
+        `S3 credentials refused by ${endpoint} for bucket "${bucket}" (${what}): ${detail}; check the Secret of spec.results.s3.credentialsSecretRef and its permissions`,
+        endpoint,
+        bucket,
+        { cause: err },
+      );
     }
-    if (THROTTLE_CODES.has(code) || status === 429 || status === 503) return new S3StoreError('throttled', `S3 ${at} is throttling (${what}): ${detail}`, endpoint, bucket, { cause: err });
+    if (THROTTLE_CODES.has(code) || status === 429 || status === 503)
+      return new S3StoreError('throttled', `S3 ${at} is throttling (${what}): ${detail}`, endpoint, bucket, { cause: err });
     if (status >= 500) return new S3StoreError('server-error', `S3 ${at} failed (${what}): ${detail}`, endpoint, bucket, { cause: err });
     return new S3StoreError('refused', `S3 ${at} refused the request (${what}): ${detail}`, endpoint, bucket, { cause: err });
   }
   const errno = networkFailureOf(err);
-  if (errno) return new S3StoreError('unreachable', `S3 endpoint ${endpoint} unreachable (${errno}) ${what} in bucket "${bucket}"`, endpoint, bucket, { cause: err });
+  if (errno)
+    return new S3StoreError('unreachable', `S3 endpoint ${endpoint} unreachable (${errno}) ${what} in bucket "${bucket}"`, endpoint, bucket, { cause: err });
   const message = err instanceof Error ? err.message : String(err);
   // Not an S3 answer at all (a proxy's HTML page, a cut connection): the endpoint is not serving S3.
-  return new S3StoreError('unreachable', `S3 endpoint ${endpoint} did not answer as S3 (${message}) ${what} in bucket "${bucket}"`, endpoint, bucket, { cause: err });
+  return new S3StoreError('unreachable', `S3 endpoint ${endpoint} did not answer as S3 (${message}) ${what} in bucket "${bucket}"`, endpoint, bucket, {
+    cause: err,
+  });
 }

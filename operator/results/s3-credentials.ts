@@ -39,7 +39,8 @@ export function parseCredential(raw: string, secret: string, key: string): strin
   const value = raw.replace(/\r?\n$/, '');
   if (value.length === 0) throw new S3CredentialsError(`Secret "${secret}" key "${key}" is empty`);
   if (value.length > 1024) throw new S3CredentialsError(`Secret "${secret}" key "${key}" holds ${value.length} characters: not an S3 credential`);
-  if (!/^[\x21-\x7e]+$/.test(value)) throw new S3CredentialsError(`Secret "${secret}" key "${key}" holds whitespace or non-ASCII characters: not an S3 credential`);
+  if (!/^[\x21-\x7e]+$/.test(value))
+    throw new S3CredentialsError(`Secret "${secret}" key "${key}" holds whitespace or non-ASCII characters: not an S3 credential`);
   return value;
 }
 
@@ -50,7 +51,9 @@ async function readKey(dir: string, file: string, ref: SecretRef, key: string): 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       // The volume is optional (a missing Secret must not hold the pod in ContainerCreating): absent file = no such Secret or key.
-      throw new S3CredentialsError(`S3 credentials: Secret "${ref.name}" does not exist in the Swarm's namespace or has no key "${key}" (spec.results.s3.credentialsSecretRef)`);
+      throw new S3CredentialsError(
+        `S3 credentials: Secret "${ref.name}" does not exist in the Swarm's namespace or has no key "${key}" (spec.results.s3.credentialsSecretRef)`,
+      );
     }
     throw new S3CredentialsError(`S3 credentials: cannot read Secret "${ref.name}" key "${key}" at ${join(dir, file)}: ${(err as Error).message}`);
   }
@@ -114,6 +117,10 @@ export function s3CredentialsFromEnv(env: Readonly<Record<string, string | undef
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
   if (!accessKeyId && !secretAccessKey) return undefined;
-  if (!accessKeyId || !secretAccessKey) throw new S3CredentialsError('S3 credentials: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (then the Swarm\'s Secret is read)');
-  return { accessKeyId: parseCredential(accessKeyId, 'environment', 'AWS_ACCESS_KEY_ID'), secretAccessKey: parseCredential(secretAccessKey, 'environment', 'AWS_SECRET_ACCESS_KEY') };
+  if (!accessKeyId || !secretAccessKey)
+    throw new S3CredentialsError("S3 credentials: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (then the Swarm's Secret is read)");
+  return {
+    accessKeyId: parseCredential(accessKeyId, 'environment', 'AWS_ACCESS_KEY_ID'),
+    secretAccessKey: parseCredential(secretAccessKey, 'environment', 'AWS_SECRET_ACCESS_KEY'),
+  };
 }

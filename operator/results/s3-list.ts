@@ -14,7 +14,14 @@ export async function listObjects(s3: S3Client, target: Pick<S3Target, 'endpoint
   do {
     let page;
     try {
-      page = await s3.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}), ...(pageSize ? { MaxKeys: pageSize } : {}) }));
+      page = await s3.send(
+        new ListObjectsV2Command({
+          Bucket: target.bucket,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : {}),
+          ...(pageSize ? { MaxKeys: pageSize } : {}),
+        }),
+      );
     } catch (err) {
       throw toS3StoreError(err, target, `listing ${prefix}`);
     }

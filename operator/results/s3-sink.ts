@@ -34,7 +34,9 @@ export class S3Sink implements ResultSink {
     // The same bytes as every sink's record: one JSON line.
     const body = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
     try {
-      await this.s3.send(new PutObjectCommand({ Bucket: this.o.config.bucket, Key: key, Body: body, ContentType: 'application/json', ContentLength: body.length }));
+      await this.s3.send(
+        new PutObjectCommand({ Bucket: this.o.config.bucket, Key: key, Body: body, ContentType: 'application/json', ContentLength: body.length }),
+      );
     } catch (err) {
       throw toS3StoreError(err, this.o.config, `storing ${key}`);
     }

@@ -88,7 +88,8 @@ export class S3Source implements ResultSource {
       return { reason: `not JSON: ${(err as Error).message}` };
     }
     const parsed = storedResult.safeParse(json);
-    if (!parsed.success) return { reason: `not a stored result: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}` };
+    if (!parsed.success)
+      return { reason: `not a stored result: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}` };
     if (parsed.data.index !== index) return { reason: `holds index ${parsed.data.index}, named ${index}.json` };
     return { record: parsed.data };
   }

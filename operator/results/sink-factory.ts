@@ -19,7 +19,8 @@ export const RESULTS_MOUNT_PATH = '/results';
  * shard, <swarm>-results-<shard> (a claim of a local volume is bound to one
  * node, so each shard has its own). `shard` undefined: a single-shard swarm.
  */
-export const createdClaimName = (swarmName: string, shard?: number): string => `${swarmName.slice(0, POD_NAME_PREFIX_MAX)}-results${shard === undefined ? '' : `-${shard}`}`;
+export const createdClaimName = (swarmName: string, shard?: number): string =>
+  `${swarmName.slice(0, POD_NAME_PREFIX_MAX)}-results${shard === undefined ? '' : `-${shard}`}`;
 
 /** The claim a Swarm's (or its shard's) results go to: spec.results.claimName (every shard mounts it), else the one the operator creates. */
 export const resultsClaimName = (swarmName: string, spec: ResultsSpec, shard?: number): string => spec.claimName ?? createdClaimName(swarmName, shard);
@@ -37,14 +38,21 @@ export interface SinkContext {
 
 /** status.results.location of a directory sink: "pvc://<claim>/<ns>/<name>/<uid>/" or "emptyDir://<pod>/<ns>/<name>/<uid>/". */
 export function directoryLocation(spec: ResultsSpec, scope: ResultScope, pod: string | undefined, shard?: number): string {
-  return spec.type === 'emptyDir' ? `emptyDir://${pod ?? 'coordinator'}/${resultDir(scope)}` : `pvc://${resultsClaimName(scope.name, spec, shard)}/${resultDir(scope)}`;
+  return spec.type === 'emptyDir'
+    ? `emptyDir://${pod ?? 'coordinator'}/${resultDir(scope)}`
+    : `pvc://${resultsClaimName(scope.name, spec, shard)}/${resultDir(scope)}`;
 }
 
 export async function createSink(spec: ResultsSpec, scope: ResultScope, ctx: SinkContext = {}): Promise<ResultSink> {
   switch (spec.type) {
     case 'persistentVolumeClaim':
     case 'emptyDir':
-      return new DirectorySink({ root: ctx.resultsDir ?? RESULTS_MOUNT_PATH, scope, type: spec.type, location: directoryLocation(spec, scope, ctx.pod, ctx.shard) });
+      return new DirectorySink({
+        root: ctx.resultsDir ?? RESULTS_MOUNT_PATH,
+        scope,
+        type: spec.type,
+        location: directoryLocation(spec, scope, ctx.pod, ctx.shard),
+      });
     case 's3': {
       if (!spec.s3) throw new Error('results.type s3 needs results.s3');
       // Loaded only here: a coordinator that stores elsewhere never loads the S3 client.

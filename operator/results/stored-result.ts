@@ -44,11 +44,7 @@ export const indexOfKey = (base: string): number | undefined => {
 };
 
 /** An agent's final response as a record: with the coordinator version (and pod) that stores it. */
-export const toStoredResult = (
-  r: Omit<StoredResult, 'version' | 'pod' | 'storedAt'>,
-  version: StoredResult['version'],
-  pod?: string,
-): StoredResult => ({
+export const toStoredResult = (r: Omit<StoredResult, 'version' | 'pod' | 'storedAt'>, version: StoredResult['version'], pod?: string): StoredResult => ({
   agentId: r.agentId,
   index: r.index,
   status: r.status,

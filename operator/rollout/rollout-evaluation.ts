@@ -22,8 +22,19 @@ export type Verdict =
 export function rolloutSpecKey(spec: RolloutPolicySpec): string {
   const { paused: _paused, ...rest } = spec;
   const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)])) : v;
-  return createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex').slice(0, 16);
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([k, x]) => [k, canonical(x)]),
+          )
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(rest)))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /**
@@ -45,10 +56,17 @@ export function statusIsCurrent(policy: RolloutPolicy): boolean {
  * decides), at most `gates.windowSwarms` V2 swarms, the newest, and the V1
  * swarms routed within the same span.
  */
-export function observe(policy: RolloutPolicy, swarms: readonly Swarm[], step: number, gates: RolloutGates, sinceGeneration = policy.metadata.generation): Observed {
+export function observe(
+  policy: RolloutPolicy,
+  swarms: readonly Swarm[],
+  step: number,
+  gates: RolloutGates,
+  sinceGeneration = policy.metadata.generation,
+): Observed {
   const at = (s: Swarm) => Date.parse(s.status?.rollout?.time ?? '') || 0;
   const gen = policy.metadata.generation;
-  const inEvaluation = (g: number | undefined) => g === gen || (g !== undefined && gen !== undefined && sinceGeneration !== undefined && g >= sinceGeneration && g <= gen);
+  const inEvaluation = (g: number | undefined) =>
+    g === gen || (g !== undefined && gen !== undefined && sinceGeneration !== undefined && g >= sinceGeneration && g <= gen);
   const routed = swarms
     .filter((s) => {
       const r = s.status?.rollout;

@@ -34,7 +34,6 @@ export interface RolloutPolicyReconcilerDeps {
   resyncMs?: number;
 }
 
-
 type Cond = (type: string, st: 'True' | 'False', reason: string, message: string) => void;
 
 export class RolloutPolicyReconciler {
@@ -44,7 +43,8 @@ export class RolloutPolicyReconciler {
     const raw = this.deps.getPolicy(key);
     if (!raw) return this.forgetMetrics(key);
     const parsed = policySchema.safeParse(raw);
-    if (!parsed.success) throw new PermanentError(`${key}: invalid RolloutPolicy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new PermanentError(`${key}: invalid RolloutPolicy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const run = new PolicyRun(this.deps, withRequestedPause(parsed.data), this.deps.now?.() ?? new Date());
     const result = await run.reconcile((policy, cond) => this.defaultConflict(policy, cond));
     this.observeMetrics(run.policy, run.status);
@@ -55,7 +55,8 @@ export class RolloutPolicyReconciler {
   private defaultConflict(policy: RolloutPolicy, cond: Cond): void {
     if (!policy.spec.default) return;
     const winner = defaultPolicy(parsePolicies(this.deps.listPolicies(policy.metadata.namespace ?? 'default')));
-    if (winner && winner.metadata.name !== policy.metadata.name) cond('DefaultActive', 'False', 'Conflict', `${winner.metadata.name} is the namespace default (the oldest marked default)`);
+    if (winner && winner.metadata.name !== policy.metadata.name)
+      cond('DefaultActive', 'False', 'Conflict', `${winner.metadata.name} is the namespace default (the oldest marked default)`);
     else cond('DefaultActive', 'True', 'Default', 'routes the Swarms of this namespace that name no policy');
   }
 
@@ -86,7 +87,16 @@ export class RolloutPolicyReconciler {
     const m = this.deps.metrics;
     if (!m) return;
     const policy = key;
-    for (const g of [m.rolloutEffectivePercentage, m.rolloutFallbackRate, m.rolloutDeliveryRate, m.rolloutObservedV2Swarms, m.rolloutObservedFinishedV2Swarms, m.rolloutGateMaxFallbackRate, m.rolloutGateMinDeliveryRate, m.rolloutGateMinSamples]) {
+    for (const g of [
+      m.rolloutEffectivePercentage,
+      m.rolloutFallbackRate,
+      m.rolloutDeliveryRate,
+      m.rolloutObservedV2Swarms,
+      m.rolloutObservedFinishedV2Swarms,
+      m.rolloutGateMaxFallbackRate,
+      m.rolloutGateMinDeliveryRate,
+      m.rolloutGateMinSamples,
+    ]) {
       g.remove({ policy });
     }
     for (const phase of PHASES) m.rolloutPhase.remove({ policy, phase });
@@ -117,7 +127,15 @@ class PolicyRun {
 
   async reconcile(defaultConflict: (policy: RolloutPolicy, cond: Cond) => void): Promise<ReconcileResult | void> {
     this.followSpec();
-    handleRequests({ policy: this.policy, status: this.status, now: this.now, specKey: this.specKey, decide: this.decide, cond: this.cond, event: (type, reason, message) => this.events.push([type, reason, message]) });
+    handleRequests({
+      policy: this.policy,
+      status: this.status,
+      now: this.now,
+      specKey: this.specKey,
+      decide: this.decide,
+      cond: this.cond,
+      event: (type, reason, message) => this.events.push([type, reason, message]),
+    });
     const requeue = this.judgeStep();
     this.setPhase();
     defaultConflict(this.policy, this.cond);
@@ -164,7 +182,10 @@ class PolicyRun {
         ? ['Paused', `spec.paused: holding ${status.effectivePercentage}% (${this.where()})`]
         : ['Resumed', `spec.paused cleared: resuming at ${status.effectivePercentage}% (${this.where()})`];
       this.events.push(['Normal', reason, message]);
-      this.deps.logger.info({ namespace: this.ns, name: policy.metadata.name, effective: status.effectivePercentage, paused: policy.spec.paused }, 'rollout paused or resumed');
+      this.deps.logger.info(
+        { namespace: this.ns, name: policy.metadata.name, effective: status.effectivePercentage, paused: policy.spec.paused },
+        'rollout paused or resumed',
+      );
     } else if (status.observedGeneration !== gen) {
       // A spec change (a Git commit) restarts the evaluation from the spec.
       this.decide(policy.spec.v2Percentage, `spec generation ${gen ?? '?'}: v2Percentage=${policy.spec.v2Percentage}`, 'Normal', 'SpecApplied');
@@ -187,7 +208,10 @@ class PolicyRun {
     const since = status.stepStartTime ?? now.toISOString();
     const rolledBack = this.rolledBack();
     // Rolled back: the figures that caused it stay in status until the next spec change.
-    const observed = rolledBack && status.observed ? status.observed : observe(policy, routedSince(this.deps.listSwarms(this.ns), status.evaluation?.since), step, gates, status.evaluation?.generation ?? this.gen);
+    const observed =
+      rolledBack && status.observed
+        ? status.observed
+        : observe(policy, routedSince(this.deps.listSwarms(this.ns), status.evaluation?.since), step, gates, status.evaluation?.generation ?? this.gen);
     status.observed = observed;
     if (rolledBack) return undefined;
     const verdict = judge(policy, observed, gates, step, now.getTime() - Date.parse(since));
@@ -231,7 +255,12 @@ class PolicyRun {
     if (JSON.stringify(status) === JSON.stringify(policy.status ?? {})) return;
     await this.deps.client.apply(
       resourcePath({ ...ROLLOUT_POLICY_RESOURCE, namespace: ns, name: policy.metadata.name }),
-      { apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', metadata: { name: policy.metadata.name, namespace: ns, resourceVersion: policy.metadata.resourceVersion }, status },
+      {
+        apiVersion: GROUP_VERSION,
+        kind: 'RolloutPolicy',
+        metadata: { name: policy.metadata.name, namespace: ns, resourceVersion: policy.metadata.resourceVersion },
+        status,
+      },
       { fieldManager: POLICY_FIELD_MANAGER, force: true, subresource: 'status' },
     );
   }
@@ -239,7 +268,18 @@ class PolicyRun {
   private async recordEvents(): Promise<void> {
     const { policy, ns } = this;
     for (const [type, reason, message] of this.events) {
-      await this.deps.recorder.record({ apiVersion: GROUP_VERSION, kind: 'RolloutPolicy', name: policy.metadata.name, namespace: ns, ...(policy.metadata.uid ? { uid: policy.metadata.uid } : {}) }, type, reason, message);
+      await this.deps.recorder.record(
+        {
+          apiVersion: GROUP_VERSION,
+          kind: 'RolloutPolicy',
+          name: policy.metadata.name,
+          namespace: ns,
+          ...(policy.metadata.uid ? { uid: policy.metadata.uid } : {}),
+        },
+        type,
+        reason,
+        message,
+      );
     }
   }
 }

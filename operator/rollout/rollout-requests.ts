@@ -83,7 +83,9 @@ export function handleRequests(ctx: RequestContext): void {
   };
   const pauseToken = pausedByRequest(policy) ? 'true' : '';
   if ((status.requests?.pause?.token ?? '') !== pauseToken) {
-    const [reason, message] = pauseToken ? ['Paused', 'paused by request (kubectl swarm rollout pause)'] : ['Resumed', 'resumed by request (kubectl swarm rollout resume)'];
+    const [reason, message] = pauseToken
+      ? ['Paused', 'paused by request (kubectl swarm rollout pause)']
+      : ['Resumed', 'resumed by request (kubectl swarm rollout resume)'];
     ctx.event('Normal', reason, `${message}: ${status.effectivePercentage ?? policy.spec.v2Percentage}%`);
     record('pause', pauseToken, { accepted: true, message });
   }

@@ -31,7 +31,9 @@ export function currentStep(p: RolloutPolicy): number {
 export function defaultPolicy(policies: readonly RolloutPolicy[]): RolloutPolicy | undefined {
   return policies
     .filter((p) => p.spec.default)
-    .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name.localeCompare(b.metadata.name))[0];
+    .sort(
+      (a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name.localeCompare(b.metadata.name),
+    )[0];
 }
 
 export function parsePolicies(raw: readonly KubeObject[]): RolloutPolicy[] {
@@ -61,7 +63,13 @@ export class RolloutRouter {
     return {
       version,
       reason: `RolloutPolicy ${policy.metadata.name} at ${percentage}%: bucket ${bucket} ${version === 'v2' ? '<' : '>='} ${percentage}`,
-      rollout: { policy: policy.metadata.name, bucket, percentage, ...(policy.metadata.generation !== undefined ? { generation: policy.metadata.generation } : {}), step: currentStep(policy) },
+      rollout: {
+        policy: policy.metadata.name,
+        bucket,
+        percentage,
+        ...(policy.metadata.generation !== undefined ? { generation: policy.metadata.generation } : {}),
+        step: currentStep(policy),
+      },
     };
   }
 }

@@ -220,7 +220,16 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     failedIndexes: publisher.failedIndexes(),
     ...(spec.agent.noRetryExitCodes?.length ? { noRetryExitCodes: spec.agent.noRetryExitCodes } : {}),
   };
-  log.info({ agents: range.end - range.start, indexes: rangeIndexes(range), tasks: tasks?.length ?? 0, resumedPastCompleted: publisher.completedIndexes().length, resumedPastFailed: publisher.failedIndexes().length }, 'coordinating');
+  log.info(
+    {
+      agents: range.end - range.start,
+      indexes: rangeIndexes(range),
+      tasks: tasks?.length ?? 0,
+      resumedPastCompleted: publisher.completedIndexes().length,
+      resumedPastFailed: publisher.failedIndexes().length,
+    },
+    'coordinating',
+  );
   try {
     const result = await coordinator.executeObjective(objective);
     for (const r of result.responses) if (!put.has(r.index)) onResponse(r);
@@ -248,7 +257,9 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     // The pod's termination message, and so the reason the operator reports.
     const { completed, failed, total } = result.status.agents;
     const cut = result.interruptedIndexes?.length ?? 0;
-    await writeFile(o.terminationLog ?? '/dev/termination-log', `stopped mid-run: ${completed + failed}/${total} agents delivered, ${cut} interrupted`).catch(() => undefined);
+    await writeFile(o.terminationLog ?? '/dev/termination-log', `stopped mid-run: ${completed + failed}/${total} agents delivered, ${cut} interrupted`).catch(
+      () => undefined,
+    );
     return 143;
   } catch (err) {
     // Progress so far stays published: a replacement resumes from it.

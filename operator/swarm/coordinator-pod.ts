@@ -75,7 +75,14 @@ export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, a
 export function spreadConstraints(swarm: Swarm): Array<Record<string, unknown>> {
   const given = swarm.spec.agent.topologySpreadConstraints;
   if (given) return given;
-  return [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { [LABEL_SWARM]: swarm.metadata.name } } }];
+  return [
+    {
+      maxSkew: 1,
+      topologyKey: 'kubernetes.io/hostname',
+      whenUnsatisfiable: 'ScheduleAnyway',
+      labelSelector: { matchLabels: { [LABEL_SWARM]: swarm.metadata.name } },
+    },
+  ];
 }
 
 /** The swarm's directory name on the tmpfs: its UID (a valid file name, unique). */

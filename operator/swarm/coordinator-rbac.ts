@@ -27,7 +27,6 @@ export const SHARED_COORDINATOR = 'coordinator.swarm.cfn.dev';
 export const COORDINATOR_POLICY = 'swarm-operator-coordinator.swarm.cfn.dev';
 const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 
-
 const celList = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 /** Keys of an entry a shard's coordinator may set or change: its progress, and the list map's key (same by construction). */
 const SHARD_WRITABLE = celList(['index', ...SHARD_COORDINATOR_FIELDS]);
@@ -102,10 +101,16 @@ export function coordinatorAdmissionPolicy() {
             name: 'pod',
             expression: `has(request.userInfo.extra) && '${POD_NAME_EXTRA}' in request.userInfo.extra && size(request.userInfo.extra['${POD_NAME_EXTRA}']) == 1 ? request.userInfo.extra['${POD_NAME_EXTRA}'][0] : ''`,
           },
-          { name: 'prefix', expression: `(size(request.name) > ${POD_NAME_PREFIX_MAX} ? request.name.substring(0, ${POD_NAME_PREFIX_MAX}) : request.name) + '-'` },
+          {
+            name: 'prefix',
+            expression: `(size(request.name) > ${POD_NAME_PREFIX_MAX} ? request.name.substring(0, ${POD_NAME_PREFIX_MAX}) : request.name) + '-'`,
+          },
           { name: 'suffix', expression: `variables.pod.startsWith(variables.prefix) ? variables.pod.substring(size(variables.prefix)) : ''` },
           // The shard a pod `<prefix>-s<i>-<version>-<n>` runs; -1: not a shard's pod.
-          { name: 'shard', expression: `variables.suffix.matches('^s[0-9]{1,2}-v[12]-[0-9]+$') ? int(variables.suffix.substring(1, variables.suffix.indexOf('-'))) : -1` },
+          {
+            name: 'shard',
+            expression: `variables.suffix.matches('^s[0-9]{1,2}-v[12]-[0-9]+$') ? int(variables.suffix.substring(1, variables.suffix.indexOf('-'))) : -1`,
+          },
           { name: 'oldStatus', expression: `has(oldObject.status) ? oldObject.status : {}` },
           { name: 'newStatus', expression: `has(object.status) ? object.status : {}` },
           { name: 'oldShards', expression: `has(oldObject.status) && has(oldObject.status.shards) ? oldObject.status.shards : []` },

@@ -107,7 +107,16 @@ export function podState(raw: unknown): PodState | undefined {
   const stamped = Date.parse(pod.metadata.annotations?.[ANNOTATION_CREATED_AT] ?? '');
   const createdAt = Number.isFinite(stamped) ? stamped : pod.metadata.creationTimestamp ? Date.parse(pod.metadata.creationTimestamp) + 999 : Date.now();
   const ended = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-  return { name: pod.metadata.name, version, attempt, shard: Number.isSafeInteger(shard) ? shard : 0, createdAt, ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}), ended, condition: classify(pod) };
+  return {
+    name: pod.metadata.name,
+    version,
+    attempt,
+    shard: Number.isSafeInteger(shard) ? shard : 0,
+    createdAt,
+    ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
+    ended,
+    condition: classify(pod),
+  };
 }
 
 type Pod = z.infer<typeof podShape>;
@@ -149,14 +158,18 @@ function classify(pod: Pod): PodCondition {
   if (status.phase === 'Succeeded') return { kind: 'succeeded' };
   if (status.phase === 'Unknown') return { kind: 'lost', reason: `node ${pod.spec?.nodeName ?? ''} lost: pod phase Unknown`.replace('  ', ' ') };
   if (status.phase === 'Failed' || term) {
-    if (term?.exitCode === EXIT_PREFLIGHT_FAILED) return { kind: 'preflight-failed', reason: lastLine(term.message ?? status.message ?? '') || 'V2 preflight failed' };
+    if (term?.exitCode === EXIT_PREFLIGHT_FAILED)
+      return { kind: 'preflight-failed', reason: lastLine(term.message ?? status.message ?? '') || 'V2 preflight failed' };
     const outside = externalCause(pod);
     if (outside) return { kind: 'lost', reason: outside };
     // Exited 0, the kubelet has not posted Succeeded yet: wait for the phase
     // (Complete implies the pod Succeeded).
     if (term?.exitCode === 0 && status.phase !== 'Failed') return { kind: 'terminating', reason: 'coordinator exited 0' };
     const why = term?.reason ?? 'Error';
-    return { kind: 'crashed', reason: [why, term ? `exit code ${term.exitCode}` : '', lastLine(term?.message ?? status.message ?? '')].filter(Boolean).join(': ') };
+    return {
+      kind: 'crashed',
+      reason: [why, term ? `exit code ${term.exitCode}` : '', lastLine(term?.message ?? status.message ?? '')].filter(Boolean).join(': '),
+    };
   }
   if (pod.metadata.deletionTimestamp) {
     const until = Date.parse(pod.metadata.deletionTimestamp);
@@ -174,10 +187,12 @@ function classify(pod: Pod): PodCondition {
   // The agent image (an init container) blocked the same way: the coordinator waits in PodInitializing.
   for (const init of status.initContainerStatuses ?? []) {
     const w = init.state?.waiting;
-    if (w?.reason && BLOCKING_WAIT_REASONS.has(w.reason)) return { kind: 'blocked', reason: w.reason, message: `container ${init.name}: ${w.message ?? w.reason}` };
+    if (w?.reason && BLOCKING_WAIT_REASONS.has(w.reason))
+      return { kind: 'blocked', reason: w.reason, message: `container ${init.name}: ${w.message ?? w.reason}` };
   }
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
-  if (scheduled?.status === 'False') return { kind: 'blocked', reason: scheduled.reason ?? 'Unschedulable', message: scheduled.message ?? 'the pod is not scheduled' };
+  if (scheduled?.status === 'False')
+    return { kind: 'blocked', reason: scheduled.reason ?? 'Unschedulable', message: scheduled.message ?? 'the pod is not scheduled' };
   if (wait?.reason) return { kind: 'starting', reason: wait.reason, message: wait.message ?? `${wait.reason} on ${pod.spec?.nodeName ?? 'its node'}` };
   if (pod.spec?.nodeName) return { kind: 'starting', reason: 'Scheduled', message: `scheduled on ${pod.spec.nodeName}` };
   return { kind: 'starting', reason: 'PodCreated', message: 'waiting to be scheduled' };

@@ -89,7 +89,10 @@ export function claimVerdict(swarm: Swarm, existing: unknown, shard = 0): ClaimV
   if (meta.deletionTimestamp) return { kind: 'wait', message: `results claim ${name} is being deleted; a new one is created once it is gone` };
   const controller = meta.ownerReferences?.find((o) => o.controller);
   if (controller && controller.uid !== uid) {
-    return { kind: 'wait', message: `results claim ${name} belongs to ${controller.kind} ${controller.name} (uid ${controller.uid}), an earlier object of that name; waiting for the garbage collector to delete it` };
+    return {
+      kind: 'wait',
+      message: `results claim ${name} belongs to ${controller.kind} ${controller.name} (uid ${controller.uid}), an earlier object of that name; waiting for the garbage collector to delete it`,
+    };
   }
   const ours = controller?.uid === uid || meta.annotations?.[ANNOTATION_CLAIM_FOR] === uid;
   return { kind: 'use', kept: !ours };
@@ -121,8 +124,11 @@ export function claimProblem(name: string, claim: unknown, events: unknown): str
   if (claim === undefined) return `results claim ${name} does not exist`;
   const phase = claimStatus.safeParse(claim).data?.status?.phase ?? 'Pending';
   if (phase === 'Bound') return undefined;
-  const when = (e: { lastTimestamp?: string | null | undefined; eventTime?: string | null | undefined; metadata?: { creationTimestamp?: string | undefined } | undefined }) =>
-    Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? '') || 0;
+  const when = (e: {
+    lastTimestamp?: string | null | undefined;
+    eventTime?: string | null | undefined;
+    metadata?: { creationTimestamp?: string | undefined } | undefined;
+  }) => Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? '') || 0;
   // The latest event, a Warning before a Normal one of the same time (the PV
   // controller reports a claim with no StorageClass as Normal FailedBinding).
   const items = eventList.safeParse(events).data?.items ?? [];

@@ -146,7 +146,10 @@ export class ShardRun {
       if (last === 'PodCreated' || last === MOVED_REASON || last === 'CreateRefused') {
         const since = Date.parse(e.attemptTime ?? this.ctx.status.startTime ?? '') || this.ctx.now.getTime();
         if (last === 'CreateRefused' && this.startDeadlinePassed(since)) {
-          this.fail('StartDeadlineExceeded', `no coordinator pod within ${this.ctx.swarm.spec.coordination.startDeadlineSeconds}s: ${e.message ?? 'creation refused'}`);
+          this.fail(
+            'StartDeadlineExceeded',
+            `no coordinator pod within ${this.ctx.swarm.spec.coordination.startDeadlineSeconds}s: ${e.message ?? 'creation refused'}`,
+          );
           return;
         }
         return this.createPod(version, 'CoordinatorCreated', true);
@@ -160,11 +163,19 @@ export class ShardRun {
       case 'preflight-failed':
         return this.ownFailure(pod, c.reason, 'preflight');
       case 'crashed':
-        return this.ownFailure(pod, `${pod.version === 'v2' ? 'V2 ' : ''}coordinator failed: ${c.reason}`, /OOMKilled/.test(c.reason) ? 'oom_killed' : 'crashed');
+        return this.ownFailure(
+          pod,
+          `${pod.version === 'v2' ? 'V2 ' : ''}coordinator failed: ${c.reason}`,
+          /OOMKilled/.test(c.reason) ? 'oom_killed' : 'crashed',
+        );
       case 'lost':
         return this.replace(c.reason, pod);
       case 'terminating':
-        if (this.stuck(c)) return this.replace(`coordinator pod ${pod.name} still terminating ${STUCK_TERMINATING_MS / 1000}s past its deletion deadline (node unreachable?)`, pod);
+        if (this.stuck(c))
+          return this.replace(
+            `coordinator pod ${pod.name} still terminating ${STUCK_TERMINATING_MS / 1000}s past its deletion deadline (node unreachable?)`,
+            pod,
+          );
         // Not being deleted: its container ended well, the phase follows.
         if (c.until === undefined) return { requeueAfterMs: STOPPING_POLL_MS };
         // Its successor must not run beside it: wait until it is gone.
@@ -252,7 +263,10 @@ export class ShardRun {
     }
     if (this.startDeadlinePassed(pod.createdAt)) {
       this.deletePod(pod.name);
-      this.fail('StartDeadlineExceeded', `coordinator pod ${pod.name} did not start within ${this.ctx.swarm.spec.coordination.startDeadlineSeconds}s: ${c.reason}: ${c.message}`);
+      this.fail(
+        'StartDeadlineExceeded',
+        `coordinator pod ${pod.name} did not start within ${this.ctx.swarm.spec.coordination.startDeadlineSeconds}s: ${c.reason}: ${c.message}`,
+      );
       return;
     }
     const untilDeadline = pod.createdAt + this.ctx.swarm.spec.coordination.startDeadlineSeconds * 1000 - this.ctx.now.getTime() + 50;
@@ -310,12 +324,20 @@ export class ShardRun {
     const verdict = claimVerdict(swarm, existing, this.shard);
     if (verdict.kind === 'create') {
       this.ctx.act(() => deps.client.apply(path, claim, { fieldManager: FIELD_MANAGER, force: true }).then(() => undefined));
-      this.event('Normal', 'ResultsClaimCreated', `created results claim ${claim.metadata.name} (${claim.spec.resources.requests.storage}${swarm.spec.results.retain ? ', retained: not deleted with the Swarm' : ''})`);
+      this.event(
+        'Normal',
+        'ResultsClaimCreated',
+        `created results claim ${claim.metadata.name} (${claim.spec.resources.requests.storage}${swarm.spec.results.retain ? ', retained: not deleted with the Swarm' : ''})`,
+      );
       return true;
     }
     if (verdict.kind === 'use') {
       if (verdict.kept && (this.entry.attempts ?? 0) === 0) {
-        this.event('Normal', 'ResultsClaimReused', `results claim ${claim.metadata.name} exists without this Swarm as its owner (kept by an earlier Swarm or made by someone else): used as it is, not deleted with this Swarm`);
+        this.event(
+          'Normal',
+          'ResultsClaimReused',
+          `results claim ${claim.metadata.name} exists without this Swarm as its owner (kept by an earlier Swarm or made by someone else): used as it is, not deleted with this Swarm`,
+        );
       }
       return true;
     }
@@ -346,12 +368,17 @@ export class ShardRun {
           if (!isNotFound(err)) throw err;
           return undefined;
         }),
-        this.ctx.deps.client.get(resourcePath({ ...at, plural: 'events' }), { fieldSelector: `involvedObject.kind=PersistentVolumeClaim,involvedObject.name=${name}` }),
+        this.ctx.deps.client.get(resourcePath({ ...at, plural: 'events' }), {
+          fieldSelector: `involvedObject.kind=PersistentVolumeClaim,involvedObject.name=${name}`,
+        }),
       ]);
       const problem = claimProblem(name, claim, events);
       return problem ? `; ${problem}` : '';
     } catch (err) {
-      this.ctx.deps.logger.debug({ namespace: this.ctx.ns, name: this.ctx.swarm.metadata.name, shard: this.shard, err: errorMessage(err) }, 'reading the results claim failed');
+      this.ctx.deps.logger.debug(
+        { namespace: this.ctx.ns, name: this.ctx.swarm.metadata.name, shard: this.shard, err: errorMessage(err) },
+        'reading the results claim failed',
+      );
       return '';
     }
   }
@@ -500,7 +527,11 @@ export class ShardRun {
     }
     const resumes = this.progress.completedAgents || this.progress.failedIndexes;
     const from = pod?.node ? ` (on node ${pod.node})` : '';
-    this.event('Warning', 'CoordinatorLost', `${reason}${from}; starting a replacement that resumes ${resumes ? 'past the agents whose final answer is in' : 'from the start'}`);
+    this.event(
+      'Warning',
+      'CoordinatorLost',
+      `${reason}${from}; starting a replacement that resumes ${resumes ? 'past the agents whose final answer is in' : 'from the start'}`,
+    );
     const result = await this.createPod(e.version ?? 'v1', 'CoordinatorReplaced');
     // The entry says why the shard moved until its new pod runs (the event keeps it after).
     if (e.reason === 'PodCreated') this.state(MOVED_REASON, `${reason}${from}; replaced by coordinator pod ${e.pod ?? ''}`);
@@ -536,7 +567,13 @@ export class ShardRun {
       return;
     }
     const reason =
-      result.status === 'timeout' ? 'DeadlineExceeded' : result.message?.startsWith(INVALID_TASKS_PREFIX) ? 'InvalidTasks' : isNotStoredMessage(result.message) ? 'ResultsNotStored' : 'RunFailed';
+      result.status === 'timeout'
+        ? 'DeadlineExceeded'
+        : result.message?.startsWith(INVALID_TASKS_PREFIX)
+          ? 'InvalidTasks'
+          : isNotStoredMessage(result.message)
+            ? 'ResultsNotStored'
+            : 'RunFailed';
     this.fail(reason, result.message ?? `coordinator ended with ${result.status}`);
   }
 

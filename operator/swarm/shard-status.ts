@@ -17,7 +17,19 @@ import type { ShardRange } from './shards.js';
 export const SWARM_FAILED_AGENTS_MAX = 50;
 
 /** The fields of a status.shards entry the operator writes; the shard's coordinator writes the rest. */
-export const SHARD_OPERATOR_FIELDS = ['index', 'indexes', 'pod', 'node', 'version', 'phase', 'attempts', 'attemptTime', 'reason', 'message', 'fallback'] as const satisfies readonly (keyof ShardStatus)[];
+export const SHARD_OPERATOR_FIELDS = [
+  'index',
+  'indexes',
+  'pod',
+  'node',
+  'version',
+  'phase',
+  'attempts',
+  'attemptTime',
+  'reason',
+  'message',
+  'fallback',
+] as const satisfies readonly (keyof ShardStatus)[];
 
 /** The fields of a status.shards entry its shard's coordinator writes (its progress; the admission policy allows a shard pod these only). */
 export const SHARD_COORDINATOR_FIELDS = [
@@ -129,7 +141,8 @@ export function aggregateShards(ranges: readonly ShardRange[], progress: readonl
     out.results = {
       type: first.type,
       // One sink (s3, a claim every shard mounts) has one location; claims of their own are listed per shard.
-      location: locations.length === 1 ? first.location : `${first.location} and ${locations.length - 1} more (status.shards[].results.location)`.slice(0, 4096),
+      location:
+        locations.length === 1 ? first.location : `${first.location} and ${locations.length - 1} more (status.shards[].results.location)`.slice(0, 4096),
       stored: results.reduce((n, r) => n + r.stored, 0),
       bytes: results.reduce((n, r) => n + r.bytes, 0),
       ...(results.some((r) => r.pending !== undefined) ? { pending } : {}),

@@ -37,7 +37,11 @@ export function shardCount(spec: Pick<SwarmSpec, 'agents' | 'tasks' | 'shards' |
 export function shardRanges(agents: number, shards: number): ShardRange[] {
   if (!Number.isSafeInteger(agents) || agents < 1) throw new RangeError(`agents must be a positive integer, got ${agents}`);
   if (!Number.isSafeInteger(shards) || shards < 1 || shards > agents) throw new RangeError(`shards must be 1..${agents}, got ${shards}`);
-  return Array.from({ length: shards }, (_, shard) => ({ shard, start: Math.floor((shard * agents) / shards), end: Math.floor(((shard + 1) * agents) / shards) }));
+  return Array.from({ length: shards }, (_, shard) => ({
+    shard,
+    start: Math.floor((shard * agents) / shards),
+    end: Math.floor(((shard + 1) * agents) / shards),
+  }));
 }
 
 type ShardedSwarm = { spec: Parameters<typeof shardCount>[0]; status?: Pick<SwarmStatusT, 'shardCount' | 'version'> | undefined };
@@ -56,4 +60,5 @@ export function swarmShardCount(swarm: ShardedSwarm): number {
 }
 
 /** The ranges of a Swarm (swarmShardCount of them). */
-export const swarmShardRanges = (swarm: ShardedSwarm): ShardRange[] => shardRanges(Math.max(1, swarmAgents(swarm.spec)), Math.min(swarmShardCount(swarm), Math.max(1, swarmAgents(swarm.spec))));
+export const swarmShardRanges = (swarm: ShardedSwarm): ShardRange[] =>
+  shardRanges(Math.max(1, swarmAgents(swarm.spec)), Math.min(swarmShardCount(swarm), Math.max(1, swarmAgents(swarm.spec))));

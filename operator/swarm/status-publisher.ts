@@ -48,7 +48,10 @@ export interface PublisherOptions {
  * agent in completedAgents: those of its failedAgents (the first 50) count as
  * failed there, the rest as completed (the counts stay the published ones).
  */
-export function finalIndexes(previous: Pick<SwarmStatusT, 'completedAgents' | 'failedIndexes' | 'failedAgents'> | undefined): { completed: number[]; failed: number[] } {
+export function finalIndexes(previous: Pick<SwarmStatusT, 'completedAgents' | 'failedIndexes' | 'failedAgents'> | undefined): {
+  completed: number[];
+  failed: number[];
+} {
   const listed = expandRanges(previous?.completedAgents ?? '');
   if (previous?.failedIndexes !== undefined) {
     const failed = expandRanges(previous.failedIndexes);
@@ -109,7 +112,8 @@ export class StatusPublisher {
     } else {
       this.failedSet.add(r.index);
       this.failed++;
-      if (this.failedAgents.length < (this.opts.shard ? SHARD_FAILED_AGENTS_MAX : SWARM_FAILED_AGENTS_MAX)) this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
+      if (this.failedAgents.length < (this.opts.shard ? SHARD_FAILED_AGENTS_MAX : SWARM_FAILED_AGENTS_MAX))
+        this.failedAgents.push({ index: r.index, reason: (r.error ?? `exit code ${r.exitCode}`).slice(0, 1024) });
     }
     this.schedule();
   }
@@ -168,7 +172,12 @@ export class StatusPublisher {
     const shard = this.opts.shard;
     await this.opts.client.apply(
       resourcePath({ ...SWARM_RESOURCE, namespace: this.opts.namespace, name: this.opts.name }),
-      { apiVersion: GROUP_VERSION, kind: 'Swarm', metadata: { name: this.opts.name, namespace: this.opts.namespace }, status: shard ? { shards: [shardBody(shard, status)] } : status },
+      {
+        apiVersion: GROUP_VERSION,
+        kind: 'Swarm',
+        metadata: { name: this.opts.name, namespace: this.opts.namespace },
+        status: shard ? { shards: [shardBody(shard, status)] } : status,
+      },
       { fieldManager: shard ? shardFieldManager(shard.index) : COORDINATOR_FIELD_MANAGER, force: true, subresource: 'status' },
     );
   }

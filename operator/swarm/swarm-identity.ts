@@ -17,7 +17,13 @@ const SHARED_IDENTITY_TTL_MS = 5 * 60_000;
  * was not collected yet) is replaced; apply kept both controller references,
  * which the API server refuses (422), and the pod never came.
  */
-async function ensureObject(client: KubeClient, namespace: string, plural: string, obj: { metadata: { name: string } }, group = 'rbac.authorization.k8s.io'): Promise<void> {
+async function ensureObject(
+  client: KubeClient,
+  namespace: string,
+  plural: string,
+  obj: { metadata: { name: string } },
+  group = 'rbac.authorization.k8s.io',
+): Promise<void> {
   const at = { group, version: 'v1', plural, namespace };
   await client.create(resourcePath(at), obj, FIELD_MANAGER).catch(async (e: unknown) => {
     if (!isAlreadyExists(e)) throw e;
@@ -33,7 +39,12 @@ type Named = { metadata: { name: string } };
  * `bind` verb the API server's escalation check reads the Role, and a binding
  * racing it fails with 404: then the pod runs unbound, 403, lost, V1).
  */
-export async function ensureIdentity(client: KubeClient, namespace: string, rbac: { serviceAccount: Named; role: Named; roleBinding: Named }, besideBinding?: () => Promise<void>): Promise<void> {
+export async function ensureIdentity(
+  client: KubeClient,
+  namespace: string,
+  rbac: { serviceAccount: Named; role: Named; roleBinding: Named },
+  besideBinding?: () => Promise<void>,
+): Promise<void> {
   await Promise.all([ensureObject(client, namespace, 'serviceaccounts', rbac.serviceAccount, ''), ensureObject(client, namespace, 'roles', rbac.role)]);
   await Promise.all([ensureObject(client, namespace, 'rolebindings', rbac.roleBinding), besideBinding?.()]);
 }

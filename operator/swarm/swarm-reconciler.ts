@@ -77,9 +77,11 @@ export class SwarmReconciler {
     for (const pod of this.deps.listPods(ns, swarm.metadata.name)) {
       const name = pod.metadata?.name;
       if (!name) continue;
-      await this.deps.client.delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: ns, name }), { gracePeriodSeconds: 5 }).catch((e: unknown) => {
-        if (!isNotFound(e)) throw e;
-      });
+      await this.deps.client
+        .delete(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: ns, name }), { gracePeriodSeconds: 5 })
+        .catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
     }
     await this.deps.recorder.record(involved(swarm), 'Normal', 'Cleanup', 'coordinator pods deleted, finalizer removed');
     await this.deps.client.mergePatch(this.path(swarm), {
@@ -98,12 +100,19 @@ export class SwarmReconciler {
     // A conflict is optimistic concurrency at work: the retry reads the new
     // object, and the conflict says nothing about the swarm's health.
     if (isConflict(err)) return;
-    const live = await this.deps.client.get(this.path(swarm)).then((o) => swarmSchema.safeParse(o), () => undefined);
+    const live = await this.deps.client.get(this.path(swarm)).then(
+      (o) => swarmSchema.safeParse(o),
+      () => undefined,
+    );
     if (!live?.success) return;
     const current = live.data;
     const status: SwarmStatusT = { ...(current.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
-    status.conditions = setCondition(status.conditions, { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError }, current.metadata.generation);
+    status.conditions = setCondition(
+      status.conditions,
+      { type: 'Reconciled', status: 'False', reason: isRetryable(err) ? 'RetryLater' : 'PermanentError', message: status.lastError },
+      current.metadata.generation,
+    );
     status.conditions = applyKstatus(status.conditions, swarmKstatus(status), current.metadata.generation, this.deps.now?.() ?? new Date());
     // A write racing this one wins; the retry records the error again if it persists.
     await applyOperatorStatus(this.deps.client, current, status).then(this.deps.wrote, () => undefined);

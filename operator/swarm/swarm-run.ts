@@ -29,7 +29,11 @@ import type { SwarmReconcilerDeps } from './swarm-reconciler.js';
 
 /** JSON with sorted keys: the status as read and as built compare equal whatever their key order. */
 const canonical = (v: unknown): string =>
-  JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+  JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
 
 /** The sooner of two requeues (undefined: none). */
 function sooner(a: ReconcileResult | void, b: ReconcileResult | void): ReconcileResult | void {
@@ -179,7 +183,10 @@ export class SwarmRun implements RunContext {
       run.entry.attempts ??= 0;
     }
     this.event('Normal', 'VersionSelected', `coordination ${d.version}: ${d.reason}${this.sharded ? ` (${this.ranges.length} shards)` : ''}`);
-    this.deps.logger.info({ namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason, shards: this.ranges.length }, 'version selected');
+    this.deps.logger.info(
+      { namespace: this.ns, name: this.swarm.metadata.name, version: d.version, reason: d.reason, shards: this.ranges.length },
+      'version selected',
+    );
   }
 
   /**
@@ -192,8 +199,14 @@ export class SwarmRun implements RunContext {
     let stopping = false;
     for (const run of this.shardRuns) stopping = (await run.suspend()) || stopping;
     s.phase = 'Pending';
-    if (findCondition(s.conditions, 'Suspended')?.status !== 'True') this.event('Normal', 'Suspended', 'spec.suspend is true: no coordinator pod runs until it is false');
-    this.setCondition('Suspended', 'True', 'Suspended', stopping ? 'spec.suspend is true: stopping the coordinator pods' : 'spec.suspend is true: no coordinator pod runs');
+    if (findCondition(s.conditions, 'Suspended')?.status !== 'True')
+      this.event('Normal', 'Suspended', 'spec.suspend is true: no coordinator pod runs until it is false');
+    this.setCondition(
+      'Suspended',
+      'True',
+      'Suspended',
+      stopping ? 'spec.suspend is true: stopping the coordinator pods' : 'spec.suspend is true: no coordinator pod runs',
+    );
     return stopping ? { requeueAfterMs: STOPPING_POLL_MS } : undefined;
   }
 
@@ -216,13 +229,23 @@ export class SwarmRun implements RunContext {
         ...(s.activeVersion ? { version: s.activeVersion } : {}),
         ...(s.coordinatorAttempts !== undefined ? { attempts: s.coordinatorAttempts } : {}),
         ...(s.coordinatorAttemptTime ? { attemptTime: s.coordinatorAttemptTime } : {}),
-        ...(mirrored?.reason ? { reason: mirrored.reason, ...(mirrored.message ? { message: mirrored.message } : {}) } : ready ? { reason: ready.reason, message: ready.message } : {}),
+        ...(mirrored?.reason
+          ? { reason: mirrored.reason, ...(mirrored.message ? { message: mirrored.message } : {}) }
+          : ready
+            ? { reason: ready.reason, message: ready.message }
+            : {}),
         ...(s.fallback ? { fallback: s.fallback } : {}),
       };
       // A finished single-shard swarm's shard is final with it.
       if (s.phase === 'Succeeded' || s.phase === 'Failed') entry.phase = s.phase;
     }
-    return new ShardRun(this, r, entry, shardProgress(this.swarm.status, r.shard, this.sharded), pods.filter((p) => p.shard === r.shard));
+    return new ShardRun(
+      this,
+      r,
+      entry,
+      shardProgress(this.swarm.status, r.shard, this.sharded),
+      pods.filter((p) => p.shard === r.shard),
+    );
   }
 
   /**
@@ -314,7 +337,14 @@ export class SwarmRun implements RunContext {
 
   /** A sharded swarm's figures: the sum of its shards' progress. */
   private aggregate(): void {
-    if (this.sharded) Object.assign(this.status, aggregateShards(this.ranges, this.shardRuns.map((r) => r.progress)));
+    if (this.sharded)
+      Object.assign(
+        this.status,
+        aggregateShards(
+          this.ranges,
+          this.shardRuns.map((r) => r.progress),
+        ),
+      );
   }
 
   /**
@@ -339,11 +369,21 @@ export class SwarmRun implements RunContext {
     const first = waiting[0];
     if (first) {
       const more = waiting.length > 1 ? ` (and ${waiting.length - 1} more shards waiting)` : '';
-      this.setCondition('CoordinatorReady', 'False', first.reason ?? 'Pending', `${counts}; shard ${first.index} ${first.phase ?? 'Pending'}: ${first.message ?? ''}${more}`.slice(0, 32768));
+      this.setCondition(
+        'CoordinatorReady',
+        'False',
+        first.reason ?? 'Pending',
+        `${counts}; shard ${first.index} ${first.phase ?? 'Pending'}: ${first.message ?? ''}${more}`.slice(0, 32768),
+      );
     } else if (running.length) this.setCondition('CoordinatorReady', 'True', 'ShardsReady', counts);
     else {
       const failed = this.status.phase === 'Failed' ? findCondition(this.status.conditions, 'Failed') : undefined;
-      this.setCondition('CoordinatorReady', 'False', failed?.reason ?? 'PodSucceeded', failed?.message ?? `all ${entries.length} shards' coordinators finished`);
+      this.setCondition(
+        'CoordinatorReady',
+        'False',
+        failed?.reason ?? 'PodSucceeded',
+        failed?.message ?? `all ${entries.length} shards' coordinators finished`,
+      );
     }
   }
 

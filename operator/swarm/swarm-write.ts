@@ -33,7 +33,13 @@ const OPERATOR_FIELDS = [
 ] as const satisfies readonly (keyof SwarmStatusT)[];
 
 export function involved(swarm: Swarm) {
-  return { apiVersion: GROUP_VERSION, kind: 'Swarm', name: swarm.metadata.name, namespace: swarm.metadata.namespace ?? 'default', ...(swarm.metadata.uid ? { uid: swarm.metadata.uid } : {}) };
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'Swarm',
+    name: swarm.metadata.name,
+    namespace: swarm.metadata.namespace ?? 'default',
+    ...(swarm.metadata.uid ? { uid: swarm.metadata.uid } : {}),
+  };
 }
 
 /**
@@ -50,7 +56,11 @@ export async function applyOperatorStatus(client: KubeClient, swarm: Swarm, stat
     {
       apiVersion: GROUP_VERSION,
       kind: 'Swarm',
-      metadata: { name: swarm.metadata.name, namespace: swarm.metadata.namespace, ...(precondition ? { resourceVersion: swarm.metadata.resourceVersion } : {}) },
+      metadata: {
+        name: swarm.metadata.name,
+        namespace: swarm.metadata.namespace,
+        ...(precondition ? { resourceVersion: swarm.metadata.resourceVersion } : {}),
+      },
       status: owned,
     },
     { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },

@@ -42,7 +42,10 @@ export function taskEnvNameProblem(name: string): string | null {
 const jsonTask = z
   .object({
     task: z.string(),
-    env: z.array(z.object({ name: z.string(), value: z.string() }).strict()).max(TASK_ENV_MAX_VARS).optional(),
+    env: z
+      .array(z.object({ name: z.string(), value: z.string() }).strict())
+      .max(TASK_ENV_MAX_VARS)
+      .optional(),
   })
   .strict();
 
@@ -93,7 +96,9 @@ export function parseTaskList(text: string, format: TaskFormat = 'auto'): Task[]
     const parsed = jsonTask.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new TaskListError(`${where}: ${issue?.path.join('.') || 'object'}: ${issue?.message ?? 'invalid'} (expected {"task": "...", "env": [{"name": ..., "value": ...}]})`);
+      throw new TaskListError(
+        `${where}: ${issue?.path.join('.') || 'object'}: ${issue?.message ?? 'invalid'} (expected {"task": "...", "env": [{"name": ..., "value": ...}]})`,
+      );
     }
     const env = parsed.data.env?.length ? Object.fromEntries(parsed.data.env.map((e) => [e.name, e.value])) : undefined;
     tasks.push(checkTask({ task: parsed.data.task, ...(env ? { env } : {}) }, where));

@@ -23,7 +23,11 @@ export function assertValidId(id: string): string {
 
 /** A fresh id like `swarm-m3k2x9-4f1a2b3c`: time-ordered prefix plus randomness. */
 export function generateId(prefix = 'swarm'): string {
-  const cleanPrefix = prefix.toLowerCase().replace(/[^a-z0-9._-]/g, '-').replace(/^[^a-z0-9]+/, '') || 'swarm';
+  const cleanPrefix =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]/g, '-')
+      .replace(/^[^a-z0-9]+/, '') || 'swarm';
   const id = `${cleanPrefix.slice(0, 40)}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   return assertValidId(id);
 }

@@ -20,7 +20,10 @@ const PARALLEL = Number(process.env.BENCH_CREATE_PARALLEL ?? 16);
 
 function kubeconfig() {
   if (process.env.KUBECONFIG) return { path: process.env.KUBECONFIG, stop: () => {} };
-  const up = spawnSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), 'up', '--name', 'bench', '--port-base', 'auto'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawnSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), 'up', '--name', 'bench', '--port-base', 'auto'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (up.status !== 0) throw new Error('cluster up failed');
   return {
     path: up.stdout.trim().split('\n').pop(),
@@ -32,9 +35,11 @@ const chartNodeOptions = () => parse(readFileSync(join(ROOT, 'charts/swarm-opera
 
 async function pool(n, fn) {
   let next = 0;
-  await Promise.all(Array.from({ length: PARALLEL }, async () => {
-    while (next < n) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: PARALLEL }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
 }
 
 /**
@@ -88,7 +93,10 @@ const peakRssMb = (pid) => {
 
 async function metric(port, name) {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' ')).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '))
+    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 }
 
 async function main() {
@@ -96,14 +104,20 @@ async function main() {
   const c = KubeClient.load(kc.path);
   for (const f of ['swarm.cfn.dev_swarms.yaml', 'swarm.cfn.dev_rolloutpolicies.yaml']) {
     const crd = parse(readFileSync(join(ROOT, 'crds', f), 'utf8'));
-    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: crd.metadata.name }), crd, { fieldManager: 'bench', force: true });
+    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: crd.metadata.name }), crd, {
+      fieldManager: 'bench',
+      force: true,
+    });
   }
   // The chart's default coordinator identity (shared), with the admission policy it installs.
   const IDENTITY = process.env.BENCH_IDENTITY ?? 'shared';
   if (IDENTITY === 'shared') {
     for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'config/rbac/coordinator_admission_policy.yaml'), 'utf8')).map((d) => d.toJS())) {
       const plural = doc.kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings';
-      await c.apply(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural, name: doc.metadata.name }), doc, { fieldManager: 'bench', force: true });
+      await c.apply(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural, name: doc.metadata.name }), doc, {
+        fieldManager: 'bench',
+        force: true,
+      });
     }
   }
   await new Promise((r) => setTimeout(r, 1500));
@@ -128,11 +142,28 @@ async function main() {
 
   // The operator, in its own process.
   const port = 18000 + Math.floor(Math.random() * 1000);
-  const op = spawn(process.execPath, [join(ROOT, 'bin/cfn.js'), 'operator', '--namespaces', nsOp, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--no-leader-elect', '--coordinator-identity', IDENTITY, ...(process.env.BENCH_WORKERS ? ['--workers', process.env.BENCH_WORKERS] : [])], {
-    // The same V8 flags the chart's Deployment sets (values.yaml nodeOptions).
-    env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? chartNodeOptions() },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const op = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin/cfn.js'),
+      'operator',
+      '--namespaces',
+      nsOp,
+      '--metrics-port',
+      String(port),
+      '--metrics-host',
+      '127.0.0.1',
+      '--no-leader-elect',
+      '--coordinator-identity',
+      IDENTITY,
+      ...(process.env.BENCH_WORKERS ? ['--workers', process.env.BENCH_WORKERS] : []),
+    ],
+    {
+      // The same V8 flags the chart's Deployment sets (values.yaml nodeOptions).
+      env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? chartNodeOptions() },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => ({ ok: false }))).ok, 30_000);
 
   const pods = watchPods(c, nsOp);
@@ -162,13 +193,26 @@ async function main() {
   const cpu = cpuSeconds(op.pid);
   // Clean up while the operator still runs: it removes its finalizers.
   for (const ns of [nsFloor, nsOp]) await c.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
-  await waitUntil(async () => !(await c.get(`/api/v1/namespaces/${nsOp}`).then(() => true, () => false)), 120_000);
+  await waitUntil(
+    async () =>
+      !(await c.get(`/api/v1/namespaces/${nsOp}`).then(
+        () => true,
+        () => false,
+      )),
+    120_000,
+  );
   op.kill('SIGTERM');
   await new Promise((r) => op.on('close', r));
 
   const rows = [
     ['swarms applied', String(N), ''],
-    ['coordinator identity', IDENTITY === 'shared' ? 'shared (one ServiceAccount per namespace + admission policy, the chart\'s default)' : 'per-swarm (ServiceAccount, Role, RoleBinding per Swarm)', ''],
+    [
+      'coordinator identity',
+      IDENTITY === 'shared'
+        ? "shared (one ServiceAccount per namespace + admission policy, the chart's default)"
+        : 'per-swarm (ServiceAccount, Role, RoleBinding per Swarm)',
+      '',
+    ],
     ['time to apply all Swarms', `${(appliedMs / 1000).toFixed(1)} s`, ''],
     ['time until every Swarm has its coordinator pod', ok ? `${(allPodsMs / 1000).toFixed(1)} s` : 'not reached in 300 s', '<= 30 s'],
     ['floor: the same pods created directly', `${(floorMs / 1000).toFixed(1)} s`, ''],

@@ -45,7 +45,9 @@ function runSampled(argv, { input, env } = {}) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    const sampler = spawn('nice', ['-n', '19', process.execPath, join(ROOT, 'test/bench/rss-sampler.js'), String(child.pid), String(SAMPLE_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const sampler = spawn('nice', ['-n', '19', process.execPath, join(ROOT, 'test/bench/rss-sampler.js'), String(child.pid), String(SAMPLE_MS)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let stdout = '';
     let stderr = '';
     let sampled = '';
@@ -185,7 +187,11 @@ async function fallbackTimes(v2Options) {
   return { median: percentile(ms, 50), p99: ms[ms.length - 1] };
 }
 
-const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
+const median = (xs) =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 /**
  * Timings in a second table: [what, how measured, async (rows) => { median, p99 } in ms, target].
@@ -245,7 +251,9 @@ const TIMINGS = [
 const ms3 = (n) => (Number.isFinite(n) ? (n < 1 ? n.toFixed(4) : n.toFixed(n < 100 ? 1 : 0)) : 'n/a');
 
 function loadavg() {
-  return osLoad().map((l) => l.toFixed(1)).join(' ');
+  return osLoad()
+    .map((l) => l.toFixed(1))
+    .join(' ');
 }
 
 async function main() {
@@ -284,7 +292,7 @@ async function main() {
     `Concurrency ${CONCURRENCY} for V2, V1 and the \`xargs -P\` floor (capped at the agent count); retries 0; ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, /dev/shm tmpfs. Load average before/after: ${loadBefore} / ${loadavg()}.`,
     'V2 wall: `BashCoordinator.executeObjective` from writing the objective to the root removed (preflight excluded); engine s: the coordinationTime the engine reports in status.json. ' +
       'V1 wall: `SwarmCoordinator.executeObjective` on a fresh SQLite memory (start and stop excluded), run once per size and command; V1 peak RSS: the case process tree (Node + agents). ' +
-      'V2 agents are started by the agent launcher (bash/native/launcher.c) as a process of its own, over the same channel as the coordinator pod\'s agent container (`launcher serve`: posix_spawn, timeouts, the responses); each dispatcher\'s `launcher relay` hands them to it through the run\'s `launcher hub` and validates and publishes the responses. V1 runs every attempt of a run through one `launcher session`. ' +
+      "V2 agents are started by the agent launcher (bash/native/launcher.c) as a process of its own, over the same channel as the coordinator pod's agent container (`launcher serve`: posix_spawn, timeouts, the responses); each dispatcher's `launcher relay` hands them to it through the run's `launcher hub` and validates and publishes the responses. V1 runs every attempt of a run through one `launcher session`. " +
       'xargs floor: `xargs -P C -I{} CMD` over N input lines (the same command N times, no task input, no result collection); xargs + timeout: the same with `timeout --foreground -k 2 60 CMD`, each agent bounded in time as the engine bounds it. Delivery: completed agents / agents (the deliveryRate of the status).',
     'Message latency: `<root>/metrics/latency.us` (publish to consume, per message, written by the consumer), read just before the root is removed.',
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms by a separate process at nice 19 (rss-sampler.js); in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,

@@ -99,7 +99,8 @@ async function runCase(c, op, ns, label, body) {
   // A single shard's progress is the swarm's own (top-level) figures.
   const times = shards.map((x) => ((shards.length === 1 ? s.status.coordinationTimeMs : x.coordinationTimeMs) ?? 0) / 1000);
   const perNode = new Map();
-  for (const x of shards) perNode.set(x.node ?? '?', (perNode.get(x.node ?? '?') ?? 0) + (shards.length === 1 ? (s.status.agents?.total ?? 0) : (x.agents?.total ?? 0)));
+  for (const x of shards)
+    perNode.set(x.node ?? '?', (perNode.get(x.node ?? '?') ?? 0) + (shards.length === 1 ? (s.status.agents?.total ?? 0) : (x.agents?.total ?? 0)));
   const row = {
     label,
     agents: body.spec.agents,
@@ -109,12 +110,17 @@ async function runCase(c, op, ns, label, body) {
     wallS,
     agentsPerS: (s.status.agents?.completed ?? 0) / wallS,
     shardSpread: times.length ? `${Math.min(...times).toFixed(1)}-${Math.max(...times).toFixed(1)} s` : '-',
-    perNode: [...perNode.entries()].sort().map(([n, a]) => `${n.replace('swarm-node-', 'n')}:${a}`).join(' '),
+    perNode: [...perNode.entries()]
+      .sort()
+      .map(([n, a]) => `${n.replace('swarm-node-', 'n')}:${a}`)
+      .join(' '),
     opCpuS: cpuSeconds(op.pid) - cpu0,
     opRssMb: rssMax,
   };
   await c.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
-  console.error(`[bench:scale] ${label}: ${row.phase} ${row.completed}/${row.agents} in ${row.wallS.toFixed(1)} s over ${row.shards} shard(s) (${row.perNode})`);
+  console.error(
+    `[bench:scale] ${label}: ${row.phase} ${row.completed}/${row.agents} in ${row.wallS.toFixed(1)} s over ${row.shards} shard(s) (${row.perNode})`,
+  );
   return row;
 }
 
@@ -123,8 +129,9 @@ function table(title, rows) {
   const lines = [
     `| ${title} | shards | phase | completed | wall time | agents/s | vs 1 shard | shard coordination time (min-max) | agents per node | operator CPU | operator RSS max |`,
     '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) =>
-      `| ${r.label} | ${r.shards} | ${r.phase} | ${r.completed}/${r.agents} | ${r.wallS.toFixed(1)} s | ${r.agentsPerS.toFixed(0)} | ${(base / r.wallS).toFixed(2)}x faster | ${r.shardSpread} | ${r.perNode} | ${r.opCpuS.toFixed(1)} s | ${r.opRssMb.toFixed(0)} MB |`,
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${r.shards} | ${r.phase} | ${r.completed}/${r.agents} | ${r.wallS.toFixed(1)} s | ${r.agentsPerS.toFixed(0)} | ${(base / r.wallS).toFixed(2)}x faster | ${r.shardSpread} | ${r.perNode} | ${r.opCpuS.toFixed(1)} s | ${r.opRssMb.toFixed(0)} MB |`,
     ),
   ];
   return lines.join('\n');
@@ -135,15 +142,22 @@ async function main() {
   const c = KubeClient.load(kc.path);
   for (const f of ['swarm.cfn.dev_swarms.yaml', 'swarm.cfn.dev_rolloutpolicies.yaml']) {
     const crd = parse(readFileSync(join(ROOT, 'crds', f), 'utf8'));
-    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: crd.metadata.name }), crd, { fieldManager: 'bench', force: true });
+    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: crd.metadata.name }), crd, {
+      fieldManager: 'bench',
+      force: true,
+    });
   }
   await sleep(1500);
   const stamp = Date.now().toString(36);
   const port = 18000 + Math.floor(Math.random() * 1000);
-  const op = spawn(process.execPath, [join(ROOT, 'bin/cfn.js'), 'operator', '--image', IMAGE, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--no-leader-elect'], {
-    env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const op = spawn(
+    process.execPath,
+    [join(ROOT, 'bin/cfn.js'), 'operator', '--image', IMAGE, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--no-leader-elect'],
+    {
+      env: { ...process.env, KUBECONFIG: kc.path, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   try {
     for (let i = 0; i < 300; i++) {
       if ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => ({ ok: false }))).ok) break;
@@ -155,7 +169,15 @@ async function main() {
     }
     const sleepers = [];
     for (const shards of [1, NODES, 'auto']) {
-      sleepers.push(await runCase(c, op, `scale-s${shards}-${stamp}`, `${SLEEPERS} × sleep 1 (cpu 50m), shards ${shards}`, swarmBody('sleepers', SLEEPERS, shards, ['sleep', '1'], '50m')));
+      sleepers.push(
+        await runCase(
+          c,
+          op,
+          `scale-s${shards}-${stamp}`,
+          `${SLEEPERS} × sleep 1 (cpu 50m), shards ${shards}`,
+          swarmBody('sleepers', SLEEPERS, shards, ['sleep', '1'], '50m'),
+        ),
+      );
     }
     const out = [
       `bench:scale, ${NODES} nodes on one ${(await import('node:os')).cpus().length}-core machine, concurrency ${CONCURRENCY} per shard, results emptyDir, V2`,

@@ -17,7 +17,10 @@ const coordinator = new BashCoordinator({
   ...(c.shmPath ? { shmPath: c.shmPath } : {}),
   beforeCleanup: async (root) => {
     const text = await readFile(join(root, 'metrics', 'latency.us'), 'utf8').catch(() => '');
-    latencyUs = text.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+    latencyUs = text
+      .split('\n')
+      .filter((l) => /^\d+$/.test(l))
+      .map(Number);
   },
 });
 
@@ -40,6 +43,4 @@ const result = await coordinator.executeObjective({
 });
 const wallMs = performance.now() - t1;
 await coordinator.stop();
-process.stdout.write(
-  `${JSON.stringify({ wallMs, preflightMs, launcher, status: result.status, responses: result.responses.length, latencyUs })}\n`,
-);
+process.stdout.write(`${JSON.stringify({ wallMs, preflightMs, launcher, status: result.status, responses: result.responses.length, latencyUs })}\n`);

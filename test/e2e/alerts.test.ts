@@ -25,13 +25,27 @@ const swarm = (name: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'swarm.cfn.dev/v1alpha1',
   kind: 'Swarm',
   metadata: { name },
-  spec: { objective: 'e2e alerts', agents: 2, topology: 'flat', coordination: { version: 'auto', fallbackTimeoutSeconds: 600 }, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2 }, v2: { shmSizeLimit: '16Mi' }, ...extra },
+  spec: {
+    objective: 'e2e alerts',
+    agents: 2,
+    topology: 'flat',
+    coordination: { version: 'auto', fallbackTimeoutSeconds: 600 },
+    agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2 },
+    v2: { shmSizeLimit: '16Mi' },
+    ...extra,
+  },
 });
 
 const alertsSchema = z.object({
-  data: z.object({ alerts: z.array(z.object({ labels: z.record(z.string(), z.string()), annotations: z.record(z.string(), z.string()), state: z.string(), value: z.string() })) }),
+  data: z.object({
+    alerts: z.array(
+      z.object({ labels: z.record(z.string(), z.string()), annotations: z.record(z.string(), z.string()), state: z.string(), value: z.string() }),
+    ),
+  }),
 });
-const vectorSchema = z.object({ data: z.object({ result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) })) }) });
+const vectorSchema = z.object({
+  data: z.object({ result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) })) }),
+});
 
 let prom: ChildProcess | undefined;
 let promUrl = '';
@@ -79,8 +93,22 @@ maybe('alerts on a real Prometheus scraping the operator', () => {
     promUrl = `http://127.0.0.1:${port}`;
     const { openSync } = await import('node:fs');
     const log = openSync(promLog, 'a');
-    prom = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dataDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=1h'], { stdio: ['ignore', log, log] });
-    await waitFor('Prometheus scraping the operator', async () => ((await query('up{job="swarm-operator"} == 1').catch(() => [])).length === 1 ? true : undefined), 60_000, 500);
+    prom = spawn(
+      'prometheus',
+      [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${path.join(dataDir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--storage.tsdb.retention.time=1h',
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    await waitFor(
+      'Prometheus scraping the operator',
+      async () => ((await query('up{job="swarm-operator"} == 1').catch(() => [])).length === 1 ? true : undefined),
+      60_000,
+      500,
+    );
   });
 
   afterAll(async () => {
@@ -94,11 +122,21 @@ maybe('alerts on a real Prometheus scraping the operator', () => {
   });
 
   it('the operator exports every metric the rules need, and nothing fires on a quiet operator', async () => {
-    for (const m of ['leader_election_master_status', 'workqueue_depth', 'workqueue_longest_running_processor_seconds', 'controller_runtime_reconcile_total', 'controller_runtime_reconcile_errors_total']) {
+    for (const m of [
+      'leader_election_master_status',
+      'workqueue_depth',
+      'workqueue_longest_running_processor_seconds',
+      'controller_runtime_reconcile_total',
+      'controller_runtime_reconcile_errors_total',
+    ]) {
       expect({ metric: m, series: (await query(m)).length > 0 }).toEqual({ metric: m, series: true });
     }
     expect(await query('leader_election_master_status{name="swarm-operator"} == 1')).toHaveLength(1);
-    expect((await alerts()).filter((a) => a.state === 'firing' && a.labels.alertname !== 'SwarmRolloutFallbackRateHigh' && a.labels.alertname !== 'SwarmRolloutDeliveryLow')).toEqual([]);
+    expect(
+      (await alerts()).filter(
+        (a) => a.state === 'firing' && a.labels.alertname !== 'SwarmRolloutFallbackRateHigh' && a.labels.alertname !== 'SwarmRolloutDeliveryLow',
+      ),
+    ).toEqual([]);
   });
 
   it('SwarmRolloutFallbackRateHigh fires when V2 really fails (a real preflight failure in one of 3 swarms)', async () => {
@@ -107,8 +145,17 @@ maybe('alerts on a real Prometheus scraping the operator', () => {
       await apply(ns, policy('risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
       await apply(ns, swarm('ok-a'));
       await apply(ns, swarm('ok-b'));
-      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', shards: 1, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
-      const firing = await waitFor('SwarmRolloutFallbackRateHigh firing', async () => (await alerts()).find((a) => a.labels.alertname === 'SwarmRolloutFallbackRateHigh' && a.labels.policy === `${ns}/risky` && a.state === 'firing'), 300_000, 1000);
+      await apply(
+        ns,
+        swarm('too-big', { agents: 500, topology: 'auto', shards: 1, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }),
+      );
+      const firing = await waitFor(
+        'SwarmRolloutFallbackRateHigh firing',
+        async () =>
+          (await alerts()).find((a) => a.labels.alertname === 'SwarmRolloutFallbackRateHigh' && a.labels.policy === `${ns}/risky` && a.state === 'firing'),
+        300_000,
+        1000,
+      );
       expect(firing.labels.severity).toBe('critical');
       expect(Number(firing.value)).toBeCloseTo(33.33, 1);
       expect(firing.annotations.summary).toBe(`V2 falls back too often under RolloutPolicy ${ns}/risky`);
@@ -126,16 +173,42 @@ maybe('alerts on a real Prometheus scraping the operator', () => {
     try {
       await apply(ns, policy('patient', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
       // The default startup limit (5 s): a pod that waits for a node longer than that is still no V2 failure.
-      const big = { agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2, resources: { requests: { cpu: '50' } } }, coordination: { version: 'auto' } };
-      await kubectl(['apply', '-n', ns, '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: Array.from({ length: 6 }, (_, i) => swarm(`wait-${i}`, big)) }) });
+      const big = {
+        agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2, resources: { requests: { cpu: '50' } } },
+        coordination: { version: 'auto' },
+      };
+      await kubectl(['apply', '-n', ns, '-f', '-'], {
+        input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: Array.from({ length: 6 }, (_, i) => swarm(`wait-${i}`, big)) }),
+      });
       // Unschedulable for real: the scheduler says so on each pod.
-      await waitFor('6 coordinator pods unschedulable', async () => {
-        const pods = await kubectlJson(z.object({ items: z.array(z.object({ status: z.object({ conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string().optional() })).optional() }) })) }), ['get', 'pods', '-n', ns]);
-        const waiting = pods.items.filter((p) => p.status.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable'));
-        return waiting.length >= 6 ? true : undefined;
-      }, 180_000, 1000);
+      await waitFor(
+        '6 coordinator pods unschedulable',
+        async () => {
+          const pods = await kubectlJson(
+            z.object({
+              items: z.array(
+                z.object({
+                  status: z.object({ conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string().optional() })).optional() }),
+                }),
+              ),
+            }),
+            ['get', 'pods', '-n', ns],
+          );
+          const waiting = pods.items.filter((p) =>
+            p.status.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable'),
+          );
+          return waiting.length >= 6 ? true : undefined;
+        },
+        180_000,
+        1000,
+      );
       // The window holds enough samples to be judged: quiet because nothing fell back, not because too few swarms.
-      await waitFor('the policy observed the 6 V2 swarms', async () => ((await query(`rollout_observed_v2_swarms{policy="${ns}/patient"} >= 6`)).length === 1 ? true : undefined), 60_000, 1000);
+      await waitFor(
+        'the policy observed the 6 V2 swarms',
+        async () => ((await query(`rollout_observed_v2_swarms{policy="${ns}/patient"} >= 6`)).length === 1 ? true : undefined),
+        60_000,
+        1000,
+      );
       // Watched for 12 startup limits and more: never pending or firing.
       const seen: string[] = [];
       const until = Date.now() + 60_000;

@@ -20,10 +20,15 @@ describe('disruption on a real node', () => {
     try {
       await resultsVolume(ns, 'results');
       await apply(ns, swarm('victim', 'results', witness));
-      const before = await waitFor('some agents delivered', async () => {
-        const s = await getSwarm(ns, 'victim');
-        return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
-      }, 180_000, 200);
+      const before = await waitFor(
+        'some agents delivered',
+        async () => {
+          const s = await getSwarm(ns, 'victim');
+          return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
+        },
+        180_000,
+        200,
+      );
       expect(before.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 1 });
       const delivered = indexSet(before.status?.completedAgents);
       expect(delivered.size).toBeGreaterThanOrEqual(8);
@@ -52,18 +57,35 @@ describe('disruption on a real node', () => {
     try {
       await resultsVolume(ns, 'results');
       await apply(ns, swarm('steady', 'results', witness));
-      const before = await waitFor('some agents delivered', async () => {
-        const s = await getSwarm(ns, 'steady');
-        return (s.status?.agents?.completed ?? 0) >= 8 ? s : undefined;
-      }, 180_000, 200);
+      const before = await waitFor(
+        'some agents delivered',
+        async () => {
+          const s = await getSwarm(ns, 'steady');
+          return (s.status?.agents?.completed ?? 0) >= 8 ? s : undefined;
+        },
+        180_000,
+        200,
+      );
       // Still on its first V2 pod when the operator dies (so what follows is the restart's doing).
       expect(before.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 1 });
-      const ops = await kubectlJson(z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string(), namespace: z.string() }) })) }), ['get', 'pods', '-A', '-l', 'app.kubernetes.io/name=swarm-operator']);
+      const ops = await kubectlJson(z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string(), namespace: z.string() }) })) }), [
+        'get',
+        'pods',
+        '-A',
+        '-l',
+        'app.kubernetes.io/name=swarm-operator',
+      ]);
       expect(ops.items.length).toBeGreaterThan(0);
       for (const p of ops.items) await kubectl(['delete', 'pod', '-n', p.metadata.namespace, p.metadata.name, '--grace-period=0', '--force']);
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/steady', '--timeout=300s'], { timeoutMs: 310_000 });
       const after = await getSwarm(ns, 'steady');
-      expect(after.status).toMatchObject({ phase: 'Succeeded', activeVersion: 'v2', deliveryRate: 100, coordinatorAttempts: 1, agents: { total: AGENTS, completed: AGENTS, failed: 0 } });
+      expect(after.status).toMatchObject({
+        phase: 'Succeeded',
+        activeVersion: 'v2',
+        deliveryRate: 100,
+        coordinatorAttempts: 1,
+        agents: { total: AGENTS, completed: AGENTS, failed: 0 },
+      });
       expect(after.status?.fallback).toBeUndefined();
       expect((await swarmPods(ns, 'steady')).map((p) => p.metadata.name)).toEqual(['steady-v2-1']);
       const counts = witness.counts();

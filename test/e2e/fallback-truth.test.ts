@@ -13,7 +13,7 @@ jest.setTimeout(900_000);
 const AGENTS = 40;
 
 describe('status tells the truth on a real node', () => {
-  it('a V2 swarm whose pod asks for 50 CPUs is Pending with the scheduler\'s message: no fallback, no FallbackToV1 event', async () => {
+  it("a V2 swarm whose pod asks for 50 CPUs is Pending with the scheduler's message: no fallback, no FallbackToV1 event", async () => {
     const ns = await freshNamespace('unschedulable');
     try {
       await apply(ns, {
@@ -27,10 +27,15 @@ describe('status tells the truth on a real node', () => {
           agent: { command: ['cat'], resources: { requests: { cpu: '50' } } },
         },
       });
-      const sw = await waitFor('CoordinatorReady=False Unschedulable', async () => {
-        const s = await getSwarm(ns, 'huge');
-        return s.status?.conditions?.find((c) => c.type === 'CoordinatorReady' && c.reason === 'Unschedulable') ? s : undefined;
-      }, 120_000, 500);
+      const sw = await waitFor(
+        'CoordinatorReady=False Unschedulable',
+        async () => {
+          const s = await getSwarm(ns, 'huge');
+          return s.status?.conditions?.find((c) => c.type === 'CoordinatorReady' && c.reason === 'Unschedulable') ? s : undefined;
+        },
+        120_000,
+        500,
+      );
       const ready = sw.status?.conditions?.find((c) => c.type === 'CoordinatorReady');
       // The scheduler's own words, e.g. "0/1 nodes are available: 1 Insufficient cpu. ..."
       expect(ready?.status).toBe('False');
@@ -57,10 +62,15 @@ describe('status tells the truth on a real node', () => {
     try {
       await resultsVolume(ns, 'results');
       await apply(ns, recordingSwarm('handover', 'e2e fallback once', AGENTS, 'results', witness.agent));
-      const before = await waitFor('some agents delivered by V2', async () => {
-        const s = await getSwarm(ns, 'handover');
-        return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
-      }, 180_000, 200);
+      const before = await waitFor(
+        'some agents delivered by V2',
+        async () => {
+          const s = await getSwarm(ns, 'handover');
+          return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
+        },
+        180_000,
+        200,
+      );
       expect(before.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 1 });
       const deliveredByV2 = indexSet(before.status?.completedAgents);
       expect(deliveredByV2.size).toBeLessThan(AGENTS);
@@ -69,10 +79,18 @@ describe('status tells the truth on a real node', () => {
       await kubectl(['exec', '-n', ns, before.status?.coordinatorPod ?? '', '--', 'sh', '-c', 'kill -TERM 1']);
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/handover', '--timeout=300s'], { timeoutMs: 310_000 });
       const after = await getSwarm(ns, 'handover');
-      expect(after.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v1', deliveryRate: 100, agents: { total: AGENTS, completed: AGENTS, failed: 0 } });
+      expect(after.status).toMatchObject({
+        phase: 'Succeeded',
+        version: 'v2',
+        activeVersion: 'v1',
+        deliveryRate: 100,
+        agents: { total: AGENTS, completed: AGENTS, failed: 0 },
+      });
       expect(after.status?.fallback).toMatchObject({ from: 'v2', to: 'v1' });
       // The coordinator's own termination message says what it did before it ended.
-      expect(after.status?.fallback?.reason).toMatch(/^V2 coordinator failed: Error: exit code 143: stopped mid-run: \d+\/40 agents delivered, \d+ interrupted$/);
+      expect(after.status?.fallback?.reason).toMatch(
+        /^V2 coordinator failed: Error: exit code 143: stopped mid-run: \d+\/40 agents delivered, \d+ interrupted$/,
+      );
       expect((await events(ns)).some((e) => e.involvedObject.name === 'handover' && e.reason === 'FallbackToV1')).toBe(true);
       const rerun = indexSet(after.status?.interruptedAgents);
       expect(after.status?.rerunAgents ?? 0).toBe(rerun.size);

@@ -52,5 +52,7 @@ export default async function globalSetup(_globalConfig: unknown, projectConfig:
   process.env.E2E_STATE_DIR = path.dirname(kubeconfig);
   process.env.E2E_CLUSTER = name;
   if (!wasRunning && process.env.E2E_KEEP !== '1') process.env.E2E_TEARDOWN = name;
-  log(`cluster ${name} with ${nodes} node(s) and operator ready in ${Date.now() - started} ms (${wasRunning ? 'reused' : 'started'}); KUBECONFIG=${kubeconfig}`);
+  log(
+    `cluster ${name} with ${nodes} node(s) and operator ready in ${Date.now() - started} ms (${wasRunning ? 'reused' : 'started'}); KUBECONFIG=${kubeconfig}`,
+  );
 }

@@ -11,7 +11,9 @@ export default function globalTeardown(_globalConfig: unknown, projectConfig: Pr
   const name = process.env.E2E_TEARDOWN;
   if (!name) return;
   delete process.env.E2E_TEARDOWN;
-  const r = spawnSync('bash', [path.join(projectConfig.rootDir, 'test/cluster/cluster.sh'), 'down', '--name', name], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync('bash', [path.join(projectConfig.rootDir, 'test/cluster/cluster.sh'), 'down', '--name', name], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (r.status !== 0) throw new Error(`stopping e2e cluster ${name} failed (exit ${r.status})`);
   // cluster:down must leave no container, mount, bridge/veth, rule or process behind.
   const clean = spawnSync('bash', [path.join(projectConfig.rootDir, 'test/cluster/node.sh'), 'check-clean', '--name', name], { encoding: 'utf8' });

@@ -60,7 +60,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
-const nodeList = z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string() }), status: z.object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })) }) })) });
+const nodeList = z.object({
+  items: z.array(
+    z.object({ metadata: z.object({ name: z.string() }), status: z.object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })) }) }),
+  ),
+});
 
 /**
  * This machine's address as every node's pods reach it: the single node's
@@ -104,7 +108,18 @@ export const swarmSchema = z.object({
       failedIndexes: z.string().optional(),
       progressPod: z.string().optional(),
       shardCount: z.number().optional(),
-      shards: z.array(z.object({ index: z.number(), indexes: z.string(), pod: z.string().optional(), node: z.string().optional(), phase: z.string().optional(), progressPod: z.string().optional() })).optional(),
+      shards: z
+        .array(
+          z.object({
+            index: z.number(),
+            indexes: z.string(),
+            pod: z.string().optional(),
+            node: z.string().optional(),
+            phase: z.string().optional(),
+            progressPod: z.string().optional(),
+          }),
+        )
+        .optional(),
       interruptedAgents: z.string().optional(),
       rerunAgents: z.number().optional(),
       agents: z.object({ total: z.number(), completed: z.number(), failed: z.number() }).partial().optional(),
@@ -127,7 +142,14 @@ export const swarmPods = async (ns: string, swarm: string) =>
   (await kubectlJson(z.object({ items: z.array(podSchema) }), ['get', 'pods', '-n', ns, '-l', `swarm.cfn.dev/swarm=${swarm}`])).items;
 
 export const eventSchema = z.object({
-  items: z.array(z.object({ reason: z.string().optional(), message: z.string().optional(), type: z.string().optional(), involvedObject: z.object({ name: z.string().optional(), kind: z.string().optional() }) })),
+  items: z.array(
+    z.object({
+      reason: z.string().optional(),
+      message: z.string().optional(),
+      type: z.string().optional(),
+      involvedObject: z.object({ name: z.string().optional(), kind: z.string().optional() }),
+    }),
+  ),
 });
 export const events = async (ns: string) => (await kubectlJson(eventSchema, ['get', 'events', '-n', ns])).items;
 
@@ -146,7 +168,9 @@ export function indexSet(spec: string | undefined): Set<number> {
 /** The operator's image (the chart's), which the coordinator pods run too. */
 export async function operatorImage(): Promise<string> {
   const dep = await kubectlJson(
-    z.object({ items: z.array(z.object({ spec: z.object({ template: z.object({ spec: z.object({ containers: z.array(z.object({ image: z.string() })) }) }) }) })) }),
+    z.object({
+      items: z.array(z.object({ spec: z.object({ template: z.object({ spec: z.object({ containers: z.array(z.object({ image: z.string() })) }) }) }) })),
+    }),
     ['get', 'deployments', '-A', '-l', 'app.kubernetes.io/name=swarm-operator'],
   );
   const image = dep.items[0]?.spec.template.spec.containers[0]?.image;

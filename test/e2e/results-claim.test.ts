@@ -9,7 +9,21 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { MODE, REPO, SAMPLES, apply, dropNamespace, freshNamespace, getSwarm, kubectl, kubectlJson, operatorImage, swarmPods, tempDir, waitFor } from './kube.js';
+import {
+  MODE,
+  REPO,
+  SAMPLES,
+  apply,
+  dropNamespace,
+  freshNamespace,
+  getSwarm,
+  kubectl,
+  kubectlJson,
+  operatorImage,
+  swarmPods,
+  tempDir,
+  waitFor,
+} from './kube.js';
 
 jest.setTimeout(900_000);
 
@@ -47,9 +61,14 @@ const pvExists = async (name: string) => (await kubectl(['get', 'pv', name], { a
 /** Runs bin/cfn.js (the CLI of this work tree) against the e2e cluster. */
 function cfn(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO, 'bin/cfn.js'), ...args], { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(REPO, 'bin/cfn.js'), ...args],
+      { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -79,7 +98,11 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
         // Writable by the coordinator's uid 65532: the provisioner's setup makes it 0777.
         expect((statSync(volumeDir).mode & 0o777).toString(8)).toBe('777');
         // The coordinator (uid 65532) wrote one record per agent index.
-        expect(readdirSync(path.join(volumeDir, ns, 'work', done.metadata.uid)).filter((f) => f.endsWith('.json')).sort()).toEqual(['0.json', '1.json', '2.json', '3.json']);
+        expect(
+          readdirSync(path.join(volumeDir, ns, 'work', done.metadata.uid))
+            .filter((f) => f.endsWith('.json'))
+            .sort(),
+        ).toEqual(['0.json', '1.json', '2.json', '3.json']);
       }
 
       // Every pod of the swarm gone first.
@@ -89,7 +112,10 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
 
       const all = await cfn(['results', 'work', '-n', ns, '--image', image]);
       expect(all.code).toBe(0);
-      const records = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; status: string; exitCode: number | null; output: string; error: string | null });
+      const records = all.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { index: number; status: string; exitCode: number | null; output: string; error: string | null });
       expect(records.map((r) => [r.index, r.status, r.exitCode, r.output])).toEqual([
         [0, 'completed', 0, 'out 0\n'],
         [1, 'completed', 0, 'out 1\n'],
@@ -100,7 +126,12 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       expect(all.stderr).toContain(`swarm ${ns}/work (pvc://work-results/${ns}/work/${done.metadata.uid}/): 4 results (3 completed, 1 failed) of 4 agents`);
 
       const failed = await cfn(['results', 'work', '-n', ns, '--image', image, '--failed']);
-      expect(failed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { index: number }).index)).toEqual([2]);
+      expect(
+        failed.stdout
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { index: number }).index),
+      ).toEqual([2]);
 
       const table = await cfn(['results', 'work', '-n', ns, '--image', image, '--format', 'table']);
       const rows = table.stdout.trim().split('\n');
@@ -119,8 +150,11 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       expect(readFileSync(path.join(out, 'results.jsonl'), 'utf8').trim().split('\n')).toHaveLength(4);
 
       const logs = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, [path.join(REPO, 'bin/kubectl-swarm.js'), 'logs', 'work', '-n', ns, '--agent', '2', '--image', image], { env: process.env, timeout: 300_000 }, (err, stdout, stderr) =>
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+        execFile(
+          process.execPath,
+          [path.join(REPO, 'bin/kubectl-swarm.js'), 'logs', 'work', '-n', ns, '--agent', '2', '--image', image],
+          { env: process.env, timeout: 300_000 },
+          (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
         );
       });
       expect(logs).toMatchObject({ code: 1, stdout: 'out 2\n' });
@@ -149,7 +183,12 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       const claim = await getClaim(ns, 'shellcheckers-results');
       expect(claim?.metadata.ownerReferences).toBeUndefined();
       const read = await cfn(['results', 'shellcheckers', '-n', ns, '--image', await operatorImage()]);
-      expect(read.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { output: string }).output)).toEqual(['bash/coordinator-cli.sh: syntax ok\n', 'bash/lib/bus.sh: syntax ok\n', 'bash/lib/common.sh: syntax ok\n']);
+      expect(
+        read.stdout
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { output: string }).output),
+      ).toEqual(['bash/coordinator-cli.sh: syntax ok\n', 'bash/lib/bus.sh: syntax ok\n', 'bash/lib/common.sh: syntax ok\n']);
       await kubectl(['delete', 'swarm', '-n', ns, 'shellcheckers', '--wait=true', '--timeout=120s']);
       expect(await getClaim(ns, 'shellcheckers-results')).toMatchObject({ status: { phase: 'Bound' } });
       const pvName = claim!.spec.volumeName!;
@@ -164,7 +203,8 @@ describe('results out: a claim per Swarm, read back with cfn results', () => {
       await apply(ns, swarm('nobind', { storageClassName: 'no-such-class' }, 1));
       const blocked = await waitFor(
         'CoordinatorReady names the claim',
-        async () => (await getSwarm(ns, 'nobind')).status?.conditions?.find((c) => c.type === 'CoordinatorReady' && c.message?.includes('results claim nobind-results')),
+        async () =>
+          (await getSwarm(ns, 'nobind')).status?.conditions?.find((c) => c.type === 'CoordinatorReady' && c.message?.includes('results claim nobind-results')),
         120_000,
       );
       expect(blocked).toMatchObject({ status: 'False', reason: 'Unschedulable' });

@@ -21,7 +21,20 @@ jest.setTimeout(900_000);
 
 const resultsStatus = z.object({
   metadata: z.object({ uid: z.string() }),
-  status: z.object({ results: z.object({ type: z.string(), location: z.string(), stored: z.number(), bytes: z.number(), pending: z.number().optional(), lastError: z.string().optional() }).optional() }).optional(),
+  status: z
+    .object({
+      results: z
+        .object({
+          type: z.string(),
+          location: z.string(),
+          stored: z.number(),
+          bytes: z.number(),
+          pending: z.number().optional(),
+          lastError: z.string().optional(),
+        })
+        .optional(),
+    })
+    .optional(),
 });
 
 let server: S3TestServer | undefined;
@@ -29,9 +42,14 @@ let server: S3TestServer | undefined;
 /** Runs bin/cfn.js (the CLI of this work tree) against the e2e cluster. */
 function cfn(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO, 'bin/cfn.js'), ...args], { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [join(REPO, 'bin/cfn.js'), ...args],
+      { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -52,7 +70,12 @@ local('results in S3 on a real node', () => {
     const ns = await freshNamespace('s3');
     try {
       // stringData through stdin: the keys never appear on a command line.
-      await apply(ns, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's3-creds' }, stringData: { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey } });
+      await apply(ns, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 's3-creds' },
+        stringData: { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey },
+      });
       await apply(ns, {
         apiVersion: 'swarm.cfn.dev/v1alpha1',
         kind: 'Swarm',
@@ -67,25 +90,48 @@ local('results in S3 on a real node', () => {
           results: { type: 's3', s3: { endpoint: s3.endpoint, bucket: 'results', prefix: PREFIX, credentialsSecretRef: { name: 's3-creds' } } },
         },
       });
-      const before = await waitFor('some agents delivered', async () => {
-        const s = await getSwarm(ns, 'stored');
-        return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
-      }, 180_000, 200);
+      const before = await waitFor(
+        'some agents delivered',
+        async () => {
+          const s = await getSwarm(ns, 'stored');
+          return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
+        },
+        180_000,
+        200,
+      );
       expect(before.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 1 });
       expect(indexSet(before.status?.completedAgents).size).toBeLessThan(AGENTS);
       const pod = before.status?.coordinatorPod ?? '';
       // The credentials are a read-only file in the coordinator container, and in no environment.
       const mounted = await kubectlJson(
-        z.object({ spec: z.object({ containers: z.array(z.object({ env: z.array(z.object({ name: z.string() })).optional(), volumeMounts: z.array(z.object({ name: z.string(), mountPath: z.string(), readOnly: z.boolean().optional() })) })) }) }),
+        z.object({
+          spec: z.object({
+            containers: z.array(
+              z.object({
+                env: z.array(z.object({ name: z.string() })).optional(),
+                volumeMounts: z.array(z.object({ name: z.string(), mountPath: z.string(), readOnly: z.boolean().optional() })),
+              }),
+            ),
+          }),
+        }),
         ['get', 'pod', '-n', ns, pod],
       );
-      expect(mounted.spec.containers[0]?.volumeMounts).toContainEqual({ name: 's3-credentials', mountPath: '/var/run/secrets/swarm.cfn.dev/s3-credentials', readOnly: true });
+      expect(mounted.spec.containers[0]?.volumeMounts).toContainEqual({
+        name: 's3-credentials',
+        mountPath: '/var/run/secrets/swarm.cfn.dev/s3-credentials',
+        readOnly: true,
+      });
       expect(JSON.stringify(mounted.spec.containers[0]?.env ?? [])).not.toContain('AWS_');
       await kubectl(['delete', 'pod', '-n', ns, pod, '--grace-period=0', '--force']);
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/stored', '--timeout=300s'], { timeoutMs: 310_000 });
 
       const after = await getSwarm(ns, 'stored');
-      expect(after.status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, activeVersion: 'v2', agents: { total: AGENTS, completed: AGENTS, failed: 0 } });
+      expect(after.status).toMatchObject({
+        phase: 'Succeeded',
+        deliveryRate: 100,
+        activeVersion: 'v2',
+        agents: { total: AGENTS, completed: AGENTS, failed: 0 },
+      });
       expect(after.status?.coordinatorAttempts).toBeGreaterThanOrEqual(2);
       expect(after.status?.fallback).toBeUndefined();
       const { metadata, status } = await kubectlJson(resultsStatus, ['get', 'swarm', '-n', ns, 'stored']);
@@ -98,7 +144,14 @@ local('results in S3 on a real node', () => {
       expect(files).toEqual(Array.from({ length: AGENTS }, (_, i) => `${i}.json`));
       // Read back through S3: every record intact, none unreadable.
       const source = new S3Source({
-        config: { endpoint: s3.endpoint, bucket: 'results', prefix: PREFIX, region: s3.region, forcePathStyle: true, credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } },
+        config: {
+          endpoint: s3.endpoint,
+          bucket: 'results',
+          prefix: PREFIX,
+          region: s3.region,
+          forcePathStyle: true,
+          credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
+        },
         scope: { namespace: ns, name: 'stored', uid: metadata.uid },
         credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
       });
@@ -112,7 +165,10 @@ local('results in S3 on a real node', () => {
       await kubectl(['delete', 'pods', '-n', ns, '-l', 'swarm.cfn.dev/swarm=stored', '--wait=true', '--timeout=120s']);
       const cli = await cfn(['results', 'stored', '-n', ns]);
       expect(cli.code).toBe(0);
-      const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string });
+      const lines = cli.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { index: number; output: string });
       expect(lines.map((l) => [l.index, l.output])).toEqual(Array.from({ length: AGENTS }, (_, i) => [i, `answer ${i}\n`]));
       expect(cli.stderr).toContain(`s3://results/${runDir}`);
     } finally {

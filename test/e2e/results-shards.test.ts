@@ -40,7 +40,7 @@ async function writeRecords(ns: string, name: string, dir: string, path: string,
 }
 
 describe('results of a sharded swarm, on a real node', () => {
-  it('every shard\'s claim read by its own reader pod, merged into one set by index, each index once', async () => {
+  it("every shard's claim read by its own reader pod, merged into one set by index, each index once", async () => {
     const ns = await freshNamespace('results-shards');
     const client = KubeClient.load(process.env.KUBECONFIG);
     try {
@@ -57,8 +57,18 @@ describe('results of a sharded swarm, on a real node', () => {
       const t2 = '2026-12-04T12:00:09.000Z';
       const json = (r: StoredResult) => `${JSON.stringify(r)}\n`;
       // Shard 0 (indexes 0-2), and an older record of 3; shard 1 (3-5) with the newer 3 and a file that is no record.
-      await writeRecords(ns, 's0', dir0, path, { '0.json': json(record(0, t1, 'shd-s0-v2-1')), '1.json': json(record(1, t1, 'shd-s0-v2-1')), '2.json': json(record(2, t1, 'shd-s0-v2-1')), '3.json': json(record(3, t1, 'shd-s0-v2-1')) });
-      await writeRecords(ns, 's1', dir1, path, { '3.json': json(record(3, t2, 'shd-s1-v2-1')), '4.json': json(record(4, t1, 'shd-s1-v2-1')), '5.json': json(record(5, t1, 'shd-s1-v2-1')), '9.json': 'not a record' });
+      await writeRecords(ns, 's0', dir0, path, {
+        '0.json': json(record(0, t1, 'shd-s0-v2-1')),
+        '1.json': json(record(1, t1, 'shd-s0-v2-1')),
+        '2.json': json(record(2, t1, 'shd-s0-v2-1')),
+        '3.json': json(record(3, t1, 'shd-s0-v2-1')),
+      });
+      await writeRecords(ns, 's1', dir1, path, {
+        '3.json': json(record(3, t2, 'shd-s1-v2-1')),
+        '4.json': json(record(4, t1, 'shd-s1-v2-1')),
+        '5.json': json(record(5, t1, 'shd-s1-v2-1')),
+        '9.json': 'not a record',
+      });
 
       const image = await operatorImage();
       const source = resultsSource(sw, { client, image, timeoutMs: 180_000 });

@@ -69,16 +69,29 @@ export async function hostPathPod(ns: string, name: string, dir: string, script:
       metadata: { name },
       spec: {
         restartPolicy: 'Never',
-        containers: [{ name: 'c', image, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], securityContext: { runAsUser: 0 }, volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
+        containers: [
+          {
+            name: 'c',
+            image,
+            imagePullPolicy: 'IfNotPresent',
+            command: ['sh', '-c', script],
+            securityContext: { runAsUser: 0 },
+            volumeMounts: [{ name: 'd', mountPath: '/d' }],
+          },
+        ],
         volumes: [{ name: 'd', hostPath: { path: dir, type: 'DirectoryOrCreate' } }],
       },
     }),
   });
-  await waitFor(`pod ${name} done`, async () => {
-    const p = await kubectlJson(z.object({ status: z.object({ phase: z.string().optional() }) }), ['get', 'pod', '-n', ns, name]);
-    if (p.status.phase === 'Failed') throw new Error(`pod ${name} failed`);
-    return p.status.phase === 'Succeeded' ? true : undefined;
-  }, 120_000);
+  await waitFor(
+    `pod ${name} done`,
+    async () => {
+      const p = await kubectlJson(z.object({ status: z.object({ phase: z.string().optional() }) }), ['get', 'pod', '-n', ns, name]);
+      if (p.status.phase === 'Failed') throw new Error(`pod ${name} failed`);
+      return p.status.phase === 'Succeeded' ? true : undefined;
+    },
+    120_000,
+  );
   const { stdout } = await kubectl(['logs', '-n', ns, name]);
   await kubectl(['delete', 'pod', '-n', ns, name, '--wait=false']);
   return stdout;
@@ -93,7 +106,13 @@ export async function resultsVolume(ns: string, name: string): Promise<string> {
       apiVersion: 'v1',
       kind: 'PersistentVolume',
       metadata: { name: `${ns}-${name}`, labels: { 'e2e-namespace': ns } },
-      spec: { capacity: { storage: '64Mi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', storageClassName: '', hostPath: { path: dir, type: 'Directory' } },
+      spec: {
+        capacity: { storage: '64Mi' },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: '',
+        hostPath: { path: dir, type: 'Directory' },
+      },
     }),
   });
   await kubectl(['apply', '-n', ns, '-f', '-'], {

@@ -16,7 +16,16 @@ jest.setTimeout(900_000);
 
 const resultsStatus = z.object({
   status: z.object({
-    results: z.object({ type: z.string(), location: z.string(), stored: z.number(), bytes: z.number(), pending: z.number().optional(), lastError: z.string().optional() }).optional(),
+    results: z
+      .object({
+        type: z.string(),
+        location: z.string(),
+        stored: z.number(),
+        bytes: z.number(),
+        pending: z.number().optional(),
+        lastError: z.string().optional(),
+      })
+      .optional(),
     conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string(), message: z.string() })).optional(),
   }),
 });
@@ -43,10 +52,15 @@ describe('results out, on a real node', () => {
     try {
       const dir = await resultsVolume(ns, 'results');
       await apply(ns, recordingSwarm('keep', 'e2e results', AGENTS, 'results', AGENT));
-      const before = await waitFor('some agents delivered', async () => {
-        const s = await getSwarm(ns, 'keep');
-        return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
-      }, 180_000, 200);
+      const before = await waitFor(
+        'some agents delivered',
+        async () => {
+          const s = await getSwarm(ns, 'keep');
+          return (s.status?.agents?.completed ?? 0) >= 8 && s.status?.coordinatorPod ? s : undefined;
+        },
+        180_000,
+        200,
+      );
       const firstPod = before.status?.coordinatorPod ?? '';
       const delivered = indexSet(before.status?.completedAgents);
       expect(delivered.size).toBeLessThan(AGENTS);

@@ -11,7 +11,15 @@ const swarm = (name: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'swarm.cfn.dev/v1alpha1',
   kind: 'Swarm',
   metadata: { name },
-  spec: { objective: 'e2e rollout', agents: 2, topology: 'flat', coordination: { version: 'auto', fallbackTimeoutSeconds: 600 }, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2 }, v2: { shmSizeLimit: '16Mi' }, ...extra },
+  spec: {
+    objective: 'e2e rollout',
+    agents: 2,
+    topology: 'flat',
+    coordination: { version: 'auto', fallbackTimeoutSeconds: 600 },
+    agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 2 },
+    v2: { shmSizeLimit: '16Mi' },
+    ...extra,
+  },
 });
 
 const policyStatus = z.object({
@@ -34,21 +42,34 @@ describe('RolloutPolicy on a real node', () => {
     const ns = await freshNamespace('rollout');
     try {
       await apply(ns, policy('canary', { v2Percentage: 10, default: true }));
-      await kubectl(['apply', '-n', ns, '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: Array.from({ length: 50 }, (_, i) => swarm(`s-${String(i).padStart(2, '0')}`)) }) });
-      const decided = await waitFor('every swarm routed', async () => {
-        const all = await listSwarms(ns);
-        return all.length === 50 && all.every((s) => s.status?.version) ? all : undefined;
-      }, 120_000, 1000);
+      await kubectl(['apply', '-n', ns, '-f', '-'], {
+        input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: Array.from({ length: 50 }, (_, i) => swarm(`s-${String(i).padStart(2, '0')}`)) }),
+      });
+      const decided = await waitFor(
+        'every swarm routed',
+        async () => {
+          const all = await listSwarms(ns);
+          return all.length === 50 && all.every((s) => s.status?.version) ? all : undefined;
+        },
+        120_000,
+        1000,
+      );
       const v2 = decided.filter((s) => s.status?.version === 'v2');
       // Sticky hash buckets: about 5 of 50.
       expect(v2.length).toBeGreaterThanOrEqual(1);
       expect(v2.length).toBeLessThanOrEqual(12);
       for (const s of decided) expect(s.status?.versionReason).toMatch(/^RolloutPolicy canary at 10%: bucket \d+ (<|>=) 10$/);
-      const done = await waitFor('all 50 complete', async () => {
-        const all = await listSwarms(ns);
-        return all.every((s) => s.status?.phase === 'Succeeded') ? all : undefined;
-      }, 600_000, 2000);
-      for (const s of done) expect(s.status).toMatchObject({ deliveryRate: 100, agents: { total: 2, completed: 2, failed: 0 }, activeVersion: s.status?.version });
+      const done = await waitFor(
+        'all 50 complete',
+        async () => {
+          const all = await listSwarms(ns);
+          return all.every((s) => s.status?.phase === 'Succeeded') ? all : undefined;
+        },
+        600_000,
+        2000,
+      );
+      for (const s of done)
+        expect(s.status).toMatchObject({ deliveryRate: 100, agents: { total: 2, completed: 2, failed: 0 }, activeVersion: s.status?.version });
       // Both figures asserted below are waited for: the policy may count the V2 swarms before the last V1 ones.
       const p = await waitFor('policy observed', async () => {
         const got = await kubectlJson(policyStatus, ['get', 'rolloutpolicy', '-n', ns, 'canary']);
@@ -68,11 +89,19 @@ describe('RolloutPolicy on a real node', () => {
       // Two fit their tmpfs; one (500 agents in 16 MiB, one shard) fails the V2 preflight and falls back.
       await apply(ns, swarm('ok-a'));
       await apply(ns, swarm('ok-b'));
-      await apply(ns, swarm('too-big', { agents: 500, topology: 'auto', shards: 1, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }));
-      const p = await waitFor('rolled back', async () => {
-        const got = await kubectlJson(policyStatus, ['get', 'rolloutpolicy', '-n', ns, 'risky']);
-        return got.status?.phase === 'RolledBack' ? got : undefined;
-      }, 300_000, 1000);
+      await apply(
+        ns,
+        swarm('too-big', { agents: 500, topology: 'auto', shards: 1, agent: { command: ['cat'], timeoutSeconds: 60, retries: 0, concurrency: 16 } }),
+      );
+      const p = await waitFor(
+        'rolled back',
+        async () => {
+          const got = await kubectlJson(policyStatus, ['get', 'rolloutpolicy', '-n', ns, 'risky']);
+          return got.status?.phase === 'RolledBack' ? got : undefined;
+        },
+        300_000,
+        1000,
+      );
       expect(p.status?.effectivePercentage).toBe(0);
       expect(p.spec.v2Percentage).toBe(100);
       const rb = p.status?.conditions?.find((c) => c.type === 'RolledBack');

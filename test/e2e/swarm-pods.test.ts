@@ -45,7 +45,12 @@ describe('coordinator pods on a real node', () => {
     const ns = await freshNamespace('v2-sample');
     try {
       await kubectl(['apply', '-n', ns, '-k', SAMPLES]);
-      const pod = await waitFor('a running V2 coordinator pod', async () => (await swarmPods(ns, 'echo-500')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
+      const pod = await waitFor(
+        'a running V2 coordinator pod',
+        async () => (await swarmPods(ns, 'echo-500')).find((p) => p.status?.phase === 'Running'),
+        180_000,
+        200,
+      );
       expect(pod.metadata.labels?.['swarm.cfn.dev/version']).toBe('v2');
       // The chart's default identity: the namespace's shared ServiceAccount; its
       // kubelet-mounted token publishes status only through the admission policy.
@@ -60,7 +65,14 @@ describe('coordinator pods on a real node', () => {
       const sw = await getSwarm(ns, 'echo-500');
       // First: a fallback names its reason.
       expect(sw.status?.fallback).toBeUndefined();
-      expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v2', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 }, completedAgents: '0-499' });
+      expect(sw.status).toMatchObject({
+        phase: 'Succeeded',
+        version: 'v2',
+        activeVersion: 'v2',
+        deliveryRate: 100,
+        agents: { total: 500, completed: 500, failed: 0 },
+        completedAgents: '0-499',
+      });
       expect(sw.status?.coordinationTimeMs).toBeGreaterThan(0);
       // 500 agents: two shards (auto, one per 300 agents), each its own pod
       // publishing its progress with its name (downward API): the operator's proof it ran.
@@ -74,11 +86,25 @@ describe('coordinator pods on a real node', () => {
       expect(table.stdout).toMatch(/echo-500\s+v2\s+hybrid\s+2\s+500\s+500\s+100\s+Succeeded/);
       // The other samples: pinned to V1, and left to the rollout (no policy here: the operator's default).
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/docs-review', 'swarm/test-triage', '--timeout=300s'], { timeoutMs: 310_000 });
-      expect((await getSwarm(ns, 'docs-review')).status).toMatchObject({ phase: 'Succeeded', version: 'v1', deliveryRate: 100, agents: { total: 10, completed: 10, failed: 0 } });
-      expect((await getSwarm(ns, 'test-triage')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 20, completed: 20, failed: 0 } });
+      expect((await getSwarm(ns, 'docs-review')).status).toMatchObject({
+        phase: 'Succeeded',
+        version: 'v1',
+        deliveryRate: 100,
+        agents: { total: 10, completed: 10, failed: 0 },
+      });
+      expect((await getSwarm(ns, 'test-triage')).status).toMatchObject({
+        phase: 'Succeeded',
+        deliveryRate: 100,
+        agents: { total: 20, completed: 20, failed: 0 },
+      });
       // Real work: one agent per engine shell file, each answering with shellcheck's diff.
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/lint-fixers', '--timeout=300s'], { timeoutMs: 310_000 });
-      expect((await getSwarm(ns, 'lint-fixers')).status).toMatchObject({ phase: 'Succeeded', version: 'v2', deliveryRate: 100, agents: { total: LINT_FIXERS_FILES, completed: LINT_FIXERS_FILES, failed: 0 } });
+      expect((await getSwarm(ns, 'lint-fixers')).status).toMatchObject({
+        phase: 'Succeeded',
+        version: 'v2',
+        deliveryRate: 100,
+        agents: { total: LINT_FIXERS_FILES, completed: LINT_FIXERS_FILES, failed: 0 },
+      });
     } finally {
       await dropNamespace(ns);
     }
@@ -91,11 +117,25 @@ describe('coordinator pods on a real node', () => {
       // startup limit is generous: on a loaded node the coordinator may take
       // long to reach its preflight, and this test is about the preflight (of
       // one pod: shards 1, where auto would split 500 agents in two).
-      await apply(ns, swarm('small-shm', { agents: 500, shards: 1, coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 }, v2: { shmSizeLimit: '16Mi' } }));
+      await apply(
+        ns,
+        swarm('small-shm', {
+          agents: 500,
+          shards: 1,
+          coordination: { version: 'v2', fallbackEnabled: true, fallbackTimeoutSeconds: 60 },
+          v2: { shmSizeLimit: '16Mi' },
+        }),
+      );
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/small-shm', '--timeout=300s'], { timeoutMs: 310_000 });
       const sw = await getSwarm(ns, 'small-shm');
       const reason = /not enough space on \/dev\/shm\S*: about \d+ KiB needed for 500 agents, 16\d{3} KiB free/;
-      expect(sw.status).toMatchObject({ phase: 'Succeeded', version: 'v2', activeVersion: 'v1', deliveryRate: 100, agents: { total: 500, completed: 500, failed: 0 } });
+      expect(sw.status).toMatchObject({
+        phase: 'Succeeded',
+        version: 'v2',
+        activeVersion: 'v1',
+        deliveryRate: 100,
+        agents: { total: 500, completed: 500, failed: 0 },
+      });
       expect(sw.status?.fallback?.reason).toMatch(reason);
       expect(sw.status?.conditions?.find((c) => c.type === 'FallbackActive')?.message).toMatch(reason);
       const ev = await waitFor('FallbackToV1 event', async () => (await events(ns)).find((e) => e.reason === 'FallbackToV1'));
@@ -111,8 +151,21 @@ describe('coordinator pods on a real node', () => {
   it('deleting the Swarm removes its pod, its /dev/shm tmpfs and its agent processes', async () => {
     const ns = await freshNamespace('delete');
     try {
-      await apply(ns, swarm('long', { agents: 4, coordination: { version: 'v2' }, v2: { shmSizeLimit: '32Mi' }, agent: { command: ['sleep', '300'], timeoutSeconds: 600, retries: 0, concurrency: 4 } }));
-      const pod = await waitFor('a running coordinator pod', async () => (await swarmPods(ns, 'long')).find((p) => p.status?.phase === 'Running'), 180_000, 200);
+      await apply(
+        ns,
+        swarm('long', {
+          agents: 4,
+          coordination: { version: 'v2' },
+          v2: { shmSizeLimit: '32Mi' },
+          agent: { command: ['sleep', '300'], timeoutSeconds: 600, retries: 0, concurrency: 4 },
+        }),
+      );
+      const pod = await waitFor(
+        'a running coordinator pod',
+        async () => (await swarmPods(ns, 'long')).find((p) => p.status?.phase === 'Running'),
+        180_000,
+        200,
+      );
       await waitFor('agents running', async () => {
         const ps = await kubectl(['exec', '-n', ns, pod.metadata.name, '--', 'sh', '-c', 'ls /dev/shm/cfn/*/pids/ 2>/dev/null | wc -l'], { allowFail: true });
         return Number(ps.stdout.trim()) > 0 ? true : undefined;
@@ -126,10 +179,14 @@ describe('coordinator pods on a real node', () => {
       await waitFor('pods gone', async () => ((await swarmPods(ns, 'long')).length === 0 ? true : undefined), 120_000);
       if (MODE === 'local') {
         const stateDir = process.env.E2E_STATE_DIR ?? '';
-        await waitFor('tmpfs and pod dir removed on the node', async () => {
-          if (hostMounts(`/pods/${uid}/`).length > 0) return undefined;
-          return existsSync(path.join(stateDir, 'node/kubelet/pods', uid)) ? undefined : true;
-        }, 60_000);
+        await waitFor(
+          'tmpfs and pod dir removed on the node',
+          async () => {
+            if (hostMounts(`/pods/${uid}/`).length > 0) return undefined;
+            return existsSync(path.join(stateDir, 'node/kubelet/pods', uid)) ? undefined : true;
+          },
+          60_000,
+        );
         await waitFor('no process of the pod left', async () => (podProcesses(uid).length === 0 ? true : undefined), 60_000);
       }
     } finally {

@@ -35,28 +35,56 @@ describe('tasks in, on a real node', () => {
     try {
       const cmDir = await resultsVolume(ns, 'r-cm');
       const inlineDir = await resultsVolume(ns, 'r-inline');
-      const lines = [{ task: 'alpha\n$(touch /tmp/pwned) `id`', env: [{ name: 'FILE', value: 'a.sh' }] }, { task: 'beta "quoted"; rm -rf /' }, { task: 'gamma' }];
-      await apply(ns, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'work' }, data: { 'tasks.jsonl': lines.map((l) => JSON.stringify(l)).join('\n') + '\n' } });
-      await apply(ns, swarm('from-cm', { agents: 3, tasksFrom: { configMapKeyRef: { name: 'work', key: 'tasks.jsonl' } }, coordination: { version: 'v2', fallbackTimeoutSeconds: 60 }, results: { type: 'persistentVolumeClaim', claimName: 'r-cm' } }));
-      await apply(ns, swarm('inline', { tasks: ['one', 'two', 'three'], coordination: { version: 'v1' }, results: { type: 'persistentVolumeClaim', claimName: 'r-inline' } }));
+      const lines = [
+        { task: 'alpha\n$(touch /tmp/pwned) `id`', env: [{ name: 'FILE', value: 'a.sh' }] },
+        { task: 'beta "quoted"; rm -rf /' },
+        { task: 'gamma' },
+      ];
+      await apply(ns, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'work' },
+        data: { 'tasks.jsonl': lines.map((l) => JSON.stringify(l)).join('\n') + '\n' },
+      });
+      await apply(
+        ns,
+        swarm('from-cm', {
+          agents: 3,
+          tasksFrom: { configMapKeyRef: { name: 'work', key: 'tasks.jsonl' } },
+          coordination: { version: 'v2', fallbackTimeoutSeconds: 60 },
+          results: { type: 'persistentVolumeClaim', claimName: 'r-cm' },
+        }),
+      );
+      await apply(
+        ns,
+        swarm('inline', { tasks: ['one', 'two', 'three'], coordination: { version: 'v1' }, results: { type: 'persistentVolumeClaim', claimName: 'r-inline' } }),
+      );
       for (const name of ['from-cm', 'inline']) {
         await kubectl(['wait', '-n', ns, '--for=condition=Complete', `swarm/${name}`, '--timeout=300s'], { timeoutMs: 310_000 });
         expect((await getSwarm(ns, name)).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 3, completed: 3, failed: 0 } });
       }
       expect((await getSwarm(ns, 'from-cm')).status?.activeVersion).toBe('v2');
-      expect(await outputs(ns, 'r-cm', cmDir)).toEqual(['completed 0|a.sh|OBJ|alpha\n$(touch /tmp/pwned) `id`', 'completed 1|none|OBJ|beta "quoted"; rm -rf /', 'completed 2|none|OBJ|gamma']);
+      expect(await outputs(ns, 'r-cm', cmDir)).toEqual([
+        'completed 0|a.sh|OBJ|alpha\n$(touch /tmp/pwned) `id`',
+        'completed 1|none|OBJ|beta "quoted"; rm -rf /',
+        'completed 2|none|OBJ|gamma',
+      ]);
       expect(await outputs(ns, 'r-inline', inlineDir)).toEqual(['completed 0|none|OBJ|one', 'completed 1|none|OBJ|two', 'completed 2|none|OBJ|three']);
     } finally {
       await dropResultsNamespace(ns);
     }
   });
 
-  it('config/samples/swarm-tasks.yaml: 9 agents each check one of the engine\'s own bash files in the image (bash -n), all completed', async () => {
+  it("config/samples/swarm-tasks.yaml: 9 agents each check one of the engine's own bash files in the image (bash -n), all completed", async () => {
     const ns = await freshNamespace('tasks-sample');
     try {
       await kubectl(['apply', '-n', ns, '-f', `${SAMPLES}/tasks-bash-files.yaml`, '-f', `${SAMPLES}/swarm-tasks.yaml`]);
       await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/bash-checkers', '--timeout=300s'], { timeoutMs: 310_000 });
-      expect((await getSwarm(ns, 'bash-checkers')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100, agents: { total: 9, completed: 9, failed: 0 } });
+      expect((await getSwarm(ns, 'bash-checkers')).status).toMatchObject({
+        phase: 'Succeeded',
+        deliveryRate: 100,
+        agents: { total: 9, completed: 9, failed: 0 },
+      });
     } finally {
       await dropNamespace(ns);
     }

@@ -33,7 +33,13 @@ const swarm = (name: string, command: string[], agents: number, claim: string, e
   },
 });
 
-interface Response { index: number; status: string; exitCode: number | null; output: string; error: string | null }
+interface Response {
+  index: number;
+  status: string;
+  exitCode: number | null;
+  output: string;
+  error: string | null;
+}
 
 async function responses(ns: string, claim: string, dir: string): Promise<Response[]> {
   // The swarm's stored records: one file per agent index under <namespace>/<name>/<uid>/ (docs/results.md).
@@ -87,28 +93,35 @@ async function finished(ns: string, name: string) {
     const noShell = await finished(ns, 'no-shell');
     expect(noShell.status).toMatchObject({ phase: 'Failed', activeVersion: 'v2', deliveryRate: 0, agents: { total: 2, completed: 0, failed: 2 } });
     expect(noShell.status?.fallback).toBeUndefined();
-    for (const r of await responses(ns, 'r-shell', shellDir)) expect(r).toMatchObject({ status: 'failed', exitCode: 127, error: 'launcher: sh: command not found' });
+    for (const r of await responses(ns, 'r-shell', shellDir))
+      expect(r).toMatchObject({ status: 'failed', exitCode: 127, error: 'launcher: sh: command not found' });
   });
 
   it('hostile agents: no credential, nothing of the coordinator to read, write or signal; the status is exactly what they did', async () => {
     const dir = await resultsVolume(ns, 'r-hostile');
     await apply(ns, swarm('hostile', ['/probe', 'hostile'], 4, 'r-hostile'));
     const s = await finished(ns, 'hostile');
-    expect(s.status).toMatchObject({ phase: 'Succeeded', activeVersion: 'v2', deliveryRate: 100, completedAgents: '0-3', agents: { total: 4, completed: 4, failed: 0 } });
+    expect(s.status).toMatchObject({
+      phase: 'Succeeded',
+      activeVersion: 'v2',
+      deliveryRate: 100,
+      completedAgents: '0-3',
+      agents: { total: 4, completed: 4, failed: 0 },
+    });
     expect(s.status?.fallback).toBeUndefined();
     const all = await responses(ns, 'r-hostile', dir);
     expect(all).toHaveLength(4);
     for (const r of all) {
       expect(r.status).toBe('completed');
       const lines = r.output.trim().split('\n');
-      expect(lines[0]).toBe('uid: not the coordinator\'s');
+      expect(lines[0]).toBe("uid: not the coordinator's");
       expect(lines.filter((l) => l.includes('ALLOWED'))).toEqual([]);
       // 8 paths, the channel, the launcher's descriptors, environment and memory (PID 1 and the agent's parent), the coordinator's processes.
       expect(lines.filter((l) => l.includes(': denied'))).toHaveLength(16);
     }
   });
 
-  it('an agent finds no other agent\'s task: the ones queued behind it (concurrency 1) or answered are nowhere it can read', async () => {
+  it("an agent finds no other agent's task: the ones queued behind it (concurrency 1) or answered are nowhere it can read", async () => {
     const dir = await resultsVolume(ns, 'r-tasks');
     const manifest = swarm('tasks', ['/probe', 'tasks'], 3, 'r-tasks', { tasks: ['secret-task-0', 'secret-task-1', 'secret-task-2'] });
     manifest.spec.agent.concurrency = 1;
@@ -123,7 +136,13 @@ async function finished(ns: string, name: string) {
     const dir = await resultsVolume(ns, 'r-kill');
     await apply(ns, swarm('kill-launcher', ['/probe', 'kill-launcher'], 3, 'r-kill'));
     const s = await finished(ns, 'kill-launcher');
-    expect(s.status).toMatchObject({ phase: 'Failed', activeVersion: 'v2', deliveryRate: 0, failedIndexes: '0-2', agents: { total: 3, completed: 0, failed: 3 } });
+    expect(s.status).toMatchObject({
+      phase: 'Failed',
+      activeVersion: 'v2',
+      deliveryRate: 0,
+      failedIndexes: '0-2',
+      agents: { total: 3, completed: 0, failed: 3 },
+    });
     expect(s.status?.fallback).toBeUndefined();
     for (const r of await responses(ns, 'r-kill', dir)) {
       expect(r).toMatchObject({ status: 'failed', exitCode: null });

@@ -46,7 +46,11 @@ function buildPrevious(commit: string): string {
   const dir = tempDir('swarm-prev-');
   execFileSync('bash', ['-c', `git -C "$1" archive "$2" | tar -x -C "$3"`, 'archive', REPO, commit, dir], { stdio: 'inherit' });
   // Its dependencies: this tree's when the lock files agree, else its own.
-  const lock = (d: string) => JSON.stringify({ ...(JSON.parse(readFileSync(path.join(d, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> }).packages, '': undefined });
+  const lock = (d: string) =>
+    JSON.stringify({
+      ...(JSON.parse(readFileSync(path.join(d, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> }).packages,
+      '': undefined,
+    });
   if (lock(dir) === lock(REPO)) symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'));
   else sh('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], dir);
   const images = path.join(dir, '.local/image');
@@ -63,35 +67,62 @@ function buildPrevious(commit: string): string {
 async function installCrdsOf(dir: string): Promise<void> {
   const crdDir = path.join(dir, 'charts/swarm-operator/crds');
   for (const file of readdirSync(crdDir).filter((f) => f.endsWith('.yaml'))) {
-    const crd = parse(readFileSync(path.join(crdDir, file), 'utf8')) as { metadata: { name: string; annotations?: Record<string, string> }; spec: { versions: unknown[] } };
-    const patch = { metadata: { annotations: { 'swarm.cfn.dev/release': crd.metadata.annotations?.['swarm.cfn.dev/release'] ?? null } }, spec: { versions: crd.spec.versions } };
+    const crd = parse(readFileSync(path.join(crdDir, file), 'utf8')) as {
+      metadata: { name: string; annotations?: Record<string, string> };
+      spec: { versions: unknown[] };
+    };
+    const patch = {
+      metadata: { annotations: { 'swarm.cfn.dev/release': crd.metadata.annotations?.['swarm.cfn.dev/release'] ?? null } },
+      spec: { versions: crd.spec.versions },
+    };
     await kubectl(['patch', 'crd', crd.metadata.name, '--type', 'merge', '-p', JSON.stringify(patch)]);
   }
 }
 
 const crdRelease = async (name: string) =>
-  (await kubectlJson(z.object({ metadata: z.object({ annotations: z.record(z.string(), z.string()).optional() }) }), ['get', 'crd', name])).metadata.annotations?.['swarm.cfn.dev/release'];
+  (await kubectlJson(z.object({ metadata: z.object({ annotations: z.record(z.string(), z.string()).optional() }) }), ['get', 'crd', name])).metadata
+    .annotations?.['swarm.cfn.dev/release'];
 
 /** The operator Deployment rolled out with this image. */
 async function operatorRolledOut(image: string): Promise<void> {
   await waitFor(`operator on ${image}`, async () => {
-    const dep = await kubectlJson(z.object({ spec: z.object({ template: z.object({ spec: z.object({ containers: z.array(z.object({ image: z.string() })) }) }) }) }), ['get', 'deployment', '-n', RELEASE_NS, RELEASE]);
+    const dep = await kubectlJson(
+      z.object({ spec: z.object({ template: z.object({ spec: z.object({ containers: z.array(z.object({ image: z.string() })) }) }) }) }),
+      ['get', 'deployment', '-n', RELEASE_NS, RELEASE],
+    );
     return dep.spec.template.spec.containers[0]?.image === image || undefined;
   });
   await kubectl(['rollout', 'status', '-n', RELEASE_NS, `deployment/${RELEASE}`, '--timeout=180s'], { timeoutMs: 190_000 });
 }
 
-const chartArgs = (chart: string, tag: string) => [chart, '-n', RELEASE_NS, '--set', 'image.repository=swarm-operator', '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=IfNotPresent', '--wait', '--timeout', '5m'];
+const chartArgs = (chart: string, tag: string) => [
+  chart,
+  '-n',
+  RELEASE_NS,
+  '--set',
+  'image.repository=swarm-operator',
+  '--set',
+  `image.tag=${tag}`,
+  '--set',
+  'image.pullPolicy=IfNotPresent',
+  '--wait',
+  '--timeout',
+  '5m',
+];
 
 /** Everything `kubectl apply -k DIR/config/default` installs, as objects. */
 const kustomizeObjects = async (dir: string) =>
-  parseAllDocuments((await kubectl(['kustomize', path.join(dir, 'config/default')])).stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string } });
+  parseAllDocuments((await kubectl(['kustomize', path.join(dir, 'config/default')])).stdout).map(
+    (d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string } },
+  );
 
 /** Deletes a kustomize install except its CRDs (deleting those would delete every Swarm). */
 async function deleteKustomizeInstall(dir: string): Promise<void> {
   for (const o of await kustomizeObjects(dir)) {
     if (o.kind === 'CustomResourceDefinition') continue;
-    await kubectl(['delete', o.kind, o.metadata.name, ...(o.metadata.namespace ? ['-n', o.metadata.namespace] : []), '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
+    await kubectl(['delete', o.kind, o.metadata.name, ...(o.metadata.namespace ? ['-n', o.metadata.namespace] : []), '--ignore-not-found', '--wait=true'], {
+      timeoutMs: 180_000,
+    });
   }
 }
 
@@ -115,7 +146,12 @@ async function startRecordingSwarm(ns: string, name: string): Promise<string> {
       results: { type: 'persistentVolumeClaim', claimName: `${name}-results` },
     }),
   );
-  await waitFor(`${name}: two agents holding`, async () => (readFileSync(path.join(dir, 'runs.log'), 'utf8').trim().split('\n').length >= 2 ? true : undefined), 180_000, 200);
+  await waitFor(
+    `${name}: two agents holding`,
+    async () => (readFileSync(path.join(dir, 'runs.log'), 'utf8').trim().split('\n').length >= 2 ? true : undefined),
+    180_000,
+    200,
+  );
   return dir;
 }
 
@@ -134,7 +170,12 @@ async function completedOnce(ns: string, name: string, dir: string): Promise<voi
   for (let i = 0; i < AGENTS; i++) expect([i, counts.get(i)]).toEqual([i, 1]);
 }
 
-const swarm = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name }, spec: { objective: 'e2e upgrade', topology: 'flat', ...spec } });
+const swarm = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name },
+  spec: { objective: 'e2e upgrade', topology: 'flat', ...spec },
+});
 
 jest.setTimeout(1_500_000);
 
@@ -176,7 +217,10 @@ describeLocal('upgrade from the previous release', () => {
     // The upgrade, as `helm upgrade` to the new chart and image.
     helm(['upgrade', RELEASE, ...chartArgs(path.join(REPO, 'charts/swarm-operator'), current)]);
     await operatorRolledOut(`swarm-operator:${current}`);
-    await waitFor('CRDs at this release', async () => ((await crdRelease('swarms.swarm.cfn.dev')) === current && (await crdRelease('rolloutpolicies.swarm.cfn.dev')) === current) || undefined);
+    await waitFor(
+      'CRDs at this release',
+      async () => ((await crdRelease('swarms.swarm.cfn.dev')) === current && (await crdRelease('rolloutpolicies.swarm.cfn.dev')) === current) || undefined,
+    );
     const upgradedMidRun = await getSwarm(ns, 'running');
     expect(upgradedMidRun.status?.phase).toBe('Running');
     openGate(dir);
@@ -189,12 +233,19 @@ describeLocal('upgrade from the previous release', () => {
     const { conditions: condsAfter = [], ...restAfter } = finishedAfter.status as { conditions?: Array<{ type: string }> };
     expect(restAfter).toEqual(restBefore);
     expect(condsAfter.filter((c) => condsBefore.some((b) => b.type === c.type))).toEqual(condsBefore);
-    expect(condsAfter.filter((c) => !condsBefore.some((b) => b.type === c.type))).toEqual([expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Succeeded' })]);
+    expect(condsAfter.filter((c) => !condsBefore.some((b) => b.type === c.type))).toEqual([
+      expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Succeeded' }),
+    ]);
 
     // A field this release added, applied and honoured: one agent of two fails, and the success policy accepts 50%.
     await apply(
       ns,
-      swarm('new-field', { agents: 2, agent: { command: ['sh', '-c', 'test "$AGENT_INDEX" = 0'], retries: 0 }, coordination: { version: 'v2' }, successPolicy: { minDeliveryRate: 50 } }),
+      swarm('new-field', {
+        agents: 2,
+        agent: { command: ['sh', '-c', 'test "$AGENT_INDEX" = 0'], retries: 0 },
+        coordination: { version: 'v2' },
+        successPolicy: { minDeliveryRate: 50 },
+      }),
     );
     await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/new-field', '--timeout=180s'], { timeoutMs: 190_000 });
     expect((await getSwarm(ns, 'new-field')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 50, agents: { total: 2, completed: 1, failed: 1 } });
@@ -222,7 +273,7 @@ describeLocal('upgrade from the previous release', () => {
 
       await kubectl(['apply', '-k', path.join(REPO, 'config/default')]);
       await kubectl(['rollout', 'status', '-n', 'swarm-operator-system', 'deployment/swarm-operator', '--timeout=180s'], { timeoutMs: 190_000 });
-      await waitFor('CRDs at this release', async () => ((await crdRelease('swarms.swarm.cfn.dev')) === current) || undefined);
+      await waitFor('CRDs at this release', async () => (await crdRelease('swarms.swarm.cfn.dev')) === current || undefined);
       expect((await getSwarm(ns, 'kustomized')).status?.phase).toBe('Running');
       openGate(dir);
       await completedOnce(ns, 'kustomized', dir);

@@ -55,7 +55,7 @@ describe('package exports', () => {
     expect(api.detectVersion({ id: 'swarm-1', env: { COORDINATION_VERSION: 'v1' } })).toMatchObject({ version: 'v1' });
   });
 
-  it('rolloutBucket is sha256(id)\'s first 4 bytes, big-endian, mod 100: the rollout routes by it', () => {
+  it("rolloutBucket is sha256(id)'s first 4 bytes, big-endian, mod 100: the rollout routes by it", () => {
     const expected = (id: string) => createHash('sha256').update(id, 'utf8').digest().readUInt32BE(0) % 100;
     const ids = Array.from({ length: 200 }, (_, i) => `swarm-${i}`);
     for (const id of ids) expect(api.rolloutBucket(id)).toBe(expected(id));
@@ -67,7 +67,9 @@ describe('package exports', () => {
   });
 
   it('map the package entry point to the compiled index', () => {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { exports: Record<string, { import: string; types: string }> };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      exports: Record<string, { import: string; types: string }>;
+    };
     expect(pkg.exports['.']).toEqual({ types: './dist/operator/index.d.ts', import: './dist/operator/index.js' });
   });
 });

@@ -109,7 +109,16 @@ const podSchema = z.looseObject({
       reason: z.string().optional(),
       conditions: z.array(z.looseObject({ type: z.string(), status: z.string() })).optional(),
       containerStatuses: z
-        .array(z.looseObject({ state: z.looseObject({ waiting: z.looseObject({ reason: z.string().optional() }).optional(), terminated: z.looseObject({ reason: z.string().optional(), exitCode: z.number().optional() }).optional() }).optional() }))
+        .array(
+          z.looseObject({
+            state: z
+              .looseObject({
+                waiting: z.looseObject({ reason: z.string().optional() }).optional(),
+                terminated: z.looseObject({ reason: z.string().optional(), exitCode: z.number().optional() }).optional(),
+              })
+              .optional(),
+          }),
+        )
         .optional(),
     })
     .optional(),
@@ -160,7 +169,15 @@ export function eventViews(raw: readonly unknown[]): EventView[] {
       const r = eventSchema.safeParse(o);
       if (!r.success) return [];
       const e = r.data;
-      return [{ time: e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata.creationTimestamp ?? '', type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1 }];
+      return [
+        {
+          time: e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata.creationTimestamp ?? '',
+          type: e.type ?? '',
+          reason: e.reason ?? '',
+          message: e.message ?? '',
+          count: e.count ?? 1,
+        },
+      ];
     })
     .sort((a, b) => a.time.localeCompare(b.time))
     .slice(-EVENTS_SHOWN);
@@ -172,9 +189,18 @@ export function healthOf(
   status: { observedGeneration?: number | undefined; conditions?: Condition[] | undefined } | undefined,
 ): Health {
   const generation = metadata.generation;
-  if (metadata.deletionTimestamp) return { state: 'Terminating', reason: 'Deleting', message: `deleted at ${metadata.deletionTimestamp}: the operator removes its pods, then the object goes` };
+  if (metadata.deletionTimestamp)
+    return {
+      state: 'Terminating',
+      reason: 'Deleting',
+      message: `deleted at ${metadata.deletionTimestamp}: the operator removes its pods, then the object goes`,
+    };
   if (generation !== undefined && status?.observedGeneration !== generation) {
-    return { state: 'NotObserved', reason: 'LatestGenerationNotObserved', message: `generation ${generation} not observed by the operator yet (observed: ${status?.observedGeneration ?? 'none'})` };
+    return {
+      state: 'NotObserved',
+      reason: 'LatestGenerationNotObserved',
+      message: `generation ${generation} not observed by the operator yet (observed: ${status?.observedGeneration ?? 'none'})`,
+    };
   }
   for (const [type, state] of [
     [STALLED, 'Stalled'],
@@ -225,7 +251,15 @@ export function swarmView(s: Swarm, pods: readonly unknown[], events: readonly u
     agents: { ...agents, done: agents.completed + agents.failed },
     ...(st.deliveryRate !== undefined ? { deliveryRate: st.deliveryRate } : {}),
     ...(st.results
-      ? { results: { location: st.results.location, stored: st.results.stored, bytes: st.results.bytes, pending: st.results.pending ?? 0, ...(st.results.lastError !== undefined ? { lastError: st.results.lastError } : {}) } }
+      ? {
+          results: {
+            location: st.results.location,
+            stored: st.results.stored,
+            bytes: st.results.bytes,
+            pending: st.results.pending ?? 0,
+            ...(st.results.lastError !== undefined ? { lastError: st.results.lastError } : {}),
+          },
+        }
       : {}),
     ...(st.fallback ? { fallback: st.fallback } : {}),
     fallbacks: st.fallbackHistory?.length ?? (st.fallback ? 1 : 0),
@@ -249,7 +283,16 @@ export function rolloutView(p: RolloutPolicy, events: readonly unknown[]): Rollo
     const asked = action === 'pause' ? (annotations[ROLLOUT_ANNOTATIONS.paused] === 'true' ? 'true' : '') : annotations[ROLLOUT_ANNOTATIONS[action]];
     if (!handled && !asked) return [];
     const pending = (asked ?? '') !== (handled?.token ?? '');
-    return [{ action, token: asked ?? handled?.token ?? '', accepted: handled?.accepted ?? false, message: pending ? 'not handled by the operator yet' : (handled?.message ?? ''), time: handled?.time ?? '', pending }];
+    return [
+      {
+        action,
+        token: asked ?? handled?.token ?? '',
+        accepted: handled?.accepted ?? false,
+        message: pending ? 'not handled by the operator yet' : (handled?.message ?? ''),
+        time: handled?.time ?? '',
+        pending,
+      },
+    ];
   });
   return {
     kind: 'RolloutPolicy',
@@ -298,7 +341,10 @@ const healthLine = (h: Health): string => `${h.state} (${h.reason}): ${h.message
 
 function eventsBlock(events: readonly EventView[], now: Date): string {
   if (events.length === 0) return 'Events:  none\n';
-  return `Events (last ${EVENTS_SHOWN}):\n${table(['AGE', 'TYPE', 'REASON', 'MESSAGE'], events.map((e) => [age(e.time, now), e.type, e.reason, e.count > 1 ? `${e.message} (x${e.count})` : e.message]))}`;
+  return `Events (last ${EVENTS_SHOWN}):\n${table(
+    ['AGE', 'TYPE', 'REASON', 'MESSAGE'],
+    events.map((e) => [age(e.time, now), e.type, e.reason, e.count > 1 ? `${e.message} (x${e.count})` : e.message]),
+  )}`;
 }
 
 const resultsLine = (r: NonNullable<SwarmView['results']>): string =>
@@ -332,18 +378,38 @@ export function formatSwarm(v: SwarmView, now = new Date()): string {
     ['Name', `${v.namespace}/${v.name}`],
     ['Phase', v.phase],
     ['Health', healthLine(v.health)],
-    ['Version', v.version ? `${v.version.active}${v.version.active !== v.version.decided ? ` (decided ${v.version.decided})` : ''}: ${v.version.reason}` : 'not decided yet'],
+    [
+      'Version',
+      v.version
+        ? `${v.version.active}${v.version.active !== v.version.decided ? ` (decided ${v.version.decided})` : ''}: ${v.version.reason}`
+        : 'not decided yet',
+    ],
     ['Topology', v.topology ?? '-'],
     ['Agents', `${v.agents.done}/${v.agents.total} done: ${v.agents.completed} completed, ${v.agents.failed} failed`],
     ['Delivery', v.deliveryRate !== undefined ? pct(v.deliveryRate) : '-'],
     ...(v.results ? ([['Results', resultsLine(v.results)]] as Array<[string, string]>) : []),
-    ['Fallback', v.fallback ? `${v.fallback.from} -> ${v.fallback.to} ${age(v.fallback.time, now)} ago: ${v.fallback.reason}${v.fallbacks > 1 ? ` (${v.fallbacks} fallbacks)` : ''}` : 'none'],
+    [
+      'Fallback',
+      v.fallback
+        ? `${v.fallback.from} -> ${v.fallback.to} ${age(v.fallback.time, now)} ago: ${v.fallback.reason}${v.fallbacks > 1 ? ` (${v.fallbacks} fallbacks)` : ''}`
+        : 'none',
+    ],
     ['Started', v.startTime ? `${v.startTime} (${age(v.startTime, now)} ago)` : '-'],
     ...(v.completionTime ? ([['Finished', `${v.completionTime} (${age(v.completionTime, now)} ago)`]] as Array<[string, string]>) : []),
   ];
   const sharded = v.pods.some((p) => p.shard !== undefined);
-  const podRow = (p: PodView) => [...(sharded ? [p.shard === undefined ? '-' : String(p.shard)] : []), p.name, p.version, p.phase, p.ready ? 'true' : 'false', p.node || '-', p.reason || '-'];
-  const pods = v.pods.length ? `Pods:\n${table([...(sharded ? ['SHARD'] : []), 'NAME', 'VERSION', 'PHASE', 'READY', 'NODE', 'REASON'], v.pods.map(podRow))}` : 'Pods:  none\n';
+  const podRow = (p: PodView) => [
+    ...(sharded ? [p.shard === undefined ? '-' : String(p.shard)] : []),
+    p.name,
+    p.version,
+    p.phase,
+    p.ready ? 'true' : 'false',
+    p.node || '-',
+    p.reason || '-',
+  ];
+  const pods = v.pods.length
+    ? `Pods:\n${table([...(sharded ? ['SHARD'] : []), 'NAME', 'VERSION', 'PHASE', 'READY', 'NODE', 'REASON'], v.pods.map(podRow))}`
+    : 'Pods:  none\n';
   return fields(rows) + (v.shards ? shardsBlock(v.shards) : '') + pods + eventsBlock(v.events, now);
 }
 
@@ -356,13 +422,29 @@ export function formatRollout(v: RolloutView, now = new Date()): string {
     ['Health', healthLine(v.health)],
     ['V2 share', `${v.effectivePercentage ?? v.v2Percentage}% of new swarms (spec.v2Percentage ${v.v2Percentage}%)`],
     ['Step', `${stepText}${v.step.next !== undefined ? `, next ${v.step.next}%${v.autoPromote ? ' when the gates hold' : ' on promote'}` : ', last'}`],
-    ['Paused', v.paused.spec || v.paused.request ? `yes (${[v.paused.spec ? 'spec.paused' : '', v.paused.request ? 'kubectl swarm rollout pause' : ''].filter(Boolean).join(', ')})` : 'no'],
-    ['Observed', o ? `${o.v2Swarms} V2 swarms (${o.fallbacks} fell back: ${o.fallbackRate}%), ${o.v1Swarms} V1, delivery ${o.deliveryRate !== undefined ? `${o.deliveryRate}%` : '-'} over ${o.finishedV2Swarms} finished` : '-'],
+    [
+      'Paused',
+      v.paused.spec || v.paused.request
+        ? `yes (${[v.paused.spec ? 'spec.paused' : '', v.paused.request ? 'kubectl swarm rollout pause' : ''].filter(Boolean).join(', ')})`
+        : 'no',
+    ],
+    [
+      'Observed',
+      o
+        ? `${o.v2Swarms} V2 swarms (${o.fallbacks} fell back: ${o.fallbackRate}%), ${o.v1Swarms} V1, delivery ${o.deliveryRate !== undefined ? `${o.deliveryRate}%` : '-'} over ${o.finishedV2Swarms} finished`
+        : '-',
+    ],
     ['Last decision', v.lastDecision ? `${v.lastDecision.from}% -> ${v.lastDecision.to}% ${age(v.lastDecision.time, now)} ago: ${v.lastDecision.reason}` : '-'],
   ];
   const requests = v.requests.length
-    ? `Requests:\n${table(['ACTION', 'TOKEN', 'STATE', 'MESSAGE'], v.requests.map((r) => [r.action, r.token || '-', r.pending ? 'pending' : r.accepted ? 'done' : 'refused', r.message]))}`
+    ? `Requests:\n${table(
+        ['ACTION', 'TOKEN', 'STATE', 'MESSAGE'],
+        v.requests.map((r) => [r.action, r.token || '-', r.pending ? 'pending' : r.accepted ? 'done' : 'refused', r.message]),
+      )}`
     : '';
-  const conditions = `Conditions:\n${table(['TYPE', 'STATUS', 'REASON', 'MESSAGE'], v.conditions.map((c) => [c.type, c.status, c.reason, c.message]))}`;
+  const conditions = `Conditions:\n${table(
+    ['TYPE', 'STATUS', 'REASON', 'MESSAGE'],
+    v.conditions.map((c) => [c.type, c.status, c.reason, c.message]),
+  )}`;
   return fields(rows) + requests + conditions + eventsBlock(v.events, now);
 }

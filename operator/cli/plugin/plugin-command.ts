@@ -214,12 +214,16 @@ class PluginRun {
   }
 
   private async events(kind: string, name: string): Promise<unknown[]> {
-    const list = await this.client.get<{ items?: unknown[] }>(resourcePath({ ...EVENTS, namespace: this.o.namespace }), { fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}` });
+    const list = await this.client.get<{ items?: unknown[] }>(resourcePath({ ...EVENTS, namespace: this.o.namespace }), {
+      fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}`,
+    });
     return list.items ?? [];
   }
 
   private async pods(name: string): Promise<unknown[]> {
-    const list = await this.client.get<{ items?: unknown[] }>(resourcePath({ ...PODS, namespace: this.o.namespace }), { labelSelector: `${LABEL_SWARM}=${name}` });
+    const list = await this.client.get<{ items?: unknown[] }>(resourcePath({ ...PODS, namespace: this.o.namespace }), {
+      labelSelector: `${LABEL_SWARM}=${name}`,
+    });
     return list.items ?? [];
   }
 
@@ -347,7 +351,10 @@ class PluginRun {
       );
     });
     for (const inf of informers) inf.start();
-    const timer = timeoutMs !== undefined ? setTimeout(() => settle(timeoutMessage ? new NoAnswer(`${timeoutMessage} within ${timeoutMs / 1000}s`) : EXIT.ok), timeoutMs) : undefined;
+    const timer =
+      timeoutMs !== undefined
+        ? setTimeout(() => settle(timeoutMessage ? new NoAnswer(`${timeoutMessage} within ${timeoutMs / 1000}s`) : EXIT.ok), timeoutMs)
+        : undefined;
     void this.stop().then(() => settle(EXIT.interrupted));
     const outcome = await done;
     if (timer) clearTimeout(timer);
@@ -377,7 +384,14 @@ class PluginRun {
     }
     const token = value ?? '';
     const report = (accepted: boolean | undefined, message: string) => {
-      const out = { kind: 'RolloutRequest', policy: `${this.o.namespace}/${name}`, action, token, state: accepted === undefined ? 'requested' : accepted ? 'done' : 'refused', message };
+      const out = {
+        kind: 'RolloutRequest',
+        policy: `${this.o.namespace}/${name}`,
+        action,
+        token,
+        state: accepted === undefined ? 'requested' : accepted ? 'done' : 'refused',
+        message,
+      };
       if (this.o.output === 'json') this.io.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       else if (this.o.output === 'yaml') this.io.stdout.write(stringify(out));
       else this.io.stdout.write(`${what}: ${action} ${out.state}: ${message}\n`);

@@ -104,7 +104,16 @@ export class AgentLauncher {
   }
 
   async attempt(a: AgentAttempt): Promise<AgentAttemptResult> {
-    const stopped = (): AgentAttemptResult => ({ ok: false, exitCode: null, signal: null, output: '', outputBytes: 0, outputTruncated: false, error: reasonText(a.signal), aborted: true });
+    const stopped = (): AgentAttemptResult => ({
+      ok: false,
+      exitCode: null,
+      signal: null,
+      output: '',
+      outputBytes: 0,
+      outputTruncated: false,
+      error: reasonText(a.signal),
+      aborted: true,
+    });
     if (a.signal.aborted) return stopped();
     if (this.pending.has(a.agentIndex)) throw new Error(`agent-${a.agentIndex} already has an attempt running`);
     const session = this.session ?? this.start();
@@ -149,7 +158,20 @@ export class AgentLauncher {
   private start(): Session {
     const run = this.run;
     const killAfter = ((run.killGraceMs ?? 1000) / 1000).toFixed(3);
-    const args = ['session', '--max-output', String(run.maxOutputBytes || 1), '--timeout-text', '0', '--kill-after', killAfter, String(SESSION_CONCURRENCY), '0', '0', '--', ...run.argv];
+    const args = [
+      'session',
+      '--max-output',
+      String(run.maxOutputBytes || 1),
+      '--timeout-text',
+      '0',
+      '--kill-after',
+      killAfter,
+      String(SESSION_CONCURRENCY),
+      '0',
+      '0',
+      '--',
+      ...run.argv,
+    ];
     const env: Record<string, string | undefined> = {
       ...process.env,
       ...run.env,

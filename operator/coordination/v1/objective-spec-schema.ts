@@ -27,7 +27,10 @@ export const objectiveSpecSchema = z.object({
   concurrency: z.number().int().min(1),
   timeoutSeconds: z.number().positive(),
   maxOutputBytes: z.number().int().min(1),
-  indexRange: z.object({ start: z.number().int().min(0), end: z.number().int().min(1) }).readonly().optional(),
+  indexRange: z
+    .object({ start: z.number().int().min(0), end: z.number().int().min(1) })
+    .readonly()
+    .optional(),
   completedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
   failedIndexes: z.array(z.number().int().min(0)).readonly().optional(),
   noRetryExitCodes: z.array(z.number().int().min(1).max(255)).max(255).readonly().optional(),

@@ -181,8 +181,7 @@ export class ResponseCheckpointStore {
 
   getObjective(id: string): StoredObjective | undefined {
     const row = this.ready().st.getObjective.get(id) as
-      | { spec: string; status: string; created_at: number; started_at: number | null; finished_at: number | null; owner: string | null }
-      | undefined;
+      { spec: string; status: string; created_at: number; started_at: number | null; finished_at: number | null; owner: string | null } | undefined;
     if (!row) return undefined;
     let spec: ObjectiveSpec;
     try {

@@ -176,7 +176,10 @@ export class RetryingTaskRunner<T> {
     return { id: task.id, status: 'failed', attempts: attempt, value: last.value, error: last.error, durationMs: performance.now() - start };
   }
 
-  private async attempt(task: ScheduledTask<T>, attempt: number): Promise<{ ok: true; value: T } | { ok: false; value?: T; error: string; final?: boolean; timedOut: boolean }> {
+  private async attempt(
+    task: ScheduledTask<T>,
+    attempt: number,
+  ): Promise<{ ok: true; value: T } | { ok: false; value?: T; error: string; final?: boolean; timedOut: boolean }> {
     const controller = new AbortController();
     this.controllers.add(controller);
     let timer: NodeJS.Timeout | undefined;

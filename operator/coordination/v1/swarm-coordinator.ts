@@ -264,7 +264,12 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     const completed = counts.completed + unstored(stored.spec.completedIndexes);
     const failed = counts.failed + unstored(stored.spec.failedIndexes);
     const coordinationTime = stored.startedAt !== null ? (stored.finishedAt ?? Date.now()) - stored.startedAt : 0;
-    return runStatus(objectiveId, stored.status, { total: rangeSize(runRange(stored.spec)), completed, failed, completedThisRun: counts.completed }, coordinationTime);
+    return runStatus(
+      objectiveId,
+      stored.status,
+      { total: rangeSize(runRange(stored.spec)), completed, failed, completedThisRun: counts.completed },
+      coordinationTime,
+    );
   }
 
   async getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined> {
@@ -287,7 +292,8 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
         range: runRange(run.spec),
         response: (i) => run.finals.get(i),
         state: (i) =>
-          run.finals.get(i)?.status ?? (run.countedCompleted.has(i) ? 'completed' : run.countedFailed.has(i) ? 'failed' : run.running.has(i) ? 'running' : 'pending'),
+          run.finals.get(i)?.status ??
+          (run.countedCompleted.has(i) ? 'completed' : run.countedFailed.has(i) ? 'failed' : run.running.has(i) ? 'running' : 'pending'),
       };
     }
     if (!this.memory.isOpen) return undefined;
@@ -341,7 +347,15 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
         },
         onRetry: (id, nextAttempt, delayMs, error, timedOut) => {
           monitor.agentRetried(timedOut);
-          this.publish('agent:retry', { objectiveId: spec.id, agentId: id, index: agentIndex(id), attempt: nextAttempt, delayMs, error, timestamp: Date.now() });
+          this.publish('agent:retry', {
+            objectiveId: spec.id,
+            agentId: id,
+            index: agentIndex(id),
+            attempt: nextAttempt,
+            delayMs,
+            error,
+            timestamp: Date.now(),
+          });
         },
         onTaskDone: (result) => this.onAgentDone(run, result),
       },
@@ -421,4 +435,3 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return runStatus(run.spec.id, state, { total: rangeSize(runRange(run.spec)), completed, failed, completedThisRun: run.completedThisRun }, coordinationTime);
   }
 }
-

@@ -8,17 +8,7 @@ import { execa } from 'execa';
 import type { ResultPromise } from 'execa';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
 import type { AgentView } from '../agent-view.js';
-import type {
-  AgentInfo,
-  AgentResponse,
-  AgentState,
-  Capabilities,
-  HealthReport,
-  ICoordinator,
-  ObjectiveResult,
-  ObjectiveSpec,
-  SwarmStatus,
-} from '../types.js';
+import type { AgentInfo, AgentResponse, AgentState, Capabilities, HealthReport, ICoordinator, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../types.js';
 import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
@@ -107,7 +97,10 @@ const STDERR_TAIL_BYTES = 8192;
 export async function resolveExecutable(nameOrPath: string, pathEnv: string | undefined): Promise<string | undefined> {
   const candidates = nameOrPath.includes('/')
     ? [nameOrPath]
-    : (pathEnv ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, nameOrPath));
+    : (pathEnv ?? '')
+        .split(delimiter)
+        .filter((d) => d !== '')
+        .map((d) => join(d, nameOrPath));
   for (const c of candidates) {
     try {
       await access(c, constants.X_OK);
@@ -161,7 +154,10 @@ async function killGroupAndWait(pid: number | undefined, timeoutMs = 2000): Prom
 }
 
 function lastLine(text: string): string {
-  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines[lines.length - 1]?.trim() ?? '';
 }
 
@@ -268,7 +264,8 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     }
     const why = result.timedOut
       ? 'preflight timed out after 30 s'
-      : lastLine(stderr) || (parsed && !parsed.ok ? `preflight printed invalid JSON (${parsed.reason})` : `preflight exited ${result.exitCode} without a report`);
+      : lastLine(stderr) ||
+        (parsed && !parsed.ok ? `preflight printed invalid JSON (${parsed.reason})` : `preflight exited ${result.exitCode} without a report`);
     return { healthy: false, reason: why, checks: { preflight: { ok: false, detail: why } } };
   }
 
@@ -289,14 +286,22 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       this.script('coordinator-cli.sh'),
       'run',
       '--keep',
-      '--swarm-id', spec.id,
-      '--shm-path', this.shmPath,
-      '--agents', String(spec.agents),
-      '--concurrency', String(spec.concurrency),
-      '--agent-timeout', String(spec.agentTimeoutSeconds),
-      '--retries', String(spec.retries),
-      '--timeout', String(spec.timeoutSeconds),
-      '--max-output', String(spec.maxOutputBytes),
+      '--swarm-id',
+      spec.id,
+      '--shm-path',
+      this.shmPath,
+      '--agents',
+      String(spec.agents),
+      '--concurrency',
+      String(spec.concurrency),
+      '--agent-timeout',
+      String(spec.agentTimeoutSeconds),
+      '--retries',
+      String(spec.retries),
+      '--timeout',
+      String(spec.timeoutSeconds),
+      '--max-output',
+      String(spec.maxOutputBytes),
     ];
     if (spec.noRetryExitCodes && spec.noRetryExitCodes.length > 0) args.push('--no-retry-exit-codes', spec.noRetryExitCodes.join(','));
     if (!isWholeSwarm(spec)) args.push('--index-range', engineRangeArg(runRange(spec)));
@@ -320,14 +325,24 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     const run: ActiveRun = { spec, root, child: undefined, collector, startedAt: Date.now(), stopping: false, stderrTail: '', done, markDone };
     // Registered before the first await, so a concurrent call with the same id is refused above.
     this.runs.set(spec.id, run);
-    if (await stat(root).then(() => true, () => false)) {
+    if (
+      await stat(root).then(
+        () => true,
+        () => false,
+      )
+    ) {
       this.runs.delete(spec.id);
       run.markDone();
       throw new EngineError(`swarm root ${root} already exists (another run of ${spec.id}, or a leftover to remove)`, undefined);
     }
     this.finished.delete(spec.id);
     try {
-      await writeObjective(root, { objective: spec.description, range: runRange(spec), ...(spec.tasks ? { tasks: spec.tasks } : {}), ...(spec.taskEnv ? { taskEnv: spec.taskEnv } : {}) });
+      await writeObjective(root, {
+        objective: spec.description,
+        range: runRange(spec),
+        ...(spec.tasks ? { tasks: spec.tasks } : {}),
+        ...(spec.taskEnv ? { taskEnv: spec.taskEnv } : {}),
+      });
       collector.on('response', (r) => {
         this.emit('response', r, spec.id);
         this.emit(r.status === 'completed' ? 'agent:completed' : 'agent:failed', { objectiveId: spec.id, response: r, timestamp: Date.now() });
@@ -511,10 +526,15 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
   async stop(): Promise<void> {
     this.stopEpoch += 1;
     const preflights = [...this.preflights];
-    await Promise.all(preflights.map(async (p) => {
-      await killGroupAndWait(p.pid);
-      await p.then(() => undefined, () => undefined);
-    }));
+    await Promise.all(
+      preflights.map(async (p) => {
+        await killGroupAndWait(p.pid);
+        await p.then(
+          () => undefined,
+          () => undefined,
+        );
+      }),
+    );
     const runs = [...this.runs.values()];
     await Promise.all(
       runs.map(async (run) => {

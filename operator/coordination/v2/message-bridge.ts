@@ -54,7 +54,12 @@ export async function writeObjective(root: string, input: BridgeInput): Promise<
         if (problem) throw new BridgeInputError(`task ${i}: ${problem}`);
         assertNoNul(`task ${i} env ${name}`, value);
       }
-      await atomicWrite(join(envDir, String(i)), Object.entries(e).map(([n, v]) => `${n}=${v}\0`).join(''));
+      await atomicWrite(
+        join(envDir, String(i)),
+        Object.entries(e)
+          .map(([n, v]) => `${n}=${v}\0`)
+          .join(''),
+      );
     }
   }
   if (tasks.length === 0) return;

@@ -8,7 +8,10 @@ import { indexRangeProblem } from '../index-range.js';
 
 export const objectiveSpecSchema = z
   .object({
-    id: z.string().regex(ID_PATTERN, `must match ${ID_PATTERN.source}`).refine((s) => s !== '.' && s !== '..', 'must not be . or ..'),
+    id: z
+      .string()
+      .regex(ID_PATTERN, `must match ${ID_PATTERN.source}`)
+      .refine((s) => s !== '.' && s !== '..', 'must not be . or ..'),
     description: z.string(),
     agents: z.number().int().min(1).max(100_000),
     tasks: z.array(z.string()).optional(),

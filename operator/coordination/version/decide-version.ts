@@ -180,7 +180,12 @@ function bashOnPath(pathEnv: string | undefined): string | undefined {
  * and the config's rollout; otherwise detectVersion (env > config > rollout > auto),
  * where no version anywhere means auto.
  */
-export function decideRunVersion(o: RunVersionFlags, env: NodeJS.ProcessEnv, coordination: CoordinationConfig, configFile: string | undefined): VersionDecision {
+export function decideRunVersion(
+  o: RunVersionFlags,
+  env: NodeJS.ProcessEnv,
+  coordination: CoordinationConfig,
+  configFile: string | undefined,
+): VersionDecision {
   if (o.version === 'v1' || o.version === 'v2') return { version: o.version, reason: `--version=${o.version}` };
   const shmPath = o.shmPath ?? env.CFN_SHM_PATH ?? DEFAULT_SHM_PATH;
   // The bash V2 would run: the one on the run's PATH, not necessarily on this process's.
@@ -199,6 +204,12 @@ export function decideRunVersion(o: RunVersionFlags, env: NodeJS.ProcessEnv, coo
   }
   // Nothing configured: the CLI's default is auto (V2 on a machine that can run
   // it, as `cfn run` always did), not the operator's conservative v1.
-  const d = detectVersion({ id: o.swarmId, env, coordination: { ...coordination, version: coordination.version ?? 'auto' }, configFile: configFile ?? CFN_CONFIG_FILE, preflight });
+  const d = detectVersion({
+    id: o.swarmId,
+    env,
+    coordination: { ...coordination, version: coordination.version ?? 'auto' },
+    configFile: configFile ?? CFN_CONFIG_FILE,
+    preflight,
+  });
   return coordination.version === undefined && d.reason.startsWith('auto:') ? { version: d.version, reason: `cfn run default ${d.reason}` } : d;
 }

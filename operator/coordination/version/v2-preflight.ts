@@ -64,7 +64,7 @@ function checkShm(shmPath: string): string | undefined {
       return undefined;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || dir !== shmPath && existsSync(dir)) return `${shmPath} not writable (${code ?? 'error'} on ${dir})`;
+      if (code !== 'ENOENT' || (dir !== shmPath && existsSync(dir))) return `${shmPath} not writable (${code ?? 'error'} on ${dir})`;
       const parent = dirname(dir);
       if (parent === dir) return `${shmPath} has no existing parent`;
       dir = parent;

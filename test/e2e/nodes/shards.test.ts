@@ -48,9 +48,14 @@ const getSharded = (ns: string, name: string): Promise<Sharded> => kubectlJson(s
 
 function cfn(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO, 'bin/cfn.js'), ...args], { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [join(REPO, 'bin/cfn.js'), ...args],
+      { env: process.env, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -58,7 +63,9 @@ const nodeScript = join(REPO, 'test/cluster/node.sh');
 const cluster = () => process.env.E2E_CLUSTER ?? 'e2e3';
 function node(command: 'lose' | 'restore', n: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('bash', [nodeScript, command, '--name', cluster(), '--node', String(n)], { timeout: 180_000 }, (err, _out, stderr) => (err ? reject(new Error(`node.sh ${command} --node ${n}: ${stderr}`)) : resolve()));
+    execFile('bash', [nodeScript, command, '--name', cluster(), '--node', String(n)], { timeout: 180_000 }, (err, _out, stderr) =>
+      err ? reject(new Error(`node.sh ${command} --node ${n}: ${stderr}`)) : resolve(),
+    );
   });
 }
 
@@ -113,7 +120,10 @@ local('shards on three nodes', () => {
       // Every shard's results (one claim per shard on its node) come back as one set.
       const cli = await cfn(['results', 'three', '-n', ns]);
       expect(cli.code).toBe(0);
-      const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string });
+      const lines = cli.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { index: number; output: string });
       expect(lines.map((l) => [l.index, l.output])).toEqual(Array.from({ length: AGENTS }, (_, i) => [i, `done ${i}\n`]));
     } finally {
       await witness.close();
@@ -128,7 +138,12 @@ local('shards on three nodes', () => {
     const AGENTS = 45;
     let lost: number | undefined;
     try {
-      await apply(ns, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's3-creds' }, stringData: { AWS_ACCESS_KEY_ID: store.accessKeyId, AWS_SECRET_ACCESS_KEY: store.secretAccessKey } });
+      await apply(ns, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 's3-creds' },
+        stringData: { AWS_ACCESS_KEY_ID: store.accessKeyId, AWS_SECRET_ACCESS_KEY: store.secretAccessKey },
+      });
       // Each agent works 2 s after it reports its run: 15 agents, 3 at a time, ~10 s per shard.
       const command = witness.agent.map((a) => a.replace('sleep 1', 'sleep 2'));
       await apply(
@@ -138,11 +153,16 @@ local('shards on three nodes', () => {
         }),
       );
       // Shard 1 has delivered some, not all.
-      const before = await waitFor('shard 1 delivered some agents', async () => {
-        const s = await getSharded(ns, 'survivor');
-        const s1 = s.status?.shards?.find((x) => x.index === 1);
-        return s1?.node && (s1.agents?.completed ?? 0) >= 3 && (s1.agents?.completed ?? 0) < 15 ? s : undefined;
-      }, 300_000, 200);
+      const before = await waitFor(
+        'shard 1 delivered some agents',
+        async () => {
+          const s = await getSharded(ns, 'survivor');
+          const s1 = s.status?.shards?.find((x) => x.index === 1);
+          return s1?.node && (s1.agents?.completed ?? 0) >= 3 && (s1.agents?.completed ?? 0) < 15 ? s : undefined;
+        },
+        300_000,
+        200,
+      );
       const s1 = before.status?.shards?.find((x) => x.index === 1);
       const others = new Map((before.status?.shards ?? []).filter((x) => x.index !== 1).map((x) => [x.index, x.pod]));
       const delivered = indexSet(s1?.completedAgents);
@@ -188,12 +208,17 @@ local('shards on three nodes', () => {
           results: { type: 'emptyDir' },
         }),
       );
-      const s = await waitFor('one shard Pending for want of cpu', async () => {
-        const x = await getSharded(ns, 'crowded');
-        const waiting = (x.status?.shards ?? []).filter((sh) => sh.phase === 'Pending' && /Insufficient cpu/.test(sh.message ?? ''));
-        const running = (x.status?.shards ?? []).filter((sh) => sh.phase === 'Running');
-        return waiting.length === 1 && running.length === 3 ? x : undefined;
-      }, 300_000, 500);
+      const s = await waitFor(
+        'one shard Pending for want of cpu',
+        async () => {
+          const x = await getSharded(ns, 'crowded');
+          const waiting = (x.status?.shards ?? []).filter((sh) => sh.phase === 'Pending' && /Insufficient cpu/.test(sh.message ?? ''));
+          const running = (x.status?.shards ?? []).filter((sh) => sh.phase === 'Running');
+          return waiting.length === 1 && running.length === 3 ? x : undefined;
+        },
+        300_000,
+        500,
+      );
       const waiting = s.status?.shards?.find((sh) => sh.phase === 'Pending');
       expect(waiting?.reason).toMatch(/Unschedulable/);
       expect(new Set(s.status?.shards?.filter((sh) => sh.phase === 'Running').map((sh) => sh.node)).size).toBe(3);

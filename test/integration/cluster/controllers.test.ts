@@ -18,9 +18,7 @@ describe('controllers', () => {
   });
 
   it('creates the default service account in a new namespace', async () => {
-    const sa = await waitFor('the default service account', async () =>
-      core.readNamespacedServiceAccount({ name: 'default', namespace }),
-    );
+    const sa = await waitFor('the default service account', async () => core.readNamespacedServiceAccount({ name: 'default', namespace }));
     expect(sa.metadata?.namespace).toBe(namespace);
   }, 60_000);
 

@@ -82,9 +82,10 @@ describe('CRDs and custom objects', () => {
   }, 30_000);
 
   it('rejects an object that breaks the schema', async () => {
-    const err = await objects
-      .createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body: body('invalid', 0) })
-      .then(() => undefined, (e: unknown) => e);
+    const err = await objects.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body: body('invalid', 0) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(apiStatus(err)).toBe(422);
   }, 30_000);
 

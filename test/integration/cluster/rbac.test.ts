@@ -47,7 +47,10 @@ describe('RBAC', () => {
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
     await rbac.deleteNamespacedRoleBinding({ name: csrName, namespace }).catch(() => undefined);
     await rbac.deleteNamespacedRole({ name: csrName, namespace }).catch(() => undefined);
-    await admin.makeApiClient(CertificatesV1Api).deleteCertificateSigningRequest({ name: csrName }).catch(() => undefined);
+    await admin
+      .makeApiClient(CertificatesV1Api)
+      .deleteCertificateSigningRequest({ name: csrName })
+      .catch(() => undefined);
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
@@ -133,9 +136,7 @@ describe('RBAC', () => {
         subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: nobody }],
       },
     });
-    await waitFor('the RoleBinding to take effect', async () =>
-      (await statusOf(core.listNamespacedConfigMap({ namespace }))) === 200 ? true : undefined,
-    );
+    await waitFor('the RoleBinding to take effect', async () => ((await statusOf(core.listNamespacedConfigMap({ namespace }))) === 200 ? true : undefined));
     // Only what the Role names: secrets and cluster-wide lists stay denied.
     expect(await statusOf(core.listNamespacedSecret({ namespace }))).toBe(403);
     expect(await statusOf(core.listNamespace())).toBe(403);

@@ -43,7 +43,11 @@ function rendered(v2Percentage?: number): Policy {
 }
 
 /** Flux's apply: server-side, its own field manager. */
-const fluxApply = (p: Policy) => c.apply<Policy>(resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies', namespace: ns, name: p.metadata.name }), p, { fieldManager: 'kustomize-controller', force: true });
+const fluxApply = (p: Policy) =>
+  c.apply<Policy>(resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies', namespace: ns, name: p.metadata.name }), p, {
+    fieldManager: 'kustomize-controller',
+    force: true,
+  });
 
 /** Flux's `wait: true`: kstatus until Current (or Failed). */
 const fluxWait = (name: string) =>
@@ -73,7 +77,9 @@ it('apply, wait on health, commit a new v2Percentage, wait again; an abort survi
 
   // An abort by a person on call; Flux re-applies the same commit: still aborted.
   const out = new Writable({ write: (_c, _e, cb) => cb() });
-  expect(await runCli(['swarm', 'rollout', 'abort', 'v2-rollout', '-n', ns], { stdout: out, stderr: out, isTTY: false, env: process.env, signals: false })).toBe(0);
+  expect(
+    await runCli(['swarm', 'rollout', 'abort', 'v2-rollout', '-n', ns], { stdout: out, stderr: out, isTTY: false, env: process.env, signals: false }),
+  ).toBe(0);
   const resynced = await fluxApply(rendered(50));
   expect(resynced.metadata.generation).toBe(policy.metadata.generation);
   ({ policy, verdict } = await fluxWait('v2-rollout'));

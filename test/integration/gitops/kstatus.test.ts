@@ -72,7 +72,11 @@ const swarmIn = (name: string, phase: string) =>
   });
 
 const conditionsOf = (s: { status?: { conditions?: Array<{ type: string; status: string; reason: string; observedGeneration?: number }> } }) =>
-  Object.fromEntries((s.status?.conditions ?? []).filter((x) => ['Ready', 'Reconciling', 'Stalled'].includes(x.type)).map((x) => [x.type, `${x.status}/${x.reason}@${x.observedGeneration}`]));
+  Object.fromEntries(
+    (s.status?.conditions ?? [])
+      .filter((x) => ['Ready', 'Reconciling', 'Stalled'].includes(x.type))
+      .map((x) => [x.type, `${x.status}/${x.reason}@${x.observedGeneration}`]),
+  );
 
 describe('Swarm: kstatus verdict in every phase', () => {
   it('a Swarm the operator has not observed yet is InProgress, not Current', async () => {
@@ -114,7 +118,19 @@ describe('Swarm: kstatus verdict in every phase', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await swarmIn('succeeded', 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'succeeded', total: 4, intervalMs: 10 });
-    for (const index of [0, 1, 2, 3]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1, 2, 3])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const s = await swarmIn('succeeded', 'Succeeded');
@@ -133,8 +149,21 @@ describe('Swarm: kstatus verdict in every phase', () => {
   });
 });
 
-type PolicyObject = KubeObject & { metadata: { generation: number; annotations?: Record<string, string> }; status?: { phase?: string; observedGeneration?: number; requests?: Record<string, { token: string }>; conditions?: Array<{ type: string; status: string; reason: string; observedGeneration?: number }> } };
-const policy = (namespace: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name, namespace }, spec });
+type PolicyObject = KubeObject & {
+  metadata: { generation: number; annotations?: Record<string, string> };
+  status?: {
+    phase?: string;
+    observedGeneration?: number;
+    requests?: Record<string, { token: string }>;
+    conditions?: Array<{ type: string; status: string; reason: string; observedGeneration?: number }>;
+  };
+};
+const policy = (namespace: string, name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'RolloutPolicy',
+  metadata: { name, namespace },
+  spec,
+});
 const getPolicy = (name: string) => c.get<PolicyObject>(policyPath(ns, name));
 const policyIn = (name: string, phase: string, also: (p: PolicyObject) => boolean = () => true) =>
   waitFor(`${name} ${phase}`, async () => {
@@ -168,7 +197,10 @@ describe('RolloutPolicy: kstatus verdict in every phase', () => {
     await c.create(policyPath(ns), policy(ns, 'evaluating', { v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 100 }], autoPromote: true }));
     const p = await policyIn('evaluating', 'Canary');
     expect(conditionsOf(p)).toEqual({ Ready: 'False/EvaluatingStep@1', Reconciling: 'True/EvaluatingStep@1' });
-    expect(kstatus([p])[0]).toMatchObject({ status: 'InProgress', message: 'spec.v2Percentage at 10%, next 50%: 0/20 V2 swarms observed in this step: waiting for more before judging' });
+    expect(kstatus([p])[0]).toMatchObject({
+      status: 'InProgress',
+      message: 'spec.v2Percentage at 10%, next 50%: 0/20 V2 swarms observed in this step: waiting for more before judging',
+    });
     capture('RolloutPolicy', 'evaluating', p);
   });
 
@@ -188,7 +220,10 @@ describe('RolloutPolicy: kstatus verdict in every phase', () => {
     await c.mergePatch(policyPath(ns, 'aborted'), { metadata: { annotations: { [ROLLOUT_ANNOTATIONS.abort]: '2026-12-04T12:00:00.000Z' } } });
     const p = await policyIn('aborted', 'RolledBack');
     expect(conditionsOf(p)).toEqual({ Ready: 'False/Aborted@1', Stalled: 'True/Aborted@1' });
-    expect(kstatus([p])[0]).toMatchObject({ status: 'Failed', message: 'V2 at 0% for new swarms: aborted by request (kubectl swarm rollout abort): new swarms run V1 until the next spec change or a retry' });
+    expect(kstatus([p])[0]).toMatchObject({
+      status: 'Failed',
+      message: 'V2 at 0% for new swarms: aborted by request (kubectl swarm rollout abort): new swarms run V1 until the next spec change or a retry',
+    });
     capture('RolloutPolicy', 'rolled-back', p);
   });
 
@@ -205,8 +240,15 @@ describe('RolloutPolicy: kstatus verdict in every phase', () => {
     const edited = await c.mergePatch<PolicyObject>(policyPath(ns, 'canary'), { spec: { v2Percentage: 20 } });
     expect(edited.metadata.generation).toBe(before.metadata.generation + 1);
     // The answer to the edit itself: the operator cannot have seen it yet.
-    expect(kstatus([edited])[0]).toMatchObject({ status: 'InProgress', message: `RolloutPolicy generation is ${edited.metadata.generation}, but latest observed generation is ${before.metadata.generation}` });
-    const p = await policyIn('canary', 'Canary', (x) => x.status?.conditions?.find((y) => y.type === 'Ready')?.observedGeneration === edited.metadata.generation);
+    expect(kstatus([edited])[0]).toMatchObject({
+      status: 'InProgress',
+      message: `RolloutPolicy generation is ${edited.metadata.generation}, but latest observed generation is ${before.metadata.generation}`,
+    });
+    const p = await policyIn(
+      'canary',
+      'Canary',
+      (x) => x.status?.conditions?.find((y) => y.type === 'Ready')?.observedGeneration === edited.metadata.generation,
+    );
     expect(kstatus([p])[0]).toMatchObject({ status: 'Current' });
   });
 });

@@ -71,7 +71,18 @@ afterAll(async () => {
 const podOf = async (name: string, attempt = 1): Promise<PodObject | undefined> =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
-const response = (index: number, ok = true) => ({ agentId: `agent-${index}`, index, status: ok ? ('completed' as const) : ('failed' as const), exitCode: ok ? 0 : 1, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: ok ? null : 'boom' });
+const response = (index: number, ok = true) => ({
+  agentId: `agent-${index}`,
+  index,
+  status: ok ? ('completed' as const) : ('failed' as const),
+  exitCode: ok ? 0 : 1,
+  attempts: 1,
+  durationMs: 1,
+  output: '',
+  outputBytes: 0,
+  outputTruncated: false,
+  error: ok ? null : 'boom',
+});
 
 describe('kubectl swarm get', () => {
   it('shows phase, health, version, agents, delivery, pods and events; -o json the same as data', async () => {
@@ -127,7 +138,10 @@ describe('kubectl swarm get', () => {
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const { code, out } = await watching.done;
     expect(code).toBe(0);
-    const views = out.trim().split('\n').map((l) => JSON.parse(l) as { phase: string; agents: { done: number }; health: { state: string }; pods: Array<{ phase: string }> });
+    const views = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { phase: string; agents: { done: number }; health: { state: string }; pods: Array<{ phase: string }> });
     // Phases in order, each change shown once.
     const phases = views.map((v) => v.phase).filter((p, i, all) => p !== all[i - 1]);
     expect(phases.slice(-2)).toEqual(['Running', 'Succeeded']);
@@ -171,7 +185,13 @@ describe('kubectl swarm get', () => {
 type PolicyObject = {
   metadata: { generation: number; annotations?: Record<string, string> };
   spec: Record<string, unknown>;
-  status?: { phase?: string; effectivePercentage?: number; observedGeneration?: number; currentStep?: number; conditions?: Array<{ type: string; status: string; reason: string }> };
+  status?: {
+    phase?: string;
+    effectivePercentage?: number;
+    observedGeneration?: number;
+    currentStep?: number;
+    conditions?: Array<{ type: string; status: string; reason: string }>;
+  };
 };
 const getPolicy = (name: string) => c.get<PolicyObject>(policyPath(ns, name));
 const createPolicy = async (name: string, spec: Record<string, unknown>) => {
@@ -204,13 +224,21 @@ describe('kubectl swarm rollout', () => {
     expect(out).toMatch(/Paused: +no\n/);
     expect(out).toMatch(/Normal +SpecApplied/);
     const json = JSON.parse((await kubectlSwarm(['rollout', 'get', 'shown', '-n', ns, '-o', 'json'])).out) as Record<string, unknown>;
-    expect(json).toMatchObject({ kind: 'RolloutPolicy', phase: 'Canary', v2Percentage: 10, effectivePercentage: 10, step: { index: -1, of: 2, percentage: 10, next: 50 }, paused: { spec: false, request: false } });
+    expect(json).toMatchObject({
+      kind: 'RolloutPolicy',
+      phase: 'Canary',
+      v2Percentage: 10,
+      effectivePercentage: 10,
+      step: { index: -1, of: 2, percentage: 10, next: 50 },
+      paused: { spec: false, request: false },
+    });
   });
 
   it('pause and resume: Paused through an annotation, the spec untouched; -w shows the change', async () => {
     await createPolicy('pausable', { v2Percentage: 10, steps: [{ percentage: 50 }], autoPromote: true });
     const watching = start(['rollout', 'get', 'pausable', '-n', ns, '-w', '-o', 'json', '--timeout', '5']);
-    const shown = (phase: string, times = 1) => waitFor(`${phase} shown`, () => (watching.out.text.split(`"phase":"${phase}"`).length > times ? true : undefined));
+    const shown = (phase: string, times = 1) =>
+      waitFor(`${phase} shown`, () => (watching.out.text.split(`"phase":"${phase}"`).length > times ? true : undefined));
     await shown('Canary');
     const paused = await request(['pause'], 'pausable');
     expect(paused).toMatchObject({ code: 0, out: `rolloutpolicy ${ns}/pausable: pause done: paused by request (kubectl swarm rollout pause)\n` });
@@ -223,7 +251,10 @@ describe('kubectl swarm rollout', () => {
     await shown('Canary', 2);
     const watched = await watching.done;
     expect(watched.code).toBe(0);
-    const phases = watched.out.trim().split('\n').map((l) => (JSON.parse(l) as { phase: string }).phase);
+    const phases = watched.out
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { phase: string }).phase);
     expect(phases.filter((p, i) => p !== phases[i - 1])).toEqual(['Canary', 'Paused', 'Canary']);
   });
 
@@ -234,7 +265,12 @@ describe('kubectl swarm rollout', () => {
     expect(first.policy.status).toMatchObject({ effectivePercentage: 50, currentStep: 0, phase: 'Balanced' });
     const again = await request(['promote', '-o', 'json'], 'promotable');
     expect(again.code).toBe(1);
-    expect(JSON.parse(again.out)).toMatchObject({ kind: 'RolloutRequest', action: 'promote', state: 'refused', message: 'no step above 50%: nothing to promote' });
+    expect(JSON.parse(again.out)).toMatchObject({
+      kind: 'RolloutRequest',
+      action: 'promote',
+      state: 'refused',
+      message: 'no step above 50%: nothing to promote',
+    });
   });
 
   it('abort: V2 at 0% for new swarms until retry; retry restarts from the spec; neither touches the spec', async () => {

@@ -18,7 +18,8 @@ interface EventItem {
   count: number;
   involvedObject: { name: string };
 }
-const listEvents = async (k: KubeClient, namespace: string) => ((await k.get(`/api/v1/namespaces/${namespace}/events`)) as unknown as { items: EventItem[] }).items;
+const listEvents = async (k: KubeClient, namespace: string) =>
+  ((await k.get(`/api/v1/namespaces/${namespace}/events`)) as unknown as { items: EventItem[] }).items;
 const obj = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns });
 
 describe('EventRecorder', () => {
@@ -59,7 +60,10 @@ describe('EventRecorder', () => {
     // One in flight, two queued: the 4th and 5th push out the 2nd and 3rd.
     expect(r.dropped).toBe(2);
     expect(errors.filter((e) => /event queue full/.test(e))).toHaveLength(2);
-    const written = (await listEvents(c, ns)).filter((e) => e.reason === 'Full').map((e) => e.involvedObject.name).sort();
+    const written = (await listEvents(c, ns))
+      .filter((e) => e.reason === 'Full')
+      .map((e) => e.involvedObject.name)
+      .sort();
     expect(written).toEqual(['full-0', 'full-3', 'full-4']);
   });
 });

@@ -19,7 +19,8 @@ async function compactEtcd(): Promise<void> {
   const portsFile = join(dirname(process.env.KUBECONFIG ?? ''), 'ports');
   if (!existsSync(portsFile)) return;
   const etcd = Number(readFileSync(portsFile, 'utf8').trim().split(/\s+/)[1]);
-  const post = async (path: string, body: object) => (await fetch(`http://127.0.0.1:${etcd}${path}`, { method: 'POST', body: JSON.stringify(body) })).json() as Promise<{ header?: { revision?: string } }>;
+  const post = async (path: string, body: object) =>
+    (await fetch(`http://127.0.0.1:${etcd}${path}`, { method: 'POST', body: JSON.stringify(body) })).json() as Promise<{ header?: { revision?: string } }>;
   const head = await post('/v3/kv/range', { key: Buffer.from('/').toString('base64') });
   await post('/v3/kv/compaction', { revision: head.header?.revision, physical: true });
 }
@@ -29,7 +30,12 @@ const cm = (name: string, v: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', 
 describe('Informer', () => {
   it('sees adds, updates and deletes, re-lists after 410 Gone, and stops cleanly', async () => {
     const seen: string[] = [];
-    const inf = new Informer({ client: c, path: `/api/v1/namespaces/${ns}/configmaps`, labelSelector: 'test=informer', onEvent: (t, o) => seen.push(`${t}:${o.metadata?.name}`) });
+    const inf = new Informer({
+      client: c,
+      path: `/api/v1/namespaces/${ns}/configmaps`,
+      labelSelector: 'test=informer',
+      onEvent: (t, o) => seen.push(`${t}:${o.metadata?.name}`),
+    });
     await c.create(`/api/v1/namespaces/${ns}/configmaps`, cm('a', '1'));
     inf.start();
     await waitFor('initial list', () => (seen.includes('add:a') ? true : undefined));
@@ -51,7 +57,12 @@ describe('Informer', () => {
     await waitFor('the re-list after 410 Gone', () => (inf.relists >= 2 ? true : undefined));
     await c.create(`/api/v1/namespaces/${ns}/configmaps`, cm('c', '1'));
     await waitFor('events after the re-watch', () => (seen.includes('add:c') ? true : undefined));
-    expect(inf.list().map((o) => o.metadata?.name).sort()).toEqual(['a', 'c']);
+    expect(
+      inf
+        .list()
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(['a', 'c']);
     await inf.stop();
   });
 });

@@ -53,7 +53,9 @@ describe('LeaderElector', () => {
   it('refuses timings that let a holder lose its term to one slow renew (as client-go)', () => {
     const base = { client: c, namespace: 'x', name: 'y', identity: 'z', onStartedLeading: () => undefined, onStoppedLeading: () => undefined };
     expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 2, renewDeadlineSeconds: 2 })).toThrow(/leaseDuration must be greater than renewDeadline/);
-    expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 4, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 })).toThrow(/renewDeadline must be greater than 1.2/);
+    expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 4, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 })).toThrow(
+      /renewDeadline must be greater than 1.2/,
+    );
   });
 
   it('one term per elector: another holder ends it at once, it never campaigns again, and the standby takes over', async () => {
@@ -66,18 +68,23 @@ describe('LeaderElector', () => {
 
     // Another holder writes the Lease, as a successor's elector would.
     // a renews every 0.2 s: read, write, and read again when a's renew came in between (a 409), as an elector does.
-    await waitFor('the intruder holds the Lease', async () => {
-      const lease = await c.get<Lease & Record<string, unknown>>(leasePath('term'));
-      const now = new Date();
-      lease.spec = { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(now), acquireTime: microTime(now), leaseDurationSeconds: 3 };
-      return c.request({ method: 'PUT', path: leasePath('term'), body: lease }).then(
-        () => true,
-        (e: unknown) => {
-          if (isConflict(e)) return undefined;
-          throw e;
-        },
-      );
-    }, 5000, 10);
+    await waitFor(
+      'the intruder holds the Lease',
+      async () => {
+        const lease = await c.get<Lease & Record<string, unknown>>(leasePath('term'));
+        const now = new Date();
+        lease.spec = { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(now), acquireTime: microTime(now), leaseDurationSeconds: 3 };
+        return c.request({ method: 'PUT', path: leasePath('term'), body: lease }).then(
+          () => true,
+          (e: unknown) => {
+            if (isConflict(e)) return undefined;
+            throw e;
+          },
+        );
+      },
+      5000,
+      10,
+    );
     const takenAt = Date.now();
     await waitFor('a steps down', () => (a.e.isLeader ? undefined : true), 5000, 20);
     // Within a retry period or two, well before a's renew deadline (2 s) would have ended it.

@@ -17,7 +17,8 @@ let dir: string;
 let op: RunningOperator | undefined;
 let ns: string;
 
-const cluster = (...args: string[]) => execFileSync('bash', [CLUSTER, ...args, '--name', NAME], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+const cluster = (...args: string[]) =>
+  execFileSync('bash', [CLUSTER, ...args, '--name', NAME], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 
 beforeAll(async () => {
   const kubeconfig = cluster('up', '--port-base', 'auto').split('\n').pop()!;
@@ -56,9 +57,27 @@ async function restartApiserver(): Promise<void> {
   child.unref();
   // Same bookkeeping as cluster.sh, so `down` stops this process too.
   writeFileSync(pidFile, `${child.pid} ${startTime(child.pid!)}\n`);
-  await waitFor('apiserver ready again', async () => (await c.get('/version').then(() => true, () => undefined)), 60_000, 200);
+  await waitFor(
+    'apiserver ready again',
+    async () =>
+      await c.get('/version').then(
+        () => true,
+        () => undefined,
+      ),
+    60_000,
+    200,
+  );
   // /version answers before every API path is installed: wait for the CRD's too.
-  await waitFor('swarms served again', async () => (await c.get(swarmPath(ns)).then(() => true, () => undefined)), 60_000, 200);
+  await waitFor(
+    'swarms served again',
+    async () =>
+      await c.get(swarmPath(ns)).then(
+        () => true,
+        () => undefined,
+      ),
+    60_000,
+    200,
+  );
 }
 
 const pods = async () => (await c.get<{ items: PodObject[] }>(`/api/v1/namespaces/${ns}/pods`)).items;

@@ -7,7 +7,24 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { client, createNamespace, events, tokenKubeconfig, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, runOperator, runPodCommandHere, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import {
+  client,
+  createNamespace,
+  events,
+  tokenKubeconfig,
+  deleteNamespace,
+  getSwarm,
+  installCrds,
+  listPods,
+  podRunning,
+  podTerminated,
+  runOperator,
+  runPodCommandHere,
+  setPodStatus,
+  swarmManifest,
+  swarmPath,
+  waitFor,
+} from './harness.js';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
@@ -50,7 +67,7 @@ const podOf = async (name: string, attempt: number) =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
 describe('cfn coordinate, run as the pod would run it', () => {
-  it('runs a V2 swarm of 200 real agents on tmpfs and publishes its status with the pod\'s own least-privilege token', async () => {
+  it("runs a V2 swarm of 200 real agents on tmpfs and publishes its status with the pod's own least-privilege token", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'real-v2', { agents: 200, coordination: { version: 'v2' }, agent: { command: ['cat'], concurrency: 16 } }));
     const pod = await waitFor('pod', () => podOf('real-v2', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
@@ -67,14 +84,23 @@ describe('cfn coordinate, run as the pod would run it', () => {
     });
     expect(sw.status).toMatchObject({ agents: { total: 200, completed: 200, failed: 0 }, deliveryRate: 100, completedAgents: '0-199', version: 'v2' });
     const uid = sw.metadata.uid;
-    expect((sw.status as { results?: unknown }).results).toEqual({ type: 'persistentVolumeClaim', location: `pvc://real-v2-results/${ns}/real-v2/${uid}/`, stored: 200, bytes: expect.any(Number), pending: 0 });
+    expect((sw.status as { results?: unknown }).results).toEqual({
+      type: 'persistentVolumeClaim',
+      location: `pvc://real-v2-results/${ns}/real-v2/${uid}/`,
+      stored: 200,
+      bytes: expect.any(Number),
+      pending: 0,
+    });
     expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored' });
     expect((sw.status as { coordinationTimeMs?: number }).coordinationTimeMs).toBeGreaterThan(0);
   });
 
   it('delivery is completed work: a V2 swarm with 10% of agents failing on a no-retry exit code ends Failed at 90% under the default successPolicy', async () => {
     const agent = ['sh', '-c', 'exit $(( AGENT_INDEX % 10 == 0 ? 7 : 0 ))'];
-    await c.create(swarmPath(ns), swarmManifest(ns, 'tenth', { agents: 50, coordination: { version: 'v2' }, agent: { command: agent, retries: 2, noRetryExitCodes: [7] } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'tenth', { agents: 50, coordination: { version: 'v2' }, agent: { command: agent, retries: 2, noRetryExitCodes: [7] } }),
+    );
     const pod = await waitFor('pod', () => podOf('tenth', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);
@@ -86,7 +112,12 @@ describe('cfn coordinate, run as the pod would run it', () => {
       const s = await getSwarm(c, ns, 'tenth');
       return s.status?.phase === 'Failed' ? s : undefined;
     });
-    expect(sw.status).toMatchObject({ agents: { total: 50, completed: 45, failed: 5 }, deliveryRate: 90, completedAgents: '1-9,11-19,21-29,31-39,41-49', failedIndexes: '0,10,20,30,40' });
+    expect(sw.status).toMatchObject({
+      agents: { total: 50, completed: 45, failed: 5 },
+      deliveryRate: 90,
+      completedAgents: '1-9,11-19,21-29,31-39,41-49',
+      failedIndexes: '0,10,20,30,40',
+    });
     expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({
       reason: 'DeliveryBelowSuccessPolicy',
       message: '45/50 agents completed, 5 failed: delivery 90% < 100% (spec.successPolicy.minDeliveryRate)',
@@ -95,11 +126,19 @@ describe('cfn coordinate, run as the pod would run it', () => {
 
   it('a replacement reading a status from before failedIndexes (completedAgents held failed agents too) runs neither again and counts them true', async () => {
     const marker = join(work, 'old-status.log');
-    await c.create(swarmPath(ns), swarmManifest(ns, 'old-status', { agents: 6, coordination: { version: 'v1' }, agent: { command: ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}`] } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'old-status', { agents: 6, coordination: { version: 'v1' }, agent: { command: ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}`] } }),
+    );
     const pod = await waitFor('pod', () => podOf('old-status', 1));
     // What a coordinator of the earlier release published: every final agent in completedAgents.
     await c.mergePatch(swarmPath(ns, 'old-status', 'status'), {
-      status: { agents: { total: 6, completed: 3, failed: 1 }, deliveryRate: 66.67, completedAgents: '0-3', failedAgents: [{ index: 1, reason: 'exit code 1' }] },
+      status: {
+        agents: { total: 6, completed: 3, failed: 1 },
+        deliveryRate: 66.67,
+        completedAgents: '0-3',
+        failedAgents: [{ index: 1, reason: 'exit code 1' }],
+      },
     });
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);
@@ -112,7 +151,7 @@ describe('cfn coordinate, run as the pod would run it', () => {
     expect(sw.status).toMatchObject({ agents: { total: 6, completed: 5, failed: 1 }, deliveryRate: 83.3, completedAgents: '0,2-5', failedIndexes: '1' });
   });
 
-  it('the pod\'s token can touch only its own Swarm', async () => {
+  it("the pod's token can touch only its own Swarm", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'neighbour', { coordination: { version: 'v1' } }));
     await waitFor('neighbour pod', () => podOf('neighbour', 1));
     const kubeconfig = await serviceAccountKubeconfig('real-v2-coordinator');
@@ -153,7 +192,15 @@ describe('cfn coordinate, run as the pod would run it', () => {
     const marker = join(work, 'ran.log');
     // Every third agent fails for good (exit 4, never retried): its index must not run again either.
     const agent = ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}; sleep 0.2; exit $(( AGENT_INDEX % 3 == 0 ? 4 : 0 ))`];
-    await c.create(swarmPath(ns), swarmManifest(ns, 'killed', { agents: 24, coordination: { version: 'v1' }, successPolicy: { minDeliveryRate: 66 }, agent: { command: agent, concurrency: 2, noRetryExitCodes: [4] } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'killed', {
+        agents: 24,
+        coordination: { version: 'v1' },
+        successPolicy: { minDeliveryRate: 66 },
+        agent: { command: agent, concurrency: 2, noRetryExitCodes: [4] },
+      }),
+    );
     const pod = await waitFor('pod', () => podOf('killed', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     const first = await runPodCommand(pod);
@@ -190,7 +237,10 @@ describe('cfn coordinate, run as the pod would run it', () => {
     const marker = join(work, 'handover.log');
     // Appends its index, then works a while.
     const agent = ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}; sleep 0.5`];
-    await c.create(swarmPath(ns), swarmManifest(ns, 'stopped-v2', { agents: 24, coordination: { version: 'v2' }, agent: { command: agent, concurrency: 3, retries: 0 } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'stopped-v2', { agents: 24, coordination: { version: 'v2' }, agent: { command: agent, concurrency: 3, retries: 0 } }),
+    );
     const pod = await waitFor('pod', () => podOf('stopped-v2', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     const v2 = await runPodCommand(pod);
@@ -222,14 +272,21 @@ describe('cfn coordinate, run as the pod would run it', () => {
       const s = await getSwarm(c, ns, 'stopped-v2');
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
-    expect(sw.status).toMatchObject({ activeVersion: 'v1', completedAgents: '0-23', rerunAgents: interrupted.length, fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator failed: Error: exit code 143' } });
+    expect(sw.status).toMatchObject({
+      activeVersion: 'v1',
+      completedAgents: '0-23',
+      rerunAgents: interrupted.length,
+      fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator failed: Error: exit code 143' },
+    });
   });
 });
 
 describe('cfn coordinate with per-agent tasks', () => {
   /** Plays the kubelet for the pod's tasks volume: the ConfigMap key it names, written as the file the mount holds. */
   async function mountTasks(pod: PodObject): Promise<Record<string, string>> {
-    const vol = (pod.spec as unknown as { volumes: Array<{ name: string; configMap?: { name: string; items: Array<{ key: string; path: string }> } }> }).volumes.find((v) => v.name === 'tasks');
+    const vol = (
+      pod.spec as unknown as { volumes: Array<{ name: string; configMap?: { name: string; items: Array<{ key: string; path: string }> } }> }
+    ).volumes.find((v) => v.name === 'tasks');
     const dir = mkdtempSync(join(work, 'tasks-'));
     if (vol?.configMap) {
       const cm = await c.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${vol.configMap.name}`).catch(() => undefined);
@@ -246,8 +303,22 @@ describe('cfn coordinate with per-agent tasks', () => {
   it.each(['v2', 'v1'] as const)('%s: tasks from a ConfigMap key (JSON lines with env) reach agent i alone; no task in the pod env', async (version) => {
     const name = `cm-${version}`;
     const lines = [{ task: 'fix a.sh\n$(touch pwned) `x`', env: [{ name: 'FILE', value: 'a.sh' }] }, { task: 'fix b.sh' }, { task: 'fix "c".sh; rm -rf /' }];
-    await c.create(`/api/v1/namespaces/${ns}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { 'tasks.jsonl': lines.map((l) => JSON.stringify(l)).join('\n') + '\n' } });
-    await c.create(swarmPath(ns), swarmManifest(ns, name, { agents: 3, objective: 'OBJ', tasksFrom: { configMapKeyRef: { name, key: 'tasks.jsonl' } }, coordination: { version }, agent: { command: agent } }));
+    await c.create(`/api/v1/namespaces/${ns}/configmaps`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name },
+      data: { 'tasks.jsonl': lines.map((l) => JSON.stringify(l)).join('\n') + '\n' },
+    });
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, name, {
+        agents: 3,
+        objective: 'OBJ',
+        tasksFrom: { configMapKeyRef: { name, key: 'tasks.jsonl' } },
+        coordination: { version },
+        agent: { command: agent },
+      }),
+    );
     const pod = await waitFor('pod', () => podOf(name, 1));
     expect(JSON.stringify(pod.spec.containers[0]!.env)).not.toContain('fix b.sh');
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
@@ -264,7 +335,11 @@ describe('cfn coordinate with per-agent tasks', () => {
   it.each(['v2', 'v1'] as const)('%s resume: a replacement skips the agents already final and agent i still gets task i', async (version) => {
     const name = `resume-${version}`;
     const marker = join(work, `${name}.ran`);
-    const m = swarmManifest(ns, name, { tasks: ['a', 'b', 'c', 'd'], coordination: { version }, agent: { command: ['sh', '-c', `printf "%s:%s\\n" "$AGENT_INDEX" "$(cat)" >> ${marker}`] } });
+    const m = swarmManifest(ns, name, {
+      tasks: ['a', 'b', 'c', 'd'],
+      coordination: { version },
+      agent: { command: ['sh', '-c', `printf "%s:%s\\n" "$AGENT_INDEX" "$(cat)" >> ${marker}`] },
+    });
     delete (m.spec as Record<string, unknown>).agents;
     await c.create(swarmPath(ns), m);
     const pod = await waitFor('pod', () => podOf(name, 1));
@@ -290,10 +365,23 @@ describe('cfn coordinate with per-agent tasks', () => {
     ['a missing key', undefined, 'invalid tasks: ConfigMap short key list not found (the ConfigMap or its key is missing)'],
   ])('%s: the swarm fails with the problem and sizes in its Failed condition, no agent runs, no fallback', async (_what, text, message) => {
     await c.delete(`/api/v1/namespaces/${ns}/configmaps/short`).catch(() => undefined);
-    await c.create(`/api/v1/namespaces/${ns}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'short' }, data: text === undefined ? { other: 'x' } : { list: text } });
+    await c.create(`/api/v1/namespaces/${ns}/configmaps`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'short' },
+      data: text === undefined ? { other: 'x' } : { list: text },
+    });
     const name = `short-${text === undefined ? 'missing' : 'count'}`;
     const marker = join(work, `${name}.ran`);
-    await c.create(swarmPath(ns), swarmManifest(ns, name, { agents: 2, tasksFrom: { configMapKeyRef: { name: 'short', key: 'list' } }, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', `touch ${marker}`] } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, name, {
+        agents: 2,
+        tasksFrom: { configMapKeyRef: { name: 'short', key: 'list' } },
+        coordination: { version: 'v2' },
+        agent: { command: ['sh', '-c', `touch ${marker}`] },
+      }),
+    );
     const pod = await waitFor('pod', () => podOf(name, 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod, await mountTasks(pod))).done).toBe(0);
@@ -304,7 +392,9 @@ describe('cfn coordinate with per-agent tasks', () => {
     });
     expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'InvalidTasks', message });
     // The event is recorded after the status: wait for it, not for the phase.
-    const event = await waitFor('InvalidTasks event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks'));
+    const event = await waitFor('InvalidTasks event', async () =>
+      (await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'InvalidTasks'),
+    );
     expect(event).toMatchObject({ type: 'Warning', message });
     expect(sw.status?.fallback).toBeUndefined();
     expect(existsSync(marker)).toBe(false);
@@ -331,12 +421,17 @@ describe('cfn coordinate on a full results volume (a tiny real tmpfs; mounting n
       expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
     }
   };
-  const resultsOf = async (name: string) => (await getSwarm(c, ns, name)).status as { results?: { stored: number; pending?: number; lastError?: string; bytes: number }; agents?: { completed: number; failed: number } } | undefined;
+  const resultsOf = async (name: string) =>
+    (await getSwarm(c, ns, name)).status as
+      { results?: { stored: number; pending?: number; lastError?: string; bytes: number }; agents?: { completed: number; failed: number } } | undefined;
 
   it('storing fails (ENOSPC): lastError and ResultsStored False while it does; room again: every record lands, the swarm succeeds', async () => {
     const dir = volume('full-then-free', '256k');
     fill(dir);
-    await c.create(swarmPath(ns), swarmManifest(ns, 'full-free', { agents: 6, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', 'echo "out $AGENT_INDEX"'] } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'full-free', { agents: 6, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', 'echo "out $AGENT_INDEX"'] } }),
+    );
     const pod = await waitFor('pod', () => podOf('full-free', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     const run = await runPodCommand(pod, { CFN_RESULTS_DIR: dir, POD_NAME: pod.metadata.name });
@@ -350,7 +445,10 @@ describe('cfn coordinate on a full results volume (a tiny real tmpfs; mounting n
     expect(during.results).toMatchObject({ stored: 0, pending: 6, lastError: expect.stringContaining('ENOSPC') });
     // Not stored, not counted as done.
     expect(during.agents?.completed ?? 0).toBe(0);
-    expect(failing.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ reason: 'StoreFailing', message: expect.stringContaining('ENOSPC') });
+    expect(failing.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({
+      reason: 'StoreFailing',
+      message: expect.stringContaining('ENOSPC'),
+    });
     rmSync(join(dir, 'filler'));
     expect(await run.done).toBe(0);
     expect((await storedResults('full-free', dir)).map((r) => r.output)).toEqual(Array.from({ length: 6 }, (_, i) => `out ${i}\n`));
@@ -383,7 +481,10 @@ describe('cfn coordinate on a full results volume (a tiny real tmpfs; mounting n
       return s.status?.phase === 'Failed' ? s : undefined;
     });
     const notStored = 8 - stored.length;
-    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'ResultsNotStored', message: expect.stringMatching(new RegExp(`^${notStored} results? could not be stored: ENOSPC`)) });
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({
+      reason: 'ResultsNotStored',
+      message: expect.stringMatching(new RegExp(`^${notStored} results? could not be stored: ENOSPC`)),
+    });
     expect(sw.status?.conditions?.find((x) => x.type === 'ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing' });
     const st = await resultsOf('stays-full');
     expect(st?.results).toMatchObject({ stored: stored.length, pending: notStored });

@@ -11,7 +11,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { SHARED_COORDINATOR } from '../../../operator/swarm/coordinator-rbac.js';
-import { client, createNamespace, tokenKubeconfig, deleteNamespace, startAgentLauncher, getSwarm, installCoordinatorPolicy, installCrds, listPods, podRunning, podTerminated, REPO, runOperator, setPodStatus, swarmManifest, swarmPath, waitFor } from './harness.js';
+import {
+  client,
+  createNamespace,
+  tokenKubeconfig,
+  deleteNamespace,
+  startAgentLauncher,
+  getSwarm,
+  installCoordinatorPolicy,
+  installCrds,
+  listPods,
+  podRunning,
+  podTerminated,
+  REPO,
+  runOperator,
+  setPodStatus,
+  swarmManifest,
+  swarmPath,
+  waitFor,
+} from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
 
@@ -47,15 +65,22 @@ describe('shared coordinator identity', () => {
   let a: PodObject;
   let b: PodObject;
 
-  it('gives every coordinator pod the namespace\'s one ServiceAccount and creates no RBAC objects per Swarm', async () => {
-    await c.create(swarmPath(ns), swarmManifest(ns, 'alpha', { agents: 30, coordination: { version: 'v2', fallbackTimeoutSeconds: 600 }, agent: { command: ['cat'] } }));
+  it("gives every coordinator pod the namespace's one ServiceAccount and creates no RBAC objects per Swarm", async () => {
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'alpha', { agents: 30, coordination: { version: 'v2', fallbackTimeoutSeconds: 600 }, agent: { command: ['cat'] } }),
+    );
     await c.create(swarmPath(ns), swarmManifest(ns, 'alpha-v2', { coordination: { version: 'v1' } }));
     a = await waitFor('alpha pod', () => podOf('alpha'));
     b = await waitFor('alpha-v2 pod', () => podOf('alpha-v2'));
     expect(a.spec.serviceAccountName).toBe(SHARED_COORDINATOR);
     expect(b.spec.serviceAccountName).toBe(SHARED_COORDINATOR);
     const names = async (plural: string, group = 'rbac.authorization.k8s.io/v1') =>
-      (await c.get<{ items: Array<{ metadata: { name: string; ownerReferences?: unknown[] } }> }>(`/${group === '' ? 'api/v1' : `apis/${group}`}/namespaces/${ns}/${plural}`)).items;
+      (
+        await c.get<{ items: Array<{ metadata: { name: string; ownerReferences?: unknown[] } }> }>(
+          `/${group === '' ? 'api/v1' : `apis/${group}`}/namespaces/${ns}/${plural}`,
+        )
+      ).items;
     const sas = await names('serviceaccounts', '');
     expect(sas.map((s) => s.metadata.name).sort()).toEqual(['default', SHARED_COORDINATOR].sort());
     const roles = await names('roles');
@@ -64,16 +89,27 @@ describe('shared coordinator identity', () => {
     expect((await names('rolebindings')).map((r) => r.metadata.name)).toEqual([SHARED_COORDINATOR]);
   });
 
-  it('a pod\'s bound token updates its own Swarm\'s status and nothing else', async () => {
+  it("a pod's bound token updates its own Swarm's status and nothing else", async () => {
     const { client: sa } = await tokenClient(a);
     // The policy takes a moment to reach the API server's admission: wait for its first denial.
-    await waitFor('policy enforced', () => sa.mergePatch(swarmPath(ns, 'alpha-v2', 'status'), {}).then(() => undefined, (e: Error) => e.message), 15_000, 200);
+    await waitFor(
+      'policy enforced',
+      () =>
+        sa.mergePatch(swarmPath(ns, 'alpha-v2', 'status'), {}).then(
+          () => undefined,
+          (e: Error) => e.message,
+        ),
+      15_000,
+      200,
+    );
     const before = await getSwarm(c, ns, 'alpha');
     const read = await sa.mergePatch<{ metadata: { resourceVersion: string }; spec: { agents: number } }>(swarmPath(ns, 'alpha', 'status'), {});
     // The read through an empty patch writes nothing.
     expect(read.metadata.resourceVersion).toBe(before.metadata?.resourceVersion);
     expect(read.spec.agents).toBe(30);
-    await expect(sa.mergePatch(swarmPath(ns, 'alpha-v2', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(/may only update its own Swarm's status: pod alpha-v2-1 may not UPDATE swarms\/status alpha-v2/);
+    await expect(sa.mergePatch(swarmPath(ns, 'alpha-v2', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(
+      /may only update its own Swarm's status: pod alpha-v2-1 may not UPDATE swarms\/status alpha-v2/,
+    );
     // RBAC: no reads, no spec, no deletes, no pods.
     await expect(sa.get(swarmPath(ns, 'alpha'))).rejects.toThrow(/forbidden/);
     await expect(sa.mergePatch(swarmPath(ns, 'alpha'), { spec: { ttlSecondsAfterFinished: 1 } })).rejects.toThrow(/forbidden/);
@@ -116,7 +152,12 @@ describe('shared coordinator identity', () => {
 
   it('a deleted shared ServiceAccount is made again for the next coordinator pod', async () => {
     await c.delete(`/api/v1/namespaces/${ns}/serviceaccounts/${SHARED_COORDINATOR}`);
-    await waitFor('gone', () => c.get(`/api/v1/namespaces/${ns}/serviceaccounts/${SHARED_COORDINATOR}`).then(() => undefined, () => true));
+    await waitFor('gone', () =>
+      c.get(`/api/v1/namespaces/${ns}/serviceaccounts/${SHARED_COORDINATOR}`).then(
+        () => undefined,
+        () => true,
+      ),
+    );
     await c.create(swarmPath(ns), swarmManifest(ns, 'after-delete', { coordination: { version: 'v1' } }));
     const pod = await waitFor('pod after the ServiceAccount was deleted', () => podOf('after-delete'), 30_000);
     expect(pod.spec.serviceAccountName).toBe(SHARED_COORDINATOR);

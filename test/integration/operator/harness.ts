@@ -49,7 +49,10 @@ export async function installCrds(c: KubeClient): Promise<void> {
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
     const crd = parse(readFileSync(join(dir, file), 'utf8')) as KubeObject;
     const name = crd.metadata?.name ?? '';
-    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name }), crd, { fieldManager: 'integration-tests', force: true });
+    await c.apply(resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name }), crd, {
+      fieldManager: 'integration-tests',
+      force: true,
+    });
     await waitFor(`CRD ${name} established`, async () => {
       const got = await c.get<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
         resourcePath({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name }),
@@ -64,7 +67,10 @@ export async function installCoordinatorPolicy(c: KubeClient): Promise<void> {
   const docs = parseAllDocuments(readFileSync(join(REPO, 'config/rbac/coordinator_admission_policy.yaml'), 'utf8')).map((d) => d.toJS() as KubeObject);
   for (const doc of docs) {
     const plural = doc.kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings';
-    await c.apply(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural, name: doc.metadata?.name ?? '' }), doc, { fieldManager: 'integration-tests', force: true });
+    await c.apply(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural, name: doc.metadata?.name ?? '' }), doc, {
+      fieldManager: 'integration-tests',
+      force: true,
+    });
   }
 }
 
@@ -76,7 +82,9 @@ export async function createNamespace(c: KubeClient, prefix: string): Promise<st
     if (!isAlreadyExists(e)) throw e;
   }
   // The service account admission needs the default ServiceAccount when pods are created.
-  await c.create(`/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }).catch(() => undefined);
+  await c
+    .create(`/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } })
+    .catch(() => undefined);
   return name;
 }
 
@@ -96,7 +104,14 @@ export function swarmManifest(namespace: string, name: string, spec: Record<stri
 }
 
 export const policyPath = (namespace: string, name?: string, subresource?: string) =>
-  resourcePath({ group: 'swarm.cfn.dev', version: 'v1alpha1', plural: 'rolloutpolicies', namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });
+  resourcePath({
+    group: 'swarm.cfn.dev',
+    version: 'v1alpha1',
+    plural: 'rolloutpolicies',
+    namespace,
+    ...(name ? { name } : {}),
+    ...(subresource ? { subresource } : {}),
+  });
 
 export const swarmPath = (namespace: string, name?: string, subresource?: string) =>
   resourcePath({ ...SWARMS, namespace, ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) });
@@ -124,7 +139,13 @@ export type SwarmObject = KubeObject & {
 };
 
 export type PodObject = KubeObject & {
-  metadata: { name: string; uid?: string; labels: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>; creationTimestamp?: string };
+  metadata: {
+    name: string;
+    uid?: string;
+    labels: Record<string, string>;
+    ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>;
+    creationTimestamp?: string;
+  };
   spec: {
     serviceAccountName: string;
     securityContext: Record<string, unknown>;
@@ -170,13 +191,22 @@ export const podTerminated = (phase: 'Succeeded' | 'Failed', exitCode: number, m
       restartCount: 0,
       image: 'x',
       imageID: '',
-      state: { terminated: { exitCode, reason: reason ?? (exitCode === 0 ? 'Completed' : 'Error'), ...(message ? { message } : {}), startedAt: now(), finishedAt: now() } },
+      state: {
+        terminated: {
+          exitCode,
+          reason: reason ?? (exitCode === 0 ? 'Completed' : 'Error'),
+          ...(message ? { message } : {}),
+          startedAt: now(),
+          finishedAt: now(),
+        },
+      },
     },
   ],
 });
 
 export async function events(c: KubeClient, ns: string): Promise<Array<{ reason: string; message: string; type: string; involvedObject: { name: string } }>> {
-  return (await c.get<{ items: Array<{ reason: string; message: string; type: string; involvedObject: { name: string } }> }>(`/api/v1/namespaces/${ns}/events`)).items;
+  return (await c.get<{ items: Array<{ reason: string; message: string; type: string; involvedObject: { name: string } }> }>(`/api/v1/namespaces/${ns}/events`))
+    .items;
 }
 
 export async function runOperator(overrides: Partial<OperatorOptions> = {}): Promise<RunningOperator> {
@@ -220,7 +250,13 @@ export function sample(text: string, name: string, labels: Record<string, string
  * A kubeconfig with a fresh token of `namespace/sa`, like a pod's mounted one;
  * with `boundPod`, bound to that pod as the kubelet's is (the token then names it).
  */
-export async function tokenKubeconfig(admin: KubeClient, namespace: string, sa: string, dir: string, boundPod?: { name: string; uid?: string | undefined }): Promise<string> {
+export async function tokenKubeconfig(
+  admin: KubeClient,
+  namespace: string,
+  sa: string,
+  dir: string,
+  boundPod?: { name: string; uid?: string | undefined },
+): Promise<string> {
   const tr = await admin.create<{ status: { token: string } }>(`/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`, {
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenRequest',
@@ -233,7 +269,12 @@ export async function tokenKubeconfig(admin: KubeClient, namespace: string, sa: 
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData ?? Buffer.from(readFileSync(cluster.caFile!)).toString('base64') } }],
+      clusters: [
+        {
+          name: 'c',
+          cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData ?? Buffer.from(readFileSync(cluster.caFile!)).toString('base64') },
+        },
+      ],
       users: [{ name: sa, user: { token: tr.status.token } }],
       contexts: [{ name: 'x', context: { cluster: 'c', user: sa, namespace } }],
       'current-context': 'x',
@@ -246,7 +287,20 @@ export async function tokenKubeconfig(admin: KubeClient, namespace: string, sa: 
 export function operatorProcess(ns: string, port: number): ChildProcess {
   return spawn(
     process.execPath,
-    [join(REPO, 'bin/cfn.js'), 'operator', '--namespaces', ns, '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--leader-election-namespace', ns, '--default-version', 'v1'],
+    [
+      join(REPO, 'bin/cfn.js'),
+      'operator',
+      '--namespaces',
+      ns,
+      '--metrics-port',
+      String(port),
+      '--metrics-host',
+      '127.0.0.1',
+      '--leader-election-namespace',
+      ns,
+      '--default-version',
+      'v1',
+    ],
     { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'ignore'] },
   );
 }
@@ -267,7 +321,10 @@ export function startAgentLauncher(dir: string, name: string): { channel: string
  * token of its ServiceAccount (`kubeconfig`) and its agent container's
  * launcher beside it, files under `work`; `done` resolves with the exit code.
  */
-export function runPodCommandHere(pod: PodObject, o: { work: string; shm: string; kubeconfig: string; env?: Record<string, string> }): { child: ChildProcess; done: Promise<number | null> } {
+export function runPodCommandHere(
+  pod: PodObject,
+  o: { work: string; shm: string; kubeconfig: string; env?: Record<string, string> },
+): { child: ChildProcess; done: Promise<number | null> } {
   const container = pod.spec.containers[0]!;
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: o.work, LOG_LEVEL: 'warn' };
   for (const e of container.env) if (e.value !== undefined) env[e.name] = e.value;

@@ -12,7 +12,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { KubeClient } from '../../../operator/k8s/client.js';
-import { client, createNamespace, deleteNamespace, installCrds, listPods, operatorProcess, runOperator, sample, swarmManifest, swarmPath, waitFor } from './harness.js';
+import {
+  client,
+  createNamespace,
+  deleteNamespace,
+  installCrds,
+  listPods,
+  operatorProcess,
+  runOperator,
+  sample,
+  swarmManifest,
+  swarmPath,
+  waitFor,
+} from './harness.js';
 import type { ChildProcess } from 'node:child_process';
 import type { Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -55,8 +67,14 @@ function sampler(port: number): { samples: Sample[]; stop: () => Promise<void> }
       // false, so a sample that reads "not leader" then reads readiness as it is
       // since (read the other way round, a readiness from before the step-down
       // would land in the first "not leader" sample).
-      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       samples.push({ at, ready, leader: sample(text, 'leader_election_master_status', { name: 'swarm-operator' }) === 1 });
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -74,7 +92,10 @@ function sampler(port: number): { samples: Sample[]; stop: () => Promise<void> }
 }
 
 const leaderOf = async (port: number) => {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+    (r) => r.text(),
+    () => '',
+  );
   return sample(text, 'leader_election_master_status', { name: 'swarm-operator' }) === 1;
 };
 const reconcilesOf = (text: string) => sample(text, 'controller_runtime_reconcile_total', { controller: 'swarm', result: 'success' }) ?? 0;
@@ -91,7 +112,14 @@ interface Lease {
 async function takeLease(name: string, holder: string, seconds: number): Promise<number> {
   const lease = await c.get<Lease & Record<string, unknown>>(leasePath(name));
   const now = new Date();
-  lease.spec = { ...lease.spec, holderIdentity: holder, renewTime: microTime(now), acquireTime: microTime(now), leaseDurationSeconds: seconds, leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 };
+  lease.spec = {
+    ...lease.spec,
+    holderIdentity: holder,
+    renewTime: microTime(now),
+    acquireTime: microTime(now),
+    leaseDurationSeconds: seconds,
+    leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1,
+  };
   await c.request({ method: 'PUT', path: leasePath(name), body: lease });
   return Date.now();
 }
@@ -190,7 +218,12 @@ describe('leadership lost', () => {
     const file = join(work, 'kubeconfig-via-proxy');
     writeFileSync(file, stringify(kubeconfig));
     const election = { enabled: true, namespace: ns, name: 'cut-off', leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 0.5 };
-    const first = await runOperator({ client: KubeClient.load(file), namespaces: [ns], defaultVersion: 'v1', leaderElection: { ...election, identity: 'first' } });
+    const first = await runOperator({
+      client: KubeClient.load(file),
+      namespaces: [ns],
+      defaultVersion: 'v1',
+      leaderElection: { ...election, identity: 'first' },
+    });
     ops.push(first);
     await waitFor('first leads', () => first.isLeader() || undefined, 20_000);
     await c.create(swarmPath(ns), swarmManifest(ns, 'three'));
@@ -214,7 +247,12 @@ describe('leadership lost', () => {
 
     // The stopped operator reconciles nothing, even with the API server back.
     await c.create(swarmPath(ns), swarmManifest(ns, 'four'));
-    const second = await runOperator({ client: KubeClient.load(file), namespaces: [ns], defaultVersion: 'v1', leaderElection: { ...election, identity: 'second' } });
+    const second = await runOperator({
+      client: KubeClient.load(file),
+      namespaces: [ns],
+      defaultVersion: 'v1',
+      leaderElection: { ...election, identity: 'second' },
+    });
     ops.push(second);
     await waitFor('second leads', () => second.isLeader() || undefined, 20_000);
     await waitFor('pod of four, by the fresh operator', () => hasPod('four-v1-1') || undefined, 30_000);

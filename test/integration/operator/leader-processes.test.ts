@@ -29,16 +29,24 @@ async function scrape(port: number): Promise<string> {
 }
 const isLeader = async (port: number) => /leader_election_master_status\{name="swarm-operator"\} 1/.test(await scrape(port).catch(() => ''));
 const reconciles = async (port: number) =>
-  (await scrape(port)).split('\n').filter((l) => l.startsWith('controller_runtime_reconcile_total{controller="swarm"')).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+  (await scrape(port))
+    .split('\n')
+    .filter((l) => l.startsWith('controller_runtime_reconcile_total{controller="swarm"'))
+    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 
 describe('leader election across processes', () => {
   it('exactly one of two operator processes acts; the other takes over on SIGTERM', async () => {
     const ports = [19300 + (process.pid % 300), 19700 + (process.pid % 300)];
     const [a, b] = ports.map(startOperatorProcess);
-    const leaderPort = await waitFor('a leader', async () => {
-      for (const p of ports) if (await isLeader(p)) return p;
-      return undefined;
-    }, 30_000, 200);
+    const leaderPort = await waitFor(
+      'a leader',
+      async () => {
+        for (const p of ports) if (await isLeader(p)) return p;
+        return undefined;
+      },
+      30_000,
+      200,
+    );
     const standbyPort = ports.find((p) => p !== leaderPort)!;
     await new Promise((r) => setTimeout(r, 2000));
     expect(await isLeader(standbyPort)).toBe(false);

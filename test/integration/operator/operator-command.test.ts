@@ -70,10 +70,15 @@ beforeAll(async () => {
     }
   })();
   try {
-    await waitFor('a pod per Swarm', async () => {
-      const names = new Set((await listPods(c, ns)).map((p) => p.metadata.labels['swarm.cfn.dev/swarm']));
-      return SWARMS.every((s) => names.has(s)) || undefined;
-    }, 30_000, 100);
+    await waitFor(
+      'a pod per Swarm',
+      async () => {
+        const names = new Set((await listPods(c, ns)).map((p) => p.metadata.labels['swarm.cfn.dev/swarm']));
+        return SWARMS.every((s) => names.has(s)) || undefined;
+      },
+      30_000,
+      100,
+    );
   } finally {
     done = true;
     await poller;
@@ -110,7 +115,9 @@ describe('cfn operator', () => {
     }
     const pinned = await swarmWith('pinned', (s) => Boolean(s.status?.version));
     expect(pinned.status).toMatchObject({ version: 'v2', versionReason: 'spec.coordination.version=v2' });
-    const ev = await waitFor('VersionSelected event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'auto' && e.reason === 'VersionSelected'));
+    const ev = await waitFor('VersionSelected event', async () =>
+      (await events(c, ns)).find((e) => e.involvedObject.name === 'auto' && e.reason === 'VersionSelected'),
+    );
     expect(ev.message).toBe('coordination v1: operator COORDINATION_VERSION=v1');
   });
 
@@ -153,7 +160,19 @@ describe('cfn operator', () => {
 
     // The coordinator: 3 of 4 agents delivered, then its pod succeeds.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'metered', total: 4, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1, 2])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     // Past 300 ms by the wall clock the status is stamped with (a timer may fire a millisecond early by Date.now()).
     await new Promise((r) => setTimeout(r, 320));
     await pub.flush({ status: 'completed' });

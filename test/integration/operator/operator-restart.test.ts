@@ -62,7 +62,8 @@ describe('operator restarts and leader election', () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'led'));
     await waitFor('led pod', async () => (await listPods(c, ns)).some((p) => p.metadata.name.startsWith('led-')) || undefined);
     // Every reconcile counted, whatever its result (the series exist at 0 from the start).
-    const reconciles = async (op: typeof a) => (await op.metrics.registry.getSingleMetric('controller_runtime_reconcile_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+    const reconciles = async (op: typeof a) =>
+      (await op.metrics.registry.getSingleMetric('controller_runtime_reconcile_total')!.get()).values.reduce((n, v) => n + v.value, 0);
     expect(await reconciles(standby)).toBe(0);
 
     const lease = await c.get<{ spec: { holderIdentity: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/swarm-operator-test`);

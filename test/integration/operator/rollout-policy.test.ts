@@ -55,7 +55,12 @@ type PolicyObject = {
   };
 };
 const getPolicy = (ns: string, name: string) => c.get<PolicyObject>(policyPath(ns, name));
-const policy = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name, namespace: ns }, spec });
+const policy = (ns: string, name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'RolloutPolicy',
+  metadata: { name, namespace: ns },
+  spec,
+});
 
 /**
  * The operator has seen the policy (its status is written): a swarm created
@@ -70,10 +75,15 @@ const policyReady = (ns: string, name: string) =>
 
 async function createSwarms(ns: string, prefix: string, n: number): Promise<SwarmObject[]> {
   for (let i = 0; i < n; i++) await c.create(swarmPath(ns), swarmManifest(ns, `${prefix}-${i}`, { agents: 2 }));
-  return waitFor(`${n} swarms routed`, async () => {
-    const all = (await c.get<{ items: SwarmObject[] }>(swarmPath(ns))).items.filter((s) => s.metadata.name.startsWith(`${prefix}-`));
-    return all.length === n && all.every((s) => s.status?.version) ? all : undefined;
-  }, 60_000, 200);
+  return waitFor(
+    `${n} swarms routed`,
+    async () => {
+      const all = (await c.get<{ items: SwarmObject[] }>(swarmPath(ns))).items.filter((s) => s.metadata.name.startsWith(`${prefix}-`));
+      return all.length === n && all.every((s) => s.status?.version) ? all : undefined;
+    },
+    60_000,
+    200,
+  );
 }
 
 /** Plays kubelet and coordinator for a V2 swarm: ready, all agents delivered, pod succeeded. */
@@ -81,7 +91,19 @@ async function runToCompletion(ns: string, s: SwarmObject): Promise<void> {
   const pod = await waitFor('pod', async () => (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === s.metadata.name));
   await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
   const pub = new StatusPublisher({ client: c, namespace: ns, name: s.metadata.name, total: 2 });
-  for (const index of [0, 1]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+  for (const index of [0, 1])
+    pub.onResponse({
+      agentId: `agent-${index}`,
+      index,
+      status: 'completed',
+      exitCode: 0,
+      attempts: 1,
+      durationMs: 1,
+      output: '',
+      outputBytes: 0,
+      outputTruncated: false,
+      error: null,
+    });
   await pub.flush({ status: 'completed' });
   await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
   await waitFor('Succeeded', async () => (await getSwarm(c, ns, s.metadata.name)).status?.phase === 'Succeeded', 20_000);
@@ -126,7 +148,10 @@ describe('RolloutPolicy on a real API server', () => {
     op = await runOperator({ namespaces: [ns] });
     // The restarted operator has reconciled the policy (its gauge exists only then) before status is read.
     const restarted = op;
-    await waitFor('the restarted operator evaluated the policy', async () => sample(await restarted.metrics.registry.metrics(), 'rollout_effective_percentage', { policy: `${ns}/main` }) === 100 || undefined);
+    await waitFor(
+      'the restarted operator evaluated the policy',
+      async () => sample(await restarted.metrics.registry.metrics(), 'rollout_effective_percentage', { policy: `${ns}/main` }) === 100 || undefined,
+    );
     await restarted.controller.idle();
     for (const s of [...swarms, ...later]) expect((await getSwarm(c, ns, s.metadata.name)).status?.version).toBe(s.status?.version);
     expect((await getPolicy(ns, 'main')).status).toMatchObject({ effectivePercentage: 100, observedGeneration: 2 });
@@ -135,12 +160,17 @@ describe('RolloutPolicy on a real API server', () => {
   it('waits with too few samples, then promotes through every step as the gates hold', async () => {
     const ns = await freshNamespace('rollout-promote');
     const gates = { minSamples: 2, maxFallbackRate: 5, minDeliveryRate: 95 };
-    await c.create(
-      policyPath(ns),
-      policy(ns, 'steps', { v2Percentage: 100, default: true, autoPromote: true, gates, steps: [{ percentage: 100, gates }] }),
-    );
+    await c.create(policyPath(ns), policy(ns, 'steps', { v2Percentage: 100, default: true, autoPromote: true, gates, steps: [{ percentage: 100, gates }] }));
     // v2Percentage 100 with no higher step: holds. Use a lower start to see promotion.
-    await c.mergePatch(policyPath(ns, 'steps'), { spec: { v2Percentage: 50, steps: [{ percentage: 80, gates }, { percentage: 100, gates }] } });
+    await c.mergePatch(policyPath(ns, 'steps'), {
+      spec: {
+        v2Percentage: 50,
+        steps: [
+          { percentage: 80, gates },
+          { percentage: 100, gates },
+        ],
+      },
+    });
     await waitFor('at 50', async () => (await getPolicy(ns, 'steps')).status?.effectivePercentage === 50);
 
     let round = 0;
@@ -180,13 +210,20 @@ describe('RolloutPolicy on a real API server', () => {
     // The gauges are set after the status write and its events: wait for them, not for the status.
     await waitFor('gauges of the last promotion', async () => {
       const m = await op!.metrics.registry.metrics();
-      return (sample(m, 'rollout_effective_percentage', { policy: `${ns}/steps` }) === 100 && sample(m, 'rollout_phase', { policy: `${ns}/steps`, phase: 'Full' }) === 1) || undefined;
+      return (
+        (sample(m, 'rollout_effective_percentage', { policy: `${ns}/steps` }) === 100 &&
+          sample(m, 'rollout_phase', { policy: `${ns}/steps`, phase: 'Full' }) === 1) ||
+        undefined
+      );
     });
   });
 
   it('rolls back to 0% on a breach, says why with the figures, and never writes spec', async () => {
     const ns = await freshNamespace('rollout-breach');
-    await c.create(policyPath(ns), policy(ns, 'risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }));
+    await c.create(
+      policyPath(ns),
+      policy(ns, 'risky', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 3, maxFallbackRate: 5 } }),
+    );
     await policyReady(ns, 'risky');
     const swarms = await createSwarms(ns, 'x', 3);
     // One fallback in three V2 swarms is a 33% fallback rate: past the 5% gate.
@@ -198,27 +235,48 @@ describe('RolloutPolicy on a real API server', () => {
     expect(p.status?.effectivePercentage).toBe(0);
     const rb = p.status?.conditions?.find((x) => x.type === 'RolledBack');
     expect(rb).toMatchObject({ status: 'True', reason: 'GateBreached', message: 'fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)' });
-    const spec = (await c.get<{ spec: { v2Percentage: number }; metadata: { generation: number } }>(policyPath(ns, 'risky')));
+    const spec = await c.get<{ spec: { v2Percentage: number }; metadata: { generation: number } }>(policyPath(ns, 'risky'));
     expect(spec.spec.v2Percentage).toBe(100);
     expect(spec.metadata.generation).toBe(1);
     const after = await createSwarms(ns, 'y', 5);
     expect(after.every((s) => s.status?.version === 'v1')).toBe(true);
     const ev = await waitFor('RolledBack event', async () => (await events(c, ns)).find((e) => e.reason === 'RolledBack'));
     expect(ev.message).toBe('100% -> 0%: fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)');
-    await waitFor('the fallback rate gauge', async () => sample(await op!.metrics.registry.metrics(), 'rollout_fallback_rate', { policy: `${ns}/risky` }) === 33.33 || undefined);
+    await waitFor(
+      'the fallback rate gauge',
+      async () => sample(await op!.metrics.registry.metrics(), 'rollout_fallback_rate', { policy: `${ns}/risky` }) === 33.33 || undefined,
+    );
   });
 
   it('a burst of V2 swarms whose pods wait to be scheduled never rolls the policy back: waiting is no fallback', async () => {
     const ns = await freshNamespace('rollout-burst');
-    await c.create(policyPath(ns), policy(ns, 'burst', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 5, maxFallbackRate: 5 } }));
+    await c.create(
+      policyPath(ns),
+      policy(ns, 'burst', { v2Percentage: 100, default: true, rollbackOnBreach: true, gates: { minSamples: 5, maxFallbackRate: 5 } }),
+    );
     await policyReady(ns, 'burst');
     const n = 40;
     // All at once, as `kubectl apply` of many manifests does; no node runs their pods.
-    await Promise.all(Array.from({ length: n }, (_, i) => c.create(swarmPath(ns), swarmManifest(ns, `w-${i}`, { agents: 2, coordination: { version: 'auto', fallbackTimeoutSeconds: 1 } }))));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        c.create(swarmPath(ns), swarmManifest(ns, `w-${i}`, { agents: 2, coordination: { version: 'auto', fallbackTimeoutSeconds: 1 } })),
+      ),
+    );
     await waitFor(`${n} pods`, async () => ((await listPods(c, ns)).length === n ? true : undefined), 60_000, 200);
     // One pod not schedulable, as the scheduler reports it.
     const first = (await listPods(c, ns))[0]!;
-    await setPodStatus(c, ns, first.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    await setPodStatus(c, ns, first.metadata.name, {
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: '0/1 nodes are available: 1 Insufficient cpu.',
+          lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      ],
+    });
     // Well past fallbackTimeoutSeconds.
     await new Promise((r) => setTimeout(r, 4000));
     const swarms = (await c.get<{ items: SwarmObject[] }>(swarmPath(ns))).items;
@@ -239,7 +297,10 @@ describe('RolloutPolicy on a real API server', () => {
 
   it('while paused: a breach rolls nothing back (phase Paused); unpausing resumes the evaluation with the swarms observed so far', async () => {
     const ns = await freshNamespace('rollout-paused');
-    await c.create(policyPath(ns), policy(ns, 'held', { v2Percentage: 100, default: true, paused: true, rollbackOnBreach: true, gates: { minSamples: 2, maxFallbackRate: 5 } }));
+    await c.create(
+      policyPath(ns),
+      policy(ns, 'held', { v2Percentage: 100, default: true, paused: true, rollbackOnBreach: true, gates: { minSamples: 2, maxFallbackRate: 5 } }),
+    );
     await policyReady(ns, 'held');
     const swarms = await createSwarms(ns, 'p', 2);
     expect(swarms.every((s) => s.status?.version === 'v2')).toBe(true);
@@ -267,7 +328,11 @@ describe('RolloutPolicy on a real API server', () => {
       return got.status?.phase === 'RolledBack' ? got : undefined;
     });
     expect(rb.status).toMatchObject({ effectivePercentage: 0, observedGeneration: 2 });
-    expect(rb.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({ status: 'True', reason: 'GateBreached', message: 'fallback rate 25% > 5% over 4 V2 swarms (1 fell back)' });
+    expect(rb.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({
+      status: 'True',
+      reason: 'GateBreached',
+      message: 'fallback rate 25% > 5% over 4 V2 swarms (1 fell back)',
+    });
     const ev = await waitFor('Resumed and RolledBack events', async () => {
       const all = await events(c, ns);
       return all.some((e) => e.reason === 'Resumed') && all.some((e) => e.reason === 'RolledBack') ? all : undefined;
@@ -277,7 +342,10 @@ describe('RolloutPolicy on a real API server', () => {
 
   it('with rollbackOnBreach false, reports a breach in GatesEvaluated but keeps effectivePercentage', async () => {
     const ns = await freshNamespace('rollout-norollback');
-    await c.create(policyPath(ns), policy(ns, 'tolerant', { v2Percentage: 100, default: true, rollbackOnBreach: false, gates: { minSamples: 2, maxFallbackRate: 5 } }));
+    await c.create(
+      policyPath(ns),
+      policy(ns, 'tolerant', { v2Percentage: 100, default: true, rollbackOnBreach: false, gates: { minSamples: 2, maxFallbackRate: 5 } }),
+    );
     await policyReady(ns, 'tolerant');
     const swarms = await createSwarms(ns, 'x', 2);
     await failPreflight(ns, swarms[0]!);
@@ -285,8 +353,15 @@ describe('RolloutPolicy on a real API server', () => {
       const got = await getPolicy(ns, 'tolerant');
       return got.status?.conditions?.some((x) => x.type === 'GatesEvaluated' && x.reason === 'GateBreached') ? got : undefined;
     });
-    expect(p.status?.conditions?.find((x) => x.type === 'GatesEvaluated')).toMatchObject({ status: 'True', message: 'fallback rate 50% > 5% over 2 V2 swarms (1 fell back)' });
-    expect(p.status).toMatchObject({ effectivePercentage: 100, phase: 'Full', lastDecision: { from: 0, to: 100, reason: 'spec generation 1: v2Percentage=100' } });
+    expect(p.status?.conditions?.find((x) => x.type === 'GatesEvaluated')).toMatchObject({
+      status: 'True',
+      message: 'fallback rate 50% > 5% over 2 V2 swarms (1 fell back)',
+    });
+    expect(p.status).toMatchObject({
+      effectivePercentage: 100,
+      phase: 'Full',
+      lastDecision: { from: 0, to: 100, reason: 'spec generation 1: v2Percentage=100' },
+    });
     expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({ status: 'False', reason: 'SpecApplied' });
     const later = await createSwarms(ns, 'y', 3);
     expect(later.every((s) => s.status?.version === 'v2')).toBe(true);
@@ -313,10 +388,19 @@ describe('RolloutPolicy on a real API server', () => {
       const got = await getPolicy(ns, 'again');
       return got.status?.observedGeneration === 2 ? got : undefined;
     });
-    expect(p.status).toMatchObject({ effectivePercentage: 50, phase: 'Balanced', currentStep: -1, lastDecision: { from: 0, to: 50, reason: 'spec generation 2: v2Percentage=50' } });
+    expect(p.status).toMatchObject({
+      effectivePercentage: 50,
+      phase: 'Balanced',
+      currentStep: -1,
+      lastDecision: { from: 0, to: 50, reason: 'spec generation 2: v2Percentage=50' },
+    });
     // Generation 1's swarms (and its fallback) are not part of the new evaluation.
     expect(p.status?.observed).toMatchObject({ v2Swarms: 0, fallbacks: 0, fallbackRate: 0 });
-    expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({ status: 'False', reason: 'SpecApplied', message: 'evaluation restarted from the new spec' });
+    expect(p.status?.conditions?.find((x) => x.type === 'RolledBack')).toMatchObject({
+      status: 'False',
+      reason: 'SpecApplied',
+      message: 'evaluation restarted from the new spec',
+    });
     expect(p.status?.conditions?.find((x) => x.type === 'GatesEvaluated')).toMatchObject({ status: 'False', reason: 'InsufficientSamples' });
 
     const after = await createSwarms(ns, 'c', 20);
@@ -333,16 +417,24 @@ describe('RolloutPolicy on a real API server', () => {
       const got = (await events(c, ns)).filter((e) => e.reason === 'SpecApplied' && e.involvedObject.name === 'again');
       return got.length === 2 ? got : undefined;
     });
-    expect(applied.map((e) => `${e.type}: ${e.message}`).sort()).toEqual(['Normal: 0% -> 100%: spec generation 1: v2Percentage=100', 'Normal: 0% -> 50%: spec generation 2: v2Percentage=50']);
+    expect(applied.map((e) => `${e.type}: ${e.message}`).sort()).toEqual([
+      'Normal: 0% -> 100%: spec generation 1: v2Percentage=100',
+      'Normal: 0% -> 50%: spec generation 2: v2Percentage=50',
+    ]);
 
     // Counted once each routing's status write landed, a moment after it: wait for the counts themselves.
     const all = [...first, ...rolledBack, ...after];
     const want = { v2: all.filter((s) => s.status?.version === 'v2').length, v1: all.filter((s) => s.status?.version === 'v1').length };
     const routed = async () => {
       const m = await op!.metrics.registry.metrics();
-      return { v2: sample(m, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v2' }), v1: sample(m, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v1' }) };
+      return {
+        v2: sample(m, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v2' }),
+        v1: sample(m, 'rollout_routed_total', { policy: `${ns}/again`, version: 'v1' }),
+      };
     };
-    await waitFor('every routed swarm counted', async () => (JSON.stringify(await routed()) === JSON.stringify(want) ? true : undefined)).catch(() => undefined);
+    await waitFor('every routed swarm counted', async () => (JSON.stringify(await routed()) === JSON.stringify(want) ? true : undefined)).catch(
+      () => undefined,
+    );
     expect(await routed()).toEqual(want);
   });
 
@@ -359,7 +451,9 @@ describe('RolloutPolicy on a real API server', () => {
     };
     expect(await reject({ v2Percentage: 150 })).toMatch(/spec\.v2Percentage: Invalid value: 150/);
     expect(await reject({})).toMatch(/spec\.v2Percentage: Required value/);
-    expect(await reject({ v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 20 }] })).toMatch(/spec\.steps: Invalid value: .*steps must be in strictly ascending percentage order/);
+    expect(await reject({ v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 20 }] })).toMatch(
+      /spec\.steps: Invalid value: .*steps must be in strictly ascending percentage order/,
+    );
     expect(await reject({ v2Percentage: 10, gates: { maxFallbackRate: -1 } })).toMatch(/spec\.gates\.maxFallbackRate/);
   });
 });

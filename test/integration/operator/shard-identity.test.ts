@@ -11,14 +11,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { SHARED_COORDINATOR, sharedCoordinatorRbac } from '../../../operator/swarm/coordinator-rbac.js';
-import { client, createNamespace, deleteNamespace, getSwarm, installCoordinatorPolicy, installCrds, podPath, swarmManifest, swarmPath, tokenKubeconfig, waitFor } from './harness.js';
+import {
+  client,
+  createNamespace,
+  deleteNamespace,
+  getSwarm,
+  installCoordinatorPolicy,
+  installCrds,
+  podPath,
+  swarmManifest,
+  swarmPath,
+  tokenKubeconfig,
+  waitFor,
+} from './harness.js';
 
 const c = client();
 let ns: string;
 const work = mkdtempSync(join(tmpdir(), 'cfn-shard-identity-'));
 
 const OPERATOR = 'integration-operator';
-const shardEntry = (index: number, indexes: string) => ({ index, indexes, pod: `shd-s${index}-v2-1`, node: `node-${index}`, version: 'v2', phase: 'Running', attempts: 1 });
+const shardEntry = (index: number, indexes: string) => ({
+  index,
+  indexes,
+  pod: `shd-s${index}-v2-1`,
+  node: `node-${index}`,
+  version: 'v2',
+  phase: 'Running',
+  attempts: 1,
+});
 
 /** A pod of the shared ServiceAccount (never scheduled: there is no node) and a client holding a token bound to it. */
 async function podClient(name: string): Promise<KubeClient> {
@@ -35,7 +55,12 @@ async function podClient(name: string): Promise<KubeClient> {
 const PROBE = 'cfn-coordinator-probe';
 
 /** What a shard's coordinator applies: its progress on its own entry (field manager cfn-coordinator-s<i>). */
-const progress = (swarm: string, shards: object[], status: object = {}) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: swarm }, status: { ...status, shards } });
+const progress = (swarm: string, shards: object[], status: object = {}) => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name: swarm },
+  status: { ...status, shards },
+});
 
 let s1: KubeClient;
 let single: KubeClient;
@@ -51,11 +76,23 @@ beforeAll(async () => {
   await c.create(swarmPath(ns), swarmManifest(ns, 'shd', { agents: 9, shards: 3 }));
   await c.create(swarmPath(ns), swarmManifest(ns, 'one', { agents: 3 }));
   // The operator's side: phase and the shards' entries.
-  await c.apply(swarmPath(ns, 'shd'), progress('shd', [shardEntry(0, '0-2'), shardEntry(1, '3-5'), shardEntry(2, '6-8')], { phase: 'Running' }), { fieldManager: OPERATOR, subresource: 'status' });
+  await c.apply(swarmPath(ns, 'shd'), progress('shd', [shardEntry(0, '0-2'), shardEntry(1, '3-5'), shardEntry(2, '6-8')], { phase: 'Running' }), {
+    fieldManager: OPERATOR,
+    subresource: 'status',
+  });
   s1 = await podClient('shd-s1-v2-1');
   single = await podClient('one-v2-1');
   // The policy takes a moment to reach the API server's admission: wait for its first denial.
-  await waitFor('policy enforced', () => s1.mergePatch(swarmPath(ns, 'one', 'status'), {}).then(() => undefined, (e: Error) => e.message), 15_000, 200);
+  await waitFor(
+    'policy enforced',
+    () =>
+      s1.mergePatch(swarmPath(ns, 'one', 'status'), {}).then(
+        () => undefined,
+        (e: Error) => e.message,
+      ),
+    15_000,
+    200,
+  );
 });
 
 afterAll(async () => {
@@ -64,8 +101,14 @@ afterAll(async () => {
 });
 
 describe('a shard coordinator under the shared identity', () => {
-  it('shard 1 publishes the progress of its own entry; the operator\'s fields and the other entries stay as they were', async () => {
-    const mine = { index: 1, agents: { total: 3, completed: 2, failed: 0 }, completedAgents: '3-4', progressPod: 'shd-s1-v2-1', results: { type: 'persistentVolumeClaim', location: 'pvc://shd-results-1/x/shd/u/', stored: 2, bytes: 40 } };
+  it("shard 1 publishes the progress of its own entry; the operator's fields and the other entries stay as they were", async () => {
+    const mine = {
+      index: 1,
+      agents: { total: 3, completed: 2, failed: 0 },
+      completedAgents: '3-4',
+      progressPod: 'shd-s1-v2-1',
+      results: { type: 'persistentVolumeClaim', location: 'pvc://shd-results-1/x/shd/u/', stored: 2, bytes: 40 },
+    };
     await s1.apply(swarmPath(ns, 'shd'), progress('shd', [mine]), { fieldManager: 'cfn-coordinator-s1', subresource: 'status', force: true });
     const sw = await getSwarm(c, ns, 'shd');
     const shards = (sw.status as { shards: Array<Record<string, unknown>> }).shards;
@@ -75,37 +118,61 @@ describe('a shard coordinator under the shared identity', () => {
     // And again (an update of its own progress), by a merge patch of the whole list as a coordinator might send it.
     const list = shards.map((s) => (s.index === 1 ? { ...s, agents: { total: 3, completed: 3, failed: 0 }, completedAgents: '3-5' } : s));
     await s1.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { shards: list } });
-    expect((await getSwarm(c, ns, 'shd')).status).toMatchObject({ shards: expect.arrayContaining([expect.objectContaining({ index: 1, completedAgents: '3-5' })]) });
+    expect((await getSwarm(c, ns, 'shd')).status).toMatchObject({
+      shards: expect.arrayContaining([expect.objectContaining({ index: 1, completedAgents: '3-5' })]),
+    });
   });
 
-  it('shard 1 writing shard 2\'s entry is denied, naming the entry', async () => {
-    const write = s1.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 2, completedAgents: '6-8' }]), { fieldManager: PROBE, subresource: 'status', force: true });
-    await expect(write).rejects.toThrow(/pod shd-s1-v2-1 \(shard 1 of swarm shd\) may only change the progress of its own entry of status.shards \(index 1\), not the entries of shards 2/);
+  it("shard 1 writing shard 2's entry is denied, naming the entry", async () => {
+    const write = s1.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 2, completedAgents: '6-8' }]), {
+      fieldManager: PROBE,
+      subresource: 'status',
+      force: true,
+    });
+    await expect(write).rejects.toThrow(
+      /pod shd-s1-v2-1 \(shard 1 of swarm shd\) may only change the progress of its own entry of status.shards \(index 1\), not the entries of shards 2/,
+    );
   });
 
-  it('shard 1 removing another shard\'s entry is denied', async () => {
+  it("shard 1 removing another shard's entry is denied", async () => {
     const sw = await getSwarm(c, ns, 'shd');
     const only = (sw.status as { shards: Array<{ index: number }> }).shards.filter((s) => s.index !== 0);
     await expect(s1.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { shards: only } })).rejects.toThrow(/not the entries of shards 0/);
   });
 
   it('shard 1 writing a field outside status.shards is denied, naming the field', async () => {
-    await expect(s1.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 100 } })).rejects.toThrow(/may only change the progress of its own entry of status.shards \(index 1\), not status fields outside it: deliveryRate/);
-    await expect(s1.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 1, completedAgents: '3-5' }], { completedAgents: '3-5' }), { fieldManager: PROBE, subresource: 'status', force: true })).rejects.toThrow(/not status fields outside it: completedAgents/);
+    await expect(s1.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 100 } })).rejects.toThrow(
+      /may only change the progress of its own entry of status.shards \(index 1\), not status fields outside it: deliveryRate/,
+    );
+    await expect(
+      s1.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 1, completedAgents: '3-5' }], { completedAgents: '3-5' }), {
+        fieldManager: PROBE,
+        subresource: 'status',
+        force: true,
+      }),
+    ).rejects.toThrow(/not status fields outside it: completedAgents/);
   });
 
-  it('shard 1 changing the operator\'s fields of its own entry is denied, naming them', async () => {
-    await expect(s1.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 1, phase: 'Succeeded', node: 'elsewhere' }]), { fieldManager: PROBE, subresource: 'status', force: true })).rejects.toThrow(
-      /not the operator's fields of it: (node, phase|phase, node)/,
-    );
+  it("shard 1 changing the operator's fields of its own entry is denied, naming them", async () => {
+    await expect(
+      s1.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 1, phase: 'Succeeded', node: 'elsewhere' }]), {
+        fieldManager: PROBE,
+        subresource: 'status',
+        force: true,
+      }),
+    ).rejects.toThrow(/not the operator's fields of it: (node, phase|phase, node)/);
   });
 
   it('a shard pod of another swarm may write nothing here; a single-shard pod keeps its whole-status rule', async () => {
     const other = await podClient('other-s1-v2-1');
-    await expect(other.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(/may only update its own Swarm's status: pod other-s1-v2-1 may not UPDATE swarms\/status shd/);
+    await expect(other.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(
+      /may only update its own Swarm's status: pod other-s1-v2-1 may not UPDATE swarms\/status shd/,
+    );
     await single.mergePatch(swarmPath(ns, 'one', 'status'), { status: { deliveryRate: 50, completedAgents: '0' } });
     expect((await getSwarm(c, ns, 'one')).status).toMatchObject({ deliveryRate: 50, completedAgents: '0' });
-    await expect(single.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(/pod one-v2-1 may not UPDATE swarms\/status shd/);
+    await expect(single.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(
+      /pod one-v2-1 may not UPDATE swarms\/status shd/,
+    );
   });
 
   it('100 shards with full progress: the policy stays within the CEL cost budget', async () => {
@@ -128,12 +195,18 @@ describe('a shard coordinator under the shared identity', () => {
     }));
     await c.apply(swarmPath(ns, 'big'), progress('big', entries, { phase: 'Running' }), { fieldManager: OPERATOR, subresource: 'status' });
     const s57 = await podClient('big-s57-v2-1');
-    await s57.apply(swarmPath(ns, 'big'), progress('big', [{ index: 57, agents: { total: 100, completed: 90, failed: 10 }, completedAgents: '5700-5799' }]), { fieldManager: 'cfn-coordinator-s57', subresource: 'status', force: true });
+    await s57.apply(swarmPath(ns, 'big'), progress('big', [{ index: 57, agents: { total: 100, completed: 90, failed: 10 }, completedAgents: '5700-5799' }]), {
+      fieldManager: 'cfn-coordinator-s57',
+      subresource: 'status',
+      force: true,
+    });
     const sw = await getSwarm(c, ns, 'big');
     const shards = (sw.status as { shards: Array<{ index: number; completedAgents?: string }> }).shards;
     expect(shards).toHaveLength(100);
     expect(shards.find((s) => s.index === 57)?.completedAgents).toBe('5700-5799');
     expect(shards.find((s) => s.index === 58)?.completedAgents).toBe(scattered(58));
-    await expect(s57.apply(swarmPath(ns, 'big'), progress('big', [{ index: 99, completedAgents: '9900' }]), { fieldManager: PROBE, subresource: 'status', force: true })).rejects.toThrow(/not the entries of shards 99/);
+    await expect(
+      s57.apply(swarmPath(ns, 'big'), progress('big', [{ index: 99, completedAgents: '9900' }]), { fieldManager: PROBE, subresource: 'status', force: true }),
+    ).rejects.toThrow(/not the entries of shards 99/);
   });
 });

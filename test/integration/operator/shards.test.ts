@@ -9,7 +9,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
-import { client, createNamespace, deleteNamespace, events, getSwarm, installCrds, listPods, podRunning, podTerminated, runOperator, runPodCommandHere, setPodStatus, swarmManifest, swarmPath, tokenKubeconfig, waitFor } from './harness.js';
+import {
+  client,
+  createNamespace,
+  deleteNamespace,
+  events,
+  getSwarm,
+  installCrds,
+  listPods,
+  podRunning,
+  podTerminated,
+  runOperator,
+  runPodCommandHere,
+  setPodStatus,
+  swarmManifest,
+  swarmPath,
+  tokenKubeconfig,
+  waitFor,
+} from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject, SwarmObject } from './harness.js';
 
@@ -62,7 +79,12 @@ const until = <T>(what: string, name: string, check: (s: ShardedSwarm) => T | un
 /** Runs a shard pod's command here, with its own tmpfs directory (each pod has its own /dev/shm). */
 async function runShardPod(pod: PodObject) {
   const shard = pod.metadata.labels['swarm.cfn.dev/shard'];
-  return runPodCommandHere(pod, { work, shm: `${shm}-s${shard}`, kubeconfig: await tokenKubeconfig(c, ns, pod.spec.serviceAccountName, work), env: { POD_NAME: pod.metadata.name } });
+  return runPodCommandHere(pod, {
+    work,
+    shm: `${shm}-s${shard}`,
+    kubeconfig: await tokenKubeconfig(c, ns, pod.spec.serviceAccountName, work),
+    env: { POD_NAME: pod.metadata.name },
+  });
 }
 
 describe('a swarm of three shards', () => {
@@ -79,10 +101,17 @@ describe('a swarm of three shards', () => {
     expect(pods.map((p) => p.spec.containers[0]!.env.find((e) => e.name === 'CFN_SHARD')?.value)).toEqual(['0', '1', '2']);
     for (const p of pods) {
       expect((p.spec as { topologySpreadConstraints?: unknown }).topologySpreadConstraints).toEqual([
-        { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'swarm.cfn.dev/swarm': 'three' } } },
+        {
+          maxSkew: 1,
+          topologyKey: 'kubernetes.io/hostname',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: { 'swarm.cfn.dev/swarm': 'three' } },
+        },
       ]);
     }
-    const claims = (await c.get<{ items: Array<{ metadata: { name: string } }> }>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)).items.map((x) => x.metadata.name).filter((n) => n.startsWith('three-'));
+    const claims = (await c.get<{ items: Array<{ metadata: { name: string } }> }>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)).items
+      .map((x) => x.metadata.name)
+      .filter((n) => n.startsWith('three-'));
     expect(claims.sort()).toEqual(['three-results-0', 'three-results-1', 'three-results-2']);
     const pending = await until('3 entries', 'three', (s) => (s.status?.shards?.length === 3 ? s : undefined));
     expect(pending.status).toMatchObject({ topology: 'hybrid', phase: 'Pending' });
@@ -94,24 +123,37 @@ describe('a swarm of three shards', () => {
     ]);
 
     for (const p of pods) await setPodStatus(c, ns, p.metadata.name, podRunning(true));
-    await until('Running', 'three', (s) => (s.status?.phase === 'Running' && s.status.conditions?.find((x) => x.type === 'CoordinatorReady')?.status === 'True' ? true : undefined));
+    await until('Running', 'three', (s) =>
+      s.status?.phase === 'Running' && s.status.conditions?.find((x) => x.type === 'CoordinatorReady')?.status === 'True' ? true : undefined,
+    );
     const runs = await Promise.all(pods.map((p) => runShardPod(p)));
     expect(await Promise.all(runs.map((r) => r.done))).toEqual([0, 0, 0]);
     for (const p of pods) await setPodStatus(c, ns, p.metadata.name, podTerminated('Succeeded', 0));
     const done = await until('Succeeded', 'three', (s) => (s.status?.phase === 'Succeeded' ? s : undefined));
-    expect(done.status).toMatchObject({ agents: { total: 10, completed: 10, failed: 0 }, deliveryRate: 100, completedAgents: '0-9', failedIndexes: '', results: { stored: 10 } });
+    expect(done.status).toMatchObject({
+      agents: { total: 10, completed: 10, failed: 0 },
+      deliveryRate: 100,
+      completedAgents: '0-9',
+      failedIndexes: '',
+      results: { stored: 10 },
+    });
     expect(done.status?.shards?.map((e) => [e.indexes, e.phase, e.agents, e.completedAgents])).toEqual([
       ['0-2', 'Succeeded', { total: 3, completed: 3, failed: 0 }, '0-2'],
       ['3-5', 'Succeeded', { total: 3, completed: 3, failed: 0 }, '3-5'],
       ['6-9', 'Succeeded', { total: 4, completed: 4, failed: 0 }, '6-9'],
     ]);
-    expect(done.status?.conditions?.find((x) => x.type === 'Complete')).toMatchObject({ status: 'True', message: '10/10 agents completed, 0 failed: delivery 100% >= 100%' });
+    expect(done.status?.conditions?.find((x) => x.type === 'Complete')).toMatchObject({
+      status: 'True',
+      message: '10/10 agents completed, 0 failed: delivery 100% >= 100%',
+    });
     // One record per agent, global indexes, each stored by its own shard's pod.
     const { results, unreadable } = await new DirectorySource(work, { namespace: ns, name: 'three', uid: done.metadata.uid }).read();
     expect(unreadable).toEqual([]);
     expect(results.map((r) => [r.index, r.pod])).toEqual(Array.from({ length: 10 }, (_, i) => [i, `three-s${i < 3 ? 0 : i < 6 ? 1 : 2}-v2-1`]));
     // Each coordinator published through its own field manager.
-    const managers = ((done.metadata as { managedFields?: Array<{ manager: string; subresource?: string }> }).managedFields ?? []).filter((m) => m.subresource === 'status').map((m) => m.manager);
+    const managers = ((done.metadata as { managedFields?: Array<{ manager: string; subresource?: string }> }).managedFields ?? [])
+      .filter((m) => m.subresource === 'status')
+      .map((m) => m.manager);
     expect(managers).toEqual(expect.arrayContaining(['swarm-operator', 'cfn-coordinator-s0', 'cfn-coordinator-s1', 'cfn-coordinator-s2']));
     expect(managers).not.toContain('cfn-coordinator');
   });
@@ -123,7 +165,10 @@ describe('a swarm of three shards', () => {
     for (const version of ['v2', 'v1'] as const) {
       const name = `once-${version}`;
       const marker = join(work, `${name}.log`);
-      await c.create(swarmPath(ns), swarmManifest(ns, name, { agents: 5, shards: 2, coordination: { version }, agent: { command: ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}`] } }));
+      await c.create(
+        swarmPath(ns),
+        swarmManifest(ns, name, { agents: 5, shards: 2, coordination: { version }, agent: { command: ['sh', '-c', `echo "$AGENT_INDEX" >> ${marker}`] } }),
+      );
       const pods = await waitFor('2 pods', async () => {
         const p = await podsOf(name);
         return p.length === 2 ? p : undefined;
@@ -131,13 +176,19 @@ describe('a swarm of three shards', () => {
       for (const p of pods) await setPodStatus(c, ns, p.metadata.name, podRunning(true));
       const runs = await Promise.all(pods.map((p) => runShardPod(p)));
       expect(await Promise.all(runs.map((r) => r.done))).toEqual([0, 0]);
-      expect(readFileSync(marker, 'utf8').trim().split('\n').map(Number).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
+      expect(
+        readFileSync(marker, 'utf8')
+          .trim()
+          .split('\n')
+          .map(Number)
+          .sort((a, b) => a - b),
+      ).toEqual([0, 1, 2, 3, 4]);
     }
   });
 });
 
 describe('failures stay with their shard', () => {
-  it('a shard whose V2 fails falls back alone; the swarm\'s fallback and event name it', async () => {
+  it("a shard whose V2 fails falls back alone; the swarm's fallback and event name it", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'fb', { agents: 6, shards: 3, coordination: { version: 'v2' } }));
     const pods = await waitFor('3 pods', async () => {
       const p = await podsOf('fb');
@@ -173,7 +224,18 @@ describe('failures stay with their shard', () => {
     await until('Running', 'lost', (s) => (s.status?.shards?.every((e) => e.phase === 'Running') ? true : undefined));
     // Shard 2's coordinator (indexes 4-5) delivered agent 4, into its own entry.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'lost', total: 2, intervalMs: 10, shard: { index: 2, indexes: '4-5' } });
-    pub.onResponse({ agentId: 'agent-4', index: 4, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    pub.onResponse({
+      agentId: 'agent-4',
+      index: 4,
+      status: 'completed',
+      exitCode: 0,
+      attempts: 1,
+      durationMs: 1,
+      output: '',
+      outputBytes: 0,
+      outputTruncated: false,
+      error: null,
+    });
     await pub.flush();
     pub.stop();
     await until('progress summed', 'lost', (s) => (s.status?.completedAgents === '4' && s.status.agents?.completed === 1 ? true : undefined));
@@ -186,8 +248,12 @@ describe('failures stay with their shard', () => {
     const s = await swarmOf('lost');
     expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ attempts: 2, pod: 'lost-s2-v1-2' });
     expect(s.status?.shards?.filter((e) => e.index !== 2).map((e) => e.attempts)).toEqual([1, 1]);
-    expect(await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'lost' && e.reason === 'CoordinatorLost'))).toMatchObject({
-      message: expect.stringMatching(/^shard 2: coordinator pod lost-s2-v1-1 is gone; starting a replacement that resumes past the agents whose final answer is in$/),
+    expect(
+      await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'lost' && e.reason === 'CoordinatorLost')),
+    ).toMatchObject({
+      message: expect.stringMatching(
+        /^shard 2: coordinator pod lost-s2-v1-1 is gone; starting a replacement that resumes past the agents whose final answer is in$/,
+      ),
     });
     // The replacement, run for real, runs its shard's other agent and keeps agent 4 as delivered.
     await setPodStatus(c, ns, replacement.metadata.name, podRunning(true));
@@ -198,17 +264,30 @@ describe('failures stay with their shard', () => {
 });
 
 describe('placement', () => {
-  it('a shard the scheduler cannot place says why in its entry and in the swarm\'s condition; the others run', async () => {
+  it("a shard the scheduler cannot place says why in its entry and in the swarm's condition; the others run", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'tight', { agents: 6, shards: 3, coordination: { version: 'v2' } }));
     await waitFor('3 pods', async () => ((await podsOf('tight')).length === 3 ? true : undefined));
     await setPodStatus(c, ns, 'tight-s0-v2-1', podRunning(true));
     await setPodStatus(c, ns, 'tight-s1-v2-1', podRunning(true));
     const why = '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.';
-    await setPodStatus(c, ns, 'tight-s2-v2-1', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: why, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
-    const s = await until('shard 2 Unschedulable', 'tight', (x) => (x.status?.shards?.find((e) => e.index === 2)?.reason === 'Unschedulable' && x.status.phase === 'Running' ? x : undefined));
+    await setPodStatus(c, ns, 'tight-s2-v2-1', {
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: why, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      ],
+    });
+    const s = await until('shard 2 Unschedulable', 'tight', (x) =>
+      x.status?.shards?.find((e) => e.index === 2)?.reason === 'Unschedulable' && x.status.phase === 'Running' ? x : undefined,
+    );
     expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ phase: 'Pending', message: `coordinator pod tight-s2-v2-1: ${why}` });
-    expect(s.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `2/3 shards running; shard 2 Pending: coordinator pod tight-s2-v2-1: ${why}` });
-    expect(await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'tight' && e.reason === 'Unschedulable'))).toMatchObject({ message: `shard 2: coordinator pod tight-s2-v2-1: ${why}` });
+    expect(s.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({
+      status: 'False',
+      reason: 'Unschedulable',
+      message: `2/3 shards running; shard 2 Pending: coordinator pod tight-s2-v2-1: ${why}`,
+    });
+    expect(
+      await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'tight' && e.reason === 'Unschedulable')),
+    ).toMatchObject({ message: `shard 2: coordinator pod tight-s2-v2-1: ${why}` });
   });
 });
 
@@ -223,7 +302,9 @@ describe('spec.suspend', () => {
       ['2-3', 'Suspended'],
     ]);
     expect(await podsOf('queued')).toEqual([]);
-    const claims = (await c.get<{ items: Array<{ metadata: { name: string } }> }>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)).items.filter((x) => x.metadata.name.startsWith('queued-'));
+    const claims = (await c.get<{ items: Array<{ metadata: { name: string } }> }>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)).items.filter((x) =>
+      x.metadata.name.startsWith('queued-'),
+    );
     expect(claims).toEqual([]);
 
     await c.mergePatch(swarmPath(ns, 'queued'), { spec: { suspend: false } });
@@ -239,7 +320,9 @@ describe('spec.suspend', () => {
     await c.mergePatch(swarmPath(ns, 'queued'), { spec: { suspend: true } });
     // Pods on no node go at once; on a node the kubelet stops them within their grace period.
     await waitFor('pods stopped', async () => ((await podsOf('queued')).length === 0 ? true : undefined));
-    const suspended = await until('Suspended again', 'queued', (s) => (s.status?.conditions?.find((x) => x.type === 'Suspended')?.status === 'True' && s.status.shards?.every((e) => e.reason === 'Suspended') ? s : undefined));
+    const suspended = await until('Suspended again', 'queued', (s) =>
+      s.status?.conditions?.find((x) => x.type === 'Suspended')?.status === 'True' && s.status.shards?.every((e) => e.reason === 'Suspended') ? s : undefined,
+    );
     expect(suspended.status?.phase).toBe('Pending');
 
     await c.mergePatch(swarmPath(ns, 'queued'), { spec: { suspend: false } });

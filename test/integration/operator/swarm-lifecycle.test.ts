@@ -55,7 +55,10 @@ const podOf = async (name: string, attempt = 1): Promise<PodObject | undefined> 
 
 describe('Swarm lifecycle on a real API server', () => {
   it('creates a V2 coordinator pod with exactly the promised spec', async () => {
-    await c.create(swarmPath(ns), swarmManifest(ns, 'v2-spec', { coordination: { version: 'v2' }, v2: { shmSizeLimit: '64Mi' }, agent: { command: ['cat'], resources: RESOURCES } }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'v2-spec', { coordination: { version: 'v2' }, v2: { shmSizeLimit: '64Mi' }, agent: { command: ['cat'], resources: RESOURCES } }),
+    );
     const pod = await waitFor('v2 pod', () => podOf('v2-spec'));
     const sw = await getSwarm(c, ns, 'v2-spec');
     expect(pod.metadata.name).toBe('v2-spec-v2-1');
@@ -74,11 +77,15 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(container.volumeMounts).toContainEqual({ name: 'dshm', mountPath: '/dev/shm' });
     expect(JSON.stringify(pod.spec.containers[0])).toContain(`/dev/shm/cfn/${sw.metadata.uid}/health.json`);
     // Status: decided once, with its reason, and a finalizer.
-    const decided = await waitFor('version in status', async () => ((await getSwarm(c, ns, 'v2-spec')).status?.version ? getSwarm(c, ns, 'v2-spec') : undefined));
+    const decided = await waitFor('version in status', async () =>
+      (await getSwarm(c, ns, 'v2-spec')).status?.version ? getSwarm(c, ns, 'v2-spec') : undefined,
+    );
     expect(decided.status).toMatchObject({ version: 'v2', versionReason: 'spec.coordination.version=v2', activeVersion: 'v2', coordinatorPod: 'v2-spec-v2-1' });
     expect(decided.metadata.finalizers).toContain('swarm.cfn.dev/cleanup');
     // Least privilege: a Role limited to this Swarm.
-    const role = await c.get<{ rules: Array<{ resources: string[]; resourceNames: string[] }> }>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/v2-spec-coordinator`);
+    const role = await c.get<{ rules: Array<{ resources: string[]; resourceNames: string[] }> }>(
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/v2-spec-coordinator`,
+    );
     expect(role.rules.every((r) => r.resourceNames.length === 1 && r.resourceNames[0] === 'v2-spec')).toBe(true);
   });
 
@@ -90,7 +97,18 @@ describe('Swarm lifecycle on a real API server', () => {
     // The coordinator publishes progress with its own field manager.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'happy', total: 4, intervalMs: 10 });
     for (const index of [0, 1, 2, 3]) {
-      pub.onResponse({ agentId: `agent-${index}`, index, status: index === 3 ? 'failed' : 'completed', exitCode: index === 3 ? 1 : 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: index === 3 ? 'boom' : null });
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: index === 3 ? 'failed' : 'completed',
+        exitCode: index === 3 ? 1 : 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: index === 3 ? 'boom' : null,
+      });
     }
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
@@ -98,7 +116,13 @@ describe('Swarm lifecycle on a real API server', () => {
       const s = await getSwarm(c, ns, 'happy');
       return s.status?.phase === 'Succeeded' ? s : undefined;
     });
-    expect(done.status).toMatchObject({ agents: { total: 4, completed: 3, failed: 1 }, deliveryRate: 75, completedAgents: '0-2', failedIndexes: '3', version: 'v2' });
+    expect(done.status).toMatchObject({
+      agents: { total: 4, completed: 3, failed: 1 },
+      deliveryRate: 75,
+      completedAgents: '0-2',
+      failedIndexes: '3',
+      version: 'v2',
+    });
     const complete = done.status?.conditions?.find((x) => x.type === 'Complete');
     expect(complete).toMatchObject({ status: 'True', observedGeneration: done.metadata.generation });
     expect(complete?.message).toBe('3/4 agents completed, 1 failed: delivery 75% >= 75%');
@@ -109,7 +133,14 @@ describe('Swarm lifecycle on a real API server', () => {
   });
 
   it.each([
-    ['one of four agents failing, the default successPolicy (100%)', 'short', 4, [3], undefined, '3/4 agents completed, 1 failed: delivery 75% < 100% (spec.successPolicy.minDeliveryRate)'],
+    [
+      'one of four agents failing, the default successPolicy (100%)',
+      'short',
+      4,
+      [3],
+      undefined,
+      '3/4 agents completed, 1 failed: delivery 75% < 100% (spec.successPolicy.minDeliveryRate)',
+    ],
     ['every agent failing', 'none', 4, [0, 1, 2, 3], 50, '0/4 agents completed, 4 failed: delivery 0% < 50% (spec.successPolicy.minDeliveryRate)'],
   ])('ends Failed (DeliveryBelowSuccessPolicy) with the figures: %s', async (_name, name, total, failing, minDeliveryRate, message) => {
     const spec = { agents: total, coordination: { version: 'v2' }, ...(minDeliveryRate !== undefined ? { successPolicy: { minDeliveryRate } } : {}) };
@@ -120,7 +151,18 @@ describe('Swarm lifecycle on a real API server', () => {
     const pub = new StatusPublisher({ client: c, namespace: ns, name, total, intervalMs: 10 });
     for (let index = 0; index < total; index++) {
       const bad = failing.includes(index);
-      pub.onResponse({ agentId: `agent-${index}`, index, status: bad ? 'failed' : 'completed', exitCode: bad ? 2 : 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: bad ? 'exit code 2' : null });
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: bad ? 'failed' : 'completed',
+        exitCode: bad ? 2 : 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: bad ? 'exit code 2' : null,
+      });
     }
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
@@ -131,10 +173,15 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(done.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ status: 'True', reason: 'DeliveryBelowSuccessPolicy', message });
     expect(done.status?.conditions?.find((x) => x.type === 'Complete')).toBeUndefined();
     expect(done.status?.deliveryRate).toBe(((total - failing.length) / total) * 100);
-    const ev = await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'DeliveryBelowSuccessPolicy'));
+    const ev = await waitFor('event', async () =>
+      (await events(c, ns)).find((e) => e.involvedObject.name === name && e.reason === 'DeliveryBelowSuccessPolicy'),
+    );
     expect(ev).toMatchObject({ type: 'Warning', message });
     const rate = ((total - failing.length) / total) * 100;
-    await waitFor('swarm_delivery_rate', async () => sample((await scrape(op.port)).text, 'swarm_delivery_rate', { namespace: ns, name }) === rate || undefined);
+    await waitFor(
+      'swarm_delivery_rate',
+      async () => sample((await scrape(op.port)).text, 'swarm_delivery_rate', { namespace: ns, name }) === rate || undefined,
+    );
   });
 
   it('falls back to a V1 pod within 5 s of a V2 preflight failure, with the real reason', async () => {
@@ -159,7 +206,9 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v1', phase: 'FallingBack' });
     expect(sw.status?.conditions?.find((x) => x.type === 'FallbackActive')).toMatchObject({ status: 'True', message: '/dev/shm/cfn not writable' });
     // Events are written right after status: wait for it rather than race it.
-    const ev = await waitFor('fallback event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'no-shm' && e.reason === 'FallbackToV1'));
+    const ev = await waitFor('fallback event', async () =>
+      (await events(c, ns)).find((e) => e.involvedObject.name === 'no-shm' && e.reason === 'FallbackToV1'),
+    );
     expect(ev.message).toBe('V2 unavailable (/dev/shm/cfn not writable), using V1 fallback');
     const metrics = await op.metrics.registry.getSingleMetricAsString('swarm_fallback_total');
     expect(metrics).toMatch(/swarm_fallback_total\{reason="preflight"\} [1-9]/);
@@ -176,7 +225,19 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(await podOf('flap', 2)).toBeUndefined();
     expect((await getSwarm(c, ns, 'flap')).status?.fallback).toBeUndefined();
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'flap', total: 10, intervalMs: 10 });
-    for (let index = 0; index < 10; index++) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (let index = 0; index < 10; index++)
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('complete', async () => {
@@ -194,13 +255,29 @@ describe('Swarm lifecycle on a real API server', () => {
     const pod = await waitFor('v2 pod', () => podOf('quick'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'quick', total: 3, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1, 2])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     await pub.flush({ status: 'completed' });
     const running = await waitFor('Running on progress', async () => {
       const s = await getSwarm(c, ns, 'quick');
       return s.status?.phase === 'Running' ? s : undefined;
     });
-    expect(running.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ status: 'True', reason: 'Progressing', message: 'coordinator pod quick-v2-1 publishes progress (3/3 agents done)' });
+    expect(running.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({
+      status: 'True',
+      reason: 'Progressing',
+      message: 'coordinator pod quick-v2-1 publishes progress (3/3 agents done)',
+    });
     // Past the 2 s startup limit and still never Ready: no fallback, no V1 pod.
     await new Promise((r) => setTimeout(r, 2500));
     expect(await podOf('quick', 2)).toBeUndefined();
@@ -220,10 +297,23 @@ describe('Swarm lifecycle on a real API server', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     // What an earlier coordinator of this swarm would have left in status.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'stale', total: 3, pod: 'stale-v2-0', intervalMs: 10 });
-    pub.onResponse({ agentId: 'agent-0', index: 0, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    pub.onResponse({
+      agentId: 'agent-0',
+      index: 0,
+      status: 'completed',
+      exitCode: 0,
+      attempts: 1,
+      durationMs: 1,
+      output: '',
+      outputBytes: 0,
+      outputTruncated: false,
+      error: null,
+    });
     await pub.flush();
     await waitFor('v1 pod', () => podOf('stale', 2), 8000);
-    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'stale')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s of its container starting');
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'stale')).status?.fallback?.reason)).toBe(
+      'V2 coordinator not ready within 1s of its container starting',
+    );
   });
 
   it('falls back when the V2 container runs and is not ready within fallbackTimeoutSeconds', async () => {
@@ -232,7 +322,9 @@ describe('Swarm lifecycle on a real API server', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     const v1 = await waitFor('v1 pod', () => podOf('slow', 2), 8000);
     expect(v1.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
-    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'slow')).status?.fallback?.reason)).toBe('V2 coordinator not ready within 1s of its container starting');
+    expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'slow')).status?.fallback?.reason)).toBe(
+      'V2 coordinator not ready within 1s of its container starting',
+    );
     expect(await op.metrics.registry.getSingleMetricAsString('swarm_fallback_total')).toMatch(/swarm_fallback_total\{reason="startup_timeout"\} [1-9]/);
   });
 
@@ -244,8 +336,13 @@ describe('Swarm lifecycle on a real API server', () => {
       const s = await getSwarm(c, ns, 'strict');
       return s.status?.phase === 'Failed' ? s : undefined;
     });
-    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ reason: 'V2Unavailable', message: 'V2 unavailable (bash >= 4 not found) and fallback is disabled' });
-    expect((await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'strict' && p.metadata.labels['swarm.cfn.dev/version'] === 'v1')).toHaveLength(0);
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({
+      reason: 'V2Unavailable',
+      message: 'V2 unavailable (bash >= 4 not found) and fallback is disabled',
+    });
+    expect(
+      (await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'strict' && p.metadata.labels['swarm.cfn.dev/version'] === 'v1'),
+    ).toHaveLength(0);
   });
 
   it('replaces a V1 coordinator deleted mid-run; the replacement resumes past completedAgents and failedIndexes', async () => {
@@ -257,8 +354,31 @@ describe('Swarm lifecycle on a real API server', () => {
     // never have happened), which is not what this test is about.
     await waitFor('Running', async () => ((await getSwarm(c, ns, 'resume')).status?.phase === 'Running' ? true : undefined));
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'resume', total: 6, intervalMs: 10 });
-    for (const index of [0, 1, 4]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
-    pub.onResponse({ agentId: 'agent-2', index: 2, status: 'failed', exitCode: 3, attempts: 3, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: 'exit code 3' });
+    for (const index of [0, 1, 4])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
+    pub.onResponse({
+      agentId: 'agent-2',
+      index: 2,
+      status: 'failed',
+      exitCode: 3,
+      attempts: 3,
+      durationMs: 1,
+      output: '',
+      outputBytes: 0,
+      outputTruncated: false,
+      error: 'exit code 3',
+    });
     await pub.flush();
     await waitFor('progress', async () => {
       const st = (await getSwarm(c, ns, 'resume')).status;
@@ -272,7 +392,10 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(replacement.metadata.labels['swarm.cfn.dev/version']).toBe('v1');
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '0-1,4' });
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_FAILED_INDEXES', value: '2' });
-    await waitFor('CoordinatorLost event', async () => (await events(c, ns)).some((e) => e.involvedObject.name === 'resume' && e.reason === 'CoordinatorLost') || undefined);
+    await waitFor(
+      'CoordinatorLost event',
+      async () => (await events(c, ns)).some((e) => e.involvedObject.name === 'resume' && e.reason === 'CoordinatorLost') || undefined,
+    );
   });
 
   it('deletion removes the coordinator pods, the finalizer, and the ServiceAccount, Role and RoleBinding', async () => {
@@ -282,11 +405,16 @@ describe('Swarm lifecycle on a real API server', () => {
       const s = await getSwarm(c, ns, 'doomed');
       return s.metadata.finalizers?.includes('swarm.cfn.dev/cleanup') ? s : undefined;
     });
-    const rbac = [`/api/v1/namespaces/${ns}/serviceaccounts/doomed-coordinator`, ...['roles', 'rolebindings'].map((r) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${r}/doomed-coordinator`)];
+    const rbac = [
+      `/api/v1/namespaces/${ns}/serviceaccounts/doomed-coordinator`,
+      ...['roles', 'rolebindings'].map((r) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${r}/doomed-coordinator`),
+    ];
     // Each owned by the Swarm, so the garbage collector removes it with the Swarm.
     for (const path of rbac) {
       const obj = await c.get<{ metadata: { ownerReferences?: Array<Record<string, unknown>> } }>(path);
-      expect(obj.metadata.ownerReferences).toEqual([{ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', name: 'doomed', uid: sw.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+      expect(obj.metadata.ownerReferences).toEqual([
+        { apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', name: 'doomed', uid: sw.metadata.uid, controller: true, blockOwnerDeletion: true },
+      ]);
     }
     await c.delete(swarmPath(ns, 'doomed'));
     await waitFor('swarm gone', async () => {
@@ -301,10 +429,11 @@ describe('Swarm lifecycle on a real API server', () => {
       const pods = (await listPods(c, ns)).filter((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === 'doomed');
       return pods.every((p) => (p.metadata as { deletionTimestamp?: string }).deletionTimestamp) || undefined;
     });
-    const gone = async (path: string) => c.get(path).then(
-      () => false,
-      (e: unknown) => isNotFound(e),
-    );
+    const gone = async (path: string) =>
+      c.get(path).then(
+        () => false,
+        (e: unknown) => isNotFound(e),
+      );
     await waitFor('ServiceAccount, Role and RoleBinding gone', async () => (await Promise.all(rbac.map(gone))).every(Boolean) || undefined, 60_000, 200);
   });
 });
@@ -320,21 +449,33 @@ describe('a Swarm recreated under the name of a deleted one', () => {
       return s.metadata.finalizers?.includes('swarm.cfn.dev/cleanup') ? s : undefined;
     });
     await c.delete(swarmPath(ns, 'reborn'));
-    await waitFor('swarm gone', async () => getSwarm(c, ns, 'reborn').then(() => undefined, (e: unknown) => isNotFound(e) || undefined));
+    await waitFor('swarm gone', async () =>
+      getSwarm(c, ns, 'reborn').then(
+        () => undefined,
+        (e: unknown) => isNotFound(e) || undefined,
+      ),
+    );
     await c.create(swarmPath(ns), swarmManifest(ns, 'reborn', { coordination: { version: 'v1' } }));
     const fresh = await waitFor('the new swarm decided', async () => {
       const s = await getSwarm(c, ns, 'reborn');
       return s.status?.version ? s : undefined;
     });
     expect(fresh.metadata.uid).not.toBe(old.metadata.uid);
-    const pod = await waitFor('a pod of the new swarm', async () => {
-      const p = await podOf('reborn');
-      return p?.metadata.ownerReferences?.[0] && (p.metadata.ownerReferences[0] as { uid?: string }).uid === fresh.metadata.uid ? p : undefined;
-    }, 10_000).catch(async (e: unknown) => {
+    const pod = await waitFor(
+      'a pod of the new swarm',
+      async () => {
+        const p = await podOf('reborn');
+        return p?.metadata.ownerReferences?.[0] && (p.metadata.ownerReferences[0] as { uid?: string }).uid === fresh.metadata.uid ? p : undefined;
+      },
+      10_000,
+    ).catch(async (e: unknown) => {
       throw new Error(`${String(e)}; status: ${JSON.stringify((await getSwarm(c, ns, 'reborn')).status)}`);
     });
     expect(pod.metadata.name).toBe('reborn-v1-1');
-    for (const path of [`/api/v1/namespaces/${ns}/serviceaccounts/reborn-coordinator`, ...['roles', 'rolebindings'].map((r) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${r}/reborn-coordinator`)]) {
+    for (const path of [
+      `/api/v1/namespaces/${ns}/serviceaccounts/reborn-coordinator`,
+      ...['roles', 'rolebindings'].map((r) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${r}/reborn-coordinator`),
+    ]) {
       const obj = await c.get<{ metadata: { ownerReferences?: Array<{ uid: string }> } }>(path);
       expect(obj.metadata.ownerReferences?.map((o) => o.uid)).toEqual([fresh.metadata.uid]);
     }
@@ -348,7 +489,19 @@ describe('a V2 coordinator that fails mid-run', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'oom')).status?.phase === 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'oom', total: 8, intervalMs: 10 });
-    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1, 2])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     await pub.flush();
     await waitFor('progress', async () => (await getSwarm(c, ns, 'oom')).status?.completedAgents === '0-2');
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
@@ -365,7 +518,7 @@ describe('a V2 coordinator that fails mid-run', () => {
 });
 
 describe('a pod creation refused by quota', () => {
-  it('is reported as exactly that (Pending, CreateRefused with the API server\'s message, a Warning event), never a fallback, and retried until it passes', async () => {
+  it("is reported as exactly that (Pending, CreateRefused with the API server's message, a Warning event), never a fallback, and retried until it passes", async () => {
     const quota = { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'no-pods' }, spec: { hard: { pods: '0' } } };
     // A separate namespace: the quota must not block the other tests' pods.
     const qns = await createNamespace(c, 'swarm-quota');
@@ -378,9 +531,13 @@ describe('a pod creation refused by quota', () => {
         const s = await getSwarm(c, qns, 'blocked');
         return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'CreateRefused') ? s : undefined;
       });
-      expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toMatch(/^creating coordinator pod blocked-v2-1 refused: .*exceeded quota: no-pods/);
+      expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toMatch(
+        /^creating coordinator pod blocked-v2-1 refused: .*exceeded quota: no-pods/,
+      );
       expect(sw.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2', coordinatorAttempts: 1 });
-      const ev = await waitFor('CreateRefused event', async () => (await events(c, qns)).find((e) => e.involvedObject.name === 'blocked' && e.reason === 'CreateRefused'));
+      const ev = await waitFor('CreateRefused event', async () =>
+        (await events(c, qns)).find((e) => e.involvedObject.name === 'blocked' && e.reason === 'CreateRefused'),
+      );
       expect(ev.type).toBe('Warning');
       expect(ev.message).toMatch(/exceeded quota: no-pods/);
       // Past fallbackTimeoutSeconds: still V2, no fallback.
@@ -390,11 +547,17 @@ describe('a pod creation refused by quota', () => {
       expect(still.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2', coordinatorAttempts: 1 });
       await c.delete(`/api/v1/namespaces/${qns}/resourcequotas/no-pods`);
       await waitFor('pod after the quota is gone', async () => (await listPods(c, qns)).some((p) => p.metadata.name === 'blocked-v2-1') || undefined, 60_000);
-      const healed = await waitFor('CreateRefused cleared', async () => {
-        const s = await getSwarm(c, qns, 'blocked');
-        return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'PodStarting') ? s : undefined;
-      }, 30_000);
-      expect(healed.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toBe('coordinator pod blocked-v2-1 is starting: waiting to be scheduled');
+      const healed = await waitFor(
+        'CreateRefused cleared',
+        async () => {
+          const s = await getSwarm(c, qns, 'blocked');
+          return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'PodStarting') ? s : undefined;
+        },
+        30_000,
+      );
+      expect(healed.status?.conditions?.find((x) => x.type === 'CoordinatorReady')?.message).toBe(
+        'coordinator pod blocked-v2-1 is starting: waiting to be scheduled',
+      );
       expect(healed.status?.fallback).toBeUndefined();
       expect(healed.status?.conditions?.find((x) => x.type === 'Reconciled')).toMatchObject({ status: 'True' });
     } finally {
@@ -405,17 +568,27 @@ describe('a pod creation refused by quota', () => {
 });
 
 describe('a coordinator pod that does not run yet is never a fallback', () => {
-  it('not scheduled: Pending with the scheduler\'s message and a Warning event, past fallbackTimeoutSeconds', async () => {
+  it("not scheduled: Pending with the scheduler's message and a Warning event, past fallbackTimeoutSeconds", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'big', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
     const pod = await waitFor('v2 pod', () => podOf('big'));
     const message = '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.';
-    await setPodStatus(c, ns, pod.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
+    await setPodStatus(c, ns, pod.metadata.name, {
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      ],
+    });
     const sw = await waitFor('Unschedulable condition', async () => {
       const s = await getSwarm(c, ns, 'big');
       return s.status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.reason === 'Unschedulable') ? s : undefined;
     });
-    expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({ status: 'False', message: `coordinator pod big-v2-1: ${message}` });
-    const ev = await waitFor('Unschedulable event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'big' && e.reason === 'Unschedulable'));
+    expect(sw.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({
+      status: 'False',
+      message: `coordinator pod big-v2-1: ${message}`,
+    });
+    const ev = await waitFor('Unschedulable event', async () =>
+      (await events(c, ns)).find((e) => e.involvedObject.name === 'big' && e.reason === 'Unschedulable'),
+    );
     expect(ev).toMatchObject({ type: 'Warning', message: `coordinator pod big-v2-1: ${message}` });
     await new Promise((r) => setTimeout(r, 2500));
     const later = await getSwarm(c, ns, 'big');
@@ -424,13 +597,22 @@ describe('a coordinator pod that does not run yet is never a fallback', () => {
     expect(await podOf('big', 2)).toBeUndefined();
   });
 
-  it('image not pulled: Pending with the kubelet\'s reason and message', async () => {
+  it("image not pulled: Pending with the kubelet's reason and message", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'pull', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1 } }));
     const pod = await waitFor('v2 pod', () => podOf('pull'));
     const message = 'Back-off pulling image "registry.invalid/cfn:nope": ErrImagePull: failed to resolve reference';
     await setPodStatus(c, ns, pod.metadata.name, {
       phase: 'Pending',
-      containerStatuses: [{ name: 'coordinator', ready: false, restartCount: 0, image: 'registry.invalid/cfn:nope', imageID: '', state: { waiting: { reason: 'ImagePullBackOff', message } } }],
+      containerStatuses: [
+        {
+          name: 'coordinator',
+          ready: false,
+          restartCount: 0,
+          image: 'registry.invalid/cfn:nope',
+          imageID: '',
+          state: { waiting: { reason: 'ImagePullBackOff', message } },
+        },
+      ],
     });
     const sw = await waitFor('ImagePullBackOff condition', async () => {
       const s = await getSwarm(c, ns, 'pull');
@@ -445,12 +627,25 @@ describe('a coordinator pod that does not run yet is never a fallback', () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'never', { coordination: { version: 'v2', fallbackTimeoutSeconds: 1, startDeadlineSeconds: 3 } }));
     const pod = await waitFor('v2 pod', () => podOf('never'));
     const message = '0/1 nodes are available: 1 Insufficient cpu.';
-    await setPodStatus(c, ns, pod.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] });
-    const sw = await waitFor('Failed', async () => {
-      const s = await getSwarm(c, ns, 'never');
-      return s.status?.phase === 'Failed' ? s : undefined;
-    }, 15_000);
-    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({ status: 'True', reason: 'StartDeadlineExceeded', message: `coordinator pod never-v2-1 did not start within 3s: Unschedulable: ${message}` });
+    await setPodStatus(c, ns, pod.metadata.name, {
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      ],
+    });
+    const sw = await waitFor(
+      'Failed',
+      async () => {
+        const s = await getSwarm(c, ns, 'never');
+        return s.status?.phase === 'Failed' ? s : undefined;
+      },
+      15_000,
+    );
+    expect(sw.status?.conditions?.find((x) => x.type === 'Failed')).toMatchObject({
+      status: 'True',
+      reason: 'StartDeadlineExceeded',
+      message: `coordinator pod never-v2-1 did not start within 3s: Unschedulable: ${message}`,
+    });
     expect(sw.status?.fallback).toBeUndefined();
     expect(sw.status?.activeVersion).toBe('v2');
     await waitFor('pod deleted', async () => ((await podOf('never')) ? undefined : true));
@@ -464,7 +659,19 @@ describe('a V2 coordinator lost from outside', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'evicted')).status?.phase === 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'evicted', total: 6, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     await pub.flush();
     await waitFor('progress', async () => (await getSwarm(c, ns, 'evicted')).status?.completedAgents === '0-1');
     await setPodStatus(c, ns, pod.metadata.name, { ...podTerminated('Failed', 137, undefined, 'Evicted'), message: 'The node was low on resource: memory.' });
@@ -477,8 +684,12 @@ describe('a V2 coordinator lost from outside', () => {
     });
     expect(sw.status).toMatchObject({ version: 'v2', activeVersion: 'v2' });
     expect(sw.status?.fallback).toBeUndefined();
-    const ev = await waitFor('CoordinatorLost event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'evicted' && e.reason === 'CoordinatorLost'));
-    expect(ev.message).toMatch(/^Evicted: The node was low on resource: memory\.; starting a replacement that resumes past the agents whose final answer is in$/);
+    const ev = await waitFor('CoordinatorLost event', async () =>
+      (await events(c, ns)).find((e) => e.involvedObject.name === 'evicted' && e.reason === 'CoordinatorLost'),
+    );
+    expect(ev.message).toMatch(
+      /^Evicted: The node was low on resource: memory\.; starting a replacement that resumes past the agents whose final answer is in$/,
+    );
   });
 });
 
@@ -488,14 +699,26 @@ describe('a fallback never runs an agent twice', () => {
     const pod = await waitFor('v2 pod', () => podOf('handover'));
     // Bound to a node (as the scheduler does): deleting it is then graceful, the
     // pod stays until its kubelet (played here) reports it stopped.
-    await c.create(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}/binding`, { apiVersion: 'v1', kind: 'Binding', metadata: { name: pod.metadata.name }, target: { apiVersion: 'v1', kind: 'Node', name: 'node-a' } });
+    await c.create(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}/binding`, {
+      apiVersion: 'v1',
+      kind: 'Binding',
+      metadata: { name: pod.metadata.name },
+      target: { apiVersion: 'v1', kind: 'Node', name: 'node-a' },
+    });
     await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     // Its container runs, never ready, publishes nothing: a startup timeout (V2's own failure).
-    const falling = await waitFor('FallingBack', async () => {
-      const s = await getSwarm(c, ns, 'handover');
-      return s.status?.phase === 'FallingBack' ? s : undefined;
-    }, 10_000);
-    expect(falling.status).toMatchObject({ activeVersion: 'v2', fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator not ready within 1s of its container starting' } });
+    const falling = await waitFor(
+      'FallingBack',
+      async () => {
+        const s = await getSwarm(c, ns, 'handover');
+        return s.status?.phase === 'FallingBack' ? s : undefined;
+      },
+      10_000,
+    );
+    expect(falling.status).toMatchObject({
+      activeVersion: 'v2',
+      fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator not ready within 1s of its container starting' },
+    });
     const terminating = await waitFor('V2 pod deleted gracefully', async () => {
       const p = (await listPods(c, ns)).find((x) => x.metadata.name === pod.metadata.name);
       return (p?.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp ? p : undefined;
@@ -503,7 +726,19 @@ describe('a fallback never runs an agent twice', () => {
     expect(terminating).toBeDefined();
     // The stopping V2 coordinator publishes what it delivered and which agents it cut short.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'handover', total: 8, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1, 2]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1, 2])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     pub.onInterrupted([4, 5]);
     await pub.flush({ status: 'stopped' });
     await new Promise((r) => setTimeout(r, 1500));

@@ -29,22 +29,58 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ['unknown topology', { topology: 'ring' }, /spec\.topology: Unsupported value: "ring"/],
     ['unknown version', { coordination: { version: 'v3' } }, /spec\.coordination\.version: Unsupported value: "v3"/],
     ['empty agent command', { agent: { command: [] } }, /spec\.agent\.command/],
-    ['flat beyond 300 agents (CEL)', { topology: 'flat', agents: 500 }, /spec\.topology: Invalid value: .*topology flat supports at most 300 agents; use hybrid or auto/],
+    [
+      'flat beyond 300 agents (CEL)',
+      { topology: 'flat', agents: 500 },
+      /spec\.topology: Invalid value: .*topology flat supports at most 300 agents; use hybrid or auto/,
+    ],
     ['negative retries', { agent: { command: ['true'], retries: -1 } }, /spec\.agent\.retries/],
-    ['successPolicy above 100%', { successPolicy: { minDeliveryRate: 101 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: 101: spec\.successPolicy\.minDeliveryRate in body should be less than or equal to 100/],
+    [
+      'successPolicy above 100%',
+      { successPolicy: { minDeliveryRate: 101 } },
+      /spec\.successPolicy\.minDeliveryRate: Invalid value: 101: spec\.successPolicy\.minDeliveryRate in body should be less than or equal to 100/,
+    ],
     ['successPolicy below 0%', { successPolicy: { minDeliveryRate: -1 } }, /spec\.successPolicy\.minDeliveryRate: Invalid value: -1/],
-    ['no-retry exit code 0', { agent: { command: ['true'], noRetryExitCodes: [0] } }, /spec\.agent\.noRetryExitCodes\[0\]: Invalid value: 0: .*greater than or equal to 1/],
-    ['no-retry exit code 256', { agent: { command: ['true'], noRetryExitCodes: [2, 256] } }, /spec\.agent\.noRetryExitCodes\[1\]: Invalid value: 256: .*less than or equal to 255/],
+    [
+      'no-retry exit code 0',
+      { agent: { command: ['true'], noRetryExitCodes: [0] } },
+      /spec\.agent\.noRetryExitCodes\[0\]: Invalid value: 0: .*greater than or equal to 1/,
+    ],
+    [
+      'no-retry exit code 256',
+      { agent: { command: ['true'], noRetryExitCodes: [2, 256] } },
+      /spec\.agent\.noRetryExitCodes\[1\]: Invalid value: 256: .*less than or equal to 255/,
+    ],
     ['no-retry exit code twice', { agent: { command: ['true'], noRetryExitCodes: [2, 2] } }, /spec\.agent\.noRetryExitCodes\[1\]: Duplicate value: 2/],
-    ['agents as root', { agent: { command: ['true'], securityContext: { runAsUser: 0 } } }, /spec\.agent\.securityContext\.runAsUser: Invalid value: 0: .*greater than or equal to 1/],
-    ['agents as the coordinator\'s user (CEL)', { agent: { command: ['true'], securityContext: { runAsUser: 65532 } } }, /spec\.agent\.securityContext\.runAsUser: Invalid value: .*runAsUser must not be the coordinator's user 65532/],
-    ['unknown agent pull policy', { agent: { command: ['true'], imagePullPolicy: 'Sometimes' } }, /spec\.agent\.imagePullPolicy: Unsupported value: "Sometimes"/],
+    [
+      'agents as root',
+      { agent: { command: ['true'], securityContext: { runAsUser: 0 } } },
+      /spec\.agent\.securityContext\.runAsUser: Invalid value: 0: .*greater than or equal to 1/,
+    ],
+    [
+      "agents as the coordinator's user (CEL)",
+      { agent: { command: ['true'], securityContext: { runAsUser: 65532 } } },
+      /spec\.agent\.securityContext\.runAsUser: Invalid value: .*runAsUser must not be the coordinator's user 65532/,
+    ],
+    [
+      'unknown agent pull policy',
+      { agent: { command: ['true'], imagePullPolicy: 'Sometimes' } },
+      /spec\.agent\.imagePullPolicy: Unsupported value: "Sometimes"/,
+    ],
     ['shards 0 (CEL)', { shards: 0 }, /spec\.shards: Invalid value: .*shards must be a number from 1 to 100, or "auto"/],
     ['shards 101 (CEL)', { shards: 101 }, /spec\.shards: Invalid value: .*shards must be a number from 1 to 100, or "auto"/],
     ['shards as another word (CEL)', { shards: 'many' }, /spec\.shards: Invalid value: .*shards must be a number from 1 to 100, or "auto"/],
-    ['flat with 3 shards (CEL)', { topology: 'flat', agents: 30, shards: 3 }, /spec\.shards: Invalid value: .*topology flat is one shard: shards must be 1 or auto/],
+    [
+      'flat with 3 shards (CEL)',
+      { topology: 'flat', agents: 30, shards: 3 },
+      /spec\.shards: Invalid value: .*topology flat is one shard: shards must be 1 or auto/,
+    ],
     ['hybrid with 1 shard (CEL)', { topology: 'hybrid', agents: 30, shards: 1 }, /spec\.shards: Invalid value: .*topology hybrid is two or more shards/],
-    ['too many no-retry exit codes', { agent: { command: ['true'], noRetryExitCodes: Array.from({ length: 33 }, (_, i) => i + 1) } }, /spec\.agent\.noRetryExitCodes: Too many: 33: must have at most 32 items/],
+    [
+      'too many no-retry exit codes',
+      { agent: { command: ['true'], noRetryExitCodes: Array.from({ length: 33 }, (_, i) => i + 1) } },
+      /spec\.agent\.noRetryExitCodes: Too many: 33: must have at most 32 items/,
+    ],
   ])('%s', async (_name, spec, pattern) => {
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
   });
@@ -100,7 +136,9 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
   it('never lets status.version change once decided', async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'decided'));
     await c.mergePatch(swarmPath(ns, 'decided', 'status'), { status: { version: 'v2', versionReason: 'test' } });
-    await expect(c.mergePatch(swarmPath(ns, 'decided', 'status'), { status: { version: 'v1' } })).rejects.toThrow(/status\.version is decided once and never changes/);
+    await expect(c.mergePatch(swarmPath(ns, 'decided', 'status'), { status: { version: 'v1' } })).rejects.toThrow(
+      /status\.version is decided once and never changes/,
+    );
   });
 });
 
@@ -138,11 +176,23 @@ describe('per-agent tasks (spec.tasks, spec.tasksFrom) on the real API server', 
 
   it.each([
     ['agents not the number of tasks (CEL)', { agents: 3, tasks: ['a', 'b'] }, /spec\.agents: Invalid value: .*agents must equal the number of tasks/],
-    ['tasks and tasksFrom together (CEL)', { agents: 1, tasks: ['a'], tasksFrom: from }, /spec\.tasksFrom: Invalid value: .*tasks and tasksFrom are mutually exclusive/],
+    [
+      'tasks and tasksFrom together (CEL)',
+      { agents: 1, tasks: ['a'], tasksFrom: from },
+      /spec\.tasksFrom: Invalid value: .*tasks and tasksFrom are mutually exclusive/,
+    ],
     ['an empty task list', { agents: 1, tasks: [] }, /spec\.tasks: Invalid value: 0: spec\.tasks in body should have at least 1 items/],
     ['one task above 65536 characters', { agents: 1, tasks: ['x'.repeat(65537)] }, /spec\.tasks\[0\]: Too long: may not be (longer|more) than 65536/],
-    ['inline tasks above 262144 characters in all (CEL)', { agents: 5, tasks: Array.from({ length: 5 }, () => 'x'.repeat(60000)) }, /spec\.tasks: Invalid value: .*tasks must hold at most 262144 characters in all; put a larger list in a ConfigMap/],
-    ['flat with more than 300 tasks (CEL)', { topology: 'flat', agents: 301, tasks: Array.from({ length: 301 }, (_, i) => `t${i}`) }, /topology flat supports at most 300 agents/],
+    [
+      'inline tasks above 262144 characters in all (CEL)',
+      { agents: 5, tasks: Array.from({ length: 5 }, () => 'x'.repeat(60000)) },
+      /spec\.tasks: Invalid value: .*tasks must hold at most 262144 characters in all; put a larger list in a ConfigMap/,
+    ],
+    [
+      'flat with more than 300 tasks (CEL)',
+      { topology: 'flat', agents: 301, tasks: Array.from({ length: 301 }, (_, i) => `t${i}`) },
+      /topology flat supports at most 300 agents/,
+    ],
     ['an unknown tasksFrom format', { agents: 1, tasksFrom: { ...from, format: 'csv' } }, /spec\.tasksFrom\.format: Unsupported value: "csv"/],
     ['tasksFrom without a key', { agents: 1, tasksFrom: { configMapKeyRef: { name: 'files' } } }, /spec\.tasksFrom\.configMapKeyRef\.key: Required value/],
   ])('rejects %s', async (_name, spec, pattern) => {
@@ -156,7 +206,9 @@ describe('per-agent tasks (spec.tasks, spec.tasksFrom) on the real API server', 
 
   it('keeps tasks and tasksFrom immutable', async () => {
     await expect(c.mergePatch(swarmPath(ns, 'tasks-equal'), { spec: { tasks: ['a', 'changed'] } })).rejects.toThrow(/tasks is immutable/);
-    await expect(c.mergePatch(swarmPath(ns, 'tasks-from'), { spec: { tasksFrom: { configMapKeyRef: { name: 'other', key: 'list' } } } })).rejects.toThrow(/tasksFrom is immutable/);
+    await expect(c.mergePatch(swarmPath(ns, 'tasks-from'), { spec: { tasksFrom: { configMapKeyRef: { name: 'other', key: 'list' } } } })).rejects.toThrow(
+      /tasksFrom is immutable/,
+    );
     await expect(c.mergePatch(swarmPath(ns, 'tasks-only'), { spec: { agents: 3 } })).rejects.toThrow(/agents is immutable/);
   });
 });
@@ -169,15 +221,31 @@ describe('spec.results on the real API server', () => {
     expect((await getSwarm(c, ns, 'results-default')).spec).toMatchObject({ results: { type: 'persistentVolumeClaim' } });
     await c.create(swarmPath(ns), swarmManifest(ns, 'results-s3', { results: { type: 's3', s3 } }));
     expect((await getSwarm(c, ns, 'results-s3')).spec).toMatchObject({
-      results: { type: 's3', s3: { ...s3, region: 'us-east-1', forcePathStyle: true, credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } } },
+      results: {
+        type: 's3',
+        s3: {
+          ...s3,
+          region: 'us-east-1',
+          forcePathStyle: true,
+          credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
+        },
+      },
     });
     await expect(c.mergePatch(swarmPath(ns, 'results-default'), { spec: { results: { type: 'emptyDir' } } })).rejects.toThrow(/results is immutable/);
   });
 
   it.each([
     ['type s3 without s3 (CEL)', { type: 's3' }, /spec\.results\.s3: Invalid value: .*s3 is required when type is s3, and only then/],
-    ['s3 settings on a claim (CEL)', { type: 'persistentVolumeClaim', s3 }, /spec\.results\.s3: Invalid value: .*s3 is required when type is s3, and only then/],
-    ['claim settings on emptyDir (CEL)', { type: 'emptyDir', size: '1Gi' }, /spec\.results\.type: Invalid value: .*apply only when type is persistentVolumeClaim/],
+    [
+      's3 settings on a claim (CEL)',
+      { type: 'persistentVolumeClaim', s3 },
+      /spec\.results\.s3: Invalid value: .*s3 is required when type is s3, and only then/,
+    ],
+    [
+      'claim settings on emptyDir (CEL)',
+      { type: 'emptyDir', size: '1Gi' },
+      /spec\.results\.type: Invalid value: .*apply only when type is persistentVolumeClaim/,
+    ],
     ['a size for an existing claim (CEL)', { claimName: 'mine', size: '1Gi' }, /spec\.results\.claimName: Invalid value: .*not to an existing claimName/],
     ['an endpoint that is not a URL', { type: 's3', s3: { ...s3, endpoint: 'ftp://x' } }, /spec\.results\.s3\.endpoint: Invalid value/],
     ['an invalid bucket name', { type: 's3', s3: { ...s3, bucket: 'Bad_Bucket' } }, /spec\.results\.s3\.bucket: Invalid value/],

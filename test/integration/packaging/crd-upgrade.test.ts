@@ -14,7 +14,10 @@ const c = client();
 const SWARMS_CRD = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/swarms.swarm.cfn.dev';
 let ns: string;
 
-type Crd = KubeObject & { metadata: { annotations?: Record<string, string>; resourceVersion?: string }; spec: { versions: Array<{ schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, unknown> } } } } }> } };
+type Crd = KubeObject & {
+  metadata: { annotations?: Record<string, string>; resourceVersion?: string };
+  spec: { versions: Array<{ schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, unknown> } } } } }> };
+};
 
 /** This release's Swarm CRD as an earlier release had it: without spec.ttlSecondsAfterFinished and without the release annotation. */
 function earlierSwarmCrd(annotation?: string): Crd {

@@ -85,12 +85,26 @@ describe('helm install', () => {
     const container = pod.containers[0]!;
     expect(pod.serviceAccountName).toBe(fullname);
     expect(container.image).toBe('swarm-operator:0.1.0');
-    expect(container.args).toEqual(['operator', '--workers=8', '--metrics-port=8080', '--default-version=v2', '--image-pull-policy=IfNotPresent', '--leader-elect', '--manage-crds']);
+    expect(container.args).toEqual([
+      'operator',
+      '--workers=8',
+      '--metrics-port=8080',
+      '--default-version=v2',
+      '--image-pull-policy=IfNotPresent',
+      '--leader-elect',
+      '--manage-crds',
+    ]);
     expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } });
     expect(container.env).toContainEqual({ name: 'COORDINATOR_IMAGE', value: 'swarm-operator:0.1.0' });
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
-    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     expect(await exists(`/api/v1/namespaces/${releaseNs}/serviceaccounts/${fullname}`)).toBe(true);
     expect(await exists(`/api/v1/namespaces/${releaseNs}/services/${fullname}-metrics`)).toBe(true);
     const role = await c.get<{ rules: PolicyRule[] }>(`${rbac}/clusterroles/${fullname}`);

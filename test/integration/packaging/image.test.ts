@@ -29,8 +29,13 @@ describe('the swarm-operator image', () => {
       const files = sh('scripts/image/build.sh', ['--out-dir', out]).trim().split('\n');
       expect(files).toEqual([join(out, `swarm-operator_${v}.oci.tar`), join(out, `swarm-operator-pause_${v}.oci.tar`)]);
       for (const f of files) expect(existsSync(f)).toBe(true);
-      const index = JSON.parse(execFileSync('tar', ['-xOf', files[0]!, 'index.json'], { encoding: 'utf8' })) as { manifests: Array<{ annotations: Record<string, string> }> };
-      expect(index.manifests[0]!.annotations).toMatchObject({ 'io.containerd.image.name': `docker.io/library/swarm-operator:${v}`, 'org.opencontainers.image.ref.name': v });
+      const index = JSON.parse(execFileSync('tar', ['-xOf', files[0]!, 'index.json'], { encoding: 'utf8' })) as {
+        manifests: Array<{ annotations: Record<string, string> }>;
+      };
+      expect(index.manifests[0]!.annotations).toMatchObject({
+        'io.containerd.image.name': `docker.io/library/swarm-operator:${v}`,
+        'org.opencontainers.image.ref.name': v,
+      });
       // An OCI image layout archive: what containerd's import reads.
       const entries = execFileSync('tar', ['-tf', files[0]!], { encoding: 'utf8' }).trim().split('\n');
       expect(entries.slice(0, 2)).toEqual(['oci-layout', 'index.json']);

@@ -13,7 +13,8 @@ import type { PolicyRule } from '../../../operator/rbac/operator-rbac.js';
 const c = client();
 const objects = parseObjects(run(kubectlBin(), ['kustomize', join(REPO, 'config/default')])).filter((o) => o.kind !== 'CustomResourceDefinition');
 const manifest = objects.map((o) => stringify(o)).join('---\n');
-const kubectl = (args: string[]) => execFileSync(kubectlBin(), ['--kubeconfig', process.env.KUBECONFIG ?? '', ...args], { input: manifest, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+const kubectl = (args: string[]) =>
+  execFileSync(kubectlBin(), ['--kubeconfig', process.env.KUBECONFIG ?? '', ...args], { input: manifest, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 const flat = (rules: PolicyRule[]) => [...ruleSet(rules)].map(([k, v]) => `${k}:${[...v].sort().join(',')}`).sort();
 let applied = false;
 
@@ -28,10 +29,17 @@ describe('config/default on a real API server', () => {
     expect(out).toContain('deployment.apps/swarm-operator created');
     const role = await c.get<{ rules: PolicyRule[] }>('/apis/rbac.authorization.k8s.io/v1/clusterroles/swarm-operator');
     expect(flat(role.rules)).toEqual(flat(operatorRules()));
-    const binding = await c.get<{ subjects: Array<{ name: string; namespace: string }> }>('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/swarm-operator');
+    const binding = await c.get<{ subjects: Array<{ name: string; namespace: string }> }>(
+      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/swarm-operator',
+    );
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'swarm-operator', namespace: 'swarm-operator-system' }]);
     await waitFor('ServiceAccount', () => c.get('/api/v1/namespaces/swarm-operator-system/serviceaccounts/swarm-operator'));
     // The Deployment passes the namespace's restricted Pod Security admission: its pod is created.
-    await waitFor('operator pod admitted', async () => (await c.get<{ items: unknown[] }>('/api/v1/namespaces/swarm-operator-system/pods')).items.length > 0 || undefined, 30_000, 200);
+    await waitFor(
+      'operator pod admitted',
+      async () => (await c.get<{ items: unknown[] }>('/api/v1/namespaces/swarm-operator-system/pods')).items.length > 0 || undefined,
+      30_000,
+      200,
+    );
   });
 });

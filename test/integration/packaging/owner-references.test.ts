@@ -109,7 +109,11 @@ describe('OwnerReferencesPermissionEnforcement', () => {
     const sw = await c.create<{ metadata: { uid: string } }>(swarmPath(ns), swarmManifest(ns, 'owner'));
     await c.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'probe' } });
     const grant = (rules: PolicyRule[]) =>
-      c.apply(`${rbac}/namespaces/${ns}/roles/probe`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'probe', namespace: ns }, rules }, { fieldManager: 'test', force: true });
+      c.apply(
+        `${rbac}/namespaces/${ns}/roles/probe`,
+        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'probe', namespace: ns }, rules },
+        { fieldManager: 'test', force: true },
+      );
     await grant([{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['create', 'get'] }]);
     await c.create(`${rbac}/namespaces/${ns}/rolebindings`, {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -122,7 +126,12 @@ describe('OwnerReferencesPermissionEnforcement', () => {
     const owned = (name: string) => ({
       apiVersion: 'v1',
       kind: 'ServiceAccount',
-      metadata: { name, ownerReferences: [{ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', name: 'owner', uid: sw.metadata.uid, controller: true, blockOwnerDeletion: true }] },
+      metadata: {
+        name,
+        ownerReferences: [
+          { apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', name: 'owner', uid: sw.metadata.uid, controller: true, blockOwnerDeletion: true },
+        ],
+      },
     });
     // Polled: wait until create is in effect, then the refusal is admission's.
     const refusal = await waitFor('the admission refusal', async () => {
@@ -142,7 +151,14 @@ describe('OwnerReferencesPermissionEnforcement', () => {
     helmInstall(release, releaseNs, ['replicaCount=0', `watchNamespaces={${ns}}`]);
     installed = true;
     const sa = KubeClient.load(repoint(await tokenKubeconfig(c, releaseNs, fullname, work), strictServer));
-    const op = await startOperator({ logger: silentLogger, client: sa, namespaces: [ns], image: 'swarm-operator:0.1.0', metricsPort: -1, leaderElection: { enabled: false, namespace: releaseNs } });
+    const op = await startOperator({
+      logger: silentLogger,
+      client: sa,
+      namespaces: [ns],
+      image: 'swarm-operator:0.1.0',
+      metricsPort: -1,
+      leaderElection: { enabled: false, namespace: releaseNs },
+    });
     try {
       await strict.create(swarmPath(ns), swarmManifest(ns, 'strict', { coordination: { version: 'v2' } }));
       const sw = await waitFor('coordinator created', async () => {

@@ -12,9 +12,31 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { KubeClient } from '../../../operator/k8s/client.js';
 import { startOperator } from '../../../operator/manager/operator-manager.js';
-import { ADMISSION_RULES, delegatedRules, operatorRules, requestToRules, ruleSet, USED_RULES, LEADER_ELECTION_RULES } from '../../../operator/rbac/operator-rbac.js';
+import {
+  ADMISSION_RULES,
+  delegatedRules,
+  operatorRules,
+  requestToRules,
+  ruleSet,
+  USED_RULES,
+  LEADER_ELECTION_RULES,
+} from '../../../operator/rbac/operator-rbac.js';
 import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
-import { client, createNamespace, deleteNamespace, getSwarm, installCrds, listPods, podRunning, podTerminated, policyPath, setPodStatus, swarmManifest, swarmPath, waitFor } from '../operator/harness.js';
+import {
+  client,
+  createNamespace,
+  deleteNamespace,
+  getSwarm,
+  installCrds,
+  listPods,
+  podRunning,
+  podTerminated,
+  policyPath,
+  setPodStatus,
+  swarmManifest,
+  swarmPath,
+  waitFor,
+} from '../operator/harness.js';
 import { helm, helmInstall, tokenKubeconfig } from './chart-install.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PolicyRule } from '../../../operator/rbac/operator-rbac.js';
@@ -53,7 +75,8 @@ const gone = async (path: string) => {
   }
 };
 const eventsWithCount = async () =>
-  (await c.get<{ items: Array<{ reason: string; message: string; count?: number; involvedObject: { name: string } }> }>(`/api/v1/namespaces/${ns}/events`)).items;
+  (await c.get<{ items: Array<{ reason: string; message: string; count?: number; involvedObject: { name: string } }> }>(`/api/v1/namespaces/${ns}/events`))
+    .items;
 const key = (k: string) => k.replace('|', ' ');
 const asList = (m: Map<string, Set<string>>) => [...m].map(([k, v]) => `${key(k)}: ${[...v].sort().join(',')}`).sort();
 
@@ -99,7 +122,19 @@ describe('the operator under the chart ServiceAccount', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'happy')).status?.phase === 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'happy', total: 2, intervalMs: 10 });
-    for (const index of [0, 1]) pub.onResponse({ agentId: `agent-${index}`, index, status: 'completed', exitCode: 0, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: null });
+    for (const index of [0, 1])
+      pub.onResponse({
+        agentId: `agent-${index}`,
+        index,
+        status: 'completed',
+        exitCode: 0,
+        attempts: 1,
+        durationMs: 1,
+        output: '',
+        outputBytes: 0,
+        outputTruncated: false,
+        error: null,
+      });
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     await waitFor('deleted after its TTL', () => gone(swarmPath(ns, 'happy')), 30_000, 200);
@@ -123,7 +158,9 @@ describe('the operator under the chart ServiceAccount', () => {
       await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
     }
     const third = await waitFor('replacement 3', () => podOf('lost', 3));
-    const lostEvent = await waitFor('event counted twice', async () => (await eventsWithCount()).find((e) => e.involvedObject.name === 'lost' && e.reason === 'CoordinatorLost' && e.count === 2));
+    const lostEvent = await waitFor('event counted twice', async () =>
+      (await eventsWithCount()).find((e) => e.involvedObject.name === 'lost' && e.reason === 'CoordinatorLost' && e.count === 2),
+    );
     expect(lostEvent.message).toContain('OOMKilled');
     await c.delete(`/api/v1/namespaces/${ns}/pods/${third.metadata.name}`, { gracePeriodSeconds: 0 });
     await waitFor('replacement 4', () => podOf('lost', 4));
@@ -143,15 +180,27 @@ describe('the operator under the chart ServiceAccount', () => {
     expect(await podOf('hidden', 2)).toBeUndefined();
   });
 
-  it('explains an unschedulable coordinator by its results claim (read with the claim\'s events)', async () => {
+  it("explains an unschedulable coordinator by its results claim (read with the claim's events)", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'nobind', { agents: 1, coordination: { version: 'v1' } }));
     const pod = await waitFor('v1 pod', () => podOf('nobind'));
-    await setPodStatus(c, ns, pod.metadata.name, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'pod has unbound immediate PersistentVolumeClaims' }] });
-    await waitFor('CoordinatorReady names the claim', async () => (await getSwarm(c, ns, 'nobind')).status?.conditions?.find((x) => x.type === 'CoordinatorReady' && x.message.includes('results claim nobind-results is Pending')));
+    await setPodStatus(c, ns, pod.metadata.name, {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'pod has unbound immediate PersistentVolumeClaims' }],
+    });
+    await waitFor('CoordinatorReady names the claim', async () =>
+      (await getSwarm(c, ns, 'nobind')).status?.conditions?.find(
+        (x) => x.type === 'CoordinatorReady' && x.message.includes('results claim nobind-results is Pending'),
+      ),
+    );
   });
 
   it('writes a RolloutPolicy status', async () => {
-    await c.create(policyPath(ns), { apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name: 'p', namespace: ns }, spec: { v2Percentage: 10 } });
+    await c.create(policyPath(ns), {
+      apiVersion: 'swarm.cfn.dev/v1alpha1',
+      kind: 'RolloutPolicy',
+      metadata: { name: 'p', namespace: ns },
+      spec: { v2Percentage: 10 },
+    });
     await waitFor('policy status', async () => (await c.get<{ status?: { phase?: string } }>(policyPath(ns, 'p'))).status?.phase);
   });
 
@@ -167,11 +216,17 @@ describe('the chart RBAC', () => {
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${releaseNs}/leases/`;
     const used: PolicyRule[] = requests.flatMap((r) => requestToRules(r.method, r.path, r.query));
     const inWatched = used.filter((r) => !r.resources.includes('leases'));
-    const leases = requests.filter((r) => r.path.startsWith(leasePath) || r.path === leasePath.slice(0, -1)).flatMap((r) => requestToRules(r.method, r.path, r.query));
+    const leases = requests
+      .filter((r) => r.path.startsWith(leasePath) || r.path === leasePath.slice(0, -1))
+      .flatMap((r) => requestToRules(r.method, r.path, r.query));
     expect(asList(ruleSet(inWatched))).toEqual(asList(ruleSet(USED_RULES)));
     expect(asList(ruleSet(leases))).toEqual(asList(ruleSet(LEADER_ELECTION_RULES)));
     // Every request of the run went to the watched namespace or the lease.
-    expect(requests.filter((r) => !r.path.includes(`/namespaces/${ns}/`) && !r.path.endsWith(`/namespaces/${ns}`) && !r.path.includes(`/namespaces/${releaseNs}/leases`))).toEqual([]);
+    expect(
+      requests.filter(
+        (r) => !r.path.includes(`/namespaces/${ns}/`) && !r.path.endsWith(`/namespaces/${ns}`) && !r.path.includes(`/namespaces/${releaseNs}/leases`),
+      ),
+    ).toEqual([]);
 
     // What is installed is the generated rules: used + delegated, nothing else.
     const role = await c.get<{ rules: PolicyRule[] }>(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${fullname}`);
@@ -186,7 +241,11 @@ describe('why the rules hold what they hold', () => {
   let probe: KubeClient;
   const rbac = '/apis/rbac.authorization.k8s.io/v1';
   const grant = async (rules: PolicyRule[]) => {
-    await c.apply(`${rbac}/namespaces/${ns}/roles/probe`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'probe', namespace: ns }, rules }, { fieldManager: 'test', force: true });
+    await c.apply(
+      `${rbac}/namespaces/${ns}/roles/probe`,
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'probe', namespace: ns }, rules },
+      { fieldManager: 'test', force: true },
+    );
   };
   beforeAll(async () => {
     await c.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'probe' } });

@@ -44,7 +44,12 @@ function crdWithRemovedFields(): Crd {
 /** A server-side dry run of creating a Swarm that sets the removed fields, with strict field validation: undefined when accepted. */
 async function strictDryRun(): Promise<KubeApiError | undefined> {
   try {
-    await c.request({ method: 'POST', path: swarmPath(ns), body: swarmManifest(ns, 'probe', { v2: REMOVED }), query: { dryRun: 'All', fieldValidation: 'Strict' } });
+    await c.request({
+      method: 'POST',
+      path: swarmPath(ns),
+      body: swarmManifest(ns, 'probe', { v2: REMOVED }),
+      query: { dryRun: 'All', fieldValidation: 'Strict' },
+    });
     return undefined;
   } catch (e) {
     if (e instanceof KubeApiError) return e;
@@ -55,7 +60,9 @@ async function strictDryRun(): Promise<KubeApiError | undefined> {
 /** kubectl with the test cluster's kubeconfig. */
 function kubectl(args: string[], input?: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(kubectlBin(), ['--kubeconfig', process.env.KUBECONFIG ?? '', ...args], (err, _stdout, stderr) => resolve({ code: err ? 1 : 0, stderr }));
+    const child = execFile(kubectlBin(), ['--kubeconfig', process.env.KUBECONFIG ?? '', ...args], (err, _stdout, stderr) =>
+      resolve({ code: err ? 1 : 0, stderr }),
+    );
     if (input !== undefined) child.stdin?.end(input);
   });
 }

@@ -57,7 +57,10 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const s3Spec = (secret = 's3-creds') => ({ type: 's3', s3: { endpoint: server.endpoint, bucket: 'results', prefix: 'it/', credentialsSecretRef: { name: secret } } });
+const s3Spec = (secret = 's3-creds') => ({
+  type: 's3',
+  s3: { endpoint: server.endpoint, bucket: 'results', prefix: 'it/', credentialsSecretRef: { name: secret } },
+});
 
 interface SecretVolume {
   name: string;
@@ -91,7 +94,10 @@ async function runPodCommand(pod: PodObject) {
 /** `cfn ARGS` with the admin kubeconfig of the test cluster. */
 function cfn(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...args], { env: { PATH: process.env.PATH ?? '', HOME: work, KUBECONFIG: process.env.KUBECONFIG ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(REPO, 'bin/cfn.js'), ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: work, KUBECONFIG: process.env.KUBECONFIG ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -107,7 +113,10 @@ describe('cfn coordinate with results in S3', () => {
   it('stores each record as it arrives; a coordinator killed mid-run is replaced; exactly one intact object per index, status.results.stored == agents', async () => {
     const agents = 24;
     const agent = ['sh', '-c', 'sleep 0.2; printf "answer %s\\n" "$AGENT_INDEX"'];
-    await c.create(swarmPath(ns), swarmManifest(ns, 'in-s3', { agents, coordination: { version: 'v1' }, agent: { command: agent, concurrency: 2 }, results: s3Spec() }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'in-s3', { agents, coordination: { version: 'v1' }, agent: { command: agent, concurrency: 2 }, results: s3Spec() }),
+    );
     const pod = await waitFor('pod', () => podOf('in-s3', 1));
     const vol = (pod.spec as unknown as { volumes: SecretVolume[] }).volumes.find((v) => v.name === S3_CREDENTIALS_VOLUME);
     expect(vol?.secret).toMatchObject({ secretName: 's3-creds', optional: true });
@@ -129,7 +138,14 @@ describe('cfn coordinate with results in S3', () => {
     const files = readdirSync(join(server.bucketDir('results'), runDir)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
     expect(files).toEqual(Array.from({ length: agents }, (_, i) => `${i}.json`));
     const source = new S3Source({
-      config: { endpoint: server.endpoint, bucket: 'results', prefix: 'it/', region: server.region, forcePathStyle: true, credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } },
+      config: {
+        endpoint: server.endpoint,
+        bucket: 'results',
+        prefix: 'it/',
+        region: server.region,
+        forcePathStyle: true,
+        credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
+      },
       scope: { namespace: ns, name: 'in-s3', uid: sw.metadata.uid },
       credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
     });
@@ -152,7 +168,10 @@ describe('cfn coordinate with results in S3', () => {
     // cfn results, after the pods: straight from the bucket with the Swarm's Secret (read with the admin's access).
     const cli = await cfn(['results', 'in-s3', '-n', ns]);
     expect(cli.code).toBe(0);
-    const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string });
+    const lines = cli.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number; output: string });
     expect(lines.map((l) => [l.index, l.output])).toEqual(Array.from({ length: agents }, (_, i) => [i, `answer ${i}\n`]));
     expect(cli.stderr).toContain(`s3://results/${runDir}`);
     const one = await cfn(['results', 'in-s3', '-n', ns, '--agent', '7']);
@@ -164,7 +183,10 @@ describe('cfn coordinate with results in S3', () => {
   }, 120_000);
 
   it('a missing Secret: the swarm fails naming the Secret and the field, no agent runs, no fallback', async () => {
-    await c.create(swarmPath(ns), swarmManifest(ns, 'no-secret', { agents: 2, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', 'echo ran'] }, results: s3Spec('absent') }));
+    await c.create(
+      swarmPath(ns),
+      swarmManifest(ns, 'no-secret', { agents: 2, coordination: { version: 'v2' }, agent: { command: ['sh', '-c', 'echo ran'] }, results: s3Spec('absent') }),
+    );
     const pod = await waitFor('pod', () => podOf('no-secret', 1));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     expect(await (await runPodCommand(pod)).done).toBe(0);

@@ -254,7 +254,10 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
     const s = scope();
     const endpoint = `http://127.0.0.1:${await closedPort()}`;
     const sink = new S3Sink({ config: config({ endpoint }), scope: s, credentials: creds(), client: { maxAttempts: 1 } });
-    const err = await sink.put(record(0)).then(() => undefined, (e: unknown) => e);
+    const err = await sink.put(record(0)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     sink.close();
     expect(err).toBeInstanceOf(S3StoreError);
     const e = err as S3StoreError;
@@ -277,7 +280,10 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
       { accessKeyId: server.accessKeyId, secretAccessKey: 'not-the-secret' },
     ]) {
       const sink = new S3Sink({ config: config(), scope: s, credentials: wrong });
-      const err = await sink.put(record(1)).then(() => undefined, (e: unknown) => e);
+      const err = await sink.put(record(1)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       sink.close();
       expect(err).toBeInstanceOf(S3StoreError);
       const e = err as S3StoreError;
@@ -295,11 +301,16 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
   it('a missing bucket: a permanent error naming it', async () => {
     const s = scope();
     const sink = new S3Sink({ config: config({ bucket: 'no-such-bucket' }), scope: s, credentials: creds() });
-    const err = await sink.put(record(0)).then(() => undefined, (e: unknown) => e);
+    const err = await sink.put(record(0)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     sink.close();
     expect(err).toBeInstanceOf(S3StoreError);
     expect((err as S3StoreError).kind).toBe('no-such-bucket');
-    expect((err as S3StoreError).message).toBe(`S3 bucket "no-such-bucket" does not exist at ${server.endpoint} (storing team-a/lint/${s.uid}/0.json): create it, or fix spec.results.s3.bucket`);
+    expect((err as S3StoreError).message).toBe(
+      `S3 bucket "no-such-bucket" does not exist at ${server.endpoint} (storing team-a/lint/${s.uid}/0.json): create it, or fix spec.results.s3.bucket`,
+    );
     const source = new S3Source({ config: config({ bucket: 'no-such-bucket' }), scope: s, credentials: creds() });
     await expect(source.read()).rejects.toThrow(`S3 bucket "no-such-bucket" does not exist at ${server.endpoint}`);
     source.close();
@@ -326,9 +337,19 @@ describe('S3Sink and S3Source on a real S3-compatible server', () => {
       expect(fromSecret.where).toBe(`s3://results/cli/team-a/lint/${s.uid}/`);
       expect((await fromSecret.read()).results).toEqual([record(0), record(1)]);
       // Keys in env win (the Secret is not read): wrong ones are refused by the server, naming it.
-      const fromEnv = s3ResultsSource({ config: config({ prefix: 'cli/' }), scope: s, env: { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong' }, readSecret });
+      const fromEnv = s3ResultsSource({
+        config: config({ prefix: 'cli/' }),
+        scope: s,
+        env: { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong' },
+        readSecret,
+      });
       await expect(fromEnv.read()).rejects.toThrow(`S3 credentials refused by ${server.endpoint} for bucket "results"`);
-      const noSecret = s3ResultsSource({ config: config({ prefix: 'cli/', credentialsSecretRef: { ...secretRef, name: 'missing' } }), scope: s, env: {}, readSecret });
+      const noSecret = s3ResultsSource({
+        config: config({ prefix: 'cli/', credentialsSecretRef: { ...secretRef, name: 'missing' } }),
+        scope: s,
+        env: {},
+        readSecret,
+      });
       await expect(noSecret.read()).rejects.toThrow(/not found/i);
     } finally {
       await kube.delete(resourcePath({ group: '', version: 'v1', plural: 'namespaces', name: ns }));

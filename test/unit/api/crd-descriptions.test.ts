@@ -15,7 +15,10 @@ function undescribed(node: Schema, path: string): string[] {
   return [...own, ...props, ...items];
 }
 
-it.each(generateCrds().map((crd) => [(crd as { spec: { names: { kind: string } } }).spec.names.kind, crd] as const))('%s: every spec field has a description', (_kind, crd) => {
-  const root = (crd as { spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }).spec.versions[0]!.schema.openAPIV3Schema;
-  expect(undescribed(root.properties!.spec!, 'spec')).toEqual([]);
-});
+it.each(generateCrds().map((crd) => [(crd as { spec: { names: { kind: string } } }).spec.names.kind, crd] as const))(
+  '%s: every spec field has a description',
+  (_kind, crd) => {
+    const root = (crd as { spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }).spec.versions[0]!.schema.openAPIV3Schema;
+    expect(undescribed(root.properties!.spec!, 'spec')).toEqual([]);
+  },
+);

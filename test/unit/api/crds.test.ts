@@ -28,14 +28,25 @@ describe('crds/', () => {
   });
 
   it('names the kinds as documented: group, plural, short name, category and printer columns', () => {
-    const crds = generateCrds() as Array<{ spec: { group: string; names: Record<string, unknown>; versions: Array<{ name: string; additionalPrinterColumns: Array<{ name: string }> }> } }>;
+    const crds = generateCrds() as Array<{
+      spec: { group: string; names: Record<string, unknown>; versions: Array<{ name: string; additionalPrinterColumns: Array<{ name: string }> }> };
+    }>;
     const byKind = new Map(crds.map((c) => [c.spec.names.kind, c.spec]));
     const swarm = byKind.get('Swarm');
     const policy = byKind.get('RolloutPolicy');
     expect(swarm?.group).toBe('swarm.cfn.dev');
     expect(swarm?.names).toMatchObject({ plural: 'swarms', shortNames: ['sw'], categories: ['cfn'] });
     expect(swarm?.versions.map((v) => v.name)).toEqual(['v1alpha1']);
-    expect(swarm?.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual(['Version', 'Topology', 'Shards', 'Agents', 'Delivered', 'Rate', 'Phase', 'Age']);
+    expect(swarm?.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual([
+      'Version',
+      'Topology',
+      'Shards',
+      'Agents',
+      'Delivered',
+      'Rate',
+      'Phase',
+      'Age',
+    ]);
     expect(policy?.names).toMatchObject({ plural: 'rolloutpolicies', shortNames: ['rp'], categories: ['cfn'] });
     expect(policy?.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual(['Percentage', 'Effective', 'Phase', 'FallbackRate', 'Age']);
   });

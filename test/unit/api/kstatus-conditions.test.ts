@@ -9,30 +9,86 @@ import type { SwarmStatusT } from '../../../operator/api/swarm.js';
 
 const T0 = new Date('2026-12-04T10:00:00Z');
 const T1 = new Date('2026-12-04T10:05:00Z');
-const cond = (type: string, status: 'True' | 'False', reason: string, message = ''): Condition => ({ type, status, reason, message, lastTransitionTime: '2026-12-04T09:00:00Z' });
+const cond = (type: string, status: 'True' | 'False', reason: string, message = ''): Condition => ({
+  type,
+  status,
+  reason,
+  message,
+  lastTransitionTime: '2026-12-04T09:00:00Z',
+});
 
 describe('swarmKstatus', () => {
   it.each([
     ['Pending', { phase: 'Pending', coordinatorPod: 's-v2-1' }, 'reconciling', 'Pending', 'waiting for the coordinator pod s-v2-1'],
-    ['Running', { phase: 'Running', activeVersion: 'v2', coordinatorPod: 's-v2-1', agents: { total: 10, completed: 3, failed: 0 } }, 'reconciling', 'Running', 'v2 coordinator pod s-v2-1 is running'],
-    ['FallingBack', { phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator not ready within 5s', time: 'x' } }, 'reconciling', 'FallingBack', 'falling back to v1: V2 coordinator not ready within 5s'],
-    ['Succeeded', { phase: 'Succeeded', agents: { total: 500, completed: 489, failed: 11 }, deliveryRate: 97.8 }, 'ready', 'Succeeded', '500/500 agents done (489 completed, 11 failed), delivery 97.8%'],
-    ['Failed', { phase: 'Failed', conditions: [cond('Failed', 'True', 'DeadlineExceeded', 'deadline of 3600s exceeded')] }, 'stalled', 'DeadlineExceeded', 'deadline of 3600s exceeded'],
-    ['Running, 3 shards', { phase: 'Running', activeVersion: 'v2', shards: [0, 1, 2].map((index) => ({ index, indexes: `${index}` })) }, 'reconciling', 'Running', 'v2 coordinator pods of 3 shards are running'],
-    ['Pending, 3 shards', { phase: 'Pending', shards: [0, 1, 2].map((index) => ({ index, indexes: `${index}` })) }, 'reconciling', 'Pending', 'waiting for the coordinator pods of 3 shards'],
-    ['Pending, suspended', { phase: 'Pending', conditions: [cond('Suspended', 'True', 'Suspended', 'spec.suspend is true')] }, 'reconciling', 'Pending', 'suspended (spec.suspend): no coordinator pod runs'],
+    [
+      'Running',
+      { phase: 'Running', activeVersion: 'v2', coordinatorPod: 's-v2-1', agents: { total: 10, completed: 3, failed: 0 } },
+      'reconciling',
+      'Running',
+      'v2 coordinator pod s-v2-1 is running',
+    ],
+    [
+      'FallingBack',
+      { phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'V2 coordinator not ready within 5s', time: 'x' } },
+      'reconciling',
+      'FallingBack',
+      'falling back to v1: V2 coordinator not ready within 5s',
+    ],
+    [
+      'Succeeded',
+      { phase: 'Succeeded', agents: { total: 500, completed: 489, failed: 11 }, deliveryRate: 97.8 },
+      'ready',
+      'Succeeded',
+      '500/500 agents done (489 completed, 11 failed), delivery 97.8%',
+    ],
+    [
+      'Failed',
+      { phase: 'Failed', conditions: [cond('Failed', 'True', 'DeadlineExceeded', 'deadline of 3600s exceeded')] },
+      'stalled',
+      'DeadlineExceeded',
+      'deadline of 3600s exceeded',
+    ],
+    [
+      'Running, 3 shards',
+      { phase: 'Running', activeVersion: 'v2', shards: [0, 1, 2].map((index) => ({ index, indexes: `${index}` })) },
+      'reconciling',
+      'Running',
+      'v2 coordinator pods of 3 shards are running',
+    ],
+    [
+      'Pending, 3 shards',
+      { phase: 'Pending', shards: [0, 1, 2].map((index) => ({ index, indexes: `${index}` })) },
+      'reconciling',
+      'Pending',
+      'waiting for the coordinator pods of 3 shards',
+    ],
+    [
+      'Pending, suspended',
+      { phase: 'Pending', conditions: [cond('Suspended', 'True', 'Suspended', 'spec.suspend is true')] },
+      'reconciling',
+      'Pending',
+      'suspended (spec.suspend): no coordinator pod runs',
+    ],
   ] as const)('%s', (_phase, status, state, reason, message) => {
     expect(swarmKstatus(status as SwarmStatusT)).toEqual({ state, because: { reason, message } });
   });
 
   it('a progress update alone does not change the verdict (no status write per published count)', () => {
     const base = { phase: 'Running', activeVersion: 'v2', coordinatorPod: 'p' } as const;
-    expect(swarmKstatus({ ...base, agents: { total: 10, completed: 1, failed: 0 } })).toEqual(swarmKstatus({ ...base, agents: { total: 10, completed: 9, failed: 1 } }));
+    expect(swarmKstatus({ ...base, agents: { total: 10, completed: 1, failed: 0 } })).toEqual(
+      swarmKstatus({ ...base, agents: { total: 10, completed: 9, failed: 1 } }),
+    );
   });
 
   it('a reconcile failing permanently stalls an unfinished swarm; a retryable one keeps it reconciling', () => {
-    expect(swarmKstatus({ phase: 'Pending', conditions: [cond('Reconciled', 'False', 'PermanentError', 'bad')] })).toEqual({ state: 'stalled', because: { reason: 'PermanentError', message: 'bad' } });
-    expect(swarmKstatus({ conditions: [cond('Reconciled', 'False', 'RetryLater', 'RolloutPolicy ns/p not found')] })).toEqual({ state: 'reconciling', because: { reason: 'RetryLater', message: 'RolloutPolicy ns/p not found' } });
+    expect(swarmKstatus({ phase: 'Pending', conditions: [cond('Reconciled', 'False', 'PermanentError', 'bad')] })).toEqual({
+      state: 'stalled',
+      because: { reason: 'PermanentError', message: 'bad' },
+    });
+    expect(swarmKstatus({ conditions: [cond('Reconciled', 'False', 'RetryLater', 'RolloutPolicy ns/p not found')] })).toEqual({
+      state: 'reconciling',
+      because: { reason: 'RetryLater', message: 'RolloutPolicy ns/p not found' },
+    });
   });
 });
 
@@ -40,21 +96,31 @@ describe('policyKstatus', () => {
   const spec = (s: Record<string, unknown>) => rolloutPolicySpec.parse(s);
 
   it('holds a stable percentage: Ready', () => {
-    expect(policyKstatus(spec({ v2Percentage: 10 }), { effectivePercentage: 10, currentStep: -1 })).toEqual({ state: 'ready', because: { reason: 'Stable', message: 'holding 10%' } });
+    expect(policyKstatus(spec({ v2Percentage: 10 }), { effectivePercentage: 10, currentStep: -1 })).toEqual({
+      state: 'ready',
+      because: { reason: 'Stable', message: 'holding 10%' },
+    });
     // Steps without autoPromote: only a person (Git, kubectl swarm rollout promote) moves it.
     expect(policyKstatus(spec({ v2Percentage: 10, steps: [{ percentage: 50 }] }), { effectivePercentage: 10 }).state).toBe('ready');
   });
 
   it('evaluates a step it may promote from: Reconciling', () => {
     const s = spec({ v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 100 }], autoPromote: true });
-    const v = policyKstatus(s, { effectivePercentage: 50, currentStep: 0, conditions: [cond('GatesEvaluated', 'False', 'InsufficientSamples', '3/20 V2 swarms observed')] });
+    const v = policyKstatus(s, {
+      effectivePercentage: 50,
+      currentStep: 0,
+      conditions: [cond('GatesEvaluated', 'False', 'InsufficientSamples', '3/20 V2 swarms observed')],
+    });
     expect(v).toEqual({ state: 'reconciling', because: { reason: 'EvaluatingStep', message: 'step 1 of 2 at 50%, next 100%: 3/20 V2 swarms observed' } });
     expect(policyKstatus(s, { effectivePercentage: 100, currentStep: 1 }).state).toBe('ready');
   });
 
   it('paused: Ready (a stable percentage), whichever holds it', () => {
     const s = spec({ v2Percentage: 10, steps: [{ percentage: 50 }], autoPromote: true });
-    expect(policyKstatus({ ...s, paused: true }, { effectivePercentage: 10 })).toEqual({ state: 'ready', because: { reason: 'Paused', message: 'paused: holding 10%' } });
+    expect(policyKstatus({ ...s, paused: true }, { effectivePercentage: 10 })).toEqual({
+      state: 'ready',
+      because: { reason: 'Paused', message: 'paused: holding 10%' },
+    });
     expect(policyKstatus(s, { effectivePercentage: 10 }, true).because.reason).toBe('Paused');
   });
 
@@ -69,7 +135,10 @@ describe('policyKstatus', () => {
       state: 'stalled',
       because: { reason: 'GateBreached', message: 'holding 10% without rollback (rollbackOnBreach: false): delivery 80% < 95%' },
     });
-    expect(policyKstatus(s, { conditions: [cond('DefaultActive', 'False', 'Conflict', 'a is the namespace default')] })).toEqual({ state: 'stalled', because: { reason: 'DefaultConflict', message: 'a is the namespace default' } });
+    expect(policyKstatus(s, { conditions: [cond('DefaultActive', 'False', 'Conflict', 'a is the namespace default')] })).toEqual({
+      state: 'stalled',
+      because: { reason: 'DefaultConflict', message: 'a is the namespace default' },
+    });
   });
 });
 

@@ -45,12 +45,15 @@ describe('config/samples/swarm-lint-fixers.yaml', () => {
 
 describe('config/samples/llm', () => {
   const llm = join(DIR, 'llm');
-  it.each(readdirSync(llm).filter((f) => f.endsWith('.yaml')))('%s parses with the Swarm schema, its agents in their own image with the API key from a Secret', (file) => {
-    const sw = swarm.parse(parse(readFileSync(join(llm, file), 'utf8')));
-    expect(sw.spec.agent.image).toMatch(/^registry\.example\.com\/agents\//);
-    expect(sw.spec.agent.env?.find((e) => e.name === 'ANTHROPIC_API_KEY')?.valueFrom?.secretKeyRef).toEqual({ name: 'anthropic', key: 'api-key' });
-    expect(sw.spec.tasks?.length).toBeGreaterThan(0);
-  });
+  it.each(readdirSync(llm).filter((f) => f.endsWith('.yaml')))(
+    '%s parses with the Swarm schema, its agents in their own image with the API key from a Secret',
+    (file) => {
+      const sw = swarm.parse(parse(readFileSync(join(llm, file), 'utf8')));
+      expect(sw.spec.agent.image).toMatch(/^registry\.example\.com\/agents\//);
+      expect(sw.spec.agent.env?.find((e) => e.name === 'ANTHROPIC_API_KEY')?.valueFrom?.secretKeyRef).toEqual({ name: 'anthropic', key: 'api-key' });
+      expect(sw.spec.tasks?.length).toBeGreaterThan(0);
+    },
+  );
 });
 
 describe('config/samples/swarm-results-retain.yaml', () => {

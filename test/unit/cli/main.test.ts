@@ -36,7 +36,12 @@ describe('cfn (runCli)', () => {
   });
 
   it('bad flags: exit 2, one line on stderr, nothing on stdout', async () => {
-    for (const argv of [['run', '--agents', 'many'], ['run', '--agents', '3', '--nope'], ['frobnicate'], ['run', '--agents', '2', '--agent-command', '"unclosed']]) {
+    for (const argv of [
+      ['run', '--agents', 'many'],
+      ['run', '--agents', '3', '--nope'],
+      ['frobnicate'],
+      ['run', '--agents', '2', '--agent-command', '"unclosed'],
+    ]) {
       const x = io();
       expect(await runCli(argv, x)).toBe(2);
       expect(x.out.text).toBe('');
@@ -44,10 +49,12 @@ describe('cfn (runCli)', () => {
     }
   });
 
-  it('applies config/performance-limits.json: past one coordinator\'s maximum is a usage error, past its recommended size a warning', async () => {
+  it("applies config/performance-limits.json: past one coordinator's maximum is a usage error, past its recommended size a warning", async () => {
     const refused = io();
     expect(await runCli(['run', '--agents', '10001', '--agent-command', 'true'], refused)).toBe(2);
-    expect(refused.err.text).toBe("cfn: 10001 agents exceed one coordinator's maximum of 10000: split the swarm into shards (--shard I/N) (config/performance-limits.json)\n");
+    expect(refused.err.text).toBe(
+      "cfn: 10001 agents exceed one coordinator's maximum of 10000: split the swarm into shards (--shard I/N) (config/performance-limits.json)\n",
+    );
     expect(refused.out.text).toBe('');
     const warned = io();
     expect(await runCli(['run', '--agents', '301', '--agent-command', 'true', '--json'], warned)).toBe(0);
@@ -63,7 +70,12 @@ describe('cfn (runCli)', () => {
     const shipped = JSON.parse(readFileSync(new URL('../../../config/v2-config.json', import.meta.url), 'utf8')) as Record<string, unknown>;
     const help = io();
     expect(await runCli(['run', '--help'], help)).toBe(0);
-    for (const [flag, key] of [['--timeout S', 'timeoutSeconds'], ['--agent-timeout S', 'agentTimeoutSeconds'], ['--retries R', 'retries'], ['--max-output BYTES', 'maxOutputBytes']] as const) {
+    for (const [flag, key] of [
+      ['--timeout S', 'timeoutSeconds'],
+      ['--agent-timeout S', 'agentTimeoutSeconds'],
+      ['--retries R', 'retries'],
+      ['--max-output BYTES', 'maxOutputBytes'],
+    ] as const) {
       expect(help.out.text).toMatch(new RegExp(`${flag.replace(/[-]/g, '\\-')} .*\\(default ${String(shipped[key])}\\)`));
     }
   });
@@ -80,8 +92,13 @@ describe('cfn (runCli)', () => {
       ['agents', 'coordinationTime', 'deliveryRate', 'indexRange', 'objectiveId', 'status', 'throughputAgentsPerSec', 'version', 'versionReason'].sort(),
     );
     expect(parsed).toMatchObject({
-      objectiveId: `cli-json-${process.pid}`, status: 'completed', agents: { total: 20, completed: 20, failed: 0 },
-      deliveryRate: 100, version: 'v2', versionReason: 'COORDINATION_VERSION=v2', indexRange: { start: 0, end: 20 },
+      objectiveId: `cli-json-${process.pid}`,
+      status: 'completed',
+      agents: { total: 20, completed: 20, failed: 0 },
+      deliveryRate: 100,
+      version: 'v2',
+      versionReason: 'COORDINATION_VERSION=v2',
+      indexRange: { start: 0, end: 20 },
     });
     expect(typeof parsed.coordinationTime).toBe('number');
     expect(typeof parsed.throughputAgentsPerSec).toBe('number');
@@ -137,7 +154,12 @@ describe('cfn (runCli)', () => {
 
     const json = io();
     expect(await runCli(['run', '--agents', '10', '--agent-command', 'false', '--retries', '0', '--json'], json)).toBe(1);
-    expect(JSON.parse(json.out.text)).toMatchObject({ status: 'failed', agents: { total: 10, completed: 0, failed: 10 }, deliveryRate: 0, throughputAgentsPerSec: 0 });
+    expect(JSON.parse(json.out.text)).toMatchObject({
+      status: 'failed',
+      agents: { total: 10, completed: 0, failed: 10 },
+      deliveryRate: 0,
+      throughputAgentsPerSec: 0,
+    });
   });
 
   it('10% of agents failing: exactly 90% delivery; --min-delivery 90 accepts it (exit 0, with a note), the default refuses it', async () => {
@@ -157,7 +179,24 @@ describe('cfn (runCli)', () => {
       const x = io();
       const memory = join(shm, `no-retry-${process.pid}.sqlite`);
       const cmd = `sh -c 'exit $(( AGENT_INDEX == 0 ? 3 : (CFN_ATTEMPT < 2 ? 5 : 0) ))'`;
-      const args = ['run', '--agents', '3', '--retries', '2', '--no-retry-exit-codes', '3', '--min-delivery', '60', '--version', version, '--memory-path', memory, '--json', '--agent-command', cmd];
+      const args = [
+        'run',
+        '--agents',
+        '3',
+        '--retries',
+        '2',
+        '--no-retry-exit-codes',
+        '3',
+        '--min-delivery',
+        '60',
+        '--version',
+        version,
+        '--memory-path',
+        memory,
+        '--json',
+        '--agent-command',
+        cmd,
+      ];
       expect(await runCli(args, x)).toBe(0);
       expect(JSON.parse(x.out.text)).toMatchObject({ status: 'completed', version, agents: { total: 3, completed: 2, failed: 1 }, deliveryRate: 66.6 });
       expect(x.err.text).toBe('cfn: note: 1 of 3 agents failed (agent 0: exit 3, exit code 3)\n');

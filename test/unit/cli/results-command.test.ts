@@ -55,11 +55,23 @@ const sharded = (shards: number, results: Record<string, unknown> = {}, status: 
 const client = KubeClient.load(undefined);
 
 describe('parseResultsArgs', () => {
-  it('defaults: jsonl, all agents, the chart\'s image of this release, 120 s per reader pod', () => {
+  it("defaults: jsonl, all agents, the chart's image of this release, 120 s per reader pod", () => {
     const p = parseResultsArgs(['sw', '-n', 'team'], {});
-    expect(p).toMatchObject({ mode: 'swarm', name: 'sw', namespace: 'team', failed: false, format: 'jsonl', timeoutMs: 120_000, image: expect.stringMatching(/^swarm-operator:\d+\.\d+\.\d+/) });
+    expect(p).toMatchObject({
+      mode: 'swarm',
+      name: 'sw',
+      namespace: 'team',
+      failed: false,
+      format: 'jsonl',
+      timeoutMs: 120_000,
+      image: expect.stringMatching(/^swarm-operator:\d+\.\d+\.\d+/),
+    });
     expect(parseResultsArgs(['sw'], { CFN_RESULTS_IMAGE: 'reg/op:1' })).toMatchObject({ image: 'reg/op:1' });
-    expect(parseResultsArgs(['sw', '--failed', '--format', 'table', '--timeout', '30'], {})).toMatchObject({ failed: true, format: 'table', timeoutMs: 30_000 });
+    expect(parseResultsArgs(['sw', '--failed', '--format', 'table', '--timeout', '30'], {})).toMatchObject({
+      failed: true,
+      format: 'table',
+      timeoutMs: 30_000,
+    });
     expect(parseResultsArgs(['sw', '--agent', '3'], {})).toMatchObject({ agent: 3 });
   });
 
@@ -74,8 +86,13 @@ describe('parseResultsArgs', () => {
     expect(() => parseResultsArgs(['sw', '--bogus'], {})).toThrow();
   });
 
-  it('--dir: the reader pod\'s side, a page from an index', () => {
-    expect(parseResultsArgs(['--dir', '/results/a', '--from', '4', '--max-bytes', '100'], {})).toEqual({ mode: 'dir', dir: '/results/a', from: 4, maxBytes: 100 });
+  it("--dir: the reader pod's side, a page from an index", () => {
+    expect(parseResultsArgs(['--dir', '/results/a', '--from', '4', '--max-bytes', '100'], {})).toEqual({
+      mode: 'dir',
+      dir: '/results/a',
+      from: 4,
+      maxBytes: 100,
+    });
     expect(() => parseResultsArgs(['sw', '--dir', '/results/a'], {})).toThrow('no Swarm name');
   });
 });
@@ -90,7 +107,11 @@ describe('resultsSource: where each type is read from', () => {
   });
 
   it('emptyDir: a clear error (the results went with the pod)', () => {
-    expect(() => resultsSource(swarmOf({ type: 'emptyDir' }), o)).toThrow(new ResultsUnavailable('swarm team/sw: results were in an emptyDir and went with the pod; keep them with spec.results.type persistentVolumeClaim (the default) or s3'));
+    expect(() => resultsSource(swarmOf({ type: 'emptyDir' }), o)).toThrow(
+      new ResultsUnavailable(
+        'swarm team/sw: results were in an emptyDir and went with the pod; keep them with spec.results.type persistentVolumeClaim (the default) or s3',
+      ),
+    );
   });
 
   it('s3: read directly from the bucket, under the prefix (test/integration/results reads a real store)', () => {
@@ -98,15 +119,19 @@ describe('resultsSource: where each type is read from', () => {
     expect(resultsSource(s3, o).where).toBe('s3://bkt/p/team/sw/u1/');
   });
 
-  it('s3, sharded: still one prefix, one set (every shard stores under the run\'s prefix)', () => {
+  it("s3, sharded: still one prefix, one set (every shard stores under the run's prefix)", () => {
     const s3 = sharded(3, { type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'bkt', prefix: 'p/', credentialsSecretRef: { name: 'c' } } });
     const source = resultsSource(s3, o);
     expect(source.where).toBe('s3://bkt/p/team/sw/u1/');
     expect(source.readAgent).toBeUndefined();
   });
 
-  it('a sharded swarm: one claim per shard (status.shards[i].results\'s, else <swarm>-results-<i>), read as one set', () => {
-    const sw = sharded(3, {}, { shards: [{ index: 1, indexes: '3-5', results: { type: 'persistentVolumeClaim', location: 'pvc://moved-1/team/sw/u1/', stored: 3, bytes: 30 } }] });
+  it("a sharded swarm: one claim per shard (status.shards[i].results's, else <swarm>-results-<i>), read as one set", () => {
+    const sw = sharded(
+      3,
+      {},
+      { shards: [{ index: 1, indexes: '3-5', results: { type: 'persistentVolumeClaim', location: 'pvc://moved-1/team/sw/u1/', stored: 3, bytes: 30 } }] },
+    );
     expect(claimStores(sw)).toEqual([
       { claimName: 'sw-results-0', dir: 'team/sw/u1/', shards: [0], where: 'pvc://sw-results-0/team/sw/u1/' },
       { claimName: 'moved-1', dir: 'team/sw/u1/', shards: [1], where: 'pvc://moved-1/team/sw/u1/' },
@@ -118,7 +143,9 @@ describe('resultsSource: where each type is read from', () => {
   });
 
   it('a sharded swarm on one named claim (shared by its shards): read once', () => {
-    expect(claimStores(sharded(4, { claimName: 'rwx' }))).toEqual([{ claimName: 'rwx', dir: 'team/sw/u1/', shards: [0, 1, 2, 3], where: 'pvc://rwx/team/sw/u1/' }]);
+    expect(claimStores(sharded(4, { claimName: 'rwx' }))).toEqual([
+      { claimName: 'rwx', dir: 'team/sw/u1/', shards: [0, 1, 2, 3], where: 'pvc://rwx/team/sw/u1/' },
+    ]);
   });
 
   it('one shard: the single claim, as before (status.shards ignored)', () => {
@@ -144,7 +171,10 @@ describe('output', () => {
     await writeOutDir(dir, [record(0), record(7, 'failed', 'bytes \u0000 and\nlines')]);
     expect(readdirSync(dir).sort()).toEqual(['0.out', '7.out', 'results.jsonl']);
     expect(readFileSync(join(dir, '7.out'), 'utf8')).toBe('bytes \u0000 and\nlines');
-    const index = readFileSync(join(dir, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const index = readFileSync(join(dir, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(index[1]).toMatchObject({ index: 7, status: 'failed', file: '7.out', error: 'agent exited 3\nboom' });
     expect(index[1]).not.toHaveProperty('output');
   });
@@ -159,7 +189,7 @@ describe('output', () => {
   });
 });
 
-describe('cfn results --dir (the reader pod\'s side)', () => {
+describe("cfn results --dir (the reader pod's side)", () => {
   it('prints a page of the directory source as reader lines that parse back to the records', async () => {
     const records = [record(0), record(1, 'failed')];
     const src: ResultSource = { read: async () => ({ results: records, unreadable: [{ key: '2.json', reason: 'bad' }] }) };
@@ -172,7 +202,7 @@ describe('cfn results --dir (the reader pod\'s side)', () => {
     expect(a.err.text).toBe('');
   });
 
-  it('a real directory written by the coordinator\'s sink: its records, a forged file counted as unreadable, pages that follow each other', async () => {
+  it("a real directory written by the coordinator's sink: its records, a forged file counted as unreadable, pages that follow each other", async () => {
     const root = mkdtempSync(join(tmpdir(), 'cfn-dir-'));
     const scope = { namespace: 'team', name: 'sw', uid: 'u1' };
     const sink = new DirectorySink({ root, scope, type: 'persistentVolumeClaim', location: 'pvc://sw-results/team/sw/u1/' });

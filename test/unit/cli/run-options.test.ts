@@ -24,8 +24,16 @@ describe('parseRunOptions', () => {
   it('applies defaults', () => {
     const o = parseRunOptions(['--agents', '50']);
     expect(o).toMatchObject({
-      agents: 50, shard: undefined, indexRange: { start: 0, end: 50 }, agentCommand: ['cat'], objective: DEFAULT_OBJECTIVE,
-      timeoutSeconds: DEFAULTS.timeoutSeconds, retries: DEFAULTS.retries, concurrency: 50, minDelivery: 100, json: false,
+      agents: 50,
+      shard: undefined,
+      indexRange: { start: 0, end: 50 },
+      agentCommand: ['cat'],
+      objective: DEFAULT_OBJECTIVE,
+      timeoutSeconds: DEFAULTS.timeoutSeconds,
+      retries: DEFAULTS.retries,
+      concurrency: 50,
+      minDelivery: 100,
+      json: false,
     });
     expect(o.swarmId).toMatch(/^run-/);
     expect(parseRunOptions(['--agents', '1000']).concurrency).toBe(DEFAULTS.concurrency);
@@ -33,18 +41,69 @@ describe('parseRunOptions', () => {
 
   it('parses every flag', () => {
     const o = parseRunOptions([
-      '--agents', '7', '--shard', '1/2', '--agent-command', `sh -c 'echo "$1"' x`, '--objective', 'do $(x)',
-      '--timeout', '9.5', '--agent-timeout', '2', '--retries', '3', '--no-retry-exit-codes', '3,2,3', '--concurrency', '4', '--shm-path', '/tmp/s',
-      '--min-delivery', '90', '--max-output', '100', '--json', '--swarm-id', 'abc.1',
-      '--version', 'auto', '--config', 'c.json', '--no-fallback', '--memory-path', '/tmp/m.sqlite',
+      '--agents',
+      '7',
+      '--shard',
+      '1/2',
+      '--agent-command',
+      `sh -c 'echo "$1"' x`,
+      '--objective',
+      'do $(x)',
+      '--timeout',
+      '9.5',
+      '--agent-timeout',
+      '2',
+      '--retries',
+      '3',
+      '--no-retry-exit-codes',
+      '3,2,3',
+      '--concurrency',
+      '4',
+      '--shm-path',
+      '/tmp/s',
+      '--min-delivery',
+      '90',
+      '--max-output',
+      '100',
+      '--json',
+      '--swarm-id',
+      'abc.1',
+      '--version',
+      'auto',
+      '--config',
+      'c.json',
+      '--no-fallback',
+      '--memory-path',
+      '/tmp/m.sqlite',
     ]);
     expect(o).toEqual({
-      agents: 7, shard: { index: 1, count: 2 }, indexRange: { start: 3, end: 7 }, agentCommand: ['sh', '-c', 'echo "$1"', 'x'], objective: 'do $(x)',
-      timeoutSeconds: 9.5, agentTimeoutSeconds: 2, retries: 3, noRetryExitCodes: [2, 3], concurrency: 4, shmPath: '/tmp/s', minDelivery: 90,
-      maxOutputBytes: 100, json: true, swarmId: 'abc.1', help: false,
-      version: 'auto', rolloutPercentage: undefined, configFile: 'c.json', noFallback: true, memoryPath: '/tmp/m.sqlite',
+      agents: 7,
+      shard: { index: 1, count: 2 },
+      indexRange: { start: 3, end: 7 },
+      agentCommand: ['sh', '-c', 'echo "$1"', 'x'],
+      objective: 'do $(x)',
+      timeoutSeconds: 9.5,
+      agentTimeoutSeconds: 2,
+      retries: 3,
+      noRetryExitCodes: [2, 3],
+      concurrency: 4,
+      shmPath: '/tmp/s',
+      minDelivery: 90,
+      maxOutputBytes: 100,
+      json: true,
+      swarmId: 'abc.1',
+      help: false,
+      version: 'auto',
+      rolloutPercentage: undefined,
+      configFile: 'c.json',
+      noFallback: true,
+      memoryPath: '/tmp/m.sqlite',
     });
-    expect(parseRunOptions(['--agents', '1', '--rollout-percentage', '12.5'])).toMatchObject({ version: undefined, rolloutPercentage: 12.5, noFallback: false });
+    expect(parseRunOptions(['--agents', '1', '--rollout-percentage', '12.5'])).toMatchObject({
+      version: undefined,
+      rolloutPercentage: 12.5,
+      noFallback: false,
+    });
   });
 
   it('takes the agent argv after --, verbatim', () => {
@@ -52,7 +111,7 @@ describe('parseRunOptions', () => {
   });
 
   it('rejects bad input with one clear line', () => {
-    expect(usage([])).toBe("--agents N or --tasks FILE is required (see cfn run --help)");
+    expect(usage([])).toBe('--agents N or --tasks FILE is required (see cfn run --help)');
     expect(usage(['--agents', 'x'])).toBe('--agents must be an integer from 1 to 100000 (got "x")');
     expect(usage(['--agents', '0'])).toMatch(/--agents must be an integer/);
     expect(usage(['--agents', '1.5'])).toMatch(/--agents must be an integer/);
@@ -60,7 +119,9 @@ describe('parseRunOptions', () => {
     expect(usage(['--agents', '5', '--topology=flat'])).toBe(TOPOLOGY_RETIRED);
     expect(TOPOLOGY_RETIRED).toMatch(/--shard I\/N .*spec\.shards/);
     for (const bad of ['2/2', '3/2', '0/0', '1', '1/', 'a/b', '1/2/3', '1.5/2', ' 1/2x']) {
-      expect(usage(['--agents', '5', '--shard', bad])).toBe(`--shard must be I/N with 0 <= I < N, like 0/4 for the first of four shards (got ${JSON.stringify(bad)})`);
+      expect(usage(['--agents', '5', '--shard', bad])).toBe(
+        `--shard must be I/N with 0 <= I < N, like 0/4 for the first of four shards (got ${JSON.stringify(bad)})`,
+      );
     }
     expect(usage(['--agents', '3', '--shard', '0/4'])).toBe('--shard 0/4: 3 agents cannot make 4 shards (at most one shard per agent)');
     expect(usage(['--agents', '5', '--bogus'])).toMatch(/^unknown option '--bogus'/);
@@ -114,7 +175,9 @@ describe('cfn run --tasks', () => {
     expect(usage(['--tasks', f, '--agents', '5'])).toBe(`--agents is 5 but --tasks ${f} holds 3 tasks: give one task per agent (or leave --agents out)`);
     expect(usage(['--tasks', join(dir, 'missing')])).toBe(`--tasks ${join(dir, 'missing')}: no such file`);
     expect(usage(['--tasks', file('empty', '\n\n')])).toBe(`--tasks ${join(dir, 'empty')}: holds no task`);
-    expect(usage(['--tasks', file('bad.jsonl', '{"task":"a","env":[{"name":"CFN_TASK","value":"x"}]}\n')])).toMatch(/: line 1: env name CFN_TASK belongs to the engine/);
+    expect(usage(['--tasks', file('bad.jsonl', '{"task":"a","env":[{"name":"CFN_TASK","value":"x"}]}\n')])).toMatch(
+      /: line 1: env name CFN_TASK belongs to the engine/,
+    );
     expect(usage(['--tasks', f, '--tasks-format', 'csv'])).toBe('--tasks-format must be lines, jsonl or auto (got "csv")');
     expect(usage(['--agents', '2', '--tasks-format', 'lines'])).toBe('--tasks-format needs --tasks');
   });

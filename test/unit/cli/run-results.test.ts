@@ -13,7 +13,11 @@ jest.setTimeout(60_000);
 
 let shm: string;
 const io = () => captureIo({ ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent' });
-const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => storedResult.parse(JSON.parse(l)));
+const lines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => storedResult.parse(JSON.parse(l)));
 
 beforeAll(async () => {
   shm = await mkdtemp('/dev/shm/cfn-test-results-');
@@ -28,7 +32,23 @@ describe('cfn run --results', () => {
     writeFileSync(file, 'old content\n');
     const agent = `sh -c 'printf "out %s\\n" "$AGENT_INDEX"; [ $((AGENT_INDEX % 4)) -ne 3 ] || { printf "boom \\033[31m%s\\n" "$AGENT_INDEX" >&2; exit 4; }'`;
     const x = io();
-    const args = ['run', '--agents', '12', '--retries', '0', '--min-delivery', '50', '--version', version, '--memory-path', join(shm, `m-${version}.sqlite`), '--results', file, '--agent-command', agent];
+    const args = [
+      'run',
+      '--agents',
+      '12',
+      '--retries',
+      '0',
+      '--min-delivery',
+      '50',
+      '--version',
+      version,
+      '--memory-path',
+      join(shm, `m-${version}.sqlite`),
+      '--results',
+      file,
+      '--agent-command',
+      agent,
+    ];
     expect(await runCli(args, x)).toBe(0);
     const records = lines(file);
     expect(records).toHaveLength(12);
@@ -46,7 +66,7 @@ describe('cfn run --results', () => {
     expect(x.out.text).not.toContain('\u001b');
   });
 
-  it('streams: an agent\'s line is in the file while other agents still run', async () => {
+  it("streams: an agent's line is in the file while other agents still run", async () => {
     const file = join(shm, 'stream.jsonl');
     const gate = join(shm, 'gate');
     // Agent 0 answers at once; the others wait for the test to open the gate.
@@ -61,7 +81,11 @@ describe('cfn run --results', () => {
     expect(lines(file).map((r) => r.index)).toEqual([0]);
     writeFileSync(gate, '');
     expect(await run).toBe(0);
-    expect(lines(file).map((r) => r.index).sort()).toEqual([0, 1, 2, 3]);
+    expect(
+      lines(file)
+        .map((r) => r.index)
+        .sort(),
+    ).toEqual([0, 1, 2, 3]);
   });
 
   it('a file that cannot be created is a usage error before any agent runs; - is refused', async () => {
@@ -82,7 +106,9 @@ describe('cfn run --results', () => {
       const file = join(dir, 'r.jsonl');
       const x = io();
       // 8 answers of 4 kB into 16 kB.
-      expect(await runCli(['run', '--agents', '8', '--version', 'v2', '--results', file, '--agent-command', `sh -c 'head -c 4000 /dev/zero | tr "\\0" x'`], x)).toBe(1);
+      expect(
+        await runCli(['run', '--agents', '8', '--version', 'v2', '--results', file, '--agent-command', `sh -c 'head -c 4000 /dev/zero | tr "\\0" x'`], x),
+      ).toBe(1);
       expect(x.err.text).toMatch(/^cfn: --results .*r\.jsonl: [1-8] of 8 results could not be written: ENOSPC/m);
       // What was written is whole records (a partial line is cut back), as many as the message says.
       const notWritten = Number(/: (\d) of 8 results/.exec(x.err.text)?.[1]);

@@ -25,7 +25,15 @@ let dir: string;
 function io(version: 'v1' | 'v2'): CliIo & { out: Capture; err: Capture } {
   const out = new Capture();
   const err = new Capture();
-  return { stdout: out, stderr: err, out, err, isTTY: false, env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: version }, signals: false };
+  return {
+    stdout: out,
+    stderr: err,
+    out,
+    err,
+    isTTY: false,
+    env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: version },
+    signals: false,
+  };
 }
 
 beforeAll(async () => {
@@ -49,7 +57,21 @@ describe('cfn run --shard I/N', () => {
       for (const [i, range] of shardRanges(10, 3).entries()) {
         const x = io(version);
         const results = join(dir, `r-${version}-${i}.jsonl`);
-        const argv = ['run', '--tasks', tasks, '--shard', `${i}/3`, '--swarm-id', `shard-${version}-${process.pid}`, '--memory-path', join(dir, 'm.sqlite'), '--results', results, '--json', ...agentCommand];
+        const argv = [
+          'run',
+          '--tasks',
+          tasks,
+          '--shard',
+          `${i}/3`,
+          '--swarm-id',
+          `shard-${version}-${process.pid}`,
+          '--memory-path',
+          join(dir, 'm.sqlite'),
+          '--results',
+          results,
+          '--json',
+          ...agentCommand,
+        ];
         expect(await runCli(argv, x)).toBe(0);
         expect(x.err.text).toBe('');
         const summary = JSON.parse(x.out.text) as Record<string, unknown>;
@@ -62,7 +84,10 @@ describe('cfn run --shard I/N', () => {
           indexRange: { start: range.start, end: range.end },
           shard: { index: i, count: 3 },
         });
-        const lines = (await readFile(results, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { index: number; output: string });
+        const lines = (await readFile(results, 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { index: number; output: string });
         for (const r of lines) expect(r.output).toBe(`${r.index}/10 task ${r.index}\n`);
         seen.push(...lines.map((r) => r.index));
       }
@@ -81,7 +106,10 @@ describe('cfn run --shard I/N', () => {
     for (const [argv, message] of [
       [['run', '--agents', '4', '--shard', '4/4'], 'cfn: --shard must be I/N with 0 <= I < N, like 0/4 for the first of four shards (got "4/4")\n'],
       [['run', '--agents', '2', '--shard', '0/3'], 'cfn: --shard 0/3: 2 agents cannot make 3 shards (at most one shard per agent)\n'],
-      [['run', '--agents', '4', '--topology', 'hybrid'], 'cfn: --topology is gone: one coordinator runs its agents flat; split a large swarm into shards with --shard I/N (on Kubernetes: spec.shards, or spec.topology hybrid)\n'],
+      [
+        ['run', '--agents', '4', '--topology', 'hybrid'],
+        'cfn: --topology is gone: one coordinator runs its agents flat; split a large swarm into shards with --shard I/N (on Kubernetes: spec.shards, or spec.topology hybrid)\n',
+      ],
     ] as const) {
       const x = io('v2');
       expect(await runCli([...argv], x)).toBe(2);
@@ -90,4 +118,3 @@ describe('cfn run --shard I/N', () => {
     }
   });
 });
-

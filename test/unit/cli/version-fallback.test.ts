@@ -183,13 +183,16 @@ describe('cfn run: version choice', () => {
   it('with no version anywhere, cfn run means auto (V2 where it can run); the config and the env still decide when set', () => {
     const o = (...extra: string[]) => parseRunOptions(['--agents', '1', '--swarm-id', 'd-1', ...extra]);
     expect(decideRunVersion(o(), { CFN_SHM_PATH: shm, PATH: process.env.PATH }, {}, undefined)).toEqual({
-      version: 'v2', reason: expect.stringMatching(/^cfn run default auto: V2 preflight passed \(/),
+      version: 'v2',
+      reason: expect.stringMatching(/^cfn run default auto: V2 preflight passed \(/),
     });
     expect(decideRunVersion(o('--shm-path', roMount), { PATH: process.env.PATH }, {}, undefined)).toEqual({
-      version: 'v1', reason: expect.stringMatching(/^cfn run default auto: V2 preflight failed \(.*not writable/),
+      version: 'v1',
+      reason: expect.stringMatching(/^cfn run default auto: V2 preflight failed \(.*not writable/),
     });
     expect(decideRunVersion(o(), { CFN_SHM_PATH: shm, PATH: pathWithoutBash() }, {}, undefined)).toEqual({
-      version: 'v1', reason: `cfn run default auto: V2 preflight failed (bash not found on PATH=${pathWithoutBash()})`,
+      version: 'v1',
+      reason: `cfn run default auto: V2 preflight failed (bash not found on PATH=${pathWithoutBash()})`,
     });
     expect(decideRunVersion(o(), { CFN_SHM_PATH: shm }, { version: 'v1' }, 'c.json')).toEqual({ version: 'v1', reason: 'coordination.version=v1 (c.json)' });
     expect(decideRunVersion(o(), { COORDINATION_VERSION: 'v1' }, {}, undefined)).toEqual({ version: 'v1', reason: 'COORDINATION_VERSION=v1' });
@@ -198,7 +201,9 @@ describe('cfn run: version choice', () => {
 
   it('--rollout-percentage 10 routes 8-12% of 1000 swarm ids to V2, the same ids as V2_ROLLOUT_PERCENTAGE=10 (cross-process stable, see decide-version.test)', () => {
     const ids = Array.from({ length: 1000 }, (_, i) => `swarm-${i}`);
-    const viaFlag = ids.map((id) => decideRunVersion(parseRunOptions(['--agents', '1', '--swarm-id', id, '--rollout-percentage', '10']), { COORDINATION_VERSION: 'v1' }, {}, undefined));
+    const viaFlag = ids.map((id) =>
+      decideRunVersion(parseRunOptions(['--agents', '1', '--swarm-id', id, '--rollout-percentage', '10']), { COORDINATION_VERSION: 'v1' }, {}, undefined),
+    );
     const v2 = viaFlag.filter((d) => d.version === 'v2').length;
     expect(v2).toBeGreaterThanOrEqual(80);
     expect(v2).toBeLessThanOrEqual(120);
@@ -228,17 +233,30 @@ describe('cfn run: version choice', () => {
 
 describe('bin/cfn.js', () => {
   it('a V1 run prints no SQLite ExperimentalWarning; other warnings still show', () => {
-    if (!existsSync(join(REPO, 'dist/operator/cli/main.js'))) execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json')]);
-    const r = spawnSync(process.execPath, [join(REPO, 'bin/cfn.js'), 'run', '--agents', '2', '--version', 'v1', '--json', '--agent-command', 'true', '--memory-path', join(dir, 'bin.sqlite')], {
-      encoding: 'utf8',
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      timeout: 30_000,
-    });
+    if (!existsSync(join(REPO, 'dist/operator/cli/main.js')))
+      execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json')]);
+    const r = spawnSync(
+      process.execPath,
+      [join(REPO, 'bin/cfn.js'), 'run', '--agents', '2', '--version', 'v1', '--json', '--agent-command', 'true', '--memory-path', join(dir, 'bin.sqlite')],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, LOG_LEVEL: 'warn' },
+        timeout: 30_000,
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ version: 'v1', status: 'completed' });
     // The filter drops only that one warning.
-    const other = spawnSync(process.execPath, ['--input-type=module', '-e', `process.argv[2]='--help'; await import(${JSON.stringify(join(REPO, 'bin/cfn.js'))}); process.emitWarning('kept', 'DeprecationWarning');`], { encoding: 'utf8' });
+    const other = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `process.argv[2]='--help'; await import(${JSON.stringify(join(REPO, 'bin/cfn.js'))}); process.emitWarning('kept', 'DeprecationWarning');`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(other.stderr).toMatch(/DeprecationWarning: kept/);
   });
 });

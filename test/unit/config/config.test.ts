@@ -23,8 +23,14 @@ describe('shipped config files', () => {
     expect(limits.coordinator).toEqual({ recommendedMaxAgents: 300, maxAgents: 10000 });
     expect(checkAgentLimits(limits, 100)).toEqual({ ok: true });
     expect(checkAgentLimits(limits, 300)).toEqual({ ok: true });
-    expect(checkAgentLimits(limits, 500)).toEqual({ ok: true, warning: '500 agents on one coordinator is more than the recommended 300: consider shards (--shard I/N)' });
-    expect(checkAgentLimits(limits, 10001)).toEqual({ ok: false, reason: "10001 agents exceed one coordinator's maximum of 10000: split the swarm into shards (--shard I/N)" });
+    expect(checkAgentLimits(limits, 500)).toEqual({
+      ok: true,
+      warning: '500 agents on one coordinator is more than the recommended 300: consider shards (--shard I/N)',
+    });
+    expect(checkAgentLimits(limits, 10001)).toEqual({
+      ok: false,
+      reason: "10001 agents exceed one coordinator's maximum of 10000: split the swarm into shards (--shard I/N)",
+    });
     expect(checkAgentLimits(limits, 0)).toMatchObject({ ok: false });
   });
 });
@@ -96,7 +102,7 @@ describe('invalid config files fail with file, field and expectation', () => {
     });
   });
 
-  it('reads claude-flow.config.json (the design\'s name) only when there is no cfn.config.json', () => {
+  it("reads claude-flow.config.json (the design's name) only when there is no cfn.config.json", () => {
     writeFileSync('claude-flow.config.json', JSON.stringify({ coordination: { version: 'v1' } }));
     expect(loadCfnConfig()).toEqual({ file: join(process.cwd(), 'claude-flow.config.json'), coordination: { version: 'v1' } });
     writeFileSync('cfn.config.json', JSON.stringify({ coordination: { version: 'v2' } }));

@@ -47,7 +47,12 @@ describe('Controller', () => {
   it('retries a retryable error and gives up on a permanent one, logging JSON lines that carry namespace and name', async () => {
     const calls = new Map<string, number>();
     const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
     const c = new Controller({
       name: 'test',
       workers: 2,
@@ -70,7 +75,9 @@ describe('Controller', () => {
     expect(calls.get('ns/flaky')).toBe(3);
     expect(calls.get('ns/broken')).toBe(1);
     expect(lines).toContainEqual(expect.objectContaining({ namespace: 'ns', name: 'flaky', msg: 'reconcile failed, retrying', level: 40 }));
-    expect(lines).toContainEqual(expect.objectContaining({ namespace: 'ns', name: 'broken', msg: 'reconcile failed permanently', level: 50, err: 'PermanentError: invalid' }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ namespace: 'ns', name: 'broken', msg: 'reconcile failed permanently', level: 50, err: 'PermanentError: invalid' }),
+    );
   });
 
   it('a 409 conflict is retried on fresh state and counted as a requeue, not as a reconcile error', async () => {
@@ -83,7 +90,14 @@ describe('Controller', () => {
       rateLimiter: new ItemExponentialRateLimiter(1, 4),
       reconcile: async () => {
         n++;
-        if (n < 3) throw new KubeApiError(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again', 'PATCH', '/apis/swarm.cfn.dev/v1alpha1/namespaces/ns/swarms/raced/status');
+        if (n < 3)
+          throw new KubeApiError(
+            409,
+            'Conflict',
+            'the object has been modified; please apply your changes to the latest version and try again',
+            'PATCH',
+            '/apis/swarm.cfn.dev/v1alpha1/namespaces/ns/swarms/raced/status',
+          );
       },
     });
     c.start();
@@ -164,9 +178,13 @@ describe('Controller', () => {
     const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.name === 'test')?.value;
     expect(await value('workqueue_depth')).toBe(0);
     expect(await value('workqueue_longest_running_processor_seconds')).toBe(0);
-    const reconciles = (await metrics.registry.getSingleMetric('controller_runtime_reconcile_total')!.get()).values.filter((v) => v.labels.controller === 'test');
+    const reconciles = (await metrics.registry.getSingleMetric('controller_runtime_reconcile_total')!.get()).values.filter(
+      (v) => v.labels.controller === 'test',
+    );
     expect(reconciles.map((v) => `${v.labels.result}=${v.value}`).sort()).toEqual(['error=0', 'requeue_after=0', 'success=0']);
-    expect((await metrics.registry.getSingleMetric('controller_runtime_reconcile_errors_total')!.get()).values).toEqual([{ labels: { controller: 'test' }, value: 0 }]);
+    expect((await metrics.registry.getSingleMetric('controller_runtime_reconcile_errors_total')!.get()).values).toEqual([
+      { labels: { controller: 'test' }, value: 0 },
+    ]);
     c.start();
     c.enqueue('ns/slow');
     await tick(60);

@@ -35,7 +35,7 @@ describe('deliveryFigures', () => {
 });
 
 describe('runStatus: the status figures V1 and V2 compute from their counts', () => {
-  it('delivery over all final agents, throughput over this run\'s completions, coordination time in whole ms', () => {
+  it("delivery over all final agents, throughput over this run's completions, coordination time in whole ms", () => {
     expect(runStatus('o', 'running', { total: 500, completed: 489, failed: 11, completedThisRun: 400 }, 2000.4)).toEqual({
       objectiveId: 'o',
       status: 'running',
@@ -50,6 +50,9 @@ describe('runStatus: the status figures V1 and V2 compute from their counts', ()
     expect(throughputPerSec(1, 3000)).toBe(0.3);
     expect(throughputPerSec(2, 3000)).toBe(0.7);
     expect(throughputPerSec(10, 0)).toBe(0);
-    expect(runStatus('o', 'completed', { total: 0, completed: 0, failed: 0, completedThisRun: 0 }, 0)).toMatchObject({ deliveryRate: 100, throughputAgentsPerSec: 0 });
+    expect(runStatus('o', 'completed', { total: 0, completed: 0, failed: 0, completedThisRun: 0 }, 0)).toMatchObject({
+      deliveryRate: 100,
+      throughputAgentsPerSec: 0,
+    });
   });
 });

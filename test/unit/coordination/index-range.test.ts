@@ -18,14 +18,26 @@ describe('index ranges of a run', () => {
   it('refuses a range outside the swarm and earlier indexes outside the range', () => {
     expect(indexRangeProblem({ agents: 10, indexRange: { start: 0, end: 10 } })).toBeUndefined();
     expect(indexRangeProblem({ agents: 10, indexRange: { start: 3, end: 7 }, completedIndexes: [3, 6], failedIndexes: [4] })).toBeUndefined();
-    for (const r of [{ start: 5, end: 5 }, { start: 6, end: 5 }, { start: 0, end: 11 }, { start: -1, end: 3 }, { start: 0.5, end: 3 }]) {
+    for (const r of [
+      { start: 5, end: 5 },
+      { start: 6, end: 5 },
+      { start: 0, end: 11 },
+      { start: -1, end: 3 },
+      { start: 0.5, end: 3 },
+    ]) {
       expect(indexRangeProblem({ agents: 10, indexRange: r })).toEqual({
         field: 'indexRange',
         message: `expected integers with 0 <= start < end <= agents (10), got {start: ${r.start}, end: ${r.end}}`,
       });
     }
-    expect(indexRangeProblem({ agents: 10, indexRange: { start: 3, end: 7 }, completedIndexes: [2] })).toEqual({ field: 'completedIndexes', message: "2 is outside the run's range 3..6" });
-    expect(indexRangeProblem({ agents: 10, indexRange: { start: 3, end: 7 }, failedIndexes: [7] })).toEqual({ field: 'failedIndexes', message: "7 is outside the run's range 3..6" });
+    expect(indexRangeProblem({ agents: 10, indexRange: { start: 3, end: 7 }, completedIndexes: [2] })).toEqual({
+      field: 'completedIndexes',
+      message: "2 is outside the run's range 3..6",
+    });
+    expect(indexRangeProblem({ agents: 10, indexRange: { start: 3, end: 7 }, failedIndexes: [7] })).toEqual({
+      field: 'failedIndexes',
+      message: "7 is outside the run's range 3..6",
+    });
     expect(indexRangeProblem({ agents: 10, failedIndexes: [10] })).toEqual({ field: 'failedIndexes', message: "10 is outside the run's range 0..9" });
   });
 

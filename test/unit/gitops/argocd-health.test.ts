@@ -13,7 +13,14 @@ import { runHealthScript, toLua } from './lua-object.js';
 
 const HEALTH = join(import.meta.dirname, '../../../config/argocd/health');
 const healthTests = z.object({
-  tests: z.array(z.object({ healthStatus: z.object({ status: z.enum(['Healthy', 'Progressing', 'Degraded', 'Suspended', 'Missing', 'Unknown']), message: z.string() }), inputPath: z.string() })).min(1),
+  tests: z
+    .array(
+      z.object({
+        healthStatus: z.object({ status: z.enum(['Healthy', 'Progressing', 'Degraded', 'Suspended', 'Missing', 'Unknown']), message: z.string() }),
+        inputPath: z.string(),
+      }),
+    )
+    .min(1),
 });
 
 const kinds = readdirSync(HEALTH).flatMap((group) => readdirSync(join(HEALTH, group)).map((kind) => ({ group, kind, dir: join(HEALTH, group, kind) })));
@@ -30,7 +37,11 @@ describe.each(kinds)('$group/$kind health.lua', ({ dir }) => {
   const cases = healthTests.parse(parse(readFileSync(join(dir, 'health_test.yaml'), 'utf8'))).tests;
 
   it('has a case for every captured object', () => {
-    expect(cases.map((c) => c.inputPath).sort()).toEqual(readdirSync(join(dir, 'testdata')).map((f) => `testdata/${f}`).sort());
+    expect(cases.map((c) => c.inputPath).sort()).toEqual(
+      readdirSync(join(dir, 'testdata'))
+        .map((f) => `testdata/${f}`)
+        .sort(),
+    );
   });
 
   it.each(cases)('$inputPath -> $healthStatus.status', ({ inputPath, healthStatus }) => {

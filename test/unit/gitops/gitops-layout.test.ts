@@ -8,12 +8,21 @@ import { join } from 'node:path';
 import { rolloutPolicy } from '../../../operator/api/rollout-policy.js';
 import { kubectlBin, parseObjects, REPO, run } from '../packaging/tools.js';
 
-const render = (dir: string) => parseObjects(run(kubectlBin(), ['kustomize', join(REPO, dir)])) as unknown as Array<{ kind: string; metadata: { name: string }; spec: Record<string, unknown> }>;
+const render = (dir: string) =>
+  parseObjects(run(kubectlBin(), ['kustomize', join(REPO, dir)])) as unknown as Array<{
+    kind: string;
+    metadata: { name: string };
+    spec: Record<string, unknown>;
+  }>;
 
 it('Flux: a source, the operator, then the rollout, each waited on; paths that exist', () => {
   const objs = render('config/gitops/flux');
   // kustomize orders by kind, then name.
-  expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['Kustomization/swarm-operator', 'Kustomization/swarm-rollout', 'GitRepository/swarm-operator']);
+  expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+    'Kustomization/swarm-operator',
+    'Kustomization/swarm-rollout',
+    'GitRepository/swarm-operator',
+  ]);
   for (const k of objs.filter((o) => o.kind === 'Kustomization')) {
     expect(k.spec).toMatchObject({ wait: true, sourceRef: { kind: 'GitRepository', name: 'swarm-operator' } });
     expect(existsSync(join(REPO, String(k.spec.path), 'kustomization.yaml'))).toBe(true);
@@ -22,7 +31,10 @@ it('Flux: a source, the operator, then the rollout, each waited on; paths that e
 });
 
 it('Argo CD: the operator in wave 0, the rollout in wave 1; paths that exist', () => {
-  const apps = render('config/gitops/argocd') as unknown as Array<{ metadata: { name: string; annotations: Record<string, string> }; spec: { source: { path: string } } }>;
+  const apps = render('config/gitops/argocd') as unknown as Array<{
+    metadata: { name: string; annotations: Record<string, string> };
+    spec: { source: { path: string } };
+  }>;
   expect(apps.map((a) => [a.metadata.name, a.metadata.annotations['argocd.argoproj.io/sync-wave']])).toEqual([
     ['swarm-operator', '0'],
     ['swarm-rollout', '1'],

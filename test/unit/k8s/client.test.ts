@@ -90,7 +90,11 @@ function reset(h: Handler): KubeClient {
 describe('KubeClient requests', () => {
   it('sends the method, the path, the query string (undefined values left out), the headers and the JSON body', async () => {
     const c = reset((_req, res) => json(res, 200, { ok: true }));
-    const out = await c.apply('/api/v1/namespaces/a b/configmaps/x', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }, { fieldManager: 'm&n', subresource: 'status' });
+    const out = await c.apply(
+      '/api/v1/namespaces/a b/configmaps/x',
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } },
+      { fieldManager: 'm&n', subresource: 'status' },
+    );
     expect(out).toEqual({ ok: true });
     await c.get('/api/v1/pods', { labelSelector: 'a=b,c in (d e)', limit: 5, watch: false, continue: undefined });
     expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
@@ -98,7 +102,12 @@ describe('KubeClient requests', () => {
       'GET /api/v1/pods?labelSelector=a%3Db%2Cc+in+%28d+e%29&limit=5&watch=false',
     ]);
     const [patch, get] = seen;
-    expect(patch?.headers).toMatchObject({ authorization: 'Bearer secret-token', accept: 'application/json', 'content-type': APPLY_PATCH, 'user-agent': 'undici' });
+    expect(patch?.headers).toMatchObject({
+      authorization: 'Bearer secret-token',
+      accept: 'application/json',
+      'content-type': APPLY_PATCH,
+      'user-agent': 'undici',
+    });
     expect(JSON.parse(patch?.body ?? '')).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } });
     expect(get?.headers['content-type']).toBeUndefined();
     expect(get?.body).toBe('');
@@ -296,9 +305,13 @@ describe('KubeClient.watch', () => {
 describe('resourcePath', () => {
   it('builds core and group paths, namespaced or not, with encoded names and a subresource only on an object', () => {
     expect(resourcePath({ ...SWARM_RESOURCE })).toBe('/apis/swarm.cfn.dev/v1alpha1/swarms');
-    expect(resourcePath({ ...SWARM_RESOURCE, namespace: 'team-a', name: 'lint', subresource: 'status' })).toBe('/apis/swarm.cfn.dev/v1alpha1/namespaces/team-a/swarms/lint/status');
+    expect(resourcePath({ ...SWARM_RESOURCE, namespace: 'team-a', name: 'lint', subresource: 'status' })).toBe(
+      '/apis/swarm.cfn.dev/v1alpha1/namespaces/team-a/swarms/lint/status',
+    );
     expect(resourcePath({ ...ROLLOUT_POLICY_RESOURCE, namespace: 'ns' })).toBe('/apis/swarm.cfn.dev/v1alpha1/namespaces/ns/rolloutpolicies');
-    expect(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: 'ns', name: 'a/b', subresource: 'log' })).toBe('/api/v1/namespaces/ns/pods/a%2Fb/log');
+    expect(resourcePath({ group: '', version: 'v1', plural: 'pods', namespace: 'ns', name: 'a/b', subresource: 'log' })).toBe(
+      '/api/v1/namespaces/ns/pods/a%2Fb/log',
+    );
     expect(resourcePath({ group: '', version: 'v1', plural: 'pods', subresource: 'status' })).toBe('/api/v1/pods');
   });
 });

@@ -35,7 +35,11 @@ describe('typed API errors', () => {
       code: 403,
       reason: 'Forbidden',
       message: 'pods "s-1-v1-2" is forbidden: unable to create new content in namespace bench because it is being terminated',
-      details: { name: 's-1-v1-2', kind: 'pods', causes: [{ reason: 'NamespaceTerminating', message: 'namespace bench is being terminated', field: 'metadata.namespace' }] },
+      details: {
+        name: 's-1-v1-2',
+        kind: 'pods',
+        causes: [{ reason: 'NamespaceTerminating', message: 'namespace bench is being terminated', field: 'metadata.namespace' }],
+      },
     });
     const e = KubeApiError.fromResponse(403, body, 'POST', '/api/v1/namespaces/bench/pods');
     expect(e.apiCause).toBe('NamespaceTerminating');

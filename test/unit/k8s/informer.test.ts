@@ -22,7 +22,12 @@ afterAll(() => server.stop());
 
 /** A fresh collection per test: the server keeps history across tests. */
 const collection = () => `/apis/swarm.cfn.dev/v1alpha1/namespaces/ns${++seq}/swarms`;
-const swarm = (name: string, extra: Record<string, unknown> = {}): KubeObject => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name, namespace: 'ns' }, ...extra });
+const swarm = (name: string, extra: Record<string, unknown> = {}): KubeObject => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name, namespace: 'ns' },
+  ...extra,
+});
 
 function informerOn(path: string, opts: { minBackoffMs?: number; maxBackoffMs?: number } = {}) {
   const events: string[] = [];
@@ -54,7 +59,12 @@ describe('Informer', () => {
     server.remove(path, 'b');
     await until('three watch events', () => events.length === 5);
     expect(events).toEqual(['add a', 'add b', 'add c', 'update a', 'delete b']);
-    expect(inf.list().map((o) => o.metadata?.name).sort()).toEqual(['a', 'c']);
+    expect(
+      inf
+        .list()
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(['a', 'c']);
     expect(inf.get('ns/a')).toMatchObject({ spec: { agents: 2 } });
     expect(inf.get('ns/b')).toBeUndefined();
   });
@@ -100,7 +110,11 @@ describe('Informer', () => {
     const { events, errors } = informerOn(path, { minBackoffMs: 20, maxBackoffMs: 50 });
     await until('watching', () => server.watching(path) > 0 && events.length === 1);
     expect(errors.map((e) => e.retryInMs)).toEqual([20, 40, 50]);
-    expect(errors.map((e) => e.err)).toEqual([expect.stringContaining('InternalError'), expect.stringContaining('ServiceUnavailable'), expect.stringContaining('InternalError')]);
+    expect(errors.map((e) => e.err)).toEqual([
+      expect.stringContaining('InternalError'),
+      expect.stringContaining('ServiceUnavailable'),
+      expect.stringContaining('InternalError'),
+    ]);
     server.put(path, swarm('b'));
     await until('add b', () => events.includes('add b'));
     expect(events).toEqual(['add a', 'add b']);

@@ -6,7 +6,10 @@ import { chooseKubeconfig, localControlPlaneKubeconfig } from '../../../operator
 const REPO = '/src/swarm-operator';
 const LOCAL = '/src/swarm-operator/.local/cluster/kubeconfig';
 const HOME_CONFIG = '/home/dev/.kube/config';
-const files = (...present: string[]) => (p: string) => present.includes(p);
+const files =
+  (...present: string[]) =>
+  (p: string) =>
+    present.includes(p);
 
 describe('chooseKubeconfig', () => {
   it('uses the local control plane kubeconfig when KUBECONFIG is unset, outside a cluster, and cluster:up wrote it', () => {
@@ -32,7 +35,9 @@ describe('chooseKubeconfig', () => {
       description: 'in-cluster service account',
     });
     // In a cluster with a ~/.kube/config, client-node's default reads that file first.
-    expect(chooseKubeconfig({ env: { KUBERNETES_SERVICE_HOST: '10.0.0.1', HOME: '/home/dev' }, repoRoot: REPO, existsSync: files(LOCAL, HOME_CONFIG) })).toMatchObject({
+    expect(
+      chooseKubeconfig({ env: { KUBERNETES_SERVICE_HOST: '10.0.0.1', HOME: '/home/dev' }, repoRoot: REPO, existsSync: files(LOCAL, HOME_CONFIG) }),
+    ).toMatchObject({
       path: undefined,
       description: HOME_CONFIG,
     });
@@ -61,9 +66,10 @@ describe('chooseKubeconfig', () => {
   it('follows SWARM_CLUSTER_STATE_DIR as cluster.sh does', () => {
     expect(localControlPlaneKubeconfig(REPO, {})).toBe(LOCAL);
     expect(localControlPlaneKubeconfig(REPO, { SWARM_CLUSTER_STATE_DIR: '/var/tmp/state' })).toBe('/var/tmp/state/cluster/kubeconfig');
-    expect(chooseKubeconfig({ env: { SWARM_CLUSTER_STATE_DIR: '/var/tmp/state' }, repoRoot: REPO, existsSync: files(LOCAL, '/var/tmp/state/cluster/kubeconfig') }).path).toBe(
-      '/var/tmp/state/cluster/kubeconfig',
-    );
+    expect(
+      chooseKubeconfig({ env: { SWARM_CLUSTER_STATE_DIR: '/var/tmp/state' }, repoRoot: REPO, existsSync: files(LOCAL, '/var/tmp/state/cluster/kubeconfig') })
+        .path,
+    ).toBe('/var/tmp/state/cluster/kubeconfig');
   });
 
   it('says so when there is nothing to load', () => {

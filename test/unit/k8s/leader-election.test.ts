@@ -58,8 +58,12 @@ function candidate(name: string, identity: string, timing = { lease: 0.6, renew:
 describe('LeaderElector', () => {
   it("refuses timings that let a holder lose its term to one slow renew (client-go's checks)", () => {
     const base = { client: server.client(), namespace: 'ops', name: 'x', identity: 'a', onStartedLeading: () => undefined, onStoppedLeading: () => undefined };
-    expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 10, renewDeadlineSeconds: 10 })).toThrow('leaseDuration must be greater than renewDeadline');
-    expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 15, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 })).toThrow('renewDeadline must be greater than 1.2 × retryPeriod');
+    expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 10, renewDeadlineSeconds: 10 })).toThrow(
+      'leaseDuration must be greater than renewDeadline',
+    );
+    expect(() => new LeaderElector({ ...base, leaseDurationSeconds: 15, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 })).toThrow(
+      'renewDeadline must be greater than 1.2 × retryPeriod',
+    );
   });
 
   it('creates a missing Lease and leads; then renews it (renewTime moves, holder, acquireTime and transitions stay)', async () => {
@@ -98,7 +102,13 @@ describe('LeaderElector', () => {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: { name: 'expire', namespace: 'ops' },
-      spec: { holderIdentity: 'gone', leaseDurationSeconds: 0.5, renewTime: microTime(new Date(renewed)), acquireTime: microTime(new Date(0)), leaseTransitions: 4 },
+      spec: {
+        holderIdentity: 'gone',
+        leaseDurationSeconds: 0.5,
+        renewTime: microTime(new Date(renewed)),
+        acquireTime: microTime(new Date(0)),
+        leaseTransitions: 4,
+      },
     });
     const b = candidate('expire', 'b');
     b.e.start();
@@ -115,7 +125,11 @@ describe('LeaderElector', () => {
     a.e.start();
     await until('a leads', () => a.e.isLeader);
     const current = lease('intruder')!;
-    server.put(LEASES, { ...current, metadata: { name: 'intruder', namespace: 'ops' }, spec: { ...current.spec, holderIdentity: 'other', renewTime: microTime(new Date()) } });
+    server.put(LEASES, {
+      ...current,
+      metadata: { name: 'intruder', namespace: 'ops' },
+      spec: { ...current.spec, holderIdentity: 'other', renewTime: microTime(new Date()) },
+    });
     // Well within its 20 s renew deadline: the other live holder ends it.
     await until('a stops leading', () => !a.e.isLeader, 2_000);
     expect(a.log).toEqual(['started', 'stopped']);

@@ -32,7 +32,10 @@ describe('logger', () => {
     } finally {
       closeSync(fd);
     }
-    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ name: 'x', msg: 'hello', objectiveId: 's1', level: 30, pid: process.pid });
     expect(typeof lines[0]?.time).toBe('string');

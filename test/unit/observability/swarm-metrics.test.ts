@@ -26,7 +26,12 @@ function pod(name: string, version: 'v1' | 'v2', status: Record<string, unknown>
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: NS, labels: { 'swarm.cfn.dev/version': version, 'swarm.cfn.dev/attempt': '1' }, annotations: { 'swarm.cfn.dev/created-at': new Date().toISOString() } },
+    metadata: {
+      name,
+      namespace: NS,
+      labels: { 'swarm.cfn.dev/version': version, 'swarm.cfn.dev/attempt': '1' },
+      annotations: { 'swarm.cfn.dev/created-at': new Date().toISOString() },
+    },
     status,
   };
 }

@@ -16,12 +16,30 @@ const VARIANTS: Record<string, string[]> = {
   'watch-namespaces': ['--set', 'watchNamespaces={team-a,team-b}'],
   'service-monitor': ['--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.labels.release=prom'],
   monitoring: ['--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=prom', '--set', 'grafanaDashboard.enabled=true'],
-  'custom-image': ['--set', 'image.repository=registry.example.com/swarm-operator', '--set', 'image.tag=1.2.3', '--set', 'image.pullPolicy=Always', '--set', 'coordinator.image=registry.example.com/coord:1.2.3', '--set', 'coordinationVersion=v1'],
+  'custom-image': [
+    '--set',
+    'image.repository=registry.example.com/swarm-operator',
+    '--set',
+    'image.tag=1.2.3',
+    '--set',
+    'image.pullPolicy=Always',
+    '--set',
+    'coordinator.image=registry.example.com/coord:1.2.3',
+    '--set',
+    'coordinationVersion=v1',
+  ],
 };
 
 const byKind = (objs: K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
-type Container = { args: string[]; env: Array<{ name: string; value?: string }>; image: string; imagePullPolicy: string; securityContext: Record<string, unknown> };
-const deployment = (objs: K8sObject[]) => byKind(objs, 'Deployment')[0] as unknown as { spec: { template: { spec: { securityContext: Record<string, unknown>; containers: Container[] } } } };
+type Container = {
+  args: string[];
+  env: Array<{ name: string; value?: string }>;
+  image: string;
+  imagePullPolicy: string;
+  securityContext: Record<string, unknown>;
+};
+const deployment = (objs: K8sObject[]) =>
+  byKind(objs, 'Deployment')[0] as unknown as { spec: { template: { spec: { securityContext: Record<string, unknown>; containers: Container[] } } } };
 
 describe('helm lint', () => {
   it.each(Object.keys(VARIANTS))('is clean for %s values', (variant) => {
@@ -96,7 +114,11 @@ describe('variants', () => {
     expect(byKind(objs, 'ClusterRoleBinding').map((r) => r.metadata.name)).toEqual(['swarm-operator-crds']);
     const roles = byKind(objs, 'Role').filter((r) => r.metadata.name === 'swarm-operator');
     expect(roles.map((r) => r.metadata.namespace)).toEqual(['team-a', 'team-b']);
-    expect(byKind(objs, 'RoleBinding').filter((r) => r.metadata.name === 'swarm-operator').map((r) => r.metadata.namespace)).toEqual(['team-a', 'team-b']);
+    expect(
+      byKind(objs, 'RoleBinding')
+        .filter((r) => r.metadata.name === 'swarm-operator')
+        .map((r) => r.metadata.namespace),
+    ).toEqual(['team-a', 'team-b']);
     expect(deployment(objs).spec.template.spec.containers[0]!.args).toContain('--namespaces=team-a,team-b');
   });
 
@@ -117,7 +139,11 @@ describe('variants', () => {
 
   it('ServiceMonitor on: scrapes the metrics port', () => {
     const [sm] = byKind(parseObjects(helmTemplate(VARIANTS['service-monitor'])), 'ServiceMonitor');
-    expect(sm).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', metadata: { labels: { release: 'prom' } }, spec: { endpoints: [{ port: 'metrics', path: '/metrics' }] } });
+    expect(sm).toMatchObject({
+      apiVersion: 'monitoring.coreos.com/v1',
+      metadata: { labels: { release: 'prom' } },
+      spec: { endpoints: [{ port: 'metrics', path: '/metrics' }] },
+    });
   });
 
   it.each([

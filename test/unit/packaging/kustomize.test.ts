@@ -54,7 +54,10 @@ describe('config/default vs the chart defaults', () => {
   });
 
   it('ships the generated CRDs', () => {
-    const crds = kustomized.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name).sort();
+    const crds = kustomized
+      .filter((o) => o.kind === 'CustomResourceDefinition')
+      .map((o) => o.metadata.name)
+      .sort();
     expect(crds).toEqual(['rolloutpolicies.swarm.cfn.dev', 'swarms.swarm.cfn.dev']);
     expect(generateCrdFiles().size).toBe(2);
   });

@@ -29,7 +29,14 @@ describe('the npm package', () => {
   const files = packedFiles();
 
   it('ships the launchers, the engine, the configs and the CRDs', () => {
-    for (const f of ['bin/cfn.js', 'bin/kubectl-swarm.js', 'bash/coordinator-cli.sh', 'bash/lib/agent.sh', 'config/v2-config.json', 'config/performance-limits.json']) {
+    for (const f of [
+      'bin/cfn.js',
+      'bin/kubectl-swarm.js',
+      'bash/coordinator-cli.sh',
+      'bash/lib/agent.sh',
+      'config/v2-config.json',
+      'config/performance-limits.json',
+    ]) {
       expect(files).toContain(f);
     }
     expect([...files].some((f) => f.startsWith('crds/'))).toBe(true);

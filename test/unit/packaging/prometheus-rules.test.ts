@@ -82,12 +82,23 @@ describe('the alert rules', () => {
   it('cover fallback and delivery gates, operator down, no leader, reconcile errors and the work queue', () => {
     const alerts = rules.groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(alerts.sort()).toEqual(
-      ['SwarmOperatorDown', 'SwarmOperatorNoLeader', 'SwarmOperatorReconcileErrors', 'SwarmOperatorReconcileStuck', 'SwarmOperatorWorkQueueBacklog', 'SwarmRolloutDeliveryLow', 'SwarmRolloutFallbackRateHigh'].sort(),
+      [
+        'SwarmOperatorDown',
+        'SwarmOperatorNoLeader',
+        'SwarmOperatorReconcileErrors',
+        'SwarmOperatorReconcileStuck',
+        'SwarmOperatorWorkQueueBacklog',
+        'SwarmRolloutDeliveryLow',
+        'SwarmRolloutFallbackRateHigh',
+      ].sort(),
     );
     // Each alert is exercised by a promtool test.
     const tested = readdirSync(TESTS)
       .filter((f) => f.endsWith('.yaml'))
-      .flatMap((f) => (parse(readFileSync(join(TESTS, f), 'utf8')) as { tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }> }> }).tests)
+      .flatMap(
+        (f) =>
+          (parse(readFileSync(join(TESTS, f), 'utf8')) as { tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }> }> }).tests,
+      )
       .flatMap((t) => t.alert_rule_test ?? [])
       .filter((t) => t.exp_alerts.length > 0)
       .map((t) => t.alertname);
@@ -104,13 +115,25 @@ describe('the alert rules', () => {
   });
 
   it('are shipped unchanged by the chart (prometheusRule.enabled) and by config/prometheus', () => {
-    const expected = CONFIG_HEADER + stringify({ apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: { name: 'swarm-operator', labels: { 'app.kubernetes.io/name': 'swarm-operator' } }, spec: rules }, { lineWidth: 0 });
+    const expected =
+      CONFIG_HEADER +
+      stringify(
+        {
+          apiVersion: 'monitoring.coreos.com/v1',
+          kind: 'PrometheusRule',
+          metadata: { name: 'swarm-operator', labels: { 'app.kubernetes.io/name': 'swarm-operator' } },
+          spec: rules,
+        },
+        { lineWidth: 0 },
+      );
     if (process.env.UPDATE_GOLDEN === '1') writeFileSync(CONFIG_RULE, expected);
     expect(readFileSync(CONFIG_RULE, 'utf8')).toBe(expected);
     const kustomization = parse(readFileSync(join(REPO, 'config/prometheus/kustomization.yaml'), 'utf8')) as { resources: string[] };
     expect(kustomization.resources).toContain('prometheusrule.yaml');
 
-    const charted = parseObjects(helmTemplate(['--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=prom'])).find((o) => o.kind === 'PrometheusRule');
+    const charted = parseObjects(helmTemplate(['--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=prom'])).find(
+      (o) => o.kind === 'PrometheusRule',
+    );
     expect(charted?.metadata).toMatchObject({ name: 'swarm-operator', namespace: 'swarm-operator-system', labels: { release: 'prom' } });
     expect((charted as unknown as { spec: unknown }).spec).toEqual(rules);
     expect(parseObjects(helmTemplate()).some((o) => o.kind === 'PrometheusRule')).toBe(false);
@@ -143,7 +166,9 @@ describe('the Grafana dashboard', () => {
   });
 
   it('is shipped by the chart as a ConfigMap with the sidecar label, only when enabled', () => {
-    const cm = parseObjects(helmTemplate(['--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.namespace=monitoring'])).find((o) => o.kind === 'ConfigMap');
+    const cm = parseObjects(helmTemplate(['--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.namespace=monitoring'])).find(
+      (o) => o.kind === 'ConfigMap',
+    );
     expect(cm?.metadata).toMatchObject({ name: 'swarm-operator-dashboard', namespace: 'monitoring', labels: { grafana_dashboard: '1' } });
     expect(JSON.parse((cm as unknown as { data: Record<string, string> }).data['swarm-operator.json']!)).toEqual(dashboard);
     expect(parseObjects(helmTemplate()).some((o) => o.kind === 'ConfigMap')).toBe(false);
@@ -152,7 +177,9 @@ describe('the Grafana dashboard', () => {
 
 describe('metricNames', () => {
   it('finds the selected metrics and nothing else', () => {
-    expect(metricNames('histogram_quantile(0.99, sum by (le, controller) (rate(controller_runtime_reconcile_time_seconds_bucket{job="x"}[$__rate_interval])))')).toEqual(['controller_runtime_reconcile_time_seconds_bucket']);
+    expect(
+      metricNames('histogram_quantile(0.99, sum by (le, controller) (rate(controller_runtime_reconcile_time_seconds_bucket{job="x"}[$__rate_interval])))'),
+    ).toEqual(['controller_runtime_reconcile_time_seconds_bucket']);
     expect(metricNames('a > b and on (policy) c >= ignoring(x) d offset 5m')).toEqual(['a', 'b', 'c', 'd']);
     expect(metricNames('absent(up{job="a and b"})')).toEqual(['up']);
   });

@@ -2,7 +2,17 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRbacFiles } from '../../../operator/rbac/rbac-files.js';
-import { ADMISSION_RULES, canonicalRules, delegatedRules, LEADER_ELECTION_RULES, leaderElectionRules, operatorRules, requestToRules, ruleSet, USED_RULES } from '../../../operator/rbac/operator-rbac.js';
+import {
+  ADMISSION_RULES,
+  canonicalRules,
+  delegatedRules,
+  LEADER_ELECTION_RULES,
+  leaderElectionRules,
+  operatorRules,
+  requestToRules,
+  ruleSet,
+  USED_RULES,
+} from '../../../operator/rbac/operator-rbac.js';
 import { REPO } from './tools.js';
 
 const flat = (rules: Parameters<typeof ruleSet>[0]) => [...ruleSet(rules)].map(([k, v]) => `${k}:${[...v].sort().join(',')}`).sort();

@@ -67,7 +67,7 @@ describe('DirectorySink and DirectorySource', () => {
     expect((await readdir(dir)).sort()).toEqual(['1.json', '2.json', '3.json', '4.json', 'notes.txt']);
   });
 
-  it('a shard\'s inventory: its range\'s records only, and only its range\'s temp files removed (another shard may be writing on a shared claim)', async () => {
+  it("a shard's inventory: its range's records only, and only its range's temp files removed (another shard may be writing on a shared claim)", async () => {
     for (const i of [1, 4, 5, 8]) await sink().put(record(i));
     await writeFile(join(dir, '.4.json.1.abcdef.tmp'), '{"half');
     await writeFile(join(dir, '.8.json.2.abcdef.tmp'), '{"half');
@@ -78,7 +78,9 @@ describe('DirectorySink and DirectorySource', () => {
   it('a scope not stored yet reads as empty; a scope part that is no directory name is refused', async () => {
     expect(await new DirectorySource(root, scope).read()).toEqual({ results: [], unreadable: [] });
     expect(await sink().inventory()).toEqual([]);
-    expect(() => new DirectorySink({ root, scope: { ...scope, name: '..' }, type: 'emptyDir', location: 'x' })).toThrow(/scope name "\.\." is not a valid directory name/);
+    expect(() => new DirectorySink({ root, scope: { ...scope, name: '..' }, type: 'emptyDir', location: 'x' })).toThrow(
+      /scope name "\.\." is not a valid directory name/,
+    );
     expect(() => new DirectorySource(root, { ...scope, uid: 'a/b' })).toThrow(/scope uid/);
   });
 

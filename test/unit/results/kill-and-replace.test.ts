@@ -18,13 +18,23 @@ import type { ObjectiveSpec } from '../../../operator/coordination/types.js';
 jest.setTimeout(120_000);
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const nodeArgs = ['--experimental-transform-types', '--no-warnings', '--import', join(here, '../coordination/v1/fixtures/ts-loader.mjs'), join(here, 'fixtures/store-run.ts')];
+const nodeArgs = [
+  '--experimental-transform-types',
+  '--no-warnings',
+  '--import',
+  join(here, '../coordination/v1/fixtures/ts-loader.mjs'),
+  join(here, 'fixtures/store-run.ts'),
+];
 const AGENTS = 16;
 /**
  * Agents 4, 9, 14 fail (exit 3); agents from 8 on wait for the gate, which
  * opens only for the replacement, so the kill always lands mid-run.
  */
-const agent = (gate: string) => ['sh', '-c', `i=$AGENT_INDEX; [ "$i" -lt 8 ] || while [ ! -e '${gate}' ]; do sleep 0.05; done; if [ $((i % 5)) -eq 4 ]; then echo "fail $i" >&2; exit 3; fi; printf "out %s\\n" "$i"`];
+const agent = (gate: string) => [
+  'sh',
+  '-c',
+  `i=$AGENT_INDEX; [ "$i" -lt 8 ] || while [ ! -e '${gate}' ]; do sleep 0.05; done; if [ $((i % 5)) -eq 4 ]; then echo "fail $i" >&2; exit 3; fi; printf "out %s\\n" "$i"`,
+];
 
 interface Run {
   stored: Map<number, string>;
@@ -37,7 +47,11 @@ function startRun(version: 'v1' | 'v2', root: string, pod: string, work: string,
   const specFile = join(work, 'spec.json');
   writeFileSync(specFile, JSON.stringify(spec));
   // Its own process group: the kill takes the coordinator, its engine and its agents at once, like a lost node.
-  const child = spawn(process.execPath, [...nodeArgs, version, root, pod, work, specFile], { env: { ...process.env, RESULTS_TEST_RUN: tag }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...nodeArgs, version, root, pod, work, specFile], {
+    env: { ...process.env, RESULTS_TEST_RUN: tag },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const stored = new Map<number, string>();
   let stdout = '';
   let stderr = '';
@@ -46,7 +60,9 @@ function startRun(version: 'v1' | 'v2', root: string, pod: string, work: string,
     for (const m of stdout.matchAll(/^stored (\d+) (completed|failed)$/gm)) stored.set(Number(m[1]), m[2]!);
   });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
   return { stored, done, pid: child.pid! };
 }
 

@@ -41,8 +41,14 @@ describe('mergeReads', () => {
     const older = at(2, T1, { pod: 'sw-s0-v2-1', output: 'old\n' });
     const newer = at(2, T2, { pod: 'sw-s1-v2-1', output: 'new\n' });
     for (const reads of [
-      [{ where: 'a', results: [older], unreadable: [] }, { where: 'b', results: [newer], unreadable: [] }],
-      [{ where: 'b', results: [newer], unreadable: [] }, { where: 'a', results: [older], unreadable: [] }],
+      [
+        { where: 'a', results: [older], unreadable: [] },
+        { where: 'b', results: [newer], unreadable: [] },
+      ],
+      [
+        { where: 'b', results: [newer], unreadable: [] },
+        { where: 'a', results: [older], unreadable: [] },
+      ],
     ]) {
       const m = mergeReads(reads);
       expect(m.results).toEqual([newer]);
@@ -50,10 +56,15 @@ describe('mergeReads', () => {
     }
   });
 
-  it('a tie keeps the earlier store\'s record (a stable answer)', () => {
+  it("a tie keeps the earlier store's record (a stable answer)", () => {
     const a = at(0, T1, { output: 'a\n' });
     const b = at(0, T1, { output: 'b\n' });
-    expect(mergeReads([{ where: 'a', results: [a], unreadable: [] }, { where: 'b', results: [b], unreadable: [] }]).results).toEqual([a]);
+    expect(
+      mergeReads([
+        { where: 'a', results: [a], unreadable: [] },
+        { where: 'b', results: [b], unreadable: [] },
+      ]).results,
+    ).toEqual([a]);
   });
 
   it('unreadable records are all kept and name their store when there are several', () => {
@@ -72,7 +83,10 @@ describe('mergeReads', () => {
 describe('MergedSource', () => {
   it('reads every store once and merges them', async () => {
     const stores = [new Store([at(0, T1), at(1, T1)]), new Store([at(2, T1)], [{ key: 'x', reason: 'not JSON' }]), new Store([at(3, T1), at(1, T2)])];
-    const m = await new MergedSource(stores.map((source, i) => ({ where: `s${i}`, source })), 2).read();
+    const m = await new MergedSource(
+      stores.map((source, i) => ({ where: `s${i}`, source })),
+      2,
+    ).read();
     expect(m.results.map((r) => [r.index, r.storedAt])).toEqual([
       [0, T1],
       [1, T2],
@@ -89,7 +103,7 @@ describe('MergedSource', () => {
     await expect(new MergedSource(stores.map((source, i) => ({ where: `s${i}`, source }))).read()).rejects.toThrow('reader pod sw-results-abc failed');
   });
 
-  it('find: the agent\'s own shard\'s store only, when it holds the record', async () => {
+  it("find: the agent's own shard's store only, when it holds the record", async () => {
     const stores = [new Store([at(0, T1)]), new Store([at(5, T1)]), new Store([at(9, T1)])];
     const merged = new MergedSource(stores.map((source, i) => ({ where: `s${i}`, source })));
     const found = await merged.find(5, 1);
@@ -97,7 +111,7 @@ describe('MergedSource', () => {
     expect(stores.map((s) => s.reads)).toEqual([0, 1, 0]);
   });
 
-  it('find: the other stores when its shard\'s has none, and undefined when none has it', async () => {
+  it("find: the other stores when its shard's has none, and undefined when none has it", async () => {
     const stores = [new Store([at(0, T1)]), new Store([]), new Store([at(5, T1)])];
     const merged = new MergedSource(stores.map((source, i) => ({ where: `s${i}`, source })));
     expect((await merged.find(5, 1)).result?.index).toBe(5);

@@ -23,7 +23,9 @@ const record = (index: number, output = `out ${index}\n`, status: 'completed' | 
   storedAt: '2026-12-04T12:00:00.000Z',
 });
 
-const source = (results: StoredResult[], unreadable: Array<{ key: string; reason: string }> = []): ResultSource => ({ read: async () => ({ results, unreadable }) });
+const source = (results: StoredResult[], unreadable: Array<{ key: string; reason: string }> = []): ResultSource => ({
+  read: async () => ({ results, unreadable }),
+});
 
 async function collect(gen: AsyncGenerator<string>): Promise<string> {
   let text = '';
@@ -32,18 +34,27 @@ async function collect(gen: AsyncGenerator<string>): Promise<string> {
 }
 
 describe('readerPod', () => {
-  const pod = readerPod({ namespace: 'team', swarm: 'sw', claimName: 'sw-results', dir: 'team/sw/u1/', image: 'swarm-operator:0.2.0', from: 7, maxBytes: 1000 }, 'sw-results-abc123');
+  const pod = readerPod(
+    { namespace: 'team', swarm: 'sw', claimName: 'sw-results', dir: 'team/sw/u1/', image: 'swarm-operator:0.2.0', from: 7, maxBytes: 1000 },
+    'sw-results-abc123',
+  );
 
   it('meets the restricted Pod Security Standard, holds no API credential, ends by itself', () => {
     expect(pod.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     const c = pod.spec.containers[0]!;
-    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, activeDeadlineSeconds: 600 });
     // Only volume types the restricted standard allows.
     expect(pod.spec.volumes.every((v) => Object.keys(v).every((k) => ['name', 'persistentVolumeClaim'].includes(k)))).toBe(true);
   });
 
-  it('mounts the claim read-only and reads the swarm\'s directory, one page', () => {
+  it("mounts the claim read-only and reads the swarm's directory, one page", () => {
     expect(pod.spec.volumes).toEqual([{ name: 'results', persistentVolumeClaim: { claimName: 'sw-results', readOnly: true } }]);
     const c = pod.spec.containers[0]!;
     expect(c.volumeMounts).toEqual([{ name: 'results', mountPath: '/results', readOnly: true }]);
@@ -57,7 +68,9 @@ describe('readerPod', () => {
 
 describe('reader protocol', () => {
   it('a page round-trips: records in index order, unreadable ones, the end line', async () => {
-    const log = await collect(readerPage(source([record(0), record(1, 'line\n\u0000"quoted"', 'failed'), record(5)], [{ key: '3.json', reason: 'not JSON' }]), 0));
+    const log = await collect(
+      readerPage(source([record(0), record(1, 'line\n\u0000"quoted"', 'failed'), record(5)], [{ key: '3.json', reason: 'not JSON' }]), 0),
+    );
     const page = parseReaderLog(log);
     expect(page.results.map((r) => r.index)).toEqual([0, 1, 5]);
     expect(page.results[1]?.output).toBe('line\n\u0000"quoted"');
@@ -89,10 +102,18 @@ describe('reader protocol', () => {
 });
 
 describe('readerPodProgress', () => {
-  it('done, hopeless (an image that is not there) or waiting with the scheduler\'s words', () => {
+  it("done, hopeless (an image that is not there) or waiting with the scheduler's words", () => {
     expect(readerPodProgress({ status: { phase: 'Succeeded' } })).toEqual({ done: 'Succeeded' });
-    expect(readerPodProgress({ status: { phase: 'Pending', containerStatuses: [{ state: { waiting: { reason: 'ErrImageNeverPull', message: 'image not present' } } }] } })).toEqual({ hopeless: 'ErrImageNeverPull: image not present' });
-    expect(readerPodProgress({ status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes available' }] } })).toEqual({ waiting: 'Unschedulable: 0/1 nodes available' });
+    expect(
+      readerPodProgress({
+        status: { phase: 'Pending', containerStatuses: [{ state: { waiting: { reason: 'ErrImageNeverPull', message: 'image not present' } } }] },
+      }),
+    ).toEqual({ hopeless: 'ErrImageNeverPull: image not present' });
+    expect(
+      readerPodProgress({
+        status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes available' }] },
+      }),
+    ).toEqual({ waiting: 'Unschedulable: 0/1 nodes available' });
     expect(readerPodProgress({})).toEqual({ waiting: 'Pending' });
   });
 });

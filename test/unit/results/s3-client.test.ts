@@ -19,16 +19,29 @@ describe('toS3StoreError', () => {
       expect(e.retryable).toBe(true);
       expect(e.message).toBe('S3 endpoint http://s3.storage:9000 unreachable (ECONNREFUSED) storing a/0.json in bucket "results"');
     }
-    expect(toS3StoreError(Object.assign(new Error('getaddrinfo ENOTFOUND s3.storage'), { code: 'ENOTFOUND' }), target, 'listing a/').message).toContain('unreachable (ENOTFOUND)');
+    expect(toS3StoreError(Object.assign(new Error('getaddrinfo ENOTFOUND s3.storage'), { code: 'ENOTFOUND' }), target, 'listing a/').message).toContain(
+      'unreachable (ENOTFOUND)',
+    );
     const timeout = Object.assign(new Error('Connection timed out after 5000 ms'), { name: 'TimeoutError' });
-    expect(toS3StoreError(timeout, target, 'listing a/').message).toBe('S3 endpoint http://s3.storage:9000 unreachable (timeout) listing a/ in bucket "results"');
+    expect(toS3StoreError(timeout, target, 'listing a/').message).toBe(
+      'S3 endpoint http://s3.storage:9000 unreachable (timeout) listing a/ in bucket "results"',
+    );
   });
 
   it('a missing bucket and refused credentials are permanent and say what to fix', () => {
-    const nb = toS3StoreError(new NoSuchBucket({ $metadata: { httpStatusCode: 404 }, message: 'The specified bucket does not exist' }), target, 'storing a/0.json');
+    const nb = toS3StoreError(
+      new NoSuchBucket({ $metadata: { httpStatusCode: 404 }, message: 'The specified bucket does not exist' }),
+      target,
+      'storing a/0.json',
+    );
     expect(nb).toMatchObject({ kind: 'no-such-bucket', retryable: false, endpoint: target.endpoint, bucket: 'results' });
     expect(nb.message).toBe('S3 bucket "results" does not exist at http://s3.storage:9000 (storing a/0.json): create it, or fix spec.results.s3.bucket');
-    for (const [code, status] of [['InvalidAccessKeyId', 403], ['SignatureDoesNotMatch', 403], ['AccessDenied', 403], ['XAdminUserNotFound', 404]] as const) {
+    for (const [code, status] of [
+      ['InvalidAccessKeyId', 403],
+      ['SignatureDoesNotMatch', 403],
+      ['AccessDenied', 403],
+      ['XAdminUserNotFound', 404],
+    ] as const) {
       const e = toS3StoreError(serviceError(code, status, 'no'), target, 'storing a/0.json');
       expect(e.kind).toBe('credentials-refused');
       expect(e.retryable).toBe(false);
@@ -43,7 +56,9 @@ describe('toS3StoreError', () => {
     expect(toS3StoreError(serviceError('InternalError', 500), target, 'x')).toMatchObject({ kind: 'server-error', retryable: true });
     const bad = toS3StoreError(serviceError('EntityTooLarge', 400, 'Your proposed upload exceeds the maximum allowed size'), target, 'storing a/0.json');
     expect(bad).toMatchObject({ kind: 'refused', retryable: false });
-    expect(bad.message).toBe('S3 bucket "results" at http://s3.storage:9000 refused the request (storing a/0.json): EntityTooLarge: Your proposed upload exceeds the maximum allowed size (HTTP 400)');
+    expect(bad.message).toBe(
+      'S3 bucket "results" at http://s3.storage:9000 refused the request (storing a/0.json): EntityTooLarge: Your proposed upload exceeds the maximum allowed size (HTTP 400)',
+    );
   });
 
   it('an S3StoreError passes through unchanged', () => {

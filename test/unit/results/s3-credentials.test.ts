@@ -27,7 +27,9 @@ describe('parseCredential', () => {
   it('refuses what is not a credential, naming the Secret and key', () => {
     expect(() => parseCredential('', 's3-creds', 'AWS_ACCESS_KEY_ID')).toThrow('Secret "s3-creds" key "AWS_ACCESS_KEY_ID" is empty');
     expect(() => parseCredential('\n', 's3-creds', 'k')).toThrow(S3CredentialsError);
-    expect(() => parseCredential('two words', 's3-creds', 'k')).toThrow('Secret "s3-creds" key "k" holds whitespace or non-ASCII characters: not an S3 credential');
+    expect(() => parseCredential('two words', 's3-creds', 'k')).toThrow(
+      'Secret "s3-creds" key "k" holds whitespace or non-ASCII characters: not an S3 credential',
+    );
     expect(() => parseCredential('abc\n\n', 's3-creds', 'k')).toThrow('whitespace');
     expect(() => parseCredential('cl\u00e9', 's3-creds', 'k')).toThrow('non-ASCII');
     expect(() => parseCredential('x'.repeat(1025), 's3-creds', 'k')).toThrow('holds 1025 characters');
@@ -53,8 +55,14 @@ describe('readS3Credentials', () => {
 });
 
 describe('coordinatorPod with results in S3', () => {
-  const spec = (results: Record<string, unknown>) => swarmSpec.parse({ objective: 'o', agent: { command: ['cat'], env: [{ name: 'A', value: 'b' }] }, results });
-  const swarmOf = (s: ReturnType<typeof spec>): Swarm => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: 'sw', namespace: 'ns', uid: 'u1' }, spec: s });
+  const spec = (results: Record<string, unknown>) =>
+    swarmSpec.parse({ objective: 'o', agent: { command: ['cat'], env: [{ name: 'A', value: 'b' }] }, results });
+  const swarmOf = (s: ReturnType<typeof spec>): Swarm => ({
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'Swarm',
+    metadata: { name: 'sw', namespace: 'ns', uid: 'u1' },
+    spec: s,
+  });
   const s3 = { type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'results', credentialsSecretRef: { name: 's3-creds', secretAccessKeyKey: 'secret' } } };
 
   it('mounts only the two keys of the Secret, read-only, optional, into the coordinator container; nothing in env', () => {
@@ -93,9 +101,16 @@ describe('credentials for a reader (cfn results)', () => {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
 
   it('from the Secret object the API returns', () => {
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's3-creds' }, data: { AWS_ACCESS_KEY_ID: b64('AKID'), AWS_SECRET_ACCESS_KEY: b64('sk\n'), other: b64('x') } };
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 's3-creds' },
+      data: { AWS_ACCESS_KEY_ID: b64('AKID'), AWS_SECRET_ACCESS_KEY: b64('sk\n'), other: b64('x') },
+    };
     expect(s3CredentialsFromSecret(secret, ref)).toEqual({ accessKeyId: 'AKID', secretAccessKey: 'sk' });
-    expect(() => s3CredentialsFromSecret({ data: { AWS_ACCESS_KEY_ID: b64('AKID') } }, ref)).toThrow('S3 credentials: Secret "s3-creds" has no key "AWS_SECRET_ACCESS_KEY" (spec.results.s3.credentialsSecretRef)');
+    expect(() => s3CredentialsFromSecret({ data: { AWS_ACCESS_KEY_ID: b64('AKID') } }, ref)).toThrow(
+      'S3 credentials: Secret "s3-creds" has no key "AWS_SECRET_ACCESS_KEY" (spec.results.s3.credentialsSecretRef)',
+    );
     expect(() => s3CredentialsFromSecret({ metadata: {} }, ref)).toThrow('has no key "AWS_ACCESS_KEY_ID"');
     expect(() => s3CredentialsFromSecret('nope', ref)).toThrow('"s3-creds" is not a Secret');
   });

@@ -39,7 +39,11 @@ describe('S3 keys and location', () => {
       credentialsSecretRef: { name: 's3-creds', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
     });
     const bad = (s3: Record<string, unknown>) =>
-      swarmSpec.safeParse({ objective: 'o', agent: { command: ['cat'] }, results: { type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'results', credentialsSecretRef: { name: 'c' }, ...s3 } } });
+      swarmSpec.safeParse({
+        objective: 'o',
+        agent: { command: ['cat'] },
+        results: { type: 's3', s3: { endpoint: 'http://s3:9000', bucket: 'results', credentialsSecretRef: { name: 'c' }, ...s3 } },
+      });
     for (const prefix of ['swarms', '/swarms/', 'a//', 'a b/']) {
       const r = bad({ prefix });
       expect(r.success).toBe(false);

@@ -10,7 +10,8 @@ import { swarmSpec } from '../../../operator/api/swarm.js';
 import { record } from './records.js';
 
 const scope = { namespace: 'team', name: 'lint', uid: '1234-abcd' };
-const resultsOf = (results: unknown) => swarmSpec.parse({ objective: 'o', agents: 1, agent: { command: ['cat'] }, ...(results === undefined ? {} : { results }) }).results;
+const resultsOf = (results: unknown) =>
+  swarmSpec.parse({ objective: 'o', agents: 1, agent: { command: ['cat'] }, ...(results === undefined ? {} : { results }) }).results;
 
 describe('createSink', () => {
   let root: string;
@@ -31,7 +32,10 @@ describe('createSink', () => {
 
   it('an existing claim is named in the location; emptyDir names the pod', async () => {
     expect((await createSink(resultsOf({ claimName: 'shared' }), scope, { resultsDir: root })).location).toBe('pvc://shared/team/lint/1234-abcd/');
-    expect(await createSink(resultsOf({ type: 'emptyDir' }), scope, { resultsDir: root, pod: 'lint-v1-2' })).toMatchObject({ type: 'emptyDir', location: 'emptyDir://lint-v1-2/team/lint/1234-abcd/' });
+    expect(await createSink(resultsOf({ type: 'emptyDir' }), scope, { resultsDir: root, pod: 'lint-v1-2' })).toMatchObject({
+      type: 'emptyDir',
+      location: 'emptyDir://lint-v1-2/team/lint/1234-abcd/',
+    });
   });
 
   it('a scope that is no directory name is refused', async () => {

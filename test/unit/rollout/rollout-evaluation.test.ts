@@ -25,12 +25,20 @@ function routed(version: 'v1' | 'v2', second: number, status: Record<string, unk
     spec: { objective: 'x', agents: 1, agent: { command: ['true'] } },
     status: {
       version,
-      rollout: { policy: 'p', bucket: 1, percentage: 10, time: new Date(Date.parse('2026-11-25T01:00:00Z') + second * 1000).toISOString(), generation: 1, step: -1 },
+      rollout: {
+        policy: 'p',
+        bucket: 1,
+        percentage: 10,
+        time: new Date(Date.parse('2026-11-25T01:00:00Z') + second * 1000).toISOString(),
+        generation: 1,
+        step: -1,
+      },
       ...status,
     },
   });
 }
-const series = (version: 'v1' | 'v2', from: number, n: number, status: Record<string, unknown> = {}) => Array.from({ length: n }, (_, i) => routed(version, from + i, status));
+const series = (version: 'v1' | 'v2', from: number, n: number, status: Record<string, unknown> = {}) =>
+  Array.from({ length: n }, (_, i) => routed(version, from + i, status));
 
 describe('spec.paused', () => {
   const paused = policy({ v2Percentage: 10, steps: [{ percentage: 50 }], autoPromote: true, rollbackOnBreach: true, paused: true });

@@ -40,11 +40,17 @@ class World {
     const client = {
       // Status subresource, one writer: its applied status replaces the old one.
       apply: async (_path: string, obj: { status: RolloutPolicyStatus }) => {
-        this.policy = { ...this.policy, metadata: { ...this.policy.metadata, resourceVersion: String(++this.rv) }, status: JSON.parse(JSON.stringify(obj.status)) };
+        this.policy = {
+          ...this.policy,
+          metadata: { ...this.policy.metadata, resourceVersion: String(++this.rv) },
+          status: JSON.parse(JSON.stringify(obj.status)),
+        };
         return this.policy;
       },
     } as unknown as KubeClient;
-    const recorder = { record: async (_o: unknown, type: string, reason: string, message: string) => void this.events.push({ type, reason, message }) } as unknown as EventRecorder;
+    const recorder = {
+      record: async (_o: unknown, type: string, reason: string, message: string) => void this.events.push({ type, reason, message }),
+    } as unknown as EventRecorder;
     this.reconciler = new RolloutPolicyReconciler({
       client,
       getPolicy: () => (this.deleted ? undefined : this.policy),
@@ -73,7 +79,11 @@ class World {
   /** A Git commit: the spec changes, the API server bumps the generation. */
   edit(patch: Record<string, unknown>): void {
     const g = Number(this.policy.metadata?.generation ?? 0);
-    this.policy = { ...this.policy, metadata: { ...this.policy.metadata, generation: g + 1, resourceVersion: String(++this.rv) }, spec: { ...this.policy.spec, ...patch } };
+    this.policy = {
+      ...this.policy,
+      metadata: { ...this.policy.metadata, generation: g + 1, resourceVersion: String(++this.rv) },
+      spec: { ...this.policy.spec, ...patch },
+    };
   }
 
   /** New swarms routed the way the swarm reconciler does; each gets `status` on top when routed to `version`. */
@@ -85,7 +95,12 @@ class World {
       const d = this.router.route(s)!;
       if (d.version !== version) continue;
       this.clock += 10;
-      s.status = { version: d.version, versionReason: d.reason, ...(d.rollout ? { rollout: { ...d.rollout, time: new Date(this.clock).toISOString() } } : {}), ...status } as Swarm['status'];
+      s.status = {
+        version: d.version,
+        versionReason: d.reason,
+        ...(d.rollout ? { rollout: { ...d.rollout, time: new Date(this.clock).toISOString() } } : {}),
+        ...status,
+      } as Swarm['status'];
       out.push(s);
     }
     this.swarms.push(...out);
@@ -94,7 +109,12 @@ class World {
 
   private make(): Swarm {
     const uid = randomUUID();
-    return swarmSchema.parse({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: `s-${uid.slice(0, 8)}`, namespace: 'ns', uid }, spec: { objective: 'x', agents: 1, agent: { command: ['true'] } } });
+    return swarmSchema.parse({
+      apiVersion: 'swarm.cfn.dev/v1alpha1',
+      kind: 'Swarm',
+      metadata: { name: `s-${uid.slice(0, 8)}`, namespace: 'ns', uid },
+      spec: { objective: 'x', agents: 1, agent: { command: ['true'] } },
+    });
   }
 }
 
@@ -111,7 +131,11 @@ describe('RolloutPolicyReconciler: spec.paused', () => {
     await w.reconcile();
     expect(w.status).toMatchObject({ effectivePercentage: 100, phase: 'Paused', observed: { v2Swarms: 2, fallbacks: 1, fallbackRate: 50 } });
     expect(w.status.lastDecision).toEqual(specApplied);
-    expect(w.condition('GatesEvaluated')).toMatchObject({ status: 'False', reason: 'Paused', message: 'spec.paused is true: holding the effective percentage' });
+    expect(w.condition('GatesEvaluated')).toMatchObject({
+      status: 'False',
+      reason: 'Paused',
+      message: 'spec.paused is true: holding the effective percentage',
+    });
     expect(w.condition('RolledBack')?.status).toBe('False');
     expect(w.events.map((e) => e.reason)).toEqual(['SpecApplied']);
     expect(w.route('v2', 1)).toHaveLength(1);
@@ -119,7 +143,11 @@ describe('RolloutPolicyReconciler: spec.paused', () => {
     w.edit({ paused: false });
     await w.reconcile();
     expect(w.status).toMatchObject({ effectivePercentage: 0, phase: 'RolledBack', observedGeneration: 2 });
-    expect(w.condition('RolledBack')).toMatchObject({ status: 'True', reason: 'GateBreached', message: 'fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)' });
+    expect(w.condition('RolledBack')).toMatchObject({
+      status: 'True',
+      reason: 'GateBreached',
+      message: 'fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)',
+    });
     expect(w.events.map((e) => e.reason)).toEqual(['SpecApplied', 'Resumed', 'RolledBack']);
     expect(w.events[1]?.message).toBe('spec.paused cleared: resuming at 100% (spec.v2Percentage)');
   });
@@ -130,7 +158,12 @@ describe('RolloutPolicyReconciler: spec.paused', () => {
     w.route('v2', 3, SUCCEEDED);
     await w.reconcile();
     await w.reconcile();
-    expect(w.status).toMatchObject({ effectivePercentage: 50, currentStep: -1, phase: 'Paused', observed: { v2Swarms: 3, finishedV2Swarms: 3, deliveryRate: 100 } });
+    expect(w.status).toMatchObject({
+      effectivePercentage: 50,
+      currentStep: -1,
+      phase: 'Paused',
+      observed: { v2Swarms: 3, finishedV2Swarms: 3, deliveryRate: 100 },
+    });
     w.edit({ paused: false });
     await w.reconcile();
     expect(w.status).toMatchObject({ effectivePercentage: 100, currentStep: 0, phase: 'Full' });
@@ -191,8 +224,17 @@ describe('RolloutPolicyReconciler: rollbackOnBreach false', () => {
     w.route('v2', 2, SUCCEEDED);
     w.route('v2', 1, FALLBACK);
     await w.reconcile();
-    expect(w.status).toMatchObject({ effectivePercentage: 50, currentStep: -1, phase: 'Balanced', observed: { v2Swarms: 3, fallbacks: 1, fallbackRate: 33.33 } });
-    expect(w.condition('GatesEvaluated')).toMatchObject({ status: 'True', reason: 'GateBreached', message: 'fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)' });
+    expect(w.status).toMatchObject({
+      effectivePercentage: 50,
+      currentStep: -1,
+      phase: 'Balanced',
+      observed: { v2Swarms: 3, fallbacks: 1, fallbackRate: 33.33 },
+    });
+    expect(w.condition('GatesEvaluated')).toMatchObject({
+      status: 'True',
+      reason: 'GateBreached',
+      message: 'fallback rate 33.33% > 5% over 3 V2 swarms (1 fell back)',
+    });
     expect(w.condition('RolledBack')).toMatchObject({ status: 'False', reason: 'SpecApplied' });
     expect(w.status.lastDecision).toEqual(specApplied);
     expect(w.events.map((e) => e.reason)).toEqual(['SpecApplied']);
@@ -213,7 +255,11 @@ describe('RolloutPolicyReconciler: too few samples', () => {
     expect(w.status.effectivePercentage).toBe(10);
     expect(w.status).toMatchObject({ currentStep: -1, phase: 'Canary', observed: { v2Swarms: 4, fallbackRate: 50 } });
     expect(w.status.lastDecision).toEqual(specApplied);
-    expect(w.condition('GatesEvaluated')).toMatchObject({ status: 'False', reason: 'InsufficientSamples', message: '4/5 V2 swarms observed in this step: waiting for more before judging' });
+    expect(w.condition('GatesEvaluated')).toMatchObject({
+      status: 'False',
+      reason: 'InsufficientSamples',
+      message: '4/5 V2 swarms observed in this step: waiting for more before judging',
+    });
     expect(w.events.map((e) => e.reason)).toEqual(['SpecApplied']);
   });
 });
@@ -233,7 +279,13 @@ describe('RolloutPolicyReconciler: a spec edit after a rollback', () => {
     // Routed at once with the new spec, even before the operator saw it.
     expect(w.route('v1', 1)[0]!.status?.rollout).toMatchObject({ percentage: 20, generation: 2, step: -1 });
     await w.reconcile();
-    expect(w.status).toMatchObject({ effectivePercentage: 20, currentStep: -1, phase: 'Canary', observedGeneration: 2, observed: { v2Swarms: 0, v1Swarms: 1, fallbacks: 0 } });
+    expect(w.status).toMatchObject({
+      effectivePercentage: 20,
+      currentStep: -1,
+      phase: 'Canary',
+      observedGeneration: 2,
+      observed: { v2Swarms: 0, v1Swarms: 1, fallbacks: 0 },
+    });
     expect(w.status.lastDecision).toMatchObject({ from: 0, to: 20, reason: 'spec generation 2: v2Percentage=20' });
     expect(w.condition('RolledBack')).toMatchObject({ status: 'False', reason: 'SpecApplied', observedGeneration: 2 });
     expect(w.condition('GatesEvaluated')).toMatchObject({ status: 'False', reason: 'InsufficientSamples' });
@@ -251,17 +303,22 @@ describe('RolloutPolicyReconciler: a spec edit after a rollback', () => {
 });
 
 describe('the namespace default', () => {
-  const otherDefault = (name: string, created: string): KubeObject => ({
-    apiVersion: 'swarm.cfn.dev/v1alpha1',
-    kind: 'RolloutPolicy',
-    metadata: { name, namespace: 'ns', uid: randomUUID(), generation: 1, resourceVersion: '1', creationTimestamp: created },
-    spec: { default: true, v2Percentage: 0 },
-  } as KubeObject);
+  const otherDefault = (name: string, created: string): KubeObject =>
+    ({
+      apiVersion: 'swarm.cfn.dev/v1alpha1',
+      kind: 'RolloutPolicy',
+      metadata: { name, namespace: 'ns', uid: randomUUID(), generation: 1, resourceVersion: '1', creationTimestamp: created },
+      spec: { default: true, v2Percentage: 0 },
+    }) as KubeObject;
 
   it('DefaultActive=False with the winner named when an older policy is also marked default; True for the oldest', async () => {
     const loser = new World({ v2Percentage: 10 }, [otherDefault('older', '2026-11-24T00:00:00Z')]);
     await loser.reconcile();
-    expect(loser.condition('DefaultActive')).toMatchObject({ status: 'False', reason: 'Conflict', message: 'older is the namespace default (the oldest marked default)' });
+    expect(loser.condition('DefaultActive')).toMatchObject({
+      status: 'False',
+      reason: 'Conflict',
+      message: 'older is the namespace default (the oldest marked default)',
+    });
     const winner = new World({ v2Percentage: 10 }, [otherDefault('newer', '2026-11-26T00:00:00Z')]);
     await winner.reconcile();
     expect(winner.condition('DefaultActive')).toMatchObject({ status: 'True', reason: 'Default' });
@@ -299,7 +356,12 @@ describe('RolloutPolicyReconciler: metrics for alerts', () => {
     w.route('v2', 3, { phase: 'Succeeded', deliveryRate: 97.8 });
     w.route('v2', 1, FALLBACK);
     await w.reconcile();
-    expect(await series(w)).toMatchObject({ rollout_fallback_rate: 25, rollout_delivery_rate: 97.8, rollout_observed_v2_swarms: 4, rollout_observed_finished_v2_swarms: 3 });
+    expect(await series(w)).toMatchObject({
+      rollout_fallback_rate: 25,
+      rollout_delivery_rate: 97.8,
+      rollout_observed_v2_swarms: 4,
+      rollout_observed_finished_v2_swarms: 3,
+    });
 
     w.deleted = true;
     await w.reconcile();

@@ -11,7 +11,12 @@ import type { Swarm } from '../../../operator/api/swarm.js';
 const NOW = new Date('2026-12-04T12:00:00Z');
 
 function policy(spec: Record<string, unknown>, annotations: Record<string, string> = {}): RolloutPolicy {
-  return rolloutPolicy.parse({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'RolloutPolicy', metadata: { name: 'p', namespace: 'ns', generation: 2, annotations }, spec });
+  return rolloutPolicy.parse({
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'RolloutPolicy',
+    metadata: { name: 'p', namespace: 'ns', generation: 2, annotations },
+    spec,
+  });
 }
 
 /** Runs handleRequests the way the reconciler does; returns the next status and the events. */
@@ -57,7 +62,11 @@ describe('promote', () => {
   it('moves to the next step now, once per token', () => {
     const p = policy(stepped, { [ROLLOUT_ANNOTATIONS.promote]: '2026-12-04T11:59:00.000Z' });
     const { status, events } = handle(p, { effectivePercentage: 10, currentStep: -1 });
-    expect(status).toMatchObject({ effectivePercentage: 50, currentStep: 0, requests: { promote: { token: '2026-12-04T11:59:00.000Z', accepted: true, message: 'promoted to 50% (step 1 of 2)' } } });
+    expect(status).toMatchObject({
+      effectivePercentage: 50,
+      currentStep: 0,
+      requests: { promote: { token: '2026-12-04T11:59:00.000Z', accepted: true, message: 'promoted to 50% (step 1 of 2)' } },
+    });
     expect(events).toEqual(['Promoted']);
     expect(handle(p, status).status.effectivePercentage).toBe(50);
   });
@@ -66,9 +75,15 @@ describe('promote', () => {
     const last = handle(policy(stepped, { [ROLLOUT_ANNOTATIONS.promote]: 't1' }), { effectivePercentage: 100, currentStep: 1 });
     expect(last.status.requests?.promote).toMatchObject({ accepted: false, message: 'no step above 100%: nothing to promote' });
     expect(last.events).toEqual(['RequestRefused']);
-    const rolledBack = { effectivePercentage: 0, conditions: setCondition([], { type: 'RolledBack', status: 'True', reason: 'GateBreached', message: 'x' }, 2, NOW) };
+    const rolledBack = {
+      effectivePercentage: 0,
+      conditions: setCondition([], { type: 'RolledBack', status: 'True', reason: 'GateBreached', message: 'x' }, 2, NOW),
+    };
     const r = handle(policy(stepped, { [ROLLOUT_ANNOTATIONS.promote]: 't1' }), rolledBack);
-    expect(r.status).toMatchObject({ effectivePercentage: 0, requests: { promote: { accepted: false, message: 'rolled back: nothing to promote (retry first)' } } });
+    expect(r.status).toMatchObject({
+      effectivePercentage: 0,
+      requests: { promote: { accepted: false, message: 'rolled back: nothing to promote (retry first)' } },
+    });
   });
 });
 
@@ -78,14 +93,20 @@ describe('abort and retry', () => {
     expect(aborted.status.effectivePercentage).toBe(0);
     expect(aborted.status.conditions?.find((c) => c.type === 'RolledBack')).toMatchObject({ status: 'True', reason: 'Aborted' });
     expect(aborted.events).toEqual(['Aborted']);
-    const retried = handle(policy(stepped, { [ROLLOUT_ANNOTATIONS.abort]: '2026-12-04T11:00:00.000Z', [ROLLOUT_ANNOTATIONS.retry]: '2026-12-04T11:30:00.000Z' }), aborted.status);
+    const retried = handle(
+      policy(stepped, { [ROLLOUT_ANNOTATIONS.abort]: '2026-12-04T11:00:00.000Z', [ROLLOUT_ANNOTATIONS.retry]: '2026-12-04T11:30:00.000Z' }),
+      aborted.status,
+    );
     expect(retried.status).toMatchObject({ effectivePercentage: 10, currentStep: -1, evaluation: { since: NOW.toISOString() } });
     expect(retried.status.conditions?.find((c) => c.type === 'RolledBack')).toMatchObject({ status: 'False', reason: 'Retried' });
     expect(retried.events).toEqual(['Retried']);
   });
 
   it('several new requests are handled oldest first: an abort after a retry wins', () => {
-    const r = handle(policy(stepped, { [ROLLOUT_ANNOTATIONS.retry]: '2026-12-04T11:00:00.000Z', [ROLLOUT_ANNOTATIONS.abort]: '2026-12-04T11:01:00.000Z' }), { effectivePercentage: 50, currentStep: 0 });
+    const r = handle(policy(stepped, { [ROLLOUT_ANNOTATIONS.retry]: '2026-12-04T11:00:00.000Z', [ROLLOUT_ANNOTATIONS.abort]: '2026-12-04T11:01:00.000Z' }), {
+      effectivePercentage: 50,
+      currentStep: 0,
+    });
     expect(r.events).toEqual(['Retried', 'Aborted']);
     expect(r.status.effectivePercentage).toBe(0);
   });

@@ -44,7 +44,9 @@ describe('RolloutRouter', () => {
   it('uses the named policy over the default, and waits when the named one is missing', () => {
     const router = new RolloutRouter(() => [policy('all', { v2Percentage: 100, default: true }), policy('none', { v2Percentage: 0 })]);
     expect(router.route(swarm(randomUUID(), { rolloutPolicyRef: { name: 'none' } }))!.version).toBe('v1');
-    expect(() => router.route(swarm(randomUUID(), { rolloutPolicyRef: { name: 'ghost' } }))).toThrow(/RolloutPolicy ns\/ghost named by spec.rolloutPolicyRef not found/);
+    expect(() => router.route(swarm(randomUUID(), { rolloutPolicyRef: { name: 'ghost' } }))).toThrow(
+      /RolloutPolicy ns\/ghost named by spec.rolloutPolicyRef not found/,
+    );
     expect(new RolloutRouter(() => []).route(swarm(randomUUID()))).toBeUndefined();
   });
 
@@ -65,7 +67,13 @@ describe('rollout gates', () => {
   const gates = { maxFallbackRate: 5, minDeliveryRate: 95, minSamples: 4, windowSwarms: 100, minDurationSeconds: 0 };
   const p = policy('p', { v2Percentage: 10, steps: [{ percentage: 50 }, { percentage: 100 }], autoPromote: true });
   const routed = (n: number, status: Record<string, unknown>) =>
-    Array.from({ length: n }, () => swarm(randomUUID(), {}, { version: 'v2', rollout: { policy: 'p', bucket: 1, percentage: 10, time: '2026-11-25T01:00:00Z', generation: 1, step: -1 }, ...status }));
+    Array.from({ length: n }, () =>
+      swarm(
+        randomUUID(),
+        {},
+        { version: 'v2', rollout: { policy: 'p', bucket: 1, percentage: 10, time: '2026-11-25T01:00:00Z', generation: 1, step: -1 }, ...status },
+      ),
+    );
 
   it('does not judge on fewer than minSamples swarms', () => {
     const o = observe(p, routed(3, { fallback: { from: 'v2', to: 'v1', reason: 'x', time: 't' } }), -1, gates);

@@ -5,35 +5,75 @@ import { AGENT_CONTAINER, CHANNEL_DIR, LAUNCHER_INIT_CONTAINER, LAUNCHER_PATH } 
 import { coordinatorPod } from '../../../operator/swarm/coordinator-pod.js';
 
 const spec = (agent: Record<string, unknown> = {}) => swarmSpec.parse({ objective: 'obj', agents: 2, agent: { command: ['cat'], ...agent } });
-const swarmOf = (s: ReturnType<typeof spec>): Swarm => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: 'sw', namespace: 'ns', uid: 'u1' }, spec: s });
+const swarmOf = (s: ReturnType<typeof spec>): Swarm => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name: 'sw', namespace: 'ns', uid: 'u1' },
+  spec: s,
+});
 
-interface Mount { name: string; mountPath: string; readOnly?: boolean }
-interface Container { name: string; image: string; command?: string[]; restartPolicy?: string; env?: { name: string; value?: string }[]; resources?: unknown; securityContext: Record<string, unknown>; volumeMounts: Mount[]; imagePullPolicy?: string }
+interface Mount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+}
+interface Container {
+  name: string;
+  image: string;
+  command?: string[];
+  restartPolicy?: string;
+  env?: { name: string; value?: string }[];
+  resources?: unknown;
+  securityContext: Record<string, unknown>;
+  volumeMounts: Mount[];
+  imagePullPolicy?: string;
+}
 
 const podOf = (agent: Record<string, unknown> = {}, version: 'v1' | 'v2' = 'v2') => {
   const pod = coordinatorPod(swarmOf(spec(agent)), version, { image: 'operator:1', attempt: 1 });
-  const podSpec = pod.spec as unknown as Omit<typeof pod.spec, 'initContainers'> & { initContainers?: Container[]; imagePullSecrets?: unknown; runtimeClassName?: string; nodeSelector?: unknown; tolerations?: unknown; affinity?: unknown };
+  const podSpec = pod.spec as unknown as Omit<typeof pod.spec, 'initContainers'> & {
+    initContainers?: Container[];
+    imagePullSecrets?: unknown;
+    runtimeClassName?: string;
+    nodeSelector?: unknown;
+    tolerations?: unknown;
+    affinity?: unknown;
+  };
   return { pod, podSpec, coordinator: pod.spec.containers[0] as unknown as Container, inits: podSpec.initContainers ?? [] };
 };
 
 describe('the coordinator pod: agents in their own container', () => {
-  it('mounts no token but the coordinator container\'s projected one', () => {
+  it("mounts no token but the coordinator container's projected one", () => {
     const { podSpec, coordinator, inits } = podOf();
     expect(podSpec.automountServiceAccountToken).toBe(false);
-    const token = (podSpec.volumes as unknown as { name: string; projected?: { sources: Record<string, unknown>[] } }[]).find((v) => v.name === 'coordinator-token');
+    const token = (podSpec.volumes as unknown as { name: string; projected?: { sources: Record<string, unknown>[] } }[]).find(
+      (v) => v.name === 'coordinator-token',
+    );
     expect(token?.projected?.sources[0]).toEqual({ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } });
     expect(coordinator.volumeMounts).toContainEqual({ name: 'coordinator-token', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
     for (const c of inits) expect(c.volumeMounts.map((m) => m.name)).not.toContain('coordinator-token');
   });
 
-  it('runs the agent image (default: the operator image) with the copied static launcher, as its own non-root user, without the coordinator\'s volumes', () => {
+  it("runs the agent image (default: the operator image) with the copied static launcher, as its own non-root user, without the coordinator's volumes", () => {
     const { coordinator, inits } = podOf();
     expect(inits.map((c) => c.name)).toEqual([LAUNCHER_INIT_CONTAINER, AGENT_CONTAINER]);
     const [install, agent] = inits as [Container, Container];
     expect(install.image).toBe('operator:1');
     expect(install.command).toEqual(['cp', '/app/bash/native/launcher', LAUNCHER_PATH]);
-    expect(agent).toMatchObject({ image: 'operator:1', restartPolicy: 'Always', command: [LAUNCHER_PATH, 'serve', CHANNEL_DIR], imagePullPolicy: 'IfNotPresent' });
-    expect(agent.securityContext).toMatchObject({ runAsUser: 65533, runAsGroup: 65532, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(agent).toMatchObject({
+      image: 'operator:1',
+      restartPolicy: 'Always',
+      command: [LAUNCHER_PATH, 'serve', CHANNEL_DIR],
+      imagePullPolicy: 'IfNotPresent',
+    });
+    expect(agent.securityContext).toMatchObject({
+      runAsUser: 65533,
+      runAsGroup: 65532,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(agent.volumeMounts).toEqual([
       { name: 'launcher', mountPath: '/cfn/bin', readOnly: true },
       { name: 'launch', mountPath: CHANNEL_DIR },
@@ -47,7 +87,11 @@ describe('the coordinator pod: agents in their own container', () => {
 
   it('spec.agent: image, pull policy and secrets, env and resources, user, runtime class and placement reach the pod', () => {
     const tolerations = [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }];
-    const affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } } };
+    const affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] },
+      },
+    };
     const { podSpec, coordinator, inits } = podOf({
       image: 'team/agent:2',
       imagePullPolicy: 'Never',
@@ -66,7 +110,13 @@ describe('the coordinator pod: agents in their own container', () => {
     expect(agent.securityContext.runAsUser).toBe(4242);
     expect(coordinator.env?.map((e) => e.name)).not.toContain('MODEL');
     expect(coordinator.resources).toBeUndefined();
-    expect(podSpec).toMatchObject({ imagePullSecrets: [{ name: 'regcred' }], runtimeClassName: 'gvisor', nodeSelector: { pool: 'agents' }, tolerations, affinity });
+    expect(podSpec).toMatchObject({
+      imagePullSecrets: [{ name: 'regcred' }],
+      runtimeClassName: 'gvisor',
+      nodeSelector: { pool: 'agents' },
+      tolerations,
+      affinity,
+    });
   });
 
   it('runtimeClassName is left to the cluster when unset; the agent container has a PID namespace of its own (its launcher is PID 1)', () => {
@@ -86,7 +136,7 @@ describe('the coordinator pod: agents in their own container', () => {
     expect(coordinator.env?.map((e) => e.name)).not.toContain('MODEL');
   });
 
-  it('spec.agent.securityContext.runAsUser is never root nor the coordinator\'s user (schema)', () => {
+  it("spec.agent.securityContext.runAsUser is never root nor the coordinator's user (schema)", () => {
     expect(() => spec({ securityContext: { runAsUser: 0 } })).toThrow();
     expect(spec({ securityContext: { runAsUser: 1000 } }).agent.securityContext?.runAsUser).toBe(1000);
   });

@@ -26,7 +26,11 @@ describe('coordinator identity', () => {
   it('per-swarm: ServiceAccount, Role and RoleBinding owned by the Swarm, the one verb limited to its own status', () => {
     const { serviceAccount, role, roleBinding } = coordinatorRbac(swarmNamed('alpha'));
     for (const o of [serviceAccount, role, roleBinding]) {
-      expect(o.metadata).toMatchObject({ name: 'alpha-coordinator', namespace: 'team', ownerReferences: [{ kind: 'Swarm', name: 'alpha', uid: 'u-1', controller: true }] });
+      expect(o.metadata).toMatchObject({
+        name: 'alpha-coordinator',
+        namespace: 'team',
+        ownerReferences: [{ kind: 'Swarm', name: 'alpha', uid: 'u-1', controller: true }],
+      });
     }
     expect(role.rules).toEqual([{ apiGroups: ['swarm.cfn.dev'], resources: ['swarms/status'], resourceNames: ['alpha'], verbs: ['patch'] }]);
     expect(roleBinding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'alpha-coordinator', namespace: 'team' }]);
@@ -48,7 +52,7 @@ describe('coordinator identity', () => {
     }
   });
 
-  it('the pod runs as the identity it is given, else as its Swarm\'s own', () => {
+  it("the pod runs as the identity it is given, else as its Swarm's own", () => {
     const sw = swarmNamed('alpha');
     expect(coordinatorPod(sw, 'v2', { image: 'i', attempt: 1 }).spec.serviceAccountName).toBe('alpha-coordinator');
     expect(coordinatorPod(sw, 'v1', { image: 'i', attempt: 2, serviceAccountName: SHARED_COORDINATOR }).spec.serviceAccountName).toBe(SHARED_COORDINATOR);
@@ -67,7 +71,7 @@ describe('coordinator identity', () => {
     expect(policy.spec.failurePolicy).toBe('Fail');
   });
 
-  it('shards: a pod <prefix>-s<i>-<version>-<n> is shard i, and every field of a status.shards entry is either the operator\'s or its coordinator\'s', () => {
+  it("shards: a pod <prefix>-s<i>-<version>-<n> is shard i, and every field of a status.shards entry is either the operator's or its coordinator's", () => {
     const { policy } = coordinatorAdmissionPolicy();
     const shard = policy.spec.variables.find((v) => v.name === 'shard')!.expression;
     expect(shard).toContain("matches('^s[0-9]{1,2}-v[12]-[0-9]+$')");

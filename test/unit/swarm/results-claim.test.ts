@@ -12,13 +12,16 @@ const swarmOf = (results: Record<string, unknown> | undefined, name = 'sw', shar
 });
 
 describe('results claims of a sharded swarm', () => {
-  it('one claim per shard, <swarm>-results-<i>, mounted by that shard\'s pods; a named claim is every shard\'s', () => {
+  it("one claim per shard, <swarm>-results-<i>, mounted by that shard's pods; a named claim is every shard's", () => {
     const sharded = swarmOf(undefined, 'sw', 2);
     expect([0, 1].map((i) => resultsClaim(sharded, i)?.metadata.name)).toEqual(['sw-results-0', 'sw-results-1']);
     expect([0, 1].map((i) => resultsClaimName(sharded, i))).toEqual(['sw-results-0', 'sw-results-1']);
     const pod = coordinatorPod(sharded, 'v2', { image: 'img', attempt: 1, shard: 1 });
     expect(pod.metadata.name).toBe('sw-s1-v2-1');
-    expect(pod.spec.volumes.find((v) => (v as { name: string }).name === 'results')).toEqual({ name: 'results', persistentVolumeClaim: { claimName: 'sw-results-1' } });
+    expect(pod.spec.volumes.find((v) => (v as { name: string }).name === 'results')).toEqual({
+      name: 'results',
+      persistentVolumeClaim: { claimName: 'sw-results-1' },
+    });
     const named = swarmOf({ claimName: 'mine' }, 'sw', 2);
     expect([0, 1].map((i) => resultsClaimName(named, i))).toEqual(['mine', 'mine']);
     expect(resultsClaim(named, 1)).toBeUndefined();
@@ -29,7 +32,10 @@ describe('results claims of a sharded swarm', () => {
 
 const volumesOf = (sw: Swarm, version: 'v1' | 'v2', attempt: number) => {
   const pod = coordinatorPod(sw, version, { image: 'img', attempt });
-  return { volume: pod.spec.volumes.find((v) => (v as { name: string }).name === 'results'), mount: pod.spec.containers[0]?.volumeMounts.find((m) => (m as { name: string }).name === 'results') };
+  return {
+    volume: pod.spec.volumes.find((v) => (v as { name: string }).name === 'results'),
+    mount: pod.spec.containers[0]?.volumeMounts.find((m) => (m as { name: string }).name === 'results'),
+  };
 };
 
 describe('resultsClaim: the claim the operator creates', () => {
@@ -71,8 +77,15 @@ describe('resultsClaim: the claim the operator creates', () => {
 describe('coordinator pods mount the results volume at /results', () => {
   it('the created claim in every pod: V2 and V1, any attempt', () => {
     const sw = swarmOf(undefined);
-    for (const [version, attempt] of [['v2', 1], ['v1', 2], ['v1', 5]] as const) {
-      expect(volumesOf(sw, version, attempt)).toEqual({ volume: { name: 'results', persistentVolumeClaim: { claimName: 'sw-results' } }, mount: { name: 'results', mountPath: '/results' } });
+    for (const [version, attempt] of [
+      ['v2', 1],
+      ['v1', 2],
+      ['v1', 5],
+    ] as const) {
+      expect(volumesOf(sw, version, attempt)).toEqual({
+        volume: { name: 'results', persistentVolumeClaim: { claimName: 'sw-results' } },
+        mount: { name: 'results', mountPath: '/results' },
+      });
     }
   });
 
@@ -85,7 +98,7 @@ describe('coordinator pods mount the results volume at /results', () => {
 describe('claimVerdict: a claim found under the created name', () => {
   const sw = swarmOf(undefined);
   const owner = (uid: string) => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', name: 'sw', uid, controller: true });
-  it('none: create; this Swarm\'s: use; kept by an earlier Swarm or made by someone else: use as it is', () => {
+  it("none: create; this Swarm's: use; kept by an earlier Swarm or made by someone else: use as it is", () => {
     expect(claimVerdict(sw, undefined)).toEqual({ kind: 'create' });
     expect(claimVerdict(sw, { metadata: { name: 'sw-results', ownerReferences: [owner('u1')] } })).toEqual({ kind: 'use', kept: false });
     expect(claimVerdict(sw, { metadata: { name: 'sw-results', annotations: { [ANNOTATION_CLAIM_FOR]: 'u1' } } })).toEqual({ kind: 'use', kept: false });
@@ -99,23 +112,40 @@ describe('claimVerdict: a claim found under the created name', () => {
       message: 'results claim sw-results is being deleted; a new one is created once it is gone',
     });
     const v = claimVerdict(sw, { metadata: { name: 'sw-results', ownerReferences: [owner('u0')] } });
-    expect(v).toEqual({ kind: 'wait', message: 'results claim sw-results belongs to Swarm sw (uid u0), an earlier object of that name; waiting for the garbage collector to delete it' });
+    expect(v).toEqual({
+      kind: 'wait',
+      message: 'results claim sw-results belongs to Swarm sw (uid u0), an earlier object of that name; waiting for the garbage collector to delete it',
+    });
   });
 });
 
 describe('claimProblem: why a claim holds an unschedulable pod', () => {
   const events = (...items: Array<{ type: string; reason: string; message: string; lastTimestamp: string }>) => ({ items });
-  it('bound: nothing; missing: says so; pending: the latest event in the claim\'s words, a Warning first', () => {
+  it("bound: nothing; missing: says so; pending: the latest event in the claim's words, a Warning first", () => {
     expect(claimProblem('c', { status: { phase: 'Bound' } }, events())).toBeUndefined();
     expect(claimProblem('c', undefined, events())).toBe('results claim c does not exist');
     expect(claimProblem('c', { status: { phase: 'Pending' } }, events())).toBe('results claim c is Pending');
     const e = events(
       { type: 'Warning', reason: 'ProvisioningFailed', message: 'storageclass.storage.k8s.io "fast" not found', lastTimestamp: '2026-12-04T12:00:02Z' },
-      { type: 'Normal', reason: 'WaitForFirstConsumer', message: 'waiting for first consumer to be created before binding', lastTimestamp: '2026-12-04T12:00:02Z' },
+      {
+        type: 'Normal',
+        reason: 'WaitForFirstConsumer',
+        message: 'waiting for first consumer to be created before binding',
+        lastTimestamp: '2026-12-04T12:00:02Z',
+      },
       { type: 'Warning', reason: 'FailedBinding', message: 'older', lastTimestamp: '2026-12-04T12:00:01Z' },
     );
-    expect(claimProblem('c', { status: { phase: 'Pending' } }, e)).toBe('results claim c is Pending: ProvisioningFailed: storageclass.storage.k8s.io "fast" not found');
-    const normal = events({ type: 'Normal', reason: 'FailedBinding', message: 'no persistent volumes available for this claim and no storage class is set', lastTimestamp: '2026-12-04T12:00:01Z' });
-    expect(claimProblem('c', { status: { phase: 'Pending' } }, normal)).toBe('results claim c is Pending: FailedBinding: no persistent volumes available for this claim and no storage class is set');
+    expect(claimProblem('c', { status: { phase: 'Pending' } }, e)).toBe(
+      'results claim c is Pending: ProvisioningFailed: storageclass.storage.k8s.io "fast" not found',
+    );
+    const normal = events({
+      type: 'Normal',
+      reason: 'FailedBinding',
+      message: 'no persistent volumes available for this claim and no storage class is set',
+      lastTimestamp: '2026-12-04T12:00:01Z',
+    });
+    expect(claimProblem('c', { status: { phase: 'Pending' } }, normal)).toBe(
+      'results claim c is Pending: FailedBinding: no persistent volumes available for this claim and no storage class is set',
+    );
   });
 });

@@ -70,9 +70,19 @@ function pod(shard: number, status: Record<string, unknown>, attempt = 1, versio
     status,
   };
 }
-const ready = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{ name: 'coordinator', state: { running: { startedAt: secs(10_000) } } }] };
-const preflightFailed = { phase: 'Failed', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 3, message: 'V2 preflight: /dev/shm is not tmpfs' } } }] };
-const unschedulable = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.' }] };
+const ready = {
+  phase: 'Running',
+  conditions: [{ type: 'Ready', status: 'True' }],
+  containerStatuses: [{ name: 'coordinator', state: { running: { startedAt: secs(10_000) } } }],
+};
+const preflightFailed = {
+  phase: 'Failed',
+  containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 3, message: 'V2 preflight: /dev/shm is not tmpfs' } } }],
+};
+const unschedulable = {
+  phase: 'Pending',
+  conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.' }],
+};
 const succeeded = { phase: 'Succeeded', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 0 } } }] };
 
 async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
@@ -108,7 +118,9 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
     client: { ...client, create: async (p: string, o: KubeObject) => (created.push(o), client.create(p, o)) } as unknown as KubeClient,
     getSwarm: () => swarm,
     listPods: () => pods,
-    recorder: { record: async (_o: unknown, type: string, reason: string, message: string) => void events.push(`${type} ${reason}: ${message}`) } as unknown as EventRecorder,
+    recorder: {
+      record: async (_o: unknown, type: string, reason: string, message: string) => void events.push(`${type} ${reason}: ${message}`),
+    } as unknown as EventRecorder,
     logger: pino({ level: 'silent' }),
     metrics,
     image: 'img',
@@ -135,9 +147,20 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
 describe('a new sharded swarm', () => {
   it('one claim and one pod per shard, named, labelled and spread; one entry per shard; the swarm is hybrid', async () => {
     const r = await reconcileOnce(swarmObject(), []);
-    expect(r.status).toMatchObject({ version: 'v2', shardCount: 3, topology: 'hybrid', phase: 'Pending', agents: { total: 9, completed: 0, failed: 0 }, deliveryRate: 0 });
+    expect(r.status).toMatchObject({
+      version: 'v2',
+      shardCount: 3,
+      topology: 'hybrid',
+      phase: 'Pending',
+      agents: { total: 9, completed: 0, failed: 0 },
+      deliveryRate: 0,
+    });
     expect(r.status?.coordinatorPod).toBeUndefined();
-    expect(r.status?.shards).toEqual([0, 1, 2].map((i) => expect.objectContaining({ index: i, indexes: INDEXES[i], pod: `s-s${i}-v2-1`, version: 'v2', phase: 'Pending', attempts: 1, reason: 'PodCreated' })));
+    expect(r.status?.shards).toEqual(
+      [0, 1, 2].map((i) =>
+        expect.objectContaining({ index: i, indexes: INDEXES[i], pod: `s-s${i}-v2-1`, version: 'v2', phase: 'Pending', attempts: 1, reason: 'PodCreated' }),
+      ),
+    );
     // Intent first, then per shard its claim before its pod.
     // The swarm's coordinator identity once, beside the first pod.
     expect(r.calls.filter((c) => !c.startsWith('get '))).toEqual([
@@ -152,14 +175,34 @@ describe('a new sharded swarm', () => {
       'apply persistentvolumeclaims/s-results-2',
       'create pods/s-s2-v2-1',
     ]);
-    const pods = r.created.filter((o) => o.kind === 'Pod') as Array<KubeObject & { metadata: { labels: Record<string, string> }; spec: { topologySpreadConstraints: unknown[]; containers: Array<{ env: Array<{ name: string; value?: string }> }>; volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }> } }>;
+    const pods = r.created.filter((o) => o.kind === 'Pod') as Array<
+      KubeObject & {
+        metadata: { labels: Record<string, string> };
+        spec: {
+          topologySpreadConstraints: unknown[];
+          containers: Array<{ env: Array<{ name: string; value?: string }> }>;
+          volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }>;
+        };
+      }
+    >;
     expect(pods.map((p) => p.metadata.labels['swarm.cfn.dev/shard'])).toEqual(['0', '1', '2']);
     expect(pods.map((p) => p.spec.containers[0]!.env.find((e) => e.name === 'CFN_SHARD')?.value)).toEqual(['0', '1', '2']);
-    expect(pods.map((p) => p.spec.volumes.find((v) => v.name === 'results')?.persistentVolumeClaim?.claimName)).toEqual(['s-results-0', 's-results-1', 's-results-2']);
-    expect(pods[0]!.spec.topologySpreadConstraints).toEqual([
-      { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'swarm.cfn.dev/swarm': 's' } } },
+    expect(pods.map((p) => p.spec.volumes.find((v) => v.name === 'results')?.persistentVolumeClaim?.claimName)).toEqual([
+      's-results-0',
+      's-results-1',
+      's-results-2',
     ]);
-    expect(r.events.filter((e) => e.startsWith('Normal CoordinatorCreated'))).toEqual([0, 1, 2].map((i) => `Normal CoordinatorCreated: shard ${i}: created v2 coordinator pod s-s${i}-v2-1`));
+    expect(pods[0]!.spec.topologySpreadConstraints).toEqual([
+      {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { 'swarm.cfn.dev/swarm': 's' } },
+      },
+    ]);
+    expect(r.events.filter((e) => e.startsWith('Normal CoordinatorCreated'))).toEqual(
+      [0, 1, 2].map((i) => `Normal CoordinatorCreated: shard ${i}: created v2 coordinator pod s-s${i}-v2-1`),
+    );
   });
 
   it('spec.agent.topologySpreadConstraints replaces the default; an empty list means none', async () => {
@@ -172,9 +215,17 @@ describe('a new sharded swarm', () => {
 });
 
 describe('one status from the shards', () => {
-  it('a shard the scheduler cannot place: its entry and the swarm\'s condition say why; the others run', async () => {
-    const r = await reconcileOnce(swarmObject({ status: started([{ phase: 'Running', reason: 'PodReady' }, { phase: 'Running', reason: 'PodReady' }, {}]) }), [pod(0, ready), pod(1, ready), pod(2, unschedulable)]);
-    expect(r.shard(2)).toMatchObject({ phase: 'Pending', reason: 'Unschedulable', message: 'coordinator pod s-s2-v2-1: 0/3 nodes are available: 3 Insufficient cpu.' });
+  it("a shard the scheduler cannot place: its entry and the swarm's condition say why; the others run", async () => {
+    const r = await reconcileOnce(swarmObject({ status: started([{ phase: 'Running', reason: 'PodReady' }, { phase: 'Running', reason: 'PodReady' }, {}]) }), [
+      pod(0, ready),
+      pod(1, ready),
+      pod(2, unschedulable),
+    ]);
+    expect(r.shard(2)).toMatchObject({
+      phase: 'Pending',
+      reason: 'Unschedulable',
+      message: 'coordinator pod s-s2-v2-1: 0/3 nodes are available: 3 Insufficient cpu.',
+    });
     expect(r.status?.phase).toBe('Running');
     expect(r.cond('CoordinatorReady')).toMatchObject({
       status: 'False',
@@ -185,18 +236,39 @@ describe('one status from the shards', () => {
     expect(r.acted).toEqual([]);
   });
 
-  it('every shard ready: Running, CoordinatorReady=True; the figures are the shards\' sum', async () => {
-    const progress = (i: number, completed: number) => ({ phase: 'Running' as const, reason: 'PodReady', agents: { total: 3, completed, failed: 0 }, completedAgents: completed ? `${i * 3}-${i * 3 + completed - 1}` : '' });
-    const r = await reconcileOnce(swarmObject({ status: started([progress(0, 3), progress(1, 1), progress(2, 0)]) }), [pod(0, ready), pod(1, ready), pod(2, ready)]);
+  it("every shard ready: Running, CoordinatorReady=True; the figures are the shards' sum", async () => {
+    const progress = (i: number, completed: number) => ({
+      phase: 'Running' as const,
+      reason: 'PodReady',
+      agents: { total: 3, completed, failed: 0 },
+      completedAgents: completed ? `${i * 3}-${i * 3 + completed - 1}` : '',
+    });
+    const r = await reconcileOnce(swarmObject({ status: started([progress(0, 3), progress(1, 1), progress(2, 0)]) }), [
+      pod(0, ready),
+      pod(1, ready),
+      pod(2, ready),
+    ]);
     expect(r.status).toMatchObject({ phase: 'Running', agents: { total: 9, completed: 4, failed: 0 }, deliveryRate: 44.4, completedAgents: '0-3' });
     expect(r.cond('CoordinatorReady')).toMatchObject({ status: 'True', reason: 'ShardsReady', message: '3/3 shards running' });
     expect(r.shard(1)).toMatchObject({ node: 'n1', pod: 's-s1-v2-1' });
   });
 
   it('every shard finished: judged by the success policy on the sum', async () => {
-    const done = (i: number) => ({ phase: 'Running' as const, reason: 'PodReady', agents: { total: 3, completed: 3, failed: 0 }, completedAgents: INDEXES[i], result: { status: 'completed' as const } });
+    const done = (i: number) => ({
+      phase: 'Running' as const,
+      reason: 'PodReady',
+      agents: { total: 3, completed: 3, failed: 0 },
+      completedAgents: INDEXES[i],
+      result: { status: 'completed' as const },
+    });
     const r = await reconcileOnce(swarmObject({ status: started([done(0), done(1), done(2)]) }), [pod(0, succeeded), pod(1, succeeded), pod(2, succeeded)]);
-    expect(r.status).toMatchObject({ phase: 'Succeeded', agents: { total: 9, completed: 9, failed: 0 }, deliveryRate: 100, completedAgents: '0-8', result: { status: 'completed' } });
+    expect(r.status).toMatchObject({
+      phase: 'Succeeded',
+      agents: { total: 9, completed: 9, failed: 0 },
+      deliveryRate: 100,
+      completedAgents: '0-8',
+      result: { status: 'completed' },
+    });
     expect(r.cond('Complete')).toMatchObject({ status: 'True', message: '9/9 agents completed, 0 failed: delivery 100% >= 100%' });
     expect(r.status?.shards?.map((e) => e.phase)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
   });
@@ -204,19 +276,42 @@ describe('one status from the shards', () => {
   it('a shard whose run failed (invalid tasks) fails the swarm with its reason, once every shard is final', async () => {
     const done = { phase: 'Running' as const, reason: 'PodReady', agents: { total: 3, completed: 3, failed: 0 }, result: { status: 'completed' as const } };
     const bad = { phase: 'Running' as const, reason: 'PodReady', result: { status: 'failed' as const, message: 'invalid tasks: task 4 is not valid UTF-8' } };
-    const running = await reconcileOnce(swarmObject({ status: started([done, bad, { phase: 'Running', reason: 'PodReady' }]) }), [pod(0, succeeded), pod(1, succeeded), pod(2, ready)]);
+    const running = await reconcileOnce(swarmObject({ status: started([done, bad, { phase: 'Running', reason: 'PodReady' }]) }), [
+      pod(0, succeeded),
+      pod(1, succeeded),
+      pod(2, ready),
+    ]);
     expect(running.shard(1)).toMatchObject({ phase: 'Failed', reason: 'InvalidTasks' });
     expect(running.status?.phase).toBe('Running');
-    const after = await reconcileOnce(swarmObject({ status: started([{ ...done, phase: 'Succeeded' }, { ...bad, phase: 'Failed', reason: 'InvalidTasks', message: 'invalid tasks: task 4 is not valid UTF-8' }, done]) }), [pod(0, succeeded), pod(1, succeeded), pod(2, succeeded)]);
+    const after = await reconcileOnce(
+      swarmObject({
+        status: started([
+          { ...done, phase: 'Succeeded' },
+          { ...bad, phase: 'Failed', reason: 'InvalidTasks', message: 'invalid tasks: task 4 is not valid UTF-8' },
+          done,
+        ]),
+      }),
+      [pod(0, succeeded), pod(1, succeeded), pod(2, succeeded)],
+    );
     expect(after.status?.phase).toBe('Failed');
     expect(after.cond('Failed')).toMatchObject({ reason: 'InvalidTasks', message: 'shard 1: invalid tasks: task 4 is not valid UTF-8' });
   });
 });
 
 describe('failures stay local', () => {
-  it('a shard whose V2 fails falls back alone: its entry and the swarm\'s fallback name it, the others are untouched', async () => {
-    const r = await reconcileOnce(swarmObject({ status: started([{ phase: 'Running', reason: 'PodReady' }, {}, { phase: 'Running', reason: 'PodReady' }]) }), [pod(0, ready), pod(1, preflightFailed), pod(2, ready)]);
-    expect(r.shard(1)).toMatchObject({ phase: 'FallingBack', version: 'v1', attempts: 2, pod: 's-s1-v1-2', fallback: { from: 'v2', to: 'v1', reason: 'V2 preflight: /dev/shm is not tmpfs' } });
+  it("a shard whose V2 fails falls back alone: its entry and the swarm's fallback name it, the others are untouched", async () => {
+    const r = await reconcileOnce(swarmObject({ status: started([{ phase: 'Running', reason: 'PodReady' }, {}, { phase: 'Running', reason: 'PodReady' }]) }), [
+      pod(0, ready),
+      pod(1, preflightFailed),
+      pod(2, ready),
+    ]);
+    expect(r.shard(1)).toMatchObject({
+      phase: 'FallingBack',
+      version: 'v1',
+      attempts: 2,
+      pod: 's-s1-v1-2',
+      fallback: { from: 'v2', to: 'v1', reason: 'V2 preflight: /dev/shm is not tmpfs' },
+    });
     expect(r.shard(0)).toMatchObject({ phase: 'Running', version: 'v2', attempts: 1 });
     expect(r.shard(2)).toMatchObject({ phase: 'Running', version: 'v2', attempts: 1 });
     expect(r.status?.fallback).toMatchObject({ from: 'v2', to: 'v1', reason: 'shard 1: V2 preflight: /dev/shm is not tmpfs' });
@@ -225,7 +320,11 @@ describe('failures stay local', () => {
     expect(r.fallbacks).toBe(1);
     expect(r.events).toContain('Warning FallbackToV1: shard 1: V2 unavailable (V2 preflight: /dev/shm is not tmpfs), using V1 fallback');
     // Only shard 1's pods are touched: the ended V2 pod goes, the V1 pod comes (with its own claim).
-    expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual(['delete pods/s-s1-v2-1 now', 'apply persistentvolumeclaims/s-results-1', 'create pods/s-s1-v1-2']);
+    expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual([
+      'delete pods/s-s1-v2-1 now',
+      'apply persistentvolumeclaims/s-results-1',
+      'create pods/s-s1-v1-2',
+    ]);
   });
 
   it('a shard whose pod is lost is replaced alone, says why and from which node, and resumes past its delivered agents', async () => {
@@ -235,10 +334,27 @@ describe('failures stay local', () => {
       swarmObject({ status: started([run, run, { ...run, agents: { total: 3, completed: 1, failed: 0 }, completedAgents: '6' }]) }),
       [pod(0, ready), pod(1, ready), pod(2, evicted)],
     );
-    expect(r.shard(2)).toMatchObject({ attempts: 2, pod: 's-s2-v2-2', version: 'v2', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory. (on node n2); replaced by coordinator pod s-s2-v2-2' });
-    expect(r.acted).toEqual(['delete pods/s-s2-v2-1 now', 'apply persistentvolumeclaims/s-results-2', 'create serviceaccounts/s-coordinator', 'create roles/s-coordinator', 'create rolebindings/s-coordinator', 'create pods/s-s2-v2-2']);
-    expect(r.events).toContain('Warning CoordinatorLost: shard 2: Evicted: The node was low on resource: memory. (on node n2); starting a replacement that resumes past the agents whose final answer is in');
-    const replacement = r.created.find((o) => o.metadata?.name === 's-s2-v2-2') as { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } };
+    expect(r.shard(2)).toMatchObject({
+      attempts: 2,
+      pod: 's-s2-v2-2',
+      version: 'v2',
+      reason: 'CoordinatorLost',
+      message: 'Evicted: The node was low on resource: memory. (on node n2); replaced by coordinator pod s-s2-v2-2',
+    });
+    expect(r.acted).toEqual([
+      'delete pods/s-s2-v2-1 now',
+      'apply persistentvolumeclaims/s-results-2',
+      'create serviceaccounts/s-coordinator',
+      'create roles/s-coordinator',
+      'create rolebindings/s-coordinator',
+      'create pods/s-s2-v2-2',
+    ]);
+    expect(r.events).toContain(
+      'Warning CoordinatorLost: shard 2: Evicted: The node was low on resource: memory. (on node n2); starting a replacement that resumes past the agents whose final answer is in',
+    );
+    const replacement = r.created.find((o) => o.metadata?.name === 's-s2-v2-2') as {
+      spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> };
+    };
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '6' });
     expect(r.fallbacks).toBe(0);
   });
@@ -249,7 +365,11 @@ describe('a shard on a lost node', () => {
     const run = { phase: 'Running' as const, reason: 'PodReady' };
     const stuck = pod(1, ready, 1, 'v2', { deletionTimestamp: secs(61_000 + 30_000) });
     const r = await reconcileOnce(swarmObject({ status: started([run, run, run]) }), [pod(0, ready), stuck, pod(2, ready)]);
-    expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual(['delete pods/s-s1-v2-1 now', 'apply persistentvolumeclaims/s-results-1', 'create pods/s-s1-v2-2']);
+    expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual([
+      'delete pods/s-s1-v2-1 now',
+      'apply persistentvolumeclaims/s-results-1',
+      'create pods/s-s1-v2-2',
+    ]);
     expect(r.shard(1)).toMatchObject({ attempts: 2, reason: 'CoordinatorLost', message: expect.stringContaining('(on node n1)') });
     expect(r.shard(0)).toMatchObject({ attempts: 1, phase: 'Running' });
     expect(r.fallbacks).toBe(0);
@@ -275,7 +395,11 @@ describe('spec.suspend', () => {
     expect(stop.result).toEqual({ requeueAfterMs: 1000 });
     const suspended = { phase: 'Pending' as const, reason: 'Suspended' };
     const resume = await reconcileOnce(
-      swarmObject({ status: started([suspended, suspended, suspended], { conditions: [{ type: 'Suspended', status: 'True', reason: 'Suspended', message: 'x', lastTransitionTime: secs(5000) }] }) }),
+      swarmObject({
+        status: started([suspended, suspended, suspended], {
+          conditions: [{ type: 'Suspended', status: 'True', reason: 'Suspended', message: 'x', lastTransitionTime: secs(5000) }],
+        }),
+      }),
       [],
     );
     expect(resume.acted.filter((c) => c.startsWith('create rolebindings/'))).toHaveLength(1);
@@ -292,10 +416,14 @@ describe('spec.suspend', () => {
     expect(r.acted.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-s0-v2-2', 'create pods/s-s2-v2-2']);
     expect(r.shard(1)).toMatchObject({ attempts: 1, reason: 'Suspended' });
     // Stopped by the suspend: exit 143 while being deleted.
-    const ended = pod(1, { phase: 'Failed', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 143 } } }] }, 1, 'v2', { deletionTimestamp: secs(0) });
+    const ended = pod(1, { phase: 'Failed', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 143 } } }] }, 1, 'v2', {
+      deletionTimestamp: secs(0),
+    });
     const later = await reconcileOnce(swarmObject({ status }), [ended]);
     expect(later.acted.filter((c) => c.includes('s-s1-'))).toEqual(['delete pods/s-s1-v2-1 now', 'create pods/s-s1-v2-2']);
-    expect(later.events.filter((e) => e.includes('shard 1') && !e.includes('ResultsClaim'))).toEqual(['Normal CoordinatorResumed: shard 1: created v2 coordinator pod s-s1-v2-2']);
+    expect(later.events.filter((e) => e.includes('shard 1') && !e.includes('ResultsClaim'))).toEqual([
+      'Normal CoordinatorResumed: shard 1: created v2 coordinator pod s-s1-v2-2',
+    ]);
     expect(later.fallbacks).toBe(0);
   });
 });

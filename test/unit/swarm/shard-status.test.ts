@@ -12,7 +12,13 @@ describe('aggregateShards', () => {
   it('sums agents, unites the index sets, takes the longest coordination time, delivery = completed / total', () => {
     const progress: ShardProgress[] = [
       { agents: { total: 3, completed: 3, failed: 0 }, completedAgents: '0-2', failedIndexes: '', coordinationTimeMs: 1200 },
-      { agents: { total: 3, completed: 2, failed: 1 }, completedAgents: '3,5', failedIndexes: '4', failedAgents: [{ index: 4, reason: 'exit code 1' }], coordinationTimeMs: 3400 },
+      {
+        agents: { total: 3, completed: 2, failed: 1 },
+        completedAgents: '3,5',
+        failedIndexes: '4',
+        failedAgents: [{ index: 4, reason: 'exit code 1' }],
+        coordinationTimeMs: 3400,
+      },
       { agents: { total: 4, completed: 4, failed: 0 }, completedAgents: '6-9', failedIndexes: '', coordinationTimeMs: 900 },
     ];
     expect(aggregateShards(ranges, progress)).toEqual({
@@ -32,14 +38,24 @@ describe('aggregateShards', () => {
     expect(out.result).toBeUndefined();
   });
 
-  it('the run\'s result: completed when every shard completed, else the first shard that did not, named', () => {
-    const done = (status: 'completed' | 'failed' | 'timeout', message?: string): ShardProgress => ({ agents: { total: 3, completed: 3, failed: 0 }, result: { status, ...(message ? { message } : {}) } });
+  it("the run's result: completed when every shard completed, else the first shard that did not, named", () => {
+    const done = (status: 'completed' | 'failed' | 'timeout', message?: string): ShardProgress => ({
+      agents: { total: 3, completed: 3, failed: 0 },
+      result: { status, ...(message ? { message } : {}) },
+    });
     expect(aggregateShards(ranges, [done('completed'), done('completed'), done('completed')]).result?.status).toBe('completed');
-    expect(aggregateShards(ranges, [done('completed'), done('timeout', 'deadline of 60s passed'), done('failed', 'x')]).result).toEqual({ status: 'timeout', message: 'shard 1: deadline of 60s passed' });
+    expect(aggregateShards(ranges, [done('completed'), done('timeout', 'deadline of 60s passed'), done('failed', 'x')]).result).toEqual({
+      status: 'timeout',
+      message: 'shard 1: deadline of 60s passed',
+    });
   });
 
   it('interrupted agents united and rerun summed; failed agents bounded in shard order', () => {
-    const many = (from: number): ShardProgress => ({ failedAgents: Array.from({ length: 30 }, (_, i) => ({ index: from + i, reason: 'r' })), interruptedAgents: `${from}`, rerunAgents: 1 });
+    const many = (from: number): ShardProgress => ({
+      failedAgents: Array.from({ length: 30 }, (_, i) => ({ index: from + i, reason: 'r' })),
+      interruptedAgents: `${from}`,
+      rerunAgents: 1,
+    });
     const out = aggregateShards(shardRanges(90, 3), [many(0), many(30), many(60)]);
     expect(out.failedAgents).toHaveLength(SWARM_FAILED_AGENTS_MAX);
     expect(out.failedAgents?.[0]?.index).toBe(0);
@@ -49,7 +65,14 @@ describe('aggregateShards', () => {
 
   it('results: counts summed, one location when the shards share a sink, else the first and how many more; any lastError', () => {
     const r = (claim: string, stored: number, lastError?: string): ShardProgress => ({
-      results: { type: 'persistentVolumeClaim', location: `pvc://${claim}/ns/s/uid/`, stored, bytes: stored * 10, pending: 1, ...(lastError ? { lastError } : {}) },
+      results: {
+        type: 'persistentVolumeClaim',
+        location: `pvc://${claim}/ns/s/uid/`,
+        stored,
+        bytes: stored * 10,
+        pending: 1,
+        ...(lastError ? { lastError } : {}),
+      },
     });
     expect(aggregateShards(ranges, [r('s-results-0', 3), r('s-results-1', 2, 'ENOSPC'), r('s-results-2', 4)]).results).toEqual({
       type: 'persistentVolumeClaim',
@@ -69,7 +92,7 @@ describe('the per-shard view', () => {
     expect(rangeIndexes({ shard: 0, start: 4, end: 5 })).toBe('4');
   });
 
-  it('a single shard\'s progress is the top-level fields, a sharded swarm\'s its entry\'s', () => {
+  it("a single shard's progress is the top-level fields, a sharded swarm's its entry's", () => {
     const status = {
       agents: { total: 10, completed: 1, failed: 0 },
       completedAgents: '0',
@@ -81,6 +104,8 @@ describe('the per-shard view', () => {
   });
 
   it('the operator applies its own fields of an entry only', () => {
-    expect(operatorShardFields({ index: 1, indexes: '3-5', pod: 'p', phase: 'Running', agents: { total: 3, completed: 1, failed: 0 }, progressPod: 'p' })).toEqual({ index: 1, indexes: '3-5', pod: 'p', phase: 'Running' });
+    expect(
+      operatorShardFields({ index: 1, indexes: '3-5', pod: 'p', phase: 'Running', agents: { total: 3, completed: 1, failed: 0 }, progressPod: 'p' }),
+    ).toEqual({ index: 1, indexes: '3-5', pod: 'p', phase: 'Running' });
   });
 });

@@ -39,7 +39,8 @@ describe('shardCount', () => {
   });
 
   it('auto with a cpu request: every agent runs at once (agents / concurrency), at most 100', () => {
-    const heavy = (agents: number, concurrency: number, cpu: string | number) => spec({ agents, agent: { command: ['true'], concurrency, resources: { requests: { cpu } } } });
+    const heavy = (agents: number, concurrency: number, cpu: string | number) =>
+      spec({ agents, agent: { command: ['true'], concurrency, resources: { requests: { cpu } } } });
     expect(shardCount(heavy(1000, 32, '500m'))).toBe(32);
     expect(shardCount(heavy(10000, 32, 1))).toBe(100);
     expect(shardCount(heavy(100, 32, '0'))).toBe(1);

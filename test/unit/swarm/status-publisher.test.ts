@@ -6,13 +6,34 @@ import { describe, expect, it } from '@jest/globals';
 import { finalIndexes, publishIntervalMs, StatusPublisher } from '../../../operator/swarm/status-publisher.js';
 import type { KubeClient } from '../../../operator/k8s/client.js';
 
-describe('a shard\'s coordinator publishes into its own entry', () => {
-  const response = (index: number, status: 'completed' | 'failed') => ({ agentId: `a${index}`, index, status, exitCode: status === 'completed' ? 0 : 1, attempts: 1, durationMs: 1, output: '', outputBytes: 0, outputTruncated: false, error: status === 'failed' ? 'exit code 1' : null });
+describe("a shard's coordinator publishes into its own entry", () => {
+  const response = (index: number, status: 'completed' | 'failed') => ({
+    agentId: `a${index}`,
+    index,
+    status,
+    exitCode: status === 'completed' ? 0 : 1,
+    attempts: 1,
+    durationMs: 1,
+    output: '',
+    outputBytes: 0,
+    outputTruncated: false,
+    error: status === 'failed' ? 'exit code 1' : null,
+  });
 
   it('status.shards[i] with its key, range and progress (no deliveryRate), field manager cfn-coordinator-s<i>, resuming past its entry', async () => {
     const writes: Array<{ body: unknown; fieldManager: string }> = [];
-    const client = { apply: async (_p: string, body: unknown, o: { fieldManager: string }) => void writes.push({ body, fieldManager: o.fieldManager }) } as unknown as KubeClient;
-    const pub = new StatusPublisher({ client, namespace: 'ns', name: 's', total: 3, pod: 's-s1-v2-2', shard: { index: 1, indexes: '3-5' }, previous: { agents: { total: 3, completed: 1, failed: 0 }, completedAgents: '3' } });
+    const client = {
+      apply: async (_p: string, body: unknown, o: { fieldManager: string }) => void writes.push({ body, fieldManager: o.fieldManager }),
+    } as unknown as KubeClient;
+    const pub = new StatusPublisher({
+      client,
+      namespace: 'ns',
+      name: 's',
+      total: 3,
+      pod: 's-s1-v2-2',
+      shard: { index: 1, indexes: '3-5' },
+      previous: { agents: { total: 3, completed: 1, failed: 0 }, completedAgents: '3' },
+    });
     expect(pub.completedIndexes()).toEqual([3]);
     pub.onResponse(response(4, 'completed'));
     pub.onResponse(response(5, 'failed'));
@@ -22,7 +43,18 @@ describe('a shard\'s coordinator publishes into its own entry', () => {
     expect(writes[0]!.fieldManager).toBe('cfn-coordinator-s1');
     expect(writes[0]!.body).toMatchObject({
       status: {
-        shards: [{ index: 1, indexes: '3-5', agents: { total: 3, completed: 2, failed: 1 }, completedAgents: '3-4', failedIndexes: '5', failedAgents: [{ index: 5, reason: 'exit code 1' }], result: { status: 'completed' }, progressPod: 's-s1-v2-2' }],
+        shards: [
+          {
+            index: 1,
+            indexes: '3-5',
+            agents: { total: 3, completed: 2, failed: 1 },
+            completedAgents: '3-4',
+            failedIndexes: '5',
+            failedAgents: [{ index: 5, reason: 'exit code 1' }],
+            result: { status: 'completed' },
+            progressPod: 's-s1-v2-2',
+          },
+        ],
       },
     });
     expect(Object.keys((writes[0]!.body as { status: object }).status)).toEqual(['shards']);
@@ -42,7 +74,13 @@ describe('finalIndexes', () => {
   });
 
   it('reads a status from before failedIndexes (completedAgents held every final agent): its failedAgents count as failed', () => {
-    const old = { completedAgents: '0-4', failedAgents: [{ index: 1, reason: 'exit code 1' }, { index: 3, reason: 'exit code 2' }] };
+    const old = {
+      completedAgents: '0-4',
+      failedAgents: [
+        { index: 1, reason: 'exit code 1' },
+        { index: 3, reason: 'exit code 2' },
+      ],
+    };
     expect(finalIndexes(old)).toEqual({ completed: [0, 2, 4], failed: [1, 3] });
     expect(finalIndexes({ completedAgents: '0-1' })).toEqual({ completed: [0, 1], failed: [] });
   });

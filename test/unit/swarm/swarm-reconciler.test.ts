@@ -21,11 +21,23 @@ function swarmObject(status: Record<string, unknown>, coordination: Record<strin
     kind: 'Swarm',
     metadata: { name: 's', namespace: NS, uid: 'uid-s', resourceVersion: '10', generation: 1, finalizers: ['swarm.cfn.dev/cleanup'] },
     spec: { objective: 'o', agents: 4, agent: { command: ['cat'] }, coordination: { version: 'v2', fallbackTimeoutSeconds: 5, ...coordination } },
-    status: { version: 'v2', versionReason: 'spec', activeVersion: 'v2', phase: 'Pending', coordinatorAttempts: 1, coordinatorPod: 's-v2-1', startTime: secs(60_000), ...status },
+    status: {
+      version: 'v2',
+      versionReason: 'spec',
+      activeVersion: 'v2',
+      phase: 'Pending',
+      coordinatorAttempts: 1,
+      coordinatorPod: 's-v2-1',
+      startTime: secs(60_000),
+      ...status,
+    },
   };
 }
 
-function pod(status: Record<string, unknown>, extra: { version?: 'v1' | 'v2'; attempt?: number; nodeName?: string; deletionTimestamp?: string; createdMsAgo?: number } = {}): KubeObject {
+function pod(
+  status: Record<string, unknown>,
+  extra: { version?: 'v1' | 'v2'; attempt?: number; nodeName?: string; deletionTimestamp?: string; createdMsAgo?: number } = {},
+): KubeObject {
   const version = extra.version ?? 'v2';
   const attempt = extra.attempt ?? 1;
   return {
@@ -47,7 +59,11 @@ const container = (state: Record<string, unknown>) => ({ containerStatuses: [{ n
 const runningFor = (ms: number) => ({ phase: 'Running', ...container({ running: { startedAt: secs(ms) } }) });
 
 /** Runs one reconcile; returns what the reconciler wrote and did. */
-async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error; live?: KubeObject; objects?: Record<string, unknown> } = {}) {
+async function reconcileOnce(
+  swarm: KubeObject,
+  pods: KubeObject[],
+  opts: { statusWriteFails?: Error; live?: KubeObject; objects?: Record<string, unknown> } = {},
+) {
   const statuses: Array<Record<string, unknown>> = [];
   const statusVersions: Array<string | undefined> = [];
   let failedOnce = false;
@@ -92,7 +108,9 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
     client: client as unknown as KubeClient,
     getSwarm: () => swarm,
     listPods: () => pods,
-    recorder: { record: async (_o: unknown, type: string, reason: string, message: string) => void events.push({ type, reason, message }) } as unknown as EventRecorder,
+    recorder: {
+      record: async (_o: unknown, type: string, reason: string, message: string) => void events.push({ type, reason, message }),
+    } as unknown as EventRecorder,
     logger: pino({ level: 'silent' }),
     metrics,
     image: 'img',
@@ -104,9 +122,27 @@ async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { stat
     return { failed: e };
   });
   await new Promise((r) => setImmediate(r));
-  const status = statuses.at(-1) as { phase?: string; fallback?: { reason: string }; activeVersion?: string; coordinatorAttempts?: number; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } | undefined;
+  const status = statuses.at(-1) as
+    | {
+        phase?: string;
+        fallback?: { reason: string };
+        activeVersion?: string;
+        coordinatorAttempts?: number;
+        conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
+      }
+    | undefined;
   const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => [v.labels.reason, v.value]);
-  return { result, status, statusVersion: statusVersions.at(-1), created, deleted, events, fallbacks, writes, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
+  return {
+    result,
+    status,
+    statusVersion: statusVersions.at(-1),
+    created,
+    deleted,
+    events,
+    fallbacks,
+    writes,
+    cond: (type: string) => status?.conditions?.find((c) => c.type === type),
+  };
 }
 
 describe('SwarmReconciler: errors', () => {
@@ -147,9 +183,11 @@ describe('SwarmReconciler: waiting is not failing', () => {
     expect(r.result).toEqual({ requeueAfterMs: 600_000 - 60_000 + 50 });
   });
 
-  it('Unschedulable: the scheduler\'s message in CoordinatorReady and a Warning event, no fallback', async () => {
+  it("Unschedulable: the scheduler's message in CoordinatorReady and a Warning event, no fallback", async () => {
     const message = '0/1 nodes are available: 1 Insufficient cpu.';
-    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] }, { createdMsAgo: 30_000 })]);
+    const r = await reconcileOnce(swarmObject({}), [
+      pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] }, { createdMsAgo: 30_000 }),
+    ]);
     expect(r.cond('CoordinatorReady')).toMatchObject({ status: 'False', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}` });
     expect(r.events).toContainEqual({ type: 'Warning', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}` });
     expect(r.status).toMatchObject({ phase: 'Pending', activeVersion: 'v2' });
@@ -159,15 +197,28 @@ describe('SwarmReconciler: waiting is not failing', () => {
 
   it('the same Unschedulable condition again: no second event', async () => {
     const message = '0/1 nodes are available: 1 Insufficient cpu.';
-    const conditions = [{ type: 'CoordinatorReady', status: 'False', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}`, lastTransitionTime: secs(5000) }];
-    const r = await reconcileOnce(swarmObject({ conditions }), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })]);
+    const conditions = [
+      { type: 'CoordinatorReady', status: 'False', reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}`, lastTransitionTime: secs(5000) },
+    ];
+    const r = await reconcileOnce(swarmObject({ conditions }), [
+      pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] }),
+    ]);
     expect(r.events.filter((e) => e.reason === 'Unschedulable')).toEqual([]);
   });
 
   it('past startDeadlineSeconds: Failed with StartDeadlineExceeded and the reason it waited for; the pod is deleted', async () => {
-    const r = await reconcileOnce(swarmObject({}, { startDeadlineSeconds: 60 }), [pod({ phase: 'Pending', ...container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x"' } }) }, { nodeName: 'n', createdMsAgo: 61_000 })]);
+    const r = await reconcileOnce(swarmObject({}, { startDeadlineSeconds: 60 }), [
+      pod(
+        { phase: 'Pending', ...container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x"' } }) },
+        { nodeName: 'n', createdMsAgo: 61_000 },
+      ),
+    ]);
     expect(r.status?.phase).toBe('Failed');
-    expect(r.cond('Failed')).toMatchObject({ status: 'True', reason: 'StartDeadlineExceeded', message: 'coordinator pod s-v2-1 did not start within 60s: ImagePullBackOff: Back-off pulling image "x"' });
+    expect(r.cond('Failed')).toMatchObject({
+      status: 'True',
+      reason: 'StartDeadlineExceeded',
+      message: 'coordinator pod s-v2-1 did not start within 60s: ImagePullBackOff: Back-off pulling image "x"',
+    });
     expect(r.status?.fallback).toBeUndefined();
     expect(r.deleted).toEqual([{ name: 's-v2-1', grace: 0 }]);
   });
@@ -184,7 +235,11 @@ describe('SwarmReconciler: the readiness clock starts with the container', () =>
 
   it('running 6 s, never ready: a startup_timeout fallback; the V2 pod is deleted gracefully and V1 waits', async () => {
     const r = await reconcileOnce(swarmObject({}), [pod(runningFor(7000), { nodeName: 'n' })]);
-    expect(r.status).toMatchObject({ phase: 'FallingBack', activeVersion: 'v2', fallback: { reason: 'V2 coordinator not ready within 5s of its container starting' } });
+    expect(r.status).toMatchObject({
+      phase: 'FallingBack',
+      activeVersion: 'v2',
+      fallback: { reason: 'V2 coordinator not ready within 5s of its container starting' },
+    });
     expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'StoppingV2' });
     expect(r.deleted).toEqual([{ name: 's-v2-1', grace: undefined }]);
     expect(r.created).toEqual([]);
@@ -224,16 +279,20 @@ describe('SwarmReconciler: the readiness clock starts with the container', () =>
   });
 });
 
-describe('SwarmReconciler: V2\'s own failures fall back, losses from outside are replaced', () => {
+describe("SwarmReconciler: V2's own failures fall back, losses from outside are replaced", () => {
   it('preflight failed (exit 3): fallback with its reason, V1 created at once (the pod has ended)', async () => {
-    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Failed', ...container({ terminated: { exitCode: 3, message: '/dev/shm/cfn not writable' } }) })]);
+    const r = await reconcileOnce(swarmObject({}), [
+      pod({ phase: 'Failed', ...container({ terminated: { exitCode: 3, message: '/dev/shm/cfn not writable' } }) }),
+    ]);
     expect(r.status?.fallback?.reason).toBe('/dev/shm/cfn not writable');
     expect(r.created).toEqual(['s-v1-2']);
     expect(r.fallbacks).toEqual([['preflight', 1]]);
   });
 
   it('OOM-killed: fallback, category oom_killed', async () => {
-    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [pod({ phase: 'Failed', ...container({ terminated: { exitCode: 137, reason: 'OOMKilled' } }) }, { nodeName: 'n' })]);
+    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [
+      pod({ phase: 'Failed', ...container({ terminated: { exitCode: 137, reason: 'OOMKilled' } }) }, { nodeName: 'n' }),
+    ]);
     expect(r.status?.fallback?.reason).toBe('V2 coordinator failed: OOMKilled: exit code 137');
     expect(r.fallbacks).toEqual([['oom_killed', 1]]);
     expect(r.created).toEqual(['s-v1-2']);
@@ -241,17 +300,26 @@ describe('SwarmReconciler: V2\'s own failures fall back, losses from outside are
 
   it('evicted: a V2 replacement, no fallback', async () => {
     const r = await reconcileOnce(swarmObject({ phase: 'Running', completedAgents: '0-1' }), [
-      pod({ phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.', ...container({ terminated: { exitCode: 137 } }) }, { nodeName: 'n' }),
+      pod(
+        { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.', ...container({ terminated: { exitCode: 137 } }) },
+        { nodeName: 'n' },
+      ),
     ]);
     expect(r.status?.fallback).toBeUndefined();
     expect(r.created).toEqual(['s-v2-2']);
     expect(r.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 2 });
-    expect(r.events).toContainEqual({ type: 'Warning', reason: 'CoordinatorLost', message: 'Evicted: The node was low on resource: memory. (on node n); starting a replacement that resumes past the agents whose final answer is in' });
+    expect(r.events).toContainEqual({
+      type: 'Warning',
+      reason: 'CoordinatorLost',
+      message: 'Evicted: The node was low on resource: memory. (on node n); starting a replacement that resumes past the agents whose final answer is in',
+    });
     expect(r.fallbacks).toEqual([]);
   });
 
   it('deleted by someone, still terminating: waited for, nothing created', async () => {
-    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [pod(runningFor(60_000), { nodeName: 'n', deletionTimestamp: new Date(NOW + 25_000).toISOString() })]);
+    const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [
+      pod(runningFor(60_000), { nodeName: 'n', deletionTimestamp: new Date(NOW + 25_000).toISOString() }),
+    ]);
     expect(r.created).toEqual([]);
     expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'PodTerminating' });
   });
@@ -270,13 +338,18 @@ describe('SwarmReconciler: the results claim', () => {
 
   it('a new swarm: the claim is applied before its first pod, an event says so', async () => {
     const r = await reconcileOnce(first(), []);
-    expect(r.writes.filter((w) => !w.includes('/rbac.') && !w.includes('/serviceaccounts'))).toEqual([`apply ${CLAIM}`, `create /api/v1/namespaces/${NS}/pods`]);
+    expect(r.writes.filter((w) => !w.includes('/rbac.') && !w.includes('/serviceaccounts'))).toEqual([
+      `apply ${CLAIM}`,
+      `create /api/v1/namespaces/${NS}/pods`,
+    ]);
     expect(r.created).toEqual(['s-v2-1']);
     expect(r.events).toContainEqual({ type: 'Normal', reason: 'ResultsClaimCreated', message: 'created results claim s-results (1Gi)' });
   });
 
   it('its own claim exists: the pod is created, the claim left as it is', async () => {
-    const r = await reconcileOnce(first(), [], { objects: { [CLAIM]: { metadata: { name: 's-results', ownerReferences: [{ kind: 'Swarm', name: 's', uid: 'uid-s', controller: true }] } } } });
+    const r = await reconcileOnce(first(), [], {
+      objects: { [CLAIM]: { metadata: { name: 's-results', ownerReferences: [{ kind: 'Swarm', name: 's', uid: 'uid-s', controller: true }] } } },
+    });
     expect(r.writes.filter((w) => w.startsWith('apply'))).toEqual([]);
     expect(r.created).toEqual(['s-v2-1']);
   });
@@ -291,7 +364,7 @@ describe('SwarmReconciler: the results claim', () => {
     expect(r.result).toEqual({ requeueAfterMs: 2000 });
   });
 
-  it('held by its claim past startDeadlineSeconds: Failed with StartDeadlineExceeded and the claim\'s reason', async () => {
+  it("held by its claim past startDeadlineSeconds: Failed with StartDeadlineExceeded and the claim's reason", async () => {
     const sw = swarmObject({ coordinatorAttempts: 0, coordinatorPod: undefined, startTime: secs(4_000_000) });
     const r = await reconcileOnce(sw, [], { objects: { [CLAIM]: { metadata: { name: 's-results', deletionTimestamp: secs(1000) } } } });
     expect(r.status?.phase).toBe('Failed');
@@ -307,12 +380,22 @@ describe('SwarmReconciler: the results claim', () => {
     expect(r.events.filter((e) => e.reason === 'CoordinatorLost')).toEqual([]);
   });
 
-  it('an unschedulable pod whose claim does not bind: the claim\'s own words beside the scheduler\'s', async () => {
-    const message = '0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
-    const warning = { type: 'Warning', reason: 'FailedBinding', message: 'no persistent volumes available for this claim and no storage class is set', lastTimestamp: secs(2000) };
-    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })], {
-      objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [warning] } },
-    });
+  it("an unschedulable pod whose claim does not bind: the claim's own words beside the scheduler's", async () => {
+    const message =
+      '0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
+    const warning = {
+      type: 'Warning',
+      reason: 'FailedBinding',
+      message: 'no persistent volumes available for this claim and no storage class is set',
+      lastTimestamp: secs(2000),
+    };
+    const r = await reconcileOnce(
+      swarmObject({}),
+      [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })],
+      {
+        objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [warning] } },
+      },
+    );
     expect(r.cond('CoordinatorReady')).toMatchObject({
       reason: 'Unschedulable',
       message: `coordinator pod s-v2-1: ${message}; results claim s-results is Pending: FailedBinding: no persistent volumes available for this claim and no storage class is set`,
@@ -323,31 +406,52 @@ describe('SwarmReconciler: the results claim', () => {
   it('a claim that holds the pod before the PV controller has said why: looked at again within seconds, not at the start deadline', async () => {
     const message = '0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.';
     const held = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] };
-    const r = await reconcileOnce(swarmObject({}), [pod(held)], { objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [] } } });
+    const r = await reconcileOnce(swarmObject({}), [pod(held)], {
+      objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [] } },
+    });
     expect(r.cond('CoordinatorReady')?.message).toBe(`coordinator pod s-v2-1: ${message}; results claim s-results is Pending`);
     expect(r.result).toEqual({ requeueAfterMs: 5000 });
-    const cpu = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.' }] };
+    const cpu = {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.' }],
+    };
     const later = await reconcileOnce(swarmObject({}), [pod(cpu)]);
     expect((later.result as { requeueAfterMs: number }).requeueAfterMs).toBeGreaterThan(60_000);
   });
 
-  it('unschedulable for another reason (cpu): the scheduler\'s message alone, even while the claim waits for its first consumer', async () => {
+  it("unschedulable for another reason (cpu): the scheduler's message alone, even while the claim waits for its first consumer", async () => {
     const message = '0/1 nodes are available: 1 Insufficient cpu.';
-    const waiting = { type: 'Normal', reason: 'WaitForFirstConsumer', message: 'waiting for first consumer to be created before binding', lastTimestamp: secs(2000) };
-    const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })], {
-      objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [waiting] } },
-    });
+    const waiting = {
+      type: 'Normal',
+      reason: 'WaitForFirstConsumer',
+      message: 'waiting for first consumer to be created before binding',
+      lastTimestamp: secs(2000),
+    };
+    const r = await reconcileOnce(
+      swarmObject({}),
+      [pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] })],
+      {
+        objects: { [CLAIM]: { metadata: { name: 's-results' }, status: { phase: 'Pending' } }, [`/api/v1/namespaces/${NS}/events`]: { items: [waiting] } },
+      },
+    );
     expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'Unschedulable', message: `coordinator pod s-v2-1: ${message}` });
   });
 });
 
 describe('SwarmReconciler: results', () => {
   const results = { type: 'persistentVolumeClaim', location: 'pvc://s-results/team/s/uid-s/', stored: 3, bytes: 900, pending: 1 };
-  const ready = () => pod({ phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], ...container({ running: { startedAt: secs(5000) } }) }, { nodeName: 'n' });
+  const ready = () =>
+    pod({ phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], ...container({ running: { startedAt: secs(5000) } }) }, { nodeName: 'n' });
 
   it('a sink that fails (status.results.lastError): ResultsStored False with the error; True again once it stores', async () => {
-    const failing = await reconcileOnce(swarmObject({ phase: 'Running', results: { ...results, lastError: 'ENOSPC: no space left on device, write' } }), [ready()]);
-    expect(failing.cond('ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing', message: 'storing results at pvc://s-results/team/s/uid-s/ fails: ENOSPC: no space left on device, write' });
+    const failing = await reconcileOnce(swarmObject({ phase: 'Running', results: { ...results, lastError: 'ENOSPC: no space left on device, write' } }), [
+      ready(),
+    ]);
+    expect(failing.cond('ResultsStored')).toMatchObject({
+      status: 'False',
+      reason: 'StoreFailing',
+      message: 'storing results at pvc://s-results/team/s/uid-s/ fails: ENOSPC: no space left on device, write',
+    });
     const ok = await reconcileOnce(swarmObject({ phase: 'Running', results, conditions: failing.status?.conditions }), [ready()]);
     expect(ok.cond('ResultsStored')).toMatchObject({ status: 'True', reason: 'Stored', message: 'results are stored at pvc://s-results/team/s/uid-s/' });
   });
@@ -359,7 +463,14 @@ describe('SwarmReconciler: results', () => {
 
   it('the run ended because results could not be stored: Failed, ResultsNotStored, with the count and the error', async () => {
     const message = '3 results could not be stored: ENOSPC: no space left on device, write';
-    const r = await reconcileOnce(swarmObject({ phase: 'Running', results: { ...results, pending: 3, lastError: 'ENOSPC: no space left on device, write' }, result: { status: 'failed', message } }), [pod({ phase: 'Succeeded', ...container({ terminated: { exitCode: 0 } }) }, { nodeName: 'n' })]);
+    const r = await reconcileOnce(
+      swarmObject({
+        phase: 'Running',
+        results: { ...results, pending: 3, lastError: 'ENOSPC: no space left on device, write' },
+        result: { status: 'failed', message },
+      }),
+      [pod({ phase: 'Succeeded', ...container({ terminated: { exitCode: 0 } }) }, { nodeName: 'n' })],
+    );
     expect(r.status?.phase).toBe('Failed');
     expect(r.cond('Failed')).toMatchObject({ status: 'True', reason: 'ResultsNotStored', message });
     expect(r.cond('ResultsStored')).toMatchObject({ status: 'False', reason: 'StoreFailing' });

@@ -69,7 +69,11 @@ function pod(status: Record<string, unknown>, attempt = 1, version: 'v1' | 'v2' 
     status,
   };
 }
-const ready = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{ name: 'coordinator', state: { running: { startedAt: secs(10_000) } } }] };
+const ready = {
+  phase: 'Running',
+  conditions: [{ type: 'Ready', status: 'True' }],
+  containerStatuses: [{ name: 'coordinator', state: { running: { startedAt: secs(10_000) } } }],
+};
 
 /** One reconcile; every client call in order ("status", "create pods/NAME", "delete pods/NAME", "finalizer", ...). */
 async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error; versionPolicy?: VersionPolicy } = {}) {
@@ -154,9 +158,15 @@ describe('SwarmRun: a new Swarm', () => {
   });
 
   it('a status write that fails creates nothing and counts nothing: the retry decides again', async () => {
-    const policy: VersionPolicy = { defaultVersion: 'v1', rollout: () => ({ version: 'v2', reason: 'RolloutPolicy p routed', rollout: { policy: 'p', bucket: 1, percentage: 10 } }) };
+    const policy: VersionPolicy = {
+      defaultVersion: 'v1',
+      rollout: () => ({ version: 'v2', reason: 'RolloutPolicy p routed', rollout: { policy: 'p', bucket: 1, percentage: 10 } }),
+    };
     const spec = { coordination: { version: 'auto' } };
-    const failed = await reconcileOnce(swarmObject({ spec }), [], { statusWriteFails: new KubeApiError(409, 'Conflict', 'stale', 'PATCH', '/x'), versionPolicy: policy });
+    const failed = await reconcileOnce(swarmObject({ spec }), [], {
+      statusWriteFails: new KubeApiError(409, 'Conflict', 'stale', 'PATCH', '/x'),
+      versionPolicy: policy,
+    });
     expect(failed.error).toBeInstanceOf(KubeApiError);
     // Reads only (is its results claim there?): nothing written.
     expect(failed.calls.filter((c) => !c.startsWith('get '))).toEqual([]);
@@ -226,30 +236,45 @@ describe('SwarmRun: finishing', () => {
   const succeeded = pod({ phase: 'Succeeded', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 0 } } }] });
 
   it('a finished coordinator whose completed agents meet minDeliveryRate: Succeeded, Complete, completionTime', async () => {
-    const r = await reconcileOnce(swarmObject({ status: started({ phase: 'Running', agents: { total: 4, completed: 4, failed: 0 }, result: { status: 'completed' } }) }), [succeeded]);
+    const r = await reconcileOnce(
+      swarmObject({ status: started({ phase: 'Running', agents: { total: 4, completed: 4, failed: 0 }, result: { status: 'completed' } }) }),
+      [succeeded],
+    );
     expect(r.status).toMatchObject({ phase: 'Succeeded', completionTime: secs(0) });
     expect(r.cond('Complete')).toMatchObject({ status: 'True', reason: 'Completed' });
   });
 
   it('below minDeliveryRate: Failed, DeliveryBelowSuccessPolicy with the figures', async () => {
-    const r = await reconcileOnce(swarmObject({ status: started({ phase: 'Running', agents: { total: 4, completed: 3, failed: 1 }, result: { status: 'completed' } }) }), [succeeded]);
+    const r = await reconcileOnce(
+      swarmObject({ status: started({ phase: 'Running', agents: { total: 4, completed: 3, failed: 1 }, result: { status: 'completed' } }) }),
+      [succeeded],
+    );
     expect(r.status?.phase).toBe('Failed');
     expect(r.cond('Failed')).toMatchObject({ reason: 'DeliveryBelowSuccessPolicy' });
     expect(r.cond('Failed')?.message).toContain('< 100%');
     const lenient = await reconcileOnce(
-      swarmObject({ spec: { successPolicy: { minDeliveryRate: 75 } }, status: started({ phase: 'Running', agents: { total: 4, completed: 3, failed: 1 }, result: { status: 'completed' } }) }),
+      swarmObject({
+        spec: { successPolicy: { minDeliveryRate: 75 } },
+        status: started({ phase: 'Running', agents: { total: 4, completed: 3, failed: 1 }, result: { status: 'completed' } }),
+      }),
       [succeeded],
     );
     expect(lenient.status?.phase).toBe('Succeeded');
   });
 
   it('a run that timed out: Failed, DeadlineExceeded', async () => {
-    const r = await reconcileOnce(swarmObject({ status: started({ phase: 'Running', agents: { total: 4, completed: 4, failed: 0 }, result: { status: 'timeout', message: 'deadline of 60s passed' } }) }), [succeeded]);
+    const r = await reconcileOnce(
+      swarmObject({
+        status: started({ phase: 'Running', agents: { total: 4, completed: 4, failed: 0 }, result: { status: 'timeout', message: 'deadline of 60s passed' } }),
+      }),
+      [succeeded],
+    );
     expect(r.cond('Failed')).toMatchObject({ reason: 'DeadlineExceeded', message: 'deadline of 60s passed' });
   });
 
   it('a finished swarm only waits for its TTL, then is deleted', async () => {
-    const done = (msAgo: number) => swarmObject({ spec: { ttlSecondsAfterFinished: 60 }, status: started({ phase: 'Succeeded', completionTime: secs(msAgo), observedGeneration: 3 }) });
+    const done = (msAgo: number) =>
+      swarmObject({ spec: { ttlSecondsAfterFinished: 60 }, status: started({ phase: 'Succeeded', completionTime: secs(msAgo), observedGeneration: 3 }) });
     const waiting = await reconcileOnce(done(20_000), []);
     expect(waiting.result).toEqual({ requeueAfterMs: 40_000 });
     expect(waiting.calls.filter((c) => c.startsWith('delete') || c.startsWith('create'))).toEqual([]);

@@ -8,7 +8,12 @@ import { loadSwarmTasks, TASKS_MOUNT_PATH } from '../../../operator/swarm/swarm-
 import type { Swarm } from '../../../operator/api/swarm.js';
 
 const spec = (extra: Record<string, unknown>) => swarmSpec.parse({ objective: 'obj', agent: { command: ['cat'] }, ...extra });
-const swarmOf = (s: ReturnType<typeof spec>): Swarm => ({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: 'sw', namespace: 'ns', uid: 'u1' }, spec: s });
+const swarmOf = (s: ReturnType<typeof spec>): Swarm => ({
+  apiVersion: 'swarm.cfn.dev/v1alpha1',
+  kind: 'Swarm',
+  metadata: { name: 'sw', namespace: 'ns', uid: 'u1' },
+  spec: s,
+});
 
 describe('loadSwarmTasks', () => {
   it('no tasks: undefined (every agent gets the objective)', async () => {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkInlineTasks, checkTaskCount, detectTaskFormat, parseTaskList, TASK_MAX_BYTES, TaskListError, taskEnvNameProblem, TASKS_INLINE_MAX_CHARS } from '../../../operator/tasks/task-list.js';
+import {
+  checkInlineTasks,
+  checkTaskCount,
+  detectTaskFormat,
+  parseTaskList,
+  TASK_MAX_BYTES,
+  TaskListError,
+  taskEnvNameProblem,
+  TASKS_INLINE_MAX_CHARS,
+} from '../../../operator/tasks/task-list.js';
 
 const err = (f: () => unknown): string => {
   try {
@@ -45,7 +54,9 @@ describe('parseTaskList', () => {
 
   it('rejects a NUL byte and an oversize task with its size', () => {
     expect(err(() => parseTaskList('{"task":"a\\u0000b"}', 'jsonl'))).toMatch(/NUL/);
-    expect(err(() => parseTaskList('x'.repeat(TASK_MAX_BYTES + 1), 'lines'))).toBe(`line 1: the task is ${TASK_MAX_BYTES + 1} bytes, above the bound of ${TASK_MAX_BYTES} bytes per task`);
+    expect(err(() => parseTaskList('x'.repeat(TASK_MAX_BYTES + 1), 'lines'))).toBe(
+      `line 1: the task is ${TASK_MAX_BYTES + 1} bytes, above the bound of ${TASK_MAX_BYTES} bytes per task`,
+    );
   });
 });
 
@@ -60,7 +71,9 @@ describe('checkInlineTasks and checkTaskCount', () => {
   });
 
   it('names both numbers on a mismatch and refuses an empty list', () => {
-    expect(err(() => checkTaskCount([{ task: 'a' }, { task: 'b' }], 3, 'ConfigMap t key k'))).toBe('ConfigMap t key k holds 2 tasks but agents is 3: give one task per agent');
+    expect(err(() => checkTaskCount([{ task: 'a' }, { task: 'b' }], 3, 'ConfigMap t key k'))).toBe(
+      'ConfigMap t key k holds 2 tasks but agents is 3: give one task per agent',
+    );
     expect(err(() => checkTaskCount([], 3, 'x'))).toBe('x holds no task');
     expect(() => checkTaskCount([{ task: 'a' }], 1, 'x')).not.toThrow();
   });

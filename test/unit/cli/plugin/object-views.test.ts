@@ -4,27 +4,54 @@ import { describe, expect, it } from '@jest/globals';
 import { eventViews, formatSwarm, healthOf, podViews, swarmView } from '../../../../operator/cli/plugin/object-views.js';
 import { swarm as swarmSchema } from '../../../../operator/api/swarm.js';
 
-const cond = (type: string, status: 'True' | 'False', reason: string, message: string) => ({ type, status, reason, message, lastTransitionTime: '2026-12-04T10:00:00Z' });
+const cond = (type: string, status: 'True' | 'False', reason: string, message: string) => ({
+  type,
+  status,
+  reason,
+  message,
+  lastTransitionTime: '2026-12-04T10:00:00Z',
+});
 
 describe('healthOf: the kstatus reading', () => {
   it('deletion first, then an unobserved generation, then Stalled, Reconciling, Ready', () => {
     expect(healthOf({ generation: 2, deletionTimestamp: 'T' }, { observedGeneration: 2 }).state).toBe('Terminating');
-    expect(healthOf({ generation: 2 }, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'Stable', 'x')] })).toMatchObject({ state: 'NotObserved', message: 'generation 2 not observed by the operator yet (observed: 1)' });
-    expect(healthOf({ generation: 1 }, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'RunFailed', 'm'), cond('Stalled', 'True', 'RunFailed', 'm')] })).toEqual({ state: 'Stalled', reason: 'RunFailed', message: 'm' });
-    expect(healthOf({ generation: 1 }, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'Running', 'r'), cond('Reconciling', 'True', 'Running', 'r')] }).state).toBe('Reconciling');
+    expect(healthOf({ generation: 2 }, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'Stable', 'x')] })).toMatchObject({
+      state: 'NotObserved',
+      message: 'generation 2 not observed by the operator yet (observed: 1)',
+    });
+    expect(
+      healthOf({ generation: 1 }, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'RunFailed', 'm'), cond('Stalled', 'True', 'RunFailed', 'm')] }),
+    ).toEqual({ state: 'Stalled', reason: 'RunFailed', message: 'm' });
+    expect(
+      healthOf({ generation: 1 }, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'Running', 'r'), cond('Reconciling', 'True', 'Running', 'r')] })
+        .state,
+    ).toBe('Reconciling');
     expect(healthOf({ generation: 1 }, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'Succeeded', 'ok')] }).state).toBe('Ready');
   });
 });
 
 it('events: the newest five, oldest first, whatever field carries their time', () => {
-  const ev = (i: number) => ({ metadata: { creationTimestamp: `2026-12-04T10:00:0${i}Z` }, type: 'Normal', reason: `R${i}`, message: 'm', ...(i % 2 ? { lastTimestamp: `2026-12-04T10:00:0${i}Z` } : { eventTime: `2026-12-04T10:00:0${i}.000000Z` }) });
+  const ev = (i: number) => ({
+    metadata: { creationTimestamp: `2026-12-04T10:00:0${i}Z` },
+    type: 'Normal',
+    reason: `R${i}`,
+    message: 'm',
+    ...(i % 2 ? { lastTimestamp: `2026-12-04T10:00:0${i}Z` } : { eventTime: `2026-12-04T10:00:0${i}.000000Z` }),
+  });
   expect(eventViews([ev(6), ev(1), ev(3), ev(2), ev(5), ev(4), 'not an event']).map((e) => e.reason)).toEqual(['R2', 'R3', 'R4', 'R5', 'R6']);
 });
 
 it('pods: by attempt, with the reason a pod waits or ended', () => {
   const pods = podViews([
-    { metadata: { name: 's-v1-2', labels: { 'swarm.cfn.dev/version': 'v1', 'swarm.cfn.dev/attempt': '2' } }, status: { phase: 'Pending', containerStatuses: [{ state: { waiting: { reason: 'ImagePullBackOff' } } }] } },
-    { metadata: { name: 's-v2-1', labels: { 'swarm.cfn.dev/version': 'v2', 'swarm.cfn.dev/attempt': '1' } }, spec: { nodeName: 'n1' }, status: { phase: 'Failed', containerStatuses: [{ state: { terminated: { reason: 'Error', exitCode: 3 } } }] } },
+    {
+      metadata: { name: 's-v1-2', labels: { 'swarm.cfn.dev/version': 'v1', 'swarm.cfn.dev/attempt': '2' } },
+      status: { phase: 'Pending', containerStatuses: [{ state: { waiting: { reason: 'ImagePullBackOff' } } }] },
+    },
+    {
+      metadata: { name: 's-v2-1', labels: { 'swarm.cfn.dev/version': 'v2', 'swarm.cfn.dev/attempt': '1' } },
+      spec: { nodeName: 'n1' },
+      status: { phase: 'Failed', containerStatuses: [{ state: { terminated: { reason: 'Error', exitCode: 3 } } }] },
+    },
   ]);
   expect(pods).toEqual([
     { name: 's-v2-1', version: 'v2', attempt: 1, phase: 'Failed', ready: false, node: 'n1', reason: 'Error' },
@@ -82,12 +109,27 @@ it('formatSwarm: where the results are, how many are stored, and why storing fai
     status: {
       phase: 'Running',
       agents: { total: 500, completed: 120, failed: 0 },
-      results: { type: 'persistentVolumeClaim', location: 'pvc://lint-results/team-a/lint/u1/', stored: 120, bytes: 98304, pending: 7, lastError: 'ENOSPC: no space left on device, write' },
+      results: {
+        type: 'persistentVolumeClaim',
+        location: 'pvc://lint-results/team-a/lint/u1/',
+        stored: 120,
+        bytes: 98304,
+        pending: 7,
+        lastError: 'ENOSPC: no space left on device, write',
+      },
     },
   });
   const text = formatSwarm(swarmView(s, [], []), new Date('2026-12-04T10:06:00Z'));
-  expect(text).toContain('\nResults:   120 stored (98304 bytes), 7 pending at pvc://lint-results/team-a/lint/u1/; storing fails: ENOSPC: no space left on device, write\n');
-  expect(swarmView(s, [], []).results).toEqual({ location: 'pvc://lint-results/team-a/lint/u1/', stored: 120, bytes: 98304, pending: 7, lastError: 'ENOSPC: no space left on device, write' });
+  expect(text).toContain(
+    '\nResults:   120 stored (98304 bytes), 7 pending at pvc://lint-results/team-a/lint/u1/; storing fails: ENOSPC: no space left on device, write\n',
+  );
+  expect(swarmView(s, [], []).results).toEqual({
+    location: 'pvc://lint-results/team-a/lint/u1/',
+    stored: 120,
+    bytes: 98304,
+    pending: 7,
+    lastError: 'ENOSPC: no space left on device, write',
+  });
 });
 
 describe('a sharded swarm: the shards table', () => {
@@ -112,7 +154,14 @@ describe('a sharded swarm: the shards table', () => {
 
   it('every shard by index: indexes, node, version, phase, completed/failed of total, and why it waits', () => {
     const s = sharded([
-      shardEntry(2, { phase: 'Pending', node: undefined, pod: 'big-s2-v2-1', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.', agents: undefined }),
+      shardEntry(2, {
+        phase: 'Pending',
+        node: undefined,
+        pod: 'big-s2-v2-1',
+        reason: 'Unschedulable',
+        message: '0/3 nodes are available: 3 Insufficient cpu.',
+        agents: undefined,
+      }),
       shardEntry(0, { phase: 'Succeeded', agents: { total: 3, completed: 3, failed: 0 } }),
       shardEntry(1, { version: 'v1', reason: 'FellBack', message: 'V2 coordinator failed to start', agents: { total: 3, completed: 1, failed: 1 } }),
     ]);
@@ -131,7 +180,9 @@ describe('a sharded swarm: the shards table', () => {
   });
 
   it('bounded: at most 20 rows, the shards in trouble among them, the rest counted', () => {
-    const entries = Array.from({ length: 100 }, (_, i) => shardEntry(i, i === 77 ? { phase: 'Failed', reason: 'NodeLost', message: 'node node-2 NotReady' } : {}));
+    const entries = Array.from({ length: 100 }, (_, i) =>
+      shardEntry(i, i === 77 ? { phase: 'Failed', reason: 'NodeLost', message: 'node node-2 NotReady' } : {}),
+    );
     const text = formatSwarm(swarmView(sharded(entries), [], []));
     const rows = text.split('\n').filter((l) => /^ {2}\d+ /.test(l));
     expect(rows).toHaveLength(20);
@@ -140,8 +191,16 @@ describe('a sharded swarm: the shards table', () => {
   });
 
   it('pods: by shard, then attempt, with a SHARD column', () => {
-    const pod = (name: string, shard: string, attempt: string) => ({ metadata: { name, labels: { 'swarm.cfn.dev/shard': shard, 'swarm.cfn.dev/version': 'v2', 'swarm.cfn.dev/attempt': attempt } }, spec: { nodeName: `node-${shard}` }, status: { phase: 'Running' } });
-    const v = swarmView(sharded([shardEntry(0), shardEntry(1)]), [pod('big-s1-v2-2', '1', '2'), pod('big-s0-v2-1', '0', '1'), pod('big-s1-v2-1', '1', '1')], []);
+    const pod = (name: string, shard: string, attempt: string) => ({
+      metadata: { name, labels: { 'swarm.cfn.dev/shard': shard, 'swarm.cfn.dev/version': 'v2', 'swarm.cfn.dev/attempt': attempt } },
+      spec: { nodeName: `node-${shard}` },
+      status: { phase: 'Running' },
+    });
+    const v = swarmView(
+      sharded([shardEntry(0), shardEntry(1)]),
+      [pod('big-s1-v2-2', '1', '2'), pod('big-s0-v2-1', '0', '1'), pod('big-s1-v2-1', '1', '1')],
+      [],
+    );
     expect(v.pods.map((p) => [p.shard, p.name])).toEqual([
       [0, 'big-s0-v2-1'],
       [1, 'big-s1-v2-1'],

@@ -7,14 +7,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorFactory } from '../../../../operator/coordination/factory/coordinator-factory.js';
 import { COMMON_COORDINATOR_EVENTS } from '../../../../operator/coordination/types.js';
-import type { AgentInfo, AgentResponse, AgentState, CoordinationVersion, CoordinatorEvents, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../../../../operator/coordination/types.js';
+import type {
+  AgentInfo,
+  AgentResponse,
+  AgentState,
+  CoordinationVersion,
+  CoordinatorEvents,
+  ObjectiveResult,
+  ObjectiveSpec,
+  SwarmStatus,
+} from '../../../../operator/coordination/types.js';
 import type { SwarmEvents } from '../../../../operator/coordination/v1/event-bus.js';
 import type { BashCoordinatorEvents } from '../../../../operator/coordination/v2/bash-coordinator.js';
 
 // Compile-time: V2's event map and V1's bus payloads carry the common events' payloads.
 type V1Common = { [K in Exclude<keyof CoordinatorEvents, 'response' | 'status'>]: [SwarmEvents[K]] };
 const v2Matches: BashCoordinatorEvents extends CoordinatorEvents ? true : false = true;
-const v1Matches: V1Common extends Omit<CoordinatorEvents, 'response' | 'status'> ? (Omit<CoordinatorEvents, 'response' | 'status'> extends V1Common ? true : false) : false = true;
+const v1Matches: V1Common extends Omit<CoordinatorEvents, 'response' | 'status'>
+  ? Omit<CoordinatorEvents, 'response' | 'status'> extends V1Common
+    ? true
+    : false
+  : false = true;
 
 // Echoes what the contract gives it; fails on "fail*"; overflows --max-output on "big".
 const AGENT = [
@@ -107,7 +120,10 @@ const byIndex = (a: AgentResponse, b: AgentResponse) => a.index - b.index;
 
 function normalised(o: Observed) {
   const responsesOf = (name: string) =>
-    (o.events[name] ?? []).map(([p]) => (p as { objectiveId: string; response: AgentResponse }).response).sort(byIndex).map(withoutDuration);
+    (o.events[name] ?? [])
+      .map(([p]) => (p as { objectiveId: string; response: AgentResponse }).response)
+      .sort(byIndex)
+      .map(withoutDuration);
   const [started] = o.events['objective:started'] ?? [];
   const [completed] = o.events['objective:completed'] ?? [];
   const { timestamp: _ts, ...startedPayload } = (started?.[0] ?? {}) as { timestamp: number };
@@ -121,7 +137,9 @@ function normalised(o: Observed) {
     completed: completedPayload && { objectiveId: completedPayload.objectiveId, status: withoutTimes(completedPayload.status) },
     agentCompleted: responsesOf('agent:completed'),
     agentFailed: responsesOf('agent:failed'),
-    response: (o.events.response ?? []).map(([r, id]) => [withoutDuration(r as AgentResponse), id]).sort((a, b) => (a[0] as AgentResponse).index - (b[0] as AgentResponse).index),
+    response: (o.events.response ?? [])
+      .map(([r, id]) => [withoutDuration(r as AgentResponse), id])
+      .sort((a, b) => (a[0] as AgentResponse).index - (b[0] as AgentResponse).index),
     finalStatus: statuses.length > 0 ? withoutTimes(statuses[statuses.length - 1] as SwarmStatus) : undefined,
     queries: { ...o.queries, response2: o.queries.response2 && withoutDuration(o.queries.response2) },
   };
@@ -136,8 +154,15 @@ describe('V1 and V2 on the same swarm', () => {
     // What both must have produced, spelled out once.
     expect(v1.responses).toHaveLength(TASKS.length);
     expect(v1.responses[0]).toEqual({
-      agentId: 'agent-0', index: 0, status: 'completed', exitCode: 0, attempts: 1,
-      output: 'alpha|agent-0|0|1|6|parity objective\n', outputBytes: 37, outputTruncated: false, error: null,
+      agentId: 'agent-0',
+      index: 0,
+      status: 'completed',
+      exitCode: 0,
+      attempts: 1,
+      output: 'alpha|agent-0|0|1|6|parity objective\n',
+      outputBytes: 37,
+      outputTruncated: false,
+      error: null,
     });
     expect(v1.responses[2]).toMatchObject({ status: 'failed', exitCode: 3, attempts: 2, output: '', error: 'bad 2' });
     expect(v1.responses[5]).toMatchObject({ status: 'completed', outputBytes: 200, outputTruncated: true, output: 'x'.repeat(64) });

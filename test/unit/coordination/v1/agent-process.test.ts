@@ -33,15 +33,18 @@ function alive(pid: number): boolean {
 }
 
 describe('runAgentAttempt', () => {
-  it('a task beyond exec\'s limit for one string reaches stdin whole, CFN_TASK unset (as in V2); per-task env reaches the agent', async () => {
+  it("a task beyond exec's limit for one string reaches stdin whole, CFN_TASK unset (as in V2); per-task env reaches the agent", async () => {
     const big = 'x'.repeat(140_000);
-    const r = await runAgentAttempt(input(['sh', '-c', 'printf "%s|%s|" "${CFN_TASK-unset}" "$FILE"; wc -c'], { task: big, env: { FILE: 'a.sh' }, maxOutputBytes: 1000 }));
+    const r = await runAgentAttempt(
+      input(['sh', '-c', 'printf "%s|%s|" "${CFN_TASK-unset}" "$FILE"; wc -c'], { task: big, env: { FILE: 'a.sh' }, maxOutputBytes: 1000 }),
+    );
     expect(r).toMatchObject({ ok: true, exitCode: 0 });
     expect(r.output.trim()).toBe('unset|a.sh|140000');
   });
 
   it('passes the agent contract environment and the task on stdin', async () => {
-    const script = 'printf "%s|%s|%s|%s|%s|%s|%s|%s|" "$AGENT_ID" "$AGENT_INDEX" "$OBJECTIVE_ID" "$SWARM_ID" "$CFN_TASK" "$CFN_OBJECTIVE" "$CFN_ATTEMPT" "$CFN_AGENTS_TOTAL"; cat';
+    const script =
+      'printf "%s|%s|%s|%s|%s|%s|%s|%s|" "$AGENT_ID" "$AGENT_INDEX" "$OBJECTIVE_ID" "$SWARM_ID" "$CFN_TASK" "$CFN_OBJECTIVE" "$CFN_ATTEMPT" "$CFN_AGENTS_TOTAL"; cat';
     const r = await runAgentAttempt(input(['sh', '-c', script], { attempt: 2 }));
     expect(r).toMatchObject({ ok: true, exitCode: 0, error: null, outputTruncated: false });
     expect(r.output).toBe('agent-3|3|obj-1|obj-1|the task|the objective|2|5|the task');
@@ -76,7 +79,11 @@ describe('runAgentAttempt', () => {
   it('a program that is not there is exit code 127 with the reason, as in V2', async () => {
     const r = await runAgentAttempt(input(['/nonexistent/agent-binary']));
     expect(r).toMatchObject({ ok: false, exitCode: 127, error: 'launcher: /nonexistent/agent-binary: No such file or directory' });
-    expect(await runAgentAttempt(input(['no-such-agent-program']))).toMatchObject({ ok: false, exitCode: 127, error: 'launcher: no-such-agent-program: command not found' });
+    expect(await runAgentAttempt(input(['no-such-agent-program']))).toMatchObject({
+      ok: false,
+      exitCode: 127,
+      error: 'launcher: no-such-agent-program: command not found',
+    });
   });
 
   it('stops an agent that ignores TERM with KILL after the grace period; a stopped attempt has no answer', async () => {

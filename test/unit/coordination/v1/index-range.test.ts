@@ -62,9 +62,18 @@ describe('SwarmCoordinator (V1) with an index range', () => {
   it('completed and failed indexes inside the range count and do not run; outside it they are refused', async () => {
     const c = await make();
     const result = await c.executeObjective(
-      spec({ agents: 20, indexRange: { start: 10, end: 15 }, completedIndexes: [10, 11], failedIndexes: [13], agentCommand: ['sh', '-c', '[ "$AGENT_INDEX" -ne 14 ]'] }),
+      spec({
+        agents: 20,
+        indexRange: { start: 10, end: 15 },
+        completedIndexes: [10, 11],
+        failedIndexes: [13],
+        agentCommand: ['sh', '-c', '[ "$AGENT_INDEX" -ne 14 ]'],
+      }),
     );
-    expect(result.responses.map((r) => [r.index, r.status])).toEqual([[12, 'completed'], [14, 'failed']]);
+    expect(result.responses.map((r) => [r.index, r.status])).toEqual([
+      [12, 'completed'],
+      [14, 'failed'],
+    ]);
     expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 60, agents: { total: 5, completed: 3, failed: 2 } });
     await expect(c.executeObjective(spec({ id: 'other', indexRange: { start: 3, end: 7 }, completedIndexes: [2] }))).rejects.toThrow(
       "invalid objective: completedIndexes: 2 is outside the run's range 3..6",
@@ -87,11 +96,21 @@ describe('SwarmCoordinator (V1) with an index range', () => {
     expect(rb.responses.map((r) => r.index)).toEqual([5, 6, 7, 8, 9]);
     const conn = new DatabaseSync(db, { readOnly: true });
     try {
-      expect(conn.prepare('SELECT id, status, owner FROM objectives ORDER BY id').all().map((r) => ({ ...r }))).toEqual([
+      expect(
+        conn
+          .prepare('SELECT id, status, owner FROM objectives ORDER BY id')
+          .all()
+          .map((r) => ({ ...r })),
+      ).toEqual([
         { id: 'shardy@0-5', status: 'completed', owner: null },
         { id: 'shardy@5-10', status: 'completed', owner: null },
       ]);
-      expect(conn.prepare('SELECT objective_id AS o, COUNT(*) AS n FROM responses GROUP BY objective_id ORDER BY o').all().map((r) => ({ ...r }))).toEqual([
+      expect(
+        conn
+          .prepare('SELECT objective_id AS o, COUNT(*) AS n FROM responses GROUP BY objective_id ORDER BY o')
+          .all()
+          .map((r) => ({ ...r })),
+      ).toEqual([
         { o: 'shardy@0-5', n: 5 },
         { o: 'shardy@5-10', n: 5 },
       ]);
@@ -104,7 +123,13 @@ describe('SwarmCoordinator (V1) with an index range', () => {
     const runs = join(dir, 'runs');
     const gate = join(dir, 'gate');
     // Every attempt leaves a file; agents 8 and 9 wait for the gate (past the first run's deadline).
-    const cmd = ['sh', '-c', 'mkdir -p "$0" && : >"$0/$AGENT_INDEX.$$"; if [ "$AGENT_INDEX" -ge 8 ]; then while [ ! -e "$1" ]; do sleep 0.05; done; fi; echo "$AGENT_INDEX"', runs, gate];
+    const cmd = [
+      'sh',
+      '-c',
+      'mkdir -p "$0" && : >"$0/$AGENT_INDEX.$$"; if [ "$AGENT_INDEX" -ge 8 ]; then while [ ! -e "$1" ]; do sleep 0.05; done; fi; echo "$AGENT_INDEX"',
+      runs,
+      gate,
+    ];
     const c = await make();
     const shard = spec({ indexRange: { start: 5, end: 10 }, agentCommand: cmd, timeoutSeconds: 1.5 });
     // A range being run is not resumable.
@@ -123,7 +148,10 @@ describe('SwarmCoordinator (V1) with an index range', () => {
     expect(second.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 5, completed: 5, failed: 0 } });
     expect(second.responses.map((r) => r.index)).toEqual([5, 6, 7, 8, 9]);
     // Only 8 and 9 ran again.
-    const again = readdirSync(runs).filter((f) => !before.has(f)).map((f) => Number(f.split('.')[0])).sort();
+    const again = readdirSync(runs)
+      .filter((f) => !before.has(f))
+      .map((f) => Number(f.split('.')[0]))
+      .sort();
     expect(again).toEqual([8, 9]);
     expect(existsSync(db)).toBe(true);
     expect(c.listResumableObjectives()).toEqual([]);

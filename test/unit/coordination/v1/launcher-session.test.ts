@@ -13,7 +13,8 @@ import { objectiveSpec } from '../../../helpers/objective-spec.js';
 // The session is the agent's grandparent: session -> its own launcher -> the agent.
 const SESSION_PID = 'cut -d" " -f4 "/proc/$PPID/stat"';
 
-const spec = (overrides: Partial<ObjectiveSpec>): ObjectiveSpec => objectiveSpec({ id: 'session-1', description: 'the objective', agentCommand: ['true'], ...overrides });
+const spec = (overrides: Partial<ObjectiveSpec>): ObjectiveSpec =>
+  objectiveSpec({ id: 'session-1', description: 'the objective', agentCommand: ['true'], ...overrides });
 
 describe('V1 through one launcher session', () => {
   let dir: string;

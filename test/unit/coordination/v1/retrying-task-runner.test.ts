@@ -65,12 +65,16 @@ describe('RetryingTaskRunner', () => {
   it('aborts an attempt at the per-task timeout with a TaskTimeoutError', async () => {
     let reason: unknown;
     const results = await new RetryingTaskRunner<string>({ concurrency: 1, retries: 0, timeoutMs: 50 }).run([
-      task('slow', ({ signal }) => new Promise((resolve) => {
-        signal.addEventListener('abort', () => {
-          reason = signal.reason;
-          resolve({ ok: false, error: (signal.reason as Error).message });
-        });
-      })),
+      task(
+        'slow',
+        ({ signal }) =>
+          new Promise((resolve) => {
+            signal.addEventListener('abort', () => {
+              reason = signal.reason;
+              resolve({ ok: false, error: (signal.reason as Error).message });
+            });
+          }),
+      ),
     ]);
     expect(reason).toBeInstanceOf(TaskTimeoutError);
     expect(results.get('slow')).toMatchObject({ status: 'failed', error: 'timed out after 0.05s' });
@@ -98,10 +102,7 @@ describe('RetryingTaskRunner', () => {
   it('cancel() aborts running attempts, skips backoff waits and leaves unstarted tasks cancelled', async () => {
     const scheduler = new RetryingTaskRunner<string>({ concurrency: 1, retries: 5, backoffBaseMs: 60_000 });
     const started = Date.now();
-    const pending = scheduler.run([
-      task('retrying', async () => ({ ok: false, error: 'nope' })),
-      task('waiting', ok('w')),
-    ]);
+    const pending = scheduler.run([task('retrying', async () => ({ ok: false, error: 'nope' })), task('waiting', ok('w'))]);
     await delay(30);
     scheduler.cancel('stop requested');
     const results = await pending;

@@ -169,7 +169,9 @@ describe('SwarmCoordinator (V1)', () => {
     await expect(coordinator.executeObjective(spec({ agentCommand: [] }))).rejects.toThrow(/agentCommand/);
     await expect(coordinator.executeObjective(spec({ agents: 2, completedIndexes: [2] }))).rejects.toThrow(/completedIndexes: 2 is not below agents/);
     await expect(coordinator.executeObjective(spec({ agents: 2, failedIndexes: [2] }))).rejects.toThrow(/failedIndexes: 2 is not below agents/);
-    await expect(coordinator.executeObjective(spec({ agents: 2, completedIndexes: [1], failedIndexes: [1] }))).rejects.toThrow(/failedIndexes: 1 is also in completedIndexes/);
+    await expect(coordinator.executeObjective(spec({ agents: 2, completedIndexes: [1], failedIndexes: [1] }))).rejects.toThrow(
+      /failedIndexes: 1 is also in completedIndexes/,
+    );
     await expect(coordinator.executeObjective(spec({ noRetryExitCodes: [0] }))).rejects.toThrow(/noRetryExitCodes/);
     await coordinator.executeObjective(spec());
     await expect(coordinator.executeObjective(spec({ agentCommand: ['true'] }))).rejects.toThrow(/already exists .* different/);

@@ -90,12 +90,15 @@ describe('BashCoordinator with an index range', () => {
     const started: unknown[] = [];
     c.on('objective:started', (e) => started.push(e));
     const result = await c.executeObjective(s);
-    expect(result.responses.map((r) => [r.index, r.status])).toEqual([[12, 'completed'], [14, 'failed']]);
+    expect(result.responses.map((r) => [r.index, r.status])).toEqual([
+      [12, 'completed'],
+      [14, 'failed'],
+    ]);
     expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 60, agents: { total: 5, completed: 3, failed: 2 } });
     expect(started).toEqual([expect.objectContaining({ agents: 5, alreadyFinal: 3 })]);
   });
 
-  it('two shards of one swarm at once on one machine (two shm roots): the first to end leaves the other shard\'s agents running', async () => {
+  it("two shards of one swarm at once on one machine (two shm roots): the first to end leaves the other shard's agents running", async () => {
     await mkdir(join(shm, 'a'));
     await mkdir(join(shm, 'b'));
     const a = make({ shmPath: join(shm, 'a') });
@@ -127,8 +130,14 @@ describe('BashCoordinator with an index range', () => {
     const c = make();
     await c.start();
     const cases: [Partial<ObjectiveSpec>, string][] = [
-      [{ indexRange: { start: 4, end: 4 } }, 'invalid objective spec: indexRange: expected integers with 0 <= start < end <= agents (10), got {start: 4, end: 4}'],
-      [{ indexRange: { start: 0, end: 11 } }, 'invalid objective spec: indexRange: expected integers with 0 <= start < end <= agents (10), got {start: 0, end: 11}'],
+      [
+        { indexRange: { start: 4, end: 4 } },
+        'invalid objective spec: indexRange: expected integers with 0 <= start < end <= agents (10), got {start: 4, end: 4}',
+      ],
+      [
+        { indexRange: { start: 0, end: 11 } },
+        'invalid objective spec: indexRange: expected integers with 0 <= start < end <= agents (10), got {start: 0, end: 11}',
+      ],
       [{ indexRange: { start: 3, end: 7 }, completedIndexes: [2] }, "invalid objective spec: completedIndexes: 2 is outside the run's range 3..6"],
       [{ indexRange: { start: 3, end: 7 }, failedIndexes: [7] }, "invalid objective spec: failedIndexes: 7 is outside the run's range 3..6"],
     ];

@@ -52,7 +52,15 @@ describe('BashCoordinator', () => {
     const result = await c.executeObjective(s);
     expect(result.status).toMatchObject({ objectiveId: s.id, status: 'completed', agents: { total: 1, completed: 1, failed: 0 }, deliveryRate: 100 });
     expect(result.responses).toHaveLength(1);
-    expect(result.responses[0]).toMatchObject({ agentId: 'agent-0', index: 0, status: 'completed', exitCode: 0, attempts: 1, output: 'hello\nworld\n', outputBytes: 12 });
+    expect(result.responses[0]).toMatchObject({
+      agentId: 'agent-0',
+      index: 0,
+      status: 'completed',
+      exitCode: 0,
+      attempts: 1,
+      output: 'hello\nworld\n',
+      outputBytes: 12,
+    });
     expect(await c.getSwarmStatus(s.id)).toEqual(result.status);
     expect(await c.getAgentState(s.id, 0)).toBe('completed');
     expect(await c.getAgentState(s.id, 1)).toBeUndefined();
@@ -139,7 +147,9 @@ describe('BashCoordinator', () => {
   it('refuses an index both completed and failed, and exit codes outside 1-255', async () => {
     const c = make();
     await c.start();
-    await expect(c.executeObjective(spec({ agents: 3, completedIndexes: [1], failedIndexes: [1] }))).rejects.toThrow(/failedIndexes: an index is both completed and failed/);
+    await expect(c.executeObjective(spec({ agents: 3, completedIndexes: [1], failedIndexes: [1] }))).rejects.toThrow(
+      /failedIndexes: an index is both completed and failed/,
+    );
     await expect(c.executeObjective(spec({ noRetryExitCodes: [256] }))).rejects.toThrow(/noRetryExitCodes/);
   });
 
@@ -285,7 +295,8 @@ describe('BashCoordinator', () => {
     const started = async () => (await readFile(ran, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
     for (let i = 0; i < 400 && (await started()).length < 9; i += 1) await new Promise((r) => setTimeout(r, 25));
     // Wait for the three quick agents' responses, so the stop finds them delivered.
-    for (let i = 0; i < 400 && (await c.listAgents(s.id))!.filter((a) => a.state === 'completed').length < 3; i += 1) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 400 && (await c.listAgents(s.id))!.filter((a) => a.state === 'completed').length < 3; i += 1)
+      await new Promise((r) => setTimeout(r, 25));
     await c.stop();
     const result = await running;
     expect(result.status.status).toBe('stopped');
@@ -337,7 +348,10 @@ describe('BashCoordinator start() rejections', () => {
     const file = join(shm, `file-${process.pid}`);
     await writeFile(file, 'x');
     const c = make({ shmPath: join(file, 'cfn') });
-    const err = await c.start().then(() => undefined, (e: unknown) => e as Error);
+    const err = await c.start().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     expect(err).toBeInstanceOf(CoordinatorUnavailableError);
     expect(err?.message).toContain(join(file, 'cfn'));
     expect((await c.healthCheck()).healthy).toBe(false);
@@ -348,7 +362,10 @@ describe('BashCoordinator start() rejections', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m,mode=0700', 'tmpfs', mnt]);
     try {
       const c = make({ shmPath: join(mnt, 'cfn') });
-      const err = await c.start().then(() => undefined, (e: unknown) => e as Error);
+      const err = await c.start().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
       expect(err).toBeInstanceOf(CoordinatorUnavailableError);
       expect(err?.message).toContain(join(mnt, 'cfn'));
       expect(err?.message).toMatch(/read-only|not writable|cannot create/i);
@@ -360,7 +377,12 @@ describe('BashCoordinator start() rejections', () => {
       execFileSync('mount', ['-o', 'remount,rw', mnt]);
       await mkdir(join(mnt, 'cfn'));
       execFileSync('mount', ['-o', 'remount,ro', mnt]);
-      const existing = await make({ shmPath: join(mnt, 'cfn') }).start().then(() => undefined, (e: unknown) => e as Error);
+      const existing = await make({ shmPath: join(mnt, 'cfn') })
+        .start()
+        .then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
       expect(existing).toBeInstanceOf(CoordinatorUnavailableError);
       expect(existing?.message).toMatch(new RegExp(`${join(mnt, 'cfn')}.*(read-only|not writable)`, 'i'));
     } finally {

@@ -23,7 +23,9 @@ describe('message bridge', () => {
   });
 
   it('refuses an engine variable or a NUL in per-task env', async () => {
-    await expect(writeObjective(join(base, 'e1'), { objective: 'o', taskEnv: [{ CFN_TASK: 'x' }] })).rejects.toThrow(new BridgeInputError('task 0: env name CFN_TASK belongs to the engine (AGENT_ID, AGENT_INDEX, OBJECTIVE_ID, SWARM_ID and CFN_*)'));
+    await expect(writeObjective(join(base, 'e1'), { objective: 'o', taskEnv: [{ CFN_TASK: 'x' }] })).rejects.toThrow(
+      new BridgeInputError('task 0: env name CFN_TASK belongs to the engine (AGENT_ID, AGENT_INDEX, OBJECTIVE_ID, SWARM_ID and CFN_*)'),
+    );
     await expect(writeObjective(join(base, 'e2'), { objective: 'o', taskEnv: [undefined, { A: 'x\0y' }] })).rejects.toThrow(/task 1 env A contains a NUL byte/);
   });
 

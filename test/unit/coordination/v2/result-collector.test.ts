@@ -9,8 +9,16 @@ import { atomicWrite } from '../../../../operator/util/atomic-write.js';
 
 function response(index: number, status: 'completed' | 'failed' = 'completed'): AgentResponse {
   return {
-    agentId: `agent-${index}`, index, status, exitCode: status === 'completed' ? 0 : 1, attempts: 1, durationMs: 3,
-    output: `out ${index}`, outputBytes: 5, outputTruncated: false, error: null,
+    agentId: `agent-${index}`,
+    index,
+    status,
+    exitCode: status === 'completed' ? 0 : 1,
+    attempts: 1,
+    durationMs: 3,
+    output: `out ${index}`,
+    outputBytes: 5,
+    outputTruncated: false,
+    error: null,
   };
 }
 
@@ -97,7 +105,10 @@ describe('ResultCollector', () => {
     await publish(root, 'agent-5.json', JSON.stringify(response(5, 'failed')));
     await waitFor(() => collector!.quarantined === 4 && collector!.collected().length === 2, 'quarantine of 4');
     await collector.sweep();
-    expect(collector.collected().map((r) => [r.index, r.status])).toEqual([[0, 'completed'], [5, 'failed']]);
+    expect(collector.collected().map((r) => [r.index, r.status])).toEqual([
+      [0, 'completed'],
+      [5, 'failed'],
+    ]);
     expect(collector.quarantined).toBe(4);
     expect(reasons.some((r) => r.startsWith('not JSON'))).toBe(true);
     expect(reasons.some((r) => r.startsWith('status:'))).toBe(true);
@@ -140,8 +151,12 @@ describe('ResultCollector', () => {
     collector.on('status', (s) => statuses.push(s));
     await collector.start();
     const base = {
-      objectiveId: 's1', status: 'running' as const, agents: { total: 2, completed: 1, failed: 0 },
-      deliveryRate: 50, coordinationTime: 10, throughputAgentsPerSec: 100,
+      objectiveId: 's1',
+      status: 'running' as const,
+      agents: { total: 2, completed: 1, failed: 0 },
+      deliveryRate: 50,
+      coordinationTime: 10,
+      throughputAgentsPerSec: 100,
     };
     await atomicWrite(join(root, 'status.json'), JSON.stringify(base));
     await waitFor(() => statuses.length === 1, 'first status');

@@ -73,7 +73,9 @@ describe('detectVersion priority', () => {
     expect(() => detectVersion({ id: 's', env: { COORDINATION_VERSION: 'v3' } })).toThrow(
       new InvalidVersionSettingError('COORDINATION_VERSION', 'expected v1 or v2, got "v3"'),
     );
-    expect(() => detectVersion({ id: 's', env: { V2_ROLLOUT_PERCENTAGE: 'ten' } })).toThrow('V2_ROLLOUT_PERCENTAGE: expected a number from 0 to 100, got "ten"');
+    expect(() => detectVersion({ id: 's', env: { V2_ROLLOUT_PERCENTAGE: 'ten' } })).toThrow(
+      'V2_ROLLOUT_PERCENTAGE: expected a number from 0 to 100, got "ten"',
+    );
     expect(() => detectVersion({ id: 's', env: { V2_ROLLOUT_PERCENTAGE: '101' } })).toThrow(/^V2_ROLLOUT_PERCENTAGE: /);
     const badConfig = { version: 'v9' } as unknown as { version: 'v1' };
     expect(() => detectVersion({ id: 's', env: {}, coordination: badConfig })).toThrow(ConfigError);
@@ -92,12 +94,16 @@ describe('rollout buckets', () => {
 
   it('is stable: a second node process gives every id the same answer', () => {
     const here1 = ids.map((id) => `${id} ${detectVersion({ id, env: { V2_ROLLOUT_PERCENTAGE: '10' } }).version}`);
-    const child = spawnSync(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', loader, join(here, 'fixtures', 'decide-many.ts')], {
-      input: ids.join('\n'),
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH, V2_ROLLOUT_PERCENTAGE: '10' },
-      timeout: 30_000,
-    });
+    const child = spawnSync(
+      process.execPath,
+      ['--experimental-transform-types', '--no-warnings', '--import', loader, join(here, 'fixtures', 'decide-many.ts')],
+      {
+        input: ids.join('\n'),
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, V2_ROLLOUT_PERCENTAGE: '10' },
+        timeout: 30_000,
+      },
+    );
     expect(child.stderr).toBe('');
     expect(child.stdout.trim().split('\n')).toEqual(here1);
   }, 30_000);
@@ -120,22 +126,36 @@ describe('v2Preflight (TypeScript)', () => {
 });
 
 function swarmOf(spec: Record<string, unknown>): Swarm {
-  return swarm.parse({ apiVersion: 'swarm.cfn.dev/v1alpha1', kind: 'Swarm', metadata: { name: 's', namespace: 'ns' }, spec: { objective: 'o', agent: { command: ['cat'] }, ...spec } });
+  return swarm.parse({
+    apiVersion: 'swarm.cfn.dev/v1alpha1',
+    kind: 'Swarm',
+    metadata: { name: 's', namespace: 'ns' },
+    spec: { objective: 'o', agent: { command: ['cat'] }, ...spec },
+  });
 }
 
 describe('decideSwarmVersion: spec > operator COORDINATION_VERSION > RolloutPolicy > operator default', () => {
   const routed = { version: 'v2' as const, reason: 'RolloutPolicy p: bucket 3 < 10', rollout: { policy: 'p', bucket: 3, percentage: 10 } };
 
-  it('takes the spec\'s version over everything', () => {
+  it("takes the spec's version over everything", () => {
     const s = swarmOf({ agents: 2, coordination: { version: 'v1' } });
-    expect(decideSwarmVersion(s, { operatorVersion: 'v2', rollout: () => routed, defaultVersion: 'v2' })).toEqual({ version: 'v1', reason: 'spec.coordination.version=v1' });
+    expect(decideSwarmVersion(s, { operatorVersion: 'v2', rollout: () => routed, defaultVersion: 'v2' })).toEqual({
+      version: 'v1',
+      reason: 'spec.coordination.version=v1',
+    });
   });
 
-  it('then the operator\'s COORDINATION_VERSION, then the policy, then the default', () => {
+  it("then the operator's COORDINATION_VERSION, then the policy, then the default", () => {
     const s = swarmOf({ agents: 2 });
-    expect(decideSwarmVersion(s, { operatorVersion: 'v1', rollout: () => routed, defaultVersion: 'v2' })).toEqual({ version: 'v1', reason: 'operator COORDINATION_VERSION=v1' });
+    expect(decideSwarmVersion(s, { operatorVersion: 'v1', rollout: () => routed, defaultVersion: 'v2' })).toEqual({
+      version: 'v1',
+      reason: 'operator COORDINATION_VERSION=v1',
+    });
     expect(decideSwarmVersion(s, { rollout: () => routed, defaultVersion: 'v1' })).toEqual(routed);
-    expect(decideSwarmVersion(s, { rollout: () => undefined, defaultVersion: 'v1' })).toEqual({ version: 'v1', reason: 'operator default v1 (no RolloutPolicy)' });
+    expect(decideSwarmVersion(s, { rollout: () => undefined, defaultVersion: 'v1' })).toEqual({
+      version: 'v1',
+      reason: 'operator default v1 (no RolloutPolicy)',
+    });
   });
 });
 
