@@ -237,18 +237,15 @@ describeLocal('upgrade from the previous release', () => {
       expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Succeeded' }),
     ]);
 
-    // A field this release added, applied and honoured: one agent of two fails, and the success policy accepts 50%.
-    await apply(
-      ns,
-      swarm('new-field', {
-        agents: 2,
-        agent: { command: ['sh', '-c', 'test "$AGENT_INDEX" = 0'], retries: 0 },
-        coordination: { version: 'v2' },
-        successPolicy: { minDeliveryRate: 50 },
-      }),
-    );
+    // A field this release added, applied and honoured: two shards, one pod each, one status.
+    await apply(ns, swarm('new-field', { agents: 4, agent: { command: ['true'] }, coordination: { version: 'v2' }, topology: 'auto', shards: 2 }));
     await kubectl(['wait', '-n', ns, '--for=condition=Complete', 'swarm/new-field', '--timeout=180s'], { timeoutMs: 190_000 });
-    expect((await getSwarm(ns, 'new-field')).status).toMatchObject({ phase: 'Succeeded', deliveryRate: 50, agents: { total: 2, completed: 1, failed: 1 } });
+    const sharded = (await getSwarm(ns, 'new-field')).status as { shards?: Array<{ index: number; indexes: string; phase: string }> } & Record<string, unknown>;
+    expect(sharded).toMatchObject({ phase: 'Succeeded', shardCount: 2, deliveryRate: 100, agents: { total: 4, completed: 4, failed: 0 } });
+    expect(sharded.shards?.map((e) => [e.index, e.indexes, e.phase])).toEqual([
+      [0, '0-1', 'Succeeded'],
+      [1, '2-3', 'Succeeded'],
+    ]);
 
     // Back to the previous release: its operator reads every object, the CRDs stay at this release.
     helm(['rollback', RELEASE, '1', '-n', RELEASE_NS, '--wait', '--timeout', '5m']);
