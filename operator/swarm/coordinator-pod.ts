@@ -61,11 +61,12 @@ export const POD_NAME_PREFIX_MAX = 230;
 export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-coordinator`;
 
 /**
- * `<swarm>-<version>-<attempt>` for a single-shard swarm, `<swarm>-s<shard>-<version>-<attempt>`
- * when the swarm has more than one shard.
+ * `<swarm>-<version>-<attempt>` for a single-shard swarm, `<swarm>-<version>-<attempt>-s<shard>`
+ * when the swarm has more than one shard: read from the end, a name belongs to
+ * one Swarm only (a Swarm named `<swarm>-s1` has pods `<swarm>-s1-v2-1`).
  */
 export const coordinatorPodName = (swarm: Swarm, version: CoordinationVersion, attempt: number, shard = 0): string =>
-  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${swarmShardCount(swarm) > 1 ? `s${shard}-` : ''}${version}-${attempt}`;
+  `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-${version}-${attempt}${swarmShardCount(swarm) > 1 ? `-s${shard}` : ''}`;
 
 /**
  * How the swarm's coordinator pods spread: spec.agent.topologySpreadConstraints

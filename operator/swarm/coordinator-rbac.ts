@@ -69,7 +69,7 @@ export function sharedCoordinatorRbac(namespace: string) {
  * The policy that makes the shared identity least privilege: a request of any
  * `coordinator.swarm.cfn.dev` ServiceAccount may only update the status of the Swarm
  * whose coordinator pod its bound token names: `<swarm>-v1-<n>` / `<swarm>-v2-<n>`
- * (a single-shard swarm: its whole status), or `<swarm>-s<i>-<version>-<n>`
+ * (a single-shard swarm: its whole status), or `<swarm>-<version>-<n>-s<i>`
  * (shard i of a sharded swarm: only the progress fields of its own entry of
  * status.shards; no other entry, no field outside status.shards). Admission
  * never sees reads: that is why the coordinator reads its Swarm through a patch.
@@ -106,10 +106,10 @@ export function coordinatorAdmissionPolicy() {
             expression: `(size(request.name) > ${POD_NAME_PREFIX_MAX} ? request.name.substring(0, ${POD_NAME_PREFIX_MAX}) : request.name) + '-'`,
           },
           { name: 'suffix', expression: `variables.pod.startsWith(variables.prefix) ? variables.pod.substring(size(variables.prefix)) : ''` },
-          // The shard a pod `<prefix>-s<i>-<version>-<n>` runs; -1: not a shard's pod.
+          // The shard a pod `<prefix>-<version>-<n>-s<i>` runs; -1: not a shard's pod.
           {
             name: 'shard',
-            expression: `variables.suffix.matches('^s[0-9]{1,2}-v[12]-[0-9]+$') ? int(variables.suffix.substring(1, variables.suffix.indexOf('-'))) : -1`,
+            expression: `variables.suffix.matches('^v[12]-[0-9]+-s[0-9]{1,2}$') ? int(variables.suffix.substring(variables.suffix.lastIndexOf('-s') + 2)) : -1`,
           },
           { name: 'oldStatus', expression: `has(oldObject.status) ? oldObject.status : {}` },
           { name: 'newStatus', expression: `has(object.status) ? object.status : {}` },

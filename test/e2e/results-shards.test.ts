@@ -58,15 +58,15 @@ describe('results of a sharded swarm, on a real node', () => {
       const json = (r: StoredResult) => `${JSON.stringify(r)}\n`;
       // Shard 0 (indexes 0-2), and an older record of 3; shard 1 (3-5) with the newer 3 and a file that is no record.
       await writeRecords(ns, 's0', dir0, path, {
-        '0.json': json(record(0, t1, 'shd-s0-v2-1')),
-        '1.json': json(record(1, t1, 'shd-s0-v2-1')),
-        '2.json': json(record(2, t1, 'shd-s0-v2-1')),
-        '3.json': json(record(3, t1, 'shd-s0-v2-1')),
+        '0.json': json(record(0, t1, 'shd-v2-1-s0')),
+        '1.json': json(record(1, t1, 'shd-v2-1-s0')),
+        '2.json': json(record(2, t1, 'shd-v2-1-s0')),
+        '3.json': json(record(3, t1, 'shd-v2-1-s0')),
       });
       await writeRecords(ns, 's1', dir1, path, {
-        '3.json': json(record(3, t2, 'shd-s1-v2-1')),
-        '4.json': json(record(4, t1, 'shd-s1-v2-1')),
-        '5.json': json(record(5, t1, 'shd-s1-v2-1')),
+        '3.json': json(record(3, t2, 'shd-v2-1-s1')),
+        '4.json': json(record(4, t1, 'shd-v2-1-s1')),
+        '5.json': json(record(5, t1, 'shd-v2-1-s1')),
         '9.json': 'not a record',
       });
 
@@ -75,21 +75,21 @@ describe('results of a sharded swarm, on a real node', () => {
       expect(source.where).toBe(`2 claims: pvc://shd-results-0/${path}/, pvc://shd-results-1/${path}/`);
       const read = await source.read();
       expect(read.results.map((r) => [r.index, r.pod])).toEqual([
-        [0, 'shd-s0-v2-1'],
-        [1, 'shd-s0-v2-1'],
-        [2, 'shd-s0-v2-1'],
-        [3, 'shd-s1-v2-1'],
-        [4, 'shd-s1-v2-1'],
-        [5, 'shd-s1-v2-1'],
+        [0, 'shd-v2-1-s0'],
+        [1, 'shd-v2-1-s0'],
+        [2, 'shd-v2-1-s0'],
+        [3, 'shd-v2-1-s1'],
+        [4, 'shd-v2-1-s1'],
+        [5, 'shd-v2-1-s1'],
       ]);
-      expect(read.results.find((r) => r.index === 3)?.output).toBe('out 3 from shd-s1-v2-1\n');
+      expect(read.results.find((r) => r.index === 3)?.output).toBe('out 3 from shd-v2-1-s1\n');
       expect(read.duplicates).toBe(1);
       expect(read.unreadable).toHaveLength(1);
       expect(read.unreadable[0]!.key).toMatch(new RegExp(`^pvc://shd-results-1/${path}/: `));
 
       // One agent: its shard's claim holds it.
       const agent = await source.readAgent!(4);
-      expect(agent.results.find((r) => r.index === 4)).toMatchObject({ status: 'failed', exitCode: 3, pod: 'shd-s1-v2-1' });
+      expect(agent.results.find((r) => r.index === 4)).toMatchObject({ status: 'failed', exitCode: 3, pod: 'shd-v2-1-s1' });
       // Every reader pod is gone.
       expect((await kubectl(['get', 'pods', '-n', ns, '-l', 'swarm.cfn.dev/results-of=shd', '-o', 'name'])).stdout.trim()).toBe('');
     } finally {

@@ -78,8 +78,8 @@ describe('coordinator pods on a real node', () => {
       // publishing its progress with its name (downward API): the operator's proof it ran.
       expect(sw.status?.shardCount).toBe(2);
       expect(sw.status?.shards?.map((x) => [x.index, x.indexes, x.pod, x.progressPod, x.phase])).toEqual([
-        [0, '0-249', 'echo-500-s0-v2-1', 'echo-500-s0-v2-1', 'Succeeded'],
-        [1, '250-499', 'echo-500-s1-v2-1', 'echo-500-s1-v2-1', 'Succeeded'],
+        [0, '0-249', 'echo-500-v2-1-s0', 'echo-500-v2-1-s0', 'Succeeded'],
+        [1, '250-499', 'echo-500-v2-1-s1', 'echo-500-v2-1-s1', 'Succeeded'],
       ]);
       expect(sw.status?.shards?.map((x) => x.pod)).toContain(pod.metadata.name);
       const table = await kubectl(['get', 'swarms', '-n', ns]);

@@ -111,7 +111,7 @@ local('shards on three nodes', () => {
         [1, '10-19', 'Succeeded', { total: 10, completed: 10, failed: 0 }],
         [2, '20-29', 'Succeeded', { total: 10, completed: 10, failed: 0 }],
       ]);
-      expect(shards.map((x) => x.pod)).toEqual(['three-s0-v2-1', 'three-s1-v2-1', 'three-s2-v2-1']);
+      expect(shards.map((x) => x.pod)).toEqual(['three-v2-1-s0', 'three-v2-1-s1', 'three-v2-1-s2']);
       // One shard per node (the default topology spread).
       expect(new Set(shards.map((x) => x.node)).size).toBe(3);
       expect(indexSet(s.status?.completedAgents).size).toBe(AGENTS);

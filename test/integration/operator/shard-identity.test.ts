@@ -1,5 +1,5 @@
 // The admission policy for sharded swarms on a real API server: a shard's
-// coordinator pod (`<swarm>-s<i>-<version>-<n>`), with the bound token the
+// coordinator pod (`<swarm>-<version>-<n>-s<i>`), with the bound token the
 // kubelet would mount, may publish only its own shard's progress (the
 // coordinator fields of status.shards entry i): not another shard's entry,
 // not the operator's fields of its own, not a field outside status.shards.
@@ -33,7 +33,7 @@ const OPERATOR = 'integration-operator';
 const shardEntry = (index: number, indexes: string) => ({
   index,
   indexes,
-  pod: `shd-s${index}-v2-1`,
+  pod: `shd-v2-1-s${index}`,
   node: `node-${index}`,
   version: 'v2',
   phase: 'Running',
@@ -80,7 +80,7 @@ beforeAll(async () => {
     fieldManager: OPERATOR,
     subresource: 'status',
   });
-  s1 = await podClient('shd-s1-v2-1');
+  s1 = await podClient('shd-v2-1-s1');
   single = await podClient('one-v2-1');
   // The policy takes a moment to reach the API server's admission: wait for its first denial.
   await waitFor(
@@ -106,7 +106,7 @@ describe('a shard coordinator under the shared identity', () => {
       index: 1,
       agents: { total: 3, completed: 2, failed: 0 },
       completedAgents: '3-4',
-      progressPod: 'shd-s1-v2-1',
+      progressPod: 'shd-v2-1-s1',
       results: { type: 'persistentVolumeClaim', location: 'pvc://shd-results-1/x/shd/u/', stored: 2, bytes: 40 },
     };
     await s1.apply(swarmPath(ns, 'shd'), progress('shd', [mine]), { fieldManager: 'cfn-coordinator-s1', subresource: 'status', force: true });
@@ -130,7 +130,7 @@ describe('a shard coordinator under the shared identity', () => {
       force: true,
     });
     await expect(write).rejects.toThrow(
-      /pod shd-s1-v2-1 \(shard 1 of swarm shd\) may only change the progress of its own entry of status.shards \(index 1\), not the entries of shards 2/,
+      /pod shd-v2-1-s1 \(shard 1 of swarm shd\) may only change the progress of its own entry of status.shards \(index 1\), not the entries of shards 2/,
     );
   });
 
@@ -164,15 +164,26 @@ describe('a shard coordinator under the shared identity', () => {
   });
 
   it('a shard pod of another swarm may write nothing here; a single-shard pod keeps its whole-status rule', async () => {
-    const other = await podClient('other-s1-v2-1');
+    const other = await podClient('other-v2-1-s1');
     await expect(other.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(
-      /may only update its own Swarm's status: pod other-s1-v2-1 may not UPDATE swarms\/status shd/,
+      /may only update its own Swarm's status: pod other-v2-1-s1 may not UPDATE swarms\/status shd/,
     );
     await single.mergePatch(swarmPath(ns, 'one', 'status'), { status: { deliveryRate: 50, completedAgents: '0' } });
     expect((await getSwarm(c, ns, 'one')).status).toMatchObject({ deliveryRate: 50, completedAgents: '0' });
     await expect(single.mergePatch(swarmPath(ns, 'shd', 'status'), { status: { deliveryRate: 1 } })).rejects.toThrow(
       /pod one-v2-1 may not UPDATE swarms\/status shd/,
     );
+  });
+
+  it("the pod of a Swarm named like a shard of another (shd-s1) is not that shard: its name reads shd-s1's own", async () => {
+    const namesake = await podClient('shd-s1-v2-1');
+    await expect(
+      namesake.apply(swarmPath(ns, 'shd'), progress('shd', [{ index: 1, agents: { total: 3, completed: 3, failed: 0 }, completedAgents: '3-5' }]), {
+        fieldManager: 'cfn-coordinator-s1',
+        subresource: 'status',
+        force: true,
+      }),
+    ).rejects.toThrow(/pod shd-s1-v2-1 may not UPDATE swarms\/status shd/);
   });
 
   it('100 shards with full progress: the policy stays within the CEL cost budget', async () => {
@@ -184,7 +195,7 @@ describe('a shard coordinator under the shared identity', () => {
     const entries = ranges.map((indexes, i) => ({
       index: i,
       indexes,
-      pod: `big-s${i}-v2-1`,
+      pod: `big-v2-1-s${i}`,
       version: 'v2',
       phase: 'Running',
       attempts: 1,
@@ -194,7 +205,7 @@ describe('a shard coordinator under the shared identity', () => {
       failedAgents: Array.from({ length: 10 }, (_, k) => ({ index: i * 100 + 2 * k + 1, reason: 'exit 3: '.padEnd(200, 'x') })),
     }));
     await c.apply(swarmPath(ns, 'big'), progress('big', entries, { phase: 'Running' }), { fieldManager: OPERATOR, subresource: 'status' });
-    const s57 = await podClient('big-s57-v2-1');
+    const s57 = await podClient('big-v2-1-s57');
     await s57.apply(swarmPath(ns, 'big'), progress('big', [{ index: 57, agents: { total: 100, completed: 90, failed: 10 }, completedAgents: '5700-5799' }]), {
       fieldManager: 'cfn-coordinator-s57',
       subresource: 'status',

@@ -96,7 +96,7 @@ describe('a swarm of three shards', () => {
       const p = await podsOf('three');
       return p.length === 3 ? p.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)) : undefined;
     });
-    expect(pods.map((p) => p.metadata.name)).toEqual(['three-s0-v2-1', 'three-s1-v2-1', 'three-s2-v2-1']);
+    expect(pods.map((p) => p.metadata.name)).toEqual(['three-v2-1-s0', 'three-v2-1-s1', 'three-v2-1-s2']);
     expect(pods.map((p) => p.metadata.labels['swarm.cfn.dev/shard'])).toEqual(['0', '1', '2']);
     expect(pods.map((p) => p.spec.containers[0]!.env.find((e) => e.name === 'CFN_SHARD')?.value)).toEqual(['0', '1', '2']);
     for (const p of pods) {
@@ -117,9 +117,9 @@ describe('a swarm of three shards', () => {
     expect(pending.status).toMatchObject({ topology: 'hybrid', phase: 'Pending' });
     expect(pending.status?.coordinatorPod).toBeUndefined();
     expect(pending.status?.shards?.map((e) => [e.index, e.indexes, e.pod, e.version])).toEqual([
-      [0, '0-2', 'three-s0-v2-1', 'v2'],
-      [1, '3-5', 'three-s1-v2-1', 'v2'],
-      [2, '6-9', 'three-s2-v2-1', 'v2'],
+      [0, '0-2', 'three-v2-1-s0', 'v2'],
+      [1, '3-5', 'three-v2-1-s1', 'v2'],
+      [2, '6-9', 'three-v2-1-s2', 'v2'],
     ]);
 
     for (const p of pods) await setPodStatus(c, ns, p.metadata.name, podRunning(true));
@@ -149,7 +149,7 @@ describe('a swarm of three shards', () => {
     // One record per agent, global indexes, each stored by its own shard's pod.
     const { results, unreadable } = await new DirectorySource(work, { namespace: ns, name: 'three', uid: done.metadata.uid }).read();
     expect(unreadable).toEqual([]);
-    expect(results.map((r) => [r.index, r.pod])).toEqual(Array.from({ length: 10 }, (_, i) => [i, `three-s${i < 3 ? 0 : i < 6 ? 1 : 2}-v2-1`]));
+    expect(results.map((r) => [r.index, r.pod])).toEqual(Array.from({ length: 10 }, (_, i) => [i, `three-v2-1-s${i < 3 ? 0 : i < 6 ? 1 : 2}`]));
     // Each coordinator published through its own field manager.
     const managers = ((done.metadata as { managedFields?: Array<{ manager: string; subresource?: string }> }).managedFields ?? [])
       .filter((m) => m.subresource === 'status')
@@ -195,20 +195,20 @@ describe('failures stay with their shard', () => {
       return p.length === 3 ? p : undefined;
     });
     const uids = new Map(pods.map((p) => [p.metadata.name, p.metadata.uid]));
-    await setPodStatus(c, ns, 'fb-s0-v2-1', podRunning(true));
-    await setPodStatus(c, ns, 'fb-s2-v2-1', podRunning(true));
-    await setPodStatus(c, ns, 'fb-s1-v2-1', podTerminated('Failed', 3, 'V2 preflight: /dev/shm is not a tmpfs'));
-    const v1 = await waitFor('shard 1 V1 pod', () => podNamed('fb-s1-v1-2'));
+    await setPodStatus(c, ns, 'fb-v2-1-s0', podRunning(true));
+    await setPodStatus(c, ns, 'fb-v2-1-s2', podRunning(true));
+    await setPodStatus(c, ns, 'fb-v2-1-s1', podTerminated('Failed', 3, 'V2 preflight: /dev/shm is not a tmpfs'));
+    const v1 = await waitFor('shard 1 V1 pod', () => podNamed('fb-v1-2-s1'));
     expect(v1.metadata.labels).toMatchObject({ 'swarm.cfn.dev/shard': '1', 'swarm.cfn.dev/version': 'v1' });
     const s = await until('fallback recorded', 'fb', (x) => (x.status?.fallback ? x : undefined));
     expect(s.status?.fallback).toMatchObject({ from: 'v2', to: 'v1', reason: 'shard 1: V2 preflight: /dev/shm is not a tmpfs' });
     const byIndex = (i: number) => s.status?.shards?.find((e) => e.index === i);
-    expect(byIndex(1)).toMatchObject({ version: 'v1', attempts: 2, pod: 'fb-s1-v1-2', fallback: { reason: 'V2 preflight: /dev/shm is not a tmpfs' } });
-    expect(byIndex(0)).toMatchObject({ version: 'v2', attempts: 1, pod: 'fb-s0-v2-1' });
-    expect(byIndex(2)).toMatchObject({ version: 'v2', attempts: 1, pod: 'fb-s2-v2-1' });
+    expect(byIndex(1)).toMatchObject({ version: 'v1', attempts: 2, pod: 'fb-v1-2-s1', fallback: { reason: 'V2 preflight: /dev/shm is not a tmpfs' } });
+    expect(byIndex(0)).toMatchObject({ version: 'v2', attempts: 1, pod: 'fb-v2-1-s0' });
+    expect(byIndex(2)).toMatchObject({ version: 'v2', attempts: 1, pod: 'fb-v2-1-s2' });
     expect(byIndex(0)?.fallback).toBeUndefined();
     // The other shards' pods are the same pods.
-    for (const name of ['fb-s0-v2-1', 'fb-s2-v2-1']) expect((await podNamed(name))?.metadata.uid).toBe(uids.get(name));
+    for (const name of ['fb-v2-1-s0', 'fb-v2-1-s2']) expect((await podNamed(name))?.metadata.uid).toBe(uids.get(name));
     expect(await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'fb' && e.reason === 'FallbackToV1'))).toMatchObject({
       message: 'shard 1: V2 unavailable (V2 preflight: /dev/shm is not a tmpfs), using V1 fallback',
     });
@@ -240,19 +240,19 @@ describe('failures stay with their shard', () => {
     pub.stop();
     await until('progress summed', 'lost', (s) => (s.status?.completedAgents === '4' && s.status.agents?.completed === 1 ? true : undefined));
     const uids = new Map(pods.map((p) => [p.metadata.name, p.metadata.uid]));
-    await c.delete(`/api/v1/namespaces/${ns}/pods/lost-s2-v1-1`, { gracePeriodSeconds: 0 });
-    const replacement = await waitFor('replacement', () => podNamed('lost-s2-v1-2'));
+    await c.delete(`/api/v1/namespaces/${ns}/pods/lost-v1-1-s2`, { gracePeriodSeconds: 0 });
+    const replacement = await waitFor('replacement', () => podNamed('lost-v1-2-s2'));
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '4' });
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_SHARD', value: '2' });
-    for (const name of ['lost-s0-v1-1', 'lost-s1-v1-1']) expect((await podNamed(name))?.metadata.uid).toBe(uids.get(name));
+    for (const name of ['lost-v1-1-s0', 'lost-v1-1-s1']) expect((await podNamed(name))?.metadata.uid).toBe(uids.get(name));
     const s = await swarmOf('lost');
-    expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ attempts: 2, pod: 'lost-s2-v1-2' });
+    expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ attempts: 2, pod: 'lost-v1-2-s2' });
     expect(s.status?.shards?.filter((e) => e.index !== 2).map((e) => e.attempts)).toEqual([1, 1]);
     expect(
       await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'lost' && e.reason === 'CoordinatorLost')),
     ).toMatchObject({
       message: expect.stringMatching(
-        /^shard 2: coordinator pod lost-s2-v1-1 is gone; starting a replacement that resumes past the agents whose final answer is in$/,
+        /^shard 2: coordinator pod lost-v1-1-s2 is gone; starting a replacement that resumes past the agents whose final answer is in$/,
       ),
     });
     // The replacement, run for real, runs its shard's other agent and keeps agent 4 as delivered.
@@ -267,10 +267,10 @@ describe('placement', () => {
   it("a shard the scheduler cannot place says why in its entry and in the swarm's condition; the others run", async () => {
     await c.create(swarmPath(ns), swarmManifest(ns, 'tight', { agents: 6, shards: 3, coordination: { version: 'v2' } }));
     await waitFor('3 pods', async () => ((await podsOf('tight')).length === 3 ? true : undefined));
-    await setPodStatus(c, ns, 'tight-s0-v2-1', podRunning(true));
-    await setPodStatus(c, ns, 'tight-s1-v2-1', podRunning(true));
+    await setPodStatus(c, ns, 'tight-v2-1-s0', podRunning(true));
+    await setPodStatus(c, ns, 'tight-v2-1-s1', podRunning(true));
     const why = '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.';
-    await setPodStatus(c, ns, 'tight-s2-v2-1', {
+    await setPodStatus(c, ns, 'tight-v2-1-s2', {
       phase: 'Pending',
       conditions: [
         { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: why, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
@@ -279,15 +279,15 @@ describe('placement', () => {
     const s = await until('shard 2 Unschedulable', 'tight', (x) =>
       x.status?.shards?.find((e) => e.index === 2)?.reason === 'Unschedulable' && x.status.phase === 'Running' ? x : undefined,
     );
-    expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ phase: 'Pending', message: `coordinator pod tight-s2-v2-1: ${why}` });
+    expect(s.status?.shards?.find((e) => e.index === 2)).toMatchObject({ phase: 'Pending', message: `coordinator pod tight-v2-1-s2: ${why}` });
     expect(s.status?.conditions?.find((x) => x.type === 'CoordinatorReady')).toMatchObject({
       status: 'False',
       reason: 'Unschedulable',
-      message: `2/3 shards running; shard 2 Pending: coordinator pod tight-s2-v2-1: ${why}`,
+      message: `2/3 shards running; shard 2 Pending: coordinator pod tight-v2-1-s2: ${why}`,
     });
     expect(
       await waitFor('event', async () => (await events(c, ns)).find((e) => e.involvedObject.name === 'tight' && e.reason === 'Unschedulable')),
-    ).toMatchObject({ message: `shard 2: coordinator pod tight-s2-v2-1: ${why}` });
+    ).toMatchObject({ message: `shard 2: coordinator pod tight-v2-1-s2: ${why}` });
   });
 });
 
@@ -330,7 +330,7 @@ describe('spec.suspend', () => {
       const p = (await podsOf('queued')).map((x) => x.metadata.name).sort();
       return p.length === 2 ? p : undefined;
     });
-    expect(resumed).toEqual(['queued-s0-v2-2', 'queued-s1-v2-2']);
+    expect(resumed).toEqual(['queued-v2-2-s0', 'queued-v2-2-s1']);
     expect((await events(c, ns)).filter((e) => e.involvedObject.name === 'queued' && e.reason === 'CoordinatorResumed')).toHaveLength(2);
   });
 });

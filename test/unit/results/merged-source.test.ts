@@ -38,8 +38,8 @@ describe('mergeReads', () => {
   });
 
   it('an index two stores hold: once, the newer record by storedAt, counted', () => {
-    const older = at(2, T1, { pod: 'sw-s0-v2-1', output: 'old\n' });
-    const newer = at(2, T2, { pod: 'sw-s1-v2-1', output: 'new\n' });
+    const older = at(2, T1, { pod: 'sw-v2-1-s0', output: 'old\n' });
+    const newer = at(2, T2, { pod: 'sw-v2-1-s1', output: 'new\n' });
     for (const reads of [
       [
         { where: 'a', results: [older], unreadable: [] },

@@ -71,10 +71,10 @@ describe('coordinator identity', () => {
     expect(policy.spec.failurePolicy).toBe('Fail');
   });
 
-  it("shards: a pod <prefix>-s<i>-<version>-<n> is shard i, and every field of a status.shards entry is either the operator's or its coordinator's", () => {
+  it("shards: a pod <prefix>-<version>-<n>-s<i> is shard i, and every field of a status.shards entry is either the operator's or its coordinator's", () => {
     const { policy } = coordinatorAdmissionPolicy();
     const shard = policy.spec.variables.find((v) => v.name === 'shard')!.expression;
-    expect(shard).toContain("matches('^s[0-9]{1,2}-v[12]-[0-9]+$')");
+    expect(shard).toContain("matches('^v[12]-[0-9]+-s[0-9]{1,2}$')");
     // The operator's fields of an entry: a shard's coordinator may not change them (test/integration/operator/shard-identity.test.ts).
     const operatorFields = ['index', 'indexes', 'pod', 'node', 'version', 'phase', 'attempts', 'attemptTime', 'reason', 'message', 'fallback'];
     expect([...operatorFields, ...SHARD_COORDINATOR_FIELDS].sort()).toEqual(Object.keys(shardStatus.shape).sort());

@@ -17,7 +17,7 @@ describe('results claims of a sharded swarm', () => {
     expect([0, 1].map((i) => resultsClaim(sharded, i)?.metadata.name)).toEqual(['sw-results-0', 'sw-results-1']);
     expect([0, 1].map((i) => resultsClaimName(sharded, i))).toEqual(['sw-results-0', 'sw-results-1']);
     const pod = coordinatorPod(sharded, 'v2', { image: 'img', attempt: 1, shard: 1 });
-    expect(pod.metadata.name).toBe('sw-s1-v2-1');
+    expect(pod.metadata.name).toBe('sw-v2-1-s1');
     expect(pod.spec.volumes.find((v) => (v as { name: string }).name === 'results')).toEqual({
       name: 'results',
       persistentVolumeClaim: { claimName: 'sw-results-1' },

@@ -32,13 +32,13 @@ const INDEXES = ['0-2', '3-5', '6-8'];
 const entry = (i: number, extra: Partial<ShardStatus> = {}): ShardStatus => ({
   index: i,
   indexes: INDEXES[i]!,
-  pod: `s-s${i}-v2-1`,
+  pod: `s-v2-1-s${i}`,
   version: 'v2',
   phase: 'Pending',
   attempts: 1,
   attemptTime: secs(20_000),
   reason: 'PodCreated',
-  message: `coordinator pod s-s${i}-v2-1 created`,
+  message: `coordinator pod s-v2-1-s${i} created`,
   ...extra,
 });
 
@@ -60,7 +60,7 @@ function pod(shard: number, status: Record<string, unknown>, attempt = 1, versio
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: `s-s${shard}-${version}-${attempt}`,
+      name: `s-${version}-${attempt}-s${shard}`,
       namespace: NS,
       labels: { 'swarm.cfn.dev/swarm': 's', 'swarm.cfn.dev/version': version, 'swarm.cfn.dev/attempt': String(attempt), 'swarm.cfn.dev/shard': String(shard) },
       annotations: { 'swarm.cfn.dev/created-at': new Date(NOW - 20_000).toISOString() },
@@ -158,7 +158,7 @@ describe('a new sharded swarm', () => {
     expect(r.status?.coordinatorPod).toBeUndefined();
     expect(r.status?.shards).toEqual(
       [0, 1, 2].map((i) =>
-        expect.objectContaining({ index: i, indexes: INDEXES[i], pod: `s-s${i}-v2-1`, version: 'v2', phase: 'Pending', attempts: 1, reason: 'PodCreated' }),
+        expect.objectContaining({ index: i, indexes: INDEXES[i], pod: `s-v2-1-s${i}`, version: 'v2', phase: 'Pending', attempts: 1, reason: 'PodCreated' }),
       ),
     );
     // Intent first, then per shard its claim before its pod.
@@ -169,11 +169,11 @@ describe('a new sharded swarm', () => {
       'create serviceaccounts/s-coordinator',
       'create roles/s-coordinator',
       'create rolebindings/s-coordinator',
-      'create pods/s-s0-v2-1',
+      'create pods/s-v2-1-s0',
       'apply persistentvolumeclaims/s-results-1',
-      'create pods/s-s1-v2-1',
+      'create pods/s-v2-1-s1',
       'apply persistentvolumeclaims/s-results-2',
-      'create pods/s-s2-v2-1',
+      'create pods/s-v2-1-s2',
     ]);
     const pods = r.created.filter((o) => o.kind === 'Pod') as Array<
       KubeObject & {
@@ -201,7 +201,7 @@ describe('a new sharded swarm', () => {
       },
     ]);
     expect(r.events.filter((e) => e.startsWith('Normal CoordinatorCreated'))).toEqual(
-      [0, 1, 2].map((i) => `Normal CoordinatorCreated: shard ${i}: created v2 coordinator pod s-s${i}-v2-1`),
+      [0, 1, 2].map((i) => `Normal CoordinatorCreated: shard ${i}: created v2 coordinator pod s-v2-1-s${i}`),
     );
   });
 
@@ -224,15 +224,15 @@ describe('one status from the shards', () => {
     expect(r.shard(2)).toMatchObject({
       phase: 'Pending',
       reason: 'Unschedulable',
-      message: 'coordinator pod s-s2-v2-1: 0/3 nodes are available: 3 Insufficient cpu.',
+      message: 'coordinator pod s-v2-1-s2: 0/3 nodes are available: 3 Insufficient cpu.',
     });
     expect(r.status?.phase).toBe('Running');
     expect(r.cond('CoordinatorReady')).toMatchObject({
       status: 'False',
       reason: 'Unschedulable',
-      message: '2/3 shards running; shard 2 Pending: coordinator pod s-s2-v2-1: 0/3 nodes are available: 3 Insufficient cpu.',
+      message: '2/3 shards running; shard 2 Pending: coordinator pod s-v2-1-s2: 0/3 nodes are available: 3 Insufficient cpu.',
     });
-    expect(r.events).toContain('Warning Unschedulable: shard 2: coordinator pod s-s2-v2-1: 0/3 nodes are available: 3 Insufficient cpu.');
+    expect(r.events).toContain('Warning Unschedulable: shard 2: coordinator pod s-v2-1-s2: 0/3 nodes are available: 3 Insufficient cpu.');
     expect(r.acted).toEqual([]);
   });
 
@@ -250,7 +250,7 @@ describe('one status from the shards', () => {
     ]);
     expect(r.status).toMatchObject({ phase: 'Running', agents: { total: 9, completed: 4, failed: 0 }, deliveryRate: 44.4, completedAgents: '0-3' });
     expect(r.cond('CoordinatorReady')).toMatchObject({ status: 'True', reason: 'ShardsReady', message: '3/3 shards running' });
-    expect(r.shard(1)).toMatchObject({ node: 'n1', pod: 's-s1-v2-1' });
+    expect(r.shard(1)).toMatchObject({ node: 'n1', pod: 's-v2-1-s1' });
   });
 
   it('every shard finished: judged by the success policy on the sum', async () => {
@@ -309,7 +309,7 @@ describe('failures stay local', () => {
       phase: 'FallingBack',
       version: 'v1',
       attempts: 2,
-      pod: 's-s1-v1-2',
+      pod: 's-v1-2-s1',
       fallback: { from: 'v2', to: 'v1', reason: 'V2 preflight: /dev/shm is not tmpfs' },
     });
     expect(r.shard(0)).toMatchObject({ phase: 'Running', version: 'v2', attempts: 1 });
@@ -321,9 +321,9 @@ describe('failures stay local', () => {
     expect(r.events).toContain('Warning FallbackToV1: shard 1: V2 unavailable (V2 preflight: /dev/shm is not tmpfs), using V1 fallback');
     // Only shard 1's pods are touched: the ended V2 pod goes, the V1 pod comes (with its own claim).
     expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual([
-      'delete pods/s-s1-v2-1 now',
+      'delete pods/s-v2-1-s1 now',
       'apply persistentvolumeclaims/s-results-1',
-      'create pods/s-s1-v1-2',
+      'create pods/s-v1-2-s1',
     ]);
   });
 
@@ -336,23 +336,23 @@ describe('failures stay local', () => {
     );
     expect(r.shard(2)).toMatchObject({
       attempts: 2,
-      pod: 's-s2-v2-2',
+      pod: 's-v2-2-s2',
       version: 'v2',
       reason: 'CoordinatorLost',
-      message: 'Evicted: The node was low on resource: memory. (on node n2); replaced by coordinator pod s-s2-v2-2',
+      message: 'Evicted: The node was low on resource: memory. (on node n2); replaced by coordinator pod s-v2-2-s2',
     });
     expect(r.acted).toEqual([
-      'delete pods/s-s2-v2-1 now',
+      'delete pods/s-v2-1-s2 now',
       'apply persistentvolumeclaims/s-results-2',
       'create serviceaccounts/s-coordinator',
       'create roles/s-coordinator',
       'create rolebindings/s-coordinator',
-      'create pods/s-s2-v2-2',
+      'create pods/s-v2-2-s2',
     ]);
     expect(r.events).toContain(
       'Warning CoordinatorLost: shard 2: Evicted: The node was low on resource: memory. (on node n2); starting a replacement that resumes past the agents whose final answer is in',
     );
-    const replacement = r.created.find((o) => o.metadata?.name === 's-s2-v2-2') as {
+    const replacement = r.created.find((o) => o.metadata?.name === 's-v2-2-s2') as {
       spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> };
     };
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '6' });
@@ -366,9 +366,9 @@ describe('a shard on a lost node', () => {
     const stuck = pod(1, ready, 1, 'v2', { deletionTimestamp: secs(61_000 + 30_000) });
     const r = await reconcileOnce(swarmObject({ status: started([run, run, run]) }), [pod(0, ready), stuck, pod(2, ready)]);
     expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual([
-      'delete pods/s-s1-v2-1 now',
+      'delete pods/s-v2-1-s1 now',
       'apply persistentvolumeclaims/s-results-1',
-      'create pods/s-s1-v2-2',
+      'create pods/s-v2-2-s1',
     ]);
     expect(r.shard(1)).toMatchObject({ attempts: 2, reason: 'CoordinatorLost', message: expect.stringContaining('(on node n1)') });
     expect(r.shard(0)).toMatchObject({ attempts: 1, phase: 'Running' });
@@ -389,7 +389,7 @@ describe('spec.suspend', () => {
   it('suspending running shards stops their pods gracefully; resuming starts new attempts', async () => {
     const run = { phase: 'Running' as const, reason: 'PodReady' };
     const stop = await reconcileOnce(swarmObject({ spec: { suspend: true }, status: started([run, run, run]) }), [pod(0, ready), pod(1, ready), pod(2, ready)]);
-    expect(stop.acted).toEqual(['delete pods/s-s0-v2-1', 'delete pods/s-s1-v2-1', 'delete pods/s-s2-v2-1']);
+    expect(stop.acted).toEqual(['delete pods/s-v2-1-s0', 'delete pods/s-v2-1-s1', 'delete pods/s-v2-1-s2']);
     expect(stop.status?.phase).toBe('Pending');
     expect(stop.cond('Suspended')).toMatchObject({ status: 'True' });
     expect(stop.result).toEqual({ requeueAfterMs: 1000 });
@@ -403,7 +403,7 @@ describe('spec.suspend', () => {
       [],
     );
     expect(resume.acted.filter((c) => c.startsWith('create rolebindings/'))).toHaveLength(1);
-    expect(resume.acted.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-s0-v2-2', 'create pods/s-s1-v2-2', 'create pods/s-s2-v2-2']);
+    expect(resume.acted.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-v2-2-s0', 'create pods/s-v2-2-s1', 'create pods/s-v2-2-s2']);
     expect(resume.cond('Suspended')).toMatchObject({ status: 'False', reason: 'Resumed' });
     expect(resume.shard(0)).toMatchObject({ attempts: 2, attemptTime: secs(0), reason: 'PodCreated' });
   });
@@ -413,16 +413,16 @@ describe('spec.suspend', () => {
     const stopping = pod(1, ready, 1, 'v2', { deletionTimestamp: new Date(NOW + 20_000).toISOString() });
     const status = started([suspended, suspended, suspended]);
     const r = await reconcileOnce(swarmObject({ status }), [stopping]);
-    expect(r.acted.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-s0-v2-2', 'create pods/s-s2-v2-2']);
+    expect(r.acted.filter((c) => c.startsWith('create pods/'))).toEqual(['create pods/s-v2-2-s0', 'create pods/s-v2-2-s2']);
     expect(r.shard(1)).toMatchObject({ attempts: 1, reason: 'Suspended' });
     // Stopped by the suspend: exit 143 while being deleted.
     const ended = pod(1, { phase: 'Failed', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 143 } } }] }, 1, 'v2', {
       deletionTimestamp: secs(0),
     });
     const later = await reconcileOnce(swarmObject({ status }), [ended]);
-    expect(later.acted.filter((c) => c.includes('s-s1-'))).toEqual(['delete pods/s-s1-v2-1 now', 'create pods/s-s1-v2-2']);
+    expect(later.acted.filter((c) => / pods\/s-v[12]-[0-9]+-s1\b/.test(c))).toEqual(['delete pods/s-v2-1-s1 now', 'create pods/s-v2-2-s1']);
     expect(later.events.filter((e) => e.includes('shard 1') && !e.includes('ResultsClaim'))).toEqual([
-      'Normal CoordinatorResumed: shard 1: created v2 coordinator pod s-s1-v2-2',
+      'Normal CoordinatorResumed: shard 1: created v2 coordinator pod s-v2-2-s1',
     ]);
     expect(later.fallbacks).toBe(0);
   });

@@ -96,10 +96,10 @@ describe('the per-shard view', () => {
     const status = {
       agents: { total: 10, completed: 1, failed: 0 },
       completedAgents: '0',
-      shards: [{ index: 1, indexes: '3-5', agents: { total: 3, completed: 2, failed: 0 }, completedAgents: '3-4', progressPod: 's-s1-v2-1' }],
+      shards: [{ index: 1, indexes: '3-5', agents: { total: 3, completed: 2, failed: 0 }, completedAgents: '3-4', progressPod: 's-v2-1-s1' }],
     };
     expect(shardProgress(status, 0, false)).toEqual({ agents: { total: 10, completed: 1, failed: 0 }, completedAgents: '0' });
-    expect(shardProgress(status, 1, true)).toEqual({ agents: { total: 3, completed: 2, failed: 0 }, completedAgents: '3-4', progressPod: 's-s1-v2-1' });
+    expect(shardProgress(status, 1, true)).toEqual({ agents: { total: 3, completed: 2, failed: 0 }, completedAgents: '3-4', progressPod: 's-v2-1-s1' });
     expect(shardProgress(status, 2, true)).toEqual({});
   });
 

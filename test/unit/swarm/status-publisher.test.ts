@@ -30,7 +30,7 @@ describe("a shard's coordinator publishes into its own entry", () => {
       namespace: 'ns',
       name: 's',
       total: 3,
-      pod: 's-s1-v2-2',
+      pod: 's-v2-2-s1',
       shard: { index: 1, indexes: '3-5' },
       previous: { agents: { total: 3, completed: 1, failed: 0 }, completedAgents: '3' },
     });
@@ -52,7 +52,7 @@ describe("a shard's coordinator publishes into its own entry", () => {
             failedIndexes: '5',
             failedAgents: [{ index: 5, reason: 'exit code 1' }],
             result: { status: 'completed' },
-            progressPod: 's-s1-v2-2',
+            progressPod: 's-v2-2-s1',
           },
         ],
       },

@@ -136,7 +136,7 @@ describe('a sharded swarm: the shards table', () => {
   const shardEntry = (index: number, over: Record<string, unknown> = {}) => ({
     index,
     indexes: `${index * 3}-${index * 3 + 2}`,
-    pod: `big-s${index}-v2-1`,
+    pod: `big-v2-1-s${index}`,
     node: `node-${index % 3}`,
     version: 'v2',
     phase: 'Running',
@@ -157,7 +157,7 @@ describe('a sharded swarm: the shards table', () => {
       shardEntry(2, {
         phase: 'Pending',
         node: undefined,
-        pod: 'big-s2-v2-1',
+        pod: 'big-v2-1-s2',
         reason: 'Unschedulable',
         message: '0/3 nodes are available: 3 Insufficient cpu.',
         agents: undefined,
@@ -198,16 +198,16 @@ describe('a sharded swarm: the shards table', () => {
     });
     const v = swarmView(
       sharded([shardEntry(0), shardEntry(1)]),
-      [pod('big-s1-v2-2', '1', '2'), pod('big-s0-v2-1', '0', '1'), pod('big-s1-v2-1', '1', '1')],
+      [pod('big-v2-2-s1', '1', '2'), pod('big-v2-1-s0', '0', '1'), pod('big-v2-1-s1', '1', '1')],
       [],
     );
     expect(v.pods.map((p) => [p.shard, p.name])).toEqual([
-      [0, 'big-s0-v2-1'],
-      [1, 'big-s1-v2-1'],
-      [1, 'big-s1-v2-2'],
+      [0, 'big-v2-1-s0'],
+      [1, 'big-v2-1-s1'],
+      [1, 'big-v2-2-s1'],
     ]);
     const text = formatSwarm(v);
-    expect(text).toContain('  SHARD  NAME         VERSION  PHASE    READY  NODE    REASON\n  0      big-s0-v2-1  v2       Running  false  node-0  -\n');
+    expect(text).toContain('  SHARD  NAME         VERSION  PHASE    READY  NODE    REASON\n  0      big-v2-1-s0  v2       Running  false  node-0  -\n');
   });
 
   it('one shard: no shards table (the pods say it all)', () => {
