@@ -30,6 +30,7 @@ import { kstatus, kstatusBinary } from './kstatus.js';
 import type { KubeObject } from '../../../operator/k8s/client.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject, SwarmObject } from '../operator/harness.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 const c = client();
 let ns: string;
@@ -118,19 +119,7 @@ describe('Swarm: kstatus verdict in every phase', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await swarmIn('succeeded', 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'succeeded', total: 4, intervalMs: 10 });
-    for (const index of [0, 1, 2, 3])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1, 2, 3]) pub.onResponse(agentResponse(index));
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const s = await swarmIn('succeeded', 'Succeeded');

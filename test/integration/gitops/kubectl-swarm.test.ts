@@ -34,6 +34,7 @@ import {
 import type { CliIo } from '../../../operator/cli/io.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from '../operator/harness.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 class Capture extends Writable {
   text = '';
@@ -71,18 +72,8 @@ afterAll(async () => {
 const podOf = async (name: string, attempt = 1): Promise<PodObject | undefined> =>
   (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === name && p.metadata.labels['swarm.cfn.dev/attempt'] === String(attempt));
 
-const response = (index: number, ok = true) => ({
-  agentId: `agent-${index}`,
-  index,
-  status: ok ? ('completed' as const) : ('failed' as const),
-  exitCode: ok ? 0 : 1,
-  attempts: 1,
-  durationMs: 1,
-  output: '',
-  outputBytes: 0,
-  outputTruncated: false,
-  error: ok ? null : 'boom',
-});
+const response = (index: number, ok = true) =>
+  agentResponse(index, { status: ok ? ('completed' as const) : ('failed' as const), exitCode: ok ? 0 : 1, error: ok ? null : 'boom' });
 
 describe('kubectl swarm get', () => {
   it('shows phase, health, version, agents, delivery, pods and events; -o json the same as data', async () => {

@@ -25,6 +25,7 @@ import {
 } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import { Capture, captureIo } from '../../helpers/capture.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 const c = client();
 let ns: string;
@@ -160,19 +161,7 @@ describe('cfn operator', () => {
 
     // The coordinator: 3 of 4 agents delivered, then its pod succeeds.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'metered', total: 4, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1, 2])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1, 2]) pub.onResponse(agentResponse(index));
     // Past 300 ms by the wall clock the status is stamped with (a timer may fire a millisecond early by Date.now()).
     await new Promise((r) => setTimeout(r, 320));
     await pub.flush({ status: 'completed' });

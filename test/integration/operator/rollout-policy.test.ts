@@ -21,6 +21,7 @@ import {
 } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { SwarmObject } from './harness.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 const c = client();
 let op: RunningOperator | undefined;
@@ -91,19 +92,7 @@ async function runToCompletion(ns: string, s: SwarmObject): Promise<void> {
   const pod = await waitFor('pod', async () => (await listPods(c, ns)).find((p) => p.metadata.labels['swarm.cfn.dev/swarm'] === s.metadata.name));
   await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
   const pub = new StatusPublisher({ client: c, namespace: ns, name: s.metadata.name, total: 2 });
-  for (const index of [0, 1])
-    pub.onResponse({
-      agentId: `agent-${index}`,
-      index,
-      status: 'completed',
-      exitCode: 0,
-      attempts: 1,
-      durationMs: 1,
-      output: '',
-      outputBytes: 0,
-      outputTruncated: false,
-      error: null,
-    });
+  for (const index of [0, 1]) pub.onResponse(agentResponse(index));
   await pub.flush({ status: 'completed' });
   await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
   await waitFor('Succeeded', async () => (await getSwarm(c, ns, s.metadata.name)).status?.phase === 'Succeeded', 20_000);

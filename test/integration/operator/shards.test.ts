@@ -29,6 +29,7 @@ import {
 } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject, SwarmObject } from './harness.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 const c = client();
 let ns: string;
@@ -224,18 +225,7 @@ describe('failures stay with their shard', () => {
     await until('Running', 'lost', (s) => (s.status?.shards?.every((e) => e.phase === 'Running') ? true : undefined));
     // Shard 2's coordinator (indexes 4-5) delivered agent 4, into its own entry.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'lost', total: 2, intervalMs: 10, shard: { index: 2, indexes: '4-5' } });
-    pub.onResponse({
-      agentId: 'agent-4',
-      index: 4,
-      status: 'completed',
-      exitCode: 0,
-      attempts: 1,
-      durationMs: 1,
-      output: '',
-      outputBytes: 0,
-      outputTruncated: false,
-      error: null,
-    });
+    pub.onResponse(agentResponse(4));
     await pub.flush();
     pub.stop();
     await until('progress summed', 'lost', (s) => (s.status?.completedAgents === '4' && s.status.agents?.completed === 1 ? true : undefined));

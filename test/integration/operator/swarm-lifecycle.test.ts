@@ -21,6 +21,7 @@ import {
 } from './harness.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from './harness.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 const c = client();
 let ns: string;
@@ -97,18 +98,7 @@ describe('Swarm lifecycle on a real API server', () => {
     // The coordinator publishes progress with its own field manager.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'happy', total: 4, intervalMs: 10 });
     for (const index of [0, 1, 2, 3]) {
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: index === 3 ? 'failed' : 'completed',
-        exitCode: index === 3 ? 1 : 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: index === 3 ? 'boom' : null,
-      });
+      pub.onResponse(agentResponse(index, { status: index === 3 ? 'failed' : 'completed', exitCode: index === 3 ? 1 : 0, error: index === 3 ? 'boom' : null }));
     }
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
@@ -151,18 +141,7 @@ describe('Swarm lifecycle on a real API server', () => {
     const pub = new StatusPublisher({ client: c, namespace: ns, name, total, intervalMs: 10 });
     for (let index = 0; index < total; index++) {
       const bad = failing.includes(index);
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: bad ? 'failed' : 'completed',
-        exitCode: bad ? 2 : 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: bad ? 'exit code 2' : null,
-      });
+      pub.onResponse(agentResponse(index, { status: bad ? 'failed' : 'completed', exitCode: bad ? 2 : 0, error: bad ? 'exit code 2' : null }));
     }
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
@@ -225,19 +204,7 @@ describe('Swarm lifecycle on a real API server', () => {
     expect(await podOf('flap', 2)).toBeUndefined();
     expect((await getSwarm(c, ns, 'flap')).status?.fallback).toBeUndefined();
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'flap', total: 10, intervalMs: 10 });
-    for (let index = 0; index < 10; index++)
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (let index = 0; index < 10; index++) pub.onResponse(agentResponse(index));
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     const sw = await waitFor('complete', async () => {
@@ -255,19 +222,7 @@ describe('Swarm lifecycle on a real API server', () => {
     const pod = await waitFor('v2 pod', () => podOf('quick'));
     await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'quick', total: 3, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1, 2])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1, 2]) pub.onResponse(agentResponse(index));
     await pub.flush({ status: 'completed' });
     const running = await waitFor('Running on progress', async () => {
       const s = await getSwarm(c, ns, 'quick');
@@ -297,18 +252,7 @@ describe('Swarm lifecycle on a real API server', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(false));
     // What an earlier coordinator of this swarm would have left in status.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'stale', total: 3, pod: 'stale-v2-0', intervalMs: 10 });
-    pub.onResponse({
-      agentId: 'agent-0',
-      index: 0,
-      status: 'completed',
-      exitCode: 0,
-      attempts: 1,
-      durationMs: 1,
-      output: '',
-      outputBytes: 0,
-      outputTruncated: false,
-      error: null,
-    });
+    pub.onResponse(agentResponse(0));
     await pub.flush();
     await waitFor('v1 pod', () => podOf('stale', 2), 8000);
     expect(await waitFor('fallback in status', async () => (await getSwarm(c, ns, 'stale')).status?.fallback?.reason)).toBe(
@@ -354,31 +298,8 @@ describe('Swarm lifecycle on a real API server', () => {
     // never have happened), which is not what this test is about.
     await waitFor('Running', async () => ((await getSwarm(c, ns, 'resume')).status?.phase === 'Running' ? true : undefined));
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'resume', total: 6, intervalMs: 10 });
-    for (const index of [0, 1, 4])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
-    pub.onResponse({
-      agentId: 'agent-2',
-      index: 2,
-      status: 'failed',
-      exitCode: 3,
-      attempts: 3,
-      durationMs: 1,
-      output: '',
-      outputBytes: 0,
-      outputTruncated: false,
-      error: 'exit code 3',
-    });
+    for (const index of [0, 1, 4]) pub.onResponse(agentResponse(index));
+    pub.onResponse(agentResponse(2, { status: 'failed', exitCode: 3, attempts: 3, error: 'exit code 3' }));
     await pub.flush();
     await waitFor('progress', async () => {
       const st = (await getSwarm(c, ns, 'resume')).status;
@@ -489,19 +410,7 @@ describe('a V2 coordinator that fails mid-run', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'oom')).status?.phase === 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'oom', total: 8, intervalMs: 10 });
-    for (const index of [0, 1, 2])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1, 2]) pub.onResponse(agentResponse(index));
     await pub.flush();
     await waitFor('progress', async () => (await getSwarm(c, ns, 'oom')).status?.completedAgents === '0-2');
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Failed', 137, undefined, 'OOMKilled'));
@@ -659,19 +568,7 @@ describe('a V2 coordinator lost from outside', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'evicted')).status?.phase === 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'evicted', total: 6, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1]) pub.onResponse(agentResponse(index));
     await pub.flush();
     await waitFor('progress', async () => (await getSwarm(c, ns, 'evicted')).status?.completedAgents === '0-1');
     await setPodStatus(c, ns, pod.metadata.name, { ...podTerminated('Failed', 137, undefined, 'Evicted'), message: 'The node was low on resource: memory.' });
@@ -726,19 +623,7 @@ describe('a fallback never runs an agent twice', () => {
     expect(terminating).toBeDefined();
     // The stopping V2 coordinator publishes what it delivered and which agents it cut short.
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'handover', total: 8, pod: pod.metadata.name, intervalMs: 10 });
-    for (const index of [0, 1, 2])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1, 2]) pub.onResponse(agentResponse(index));
     pub.onInterrupted([4, 5]);
     await pub.flush({ status: 'stopped' });
     await new Promise((r) => setTimeout(r, 1500));

@@ -41,6 +41,7 @@ import { helm, helmInstall, tokenKubeconfig } from './chart-install.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PolicyRule } from '../../../operator/rbac/operator-rbac.js';
 import type { PodObject } from '../operator/harness.js';
+import { agentResponse } from '../../helpers/agent-response.js';
 
 const c = client();
 const work = mkdtempSync(join(tmpdir(), 'pkg-rbac-'));
@@ -122,19 +123,7 @@ describe('the operator under the chart ServiceAccount', () => {
     await setPodStatus(c, ns, pod.metadata.name, podRunning(true));
     await waitFor('Running', async () => (await getSwarm(c, ns, 'happy')).status?.phase === 'Running');
     const pub = new StatusPublisher({ client: c, namespace: ns, name: 'happy', total: 2, intervalMs: 10 });
-    for (const index of [0, 1])
-      pub.onResponse({
-        agentId: `agent-${index}`,
-        index,
-        status: 'completed',
-        exitCode: 0,
-        attempts: 1,
-        durationMs: 1,
-        output: '',
-        outputBytes: 0,
-        outputTruncated: false,
-        error: null,
-      });
+    for (const index of [0, 1]) pub.onResponse(agentResponse(index));
     await pub.flush({ status: 'completed' });
     await setPodStatus(c, ns, pod.metadata.name, podTerminated('Succeeded', 0));
     await waitFor('deleted after its TTL', () => gone(swarmPath(ns, 'happy')), 30_000, 200);
