@@ -13,7 +13,7 @@ import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
 import { runStatus } from '../delivery.js';
-import { groupRuns, processesWithArgUnder, processesWithEnv } from '../../util/proc.js';
+import { killGroupAndWait, processesWithArgUnder, processesWithEnv, signalGroup, signalProcess } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 import { agentsInRange, engineRangeArg, inRange, isWholeSwarm, rangeSize, runRange } from '../index-range.js';
 import type { IndexRange } from '../index-range.js';
@@ -131,28 +131,6 @@ function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentRespo
   return runStatus(spec.id, state, { total: rangeSize(runRange(spec)), completed, failed, completedThisRun: completedNow }, elapsedMs);
 }
 
-/** Signals a whole process group; a group already gone is fine. */
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // group already gone
-  }
-}
-
-/**
- * SIGKILL to a process group, then waits (bounded) until no member runs: its
- * leader's exit says nothing of the members it started, which die on their
- * own schedule on a loaded machine.
- */
-async function killGroupAndWait(pid: number | undefined, timeoutMs = 2000): Promise<void> {
-  if (pid === undefined) return;
-  killGroup(pid, 'SIGKILL');
-  const deadline = Date.now() + timeoutMs;
-  while ((await groupRuns(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-}
-
 function lastLine(text: string): string {
   const lines = text
     .trim()
@@ -246,7 +224,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       result = await child;
     } finally {
       this.preflights.delete(child);
-      await killGroupAndWait(child.pid);
+      if (child.pid !== undefined) await killGroupAndWait(child.pid);
     }
     if (epoch !== this.stopEpoch) return { healthy: false, reason: 'stopped during preflight', checks: { preflight: { ok: false, detail: 'stopped' } } };
     const stdout = String(result.stdout ?? '').trim();
@@ -457,14 +435,11 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     return [...found].sort((a, b) => a - b);
   }
 
-  private signalGroup(run: ActiveRun, signal: NodeJS.Signals): void {
+  /** Signals the engine's process group while its leader runs (after that, the pid may name another process). */
+  private signalEngine(run: ActiveRun, signal: NodeJS.Signals): void {
     const pid = run.child?.pid;
     if (pid === undefined || run.child?.exitCode !== null || run.child.signalCode !== null) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // group already gone
-    }
+    signalGroup(pid, signal);
   }
 
   /** Removes the swarm root and any process that escaped the engine's own cleanup. */
@@ -478,11 +453,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     const strays = [...new Set([...agents, ...scripts])];
     for (const pid of strays) {
       this.log.warn({ objectiveId: run.spec.id, pid }, 'killing a swarm process left behind by the engine');
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited meanwhile
-      }
+      signalProcess(pid, 'SIGKILL');
     }
     await rm(run.root, { recursive: true, force: true, maxRetries: 3 });
   }
@@ -528,7 +499,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     const preflights = [...this.preflights];
     await Promise.all(
       preflights.map(async (p) => {
-        await killGroupAndWait(p.pid);
+        if (p.pid !== undefined) await killGroupAndWait(p.pid);
         await p.then(
           () => undefined,
           () => undefined,
@@ -540,19 +511,15 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
       runs.map(async (run) => {
         run.stopping = true;
         if (!run.child) return;
-        this.signalGroup(run, 'SIGTERM');
-        const timer = setTimeout(() => this.signalGroup(run, 'SIGKILL'), this.stopGraceMs);
+        this.signalEngine(run, 'SIGTERM');
+        const timer = setTimeout(() => this.signalEngine(run, 'SIGKILL'), this.stopGraceMs);
         try {
           await run.child;
         } finally {
           clearTimeout(timer);
         }
         // Anything left in the group after the leader exited.
-        try {
-          process.kill(-(run.child.pid as number), 'SIGKILL');
-        } catch {
-          // none left
-        }
+        if (run.child.pid !== undefined) signalGroup(run.child.pid, 'SIGKILL');
       }),
     );
     // executeObjective's finally removes roots; wait for it.
