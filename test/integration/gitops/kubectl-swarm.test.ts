@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { runCli } from '../../../operator/cli/main.js';
 import { ROLLOUT_ANNOTATIONS } from '../../../operator/api/rollout-policy.js';
-import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import { kubectlBin } from '../../unit/packaging/tools.js';
 import {
   client,

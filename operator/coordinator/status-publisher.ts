@@ -11,7 +11,7 @@ import { resourcePath } from '../k8s/client.js';
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
 import { SHARD_FAILED_AGENTS_MAX } from '../api/swarm.js';
-import { SWARM_FAILED_AGENTS_MAX } from './shard-status.js';
+import { SWARM_FAILED_AGENTS_MAX } from '../swarm/shard-status.js';
 import type { ShardStatus, SwarmStatusT } from '../api/swarm.js';
 import type { AgentResponse } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
