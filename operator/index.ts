@@ -6,11 +6,11 @@ export type {
   Capabilities,
   CoordinationVersion,
   HealthReport,
-  ICoordinator,
+  Coordinator,
   ObjectiveResult,
   ObjectiveSpec,
   SwarmRunState,
-  SwarmStatus,
+  RunStatus,
 } from './coordination/types.js';
 export type { IndexRange } from './coordination/index-range.js';
 

@@ -30,7 +30,7 @@ import { EXIT_PREFLIGHT_FAILED, swarmRunId } from '../swarm/coordinator-pod.js';
 import { publishIntervalMs, StatusPublisher } from './status-publisher.js';
 import { swarmShardRanges } from '../swarm/shards.js';
 import { rangeIndexes, shardEntry } from '../swarm/shard-status.js';
-import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
+import type { AgentResponse, CoordinationVersion, Coordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
 
@@ -175,7 +175,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     return 0;
   }
 
-  const coordinator: ICoordinator =
+  const coordinator: Coordinator =
     o.version === 'v2'
       ? new BashCoordinator({ logger: log, ...(o.shmPath ? { shmPath: o.shmPath } : {}), ...(o.bashDir ? { bashDir: o.bashDir } : {}) })
       : new SwarmCoordinator({ ...(o.memoryPath ? { memoryPath: o.memoryPath } : {}), maxAgents: 10_000 });

@@ -12,7 +12,7 @@ import { LABEL_SWARM } from './coordinator-pod.js';
 import { SharedIdentities } from './swarm-identity.js';
 import { SwarmRun } from './swarm-run.js';
 import { applyOperatorStatus, FINALIZER, involved } from './swarm-write.js';
-import type { Swarm, SwarmStatusT } from '../api/swarm.js';
+import type { Swarm, SwarmResourceStatus } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
 import type { KubeClient, KubeObject } from '../k8s/client.js';
 import type { EventRecorder } from '../k8s/events.js';
@@ -106,7 +106,7 @@ export class SwarmReconciler {
     );
     if (!live?.success) return;
     const current = live.data;
-    const status: SwarmStatusT = { ...(current.status ?? {}) };
+    const status: SwarmResourceStatus = { ...(current.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
     status.conditions = setCondition(
       status.conditions,

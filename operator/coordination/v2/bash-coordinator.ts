@@ -8,7 +8,7 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
 import type { AgentView } from '../agent-view.js';
-import type { AgentInfo, AgentResponse, AgentState, Capabilities, HealthReport, ICoordinator, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../types.js';
+import type { AgentInfo, AgentResponse, AgentState, Capabilities, HealthReport, Coordinator, ObjectiveResult, ObjectiveSpec, RunStatus } from '../types.js';
 import type { Logger } from '../../observability/logger.js';
 import { createLogger } from '../../observability/logger.js';
 import { findPackageRoot } from '../../util/package-root.js';
@@ -21,7 +21,7 @@ import { validateSpec } from './spec.js';
 import { CoordinatorUnavailableError, EnginePreflight, locateEngine } from './engine-preflight.js';
 import type { EngineLocation } from './engine-preflight.js';
 import { EngineProcess, engineArgs, killStrays, lastLine } from './engine-process.js';
-import { EngineError, interruptedAgents, runResult, statusFromResponses, toSwarmStatus } from './engine-result.js';
+import { EngineError, interruptedAgents, runResult, statusFromResponses, toRunStatus } from './engine-result.js';
 
 export const DEFAULT_SHM_PATH = '/dev/shm/cfn';
 
@@ -49,12 +49,12 @@ export interface BashCoordinatorOptions {
 /** Events; the `objective:*` and `agent:*` ones have the same names and payloads as V1's. */
 export interface BashCoordinatorEvents {
   response: [AgentResponse, string];
-  status: [SwarmStatus];
+  status: [RunStatus];
   quarantine: [QuarantineEvent, string];
   'objective:started': [{ objectiveId: string; agents: number; alreadyFinal: number; strayAgentsKilled: number; timestamp: number }];
   'agent:completed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
   'agent:failed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
-  'objective:completed': [{ objectiveId: string; status: SwarmStatus; timestamp: number }];
+  'objective:completed': [{ objectiveId: string; status: RunStatus; timestamp: number }];
 }
 
 interface ActiveRun {
@@ -69,7 +69,7 @@ interface ActiveRun {
   markDone: () => void;
 }
 
-export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> implements ICoordinator {
+export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> implements Coordinator {
   readonly version = 'v2' as const;
   readonly bashDir: string;
   readonly shmPath: string;
@@ -149,7 +149,7 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
         this.emit('response', r, spec.id);
         this.emit(r.status === 'completed' ? 'agent:completed' : 'agent:failed', { objectiveId: spec.id, response: r, timestamp: Date.now() });
       });
-      collector.on('status', (s) => this.emit('status', toSwarmStatus(s)));
+      collector.on('status', (s) => this.emit('status', toRunStatus(s)));
       collector.on('quarantine', (q) => {
         this.log.warn({ objectiveId: spec.id, file: q.file, reason: q.reason }, 'quarantined a malformed engine file');
         this.emit('quarantine', q, spec.id);
@@ -217,11 +217,11 @@ export class BashCoordinator extends EventEmitter<BashCoordinatorEvents> impleme
     await rm(run.root, { recursive: true, force: true, maxRetries: 3 });
   }
 
-  async getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined> {
+  async getSwarmStatus(objectiveId: string): Promise<RunStatus | undefined> {
     const run = this.runs.get(objectiveId);
     if (run) {
       const s = run.collector.status;
-      if (s) return toSwarmStatus(s);
+      if (s) return toRunStatus(s);
       return statusFromResponses(run.spec, run.collector.collected(), 'running', Date.now() - run.startedAt);
     }
     return this.finished.get(objectiveId)?.result.status;

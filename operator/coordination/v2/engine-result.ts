@@ -2,7 +2,7 @@
 // responses collected say (docs/v2-engine.md), and which agents a stop cut short.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentResponse, ObjectiveResult, ObjectiveSpec, SwarmStatus } from '../types.js';
+import type { AgentResponse, ObjectiveResult, ObjectiveSpec, RunStatus } from '../types.js';
 import { runStatus } from '../delivery.js';
 import { inRange, rangeSize, runRange } from '../index-range.js';
 import type { IndexRange } from '../index-range.js';
@@ -23,8 +23,8 @@ export class EngineError extends Error {
   }
 }
 
-/** The engine's status.json as a SwarmStatus. */
-export function toSwarmStatus(s: StatusFile): SwarmStatus {
+/** The engine's status.json as a RunStatus. */
+export function toRunStatus(s: StatusFile): RunStatus {
   return {
     objectiveId: s.objectiveId,
     status: s.status,
@@ -36,7 +36,7 @@ export function toSwarmStatus(s: StatusFile): SwarmStatus {
 }
 
 /** A status computed from the responses (and the agents final in an earlier run), for when status.json is missing or stale; it counts the run's range. */
-export function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentResponse[], state: SwarmStatus['status'], elapsedMs: number): SwarmStatus {
+export function statusFromResponses(spec: ObjectiveSpec, responses: readonly AgentResponse[], state: RunStatus['status'], elapsedMs: number): RunStatus {
   const completedNow = responses.filter((r) => r.status === 'completed').length;
   const completed = completedNow + (spec.completedIndexes?.length ?? 0);
   const failed = responses.length - completedNow + (spec.failedIndexes?.length ?? 0);
@@ -65,7 +65,7 @@ export interface EngineRun {
  */
 export function runResult(run: EngineRun): { result: ObjectiveResult; engineFailed: boolean } {
   const { spec, responses, fileStatus, exitCode } = run;
-  const done = (status: SwarmStatus) => ({ result: { status, responses }, engineFailed: false });
+  const done = (status: RunStatus) => ({ result: { status, responses }, engineFailed: false });
   if (run.stopping) return done(statusFromResponses(spec, responses, 'stopped', run.elapsedMs));
   if (exitCode === ENGINE_EXIT.preflight) {
     throw new CoordinatorUnavailableError(lastLine(run.stderrTail) || 'engine preflight failed');
@@ -75,7 +75,7 @@ export function runResult(run: EngineRun): { result: ObjectiveResult; engineFail
   }
   if (exitCode === ENGINE_EXIT.ok || exitCode === ENGINE_EXIT.deadline) {
     if (fileStatus && fileStatus.status !== 'running') {
-      const status = toSwarmStatus(fileStatus);
+      const status = toRunStatus(fileStatus);
       if (exitCode === ENGINE_EXIT.deadline) status.status = 'timeout';
       return done(status);
     }
@@ -83,7 +83,7 @@ export function runResult(run: EngineRun): { result: ObjectiveResult; engineFail
     const state = exitCode === ENGINE_EXIT.deadline ? 'timeout' : final >= rangeSize(runRange(spec)) ? 'completed' : 'failed';
     return done(statusFromResponses(spec, responses, state, run.elapsedMs));
   }
-  const status = fileStatus ? { ...toSwarmStatus(fileStatus), status: 'failed' as const } : statusFromResponses(spec, responses, 'failed', run.elapsedMs);
+  const status = fileStatus ? { ...toRunStatus(fileStatus), status: 'failed' as const } : statusFromResponses(spec, responses, 'failed', run.elapsedMs);
   return { result: { status, responses }, engineFailed: true };
 }
 

@@ -10,7 +10,7 @@ import { createOperatorMetrics } from '../../../operator/observability/metrics.j
 import { SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
 import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
 import type { EventRecorder } from '../../../operator/k8s/events.js';
-import type { ShardStatus, SwarmStatusT } from '../../../operator/api/swarm.js';
+import type { ShardStatus, SwarmResourceStatus } from '../../../operator/api/swarm.js';
 
 const NS = 'team';
 const NOW = Date.parse('2026-12-04T12:00:00.000Z');
@@ -87,13 +87,13 @@ const succeeded = { phase: 'Succeeded', containerStatuses: [{ name: 'coordinator
 
 async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
   const calls: string[] = [];
-  const statuses: SwarmStatusT[] = [];
+  const statuses: SwarmResourceStatus[] = [];
   const what = (path: string) => path.split('/').slice(-2).join('/');
   const client = {
     apply: async (path: string, obj: KubeObject, o: { subresource?: string }) => {
       if (o.subresource === 'status') {
         calls.push('status');
-        statuses.push(obj.status as SwarmStatusT);
+        statuses.push(obj.status as SwarmResourceStatus);
       } else calls.push(`apply ${what(path)}`);
       return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
     },
