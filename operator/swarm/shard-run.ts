@@ -25,7 +25,7 @@ import type { PodCondition, PodState } from './pod-state.js';
 import type { ShardProgress } from './shard-status.js';
 import type { ShardRange } from './shards.js';
 import type { SharedIdentities } from './swarm-identity.js';
-import type { SwarmReconcilerDeps } from './swarm-reconciler.js';
+import type { SwarmReconcilerDeps } from './reconciler-deps.js';
 
 /** Replacements of a lost coordinator before its shard (and so the swarm) is declared Failed. */
 export const MAX_COORDINATOR_ATTEMPTS = 5;

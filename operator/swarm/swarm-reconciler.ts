@@ -14,34 +14,8 @@ import { SwarmRun } from './swarm-run.js';
 import { applyOperatorStatus, FINALIZER, involved } from './swarm-write.js';
 import type { Swarm, SwarmResourceStatus } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
-import type { KubeClient, KubeObject } from '../k8s/client.js';
-import type { EventRecorder } from '../k8s/events.js';
-import type { OperatorMetrics } from '../observability/metrics.js';
-import type { CoordinatorIdentity } from './coordinator-rbac.js';
-import type { VersionPolicy } from '../coordination/version/decide-version.js';
-import type { Logger } from 'pino';
-
-export { FIELD_MANAGER, FINALIZER, involved } from './swarm-write.js';
-export { MAX_COORDINATOR_ATTEMPTS, STUCK_TERMINATING_MS } from './shard-run.js';
-export type { FallbackCategory } from './shard-run.js';
-
-export interface SwarmReconcilerDeps {
-  client: KubeClient;
-  /** Cached reads (informers); the API server is asked when the cache may lag. */
-  getSwarm: (key: string) => KubeObject | undefined;
-  listPods: (namespace: string, swarmName: string) => KubeObject[];
-  recorder: EventRecorder;
-  logger: Logger;
-  metrics?: OperatorMetrics;
-  /** Told about every Swarm this reconciler writes (to refresh the cache). */
-  wrote?: (obj: KubeObject) => void;
-  image: string;
-  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
-  versionPolicy: VersionPolicy;
-  /** How coordinator pods get their least-privilege identity (coordinator-rbac.ts); default per-swarm. */
-  coordinatorIdentity?: CoordinatorIdentity;
-  now?: () => Date;
-}
+import type { KubeObject } from '../k8s/client.js';
+import type { SwarmReconcilerDeps } from './reconciler-deps.js';
 
 export class SwarmReconciler {
   private readonly shared: SharedIdentities;

@@ -25,7 +25,7 @@ import type { PodState } from './pod-state.js';
 import type { RunContext } from './shard-run.js';
 import type { ShardRange } from './shards.js';
 import type { SharedIdentities } from './swarm-identity.js';
-import type { SwarmReconcilerDeps } from './swarm-reconciler.js';
+import type { SwarmReconcilerDeps } from './reconciler-deps.js';
 
 /** JSON with sorted keys: the status as read and as built compare equal whatever their key order. */
 const canonical = (v: unknown): string =>

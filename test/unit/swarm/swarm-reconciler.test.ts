@@ -3,7 +3,7 @@
 // Each case: a swarm status and its pod as the cache holds them -> the status
 // written, the pods created and deleted, the requeue.
 import { describe, expect, it } from '@jest/globals';
-import { STUCK_TERMINATING_MS } from '../../../operator/swarm/swarm-reconciler.js';
+import { STUCK_TERMINATING_MS } from '../../../operator/swarm/shard-run.js';
 import { KubeApiError } from '../../../operator/k8s/errors.js';
 import type { KubeObject } from '../../../operator/k8s/client.js';
 import { NOW, NS, reconcileOnce, secs } from '../../helpers/swarm-reconcile.js';

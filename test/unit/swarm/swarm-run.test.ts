@@ -7,7 +7,7 @@
 // again (the same attempt), never doubled.
 import { describe, expect, it } from '@jest/globals';
 import { KubeApiError } from '../../../operator/k8s/errors.js';
-import { MAX_COORDINATOR_ATTEMPTS } from '../../../operator/swarm/swarm-reconciler.js';
+import { MAX_COORDINATOR_ATTEMPTS } from '../../../operator/swarm/shard-run.js';
 import type { KubeObject } from '../../../operator/k8s/client.js';
 import type { VersionPolicy } from '../../../operator/coordination/version/decide-version.js';
 import { NOW, NS, reconcileOnce, secs } from '../../helpers/swarm-reconcile.js';
