@@ -10,7 +10,8 @@ export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 export const SWARM_RESOURCE = { group: API_GROUP, version: API_VERSION, plural: 'swarms' } as const;
 export const ROLLOUT_POLICY_RESOURCE = { group: API_GROUP, version: API_VERSION, plural: 'rolloutpolicies' } as const;
 
-/** Every object the operator creates is labelled LABEL_MANAGED_BY=MANAGED_BY. */
+/** Every object the operator creates for a Swarm is labelled LABEL_SWARM=<its name>, and LABEL_MANAGED_BY=MANAGED_BY. */
+export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'swarm-operator';
 /** The Swarm name's share of the names derived from it: pods, claims, service accounts (the admission policy computes the same). */

@@ -1,7 +1,8 @@
 // The coordinator pod of a Swarm: V2 with a memory-backed /dev/shm, V1 without;
 // both with their agents in a container of their own (agent-container.ts),
 // under the restricted Pod Security Standard and owned by the Swarm.
-import { GROUP_VERSION, LABEL_MANAGED_BY, MANAGED_BY, POD_NAME_PREFIX_MAX } from '../api/common.js';
+import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, POD_NAME_PREFIX_MAX } from '../api/common.js';
+import { ownerReference } from './owner-reference.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import { RESULTS_MOUNT_PATH } from '../results/sink-factory.js';
@@ -11,7 +12,6 @@ import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 import { s3CredentialsVolume } from '../results/s3-credentials.js';
 import { swarmShardCount } from './shards.js';
 
-export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
 export const LABEL_ATTEMPT = 'swarm.cfn.dev/attempt';
 /** The shard (0-based) a coordinator pod runs: every coordinator pod has it, "0" for a single-shard swarm. */
@@ -37,19 +37,6 @@ export interface PodOptions {
   now?: Date;
   /** The pod's identity (default: the Swarm's own ServiceAccount, per-swarm identity). */
   serviceAccountName?: string;
-}
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller: boolean;
-  blockOwnerDeletion: boolean;
-}
-
-export function ownerReference(swarm: Swarm): OwnerReference {
-  return { apiVersion: GROUP_VERSION, kind: 'Swarm', name: swarm.metadata.name, uid: swarm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
 }
 
 /** Per-swarm ServiceAccount name (the coordinator's identity, see coordinator-rbac.ts). */

@@ -2,13 +2,12 @@
 // (swarm-run.ts: version, suspend, one state machine per shard in
 // shard-run.ts, one status from them), record an error in status, and clean
 // up a deleted Swarm (finalize).
-import { SWARM_RESOURCE as SWARMS } from '../api/common.js';
+import { LABEL_SWARM, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isConflict, isNotFound, isRetryable, PermanentError } from '../k8s/errors.js';
-import { LABEL_SWARM } from './coordinator-pod.js';
 import { SharedIdentities } from './swarm-identity.js';
 import { SwarmRun } from './swarm-run.js';
 import { applyOperatorStatus, FINALIZER, involved } from './swarm-write.js';

@@ -1,6 +1,6 @@
 // No two folders of operator/ import each other, directly or through others:
-// each folder is a layer a reader can understand from the ones it imports.
-// (Type imports count too: they couple the folders all the same.)
+// each folder is a layer a reader can understand from the ones it imports;
+// nor do two files. (Type imports count too: they couple all the same.)
 import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -16,13 +16,13 @@ function sources(dir: string): string[] {
 /** operator/<folder>/... -> <folder>; files at the top are '.' */
 const folderOf = (file: string): string => relative(operatorDir, file).split('/').slice(0, -1)[0] ?? '.';
 
-/** Folder -> folder -> the imports that make the edge. */
-function folderImports(files: readonly string[], read: (f: string) => string): Map<string, Map<string, string[]>> {
+/** Node -> node -> the imports that make the edge; a node is what `nodeOf` makes of a file (its folder, or itself). */
+function importGraph(files: readonly string[], read: (f: string) => string, nodeOf: (file: string) => string = folderOf): Map<string, Map<string, string[]>> {
   const edges = new Map<string, Map<string, string[]>>();
   for (const file of files) {
     for (const m of read(file).matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?\bfrom\s+'(\.[^']+)'/g)) {
-      const from = folderOf(file);
-      const to = folderOf(resolve(dirname(file), m[1]!));
+      const from = nodeOf(file);
+      const to = nodeOf(resolve(dirname(file), m[1]!).replace(/\.js$/, '.ts'));
       if (from === to) continue;
       const out = edges.get(from) ?? new Map<string, string[]>();
       out.set(to, [...(out.get(to) ?? []), `${relative(operatorDir, file)} -> ${m[1]}`]);
@@ -70,9 +70,20 @@ function cycles(edges: Map<string, Map<string, string[]>>): string[][] {
 
 describe('folders of operator/', () => {
   it('import one another without a cycle', () => {
-    const edges = folderImports(sources(operatorDir), (f) => readFileSync(f, 'utf8'));
+    const edges = importGraph(sources(operatorDir), (f) => readFileSync(f, 'utf8'));
     // Sanity: the graph is real (the reconcilers use the API client layer).
     expect(edges.get('swarm')?.has('k8s')).toBe(true);
+    const found = cycles(edges).map((c) => ({ cycle: c, edges: c.flatMap((a) => c.flatMap((b) => edges.get(a)?.get(b) ?? [])) }));
+    expect(found).toEqual([]);
+  });
+
+  it('nor do their files', () => {
+    const edges = importGraph(
+      sources(operatorDir),
+      (f) => readFileSync(f, 'utf8'),
+      (f) => relative(operatorDir, f),
+    );
+    expect(edges.get('swarm/swarm-reconciler.ts')?.has('swarm/swarm-run.ts')).toBe(true);
     const found = cycles(edges).map((c) => ({ cycle: c, edges: c.flatMap((a) => c.flatMap((b) => edges.get(a)?.get(b) ?? [])) }));
     expect(found).toEqual([]);
   });
@@ -85,8 +96,8 @@ describe('folders of operator/', () => {
       'c/z.ts': "export { x } from '../a/x.js';",
     };
     const read = (f: string) => text[relative(operatorDir, f)]!;
-    expect(cycles(folderImports(files, read))).toEqual([['a', 'b', 'c']]);
+    expect(cycles(importGraph(files, read))).toEqual([['a', 'b', 'c']]);
     text['c/z.ts'] = 'export type Z = number;';
-    expect(cycles(folderImports(files, read))).toEqual([]);
+    expect(cycles(importGraph(files, read))).toEqual([]);
   });
 });
