@@ -43,7 +43,7 @@ FINAL=0 COMPLETED=0 FAILED=0 RESUMED=0 RESUMED_COMPLETED=0
 DEADLINE_US=0 LAST_WRITE_US=0 DIRTY=1 STOP_REQUEST=''
 declare -A SEEN=()
 
-parse_args() {
+parse_opts() {
   while (($#)); do
     case $1 in
       --root) cfn_require_value "$1" $#; ROOT=$2; shift 2 ;;
@@ -154,7 +154,7 @@ finish() {
 }
 
 main() {
-  parse_args "$@"
+  parse_opts "$@"
   cfn_load_builtins
   load_resumed
   if [[ $TIMEOUT != 0 ]]; then

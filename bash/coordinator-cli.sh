@@ -442,7 +442,8 @@ main() {
   case $cmd in
     run) cmd_run "$@" ;;
     -h | --help | help) usage ;;
-    *) usage >&2; exit 2 ;;
+    '') usage >&2; exit 2 ;;
+    *) cfn_die 2 "unknown command: $cmd (see --help)" ;;
   esac
 }
 

@@ -7,7 +7,7 @@ CFN_PROG=health-monitor
 source "${BASH_SOURCE[0]%/*}/lib/health.sh"
 
 usage() {
-  cat <<'EOF2'
+  cat <<'EOF'
 Usage:
   health-monitor.sh preflight [--shm-path DIR] [--agents N] [--max-output BYTES] [--json]
       Checks the shm path (exists or can be created, writable, free space for
@@ -19,7 +19,7 @@ Usage:
   health-monitor.sh heartbeat --root DIR [--interval SECONDS] [--parent-pid PID]
       Writes <root>/health.json atomically every interval (default 1 s) until
       the parent is gone or it is signalled.
-EOF2
+EOF
 }
 
 cmd_preflight() {
@@ -90,8 +90,9 @@ main() {
     preflight) cmd_preflight "$@" ;;
     check) cmd_check "$@" ;;
     heartbeat) cmd_heartbeat "$@" ;;
-    -h | --help) usage ;;
-    *) usage >&2; exit 2 ;;
+    -h | --help | help) usage ;;
+    '') usage >&2; exit 2 ;;
+    *) cfn_die 2 "unknown command: $cmd (see --help)" ;;
   esac
 }
 

@@ -10,7 +10,7 @@ CFN_PROG=topology-flat
 source "${BASH_SOURCE[0]%/*}/lib/engine-opts.sh"
 
 usage() {
-  cat <<'EOF2'
+  cat <<'EOF'
 Usage: topology-flat.sh --root DIR --swarm-id ID --agents N [options] -- CMD [ARG...]
 
 Runs agents START..END-1 of --index-range (default 0..N-1; minus
@@ -19,7 +19,7 @@ writes each agent's response to <root>/responses/ and announces the results
 to <root>/messages/root in `batch` messages (at most 5 ms after an agent ends).
 
 Options:
-EOF2
+EOF
   engine_opts_help
 }
 

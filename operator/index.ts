@@ -6,15 +6,17 @@ export type {
   Capabilities,
   CoordinationVersion,
   HealthReport,
-  ICoordinator,
+  Coordinator,
   ObjectiveResult,
   ObjectiveSpec,
   SwarmRunState,
-  SwarmStatus,
+  RunStatus,
 } from './coordination/types.js';
 export type { IndexRange } from './coordination/index-range.js';
 
-export { BashCoordinator, CoordinatorUnavailableError, DEFAULT_SHM_PATH, EngineError, ENGINE_EXIT } from './coordination/v2/bash-coordinator.js';
+export { BashCoordinator, DEFAULT_SHM_PATH } from './coordination/v2/bash-coordinator.js';
+export { CoordinatorUnavailableError } from './coordination/v2/engine-preflight.js';
+export { EngineError, ENGINE_EXIT } from './coordination/v2/engine-result.js';
 export type { BashCoordinatorOptions, BashCoordinatorEvents } from './coordination/v2/bash-coordinator.js';
 export { SwarmCoordinator, CoordinatorNotStartedError } from './coordination/v1/swarm-coordinator.js';
 export type { SwarmCoordinatorOptions } from './coordination/v1/swarm-coordinator.js';

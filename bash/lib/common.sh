@@ -250,6 +250,19 @@ cfn_group_alive() {
   return 1
 }
 
+# Every CLI parses its options in one shape:
+#   while (($#)); do
+#     case $1 in
+#       --opt) cfn_require_value "$1" $#; VAR=$2; shift 2 ;;
+#       --flag) FLAG=1; shift ;;
+#       -h | --help) usage; exit 0 ;;
+#       *) cfn_die 2 "unknown option: $1 (see --help)" ;;
+#     esac
+#   done
+# then checks each value with `cfn_die 2 "--opt must ..."`. A CLI with
+# commands reads the command first: none is the usage on stderr (exit 2), an
+# unknown one `cfn_die 2 "unknown command: ..."`.
+
 # cfn_require_value OPTION ARGC: usage error when an option lacks its value.
 cfn_require_value() {
   (($2 >= 2)) || cfn_die 2 "option $1 needs a value"

@@ -10,6 +10,13 @@ export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 export const SWARM_RESOURCE = { group: API_GROUP, version: API_VERSION, plural: 'swarms' } as const;
 export const ROLLOUT_POLICY_RESOURCE = { group: API_GROUP, version: API_VERSION, plural: 'rolloutpolicies' } as const;
 
+/** Every object the operator creates for a Swarm is labelled LABEL_SWARM=<its name>, and LABEL_MANAGED_BY=MANAGED_BY. */
+export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'swarm-operator';
+/** The Swarm name's share of the names derived from it: pods, claims, service accounts (the admission policy computes the same). */
+export const POD_NAME_PREFIX_MAX = 230;
+
 /** A time as Kubernetes writes metav1.Time: RFC 3339, whole seconds. */
 export const kubeTime = (d: Date = new Date()): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 

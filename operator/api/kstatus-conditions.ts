@@ -5,7 +5,7 @@
 import { findCondition, removeCondition, setCondition } from './conditions.js';
 import type { Condition } from './common.js';
 import type { RolloutPolicySpec, RolloutPolicyStatus } from './rollout-policy.js';
-import type { SwarmStatusT } from './swarm.js';
+import type { SwarmResourceStatus } from './swarm.js';
 
 export const READY = 'Ready';
 export const RECONCILING = 'Reconciling';
@@ -32,7 +32,7 @@ export function applyKstatus(conditions: readonly Condition[] | undefined, verdi
   return list;
 }
 
-const agentsDone = (s: SwarmStatusT): string => {
+const agentsDone = (s: SwarmResourceStatus): string => {
   const a = s.agents;
   return a ? `${a.completed + a.failed}/${a.total} agents done (${a.completed} completed, ${a.failed} failed)` : 'no progress published yet';
 };
@@ -42,7 +42,7 @@ const agentsDone = (s: SwarmStatusT): string => {
  * Failed (with the reason of its Failed condition), ready once Succeeded.
  * A reconcile that fails permanently before the swarm finished stalls it too.
  */
-export function swarmKstatus(s: SwarmStatusT): KstatusVerdict {
+export function swarmKstatus(s: SwarmResourceStatus): KstatusVerdict {
   const reconciled = findCondition(s.conditions, 'Reconciled');
   const permanent = reconciled?.status === 'False' && reconciled.reason === 'PermanentError';
   switch (s.phase) {

@@ -537,5 +537,6 @@ export type SwarmSpec = z.output<typeof swarmSpec>;
 
 /** The swarm's number of agents: spec.agents, else the number of inline tasks. */
 export const swarmAgents = (spec: Pick<SwarmSpec, 'agents' | 'tasks'>): number => spec.agents ?? spec.tasks?.length ?? 0;
-export type SwarmStatusT = z.output<typeof swarmStatus>;
+/** The Swarm resource's status (a coordinator's report of one run is coordination/types.ts RunStatus). */
+export type SwarmResourceStatus = z.output<typeof swarmStatus>;
 export type Swarm = z.output<typeof swarm>;

@@ -1,8 +1,8 @@
-// `cfn coordinate`: the coordinator pod's entrypoint (see swarm/coordinate.ts).
+// `cfn coordinate`: the coordinator pod's entrypoint (see coordinator/coordinate.ts).
 import { parseArgs } from 'node:util';
 import { KubeClient } from '../k8s/client.js';
 import { createLogger, resolveLogLevel } from '../observability/logger.js';
-import { coordinateSwarm } from '../swarm/coordinate.js';
+import { coordinateSwarm } from '../coordinator/coordinate.js';
 import { untilSignal } from './operator-command.js';
 import { EXIT, UsageError } from './usage-error.js';
 import type { CliIo } from './io.js';

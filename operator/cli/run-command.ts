@@ -2,15 +2,15 @@
 import { ConfigError } from '../config/config-error.js';
 import { deliveryFigures, meetsMinDelivery } from '../coordination/delivery.js';
 import { checkAgentLimits } from '../config/performance-limits.js';
-import type { AgentResponse, CoordinationVersion, ObjectiveSpec, SwarmStatus } from '../coordination/types.js';
+import type { AgentResponse, CoordinationVersion, ObjectiveSpec, RunStatus } from '../coordination/types.js';
 import { toStoredResult } from '../results/stored-result.js';
 import { ResultsFile } from './results-file.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
 import { InvalidVersionSettingError } from '../coordination/version/decide-version.js';
 import { rangeSize } from '../coordination/index-range.js';
 import type { Logger } from '../observability/logger.js';
-import { obtainCoordinator, RunCoordinatorUnavailableError } from './coordinator-factory.js';
-import type { ObtainedCoordinator } from './coordinator-factory.js';
+import { obtainCoordinator, RunCoordinatorUnavailableError } from './run-coordinator.js';
+import type { ObtainedCoordinator } from './run-coordinator.js';
 import type { CliIo } from './io.js';
 import { ProgressBar } from './progress.js';
 import type { RunOptions } from './run-options.js';
@@ -70,13 +70,13 @@ function emit(io: CliIo, o: RunOptions, summary: RunSummary, failures: readonly 
  * (completed) but completed less than the minimum share is failed; a deadline
  * with enough completed agents stays timeout (and exits 0).
  */
-export function judgedStatus(status: SwarmStatus, minDelivery: number): SwarmStatus['status'] {
+export function judgedStatus(status: RunStatus, minDelivery: number): RunStatus['status'] {
   if (status.status !== 'completed') return status.status;
   return meetsMinDelivery(status.agents.completed, status.agents.total, minDelivery) ? 'completed' : 'failed';
 }
 
 /** completed or timeout: judged by --min-delivery on completed agents / total (a deadline with enough completed is acceptable). */
-export function exitCodeFor(status: SwarmStatus, minDelivery: number): number {
+export function exitCodeFor(status: RunStatus, minDelivery: number): number {
   if (status.status === 'stopped') return EXIT.interrupted;
   if (status.status !== 'completed' && status.status !== 'timeout') return EXIT.runFailed;
   return meetsMinDelivery(status.agents.completed, status.agents.total, minDelivery) ? EXIT.ok : EXIT.runFailed;

@@ -1,10 +1,10 @@
 // The run's result: a human table, or the one JSON object of `--json`.
-import type { AgentResponse, CoordinationVersion, SwarmStatus } from '../coordination/types.js';
+import type { AgentResponse, CoordinationVersion, RunStatus } from '../coordination/types.js';
 import type { IndexRange } from '../coordination/index-range.js';
 
 export interface RunSummary {
   objectiveId: string;
-  status: SwarmStatus['status'];
+  status: RunStatus['status'];
   agents: { total: number; completed: number; failed: number };
   deliveryRate: number;
   coordinationTime: number;
@@ -24,7 +24,7 @@ export interface RunSummary {
 }
 
 export function toSummary(
-  status: SwarmStatus,
+  status: RunStatus,
   version: CoordinationVersion,
   choice: Pick<RunSummary, 'versionReason' | 'fallback' | 'indexRange' | 'shard'>,
 ): RunSummary {

@@ -2,7 +2,7 @@
 // the success rule every layer applies (V1, V2's TypeScript side, `cfn run`,
 // the coordinator pod, the Swarm's completion, rollout gates), and the run
 // status figures V1 and V2 compute from their counts.
-import type { SwarmRunState, SwarmStatus } from './types.js';
+import type { SwarmRunState, RunStatus } from './types.js';
 
 /**
  * Completed agents / total in percent, truncated to one decimal like the V2
@@ -40,7 +40,7 @@ export function runStatus(
   status: SwarmRunState,
   counts: { total: number; completed: number; failed: number; completedThisRun: number },
   elapsedMs: number,
-): SwarmStatus {
+): RunStatus {
   return {
     objectiveId,
     status,

@@ -29,7 +29,8 @@ export interface AgentInfo {
 
 export type SwarmRunState = 'pending' | 'running' | 'completed' | 'failed' | 'timeout' | 'stopped';
 
-export interface SwarmStatus {
+/** One objective run's status, as a coordinator reports it (the Swarm resource's status is api/swarm.ts SwarmResourceStatus). */
+export interface RunStatus {
   objectiveId: string;
   /**
    * How the run ended: `completed` means every agent's final response is in
@@ -95,7 +96,7 @@ export interface Capabilities {
 }
 
 export interface ObjectiveResult {
-  status: SwarmStatus;
+  status: RunStatus;
   responses: AgentResponse[];
   /**
    * After stop(): agents that were running when it came. They delivered
@@ -115,10 +116,10 @@ export interface CoordinatorEvents {
   'objective:started': [{ objectiveId: string; agents: number; alreadyFinal: number; strayAgentsKilled: number; timestamp: number }];
   'agent:completed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
   'agent:failed': [{ objectiveId: string; response: AgentResponse; timestamp: number }];
-  'objective:completed': [{ objectiveId: string; status: SwarmStatus; timestamp: number }];
+  'objective:completed': [{ objectiveId: string; status: RunStatus; timestamp: number }];
   /** Every response as it arrives, with the objective id. */
   response: [AgentResponse, string];
-  status: [SwarmStatus];
+  status: [RunStatus];
 }
 
 export const COMMON_COORDINATOR_EVENTS = [
@@ -131,7 +132,7 @@ export const COMMON_COORDINATOR_EVENTS = [
 ] as const satisfies ReadonlyArray<keyof CoordinatorEvents>;
 
 /** Lifecycle, agents, objectives, status and health, for either version. */
-export interface ICoordinator extends EventEmitter {
+export interface Coordinator extends EventEmitter {
   readonly version: CoordinationVersion;
   capabilities(): Capabilities;
   /** Prepares the runtime; rejects with the precise reason when it cannot run. */
@@ -141,7 +142,7 @@ export interface ICoordinator extends EventEmitter {
   healthCheck(): Promise<HealthReport>;
   /** Runs an objective to completion (or deadline) and returns every response. */
   executeObjective(spec: ObjectiveSpec): Promise<ObjectiveResult>;
-  getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined>;
+  getSwarmStatus(objectiveId: string): Promise<RunStatus | undefined>;
   getAgentState(objectiveId: string, index: number): Promise<AgentState | undefined>;
   /** Every agent the objective registered, by index; undefined for an unknown objective. */
   listAgents(objectiveId: string): Promise<AgentInfo[] | undefined>;

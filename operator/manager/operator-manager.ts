@@ -18,7 +18,7 @@ import { EventRecorder } from '../k8s/events.js';
 import { Informer } from '../k8s/informer.js';
 import { LeaderElector } from '../k8s/leader-election.js';
 import { createOperatorMetrics } from '../observability/metrics.js';
-import { LABEL_MANAGED_BY, MANAGED_BY } from '../swarm/coordinator-pod.js';
+import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/common.js';
 import { swarmKeyOfPod, SwarmReconciler } from '../swarm/swarm-reconciler.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { RolloutPolicyReconciler } from '../rollout/rollout-policy-reconciler.js';

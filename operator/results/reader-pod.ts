@@ -4,7 +4,7 @@
 // It prints one page of records on stdout (reader-protocol.ts) and exits.
 import { randomBytes } from 'node:crypto';
 import { RESULTS_MOUNT_PATH } from './sink-factory.js';
-import { LABEL_MANAGED_BY, POD_NAME_PREFIX_MAX } from '../swarm/coordinator-pod.js';
+import { LABEL_MANAGED_BY, POD_NAME_PREFIX_MAX } from '../api/common.js';
 
 /** Labels the reader pods (not LABEL_SWARM: the operator takes pods with that label for coordinators). */
 export const LABEL_RESULTS_OF = 'swarm.cfn.dev/results-of';

@@ -1,7 +1,7 @@
 // The sink a coordinator stores results in, from the Swarm's spec.results:
 // a claim or an emptyDir is a directory at the pod's results mount
 // (CFN_RESULTS_DIR, /results); s3 is an object store.
-import { POD_NAME_PREFIX_MAX } from '../swarm/coordinator-pod.js';
+import { POD_NAME_PREFIX_MAX } from '../api/common.js';
 import { DirectorySink } from './directory-sink.js';
 import { resultDir } from './stored-result.js';
 import type { SwarmSpec } from '../api/swarm.js';

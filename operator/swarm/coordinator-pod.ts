@@ -1,7 +1,8 @@
 // The coordinator pod of a Swarm: V2 with a memory-backed /dev/shm, V1 without;
 // both with their agents in a container of their own (agent-container.ts),
 // under the restricted Pod Security Standard and owned by the Swarm.
-import { GROUP_VERSION } from '../api/common.js';
+import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, POD_NAME_PREFIX_MAX } from '../api/common.js';
+import { ownerReference } from './owner-reference.js';
 import type { Swarm } from '../api/swarm.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import { RESULTS_MOUNT_PATH } from '../results/sink-factory.js';
@@ -11,15 +12,12 @@ import { TASKS_MOUNT_PATH, TASKS_VOLUME, tasksVolume } from './swarm-tasks.js';
 import { s3CredentialsVolume } from '../results/s3-credentials.js';
 import { swarmShardCount } from './shards.js';
 
-export const LABEL_SWARM = 'swarm.cfn.dev/swarm';
 export const LABEL_VERSION = 'swarm.cfn.dev/version';
 export const LABEL_ATTEMPT = 'swarm.cfn.dev/attempt';
 /** The shard (0-based) a coordinator pod runs: every coordinator pod has it, "0" for a single-shard swarm. */
 export const LABEL_SHARD = 'swarm.cfn.dev/shard';
-export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 /** Millisecond creation time: creationTimestamp has whole seconds, too coarse for a 1 s startup limit. */
 export const ANNOTATION_CREATED_AT = 'swarm.cfn.dev/created-at';
-export const MANAGED_BY = 'swarm-operator';
 /** Exit code of `cfn coordinate` when V2 preflight fails: the operator falls back on it. */
 export const EXIT_PREFLIGHT_FAILED = 3;
 export const SHM_PATH = '/dev/shm/cfn';
@@ -40,22 +38,6 @@ export interface PodOptions {
   /** The pod's identity (default: the Swarm's own ServiceAccount, per-swarm identity). */
   serviceAccountName?: string;
 }
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller: boolean;
-  blockOwnerDeletion: boolean;
-}
-
-export function ownerReference(swarm: Swarm): OwnerReference {
-  return { apiVersion: GROUP_VERSION, kind: 'Swarm', name: swarm.metadata.name, uid: swarm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
-}
-
-/** The Swarm name's share of the names derived from it (the admission policy computes the same). */
-export const POD_NAME_PREFIX_MAX = 230;
 
 /** Per-swarm ServiceAccount name (the coordinator's identity, see coordinator-rbac.ts). */
 export const coordinatorServiceAccount = (swarm: Swarm): string => `${swarm.metadata.name.slice(0, POD_NAME_PREFIX_MAX)}-coordinator`;

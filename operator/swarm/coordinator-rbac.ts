@@ -9,8 +9,9 @@
 //   (the pod name a bound token carries). No objects per Swarm: 1000 new
 //   Swarms cost the API server 3000 creates less. Only the chart's (or
 //   config/rbac's) policy makes it safe, so it is never the CLI's default.
-import { API_GROUP } from '../api/common.js';
-import { coordinatorServiceAccount, LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference, POD_NAME_PREFIX_MAX } from './coordinator-pod.js';
+import { API_GROUP, LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, POD_NAME_PREFIX_MAX } from '../api/common.js';
+import { coordinatorServiceAccount } from './coordinator-pod.js';
+import { ownerReference } from './owner-reference.js';
 import { SHARD_COORDINATOR_FIELDS } from './shard-status.js';
 import type { Swarm } from '../api/swarm.js';
 

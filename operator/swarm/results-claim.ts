@@ -8,7 +8,8 @@
 // Other types: an emptyDir (s3 keeps nothing on the pod's volume).
 import { z } from 'zod';
 import { createdClaimName as claimNameOf, resultsClaimName as claimOf } from '../results/sink-factory.js';
-import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY, ownerReference } from './coordinator-pod.js';
+import { LABEL_MANAGED_BY, LABEL_SWARM, MANAGED_BY } from '../api/common.js';
+import { ownerReference } from './owner-reference.js';
 import { swarmShardCount } from './shards.js';
 import type { Swarm } from '../api/swarm.js';
 

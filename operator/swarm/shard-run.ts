@@ -17,7 +17,7 @@ import { ensureIdentity } from './swarm-identity.js';
 import { FIELD_MANAGER } from './swarm-write.js';
 import { podState } from './pod-state.js';
 import { claimProblem, claimVerdict, resultsClaim, resultsClaimName } from './results-claim.js';
-import type { ShardStatus, Swarm, SwarmStatusT } from '../api/swarm.js';
+import type { ShardStatus, Swarm, SwarmResourceStatus } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
 import type { CoordinationVersion } from '../coordination/types.js';
 import type { EventType } from '../k8s/events.js';
@@ -25,7 +25,7 @@ import type { PodCondition, PodState } from './pod-state.js';
 import type { ShardProgress } from './shard-status.js';
 import type { ShardRange } from './shards.js';
 import type { SharedIdentities } from './swarm-identity.js';
-import type { SwarmReconcilerDeps } from './swarm-reconciler.js';
+import type { SwarmReconcilerDeps } from './reconciler-deps.js';
 
 /** Replacements of a lost coordinator before its shard (and so the swarm) is declared Failed. */
 export const MAX_COORDINATOR_ATTEMPTS = 5;
@@ -67,7 +67,7 @@ export interface RunContext {
   readonly swarm: Swarm;
   readonly shared: SharedIdentities;
   /** The swarm's status being built: a fallback is recorded at the top level too. */
-  readonly status: SwarmStatusT;
+  readonly status: SwarmResourceStatus;
   readonly now: Date;
   readonly ns: string;
   /** The swarm has more than one shard: events and messages name the shard. */

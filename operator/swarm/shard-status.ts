@@ -10,7 +10,7 @@
 //   figures as their sum (aggregateShards).
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
-import type { ShardStatus, SwarmStatusT } from '../api/swarm.js';
+import type { ShardStatus, SwarmResourceStatus } from '../api/swarm.js';
 import type { ShardRange } from './shards.js';
 
 /** Bound on status.failedAgents (the swarm-wide list). */
@@ -60,13 +60,13 @@ export const AGGREGATED_FIELDS = [
   'rerunAgents',
   'results',
   'result',
-] as const satisfies readonly (keyof SwarmStatusT)[];
+] as const satisfies readonly (keyof SwarmResourceStatus)[];
 
 /** "0-332": a shard's index range as status.shards[].indexes. */
 export const rangeIndexes = (r: ShardRange): string => (r.end - r.start === 1 ? `${r.start}` : `${r.start}-${r.end - 1}`);
 
 /** Entry `index` of status.shards, if any. */
-export const shardEntry = (status: SwarmStatusT | undefined, index: number): ShardStatus | undefined => status?.shards?.find((e) => e.index === index);
+export const shardEntry = (status: SwarmResourceStatus | undefined, index: number): ShardStatus | undefined => status?.shards?.find((e) => e.index === index);
 
 /** The operator's fields of an entry only: applying a coordinator's field would take it over. */
 export function operatorShardFields(entry: ShardStatus): ShardStatus {
@@ -84,7 +84,7 @@ export function pickDefined(from: object, fields: readonly string[]): Record<str
 }
 
 /** The progress of one shard: the top-level fields of a single-shard swarm, else its entry's. */
-export function shardProgress(status: SwarmStatusT | undefined, index: number, sharded: boolean): ShardProgress {
+export function shardProgress(status: SwarmResourceStatus | undefined, index: number, sharded: boolean): ShardProgress {
   const from: ShardProgress | undefined = sharded ? shardEntry(status, index) : status;
   if (!from) return {};
   return pickDefined(from, SHARD_COORDINATOR_FIELDS) as ShardProgress;
@@ -98,7 +98,10 @@ export function shardProgress(status: SwarmStatusT | undefined, index: number, s
  * coordination time the longest shard's, the run's result once every shard
  * has one (the first shard's that did not complete, named).
  */
-export function aggregateShards(ranges: readonly ShardRange[], progress: readonly ShardProgress[]): Pick<SwarmStatusT, (typeof AGGREGATED_FIELDS)[number]> {
+export function aggregateShards(
+  ranges: readonly ShardRange[],
+  progress: readonly ShardProgress[],
+): Pick<SwarmResourceStatus, (typeof AGGREGATED_FIELDS)[number]> {
   let total = 0;
   let completed = 0;
   let failed = 0;
@@ -121,7 +124,7 @@ export function aggregateShards(ranges: readonly ShardRange[], progress: readonl
     if (p.interruptedAgents) interrupted.push(...expandRanges(p.interruptedAgents));
     for (const a of p.failedAgents ?? []) if (failedAgents.length < SWARM_FAILED_AGENTS_MAX) failedAgents.push(a);
   });
-  const out: Pick<SwarmStatusT, (typeof AGGREGATED_FIELDS)[number]> = {
+  const out: Pick<SwarmResourceStatus, (typeof AGGREGATED_FIELDS)[number]> = {
     agents: { total, completed, failed },
     deliveryRate: deliveryRate(completed, total),
     completedAgents: compressRanges(completedSet),

@@ -3,7 +3,7 @@
 // its root). The operator, the coordinator pods and the CLI all use these
 // functions, so every side computes the same ranges from the same spec.
 import { FLAT_MAX_AGENTS, MAX_SHARDS, swarmAgents } from '../api/swarm.js';
-import type { SwarmSpec, SwarmStatusT } from '../api/swarm.js';
+import type { SwarmSpec, SwarmResourceStatus } from '../api/swarm.js';
 
 /** One shard's agents: indexes start..end-1 of the swarm. */
 export interface ShardRange {
@@ -44,7 +44,7 @@ export function shardRanges(agents: number, shards: number): ShardRange[] {
   }));
 }
 
-type ShardedSwarm = { spec: Parameters<typeof shardCount>[0]; status?: Pick<SwarmStatusT, 'shardCount' | 'version'> | undefined };
+type ShardedSwarm = { spec: Parameters<typeof shardCount>[0]; status?: Pick<SwarmResourceStatus, 'shardCount' | 'version'> | undefined };
 
 /**
  * How many shards a Swarm runs as: decided once, with its version, and kept

@@ -2,46 +2,19 @@
 // (swarm-run.ts: version, suspend, one state machine per shard in
 // shard-run.ts, one status from them), record an error in status, and clean
 // up a deleted Swarm (finalize).
-import { SWARM_RESOURCE as SWARMS } from '../api/common.js';
+import { LABEL_SWARM, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { setCondition } from '../api/conditions.js';
 import { applyKstatus, swarmKstatus } from '../api/kstatus-conditions.js';
 import { swarm as swarmSchema } from '../api/swarm.js';
 import { resourcePath } from '../k8s/client.js';
 import { errorMessage, isConflict, isNotFound, isRetryable, PermanentError } from '../k8s/errors.js';
-import { LABEL_SWARM } from './coordinator-pod.js';
 import { SharedIdentities } from './swarm-identity.js';
 import { SwarmRun } from './swarm-run.js';
 import { applyOperatorStatus, FINALIZER, involved } from './swarm-write.js';
-import type { Swarm, SwarmStatusT } from '../api/swarm.js';
+import type { Swarm, SwarmResourceStatus } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
-import type { KubeClient, KubeObject } from '../k8s/client.js';
-import type { EventRecorder } from '../k8s/events.js';
-import type { OperatorMetrics } from '../observability/metrics.js';
-import type { CoordinatorIdentity } from './coordinator-rbac.js';
-import type { VersionPolicy } from '../coordination/version/decide-version.js';
-import type { Logger } from 'pino';
-
-export { FIELD_MANAGER, FINALIZER, involved } from './swarm-write.js';
-export { MAX_COORDINATOR_ATTEMPTS, STUCK_TERMINATING_MS } from './shard-run.js';
-export type { FallbackCategory } from './shard-run.js';
-
-export interface SwarmReconcilerDeps {
-  client: KubeClient;
-  /** Cached reads (informers); the API server is asked when the cache may lag. */
-  getSwarm: (key: string) => KubeObject | undefined;
-  listPods: (namespace: string, swarmName: string) => KubeObject[];
-  recorder: EventRecorder;
-  logger: Logger;
-  metrics?: OperatorMetrics;
-  /** Told about every Swarm this reconciler writes (to refresh the cache). */
-  wrote?: (obj: KubeObject) => void;
-  image: string;
-  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
-  versionPolicy: VersionPolicy;
-  /** How coordinator pods get their least-privilege identity (coordinator-rbac.ts); default per-swarm. */
-  coordinatorIdentity?: CoordinatorIdentity;
-  now?: () => Date;
-}
+import type { KubeObject } from '../k8s/client.js';
+import type { SwarmReconcilerDeps } from './reconciler-deps.js';
 
 export class SwarmReconciler {
   private readonly shared: SharedIdentities;
@@ -106,7 +79,7 @@ export class SwarmReconciler {
     );
     if (!live?.success) return;
     const current = live.data;
-    const status: SwarmStatusT = { ...(current.status ?? {}) };
+    const status: SwarmResourceStatus = { ...(current.status ?? {}) };
     status.lastError = errorMessage(err).slice(0, 4096);
     status.conditions = setCondition(
       status.conditions,

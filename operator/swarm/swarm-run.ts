@@ -18,14 +18,14 @@ import { aggregateShards, rangeIndexes, shardEntry, shardProgress } from './shar
 import { NOT_RUN_REASONS, RUNNING_REASONS, ShardRun, STOPPING_POLL_MS } from './shard-run.js';
 import { swarmShardRanges } from './shards.js';
 import { applyOperatorStatus, FINALIZER, involved } from './swarm-write.js';
-import type { ShardStatus, Swarm, SwarmStatusT } from '../api/swarm.js';
+import type { ShardStatus, Swarm, SwarmResourceStatus } from '../api/swarm.js';
 import type { ReconcileResult } from '../controller/controller.js';
 import type { EventType } from '../k8s/events.js';
 import type { PodState } from './pod-state.js';
 import type { RunContext } from './shard-run.js';
 import type { ShardRange } from './shards.js';
 import type { SharedIdentities } from './swarm-identity.js';
-import type { SwarmReconcilerDeps } from './swarm-reconciler.js';
+import type { SwarmReconcilerDeps } from './reconciler-deps.js';
 
 /** JSON with sorted keys: the status as read and as built compare equal whatever their key order. */
 const canonical = (v: unknown): string =>
@@ -43,7 +43,7 @@ function sooner(a: ReconcileResult | void, b: ReconcileResult | void): Reconcile
 }
 
 export class SwarmRun implements RunContext {
-  readonly status: SwarmStatusT;
+  readonly status: SwarmResourceStatus;
   readonly now: Date;
   readonly ns: string;
   readonly sharded: boolean;
@@ -303,7 +303,7 @@ export class SwarmRun implements RunContext {
   }
 
   /** The swarm-wide progress: the coordinator's top-level fields, or the sum of the shards'. */
-  private progress(): Pick<SwarmStatusT, 'agents' | 'coordinationTimeMs' | 'results'> {
+  private progress(): Pick<SwarmResourceStatus, 'agents' | 'coordinationTimeMs' | 'results'> {
     return this.sharded ? this.status : (this.swarm.status ?? {});
   }
 

@@ -5,7 +5,7 @@ import { GROUP_VERSION, SWARM_RESOURCE as SWARMS } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { AGGREGATED_FIELDS, operatorShardFields, pickDefined } from './shard-status.js';
 import { swarmShardCount } from './shards.js';
-import type { Swarm, SwarmStatusT } from '../api/swarm.js';
+import type { Swarm, SwarmResourceStatus } from '../api/swarm.js';
 import type { KubeClient, KubeObject } from '../k8s/client.js';
 
 export const FIELD_MANAGER = 'swarm-operator';
@@ -30,7 +30,7 @@ const OPERATOR_FIELDS = [
   'completionTime',
   'lastError',
   'conditions',
-] as const satisfies readonly (keyof SwarmStatusT)[];
+] as const satisfies readonly (keyof SwarmResourceStatus)[];
 
 export function involved(swarm: Swarm) {
   return {
@@ -48,7 +48,7 @@ export function involved(swarm: Swarm) {
  * status.shards entry, and for a swarm of several shards the swarm-wide
  * figures it sums from them.
  */
-export async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmStatusT, precondition = true): Promise<KubeObject> {
+export async function applyOperatorStatus(client: KubeClient, swarm: Swarm, status: SwarmResourceStatus, precondition = true): Promise<KubeObject> {
   const owned = pickDefined(status, swarmShardCount(swarm) > 1 ? [...OPERATOR_FIELDS, ...AGGREGATED_FIELDS] : OPERATOR_FIELDS);
   if (status.shards) owned.shards = status.shards.map(operatorShardFields);
   return client.apply(

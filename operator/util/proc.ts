@@ -1,5 +1,6 @@
-// Linux /proc helpers: find a swarm's processes (cleanup safety net and tests)
-// and measure a process tree's resident memory (benchmark).
+// Linux processes: signal a process or a whole process group (the one way to
+// kill either), find a swarm's processes in /proc (cleanup safety net and
+// tests) and measure a process tree's resident memory (benchmark).
 import { readdir, readFile } from 'node:fs/promises';
 
 export interface ProcInfo {
@@ -55,12 +56,39 @@ export async function listProcesses(): Promise<ProcInfo[]> {
  * sandbox may never reap it.
  */
 export async function groupRuns(pgid: number): Promise<boolean> {
+  if (!signalGroup(pgid, 0)) return false;
+  return (await listProcesses()).some((p) => p.pgid === pgid && p.state !== 'Z');
+}
+
+/** Sends `signal` (0: only probe) to one process; false when it is gone (or not ours to signal). */
+export function signalProcess(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
-    process.kill(-pgid, 0);
+    process.kill(pid, signal);
+    return true;
   } catch {
     return false;
   }
-  return (await listProcesses()).some((p) => p.pgid === pgid && p.state !== 'Z');
+}
+
+/** Sends `signal` (0: only probe) to every member of process group `pgid`; false when the group is gone. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  if (!Number.isInteger(pgid) || pgid <= 0) return false; // -0 or -1 would signal this group or every process
+  return signalProcess(-pgid, signal);
+}
+
+/**
+ * SIGKILL to a process group, then waits (at most `timeoutMs`) until no member
+ * runs: the leader's exit says nothing of the members it started, which die on
+ * their own schedule on a loaded machine. True when none runs any more.
+ */
+export async function killGroupAndWait(pgid: number, timeoutMs = 2000): Promise<boolean> {
+  signalGroup(pgid, 'SIGKILL');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!(await groupRuns(pgid))) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** pid and every descendant, from one /proc snapshot. */

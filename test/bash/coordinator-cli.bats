@@ -255,6 +255,16 @@ kill_test() {
   done
   run cli frobnicate
   [ "$status" -eq 2 ]
+  [[ $output == *"unknown command: frobnicate (see --help)"* ]]
+  run cli
+  [ "$status" -eq 2 ]
+  [[ $output == Usage:* ]]
+  run cli run --bogus
+  [ "$status" -eq 2 ]
+  [[ $output == *"unknown option: --bogus (see --help)"* ]]
+  run cli run --swarm-id
+  [ "$status" -eq 2 ]
+  [[ $output == *"option --swarm-id needs a value"* ]]
 }
 
 @test "preflight: a missing shm path fails with exit 3 and the precise reason" {

@@ -78,3 +78,24 @@ teardown() { common_teardown; }
   run "$BIN/health-monitor.sh" check --root "$root" --json
   [ "$status" -eq 1 ]
 }
+
+@test "commands and options: an unknown one or a missing value is a usage error (2) naming it; help is exit 0" {
+  run "$BIN/health-monitor.sh" frobnicate
+  [ "$status" -eq 2 ]
+  [[ $output == *"unknown command: frobnicate (see --help)"* ]]
+  run "$BIN/health-monitor.sh"
+  [ "$status" -eq 2 ]
+  [[ $output == Usage:* ]]
+  run "$BIN/health-monitor.sh" help
+  [ "$status" -eq 0 ]
+  [[ $output == Usage:* ]]
+  local cmd
+  for cmd in preflight check heartbeat; do
+    run "$BIN/health-monitor.sh" "$cmd" --bogus
+    [ "$status" -eq 2 ]
+    [[ $output == *"unknown option: --bogus (see --help)"* ]]
+  done
+  run "$BIN/health-monitor.sh" check --root
+  [ "$status" -eq 2 ]
+  [[ $output == *"option --root needs a value"* ]]
+}

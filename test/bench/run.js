@@ -122,31 +122,39 @@ const fmt = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const mb = (kb) => (kb > 0 ? (kb / 1024).toFixed(0) : 'n/a');
 
 /**
- * Table columns: [header, (row) => cell]. A row is { agents, command, results: { v2, xargs, ... } }.
+ * Table columns: [header, (row) => cell, in the README]. A row is { agents, command, results: { v2, xargs, ... } }.
+ * The README's table has the columns a reader needs; docs/performance.md has every column.
  * A V1 column is one more runner in ENGINES plus entries here.
  */
 const COLUMNS = [
-  ['agents', (r) => r.agents],
-  ['agent command', (r) => r.command.label],
-  ['V2 wall s', (r) => fmt(r.results.v2.wallMs / 1000)],
+  ['agents', (r) => r.agents, true],
+  ['agent command', (r) => r.command.label, true],
+  ['V2 wall s', (r) => fmt(r.results.v2.wallMs / 1000), true],
   // The engine's own coordinationTime (status.json): wall minus this is the TypeScript side's share.
-  ['engine s', (r) => fmt(r.results.v2.engineMs / 1000)],
-  ['V2 agents/s', (r) => fmt(r.agents / (r.results.v2.wallMs / 1000), 0)],
-  ['delivery %', (r) => fmt(r.results.v2.delivery, 1)],
-  ['msg latency p50 ms', (r) => fmt(r.results.v2.p50Ms)],
-  ['p99 ms', (r) => fmt(r.results.v2.p99Ms)],
-  ['peak RSS MB: tree (w/o Node)', (r) => `${mb(r.results.v2.peakTreeKb)} (${mb(r.results.v2.peakEngineKb)})`],
-  ['V1 wall s', (r) => (r.results.v1 ? fmt(r.results.v1.wallMs / 1000) : 'n/a')],
-  ['V1 agents/s', (r) => (r.results.v1 ? fmt(r.agents / (r.results.v1.wallMs / 1000), 0) : 'n/a')],
-  ['V1 delivery %', (r) => (r.results.v1 ? fmt(r.results.v1.delivery, 1) : 'n/a')],
-  ['V1 peak RSS MB', (r) => (r.results.v1 ? mb(r.results.v1.peakTreeKb) : 'n/a')],
-  ['V2 / V1 wall', (r) => (r.results.v1 ? `${fmt(r.results.v2.wallMs / r.results.v1.wallMs, 1)}x` : 'n/a')],
-  ['xargs -P wall s', (r) => fmt(r.results.xargs.wallMs / 1000)],
-  ['xargs peak RSS MB', (r) => mb(r.results.xargs.peakTreeKb)],
-  ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`],
-  ['xargs -P + timeout wall s', (r) => fmt(r.results.xargsTimeout.wallMs / 1000)],
-  ['V2 / (xargs + timeout) wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargsTimeout.wallMs, 1)}x`],
+  ['engine s', (r) => fmt(r.results.v2.engineMs / 1000), false],
+  ['V2 agents/s', (r) => fmt(r.agents / (r.results.v2.wallMs / 1000), 0), true],
+  ['delivery %', (r) => fmt(r.results.v2.delivery, 1), true],
+  ['msg latency p50 ms', (r) => fmt(r.results.v2.p50Ms), true],
+  ['p99 ms', (r) => fmt(r.results.v2.p99Ms), false],
+  ['peak RSS MB: tree (w/o Node)', (r) => `${mb(r.results.v2.peakTreeKb)} (${mb(r.results.v2.peakEngineKb)})`, true],
+  ['V1 wall s', (r) => (r.results.v1 ? fmt(r.results.v1.wallMs / 1000) : 'n/a'), true],
+  ['V1 agents/s', (r) => (r.results.v1 ? fmt(r.agents / (r.results.v1.wallMs / 1000), 0) : 'n/a'), false],
+  ['V1 delivery %', (r) => (r.results.v1 ? fmt(r.results.v1.delivery, 1) : 'n/a'), false],
+  ['V1 peak RSS MB', (r) => (r.results.v1 ? mb(r.results.v1.peakTreeKb) : 'n/a'), false],
+  ['V2 / V1 wall', (r) => (r.results.v1 ? `${fmt(r.results.v2.wallMs / r.results.v1.wallMs, 1)}x` : 'n/a'), false],
+  ['xargs -P wall s', (r) => fmt(r.results.xargs.wallMs / 1000), false],
+  ['xargs peak RSS MB', (r) => mb(r.results.xargs.peakTreeKb), false],
+  ['V2 / xargs wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargs.wallMs, 1)}x`, true],
+  ['xargs -P + timeout wall s', (r) => fmt(r.results.xargsTimeout.wallMs / 1000), false],
+  ['V2 / (xargs + timeout) wall', (r) => `${fmt(r.results.v2.wallMs / r.results.xargsTimeout.wallMs, 1)}x`, false],
 ];
+
+/** A markdown table of `columns` over `rows`. */
+function table(columns, rows) {
+  const lines = [`| ${columns.map(([h]) => h).join(' | ')} |`, `|${columns.map(() => '---').join('|')}|`];
+  for (const row of rows) lines.push(`| ${columns.map(([, cell]) => cell(row)).join(' | ')} |`);
+  return lines;
+}
 
 /** Milliseconds per call of fn(i), each call timed alone: { median, p99 }. */
 function perCall(n, fn) {
@@ -277,13 +285,18 @@ async function main() {
       rows.push({ agents, command, results: { v2, xargs, xargsTimeout, ...(v1 ? { v1 } : {}) } });
     }
   }
-  const lines = [`| ${COLUMNS.map(([h]) => h).join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
-  for (const row of rows) lines.push(`| ${COLUMNS.map(([, cell]) => cell(row)).join(' | ')} |`);
+  const lines = table(COLUMNS, rows);
+  const readmeLines = table(
+    COLUMNS.filter(([, , readme]) => readme),
+    rows,
+  );
   const timingLines = ['| timing | median ms | p99 ms (max of the runs when few) | target | how |', '|---|---|---|---|---|'];
+  const readmeTimingLines = ['| timing | median ms | target |', '|---|---|---|'];
   for (const [label, how, measure, target] of TIMINGS) {
     process.stderr.write(`bench: ${label} ...\n`);
     const t = await measure(rows);
     timingLines.push(`| ${label} | ${ms3(t.median)} | ${ms3(t.p99)} | ${target} | ${how} |`);
+    readmeTimingLines.push(`| ${label} | ${ms3(t.median)} | ${target} |`);
   }
   const notes = [
     '',
@@ -298,7 +311,9 @@ async function main() {
     `Peak RSS: sum of RSS (/proc/<pid>/stat) over the case process tree (Node coordinator + bash engine + agents), sampled every ${SAMPLE_MS} ms by a separate process at nice 19 (rss-sampler.js); in parentheses without the Node process. Shared pages of forked bash processes are counted once per process, so this overstates real memory use.`,
     `Measured ${new Date(startedAt).toISOString()}, bench runtime ${fmt((Date.now() - startedAt) / 1000, 0)} s.`,
   ];
-  const md = `${lines.join('\n')}\n${notes.join('\n')}\n`;
+  const full = `${lines.join('\n')}\n${notes.join('\n')}\n`;
+  const readme = `${readmeLines.join('\n')}\n\n${readmeTimingLines.join('\n')}\n`;
+  const md = `## README.md (the columns a reader needs)\n\n${readme}\n## docs/performance.md (every column, and how each is measured)\n\n${full}`;
   process.stdout.write(md);
   await mkdir(join(ROOT, '.bench'), { recursive: true });
   await writeFile(join(ROOT, '.bench', 'latest.md'), md);

@@ -4,7 +4,7 @@
 // `coordination:fallback` event, one line for the user.
 import type { CoordinationConfig } from '../../config/cfn-config.js';
 import { loadCfnConfig } from '../../config/cfn-config.js';
-import type { CoordinationVersion, ICoordinator } from '../types.js';
+import type { CoordinationVersion, Coordinator } from '../types.js';
 import { BashCoordinator } from '../v2/bash-coordinator.js';
 import type { BashCoordinatorOptions } from '../v2/bash-coordinator.js';
 import { EventBus } from '../v1/event-bus.js';
@@ -54,7 +54,7 @@ export interface CoordinatorFactoryConfig {
 
 export interface CreatedCoordinator {
   /** Started and ready. */
-  coordinator: ICoordinator;
+  coordinator: Coordinator;
   decision: VersionDecision;
   bus: EventBus;
   /** Set when V2 was chosen but V1 runs. */

@@ -1,7 +1,7 @@
 // Typed events of a V1 swarm (and of the factory's fallback): one map, so a
 // listener's payload type follows from the event name.
 import { EventEmitter } from 'node:events';
-import type { AgentResponse, SwarmStatus } from '../types.js';
+import type { AgentResponse, RunStatus } from '../types.js';
 
 export interface SwarmEvents {
   'objective:started': {
@@ -16,7 +16,7 @@ export interface SwarmEvents {
   'agent:retry': { objectiveId: string; agentId: string; index: number; attempt: number; delayMs: number; error: string; timestamp: number };
   'agent:completed': { objectiveId: string; response: AgentResponse; timestamp: number };
   'agent:failed': { objectiveId: string; response: AgentResponse; timestamp: number };
-  'objective:completed': { objectiveId: string; status: SwarmStatus; timestamp: number };
+  'objective:completed': { objectiveId: string; status: RunStatus; timestamp: number };
   'coordination:fallback': { from: 'v2'; to: 'v1'; reason: string; timestamp: number };
 }
 

@@ -1,7 +1,7 @@
 // Who runs an objective: "<pid>:<start time>" of the coordinator process. The
 // start time (from /proc/<pid>/stat) tells a live owner from a reused pid.
 import { existsSync, readFileSync } from 'node:fs';
-import { processesWithEnv, readProc } from '../../util/proc.js';
+import { processesWithEnv, readProc, signalGroup, signalProcess } from '../../util/proc.js';
 import { agentsInRange } from '../index-range.js';
 import type { IndexRange } from '../index-range.js';
 
@@ -75,13 +75,8 @@ export async function reapStrayAgents(objectiveId: string, range?: IndexRange): 
     if (keep.has(pid)) continue;
     const info = await readProc(pid);
     if (!info) continue;
-    try {
-      if (info.pgid === pid) process.kill(-pid, 'SIGKILL');
-      else process.kill(pid, 'SIGKILL');
-      killed.push(pid);
-    } catch {
-      // already gone
-    }
+    const sent = info.pgid === pid ? signalGroup(pid, 'SIGKILL') : signalProcess(pid, 'SIGKILL');
+    if (sent) killed.push(pid);
   }
   return killed;
 }

@@ -14,11 +14,11 @@ import type {
   AgentState,
   Capabilities,
   HealthReport,
-  ICoordinator,
+  Coordinator,
   ObjectiveResult,
   ObjectiveSpec,
   SwarmRunState,
-  SwarmStatus,
+  RunStatus,
 } from '../types.js';
 import { RetryingTaskRunner } from './retrying-task-runner.js';
 import type { ScheduledTask, TaskResult } from './retrying-task-runner.js';
@@ -83,7 +83,7 @@ export class CoordinatorNotStartedError extends Error {
 
 const agentIndex = (taskId: string): number => Number(taskId.slice('agent-'.length));
 
-export class SwarmCoordinator extends EventEmitter implements ICoordinator {
+export class SwarmCoordinator extends EventEmitter implements Coordinator {
   readonly version = 'v1' as const;
   readonly bus: EventBus;
   readonly memory: ResponseCheckpointStore;
@@ -252,7 +252,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return { status, responses, ...(interrupted.length ? { interruptedIndexes: interrupted } : {}) };
   }
 
-  async getSwarmStatus(objectiveId: string): Promise<SwarmStatus | undefined> {
+  async getSwarmStatus(objectiveId: string): Promise<RunStatus | undefined> {
     const run = this.active.get(objectiveId);
     if (run) return this.liveStatus(run, 'running');
     if (!this.memory.isOpen) return undefined;
@@ -415,7 +415,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return 'failed';
   }
 
-  private finish(run: ActiveRun, state: SwarmRunState): SwarmStatus {
+  private finish(run: ActiveRun, state: SwarmRunState): RunStatus {
     this.active.delete(run.spec.id);
     const status = this.liveStatus(run, state);
     if (this.memory.isOpen) this.memory.setObjectiveStatus(run.key, state);
@@ -424,7 +424,7 @@ export class SwarmCoordinator extends EventEmitter implements ICoordinator {
     return status;
   }
 
-  private liveStatus(run: ActiveRun, state: SwarmRunState): SwarmStatus {
+  private liveStatus(run: ActiveRun, state: SwarmRunState): RunStatus {
     let completed = run.countedCompleted.size;
     let failed = run.countedFailed.size;
     for (const r of run.finals.values()) {

@@ -13,7 +13,7 @@ source "${BASH_SOURCE[0]%/*}/../../../bash/lib/engine-opts.sh"
 INDEX='' INBOX=''
 
 usage() {
-  cat <<'EOF2'
+  cat <<'EOF'
 Usage: agent-wrapper.sh --root DIR --swarm-id ID --agents N --index I [options] -- CMD [ARG...]
 
 Runs agent I once (plus retries) and prints its response JSON on stdout.
@@ -21,7 +21,7 @@ Runs agent I once (plus retries) and prints its response JSON on stdout.
 Options:
   --index I                the agent's index (required)
   --inbox DIR              where the `result` message goes (default <root>/messages/root)
-EOF2
+EOF
   engine_opts_help
 }
 

@@ -7,7 +7,7 @@ CFN_PROG=message-bus
 source "${BASH_SOURCE[0]%/*}/../../../bash/lib/bus.sh"
 
 usage() {
-  cat <<'EOF2'
+  cat <<'EOF'
 Usage:
   message-bus.sh init    --inbox DIR
   message-bus.sh publish --inbox DIR --type result|batch
@@ -24,12 +24,12 @@ Usage:
 
 Environment: CFN_BUS_MODE=auto|inotify|poll (wake-up), CFN_NO_LOADABLES=1
 (use external commands instead of bash loadable builtins).
-EOF2
+EOF
 }
 
 INBOX='' TYPE='' FROM='' BODY='' COUNT=0 TIMEOUT=1 LATENCY_FILE=''
 
-parse() {
+parse_opts() {
   while (($#)); do
     case $1 in
       --inbox) cfn_require_value "$1" $#; INBOX=$2; shift 2 ;;
@@ -105,9 +105,10 @@ main() {
   case $cmd in
     -h | --help) usage; exit 0 ;;
     init | publish | consume | depth) ;;
-    *) usage >&2; exit 2 ;;
+    '') usage >&2; exit 2 ;;
+    *) cfn_die 2 "unknown command: $cmd (see --help)" ;;
   esac
-  parse "$@"
+  parse_opts "$@"
   cfn_load_builtins
   case $cmd in
     init) bus_init "$INBOX" ;;

@@ -7,12 +7,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { runCli } from '../../../operator/cli/main.js';
 import { ROLLOUT_ANNOTATIONS } from '../../../operator/api/rollout-policy.js';
-import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import { kubectlBin } from '../../unit/packaging/tools.js';
 import {
   client,
@@ -31,25 +30,16 @@ import {
   swarmPath,
   waitFor,
 } from '../operator/harness.js';
-import type { CliIo } from '../../../operator/cli/io.js';
+import { captureIo } from '../../helpers/capture.js';
+import type { Capture } from '../../helpers/capture.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
 import type { PodObject } from '../operator/harness.js';
 import { agentResponse } from '../../helpers/agent-response.js';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-
 /** Runs `kubectl swarm ARGS` in-process; `out` shows what it printed so far. */
 function start(args: readonly string[], isTTY = false): { out: Capture; done: Promise<{ code: number; out: string; err: string }> } {
-  const out = new Capture();
-  const err = new Capture();
-  const io: CliIo = { stdout: out, stderr: err, isTTY, env: { ...process.env }, signals: false };
-  return { out, done: runCli(['swarm', ...args], io).then((code) => ({ code, out: out.text, err: err.text })) };
+  const io = captureIo({ ...process.env }, isTTY);
+  return { out: io.out, done: runCli(['swarm', ...args], io).then((code) => ({ code, out: io.out.text, err: io.err.text })) };
 }
 
 const kubectlSwarm = (args: readonly string[], isTTY = false) => start(args, isTTY).done;

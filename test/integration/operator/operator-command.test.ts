@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { operatorCommand } from '../../../operator/cli/operator-command.js';
-import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import {
   client,
   createNamespace,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeApiError } from '../../../operator/k8s/errors.js';
-import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import {
   client,
   createNamespace,

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
-import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import {
   client,
   createNamespace,

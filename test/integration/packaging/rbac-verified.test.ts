@@ -21,7 +21,7 @@ import {
   USED_RULES,
   LEADER_ELECTION_RULES,
 } from '../../../operator/rbac/operator-rbac.js';
-import { StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import {
   client,
   createNamespace,

@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { applyKstatus, policyKstatus, swarmKstatus } from '../../../operator/api/kstatus-conditions.js';
 import { rolloutPolicySpec } from '../../../operator/api/rollout-policy.js';
 import type { Condition } from '../../../operator/api/common.js';
-import type { SwarmStatusT } from '../../../operator/api/swarm.js';
+import type { SwarmResourceStatus } from '../../../operator/api/swarm.js';
 
 const T0 = new Date('2026-12-04T10:00:00Z');
 const T1 = new Date('2026-12-04T10:05:00Z');
@@ -70,7 +70,7 @@ describe('swarmKstatus', () => {
       'suspended (spec.suspend): no coordinator pod runs',
     ],
   ] as const)('%s', (_phase, status, state, reason, message) => {
-    expect(swarmKstatus(status as SwarmStatusT)).toEqual({ state, because: { reason, message } });
+    expect(swarmKstatus(status as SwarmResourceStatus)).toEqual({ state, because: { reason, message } });
   });
 
   it('a progress update alone does not change the verdict (no status write per published count)', () => {

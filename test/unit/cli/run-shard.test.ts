@@ -2,39 +2,18 @@
 // the agents shardRanges gives it, and together the shards run every agent once.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { CliIo } from '../../../operator/cli/io.js';
 import { runCli } from '../../../operator/cli/main.js';
 import { shardRanges } from '../../../operator/swarm/shards.js';
+import { captureIo } from '../../helpers/capture.js';
 
 jest.setTimeout(60_000);
-
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 let shm: string;
 let dir: string;
 
-function io(version: 'v1' | 'v2'): CliIo & { out: Capture; err: Capture } {
-  const out = new Capture();
-  const err = new Capture();
-  return {
-    stdout: out,
-    stderr: err,
-    out,
-    err,
-    isTTY: false,
-    env: { ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: version },
-    signals: false,
-  };
-}
+const io = (version: 'v1' | 'v2') => captureIo({ ...process.env, CFN_SHM_PATH: shm, LOG_LEVEL: 'silent', COORDINATION_VERSION: version });
 
 beforeAll(async () => {
   shm = await mkdtemp('/dev/shm/cfn-test-shard-');

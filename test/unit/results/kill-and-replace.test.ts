@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import { indexOfKey } from '../../../operator/results/stored-result.js';
 import { isTempFile } from '../../../operator/util/atomic-write.js';
-import { processesWithEnv } from '../../../operator/util/proc.js';
+import { processesWithEnv, signalGroup } from '../../../operator/util/proc.js';
 import type { ObjectiveSpec } from '../../../operator/coordination/types.js';
 
 jest.setTimeout(120_000);
@@ -108,7 +108,7 @@ describe('results across a lost coordinator', () => {
     await until('6 results stored by the first coordinator', () => first.stored.size >= 6);
     // Let more of the first's writes get under way before the kill.
     await new Promise((r) => setTimeout(r, 50));
-    process.kill(-first.pid, 'SIGKILL');
+    signalGroup(first.pid, 'SIGKILL');
     const ended = await first.done;
     expect(ended.code).toBeNull();
     expect(ended.stdout).not.toMatch(/^done/m);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { coordinatorPod, coordinatorPodName, coordinatorServiceAccount, POD_NAME_PREFIX_MAX } from '../../../operator/swarm/coordinator-pod.js';
+import { POD_NAME_PREFIX_MAX } from '../../../operator/api/common.js';
+import { coordinatorPod, coordinatorPodName, coordinatorServiceAccount } from '../../../operator/swarm/coordinator-pod.js';
 import { shardStatus } from '../../../operator/api/swarm.js';
 import { coordinatorAdmissionPolicy, coordinatorRbac, SHARED_COORDINATOR, sharedCoordinatorRbac } from '../../../operator/swarm/coordinator-rbac.js';
 import { SHARD_COORDINATOR_FIELDS } from '../../../operator/swarm/shard-status.js';

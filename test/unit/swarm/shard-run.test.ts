@@ -4,17 +4,9 @@
 // touches that shard only; the swarm's status sums the shards; spec.suspend
 // creates nothing and stops what runs.
 import { describe, expect, it } from '@jest/globals';
-import pino from 'pino';
-import { KubeApiError } from '../../../operator/k8s/errors.js';
-import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
-import { SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
-import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
-import type { EventRecorder } from '../../../operator/k8s/events.js';
-import type { ShardStatus, SwarmStatusT } from '../../../operator/api/swarm.js';
-
-const NS = 'team';
-const NOW = Date.parse('2026-12-04T12:00:00.000Z');
-const secs = (msAgo: number) => new Date(NOW - msAgo).toISOString().replace(/\.\d+Z$/, 'Z');
+import type { KubeObject } from '../../../operator/k8s/client.js';
+import type { ShardStatus } from '../../../operator/api/swarm.js';
+import { NOW, NS, reconcileOnce, secs } from '../../helpers/swarm-reconcile.js';
 
 function swarmObject(opts: { status?: Record<string, unknown>; spec?: Record<string, unknown> } = {}): KubeObject {
   return {
@@ -85,65 +77,6 @@ const unschedulable = {
 };
 const succeeded = { phase: 'Succeeded', containerStatuses: [{ name: 'coordinator', state: { terminated: { exitCode: 0 } } }] };
 
-async function reconcileOnce(swarm: KubeObject, pods: KubeObject[]) {
-  const calls: string[] = [];
-  const statuses: SwarmStatusT[] = [];
-  const what = (path: string) => path.split('/').slice(-2).join('/');
-  const client = {
-    apply: async (path: string, obj: KubeObject, o: { subresource?: string }) => {
-      if (o.subresource === 'status') {
-        calls.push('status');
-        statuses.push(obj.status as SwarmStatusT);
-      } else calls.push(`apply ${what(path)}`);
-      return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
-    },
-    create: async (path: string, obj: KubeObject) => {
-      calls.push(`create ${path.split('/').pop() ?? ''}/${obj.metadata?.name ?? ''}`);
-      return obj;
-    },
-    mergePatch: async () => ({}),
-    delete: async (path: string, opts: { gracePeriodSeconds?: number }) => {
-      calls.push(`delete ${what(path)}${opts.gracePeriodSeconds === 0 ? ' now' : ''}`);
-      return {};
-    },
-    get: async (path: string) => {
-      calls.push(`get ${what(path)}`);
-      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', path);
-    },
-  };
-  const events: string[] = [];
-  const created: KubeObject[] = [];
-  const metrics = createOperatorMetrics({ defaultMetrics: false });
-  const reconciler = new SwarmReconciler({
-    client: { ...client, create: async (p: string, o: KubeObject) => (created.push(o), client.create(p, o)) } as unknown as KubeClient,
-    getSwarm: () => swarm,
-    listPods: () => pods,
-    recorder: {
-      record: async (_o: unknown, type: string, reason: string, message: string) => void events.push(`${type} ${reason}: ${message}`),
-    } as unknown as EventRecorder,
-    logger: pino({ level: 'silent' }),
-    metrics,
-    image: 'img',
-    versionPolicy: { defaultVersion: 'v2' },
-    now: () => new Date(NOW),
-  });
-  const result = await reconciler.reconcile(`${NS}/s`);
-  await new Promise((r) => setImmediate(r));
-  const status = statuses.at(-1);
-  const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => v.value).reduce((a, b) => a + b, 0);
-  return {
-    result,
-    calls,
-    status,
-    events,
-    created,
-    fallbacks,
-    shard: (i: number) => status?.shards?.find((e) => e.index === i),
-    cond: (type: string) => status?.conditions?.find((c) => c.type === type),
-    acted: calls.filter((c) => !c.startsWith('get ') && c !== 'status'),
-  };
-}
-
 describe('a new sharded swarm', () => {
   it('one claim and one pod per shard, named, labelled and spread; one entry per shard; the swarm is hybrid', async () => {
     const r = await reconcileOnce(swarmObject(), []);
@@ -200,7 +133,7 @@ describe('a new sharded swarm', () => {
         labelSelector: { matchLabels: { 'swarm.cfn.dev/swarm': 's' } },
       },
     ]);
-    expect(r.events.filter((e) => e.startsWith('Normal CoordinatorCreated'))).toEqual(
+    expect(r.eventLines.filter((e) => e.startsWith('Normal CoordinatorCreated'))).toEqual(
       [0, 1, 2].map((i) => `Normal CoordinatorCreated: shard ${i}: created v2 coordinator pod s-v2-1-s${i}`),
     );
   });
@@ -232,7 +165,7 @@ describe('one status from the shards', () => {
       reason: 'Unschedulable',
       message: '2/3 shards running; shard 2 Pending: coordinator pod s-v2-1-s2: 0/3 nodes are available: 3 Insufficient cpu.',
     });
-    expect(r.events).toContain('Warning Unschedulable: shard 2: coordinator pod s-v2-1-s2: 0/3 nodes are available: 3 Insufficient cpu.');
+    expect(r.eventLines).toContain('Warning Unschedulable: shard 2: coordinator pod s-v2-1-s2: 0/3 nodes are available: 3 Insufficient cpu.');
     expect(r.acted).toEqual([]);
   });
 
@@ -317,8 +250,8 @@ describe('failures stay local', () => {
     expect(r.status?.fallback).toMatchObject({ from: 'v2', to: 'v1', reason: 'shard 1: V2 preflight: /dev/shm is not tmpfs' });
     expect(r.cond('FallbackActive')).toMatchObject({ status: 'True', message: 'shard 1: V2 preflight: /dev/shm is not tmpfs' });
     expect(r.status?.activeVersion).toBe('v1');
-    expect(r.fallbacks).toBe(1);
-    expect(r.events).toContain('Warning FallbackToV1: shard 1: V2 unavailable (V2 preflight: /dev/shm is not tmpfs), using V1 fallback');
+    expect(r.fallbackTotal).toBe(1);
+    expect(r.eventLines).toContain('Warning FallbackToV1: shard 1: V2 unavailable (V2 preflight: /dev/shm is not tmpfs), using V1 fallback');
     // Only shard 1's pods are touched: the ended V2 pod goes, the V1 pod comes (with its own claim).
     expect(r.acted.filter((c) => !/ (serviceaccounts|roles|rolebindings)\//.test(c))).toEqual([
       'delete pods/s-v2-1-s1 now',
@@ -349,14 +282,14 @@ describe('failures stay local', () => {
       'create rolebindings/s-coordinator',
       'create pods/s-v2-2-s2',
     ]);
-    expect(r.events).toContain(
+    expect(r.eventLines).toContain(
       'Warning CoordinatorLost: shard 2: Evicted: The node was low on resource: memory. (on node n2); starting a replacement that resumes past the agents whose final answer is in',
     );
     const replacement = r.created.find((o) => o.metadata?.name === 's-v2-2-s2') as {
       spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> };
     };
     expect(replacement.spec.containers[0]!.env).toContainEqual({ name: 'CFN_COMPLETED_AGENTS', value: '6' });
-    expect(r.fallbacks).toBe(0);
+    expect(r.fallbackTotal).toBe(0);
   });
 });
 
@@ -372,7 +305,7 @@ describe('a shard on a lost node', () => {
     ]);
     expect(r.shard(1)).toMatchObject({ attempts: 2, reason: 'CoordinatorLost', message: expect.stringContaining('(on node n1)') });
     expect(r.shard(0)).toMatchObject({ attempts: 1, phase: 'Running' });
-    expect(r.fallbacks).toBe(0);
+    expect(r.fallbackTotal).toBe(0);
   });
 });
 
@@ -421,9 +354,9 @@ describe('spec.suspend', () => {
     });
     const later = await reconcileOnce(swarmObject({ status }), [ended]);
     expect(later.acted.filter((c) => / pods\/s-v[12]-[0-9]+-s1\b/.test(c))).toEqual(['delete pods/s-v2-1-s1 now', 'create pods/s-v2-2-s1']);
-    expect(later.events.filter((e) => e.includes('shard 1') && !e.includes('ResultsClaim'))).toEqual([
+    expect(later.eventLines.filter((e) => e.includes('shard 1') && !e.includes('ResultsClaim'))).toEqual([
       'Normal CoordinatorResumed: shard 1: created v2 coordinator pod s-v2-2-s1',
     ]);
-    expect(later.fallbacks).toBe(0);
+    expect(later.fallbackTotal).toBe(0);
   });
 });

@@ -3,17 +3,12 @@
 // Each case: a swarm status and its pod as the cache holds them -> the status
 // written, the pods created and deleted, the requeue.
 import { describe, expect, it } from '@jest/globals';
-import pino from 'pino';
-import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
-import { STUCK_TERMINATING_MS, SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
+import { STUCK_TERMINATING_MS } from '../../../operator/swarm/shard-run.js';
 import { KubeApiError } from '../../../operator/k8s/errors.js';
-import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
-import type { EventRecorder } from '../../../operator/k8s/events.js';
+import type { KubeObject } from '../../../operator/k8s/client.js';
+import { NOW, NS, reconcileOnce, secs } from '../../helpers/swarm-reconcile.js';
 
-const NS = 'team';
-const NOW = Date.parse('2026-12-04T12:00:00.000Z');
 const iso = (msAgo: number) => new Date(NOW - msAgo).toISOString();
-const secs = (msAgo: number) => iso(msAgo).replace(/\.\d+Z$/, 'Z');
 
 function swarmObject(status: Record<string, unknown>, coordination: Record<string, unknown> = {}): KubeObject {
   return {
@@ -58,106 +53,19 @@ function pod(
 const container = (state: Record<string, unknown>) => ({ containerStatuses: [{ name: 'coordinator', state }] });
 const runningFor = (ms: number) => ({ phase: 'Running', ...container({ running: { startedAt: secs(ms) } }) });
 
-/** Runs one reconcile; returns what the reconciler wrote and did. */
-async function reconcileOnce(
-  swarm: KubeObject,
-  pods: KubeObject[],
-  opts: { statusWriteFails?: Error; live?: KubeObject; objects?: Record<string, unknown> } = {},
-) {
-  const statuses: Array<Record<string, unknown>> = [];
-  const statusVersions: Array<string | undefined> = [];
-  let failedOnce = false;
-  const created: string[] = [];
-  const deleted: Array<{ name: string; grace: number | undefined }> = [];
-  const events: Array<{ type: string; reason: string; message: string }> = [];
-  /** Writes other than the status, in order: "apply <path>", "create <path>". */
-  const writes: string[] = [];
-  const client = {
-    apply: async (_path: string, obj: KubeObject, applyOpts: { subresource?: string }) => {
-      // The reconcile's own status write fails once; what follows (the error's record) lands.
-      if (applyOpts.subresource === 'status' && opts.statusWriteFails && !failedOnce) {
-        failedOnce = true;
-        throw opts.statusWriteFails;
-      }
-      if (applyOpts.subresource === 'status') {
-        statuses.push(obj.status as Record<string, unknown>);
-        statusVersions.push(obj.metadata?.resourceVersion);
-      } else writes.push(`apply ${_path}`);
-      return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
-    },
-    create: async (path: string, obj: KubeObject) => {
-      if (path.endsWith('/pods')) created.push(obj.metadata?.name ?? '');
-      writes.push(`create ${path}`);
-      return obj;
-    },
-    mergePatch: async (_path: string, patch: KubeObject) => patch,
-    delete: async (path: string, opts?: { gracePeriodSeconds?: number }) => {
-      deleted.push({ name: path.split('/').pop() ?? '', grace: opts?.gracePeriodSeconds });
-      return {};
-    },
-    /** The live Swarm (opts.live), opts.objects by path, else 404. */
-    get: async (path: string) => {
-      if (path.endsWith(`/namespaces/${NS}/swarms/s`)) return opts.live ?? swarm;
-      const found = opts.objects?.[path];
-      if (found !== undefined) return found;
-      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', path);
-    },
-  };
-  const metrics = createOperatorMetrics({ defaultMetrics: false });
-  const reconciler = new SwarmReconciler({
-    client: client as unknown as KubeClient,
-    getSwarm: () => swarm,
-    listPods: () => pods,
-    recorder: {
-      record: async (_o: unknown, type: string, reason: string, message: string) => void events.push({ type, reason, message }),
-    } as unknown as EventRecorder,
-    logger: pino({ level: 'silent' }),
-    metrics,
-    image: 'img',
-    versionPolicy: { defaultVersion: 'v2' },
-    now: () => new Date(NOW),
-  });
-  const result = await reconciler.reconcile(`${NS}/s`).catch((e: unknown) => {
-    if (!opts.statusWriteFails) throw e;
-    return { failed: e };
-  });
-  await new Promise((r) => setImmediate(r));
-  const status = statuses.at(-1) as
-    | {
-        phase?: string;
-        fallback?: { reason: string };
-        activeVersion?: string;
-        coordinatorAttempts?: number;
-        conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
-      }
-    | undefined;
-  const fallbacks = (await metrics.swarmFallbackTotal.get()).values.map((v) => [v.labels.reason, v.value]);
-  return {
-    result,
-    status,
-    statusVersion: statusVersions.at(-1),
-    created,
-    deleted,
-    events,
-    fallbacks,
-    writes,
-    cond: (type: string) => status?.conditions?.find((c) => c.type === type),
-  };
-}
-
 describe('SwarmReconciler: errors', () => {
   it('a 409 on the status write is retried without a trace in status (no lastError, no older fields written back)', async () => {
     const conflict = new KubeApiError(409, 'Conflict', 'Operation cannot be fulfilled on swarms.swarm.cfn.dev "s": the object has been modified', 'PATCH', '');
-    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: conflict });
-    expect(r.result).toEqual({ failed: conflict });
+    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: conflict, statusWriteFailures: 1 });
+    expect(r.error).toBe(conflict);
     expect(r.status).toBeUndefined();
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
   });
 
   it('another failure is recorded: lastError and Reconciled=False, RetryLater', async () => {
     const boom = new KubeApiError(500, 'InternalError', 'etcd timed out', 'PATCH', '');
-    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: boom });
-    expect(r.result).toEqual({ failed: boom });
+    const r = await reconcileOnce(swarmObject({}), [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: boom, statusWriteFailures: 1 });
+    expect(r.error).toBe(boom);
     expect((r.status as { lastError?: string } | undefined)?.lastError).toContain('etcd timed out');
     expect(r.cond('Reconciled')).toMatchObject({ status: 'False', reason: 'RetryLater' });
   });
@@ -167,7 +75,7 @@ describe('SwarmReconciler: errors', () => {
     const cached = swarmObject({});
     const live = swarmObject({ coordinatorAttempts: 2, coordinatorPod: 's-v2-2', phase: 'Running' });
     live.metadata = { ...live.metadata, resourceVersion: '42' };
-    const r = await reconcileOnce(cached, [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: boom, live });
+    const r = await reconcileOnce(cached, [pod(runningFor(1000), { nodeName: 'n1' })], { statusWriteFails: boom, statusWriteFailures: 1, live });
     expect(r.status).toMatchObject({ coordinatorAttempts: 2, coordinatorPod: 's-v2-2', phase: 'Running' });
     expect((r.status as { lastError?: string } | undefined)?.lastError).toContain('etcd timed out');
     expect(r.statusVersion).toBe('42');
@@ -177,7 +85,7 @@ describe('SwarmReconciler: errors', () => {
 describe('SwarmReconciler: waiting is not failing', () => {
   it('a V2 pod never scheduled, long past fallbackTimeoutSeconds: Pending, no fallback, requeued at the start deadline', async () => {
     const r = await reconcileOnce(swarmObject({}), [pod({ phase: 'Pending' }, { createdMsAgo: 60_000 })]);
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
     expect(r.deleted).toEqual([]);
     expect(r.status?.fallback).toBeUndefined();
     expect(r.result).toEqual({ requeueAfterMs: 600_000 - 60_000 + 50 });
@@ -228,7 +136,7 @@ describe('SwarmReconciler: the readiness clock starts with the container', () =>
   it('created long ago, running for 2 s of a 5 s limit: no fallback, requeued when the limit is due', async () => {
     const r = await reconcileOnce(swarmObject({}), [pod(runningFor(2000), { nodeName: 'n', createdMsAgo: 120_000 })]);
     expect(r.status?.fallback).toBeUndefined();
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
     // startedAt has whole seconds: the clock counts from its latest instant.
     expect(r.result).toEqual({ requeueAfterMs: 5000 - 2000 + 999 + 50 });
   });
@@ -242,7 +150,7 @@ describe('SwarmReconciler: the readiness clock starts with the container', () =>
     });
     expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'StoppingV2' });
     expect(r.deleted).toEqual([{ name: 's-v2-1', grace: undefined }]);
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
     expect(r.fallbacks).toEqual([['startup_timeout', 1]]);
     expect(r.events.map((e) => e.reason)).toContain('FallbackToV1');
   });
@@ -251,7 +159,7 @@ describe('SwarmReconciler: the readiness clock starts with the container', () =>
     const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), [
       pod(runningFor(9000), { nodeName: 'n', deletionTimestamp: new Date(NOW + 28_000).toISOString() }),
     ]);
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
     expect(r.deleted).toEqual([]);
     expect(r.result).toEqual({ requeueAfterMs: 1000 });
   });
@@ -260,21 +168,21 @@ describe('SwarmReconciler: the readiness clock starts with the container', () =>
     const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), [
       pod({ phase: 'Failed', ...container({ terminated: { exitCode: 143 } }) }, { nodeName: 'n', deletionTimestamp: new Date(NOW + 20_000).toISOString() }),
     ]);
-    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.createdPods).toEqual(['s-v1-2']);
     expect(r.status).toMatchObject({ activeVersion: 'v1', coordinatorAttempts: 2, phase: 'FallingBack' });
     expect(r.deleted).toEqual([{ name: 's-v2-1', grace: 0 }]);
   });
 
   it('falling back, the V2 pod gone: V1 is created', async () => {
     const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), []);
-    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.createdPods).toEqual(['s-v1-2']);
   });
 
   it('falling back, the V2 pod stuck terminating past its deadline (node unreachable): V1 is created, the pod force-deleted', async () => {
     const r = await reconcileOnce(swarmObject({ phase: 'FallingBack', fallback: { from: 'v2', to: 'v1', reason: 'x', time: secs(2000) } }), [
       pod(runningFor(200_000), { nodeName: 'n', deletionTimestamp: new Date(NOW - STUCK_TERMINATING_MS - 1000).toISOString() }),
     ]);
-    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.createdPods).toEqual(['s-v1-2']);
     expect(r.deleted).toEqual([{ name: 's-v2-1', grace: 0 }]);
   });
 });
@@ -285,7 +193,7 @@ describe("SwarmReconciler: V2's own failures fall back, losses from outside are 
       pod({ phase: 'Failed', ...container({ terminated: { exitCode: 3, message: '/dev/shm/cfn not writable' } }) }),
     ]);
     expect(r.status?.fallback?.reason).toBe('/dev/shm/cfn not writable');
-    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.createdPods).toEqual(['s-v1-2']);
     expect(r.fallbacks).toEqual([['preflight', 1]]);
   });
 
@@ -295,7 +203,7 @@ describe("SwarmReconciler: V2's own failures fall back, losses from outside are 
     ]);
     expect(r.status?.fallback?.reason).toBe('V2 coordinator failed: OOMKilled: exit code 137');
     expect(r.fallbacks).toEqual([['oom_killed', 1]]);
-    expect(r.created).toEqual(['s-v1-2']);
+    expect(r.createdPods).toEqual(['s-v1-2']);
   });
 
   it('evicted: a V2 replacement, no fallback', async () => {
@@ -306,7 +214,7 @@ describe("SwarmReconciler: V2's own failures fall back, losses from outside are 
       ),
     ]);
     expect(r.status?.fallback).toBeUndefined();
-    expect(r.created).toEqual(['s-v2-2']);
+    expect(r.createdPods).toEqual(['s-v2-2']);
     expect(r.status).toMatchObject({ activeVersion: 'v2', coordinatorAttempts: 2 });
     expect(r.events).toContainEqual({
       type: 'Warning',
@@ -320,14 +228,14 @@ describe("SwarmReconciler: V2's own failures fall back, losses from outside are 
     const r = await reconcileOnce(swarmObject({ phase: 'Running' }), [
       pod(runningFor(60_000), { nodeName: 'n', deletionTimestamp: new Date(NOW + 25_000).toISOString() }),
     ]);
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
     expect(r.cond('CoordinatorReady')).toMatchObject({ reason: 'PodTerminating' });
   });
 
   it('gone after it ran: a V2 replacement, no fallback', async () => {
     const conditions = [{ type: 'CoordinatorReady', status: 'True', reason: 'PodReady', message: 'ready', lastTransitionTime: secs(30_000) }];
     const r = await reconcileOnce(swarmObject({ phase: 'Running', conditions }), []);
-    expect(r.created).toEqual(['s-v2-2']);
+    expect(r.createdPods).toEqual(['s-v2-2']);
     expect(r.status?.fallback).toBeUndefined();
   });
 });
@@ -342,7 +250,7 @@ describe('SwarmReconciler: the results claim', () => {
       `apply ${CLAIM}`,
       `create /api/v1/namespaces/${NS}/pods`,
     ]);
-    expect(r.created).toEqual(['s-v2-1']);
+    expect(r.createdPods).toEqual(['s-v2-1']);
     expect(r.events).toContainEqual({ type: 'Normal', reason: 'ResultsClaimCreated', message: 'created results claim s-results (1Gi)' });
   });
 
@@ -351,12 +259,12 @@ describe('SwarmReconciler: the results claim', () => {
       objects: { [CLAIM]: { metadata: { name: 's-results', ownerReferences: [{ kind: 'Swarm', name: 's', uid: 'uid-s', controller: true }] } } },
     });
     expect(r.writes.filter((w) => w.startsWith('apply'))).toEqual([]);
-    expect(r.created).toEqual(['s-v2-1']);
+    expect(r.createdPods).toEqual(['s-v2-1']);
   });
 
   it('a same-named claim being deleted: no pod, CoordinatorReady=False ResultsClaimPending with why, a Warning, looked at again soon', async () => {
     const r = await reconcileOnce(first(), [], { objects: { [CLAIM]: { metadata: { name: 's-results', deletionTimestamp: secs(1000) } } } });
-    expect(r.created).toEqual([]);
+    expect(r.createdPods).toEqual([]);
     const message = 'results claim s-results is being deleted; a new one is created once it is gone';
     expect(r.cond('CoordinatorReady')).toMatchObject({ status: 'False', reason: 'ResultsClaimPending', message });
     expect(r.status?.phase).toBe('Pending');
@@ -376,7 +284,7 @@ describe('SwarmReconciler: the results claim', () => {
     const r = await reconcileOnce(swarmObject({ coordinatorAttempts: 2, coordinatorPod: 's-v2-2', conditions, coordinatorAttemptTime: secs(10_000) }), [], {
       objects: { [CLAIM]: { metadata: { name: 's-results', ownerReferences: [{ kind: 'Swarm', name: 's', uid: 'uid-s', controller: true }] } } },
     });
-    expect(r.created).toEqual(['s-v2-3']);
+    expect(r.createdPods).toEqual(['s-v2-3']);
     expect(r.events.filter((e) => e.reason === 'CoordinatorLost')).toEqual([]);
   });
 

@@ -6,31 +6,11 @@
 // status write landed, and a recorded intent not yet acted on is acted on
 // again (the same attempt), never doubled.
 import { describe, expect, it } from '@jest/globals';
-import pino from 'pino';
 import { KubeApiError } from '../../../operator/k8s/errors.js';
-import { createOperatorMetrics } from '../../../operator/observability/metrics.js';
-import { MAX_COORDINATOR_ATTEMPTS, SwarmReconciler } from '../../../operator/swarm/swarm-reconciler.js';
-import type { KubeClient, KubeObject } from '../../../operator/k8s/client.js';
-import type { EventRecorder } from '../../../operator/k8s/events.js';
+import { MAX_COORDINATOR_ATTEMPTS } from '../../../operator/swarm/shard-run.js';
+import type { KubeObject } from '../../../operator/k8s/client.js';
 import type { VersionPolicy } from '../../../operator/coordination/version/decide-version.js';
-
-const NS = 'team';
-const NOW = Date.parse('2026-12-04T12:00:00.000Z');
-const secs = (msAgo: number) => new Date(NOW - msAgo).toISOString().replace(/\.\d+Z$/, 'Z');
-
-interface SwarmStatus {
-  phase?: string;
-  version?: string;
-  versionReason?: string;
-  activeVersion?: string;
-  topology?: string;
-  coordinatorAttempts?: number;
-  coordinatorPod?: string;
-  completionTime?: string;
-  observedGeneration?: number;
-  rollout?: { policy: string };
-  conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
-}
+import { NOW, NS, reconcileOnce, secs } from '../../helpers/swarm-reconcile.js';
 
 function swarmObject(opts: { status?: Record<string, unknown>; spec?: Record<string, unknown>; finalizers?: string[] } = {}): KubeObject {
   return {
@@ -75,60 +55,6 @@ const ready = {
   containerStatuses: [{ name: 'coordinator', state: { running: { startedAt: secs(10_000) } } }],
 };
 
-/** One reconcile; every client call in order ("status", "create pods/NAME", "delete pods/NAME", "finalizer", ...). */
-async function reconcileOnce(swarm: KubeObject, pods: KubeObject[], opts: { statusWriteFails?: Error; versionPolicy?: VersionPolicy } = {}) {
-  const calls: string[] = [];
-  const statuses: SwarmStatus[] = [];
-  const what = (path: string) => path.split('/').slice(-2).join('/');
-  const client = {
-    apply: async (path: string, obj: KubeObject, o: { subresource?: string }) => {
-      if (o.subresource === 'status') {
-        if (opts.statusWriteFails) throw opts.statusWriteFails;
-        calls.push('status');
-        statuses.push(obj.status as SwarmStatus);
-      } else calls.push(`apply ${what(path)}`);
-      return { ...obj, metadata: { ...obj.metadata, resourceVersion: '11' } };
-    },
-    create: async (path: string, obj: KubeObject) => {
-      calls.push(`create ${path.split('/').pop() ?? ''}/${obj.metadata?.name ?? ''}`);
-      return obj;
-    },
-    mergePatch: async (_path: string, patch: { metadata?: { finalizers?: string[]; resourceVersion?: string } }) => {
-      calls.push(`finalizer ${patch.metadata?.finalizers?.join(',') ?? ''} @${patch.metadata?.resourceVersion ?? ''}`);
-      return patch;
-    },
-    delete: async (path: string) => {
-      calls.push(`delete ${what(path)}`);
-      return {};
-    },
-    get: async (path: string) => {
-      calls.push(`get ${what(path)}`);
-      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', path);
-    },
-  };
-  const events: string[] = [];
-  const metrics = createOperatorMetrics({ defaultMetrics: false });
-  const reconciler = new SwarmReconciler({
-    client: client as unknown as KubeClient,
-    getSwarm: () => swarm,
-    listPods: () => pods,
-    recorder: { record: async (_o: unknown, type: string, reason: string) => void events.push(`${type} ${reason}`) } as unknown as EventRecorder,
-    logger: pino({ level: 'silent' }),
-    metrics,
-    image: 'img',
-    versionPolicy: opts.versionPolicy ?? { defaultVersion: 'v2' },
-    now: () => new Date(NOW),
-  });
-  let error: unknown;
-  const result = await reconciler.reconcile(`${NS}/s`).catch((e: unknown) => {
-    error = e;
-  });
-  await new Promise((r) => setImmediate(r));
-  const status = statuses.at(-1);
-  const routed = (await metrics.rolloutRoutedTotal.get()).values.map((v) => v.value).reduce((a, b) => a + b, 0);
-  return { result, error, calls, status, events, routed, cond: (type: string) => status?.conditions?.find((c) => c.type === type) };
-}
-
 describe('SwarmRun: a new Swarm', () => {
   it('decides the version once, writes it with the first attempt to status, then creates that pod', async () => {
     const r = await reconcileOnce(swarmObject(), []);
@@ -154,7 +80,7 @@ describe('SwarmRun: a new Swarm', () => {
     const claimAt = r.calls.indexOf('apply persistentvolumeclaims/s-results');
     expect(claimAt).toBeGreaterThan(statusAt);
     expect(podAt).toBeGreaterThan(claimAt);
-    expect(r.events).toEqual(['Normal VersionSelected', 'Normal ResultsClaimCreated', 'Normal CoordinatorCreated']);
+    expect(r.eventReasons).toEqual(['Normal VersionSelected', 'Normal ResultsClaimCreated', 'Normal CoordinatorCreated']);
   });
 
   it('a status write that fails creates nothing and counts nothing: the retry decides again', async () => {
@@ -220,7 +146,7 @@ describe('SwarmRun: replacements are bounded', () => {
     const r = await reconcileOnce(swarmObject({ status: gone(2) }), []);
     expect(r.status).toMatchObject({ coordinatorAttempts: 3, coordinatorPod: 's-v2-3', activeVersion: 'v2', phase: 'Pending' });
     expect(r.calls.indexOf('create pods/s-v2-3')).toBeGreaterThan(r.calls.indexOf('status'));
-    expect(r.events).toContain('Warning CoordinatorLost');
+    expect(r.eventReasons).toContain('Warning CoordinatorLost');
   });
 
   it(`at ${MAX_COORDINATOR_ATTEMPTS} attempts the swarm fails with CoordinatorLost and nothing is created`, async () => {
@@ -280,6 +206,6 @@ describe('SwarmRun: finishing', () => {
     expect(waiting.calls.filter((c) => c.startsWith('delete') || c.startsWith('create'))).toEqual([]);
     const expired = await reconcileOnce(done(61_000), []);
     expect(expired.calls).toContain('delete swarms/s');
-    expect(expired.events).toContain('Normal TTLExpired');
+    expect(expired.eventReasons).toContain('Normal TTLExpired');
   });
 });

@@ -3,7 +3,18 @@ import { describe, expect, it, jest } from '@jest/globals';
 jest.setTimeout(30_000);
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { descendants, groupRuns, listProcesses, processesWithArgUnder, processesWithEnv, readProc, treeRssKb } from '../../../operator/util/proc.js';
+import {
+  descendants,
+  groupRuns,
+  killGroupAndWait,
+  listProcesses,
+  processesWithArgUnder,
+  processesWithEnv,
+  readProc,
+  signalGroup,
+  signalProcess,
+  treeRssKb,
+} from '../../../operator/util/proc.js';
 import { findPackageRoot } from '../../../operator/util/package-root.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,7 +68,7 @@ describe('proc', () => {
     const sleeper = Number(out.trim());
     expect((await readProc(sleeper))?.pgid).toBe(pgid);
     expect(await groupRuns(pgid)).toBe(true);
-    process.kill(-pgid, 'SIGKILL');
+    expect(signalGroup(pgid, 'SIGKILL')).toBe(true);
     let runs = true;
     for (let i = 0; i < 200 && runs; i += 1) {
       runs = await groupRuns(pgid);
@@ -66,5 +77,64 @@ describe('proc', () => {
     expect(runs).toBe(false);
     const state = (await readProc(sleeper))?.state;
     expect(state === undefined || state === 'Z').toBe(true);
+  });
+
+  /** A detached `sh` (its own group leader) that starts `members` sleeps ignoring TERM, prints their pids and waits. */
+  async function group(members: number, ignoreTerm: boolean): Promise<{ pgid: number; members: number[]; leader: ReturnType<typeof spawn> }> {
+    const trap = ignoreTerm ? "trap '' TERM; " : '';
+    const script = `${trap}for i in $(seq ${members}); do sleep 30 & echo $!; done; wait`;
+    const leader = spawn('sh', ['-c', script], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    leader.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    for (let i = 0; i < 200 && out.trim().split('\n').filter(Boolean).length < members; i += 1) await new Promise((r) => setTimeout(r, 10));
+    const pids = out.trim().split('\n').filter(Boolean).map(Number);
+    expect(pids).toHaveLength(members);
+    return { pgid: leader.pid as number, members: pids, leader };
+  }
+
+  const alive = async (pid: number) => {
+    const state = (await readProc(pid))?.state;
+    return state !== undefined && state !== 'Z';
+  };
+
+  it("signalGroup: reaches every member of the group; false for no group, never the caller's group nor every process", async () => {
+    const g = await group(2, false);
+    const exited = once(g.leader, 'exit');
+    expect(signalGroup(g.pgid, 0)).toBe(true);
+    expect(signalGroup(g.pgid, 'SIGTERM')).toBe(true);
+    await exited;
+    for (let i = 0; i < 200 && (await groupRuns(g.pgid)); i += 1) await new Promise((r) => setTimeout(r, 10));
+    for (const pid of g.members) expect(await alive(pid)).toBe(false);
+    expect(await groupRuns(g.pgid)).toBe(false);
+    expect(signalGroup(999_999_999, 'SIGKILL')).toBe(false);
+    // Never the caller's own group (-0) nor every process (-1).
+    expect(signalGroup(0, 0)).toBe(false);
+    expect(signalGroup(-1, 0)).toBe(false);
+  });
+
+  it('signalProcess: one process, not the rest of its group', async () => {
+    const g = await group(2, false);
+    try {
+      const [victim, other] = g.members as [number, number];
+      expect(signalProcess(victim, 'SIGKILL')).toBe(true);
+      for (let i = 0; i < 200 && (await alive(victim)); i += 1) await new Promise((r) => setTimeout(r, 10));
+      expect(await alive(victim)).toBe(false);
+      expect(await alive(other)).toBe(true);
+      expect(signalProcess(999_999_999, 0)).toBe(false);
+    } finally {
+      await killGroupAndWait(g.pgid);
+    }
+  });
+
+  it('killGroupAndWait: members that ignore SIGTERM are dead when it returns', async () => {
+    const g = await group(3, true);
+    expect(signalGroup(g.pgid, 'SIGTERM')).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    for (const pid of g.members) expect(await alive(pid)).toBe(true);
+    expect(await killGroupAndWait(g.pgid)).toBe(true);
+    expect(await groupRuns(g.pgid)).toBe(false);
+    for (const pid of g.members) expect(await alive(pid)).toBe(false);
+    // A group already gone: nothing to wait for.
+    expect(await killGroupAndWait(g.pgid)).toBe(true);
   });
 });

@@ -15,7 +15,7 @@ import type {
   CoordinatorEvents,
   ObjectiveResult,
   ObjectiveSpec,
-  SwarmStatus,
+  RunStatus,
 } from '../../../../operator/coordination/types.js';
 import type { SwarmEvents } from '../../../../operator/coordination/v1/event-bus.js';
 import type { BashCoordinatorEvents } from '../../../../operator/coordination/v2/bash-coordinator.js';
@@ -115,7 +115,7 @@ async function runOn(version: CoordinationVersion): Promise<Observed> {
 }
 
 const withoutDuration = ({ durationMs: _d, ...rest }: AgentResponse) => rest;
-const withoutTimes = ({ coordinationTime: _c, throughputAgentsPerSec: _t, ...rest }: SwarmStatus) => rest;
+const withoutTimes = ({ coordinationTime: _c, throughputAgentsPerSec: _t, ...rest }: RunStatus) => rest;
 const byIndex = (a: AgentResponse, b: AgentResponse) => a.index - b.index;
 
 function normalised(o: Observed) {
@@ -127,8 +127,8 @@ function normalised(o: Observed) {
   const [started] = o.events['objective:started'] ?? [];
   const [completed] = o.events['objective:completed'] ?? [];
   const { timestamp: _ts, ...startedPayload } = (started?.[0] ?? {}) as { timestamp: number };
-  const completedPayload = completed?.[0] as { objectiveId: string; status: SwarmStatus } | undefined;
-  const statuses = (o.events.status ?? []).map(([s]) => s as SwarmStatus);
+  const completedPayload = completed?.[0] as { objectiveId: string; status: RunStatus } | undefined;
+  const statuses = (o.events.status ?? []).map(([s]) => s as RunStatus);
   return {
     responses: o.result.responses.map(withoutDuration),
     status: withoutTimes(o.result.status),
@@ -140,7 +140,7 @@ function normalised(o: Observed) {
     response: (o.events.response ?? [])
       .map(([r, id]) => [withoutDuration(r as AgentResponse), id])
       .sort((a, b) => (a[0] as AgentResponse).index - (b[0] as AgentResponse).index),
-    finalStatus: statuses.length > 0 ? withoutTimes(statuses[statuses.length - 1] as SwarmStatus) : undefined,
+    finalStatus: statuses.length > 0 ? withoutTimes(statuses[statuses.length - 1] as RunStatus) : undefined,
     queries: { ...o.queries, response2: o.queries.response2 && withoutDuration(o.queries.response2) },
   };
 }

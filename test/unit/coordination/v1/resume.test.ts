@@ -9,6 +9,7 @@ import { ResponseCheckpointStore } from '../../../../operator/coordination/v1/re
 import { ownerTokenOf } from '../../../../operator/coordination/v1/process-owner.js';
 import { SwarmCoordinator } from '../../../../operator/coordination/v1/swarm-coordinator.js';
 import type { ObjectiveResult, ObjectiveSpec } from '../../../../operator/coordination/types.js';
+import { signalGroup } from '../../../../operator/util/proc.js';
 
 const fixtures = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures');
 const nodeArgs = ['--experimental-transform-types', '--no-warnings', '--import', join(fixtures, 'ts-loader.mjs'), join(fixtures, 'run-coordinator.ts')];
@@ -54,11 +55,7 @@ describe('V1 resume after a crash', () => {
     const pidDir = join(dir, 'pids');
     if (existsSync(pidDir)) {
       for (const f of readdirSync(pidDir)) {
-        try {
-          process.kill(-Number(readFileSync(join(pidDir, f), 'utf8').trim()), 'SIGKILL');
-        } catch {
-          // already gone
-        }
+        signalGroup(Number(readFileSync(join(pidDir, f), 'utf8').trim()), 'SIGKILL');
       }
     }
     rmSync(dir, { recursive: true, force: true });

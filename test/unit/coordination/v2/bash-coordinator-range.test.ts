@@ -118,14 +118,6 @@ describe('BashCoordinator with an index range', () => {
     expect(slowResult.responses.map((r) => [r.index, r.output])).toEqual([5, 6, 7, 8, 9].map((i) => [i, `${i}\n`]));
   });
 
-  it('passes --index-range to the engine only for a part of the swarm', () => {
-    const c = make();
-    expect(c.engineArgs(spec({ indexRange: { start: 3, end: 7 } })).join(' ')).toContain('--index-range 3-7 ');
-    expect(c.engineArgs(spec({ indexRange: { start: 0, end: 10 } }))).not.toContain('--index-range');
-    expect(c.engineArgs(spec())).not.toContain('--index-range');
-    expect(c.engineArgs(spec())).not.toContain('--topology');
-  });
-
   it('refuses a range outside the swarm and earlier indexes outside the range, before anything runs', async () => {
     const c = make();
     await c.start();

@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ObjectiveSpec } from '../../../../operator/coordination/types.js';
-import { BashCoordinator, CoordinatorUnavailableError } from '../../../../operator/coordination/v2/bash-coordinator.js';
+import { BashCoordinator } from '../../../../operator/coordination/v2/bash-coordinator.js';
+import { CoordinatorUnavailableError } from '../../../../operator/coordination/v2/engine-preflight.js';
+import { engineArgs } from '../../../../operator/coordination/v2/engine-process.js';
 import { InvalidSpecError } from '../../../../operator/coordination/v2/spec.js';
 import { createLogger } from '../../../../operator/observability/logger.js';
 import { processesWithArgUnder, processesWithEnv } from '../../../../operator/util/proc.js';
@@ -131,7 +133,7 @@ describe('BashCoordinator', () => {
       failedIndexes: [4, 5],
       agentCommand: ['sh', '-c', 'exit $(( AGENT_INDEX == 0 ? 4 : AGENT_INDEX == 1 ? 5 : AGENT_INDEX >= 3 ? 66 : 0 ))'],
     });
-    expect(c.engineArgs(s)).toEqual(expect.arrayContaining(['--no-retry-exit-codes', '4,9', '--completed-indexes', '3', '--failed-indexes', '4-5']));
+    expect(engineArgs(s, c)).toEqual(expect.arrayContaining(['--no-retry-exit-codes', '4,9', '--completed-indexes', '3', '--failed-indexes', '4-5']));
     const started = new Promise<unknown>((r) => c.once('objective:started', r));
     const result = await c.executeObjective(s);
     expect(await started).toMatchObject({ alreadyFinal: 3 });
@@ -200,7 +202,7 @@ describe('BashCoordinator', () => {
     const c = make();
     await c.start();
     const s = spec({ agents: 10, completedIndexes: [0, 1, 2, 7], agentCommand: ['sh', '-c', 'echo "$AGENT_INDEX"'] });
-    expect(c.engineArgs(s)).toContain('0-2,7');
+    expect(engineArgs(s, c)).toContain('0-2,7');
     const result = await c.executeObjective(s);
     expect(result.status).toMatchObject({ status: 'completed', deliveryRate: 100, agents: { total: 10, completed: 10, failed: 0 } });
     expect(result.responses.map((r) => r.index)).toEqual([3, 4, 5, 6, 8, 9]);

@@ -24,10 +24,10 @@ import {
   swarmManifest,
   swarmPath,
   waitFor,
-} from './harness.js';
+} from '../operator/harness.js';
 import { DirectorySource } from '../../../operator/results/directory-sink.js';
 import type { RunningOperator } from '../../../operator/manager/operator-manager.js';
-import type { PodObject } from './harness.js';
+import type { PodObject } from '../operator/harness.js';
 
 const c = client();
 let ns: string;

@@ -8,7 +8,7 @@ import { loadCfnConfig } from '../config/cfn-config.js';
 import type { CoordinationConfig } from '../config/cfn-config.js';
 import { CoordinatorFactory, CoordinatorStartError } from '../coordination/factory/coordinator-factory.js';
 import type { FactoryLogger } from '../coordination/factory/coordinator-factory.js';
-import type { ICoordinator } from '../coordination/types.js';
+import type { Coordinator } from '../coordination/types.js';
 import type { EventBus } from '../coordination/v1/event-bus.js';
 import { decideRunVersion } from '../coordination/version/decide-version.js';
 import type { VersionDecision } from '../coordination/version/decide-version.js';
@@ -34,7 +34,7 @@ export interface FallbackInfo {
 }
 
 export interface ObtainedCoordinator {
-  coordinator: ICoordinator;
+  coordinator: Coordinator;
   /** Already start()ed. */
   started: true;
   decision: VersionDecision;

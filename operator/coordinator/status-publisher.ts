@@ -11,8 +11,8 @@ import { resourcePath } from '../k8s/client.js';
 import { deliveryRate } from '../coordination/delivery.js';
 import { compressRanges, expandRanges } from '../util/ranges.js';
 import { SHARD_FAILED_AGENTS_MAX } from '../api/swarm.js';
-import { SWARM_FAILED_AGENTS_MAX } from './shard-status.js';
-import type { ShardStatus, SwarmStatusT } from '../api/swarm.js';
+import { SWARM_FAILED_AGENTS_MAX } from '../swarm/shard-status.js';
+import type { ShardStatus, SwarmResourceStatus } from '../api/swarm.js';
 import type { AgentResponse } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 
@@ -33,11 +33,11 @@ export interface PublisherOptions {
   /** This coordinator's pod (status.progressPod): tells the operator it runs, even before a readiness probe passes. */
   pod?: string;
   /** What an earlier coordinator of this swarm already published (resume). */
-  previous?: Pick<SwarmStatusT, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents'>;
+  previous?: Pick<SwarmResourceStatus, 'agents' | 'completedAgents' | 'failedIndexes' | 'failedAgents' | 'coordinationTimeMs' | 'interruptedAgents'>;
   intervalMs?: number;
   onError?: (err: unknown) => void;
   /** Where the results are stored and how many (status.results), read at each write. */
-  results?: () => SwarmStatusT['results'];
+  results?: () => SwarmResourceStatus['results'];
   /** A shard of a sharded swarm: publish into status.shards[index] (its `indexes` as the operator wrote them). */
   shard?: { index: number; indexes: string };
 }
@@ -48,7 +48,7 @@ export interface PublisherOptions {
  * agent in completedAgents: those of its failedAgents (the first 50) count as
  * failed there, the rest as completed (the counts stay the published ones).
  */
-export function finalIndexes(previous: Pick<SwarmStatusT, 'completedAgents' | 'failedIndexes' | 'failedAgents'> | undefined): {
+export function finalIndexes(previous: Pick<SwarmResourceStatus, 'completedAgents' | 'failedIndexes' | 'failedAgents'> | undefined): {
   completed: number[];
   failed: number[];
 } {
@@ -124,7 +124,7 @@ export class StatusPublisher {
   }
 
   /** Writes now (and waits), with the run's final result when given. */
-  async flush(result?: NonNullable<SwarmStatusT['result']>): Promise<void> {
+  async flush(result?: NonNullable<SwarmResourceStatus['result']>): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.dirty = false;
@@ -151,7 +151,7 @@ export class StatusPublisher {
     }, this.opts.intervalMs ?? 1000);
   }
 
-  private body(result?: NonNullable<SwarmStatusT['result']>): SwarmStatusT {
+  private body(result?: NonNullable<SwarmResourceStatus['result']>): SwarmResourceStatus {
     const total = this.opts.total;
     const results = this.opts.results?.();
     return {
@@ -168,7 +168,7 @@ export class StatusPublisher {
     };
   }
 
-  private async write(status: SwarmStatusT): Promise<void> {
+  private async write(status: SwarmResourceStatus): Promise<void> {
     const shard = this.opts.shard;
     await this.opts.client.apply(
       resourcePath({ ...SWARM_RESOURCE, namespace: this.opts.namespace, name: this.opts.name }),
@@ -184,7 +184,7 @@ export class StatusPublisher {
 }
 
 /** A shard's entry: its key and range (the operator's values), its progress (no deliveryRate: the operator computes the swarm's). */
-function shardBody(shard: { index: number; indexes: string }, status: SwarmStatusT): ShardStatus {
+function shardBody(shard: { index: number; indexes: string }, status: SwarmResourceStatus): ShardStatus {
   const { deliveryRate: _rate, ...progress } = status;
   return { index: shard.index, indexes: shard.indexes, ...(progress as Omit<ShardStatus, 'index' | 'indexes'>) };
 }

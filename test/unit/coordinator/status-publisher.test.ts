@@ -3,7 +3,7 @@
 // shard's coordinator publishes (its own status.shards entry, its own field
 // manager), at what interval.
 import { describe, expect, it } from '@jest/globals';
-import { finalIndexes, publishIntervalMs, StatusPublisher } from '../../../operator/swarm/status-publisher.js';
+import { finalIndexes, publishIntervalMs, StatusPublisher } from '../../../operator/coordinator/status-publisher.js';
 import type { KubeClient } from '../../../operator/k8s/client.js';
 
 describe("a shard's coordinator publishes into its own entry", () => {

@@ -13,10 +13,12 @@ import { writeFile } from 'node:fs/promises';
 import { swarm as swarmSchema, swarmAgents } from '../api/swarm.js';
 import { TaskListError, taskEnvOf } from '../tasks/task-list.js';
 import type { Task } from '../tasks/task-list.js';
-import { INVALID_TASKS_PREFIX, loadSwarmTasks } from './swarm-tasks.js';
+import { INVALID_TASKS_PREFIX } from '../swarm/swarm-tasks.js';
+import { loadSwarmTasks } from './load-tasks.js';
 import { deliveryFigures } from '../coordination/delivery.js';
 import { SwarmCoordinator } from '../coordination/v1/swarm-coordinator.js';
-import { BashCoordinator, CoordinatorUnavailableError } from '../coordination/v2/bash-coordinator.js';
+import { BashCoordinator } from '../coordination/v2/bash-coordinator.js';
+import { CoordinatorUnavailableError } from '../coordination/v2/engine-preflight.js';
 import { SWARM_RESOURCE } from '../api/common.js';
 import { resourcePath } from '../k8s/client.js';
 import { isRetryable } from '../k8s/errors.js';
@@ -24,11 +26,11 @@ import { ResultWriter, notStoredMessage } from '../results/result-writer.js';
 import { createSink } from '../results/sink-factory.js';
 import type { IndexRange, ResultSink } from '../results/result-sink.js';
 import { toStoredResult } from '../results/stored-result.js';
-import { EXIT_PREFLIGHT_FAILED, swarmRunId } from './coordinator-pod.js';
+import { EXIT_PREFLIGHT_FAILED, swarmRunId } from '../swarm/coordinator-pod.js';
 import { publishIntervalMs, StatusPublisher } from './status-publisher.js';
-import { swarmShardRanges } from './shards.js';
-import { rangeIndexes, shardEntry } from './shard-status.js';
-import type { AgentResponse, CoordinationVersion, ICoordinator, ObjectiveSpec } from '../coordination/types.js';
+import { swarmShardRanges } from '../swarm/shards.js';
+import { rangeIndexes, shardEntry } from '../swarm/shard-status.js';
+import type { AgentResponse, CoordinationVersion, Coordinator, ObjectiveSpec } from '../coordination/types.js';
 import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
 
@@ -173,7 +175,7 @@ export async function coordinateSwarm(o: CoordinateOptions): Promise<number> {
     return 0;
   }
 
-  const coordinator: ICoordinator =
+  const coordinator: Coordinator =
     o.version === 'v2'
       ? new BashCoordinator({ logger: log, ...(o.shmPath ? { shmPath: o.shmPath } : {}), ...(o.bashDir ? { bashDir: o.bashDir } : {}) })
       : new SwarmCoordinator({ ...(o.memoryPath ? { memoryPath: o.memoryPath } : {}), maxAgents: 10_000 });
