@@ -1232,8 +1232,12 @@ static int serve_main(int argc, char **argv) {
   if (argc != 1 || (nwipe > 0 && !slot_mode)) die(2, "usage: launcher serve [--parent-pid PID] [--slot [--wipe DIR]...] CHAN");
   const char *chan = argv[0];
   in_pid1 = getpid() == 1;
-  /* A slot starts (and restarts) empty: nothing of an agent before it. */
-  if (slot_mode) slot_reset();
+  /* A slot starts (and restarts) empty: nothing of an agent before it. What
+   * an agent leaves when its request process dies falls to serve. */
+  if (slot_mode) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    slot_reset();
+  }
   char path[PATH_MAX];
   /* Shared with the coordinator (the pod's common group), never with others. */
   umask(007);
