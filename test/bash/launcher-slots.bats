@@ -6,6 +6,7 @@
 # once the last one is answered.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() {
   common_setup
@@ -141,4 +142,14 @@ EOF
   run env CFN_LAUNCHER_DIR=$CHAN CFN_LAUNCHER_SLOTS=0 "$L" relay "$ROOT" "$ROOT/queue" 2 0 0 -- true
   [ "$status" -eq 2 ]
   [[ $output == *"CFN_LAUNCHER_SLOTS must be a slot count"* ]]
+}
+
+@test "slots: coordinator-cli.sh run over CFN_LAUNCHER_SLOTS delivers every agent once, each slot one at a time" {
+  slots 2
+  export CFN_LAUNCHER_DIR=$CHAN CFN_LAUNCHER_SLOTS=2
+  run --separate-stderr "$BIN/coordinator-cli.sh" run --swarm-id slots --agents 8 --concurrency 2 --objective x --json -- sh -c 'mkdir "$0/busy.${TMPDIR##*.}" && echo "$AGENT_INDEX" >>"$0/ran" && sleep 0.05 && rmdir "$0/busy.${TMPDIR##*.}"' "$SHM"
+  echo "$stderr" >&2
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '.status == "completed" and .agents.completed == 8 and .agents.failed == 0' >/dev/null
+  [ "$(sort -n "$SHM/ran" | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 " ]
 }
