@@ -128,7 +128,7 @@ export const agentSpec = z
     resources: resourceRequirements
       .optional()
       .describe(
-        'Compute resources of the agent container: with isolation shared, all agents of a pod share them; with isolation container, each slot container gets them (one agent\'s resources, times concurrency per pod).',
+        "Compute resources of the agent container: with isolation shared, all agents of a pod share them; with isolation container, each slot container gets them (one agent's resources, times concurrency per pod).",
       ),
     isolation: z
       .enum(['shared', 'container'])
@@ -169,7 +169,6 @@ export const agentSpec = z
     ],
   })
   .describe('The agent process run once per agent (see the agent contract).');
-
 
 export const v2Spec = z
   .object({

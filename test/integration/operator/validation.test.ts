@@ -76,11 +76,7 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
       /spec\.shards: Invalid value: .*topology flat is one shard: shards must be 1 or auto/,
     ],
     ['hybrid with 1 shard (CEL)', { topology: 'hybrid', agents: 30, shards: 1 }, /spec\.shards: Invalid value: .*topology hybrid is two or more shards/],
-    [
-      'unknown agent isolation',
-      { agent: { command: ['true'], isolation: 'vm' } },
-      /spec\.agent\.isolation: Unsupported value: "vm"/,
-    ],
+    ['unknown agent isolation', { agent: { command: ['true'], isolation: 'vm' } }, /spec\.agent\.isolation: Unsupported value: "vm"/],
     [
       'isolation container beyond 64 slots (CEL)',
       { agent: { command: ['true'], isolation: 'container', concurrency: 65 } },
@@ -105,7 +101,7 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
   });
 
-  it('accepts isolation container with slots beside the coordinator\'s user, and shared at any concurrency', async () => {
+  it("accepts isolation container with slots beside the coordinator's user, and shared at any concurrency", async () => {
     for (const [name, agent] of [
       ['iso-below', { command: ['true'], isolation: 'container', concurrency: 64, securityContext: { runAsUser: 65468 } }],
       ['iso-above', { command: ['true'], isolation: 'container', concurrency: 2 }],

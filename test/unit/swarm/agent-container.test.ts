@@ -143,9 +143,9 @@ describe('the coordinator pod: agents in their own container', () => {
 });
 
 describe('spec.agent.isolation container: one agent container per concurrency slot', () => {
-  const isolated = (agent: Record<string, unknown> = {}, version: 'v1' | 'v2' = 'v2') =>
-    podOf({ isolation: 'container', concurrency: 3, ...agent }, version);
-  const volumeNames = (podSpec: ReturnType<typeof podOf>['podSpec']) => (podSpec.volumes as unknown as { name: string; emptyDir?: unknown }[]).map((v) => v.name);
+  const isolated = (agent: Record<string, unknown> = {}, version: 'v1' | 'v2' = 'v2') => podOf({ isolation: 'container', concurrency: 3, ...agent }, version);
+  const volumeNames = (podSpec: ReturnType<typeof podOf>['podSpec']) =>
+    (podSpec.volumes as unknown as { name: string; emptyDir?: unknown }[]).map((v) => v.name);
 
   it('leaves isolation shared (the default) as the one agent container', () => {
     expect(podOf().pod).toEqual(podOf({ isolation: 'shared' }).pod);
