@@ -7,9 +7,19 @@
  *   launcher serve CHAN   the agent side: runs in the agent container (or as a
  *                         local process for `cfn run`) and runs the agents of
  *                         the requests the coordinator side sends it.
- *   launcher hub CHAN SOCK  the coordinator side's one connection to serve:
- *                         hands serve the request of each relay that connects
- *                         to SOCK (a path only the coordinator can reach).
+ *   launcher serve --slot [--wipe DIR]... CHAN
+ *                         one slot of an isolated pod (spec.agent.isolation
+ *                         container: an agent container per slot): one request
+ *                         and one agent at a time; before each agent and after
+ *                         the last it kills every process left (as PID 1 of
+ *                         its container: all but itself; elsewhere only its
+ *                         agents' groups and descendants) and empties each DIR
+ *                         (never following a symlink or crossing a mount).
+ *   launcher hub [--slots N] CHAN SOCK  the coordinator side's one connection
+ *                         to serve: hands serve the request of each relay that
+ *                         connects to SOCK (a path only the coordinator can
+ *                         reach); with --slots, to slot k's serve (CHAN/k) the
+ *                         requests of SOCK.k.
  *   launcher relay ...    one batch of agents (V2): sends them to serve (via
  *                         $CFN_LAUNCHER_HUB, else $CFN_LAUNCHER_DIR, else a
  *                         launcher of its own, forked here), validates what
@@ -20,6 +30,10 @@
  *                         response goes out as "W INDEX RESPONSE" (or
  *                         "I INDEX": stopped, no answer) on stdout.
  *   launcher spawn ...    relay with a launcher of its own, whatever the environment.
+ *
+ * With CFN_LAUNCHER_SLOTS=N (and a hub or CFN_LAUNCHER_DIR), relay and session
+ * open one request per slot and give a slot its next agent only once its
+ * last one is answered; a slot's request may answer for that agent alone.
  *
  * The channel. serve listens on CHAN/launcher.sock until the coordinator side
  * connects (the hub, or a relay or session by itself), then removes the name:
@@ -1042,8 +1056,8 @@ static void parse_counts(int argc, char **argv) {
 }
 
 static void usage(void) {
-  fputs("Usage: launcher serve [--parent-pid PID] CHAN\n"
-        "       launcher hub [--parent-pid PID] CHAN SOCK\n"
+  fputs("Usage: launcher serve [--parent-pid PID] [--slot [--wipe DIR]...] CHAN\n"
+        "       launcher hub [--parent-pid PID] [--slots N] CHAN SOCK\n"
         "       launcher relay [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
         "       launcher spawn [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
         "       launcher session [OPTIONS] CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
@@ -1059,6 +1073,8 @@ static void usage(void) {
         "$CFN_LAUNCHER_HUB, else the one at $CFN_LAUNCHER_DIR, else one of its own\n"
         "(spawn: always one of its own). session does the same for attempts sent\n"
         "as frames on stdin, answering W INDEX RESPONSE or I INDEX on stdout.\n"
+        "With $CFN_LAUNCHER_SLOTS=N the agents' side is N slots (serve --slot on\n"
+        "CHAN/k, or the hub's SOCK.k), each given one agent at a time.\n"
         "\n"
         "Options: --max-output BYTES (65536), --timeout-text TEXT (the\n"
         "--agent-timeout text of \"timed out after <it>s\"), --no-retry CODES\n"
