@@ -10,8 +10,8 @@
  *   launcher serve --slot [--wipe DIR]... CHAN
  *                         one slot of an isolated pod (spec.agent.isolation
  *                         container: an agent container per slot): one request
- *                         and one agent at a time; before each agent and after
- *                         the last it kills every process left (as PID 1 of
+ *                         and one agent at a time; before each attempt and
+ *                         after the last it kills every process left (as PID 1 of
  *                         its container: all but itself; elsewhere only its
  *                         agents' groups and descendants) and empties each DIR
  *                         (never following a symlink or crossing a mount).
@@ -321,6 +321,7 @@ static int task_env_name_ok(const char *kv, size_t n) {
 
 static int parse_options(int argc, char **argv);
 static void parse_counts(int argc, char **argv);
+static void slot_reset(void);
 
 /* The environment every attempt shares: ours, without the per-attempt names. */
 static void build_env(void) {
@@ -572,6 +573,8 @@ spawned:
 
 /* Starts slot i's attempt and settles it at once when it could not start. */
 static void start(int i) {
+  /* A slot's attempt finds nothing of the one before it (a retry's included). */
+  if (slot_mode) slot_reset();
   int rc = launch(&run[i]);
   /* Not retried: the slot is free. Retried: its backoff (>= 100 ms) starts now. */
   if (rc >= 0 && attempt_ended(&run[i], rc, now_us())) run[i] = run[--nrun];
@@ -961,7 +964,6 @@ static int run_stream(int fd) {
         if (run == NULL) die(1, "out of memory");
       }
       run[nrun++] = pend[pend_head++];
-      if (slot_mode) slot_reset();
       start(nrun - 1);
     }
     /* Backoffs that are due start now; the nearest other one bounds the wait. */

@@ -114,6 +114,13 @@ EOF
   for p in $(cat "$SHM/bg.0" "$SHM/bg.1"); do ! kill -0 "$p" 2>/dev/null || [ "$(cut -d' ' -f3 "/proc/$p/stat")" = Z ]; done
 }
 
+@test "slots: a retry starts as fresh as a new agent (its attempt before it left nothing)" {
+  slots 1
+  seq 0 1 >"$ROOT/queue"
+  CFN_LAUNCHER_DIR=$CHAN CFN_LAUNCHER_SLOTS=1 "$L" relay "$ROOT" "$ROOT/queue" 1 1 0 -- sh -c '[ -z "$(ls -A "$TMPDIR")$(ls -A .)" ] || exit 9; : >"$TMPDIR/x"; : >y; [ "$CFN_ATTEMPT" = 2 ]' >"$OUT/reports"
+  for i in 0 1; do jq -e '.status == "completed" and .attempts == 2' "$ROOT/responses/agent-$i.json" >/dev/null; done
+}
+
 @test "slots: a slot's launcher killed mid-agent fails that agent alone, saying so; the others complete" {
   slots 2
   cat >"$SHM/agent" <<EOF
