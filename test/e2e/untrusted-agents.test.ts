@@ -221,9 +221,10 @@ async function finished(ns: string, name: string) {
       }),
     });
     const times = z.object({ status: z.object({ startTime: z.string(), completionTime: z.string() }) });
-    const measured: Record<string, { podStartS: number; wallS: number }> = {};
-    for (const isolation of ['shared', 'container']) {
-      const name = `sleep-${isolation}`;
+    const measured: { isolation: string; podStartS: number; wallS: number; coordinationMs: number | undefined }[] = [];
+    // ABBA: neither mode pays alone for what a first run in the namespace costs.
+    for (const [i, isolation] of ['shared', 'container', 'container', 'shared'].entries()) {
+      const name = `sleep-${isolation}-${i}`;
       await resultsVolume(ns, `r-${name}`);
       const manifest = swarm(name, ['sleep', '1'], 8, `r-${name}`);
       // The operator image (it has sleep).
@@ -237,12 +238,15 @@ async function finished(ns: string, name: string) {
       const pod = await kubectlJson(timing, ['get', 'pod', '-n', ns, s.status!.coordinatorPod!]);
       const started = pod.status.containerStatuses.find((c) => c.name === 'coordinator')?.state.terminated?.startedAt;
       const t = await kubectlJson(times, ['get', 'swarm', '-n', ns, name]);
-      measured[isolation] = {
+      measured.push({
+        isolation,
         podStartS: (Date.parse(started ?? '') - Date.parse(pod.metadata.creationTimestamp)) / 1000,
         wallS: (Date.parse(t.status.completionTime) - Date.parse(t.status.startTime)) / 1000,
-      };
+        coordinationMs: s.status?.coordinationTimeMs,
+      });
     }
     console.log(`isolation timing (8 agents sleep 1, concurrency 4): ${JSON.stringify(measured)}`);
-    for (const m of Object.values(measured)) expect(m.wallS).toBeGreaterThanOrEqual(2);
+    // Two rounds of 4 agents of 1 s each, whatever the mode.
+    for (const m of measured) expect(m.coordinationMs).toBeGreaterThanOrEqual(2000);
   });
 });
