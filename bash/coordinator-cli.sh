@@ -278,10 +278,15 @@ start_components() {
 # (docs/v2-engine.md "Who runs an agent"), with the caller's locale and the
 # agents' priority (CFN_AGENT_NICE). The hub is the run's one connection to
 # it: the relays hand it their requests at $ROOT/launcher.hub, a socket only
-# the coordinator reaches (CFN_LAUNCHER_HUB).
+# the coordinator reaches (CFN_LAUNCHER_HUB). A pod whose agents are isolated
+# per slot (CFN_LAUNCHER_SLOTS=N) has N agent containers, slot k serving
+# CFN_LAUNCHER_DIR/k: the hub serves each (its requests at CFN_LAUNCHER_HUB.k).
 start_launcher() {
+  local -a slots=()
   cfn_launcher || cfn_die 3 "preflight failed: $CFN_LAUNCHER_WHY"
   if [[ -z ${CFN_LAUNCHER_DIR:-} ]]; then
+    # A local launcher is one: slots are a pod's.
+    unset CFN_LAUNCHER_SLOTS
     export CFN_LAUNCHER_DIR=$ROOT/launch
     if [[ $CFN_ORIG_LC_ALL_SET == 1 ]]; then
       LC_ALL=$CFN_ORIG_LC_ALL nice -n "${CFN_AGENT_NICE:-15}" "$CFN_LAUNCHER" serve --parent-pid "$$" "$CFN_LAUNCHER_DIR" 2>>"$ROOT/launcher.log" &
@@ -291,8 +296,9 @@ start_launcher() {
     LAUNCH_PID=$!
     printf '%s\n' "$LAUNCH_PID" >"$ROOT/pids/launcher.pid"
   fi
+  [[ -z ${CFN_LAUNCHER_SLOTS:-} ]] || slots=(--slots "$CFN_LAUNCHER_SLOTS")
   export CFN_LAUNCHER_HUB=$ROOT/launcher.hub
-  "$CFN_LAUNCHER" hub --parent-pid "$$" "$CFN_LAUNCHER_DIR" "$CFN_LAUNCHER_HUB" 2>>"$ROOT/launcher.log" &
+  "$CFN_LAUNCHER" hub --parent-pid "$$" "${slots[@]}" "$CFN_LAUNCHER_DIR" "$CFN_LAUNCHER_HUB" 2>>"$ROOT/launcher.log" &
   HUB_PID=$!
 }
 

@@ -7,9 +7,19 @@
  *   launcher serve CHAN   the agent side: runs in the agent container (or as a
  *                         local process for `cfn run`) and runs the agents of
  *                         the requests the coordinator side sends it.
- *   launcher hub CHAN SOCK  the coordinator side's one connection to serve:
- *                         hands serve the request of each relay that connects
- *                         to SOCK (a path only the coordinator can reach).
+ *   launcher serve --slot [--wipe DIR]... CHAN
+ *                         one slot of an isolated pod (spec.agent.isolation
+ *                         container: an agent container per slot): one request
+ *                         and one agent at a time; before each attempt and
+ *                         after the last it kills every process left (as PID 1 of
+ *                         its container: all but itself; elsewhere only its
+ *                         agents' groups and descendants) and empties each DIR
+ *                         (never following a symlink or crossing a mount).
+ *   launcher hub [--slots N] CHAN SOCK  the coordinator side's one connection
+ *                         to serve: hands serve the request of each relay that
+ *                         connects to SOCK (a path only the coordinator can
+ *                         reach); with --slots, to slot k's serve (CHAN/k) the
+ *                         requests of SOCK.k.
  *   launcher relay ...    one batch of agents (V2): sends them to serve (via
  *                         $CFN_LAUNCHER_HUB, else $CFN_LAUNCHER_DIR, else a
  *                         launcher of its own, forked here), validates what
@@ -20,6 +30,10 @@
  *                         response goes out as "W INDEX RESPONSE" (or
  *                         "I INDEX": stopped, no answer) on stdout.
  *   launcher spawn ...    relay with a launcher of its own, whatever the environment.
+ *
+ * With CFN_LAUNCHER_SLOTS=N (and a hub or CFN_LAUNCHER_DIR), relay and session
+ * open one request per slot and give a slot its next agent only once its
+ * last one is answered; a slot's request may answer for that agent alone.
  *
  * The channel. serve listens on CHAN/launcher.sock until the coordinator side
  * connects (the hub, or a relay or session by itself), then removes the name:
@@ -43,6 +57,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -134,6 +149,13 @@ static int relay_gone;        /* the records cannot be sent any more */
 static char report[1 << 16];
 static size_t report_len;
 static int session;           /* session: W INDEX RESPONSE on stdout, no files */
+/* serve --slot: one agent at a time, and nothing of an agent left for the next */
+static int slot_mode;
+static int in_pid1;           /* serve is PID 1 of its container */
+static const char *wipe_dirs[8];
+static int nwipe;
+static pid_t *agent_groups;   /* slot, not PID 1: the process groups of the agents started */
+static size_t ngroups, groups_cap;
 
 static void die(int code, const char *fmt, ...) {
   va_list ap;
@@ -299,6 +321,7 @@ static int task_env_name_ok(const char *kv, size_t n) {
 
 static int parse_options(int argc, char **argv);
 static void parse_counts(int argc, char **argv);
+static void slot_reset(void);
 
 /* The environment every attempt shares: ours, without the per-attempt names. */
 static void build_env(void) {
@@ -505,7 +528,10 @@ static int launch(slot_t *s) {
     posix_spawnattr_init(&attr);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &dfl);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    /* A slot's agent leads its own process group: what it leaves behind is
+     * found by it where the launcher is not PID 1 (kill_leftovers). */
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (slot_mode ? POSIX_SPAWN_SETPGROUP : 0));
     int r = posix_spawn(&pid, exe, &fa, &attr, cmd, use_env);
     if (r == ENOEXEC) {
       /* A script without #!: run it with sh, as execvp and bash do. */
@@ -534,11 +560,21 @@ spawned:
     return rc;
   }
   s->pid = pid;
+  if (slot_mode && !in_pid1) {
+    if (ngroups == groups_cap) {
+      groups_cap = groups_cap ? groups_cap * 2 : 16;
+      agent_groups = realloc(agent_groups, groups_cap * sizeof(pid_t));
+      if (agent_groups == NULL) die(1, "out of memory");
+    }
+    agent_groups[ngroups++] = pid;
+  }
   return -1;
 }
 
 /* Starts slot i's attempt and settles it at once when it could not start. */
 static void start(int i) {
+  /* A slot's attempt finds nothing of the one before it (a retry's included). */
+  if (slot_mode) slot_reset();
   int rc = launch(&run[i]);
   /* Not retried: the slot is free. Retried: its backoff (>= 100 ms) starts now. */
   if (rc >= 0 && attempt_ended(&run[i], rc, now_us())) run[i] = run[--nrun];
@@ -576,6 +612,121 @@ static void tick(int64_t now) {
     if (fstat(s->out_fd, &st) == 0 && st.st_size > resp_cfg.max_output + slack) punch(s->out_fd, resp_cfg.max_output, st.st_size);
     if (fstat(s->err_fd, &st) == 0 && st.st_size > ERR_KEEP + slack) punch(s->err_fd, 0, st.st_size - ERR_KEEP);
   }
+}
+
+/* ---- a slot: nothing of one agent left for the next ---- */
+
+/* Kills every process an agent left. As PID 1 of the agent container (the
+ * pod's slot), every process there but serve: kill(-1) spares PID 1 and the
+ * caller. Elsewhere (cfn run, tests) only the agents' own process groups and
+ * the descendants that fell to this process (a child subreaper), never
+ * anything else of the user. Waits until they are gone: nothing runs while
+ * the directories are emptied. */
+static void kill_leftovers(void) {
+  int64_t give_up = now_us() + 5000000;
+  for (;;) {
+    if (in_pid1) {
+      kill(-1, SIGKILL);
+    } else {
+      for (size_t i = 0; i < ngroups; i++) kill(-agent_groups[i], SIGKILL);
+      char path[64];
+      snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
+      size_t len = 0;
+      char *kids = read_all(path, &len);
+      for (char *p = kids, *end; kids != NULL && *p != '\0'; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p) break;
+        if (pid > 0) kill((pid_t)pid, SIGKILL);
+      }
+      free(kids);
+    }
+    pid_t r = waitpid(-1, NULL, WNOHANG);
+    if (r < 0 && errno == ECHILD) break;
+    if (r == 0) {
+      if (!in_pid1 && now_us() > give_up) break;
+      usleep(1000);
+    }
+  }
+  ngroups = 0;
+}
+
+/* Empties the directory dfd (on device dev) without following a symlink or
+ * entering another mount; a directory nested deeper than WIPE_DEPTH moves up
+ * into top first. Returns how many entries it removed or moved. */
+#define WIPE_DEPTH 64
+static int wipe_tree(int top, int dfd, dev_t dev, int depth) {
+  static unsigned long moved;
+  int total = 0, removed;
+  int dup_fd = dup(dfd);
+  DIR *d = dup_fd < 0 ? NULL : fdopendir(dup_fd);
+  if (d == NULL) {
+    if (dup_fd >= 0) close(dup_fd);
+    return 0;
+  }
+  do {
+    removed = 0;
+    rewinddir(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      const char *n = e->d_name;
+      if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0) continue;
+      struct stat st;
+      if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (!S_ISDIR(st.st_mode)) {
+        removed += unlinkat(dfd, n, 0) == 0;
+        continue;
+      }
+      if (st.st_dev != dev) continue; /* a mount point: not ours to empty */
+      if (depth >= WIPE_DEPTH) {
+        char to[64];
+        snprintf(to, sizeof(to), ".cfn-wipe.%lu", moved++);
+        removed += renameat(dfd, n, top, to) == 0;
+        continue;
+      }
+      int fd = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 && errno == EACCES) {
+        /* An agent took its own directory's permissions away: the same user gives them back. */
+        int pfd = openat(dfd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd >= 0) {
+          char via[64];
+          snprintf(via, sizeof(via), "/proc/self/fd/%d", pfd);
+          chmod(via, 0700);
+          close(pfd);
+        }
+        fd = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      }
+      if (fd >= 0) {
+        fchmod(fd, 0700);
+        removed += wipe_tree(top, fd, dev, depth + 1);
+        close(fd);
+      }
+      removed += unlinkat(dfd, n, AT_REMOVEDIR) == 0;
+    }
+    total += removed;
+  } while (removed > 0);
+  closedir(d);
+  return total;
+}
+
+/* Empties each --wipe directory (its contents; the directory stays). */
+static void wipe_all(void) {
+  for (int i = 0; i < nwipe; i++) {
+    int fd = open(wipe_dirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+      fprintf(stderr, "%s: cannot empty %s: %s\n", prog, wipe_dirs[i], strerror(errno));
+      if (fd >= 0) close(fd);
+      continue;
+    }
+    while (wipe_tree(fd, fd, st.st_dev, 0) > 0) {}
+    close(fd);
+  }
+}
+
+/* Between two agents of a slot: the last one's processes and files are gone. */
+static void slot_reset(void) {
+  kill_leftovers();
+  wipe_all();
 }
 
 /* ---- frames ---- */
@@ -769,6 +920,12 @@ static int run_stream(int fd) {
   sigprocmask(SIG_BLOCK, &wake, NULL);
   int sfd = signalfd(-1, &wake, SFD_CLOEXEC | SFD_NONBLOCK);
   take_head(&f);
+  if (slot_mode) {
+    /* One agent at a time, whatever the request says; what its agents leave
+     * behind falls to this process, to be killed before the next one. */
+    concurrency = 1;
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
   const char *sl = getenv("CFN_OUTPUT_SLACK");
   long long v;
   if (sl != NULL && parse_num(sl, 0, (long long)1 << 40, &v) == 0) slack = v;
@@ -901,8 +1058,8 @@ static void parse_counts(int argc, char **argv) {
 }
 
 static void usage(void) {
-  fputs("Usage: launcher serve [--parent-pid PID] CHAN\n"
-        "       launcher hub [--parent-pid PID] CHAN SOCK\n"
+  fputs("Usage: launcher serve [--parent-pid PID] [--slot [--wipe DIR]...] CHAN\n"
+        "       launcher hub [--parent-pid PID] [--slots N] CHAN SOCK\n"
         "       launcher relay [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
         "       launcher spawn [OPTIONS] ROOT QUEUE_FILE CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
         "       launcher session [OPTIONS] CONCURRENCY RETRIES AGENT_TIMEOUT_US -- CMD [ARG...]\n"
@@ -918,6 +1075,8 @@ static void usage(void) {
         "$CFN_LAUNCHER_HUB, else the one at $CFN_LAUNCHER_DIR, else one of its own\n"
         "(spawn: always one of its own). session does the same for attempts sent\n"
         "as frames on stdin, answering W INDEX RESPONSE or I INDEX on stdout.\n"
+        "With $CFN_LAUNCHER_SLOTS=N the agents' side is N slots (serve --slot on\n"
+        "CHAN/k, or the hub's SOCK.k), each given one agent at a time.\n"
         "\n"
         "Options: --max-output BYTES (65536), --timeout-text TEXT (the\n"
         "--agent-timeout text of \"timed out after <it>s\"), --no-retry CODES\n"
@@ -1069,13 +1228,34 @@ static void end_requests(pid_t *kids, int *children, int sfd) {
     kill(-1, SIGKILL);
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
   }
+  if (slot_mode) wipe_all();
 }
 
 /* The agent side: serves the requests of the one connection at a time. */
 static int serve_main(int argc, char **argv) {
   long long parent = parse_parent(&argc, &argv);
-  if (argc != 1) die(2, "usage: launcher serve [--parent-pid PID] CHAN");
+  while (argc >= 1 && strncmp(argv[0], "--", 2) == 0) {
+    if (strcmp(argv[0], "--slot") == 0) {
+      slot_mode = 1;
+    } else if (strcmp(argv[0], "--wipe") == 0 && argc >= 2 && argv[1][0] == '/' && nwipe < (int)(sizeof(wipe_dirs) / sizeof(wipe_dirs[0]))) {
+      wipe_dirs[nwipe++] = argv[1];
+      argc--;
+      argv++;
+    } else {
+      die(2, "usage: launcher serve [--parent-pid PID] [--slot [--wipe DIR]...] CHAN");
+    }
+    argc--;
+    argv++;
+  }
+  if (argc != 1 || (nwipe > 0 && !slot_mode)) die(2, "usage: launcher serve [--parent-pid PID] [--slot [--wipe DIR]...] CHAN");
   const char *chan = argv[0];
+  in_pid1 = getpid() == 1;
+  /* A slot starts (and restarts) empty: nothing of an agent before it. What
+   * an agent leaves when its request process dies falls to serve. */
+  if (slot_mode) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    slot_reset();
+  }
   char path[PATH_MAX];
   /* Shared with the coordinator (the pod's common group), never with others. */
   umask(007);
@@ -1094,7 +1274,8 @@ static int serve_main(int argc, char **argv) {
   while (!stop) {
     if (lfd < 0 && conn < 0) lfd = listen_at(path);
     struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = conn >= 0 ? conn : lfd, .events = POLLIN}};
-    int full = conn >= 0 && children == (int)(sizeof(kids) / sizeof(kids[0]));
+    /* A slot takes the next request once the last one and its agents are gone. */
+    int full = conn >= 0 && children == (slot_mode ? 1 : (int)(sizeof(kids) / sizeof(kids[0])));
     poll(pf, full ? 1 : 2, 200);
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -1104,7 +1285,9 @@ static int serve_main(int argc, char **argv) {
     pid_t done;
     while ((done = waitpid(-1, NULL, WNOHANG)) > 0) {
       for (int i = 0; i < children; i++) {
-        if (kids[i] == done) kids[i] = kids[--children];
+        if (kids[i] != done) continue;
+        kids[i] = kids[--children];
+        if (slot_mode) slot_reset();
       }
     }
     if (stop || full || !(pf[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -1146,52 +1329,81 @@ static int serve_main(int argc, char **argv) {
 
 /* The coordinator side's one connection to serve: forwards each relay's
  * request (a socket end, SCM_RIGHTS) that arrives on SOCK; reconnects when
- * serve restarts. */
+ * serve restarts. With --slots N it is that for each slot k: the serve of
+ * CHAN/k, the requests of SOCK.k. */
+#define SLOTS_MAX 1024
 static int hub_main(int argc, char **argv) {
   long long parent = parse_parent(&argc, &argv);
-  if (argc != 2) die(2, "usage: launcher hub [--parent-pid PID] CHAN SOCK");
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/%s", argv[0], SOCK_NAME);
+  long long slots = 0;
+  if (argc >= 2 && strcmp(argv[0], "--slots") == 0) {
+    if (parse_num(argv[1], 1, SLOTS_MAX, &slots) != 0) die(2, "--slots needs a count (1-%d)", SLOTS_MAX);
+    argc -= 2;
+    argv += 2;
+  }
+  if (argc != 2) die(2, "usage: launcher hub [--parent-pid PID] [--slots N] CHAN SOCK");
+  int n = slots > 0 ? (int)slots : 1;
+  char(*path)[PATH_MAX] = calloc((size_t)n, PATH_MAX), (*sock)[PATH_MAX] = calloc((size_t)n, PATH_MAX);
+  int *conn = xmalloc(sizeof(int) * (size_t)n), *lfd = xmalloc(sizeof(int) * (size_t)n);
+  struct pollfd *pf = xmalloc(sizeof(struct pollfd) * (size_t)(2 * n + 1));
+  if (path == NULL || sock == NULL) die(1, "out of memory");
   umask(077);
-  int lfd = listen_at(argv[1]);
+  for (int k = 0; k < n; k++) {
+    if (slots > 0) {
+      snprintf(path[k], PATH_MAX, "%s/%d/%s", argv[0], k, SOCK_NAME);
+      snprintf(sock[k], PATH_MAX, "%s.%d", argv[1], k);
+    } else {
+      snprintf(path[k], PATH_MAX, "%s/%s", argv[0], SOCK_NAME);
+      snprintf(sock[k], PATH_MAX, "%s", argv[1]);
+    }
+    lfd[k] = listen_at(sock[k]);
+    conn[k] = -1;
+  }
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigprocmask(SIG_BLOCK, &sigs, NULL);
   int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-  int conn = -1, stop = 0;
+  int stop = 0;
   while (!stop) {
-    if (conn < 0) conn = connect_to(path);
-    struct pollfd pf[3] = {{.fd = sfd, .events = POLLIN}, {.fd = conn, .events = POLLIN}, {.fd = lfd, .events = POLLIN}};
-    /* Relays wait in the backlog while serve is away. */
-    poll(pf, conn >= 0 ? 3 : 1, conn >= 0 ? 200 : 10);
+    int away = 0;
+    pf[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int k = 0; k < n; k++) {
+      if (conn[k] < 0) conn[k] = connect_to(path[k]);
+      away |= conn[k] < 0;
+      /* Relays wait in the backlog while their serve is away. */
+      pf[1 + 2 * k] = (struct pollfd){.fd = conn[k], .events = POLLIN};
+      pf[2 + 2 * k] = (struct pollfd){.fd = conn[k] >= 0 ? lfd[k] : -1, .events = POLLIN};
+    }
+    poll(pf, (nfds_t)(2 * n + 1), away ? 10 : 200);
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) stop = 1;
     if (orphaned(parent)) stop = 1;
-    if (stop || conn < 0) continue;
-    if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      char b;
-      ssize_t r = recv(conn, &b, 1, MSG_DONTWAIT);
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-        close(conn);
-        conn = -1;
-        continue;
+    for (int k = 0; !stop && k < n; k++) {
+      if (conn[k] < 0) continue;
+      if (pf[1 + 2 * k].revents & (POLLIN | POLLHUP | POLLERR)) {
+        char b;
+        ssize_t r = recv(conn[k], &b, 1, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+          close(conn[k]);
+          conn[k] = -1;
+          continue;
+        }
       }
+      if (!(pf[2 + 2 * k].revents & POLLIN)) continue;
+      int c = accept4(lfd[k], NULL, NULL, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      struct pollfd one = {.fd = c, .events = POLLIN};
+      int fd = poll(&one, 1, 1000) == 1 ? recv_fd(c) : -1;
+      if (fd >= 0 && send_fd(conn[k], fd) != 0) {
+        close(conn[k]);
+        conn[k] = -1;
+      }
+      if (fd >= 0) close(fd);
+      close(c);
     }
-    if (!(pf[2].revents & POLLIN)) continue;
-    int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    struct pollfd one = {.fd = c, .events = POLLIN};
-    int fd = poll(&one, 1, 1000) == 1 ? recv_fd(c) : -1;
-    if (fd >= 0 && send_fd(conn, fd) != 0) {
-      close(conn);
-      conn = -1;
-    }
-    if (fd >= 0) close(fd);
-    close(c);
   }
-  unlink(argv[1]);
+  for (int k = 0; k < n; k++) unlink(sock[k]);
   return 0;
 }
 
@@ -1262,8 +1474,10 @@ static void answer(size_t pos, char *json, size_t jlen) {
   out_line(head, (size_t)n);
 }
 
-/* Checks one record line (without its \n) and answers with the response in it. */
-static void relay_record(char *line, size_t len, int *hello) {
+/* Checks one record line (without its \n) and answers with the response in
+ * it. *busy: the one agent a slot's request may answer for (-1 once it has;
+ * NULL: any agent of the request). */
+static void relay_record(char *line, size_t len, int *hello, long *busy) {
   size_t nl = strlen(nonce);
   if (len < nl + 2 || memcmp(line, nonce, nl) != 0 || line[nl] != ' ') {
     quarantine(line, len, "not the request's nonce");
@@ -1285,13 +1499,14 @@ static void relay_record(char *line, size_t len, int *hello) {
   long idx = strtol(p, &end, 10);
   size_t pos = nag;
   int shape = end != p && errno == 0 && (kind == 'W' ? *end == ' ' : end == line + len);
-  for (size_t i = 0; shape && i < nag; i++) {
+  for (size_t i = 0; shape && (busy == NULL || *busy == idx) && i < nag; i++) {
     if (ag[i].index == idx && !ag[i].answered) pos = i;
   }
   if (pos == nag) {
     quarantine(line, len, "an agent not asked for, or answered already");
     return;
   }
+  if (busy != NULL) *busy = -1;
   if (kind == 'I') {
     /* An attempt the stop cut short: no answer. */
     if (session) {
@@ -1328,9 +1543,9 @@ static void relay_record(char *line, size_t len, int *hello) {
 
 /* Final and failed, saying so: the agents the launcher never answered for
  * (it ended first: killed, or crashed). */
-static void launcher_ended(int64_t since) {
+static void launcher_ended(int64_t since, long only) {
   for (size_t i = 0; i < nag; i++) {
-    if (ag[i].answered) continue;
+    if (ag[i].answered || (only >= 0 && ag[i].index != only)) continue;
     char json[512];
     long idx = ag[i].index;
     int n = snprintf(json, sizeof(json) - 1,
@@ -1351,18 +1566,23 @@ static size_t record_max(void) { return (size_t)resp_cfg.max_output * 6 + 65536;
 /* A request to a launcher: through the hub, to serve directly (this process
  * is then serve's one connection: *conn), or to a launcher of our own (forked).
  * Returns our end, -1 when no launcher is there within wait_us. */
-static int open_request(int local, int64_t wait_us, int *conn) {
+static int open_request(int local, int slot, int64_t wait_us, int *conn) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die(1, "socketpair: %s", strerror(errno));
   const char *hub = getenv("CFN_LAUNCHER_HUB"), *chan = getenv("CFN_LAUNCHER_DIR");
   if (!local && hub != NULL && hub[0] != '\0') {
     int c = -1;
-    for (int64_t t0 = now_us(); (c = connect_to(hub)) < 0 && now_us() - t0 < wait_us;) usleep(10000);
-    if (c < 0 || send_fd(c, sv[1]) != 0) die(1, "no launcher hub at %s (%s)", hub, strerror(errno));
+    char at[PATH_MAX];
+    /* Slot k's requests go to the hub's SOCK.k. */
+    if (slot >= 0) snprintf(at, sizeof(at), "%s.%d", hub, slot);
+    else snprintf(at, sizeof(at), "%s", hub);
+    for (int64_t t0 = now_us(); (c = connect_to(at)) < 0 && now_us() - t0 < wait_us;) usleep(10000);
+    if (c < 0 || send_fd(c, sv[1]) != 0) die(1, "no launcher hub at %s (%s)", at, strerror(errno));
     close(c);
   } else if (!local && chan != NULL && chan[0] != '\0') {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", chan, SOCK_NAME);
+    if (slot >= 0) snprintf(path, sizeof(path), "%s/%d/%s", chan, slot, SOCK_NAME);
+    else snprintf(path, sizeof(path), "%s/%s", chan, SOCK_NAME);
     if (*conn >= 0) {
       struct pollfd pf = {.fd = *conn, .events = POLLIN};
       if (poll(&pf, 1, 0) == 1 || send_fd(*conn, sv[1]) != 0) {
@@ -1471,13 +1691,53 @@ static long *read_queue(const char *path, size_t *n) {
   return q;
 }
 
-/* relay, spawn (local) and session: MODE 'r', 's', 'S'. */
+/* A request to a launcher, as the coordinator side holds it. */
+typedef struct {
+  int fd;            /* our end; -1 while none is open */
+  int conn;          /* serve's one connection when this process is it */
+  buf_t out;         /* frames not sent yet */
+  size_t out_off;
+  char *buf;         /* records not whole yet */
+  size_t have, cap;
+  int hello, shut;
+  int64_t t0;
+  long busy;         /* a slot's request: the agent it runs, -1 none */
+} req_t;
+
+/* A session's attempt waiting for a free slot: its F_RUN payload. */
+typedef struct {
+  long index;
+  char *run;
+  uint32_t len;
+} queued_t;
+
+/* The next agent for a free slot: its F_RUN frame into out; its index. */
+static long next_agent(buf_t *out, long *queue, size_t *sent, queued_t *q, size_t *qhead) {
+  if (queue != NULL) {
+    long idx = queue[(*sent)++];
+    relay_run_frame(out, idx);
+    return idx;
+  }
+  queued_t *a = &q[(*qhead)++];
+  frame_put(out, F_RUN, a->run, a->len);
+  free(a->run);
+  return a->index;
+}
+
+/* relay, spawn (local) and session: MODE 'r', 's', 'S'. With
+ * CFN_LAUNCHER_SLOTS=N (and a hub or a channel), the agents' side is N slots,
+ * each serving one agent at a time (serve --slot, CHAN/k): one request per
+ * slot, each given its next agent only once the last one is answered. */
 static int relay_main(int argc, char **argv, int mode) {
-  const char *chan = getenv("CFN_LAUNCHER_DIR");
+  const char *chan = getenv("CFN_LAUNCHER_DIR"), *hub = getenv("CFN_LAUNCHER_HUB"), *ns = getenv("CFN_LAUNCHER_SLOTS");
   int local = mode == 's';
   session = mode == 'S';
   if (!local && chan != NULL && chan[0] != '\0' && (chan[0] != '/' || strlen(chan) > 1024))
     die(2, "%s: CFN_LAUNCHER_DIR must be the launcher's channel directory (an absolute path)", prog);
+  long long nslots = 0;
+  int remote = !local && ((hub != NULL && hub[0] != '\0') || (chan != NULL && chan[0] != '\0'));
+  if (remote && ns != NULL && ns[0] != '\0' && parse_num(ns, 1, SLOTS_MAX, &nslots) != 0)
+    die(2, "%s: CFN_LAUNCHER_SLOTS must be a slot count (1-%d)", prog, SLOTS_MAX);
   int k = parse_options(argc, argv);
   if (nonce != NULL) die(2, "--records is the launcher's");
   char **opt = argv;
@@ -1485,6 +1745,8 @@ static int relay_main(int argc, char **argv, int mode) {
   argc -= k;
   long *queue = NULL;
   size_t nq = 0, sent = 0;
+  queued_t *held = NULL;   /* session with slots: attempts waiting for one */
+  size_t nheld = 0, held_head = 0, held_cap = 0;
   char *obj = NULL;
   size_t obj_len = 0;
   if (!session) {
@@ -1502,6 +1764,8 @@ static int relay_main(int argc, char **argv, int mode) {
     /* The objective: the frame before any attempt's. */
   }
   char **counts = argv;
+  /* No more slots at once than the run's concurrency. */
+  int slots = nslots > concurrency ? concurrency : (int)nslots, nreq = slots > 0 ? slots : 1;
   unsigned char rnd[16];
   static char hex[33];
   if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) die(1, "getrandom: %s", strerror(errno));
@@ -1522,14 +1786,30 @@ static int relay_main(int argc, char **argv, int mode) {
   frames_t in = {0};        /* session: frames from stdin */
   int in_eof = !session, have_obj = !session;
   if (session) fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
-  int conn = -1, req = -1, hello = 0, stop = 0, shut = 0;
-  int64_t t0 = 0, stop_at = 0;
-  buf_t out = {0};          /* to the launcher */
-  size_t out_off = 0;
-  size_t cap = 1 << 16, have = 0, max = record_max();
-  char *buf = xmalloc(cap + 1);
+  int stop = 0, opened = 0;
+  int64_t stop_at = 0;
+  size_t max = record_max();
+  req_t *rq = calloc((size_t)nreq, sizeof(req_t));
+  struct pollfd *pf = xmalloc(sizeof(struct pollfd) * (size_t)(nreq + 2));
+  if (rq == NULL) die(1, "out of memory");
+  for (int r = 0; r < nreq; r++) {
+    rq[r] = (req_t){.fd = -1, .conn = -1, .busy = -1, .cap = 1 << 16};
+    rq[r].buf = xmalloc(rq[r].cap + 1);
+  }
+  const char *no_launcher = "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)";
+#define OPEN_REQ(r, slot)                                                                                   \
+  do {                                                                                                     \
+    if (((r)->fd = open_request(local, (slot), wait_us, &(r)->conn)) < 0) die(1, no_launcher, (double)wait_us / 1e6, chan); \
+    (r)->out.len = (r)->out_off = (r)->have = 0;                                                           \
+    (r)->hello = (r)->shut = 0;                                                                            \
+    (r)->t0 = now_us();                                                                                    \
+    request_head(&(r)->out, opt, k, counts, obj, obj_len);                                                 \
+    opened = 1;                                                                                            \
+  } while (0)
   for (;;) {
-    if (session && !in_eof && out.len - out_off < (1 << 20)) {
+    size_t backlog = 0;
+    for (int r = 0; r < nreq; r++) backlog += rq[r].out.len - rq[r].out_off;
+    if (session && !in_eof && backlog < (1 << 20)) {
       char *p;
       uint32_t len;
       int t;
@@ -1542,47 +1822,90 @@ static int relay_main(int argc, char **argv, int mode) {
           continue;
         }
         if (!have_obj) die(1, "session: the objective comes first");
-        if (req < 0) {
-          /* A request for the attempts to come: the first, or one after the launcher ended. */
-          if ((req = open_request(local, wait_us, &conn)) < 0) die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
-          out.len = out_off = 0;
-          hello = shut = 0;
-          have = 0;
-          t0 = now_us();
-          request_head(&out, opt, k, counts, obj, obj_len);
-        }
-        if (t == F_RUN) {
-          char *sp = memchr(p, ' ', len < 16 ? len : 16);
-          long long idx;
+        long long idx = -1;
+        if (t == F_RUN || (t == F_STOP && len > 0)) {
           char num[16];
-          if (sp == NULL) die(1, "session: a run frame without an index");
+          const char *sp = t == F_RUN ? memchr(p, ' ', len < 16 ? len : 16) : p + len;
+          if (sp == NULL || sp - p >= (long)sizeof(num)) die(1, "session: a frame without an index");
           memcpy(num, p, (size_t)(sp - p));
           num[sp - p] = '\0';
-          if (parse_num(num, 0, INDEX_MAX, &idx)) die(1, "session: a run frame without an index");
-          ag_add((long)idx);
+          if (parse_num(num, 0, INDEX_MAX, &idx)) die(1, "session: a frame without an index");
         }
-        frame_put(&out, t, p, len);
+        if (t == F_RUN) ag_add((long)idx);
+        if (slots == 0) {
+          /* A request for the attempts to come: the first, or one after the launcher ended. */
+          if (rq[0].fd < 0) OPEN_REQ(&rq[0], -1);
+          frame_put(&rq[0].out, t, p, len);
+        } else if (t == F_RUN) {
+          if (nheld == held_cap) {
+            if (held_head > 0) {
+              memmove(held, held + held_head, (nheld - held_head) * sizeof(queued_t));
+              nheld -= held_head;
+              held_head = 0;
+            }
+            if (nheld == held_cap) {
+              held_cap = held_cap ? held_cap * 2 : 64;
+              held = realloc(held, held_cap * sizeof(queued_t));
+              if (held == NULL) die(1, "out of memory");
+            }
+          }
+          held[nheld++] = (queued_t){.index = (long)idx, .run = dup_bytes(p, len), .len = len};
+        } else if (t == F_STOP && idx >= 0) {
+          /* Held here: it never started (I INDEX); on a slot: that slot stops it. */
+          int found = 0;
+          for (size_t i = held_head; i < nheld && !found; i++) {
+            if (held[i].index != idx) continue;
+            found = 1;
+            free(held[i].run);
+            memmove(held + i, held + i + 1, (nheld - i - 1) * sizeof(queued_t));
+            nheld--;
+            for (size_t a = 0; a < nag; a++) {
+              if (ag[a].index == idx && !ag[a].answered) {
+                ag[a] = ag[--nag];
+                break;
+              }
+            }
+            char rec[64];
+            int n = snprintf(rec, sizeof(rec), "I %lld\n", idx);
+            out_line(rec, (size_t)n);
+          }
+          for (int r = 0; r < nreq && !found; r++) {
+            if (rq[r].fd >= 0 && rq[r].busy == idx) frame_put(&rq[r].out, t, p, len);
+          }
+        }
       }
       if (in.eof) in_eof = 1;
     }
-    if (!session && req < 0 && t0 == 0) {
-      if ((req = open_request(local, wait_us, &conn)) < 0) die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
-      t0 = now_us();
-      request_head(&out, opt, k, counts, obj, obj_len);
+    /* relay: one request (its agents' frames as the launcher takes them), or
+     * one per slot, each given its next agent when it has none */
+    if (slots == 0 && !session && rq[0].fd < 0 && !opened) OPEN_REQ(&rq[0], -1);
+    while (slots == 0 && !session && rq[0].fd >= 0 && !stop && sent < nq && rq[0].out.len - rq[0].out_off < (1 << 16)) relay_run_frame(&rq[0].out, queue[sent++]);
+    for (int r = 0; slots > 0 && !stop && r < nreq; r++) {
+      if (rq[r].busy >= 0 || (session ? held_head == nheld : sent == nq)) continue;
+      if (rq[r].fd < 0) OPEN_REQ(&rq[r], r);
+      rq[r].busy = next_agent(&rq[r].out, session ? NULL : queue, &sent, held, &held_head);
     }
-    /* relay: the agents' frames as the launcher takes them */
-    while (!session && req >= 0 && !stop && sent < nq && out.len - out_off < (1 << 16)) relay_run_frame(&out, queue[sent++]);
-    if (req >= 0 && !shut && !stop && (session ? in_eof : sent == nq)) {
-      frame_put(&out, F_END, "", 0);
-      shut = 1;
+    int more = session ? !in_eof || held_head < nheld : sent < nq;
+    for (int r = 0; r < nreq; r++) {
+      if (rq[r].fd >= 0 && !rq[r].shut && !stop && !more && (slots == 0 || rq[r].busy < 0)) {
+        frame_put(&rq[r].out, F_END, "", 0);
+        rq[r].shut = 1;
+      }
     }
-    if (session && in_eof && req < 0) break;
-    struct pollfd pf[3] = {{.fd = sfd, .events = POLLIN}, {.fd = req, .events = POLLIN | (out_off < out.len ? POLLOUT : 0)}, {.fd = STDIN_FILENO, .events = POLLIN}};
-    int npf = req >= 0 ? 2 : 1;
-    if (session && !in_eof && out.len - out_off < (1 << 20)) npf = 3;
-    if (npf == 3 && req < 0) pf[1].fd = -1;
+    int open = 0, waiting = 0;
+    for (int r = 0; r < nreq; r++) {
+      open += rq[r].fd >= 0;
+      waiting |= rq[r].fd >= 0 && !rq[r].hello;
+    }
+    if (open == 0 && (stop || (session ? !more : opened && (slots == 0 || sent == nq)))) break;
+    int npf = 0;
+    pf[npf++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int r = 0; r < nreq; r++) {
+      pf[npf++] = (struct pollfd){.fd = rq[r].fd, .events = POLLIN | (rq[r].out_off < rq[r].out.len ? POLLOUT : 0)};
+    }
+    if (session && !in_eof && backlog < (1 << 20)) pf[npf++] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
     flush_reports();
-    poll(pf, (nfds_t)npf, hello || req < 0 ? 200 : 5);
+    poll(pf, (nfds_t)npf, waiting ? 5 : 200);
     struct signalfd_siginfo si;
     /* The dispatcher gone (killed) stops a relay; a session's agents run on. */
     int orphan = !session && getppid() != parent;
@@ -1593,73 +1916,78 @@ static int relay_main(int argc, char **argv, int mode) {
       /* The dispatcher stops us (or is gone): the launcher stops the agents. */
       stop = 1;
       stop_at = now_us() + kill_after_us + 5000000;
-      if (req >= 0) frame_put(&out, F_STOP, "", 0);
+      for (int r = 0; r < nreq; r++) {
+        if (rq[r].fd >= 0) frame_put(&rq[r].out, F_STOP, "", 0);
+      }
     }
     if (local_kid > 0) waitpid(local_kid, NULL, WNOHANG);
-    if (req < 0) {
-      if (stop) break;
-      continue;
-    }
-    while (out_off < out.len) {
-      ssize_t wr = send(req, out.data + out_off, out.len - out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (wr < 0 && errno == EINTR) continue;
-      if (wr <= 0) break;
-      out_off += (size_t)wr;
-    }
-    if (out_off == out.len) out.len = out_off = 0;
-    int eof = 0;
-    for (;;) {
-      if (have == cap) {
-        if (cap > max * 2) {
-          quarantine(buf, have, "a line longer than any response");
-          have = 0;
-        } else {
-          cap *= 2;
-          buf = realloc(buf, cap + 1);
-          if (buf == NULL) die(1, "out of memory");
+    for (int r = 0; r < nreq; r++) {
+      req_t *q = &rq[r];
+      if (q->fd < 0) continue;
+      while (q->out_off < q->out.len) {
+        ssize_t wr = send(q->fd, q->out.data + q->out_off, q->out.len - q->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (wr < 0 && errno == EINTR) continue;
+        if (wr <= 0) break;
+        q->out_off += (size_t)wr;
+      }
+      if (q->out_off == q->out.len) q->out.len = q->out_off = 0;
+      int eof = 0;
+      for (;;) {
+        if (q->have == q->cap) {
+          if (q->cap > max * 2) {
+            quarantine(q->buf, q->have, "a line longer than any response");
+            q->have = 0;
+          } else {
+            q->cap *= 2;
+            q->buf = realloc(q->buf, q->cap + 1);
+            if (q->buf == NULL) die(1, "out of memory");
+          }
         }
+        ssize_t got = recv(q->fd, q->buf + q->have, q->cap - q->have, MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && errno == EAGAIN) break;
+        if (got <= 0) {
+          eof = 1;
+          break;
+        }
+        q->have += (size_t)got;
+        char *s = q->buf, *e;
+        while ((e = memchr(s, '\n', q->have - (size_t)(s - q->buf))) != NULL) {
+          relay_record(s, (size_t)(e - s), &q->hello, slots > 0 ? &q->busy : NULL);
+          s = e + 1;
+        }
+        q->have -= (size_t)(s - q->buf);
+        memmove(q->buf, s, q->have);
       }
-      ssize_t got = recv(req, buf + have, cap - have, MSG_DONTWAIT);
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0 && errno == EAGAIN) break;
-      if (got <= 0) {
-        eof = 1;
-        break;
-      }
-      have += (size_t)got;
-      char *s = buf, *e;
-      while ((e = memchr(s, '\n', have - (size_t)(s - buf))) != NULL) {
-        relay_record(s, (size_t)(e - s), &hello);
-        s = e + 1;
-      }
-      have -= (size_t)(s - buf);
-      memmove(buf, s, have);
-    }
-    if (!hello && !eof && now_us() - t0 > wait_us) die(1, "no launcher took the agents' request within %.1fs (is `launcher serve %s` running?)", (double)wait_us / 1e6, chan);
-    if (eof || (stop && now_us() > stop_at)) {
-      if (have > 0) quarantine(buf, have, "a record cut short");
-      have = 0;
-      close(req);
-      req = -1;
+      if (!q->hello && !eof && now_us() - q->t0 > wait_us) die(1, no_launcher, (double)wait_us / 1e6, chan);
+      if (!eof && !(stop && now_us() > stop_at)) continue;
+      if (q->have > 0) quarantine(q->buf, q->have, "a record cut short");
+      q->have = 0;
+      close(q->fd);
+      q->fd = -1;
       if (local_kid > 0) {
         if (stop && !eof) kill(local_kid, SIGKILL);
         waitpid(local_kid, NULL, 0);
         local_kid = 0;
       }
-      if (stop) {
-        /* stopped: no answer, nothing final */
-        if (!session) break;
-        nag = 0;
-        break;
+      /* stopped: no answer, nothing final */
+      if (stop) continue;
+      /* The launcher ended: its agents without an answer failed, saying so. */
+      if (slots > 0) {
+        if (q->busy >= 0) launcher_ended(q->t0, q->busy);
+        q->busy = -1;
+      } else {
+        launcher_ended(q->t0, -1);
+        if (session) nag = 0;
       }
-      launcher_ended(t0);
-      if (!session) break;
-      nag = 0;
-      out.len = out_off = 0;
     }
+    if (slots == 0 && !session && rq[0].fd < 0 && opened) break;
   }
+#undef OPEN_REQ
   flush_reports();
-  if (conn >= 0) close(conn);
+  for (int r = 0; r < nreq; r++) {
+    if (rq[r].conn >= 0) close(rq[r].conn);
+  }
   return stop ? 143 : 0;
 }
 

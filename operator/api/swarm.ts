@@ -53,6 +53,9 @@ export const coordinationSpec = z
 export const AGENT_UID_DEFAULT = 65533;
 export const COORDINATOR_UID = 65532;
 
+/** isolation container: the most agent containers (slots) one coordinator pod has; more agents at once take shards. */
+export const ISOLATED_SLOTS_MAX = 64;
+
 export const agentSecurityContext = z
   .object({
     runAsUser: z
@@ -122,7 +125,17 @@ export const agentSpec = z
     command: z.array(z.string().max(4096)).min(1).max(64).describe('The agent command (argv, never run through a shell).'),
     args: z.array(z.string().max(4096)).max(256).optional().describe('Arguments appended to command.'),
     env: z.array(envVar).max(128).optional().describe('Environment of each agent process (values, or valueFrom a Secret or ConfigMap).'),
-    resources: resourceRequirements.optional().describe('Compute resources of the agent container (all agents of the swarm share it).'),
+    resources: resourceRequirements
+      .optional()
+      .describe(
+        "Compute resources of the agent container: with isolation shared, all agents of a pod share them; with isolation container, each slot container gets them (one agent's resources, times concurrency per pod).",
+      ),
+    isolation: z
+      .enum(['shared', 'container'])
+      .optional()
+      .describe(
+        `How the agents of a coordinator pod are kept from each other (docs/security.md). shared (default): one agent container runs every agent as one user, fastest, for agents that trust each other (a running agent can see its running siblings' tasks). container: each of the concurrency slots is an agent container of its own (agent-0 .. agent-<concurrency-1>), with its own user (securityContext.runAsUser + k), /tmp, /workspace, channel and PID namespace; it runs one agent at a time and nothing of one agent (processes, files) is left for the next. At most ${ISOLATED_SLOTS_MAX} slots per pod: more agents at once take shards.`,
+      ),
     timeoutSeconds: z.number().int().min(1).max(86400).default(300).describe('Per-agent attempt timeout.'),
     retries: z.number().int().min(0).max(10).default(2).describe('Retries after a failed attempt, with exponential backoff.'),
     noRetryExitCodes: z
@@ -135,6 +148,25 @@ export const agentSpec = z
       ),
     concurrency: z.number().int().min(1).max(1000).default(32).describe('Agents running at once in the coordinator.'),
     maxOutputBytes: z.number().int().min(0).max(16777216).default(65536).describe('Bound on each agent output kept in its response.'),
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      rule(
+        `!has(self.isolation) || self.isolation != 'container' || !has(self.concurrency) || self.concurrency <= ${ISOLATED_SLOTS_MAX}`,
+        `concurrency must be at most ${ISOLATED_SLOTS_MAX} with isolation container (one agent container per slot); use spec.shards for more agents at once`,
+        '.concurrency',
+      ),
+      rule(
+        `!has(self.isolation) || self.isolation != 'container' || (has(self.securityContext) && has(self.securityContext.runAsUser) ? self.securityContext.runAsUser : ${AGENT_UID_DEFAULT}) > ${COORDINATOR_UID} || (has(self.securityContext) && has(self.securityContext.runAsUser) ? self.securityContext.runAsUser : ${AGENT_UID_DEFAULT}) + (has(self.concurrency) ? self.concurrency : 32) <= ${COORDINATOR_UID}`,
+        `with isolation container the slots run as securityContext.runAsUser + 0 .. concurrency-1, which must not include the coordinator's user ${COORDINATOR_UID}`,
+        '.securityContext',
+      ),
+      rule(
+        `!has(self.isolation) || self.isolation != 'container' || !has(self.securityContext) || !has(self.securityContext.runAsUser) || self.securityContext.runAsUser + (has(self.concurrency) ? self.concurrency : 32) <= 2147483648`,
+        'with isolation container the slots run as securityContext.runAsUser + 0 .. concurrency-1, which must stay at most 2147483647',
+        '.securityContext',
+      ),
+    ],
   })
   .describe('The agent process run once per agent (see the agent contract).');
 

@@ -18,6 +18,8 @@ export const LAUNCHER_PATH = `${LAUNCHER_DIR}/launcher`;
 export const CHANNEL_DIR = '/cfn/launch';
 /** The agents' working directory and /tmp: their own volumes, nothing shared. */
 export const AGENT_WORKDIR = '/workspace';
+/** isolation container: where the coordinator mounts slot k's channel (CFN_LAUNCHER_DIR/k). */
+export const SLOTS_DIR = '/cfn/slots';
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const TOKEN_SECONDS = 3607;
 
@@ -61,22 +63,16 @@ function tokenVolume(): object {
  */
 export function agentSide(swarm: Swarm, image: string, shmSizeLimit?: string | number): AgentSide {
   const agent = swarm.spec.agent;
+  const channel = { emptyDir: shmSizeLimit === undefined ? {} : { medium: 'Memory', sizeLimit: String(shmSizeLimit) } };
+  if (agent.isolation === 'container') return slotSide(swarm, image, channel);
   const agentUid = agent.securityContext?.runAsUser ?? AGENT_UID_DEFAULT;
   const volumes = [
     tokenVolume(),
     { name: 'launcher', emptyDir: {} },
-    { name: 'launch', emptyDir: shmSizeLimit === undefined ? {} : { medium: 'Memory', sizeLimit: String(shmSizeLimit) } },
+    { name: 'launch', ...channel },
     { name: 'agent-tmp', emptyDir: {} },
     { name: 'agent-work', emptyDir: {} },
   ];
-  const install = {
-    name: LAUNCHER_INIT_CONTAINER,
-    image,
-    command: ['cp', LAUNCHER_IN_IMAGE, LAUNCHER_PATH],
-    securityContext: { ...restrictedSecurityContext, runAsUser: COORDINATOR_UID, runAsGroup: COORDINATOR_UID },
-    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
-    volumeMounts: [{ name: 'launcher', mountPath: LAUNCHER_DIR }],
-  };
   // A native sidecar (an init container that keeps running): it starts before
   // the coordinator and ends when the coordinator has, so the pod completes.
   const agentContainer = {
@@ -100,18 +96,90 @@ export function agentSide(swarm: Swarm, image: string, shmSizeLimit?: string | n
   };
   return {
     volumes,
-    initContainers: [install, agentContainer],
+    initContainers: [installLauncher(image), agentContainer],
     coordinatorMounts: [
       { name: 'coordinator-token', mountPath: SERVICE_ACCOUNT_DIR, readOnly: true },
       { name: 'launch', mountPath: CHANNEL_DIR },
     ],
     coordinatorEnv: [{ name: 'CFN_LAUNCHER_DIR', value: CHANNEL_DIR }],
-    podFields: {
-      ...(agent.imagePullSecrets?.length ? { imagePullSecrets: agent.imagePullSecrets } : {}),
-      ...(agent.runtimeClassName ? { runtimeClassName: agent.runtimeClassName } : {}),
-      ...(agent.nodeSelector ? { nodeSelector: agent.nodeSelector } : {}),
-      ...(agent.tolerations?.length ? { tolerations: agent.tolerations } : {}),
-      ...(agent.affinity ? { affinity: agent.affinity } : {}),
-    },
+    podFields: podFields(swarm),
+  };
+}
+
+/** The users of a pod's agent containers: one (isolation shared), or base + k for slot k (isolation container). */
+export function agentUids(agent: Swarm['spec']['agent']): number[] {
+  const base = agent.securityContext?.runAsUser ?? AGENT_UID_DEFAULT;
+  return agent.isolation === 'container' ? Array.from({ length: agent.concurrency }, (_, k) => base + k) : [base];
+}
+
+/**
+ * isolation container: one agent container per concurrency slot (agent-<k>),
+ * each with its own user, /tmp, /workspace and channel, in its own PID
+ * namespace (the pod shares none). Slot k's channel is mounted in slot k and
+ * the coordinator only, so no slot reaches another's launcher; the launcher
+ * runs one agent at a time there and leaves nothing of it for the next
+ * (serve --slot: its processes killed, /tmp and /workspace emptied).
+ */
+function slotSide(swarm: Swarm, image: string, channel: object): AgentSide {
+  const agent = swarm.spec.agent;
+  const volumes: object[] = [tokenVolume(), { name: 'launcher', emptyDir: {} }];
+  const containers: object[] = [installLauncher(image)];
+  const coordinatorMounts: object[] = [{ name: 'coordinator-token', mountPath: SERVICE_ACCOUNT_DIR, readOnly: true }];
+  agentUids(agent).forEach((uid, k) => {
+    const [launch, tmp, work] = [`slot-${k}-launch`, `slot-${k}-tmp`, `slot-${k}-work`];
+    volumes.push({ name: launch, ...channel }, { name: tmp, emptyDir: {} }, { name: work, emptyDir: {} });
+    containers.push({
+      name: `${AGENT_CONTAINER}-${k}`,
+      image: agent.image ?? image,
+      imagePullPolicy: agent.imagePullPolicy ?? 'IfNotPresent',
+      restartPolicy: 'Always',
+      command: [LAUNCHER_PATH, 'serve', '--slot', '--wipe', '/tmp', '--wipe', AGENT_WORKDIR, CHANNEL_DIR],
+      workingDir: AGENT_WORKDIR,
+      env: [{ name: 'HOME', value: AGENT_WORKDIR }, { name: 'TMPDIR', value: '/tmp' }, ...(agent.env ?? [])],
+      // One agent's resources: a slot runs one agent at a time.
+      ...(agent.resources ? { resources: agent.resources } : {}),
+      securityContext: { ...restrictedSecurityContext, runAsUser: uid, runAsGroup: COORDINATOR_UID },
+      volumeMounts: [
+        { name: 'launcher', mountPath: LAUNCHER_DIR, readOnly: true },
+        { name: launch, mountPath: CHANNEL_DIR },
+        { name: tmp, mountPath: '/tmp' },
+        { name: work, mountPath: AGENT_WORKDIR },
+      ],
+    });
+    coordinatorMounts.push({ name: launch, mountPath: `${SLOTS_DIR}/${k}` });
+  });
+  return {
+    volumes,
+    initContainers: containers,
+    coordinatorMounts,
+    coordinatorEnv: [
+      { name: 'CFN_LAUNCHER_DIR', value: SLOTS_DIR },
+      { name: 'CFN_LAUNCHER_SLOTS', value: String(agent.concurrency) },
+    ],
+    podFields: podFields(swarm),
+  };
+}
+
+/** The init container that copies the static launcher into the pod, where the agent containers run it. */
+function installLauncher(image: string): object {
+  return {
+    name: LAUNCHER_INIT_CONTAINER,
+    image,
+    command: ['cp', LAUNCHER_IN_IMAGE, LAUNCHER_PATH],
+    securityContext: { ...restrictedSecurityContext, runAsUser: COORDINATOR_UID, runAsGroup: COORDINATOR_UID },
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+    volumeMounts: [{ name: 'launcher', mountPath: LAUNCHER_DIR }],
+  };
+}
+
+/** Pod-level fields from spec.agent (pull secrets, runtime class, placement). */
+function podFields(swarm: Swarm): Record<string, unknown> {
+  const agent = swarm.spec.agent;
+  return {
+    ...(agent.imagePullSecrets?.length ? { imagePullSecrets: agent.imagePullSecrets } : {}),
+    ...(agent.runtimeClassName ? { runtimeClassName: agent.runtimeClassName } : {}),
+    ...(agent.nodeSelector ? { nodeSelector: agent.nodeSelector } : {}),
+    ...(agent.tolerations?.length ? { tolerations: agent.tolerations } : {}),
+    ...(agent.affinity ? { affinity: agent.affinity } : {}),
   };
 }

@@ -3,7 +3,9 @@
 // file, no shell) in the coordinator pod's agent container, as their own user,
 // without any API credential. What they try against the coordinator and the
 // cluster fails, and the Swarm's status stays exactly what happened; a
-// launcher killed mid-run is reported honestly.
+// launcher killed mid-run is reported honestly. With spec.agent.isolation
+// container, agents running side by side in their own slot containers find
+// nothing of each other, and nothing of the agent before them in their slot.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -148,5 +150,103 @@ async function finished(ns: string, name: string) {
       expect(r).toMatchObject({ status: 'failed', exitCode: null });
       expect(r.error).toMatch(/^the launcher ended before agent-\d+'s final answer \(killed or crashed\): its exit code is unknown$/);
     }
+  });
+
+  // What agents of isolated slots say they found (probe siblings).
+  const checkIsolated = async (ns: string, name: string, claim: string, dir: string, agents: number, version: string) => {
+    const s = await finished(ns, name);
+    expect(s.status).toMatchObject({ phase: 'Succeeded', activeVersion: version, deliveryRate: 100, agents: { total: agents, completed: agents, failed: 0 } });
+    expect(s.status?.fallback).toBeUndefined();
+    const all = await responses(ns, claim, dir);
+    expect(all.map((r) => r.index)).toEqual([...Array(agents).keys()]);
+    const uids = new Set<string>();
+    for (const r of all) {
+      const lines = r.output.split('\n');
+      expect(lines[0]).toBe(`my task: secret-task-${r.index}`);
+      expect(lines[1]).toMatch(/^uid: 6553[34]$/);
+      uids.add(lines[1]!);
+      expect(lines.slice(2)).toEqual([
+        'fresh /tmp: yes',
+        'fresh /workspace: yes',
+        'processes besides the launcher and me: 0',
+        "other slots' channels: none",
+        "another agent's task: none",
+        '',
+      ]);
+    }
+    // Both slots ran agents, each as its own user.
+    expect([...uids].sort()).toEqual(['uid: 65533', 'uid: 65534']);
+    const pod = await kubectlJson(
+      z.object({
+        spec: z.object({
+          shareProcessNamespace: z.boolean().optional(),
+          initContainers: z.array(z.object({ name: z.string(), securityContext: z.object({ runAsUser: z.number() }).partial().optional() })),
+        }),
+      }),
+      ['get', 'pod', '-n', ns, s.status!.coordinatorPod!],
+    );
+    expect(pod.spec.shareProcessNamespace).toBeUndefined();
+    expect(pod.spec.initContainers.filter((c) => c.name.startsWith('agent')).map((c) => [c.name, c.securityContext?.runAsUser])).toEqual([
+      ['agent-0', 65533],
+      ['agent-1', 65534],
+    ]);
+  };
+
+  it("isolation container: agents beside each other find none of their siblings' tasks, files or processes; an agent's files and background process are gone before the next", async () => {
+    const dir = await resultsVolume(ns, 'r-iso');
+    const agents = 6;
+    const manifest = swarm('isolated', ['/probe', 'siblings'], agents, 'r-iso', { tasks: [...Array(agents).keys()].map((i) => `secret-task-${i}`) });
+    Object.assign(manifest.spec.agent, { concurrency: 2, isolation: 'container' });
+    await apply(ns, manifest);
+    await checkIsolated(ns, 'isolated', 'r-iso', dir, agents, 'v2');
+  });
+
+  it('isolation container on V1: the same pod shape, every agent delivered, nothing of a sibling seen', async () => {
+    const dir = await resultsVolume(ns, 'r-iso-v1');
+    const agents = 4;
+    const manifest = swarm('isolated-v1', ['/probe', 'siblings'], agents, 'r-iso-v1', {
+      tasks: [...Array(agents).keys()].map((i) => `secret-task-${i}`),
+      coordination: { version: 'v1' },
+    });
+    Object.assign(manifest.spec.agent, { concurrency: 2, isolation: 'container' });
+    await apply(ns, manifest);
+    await checkIsolated(ns, 'isolated-v1', 'r-iso-v1', dir, agents, 'v1');
+  });
+
+  it('measures: pod start and wall time of 8 agents `sleep 1` at concurrency 4, isolation shared vs container', async () => {
+    const timing = z.object({
+      metadata: z.object({ creationTimestamp: z.string() }),
+      status: z.object({
+        containerStatuses: z.array(z.object({ name: z.string(), state: z.object({ terminated: z.object({ startedAt: z.string() }).optional() }) })),
+      }),
+    });
+    const times = z.object({ status: z.object({ startTime: z.string(), completionTime: z.string() }) });
+    const measured: { isolation: string; podStartS: number; wallS: number; coordinationMs: number | undefined }[] = [];
+    // ABBA: neither mode pays alone for what a first run in the namespace costs.
+    for (const [i, isolation] of ['shared', 'container', 'container', 'shared'].entries()) {
+      const name = `sleep-${isolation}-${i}`;
+      await resultsVolume(ns, `r-${name}`);
+      const manifest = swarm(name, ['sleep', '1'], 8, `r-${name}`);
+      // The operator image (it has sleep).
+      const agent: Record<string, unknown> = { ...manifest.spec.agent, concurrency: 4, isolation };
+      delete agent.image;
+      delete agent.imagePullPolicy;
+      (manifest.spec as Record<string, unknown>).agent = agent;
+      await apply(ns, manifest);
+      const s = await finished(ns, name);
+      expect(s.status).toMatchObject({ phase: 'Succeeded', deliveryRate: 100 });
+      const pod = await kubectlJson(timing, ['get', 'pod', '-n', ns, s.status!.coordinatorPod!]);
+      const started = pod.status.containerStatuses.find((c) => c.name === 'coordinator')?.state.terminated?.startedAt;
+      const t = await kubectlJson(times, ['get', 'swarm', '-n', ns, name]);
+      measured.push({
+        isolation,
+        podStartS: (Date.parse(started ?? '') - Date.parse(pod.metadata.creationTimestamp)) / 1000,
+        wallS: (Date.parse(t.status.completionTime) - Date.parse(t.status.startTime)) / 1000,
+        coordinationMs: s.status?.coordinationTimeMs,
+      });
+    }
+    console.log(`isolation timing (8 agents sleep 1, concurrency 4): ${JSON.stringify(measured)}`);
+    // Two rounds of 4 agents of 1 s each, whatever the mode.
+    for (const m of measured) expect(m.coordinationMs).toBeGreaterThanOrEqual(2000);
   });
 });

@@ -5,7 +5,9 @@
 // coordinator pod (CFN_LAUNCHER_DIR set) it hands them to the agent
 // container's launcher; without one it runs a launcher of its own. If it
 // dies, the attempts it had are failed (the scheduler retries them) and the
-// next attempt starts a new one.
+// next attempt starts a new one. In a pod whose agents are isolated per slot
+// (CFN_LAUNCHER_SLOTS in the environment it inherits) the session gives each
+// slot's launcher one attempt at a time.
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';

@@ -9,6 +9,12 @@
  *                       among them) after 2 s; the others sleep 60 s
  *   probe tasks         prints its task and any other agent's task ("secret-task-N")
  *                       it finds in /proc or the channel
+ *   probe siblings      (isolation container) while its siblings run in the
+ *                       other slots: what it finds of them (their tasks in
+ *                       /proc, the processes of an agent before it, files in
+ *                       /tmp and /workspace, the other slots' channels), what
+ *                       it can write there; then leaves files and a
+ *                       background process that looks for the next agent's task
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void try_open(const char *what, const char *path, int flags) {
@@ -166,6 +173,95 @@ static int tasks(void) {
   return 0;
 }
 
+/* Every other agent's task it can read in /proc (environment, command line,
+ * files held open), into found. */
+static void scan_proc(const char *mine, char *found, size_t cap) {
+  char path[512];
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    snprintf(path, sizeof(path), "/proc/%s/environ", e->d_name);
+    scan_file(path, mine, found, cap);
+    snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+    scan_file(path, mine, found, cap);
+    snprintf(path, sizeof(path), "/proc/%s/fd", e->d_name);
+    DIR *fds = opendir(path);
+    struct dirent *f;
+    while (fds != NULL && (f = readdir(fds)) != NULL) {
+      struct stat st;
+      char fp[800];
+      snprintf(fp, sizeof(fp), "%s/%s", path, f->d_name);
+      if (f->d_name[0] != '.' && stat(fp, &st) == 0 && S_ISREG(st.st_mode)) scan_file(fp, mine, found, cap);
+    }
+    if (fds != NULL) closedir(fds);
+  }
+  if (d != NULL) closedir(d);
+}
+
+/* Entries of dir (none: -1 when it cannot be opened). */
+static int entries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(d);
+  return n;
+}
+
+static int siblings(void) {
+  char mine[64] = "", found[4096] = "";
+  ssize_t n = read(0, mine, sizeof(mine) - 1);
+  if (n > 0) mine[n] = '\0';
+  printf("my task: %s\n", mine);
+  printf("uid: %d\n", (int)getuid());
+  /* What an agent before it in this slot left: files, processes. */
+  printf("fresh /tmp: %s\n", entries("/tmp") == 0 ? "yes" : "no");
+  printf("fresh /workspace: %s\n", entries("/workspace") == 0 ? "yes" : "no");
+  int others = 0;
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    pid_t p = (pid_t)atoi(e->d_name);
+    if (p != 1 && p != getppid() && p != getpid()) others++;
+  }
+  if (d != NULL) closedir(d);
+  printf("processes besides the launcher and me: %d\n", others);
+  /* The other slots: their channels, /tmp and /workspace are not mounted here. */
+  printf("other slots' channels: %s\n", entries("/cfn/slots") < 0 && entries("/cfn/launch") <= 0 ? "none" : "FOUND");
+  /* Its siblings run in the other slots now: look for their tasks for a while. */
+  for (int i = 0; i < 20; i++) {
+    scan_proc(mine, found, sizeof(found));
+    usleep(50000);
+  }
+  /* Leave files, and a process that looks for the next agent's task. */
+  int fd = open("/tmp/left-behind", O_WRONLY | O_CREAT, 0644);
+  if (fd >= 0) close(fd);
+  mkdir("/workspace/left", 0755);
+  mkdir("/workspace/left/behind", 0);
+  pid_t kid = fork();
+  if (kid == 0) {
+    setsid();
+    if (fork() != 0) _exit(0);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    /* The next agent of this slot finds it alive (or not) in /proc. */
+    char seen[4096] = "";
+    for (int i = 0; i < 600; i++) {
+      scan_proc(mine, seen, sizeof(seen));
+      usleep(100000);
+    }
+    _exit(0);
+  }
+  if (kid > 0) waitpid(kid, NULL, 0);
+  printf("another agent's task:%s\n", found[0] ? found : " none");
+  return 0;
+}
+
 static int kill_launcher(void) {
   const char *i = getenv("AGENT_INDEX");
   if (i == NULL || strcmp(i, "0") != 0) {
@@ -183,6 +279,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "hostile") == 0) return hostile();
   if (argc > 1 && strcmp(argv[1], "kill-launcher") == 0) return kill_launcher();
   if (argc > 1 && strcmp(argv[1], "tasks") == 0) return tasks();
-  fputs("usage: probe marker|hostile|kill-launcher|tasks\n", stderr);
+  if (argc > 1 && strcmp(argv[1], "siblings") == 0) return siblings();
+  fputs("usage: probe marker|hostile|kill-launcher|tasks|siblings\n", stderr);
   return 2;
 }

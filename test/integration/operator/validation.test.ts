@@ -76,6 +76,22 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
       /spec\.shards: Invalid value: .*topology flat is one shard: shards must be 1 or auto/,
     ],
     ['hybrid with 1 shard (CEL)', { topology: 'hybrid', agents: 30, shards: 1 }, /spec\.shards: Invalid value: .*topology hybrid is two or more shards/],
+    ['unknown agent isolation', { agent: { command: ['true'], isolation: 'vm' } }, /spec\.agent\.isolation: Unsupported value: "vm"/],
+    [
+      'isolation container beyond 64 slots (CEL)',
+      { agent: { command: ['true'], isolation: 'container', concurrency: 65 } },
+      /spec\.agent\.concurrency: Invalid value: .*concurrency must be at most 64 with isolation container .*use spec\.shards/,
+    ],
+    [
+      "isolation container with a slot as the coordinator's user (CEL)",
+      { agent: { command: ['true'], isolation: 'container', concurrency: 4, securityContext: { runAsUser: 65530 } } },
+      /spec\.agent\.securityContext: Invalid value: .*slots run as securityContext\.runAsUser \+ 0 \.\. concurrency-1, which must not include the coordinator's user 65532/,
+    ],
+    [
+      'isolation container with slot users past the largest uid (CEL)',
+      { agent: { command: ['true'], isolation: 'container', concurrency: 4, securityContext: { runAsUser: 2147483646 } } },
+      /spec\.agent\.securityContext: Invalid value: .*which must stay at most 2147483647/,
+    ],
     [
       'too many no-retry exit codes',
       { agent: { command: ['true'], noRetryExitCodes: Array.from({ length: 33 }, (_, i) => i + 1) } },
@@ -83,6 +99,17 @@ describe('invalid Swarms are rejected by the API server, naming the field', () =
     ],
   ])('%s', async (_name, spec, pattern) => {
     expect(await rejection(swarmManifest(ns, `bad-${Math.random().toString(36).slice(2, 7)}`, spec))).toMatch(pattern);
+  });
+
+  it("accepts isolation container with slots beside the coordinator's user, and shared at any concurrency", async () => {
+    for (const [name, agent] of [
+      ['iso-below', { command: ['true'], isolation: 'container', concurrency: 64, securityContext: { runAsUser: 65468 } }],
+      ['iso-above', { command: ['true'], isolation: 'container', concurrency: 2 }],
+      ['iso-shared', { command: ['true'], isolation: 'shared', concurrency: 1000 }],
+    ] as const) {
+      const created = (await c.create(swarmPath(ns), swarmManifest(ns, name, { agent }))) as { spec: { agent: { isolation?: string } } };
+      expect(created.spec.agent.isolation).toBe(agent.isolation);
+    }
   });
 
   it('rejects a name too long to label its coordinator pod', async () => {

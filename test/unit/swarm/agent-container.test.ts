@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { swarmSpec } from '../../../operator/api/swarm.js';
 import type { Swarm } from '../../../operator/api/swarm.js';
-import { AGENT_CONTAINER, CHANNEL_DIR, LAUNCHER_INIT_CONTAINER, LAUNCHER_PATH } from '../../../operator/swarm/agent-container.js';
+import { AGENT_CONTAINER, CHANNEL_DIR, LAUNCHER_INIT_CONTAINER, LAUNCHER_PATH, SLOTS_DIR, agentUids } from '../../../operator/swarm/agent-container.js';
 import { coordinatorPod } from '../../../operator/swarm/coordinator-pod.js';
 
 const spec = (agent: Record<string, unknown> = {}) => swarmSpec.parse({ objective: 'obj', agents: 2, agent: { command: ['cat'], ...agent } });
@@ -139,5 +139,71 @@ describe('the coordinator pod: agents in their own container', () => {
   it("spec.agent.securityContext.runAsUser is never root nor the coordinator's user (schema)", () => {
     expect(() => spec({ securityContext: { runAsUser: 0 } })).toThrow();
     expect(spec({ securityContext: { runAsUser: 1000 } }).agent.securityContext?.runAsUser).toBe(1000);
+  });
+});
+
+describe('spec.agent.isolation container: one agent container per concurrency slot', () => {
+  const isolated = (agent: Record<string, unknown> = {}, version: 'v1' | 'v2' = 'v2') => podOf({ isolation: 'container', concurrency: 3, ...agent }, version);
+  const volumeNames = (podSpec: ReturnType<typeof podOf>['podSpec']) =>
+    (podSpec.volumes as unknown as { name: string; emptyDir?: unknown }[]).map((v) => v.name);
+
+  it('leaves isolation shared (the default) as the one agent container', () => {
+    // The pod's spec and labels (its created-at annotation is the clock's).
+    expect([podOf().pod.spec, podOf().pod.metadata.labels]).toEqual([
+      podOf({ isolation: 'shared' }).pod.spec,
+      podOf({ isolation: 'shared' }).pod.metadata.labels,
+    ]);
+    expect(agentUids(spec().agent)).toEqual([65533]);
+  });
+
+  it('has slots agent-0 .. agent-<N-1>, each its own user, with the copied launcher in slot mode emptying /tmp and /workspace', () => {
+    const { inits, podSpec } = isolated({ resources: { limits: { cpu: '1', memory: '1Gi' } } });
+    expect(inits.map((c) => c.name)).toEqual([LAUNCHER_INIT_CONTAINER, `${AGENT_CONTAINER}-0`, `${AGENT_CONTAINER}-1`, `${AGENT_CONTAINER}-2`]);
+    const slots = inits.slice(1);
+    expect(slots.map((c) => c.securityContext.runAsUser)).toEqual([65533, 65534, 65535]);
+    for (const c of slots) {
+      expect(c.command).toEqual([LAUNCHER_PATH, 'serve', '--slot', '--wipe', '/tmp', '--wipe', '/workspace', CHANNEL_DIR]);
+      expect(c.restartPolicy).toBe('Always');
+      expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, runAsGroup: 65532, capabilities: { drop: ['ALL'] } });
+      expect(c.securityContext.runAsUser).not.toBe(65532);
+      // One agent's resources per slot.
+      expect(c.resources).toEqual({ limits: { cpu: '1', memory: '1Gi' } });
+    }
+    expect(podSpec).not.toHaveProperty('shareProcessNamespace');
+    expect(agentUids(spec({ isolation: 'container', concurrency: 2, securityContext: { runAsUser: 2000 } }).agent)).toEqual([2000, 2001]);
+  });
+
+  it("mounts slot k's channel, /tmp and /workspace in slot k only; the coordinator mounts every channel and nothing of the slots' files", () => {
+    const { inits, coordinator, podSpec } = isolated();
+    const names = volumeNames(podSpec);
+    expect(names).not.toContain('launch');
+    expect(names).not.toContain('agent-tmp');
+    for (let k = 0; k < 3; k++) {
+      for (const v of ['launch', 'tmp', 'work']) expect(names.filter((n) => n === `slot-${k}-${v}`)).toHaveLength(1);
+      const mine = inits[k + 1]!.volumeMounts;
+      expect(mine).toEqual([
+        { name: 'launcher', mountPath: '/cfn/bin', readOnly: true },
+        { name: `slot-${k}-launch`, mountPath: CHANNEL_DIR },
+        { name: `slot-${k}-tmp`, mountPath: '/tmp' },
+        { name: `slot-${k}-work`, mountPath: '/workspace' },
+      ]);
+      // No other container mounts anything of slot k but its channel in the coordinator.
+      for (const [j, c] of inits.entries()) if (j !== k + 1) expect(c.volumeMounts.map((m) => m.name).filter((n) => n.startsWith(`slot-${k}-`))).toEqual([]);
+      expect(coordinator.volumeMounts.filter((m) => m.name.startsWith(`slot-${k}-`))).toEqual([{ name: `slot-${k}-launch`, mountPath: `${SLOTS_DIR}/${k}` }]);
+    }
+    expect(coordinator.env).toContainEqual({ name: 'CFN_LAUNCHER_DIR', value: SLOTS_DIR });
+    expect(coordinator.env).toContainEqual({ name: 'CFN_LAUNCHER_SLOTS', value: '3' });
+  });
+
+  it('V2 channels are memory-backed; the V1 pod has the same shape with channels on disk', () => {
+    const v2 = volumeNames(isolated().podSpec);
+    const v1 = isolated({}, 'v1');
+    const vols = v1.podSpec.volumes as unknown as { name: string; emptyDir?: { medium?: string } }[];
+    expect(vols.find((v) => v.name === 'slot-0-launch')?.emptyDir).toEqual({});
+    expect(v1.inits.map((c) => c.name)).toEqual([LAUNCHER_INIT_CONTAINER, 'agent-0', 'agent-1', 'agent-2']);
+    expect(v1.coordinator.env).toContainEqual({ name: 'CFN_LAUNCHER_SLOTS', value: '3' });
+    expect(v2).toContain('slot-2-launch');
+    const v2vols = isolated().podSpec.volumes as unknown as { name: string; emptyDir?: { medium?: string } }[];
+    expect(v2vols.find((v) => v.name === 'slot-2-launch')?.emptyDir?.medium).toBe('Memory');
   });
 });
