@@ -173,6 +173,25 @@ static void *xmalloc(size_t n) {
   return p;
 }
 
+/* Room for one more in ARR (N of *CAP elements of SIZE bytes): doubles it, from FIRST. */
+static void *grow(void *arr, size_t size, size_t n, size_t *cap, size_t first) {
+  if (n < *cap) return arr;
+  *cap = *cap ? *cap * 2 : first;
+  arr = realloc(arr, *cap * size);
+  if (arr == NULL) die(1, "out of memory");
+  return arr;
+}
+
+/* The same for a queue whose elements before *HEAD are consumed: those go first. */
+static void *queue_room(void *arr, size_t size, size_t *n, size_t *head, size_t *cap, size_t first) {
+  if (*n == *cap && *head > 0) {
+    memmove(arr, (char *)arr + *head * size, (*n - *head) * size);
+    *n -= *head;
+    *head = 0;
+  }
+  return grow(arr, size, *n, cap, first);
+}
+
 static int64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -561,11 +580,7 @@ spawned:
   }
   s->pid = pid;
   if (slot_mode && !in_pid1) {
-    if (ngroups == groups_cap) {
-      groups_cap = groups_cap ? groups_cap * 2 : 16;
-      agent_groups = realloc(agent_groups, groups_cap * sizeof(pid_t));
-      if (agent_groups == NULL) die(1, "out of memory");
-    }
+    agent_groups = grow(agent_groups, sizeof(pid_t), ngroups, &groups_cap, 16);
     agent_groups[ngroups++] = pid;
   }
   return -1;
@@ -805,18 +820,7 @@ static void take_run(char *p, uint32_t len) {
     die(1, "a run frame with a bad head");
   size_t body = len - (size_t)(nl + 1 - p);
   if ((size_t)elen > body) die(1, "a run frame cut short");
-  if (npend == pend_cap) {
-    if (pend_head > 0) {
-      memmove(pend, pend + pend_head, (npend - pend_head) * sizeof(slot_t));
-      npend -= pend_head;
-      pend_head = 0;
-    }
-    if (npend == pend_cap) {
-      pend_cap = pend_cap ? pend_cap * 2 : 64;
-      pend = realloc(pend, pend_cap * sizeof(slot_t));
-      if (pend == NULL) die(1, "out of memory");
-    }
-  }
+  pend = queue_room(pend, sizeof(slot_t), &npend, &pend_head, &pend_cap, 64);
   slot_t *s = &pend[npend++];
   *s = (slot_t){.index = (long)idx, .attempts = (int)att - 1, .first = (int)att, .out_fd = -1, .err_fd = -1, .has_task = (int)has};
   s->tenv_len = (size_t)elen;
@@ -1420,11 +1424,7 @@ static long quarantined;
 static pid_t local_kid;       /* our own launcher, when we forked it */
 
 static void ag_add(long index) {
-  if (nag == ag_cap) {
-    ag_cap = ag_cap ? ag_cap * 2 : 1024;
-    ag = realloc(ag, ag_cap * sizeof(agent_t));
-    if (ag == NULL) die(1, "out of memory");
-  }
+  ag = grow(ag, sizeof(agent_t), nag, &ag_cap, 1024);
   ag[nag++] = (agent_t){.index = index};
 }
 
@@ -1837,18 +1837,7 @@ static int relay_main(int argc, char **argv, int mode) {
           if (rq[0].fd < 0) OPEN_REQ(&rq[0], -1);
           frame_put(&rq[0].out, t, p, len);
         } else if (t == F_RUN) {
-          if (nheld == held_cap) {
-            if (held_head > 0) {
-              memmove(held, held + held_head, (nheld - held_head) * sizeof(queued_t));
-              nheld -= held_head;
-              held_head = 0;
-            }
-            if (nheld == held_cap) {
-              held_cap = held_cap ? held_cap * 2 : 64;
-              held = realloc(held, held_cap * sizeof(queued_t));
-              if (held == NULL) die(1, "out of memory");
-            }
-          }
+          held = queue_room(held, sizeof(queued_t), &nheld, &held_head, &held_cap, 64);
           held[nheld++] = (queued_t){.index = (long)idx, .run = dup_bytes(p, len), .len = len};
         } else if (t == F_STOP && idx >= 0) {
           /* Held here: it never started (I INDEX); on a slot: that slot stops it. */
