@@ -353,7 +353,7 @@ serve_as_agent_user() {
 @test "isolation: an agent finds nothing in the channel, no other agent's task (queued or answered), no way into the launcher's memory or descriptors" {
   serve_as_agent_user
   mkdir -p "$ROOT/tasks"
-  for i in 0 1 2; do printf 'secret-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
+  for i in 0 1 2; do printf 'secret-look-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
   seq 0 2 >"$ROOT/queue"
   # One at a time: while agent i looks, the others' tasks are queued or answered.
   CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 1 0 0 -- "$SHM/agent/probe" look "$CHAN" >"$OUT/reports"
@@ -364,7 +364,7 @@ serve_as_agent_user() {
     ! grep -q ALLOWED "$OUT/seen.$i"
     [ "$(grep -c ': denied$' "$OUT/seen.$i")" -eq 10 ]
     grep -qx "another agent's task: none" "$OUT/seen.$i"
-    grep -qx "my task: secret-task-of-agent-$i" "$OUT/seen.$i"
+    grep -qx "my task: secret-look-task-of-agent-$i" "$OUT/seen.$i"
   done
   # Nothing of the requests rests in the channel (serve listens again: its socket only).
   [ -z "$(find "$CHAN" -mindepth 1 ! -name launcher.sock)" ]
@@ -374,8 +374,8 @@ serve_as_agent_user() {
   serve_as_agent_user
   mkdir -p "$ROOT/tasks" "$SHM/shared"
   chmod 1777 "$SHM/shared"
-  for i in 0 1; do printf 'secret-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
+  for i in 0 1; do printf 'secret-sibling-task-of-agent-%s' "$i" >"$ROOT/tasks/$i"; done
   seq 0 1 >"$ROOT/queue"
   CFN_LAUNCHER_DIR=$CHAN "$L" relay "$ROOT" "$ROOT/queue" 2 0 0 -- "$SHM/agent/probe" sibling "$SHM/shared" >"$OUT/reports"
-  resp 0 '.output == "a running sibling'"'"'s task: secret-task-of-agent-1\n"'
+  resp 0 '.output == "a running sibling'"'"'s task: secret-sibling-task-of-agent-1\n"'
 }

@@ -16,13 +16,16 @@ try() {
   if "$@" >/dev/null 2>&1; then echo "$what: ALLOWED"; else echo "$what: denied"; fi
 }
 
-# Tasks of other agents this user can read in /proc: environments, command
-# lines and the regular files (memfds) processes hold open.
+# Tasks of the other agents of this run (PREFIX-<index>, PREFIX from this
+# agent's own task: agents of other tests run beside it as the same user) this
+# user can read in /proc: environments, command lines and the regular files
+# (memfds) processes hold open.
+prefix=${CFN_TASK%-*}
 others() {
   {
     cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline
     for f in /proc/[0-9]*/fd/*; do [ -f "$f" ] && cat "$f"; done
-  } 2>/dev/null | tr '\0' '\n' | grep -aoE 'secret-task-of-agent-[0-9]+' | sort -u | grep -vx "secret-task-of-agent-$AGENT_INDEX"
+  } 2>/dev/null | tr '\0' '\n' | grep -aoE "$prefix-[0-9]+" | sort -u | grep -vx "$prefix-$AGENT_INDEX"
 }
 
 if [ "$mode" = look ]; then
