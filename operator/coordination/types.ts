@@ -69,7 +69,7 @@ export interface ObjectiveSpec {
   /**
    * The agents this run runs when it is one shard of a swarm: indexes
    * start..end-1 of `agents` (end exclusive). Responses, tasks[i], taskEnv[i]
-   * and CFN_AGENT_INDEX keep the swarm's indexes; the run's status counts the
+   * and AGENT_INDEX keep the swarm's indexes; the run's status counts the
    * range only (its total is end - start). completedIndexes and failedIndexes
    * lie inside it. Default: all of 0..agents-1.
    */

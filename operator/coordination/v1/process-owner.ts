@@ -1,9 +1,6 @@
 // Who runs an objective: "<pid>:<start time>" of the coordinator process. The
 // start time (from /proc/<pid>/stat) tells a live owner from a reused pid.
 import { existsSync, readFileSync } from 'node:fs';
-import { processesWithEnv, readProc, signalGroup, signalProcess } from '../../util/proc.js';
-import { agentsInRange } from '../index-range.js';
-import type { IndexRange } from '../index-range.js';
 
 /** Start time of a live process; undefined when gone or a zombie (dead, not yet reaped). */
 function startTime(pid: number): string | undefined {
@@ -44,39 +41,4 @@ export function isOwnerAlive(token: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-async function ancestors(): Promise<Set<number>> {
-  const out = new Set<number>([process.pid]);
-  let pid = process.ppid;
-  while (pid > 1 && !out.has(pid)) {
-    out.add(pid);
-    const info = await readProc(pid);
-    if (!info) break;
-    pid = info.ppid;
-  }
-  return out;
-}
-
-/**
- * Kills agents a dead coordinator left running for `objectiveId` (they carry
- * SWARM_ID=<id>): their output has nowhere to go, and the resume runs them
- * again. With `range`, only agents of that range (AGENT_INDEX): another
- * shard of the objective may be running beside it. Each agent leads its own
- * process group, so the group goes too. Returns the pids killed.
- */
-export async function reapStrayAgents(objectiveId: string, range?: IndexRange): Promise<number[]> {
-  const all = await processesWithEnv('SWARM_ID', objectiveId).catch(() => [] as number[]);
-  const candidates = range === undefined ? all : await agentsInRange(all, range);
-  if (candidates.length === 0) return [];
-  const keep = await ancestors();
-  const killed: number[] = [];
-  for (const pid of candidates) {
-    if (keep.has(pid)) continue;
-    const info = await readProc(pid);
-    if (!info) continue;
-    const sent = info.pgid === pid ? signalGroup(pid, 'SIGKILL') : signalProcess(pid, 'SIGKILL');
-    if (sent) killed.push(pid);
-  }
-  return killed;
 }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { agentResponseOf, agentStateOf, listAgentsOf } from '../agent-view.js';
 import { runStatus } from '../delivery.js';
-import { isWholeSwarm, rangeSize, runRange } from '../index-range.js';
+import { rangeSize, runRange } from '../index-range.js';
 import type { AgentView } from '../agent-view.js';
 import type {
   AgentInfo,
@@ -28,7 +28,8 @@ import { EventBus } from './event-bus.js';
 import type { SwarmEventName, SwarmEvents } from './event-bus.js';
 import { checkpointKey, defaultMemoryPath, ResponseCheckpointStore } from './response-checkpoint-store.js';
 import { objectiveIdentity, parseObjectiveSpec } from './objective-spec-schema.js';
-import { isOwnerAlive, ownerToken, reapStrayAgents } from './process-owner.js';
+import { isOwnerAlive, ownerToken } from './process-owner.js';
+import { killStrayAgents } from '../stray-agents.js';
 import { SwarmMonitor } from './swarm-monitor.js';
 import type { MonitorSnapshot } from './swarm-monitor.js';
 
@@ -176,7 +177,7 @@ export class SwarmCoordinator extends EventEmitter implements Coordinator {
         throw new Error(`objective ${requested.id} is being run by another coordinator (process ${existing.owner.split(':')[0]}) on ${this.memory.file}`);
       }
       // Its coordinator died mid-run: whatever agents it left are orphans.
-      reaped = await reapStrayAgents(requested.id, isWholeSwarm(requested) ? undefined : runRange(requested));
+      reaped = await killStrayAgents(requested);
     }
     const { spec } = this.memory.beginObjective(requested, ownerToken());
     const range = runRange(spec);
@@ -245,6 +246,8 @@ export class SwarmCoordinator extends EventEmitter implements Coordinator {
     } finally {
       clearTimeout(deadline);
       await run.launcher.close();
+      // What an agent left running in the background (also past a setsid) ends with the run, as in V2.
+      await killStrayAgents(spec);
     }
     const status = this.finish(run, runState);
     const responses = [...run.finals.values()].sort((a, b) => a.index - b.index);

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { ResultPromise } from 'execa';
 import type { ObjectiveSpec } from '../types.js';
-import { agentsInRange, engineRangeArg, isWholeSwarm, runRange } from '../index-range.js';
-import { processesWithArgUnder, processesWithEnv, signalGroup, signalProcess } from '../../util/proc.js';
+import { engineRangeArg, isWholeSwarm, runRange } from '../index-range.js';
+import { killStrayAgents } from '../stray-agents.js';
+import { processesWithArgUnder, signalGroup, signalProcess } from '../../util/proc.js';
 import { compressRanges } from '../../util/ranges.js';
 
 /** How much of the engine's stderr a run keeps: its last line says why it failed. */
@@ -110,14 +111,12 @@ export class EngineProcess {
 
 /**
  * SIGKILLs the processes of a run that escaped the engine's own cleanup: its
- * agents (they carry SWARM_ID, and for a range an AGENT_INDEX inside it; another
- * shard of the swarm may run beside it) and the engine's scripts (they carry
- * --root <root>). Returns their pids.
+ * agents (killStrayAgents) and the engine's scripts (they carry --root
+ * <root>). Returns their pids.
  */
 export async function killStrays(spec: ObjectiveSpec, root: string): Promise<number[]> {
-  const [swarmAgents, scripts] = await Promise.all([processesWithEnv('SWARM_ID', spec.id).catch(() => []), processesWithArgUnder(root).catch(() => [])]);
-  const agents = isWholeSwarm(spec) ? swarmAgents : await agentsInRange(swarmAgents, runRange(spec));
-  const strays = [...new Set([...agents, ...scripts])];
-  for (const pid of strays) signalProcess(pid, 'SIGKILL');
-  return strays;
+  const agents = await killStrayAgents(spec);
+  const scripts = await processesWithArgUnder(root).catch(() => [] as number[]);
+  for (const pid of scripts) signalProcess(pid, 'SIGKILL');
+  return [...new Set([...agents, ...scripts])];
 }
