@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { S3Source } from '../../operator/results/s3-source.js';
 import { startS3Server, type S3TestServer } from '../s3/s3-test-server.js';
 import { MODE, REPO, apply, dropNamespace, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, waitFor } from './kube.js';
+import { resultsStatusSchema } from './results-volume.js';
 
 const AGENTS = 40;
 /** The host's address on the single node's pod bridge (SINGLE_GATEWAY in test/cluster/node.sh). */
@@ -21,20 +22,7 @@ jest.setTimeout(900_000);
 
 const resultsStatus = z.object({
   metadata: z.object({ uid: z.string() }),
-  status: z
-    .object({
-      results: z
-        .object({
-          type: z.string(),
-          location: z.string(),
-          stored: z.number(),
-          bytes: z.number(),
-          pending: z.number().optional(),
-          lastError: z.string().optional(),
-        })
-        .optional(),
-    })
-    .optional(),
+  status: z.object({ results: resultsStatusSchema }).optional(),
 });
 
 let server: S3TestServer | undefined;

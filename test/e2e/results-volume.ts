@@ -8,6 +8,18 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { MODE, dropNamespace, hostAddress, kubectl, kubectlJson, operatorImage, waitFor } from './kube.js';
 
+/** status.results of a Swarm, as the e2e tests read it. */
+export const resultsStatusSchema = z
+  .object({
+    type: z.string(),
+    location: z.string(),
+    stored: z.number(),
+    bytes: z.number(),
+    pending: z.number().optional(),
+    lastError: z.string().optional(),
+  })
+  .optional();
+
 export interface RunWitness {
   /** An agent command that reports its run (its index, over TCP to this machine; it fails when it cannot), works a while and answers. */
   agent: string[];

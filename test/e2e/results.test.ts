@@ -6,7 +6,7 @@ import { describe, expect, it, jest } from '@jest/globals';
 import { z } from 'zod';
 import { storedResult } from '../../operator/results/stored-result.js';
 import { apply, freshNamespace, getSwarm, indexSet, kubectl, kubectlJson, waitFor } from './kube.js';
-import { dropResultsNamespace, hostPathPod, recordingSwarm, resultsVolume } from './results-volume.js';
+import { dropResultsNamespace, hostPathPod, recordingSwarm, resultsStatusSchema, resultsVolume } from './results-volume.js';
 
 const AGENTS = 40;
 /** Works a while and answers; agents cannot write the results volume (only the coordinator can). */
@@ -16,16 +16,7 @@ jest.setTimeout(900_000);
 
 const resultsStatus = z.object({
   status: z.object({
-    results: z
-      .object({
-        type: z.string(),
-        location: z.string(),
-        stored: z.number(),
-        bytes: z.number(),
-        pending: z.number().optional(),
-        lastError: z.string().optional(),
-      })
-      .optional(),
+    results: resultsStatusSchema,
     conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string(), message: z.string() })).optional(),
   }),
 });
