@@ -131,29 +131,58 @@ const median = (xs) => {
 const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}x` : 'n/a');
 
-/** One row per engine: its first tenth of swarms (the baseline) against its last tenth. */
-function summary(engine, runs) {
-  const mine = runs.filter((r) => r.engine === engine);
-  const tenth = Math.max(1, Math.floor(mine.length / 10));
-  const first = mine.slice(0, tenth);
-  const last = mine.slice(-tenth);
-  const m = (rs, f) => median(rs.map(f));
-  const deliveries = mine.map((r) => r.delivery).filter(Number.isFinite);
-  return {
-    engine,
-    swarms: mine.length,
-    agents: mine.length * AGENTS,
-    delivery: deliveries.length ? `${fmt(Math.min(...deliveries))}-${fmt(Math.max(...deliveries))}` : 'n/a',
-    problems: mine.filter((r) => r.problems.length > 0).length,
-    wallFirst: m(first, (r) => r.wallMs / 1000),
-    wallLast: m(last, (r) => r.wallMs / 1000),
-    fdsFirst: m(first, (r) => r.after.fds),
-    fdsLast: m(last, (r) => r.after.fds),
-    heapFirst: m(first, (r) => r.after.heapMb),
-    heapLast: m(last, (r) => r.after.heapMb),
-    rssFirst: m(first, (r) => r.after.rssMb),
-    rssLast: m(last, (r) => r.after.rssMb),
-  };
+/**
+ * One engine's swarms, in memory that does not grow with the run (the heap it
+ * measures is this process's): counts, the swarms of the first tenth of the
+ * run's time (the baseline) and a ring of as many of the latest ones.
+ */
+class Tally {
+  swarms = 0;
+  withProblems = 0;
+  firstProblem = undefined;
+  minDelivery = Infinity;
+  maxDelivery = -Infinity;
+  first = [];
+  last = [];
+  next = 0;
+
+  add(run, inFirstTenth) {
+    this.swarms += 1;
+    if (run.problems.length > 0) {
+      this.withProblems += 1;
+      this.firstProblem ??= `#${run.seq}: ${run.problems.join('; ')}`;
+    }
+    if (Number.isFinite(run.delivery)) {
+      this.minDelivery = Math.min(this.minDelivery, run.delivery);
+      this.maxDelivery = Math.max(this.maxDelivery, run.delivery);
+    }
+    const sample = { wallMs: run.wallMs, ...run.after };
+    if (inFirstTenth) this.first.push(sample);
+    else {
+      this.last[this.next] = sample;
+      this.next = (this.next + 1) % Math.max(1, this.first.length);
+    }
+  }
+
+  row(engine) {
+    const last = this.last.length > 0 ? this.last : this.first;
+    const m = (rs, f) => median(rs.map(f));
+    return {
+      engine,
+      swarms: this.swarms,
+      agents: this.swarms * AGENTS,
+      delivery: Number.isFinite(this.minDelivery) ? `${fmt(this.minDelivery)}-${fmt(this.maxDelivery)}` : 'n/a',
+      problems: this.withProblems,
+      wallFirst: m(this.first, (r) => r.wallMs / 1000),
+      wallLast: m(last, (r) => r.wallMs / 1000),
+      fdsFirst: m(this.first, (r) => r.fds),
+      fdsLast: m(last, (r) => r.fds),
+      heapFirst: m(this.first, (r) => r.heapMb),
+      heapLast: m(last, (r) => r.heapMb),
+      rssFirst: m(this.first, (r) => r.rssMb),
+      rssLast: m(last, (r) => r.rssMb),
+    };
+  }
 }
 
 async function main() {
@@ -163,12 +192,12 @@ async function main() {
     .join(' ');
   const dir = await mkdtemp(join(tmpdir(), 'cfn-soak-'));
   const shm = await mkdtemp('/dev/shm/cfn-soak-');
-  const runs = [];
+  const tallies = { v2: new Tally(), v1: new Tally() };
   try {
     for (let seq = 0; Date.now() - startedAt < SECONDS * 1000; seq += 1) {
       for (const engine of ['v2', 'v1']) {
         const run = await swarm(engine, seq, { dir, shm });
-        runs.push(run);
+        tallies[engine].add(run, Date.now() - startedAt < SECONDS * 100);
         const tail = run.problems.length ? `  PROBLEM: ${run.problems.join('; ')}` : '';
         process.stderr.write(
           `soak: ${engine} #${seq} ${fmt(run.wallMs / 1000, 2)} s delivery ${fmt(run.delivery)}% fds ${run.after.fds} heap ${fmt(run.after.heapMb)} MB${tail}\n`,
@@ -179,7 +208,8 @@ async function main() {
     await rm(dir, { recursive: true, force: true });
     await rm(shm, { recursive: true, force: true });
   }
-  const rows = ['v2', 'v1'].map((e) => summary(e, runs));
+  const rows = ['v2', 'v1'].map((e) => tallies[e].row(e));
+  const problemCount = rows.reduce((n, r) => n + r.problems, 0);
   const lines = [
     '| engine | swarms | agents | delivery % (each swarm) | swarms with a problem | wall s, first tenth → last | last / first | open fds → | heap MB after GC → | last / first | RSS MB → |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -188,24 +218,23 @@ async function main() {
         `| ${r.engine.toUpperCase()} | ${r.swarms} | ${r.agents} | ${r.delivery} | ${r.problems} | ${fmt(r.wallFirst, 2)} → ${fmt(r.wallLast, 2)} | ${ratio(r.wallLast, r.wallFirst)} | ${r.fdsFirst} → ${r.fdsLast} | ${fmt(r.heapFirst)} → ${fmt(r.heapLast)} | ${ratio(r.heapLast, r.heapFirst)} | ${fmt(r.rssFirst, 0)} → ${fmt(r.rssLast, 0)} |`,
     ),
   ];
-  const problems = runs.filter((r) => r.problems.length > 0);
   const notes = [
     '',
     `${AGENTS} agents a swarm at concurrency ${CONCURRENCY}, ${RETRIES} retry: every tenth agent fails each attempt (delivery exactly ${fmt((EXPECTED_COMPLETED / AGENTS) * 100)}%), every twentieth leaves \`sleep 600\` running in the background, the rest answer their own task after up to 40 ms. V2 and V1 alternate, each swarm through a fresh coordinator in this one process.`,
-    "A problem: an error or a stop that failed (a crash), a count or response other than expected, a process of the swarm still running 2 s after the run, a child process of the soak, or an entry left on the tmpfs. fds, heap (after a forced GC) and RSS: this process after each swarm; first and last: the medians of the first and the last tenth of each engine's swarms.",
+    "A problem: an error or a stop that failed (a crash), a count or response other than expected, a process of the swarm still running 2 s after the run, a child process of the soak, or an entry left on the tmpfs. fds, heap (after a forced GC) and RSS: this process after each swarm; first and last: medians over each engine's swarms in the first tenth of the run's time and over as many of its latest swarms.",
     `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. Load average before/after: ${loadBefore} / ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}. Measured ${new Date(startedAt).toISOString()}, ${fmt((Date.now() - startedAt) / 1000, 0)} s.`,
     '',
-    problems.length === 0
+    problemCount === 0
       ? 'No swarm crashed, counted wrong or left anything behind.'
-      : `${problems.length} swarms with a problem; the first: ${problems[0].engine} #${problems[0].seq}: ${problems[0].problems.join('; ')}`,
+      : `${problemCount} swarms with a problem; the first: ${rows.filter((r) => tallies[r.engine].firstProblem).map((r) => `${r.engine} ${tallies[r.engine].firstProblem}`)[0]}`,
   ];
   const md = `${lines.join('\n')}\n${notes.join('\n')}\n`;
   process.stdout.write(md);
   await mkdir(join(ROOT, '.bench'), { recursive: true });
   await writeFile(join(ROOT, '.bench', 'soak.md'), md);
-  if (problems.length > 0) process.exitCode = 1;
+  if (problemCount > 0) process.exitCode = 1;
 }
 
 await main();
