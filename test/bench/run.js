@@ -11,6 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg as osLoad } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fmt, median, percentile } from './stats.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(ROOT, 'dist');
@@ -67,12 +68,6 @@ function runSampled(argv, { input, env } = {}) {
   });
 }
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx];
-}
-
 let caseSeq = 0;
 
 /** Each engine: run(case) -> { wallMs, delivery, p50Ms, p99Ms, peakTreeKb, peakEngineKb }. */
@@ -117,7 +112,6 @@ const ENGINES = {
   },
 };
 
-const fmt = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 // 0: the process tree ended before the first sample.
 const mb = (kb) => (kb > 0 ? (kb / 1024).toFixed(0) : 'n/a');
 
@@ -194,12 +188,6 @@ async function fallbackTimes(v2Options) {
   ms.sort((a, b) => a - b);
   return { median: percentile(ms, 50), p99: ms[ms.length - 1] };
 }
-
-const median = (xs) =>
-  percentile(
-    [...xs].sort((a, b) => a - b),
-    50,
-  );
 
 /**
  * Timings in a second table: [what, how measured, async (rows) => { median, p99 } in ms, target].

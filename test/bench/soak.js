@@ -15,6 +15,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fmt, median } from './stats.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (path) => import(pathToFileURL(join(ROOT, 'dist', path)).href);
@@ -124,17 +125,12 @@ async function swarm(engine, seq, where) {
   return { engine, seq, wallMs, delivery: status?.deliveryRate, problems, after };
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)];
-};
-const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}x` : 'n/a');
 
 /**
  * One engine's swarms, in memory that does not grow with the run (the heap it
  * measures is this process's): counts, the swarms of the first tenth of the
- * run's time (the baseline) and a ring of as many of the latest ones.
+ * run's time (the baseline; its first swarm at least) and a ring of as many of the latest ones.
  */
 class Tally {
   swarms = 0;
@@ -157,7 +153,7 @@ class Tally {
       this.maxDelivery = Math.max(this.maxDelivery, run.delivery);
     }
     const sample = { wallMs: run.wallMs, ...run.after };
-    if (inFirstTenth) this.first.push(sample);
+    if (inFirstTenth || this.first.length === 0) this.first.push(sample);
     else {
       this.last[this.next] = sample;
       this.next = (this.next + 1) % Math.max(1, this.first.length);
@@ -171,7 +167,7 @@ class Tally {
       engine,
       swarms: this.swarms,
       agents: this.swarms * AGENTS,
-      delivery: Number.isFinite(this.minDelivery) ? `${fmt(this.minDelivery)}-${fmt(this.maxDelivery)}` : 'n/a',
+      delivery: Number.isFinite(this.minDelivery) ? `${fmt(this.minDelivery, 1)}-${fmt(this.maxDelivery, 1)}` : 'n/a',
       problems: this.withProblems,
       wallFirst: m(this.first, (r) => r.wallMs / 1000),
       wallLast: m(last, (r) => r.wallMs / 1000),
@@ -200,7 +196,7 @@ async function main() {
         tallies[engine].add(run, Date.now() - startedAt < SECONDS * 100);
         const tail = run.problems.length ? `  PROBLEM: ${run.problems.join('; ')}` : '';
         process.stderr.write(
-          `soak: ${engine} #${seq} ${fmt(run.wallMs / 1000, 2)} s delivery ${fmt(run.delivery)}% fds ${run.after.fds} heap ${fmt(run.after.heapMb)} MB${tail}\n`,
+          `soak: ${engine} #${seq} ${fmt(run.wallMs / 1000, 2)} s delivery ${fmt(run.delivery, 1)}% fds ${run.after.fds} heap ${fmt(run.after.heapMb, 1)} MB${tail}\n`,
         );
       }
     }
@@ -215,12 +211,12 @@ async function main() {
     '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.engine.toUpperCase()} | ${r.swarms} | ${r.agents} | ${r.delivery} | ${r.problems} | ${fmt(r.wallFirst, 2)} → ${fmt(r.wallLast, 2)} | ${ratio(r.wallLast, r.wallFirst)} | ${r.fdsFirst} → ${r.fdsLast} | ${fmt(r.heapFirst)} → ${fmt(r.heapLast)} | ${ratio(r.heapLast, r.heapFirst)} | ${fmt(r.rssFirst, 0)} → ${fmt(r.rssLast, 0)} |`,
+        `| ${r.engine.toUpperCase()} | ${r.swarms} | ${r.agents} | ${r.delivery} | ${r.problems} | ${fmt(r.wallFirst, 2)} → ${fmt(r.wallLast, 2)} | ${ratio(r.wallLast, r.wallFirst)} | ${r.fdsFirst} → ${r.fdsLast} | ${fmt(r.heapFirst, 1)} → ${fmt(r.heapLast, 1)} | ${ratio(r.heapLast, r.heapFirst)} | ${fmt(r.rssFirst, 0)} → ${fmt(r.rssLast, 0)} |`,
     ),
   ];
   const notes = [
     '',
-    `${AGENTS} agents a swarm at concurrency ${CONCURRENCY}, ${RETRIES} retry: every tenth agent fails each attempt (delivery exactly ${fmt((EXPECTED_COMPLETED / AGENTS) * 100)}%), every twentieth leaves \`sleep 600\` running in the background, the rest answer their own task after up to 40 ms. V2 and V1 alternate, each swarm through a fresh coordinator in this one process.`,
+    `${AGENTS} agents a swarm at concurrency ${CONCURRENCY}, ${RETRIES} retry: every tenth agent fails each attempt (delivery exactly ${fmt((EXPECTED_COMPLETED / AGENTS) * 100, 1)}%), every twentieth leaves \`sleep 600\` running in the background, the rest answer their own task after up to 40 ms. V2 and V1 alternate, each swarm through a fresh coordinator in this one process.`,
     "A problem: an error or a stop that failed (a crash), a count or response other than expected, a process of the swarm still running 2 s after the run, a child process of the soak, or an entry left on the tmpfs. fds, heap (after a forced GC) and RSS: this process after each swarm; first and last: medians over each engine's swarms in the first tenth of the run's time and over as many of its latest swarms.",
     `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. Load average before/after: ${loadBefore} / ${loadavg()
       .map((l) => l.toFixed(1))

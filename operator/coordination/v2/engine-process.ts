@@ -115,8 +115,7 @@ export class EngineProcess {
  * <root>). Returns their pids.
  */
 export async function killStrays(spec: ObjectiveSpec, root: string): Promise<number[]> {
-  const agents = await killStrayAgents(spec);
-  const scripts = await processesWithArgUnder(root).catch(() => [] as number[]);
+  const [agents, scripts] = await Promise.all([killStrayAgents(spec), processesWithArgUnder(root).catch(() => [] as number[])]);
   for (const pid of scripts) signalProcess(pid, 'SIGKILL');
   return [...new Set([...agents, ...scripts])];
 }
