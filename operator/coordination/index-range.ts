@@ -2,7 +2,7 @@
 // definition for V1, V2 and `cfn run`, so that every side counts, bounds and
 // validates a shard's range alike.
 import type { ObjectiveSpec } from './types.js';
-import { processEnvValue } from '../util/proc.js';
+import type { ProcEnv } from '../util/proc.js';
 
 /** Agent indexes start..end-1 of a swarm (end exclusive). */
 export interface IndexRange {
@@ -27,17 +27,15 @@ export const isWholeSwarm = (spec: Pick<ObjectiveSpec, 'agents' | 'indexRange'>)
 };
 
 /**
- * The agent processes among PIDS that belong to the range (their AGENT_INDEX):
+ * The agent processes among PROCS that belong to the range (their AGENT_INDEX):
  * another shard of the same swarm may run beside it on the same machine, and
  * its agents are not this run's to stop.
  */
-export async function agentsInRange(pids: readonly number[], range: IndexRange): Promise<number[]> {
-  const out: number[] = [];
-  for (const pid of pids) {
-    const index = await processEnvValue(pid, 'AGENT_INDEX');
-    if (index !== undefined && /^\d+$/.test(index) && inRange(range, Number(index))) out.push(pid);
-  }
-  return out;
+export function agentsInRange(procs: readonly ProcEnv[], range: IndexRange): ProcEnv[] {
+  return procs.filter(({ env }) => {
+    const index = env.get('AGENT_INDEX');
+    return index !== undefined && /^\d+$/.test(index) && inRange(range, Number(index));
+  });
 }
 
 /** "start-end" as the bash engine's --index-range takes it (end exclusive). */

@@ -5,7 +5,7 @@
 // agent left running in the background).
 import { agentsInRange, isWholeSwarm, runRange } from './index-range.js';
 import type { ObjectiveSpec } from './types.js';
-import { processesWithEnv, readProc, signalGroup, signalProcess } from '../util/proc.js';
+import { environmentsWith, readProc, signalGroup, signalProcess } from '../util/proc.js';
 
 /** This process and its ancestors: a coordinator started with SWARM_ID in its own environment is not a stray. */
 async function ancestors(): Promise<Set<number>> {
@@ -20,24 +20,40 @@ async function ancestors(): Promise<Set<number>> {
   return out;
 }
 
+/** Rounds of look-and-kill: an agent's process may fork between one look and its kill. */
+const KILL_ROUNDS = 5;
+
+/** The processes of SPEC's agents still running (with an index range, only the range's). */
+async function strays(spec: Pick<ObjectiveSpec, 'id' | 'agents' | 'indexRange'>): Promise<number[]> {
+  const all = await environmentsWith('SWARM_ID', spec.id).catch(() => []);
+  return (isWholeSwarm(spec) ? all : agentsInRange(all, runRange(spec))).map((p) => p.pid);
+}
+
 /**
  * SIGKILLs the processes of SPEC's agents still running: with an index range,
  * only those of the range (another shard of the swarm may run beside it). An
  * agent that leads its own process group (isolated slots) takes its group
- * with it. Returns the pids signalled.
+ * with it. Looks again after each round that signalled something, since a
+ * process may have forked meanwhile. Returns the pids signalled.
  */
 export async function killStrayAgents(spec: Pick<ObjectiveSpec, 'id' | 'agents' | 'indexRange'>): Promise<number[]> {
-  const all = await processesWithEnv('SWARM_ID', spec.id).catch(() => [] as number[]);
-  const candidates = isWholeSwarm(spec) ? all : await agentsInRange(all, runRange(spec));
-  if (candidates.length === 0) return [];
-  const keep = await ancestors();
-  const killed: number[] = [];
-  for (const pid of candidates) {
-    if (keep.has(pid)) continue;
-    const info = await readProc(pid);
-    if (!info) continue;
-    const sent = info.pgid === pid ? signalGroup(pid, 'SIGKILL') : signalProcess(pid, 'SIGKILL');
-    if (sent) killed.push(pid);
+  const killed = new Set<number>();
+  let keep: ReadonlySet<number> | undefined;
+  for (let round = 0; round < KILL_ROUNDS; round += 1) {
+    const found = await strays(spec);
+    if (found.length === 0) break;
+    keep ??= await ancestors();
+    let sent = 0;
+    for (const pid of found) {
+      if (keep.has(pid)) continue;
+      const info = await readProc(pid);
+      if (!info || info.state === 'Z') continue;
+      if (info.pgid === pid ? signalGroup(pid, 'SIGKILL') : signalProcess(pid, 'SIGKILL')) {
+        sent += 1;
+        killed.add(pid);
+      }
+    }
+    if (sent === 0) break;
   }
-  return killed;
+  return [...killed];
 }

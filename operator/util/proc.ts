@@ -9,6 +9,8 @@ export interface ProcInfo {
   state: string;
   ppid: number;
   pgid: number;
+  /** The kernel's PF_* flags (kernel threads have PF_KTHREAD). */
+  flags: number;
   rssKb: number;
   comm: string;
 }
@@ -33,13 +35,14 @@ export async function readProc(pid: number): Promise<ProcInfo | undefined> {
   const close = stat.lastIndexOf(')');
   const comm = stat.slice(stat.indexOf('(') + 1, close);
   const fields = stat.slice(close + 2).split(' ');
-  // fields[0] = state, [1] = ppid, [2] = pgrp, ... [21] = rss in pages
+  // fields[0] = state, [1] = ppid, [2] = pgrp, [6] = flags, ... [21] = rss in pages
   const pageKb = 4;
   return {
     pid,
     state: fields[0] ?? '',
     ppid: Number(fields[1]),
     pgid: Number(fields[2]),
+    flags: Number(fields[6]),
     rssKb: Number(fields[21]) * pageKb,
     comm,
   };
@@ -118,36 +121,71 @@ export async function treeRssKb(rootPid: number): Promise<number> {
   return descendants(await listProcesses(), rootPid).reduce((sum, p) => sum + p.rssKb, 0);
 }
 
-/** The value of NAME in a process's initial environment; undefined when it has none (or is gone). */
-export async function processEnvValue(pid: number, name: string): Promise<string | undefined> {
-  const env = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
-  const needle = `${name}=`;
-  for (const entry of env.split('\0')) if (entry.startsWith(needle)) return entry.slice(needle.length);
-  return undefined;
+const PF_KTHREAD = 0x00200000;
+
+/** How long a process whose environment reads empty is given to finish an exec. */
+const EXEC_WAIT_MS = 200;
+
+/**
+ * A process's initial environment, NAME -> value; undefined when it is gone, a
+ * zombie or a kernel thread. While a process execs, its environ reads empty
+ * until the new image has set it up (measured: about 2% of reads of a process
+ * that execs three times in a row), so an empty read of a live process is read
+ * again until it holds something or EXEC_WAIT_MS have passed.
+ */
+export async function processEnvironment(pid: number): Promise<Map<string, string> | undefined> {
+  const deadline = Date.now() + EXEC_WAIT_MS;
+  for (;;) {
+    let raw: string;
+    try {
+      raw = await readFile(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      return undefined; // gone, or not ours to read
+    }
+    if (raw.length > 0) return parseEnviron(raw);
+    const info = await readProc(pid);
+    if (!info || info.state === 'Z' || info.flags & PF_KTHREAD) return undefined;
+    if (Date.now() >= deadline) return new Map(); // started with an empty environment
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+function parseEnviron(raw: string): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const entry of raw.split('\0')) {
+    const eq = entry.indexOf('=');
+    // The first definition wins, as getenv(3) finds it.
+    if (eq > 0 && !env.has(entry.slice(0, eq))) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  return env;
+}
+
+/** A process and its initial environment. */
+export interface ProcEnv {
+  pid: number;
+  env: ReadonlyMap<string, string>;
 }
 
 /**
  * Processes carrying `NAME=value` in their initial environment (the engine gives
- * every agent SWARM_ID=<id>), excluding this process.
+ * every agent SWARM_ID=<id>), excluding this process, with their environment
+ * as read once.
  */
-export async function processesWithEnv(name: string, value: string): Promise<number[]> {
-  const needle = Buffer.from(`${name}=${value}\0`);
-  const found: number[] = [];
+export async function environmentsWith(name: string, value: string): Promise<ProcEnv[]> {
+  const found: ProcEnv[] = [];
   await Promise.all(
     (await listPids()).map(async (pid) => {
       if (pid === process.pid) return;
-      let env: Buffer;
-      try {
-        env = await readFile(`/proc/${pid}/environ`);
-      } catch {
-        return;
-      }
-      // environ starts with the first variable; match at start or after a NUL.
-      const idx = env.indexOf(needle);
-      if (idx === 0 || (idx > 0 && env[idx - 1] === 0)) found.push(pid);
+      const env = await processEnvironment(pid);
+      if (env?.get(name) === value) found.push({ pid, env });
     }),
   );
-  return found.sort((a, b) => a - b);
+  return found.sort((a, b) => a.pid - b.pid);
+}
+
+/** The pids of environmentsWith(NAME, value). */
+export async function processesWithEnv(name: string, value: string): Promise<number[]> {
+  return (await environmentsWith(name, value)).map((p) => p.pid);
 }
 
 /** Processes with `path` (or a path below it) among their command-line arguments, excluding this process. */

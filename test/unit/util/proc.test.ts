@@ -5,10 +5,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   descendants,
+  environmentsWith,
   groupRuns,
   killGroupAndWait,
   listProcesses,
   processesWithArgUnder,
+  processEnvironment,
   processesWithEnv,
   readProc,
   signalGroup,
@@ -50,6 +52,51 @@ describe('proc', () => {
       if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     }
     expect(await readProc(999_999_999)).toBeUndefined();
+  });
+
+  it('finds a process while it execs, when its environ reads empty until the new image has set it up', async () => {
+    const tag = `x-${process.pid}-${Date.now()}`;
+    // Four execs in a row (sh, env, env, env, sleep): each leaves a window in which /proc/<pid>/environ is empty.
+    const execChain = ['-c', 'exec env A=1 env B=2 env C=3 sleep 30'];
+    let scans = 0;
+    const missed: number[] = [];
+    for (let n = 0; n < 40; n += 1) {
+      const child = spawn('sh', execChain, { env: { ...process.env, CFN_TEST_TAG: tag }, stdio: 'ignore' });
+      try {
+        // spawn returned after sh's exec: from now until the kill the process carries the tag.
+        const until = Date.now() + 30;
+        while (Date.now() < until) {
+          scans += 1;
+          const found = await environmentsWith('CFN_TEST_TAG', tag);
+          if (!found.some((p) => p.pid === child.pid)) missed.push(scans);
+          else expect(found.find((p) => p.pid === child.pid)?.env.get('CFN_TEST_TAG')).toBe(tag);
+        }
+      } finally {
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
+    }
+    expect(scans).toBeGreaterThan(40);
+    expect(missed).toEqual([]);
+  });
+
+  it('processEnvironment: undefined for a kernel thread, a zombie or a process that is gone', async () => {
+    expect(await processEnvironment(2)).toBeUndefined(); // kthreadd
+    expect(await processEnvironment(999_999_999)).toBeUndefined();
+    // A zombie: sh's child, left unreaped once sh has become `sleep 30`.
+    const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await once(parent.stdout, 'data')) as [Buffer];
+      const zombie = Number(line.toString().trim());
+      for (let i = 0; i < 200 && (await readProc(zombie))?.state !== 'Z'; i += 1) await new Promise((r) => setTimeout(r, 10));
+      expect((await readProc(zombie))?.state).toBe('Z');
+      expect(await processEnvironment(zombie)).toBeUndefined();
+    } finally {
+      parent.kill('SIGKILL');
+      await once(parent, 'exit');
+    }
+    const me = await processEnvironment(process.pid);
+    expect(me?.get('PATH')).toBe(process.env.PATH);
   });
 
   it('finds the package root from a module URL', () => {
