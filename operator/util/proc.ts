@@ -123,31 +123,37 @@ export async function treeRssKb(rootPid: number): Promise<number> {
 
 const PF_KTHREAD = 0x00200000;
 
-/** How long a process whose environment reads empty is given to finish an exec. */
+/** How long a process whose environ or cmdline reads empty is given to finish an exec. */
 const EXEC_WAIT_MS = 200;
 
 /**
- * A process's initial environment, NAME -> value; undefined when it is gone, a
- * zombie or a kernel thread. While a process execs, its environ reads empty
- * until the new image has set it up (measured: about 2% of reads of a process
- * that execs three times in a row), so an empty read of a live process is read
+ * /proc/<pid>/environ or cmdline; undefined when the process is gone, a zombie
+ * or a kernel thread. While a process execs, both read empty until the new
+ * image has set them up (measured: about 2% of the reads of a process that
+ * execs four times in a row), so an empty read of a live process is read
  * again until it holds something or EXEC_WAIT_MS have passed.
  */
-export async function processEnvironment(pid: number): Promise<Map<string, string> | undefined> {
+async function readImageText(pid: number, file: 'environ' | 'cmdline'): Promise<string | undefined> {
   const deadline = Date.now() + EXEC_WAIT_MS;
   for (;;) {
     let raw: string;
     try {
-      raw = await readFile(`/proc/${pid}/environ`, 'latin1');
+      raw = await readFile(`/proc/${pid}/${file}`, 'utf8');
     } catch {
       return undefined; // gone, or not ours to read
     }
-    if (raw.length > 0) return parseEnviron(raw);
+    if (raw.length > 0) return raw;
     const info = await readProc(pid);
     if (!info || info.state === 'Z' || info.flags & PF_KTHREAD) return undefined;
-    if (Date.now() >= deadline) return new Map(); // started with an empty environment
+    if (Date.now() >= deadline) return raw; // it really is empty
     await new Promise((r) => setTimeout(r, 2));
   }
+}
+
+/** A process's initial environment, NAME -> value; undefined when it is gone, a zombie or a kernel thread. */
+export async function processEnvironment(pid: number): Promise<Map<string, string> | undefined> {
+  const raw = await readImageText(pid, 'environ');
+  return raw === undefined ? undefined : parseEnviron(raw);
 }
 
 function parseEnviron(raw: string): Map<string, string> {
@@ -194,12 +200,8 @@ export async function processesWithArgUnder(path: string): Promise<number[]> {
   await Promise.all(
     (await listPids()).map(async (pid) => {
       if (pid === process.pid) return;
-      let cmdline: string;
-      try {
-        cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-      } catch {
-        return;
-      }
+      const cmdline = await readImageText(pid, 'cmdline');
+      if (cmdline === undefined) return;
       if (cmdline.split('\0').some((arg) => arg === path || arg.startsWith(`${path}/`))) found.push(pid);
     }),
   );

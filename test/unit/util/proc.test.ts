@@ -54,29 +54,34 @@ describe('proc', () => {
     expect(await readProc(999_999_999)).toBeUndefined();
   });
 
-  it('finds a process while it execs, when its environ reads empty until the new image has set it up', async () => {
+  it('finds a process while it execs, when its environ and cmdline read empty until the new image has set them up', async () => {
     const tag = `x-${process.pid}-${Date.now()}`;
-    // Four execs in a row (sh, env, env, env, sleep): each leaves a window in which /proc/<pid>/environ is empty.
-    const execChain = ['-c', 'exec env A=1 env B=2 env C=3 sleep 30'];
+    const dir = `/dev/shm/${tag}`;
+    // 17 execs in a row (sh, env x 16, sh), each leaving a window in which
+    // /proc/<pid>/environ and cmdline read empty; every image carries the tag
+    // in its environment and a path under DIR among its arguments.
+    const envs = Array.from({ length: 16 }, (_, i) => `env E${i}=1`).join(' ');
+    const execChain = ['-c', `exec ${envs} sh -c 'sleep 30; :' ${dir}/inner`, `${dir}/outer`];
     let scans = 0;
-    const missed: number[] = [];
+    const missed: string[] = [];
     for (let n = 0; n < 40; n += 1) {
       const child = spawn('sh', execChain, { env: { ...process.env, CFN_TEST_TAG: tag }, stdio: 'ignore' });
       try {
-        // spawn returned after sh's exec: from now until the kill the process carries the tag.
-        const until = Date.now() + 30;
-        while (Date.now() < until) {
+        // spawn returned after sh's exec: from now until the kill the process carries both.
+        for (let k = 0; k < 3; k += 1) {
           scans += 1;
-          const found = await environmentsWith('CFN_TEST_TAG', tag);
-          if (!found.some((p) => p.pid === child.pid)) missed.push(scans);
-          else expect(found.find((p) => p.pid === child.pid)?.env.get('CFN_TEST_TAG')).toBe(tag);
+          const byArg = await processesWithArgUnder(dir);
+          const byEnv = await environmentsWith('CFN_TEST_TAG', tag);
+          const mine = byEnv.find((p) => p.pid === child.pid);
+          if (!mine) missed.push(`environ, scan ${scans}`);
+          else expect(mine.env.get('CFN_TEST_TAG')).toBe(tag);
+          if (!byArg.includes(child.pid as number)) missed.push(`cmdline, scan ${scans}`);
         }
       } finally {
         child.kill('SIGKILL');
         await once(child, 'exit');
       }
     }
-    expect(scans).toBeGreaterThan(40);
     expect(missed).toEqual([]);
   });
 
